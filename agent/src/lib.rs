@@ -1,0 +1,1 @@
+//! agent crate: built out by its issue.

@@ -1,0 +1,1 @@
+//! discovery crate: built out by its issue.

@@ -1,0 +1,7 @@
+//! Container routes.
+use super::AppState;
+use axum::Router;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,124 @@
+//! The Docker Engine API router: every route also under `/vX.Y/`, Docker's error bodies,
+//! lenient query flags (`1`/`true`), JSON bodies with unknown fields ignored.
+pub mod containers;
+pub mod error;
+pub mod extract;
+pub mod hijack;
+pub mod images;
+pub mod system;
+
+use crate::container::ContainerService;
+use crate::events::EventBus;
+use crate::image::ImageService;
+use crate::network::NetworkService;
+use crate::EngineConfig;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::Router;
+use std::sync::Arc;
+
+pub use error::ApiError;
+pub use extract::{DockerJson, Params};
+
+/// Shared state handed to every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<EngineConfig>,
+    pub images: Arc<ImageService>,
+    pub containers: Arc<ContainerService>,
+    pub network: Arc<NetworkService>,
+    pub events: EventBus,
+}
+
+/// Builds the full router (without the version-prefix rewrite; see [`strip_version`]).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(system::routes())
+        .merge(images::routes())
+        .merge(containers::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(add_server_headers))
+        .layer(axum::middleware::from_fn(trace))
+        .with_state(state)
+}
+
+async fn trace(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+async fn add_server_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(crate::API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    if let Ok(v) = HeaderValue::from_str(&format!("Docker/{} (linux)", crate::ENGINE_VERSION)) {
+        h.insert("Server", v);
+    }
+    resp
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("page not found: {}", uri.path()))
+}
+
+/// Removes a leading `/vX.Y` from the path, so every route answers under any version prefix.
+/// Versions below the minimum get a clear error from the handler of `/_too_old`.
+pub fn strip_version(mut req: Request) -> Request {
+    let uri = req.uri();
+    let path = uri.path();
+    if let Some(rest) = path.strip_prefix("/v") {
+        let (ver, tail) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let is_ver = !ver.is_empty()
+            && ver.split('.').count() == 2
+            && ver.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if is_ver {
+            let too_old = version_lt(ver, crate::MIN_API_VERSION);
+            let new_path = if too_old { format!("/_too_old/{ver}") } else { tail.to_string() };
+            let pq = match uri.query() {
+                Some(q) => format!("{new_path}?{q}"),
+                None => new_path,
+            };
+            let mut parts = uri.clone().into_parts();
+            if let Ok(p) = pq.parse() {
+                parts.path_and_query = Some(p);
+                if let Ok(u) = Uri::from_parts(parts) {
+                    *req.uri_mut() = u;
+                }
+            }
+        }
+    }
+    req
+}
+
+/// Compares `a.b` version strings numerically.
+pub fn version_lt(a: &str, b: &str) -> bool {
+    let p = |s: &str| -> (u32, u32) {
+        let mut it = s.split('.').map(|x| x.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    p(a) < p(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn strips_versions() {
+        let r = |p: &str| strip_version(Request::builder().uri(p).body(axum::body::Body::empty()).unwrap()).uri().to_string();
+        assert_eq!(r("/v1.41/containers/json?all=1"), "/containers/json?all=1");
+        assert_eq!(r("/v1.50/_ping"), "/_ping");
+        assert_eq!(r("/_ping"), "/_ping");
+        assert_eq!(r("/v1.12/info"), "/_too_old/1.12");
+        assert_eq!(r("/volumes"), "/volumes");
+        assert!(version_lt("1.9", "1.24"));
+        assert!(!version_lt("1.41", "1.24"));
+    }
+}

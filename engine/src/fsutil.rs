@@ -1,0 +1,73 @@
+//! The one place state reaches the disk: atomic writes (temp file, fsync, rename, fsync dir).
+use serde::{de::DeserializeOwned, Serialize};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{}.{}.tmp", std::process::id(), rand::random::<u32>()));
+    path.with_file_name(name)
+}
+
+/// Writes `data` to `path` atomically: readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent"))?;
+    fs::create_dir_all(dir)?;
+    let tmp = tmp_path(path);
+    let res = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Serializes `value` as JSON and writes it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    write_atomic(path, &data)
+}
+
+/// Reads a JSON file; `Ok(None)` when it does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(data) => serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes leftover `*.tmp` files of interrupted atomic writes below `dir` (one level deep per call).
+pub fn remove_stale_tmp(dir: &Path) -> io::Result<()> {
+    let Ok(rd) = fs::read_dir(dir) else { return Ok(()) };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "tmp") && p.is_file() {
+            let _ = fs::remove_file(&p);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn atomic_roundtrip_and_no_tmp_left() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/x.json");
+        write_json(&p, &serde_json::json!({"a": 1})).unwrap();
+        let v: serde_json::Value = read_json(&p).unwrap().unwrap();
+        assert_eq!(v["a"], 1);
+        assert_eq!(fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
+        assert!(read_json::<serde_json::Value>(&d.path().join("nope")).unwrap().is_none());
+    }
+}

@@ -1,0 +1,53 @@
+#![recursion_limit = "256"]
+//! Flotilla's single-host Docker engine: the Docker Engine API over unix sockets and TCP,
+//! an image store stacked with overlayfs, containers run by youki's libcontainer under a
+//! per-container shim, and a default bridge network.
+//!
+//! Crate map (see ../shared/DESIGN.md):
+//! - `api`       HTTP front: routes, `/vX.Y` prefixes, Docker error bodies, hijack.
+//! - `image`     content-addressed blobs, layers, references, registry pull, load/save/import.
+//! - `container` the container service (records, names, lifecycle) the API calls.
+//! - `runtime`   the `Runtime` seam: OCI spec building and the shim client.
+//! - `shim`      the re-executed `swarm shim` process (no tokio) that owns one container.
+//! - `network`   default bridge: IPAM, bridge/veth over netlink, NAT with iptables.
+
+pub mod api;
+pub mod config;
+pub mod container;
+pub mod events;
+pub mod fsutil;
+pub mod ids;
+pub mod image;
+pub mod network;
+pub mod runtime;
+pub mod server;
+pub mod shim;
+pub mod sysinfo;
+
+pub use config::EngineConfig;
+pub use server::{run, EngineError};
+pub use tokio_util::sync::CancellationToken;
+
+/// API version we advertise (what dockerd 20.10 serves; docker 28 negotiates down to it).
+pub const API_VERSION: &str = "1.41";
+/// Oldest API version we accept.
+pub const MIN_API_VERSION: &str = "1.24";
+/// Our engine version as shown by `docker version`.
+pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-flotilla");
+
+/// What kind of failure an error is, independent of HTTP: the API maps it to Docker's status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    InvalidParameter,
+    NotModified,
+    Forbidden,
+    Unavailable,
+    Internal,
+}
+
+/// Implemented by every module's error enum so the API can answer with the right status.
+pub trait Classify {
+    fn kind(&self) -> ErrorKind;
+}

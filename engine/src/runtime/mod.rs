@@ -1,0 +1,121 @@
+//! The `Runtime` seam between the container service and the per-container shim.
+//! OWNER: runtime/shim helper. The container service only calls this trait.
+//!
+//! Contract:
+//! - `create` writes the OCI bundle for `spec` under `spec.state_dir`, starts a shim
+//!   (`<shim_binary> shim ...`, its own session, survives the engine), which creates the
+//!   container with libcontainer (state Created, the process not yet running) and listens
+//!   on `<state_dir>/shim.sock`. Returns once the shim answers or with the shim's error text.
+//! - `attach` connects to the shim and returns a stream: reading yields exactly what the
+//!   client must see (stdcopy frames `[stream,0,0,0,len BE32]+data` when `tty` is false,
+//!   raw bytes with a tty); writing feeds the container's stdin; shutting down the write half
+//!   closes the container's stdin. Attaches made before `start` get output from the first byte.
+//! - `start` lets the process run. `wait` resolves with the exit once the process has exited
+//!   (also after an engine restart: from the shim, or from the exit file if the shim is gone).
+//! - The shim writes the json-file log at `spec.log_path` (one
+//!   `{"log":"..","stream":"stdout|stderr","time":"RFC3339Nano"}` object per line).
+pub mod spec;
+
+use crate::{Classify, ErrorKind};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    Shim(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Classify for RuntimeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RuntimeError::NotRunning(_) => ErrorKind::Conflict,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Network namespace for the container.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum NetNs {
+    /// Share the host's network namespace (`--network host`).
+    Host,
+    /// A fresh, empty namespace with only `lo` (`--network none`).
+    New,
+    /// Join the namespace bind-mounted at this path (prepared by the network service).
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// Everything needed to run one container's process.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunSpec {
+    pub id: String,
+    /// The mounted overlay root filesystem.
+    pub rootfs: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// `user`, `uid`, `user:group` or `uid:gid` as given; names resolved from the rootfs /etc/passwd.
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub netns: NetNs,
+    /// Extra bind mounts (/etc/hosts, /etc/hostname, /etc/resolv.conf, ...).
+    pub mounts: Vec<BindMount>,
+    /// Cgroup path, e.g. `/flotilla/<id>` (cgroupfs layout, every v1 hierarchy).
+    pub cgroup_path: String,
+    pub log_path: PathBuf,
+    /// Per-container directory under the exec root: bundle, shim socket, exit file.
+    pub state_dir: PathBuf,
+    pub readonly_rootfs: bool,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Exit {
+    pub code: i32,
+    pub oom_killed: bool,
+    /// RFC 3339 with nanoseconds.
+    pub finished_at: String,
+}
+
+/// Which streams an attach wants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachOpts {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// The stream `attach` returns.
+pub type AttachStream = tokio::net::UnixStream;
+
+#[allow(async_fn_in_trait)]
+pub trait Runtime: Send + Sync + 'static {
+    fn create(&self, spec: &RunSpec) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    fn start(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<u32, RuntimeError>> + Send;
+    fn signal(&self, id: &str, state_dir: &std::path::Path, signal: i32) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    fn wait(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<Exit, RuntimeError>> + Send;
+    fn attach(&self, id: &str, state_dir: &std::path::Path, opts: AttachOpts) -> impl std::future::Future<Output = Result<AttachStream, RuntimeError>> + Send;
+    /// Removes what the shim left (bundle, libcontainer state). Idempotent.
+    fn delete(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+}
+
+/// The real runtime: one `swarm shim` process per container.
+pub struct ShimRuntime {
+    pub shim_binary: PathBuf,
+    /// libcontainer's state root (under the exec root).
+    pub runtime_root: PathBuf,
+}

@@ -1,0 +1,1 @@
+//! RunSpec -> OCI runtime spec (pure). OWNER: runtime/shim helper.

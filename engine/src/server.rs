@@ -1,0 +1,98 @@
+//! Engine startup: preflight, services, listeners, graceful shutdown.
+use crate::api::{self, AppState};
+use crate::config::Listen;
+use crate::container::ContainerService;
+use crate::events::EventBus;
+use crate::image::ImageService;
+use crate::network::NetworkService;
+use crate::EngineConfig;
+use axum::ServiceExt;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Preflight(String),
+    #[error("refusing to listen on {0} without TLS; pass --insecure-tcp to allow it")]
+    InsecureTcp(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Image(#[from] crate::image::ImageError),
+    #[error("{0}")]
+    Network(#[from] crate::network::NetworkError),
+    #[error("{0}")]
+    Container(#[from] crate::container::ContainerError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the engine until `shutdown` is cancelled. Containers keep running afterwards.
+pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), EngineError> {
+    crate::sysinfo::preflight().map_err(EngineError::Preflight)?;
+    for h in &cfg.hosts {
+        if let Listen::Tcp(a) = h {
+            if !cfg.insecure_tcp {
+                return Err(EngineError::InsecureTcp(format!("tcp://{a}")));
+            }
+            tracing::warn!(addr = %a, "listening on TCP without TLS: anyone who can reach this address controls the engine");
+        }
+    }
+    std::fs::create_dir_all(&cfg.data_root)?;
+    std::fs::create_dir_all(&cfg.exec_root)?;
+    let cfg = Arc::new(cfg);
+    let events = EventBus::default();
+    let images = Arc::new(ImageService::open(&cfg.data_root, &cfg.insecure_registries)?);
+    let network = Arc::new(NetworkService::start(&cfg).await?);
+    let containers = ContainerService::open(cfg.clone(), images.clone(), network.clone(), events.clone()).await?;
+    {
+        let c = containers.clone();
+        images.set_in_use(Arc::new(move |id: &str| c.image_in_use(id)));
+    }
+    let state = AppState { config: cfg.clone(), images, containers, network, events };
+    let app = api::router(state);
+    let app = tower::Layer::layer(&tower::util::MapRequestLayer::new(api::strip_version as fn(_) -> _), app);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in &cfg.hosts {
+        let app = app.clone();
+        let token = shutdown.clone();
+        match h {
+            Listen::Unix(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let _ = std::fs::remove_file(path);
+                let l = tokio::net::UnixListener::bind(path)
+                    .map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+                tracing::info!(addr = %h, "API listening");
+                tasks.spawn(async move {
+                    axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await
+                });
+            }
+            Listen::Tcp(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;
+                tracing::info!(addr = %h, "API listening");
+                tasks.spawn(async move {
+                    axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await
+                });
+            }
+        }
+    }
+    tracing::info!(version = crate::ENGINE_VERSION, data_root = %cfg.data_root.display(), "engine ready");
+    shutdown.cancelled().await;
+    // Hijacked streams may hold connections open; do not wait for them forever.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
+    for h in &cfg.hosts {
+        if let Listen::Unix(p) = h {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    tracing::info!("engine stopped");
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! manager crate: built out by its issue.

@@ -1,0 +1,1 @@
+//! provision crate: built out by its issue.

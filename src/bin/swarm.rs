@@ -1,0 +1,128 @@
+//! `swarm`: engine, shim (internal), and later join/manage/create/list.
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "swarm", version, about = "Flotilla: a Docker engine and classic-Swarm-compatible clustering")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a single-host Docker engine.
+    Engine(EngineArgs),
+    /// Internal: the per-container supervisor started by the engine.
+    #[command(hide = true, disable_help_flag = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Address to serve the API on: unix:///path or tcp://ip:port (repeatable).
+    #[arg(short = 'H', long = "host")]
+    host: Vec<String>,
+    /// Allow tcp:// listeners without TLS (anyone reaching the port controls the engine).
+    #[arg(long)]
+    insecure_tcp: bool,
+    /// Root of persistent state (images, containers).
+    #[arg(long, default_value = "/var/lib/flotilla")]
+    data_root: PathBuf,
+    /// Root of runtime state (shim sockets, netns, libcontainer state).
+    #[arg(long, default_value = "/var/run/flotilla")]
+    exec_root: PathBuf,
+    /// Engine label key=value (repeatable).
+    #[arg(long = "label")]
+    label: Vec<String>,
+    /// Registry reached over plain HTTP (host:port or CIDR; 127.0.0.0/8 always is).
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
+    /// Name of the default bridge.
+    #[arg(short = 'b', long = "bridge", default_value = "flt0")]
+    bridge: String,
+    /// Address and prefix of the default bridge.
+    #[arg(long = "bip", default_value = "172.31.0.1/16")]
+    bip: String,
+    /// Parent cgroup of every container (cgroupfs path).
+    #[arg(long = "cgroup-parent", default_value = "/flotilla")]
+    cgroup_parent: String,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+}
+
+fn init_tracing(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("invalid --log-level {level:?}"))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    Ok(())
+}
+
+fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => anyhow::bail!("invalid label {l:?}: expected key=value"),
+        })
+        .collect()
+}
+
+fn engine(a: EngineArgs) -> anyhow::Result<()> {
+    if !["trace", "debug", "info", "warn", "error"].contains(&a.log_level.as_str()) {
+        anyhow::bail!("invalid --log-level {:?}: use trace, debug, info, warn or error", a.log_level);
+    }
+    init_tracing(&a.log_level)?;
+    let mut cfg = engine::EngineConfig::with_defaults();
+    if !a.host.is_empty() {
+        cfg.hosts = a.host.iter().map(|h| engine::config::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<_, _>>()?;
+    }
+    cfg.insecure_tcp = a.insecure_tcp;
+    cfg.data_root = a.data_root;
+    cfg.exec_root = a.exec_root;
+    cfg.labels = parse_labels(&a.label)?;
+    cfg.insecure_registries = a.insecure_registry;
+    cfg.bridge_name = a.bridge;
+    cfg.bridge_cidr = a.bip;
+    if !a.cgroup_parent.starts_with('/') || a.cgroup_parent.contains("..") {
+        anyhow::bail!("invalid --cgroup-parent {:?}: must be an absolute cgroup path", a.cgroup_parent);
+    }
+    cfg.cgroup_parent = a.cgroup_parent;
+    cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let token = tokio_util_token();
+        let t = token.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            t.cancel();
+        });
+        engine::run(cfg, token).await.map_err(anyhow::Error::from)
+    })
+}
+
+fn tokio_util_token() -> engine::CancellationToken {
+    engine::CancellationToken::new()
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Engine(a) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            engine(a)
+        }
+        Cmd::Shim { args } => std::process::exit(engine::shim::main(args)),
+    };
+    if let Err(e) = res {
+        eprintln!("swarm: {e:#}");
+        std::process::exit(1);
+    }
+}
