@@ -1,7 +1,163 @@
-//! Container routes.
-use super::AppState;
-use axum::Router;
+//! Container routes: thin handlers over `ContainerService`.
+use super::hijack;
+use super::{ApiError, AppState, DockerJson, Params};
+use crate::container::{CreateRequest, ListOptions, LogOptions};
+use crate::runtime::AttachOpts;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use bollard_stubs::models::ContainerCreateBody;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/containers/json", get(list))
+        .route("/containers/create", post(create))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}", delete(remove))
+}
+
+async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let opts = ListOptions {
+        all: p.flag("all"),
+        limit: p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize),
+        filters: p.filters()?,
+    };
+    Ok(Json(st.containers.list(&opts)?))
+}
+
+async fn create(
+    State(st): State<AppState>,
+    p: Params,
+    DockerJson(body): DockerJson<ContainerCreateBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let name = p.str("name").filter(|n| !n.is_empty()).map(String::from);
+    let (id, warnings) = st.containers.create(CreateRequest { name, body }).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warnings": warnings }))))
+}
+
+async fn inspect(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(st.containers.inspect(&id)?))
+}
+
+async fn start(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    st.containers.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<StatusCode, ApiError> {
+    st.containers.stop(&id, p.int("t")?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restart(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<StatusCode, ApiError> {
+    match st.containers.stop(&id, p.int("t")?).await {
+        Ok(()) => {}
+        Err(e) if matches!(e, crate::container::ContainerError::NotModified(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    st.containers.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn kill(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<StatusCode, ApiError> {
+    st.containers.kill(&id, p.str("signal").unwrap_or("")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<StatusCode, ApiError> {
+    if p.flag("link") {
+        return Err(ApiError::bad_request("links are not supported by this engine"));
+    }
+    st.containers.remove(&id, p.flag("force")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Headers go out at once; the body (`{"StatusCode":N,"Error":null}`) when the condition holds.
+async fn wait(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+    let cond = p.str("condition").unwrap_or("").parse()?;
+    let fut = st.containers.wait(&id, cond).await?;
+    let stream = futures_util::stream::once(async move {
+        let g = fut.await;
+        let body = json!({ "StatusCode": g.exit_code, "Error": null });
+        Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{body}\n")))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
+}
+
+async fn logs(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+    let rec = st.containers.record(&id)?;
+    let tail = match p.str("tail") {
+        None | Some("") | Some("all") => None,
+        Some(t) => match t.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n as usize),
+            Ok(_) => None,
+            Err(_) => return Err(ApiError::bad_request(format!("invalid value for tail: {t:?}"))),
+        },
+    };
+    let opts = LogOptions {
+        stdout: p.flag("stdout"),
+        stderr: p.flag("stderr"),
+        follow: p.flag("follow"),
+        timestamps: p.flag("timestamps"),
+        tail,
+        since: crate::container::parse_log_ts(p.str("since").unwrap_or(""))?,
+        until: crate::container::parse_log_ts(p.str("until").unwrap_or(""))?,
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+    }
+    let rx = st.containers.logs(&id, opts)?;
+    let stream = tokio_stream_from(rx).map(Ok::<_, std::io::Error>);
+    let ctype = if rec.tty() { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    Ok(([(header::CONTENT_TYPE, ctype)], Body::from_stream(stream)).into_response())
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn attach(State(st): State<AppState>, Path(id): Path<String>, p: Params, req: Request) -> Result<Response, ApiError> {
+    if !hijack::wants_upgrade(&req) {
+        return Err(ApiError::bad_request("attach needs a connection upgrade (Upgrade: tcp)"));
+    }
+    if !p.flag("stream") && !p.flag("logs") {
+        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+    }
+    let opts = AttachOpts { stdin: p.flag("stdin"), stdout: p.flag("stdout"), stderr: p.flag("stderr") };
+    let rx = st.containers.attach(&id, opts).await?;
+    Ok(hijack::upgrade(req, move |client| async move {
+        let Ok(shim) = rx.await else {
+            let mut client = client;
+            let _ = client.shutdown().await;
+            return;
+        };
+        pipe(client, shim).await;
+    }))
+}
+
+/// Copies container output to the client until it ends; client input (and its half-close) to the container.
+async fn pipe(client: hijack::Upgraded, shim: crate::runtime::AttachStream) {
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = shim.into_split();
+    let input = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        let _ = sw.shutdown().await;
+    });
+    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    let _ = cw.flush().await;
+    let _ = cw.shutdown().await;
+    input.abort();
 }

@@ -1,14 +1,38 @@
-//! The container service: the API's entry point for containers.
+//! The container service: the API's entry point for containers. It knows no HTTP.
+//!
+//! Each container is a [`Ctr`]: its record (persisted on every change), a watch channel
+//! that tells waiters about starts, exits and removal, and the attaches that arrived
+//! before `start` (the CLI's `docker run` attaches first, then starts).
+mod create;
+mod lifecycle;
+mod logs;
+mod placeholder_runtime;
+pub mod record;
+mod rootfs;
+mod view;
+
+pub use create::CreateRequest;
+pub use lifecycle::{parse_signal, WaitCondition};
+pub use logs::{parse_ts as parse_log_ts, LogOptions};
+pub use view::ListOptions;
+
 use crate::events::EventBus;
 use crate::image::ImageService;
 use crate::network::NetworkService;
+use crate::runtime::{AttachOpts, AttachStream, Runtime, ShimRuntime};
 use crate::{Classify, EngineConfig, ErrorKind};
-use std::sync::Arc;
+use record::Record;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{oneshot, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error("No such container: {0}")]
     NotFound(String),
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -28,7 +52,7 @@ pub enum ContainerError {
 impl Classify for ContainerError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::NetworkNotFound(_) => ErrorKind::NotFound,
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::InvalidParam(_) => ErrorKind::InvalidParameter,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
@@ -48,23 +72,82 @@ pub struct Counts {
     pub stopped: usize,
 }
 
-pub struct ContainerService {
-    cfg: Arc<EngineConfig>,
-    #[allow(dead_code)]
-    images: Arc<ImageService>,
-    #[allow(dead_code)]
-    network: Arc<NetworkService>,
-    #[allow(dead_code)]
-    events: EventBus,
-    daemon_id: String,
+/// What waiters watch: counters move forward, never back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gen {
+    pub starts: u64,
+    pub exits: u64,
+    pub running: bool,
+    pub removed: bool,
+    pub exit_code: i32,
 }
 
-impl ContainerService {
+struct PendingAttach {
+    opts: AttachOpts,
+    tx: oneshot::Sender<AttachStream>,
+}
+
+/// One container in memory.
+pub struct Ctr {
+    rec: Mutex<Record>,
+    gen: watch::Sender<Gen>,
+    pending: Mutex<Vec<PendingAttach>>,
+    /// Serialises start/stop/kill/remove of this container.
+    op: tokio::sync::Mutex<()>,
+}
+
+impl Ctr {
+    fn new(rec: Record) -> Arc<Self> {
+        let g = Gen { running: rec.running(), exit_code: rec.state.exit_code, ..Default::default() };
+        Arc::new(Ctr { rec: Mutex::new(rec), gen: watch::channel(g).0, pending: Mutex::new(vec![]), op: Default::default() })
+    }
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        self.rec.lock().expect("record lock").clone()
+    }
+    fn id(&self) -> String {
+        self.rec.lock().expect("record lock").id.clone()
+    }
+    pub fn subscribe(&self) -> watch::Receiver<Gen> {
+        self.gen.subscribe()
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    by_id: HashMap<String, Arc<Ctr>>,
+    names: HashMap<String, String>,
+}
+
+pub struct ContainerService<R: Runtime = ShimRuntime> {
+    cfg: Arc<EngineConfig>,
+    images: Arc<ImageService>,
+    network: Arc<NetworkService>,
+    events: EventBus,
+    runtime: Arc<R>,
+    daemon_id: String,
+    table: Mutex<Table>,
+}
+
+impl ContainerService<ShimRuntime> {
     pub async fn open(
         cfg: Arc<EngineConfig>,
         images: Arc<ImageService>,
         network: Arc<NetworkService>,
         events: EventBus,
+    ) -> Result<Arc<Self>, ContainerError> {
+        let runtime = Arc::new(ShimRuntime::new(cfg.shim_binary.clone(), cfg.exec_root.join("runtime")));
+        Self::with_runtime(cfg, images, network, events, runtime).await
+    }
+}
+
+impl<R: Runtime> ContainerService<R> {
+    pub async fn with_runtime(
+        cfg: Arc<EngineConfig>,
+        images: Arc<ImageService>,
+        network: Arc<NetworkService>,
+        events: EventBus,
+        runtime: Arc<R>,
     ) -> Result<Arc<Self>, ContainerError> {
         let id_path = cfg.data_root.join("engine-id");
         let daemon_id = match std::fs::read_to_string(&id_path) {
@@ -75,7 +158,56 @@ impl ContainerService {
                 id
             }
         };
-        Ok(Arc::new(ContainerService { cfg, images, network, events, daemon_id }))
+        let svc = Arc::new(ContainerService {
+            cfg,
+            images,
+            network,
+            events,
+            runtime,
+            daemon_id,
+            table: Mutex::new(Table::default()),
+        });
+        svc.load().await?;
+        Ok(svc)
+    }
+
+    /// Loads every record; containers that were running are watched again (their shim
+    /// answers `wait`, or its exit file tells how they ended).
+    async fn load(self: &Arc<Self>) -> Result<(), ContainerError> {
+        let dir = self.cfg.data_root.join("containers");
+        std::fs::create_dir_all(&dir)?;
+        let mut running = vec![];
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            crate::fsutil::remove_stale_tmp(&e.path())?;
+            let rec: Record = match crate::fsutil::read_json(&Record::file(&self.cfg.data_root, &id)) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    tracing::warn!(container = %id, "container directory without a record; removing it");
+                    let _ = std::fs::remove_dir_all(e.path());
+                    continue;
+                }
+                Err(err) => {
+                    tracing::error!(container = %id, error = %err, "unreadable container record; skipping");
+                    continue;
+                }
+            };
+            let was_running = rec.running();
+            let ctr = Ctr::new(rec.clone());
+            {
+                let mut t = self.table.lock().expect("table lock");
+                t.names.insert(rec.name.clone(), rec.id.clone());
+                t.by_id.insert(rec.id.clone(), ctr.clone());
+            }
+            if was_running {
+                running.push(ctr);
+            }
+        }
+        for ctr in running {
+            tracing::info!(container = %ctr.id(), "reattaching to running container");
+            self.watch_exit(ctr);
+        }
+        Ok(())
     }
 
     pub fn daemon_id(&self) -> String {
@@ -83,11 +215,71 @@ impl ContainerService {
     }
 
     pub fn counts(&self) -> Counts {
-        let _ = &self.cfg;
-        Counts::default()
+        let t = self.table.lock().expect("table lock");
+        let mut c = Counts { total: t.by_id.len(), ..Default::default() };
+        for ctr in t.by_id.values() {
+            if ctr.rec.lock().expect("record lock").running() {
+                c.running += 1;
+            } else {
+                c.stopped += 1;
+            }
+        }
+        c
     }
 
-    pub fn image_in_use(&self, _image_id: &str) -> bool {
-        false
+    /// The id of a container using `image_id`, if any.
+    pub fn image_user(&self, image_id: &str) -> Option<String> {
+        let t = self.table.lock().expect("table lock");
+        t.by_id
+            .values()
+            .find(|c| c.rec.lock().expect("record lock").image_id == image_id)
+            .map(|c| c.id())
+    }
+
+    pub fn image_in_use(&self, image_id: &str) -> bool {
+        self.image_user(image_id).is_some()
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Ctr>, ContainerError> {
+        let t = self.table.lock().expect("table lock");
+        if let Some(c) = t.by_id.get(key) {
+            return Ok(c.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(id) = t.names.get(name) {
+            if let Some(c) = t.by_id.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut found = t.by_id.iter().filter(|(id, _)| id.starts_with(key));
+            if let Some((_, c)) = found.next() {
+                if found.next().is_some() {
+                    return Err(ContainerError::NotFound(format!("{key} (multiple IDs found with provided prefix)")));
+                }
+                return Ok(c.clone());
+            }
+        }
+        Err(ContainerError::NotFound(key.to_string()))
+    }
+
+    fn all(&self) -> Vec<Arc<Ctr>> {
+        self.table.lock().expect("table lock").by_id.values().cloned().collect()
+    }
+
+    fn state_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join(&id[..16.min(id.len())])
+    }
+
+    fn save(&self, rec: &Record) -> Result<(), ContainerError> {
+        rec.save(&self.cfg.data_root)?;
+        Ok(())
+    }
+
+    fn publish(&self, action: &str, rec: &Record, extra: &[(&str, &str)]) {
+        let mut attrs: Vec<(&str, &str)> = vec![("name", rec.name.as_str()), ("image", rec.image.as_str())];
+        attrs.extend_from_slice(extra);
+        self.events.publish("container", action, &rec.id, &attrs);
     }
 }

@@ -119,3 +119,9 @@ pub struct ShimRuntime {
     /// libcontainer's state root (under the exec root).
     pub runtime_root: PathBuf,
 }
+
+impl ShimRuntime {
+    pub fn new(shim_binary: PathBuf, runtime_root: PathBuf) -> Self {
+        ShimRuntime { shim_binary, runtime_root }
+    }
+}

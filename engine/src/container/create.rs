@@ -1,0 +1,262 @@
+//! `POST /containers/create`: validate, merge with the image config, persist.
+use super::record::{NetMode, Record, State};
+use super::{ContainerError, ContainerService, Ctr};
+use crate::runtime::Runtime;
+use bollard_stubs::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use std::collections::HashMap;
+
+pub struct CreateRequest {
+    pub name: Option<String>,
+    pub body: ContainerCreateBody,
+}
+
+/// HostConfig options this engine does not implement yet: refused with a clear error
+/// instead of being silently ignored.
+fn unsupported(hc: &HostConfig) -> Option<&'static str> {
+    let set_i = |v: Option<i64>| v.is_some_and(|x| x != 0);
+    let set_v = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|x| !x.is_empty());
+    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true) {
+        return Some("publishing ports (-p/-P) is not supported by this engine yet");
+    }
+    if set_v(&hc.binds) || hc.mounts.as_ref().is_some_and(|m| !m.is_empty()) || set_v(&hc.volumes_from) {
+        return Some("volumes and bind mounts (-v/--mount/--volumes-from) are not supported by this engine yet");
+    }
+    if hc.tmpfs.as_ref().is_some_and(|m| !m.is_empty()) {
+        return Some("--tmpfs is not supported by this engine yet");
+    }
+    if set_i(hc.memory) || hc.memory_swap.is_some_and(|x| x != 0 && x != -1)
+        || set_i(hc.nano_cpus) || set_i(hc.cpu_shares) || set_i(hc.cpu_quota) || set_i(hc.cpu_period)
+        || hc.cpuset_cpus.as_ref().is_some_and(|s| !s.is_empty()) || hc.pids_limit.is_some_and(|p| p > 0)
+        || set_i(hc.memory_reservation)
+    {
+        return Some("resource limits (--memory, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit) are not supported by this engine yet");
+    }
+    if hc.privileged == Some(true) {
+        return Some("--privileged is not supported by this engine yet");
+    }
+    if set_v(&hc.cap_add) || set_v(&hc.cap_drop) {
+        return Some("--cap-add/--cap-drop are not supported by this engine yet");
+    }
+    if set_v(&hc.links) {
+        return Some("--link is not supported by this engine yet");
+    }
+    if set_v(&hc.dns) || set_v(&hc.dns_search) || set_v(&hc.dns_options) || set_v(&hc.extra_hosts) {
+        return Some("--dns, --dns-search, --dns-option and --add-host are not supported by this engine yet");
+    }
+    if hc.restart_policy.as_ref().and_then(|r| r.name.as_ref()).is_some_and(|n| {
+        let s = n.to_string();
+        !(s.is_empty() || s == "no")
+    }) {
+        return Some("restart policies (--restart) are not supported by this engine yet");
+    }
+    for (mode, what) in [(&hc.pid_mode, "--pid"), (&hc.ipc_mode, "--ipc"), (&hc.uts_mode, "--uts"), (&hc.userns_mode, "--userns")] {
+        if mode.as_ref().is_some_and(|m| !m.is_empty() && m != "private" && m != "shareable") {
+            return Some(match what {
+                "--pid" => "--pid is not supported by this engine yet",
+                "--ipc" => "--ipc is not supported by this engine yet",
+                "--uts" => "--uts is not supported by this engine yet",
+                _ => "--userns is not supported by this engine yet",
+            });
+        }
+    }
+    if let Some(lc) = &hc.log_config {
+        if lc.typ.as_ref().is_some_and(|t| !t.is_empty() && t != "json-file") {
+            return Some("only the json-file logging driver is supported");
+        }
+    }
+    if hc.runtime.as_ref().is_some_and(|r| !r.is_empty() && r != "flotilla-shim" && r != "runc") {
+        return Some("unknown runtime: only the default runtime is available");
+    }
+    None
+}
+
+fn net_mode(hc: &HostConfig) -> Result<NetMode, ContainerError> {
+    match hc.network_mode.as_deref().unwrap_or("") {
+        "" | "default" | "bridge" => Ok(NetMode::Bridge),
+        "host" => Ok(NetMode::Host),
+        "none" => Ok(NetMode::None),
+        m if m.starts_with("container:") => Err(ContainerError::InvalidParam(
+            "--network container:<name> is not supported by this engine yet".into(),
+        )),
+        m => Err(ContainerError::NetworkNotFound(m.to_string())),
+    }
+}
+
+/// `KEY=VALUE` lists merged by key: later entries win, order of first appearance kept.
+fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = base.to_vec();
+    for e in over {
+        let key = e.split('=').next().unwrap_or(e);
+        if let Some(slot) = out.iter_mut().find(|x| x.split('=').next().unwrap_or(x) == key) {
+            *slot = e.clone();
+        } else {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+impl<R: Runtime> ContainerService<R> {
+    #[tracing::instrument(skip_all, fields(name = ?req.name))]
+    pub async fn create(&self, req: CreateRequest) -> Result<(String, Vec<String>), ContainerError> {
+        let body = req.body;
+        let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
+            ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
+        })?;
+        let hc = body.host_config.clone().unwrap_or_default();
+        if let Some(why) = unsupported(&hc) {
+            return Err(ContainerError::InvalidParam(why.into()));
+        }
+        let net = net_mode(&hc)?;
+        if let Some(name) = &req.name {
+            if !crate::ids::valid_name(name) {
+                return Err(ContainerError::InvalidParam(format!(
+                    "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+        }
+        let image = self.images.resolve(&image_name)?;
+        let ic = &image.run_config;
+
+        let user_entry = body.entrypoint.clone().filter(|e| !e.is_empty());
+        let user_cmd = body.cmd.clone().filter(|c| !c.is_empty());
+        let (entrypoint, cmd) = match (user_entry, user_cmd) {
+            (Some(e), c) => (e, c.unwrap_or_default()),
+            (None, Some(c)) => (ic.entrypoint.clone(), c),
+            (None, None) => (ic.entrypoint.clone(), ic.cmd.clone()),
+        };
+        let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        if argv.is_empty() {
+            return Err(ContainerError::InvalidParam("No command specified".into()));
+        }
+        let path = argv.remove(0);
+
+        let id = crate::ids::new_id();
+        let mut env = merge_env(&ic.env, body.env.as_deref().unwrap_or(&[]));
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        }
+        let mut labels: HashMap<String, String> = ic.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        labels.extend(body.labels.clone().unwrap_or_default());
+        let mut exposed: Vec<String> = ic.exposed_ports.clone();
+        for p in body.exposed_ports.clone().unwrap_or_default() {
+            if !exposed.contains(&p) {
+                exposed.push(p);
+            }
+        }
+        let hostname = match body.hostname.clone().filter(|h| !h.is_empty()) {
+            Some(h) => h,
+            None if net == NetMode::Host => crate::sysinfo::host_info().hostname,
+            None => id[..12].to_string(),
+        };
+        let config = ContainerConfig {
+            hostname: Some(hostname),
+            domainname: Some(body.domainname.clone().unwrap_or_default()),
+            user: Some(body.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| ic.user.clone())),
+            attach_stdin: Some(body.attach_stdin.unwrap_or(false)),
+            attach_stdout: Some(body.attach_stdout.unwrap_or(false)),
+            attach_stderr: Some(body.attach_stderr.unwrap_or(false)),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            tty: Some(body.tty.unwrap_or(false)),
+            open_stdin: Some(body.open_stdin.unwrap_or(false)),
+            stdin_once: Some(body.stdin_once.unwrap_or(false)),
+            env: Some(env),
+            cmd: (!cmd.is_empty()).then_some(cmd),
+            image: Some(image_name.clone()),
+            working_dir: Some(body.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| ic.working_dir.clone())),
+            entrypoint: (!entrypoint.is_empty()).then_some(entrypoint),
+            labels: Some(labels),
+            stop_signal: body.stop_signal.clone().or_else(|| ic.stop_signal.clone()),
+            stop_timeout: body.stop_timeout,
+            ..Default::default()
+        };
+        if config.tty == Some(true) {
+            return Err(ContainerError::InvalidParam("a TTY (-t) is not supported by this engine yet".into()));
+        }
+        let rec = Record {
+            id: id.clone(),
+            name: String::new(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            image: image_name,
+            image_id: image.id.clone(),
+            layer_dirs: image.layer_dirs.clone(),
+            config,
+            host_config: hc,
+            net_mode: net,
+            path,
+            args: argv,
+            state: State::default(),
+            restart_count: 0,
+            endpoint: None,
+        };
+        // Reserve the name and insert atomically with respect to other creates.
+        let ctr = {
+            let mut t = self.table.lock().expect("table lock");
+            let name = match &req.name {
+                Some(n) => n.trim_start_matches('/').to_string(),
+                None => loop {
+                    let n = crate::ids::random_name();
+                    if !t.names.contains_key(&n) {
+                        break n;
+                    }
+                },
+            };
+            if let Some(other) = t.names.get(&name) {
+                return Err(ContainerError::Conflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                )));
+            }
+            let mut rec = rec;
+            rec.name = name.clone();
+            let ctr = Ctr::new(rec);
+            t.names.insert(name, id.clone());
+            t.by_id.insert(id.clone(), ctr.clone());
+            ctr
+        };
+        let rec = ctr.record();
+        if let Err(e) = self.save(&rec) {
+            let mut t = self.table.lock().expect("table lock");
+            t.names.remove(&rec.name);
+            t.by_id.remove(&id);
+            let _ = std::fs::remove_dir_all(Record::dir(&self.cfg.data_root, &id));
+            return Err(e);
+        }
+        self.publish("create", &rec, &[]);
+        tracing::info!(container = %id, name = %rec.name, "created");
+        Ok((id, vec![]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn env_merge() {
+        let m = merge_env(&["PATH=/bin".into(), "A=1".into()], &["A=2".into(), "B=3".into()]);
+        assert_eq!(m, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+    #[test]
+    fn refuses_ports_and_limits() {
+        let mut hc = HostConfig::default();
+        assert!(unsupported(&hc).is_none());
+        hc.memory = Some(64 << 20);
+        assert!(unsupported(&hc).unwrap().contains("resource limits"));
+        let mut hc = HostConfig::default();
+        hc.port_bindings = Some([("80/tcp".to_string(), None)].into_iter().collect());
+        assert!(unsupported(&hc).unwrap().contains("-p"));
+        let mut hc = HostConfig::default();
+        hc.memory_swap = Some(-1);
+        assert!(unsupported(&hc).is_none());
+    }
+    #[test]
+    fn network_modes() {
+        let mut hc = HostConfig::default();
+        assert_eq!(net_mode(&hc).unwrap(), NetMode::Bridge);
+        hc.network_mode = Some("host".into());
+        assert_eq!(net_mode(&hc).unwrap(), NetMode::Host);
+        hc.network_mode = Some("none".into());
+        assert_eq!(net_mode(&hc).unwrap(), NetMode::None);
+        hc.network_mode = Some("nope".into());
+        assert!(net_mode(&hc).is_err());
+    }
+}

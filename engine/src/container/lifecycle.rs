@@ -1,0 +1,386 @@
+//! start, attach, wait, stop, kill, remove, and what happens when a process exits.
+use super::record::{NetMode, Record, Status};
+use super::rootfs;
+use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
+use crate::runtime::{AttachOpts, AttachStream, BindMount, Exit, NetNs, RunSpec, Runtime};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = ContainerError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            o => Err(ContainerError::InvalidParam(format!("invalid condition: \"{o}\""))),
+        }
+    }
+}
+
+/// Parses `SIGKILL`, `KILL`, `kill` or `9`.
+pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
+    if s.is_empty() {
+        return Ok(libc::SIGKILL);
+    }
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| ContainerError::InvalidParam(format!("Invalid signal: {s}")))
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl<R: Runtime> ContainerService<R> {
+    #[tracing::instrument(skip_all, fields(container = %key))]
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
+        let ctr = self.get(key)?;
+        let _op = ctr.op.lock().await;
+        let rec = ctr.record();
+        match rec.state.status {
+            Status::Running => return Err(ContainerError::NotModified("container already started".into())),
+            Status::Removing | Status::Dead => {
+                return Err(ContainerError::Conflict(format!("container {} is marked for removal and cannot be started", rec.id)))
+            }
+            _ => {}
+        }
+        let started = std::time::Instant::now();
+        match self.start_inner(&ctr, &rec).await {
+            Ok(pid) => {
+                let mut r = ctr.rec.lock().expect("record lock");
+                r.state.status = Status::Running;
+                r.state.pid = pid;
+                r.state.exit_code = 0;
+                r.state.error.clear();
+                r.state.oom_killed = false;
+                r.state.started_at = now();
+                r.state.finished_at = super::record::ZERO_TIME.into();
+                let snapshot = r.clone();
+                drop(r);
+                self.save(&snapshot)?;
+                ctr.gen.send_modify(|g| {
+                    g.starts += 1;
+                    g.running = true;
+                });
+                self.publish("start", &snapshot, &[]);
+                tracing::info!(pid, ms = started.elapsed().as_millis() as u64, "started");
+                self.watch_exit(ctr.clone());
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "start failed");
+                self.release_resources(&rec).await;
+                let mut r = ctr.rec.lock().expect("record lock");
+                r.state.error = e.to_string();
+                r.state.exit_code = 128;
+                let snapshot = r.clone();
+                drop(r);
+                let _ = self.save(&snapshot);
+                // Attaches waiting for this start get nothing: close them.
+                ctr.pending.lock().expect("pending lock").clear();
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_inner(&self, ctr: &Arc<Ctr>, rec: &Record) -> Result<u32, ContainerError> {
+        let dir = Record::dir(&self.cfg.data_root, &rec.id);
+        let layers = rec.layer_dirs.clone();
+        let dir2 = dir.clone();
+        let merged = tokio::task::spawn_blocking(move || rootfs::mount_rootfs(&dir2, &layers))
+            .await
+            .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        let (netns, ip) = match rec.net_mode {
+            NetMode::Host => (NetNs::Host, None),
+            NetMode::None => (NetNs::New, None),
+            NetMode::Bridge => {
+                let ep = self.network.connect(&rec.id).await?;
+                let ip = ep.ip;
+                let ns = ep.netns.clone();
+                ctr.rec.lock().expect("record lock").endpoint = Some(ep);
+                (NetNs::Path(ns), Some(ip))
+            }
+        };
+        let etc = rootfs::write_etc_files(&dir, rec, ip)?;
+        let state_dir = self.state_dir(&rec.id);
+        let spec = RunSpec {
+            id: rec.id.clone(),
+            rootfs: merged,
+            args: std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect(),
+            env: rec.config.env.clone().unwrap_or_default(),
+            cwd: rec.config.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+            user: rec.config.user.clone().unwrap_or_default(),
+            hostname: rec.config.hostname.clone().unwrap_or_default(),
+            tty: rec.tty(),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+            netns,
+            mounts: etc
+                .iter()
+                .map(|(src, dst)| BindMount { source: src.clone(), destination: dst.to_string(), readonly: false })
+                .collect(),
+            cgroup_path: format!("{}/{}", self.cfg.cgroup_parent.trim_end_matches('/'), rec.id),
+            log_path: dir.join(format!("{}-json.log", rec.id)),
+            state_dir: state_dir.clone(),
+            readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
+        };
+        self.runtime.create(&spec).await?;
+        // Attaches that arrived before start are connected now, so they see the first byte.
+        let pending: Vec<PendingAttach> = std::mem::take(&mut *ctr.pending.lock().expect("pending lock"));
+        for p in pending {
+            match self.runtime.attach(&rec.id, &state_dir, p.opts).await {
+                Ok(stream) => {
+                    let _ = p.tx.send(stream);
+                }
+                Err(e) => tracing::warn!(error = %e, "connecting an early attach failed"),
+            }
+        }
+        Ok(self.runtime.start(&rec.id, &state_dir).await?)
+    }
+
+    /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
+    async fn release_resources(&self, rec: &Record) {
+        if rec.net_mode == NetMode::Bridge {
+            if let Err(e) = self.network.disconnect(&rec.id).await {
+                tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
+            }
+        }
+        let dir = Record::dir(&self.cfg.data_root, &rec.id);
+        if let Err(e) = rootfs::unmount_rootfs(&dir) {
+            tracing::warn!(container = %rec.id, error = %e, "unmount failed");
+        }
+        if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
+            tracing::warn!(container = %rec.id, error = %e, "runtime cleanup failed");
+        }
+    }
+
+    /// Waits (in a task) for the process to exit, then records it.
+    pub(super) fn watch_exit(self: &Arc<Self>, ctr: Arc<Ctr>) {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let id = ctr.id();
+            let exit = match svc.runtime.wait(&id, &svc.state_dir(&id)).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(container = %id, error = %e, "lost track of the container's process");
+                    Exit { code: 255, oom_killed: false, finished_at: now() }
+                }
+            };
+            svc.on_exit(&ctr, exit).await;
+        });
+    }
+
+    async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
+        let rec = ctr.record();
+        self.release_resources(&rec).await;
+        let snapshot = {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = exit.code;
+            r.state.oom_killed = exit.oom_killed;
+            r.state.finished_at = exit.finished_at.clone();
+            r.endpoint = None;
+            r.clone()
+        };
+        if let Err(e) = self.save(&snapshot) {
+            tracing::error!(container = %snapshot.id, error = %e, "saving the exit state failed");
+        }
+        let code = exit.code.to_string();
+        self.publish("die", &snapshot, &[("exitCode", code.as_str())]);
+        tracing::info!(container = %snapshot.id, code = exit.code, "exited");
+        ctr.gen.send_modify(|g| {
+            g.exits += 1;
+            g.running = false;
+            g.exit_code = exit.code;
+        });
+        if snapshot.auto_remove() {
+            let svc = self.clone();
+            let id = snapshot.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = svc.remove(&id, true).await {
+                    tracing::warn!(container = %id, error = %e, "auto-remove failed");
+                }
+            });
+        }
+    }
+
+    /// Resolves when `cond` holds; returns the exit code.
+    pub async fn wait(&self, key: &str, cond: WaitCondition) -> Result<impl std::future::Future<Output = Gen> + Send, ContainerError> {
+        let ctr = self.get(key)?;
+        let mut rx = ctr.subscribe();
+        let at = *rx.borrow();
+        Ok(async move {
+            loop {
+                let g = *rx.borrow_and_update();
+                let done = match cond {
+                    WaitCondition::NotRunning => !g.running,
+                    WaitCondition::NextExit => g.exits > at.exits,
+                    WaitCondition::Removed => g.removed,
+                };
+                if done {
+                    return g;
+                }
+                if rx.changed().await.is_err() {
+                    // The container is gone: it was removed.
+                    let mut g = *rx.borrow();
+                    g.removed = true;
+                    return g;
+                }
+            }
+        })
+    }
+
+    /// An attach stream. Before start it resolves when the container starts.
+    pub async fn attach(&self, key: &str, opts: AttachOpts) -> Result<oneshot::Receiver<AttachStream>, ContainerError> {
+        let ctr = self.get(key)?;
+        let rec = ctr.record();
+        let (tx, rx) = oneshot::channel();
+        match rec.state.status {
+            Status::Running => {
+                let s = self.runtime.attach(&rec.id, &self.state_dir(&rec.id), opts).await?;
+                let _ = tx.send(s);
+            }
+            Status::Created => {
+                // Re-check under the op lock so a concurrent start cannot miss us.
+                let _op = ctr.op.lock().await;
+                if ctr.record().running() {
+                    let s = self.runtime.attach(&rec.id, &self.state_dir(&rec.id), opts).await?;
+                    let _ = tx.send(s);
+                } else {
+                    ctr.pending.lock().expect("pending lock").push(PendingAttach { opts, tx });
+                }
+            }
+            _ => {
+                return Err(ContainerError::Conflict("You cannot attach to a stopped container, start it first".into()));
+            }
+        }
+        Ok(rx)
+    }
+
+    pub async fn kill(&self, key: &str, signal: &str) -> Result<(), ContainerError> {
+        let sig = parse_signal(signal)?;
+        let ctr = self.get(key)?;
+        let rec = ctr.record();
+        if !rec.running() {
+            return Err(ContainerError::Conflict(format!("Container {} is not running", rec.id)));
+        }
+        self.runtime.signal(&rec.id, &self.state_dir(&rec.id), sig).await?;
+        let s = sig.to_string();
+        self.publish("kill", &rec, &[("signal", s.as_str())]);
+        Ok(())
+    }
+
+    /// SIGTERM (or the image's StopSignal), then SIGKILL after `timeout`; returns after the exit is recorded.
+    #[tracing::instrument(skip_all, fields(container = %key))]
+    pub async fn stop(&self, key: &str, timeout: Option<i64>) -> Result<(), ContainerError> {
+        let ctr = self.get(key)?;
+        let _op = ctr.op.lock().await;
+        self.stop_locked(&ctr, timeout).await
+    }
+
+    async fn stop_locked(&self, ctr: &Arc<Ctr>, timeout: Option<i64>) -> Result<(), ContainerError> {
+        let rec = ctr.record();
+        if !rec.running() {
+            return Err(ContainerError::NotModified("container already stopped".into()));
+        }
+        let mut rx = ctr.subscribe();
+        let exits = rx.borrow().exits;
+        let sig = rec.config.stop_signal.as_deref().map(parse_signal).transpose()?.unwrap_or(libc::SIGTERM);
+        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let sd = self.state_dir(&rec.id);
+        let _ = self.runtime.signal(&rec.id, &sd, sig).await;
+        let exited = |rx: &mut tokio::sync::watch::Receiver<Gen>| {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|g| g.exits > exits).await;
+            }
+        };
+        if secs < 0 || tokio::time::timeout(Duration::from_secs(secs as u64), exited(&mut rx)).await.is_err() {
+            tracing::info!("did not stop in time; killing");
+            let _ = self.runtime.signal(&rec.id, &sd, libc::SIGKILL).await;
+            exited(&mut rx).await;
+        }
+        self.publish("stop", &rec, &[]);
+        Ok(())
+    }
+
+    /// Removes a container (`force` kills a running one first).
+    #[tracing::instrument(skip_all, fields(container = %key))]
+    pub async fn remove(&self, key: &str, force: bool) -> Result<(), ContainerError> {
+        let ctr = self.get(key)?;
+        let _op = ctr.op.lock().await;
+        let rec = ctr.record();
+        if rec.running() {
+            if !force {
+                return Err(ContainerError::Conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    rec.id
+                )));
+            }
+            let mut rx = ctr.subscribe();
+            let exits = rx.borrow().exits;
+            self.runtime.signal(&rec.id, &self.state_dir(&rec.id), libc::SIGKILL).await?;
+            let _ = rx.wait_for(|g| g.exits > exits).await;
+        }
+        let rec = ctr.record();
+        let dir = Record::dir(&self.cfg.data_root, &rec.id);
+        rootfs::unmount_rootfs(&dir)?;
+        if rootfs::is_mounted(&rootfs::paths(&dir).merged) {
+            return Err(ContainerError::Conflict(format!("container {} rootfs is still mounted", rec.id)));
+        }
+        {
+            let mut t = self.table.lock().expect("table lock");
+            t.by_id.remove(&rec.id);
+            if t.names.get(&rec.name) == Some(&rec.id) {
+                t.names.remove(&rec.name);
+            }
+        }
+        let _ = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await;
+        let d2 = dir.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(d2)).await;
+        ctr.pending.lock().expect("pending lock").clear();
+        ctr.gen.send_modify(|g| g.removed = true);
+        self.publish("destroy", &rec, &[]);
+        tracing::info!("removed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("term").unwrap(), 15);
+        assert_eq!(parse_signal("HUP").unwrap(), 1);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert_eq!(parse_signal("").unwrap(), 9);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+    #[test]
+    fn conditions() {
+        assert_eq!("".parse::<WaitCondition>().unwrap(), WaitCondition::NotRunning);
+        assert_eq!("removed".parse::<WaitCondition>().unwrap(), WaitCondition::Removed);
+        assert!("x".parse::<WaitCondition>().is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! The on-disk container record: `<data-root>/containers/<id>/config.v2.json`, written atomically.
+use bollard_stubs::models::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+    Removing,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: u32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+        }
+    }
+}
+
+/// Network mode after parsing `HostConfig.NetworkMode`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    Bridge,
+    Host,
+    None,
+}
+
+impl NetMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NetMode::Bridge => "bridge",
+            NetMode::Host => "host",
+            NetMode::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// `sha256:<hex>`.
+    pub image_id: String,
+    /// Lower layer dirs of the image, bottom first (kept so the rootfs mounts without the image store).
+    pub layer_dirs: Vec<PathBuf>,
+    /// The merged config (image defaults + user's).
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub net_mode: NetMode,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: State,
+    pub restart_count: u32,
+    pub endpoint: Option<crate::network::Endpoint>,
+}
+
+impl Record {
+    pub fn dir(root: &Path, id: &str) -> PathBuf {
+        root.join("containers").join(id)
+    }
+    pub fn file(root: &Path, id: &str) -> PathBuf {
+        Self::dir(root, id).join("config.v2.json")
+    }
+    pub fn save(&self, root: &Path) -> std::io::Result<()> {
+        crate::fsutil::write_json(&Self::file(root, &self.id), self)
+    }
+    pub fn tty(&self) -> bool {
+        self.config.tty.unwrap_or(false)
+    }
+    pub fn auto_remove(&self) -> bool {
+        self.host_config.auto_remove.unwrap_or(false)
+    }
+    pub fn running(&self) -> bool {
+        self.state.status == Status::Running
+    }
+}

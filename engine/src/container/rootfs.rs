@@ -1,0 +1,116 @@
+//! A container's root filesystem (overlayfs over the image layers) and the files the
+//! engine bind-mounts into it: /etc/hosts, /etc/hostname, /etc/resolv.conf.
+use super::record::{NetMode, Record};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+pub struct RootfsPaths {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+}
+
+pub fn paths(container_dir: &Path) -> RootfsPaths {
+    RootfsPaths {
+        upper: container_dir.join("upper"),
+        work: container_dir.join("work"),
+        merged: container_dir.join("rootfs"),
+    }
+}
+
+/// True when `path` is a mount point (listed in /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let p = path.to_string_lossy();
+    info.lines().any(|l| l.split_whitespace().nth(4) == Some(p.as_ref()))
+}
+
+/// Mounts the overlay: `layer_dirs` bottom first (overlayfs wants the top-most first).
+pub fn mount_rootfs(container_dir: &Path, layer_dirs: &[PathBuf]) -> io::Result<PathBuf> {
+    let p = paths(container_dir);
+    for d in [&p.upper, &p.work, &p.merged] {
+        std::fs::create_dir_all(d)?;
+    }
+    if is_mounted(&p.merged) {
+        return Ok(p.merged);
+    }
+    if layer_dirs.is_empty() {
+        return Err(io::Error::other("image has no layers"));
+    }
+    let lower: Vec<String> = layer_dirs.iter().rev().map(|d| d.to_string_lossy().into_owned()).collect();
+    let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), p.upper.display(), p.work.display());
+    mount(Some("overlay"), &p.merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
+        .map_err(|e| io::Error::other(format!("mounting the container's overlay rootfs: {e}")))?;
+    Ok(p.merged)
+}
+
+/// Unmounts the overlay if mounted (lazily, so a busy mount never blocks removal).
+pub fn unmount_rootfs(container_dir: &Path) -> io::Result<()> {
+    let merged = paths(container_dir).merged;
+    if is_mounted(&merged) {
+        umount2(&merged, MntFlags::MNT_DETACH).map_err(|e| io::Error::other(format!("unmounting {}: {e}", merged.display())))?;
+    }
+    Ok(())
+}
+
+/// Writes hosts, hostname and resolv.conf into the container dir; returns their paths.
+pub fn write_etc_files(container_dir: &Path, rec: &Record, ip: Option<Ipv4Addr>) -> io::Result<[(PathBuf, &'static str); 3]> {
+    let hostname = rec.config.hostname.clone().unwrap_or_default();
+    let hosts_path = container_dir.join("hosts");
+    let hostname_path = container_dir.join("hostname");
+    let resolv_path = container_dir.join("resolv.conf");
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (hosts, resolv) = match rec.net_mode {
+        NetMode::Host => (std::fs::read_to_string("/etc/hosts").unwrap_or_default(), host_resolv),
+        _ => {
+            let mut h = String::from(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+            );
+            if let Some(ip) = ip {
+                h.push_str(&format!("{ip}\t{hostname}\n"));
+            }
+            (h, container_resolv_conf(&host_resolv))
+        }
+    };
+    crate::fsutil::write_atomic(&hosts_path, hosts.as_bytes())?;
+    crate::fsutil::write_atomic(&hostname_path, format!("{hostname}\n").as_bytes())?;
+    crate::fsutil::write_atomic(&resolv_path, resolv.as_bytes())?;
+    Ok([(hosts_path, "/etc/hosts"), (hostname_path, "/etc/hostname"), (resolv_path, "/etc/resolv.conf")])
+}
+
+/// The host's resolv.conf without loopback nameservers (unreachable from a container's
+/// namespace); Google's public DNS when nothing is left, as dockerd does.
+pub fn container_resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut has_ns = false;
+    for line in host.lines() {
+        let mut it = line.split_whitespace();
+        if it.next() == Some("nameserver") {
+            let addr = it.next().unwrap_or("");
+            if addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            has_ns = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !has_ns {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn resolv_conf_drops_loopback() {
+        let r = container_resolv_conf("search x\nnameserver 127.0.0.53\nnameserver 10.0.0.1\n");
+        assert_eq!(r, "search x\nnameserver 10.0.0.1\n");
+        let r = container_resolv_conf("nameserver 127.0.0.1\n");
+        assert!(r.contains("8.8.8.8"));
+    }
+}

@@ -1,0 +1,277 @@
+//! What `docker inspect` and `docker ps` see of a container.
+use super::record::{NetMode, Record, Status, ZERO_TIME};
+use super::{ContainerError, ContainerService};
+use crate::runtime::Runtime;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub filters: HashMap<String, Vec<String>>,
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Go's `units.HumanDuration`, as `docker ps` shows it.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let m = s / 60;
+    let h = m / 60;
+    match () {
+        _ if s < 1 => "Less than a second".into(),
+        _ if s == 1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", h / 24 / 365),
+    }
+}
+
+fn since(ts: &str) -> i64 {
+    parse_time(ts).map(|t| (chrono::Utc::now() - t).num_seconds()).unwrap_or(0)
+}
+
+/// The STATUS column of `docker ps`.
+pub fn status_text(rec: &Record) -> String {
+    match rec.state.status {
+        Status::Running => format!("Up {}", human_duration(since(&rec.state.started_at))),
+        Status::Created => "Created".into(),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        Status::Exited => {
+            if rec.state.finished_at == ZERO_TIME {
+                format!("Exited ({})", rec.state.exit_code)
+            } else {
+                format!("Exited ({}) {} ago", rec.state.exit_code, human_duration(since(&rec.state.finished_at)))
+            }
+        }
+    }
+}
+
+fn command_text(rec: &Record) -> String {
+    std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(|s| s.as_str())).collect::<Vec<_>>().join(" ")
+}
+
+fn networks(rec: &Record) -> Value {
+    let mut nets = serde_json::Map::new();
+    let name = rec.net_mode.name();
+    let ep = rec.endpoint.as_ref();
+    nets.insert(
+        name.to_string(),
+        json!({
+            "IPAMConfig": null, "Links": null, "Aliases": null,
+            "NetworkID": ep.map(|e| e.network_id.clone()).unwrap_or_default(),
+            "EndpointID": ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
+            "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": ep.map(|e| e.prefix_len).unwrap_or(0),
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+            "DriverOpts": null,
+        }),
+    );
+    Value::Object(nets)
+}
+
+/// One row of `GET /containers/json`.
+pub fn summary(rec: &Record) -> Value {
+    json!({
+        "Id": rec.id,
+        "Names": [format!("/{}", rec.name)],
+        "Image": rec.image,
+        "ImageID": rec.image_id,
+        "Command": command_text(rec),
+        "Created": parse_time(&rec.created).map(|t| t.timestamp()).unwrap_or(0),
+        "Ports": [],
+        "Labels": rec.config.labels.clone().unwrap_or_default(),
+        "State": rec.state.status.as_str(),
+        "Status": status_text(rec),
+        "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_else(|| "default".into())},
+        "NetworkSettings": {"Networks": networks(rec)},
+        "Mounts": [],
+    })
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
+    let dir = super::Record::dir(data_root, &rec.id);
+    let ep = rec.endpoint.as_ref();
+    let s = &rec.state;
+    let mut config = serde_json::to_value(&rec.config).unwrap_or_else(|_| json!({}));
+    if let Some(o) = config.as_object_mut() {
+        o.entry("ExposedPorts").or_insert(Value::Null);
+    }
+    json!({
+        "Id": rec.id,
+        "Created": rec.created,
+        "Path": rec.path,
+        "Args": rec.args,
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": s.status == Status::Running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": s.oom_killed,
+            "Dead": s.status == Status::Dead,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": s.started_at,
+            "FinishedAt": s.finished_at,
+        },
+        "Image": rec.image_id,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": dir.join(format!("{}-json.log", rec.id)),
+        "Name": format!("/{}", rec.name),
+        "RestartCount": rec.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": rec.host_config,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": rec.layer_dirs.iter().rev().map(|d| d.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":"),
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+                "MergedDir": dir.join("rootfs"),
+            }
+        },
+        "Mounts": [],
+        "Config": config,
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": {},
+            "SandboxKey": ep.map(|e| e.netns.to_string_lossy().into_owned()).unwrap_or_default(),
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": if rec.net_mode == NetMode::Bridge { ep.map(|e| e.endpoint_id.clone()).unwrap_or_default() } else { String::new() },
+            "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": ep.map(|e| e.prefix_len).unwrap_or(0),
+            "IPv6Gateway": "",
+            "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+            "Networks": networks(rec),
+        }
+    })
+}
+
+fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, ContainerError> {
+    for (key, vals) in f {
+        if vals.is_empty() {
+            continue;
+        }
+        let ok = match key.as_str() {
+            "id" => vals.iter().any(|v| rec.id.starts_with(v.as_str())),
+            "name" => vals.iter().any(|v| {
+                let v = v.trim_start_matches('/');
+                rec.name.contains(v)
+            }),
+            "label" => vals.iter().all(|v| {
+                let labels = rec.config.labels.clone().unwrap_or_default();
+                match v.split_once('=') {
+                    Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+                    None => labels.contains_key(v.as_str()),
+                }
+            }),
+            "status" => {
+                for v in vals {
+                    if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v.as_str()) {
+                        return Err(ContainerError::InvalidParam(format!("Invalid filter 'status={v}'")));
+                    }
+                }
+                vals.iter().any(|v| v == rec.state.status.as_str())
+            }
+            "ancestor" => vals.iter().any(|v| {
+                let v = v.as_str();
+                rec.image == v
+                    || rec.image_id == v
+                    || rec.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:"))
+                    || (!v.contains(':') && rec.image == format!("{v}:latest"))
+                    || (!rec.image.contains(':') && format!("{}:latest", rec.image) == v)
+            }),
+            "exited" => {
+                let mut any = false;
+                for v in vals {
+                    let code: i32 = v.parse().map_err(|_| ContainerError::InvalidParam(format!("invalid filter 'exited={v}'")))?;
+                    any |= rec.state.status == Status::Exited && rec.state.exit_code == code;
+                }
+                any
+            }
+            "network" => vals.iter().any(|v| v == rec.net_mode.name()),
+            "before" | "since" | "volume" | "health" | "publish" | "expose" | "isolation" | "is-task" => true,
+            other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+impl<R: Runtime> ContainerService<R> {
+    pub fn list(&self, opts: &ListOptions) -> Result<Vec<Value>, ContainerError> {
+        let mut recs: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let status_filter = opts.filters.contains_key("status") || opts.filters.contains_key("exited");
+        let show_all = opts.all || opts.limit.is_some_and(|l| l > 0) || status_filter;
+        let mut out = vec![];
+        for r in recs {
+            if !show_all && !r.running() {
+                continue;
+            }
+            if !matches_filters(&r, &opts.filters)? {
+                continue;
+            }
+            out.push(summary(&r));
+            if opts.limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn inspect(&self, key: &str) -> Result<Value, ContainerError> {
+        Ok(inspect(&self.get(key)?.record(), &self.cfg.data_root))
+    }
+
+    /// The record (for handlers that need Tty etc.).
+    pub fn record(&self, key: &str) -> Result<Record, ContainerError> {
+        Ok(self.get(key)?.record())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(61), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(5 * 3600), "5 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+    }
+}
