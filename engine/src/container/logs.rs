@@ -72,7 +72,15 @@ impl Renderer {
                 return None;
             }
         }
-        let payload = if self.opts.timestamps { format!("{} {}", l.time, l.log) } else { l.log };
+        let payload = if self.opts.timestamps {
+            // dockerd prints RFC 3339 with exactly nine fraction digits.
+            let t = chrono::DateTime::parse_from_rfc3339(&l.time)
+                .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string())
+                .unwrap_or(l.time);
+            format!("{t} {}", l.log)
+        } else {
+            l.log
+        };
         Some(frame(stream, payload.as_bytes(), self.tty))
     }
 }
@@ -156,8 +164,8 @@ mod tests {
     fn renders_frames_and_filters() {
         let r = Renderer { tty: false, opts: LogOptions { stdout: true, stderr: false, timestamps: true, ..Default::default() } };
         let b = r.render(r#"{"log":"hi\n","stream":"stdout","time":"2026-01-01T00:00:00.5Z"}"#).unwrap();
-        assert_eq!(&b[..8], &[1, 0, 0, 0, 0, 0, 0, 27]);
-        assert_eq!(&b[8..], b"2026-01-01T00:00:00.5Z hi\n");
+        assert_eq!(&b[..8], &[1, 0, 0, 0, 0, 0, 0, 34]);
+        assert_eq!(&b[8..], b"2026-01-01T00:00:00.500000000Z hi\n");
         assert!(r.render(r#"{"log":"e\n","stream":"stderr","time":"2026-01-01T00:00:00Z"}"#).is_none());
         assert_eq!(parse_ts("1700000000.5").unwrap(), Some(1700000000.5));
         assert!(parse_ts("x").is_err());
