@@ -125,6 +125,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         "Isolation": "",
         "InitBinary": "",
         "SecurityOptions": ["name=cgroupns"],
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "Warnings": [],
     }))))
 }

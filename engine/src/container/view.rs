@@ -176,6 +176,30 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
     })
 }
 
+/// Rejects unknown filter keys and values before any container is looked at.
+fn validate_filters(f: &HashMap<String, Vec<String>>) -> Result<(), ContainerError> {
+    for (key, vals) in f {
+        match key.as_str() {
+            "status" => {
+                for v in vals {
+                    if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v.as_str()) {
+                        return Err(ContainerError::InvalidParam(format!("Invalid filter 'status={v}'")));
+                    }
+                }
+            }
+            "exited" => {
+                for v in vals {
+                    v.parse::<i32>().map_err(|_| ContainerError::InvalidParam(format!("invalid filter 'exited={v}'")))?;
+                }
+            }
+            "id" | "name" | "label" | "ancestor" | "network" | "before" | "since" | "volume" | "health" | "publish"
+            | "expose" | "isolation" | "is-task" => {}
+            other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),
+        }
+    }
+    Ok(())
+}
+
 fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, ContainerError> {
     for (key, vals) in f {
         if vals.is_empty() {
@@ -194,14 +218,7 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
                     None => labels.contains_key(v.as_str()),
                 }
             }),
-            "status" => {
-                for v in vals {
-                    if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v.as_str()) {
-                        return Err(ContainerError::InvalidParam(format!("Invalid filter 'status={v}'")));
-                    }
-                }
-                vals.iter().any(|v| v == rec.state.status.as_str())
-            }
+            "status" => vals.iter().any(|v| v == rec.state.status.as_str()),
             "ancestor" => vals.iter().any(|v| {
                 let v = v.as_str();
                 rec.image == v
@@ -231,6 +248,7 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
 
 impl<R: Runtime> ContainerService<R> {
     pub fn list(&self, opts: &ListOptions) -> Result<Vec<Value>, ContainerError> {
+        validate_filters(&opts.filters)?;
         let mut recs: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let status_filter = opts.filters.contains_key("status") || opts.filters.contains_key("exited");
