@@ -105,13 +105,13 @@ pub async fn ensure_bridge(h: &Handle, name: &str, addr: Ipv4Network) -> NlResul
 }
 
 /// Creates the veth pair `host_name` (enslaved to `bridge`, up) <-> `eth0` (inside the netns
-/// `netns`, with `mac`, up) in one request.
+/// `netns`, with `mac`; brought up by [`configure_inside`]) in one request. (Asking for the
+/// peer to be up in the same request fails with ENOTCONN, as `ip link add … peer … up` does.)
 pub async fn add_veth(h: &Handle, host_name: &str, bridge: u32, netns: &OwnedFd, mac: [u8; 6]) -> NlResult<()> {
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name("eth0".to_string())
         .address(mac.to_vec())
         .setns_by_fd(netns.as_raw_fd())
-        .up()
         .build();
     let msg = LinkVeth::new(host_name, "eth0")
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
@@ -125,6 +125,7 @@ pub async fn add_veth(h: &Handle, host_name: &str, bridge: u32, netns: &OwnedFd,
 pub async fn configure_inside(h: &Handle, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> NlResult<()> {
     let eth0 = link_index(h, "eth0").await?.ok_or(rtnetlink::Error::RequestFailed)?;
     h.address().add(eth0, IpAddr::V4(ip), prefix).replace().execute().await?;
+    h.link().set(LinkUnspec::new_with_index(eth0).up().build()).execute().await?;
     if let Some(lo) = link_index(h, "lo").await? {
         h.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await?;
     }
