@@ -237,3 +237,28 @@ async fn restart_keeps_live_allocations_and_releases_dead_ones() {
     assert!(ping(&other.netns, &live.ip.to_string()), "other -> live");
     assert_eq!(svc.endpoints().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_connects_and_a_vanished_bridge() {
+    let env = Env::new();
+    let svc = std::sync::Arc::new(NetworkService::start(&env.cfg).await.expect("start"));
+    let ids: Vec<String> = (0..8).map(|i| format!("many-{i}")).collect();
+    let t = Instant::now();
+    let eps = futures_util::future::join_all(ids.iter().map(|id| svc.connect(id))).await;
+    eprintln!("8 concurrent connects: {:?}", t.elapsed());
+    let eps: Vec<_> = eps.into_iter().map(|r| r.expect("connect")).collect();
+    let mut ips: Vec<_> = eps.iter().map(|e| e.ip).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 8);
+    assert!(ping(&eps[7].netns, &eps[0].ip.to_string()));
+    let res = futures_util::future::join_all(ids.iter().map(|id| svc.disconnect(id))).await;
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    assert!(svc.endpoints().is_empty());
+    assert!(eps.iter().all(|e| !e.netns.exists() && !link_exists(&e.veth)));
+
+    // Someone deleted the bridge under us: the next connect recreates it.
+    assert!(sh("ip", &["link", "del", &env.cfg.bridge_name]).0);
+    let ep = svc.connect("after").await.expect("connect after bridge loss");
+    assert!(ping(&ep.netns, &ep.gateway.to_string()));
+}
