@@ -1,0 +1,134 @@
+//! Links over netlink (rtnetlink, no `ip`): the bridge with its address, veth pairs whose peer
+//! is created directly inside a container netns as `eth0`, and the netns side (address, `lo`,
+//! default route). A connection is opened per operation so the service does not depend on the
+//! tokio runtime it was started on.
+use futures_util::TryStreamExt;
+use ipnetwork::Ipv4Network;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::sys::TokioSocket;
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+
+pub type NlResult<T> = Result<T, rtnetlink::Error>;
+
+/// The errno of a netlink error reply (positive, e.g. `libc::EEXIST`).
+pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+/// A handle on a new connection in the caller's (host) netns.
+pub fn host() -> std::io::Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// A handle driven by tokio over a netlink socket opened inside another netns.
+pub fn in_netns(socket: OwnedFd) -> Handle {
+    // SAFETY: we own `socket`; TokioSocket takes over the descriptor.
+    let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
+    let (conn, handle, _) = rtnetlink::from_socket(socket);
+    tokio::spawn(conn);
+    handle
+}
+
+/// Index of the link called `name`, `None` when there is none.
+pub async fn link_index(h: &Handle, name: &str) -> NlResult<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(link) => Ok(link.map(|l| l.header.index)),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes the link called `name`; `Ok(false)` when it did not exist.
+pub async fn delete_link(h: &Handle, name: &str) -> NlResult<bool> {
+    let Some(index) = link_index(h, name).await? else { return Ok(false) };
+    match h.link().del(index).execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes sure bridge `name` exists, is up and carries exactly `addr` (gateway/prefix) as its
+/// IPv4 address. Returns its index.
+pub async fn ensure_bridge(h: &Handle, name: &str, addr: Ipv4Network) -> NlResult<u32> {
+    let index = match link_index(h, name).await? {
+        Some(i) => i,
+        None => {
+            // A fixed MAC keeps the bridge's address from following its ports as they come and go.
+            let mut mac = [0u8; 6];
+            mac[..2].copy_from_slice(&[0x02, 0x42]);
+            mac[2..].copy_from_slice(&rand::random::<[u8; 4]>());
+            let msg = LinkBridge::new(name).address(mac.to_vec()).build();
+            match h.link().add(msg).execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            link_index(h, name).await?.ok_or(rtnetlink::Error::RequestFailed)?
+        }
+    };
+    let mut have = false;
+    let mut addrs = h.address().get().set_link_index_filter(index).execute();
+    let mut stale = vec![];
+    while let Some(msg) = addrs.try_next().await? {
+        let ip = msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+            _ => None,
+        });
+        match ip {
+            Some(ip) if ip == addr.ip() && msg.header.prefix_len == addr.prefix() => have = true,
+            Some(_) => stale.push(msg),
+            None => {}
+        }
+    }
+    for msg in stale {
+        tracing::info!(bridge = name, "removing stale bridge address");
+        h.address().del(msg).execute().await?;
+    }
+    if !have {
+        match h.address().add(index, IpAddr::V4(addr.ip()), addr.prefix()).execute().await {
+            Err(e) if errno(&e) != Some(libc::EEXIST) => return Err(e),
+            _ => {}
+        }
+    }
+    h.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
+    Ok(index)
+}
+
+/// Creates the veth pair `host_name` (enslaved to `bridge`, up) <-> `eth0` (inside the netns
+/// `netns`, with `mac`; brought up by [`configure_inside`]) in one request. (Asking for the
+/// peer to be up in the same request fails with ENOTCONN, as `ip link add … peer … up` does.)
+pub async fn add_veth(h: &Handle, host_name: &str, bridge: u32, netns: &OwnedFd, mac: [u8; 6]) -> NlResult<()> {
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name("eth0".to_string())
+        .address(mac.to_vec())
+        .setns_by_fd(netns.as_raw_fd())
+        .build();
+    let msg = LinkVeth::new(host_name, "eth0")
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .controller(bridge)
+        .up()
+        .build();
+    h.link().add(msg).execute().await
+}
+
+/// Inside the container netns: `eth0` gets `ip/prefix`, `lo` goes up, default route via `gateway`.
+pub async fn configure_inside(h: &Handle, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> NlResult<()> {
+    let eth0 = link_index(h, "eth0").await?.ok_or(rtnetlink::Error::RequestFailed)?;
+    h.address().add(eth0, IpAddr::V4(ip), prefix).replace().execute().await?;
+    h.link().set(LinkUnspec::new_with_index(eth0).up().build()).execute().await?;
+    if let Some(lo) = link_index(h, "lo").await? {
+        h.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await?;
+    }
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(eth0).build();
+    h.route().add(route).replace().execute().await
+}
