@@ -318,6 +318,34 @@ pub fn remove_iptables(name: &str, notes: &mut Vec<String>) {
     }
 }
 
+/// What a dockerd leaves in the root netns (its DOCKER* chains and the jumps to them, FORWARD
+/// policy DROP, /run/docker), removed only when no dockerd runs any more.
+pub fn dockerd_leftovers() {
+    if run_args("pgrep", &["-x", "dockerd"]).success() {
+        return;
+    }
+    for table in ["filter", "nat"] {
+        let save = run_args("iptables-save", &["-t", table]).stdout;
+        for l in save.lines() {
+            if let Some(rest) = l.strip_prefix("-A ") {
+                let chain = rest.split_whitespace().next().unwrap_or("");
+                if ["FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING", "INPUT"].contains(&chain) && l.contains("DOCKER") {
+                    let mut args = vec!["-w".to_string(), "-t".into(), table.into(), "-D".into()];
+                    args.extend(split_rule(rest));
+                    run_args("iptables", &args.iter().map(String::as_str).collect::<Vec<_>>());
+                }
+            }
+        }
+        for c in ["DOCKER", "DOCKER-USER", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2"] {
+            run_args("iptables", &["-w", "-t", table, "-F", c]);
+            run_args("iptables", &["-w", "-t", table, "-X", c]);
+        }
+    }
+    run_args("iptables", &["-w", "-P", "FORWARD", "ACCEPT"]);
+    let _ = std::fs::remove_dir("/run/docker/plugins");
+    let _ = std::fs::remove_dir("/run/docker");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,10 @@ pub struct EngineOpts {
     pub extra_args: Vec<String>,
     /// How long to wait for `/_ping`.
     pub ready_timeout: Duration,
+    /// Run the real dockerd (Debian docker.io) instead of `swarm engine`, to check what the tests
+    /// expect against Docker itself. Default: `$FLOTILLA_TEST_DOCKERD` is set. Run such tests
+    /// one at a time (`--test-threads 1`): dockerd's own chains are shared.
+    pub dockerd: bool,
 }
 
 impl Default for EngineOpts {
@@ -40,6 +44,7 @@ impl Default for EngineOpts {
             log_level: "debug".into(),
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(30),
+            dockerd: std::env::var_os("FLOTILLA_TEST_DOCKERD").is_some(),
         }
     }
 }
@@ -135,6 +140,9 @@ impl Engine {
     }
 
     fn args(&self) -> Vec<String> {
+        if self.opts.dockerd {
+            return self.dockerd_args();
+        }
         let mut a: Vec<String> = vec![
             "engine".into(),
             "-H".into(),
@@ -162,12 +170,47 @@ impl Engine {
         a
     }
 
+    fn dockerd_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            format!("--host=unix://{}", self.socket.display()),
+            format!("--data-root={}", self.data_root.display()),
+            format!("--exec-root={}", self.exec_root.display()),
+            format!("--pidfile={}", self.exec_root.with_file_name("dockerd.pid").display()),
+            format!("--bridge={}", self.slot.bridge),
+            format!("--cgroup-parent={}", self.slot.cgroup_parent),
+            format!("--log-level={}", if self.opts.log_level == "trace" { "debug" } else { &self.opts.log_level }),
+        ];
+        a.extend(self.opts.labels.iter().map(|l| format!("--label={l}")));
+        a.extend(self.opts.insecure_registries.iter().map(|r| format!("--insecure-registry={r}")));
+        a.extend(self.opts.extra_args.iter().cloned());
+        a
+    }
+
+    /// True when this is the real dockerd (see [`EngineOpts::dockerd`]): tests skip the checks
+    /// that are specific to our engine.
+    pub fn is_dockerd(&self) -> bool {
+        self.opts.dockerd
+    }
+
     fn spawn(&mut self, bin: &Path) {
+        let bin = if self.opts.dockerd {
+            // dockerd uses an existing bridge as is (it creates only docker0 itself).
+            let br = &self.slot.bridge;
+            if !cmd::run_args("ip", &["link", "show", br]).success() {
+                cmd::run_args("ip", &["link", "add", br, "type", "bridge"]);
+                cmd::run_args("ip", &["addr", "add", &self.slot.bip(), "dev", br]);
+                cmd::run_args("ip", &["link", "set", br, "up"]);
+            }
+            Path::new("/usr/sbin/dockerd")
+        } else {
+            bin
+        };
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap_or_else(|e| panic!("log: {e}"));
         let errf = logf.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         let child = Command::new(bin)
             .args(self.args())
             .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(logf)
@@ -350,6 +393,9 @@ impl Engine {
             roots: self.roots(),
         };
         notes.extend(cleanup::cleanup(&res));
+        if self.opts.dockerd {
+            cleanup::dockerd_leftovers();
+        }
         let mounts_left = res.roots.iter().any(|r| !cleanup::mounts_below(r).is_empty());
         if mounts_left {
             // Never delete through a mount that is still there (it could be a host bind mount).
