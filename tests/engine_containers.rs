@@ -149,8 +149,11 @@ fn names_conflicts_and_rm_rules() {
     let e = engine_with_busybox();
     let id = e.docker_ok(&["create", "--name", "dup", "busybox", "true"]).trim().to_string();
     let o = e.docker(&["create", "--name", "dup", "busybox", "true"]);
-    assert_eq!(o.code(), 125, "{o}");
+    assert_eq!(o.code(), 1, "{o}");
     assert!(o.stderr.contains(r#"Conflict. The container name "/dup" is already in use"#) && o.stderr.contains(&id), "{o}");
+    let o = e.docker(&["run", "--name", "dup", "busybox", "true"]);
+    assert_eq!(o.code(), 125, "{o}");
+    assert!(o.stderr.contains("Conflict."), "{o}");
     let o = e.docker(&["create", "--name", "bad name!", "busybox", "true"]);
     assert!(!o.success() && o.stderr.contains("Invalid container name"), "{o}");
     // By unique ID prefix too.
@@ -269,7 +272,7 @@ fn state_survives_an_engine_restart() {
     let mut e = engine_with_busybox();
     e.docker_ok(&["tag", "busybox", "kept:v1"]);
     e.docker_ok(&["create", "--name", "keep", "--label", "k=v", "busybox", "echo", "after restart"]);
-    e.docker_ok(&["run", "--name", "done", "busybox", "sh", "-c", "echo once; exit 4"]);
+    assert_eq!(e.docker(&["run", "--name", "done", "busybox", "sh", "-c", "echo once; exit 4"]).code(), 4);
     e.restart();
     assert_eq!(sorted_lines(&e.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])), ["busybox:latest", "kept:v1"]);
     assert_eq!(sorted_lines(&e.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Labels}}"])), ["done", "keep k=v"]);

@@ -155,7 +155,7 @@ fn hostile_layers_are_refused() {
     let e = engine();
     let tmp = tempfile::tempdir().unwrap();
     for kind in Hostile::ALL {
-        let canary = Canary::new(&format!("{kind:?}").to_lowercase());
+        let canary = Canary::new(&format!("h{}", kind as u8));
         if kind == Hostile::Hardlink {
             // A hard link to an existing host file would let a container write to it.
             std::fs::write(&canary.0, "host file\n").unwrap();
@@ -185,8 +185,9 @@ fn check_refused(e: &Engine, kind: Hostile, canary: &Canary, o: &testground::Out
     } else {
         assert!(!canary.0.exists(), "{kind:?}: {} was written outside the data root\n{o}", canary.0.display());
     }
-    // dockerd contains symlink tricks instead of refusing them; our engine refuses them all.
-    if !e.is_dockerd() || kind == Hostile::DotDot {
+    // dockerd (extracting in a chroot) contains these instead of refusing them; the issue
+    // asks our engine to refuse them all with an error.
+    if !e.is_dockerd() {
         assert!(!o.success(), "{kind:?}: the hostile tarball was accepted\n{o}");
         assert!(!o.stderr.trim().is_empty(), "{kind:?}: refused without a message\n{o}");
         let images = e.docker_ok(&["images", "--format", "{{.Repository}}"]);

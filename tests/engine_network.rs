@@ -38,7 +38,7 @@ fn bridge_container_reaches_the_host_side() {
     let out = e.docker_ok(&["run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", &gw]);
     assert!(out.contains("1 packets received"), "{out}");
     let (port, server) = one_shot_http("from the host");
-    let out = e.docker_ok(&["run", "--rm", "busybox", "wget", "-q", "-O", "-", "-T", "5", &format!("http://{gw}:{port}/")]);
+    let out = e.docker_ok(&["run", "--rm", "busybox", "timeout", "10", "wget", "-q", "-O", "-", &format!("http://{gw}:{port}/")]);
     assert_eq!(out, "from the host");
     assert!(server.join().unwrap());
 }
@@ -56,17 +56,17 @@ fn bridge_addressing_and_inspect() {
     let br = testground::cmd::run_args("ip", &["-4", "-o", "addr", "show", "dev", e.bridge()]);
     assert!(br.stdout.contains(&format!("inet {gw}/24")), "{br}");
 
-    let a = e.docker_ok(&["run", "-d", "--name", "a", "busybox", "sleep", "1000"]);
-    let ip_a = inspect(&e, "a", "{{.NetworkSettings.IPAddress}}");
+    let a = e.docker_ok(&["run", "-d", "--name", "na", "busybox", "sleep", "1000"]);
+    let ip_a = inspect(&e, "na", "{{.NetworkSettings.IPAddress}}");
     assert!(ip_a.starts_with(&prefix) && ip_a != gw, "{ip_a}");
-    assert_eq!(inspect(&e, "a", "{{.NetworkSettings.Gateway}}"), gw);
-    assert_eq!(inspect(&e, "a", "{{.NetworkSettings.Networks.bridge.IPAddress}}"), ip_a);
-    assert_eq!(inspect(&e, "a", "{{.NetworkSettings.Networks.bridge.Gateway}}"), gw);
-    assert_eq!(inspect(&e, "a", "{{.NetworkSettings.IPPrefixLen}}"), "24");
+    assert_eq!(inspect(&e, "na", "{{.NetworkSettings.Gateway}}"), gw);
+    assert_eq!(inspect(&e, "na", "{{.NetworkSettings.Networks.bridge.IPAddress}}"), ip_a);
+    assert_eq!(inspect(&e, "na", "{{.NetworkSettings.Networks.bridge.Gateway}}"), gw);
+    assert_eq!(inspect(&e, "na", "{{.NetworkSettings.IPPrefixLen}}"), "24");
     assert!(!a.is_empty());
     // Two containers on the bridge get different addresses and reach each other.
-    e.docker_ok(&["run", "-d", "--name", "b", "busybox", "sleep", "1000"]);
-    let ip_b = inspect(&e, "b", "{{.NetworkSettings.IPAddress}}");
+    e.docker_ok(&["run", "-d", "--name", "nb", "busybox", "sleep", "1000"]);
+    let ip_b = inspect(&e, "nb", "{{.NetworkSettings.IPAddress}}");
     assert_ne!(ip_a, ip_b);
     let out = e.docker_ok(&["run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", &ip_a]);
     assert!(out.contains("1 packets received"), "{out}");
@@ -77,7 +77,7 @@ fn bridge_addressing_and_inspect() {
     let nat = testground::cmd::run_args("iptables-save", &["-t", "nat"]).stdout;
     assert!(nat.lines().any(|l| l.contains(&format!("{prefix}0/24")) && l.contains("MASQUERADE")), "{nat}");
     // Addresses are released: after removing a, a new container can be started (and gets an address).
-    e.docker_ok(&["rm", "-f", "a", "b"]);
+    e.docker_ok(&["rm", "-f", "na", "nb"]);
     let again = inspect(&e, &e.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string(), "{{.NetworkSettings.IPAddress}}");
     assert!(again.starts_with(&prefix), "{again}");
 }

@@ -125,7 +125,9 @@ fn malformed_create_body_is_a_400_with_a_message() {
     let e = engine();
     for body in [&b"{bad json"[..], b"[1,2", b"\"just a string\""] {
         let r = e.api("POST", "/v1.41/containers/create", Some(("application/json", body))).unwrap();
-        assert_eq!(r.status, 400, "body {:?}: {} {}", String::from_utf8_lossy(body), r.status, r.text());
+        // dockerd 20.10 answers 500 here; the issue asks for Docker's 400 (bad parameter).
+        let want = if e.is_dockerd() { 500 } else { 400 };
+        assert_eq!(r.status, want, "body {:?}: {} {}", String::from_utf8_lossy(body), r.status, r.text());
         let j = r.json().unwrap();
         assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
     }

@@ -295,7 +295,7 @@ impl Hostile {
 /// `/tmp/flotilla-canary-…`) outside the layer root. A safe extractor refuses it.
 pub fn hostile_layer(kind: Hostile, canary: &Path) -> Result<Vec<u8>> {
     let rel = canary.to_str().context("canary path")?.trim_start_matches('/');
-    let ups = "../".repeat(24);
+    let ups = "../".repeat(12);
     let mut t = TarWriter::new();
     t.dir("ok", 0o755)?.file("ok/file", 0o644, b"fine\n")?;
     match kind {
