@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 
 /// The docker CLI the tests drive (28.x, negotiates API 1.41).
 pub const DOCKER_CLI: &str = "/usr/local/bin/docker";
+
+/// `$FLOTILLA_DOCKER_CLI`, else [`DOCKER_CLI`] when present, else `docker` from PATH.
+pub fn docker_cli() -> PathBuf {
+    if let Some(p) = std::env::var_os("FLOTILLA_DOCKER_CLI") {
+        return PathBuf::from(p);
+    }
+    if Path::new(DOCKER_CLI).is_file() {
+        return PathBuf::from(DOCKER_CLI);
+    }
+    PathBuf::from("docker")
+}
 /// Default timeout of one docker command.
 pub const DOCKER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -333,7 +344,7 @@ impl Engine {
 
     /// Runs the docker CLI with stdin and a timeout.
     pub fn docker_full(&self, args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Output {
-        let mut c = Command::new(DOCKER_CLI);
+        let mut c = Command::new(docker_cli());
         c.args(args);
         self.prepare(&mut c);
         cmd::run(&mut c, stdin, timeout)
@@ -351,10 +362,11 @@ impl Engine {
         assert!(o.success(), "command failed:\n{o}\n--- engine log tail ---\n{}", self.log_tail(40));
     }
 
-    /// Runs a bash script with the docker environment set (for pipes such as `docker save | docker load`).
+    /// Runs a bash script with the docker environment set (for pipes such as `docker save | docker load`);
+    /// `docker` in it is the CLI of [`docker_cli`].
     pub fn sh(&self, script: &str) -> Output {
         let mut c = Command::new("bash");
-        c.args(["-o", "pipefail", "-c", script]);
+        c.args(["-o", "pipefail", "-c", &format!("docker() {{ '{}' \"$@\"; }}\n{script}", docker_cli().display())]);
         self.prepare(&mut c);
         cmd::run(&mut c, None, DOCKER_TIMEOUT)
     }
