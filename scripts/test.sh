@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 bash -n scripts/*.sh bench/engine .ci/run
 if cargo nextest --version >/dev/null 2>&1; then
   # One build of every test binary, then all tests in parallel (each test has its own engine).
-  cargo nextest run --workspace --no-fail-fast --test-threads "${TEST_THREADS:-4}" "$@"
+  cargo nextest run --config-file scripts/nextest.toml --workspace --no-fail-fast \
+    --test-threads "${TEST_THREADS:-4}" "$@"
 else
   cargo test --workspace --no-fail-fast "$@" -- --test-threads "${TEST_THREADS:-4}"
 fi

@@ -282,3 +282,47 @@ fn state_survives_an_engine_restart() {
     e.expect_ok(&o);
     assert_eq!(o.stdout, "after restart\n");
 }
+
+#[test]
+fn errors_are_json_messages_with_docker_status_codes() {
+    require_root!();
+    let e = engine();
+    let r = e.api("GET", "/v1.41/containers/nosuchthing/json", None).unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    let msg = r.json().unwrap()["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("No such container: nosuchthing"), "{msg}");
+    let o = e.docker(&["inspect", "nosuchthing"]);
+    assert_eq!(o.code(), 1, "{o}");
+    assert!(o.stderr.contains("No such object: nosuchthing"), "{o}");
+    let o = e.docker(&["start", "nosuchthing"]);
+    assert!(!o.success() && o.stderr.contains("No such container: nosuchthing"), "{o}");
+}
+
+#[test]
+fn malformed_create_body_is_a_400_with_a_message() {
+    require_root!();
+    let e = engine();
+    for body in [&b"{bad json"[..], b"[1,2", b"\"just a string\""] {
+        let r = e.api("POST", "/v1.41/containers/create", Some(("application/json", body))).unwrap();
+        // dockerd 20.10 answers 500 here; the issue asks for Docker's 400 (bad parameter).
+        let want = if e.is_dockerd() { 500 } else { 400 };
+        assert_eq!(r.status, want, "body {:?}: {} {}", String::from_utf8_lossy(body), r.status, r.text());
+        let j = r.json().unwrap();
+        assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
+    }
+    // No container was created by any of them.
+    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn info_counts_follow_images_and_containers() {
+    require_root!();
+    let e = engine_with_busybox();
+    e.docker_ok(&["create", "busybox", "true"]);
+    e.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]);
+    let info: serde_json::Value = serde_json::from_str(&e.docker_ok(&["info", "--format", "{{json .}}"])).unwrap();
+    assert_eq!(info["Images"].as_i64(), Some(1), "{info}");
+    assert_eq!(info["Containers"].as_i64(), Some(2));
+    assert_eq!(info["ContainersStopped"].as_i64(), Some(1));
+    assert_eq!(info["ContainersRunning"].as_i64(), Some(1));
+}

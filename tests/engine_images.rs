@@ -146,6 +146,9 @@ fn tag_rmi_filters_and_history() {
     assert_eq!(e.docker_ok(&["images", "-aq"]).trim(), "");
     let o = e.docker(&["rmi", "busybox"]);
     assert!(!o.success() && o.stderr.contains("No such image"), "{o}");
+    let r = e.api("GET", "/v1.41/images/nosuchimage:1/json", None).unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.json().unwrap()["message"].as_str().is_some_and(|m| m.contains("No such image: nosuchimage:1")), "{}", r.text());
 }
 
 /// Hostile layers are refused by `import` and `load`, and nothing is written outside.
