@@ -78,7 +78,7 @@ fn bridge_addressing_and_inspect() {
     assert!(nat.lines().any(|l| l.contains(&format!("{prefix}0/24")) && l.contains("MASQUERADE")), "{nat}");
     // Addresses are released: after removing a, a new container can be started (and gets an address).
     e.docker_ok(&["rm", "-f", "na", "nb"]);
-    let again = inspect(&e, &e.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string(), "{{.NetworkSettings.IPAddress}}");
+    let again = inspect(&e, e.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]).trim(), "{{.NetworkSettings.IPAddress}}");
     assert!(again.starts_with(&prefix), "{again}");
 }
 
@@ -91,7 +91,7 @@ fn network_host_and_none() {
     let dev = route.split_whitespace().skip_while(|w| *w != "dev").nth(1).unwrap_or("lo").to_string();
     let out = e.docker_ok(&["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]);
     assert!(out.contains(&format!(": {dev}:")), "host netns should show {dev}:\n{out}");
-    assert_eq!(inspect(&e, &e.docker_ok(&["create", "--network", "host", "busybox", "true"]).trim().to_string(), "{{.HostConfig.NetworkMode}}"), "host");
+    assert_eq!(inspect(&e, e.docker_ok(&["create", "--network", "host", "busybox", "true"]).trim(), "{{.HostConfig.NetworkMode}}"), "host");
 
     let out = e.docker_ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
     let links = lines(&out);

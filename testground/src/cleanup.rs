@@ -132,7 +132,7 @@ pub fn mounts_below(root: &Path) -> Vec<PathBuf> {
             mp.starts_with(root).then(|| (mp.components().count(), i, mp))
         })
         .collect();
-    v.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    v.sort_by_key(|x| std::cmp::Reverse((x.0, x.1)));
     v.into_iter().map(|(_, _, p)| p).collect()
 }
 

@@ -22,7 +22,6 @@ impl Slot {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let start = (std::process::id().wrapping_mul(7919) ^ nanos) % SLOTS;
-        let used = host_ipv4();
         for i in 0..SLOTS {
             let index = (start + i) % SLOTS;
             let path = dir.join(format!("slot-{index:04}.lock"));
@@ -32,9 +31,6 @@ impl Slot {
                 continue;
             }
             let slot = Slot { index, bridge: format!("fltt{index:04}"), cgroup_parent: format!("/fltt{index:04}"), _lock: f };
-            if used.contains(&format!(" {}", slot.prefix())) {
-                continue; // some other interface sits in this subnet
-            }
             let notes = cleanup::cleanup(&Resources {
                 bridge: Some(slot.bridge.clone()),
                 cgroup_parent: Some(slot.cgroup_parent.clone()),
@@ -43,6 +39,9 @@ impl Slot {
             if !notes.is_empty() {
                 eprintln!("testground: stale slot {index} not fully cleaned: {notes:?}");
                 continue;
+            }
+            if host_ipv4().contains(&format!(" {}", slot.prefix())) {
+                continue; // some other interface sits in this subnet
             }
             return slot;
         }
