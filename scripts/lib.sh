@@ -83,10 +83,11 @@ flt_cleanup() {
 }
 
 # flt_dockerd_leftovers: what a dockerd leaves in the root netns (docker0, DOCKER chains,
-# FORWARD policy DROP, /run/docker), removed only when no dockerd runs any more.
+# FORWARD policy DROP, /run/docker), removed only when no dockerd that manages iptables runs.
 flt_dockerd_leftovers() {
-  pgrep -x dockerd >/dev/null && return 0
-  ip link del docker0 2>/dev/null || true
+  # a dockerd started with --iptables=false does not own these
+  if pgrep -a -x dockerd | grep -qv -- '--iptables=false'; then return 0; fi
+  if ! pgrep -x dockerd >/dev/null; then ip link del docker0 2>/dev/null || true; fi
   local t c
   for t in filter nat; do
     iptables-save -t "$t" | grep -E '^-A (FORWARD|OUTPUT|PREROUTING|POSTROUTING) .*(DOCKER|docker0)' | sed 's/^-A/-D/' |
@@ -96,6 +97,7 @@ flt_dockerd_leftovers() {
     done
   done
   iptables -w -P FORWARD ACCEPT
+  if pgrep -x dockerd >/dev/null; then return 0; fi
   rmdir /run/docker/plugins /run/docker 2>/dev/null || true
   for c in /sys/fs/cgroup/*/docker; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
 }

@@ -19,7 +19,6 @@ fn pull_from_registry_shows_progress_and_lists_the_image() {
     assert_eq!(lines(&images), [format!("{name}:latest")]);
     assert_eq!(inspect(&e, &name, "{{.Id}}"), image::busybox_image_id());
     assert_eq!(inspect(&e, &name, "{{index .RepoDigests 0}}"), format!("{name}@{digest}"));
-    assert_eq!(e.docker_ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
 
     // Pulling again is a no-op.
     let again = e.docker_ok(&["pull", &name]);
@@ -84,27 +83,45 @@ fn load_then_save_round_trips() {
     e.expect_ok(&out);
     assert!(out.stdout.contains("Loaded image: busybox:latest"), "{out}");
     assert_eq!(inspect(&e, "busybox", "{{.Id}}"), id);
-    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "loaded"]), "loaded\n");
 }
 
 #[test]
-fn import_creates_a_runnable_image() {
+fn import_from_a_file_and_from_stdin() {
     require_root!();
     let e = engine();
     let id = e.import_busybox("imported:v1");
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    assert_eq!(inspect(&e, "imported:v1", "{{.Id}}"), id);
     assert_eq!(inspect(&e, "imported:v1", "{{json .Config.Cmd}}"), r#"["sh"]"#);
     assert_eq!(inspect(&e, "imported:v1", "{{.Os}}/{{.Architecture}}"), "linux/amd64");
-    // Applet links are relative, so they resolve inside the container.
-    assert_eq!(e.docker_ok(&["run", "--rm", "imported:v1", "readlink", "/bin/sh"]), "busybox\n");
-    // The default command (sh with no stdin) exits 0.
-    let o = e.docker(&["run", "--rm", "imported:v1"]);
-    assert_eq!(o.code(), 0, "{o}");
-    // From stdin too.
     let tar = std::fs::read(testground::busybox_rootfs_tar()).unwrap();
     let o = e.docker_full(&["import", "-", "fromstdin:latest"], Some(&tar), testground::engine::DOCKER_TIMEOUT);
     e.expect_ok(&o);
-    assert_eq!(e.docker_ok(&["run", "--rm", "fromstdin", "echo", "ok"]), "ok\n");
+    // Same layer, so the same layer digest; no Cmd given this time.
+    assert_eq!(inspect(&e, "fromstdin", "{{json .RootFS.Layers}}"), inspect(&e, "imported:v1", "{{json .RootFS.Layers}}"));
+    assert_eq!(
+        sorted_lines(&e.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])),
+        ["fromstdin:latest", "imported:v1"]
+    );
+}
+
+/// Images from each source run: import (relative applet links resolve inside the container,
+/// default command), load, pull.
+#[test]
+fn images_from_import_load_and_pull_run() {
+    require_root!();
+    let reg = Registry::start();
+    reg.push_busybox("busybox", "latest");
+    let e = engine();
+    e.import_busybox("imported:v1");
+    assert_eq!(e.docker_ok(&["run", "--rm", "imported:v1", "readlink", "/bin/sh"]), "busybox\n");
+    let o = e.docker(&["run", "--rm", "imported:v1"]);
+    assert_eq!(o.code(), 0, "{o}");
+    e.load_busybox();
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "loaded"]), "loaded\n");
+    let name = format!("{}/busybox", reg.addr());
+    e.docker_ok(&["pull", &name]);
+    assert_eq!(e.docker_ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
 }
 
 #[test]
@@ -131,6 +148,21 @@ fn tag_rmi_filters_and_history() {
     let hist = e.docker_ok(&["history", "--no-trunc", "busybox"]);
     assert!(hist.contains("busybox-static"), "{hist}");
 
+    let out = e.docker_ok(&["rmi", "busybox"]);
+    assert!(out.contains("Untagged: busybox:latest") && out.contains(&format!("Deleted: {id}")), "{out}");
+    assert_eq!(e.docker_ok(&["images", "-aq"]).trim(), "");
+    let o = e.docker(&["rmi", "busybox"]);
+    assert!(!o.success() && o.stderr.contains("No such image"), "{o}");
+    let r = e.api("GET", "/v1.41/images/nosuchimage:1/json", None).unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.json().unwrap()["message"].as_str().is_some_and(|m| m.contains("No such image: nosuchimage:1")), "{}", r.text());
+}
+
+#[test]
+fn rmi_refuses_images_in_use() {
+    require_root!();
+    let e = engine_with_busybox();
+    let id = image::busybox_image_id();
     // An image used by a container (even a stopped one) cannot be removed without force.
     let ctr = e.docker_ok(&["create", "busybox", "true"]).trim().to_string();
     let o = e.docker(&["rmi", "busybox"]);
@@ -144,11 +176,6 @@ fn tag_rmi_filters_and_history() {
     let out = e.docker_ok(&["rmi", "busybox"]);
     assert!(out.contains("Untagged: busybox:latest") && out.contains(&format!("Deleted: {id}")), "{out}");
     assert_eq!(e.docker_ok(&["images", "-aq"]).trim(), "");
-    let o = e.docker(&["rmi", "busybox"]);
-    assert!(!o.success() && o.stderr.contains("No such image"), "{o}");
-    let r = e.api("GET", "/v1.41/images/nosuchimage:1/json", None).unwrap();
-    assert_eq!(r.status, 404, "{}", r.text());
-    assert!(r.json().unwrap()["message"].as_str().is_some_and(|m| m.contains("No such image: nosuchimage:1")), "{}", r.text());
 }
 
 /// Hostile layers are refused by `import` and `load`, and nothing is written outside.
@@ -176,7 +203,7 @@ fn hostile_layers_are_refused() {
     }
     // The engine still works afterwards.
     e.load_busybox();
-    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "fine"]), "fine\n");
+    assert_eq!(inspect(&e, "busybox", "{{.Id}}"), image::busybox_image_id());
 }
 
 fn check_refused(e: &Engine, kind: Hostile, canary: &Canary, o: &testground::Output) {

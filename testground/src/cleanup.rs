@@ -319,9 +319,11 @@ pub fn remove_iptables(name: &str, notes: &mut Vec<String>) {
 }
 
 /// What a dockerd leaves in the root netns (its DOCKER* chains and the jumps to them, FORWARD
-/// policy DROP, /run/docker), removed only when no dockerd runs any more.
+/// policy DROP, /run/docker), removed only when no dockerd that manages iptables runs any more.
 pub fn dockerd_leftovers() {
-    if run_args("pgrep", &["-x", "dockerd"]).success() {
+    // A dockerd started with --iptables=false (as some tests do) does not own these.
+    let others = run_args("pgrep", &["-a", "-x", "dockerd"]).stdout;
+    if others.lines().any(|l| !l.contains("--iptables=false")) {
         return;
     }
     for table in ["filter", "nat"] {
@@ -342,6 +344,9 @@ pub fn dockerd_leftovers() {
         }
     }
     run_args("iptables", &["-w", "-P", "FORWARD", "ACCEPT"]);
+    if !others.trim().is_empty() {
+        return;
+    }
     let _ = std::fs::remove_dir("/run/docker/plugins");
     let _ = std::fs::remove_dir("/run/docker");
 }

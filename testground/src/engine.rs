@@ -99,6 +99,11 @@ pub fn swarm_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/swarm")
 }
 
+/// `$FLOTILLA_SWARM_BIN` (overrides everything), else the test's `opts.bin`, else [`swarm_bin`].
+fn resolve_bin(opts: &EngineOpts) -> PathBuf {
+    std::env::var_os("FLOTILLA_SWARM_BIN").map(PathBuf::from).or_else(|| opts.bin.clone()).unwrap_or_else(swarm_bin)
+}
+
 pub struct Engine {
     child: Option<Child>,
     slot: Slot,
@@ -119,7 +124,7 @@ impl Engine {
     }
 
     pub fn start_with(opts: EngineOpts) -> Engine {
-        let bin = opts.bin.clone().unwrap_or_else(swarm_bin);
+        let bin = resolve_bin(&opts);
         assert!(bin.is_file(), "swarm binary not found at {} (build it: cargo build --bin swarm)", bin.display());
         let slot = Slot::acquire();
         let tmp = tempfile::Builder::new().prefix("flotilla-engine-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
@@ -254,7 +259,7 @@ impl Engine {
     /// roots and names: for persistence tests.
     pub fn restart(&mut self) {
         self.terminate(Duration::from_secs(15));
-        let bin = self.opts.bin.clone().unwrap_or_else(swarm_bin);
+        let bin = resolve_bin(&self.opts);
         self.spawn(&bin);
     }
 
