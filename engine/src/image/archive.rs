@@ -91,11 +91,14 @@ fn oci_layout(root: &Path) -> Result<Vec<Found>, ImageError> {
 impl ImageService {
     /// Loads a spooled archive (blocking). Returns the lines dockerd prints.
     pub fn load_archive(&self, archive: &Path) -> Result<Vec<String>, ImageError> {
-        let _writer = self.writer();
+        let writer = self.writer();
         let work = self.tmp_path("load");
         fs::create_dir_all(&work)?;
         let res = self.load_unpacked(archive, &work);
         let _ = fs::remove_dir_all(&work);
+        if res.is_err() {
+            writer.failed();
+        }
         res
     }
 
@@ -314,6 +317,55 @@ mod tests {
         let plan = svc.save_plan(&[hex_of(&id)[..12].to_string()]).unwrap();
         assert!(plan[0].1.is_empty());
         assert!(svc.save_plan(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn loads_oci_layout() {
+        let d = tempfile::tempdir().unwrap();
+        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let tar = crate::image::store::tests::layer_tar(&[("etc/os", b"oci")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let cfg = serde_json::to_vec(&json!({"architecture":"amd64","os":"linux",
+            "rootfs":{"type":"layers","diff_ids":[digest_of(&tar)]}})).unwrap();
+        let man = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":digest_of(&cfg),"size":cfg.len()},
+            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":digest_of(&gz),"size":gz.len()}]})).unwrap();
+        let index = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
+            "manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":digest_of(&man),"size":man.len(),
+            "annotations":{"io.containerd.image.name":"docker.io/library/ocitest:v1","org.opencontainers.image.ref.name":"v1"}}]})).unwrap();
+        let mut tb = tar::Builder::new(Vec::new());
+        append_file(&mut tb, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0).unwrap();
+        append_file(&mut tb, "index.json", &index, 0).unwrap();
+        for b in [&cfg, &man, &gz] {
+            append_file(&mut tb, &format!("blobs/sha256/{}", hex_of(&digest_of(b))), b, 0).unwrap();
+        }
+        let p = d.path().join("oci.tar");
+        fs::write(&p, tb.into_inner().unwrap()).unwrap();
+        assert_eq!(svc.load_archive(&p).unwrap(), vec!["Loaded image: ocitest:v1\n"]);
+        let r = svc.resolve("ocitest:v1").unwrap();
+        assert_eq!(r.id, digest_of(&cfg));
+        assert_eq!(fs::read(r.layer_dirs[0].join("etc/os")).unwrap(), b"oci");
+    }
+
+    #[test]
+    fn failed_load_leaves_no_garbage() {
+        let d = tempfile::tempdir().unwrap();
+        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let tar = crate::image::store::tests::layer_tar(&[("f", b"x")]);
+        let cfg = br#"{"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
+        let mut tb = tar::Builder::new(Vec::new());
+        append_file(&mut tb, "manifest.json", br#"[{"Config":"c.json","RepoTags":["x:y"],"Layers":["l/layer.tar"]}]"#, 0).unwrap();
+        append_file(&mut tb, "c.json", cfg, 0).unwrap();
+        append_file(&mut tb, "l/layer.tar", &tar, 0).unwrap();
+        let p = d.path().join("bad.tar");
+        fs::write(&p, tb.into_inner().unwrap()).unwrap();
+        let e = svc.load_archive(&p).unwrap_err().to_string();
+        assert!(e.contains("diff id mismatch"), "{e}");
+        assert_eq!(fs::read_dir(svc.root().join("blobs/sha256")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(svc.root().join("layers")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(svc.root().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]

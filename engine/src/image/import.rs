@@ -67,7 +67,23 @@ impl ImageService {
         changes: &[String],
         message: &str,
     ) -> Result<String, ImageError> {
-        let _writer = self.writer();
+        let writer = self.writer();
+        let res = self.import_inner(tmp, digest, name, changes, message);
+        if res.is_err() {
+            let _ = std::fs::remove_file(tmp);
+            writer.failed();
+        }
+        res
+    }
+
+    fn import_inner(
+        &self,
+        tmp: &Path,
+        digest: &str,
+        name: Option<&Reference>,
+        changes: &[String],
+        message: &str,
+    ) -> Result<String, ImageError> {
         let mut cfg = empty_container_config();
         apply_changes(&mut cfg, changes)?;
         if self.blob_path(digest).exists() {

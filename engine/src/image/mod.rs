@@ -257,6 +257,13 @@ pub(crate) struct WriterGuard<'a> {
     svc: &'a ImageService,
 }
 
+impl WriterGuard<'_> {
+    /// The operation failed: collect what it left behind once no writer runs.
+    pub fn failed(&self) {
+        self.svc.gc_pending.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         let left = {
@@ -279,7 +286,12 @@ pub fn hex_of(digest: &str) -> &str {
 
 /// Resolves a name or id against the state, in Docker's order: full id, reference, id prefix.
 pub(crate) fn lookup(st: &State, name: &str) -> Result<String, ImageError> {
-    let not_found = || ImageError::NotFound(name.to_string());
+    // dockerd names the normalised reference (`nope:latest`) when the name is one.
+    let shown = match Reference::parse_tagged(name) {
+        Ok(r) if !name.starts_with("sha256:") => r.familiar(),
+        _ => name.to_string(),
+    };
+    let not_found = || ImageError::NotFound(shown.clone());
     let visible = |id: &String| st.images.get(id).is_some_and(|i| !i.record.removed);
     if let Some(h) = name.strip_prefix("sha256:") {
         if reference::is_hex64(h) {
@@ -335,6 +347,8 @@ mod tests {
         assert_eq!(lookup(&st, "sha256:abab").unwrap(), id);
         let e = lookup(&st, "busybox:1").unwrap_err();
         assert_eq!(e.to_string(), "No such image: busybox:1");
+        assert_eq!(lookup(&st, "nope").unwrap_err().to_string(), "No such image: nope:latest");
+        assert_eq!(lookup(&st, "sha256:ff").unwrap_err().to_string(), "No such image: sha256:ff");
         assert!(matches!(lookup(&st, "nope"), Err(ImageError::NotFound(_))));
     }
 

@@ -85,9 +85,12 @@ impl PreparedPull {
     /// Downloads, verifies and unpacks; reports progress; returns the image id. Errors are also
     /// sent on the progress stream (dockerd's `errorDetail`).
     pub async fn run(self, progress: &Progress) -> Result<String, ImageError> {
+        let svc = self.svc.clone();
+        let writer = svc.writer();
         match self.run_inner(progress).await {
             Ok(id) => Ok(id),
             Err(e) => {
+                writer.failed();
                 progress.error(&e.to_string()).await;
                 Err(e)
             }
@@ -98,7 +101,6 @@ impl PreparedPull {
         let r = &self.reference;
         let shown = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_default();
         progress.status_id(&format!("Pulling from {}", r.path.strip_prefix("library/").unwrap_or(&r.path)), &shown).await;
-        let _writer = self.svc.writer();
 
         let resp = self.client.blob(&self.config.digest).await?;
         let config_bytes = resp.bytes().await.map_err(|e| ImageError::Registry(format!("reading config: {e}")))?;
@@ -136,20 +138,20 @@ impl PreparedPull {
             let blob_present = svc.blob_path(&desc.digest).exists();
             handles.insert(
                 i,
-                tokio::spawn(async move {
+                AbortOnDrop(tokio::spawn(async move {
                     if blob_present {
                         p.layer("Download complete", short(&desc.digest)).await;
                         return Ok(());
                     }
                     let _permit = sem.acquire_owned().await.map_err(|_| ImageError::Registry("pull cancelled".into()))?;
                     download(&svc, &client, &desc, &p).await
-                }),
+                })),
             );
         }
         for &i in &todo {
             let desc = &self.layers[i];
-            let Some(h) = handles.remove(&i) else { continue };
-            h.await.map_err(|e| ImageError::Registry(format!("download task failed: {e}")))??;
+            let Some(mut h) = handles.remove(&i) else { continue };
+            (&mut h.0).await.map_err(|e| ImageError::Registry(format!("download task failed: {e}")))??;
             let total = desc.size.max(0) as u64;
             let (svc, p, blob, diff, id12) = (self.svc.clone(), progress.clone(), desc.digest.clone(), diff_ids[i].clone(), short(&desc.digest).to_string());
             tokio::task::spawn_blocking(move || {
@@ -185,6 +187,15 @@ impl PreparedPull {
         let what = if updated { "Downloaded newer image for" } else { "Image is up to date for" };
         progress.status(&format!("Status: {what} {}", r.familiar())).await;
         Ok(id)
+    }
+}
+
+/// Aborts a download when the pull gives up early.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
