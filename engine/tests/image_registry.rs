@@ -272,3 +272,97 @@ async fn pull_from_real_registry() {
     assert!(!svc.blob_path(&layer).exists());
     drop(reg);
 }
+
+/// A registry that wants a bearer token from its token service (basic auth `u:p`).
+#[tokio::test]
+async fn pull_with_bearer_token_auth() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("secret.txt").unwrap();
+        h.set_size(2);
+        h.set_mode(0o600);
+        h.set_cksum();
+        b.append(&h, &b"ok"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let config = serde_json::to_vec(&json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha(&tar)]}})).unwrap();
+    let manifest = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+        "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":sha(&config),"size":config.len()},
+        "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":sha(&tar),"size":tar.len()}]})).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let blobs: Arc<std::collections::HashMap<String, Vec<u8>>> =
+        Arc::new([(sha(&tar), tar.clone()), (sha(&config), config.clone())].into_iter().collect());
+    let realm = format!("http://127.0.0.1:{port}/token");
+    let authed = |h: &HeaderMap| h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer tok123");
+    let challenge = move || {
+        (
+            StatusCode::UNAUTHORIZED,
+            [("WWW-Authenticate", format!("Bearer realm=\"{realm}\",service=\"mock\""))],
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        )
+            .into_response()
+    };
+    let (c1, c2, c3) = (challenge.clone(), challenge.clone(), challenge);
+    let m = manifest.clone();
+    let app = axum::Router::new()
+        .route("/v2/", axum::routing::get(move |h: HeaderMap| async move { if authed(&h) { "{}".into_response() } else { c1() } }))
+        .route(
+            "/token",
+            axum::routing::get(|h: HeaderMap, q: axum::extract::RawQuery| async move {
+                let q = q.0.unwrap_or_default();
+                let basic = h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Basic dTpw");
+                if basic && q.contains("scope=repository%3Apriv%2Fimg%3Apull") && q.contains("service=mock") {
+                    axum::Json(json!({"token": "tok123"})).into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#).into_response()
+                }
+            }),
+        )
+        .route(
+            "/v2/priv/img/manifests/{r}",
+            axum::routing::get(move |h: HeaderMap| async move {
+                if !authed(&h) {
+                    return c2();
+                }
+                ([("Content-Type", "application/vnd.oci.image.manifest.v1+json")], m).into_response()
+            }),
+        )
+        .route(
+            "/v2/priv/img/blobs/{d}",
+            axum::routing::get(move |h: HeaderMap, axum::extract::Path(d): axum::extract::Path<String>| async move {
+                if !authed(&h) {
+                    return c3();
+                }
+                blobs.get(&d).cloned().map(|b| b.into_response()).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+            }),
+        );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let data = tempfile::tempdir().unwrap();
+    let svc = Arc::new(ImageService::open(data.path(), &[]).unwrap());
+    let name = format!("127.0.0.1:{port}/priv/img:latest");
+
+    // Without credentials the token service refuses.
+    let r = Reference::parse_tagged(&name).unwrap();
+    let err = svc.prepare_pull(r.clone(), None).await.err().expect("must fail without credentials").to_string();
+    assert!(err.contains("bad credentials"), "{err}");
+
+    // X-Registry-Auth as the docker CLI sends it: base64url of {"username","password"}.
+    let header = engine::image::registry::base64_encode(br#"{"username":"u","password":"p"}"#).replace('+', "-").replace('/', "_");
+    let creds = engine::image::registry::Credentials::from_header(&header);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let id = svc.prepare_pull(r, creds).await.unwrap().run(&Progress::new(tx)).await.unwrap();
+    assert_eq!(id, sha(&config));
+    let img = svc.resolve(&name).unwrap();
+    assert_eq!(std::fs::read(img.layer_dirs[0].join("secret.txt")).unwrap(), b"ok");
+    let mut last = Value::Null;
+    while let Ok(m) = rx.try_recv() {
+        last = m;
+    }
+    assert_eq!(last["status"], format!("Status: Downloaded newer image for {name}"));
+    server.abort();
+}
