@@ -146,7 +146,7 @@ pub struct ImageService {
     root: PathBuf,
     insecure: Vec<String>,
     state: Mutex<State>,
-    in_use: RwLock<Option<InUse>>,
+    pub(crate) in_use: RwLock<Option<InUse>>,
     /// Pulls/loads/imports in progress; garbage collection is deferred while any runs.
     writers: Mutex<usize>,
     gc_pending: std::sync::atomic::AtomicBool,
@@ -163,14 +163,17 @@ impl ImageService {
         std::fs::create_dir_all(root.join("tmp"))?;
         let state = store::load_state(&root)?;
         tracing::debug!(images = state.images.len(), layers = state.layers.len(), "image store opened");
-        Ok(ImageService {
+        let svc = ImageService {
             root,
             insecure: insecure_registries.to_vec(),
             state: Mutex::new(state),
             in_use: RwLock::new(None),
             writers: Mutex::new(0),
             gc_pending: std::sync::atomic::AtomicBool::new(false),
-        })
+        };
+        // Whatever an interrupted operation left behind (hidden images wait for `set_in_use`).
+        svc.collect_garbage()?;
+        Ok(svc)
     }
 
     pub fn root(&self) -> &Path {
@@ -224,6 +227,10 @@ impl ImageService {
     {
         let cb: InUse = Arc::new(move |id: &str| f(id).into_users());
         *self.in_use.write().unwrap_or_else(|p| p.into_inner()) = Some(cb);
+        // Images deleted while a container still used them may be free now.
+        if let Err(e) = self.collect_garbage() {
+            tracing::warn!(error = %e, "image garbage collection failed");
+        }
     }
 
     pub(crate) fn users_of(&self, id: &str) -> Vec<ImageUser> {

@@ -283,7 +283,9 @@ impl ImageService {
         let mut removed = Vec::new();
         // Hidden images no container uses any more go first (asked without holding our lock).
         let hidden: Vec<String> = self.lock().images.values().filter(|i| i.record.removed).map(|i| i.record.id.clone()).collect();
-        let unused: Vec<String> = hidden.into_iter().filter(|id| self.users_of(id).is_empty()).collect();
+        let can_ask = self.in_use.read().unwrap_or_else(|p| p.into_inner()).is_some();
+        let unused: Vec<String> =
+            if can_ask { hidden.into_iter().filter(|id| self.users_of(id).is_empty()).collect() } else { vec![] };
         for id in &unused {
             self.remove_image_record(id, false)?;
         }
