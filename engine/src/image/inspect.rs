@@ -51,6 +51,12 @@ fn label_ok(img: &Image, wanted: &[String]) -> bool {
     })
 }
 
+/// dockerd marshals a nil map as `null`.
+fn labels_or_null(img: &Image) -> Value {
+    let l = img.config.run_config().labels;
+    if l.is_empty() { Value::Null } else { json!(l) }
+}
+
 fn tags_and_digests(refs: &[Reference]) -> (Vec<String>, Vec<String>) {
     let mut tags: Vec<String> = refs.iter().filter(|r| !r.is_digest()).map(|r| r.familiar()).collect();
     let mut digests: Vec<String> = refs.iter().filter(|r| r.is_digest()).map(|r| r.familiar()).collect();
@@ -104,7 +110,7 @@ impl ImageService {
                     "Size": size,
                     "SharedSize": -1,
                     "VirtualSize": size,
-                    "Labels": img.config.run_config().labels,
+                    "Labels": labels_or_null(img),
                     "Containers": -1,
                 }),
             ));

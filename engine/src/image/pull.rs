@@ -100,7 +100,7 @@ impl PreparedPull {
     async fn run_inner(self, progress: &Progress) -> Result<String, ImageError> {
         let r = &self.reference;
         let shown = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_default();
-        progress.status_id(&format!("Pulling from {}", r.path.strip_prefix("library/").unwrap_or(&r.path)), &shown).await;
+        progress.status_id(&format!("Pulling from {}", r.path), &shown).await;
 
         let resp = self.client.blob(&self.config.digest).await?;
         let config_bytes = resp.bytes().await.map_err(|e| ImageError::Registry(format!("reading config: {e}")))?;
