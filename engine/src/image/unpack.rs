@@ -187,6 +187,9 @@ impl Unpacker<'_> {
                 return Ok(()); // aufs metadata (hard link dirs): not used by overlay
             }
             if let Some(hidden) = name.strip_prefix(b".wh.") {
+                if matches!(hidden, b"" | b"." | b"..") {
+                    return Err(refused(&raw, "invalid whiteout name"));
+                }
                 let wh = parent.join(std::ffi::OsStr::from_bytes(hidden));
                 remove_existing(&wh)?;
                 mknod(&wh, libc::S_IFCHR, 0, 0).map_err(|er| io_err(&wh, er))?;

@@ -64,6 +64,20 @@ fn refuses_dotdot() {
 }
 
 #[test]
+fn refuses_whiteouts_of_parents() {
+    let s = Sandbox::new();
+    fs::write(s.outer.path().join("keep"), b"k").unwrap();
+    for name in ["a/.wh...", "a/.wh..", "a/.wh."] {
+        let t = tarball(&[("a/f", T::Regular, None, b"x"), (name, T::Regular, None, b"")]);
+        assert!(unpack(&t[..], &s.root(), UnpackOptions::LAYER).is_err(), "{name}");
+        assert!(s.root().join("a/f").exists(), "{name} removed its parent");
+    }
+    assert!(s.outer.path().join("keep").exists());
+    fs::remove_file(s.outer.path().join("keep")).unwrap();
+    s.outside_is_clean();
+}
+
+#[test]
 fn refuses_symlink_escape() {
     for target in ["..", "../..", "/etc", "../../../../../../tmp"] {
         let s = Sandbox::new();
