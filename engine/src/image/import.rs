@@ -86,12 +86,17 @@ impl ImageService {
     ) -> Result<String, ImageError> {
         let mut cfg = empty_container_config();
         apply_changes(&mut cfg, changes)?;
-        if self.blob_path(digest).exists() {
+        let had_blob = self.blob_path(digest).exists();
+        if had_blob {
             let _ = std::fs::remove_file(tmp);
         } else {
             self.adopt_blob(tmp, digest)?;
         }
         let layer = self.register_layer(digest, None, &mut |_| {})?;
+        if layer.blob != digest && !had_blob {
+            // The layer was already stored from another blob: this copy is not needed.
+            let _ = std::fs::remove_file(self.blob_path(digest));
+        }
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let comment = if message.is_empty() { "Imported from -".to_string() } else { message.to_string() };
         let config = json!({
