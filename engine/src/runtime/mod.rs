@@ -12,9 +12,21 @@
 //!   closes the container's stdin. Attaches made before `start` get output from the first byte.
 //! - `start` lets the process run. `wait` resolves with the exit once the process has exited
 //!   (also after an engine restart: from the shim, or from the exit file if the shim is gone).
+//! - `delete` makes the shim kill the process if still there, delete the container (cgroups,
+//!   libcontainer state) and exit; then removes the state dir.
+//! - Stdin: with `open_stdin` the container's stdin is a pipe (or the pty). When an attach client
+//!   with stdin shuts down its write half and `stdin_once` is set (and no tty), the container's
+//!   stdin is closed, as dockerd does; otherwise it stays open for the next attach.
 //! - The shim writes the json-file log at `spec.log_path` (one
 //!   `{"log":"..","stream":"stdout|stderr","time":"RFC3339Nano"}` object per line).
+pub mod shim_client;
 pub mod spec;
+pub mod user;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+
+pub use shim_client::ShimState;
+pub use crate::shim::protocol::Status;
 
 use crate::{Classify, ErrorKind};
 use std::path::PathBuf;
@@ -25,6 +37,9 @@ pub enum RuntimeError {
     Shim(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    /// The configuration cannot be turned into a runnable spec (e.g. an unknown `--user`).
+    #[error("{0}")]
+    Spec(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -1,7 +1,105 @@
 //! `swarm shim`: the per-container supervisor process (no tokio). OWNER: runtime/shim helper.
+//!
+//! `swarm shim <state_dir>` reads `<state_dir>/shim.json` ([`protocol::ShimConfig`]), forks a
+//! daemon (own session, stdio on /dev/null, its stderr appended to `<state_dir>/shim.log`) and
+//! waits for it to report: exit 0 once the container is created and `shim.sock` listens, or
+//! exit 1 with libcontainer's error on stderr. The daemon is a child subreaper, the parent of the
+//! container's init, and lives until the process has exited and the container is deleted, so
+//! the engine may die and come back meanwhile.
+pub mod io;
+pub mod protocol;
+mod server;
+mod supervisor;
+
+use protocol::{Ready, ShimConfig};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 
 /// Entry point of `swarm shim <args>`; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    eprintln!("shim: not built yet: {args:?}");
-    2
+    let Some(state_dir) = args.first().map(PathBuf::from) else {
+        eprintln!("usage: swarm shim <state-dir>");
+        return 2;
+    };
+    let cfg: ShimConfig = match crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            eprintln!("shim: {} not found", state_dir.join(protocol::CONFIG_FILE).display());
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("shim: {e}");
+            return 2;
+        }
+    };
+    let (ready_r, ready_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("shim: pipe: {e}");
+            return 1;
+        }
+    };
+    // SAFETY: the shim process has a single thread at this point.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            eprintln!("shim: fork: {e}");
+            1
+        }
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+            drop(ready_w);
+            wait_ready(File::from(ready_r))
+        }
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(ready_r);
+            if let Err(e) = nix::unistd::setsid() {
+                eprintln!("shim: setsid: {e}");
+            }
+            detach_stdio(&state_dir);
+            supervisor::run(cfg, state_dir, ready_w)
+        }
+    }
+}
+
+/// The spawner's side: one line from the daemon (the container's init keeps a copy of the
+/// pipe until it execs, so don't wait for EOF).
+fn wait_ready(mut r: File) -> i32 {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match r.read(&mut b) {
+            Ok(0) => break,
+            Ok(_) if b[0] == b'\n' => break,
+            Ok(_) => line.push(b[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("shim: {e}");
+                return 1;
+            }
+        }
+    }
+    match serde_json::from_slice::<Ready>(&line) {
+        Ok(Ready { error: None }) => 0,
+        Ok(Ready { error: Some(e) }) => {
+            eprintln!("{e}");
+            1
+        }
+        Err(_) => {
+            eprintln!("shim exited before the container was created");
+            1
+        }
+    }
+}
+
+/// stdin/stdout on /dev/null, stderr to `<state_dir>/shim.log`, so the spawner's pipes close.
+fn detach_stdio(state_dir: &std::path::Path) {
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("shim.log"));
+    if let Ok(null) = &null {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+        let err = log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(null.as_raw_fd());
+        let _ = nix::unistd::dup2(err, 2);
+    }
 }
