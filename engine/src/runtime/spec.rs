@@ -50,6 +50,18 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Open-files limit of the container process (what `ulimit -n` shows under a stock dockerd).
 pub const NOFILE_LIMIT: u64 = 1_048_576;
 
+/// [`NOFILE_LIMIT`], lowered to what this process may grant: without CAP_SYS_RESOURCE a larger
+/// hard limit than ours makes the container's creation fail with EPERM.
+pub fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit to the pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_max < NOFILE_LIMIT {
+        lim.rlim_max
+    } else {
+        NOFILE_LIMIT
+    }
+}
+
 fn has_var(env: &[String], key: &str) -> bool {
     env.iter().any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
 }
@@ -120,6 +132,7 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
         }
         mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
     }
+    let nofile = nofile_limit();
     let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
     let mut sysctl = serde_json::Map::new();
     if !matches!(spec.netns, NetNs::Host) {
@@ -135,7 +148,7 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
             "env": process_env(spec, &hostname, user),
             "cwd": cwd,
             "capabilities": {"bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": NOFILE_LIMIT, "soft": NOFILE_LIMIT}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
             "noNewPrivileges": false,
             "oomScoreAdj": 0
         },
@@ -214,7 +227,8 @@ mod tests {
         assert!(caps.effective().as_ref().unwrap().contains(&Capability::NetBindService));
         assert!(!caps.permitted().as_ref().unwrap().contains(&Capability::SysAdmin));
         let rl = &p.rlimits().as_ref().unwrap()[0];
-        assert_eq!((rl.hard(), rl.soft()), (NOFILE_LIMIT, NOFILE_LIMIT));
+        assert_eq!((rl.hard(), rl.soft()), (nofile_limit(), nofile_limit()));
+        assert!(nofile_limit() <= NOFILE_LIMIT);
     }
 
     #[test]
