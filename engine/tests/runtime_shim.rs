@@ -16,7 +16,11 @@ fn is_root() -> bool {
 
 /// `target/<profile>/examples/shim`; `cargo test -p engine` builds it, a filtered run may not,
 /// so build it once if missing (cargo's build lock is free while tests run).
+/// `FLOTILLA_SHIM_BINARY=/path/to/swarm` runs the tests against the real `swarm shim`.
 fn shim_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("FLOTILLA_SHIM_BINARY") {
+        return bin.into();
+    }
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test exe");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
@@ -195,7 +199,9 @@ async fn echo_hello_attach_before_start() {
     assert_eq!(exit_file.code, 0);
     // A second wait is answered too (by the lingering shim).
     assert_eq!(wait(rt, &spec).await.code, 0);
+    let t = Instant::now();
     rt.delete(&spec.id, &spec.state_dir).await.unwrap();
+    eprintln!("delete {:?}", t.elapsed());
     assert!(!spec.state_dir.exists());
     assert!(!Path::new("/sys/fs/cgroup/memory").join(spec.cgroup_path.trim_start_matches('/')).exists());
     assert!(!w.dir.path().join("lc").join(&spec.id).exists());
@@ -383,4 +389,46 @@ async fn delete_of_created_container_kills_it() {
     eprintln!("delete of created container: {:?}", t.elapsed());
     assert!(!memcg.exists());
     assert!(!spec.state_dir.exists());
+}
+
+#[tokio::test]
+async fn tty_stdin_and_resize() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let mut w = World::new();
+    let mut spec = w.spec(&["sh", "-c", "stty size; read line; echo got=$line"]);
+    spec.tty = true;
+    spec.open_stdin = true;
+    let rt = &w.runtime;
+    rt.create(&spec).await.unwrap();
+    rt.resize(&spec.id, &spec.state_dir, 30, 100).await.unwrap();
+    let att = rt.attach(&spec.id, &spec.state_dir, AttachOpts { stdin: true, stdout: true, stderr: true }).await.unwrap();
+    rt.start(&spec.id, &spec.state_dir).await.unwrap();
+    let (mut r, mut wr) = att.into_split();
+    wr.write_all(b"hi\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), r.read_to_end(&mut out)).await.unwrap().unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("30 100\r\n"), "{out:?}");
+    assert!(out.contains("got=hi\r\n"), "{out:?}");
+    assert_eq!(wait(rt, &spec).await.code, 0);
+}
+
+#[tokio::test]
+async fn same_container_runs_again() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let mut w = World::new();
+    let spec = w.spec(&["sh", "-c", "echo run"]);
+    let rt = &w.runtime;
+    for round in 0..2 {
+        // No delete in between: the lingering shim of round 0 must make way.
+        rt.create(&spec).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        rt.start(&spec.id, &spec.state_dir).await.unwrap();
+        assert_eq!(wait(rt, &spec).await.code, 0);
+    }
+    let log = std::fs::read_to_string(&spec.log_path).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
 }

@@ -99,7 +99,7 @@ impl ShimRuntime {
         let oci = spec::build(spec, &exec_user)?;
         let bundle = spec.state_dir.join(protocol::BUNDLE_DIR);
         let config = bundle.join("config.json");
-        crate::fsutil::write_json(&config, &oci).map_err(|e| io_err("writing", &config, e))?;
+        protocol::write_runtime_json(&config, &oci).map_err(|e| io_err("writing", &config, e))?;
         let cfg = ShimConfig {
             id: spec.id.clone(),
             bundle,
@@ -111,7 +111,7 @@ impl ShimRuntime {
             cgroup_path: spec.cgroup_path.clone(),
         };
         let path = spec.state_dir.join(protocol::CONFIG_FILE);
-        crate::fsutil::write_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;
+        protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;
         // A previous run's leftovers must not answer for this one.
         for stale in [protocol::EXIT_FILE, protocol::SOCKET_FILE] {
             let _ = std::fs::remove_file(spec.state_dir.join(stale));
@@ -135,6 +135,9 @@ fn remove_cgroups(cgroup_path: &str) {
 
 impl Runtime for ShimRuntime {
     async fn create(&self, spec: &RunSpec) -> Result<(), RuntimeError> {
+        // A shim of a previous run of this container may still linger: let it finish (it
+        // deletes its libcontainer state) and go, so it can't answer for the new one.
+        let _ = request(&spec.state_dir, &Request::Delete).await;
         let this = ShimRuntime::new(self.shim_binary.clone(), self.runtime_root.clone());
         let owned = spec.clone();
         tokio::task::spawn_blocking(move || this.write_bundle(&owned))

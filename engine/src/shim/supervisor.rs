@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -208,6 +209,7 @@ pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
             return 1;
         }
     };
+    let sock_ino = std::fs::metadata(&sock).map(|m| m.ino()).unwrap_or(0);
     let log = Arc::new(LogFile::open(&cfg.log_path).unwrap_or_else(|e| {
         eprintln!("shim: log file {}: {e}", cfg.log_path.display());
         LogFile::discard()
@@ -248,8 +250,15 @@ pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
     drop(ready);
     let mut main = Main { shared, container, state_dir, done_rx, pumps, pending_deletes: vec![] };
     main.serve(rx);
-    let _ = std::fs::remove_file(&sock);
+    remove_own_socket(&sock, sock_ino);
     0
+}
+
+/// Removes the socket unless a newer shim of the same container has replaced it meanwhile.
+fn remove_own_socket(sock: &Path, ino: u64) {
+    if std::fs::metadata(sock).is_ok_and(|m| m.ino() == ino) {
+        let _ = std::fs::remove_file(sock);
+    }
 }
 
 /// Waits for the init without stealing the pid while another thread may signal it.
@@ -391,7 +400,7 @@ impl Main {
             oom_killed: oom_killed(&self.shared.cfg.cgroup_path),
             finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         };
-        if let Err(e) = crate::fsutil::write_json(&protocol::exit_path(&self.state_dir), &exit) {
+        if let Err(e) = protocol::write_runtime_json(&protocol::exit_path(&self.state_dir), &exit) {
             eprintln!("shim: writing exit file: {e}");
         }
         lock(&self.shared.proc).exit = Some(exit);
