@@ -343,7 +343,7 @@ async fn bad_executable_fails_create() {
     let spec = w.spec(&["nonexistent-cmd"]);
     let e = w.runtime.create(&spec).await.unwrap_err();
     eprintln!("create error: {e}");
-    assert!(e.to_string().contains("nonexistent-cmd"), "{e}");
+    assert!(e.to_string().contains("exec: \"nonexistent-cmd\": executable file not found in $PATH"), "{e}");
     assert!(!w.dir.path().join("lc").join(&spec.id).exists());
 }
 

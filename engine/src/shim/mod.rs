@@ -6,6 +6,7 @@
 //! exit 1 with libcontainer's error on stderr. The daemon is a child subreaper, the parent of the
 //! container's init, and lives until the process has exited and the container is deleted, so
 //! the engine may die and come back meanwhile.
+mod create;
 pub mod io;
 pub mod protocol;
 mod server;

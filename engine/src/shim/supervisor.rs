@@ -3,13 +3,12 @@
 //! Threads: this (main) thread holds the libcontainer `Container` (not `Send`) and handles
 //! start/delete and the exit sequence; a reaper thread waits for the init; one thread per
 //! output fd; an accept thread plus one thread per control connection (`server.rs`).
-use super::io::{pump_output, Hub, LogFile, STDERR, STDOUT};
+use super::create::{create, error_chain};
+use super::io::{pump_output, Hub, LogFile};
 use super::protocol::{self, Ready, Response, ShimConfig, Status};
 use super::server;
 use crate::runtime::Exit;
-use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fs::File;
@@ -76,102 +75,6 @@ impl Shared {
             _ => Response::err(format!("cannot kill container {}: {}", self.cfg.id, std::io::Error::last_os_error())),
         }
     }
-}
-
-/// The container's stdio as the shim sees it.
-struct Stdio {
-    outputs: Vec<(File, u8)>,
-    stdin: Option<File>,
-    pty: Option<OwnedFd>,
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-fn pipe() -> Result<(File, File), String> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    Ok((File::from(r), File::from(w)))
-}
-
-/// Creates the container; returns it with the shim's ends of its stdio.
-fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, Stdio), String> {
-    let lc_err = |e: libcontainer::error::LibcontainerError| error_chain(&e);
-    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::Linux)
-        .with_root_path(&cfg.runtime_root)
-        .map_err(lc_err)?;
-    let mut stdio = Stdio { outputs: vec![], stdin: None, pty: None };
-    let console = if cfg.tty {
-        let path = state_dir.join(protocol::CONSOLE_SOCKET_FILE);
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).map_err(|e| format!("console socket: {e}"))?;
-        builder = builder.with_console_socket(Some(&path));
-        Some((listener, path))
-    } else {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        builder = builder.with_stdout(out_w).with_stderr(err_w);
-        stdio.outputs = vec![(out_r, STDOUT), (err_r, STDERR)];
-        if cfg.open_stdin {
-            let (in_r, in_w) = pipe()?;
-            builder = builder.with_stdin(in_r);
-            stdio.stdin = Some(in_w);
-        }
-        None
-    };
-    let container = builder
-        .as_init(&cfg.bundle)
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(lc_err);
-    if let Some((listener, path)) = console {
-        let _ = std::fs::remove_file(&path);
-        let container = container?;
-        let master = receive_pty_master(&listener)?;
-        let read = master.try_clone().map_err(|e| format!("pty: {e}"))?;
-        if cfg.open_stdin {
-            stdio.stdin = Some(File::from(master.try_clone().map_err(|e| format!("pty: {e}"))?));
-        }
-        stdio.outputs = vec![(File::from(read), STDOUT)];
-        stdio.pty = Some(master);
-        return Ok((container, stdio));
-    }
-    Ok((container?, stdio))
-}
-
-/// libcontainer's init sent the pty master over the console socket before `build` returned.
-fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd};
-    listener.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;
-    let (conn, _) = listener.accept().map_err(|e| format!("console socket: no pty received: {e}"))?;
-    conn.set_nonblocking(false).map_err(|e| format!("console socket: {e}"))?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| format!("console socket: {e}"))?;
-    let mut buf = [0u8; 64];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| format!("console socket: {e}"))?;
-    for c in msg.cmsgs().map_err(|e| format!("console socket: {e}"))? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just gave us this fd; nothing else owns it.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err("console socket: no pty received".into())
 }
 
 fn send_ready(ready: &mut File, error: Option<String>) {
@@ -421,12 +324,6 @@ mod tests {
         assert_eq!(exit_code(WaitStatus::Exited(p, 3)), 3);
         assert_eq!(exit_code(WaitStatus::Signaled(p, nix::sys::signal::Signal::SIGTERM, false)), 143);
         assert_eq!(exit_code(WaitStatus::Signaled(p, nix::sys::signal::Signal::SIGKILL, true)), 137);
-    }
-
-    #[test]
-    fn error_chain_skips_repeats() {
-        let e = std::io::Error::other("outer");
-        assert_eq!(error_chain(&e), "outer");
     }
 
     #[test]
