@@ -297,7 +297,8 @@ async fn namespaces_user_and_mounts() {
     std::fs::write(&hosts, "127.0.0.1 localhost box\n").unwrap();
     let script = "ls /sys/class/net; hostname; id -u; echo $$; cat /etc/hosts; \
                   touch /etc/hosts 2>/dev/null && echo rw || echo ro; echo $HOME; \
-                  wc -c < /proc/timer_list; ls /dev/null /dev/shm /dev/pts/ptmx >/dev/null && echo devs";
+                  wc -c < /proc/timer_list; ls /dev/null /dev/shm /dev/pts/ptmx >/dev/null && echo devs; \
+                  grep -E 'SigIgn|SigBlk' /proc/self/status; ulimit -n";
     let mut spec = w.spec(&["sh", "-c", script]);
     spec.user = "nobody".into();
     spec.mounts = vec![BindMount { source: hosts, destination: "/etc/hosts".into(), readonly: true }];
@@ -307,7 +308,11 @@ async fn namespaces_user_and_mounts() {
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let out = demux(&read_all(&mut att).await);
     let stdout = String::from_utf8_lossy(&out.iter().find(|(s, _)| *s == 1).expect("stdout").1).into_owned();
-    assert_eq!(stdout, "lo\nbox\n65534\n1\n127.0.0.1 localhost box\nro\n/home\n0\ndevs\n");
+    let nofile = engine::runtime::spec::nofile_limit();
+    assert_eq!(
+        stdout,
+        format!("lo\nbox\n65534\n1\n127.0.0.1 localhost box\nro\n/home\n0\ndevs\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n{nofile}\n")
+    );
     assert_eq!(wait(rt, &spec).await.code, 0);
 
     let bad = w.spec(&["true"]);
@@ -431,4 +436,35 @@ async fn same_container_runs_again() {
     }
     let log = std::fs::read_to_string(&spec.log_path).unwrap();
     assert_eq!(log.lines().count(), 2, "{log}");
+}
+
+/// A named network namespace (`ip netns`), deleted on drop (with the veth pair inside it).
+struct NetnsGuard(String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[tokio::test]
+async fn joins_a_prepared_network_namespace() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let name = format!("flt-rt-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+    let ip = |args: &[&str]| assert!(std::process::Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    ip(&["netns", "add", &name]);
+    let _guard = NetnsGuard(name.clone());
+    // No dummy driver on this kernel: a veth pair kept inside the namespace.
+    ip(&["-n", &name, "link", "add", "fltv0", "type", "veth", "peer", "name", "fltv1"]);
+    let mut w = World::new();
+    let mut spec = w.spec(&["ls", "/sys/class/net"]);
+    spec.netns = NetNs::Path(PathBuf::from("/run/netns").join(&name));
+    let rt = &w.runtime;
+    rt.create(&spec).await.unwrap();
+    let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
+    rt.start(&spec.id, &spec.state_dir).await.unwrap();
+    assert_eq!(demux(&read_all(&mut att).await), vec![(1, b"fltv0\nfltv1\nlo\n".to_vec())]);
+    assert_eq!(wait(rt, &spec).await.code, 0);
 }

@@ -5,6 +5,9 @@ use super::protocol::{self, ShimConfig};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
@@ -12,6 +15,34 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The container's stdio as the shim sees it.
+/// libcontainer's executor, but the workload starts with every signal at its default action
+/// and none blocked, as under runc: ignored signals survive exec, and the shim (a Rust binary,
+/// started by whatever) may have some ignored.
+#[derive(Clone)]
+struct CleanSignals;
+
+impl Executor for CleanSignals {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            // The raw syscall: glibc's wrappers refuse its internal signals (32, 33).
+            // Kernel struct sigaction: handler (SIG_DFL = 0), flags, restorer, mask.
+            let act: [u64; 4] = [0; 4];
+            // SAFETY: rt_sigaction reads one kernel sigaction; the old action is not asked for.
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
+        }
+        let empty = nix::sys::signal::SigSet::empty();
+        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
 pub(super) struct Stdio {
     pub outputs: Vec<(File, u8)>,
     pub stdin: Option<File>,
@@ -64,7 +95,8 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
     let lc_err = |e: libcontainer::error::LibcontainerError| error_chain(&e);
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::Linux)
         .with_root_path(&cfg.runtime_root)
-        .map_err(lc_err)?;
+        .map_err(lc_err)?
+        .with_executor(CleanSignals);
     let mut stdio = Stdio { outputs: vec![], stdin: None, pty: None };
     let console = if cfg.tty {
         let path = state_dir.join(protocol::CONSOLE_SOCKET_FILE);

@@ -18,8 +18,24 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Rust starts every binary with SIGPIPE ignored, and an ignored signal stays ignored across
+/// exec: the container's processes would inherit it (`yes | head` would never end by SIGPIPE).
+/// A no-op handler keeps the shim alive on a closed client (writes fail with EPIPE) and is
+/// reset to the default action by exec.
+fn reset_sigpipe() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(SigHandler::Handler(ignore_signal), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handler does nothing, which is async-signal-safe.
+    if let Err(e) = unsafe { sigaction(Signal::SIGPIPE, &action) } {
+        eprintln!("shim: SIGPIPE handler: {e}");
+    }
+}
+
 /// Entry point of `swarm shim <args>`; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
+    reset_sigpipe();
     let Some(state_dir) = args.first().map(PathBuf::from) else {
         eprintln!("usage: swarm shim <state-dir>");
         return 2;
