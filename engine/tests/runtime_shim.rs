@@ -237,6 +237,11 @@ async fn kill_while_running_and_cgroup_lifecycle() {
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let memcg = Path::new("/sys/fs/cgroup/memory").join(spec.cgroup_path.trim_start_matches('/'));
     assert!(memcg.exists(), "{} missing", memcg.display());
+    // A restarted engine (a fresh client) finds the running container through its shim.
+    let again = ShimRuntime::new(rt.shim_binary.clone(), rt.runtime_root.clone());
+    let st = again.state(&spec.state_dir).await.unwrap().unwrap();
+    assert_eq!(st.status, engine::runtime::Status::Running);
+    assert!(st.pid > 1 && st.exit.is_none());
     // The init of a pid namespace ignores SIGTERM without a handler: SIGKILL it.
     rt.signal(&spec.id, &spec.state_dir, libc::SIGKILL).await.unwrap();
     assert_eq!(wait(rt, &spec).await.code, 137);
@@ -466,5 +471,66 @@ async fn joins_a_prepared_network_namespace() {
     let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     assert_eq!(demux(&read_all(&mut att).await), vec![(1, b"fltv0\nfltv1\nlo\n".to_vec())]);
+    assert_eq!(wait(rt, &spec).await.code, 0);
+}
+
+#[tokio::test]
+async fn oom_kill_is_reported() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let mut w = World::new();
+    let spec = w.spec(&["sh", "-c", "head -c 200000000 /dev/zero | tail"]);
+    let rt = &w.runtime;
+    rt.create(&spec).await.unwrap();
+    // The cgroup exists once created: limit it before the process runs.
+    let memcg = Path::new("/sys/fs/cgroup/memory").join(spec.cgroup_path.trim_start_matches('/'));
+    std::fs::write(memcg.join("memory.limit_in_bytes"), "16777216").unwrap();
+    rt.start(&spec.id, &spec.state_dir).await.unwrap();
+    let exit = wait(rt, &spec).await;
+    assert_eq!(exit.code, 137);
+    assert!(exit.oom_killed);
+}
+
+/// `cargo test -p engine --test runtime_shim bench -- --ignored --nocapture`: the runtime's
+/// share of `docker run --rm busybox true` (create, attach, start, wait, delete).
+#[tokio::test]
+#[ignore]
+async fn bench_run_true() {
+    let mut w = World::new();
+    let mut times = vec![];
+    for _ in 0..20 {
+        let spec = w.spec(&["true"]);
+        let rt = &w.runtime;
+        let t = Instant::now();
+        rt.create(&spec).await.unwrap();
+        let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
+        rt.start(&spec.id, &spec.state_dir).await.unwrap();
+        read_all(&mut att).await;
+        assert_eq!(wait(rt, &spec).await.code, 0);
+        rt.delete(&spec.id, &spec.state_dir).await.unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    eprintln!("run --rm true: min {:?} median {:?} max {:?}", times[0], times[10], times[19]);
+}
+
+#[tokio::test]
+async fn stdin_only_attach_ends_with_the_process() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let mut w = World::new();
+    let mut spec = w.spec(&["sh", "-c", "read x; echo $x"]);
+    spec.open_stdin = true;
+    let rt = &w.runtime;
+    rt.create(&spec).await.unwrap();
+    let mut input = rt.attach(&spec.id, &spec.state_dir, AttachOpts { stdin: true, stdout: false, stderr: false }).await.unwrap();
+    let mut output = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
+    rt.start(&spec.id, &spec.state_dir).await.unwrap();
+    input.write_all(b"one\n").await.unwrap();
+    assert_eq!(read_all(&mut output).await, b"\x01\0\0\0\0\0\0\x04one\n");
+    // Without stdin_once the stdin-only client stays attached until the process is gone.
+    assert!(read_all(&mut input).await.is_empty());
     assert_eq!(wait(rt, &spec).await.code, 0);
 }

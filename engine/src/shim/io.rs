@@ -126,7 +126,8 @@ impl Hub {
         Hub { inner: Mutex::default(), tty }
     }
 
-    /// Sends `reply` on `conn` and registers it for output, atomically with respect to output.
+    /// Sends `reply` on `conn` and registers it for output (and for `close`), atomically with
+    /// respect to output.
     /// Returns false when the hub is closed (the process has exited).
     pub fn register(&self, conn: &UnixStream, stdout: bool, stderr: bool, reply: &[u8]) -> io::Result<bool> {
         let mut inner = lock(&self.inner);
@@ -134,11 +135,10 @@ impl Hub {
             return Ok(false);
         }
         (&*conn).write_all(reply)?;
-        if stdout || stderr {
-            let conn = conn.try_clone()?;
-            conn.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT))?;
-            inner.clients.push(Client { conn, stdout, stderr });
-        }
+        // Registered even without output streams, so `close` ends a stdin-only attach too.
+        let conn = conn.try_clone()?;
+        conn.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT))?;
+        inner.clients.push(Client { conn, stdout, stderr });
         Ok(true)
     }
 

@@ -40,6 +40,7 @@ pub fn main(args: Vec<String>) -> i32 {
         eprintln!("usage: swarm shim <state-dir>");
         return 2;
     };
+    let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
     let cfg: ShimConfig = match crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -64,9 +65,9 @@ pub fn main(args: Vec<String>) -> i32 {
             eprintln!("shim: fork: {e}");
             1
         }
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(ready_w);
-            wait_ready(File::from(ready_r))
+            wait_ready(File::from(ready_r), child)
         }
         Ok(nix::unistd::ForkResult::Child) => {
             drop(ready_r);
@@ -74,17 +75,49 @@ pub fn main(args: Vec<String>) -> i32 {
                 eprintln!("shim: setsid: {e}");
             }
             detach_stdio(&state_dir);
+            // Hold no directory of the engine's busy (the config's paths are absolute).
+            let _ = std::env::set_current_dir("/");
             supervisor::run(cfg, state_dir, ready_w)
         }
     }
 }
 
-/// The spawner's side: one line from the daemon (the container's init keeps a copy of the
-/// pipe until it execs, so don't wait for EOF).
-fn wait_ready(mut r: File) -> i32 {
+/// Blocks until `r` is readable or the daemon has exited (then it will never write).
+fn wait_readable_or_exit(r: &File, daemon: nix::unistd::Pid) {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, daemon.as_raw(), 0) } as libc::c_int;
+    if pidfd < 0 {
+        return; // old kernel: plain blocking read
+    }
+    let mut fds = [
+        libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+    ];
+    // SAFETY: fds is a valid array of two pollfds.
+    while unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+    // SAFETY: pidfd is ours and closed once.
+    unsafe { libc::close(pidfd) };
+}
+
+/// The spawner's side: one line from the daemon. The container's init keeps a copy of the pipe
+/// until it execs, so EOF never comes while it waits for `start`: if the daemon dies before it
+/// reports, notice that through its pidfd instead.
+fn wait_ready(mut r: File, daemon: nix::unistd::Pid) -> i32 {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
+        if line.is_empty() {
+            wait_readable_or_exit(&r, daemon);
+            let mut probe = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd, zero timeout.
+            if unsafe { libc::poll(&mut probe, 1, 0) } == 0 {
+                let status = nix::sys::wait::waitpid(daemon, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+                eprintln!("shim exited before the container was created: {status:?}");
+                return 1;
+            }
+        }
         match r.read(&mut b) {
             Ok(0) => break,
             Ok(_) if b[0] == b'\n' => break,
