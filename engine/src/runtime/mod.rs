@@ -9,7 +9,9 @@
 //! - `attach` connects to the shim and returns a stream: reading yields exactly what the
 //!   client must see (stdcopy frames `[stream,0,0,0,len BE32]+data` when `tty` is false,
 //!   raw bytes with a tty); writing feeds the container's stdin; shutting down the write half
-//!   closes the container's stdin. Attaches made before `start` get output from the first byte.
+//!   closes the container's stdin (see Stdin below). Attaches made before `start` get output
+//!   from the first byte. When the process has exited and its output is drained, the shim
+//!   closes every attach stream (reads see EOF).
 //! - `start` lets the process run. `wait` resolves with the exit once the process has exited
 //!   (also after an engine restart: from the shim, or from the exit file if the shim is gone).
 //! - `delete` makes the shim kill the process if still there, delete the container (cgroups,
