@@ -48,7 +48,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     let containers = ContainerService::open(cfg.clone(), images.clone(), network.clone(), events.clone()).await?;
     {
         let c = containers.clone();
-        images.set_in_use(Arc::new(move |id: &str| c.image_in_use(id)));
+        images.set_in_use(Arc::new(move |id: &str| c.image_users(id)));
     }
     let state = AppState { config: cfg.clone(), images, containers, network, events };
     let app = api::router(state);

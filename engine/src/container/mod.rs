@@ -6,7 +6,6 @@
 mod create;
 mod lifecycle;
 mod logs;
-mod placeholder_runtime;
 pub mod record;
 mod rootfs;
 mod view;
@@ -227,17 +226,16 @@ impl<R: Runtime> ContainerService<R> {
         c
     }
 
-    /// The id of a container using `image_id`, if any.
-    pub fn image_user(&self, image_id: &str) -> Option<String> {
+    /// The containers using `image_id` (for `rmi`'s conflict checks).
+    pub fn image_users(&self, image_id: &str) -> Vec<crate::image::ImageUser> {
         let t = self.table.lock().expect("table lock");
         t.by_id
             .values()
-            .find(|c| c.rec.lock().expect("record lock").image_id == image_id)
-            .map(|c| c.id())
-    }
-
-    pub fn image_in_use(&self, image_id: &str) -> bool {
-        self.image_user(image_id).is_some()
+            .filter_map(|c| {
+                let r = c.rec.lock().expect("record lock");
+                (r.image_id == image_id).then(|| crate::image::ImageUser { container_id: r.id.clone(), running: r.running() })
+            })
+            .collect()
     }
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix.

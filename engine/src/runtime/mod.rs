@@ -9,12 +9,26 @@
 //! - `attach` connects to the shim and returns a stream: reading yields exactly what the
 //!   client must see (stdcopy frames `[stream,0,0,0,len BE32]+data` when `tty` is false,
 //!   raw bytes with a tty); writing feeds the container's stdin; shutting down the write half
-//!   closes the container's stdin. Attaches made before `start` get output from the first byte.
+//!   closes the container's stdin (see Stdin below). Attaches made before `start` get output
+//!   from the first byte. When the process has exited and its output is drained, the shim
+//!   closes every attach stream (reads see EOF).
 //! - `start` lets the process run. `wait` resolves with the exit once the process has exited
 //!   (also after an engine restart: from the shim, or from the exit file if the shim is gone).
+//! - `delete` makes the shim kill the process if still there, delete the container (cgroups,
+//!   libcontainer state) and exit; then removes the state dir.
+//! - Stdin: with `open_stdin` the container's stdin is a pipe (or the pty). When an attach client
+//!   with stdin shuts down its write half and `stdin_once` is set (and no tty), the container's
+//!   stdin is closed, as dockerd does; otherwise it stays open for the next attach.
 //! - The shim writes the json-file log at `spec.log_path` (one
 //!   `{"log":"..","stream":"stdout|stderr","time":"RFC3339Nano"}` object per line).
+pub mod shim_client;
 pub mod spec;
+pub mod user;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+
+pub use shim_client::ShimState;
+pub use crate::shim::protocol::Status;
 
 use crate::{Classify, ErrorKind};
 use std::path::PathBuf;
@@ -25,6 +39,9 @@ pub enum RuntimeError {
     Shim(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    /// The configuration cannot be turned into a runnable spec (e.g. an unknown `--user`).
+    #[error("{0}")]
+    Spec(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -118,10 +135,4 @@ pub struct ShimRuntime {
     pub shim_binary: PathBuf,
     /// libcontainer's state root (under the exec root).
     pub runtime_root: PathBuf,
-}
-
-impl ShimRuntime {
-    pub fn new(shim_binary: PathBuf, runtime_root: PathBuf) -> Self {
-        ShimRuntime { shim_binary, runtime_root }
-    }
 }

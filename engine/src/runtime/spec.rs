@@ -1,1 +1,286 @@
 //! RunSpec -> OCI runtime spec (pure). OWNER: runtime/shim helper.
+//!
+//! Mirrors what dockerd 20.10 hands runc for a non-privileged container: Docker's default
+//! mounts, capability set, masked and read-only /proc paths, deny-all device cgroup (libcontainer
+//! adds the default devices and their allow rules itself). No seccomp profile (libcontainer is
+//! built without libseccomp) and no AppArmor.
+use super::user::ExecUser;
+use super::{NetNs, RunSpec, RuntimeError};
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+/// Docker's default capabilities for non-privileged containers.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+pub const READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Docker's default PATH, added when the configured environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Open-files limit of the container process (what `ulimit -n` shows under a stock dockerd).
+pub const NOFILE_LIMIT: u64 = 1_048_576;
+
+/// [`NOFILE_LIMIT`], lowered to what this process may grant: without CAP_SYS_RESOURCE a larger
+/// hard limit than ours makes the container's creation fail with EPERM.
+pub fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit to the pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_max < NOFILE_LIMIT {
+        lim.rlim_max
+    } else {
+        NOFILE_LIMIT
+    }
+}
+
+fn has_var(env: &[String], key: &str) -> bool {
+    env.iter().any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+}
+
+/// The process environment: Docker's daemon defaults (PATH, HOSTNAME, TERM with a tty) under
+/// the configured variables, plus HOME from passwd when unset (as runc does).
+pub fn process_env(spec: &RunSpec, hostname: &str, user: &ExecUser) -> Vec<String> {
+    let mut env = Vec::with_capacity(spec.env.len() + 4);
+    if !has_var(&spec.env, "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has_var(&spec.env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    if spec.tty && !has_var(&spec.env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    env.extend(spec.env.iter().cloned());
+    if !has_var(&spec.env, "HOME") {
+        env.push(format!("HOME={}", user.home));
+    }
+    env
+}
+
+fn default_mounts() -> Vec<Value> {
+    let m = |dest: &str, typ: &str, src: &str, opts: &[&str]| {
+        json!({"destination": dest, "type": typ, "source": src, "options": opts})
+    };
+    vec![
+        m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        m("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        m("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        m("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+        m("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
+        m("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        m("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]),
+    ]
+}
+
+fn namespaces(netns: &NetNs) -> Vec<Value> {
+    let mut ns = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    match netns {
+        NetNs::Host => {}
+        NetNs::New => ns.push(json!({"type": "network"})),
+        NetNs::Path(p) => ns.push(json!({"type": "network", "path": p})),
+    }
+    ns.push(json!({"type": "cgroup"}));
+    ns
+}
+
+/// The container's hostname: the configured one, else the short id (as Docker does).
+pub fn hostname(spec: &RunSpec) -> String {
+    if spec.hostname.is_empty() {
+        spec.id.chars().take(12).collect()
+    } else {
+        spec.hostname.clone()
+    }
+}
+
+/// Builds the OCI spec for `spec` running as `user` (resolve it with [`super::user::resolve_user`]).
+pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
+    let hostname = hostname(spec);
+    let mut mounts = default_mounts();
+    for b in &spec.mounts {
+        let mut opts = vec!["rbind", "rprivate"];
+        if b.readonly {
+            opts.push("ro");
+        }
+        mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
+    }
+    let nofile = nofile_limit();
+    let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
+    let mut sysctl = serde_json::Map::new();
+    if !matches!(spec.netns, NetNs::Host) {
+        sysctl.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
+        sysctl.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
+    }
+    let value = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": spec.tty,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "args": spec.args,
+            "env": process_env(spec, &hostname, user),
+            "cwd": cwd,
+            "capabilities": {"bounding": DEFAULT_CAPS, "effective": DEFAULT_CAPS, "permitted": DEFAULT_CAPS},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "noNewPrivileges": false,
+            "oomScoreAdj": 0
+        },
+        "root": {"path": spec.rootfs, "readonly": spec.readonly_rootfs},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": {
+            "cgroupsPath": spec.cgroup_path,
+            "namespaces": namespaces(&spec.netns),
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "sysctl": sysctl,
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS
+        }
+    });
+    serde_json::from_value(value).map_err(|e| RuntimeError::Spec(format!("invalid runtime spec: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::BindMount;
+    use oci_spec::runtime::{Capability, LinuxNamespaceType};
+    use std::path::PathBuf;
+
+    fn run_spec() -> RunSpec {
+        RunSpec {
+            id: "0123456789abcdef0123".into(),
+            rootfs: "/var/lib/x/rootfs".into(),
+            args: vec!["echo".into(), "hello".into()],
+            env: vec!["FOO=bar".into()],
+            cwd: String::new(),
+            user: String::new(),
+            hostname: String::new(),
+            tty: false,
+            open_stdin: false,
+            stdin_once: false,
+            netns: NetNs::New,
+            mounts: vec![BindMount { source: "/h/hosts".into(), destination: "/etc/hosts".into(), readonly: true }],
+            cgroup_path: "/flotilla/abc".into(),
+            log_path: "/tmp/log.json".into(),
+            state_dir: "/run/x".into(),
+            readonly_rootfs: false,
+        }
+    }
+
+    fn root() -> ExecUser {
+        ExecUser { uid: 0, gid: 0, additional_gids: vec![], home: "/root".into() }
+    }
+
+    #[test]
+    fn process_fields() {
+        let mut rs = run_spec();
+        rs.tty = true;
+        let user = ExecUser { uid: 33, gid: 33, additional_gids: vec![10], home: "/var/www".into() };
+        let s = build(&rs, &user).unwrap();
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &vec!["echo".to_string(), "hello".to_string()]);
+        assert_eq!(p.cwd(), &PathBuf::from("/"));
+        assert_eq!(p.terminal(), Some(true));
+        assert_eq!((p.user().uid(), p.user().gid()), (33, 33));
+        assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![10]);
+        let env = p.env().as_ref().unwrap();
+        assert_eq!(
+            env,
+            &vec![
+                format!("PATH={DEFAULT_PATH}"),
+                "HOSTNAME=0123456789ab".to_string(),
+                "TERM=xterm".to_string(),
+                "FOO=bar".to_string(),
+                "HOME=/var/www".to_string()
+            ]
+        );
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+        assert!(caps.effective().as_ref().unwrap().contains(&Capability::NetBindService));
+        assert!(!caps.permitted().as_ref().unwrap().contains(&Capability::SysAdmin));
+        let rl = &p.rlimits().as_ref().unwrap()[0];
+        assert_eq!((rl.hard(), rl.soft()), (nofile_limit(), nofile_limit()));
+        assert!(nofile_limit() <= NOFILE_LIMIT);
+    }
+
+    #[test]
+    fn configured_env_wins() {
+        let mut rs = run_spec();
+        rs.env = vec!["PATH=/bin".into(), "HOME=/h".into(), "HOSTNAME=x".into()];
+        rs.hostname = "web".into();
+        let s = build(&rs, &root()).unwrap();
+        assert_eq!(s.hostname().as_deref(), Some("web"));
+        assert_eq!(s.process().as_ref().unwrap().env().as_ref().unwrap(), &rs.env);
+    }
+
+    #[test]
+    fn root_mounts_and_paths() {
+        let mut rs = run_spec();
+        let s = build(&rs, &root()).unwrap();
+        let r = s.root().as_ref().unwrap();
+        assert_eq!(r.path(), &PathBuf::from("/var/lib/x/rootfs"));
+        assert_eq!(r.readonly(), Some(false));
+        let mounts = s.mounts().as_ref().unwrap();
+        let dests: Vec<_> = mounts.iter().map(|m| m.destination().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            dests,
+            ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm", "/etc/hosts"]
+        );
+        let shm = &mounts[6];
+        assert!(shm.options().as_ref().unwrap().contains(&"size=67108864".to_string()));
+        let hosts = &mounts[7];
+        assert_eq!(hosts.typ().as_deref(), Some("bind"));
+        assert_eq!(hosts.options().as_ref().unwrap(), &vec!["rbind".to_string(), "rprivate".into(), "ro".into()]);
+        let linux = s.linux().as_ref().unwrap();
+        assert_eq!(linux.cgroups_path().as_ref().unwrap(), &PathBuf::from("/flotilla/abc"));
+        assert_eq!(linux.masked_paths().as_ref().unwrap().len(), MASKED_PATHS.len());
+        assert!(linux.readonly_paths().as_ref().unwrap().contains(&"/proc/sysrq-trigger".to_string()));
+        let devs = linux.resources().as_ref().unwrap().devices().as_ref().unwrap();
+        assert!(!devs[0].allow());
+        rs.readonly_rootfs = true;
+        assert_eq!(build(&rs, &root()).unwrap().root().as_ref().unwrap().readonly(), Some(true));
+    }
+
+    #[test]
+    fn network_namespace_modes() {
+        let types = |netns: NetNs| {
+            let mut rs = run_spec();
+            rs.netns = netns;
+            let s = build(&rs, &root()).unwrap();
+            let ns = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
+            let net = ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).map(|n| n.path().clone());
+            (ns.len(), net, s.linux().as_ref().unwrap().sysctl().clone().unwrap_or_default().len())
+        };
+        assert_eq!(types(NetNs::Host), (5, None, 0));
+        assert_eq!(types(NetNs::New), (6, Some(None), 2));
+        assert_eq!(types(NetNs::Path("/run/netns/x".into())), (6, Some(Some("/run/netns/x".into())), 2));
+    }
+}

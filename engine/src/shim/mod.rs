@@ -1,7 +1,155 @@
 //! `swarm shim`: the per-container supervisor process (no tokio). OWNER: runtime/shim helper.
+//!
+//! `swarm shim <state_dir>` reads `<state_dir>/shim.json` ([`protocol::ShimConfig`]), forks a
+//! daemon (own session, stdio on /dev/null, its stderr appended to `<state_dir>/shim.log`) and
+//! waits for it to report: exit 0 once the container is created and `shim.sock` listens, or
+//! exit 1 with libcontainer's error on stderr. The daemon is a child subreaper, the parent of the
+//! container's init, and lives until the process has exited and the container is deleted, so
+//! the engine may die and come back meanwhile.
+mod create;
+pub mod io;
+pub mod protocol;
+mod server;
+mod supervisor;
+
+use protocol::{Ready, ShimConfig};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Rust starts every binary with SIGPIPE ignored, and an ignored signal stays ignored across
+/// exec: the container's processes would inherit it (`yes | head` would never end by SIGPIPE).
+/// A no-op handler keeps the shim alive on a closed client (writes fail with EPIPE) and is
+/// reset to the default action by exec.
+fn reset_sigpipe() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(SigHandler::Handler(ignore_signal), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handler does nothing, which is async-signal-safe.
+    if let Err(e) = unsafe { sigaction(Signal::SIGPIPE, &action) } {
+        eprintln!("shim: SIGPIPE handler: {e}");
+    }
+}
 
 /// Entry point of `swarm shim <args>`; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    eprintln!("shim: not built yet: {args:?}");
-    2
+    reset_sigpipe();
+    let Some(state_dir) = args.first().map(PathBuf::from) else {
+        eprintln!("usage: swarm shim <state-dir>");
+        return 2;
+    };
+    let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
+    let cfg: ShimConfig = match crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            eprintln!("shim: {} not found", state_dir.join(protocol::CONFIG_FILE).display());
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("shim: {e}");
+            return 2;
+        }
+    };
+    let (ready_r, ready_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("shim: pipe: {e}");
+            return 1;
+        }
+    };
+    // SAFETY: the shim process has a single thread at this point.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            eprintln!("shim: fork: {e}");
+            1
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(ready_w);
+            wait_ready(File::from(ready_r), child)
+        }
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(ready_r);
+            if let Err(e) = nix::unistd::setsid() {
+                eprintln!("shim: setsid: {e}");
+            }
+            detach_stdio(&state_dir);
+            // Hold no directory of the engine's busy (the config's paths are absolute).
+            let _ = std::env::set_current_dir("/");
+            supervisor::run(cfg, state_dir, ready_w)
+        }
+    }
+}
+
+/// Blocks until `r` is readable or the daemon has exited (then it will never write).
+fn wait_readable_or_exit(r: &File, daemon: nix::unistd::Pid) {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, daemon.as_raw(), 0) } as libc::c_int;
+    if pidfd < 0 {
+        return; // old kernel: plain blocking read
+    }
+    let mut fds = [
+        libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+    ];
+    // SAFETY: fds is a valid array of two pollfds.
+    while unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+    // SAFETY: pidfd is ours and closed once.
+    unsafe { libc::close(pidfd) };
+}
+
+/// The spawner's side: one line from the daemon. The container's init keeps a copy of the pipe
+/// until it execs, so EOF never comes while it waits for `start`: if the daemon dies before it
+/// reports, notice that through its pidfd instead.
+fn wait_ready(mut r: File, daemon: nix::unistd::Pid) -> i32 {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        if line.is_empty() {
+            wait_readable_or_exit(&r, daemon);
+            let mut probe = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd, zero timeout.
+            if unsafe { libc::poll(&mut probe, 1, 0) } == 0 {
+                let status = nix::sys::wait::waitpid(daemon, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+                eprintln!("shim exited before the container was created: {status:?}");
+                return 1;
+            }
+        }
+        match r.read(&mut b) {
+            Ok(0) => break,
+            Ok(_) if b[0] == b'\n' => break,
+            Ok(_) => line.push(b[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("shim: {e}");
+                return 1;
+            }
+        }
+    }
+    match serde_json::from_slice::<Ready>(&line) {
+        Ok(Ready { error: None }) => 0,
+        Ok(Ready { error: Some(e) }) => {
+            eprintln!("{e}");
+            1
+        }
+        Err(_) => {
+            eprintln!("shim exited before the container was created");
+            1
+        }
+    }
+}
+
+/// stdin/stdout on /dev/null, stderr to `<state_dir>/shim.log`, so the spawner's pipes close.
+fn detach_stdio(state_dir: &std::path::Path) {
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("shim.log"));
+    if let Ok(null) = &null {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+        let err = log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(null.as_raw_fd());
+        let _ = nix::unistd::dup2(err, 2);
+    }
 }

@@ -1,0 +1,155 @@
+//! `FakeRuntime`: a recording stand-in for tests of the container service (no root, no shim).
+//!
+//! Every call is recorded as one line (`create <id>`, `start <id>`, `signal <id> <sig>`, `wait
+//! <id>`, `attach <id> in=.. out=.. err=..`, `delete <id>`). A failure can be scripted once per
+//! operation. `wait` resolves once the test calls [`FakeRuntime::exit`], or `start` when
+//! `exit_on_start` is set, or a terminating signal (SIGKILL/SIGTERM/SIGINT/SIGHUP/SIGQUIT) is sent.
+use super::{AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::watch;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Default)]
+pub struct FakeRuntime {
+    calls: Mutex<Vec<String>>,
+    fail: Mutex<HashMap<&'static str, RuntimeError>>,
+    exits: Mutex<HashMap<String, watch::Sender<Option<Exit>>>>,
+    specs: Mutex<HashMap<String, RunSpec>>,
+    peers: Mutex<HashMap<String, Vec<tokio::net::UnixStream>>>,
+    /// When set, `start` makes the process exit at once with this code.
+    pub exit_on_start: Mutex<Option<i32>>,
+}
+
+impl FakeRuntime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn record(&self, op: &'static str, what: String) -> Result<(), RuntimeError> {
+        lock(&self.calls).push(what);
+        lock(&self.fail).remove(op).map_or(Ok(()), Err)
+    }
+
+    /// Everything called so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    /// The next call of `op` ("create", "start", "signal", "wait", "attach", "delete") fails.
+    pub fn fail_next(&self, op: &'static str, err: RuntimeError) {
+        lock(&self.fail).insert(op, err);
+    }
+
+    /// The spec `create` received for `id`.
+    pub fn spec(&self, id: &str) -> Option<RunSpec> {
+        lock(&self.specs).get(id).cloned()
+    }
+
+    /// Makes the process of `id` exit with `code` (resolves `wait`).
+    pub fn exit(&self, id: &str, code: i32) {
+        let exit = Exit { code, oom_killed: false, finished_at: chrono::Utc::now().to_rfc3339() };
+        lock(&self.exits).entry(id.to_string()).or_insert_with(|| watch::channel(None).0).send_replace(Some(exit));
+    }
+
+    /// The container's end of the oldest attach stream of `id` not yet taken: write to it what
+    /// the container "prints" (framed as the real shim would), read what the client sent.
+    pub fn take_attach_peer(&self, id: &str) -> Option<tokio::net::UnixStream> {
+        let mut peers = lock(&self.peers);
+        let v = peers.get_mut(id)?;
+        (!v.is_empty()).then(|| v.remove(0))
+    }
+}
+
+impl Runtime for FakeRuntime {
+    async fn create(&self, spec: &RunSpec) -> Result<(), RuntimeError> {
+        self.record("create", format!("create {}", spec.id))?;
+        lock(&self.specs).insert(spec.id.clone(), spec.clone());
+        lock(&self.exits).insert(spec.id.clone(), watch::channel(None).0);
+        Ok(())
+    }
+
+    async fn start(&self, id: &str, _state_dir: &Path) -> Result<u32, RuntimeError> {
+        self.record("start", format!("start {id}"))?;
+        if let Some(code) = *lock(&self.exit_on_start) {
+            self.exit(id, code);
+        }
+        Ok(4242)
+    }
+
+    async fn signal(&self, id: &str, _state_dir: &Path, signal: i32) -> Result<(), RuntimeError> {
+        self.record("signal", format!("signal {id} {signal}"))?;
+        if [libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT].contains(&signal) {
+            self.exit(id, 128 + signal);
+        }
+        Ok(())
+    }
+
+    async fn wait(&self, id: &str, _state_dir: &Path) -> Result<Exit, RuntimeError> {
+        self.record("wait", format!("wait {id}"))?;
+        let mut rx = lock(&self.exits)
+            .get(id)
+            .map(|tx| tx.subscribe())
+            .ok_or_else(|| RuntimeError::NotRunning(id.to_string()))?;
+        let exit = rx
+            .wait_for(|e| e.is_some())
+            .await
+            .map_err(|_| RuntimeError::Shim("fake runtime dropped".into()))?
+            .clone();
+        exit.ok_or_else(|| RuntimeError::Shim("no exit".into()))
+    }
+
+    async fn attach(&self, id: &str, _state_dir: &Path, o: AttachOpts) -> Result<AttachStream, RuntimeError> {
+        self.record("attach", format!("attach {id} in={} out={} err={}", o.stdin, o.stdout, o.stderr))?;
+        let (ours, theirs) = tokio::net::UnixStream::pair()?;
+        lock(&self.peers).entry(id.to_string()).or_default().push(theirs);
+        Ok(ours)
+    }
+
+    async fn delete(&self, id: &str, _state_dir: &Path) -> Result<(), RuntimeError> {
+        self.record("delete", format!("delete {id}"))?;
+        lock(&self.exits).remove(id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn records_and_resolves_wait_on_kill() {
+        let rt = FakeRuntime::new();
+        let spec: RunSpec = serde_json::from_value(serde_json::json!({
+            "id": "c1", "rootfs": "/r", "args": ["true"], "env": [], "cwd": "/", "user": "", "hostname": "h",
+            "tty": false, "open_stdin": false, "stdin_once": false, "netns": "New", "mounts": [],
+            "cgroup_path": "/x/c1", "log_path": "/l", "state_dir": "/s", "readonly_rootfs": false
+        }))
+        .unwrap();
+        let d = Path::new("/s");
+        rt.create(&spec).await.unwrap();
+        assert_eq!(rt.start("c1", d).await.unwrap(), 4242);
+        let waiter = rt.wait("c1", d);
+        rt.signal("c1", d, libc::SIGTERM).await.unwrap();
+        assert_eq!(waiter.await.unwrap().code, 143);
+        rt.fail_next("delete", RuntimeError::Shim("boom".into()));
+        assert!(rt.delete("c1", d).await.is_err());
+        assert_eq!(rt.calls(), ["create c1", "start c1", "signal c1 15", "wait c1", "delete c1"]);
+    }
+
+    #[tokio::test]
+    async fn attach_gives_a_peer() {
+        let rt = FakeRuntime::new();
+        let mut s = rt.attach("c", Path::new("/s"), AttachOpts { stdin: true, stdout: true, stderr: false }).await.unwrap();
+        let mut peer = rt.take_attach_peer("c").unwrap();
+        peer.write_all(b"x").await.unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"x");
+    }
+}

@@ -1,0 +1,210 @@
+//! `ShimRuntime`: the engine's side of the per-container shims (tokio; never forks containers).
+use super::{spec, user, AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError, ShimRuntime};
+use crate::shim::protocol::{self, Request, Response, ShimConfig, Status};
+use std::io;
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+impl ShimRuntime {
+    pub fn new(shim_binary: impl Into<std::path::PathBuf>, runtime_root: impl Into<std::path::PathBuf>) -> Self {
+        ShimRuntime { shim_binary: shim_binary.into(), runtime_root: runtime_root.into() }
+    }
+
+    /// Status, pid and (once exited) the exit of a container, from its shim or its exit file.
+    /// `None` when neither the shim nor an exit file exists (e.g. after a reboot).
+    pub async fn state(&self, state_dir: &Path) -> Result<Option<ShimState>, RuntimeError> {
+        match request(state_dir, &Request::State).await {
+            Ok(r) => Ok(Some(ShimState { status: r.status.unwrap_or(Status::Stopped), pid: r.pid.unwrap_or(0), exit: r.exit })),
+            Err(Gone) => Ok(read_exit(state_dir)?.map(|e| ShimState { status: Status::Stopped, pid: 0, exit: Some(e) })),
+        }
+    }
+
+    /// Sets the tty size of a container started with a tty.
+    pub async fn resize(&self, id: &str, state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
+        call(id, state_dir, &Request::Resize { height, width }).await.map(|_| ())
+    }
+}
+
+/// What `ShimRuntime::state` reports (for reconnecting after an engine restart).
+#[derive(Debug, Clone)]
+pub struct ShimState {
+    pub status: Status,
+    pub pid: u32,
+    pub exit: Option<Exit>,
+}
+
+/// The shim is not there (no socket, refused, or it hung up before answering).
+struct Gone;
+
+impl From<Gone> for RuntimeError {
+    fn from(_: Gone) -> Self {
+        RuntimeError::Shim("container shim is not running".into())
+    }
+}
+
+fn read_exit(state_dir: &Path) -> Result<Option<Exit>, RuntimeError> {
+    Ok(crate::fsutil::read_json(&protocol::exit_path(state_dir))?)
+}
+
+/// Connects and sends one request line.
+async fn send(state_dir: &Path, req: &Request) -> Result<UnixStream, Gone> {
+    let mut conn = UnixStream::connect(protocol::socket_path(state_dir)).await.map_err(|_| Gone)?;
+    let mut line = serde_json::to_vec(req).map_err(|_| Gone)?;
+    line.push(b'\n');
+    conn.write_all(&line).await.map_err(|_| Gone)?;
+    Ok(conn)
+}
+
+/// Reads the response line byte by byte (for attach nothing after it may be consumed).
+async fn read_response(conn: &mut UnixStream) -> Result<Response, Gone> {
+    let mut line = Vec::with_capacity(64);
+    loop {
+        let b = conn.read_u8().await.map_err(|_| Gone)?;
+        if b == b'\n' {
+            break;
+        }
+        line.push(b);
+    }
+    serde_json::from_slice(&line).map_err(|_| Gone)
+}
+
+async fn request(state_dir: &Path, req: &Request) -> Result<Response, Gone> {
+    let mut conn = send(state_dir, req).await?;
+    read_response(&mut conn).await
+}
+
+fn check(id: &str, r: Response) -> Result<Response, RuntimeError> {
+    match r.error {
+        None => Ok(r),
+        Some(_) if r.not_running => Err(RuntimeError::NotRunning(id.to_string())),
+        Some(e) => Err(RuntimeError::Shim(e)),
+    }
+}
+
+async fn call(id: &str, state_dir: &Path, req: &Request) -> Result<Response, RuntimeError> {
+    match request(state_dir, req).await {
+        Ok(r) => check(id, r),
+        Err(Gone) => Err(RuntimeError::NotRunning(id.to_string())),
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: io::Error) -> RuntimeError {
+    RuntimeError::Io(io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))
+}
+
+impl ShimRuntime {
+    fn write_bundle(&self, spec: &RunSpec) -> Result<ShimConfig, RuntimeError> {
+        let exec_user = user::resolve_user(&spec.rootfs, &spec.user)?;
+        let oci = spec::build(spec, &exec_user)?;
+        let bundle = spec.state_dir.join(protocol::BUNDLE_DIR);
+        let config = bundle.join("config.json");
+        protocol::write_runtime_json(&config, &oci).map_err(|e| io_err("writing", &config, e))?;
+        let cfg = ShimConfig {
+            id: spec.id.clone(),
+            bundle,
+            runtime_root: self.runtime_root.clone(),
+            log_path: spec.log_path.clone(),
+            tty: spec.tty,
+            open_stdin: spec.open_stdin,
+            stdin_once: spec.stdin_once,
+            cgroup_path: spec.cgroup_path.clone(),
+        };
+        let path = spec.state_dir.join(protocol::CONFIG_FILE);
+        protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;
+        // A previous run's leftovers must not answer for this one.
+        for stale in [protocol::EXIT_FILE, protocol::SOCKET_FILE] {
+            let _ = std::fs::remove_file(spec.state_dir.join(stale));
+        }
+        Ok(cfg)
+    }
+}
+
+/// Removes the empty cgroup dirs a crashed shim may have left (every v1 hierarchy and v2).
+fn remove_cgroups(cgroup_path: &str) {
+    let rel = cgroup_path.trim_start_matches('/');
+    if rel.is_empty() || rel.contains("..") {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(rel));
+    for e in rd.flatten() {
+        let _ = std::fs::remove_dir(e.path().join(rel));
+    }
+}
+
+impl Runtime for ShimRuntime {
+    async fn create(&self, spec: &RunSpec) -> Result<(), RuntimeError> {
+        // A shim of a previous run of this container may still linger: let it finish (it
+        // deletes its libcontainer state) and go, so it can't answer for the new one.
+        let _ = request(&spec.state_dir, &Request::Delete).await;
+        let this = ShimRuntime::new(self.shim_binary.clone(), self.runtime_root.clone());
+        let owned = spec.clone();
+        tokio::task::spawn_blocking(move || this.write_bundle(&owned))
+            .await
+            .map_err(|e| RuntimeError::Shim(format!("writing bundle: {e}")))??;
+        let out = tokio::process::Command::new(&self.shim_binary)
+            .arg("shim")
+            .arg(&spec.state_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(RuntimeError::Shim(if msg.is_empty() { format!("shim failed: {}", out.status) } else { msg }))
+    }
+
+    async fn start(&self, id: &str, state_dir: &Path) -> Result<u32, RuntimeError> {
+        let r = call(id, state_dir, &Request::Start).await?;
+        r.pid.ok_or_else(|| RuntimeError::Shim("shim did not report a pid".into()))
+    }
+
+    async fn signal(&self, id: &str, state_dir: &Path, signal: i32) -> Result<(), RuntimeError> {
+        call(id, state_dir, &Request::Kill { signal }).await.map(|_| ())
+    }
+
+    async fn wait(&self, id: &str, state_dir: &Path) -> Result<Exit, RuntimeError> {
+        if let Ok(r) = request(state_dir, &Request::Wait).await {
+            if let Some(exit) = check(id, r)?.exit {
+                return Ok(exit);
+            }
+        }
+        // The shim is gone (or hung up): it wrote the exit file before answering anyone.
+        read_exit(state_dir)?.ok_or_else(|| RuntimeError::Shim(format!("container {id}: shim is gone and left no exit status")))
+    }
+
+    async fn attach(&self, id: &str, state_dir: &Path, opts: AttachOpts) -> Result<AttachStream, RuntimeError> {
+        let req = Request::Attach { stdin: opts.stdin, stdout: opts.stdout, stderr: opts.stderr };
+        let mut conn = send(state_dir, &req).await.map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
+        let r = read_response(&mut conn).await.map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
+        check(id, r)?;
+        Ok(conn)
+    }
+
+    async fn delete(&self, id: &str, state_dir: &Path) -> Result<(), RuntimeError> {
+        let _ = request(state_dir, &Request::Delete).await;
+        let state_dir = state_dir.to_path_buf();
+        let runtime_root = self.runtime_root.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let cfg: Option<ShimConfig> = crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)).ok().flatten();
+            if let Some(cfg) = &cfg {
+                remove_cgroups(&cfg.cgroup_path);
+            }
+            if !id.is_empty() && !id.contains('/') && !id.contains("..") {
+                let _ = std::fs::remove_dir_all(runtime_root.join(&id));
+            }
+            match std::fs::remove_dir_all(&state_dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", &state_dir, e)),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| RuntimeError::Shim(format!("delete: {e}")))?
+    }
+}

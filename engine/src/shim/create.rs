@@ -1,0 +1,184 @@
+//! Creating the container: stdio (pipes, or a pty received over the console socket), the
+//! libcontainer build, and its errors in Docker's words. Runs before the shim has any thread.
+use super::io::{STDERR, STDOUT};
+use super::protocol::{self, ShimConfig};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Duration;
+
+/// The container's stdio as the shim sees it.
+/// libcontainer's executor, but the workload starts with every signal at its default action
+/// and none blocked, as under runc: ignored signals survive exec, and the shim (a Rust binary,
+/// started by whatever) may have some ignored.
+#[derive(Clone)]
+struct CleanSignals;
+
+impl Executor for CleanSignals {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            // The raw syscall: glibc's wrappers refuse its internal signals (32, 33).
+            // Kernel struct sigaction: handler (SIG_DFL = 0), flags, restorer, mask.
+            let act: [u64; 4] = [0; 4];
+            // SAFETY: rt_sigaction reads one kernel sigaction; the old action is not asked for.
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
+        }
+        let empty = nix::sys::signal::SigSet::empty();
+        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+pub(super) struct Stdio {
+    pub outputs: Vec<(File, u8)>,
+    pub stdin: Option<File>,
+    pub pty: Option<OwnedFd>,
+}
+
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Rewords libcontainer's create errors the way runc/dockerd word them; the docker CLI picks its
+/// exit code from these words (127 for "executable file not found"/"no such file or directory",
+/// 126 for "permission denied").
+fn docker_wording(err: String) -> String {
+    const PREFIX: &str = "failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process";
+    let quoted = |rest: &str| rest.split('\'').next().unwrap_or_default().to_string();
+    if let Some((_, rest)) = err.split_once("executable '") {
+        let exe = quoted(rest);
+        if rest.contains("not found in $PATH") {
+            return if exe.contains('/') {
+                format!("{PREFIX}: exec: \"{exe}\": stat {exe}: no such file or directory: unknown")
+            } else {
+                format!("{PREFIX}: exec: \"{exe}\": executable file not found in $PATH: unknown")
+            };
+        }
+        if rest.contains("does not have correct permissions") {
+            return format!("{PREFIX}: exec: \"{exe}\": permission denied: unknown");
+        }
+    }
+    err
+}
+
+fn pipe() -> Result<(File, File), String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    Ok((File::from(r), File::from(w)))
+}
+
+/// Creates the container; returns it with the shim's ends of its stdio.
+pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, Stdio), String> {
+    let lc_err = |e: libcontainer::error::LibcontainerError| error_chain(&e);
+    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::Linux)
+        .with_root_path(&cfg.runtime_root)
+        .map_err(lc_err)?
+        .with_executor(CleanSignals);
+    let mut stdio = Stdio { outputs: vec![], stdin: None, pty: None };
+    let console = if cfg.tty {
+        let path = state_dir.join(protocol::CONSOLE_SOCKET_FILE);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).map_err(|e| format!("console socket: {e}"))?;
+        builder = builder.with_console_socket(Some(&path));
+        Some((listener, path))
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        builder = builder.with_stdout(out_w).with_stderr(err_w);
+        stdio.outputs = vec![(out_r, STDOUT), (err_r, STDERR)];
+        if cfg.open_stdin {
+            let (in_r, in_w) = pipe()?;
+            builder = builder.with_stdin(in_r);
+            stdio.stdin = Some(in_w);
+        }
+        None
+    };
+    let container = builder
+        .as_init(&cfg.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| docker_wording(lc_err(e)));
+    if let Some((listener, path)) = console {
+        let _ = std::fs::remove_file(&path);
+        let container = container?;
+        let master = receive_pty_master(&listener)?;
+        let read = master.try_clone().map_err(|e| format!("pty: {e}"))?;
+        if cfg.open_stdin {
+            stdio.stdin = Some(File::from(master.try_clone().map_err(|e| format!("pty: {e}"))?));
+        }
+        stdio.outputs = vec![(File::from(read), STDOUT)];
+        stdio.pty = Some(master);
+        return Ok((container, stdio));
+    }
+    Ok((container?, stdio))
+}
+
+/// libcontainer's init sent the pty master over the console socket before `build` returned.
+fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    listener.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;
+    let (conn, _) = listener.accept().map_err(|e| format!("console socket: no pty received: {e}"))?;
+    conn.set_nonblocking(false).map_err(|e| format!("console socket: {e}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| format!("console socket: {e}"))?;
+    let mut buf = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| format!("console socket: {e}"))?;
+    for c in msg.cmsgs().map_err(|e| format!("console socket: {e}"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just gave us this fd; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err("console socket: no pty received".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_errors_in_docker_words() {
+        let lc = "failed to create container: exec process failed with error error in executing process : executable 'nope' not found in $PATH";
+        assert!(docker_wording(lc.into()).ends_with(": exec: \"nope\": executable file not found in $PATH: unknown"));
+        let abs = "x: executable '/bin/nope' not found in $PATH";
+        assert!(docker_wording(abs.into()).contains("stat /bin/nope: no such file or directory"));
+        let perm = "x: executable '/etc' at path '\"/etc\"' does not have correct permissions";
+        assert!(docker_wording(perm.into()).contains("exec: \"/etc\": permission denied"));
+        assert_eq!(docker_wording("other".into()), "other");
+    }
+
+    #[test]
+    fn error_chain_skips_repeats() {
+        let e = std::io::Error::other("outer");
+        assert_eq!(error_chain(&e), "outer");
+    }
+}
