@@ -52,7 +52,7 @@ impl<R: Runtime> ContainerService<R> {
     #[tracing::instrument(skip_all, fields(container = %key))]
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
         let ctr = self.get(key)?;
-        let _op = ctr.op.lock().await;
+        let op = ctr.op.lock().await;
         let rec = ctr.record();
         match rec.state.status {
             Status::Running => return Err(ContainerError::NotModified("container already started".into())),
@@ -87,15 +87,33 @@ impl<R: Runtime> ContainerService<R> {
             Err(e) => {
                 tracing::warn!(error = %e, "start failed");
                 self.release_resources(&rec).await;
-                let mut r = ctr.rec.lock().expect("record lock");
-                r.state.error = e.to_string();
-                r.state.exit_code = 128;
-                let snapshot = r.clone();
-                drop(r);
+                let msg = e.to_string();
+                let lower = msg.to_ascii_lowercase();
+                // dockerd's exit codes for a command that cannot run: 127 missing, 126 not executable.
+                let (code, invalid) = if lower.contains("executable file not found") || lower.contains("no such file or directory") {
+                    (127, true)
+                } else if lower.contains("permission denied") {
+                    (126, true)
+                } else {
+                    (128, false)
+                };
+                let snapshot = {
+                    let mut r = ctr.rec.lock().expect("record lock");
+                    r.state.error = msg.clone();
+                    r.state.exit_code = code;
+                    r.clone()
+                };
                 let _ = self.save(&snapshot);
                 // Attaches waiting for this start get nothing: close them.
                 ctr.pending.lock().expect("pending lock").clear();
-                Err(e)
+                ctr.gen.send_modify(|g| g.exit_code = code);
+                drop(op);
+                if snapshot.auto_remove() {
+                    if let Err(re) = self.remove(&snapshot.id, true).await {
+                        tracing::warn!(error = %re, "auto-remove after a failed start failed");
+                    }
+                }
+                Err(if invalid { ContainerError::InvalidParam(msg) } else { e })
             }
         }
     }
