@@ -127,7 +127,7 @@ impl<R: Runtime> ContainerService<R> {
             .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
         let (netns, ip) = match rec.net_mode {
             NetMode::Host => (NetNs::Host, None),
-            NetMode::None => (NetNs::New, None),
+            NetMode::None => (NetNs::Path(self.network.isolate(&rec.id).await?), None),
             NetMode::Bridge => {
                 let ep = self.network.connect(&rec.id).await?;
                 let ip = ep.ip;
@@ -175,7 +175,7 @@ impl<R: Runtime> ContainerService<R> {
 
     /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
     async fn release_resources(&self, rec: &Record) {
-        if rec.net_mode == NetMode::Bridge {
+        if rec.net_mode != NetMode::Host {
             if let Err(e) = self.network.disconnect(&rec.id).await {
                 tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
             }

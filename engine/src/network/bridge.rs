@@ -121,6 +121,14 @@ pub async fn add_veth(h: &Handle, host_name: &str, bridge: u32, netns: &OwnedFd,
     h.link().add(msg).execute().await
 }
 
+/// Inside a netns: `lo` up (a fresh netns has it down).
+pub async fn loopback_up(h: &Handle) -> NlResult<()> {
+    if let Some(lo) = link_index(h, "lo").await? {
+        h.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await?;
+    }
+    Ok(())
+}
+
 /// Inside the container netns: `eth0` gets `ip/prefix`, `lo` goes up, default route via `gateway`.
 pub async fn configure_inside(h: &Handle, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> NlResult<()> {
     let eth0 = link_index(h, "eth0").await?.ok_or(rtnetlink::Error::RequestFailed)?;

@@ -196,6 +196,22 @@ impl NetworkService {
         }
     }
 
+    /// `--network none`: a netns of the container's own at [`Self::netns_path`] with only
+    /// `lo`, up (as dockerd gives it). `disconnect` removes it.
+    pub async fn isolate(&self, container_id: &str) -> Result<PathBuf, NetworkError> {
+        let path = self.netns_path(container_id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let ns = netns::open_or_create(&path).await?;
+        let h = bridge::in_netns(ns.netlink);
+        if let Err(e) = bridge::loopback_up(&h).await {
+            let _ = netns::remove(&path);
+            return Err(nl("bring lo up".to_string())(e));
+        }
+        Ok(path)
+    }
+
     /// Removes the veth, the netns and releases the address. Idempotent.
     #[tracing::instrument(skip_all, fields(container = %container_id))]
     pub async fn disconnect(&self, container_id: &str) -> Result<(), NetworkError> {
