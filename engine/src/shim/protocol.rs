@@ -39,23 +39,7 @@ pub fn exit_path(state_dir: &Path) -> PathBuf {
     state_dir.join(EXIT_FILE)
 }
 
-/// Writes runtime state (bundle, shim config, exit file) atomically — temp file and rename,
-/// readers see the old or the new content — but without fsync: the exec root is runtime state
-/// that does not outlive a reboot (like /run), and an fsync here costs 10-20 ms on ext4, which
-/// would double the time of `docker run`.
-pub fn write_runtime_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("path has no parent"))?;
-    std::fs::create_dir_all(dir)?;
-    let data = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".{}.{}.tmp", std::process::id(), rand::random::<u32>()));
-    let tmp = path.with_file_name(name);
-    let res = std::fs::write(&tmp, &data).and_then(|_| std::fs::rename(&tmp, path));
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
-}
+pub use crate::fsutil::write_runtime_json;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
