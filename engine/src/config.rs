@@ -62,6 +62,8 @@ pub struct EngineConfig {
     pub shim_binary: PathBuf,
     /// Name shown in `docker info` (defaults to the hostname).
     pub name: Option<String>,
+    /// TLS for TCP listeners (`--tls`/`--tlsverify`); `None` = plain TCP (needs `insecure_tcp`).
+    pub tls: Option<crate::tls::TlsOptions>,
     /// Parent of every container's cgroup (cgroupfs layout), e.g. `/flotilla` -> `/flotilla/<id>`.
     pub cgroup_parent: String,
 }
@@ -81,6 +83,7 @@ impl EngineConfig {
             shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("swarm")),
             name: None,
             cgroup_parent: "/flotilla".into(),
+            tls: None,
         }
     }
 }

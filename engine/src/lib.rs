@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod server;
 pub mod shim;
 pub mod sysinfo;
+pub mod tls;
 
 pub use config::EngineConfig;
 pub use server::{run, EngineError};

@@ -13,6 +13,7 @@ pub mod http;
 pub mod image;
 pub mod registry;
 pub mod slot;
+pub mod tls;
 
 pub use cmd::Output;
 pub use engine::{Engine, EngineOpts};

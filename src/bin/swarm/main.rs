@@ -52,6 +52,21 @@ struct EngineArgs {
     /// Parent cgroup of every container (cgroupfs path).
     #[arg(long = "cgroup-parent", default_value = "/flotilla")]
     cgroup_parent: String,
+    /// Serve TCP listeners with TLS (implied by --tlsverify).
+    #[arg(long)]
+    tls: bool,
+    /// Serve TLS and require client certificates signed by --tlscacert.
+    #[arg(long)]
+    tlsverify: bool,
+    /// Trust certificates signed by this CA only.
+    #[arg(long, value_name = "PATH")]
+    tlscacert: Option<PathBuf>,
+    /// Path to the server's TLS certificate.
+    #[arg(long, value_name = "PATH")]
+    tlscert: Option<PathBuf>,
+    /// Path to the server's TLS key.
+    #[arg(long, value_name = "PATH")]
+    tlskey: Option<PathBuf>,
     /// Log level: trace, debug, info, warn, error.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
@@ -94,6 +109,17 @@ fn engine(a: EngineArgs) -> anyhow::Result<()> {
         anyhow::bail!("invalid --cgroup-parent {:?}: must be an absolute cgroup path", a.cgroup_parent);
     }
     cfg.cgroup_parent = a.cgroup_parent;
+    if a.tls || a.tlsverify {
+        let (Some(cert), Some(key)) = (a.tlscert, a.tlskey) else {
+            anyhow::bail!("--tls/--tlsverify need --tlscert and --tlskey");
+        };
+        if a.tlsverify && a.tlscacert.is_none() {
+            anyhow::bail!("--tlsverify needs --tlscacert (the CA that signs client certificates)");
+        }
+        cfg.tls = Some(engine::tls::TlsOptions { verify: a.tlsverify, ca: a.tlscacert, cert, key });
+    } else if a.tlscert.is_some() || a.tlskey.is_some() || a.tlscacert.is_some() {
+        anyhow::bail!("--tlscert/--tlskey/--tlscacert need --tls or --tlsverify");
+    }
     cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
