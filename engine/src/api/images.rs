@@ -202,6 +202,7 @@ async fn prune(State(st): State<AppState>, p: Params) -> Result<Json<Value>, Api
 /// `/images/{name}/json|history|get|tag|push` and `DELETE /images/{name}`.
 async fn per_image(
     State(st): State<AppState>,
+    headers: HeaderMap,
     method: Method,
     Path(rest): Path<String>,
     p: Params,
@@ -230,8 +231,18 @@ async fn per_image(
             return Ok(StatusCode::CREATED.into_response());
         }
         if let Some(name) = split("/push") {
-            st.images.resolve_id(&name)?;
-            return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "image push is not supported by this engine yet"));
+            let creds = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()).and_then(Credentials::from_header);
+            let tag = p.str("tag").unwrap_or("").to_string();
+            let full = if tag.is_empty() { name.clone() } else { format!("{name}:{tag}") };
+            st.images.resolve_id(&full)?;
+            let (tx, rx) = mpsc::channel(256);
+            let svc = st.images.clone();
+            tokio::spawn(async move {
+                if let Err(e) = svc.push(&name, &tag, creds, &Progress::new(tx)).await {
+                    tracing::info!(error = %e, "push failed");
+                }
+            });
+            return Ok(json_stream(rx));
         }
     }
     Err(ApiError::not_found(format!("page not found: /images/{rest}")))

@@ -149,6 +149,17 @@ fn transport(url: &str, e: reqwest::Error) -> ImageError {
 impl RegistryClient {
     /// Probes `/v2/` over https (and http when the registry is insecure) and authenticates.
     pub async fn connect(host: &str, repo: &str, insecure: bool, creds: Option<Credentials>) -> Result<Self, ImageError> {
+        Self::connect_for(host, repo, insecure, creds, "pull").await
+    }
+
+    /// As [`Self::connect`], asking the token service for `actions` (`pull` or `pull,push`).
+    pub async fn connect_for(
+        host: &str,
+        repo: &str,
+        insecure: bool,
+        creds: Option<Credentials>,
+        actions: &str,
+    ) -> Result<Self, ImageError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("flotilla/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(insecure)
@@ -163,7 +174,7 @@ impl RegistryClient {
             match http.get(&url).send().await {
                 Ok(resp) => {
                     let c = RegistryClient { http, base, repo: repo.to_string(), creds, auth: Mutex::new(None) };
-                    c.authenticate(resp).await?;
+                    c.authenticate(resp, actions).await?;
                     return Ok(c);
                 }
                 Err(e) => {
@@ -175,7 +186,7 @@ impl RegistryClient {
         Err(last_err.unwrap_or_else(|| ImageError::Registry(format!("no endpoint for {host}"))))
     }
 
-    async fn authenticate(&self, ping: Response) -> Result<(), ImageError> {
+    async fn authenticate(&self, ping: Response, actions: &str) -> Result<(), ImageError> {
         if ping.status() != StatusCode::UNAUTHORIZED {
             return Ok(());
         }
@@ -193,7 +204,7 @@ impl RegistryClient {
         let realm = params.iter().find(|(k, _)| k == "realm").map(|(_, v)| v.clone()).unwrap_or_default();
         let mut q: Vec<(String, String)> =
             params.iter().filter(|(k, _)| k == "service").cloned().collect();
-        q.push(("scope".into(), format!("repository:{}:pull", self.repo)));
+        q.push(("scope".into(), format!("repository:{}:{actions}", self.repo)));
         let url = reqwest::Url::parse_with_params(&realm, &q)
             .map_err(|e| ImageError::Registry(format!("invalid token realm {realm:?}: {e}")))?;
         let mut req = self.http.get(url);
@@ -249,6 +260,60 @@ impl RegistryClient {
         let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
         let body = resp.bytes().await.map_err(|e| transport(&url, e))?;
         Ok(Ok((body.to_vec(), ct)))
+    }
+
+    /// True when the registry already has the blob (`HEAD`).
+    pub async fn has_blob(&self, digest: &str) -> Result<bool, ImageError> {
+        let url = format!("{}/v2/{}/blobs/{}", self.base, self.repo, digest);
+        let resp = self.http.head(&url).headers(self.headers()).send().await.map_err(|e| transport(&url, e))?;
+        Ok(resp.status().is_success())
+    }
+
+    /// Uploads a blob in one request (POST an upload, PUT it with its digest).
+    pub async fn put_blob(&self, digest: &str, data: Vec<u8>) -> Result<(), ImageError> {
+        let url = format!("{}/v2/{}/blobs/uploads/", self.base, self.repo);
+        let resp = self.http.post(&url).headers(self.headers()).send().await.map_err(|e| transport(&url, e))?;
+        if resp.status() != StatusCode::ACCEPTED {
+            let e = RemoteError::from_response(resp).await;
+            return Err(ImageError::Registry(format!("starting the upload of {digest}: {}", e.text)));
+        }
+        let loc = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let loc = if loc.starts_with("http") { loc } else { format!("{}{loc}", self.base) };
+        let mut put = reqwest::Url::parse(&loc).map_err(|e| ImageError::Registry(format!("bad upload location {loc:?}: {e}")))?;
+        put.query_pairs_mut().append_pair("digest", digest);
+        let resp = self
+            .http
+            .put(put)
+            .headers(self.headers())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .map_err(|e| transport(&loc, e))?;
+        if !resp.status().is_success() {
+            let e = RemoteError::from_response(resp).await;
+            return Err(ImageError::Registry(format!("uploading {digest}: {}", e.text)));
+        }
+        Ok(())
+    }
+
+    /// PUT a manifest under `reference` (a tag).
+    pub async fn put_manifest(&self, reference: &str, media_type: &str, body: Vec<u8>) -> Result<(), ImageError> {
+        let url = format!("{}/v2/{}/manifests/{}", self.base, self.repo, reference);
+        let resp = self
+            .http
+            .put(&url)
+            .headers(self.headers())
+            .header(CONTENT_TYPE, media_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&url, e))?;
+        if !resp.status().is_success() {
+            let e = RemoteError::from_response(resp).await;
+            return Err(ImageError::Registry(format!("uploading the manifest: {}", e.text)));
+        }
+        Ok(())
     }
 
     /// GET a blob; the response streams its body.
