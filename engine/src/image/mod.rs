@@ -101,31 +101,6 @@ pub struct ImageUser {
 /// Tells the image store which containers use an image id (`sha256:<hex>`).
 pub type InUse = Arc<dyn Fn(&str) -> Vec<ImageUser> + Send + Sync>;
 
-/// What an in-use callback may return: `bool` (unknown container, treated as running),
-/// `Option<String>` (a container id, treated as running), `Option<ImageUser>`, `Vec<ImageUser>`.
-pub trait IntoImageUsers {
-    fn into_users(self) -> Vec<ImageUser>;
-}
-impl IntoImageUsers for bool {
-    fn into_users(self) -> Vec<ImageUser> {
-        if self { vec![ImageUser { container_id: String::new(), running: true }] } else { vec![] }
-    }
-}
-impl IntoImageUsers for Option<String> {
-    fn into_users(self) -> Vec<ImageUser> {
-        self.map(|container_id| ImageUser { container_id, running: true }).into_iter().collect()
-    }
-}
-impl IntoImageUsers for Option<ImageUser> {
-    fn into_users(self) -> Vec<ImageUser> {
-        self.into_iter().collect()
-    }
-}
-impl IntoImageUsers for Vec<ImageUser> {
-    fn into_users(self) -> Vec<ImageUser> {
-        self
-    }
-}
 
 /// One image in memory: its record plus its parsed config.
 #[derive(Debug, Clone)]
@@ -220,13 +195,7 @@ impl ImageService {
     }
 
     /// Installs the check used by `rmi` to refuse images in use by containers.
-    /// Accepts any callback returning one of [`IntoImageUsers`].
-    pub fn set_in_use<F, R>(&self, f: Arc<F>)
-    where
-        F: Fn(&str) -> R + Send + Sync + ?Sized + 'static,
-        R: IntoImageUsers,
-    {
-        let cb: InUse = Arc::new(move |id: &str| f(id).into_users());
+    pub fn set_in_use(&self, cb: InUse) {
         *self.in_use.write().unwrap_or_else(|p| p.into_inner()) = Some(cb);
         // Images deleted while a container still used them may be free now.
         if let Err(e) = self.collect_garbage() {
@@ -361,14 +330,12 @@ mod tests {
     }
 
     #[test]
-    fn in_use_callbacks_of_any_shape() {
+    fn in_use_callback() {
         let d = tempfile::tempdir().unwrap();
         let svc = ImageService::open(d.path(), &[]).unwrap();
-        svc.set_in_use(Arc::new(|_: &str| false));
         assert!(svc.users_of("x").is_empty());
-        svc.set_in_use(Arc::new(|id: &str| Some(format!("c-{id}"))));
+        svc.set_in_use(Arc::new(|id: &str| vec![ImageUser { container_id: format!("c-{id}"), running: false }]));
         assert_eq!(svc.users_of("x")[0].container_id, "c-x");
-        svc.set_in_use(Arc::new(|_: &str| vec![ImageUser { container_id: "c".into(), running: false }]));
         assert!(!svc.users_of("x")[0].running);
     }
 }
