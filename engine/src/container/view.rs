@@ -97,7 +97,7 @@ pub fn summary(rec: &Record) -> Value {
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_else(|| "default".into())},
         "NetworkSettings": {"Networks": networks(rec)},
-        "Mounts": [],
+        "Mounts": super::mounts::mounts_json(rec),
     })
 }
 
@@ -151,7 +151,7 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
                 "MergedDir": dir.join("rootfs"),
             }
         },
-        "Mounts": [],
+        "Mounts": super::mounts::mounts_json(rec),
         "Config": config,
         "NetworkSettings": {
             "Bridge": "",
