@@ -18,16 +18,26 @@ async fn container_prune(State(st): State<AppState>, p: Params) -> Result<Json<V
 
 async fn df(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let images = st.images.list(&Default::default())?;
+    // Layers (diff ids) of every image, for shared sizes.
+    let mut layers_of: HashMap<String, Vec<String>> = HashMap::new();
+    for i in &images {
+        let id = i["Id"].as_str().unwrap_or("").to_string();
+        let ins = st.images.inspect(&id)?;
+        let diff_ids = ins["RootFS"]["Layers"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(String::from)).collect()).unwrap_or_default();
+        layers_of.insert(id, diff_ids);
+    }
+    let layer_dirs: HashMap<String, std::path::PathBuf> =
+        layers_of.values().flatten().map(|d| (d.clone(), st.images.layer_dir(d))).collect();
     let containers = st.containers.clone();
     let volumes = st.volumes.clone();
-    let layers_dir = st.images.root().join("layers");
     let out = tokio::task::spawn_blocking(move || {
-        let mut sizes: HashMap<String, u64> = HashMap::new();
-        for i in &images {
-            if let Some(id) = i["Id"].as_str() {
-                sizes.insert(id.to_string(), i["Size"].as_u64().unwrap_or(0));
-            }
+        let layer_size: HashMap<&String, u64> = layer_dirs.iter().map(|(d, p)| (d, crate::image::unpack::du(p))).collect();
+        let mut layer_users: HashMap<&String, usize> = HashMap::new();
+        for d in layers_of.values().flatten() {
+            *layer_users.entry(d).or_default() += 1;
         }
+        let sizes: HashMap<String, u64> =
+            images.iter().map(|i| (i["Id"].as_str().unwrap_or("").to_string(), i["Size"].as_u64().unwrap_or(0))).collect();
         let ctrs = containers.df_containers(|id| sizes.get(id).copied().unwrap_or(0));
         let mut users: HashMap<String, i64> = HashMap::new();
         for c in &ctrs {
@@ -36,14 +46,21 @@ async fn df(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
         let images: Vec<Value> = images
             .into_iter()
             .map(|mut i| {
-                let n = users.get(i["Id"].as_str().unwrap_or("")).copied().unwrap_or(0);
-                i["Containers"] = n.into();
-                i["SharedSize"] = 0.into();
+                let id = i["Id"].as_str().unwrap_or("").to_string();
+                let shared: u64 = layers_of
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| layer_users.get(d).copied().unwrap_or(0) > 1)
+                    .map(|d| layer_size.get(d).copied().unwrap_or(0))
+                    .sum();
+                i["Containers"] = users.get(&id).copied().unwrap_or(0).into();
+                i["SharedSize"] = shared.into();
                 i
             })
             .collect();
         json!({
-            "LayersSize": crate::image::unpack::du(&layers_dir),
+            "LayersSize": layer_size.values().sum::<u64>(),
             "Images": images,
             "Containers": ctrs,
             "Volumes": volumes.usage(),

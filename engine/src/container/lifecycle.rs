@@ -87,6 +87,7 @@ impl<R: Runtime> ContainerService<R> {
             Err(e) => {
                 tracing::warn!(error = %e, "start failed");
                 self.release_resources(&rec).await;
+                self.network_event("disconnect", &rec);
                 let msg = e.to_string();
                 let lower = msg.to_ascii_lowercase();
                 // dockerd's exit codes for a command that cannot run: 127 missing, 126 not executable.
@@ -180,7 +181,6 @@ impl<R: Runtime> ContainerService<R> {
                 tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
             }
         }
-        self.network_event("disconnect", rec);
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         if let Err(e) = rootfs::unmount_rootfs(&dir) {
             tracing::warn!(container = %rec.id, error = %e, "unmount failed");
@@ -224,6 +224,7 @@ impl<R: Runtime> ContainerService<R> {
         }
         let code = exit.code.to_string();
         self.publish("die", &snapshot, &[("exitCode", code.as_str())]);
+        self.network_event("disconnect", &snapshot);
         self.unmount_events(&snapshot);
         tracing::info!(container = %snapshot.id, code = exit.code, "exited");
         ctr.gen.send_modify(|g| {

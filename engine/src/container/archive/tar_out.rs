@@ -65,7 +65,9 @@ fn join(prefix: &str, rel: &Path) -> Vec<u8> {
         rel.as_os_str().as_bytes().to_vec()
     } else {
         let mut v = prefix.as_bytes().to_vec();
-        v.push(b'/');
+        if !prefix.ends_with('/') {
+            v.push(b'/');
+        }
         v.extend_from_slice(rel.as_os_str().as_bytes());
         v
     }
@@ -122,7 +124,8 @@ pub fn write_path<W: Write>(w: W, target: &Resolved, base: &str) -> io::Result<W
     match (file_type(&target.stat), parent) {
         (SFlag::S_IFDIR, _) => {
             if let Some(h) = header_for(&target.stat) {
-                append(&mut b, h, format!("{base}/").as_bytes(), None, io::empty())?;
+                let top = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
+                append(&mut b, h, top.as_bytes(), None, io::empty())?;
             }
             write_dir_contents(&mut b, &target.fd, base)?;
         }
@@ -162,6 +165,7 @@ mod tests {
         let names = read("/dir", "dir");
         assert_eq!(names, ["dir/", format!("dir/{long}/").as_str(), "dir/f", "dir/l -> /etc"]);
         assert_eq!(read("/dir/.", ".")[0], "./");
+        assert_eq!(read("/", "/")[..2], ["/", "/dir/"]);
         assert_eq!(read("/dir/f", "f"), ["f"]);
         assert_eq!(read("/dir/l", "l"), ["l -> /etc"]);
         let r = fsview::resolve(&root, "/dir/f", false).unwrap();
