@@ -246,7 +246,8 @@ async fn per_image(
             let (repo, tag) = (p.str("repo").unwrap_or(""), p.str("tag").unwrap_or(""));
             st.images.tag(&name, repo, tag)?;
             if let Ok(id) = st.images.resolve_id(&name) {
-                let new = format!("{repo}:{}", if tag.is_empty() { "latest" } else { tag });
+                let full = format!("{repo}:{}", if tag.is_empty() { "latest" } else { tag });
+                let new = Reference::parse(&full).map(|r| r.familiar()).unwrap_or(full);
                 st.events.publish("image", "tag", &id, &[("name", &new)]);
             }
             return Ok(StatusCode::CREATED.into_response());

@@ -55,7 +55,8 @@ impl<R: Runtime> ContainerService<R> {
         let mut by_dest: BTreeMap<String, MountPoint> = BTreeMap::new();
         for vf in hc.volumes_from.iter().flatten() {
             let (name, rw) = spec::parse_volumes_from(vf).map_err(invalid)?;
-            let src = self.get(&name)?.record();
+            // 400, not 404: a 404 on create makes the CLI pull the image.
+            let src = self.get(&name).map_err(|e| invalid(e.to_string()))?.record();
             for mut m in src.mounts.into_iter().filter(|m| !m.hidden) {
                 if let Some(rw) = rw {
                     m.rw = rw;
