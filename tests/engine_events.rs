@@ -12,7 +12,9 @@ fn now() -> u64 {
 
 /// `docker events --since S --until U` with a format and filters, as lines.
 fn past(e: &Engine, since: u64, extra: &[&str]) -> Vec<String> {
-    let (s, u) = (since.to_string(), (now() + 1).to_string());
+    // `until` = this very moment (with nanoseconds), so the command ends at once.
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let (s, u) = (since.to_string(), format!("{}.{:09}", t.as_secs(), t.subsec_nanos()));
     let mut args = vec!["events", "--since", &s, "--until", &u];
     args.extend_from_slice(extra);
     lines(&e.docker_ok(&args))

@@ -87,6 +87,8 @@ fn named_and_anonymous_volumes() {
     assert!(is_hex64(&anon), "{anon}");
     let ps = e.docker_ok(&["ps", "-a", "--no-trunc", "--format", "{{.Mounts}}"]);
     assert!(ps.contains(&data), "{ps}");
+    assert_eq!(e.docker_ok(&["ps", "-aq", "--no-trunc", "--filter", &format!("volume={data}")]).trim(), id);
+    assert_eq!(e.docker_ok(&["ps", "-aq", "--filter", "volume=/nowhere"]).trim(), "");
     e.docker_ok(&["rm", "-v", &id]);
     let vols = e.docker_ok(&["volume", "ls", "-q"]);
     assert!(vols.contains(&data) && !vols.contains(&anon), "{vols}");

@@ -236,7 +236,10 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
                 any
             }
             "network" => vals.iter().any(|v| v == rec.net_mode.name()),
-            "before" | "since" | "volume" | "health" | "publish" | "expose" | "isolation" | "is-task" => true,
+            "volume" => vals.iter().any(|v| {
+                rec.mounts.iter().any(|m| m.name == *v || m.destination == *v || m.source == std::path::Path::new(v))
+            }),
+            "before" | "since" | "health" | "publish" | "expose" | "isolation" | "is-task" => true,
             other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),
         };
         if !ok {
