@@ -3,7 +3,7 @@ use super::{ApiError, AppState, Params};
 use crate::container::PathStat;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -35,8 +35,7 @@ fn body_of(mut rx: mpsc::Receiver<Bytes>) -> Body {
     Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok::<_, std::io::Error>))
 }
 
-async fn head_archive(State(st): State<AppState>, method: Method, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
-    let _ = method;
+async fn head_archive(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
     let stat = st.containers.archive_stat(&id, &path_param(&p)?).await?;
     Ok(with_stat(StatusCode::OK.into_response(), &stat))
 }

@@ -300,7 +300,7 @@ impl<'a> ListFilter<'a> {
         if get("name").is_some_and(|vals| !vals.iter().any(|n| v.name.contains(n.as_str()))) {
             return false;
         }
-        if get("driver").is_some_and(|vals| !vals.iter().any(|d| *d == v.driver)) {
+        if get("driver").is_some_and(|vals| !vals.contains(&v.driver)) {
             return false;
         }
         if get("label").is_some_and(|vals| !vals.iter().all(|l| label_matches(&v.labels, l))) {

@@ -118,7 +118,7 @@ mod tests {
         std::fs::write(upper.join("lnk/passwd"), b"a").unwrap();
         let wh = std::ffi::CString::new(upper.join("etc/group").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
-        let got = changes(&upper, &[lower.clone()]).unwrap();
+        let got = changes(&upper, std::slice::from_ref(&lower)).unwrap();
         let want: Vec<(String, u8)> = [
             ("/etc", MODIFIED),
             ("/etc/group", DELETED),

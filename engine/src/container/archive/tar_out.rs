@@ -117,10 +117,7 @@ pub fn write_dir_contents<W: Write>(b: &mut tar::Builder<W>, dir: &std::os::fd::
 /// a directory with everything below it.
 pub fn write_path<W: Write>(w: W, target: &Resolved, base: &str) -> io::Result<W> {
     let mut b = tar::Builder::new(w);
-    let parent = match &target.parent {
-        Some((p, n)) => Some((p, n.clone())),
-        None => None,
-    };
+    let parent = target.parent.as_ref().map(|(p, n)| (p, n.clone()));
     match (file_type(&target.stat), parent) {
         (SFlag::S_IFDIR, _) => {
             if let Some(h) = header_for(&target.stat) {
