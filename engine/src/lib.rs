@@ -10,6 +10,7 @@
 //! - `runtime`   the `Runtime` seam: OCI spec building and the shim client.
 //! - `shim`      the re-executed `swarm shim` process (no tokio) that owns one container.
 //! - `network`   default bridge: IPAM, bridge/veth over netlink, NAT with iptables.
+//! - `volume`    volumes (local driver) and the parsing of a container's mounts.
 
 pub mod api;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod shim;
 pub mod sysinfo;
 pub mod tls;
+pub mod volume;
 
 pub use config::EngineConfig;
 pub use server::{run, EngineError};

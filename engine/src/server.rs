@@ -59,7 +59,8 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
         let c = containers.clone();
         images.set_in_use(Arc::new(move |id: &str| c.image_users(id)));
     }
-    let state = AppState { config: cfg.clone(), images, containers, network, events };
+    let volumes = containers.volumes();
+    let state = AppState { config: cfg.clone(), images, containers, network, events, volumes };
     let app = api::router(state);
     let app = tower::Layer::layer(&tower::util::MapRequestLayer::new(api::strip_version as fn(_) -> _), app);
 

@@ -100,6 +100,7 @@ impl World {
             mounts: vec![],
             state_dir,
             readonly_rootfs: false,
+            tmpfs: vec![],
         }
     }
 }

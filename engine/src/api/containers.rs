@@ -81,7 +81,7 @@ async fn remove(State(st): State<AppState>, Path(id): Path<String>, p: Params) -
     if p.flag("link") {
         return Err(ApiError::bad_request("links are not supported by this engine"));
     }
-    st.containers.remove(&id, p.flag("force")).await?;
+    st.containers.remove_with(&id, p.flag("force"), p.flag("v")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

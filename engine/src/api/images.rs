@@ -71,11 +71,14 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, RawQuery(q): Raw
     if let Some(from) = p.str("fromImage").filter(|s| !s.is_empty()) {
         let creds = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()).and_then(Credentials::from_header);
         let r = pull_reference(from, p.str("tag").unwrap_or(""))?;
+        let name = r.familiar();
         let prepared = st.images.prepare_pull(r, creds).await?;
         let (tx, rx) = mpsc::channel(256);
+        let events = st.events.clone();
         tokio::spawn(async move {
-            if let Err(e) = prepared.run(&Progress::new(tx)).await {
-                tracing::info!(error = %e, "pull failed");
+            match prepared.run(&Progress::new(tx)).await {
+                Ok(_) => events.publish("image", "pull", &name, &[("name", &name)]),
+                Err(e) => tracing::info!(error = %e, "pull failed"),
             }
         });
         return Ok(json_stream(rx));
@@ -90,6 +93,7 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, RawQuery(q): Raw
         let (tmp, digest, _) = st.images.spool_stream(body.into_data_stream()).await?;
         let svc = st.images.clone();
         let id = blocking(move || svc.import_file(&tmp, &digest, name.as_ref(), &changes, &message)).await?;
+        st.events.publish("image", "import", &id, &[("name", &id)]);
         return Ok(json_lines(vec![json!({ "status": id })]));
     }
     Err(ApiError::bad_request("fromImage or fromSrc is required"))
@@ -130,11 +134,20 @@ async fn load(State(st): State<AppState>, body: Body) -> Result<Response, ApiErr
     })
     .await;
     let _ = tokio::fs::remove_file(&tmp).await;
-    Ok(json_lines(res?.into_iter().map(|l| json!({ "stream": l })).collect()))
+    let lines = res?;
+    for l in &lines {
+        let name = l.trim().strip_prefix("Loaded image ID: ").or_else(|| l.trim().strip_prefix("Loaded image: "));
+        if let Some(name) = name {
+            let id = st.images.resolve_id(name).unwrap_or_else(|_| name.to_string());
+            st.events.publish("image", "load", &id, &[("name", name)]);
+        }
+    }
+    Ok(json_lines(lines.into_iter().map(|l| json!({ "stream": l })).collect()))
 }
 
 async fn save_many(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let names = all_values(&q.unwrap_or_default(), "names");
+    save_events(&st, &names);
     save(st.images, names).await
 }
 
@@ -196,6 +209,7 @@ async fn prune(State(st): State<AppState>, p: Params) -> Result<Json<Value>, Api
     let all = f.get("dangling").and_then(|v| v.first()).is_some_and(|v| v == "false" || v == "0");
     let svc = st.images.clone();
     let (deleted, reclaimed) = blocking(move || svc.prune(all)).await?;
+    delete_events(&st, "", &deleted);
     Ok(Json(json!({ "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed })))
 }
 
@@ -211,7 +225,9 @@ async fn per_image(
     if method == Method::DELETE {
         let svc = st.images.clone();
         let (force, prune) = (p.flag("force"), !p.flag("noprune"));
+        let id = st.images.resolve_id(&rest).unwrap_or_default();
         let records = blocking(move || svc.delete(&rest, force, prune)).await?;
+        delete_events(&st, &id, &records);
         return Ok(Json(records).into_response());
     }
     if method == Method::GET {
@@ -222,12 +238,19 @@ async fn per_image(
             return Ok(Json(st.images.history(&name)?).into_response());
         }
         if let Some(name) = split("/get") {
+            save_events(&st, std::slice::from_ref(&name));
             return save(st.images, vec![name]).await;
         }
     }
     if method == Method::POST {
         if let Some(name) = split("/tag") {
-            st.images.tag(&name, p.str("repo").unwrap_or(""), p.str("tag").unwrap_or(""))?;
+            let (repo, tag) = (p.str("repo").unwrap_or(""), p.str("tag").unwrap_or(""));
+            st.images.tag(&name, repo, tag)?;
+            if let Ok(id) = st.images.resolve_id(&name) {
+                let full = format!("{repo}:{}", if tag.is_empty() { "latest" } else { tag });
+                let new = Reference::parse(&full).map(|r| r.familiar()).unwrap_or(full);
+                st.events.publish("image", "tag", &id, &[("name", &new)]);
+            }
             return Ok(StatusCode::CREATED.into_response());
         }
         if let Some(name) = split("/push") {
@@ -246,6 +269,26 @@ async fn per_image(
         }
     }
     Err(ApiError::not_found(format!("page not found: /images/{rest}")))
+}
+
+/// `untag` and `delete` events for the records of an image removal (`id`: the image named).
+fn delete_events(st: &AppState, id: &str, records: &[Value]) {
+    for r in records {
+        if r.get("Untagged").is_some() && !id.is_empty() {
+            st.events.publish("image", "untag", id, &[("name", id)]);
+        }
+        if let Some(d) = r.get("Deleted").and_then(|d| d.as_str()) {
+            st.events.publish("image", "delete", d, &[("name", d)]);
+        }
+    }
+}
+
+fn save_events(st: &AppState, names: &[String]) {
+    for n in names {
+        if let Ok(id) = st.images.resolve_id(n) {
+            st.events.publish("image", "save", &id, &[("name", n)]);
+        }
+    }
 }
 
 #[cfg(test)]

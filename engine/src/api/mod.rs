@@ -1,11 +1,15 @@
 //! The Docker Engine API router: every route also under `/vX.Y/`, Docker's error bodies,
 //! lenient query flags (`1`/`true`), JSON bodies with unknown fields ignored.
+pub mod archive;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod hijack;
 pub mod images;
 pub mod system;
+pub mod system_df;
+pub mod volumes;
 
 use crate::container::ContainerService;
 use crate::events::EventBus;
@@ -28,6 +32,7 @@ pub struct AppState {
     pub containers: Arc<ContainerService>,
     pub network: Arc<NetworkService>,
     pub events: EventBus,
+    pub volumes: Arc<crate::volume::VolumeService>,
 }
 
 /// Builds the full router (without the version-prefix rewrite; see [`strip_version`]).
@@ -36,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(images::routes())
         .merge(containers::routes())
+        .merge(archive::routes())
+        .merge(events::routes())
+        .merge(system_df::routes())
+        .merge(volumes::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(add_server_headers))
         .layer(axum::middleware::from_fn(trace))

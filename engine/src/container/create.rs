@@ -18,12 +18,6 @@ fn unsupported(hc: &HostConfig) -> Option<&'static str> {
     if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true) {
         return Some("publishing ports (-p/-P) is not supported by this engine yet");
     }
-    if set_v(&hc.binds) || hc.mounts.as_ref().is_some_and(|m| !m.is_empty()) || set_v(&hc.volumes_from) {
-        return Some("volumes and bind mounts (-v/--mount/--volumes-from) are not supported by this engine yet");
-    }
-    if hc.tmpfs.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Some("--tmpfs is not supported by this engine yet");
-    }
     if set_i(hc.memory) || hc.memory_swap.is_some_and(|x| x != 0 && x != -1)
         || set_i(hc.nano_cpus) || set_i(hc.cpu_shares) || set_i(hc.cpu_quota) || set_i(hc.cpu_period)
         || hc.cpuset_cpus.as_ref().is_some_and(|s| !s.is_empty()) || hc.pids_limit.is_some_and(|p| p > 0)
@@ -117,6 +111,16 @@ impl<R: Runtime> ContainerService<R> {
         }
         let image = self.images.resolve(&image_name)?;
         let ic = &image.run_config;
+        // Anonymous volumes: the image's VOLUMEs and `-v /path` (which the CLI sends in Config.Volumes).
+        let mut volumes: Vec<String> = self.images.inspect(&image.id)?["Config"]["Volumes"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        for v in body.volumes.iter().flatten() {
+            if !volumes.contains(v) {
+                volumes.push(v.clone());
+            }
+        }
 
         let user_entry = body.entrypoint.clone().filter(|e| !e.is_empty());
         let user_cmd = body.cmd.clone().filter(|c| !c.is_empty());
@@ -168,11 +172,13 @@ impl<R: Runtime> ContainerService<R> {
             labels: Some(labels),
             stop_signal: body.stop_signal.clone().or_else(|| ic.stop_signal.clone()),
             stop_timeout: body.stop_timeout,
+            volumes: (!volumes.is_empty()).then(|| volumes.clone()),
             ..Default::default()
         };
         if config.tty == Some(true) {
             return Err(ContainerError::InvalidParam("a TTY (-t) is not supported by this engine yet".into()));
         }
+        let mounts = self.resolve_mounts(&hc, &volumes)?;
         let rec = Record {
             id: id.clone(),
             name: String::new(),
@@ -188,6 +194,7 @@ impl<R: Runtime> ContainerService<R> {
             state: State::default(),
             restart_count: 0,
             endpoint: None,
+            mounts,
         };
         // Reserve the name and insert atomically with respect to other creates.
         let ctr = {
@@ -201,7 +208,9 @@ impl<R: Runtime> ContainerService<R> {
                     }
                 },
             };
-            if let Some(other) = t.names.get(&name) {
+            if let Some(other) = t.names.get(&name).cloned() {
+                drop(t);
+                self.drop_anonymous(&rec.mounts);
                 return Err(ContainerError::Conflict(format!(
                     "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
                 )));
@@ -219,6 +228,8 @@ impl<R: Runtime> ContainerService<R> {
             t.names.remove(&rec.name);
             t.by_id.remove(&id);
             let _ = std::fs::remove_dir_all(Record::dir(&self.cfg.data_root, &id));
+            drop(t);
+            self.drop_anonymous(&rec.mounts);
             return Err(e);
         }
         self.publish("create", &rec, &[]);

@@ -2,7 +2,7 @@
 use super::record::{NetMode, Record, Status};
 use super::rootfs;
 use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
-use crate::runtime::{AttachOpts, AttachStream, BindMount, Exit, NetNs, RunSpec, Runtime};
+use crate::runtime::{AttachOpts, AttachStream, Exit, NetNs, RunSpec, Runtime};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -87,6 +87,7 @@ impl<R: Runtime> ContainerService<R> {
             Err(e) => {
                 tracing::warn!(error = %e, "start failed");
                 self.release_resources(&rec).await;
+                self.network_event("disconnect", &rec);
                 let msg = e.to_string();
                 let lower = msg.to_ascii_lowercase();
                 // dockerd's exit codes for a command that cannot run: 127 missing, 126 not executable.
@@ -109,7 +110,7 @@ impl<R: Runtime> ContainerService<R> {
                 ctr.gen.send_modify(|g| g.exit_code = code);
                 drop(op);
                 if snapshot.auto_remove() {
-                    if let Err(re) = self.remove(&snapshot.id, true).await {
+                    if let Err(re) = self.remove_with(&snapshot.id, true, true).await {
                         tracing::warn!(error = %re, "auto-remove after a failed start failed");
                     }
                 }
@@ -136,7 +137,9 @@ impl<R: Runtime> ContainerService<R> {
                 (NetNs::Path(ns), Some(ip))
             }
         };
+        self.network_event("connect", rec);
         let etc = rootfs::write_etc_files(&dir, rec, ip)?;
+        let (mounts, tmpfs) = self.run_mounts(rec, &merged, &etc).await?;
         let state_dir = self.state_dir(&rec.id);
         let spec = RunSpec {
             id: rec.id.clone(),
@@ -150,10 +153,8 @@ impl<R: Runtime> ContainerService<R> {
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
             netns,
-            mounts: etc
-                .iter()
-                .map(|(src, dst)| BindMount { source: src.clone(), destination: dst.to_string(), readonly: false })
-                .collect(),
+            mounts,
+            tmpfs,
             cgroup_path: format!("{}/{}", self.cfg.cgroup_parent.trim_end_matches('/'), rec.id),
             log_path: dir.join(format!("{}-json.log", rec.id)),
             state_dir: state_dir.clone(),
@@ -223,6 +224,8 @@ impl<R: Runtime> ContainerService<R> {
         }
         let code = exit.code.to_string();
         self.publish("die", &snapshot, &[("exitCode", code.as_str())]);
+        self.network_event("disconnect", &snapshot);
+        self.unmount_events(&snapshot);
         tracing::info!(container = %snapshot.id, code = exit.code, "exited");
         ctr.gen.send_modify(|g| {
             g.exits += 1;
@@ -233,7 +236,7 @@ impl<R: Runtime> ContainerService<R> {
             let svc = self.clone();
             let id = snapshot.id.clone();
             tokio::spawn(async move {
-                if let Err(e) = svc.remove(&id, true).await {
+                if let Err(e) = svc.remove_with(&id, true, true).await {
                     tracing::warn!(container = %id, error = %e, "auto-remove failed");
                 }
             });
@@ -341,8 +344,20 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     /// Removes a container (`force` kills a running one first).
-    #[tracing::instrument(skip_all, fields(container = %key))]
     pub async fn remove(&self, key: &str, force: bool) -> Result<(), ContainerError> {
+        self.remove_with(key, force, false).await
+    }
+
+    /// Publishes a network event (`connect`, `disconnect`) for the container's network.
+    fn network_event(&self, action: &str, rec: &Record) {
+        if let Ok(n) = self.network.network(rec.net_mode.name()) {
+            self.events.publish("network", action, &n.id, &[("container", &rec.id), ("name", &n.name), ("type", &n.driver)]);
+        }
+    }
+
+    /// Removes a container; `volumes` also removes its anonymous volumes (`rm -v`, `--rm`).
+    #[tracing::instrument(skip_all, fields(container = %key))]
+    pub async fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
         let ctr = self.get(key)?;
         let _op = ctr.op.lock().await;
         let rec = ctr.record();
@@ -377,6 +392,9 @@ impl<R: Runtime> ContainerService<R> {
         ctr.pending.lock().expect("pending lock").clear();
         ctr.gen.send_modify(|g| g.removed = true);
         self.publish("destroy", &rec, &[]);
+        if volumes {
+            self.drop_anonymous(&rec.mounts);
+        }
         tracing::info!("removed");
         Ok(())
     }

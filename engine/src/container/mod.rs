@@ -3,9 +3,12 @@
 //! Each container is a [`Ctr`]: its record (persisted on every change), a watch channel
 //! that tells waiters about starts, exits and removal, and the attaches that arrived
 //! before `start` (the CLI's `docker run` attaches first, then starts).
+pub mod archive;
 mod create;
 mod lifecycle;
 mod logs;
+mod mounts;
+mod prune;
 pub mod record;
 mod rootfs;
 mod view;
@@ -13,12 +16,16 @@ mod view;
 pub use create::CreateRequest;
 pub use lifecycle::{parse_signal, WaitCondition};
 pub use logs::{parse_ts as parse_log_ts, LogOptions};
+pub use archive::PathStat;
+pub use mounts::copy_image_content;
+pub use prune::parse_until;
 pub use view::ListOptions;
 
 use crate::events::EventBus;
 use crate::image::ImageService;
 use crate::network::NetworkService;
 use crate::runtime::{AttachOpts, AttachStream, Runtime, ShimRuntime};
+use crate::volume::VolumeService;
 use crate::{Classify, EngineConfig, ErrorKind};
 use record::Record;
 use std::collections::HashMap;
@@ -45,13 +52,19 @@ pub enum ContainerError {
     #[error("{0}")]
     Network(#[from] crate::network::NetworkError),
     #[error("{0}")]
+    Volume(#[from] crate::volume::VolumeError),
+    /// A path inside a container that does not exist (`docker cp`).
+    #[error("{0}")]
+    PathNotFound(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 impl Classify for ContainerError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::NetworkNotFound(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::NetworkNotFound(_) | ContainerError::PathNotFound(_) => ErrorKind::NotFound,
+            ContainerError::Volume(e) => e.kind(),
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::InvalidParam(_) => ErrorKind::InvalidParameter,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
@@ -124,6 +137,8 @@ pub struct ContainerService<R: Runtime = ShimRuntime> {
     network: Arc<NetworkService>,
     events: EventBus,
     runtime: Arc<R>,
+    /// Volumes (opened here so the volume store can ask which containers use a volume).
+    volumes: Arc<VolumeService>,
     daemon_id: String,
     table: Mutex<Table>,
 }
@@ -157,15 +172,19 @@ impl<R: Runtime> ContainerService<R> {
                 id
             }
         };
+        let volumes = Arc::new(VolumeService::open(&cfg.data_root, events.clone())?);
         let svc = Arc::new(ContainerService {
             cfg,
             images,
             network,
             events,
             runtime,
+            volumes,
             daemon_id,
             table: Mutex::new(Table::default()),
         });
+        let weak = Arc::downgrade(&svc);
+        svc.volumes.set_users(Arc::new(move |name: &str| weak.upgrade().map(|s| s.volume_users(name)).unwrap_or_default()));
         svc.load().await?;
         Ok(svc)
     }
@@ -207,6 +226,11 @@ impl<R: Runtime> ContainerService<R> {
             self.watch_exit(ctr);
         }
         Ok(())
+    }
+
+    /// The volume service (the API's `/volumes` routes use it too).
+    pub fn volumes(&self) -> Arc<VolumeService> {
+        self.volumes.clone()
     }
 
     pub fn daemon_id(&self) -> String {
@@ -276,7 +300,10 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     fn publish(&self, action: &str, rec: &Record, extra: &[(&str, &str)]) {
-        let mut attrs: Vec<(&str, &str)> = vec![("name", rec.name.as_str()), ("image", rec.image.as_str())];
+        let labels = rec.config.labels.clone().unwrap_or_default();
+        // Container labels are event attributes too (for `--filter label=...`), as dockerd sends them.
+        let mut attrs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        attrs.extend_from_slice(&[("name", rec.name.as_str()), ("image", rec.image.as_str())]);
         attrs.extend_from_slice(extra);
         self.events.publish("container", action, &rec.id, &attrs);
     }

@@ -92,6 +92,9 @@ pub struct Record {
     pub state: State,
     pub restart_count: u32,
     pub endpoint: Option<crate::network::Endpoint>,
+    /// Volumes, binds and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<crate::volume::MountPoint>,
 }
 
 impl Record {

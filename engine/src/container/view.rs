@@ -97,7 +97,7 @@ pub fn summary(rec: &Record) -> Value {
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_else(|| "default".into())},
         "NetworkSettings": {"Networks": networks(rec)},
-        "Mounts": [],
+        "Mounts": super::mounts::mounts_json(rec),
     })
 }
 
@@ -151,7 +151,7 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
                 "MergedDir": dir.join("rootfs"),
             }
         },
-        "Mounts": [],
+        "Mounts": super::mounts::mounts_json(rec),
         "Config": config,
         "NetworkSettings": {
             "Bridge": "",
@@ -236,7 +236,10 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
                 any
             }
             "network" => vals.iter().any(|v| v == rec.net_mode.name()),
-            "before" | "since" | "volume" | "health" | "publish" | "expose" | "isolation" | "is-task" => true,
+            "volume" => vals.iter().any(|v| {
+                rec.mounts.iter().any(|m| m.name == *v || m.destination == *v || m.source == std::path::Path::new(v))
+            }),
+            "before" | "since" | "health" | "publish" | "expose" | "isolation" | "is-task" => true,
             other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),
         };
         if !ok {

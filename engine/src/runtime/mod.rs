@@ -73,6 +73,14 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
+/// A tmpfs mount (`--tmpfs`, `--mount type=tmpfs`): `options` are mount(8) options
+/// (`nosuid`, `nodev`, `noexec`, `size=...`, `mode=...`, `ro`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TmpfsMount {
+    pub destination: String,
+    pub options: Vec<String>,
+}
+
 /// Everything needed to run one container's process.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunSpec {
@@ -89,8 +97,12 @@ pub struct RunSpec {
     pub open_stdin: bool,
     pub stdin_once: bool,
     pub netns: NetNs,
-    /// Extra bind mounts (/etc/hosts, /etc/hostname, /etc/resolv.conf, ...).
+    /// Extra bind mounts (volumes, binds, /etc/hosts, /etc/hostname, /etc/resolv.conf), in
+    /// mount order: a parent directory before what is mounted below it.
     pub mounts: Vec<BindMount>,
+    /// tmpfs mounts; to be mounted in the same parent-first order together with `mounts`.
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
     /// Cgroup path, e.g. `/flotilla/<id>` (cgroupfs layout, every v1 hierarchy).
     pub cgroup_path: String,
     pub log_path: PathBuf,

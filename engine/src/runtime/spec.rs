@@ -192,6 +192,7 @@ mod tests {
             log_path: "/tmp/log.json".into(),
             state_dir: "/run/x".into(),
             readonly_rootfs: false,
+            tmpfs: vec![],
         }
     }
 

@@ -1,0 +1,141 @@
+//! `docker diff`: changes of a container's overlay upper dir against the image layers.
+//! Whiteouts (0:0 character devices) are deletions, entries the layers have are changes,
+//! the rest additions. The files dockerd keeps in its init layer (mountpoints of /etc/hosts,
+//! /proc, ...) are not reported, nor directories listed only because of them.
+use super::fsview::{self, file_type, open_at};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, Mode, SFlag};
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub const MODIFIED: u8 = 0;
+pub const ADDED: u8 = 1;
+pub const DELETED: u8 = 2;
+
+/// What dockerd's init layer holds: never a user's change.
+const INIT_PATHS: &[&str] = &[
+    "/.dockerenv", "/dev", "/dev/console", "/dev/pts", "/dev/shm", "/dev/mqueue", "/etc/hostname", "/etc/hosts",
+    "/etc/mtab", "/etc/resolv.conf", "/proc", "/sys", "/sys/fs/cgroup",
+];
+
+/// Whether `rel` exists in one layer: `Some(true)` present, `Some(false)` whited out, `None` absent.
+/// Components are opened without following links, as overlayfs looks them up.
+fn in_layer(layer: &Path, rel: &Path) -> Option<bool> {
+    let root = fsview::open_root(layer).ok()?;
+    let mut cur = root;
+    let comps: Vec<_> = rel.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        let fd = open_at(cur.as_raw_fd(), c.as_os_str(), OFlag::O_PATH | OFlag::O_NOFOLLOW, Mode::empty()).ok()?;
+        let st = fstat(fd.as_raw_fd()).ok()?;
+        if file_type(&st) == SFlag::S_IFCHR && st.st_rdev == 0 {
+            return Some(false);
+        }
+        if i + 1 < comps.len() && !fsview::is_dir(&st) {
+            return None;
+        }
+        cur = fd;
+    }
+    Some(true)
+}
+
+fn in_lower(lowers: &[PathBuf], rel: &Path) -> bool {
+    // Top-most layer first: the first one that knows the path decides.
+    lowers.iter().rev().find_map(|l| in_layer(l, rel)).unwrap_or(false)
+}
+
+/// The changes, sorted by path: `(path, kind)` with kind 0 = C, 1 = A, 2 = D.
+pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<(String, u8)>> {
+    let mut out: BTreeMap<String, u8> = BTreeMap::new();
+    if !upper.is_dir() {
+        return Ok(vec![]);
+    }
+    let root = fsview::open_root(upper)?;
+    fsview::walk(
+        &root,
+        Path::new(""),
+        &mut |it| {
+            let path = format!("/{}", String::from_utf8_lossy(it.rel.as_os_str().as_bytes()));
+            let kind = if file_type(&it.stat) == SFlag::S_IFCHR && it.stat.st_rdev == 0 {
+                DELETED
+            } else if in_lower(lowers, it.rel) {
+                MODIFIED
+            } else {
+                ADDED
+            };
+            out.insert(path, kind);
+            Ok(kind != DELETED)
+        },
+        &mut |_, _| Ok(()),
+    )?;
+    let mut dropped = vec![];
+    for p in INIT_PATHS {
+        if out.get(*p).is_some_and(|k| *k != DELETED) {
+            out.remove(*p);
+            dropped.push(*p);
+        }
+    }
+    for p in dropped {
+        let mut a = Path::new(p).parent();
+        while let Some(dir) = a.filter(|d| *d != Path::new("/")) {
+            let ds = dir.to_string_lossy().into_owned();
+            let prefix = format!("{ds}/");
+            let has_child = out.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix));
+            if out.get(&ds) == Some(&MODIFIED) && !has_child {
+                out.remove(&ds);
+            }
+            a = dir.parent();
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn added_changed_deleted() {
+        if unsafe { libc::geteuid() } != 0 {
+            return; // whiteouts are device nodes
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (lower, upper) = (d.path().join("lower"), d.path().join("upper"));
+        for p in ["etc", "bin"] {
+            std::fs::create_dir_all(lower.join(p)).unwrap();
+        }
+        std::fs::write(lower.join("etc/passwd"), b"root").unwrap();
+        std::fs::write(lower.join("etc/group"), b"root").unwrap();
+        std::os::unix::fs::symlink("/etc", lower.join("lnk")).unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::create_dir_all(upper.join("newdir")).unwrap();
+        std::fs::create_dir_all(upper.join("lnk")).unwrap();
+        std::fs::create_dir_all(upper.join("proc")).unwrap();
+        std::fs::write(upper.join("etc/passwd"), b"root\nm").unwrap();
+        std::fs::write(upper.join("etc/hosts"), b"").unwrap();
+        std::fs::write(upper.join("newdir/x"), b"a").unwrap();
+        std::fs::write(upper.join("lnk/passwd"), b"a").unwrap();
+        let wh = std::ffi::CString::new(upper.join("etc/group").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
+        let got = changes(&upper, std::slice::from_ref(&lower)).unwrap();
+        let want: Vec<(String, u8)> = [
+            ("/etc", MODIFIED),
+            ("/etc/group", DELETED),
+            ("/etc/passwd", MODIFIED),
+            ("/lnk", MODIFIED),
+            ("/lnk/passwd", ADDED),
+            ("/newdir", ADDED),
+            ("/newdir/x", ADDED),
+        ]
+        .iter()
+        .map(|(p, k)| (p.to_string(), *k))
+        .collect();
+        assert_eq!(got, want);
+        // Only init-layer files below /etc: nothing to report.
+        std::fs::remove_file(upper.join("etc/passwd")).unwrap();
+        std::fs::remove_file(upper.join("etc/group")).unwrap();
+        let got = changes(&upper, &[lower]).unwrap();
+        assert!(!got.iter().any(|(p, _)| p.starts_with("/etc")), "{got:?}");
+    }
+}

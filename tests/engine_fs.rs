@@ -1,0 +1,180 @@
+//! A container's files from outside: `docker cp` both ways (created, running and stopped
+//! containers, volumes, escapes refused), `docker export`, `docker diff`, `container prune`,
+//! `system df`.
+mod common;
+use common::*;
+use std::path::Path;
+
+/// Files below `dir` as sorted `path=content` (symlinks as `path->target`).
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                out.push(format!("{rel}->{}", std::fs::read_link(&p).unwrap().display()));
+            } else if m.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &p, out);
+            } else {
+                out.push(format!("{rel}={}", std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn cp_round_trips_a_directory() {
+    require_root!();
+    let e = engine_with_busybox();
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("payload");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::write(src.join("a.txt"), "alpha\n").unwrap();
+    std::fs::write(src.join("sub/deeper/b.txt"), "beta\n").unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
+    let want = tree(&src);
+    let s = src.display().to_string();
+    let vol = e.unique("cpvol");
+    // Created (never started), running and stopped containers.
+    let created = e.docker_ok(&["create", "-v", &format!("{vol}:/vol"), "busybox", "sleep", "1000"]).trim().to_string();
+    e.docker_ok(&["cp", &s, &format!("{created}:/tmp/")]);
+    e.docker_ok(&["cp", &s, &format!("{created}:/vol/")]);
+    e.docker_ok(&["start", &created]);
+    assert!(wait_status(&e, &created, "running"));
+    let out = host.path().join("out1");
+    std::fs::create_dir_all(&out).unwrap();
+    e.docker_ok(&["cp", &format!("{created}:/tmp/payload"), &out.display().to_string()]);
+    assert_eq!(tree(&out.join("payload")), want);
+    // Into a running container's volume and out of it again.
+    e.docker_ok(&["cp", &src.join("a.txt").display().to_string(), &format!("{created}:/vol/payload/copied.txt")]);
+    e.docker_ok(&["stop", "-t", "0", &created]);
+    let out2 = host.path().join("out2");
+    std::fs::create_dir_all(&out2).unwrap();
+    e.docker_ok(&["cp", &format!("{created}:/vol/payload/."), &out2.display().to_string()]);
+    let mut want2 = want.clone();
+    want2.push("copied.txt=alpha\n".into());
+    want2.sort();
+    assert_eq!(tree(&out2), want2);
+    // What was copied into the stopped container's volume is in the volume.
+    assert_eq!(e.docker_ok(&["run", "--rm", "-v", &format!("{vol}:/v"), "busybox", "cat", "/v/payload/a.txt"]), "alpha\n");
+    // A single file to stdout as a tar, and errors.
+    let o = e.sh(&format!("docker cp {created}:/tmp/payload/a.txt - | tar -xO"));
+    assert_eq!(o.stdout, "alpha\n", "{o}");
+    let o = e.docker(&["cp", &format!("{created}:/nonexistent"), "-"]);
+    assert!(!o.success() && o.stderr.contains("Could not find the file /nonexistent in container"), "{o}");
+    let o = e.docker(&["cp", &s, &format!("{created}:/no/such/dir/x")]);
+    assert!(!o.success() && o.stderr.contains("Could not find the file"), "{o}");
+    e.docker_ok(&["rm", "-f", &created]);
+    // Nothing stays mounted below the data root.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&e.data_root().display().to_string()), "{mounts}");
+}
+
+#[test]
+fn cp_stays_inside_the_container() {
+    require_root!();
+    let e = engine_with_busybox();
+    let canary = Canary::new("cp");
+    let c = canary.0.display().to_string();
+    let ctr = e.unique("esc");
+    // Symlinks that would point outside if resolved on the host.
+    e.docker_ok(&[
+        "run", "--name", &ctr, "busybox", "sh", "-c",
+        &format!("ln -s {c} /abs; ln -s ../../../../../../../../{c} /rel; ln -s /etc /etclink; mkdir -p /tmp/d"),
+    ]);
+    let host = tempfile::tempdir().unwrap();
+    let f = host.path().join("f");
+    std::fs::write(&f, "payload\n").unwrap();
+    let fs = f.display().to_string();
+    for dst in ["/abs", "/rel", "/../../../../../../..", "/etclink/.."] {
+        let _ = e.docker(&["cp", &fs, &format!("{ctr}:{dst}")]);
+        assert!(!canary.0.exists(), "cp to {dst} reached the host");
+    }
+    // Through a symlink to a directory: lands in the container's /etc.
+    e.docker_ok(&["cp", &fs, &format!("{ctr}:/etclink/")]);
+    let o = e.sh(&format!("docker cp {ctr}:/etc/f - | tar -xO"));
+    assert_eq!(o.stdout, "payload\n", "{o}");
+    // Reading through links resolves inside the container: busybox's passwd, not the host's.
+    let o = e.sh(&format!("docker cp -L {ctr}:/etclink/passwd - | tar -xO"));
+    assert!(o.stdout.starts_with("root:x:0:0:root:/root:/bin/sh"), "{o}");
+    let o = e.sh(&format!("docker cp {ctr}:/../../../../etc/passwd - | tar -xO"));
+    assert!(o.stdout.starts_with("root:x:0:0:root:/root:/bin/sh"), "{o}");
+    // A symlink is copied as a symlink without -L.
+    let out = host.path().join("o");
+    std::fs::create_dir_all(&out).unwrap();
+    e.docker_ok(&["cp", &format!("{ctr}:/abs"), &out.display().to_string()]);
+    assert_eq!(std::fs::read_link(out.join("abs")).unwrap(), canary.0);
+    // An archive naming `..` is refused by the engine itself.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(2);
+    h.set_mode(0o644);
+    let name = format!("../../../../../../..{c}");
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    b.append(&h, &b"x\n"[..]).unwrap();
+    let body = b.into_inner().unwrap();
+    let r = e.api("PUT", &format!("/v1.41/containers/{ctr}/archive?path=/tmp/d"), Some(("application/x-tar", &body))).unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(!canary.0.exists());
+    // HEAD: the stat header.
+    let r = e.api("HEAD", &format!("/v1.41/containers/{ctr}/archive?path=/etclink"), None).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.header("X-Docker-Container-Path-Stat").is_some());
+}
+
+#[test]
+fn diff_export_prune_and_df() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = e.unique("d");
+    e.docker_ok(&["run", "--name", &c, "busybox", "sh", "-c", "mkdir /newdir; echo a > /newdir/x; rm /etc/group; echo m >> /etc/passwd"]);
+    assert_eq!(lines(&e.docker_ok(&["diff", &c])), ["C /etc", "D /etc/group", "C /etc/passwd", "A /newdir", "A /newdir/x"]);
+    let o = e.sh(&format!("docker export {c} | tar -t"));
+    e.expect_ok(&o);
+    let names = lines(&o.stdout);
+    for want in ["bin/busybox", "newdir/", "newdir/x", "etc/passwd"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from export");
+    }
+    assert!(!names.iter().any(|n| n == "etc/group"));
+    let o = e.sh(&format!("docker export {c} | tar -xO etc/passwd"));
+    assert!(o.stdout.ends_with("m\n"), "{o}");
+
+    // system df sees the container's writable layer and the volume.
+    let v = e.unique("dfv");
+    e.docker_ok(&["run", "--rm", "-v", &format!("{v}:/v"), "busybox", "sh", "-c", "head -c 3000 /dev/zero > /v/z"]);
+    let df = e.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"]);
+    let df = lines(&df);
+    assert_eq!(df[0], "Images 1 1", "{df:?}");
+    assert_eq!(df[1], "Containers 1 0", "{df:?}");
+    assert_eq!(df[2], "Local Volumes 1 0", "{df:?}");
+    let r = e.api("GET", "/v1.41/system/df", None).unwrap().json().unwrap();
+    assert!(r["LayersSize"].as_u64().unwrap() > 1_000_000, "{r}");
+    assert!(r["Containers"][0]["SizeRw"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["Volumes"][0]["UsageData"]["Size"], 3000, "{r}");
+    assert_eq!(r["Volumes"][0]["UsageData"]["RefCount"], 0, "{r}");
+
+    // container prune: stopped ones only, label filters.
+    let keep = e.unique("keep");
+    e.docker_ok(&["create", "--name", &keep, "-l", "keep=1", "busybox"]);
+    let running = e.unique("run");
+    e.docker_ok(&["run", "-d", "--name", &running, "busybox", "sleep", "1000"]);
+    let out = e.docker_ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.contains("Deleted Containers:") && out.contains("Total reclaimed space:"), "{out}");
+    let names = sorted_lines(&e.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]));
+    let mut want = vec![keep.clone(), running.clone()];
+    want.sort();
+    assert_eq!(names, want);
+    let r = e.api("POST", "/v1.41/containers/prune?filters=%7B%22until%22%3A%7B%221h%22%3Atrue%7D%7D", None).unwrap().json().unwrap();
+    assert_eq!(r["ContainersDeleted"], serde_json::Value::Null, "{r}");
+    e.docker_ok(&["container", "prune", "-f"]);
+    assert_eq!(lines(&e.docker_ok(&["ps", "-a", "--format", "{{.Names}}"])), [running.as_str()]);
+    e.docker_ok(&["rm", "-f", &running]);
+}
