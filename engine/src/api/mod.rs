@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod hijack;
 pub mod images;
+pub mod networks;
 pub mod system;
 
 use crate::container::ContainerService;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(images::routes())
         .merge(containers::routes())
+        .merge(networks::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(add_server_headers))
         .layer(axum::middleware::from_fn(trace))

@@ -4,8 +4,11 @@
 //! that tells waiters about starts, exits and removal, and the attaches that arrived
 //! before `start` (the CLI's `docker run` attaches first, then starts).
 mod create;
+mod etcfiles;
 mod lifecycle;
 mod logs;
+mod netconf;
+pub mod ports;
 pub mod record;
 mod rootfs;
 mod view;

@@ -49,9 +49,9 @@ fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
     a.contains(b.network()) || b.contains(a.network())
 }
 
-/// Docker's default address pools: 172.17-31.0.0/16, then 192.168.x.0/20.
+/// Docker's default address pools (172.17 is left to a docker0): 172.18-31.0.0/16, then 192.168.x.0/20.
 fn pool() -> impl Iterator<Item = Ipv4Network> {
-    let big = (17..=31u8).filter_map(|b| Ipv4Network::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
+    let big = (18..=31u8).filter_map(|b| Ipv4Network::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
     let small = (0..16u8).filter_map(|i| Ipv4Network::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
     big.chain(small)
 }
@@ -245,9 +245,9 @@ mod tests {
     #[test]
     fn pools_and_overlaps() {
         let p: Vec<String> = pool().map(|n| n.to_string()).collect();
-        assert_eq!(p[0], "172.17.0.0/16");
-        assert_eq!(p[15], "192.168.0.0/20");
-        assert_eq!(p.len(), 31);
+        assert_eq!(p[0], "172.18.0.0/16");
+        assert_eq!(p[14], "192.168.0.0/20");
+        assert_eq!(p.len(), 30);
         let a: Ipv4Network = "10.1.0.0/16".parse().unwrap();
         assert!(overlaps(&a, &"10.1.2.0/24".parse().unwrap()));
         assert!(overlaps(&"10.0.0.0/8".parse().unwrap(), &a));

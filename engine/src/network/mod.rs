@@ -48,7 +48,7 @@ mod reconcile;
 mod sandbox;
 pub mod store;
 
-pub use manage::{CreateNetwork, PruneFilters};
+pub use manage::{has_label, CreateNetwork, PruneFilters};
 pub use portmap::PortSpec;
 pub use sandbox::{Attach, Sandbox, SandboxReq};
 pub use store::{Network, PortMapping, DEFAULT_NETWORK};
