@@ -97,7 +97,8 @@ impl<R: Runtime> ContainerService<R> {
                 if has(&hc.links) {
                     return Err(bad("conflicting options: container type network can't be used with links. This would result in undefined behavior"));
                 }
-                let t = self.get(target)?;
+                // 400, not 404: the CLI answers a 404 of create by pulling the image.
+                let t = self.get(target).map_err(|e| bad(e.to_string()))?;
                 Ok((NetMode::Container(t.id()), vec![]))
             }
             m => {
@@ -106,7 +107,7 @@ impl<R: Runtime> ContainerService<R> {
                 keys.extend(eps.iter().flat_map(|e| e.keys()).map(String::as_str).filter(|k| !matches!(*k, "default" | "") && *k != primary && *k != m));
                 let mut out: Vec<NetConf> = vec![];
                 for (i, key) in keys.iter().enumerate() {
-                    let net = self.network.network(key).map_err(|_| ContainerError::NetworkNotFound(key.to_string()))?;
+                    let net = self.network.network(key).map_err(|_| bad(format!("network {key} not found")))?;
                     if net.driver != "bridge" {
                         return Err(bad(format!("container cannot be connected to network {} together with others", net.name)));
                     }
