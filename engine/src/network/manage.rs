@@ -8,8 +8,9 @@ use std::net::Ipv4Addr;
 /// `com.docker.network.bridge.name`.
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 /// Host-wide lock taken while picking a free subnet and creating its bridge, so that engines
-/// creating networks at the same moment never pick the same one.
-const POOL_LOCK: &str = "/run/flotilla-netpool.lock";
+/// creating networks at the same moment never pick the same one: an abstract unix socket name
+/// (per netns, like the subnets it guards; gone with the process, no file left behind).
+const POOL_LOCK: &[u8] = b"flotilla-netpool-lock";
 
 /// What `docker network create` asks for.
 #[derive(Debug, Clone, Default)]
@@ -56,23 +57,23 @@ fn pool() -> impl Iterator<Item = Ipv4Network> {
     big.chain(small)
 }
 
-/// Holds an flock(2) on [`POOL_LOCK`] while alive.
-struct PoolLock(#[allow(dead_code)] std::fs::File);
+/// Holds [`POOL_LOCK`] while alive.
+struct PoolLock(#[allow(dead_code)] std::os::unix::net::UnixListener);
 
 impl PoolLock {
     async fn acquire() -> Result<PoolLock, NetworkError> {
-        let f = tokio::task::spawn_blocking(|| -> std::io::Result<std::fs::File> {
-            use std::os::fd::AsRawFd;
-            let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(POOL_LOCK)?;
-            // SAFETY: flock(2) on a descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(std::io::Error::last_os_error());
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(POOL_LOCK)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match std::os::unix::net::UnixListener::bind_addr(&addr) {
+                Ok(l) => return Ok(PoolLock(l)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(NetworkError::Setup(format!("subnet pool lock: {e}"))),
             }
-            Ok(f)
-        })
-        .await
-        .map_err(|e| NetworkError::Setup(e.to_string()))??;
-        Ok(PoolLock(f))
+        }
     }
 }
 
