@@ -73,7 +73,7 @@ fn published_port_answers_from_the_host_and_other_namespaces() {
     assert_eq!(ps.trim(), &id[..12]);
     // Stopping the container takes the mapping away.
     e.docker_ok(&["rm", "-f", "web"]);
-    assert!(dnat_rules(&e).is_empty(), "{:?}", dnat_rules(&e));
+    assert!(wait_until(Duration::from_secs(5), || dnat_rules(&e).is_empty()), "{:?}", dnat_rules(&e));
     assert!(!curl(&url("127.0.0.1")).success());
 }
 
@@ -171,7 +171,7 @@ fn addresses_and_port_mappings_survive_an_engine_sigkill() {
     assert!(std::net::TcpListener::bind(format!("0.0.0.0:{port}")).is_err());
     e.docker_ok(&["rm", "-f", "kweb", "kcli"]);
     e.docker_ok(&["network", "rm", &net]);
-    assert!(dnat_rules(&e).is_empty());
+    assert!(wait_until(Duration::from_secs(5), || dnat_rules(&e).is_empty()), "{:?}", dnat_rules(&e));
 }
 
 /// A /24 for user network `n` (0..) of this engine, unique among parallel engines: the engine's
@@ -193,7 +193,7 @@ fn assert_no_allocations(e: &Engine) {
             assert_eq!(v["allocations"], serde_json::json!({}), "{}: {s}", f.display());
         }
     }
-    let sandboxes = dir.join("sandboxes");
+    let sandboxes = e.exec_root().join("network").join("sandboxes");
     let left: Vec<_> = std::fs::read_dir(&sandboxes).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
     let netns: Vec<_> = std::fs::read_dir(e.exec_root().join("netns")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();

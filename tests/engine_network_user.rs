@@ -297,9 +297,14 @@ fn nothing_is_left_behind_after_removing_everything() {
     let links = testground::cmd::run_args("ip", &["-o", "link"]).stdout;
     assert!(!links.contains(&format!("{}-", e.bridge())), "{links}");
     // iptables-save: only the default bridge's own rules remain (no port, no user network).
-    let save = testground::cmd::run_args("iptables-save", &[]).stdout;
-    let ours: Vec<&str> = save.lines().filter(|l| l.contains(&format!("flotilla:{}", e.bridge()))).collect();
-    assert!(ours.iter().all(|l| !l.contains("DNAT --to") && !l.contains(&user_bridge) && !l.contains(&s0)), "{ours:#?}");
+    let clean = || {
+        let save = testground::cmd::run_args("iptables-save", &[]).stdout;
+        let ours: Vec<String> = save.lines().filter(|l| l.contains(&format!("flotilla:{}", e.bridge()))).map(String::from).collect();
+        let left: Vec<String> = ours.into_iter().filter(|l| l.contains("DNAT --to") || l.contains(&user_bridge) || l.contains(&s0)).collect();
+        left
+    };
+    // (Removals reach iptables in the background, within milliseconds.)
+    assert!(wait_until(std::time::Duration::from_secs(5), || clean().is_empty()), "{:#?}", clean());
     // IPAM state, sandboxes, netns mounts: empty.
     let dir = e.data_root().join("network");
     let mut ipams = 0;
@@ -311,7 +316,7 @@ fn nothing_is_left_behind_after_removing_everything() {
         }
     }
     assert_eq!(ipams, 1, "only the default network's state should remain");
-    assert_eq!(std::fs::read_dir(dir.join("sandboxes")).map(|d| d.count()).unwrap_or(0), 0);
+    assert_eq!(std::fs::read_dir(e.exec_root().join("network").join("sandboxes")).map(|d| d.count()).unwrap_or(0), 0);
     assert_eq!(std::fs::read_dir(e.exec_root().join("netns")).map(|d| d.count()).unwrap_or(0), 0);
     // Nothing listens on a port for us any more.
     let ss = testground::cmd::run_args("ss", &["-ltnp"]).stdout;

@@ -27,7 +27,7 @@
 //! ```
 //!
 //! State (see [`store`]): `<data-root>/network/<network id>/{network.json,ipam.json}` and
-//! `<data-root>/network/sandboxes/<container id>.json`. On start the service reconciles the host
+//! `<exec-root>/network/sandboxes/<container id>.json`. On start the service reconciles the host
 //! with it: bridges of known networks are ensured, our stray bridges and veths deleted, sandboxes
 //! whose netns is gone released, ports taken again, resolvers restarted, and our chains rebuilt.
 use crate::{Classify, ErrorKind};
@@ -138,6 +138,10 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// What lives only in this process, per container: resolver, host port reservations.
     live: Mutex<HashMap<String, Live>>,
+    /// Serialises iptables updates; holds the rules last applied.
+    fw: tokio::sync::Mutex<String>,
+    /// The engine's tag (its default bridge's name) in chain names and comments.
+    tag: String,
 }
 
 #[derive(Default)]
@@ -161,13 +165,13 @@ pub struct NetworkService {
     pub network_id: String,
     /// `<data-root>/network`.
     data_dir: PathBuf,
+    /// `<exec-root>/network` (sandbox records).
+    run_dir: PathBuf,
     /// `<exec-root>/netns`.
     netns_dir: PathBuf,
     shared: Arc<Shared>,
     /// Serialises network create/remove.
     ops: tokio::sync::Mutex<()>,
-    /// Serialises iptables updates; holds the rules last applied.
-    fw: tokio::sync::Mutex<String>,
 }
 
 /// Endpoint id of `container_id` on network `network_id`: deterministic, so disconnect and
@@ -198,6 +202,7 @@ impl NetworkService {
         let cidr = parse_cidr(cfg)?;
         let data_dir = cfg.data_root.join("network");
         let netns_dir = cfg.exec_root.join("netns");
+        let run_dir = cfg.exec_root.join("network");
         std::fs::create_dir_all(&data_dir)?;
         std::fs::create_dir_all(&netns_dir)?;
 
@@ -214,10 +219,15 @@ impl NetworkService {
             bridge_name: cfg.bridge_name.clone(),
             network_id,
             data_dir,
+            run_dir,
             netns_dir,
-            shared: Arc::new(Shared { state: Mutex::new(State { networks, sandboxes: BTreeMap::new() }), live: Mutex::default() }),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State { networks, sandboxes: BTreeMap::new() }),
+                live: Mutex::default(),
+                fw: Default::default(),
+                tag: cfg.bridge_name.clone(),
+            }),
             ops: Default::default(),
-            fw: Default::default(),
         };
         enable_ip_forward()?;
         nat::apply(&nat::plan(&svc.bridge_name)).await.map_err(NetworkError::Iptables)?;
@@ -354,7 +364,7 @@ impl NetworkService {
         let h = bridge::host()?;
         let data_dir = cfg.data_root.join("network");
         let nets = store::load_all(&data_dir).unwrap_or_default();
-        for sb in store::load_sandboxes(&data_dir).unwrap_or_default() {
+        for sb in store::load_sandboxes(&cfg.exec_root.join("network")).unwrap_or_default() {
             for e in &sb.endpoints {
                 let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));
                 bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
@@ -391,12 +401,30 @@ impl NetworkService {
         })
     }
 
-    /// Brings our iptables chains in line with the state (one `iptables-restore`, skipped when
-    /// nothing changed since the last time).
+    /// Brings our iptables chains in line with the state now.
+    async fn sync_firewall(&self) -> Result<(), NetworkError> {
+        self.shared.sync_firewall().await
+    }
+
+    /// The same in the background, for removals: a rule left a few milliseconds longer only
+    /// points at an address nobody has any more, and `docker run --rm` does not wait for it.
+    fn schedule_firewall(&self) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = shared.sync_firewall().await {
+                tracing::warn!(error = %e, "firewall update failed");
+            }
+        });
+    }
+}
+
+impl Shared {
+    /// One `iptables-restore` with the rules of the current state, skipped when they equal the
+    /// rules last applied. Serialised, so the last caller always applies the latest state.
     async fn sync_firewall(&self) -> Result<(), NetworkError> {
         let mut last = self.fw.lock().await;
         let rules = {
-            let st = self.shared.state.lock().expect("network state lock");
+            let st = self.state.lock().expect("network state lock");
             let nets: Vec<nat::NetRules> = st
                 .networks
                 .values()
@@ -420,7 +448,7 @@ impl NetworkService {
                     port: p.container_port,
                 })
                 .collect();
-            nat::render(&self.bridge_name, &nets, &ports)
+            nat::render(&self.tag, &nets, &ports)
         };
         if *last == rules {
             return Ok(());

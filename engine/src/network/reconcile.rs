@@ -33,7 +33,7 @@ impl NetworkService {
 
         // Sandboxes whose netns survived are kept; the others are released.
         let mut kept = vec![];
-        for sb in store::load_sandboxes(&self.data_dir)? {
+        for sb in store::load_sandboxes(&self.run_dir)? {
             if sb.netns == self.netns_path(&sb.container_id) && netns::is_netns(&sb.netns) {
                 kept.push(sb);
                 continue;
@@ -44,7 +44,7 @@ impl NetworkService {
                 bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
             }
             netns::remove(&self.netns_path(&sb.container_id))?;
-            store::remove_sandbox(&self.data_dir, &sb.container_id)?;
+            store::remove_sandbox(&self.run_dir, &sb.container_id)?;
         }
         let kept_ids: BTreeSet<String> = kept.iter().map(|s| s.container_id.clone()).collect();
         if let Ok(rd) = std::fs::read_dir(&self.netns_dir) {

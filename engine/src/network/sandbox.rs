@@ -83,6 +83,7 @@ impl NetworkService {
 
     async fn setup_inner(&self, req: &SandboxReq) -> Result<Sandbox, NetworkError> {
         let cid = req.container_id.as_str();
+        let t0 = std::time::Instant::now();
         let path = self.netns_path(cid);
         let exists = self.shared.state.lock().expect("network state lock").sandboxes.contains_key(cid);
         if exists || netns::is_netns(&path) {
@@ -103,19 +104,29 @@ impl NetworkService {
             links: req.links.clone(),
         };
         self.shared.state.lock().expect("network state lock").sandboxes.insert(cid.to_string(), rec);
+        let t_ns = t0.elapsed();
         let mut endpoints = vec![];
         for (net, attach) in &req.networks {
             endpoints.push(self.attach_one(cid, &ns.fd, &inner, net, attach).await?);
         }
+        let t_eps = t0.elapsed();
         let ports = self.publish(cid, &req.ports)?;
         self.save_sandbox(cid)?;
         if !ports.is_empty() {
             self.sync_firewall().await?;
         }
+        let t_ports = t0.elapsed();
         let resolver = self.wants_resolver(cid);
         if resolver {
             self.start_resolver(cid).await?;
         }
+        tracing::debug!(
+            netns_us = t_ns.as_micros() as u64,
+            endpoints_us = (t_eps - t_ns).as_micros() as u64,
+            ports_us = (t_ports - t_eps).as_micros() as u64,
+            resolver_us = (t0.elapsed() - t_ports).as_micros() as u64,
+            "sandbox ready"
+        );
         Ok(Sandbox { netns: path, endpoints, ports, resolver })
     }
 
@@ -145,9 +156,9 @@ impl NetworkService {
             bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
         }
         netns::remove(&self.netns_path(container_id))?;
-        store::remove_sandbox(&self.data_dir, container_id)?;
+        store::remove_sandbox(&self.run_dir, container_id)?;
         if had_ports {
-            self.sync_firewall().await?;
+            self.schedule_firewall();
         }
         Ok(())
     }
@@ -245,13 +256,14 @@ impl NetworkService {
             }
         }
         if ports_changed {
-            self.sync_firewall().await?;
+            self.schedule_firewall();
         }
         Ok(())
     }
 
     /// Allocates the address of `cid` on `network`, records the endpoint and plumbs its veth.
     async fn attach_one(&self, cid: &str, ns: &OwnedFd, inner: &rtnetlink::Handle, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
+        let t0 = std::time::Instant::now();
         let (ep, bridge_name, subnet, route) = {
             let mut st = self.shared.state.lock().expect("network state lock");
             let net_id = st
@@ -329,6 +341,7 @@ impl NetworkService {
         bridge::configure_inside(inner, &ep.ifname, ep.ip, ep.prefix_len, route.then_some(ep.gateway))
             .await
             .map_err(nl(format!("configure {} in {}", ep.ifname, ep.netns.display())))?;
+        tracing::debug!(network = %ep.network_name, ifname = %ep.ifname, us = t0.elapsed().as_micros() as u64, "endpoint plumbed");
         Ok(ep)
     }
 
@@ -395,7 +408,7 @@ impl NetworkService {
     pub(super) fn save_sandbox(&self, cid: &str) -> Result<(), NetworkError> {
         let sb = self.shared.state.lock().expect("network state lock").sandboxes.get(cid).cloned();
         match sb {
-            Some(sb) => store::save_sandbox(&self.data_dir, &sb),
+            Some(sb) => store::save_sandbox(&self.run_dir, &sb),
             None => Ok(()),
         }
     }
