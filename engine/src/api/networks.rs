@@ -87,7 +87,7 @@ fn matches(st: &AppState, n: &Network, f: &HashMap<String, Vec<String>>) -> Resu
         let ok = match key.as_str() {
             "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
             "id" => vals.iter().any(|v| n.id.contains(v.as_str())),
-            "driver" => vals.iter().any(|v| *v == n.driver),
+            "driver" => vals.contains(&n.driver),
             "scope" => vals.iter().any(|v| v == "local"),
             "label" => vals.iter().all(|v| crate::network::has_label(&n.labels, v)),
             "type" => vals.iter().any(|v| match v.as_str() {

@@ -35,7 +35,7 @@ pub fn resolv_conf(host: &str, resolver: bool, dns: &DnsOpts) -> String {
     let host_search: Vec<&str> = host.lines().filter(|l| l.starts_with("search ") || l.starts_with("domain ")).collect();
     let search = if !dns.search.is_empty() {
         let s: Vec<&str> = dns.search.iter().map(String::as_str).filter(|s| *s != ".").collect();
-        (!s.is_empty()).then(|| format!("search {}\n", s.join(" "))).unwrap_or_default()
+        if s.is_empty() { String::new() } else { format!("search {}\n", s.join(" ")) }
     } else {
         host_search.iter().map(|l| format!("{l}\n")).collect()
     };
