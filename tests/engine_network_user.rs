@@ -91,6 +91,14 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
     let nets = inspect(&e, "late", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}");
     assert_eq!(sorted_lines(&nets.replace(' ', "\n")), sorted_lines(&format!("bridge\n{net}")));
 
+    // A running container of the default bridge that joins the network resolves names from then on.
+    let solo = e.docker_ok(&["run", "-d", "--name", "solo", "busybox", "sleep", "1000"]).trim().to_string();
+    e.docker_ok(&["network", "connect", &net, "solo"]);
+    let conf = std::fs::read_to_string(e.data_root().join("containers").join(&solo).join("resolv.conf")).unwrap();
+    assert!(conf.contains("nameserver 127.0.0.11"), "{conf}");
+    assert!(resolves(&e, &net, "solo"));
+    e.docker_ok(&["rm", "-f", "solo"]);
+
     // `network rm` is refused while containers are attached.
     let o = e.docker(&["network", "rm", &net]);
     assert!(!o.success() && o.stderr.contains("has active endpoints"), "{o}");

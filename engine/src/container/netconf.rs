@@ -263,6 +263,9 @@ impl<R: Runtime> ContainerService<R> {
         self.check_attach(&net, &attach)?;
         if rec.running() {
             self.network.connect_endpoint(&rec.id, &net.id, &attach).await?;
+            if net.dns() {
+                self.point_resolv_conf_at_resolver(&rec);
+            }
         }
         let snapshot = {
             let mut r = ctr.rec.lock().expect("record lock");
@@ -275,6 +278,21 @@ impl<R: Runtime> ContainerService<R> {
         self.save(&snapshot)?;
         self.events.publish("network", "connect", &net.id, &[("container", rec.id.as_str()), ("name", net.name.as_str()), ("type", "bridge")]);
         Ok(())
+    }
+
+    /// A running container that joins its first user-defined network gets the embedded resolver:
+    /// its resolv.conf is rewritten in place (the bind mount keeps the inode), as dockerd does.
+    fn point_resolv_conf_at_resolver(&self, rec: &Record) {
+        let p = Record::dir(&self.cfg.data_root, &rec.id).join("resolv.conf");
+        let Ok(cur) = std::fs::read_to_string(&p) else { return };
+        if cur.lines().any(|l| l.trim() == "nameserver 127.0.0.11") {
+            return;
+        }
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let new = etcfiles::resolv_conf(&host, true, &etcfiles::DnsOpts::of(&rec.host_config));
+        if let Err(e) = std::fs::write(&p, new) {
+            tracing::warn!(container = %rec.id, error = %e, "rewriting resolv.conf failed");
+        }
     }
 
     /// `docker network disconnect`.
