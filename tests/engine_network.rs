@@ -1,5 +1,6 @@
-//! Networking of the default bridge, `--network host|none`, the `-p` error, and that an
-//! engine's teardown leaves nothing behind on the host.
+//! Networking of the default bridge, `--network host|none`, and that an engine's teardown
+//! leaves nothing behind on the host. (Ports: engine_network_ports.rs; user networks:
+//! engine_network_user.rs.)
 mod common;
 use common::*;
 use std::io::{Read, Write};
@@ -101,18 +102,6 @@ fn network_host_and_none() {
     assert_eq!(inspect(&e, &id, "{{.NetworkSettings.IPAddress}}"), "");
     let o = e.docker(&["run", "--rm", "--network", "none", "busybox", "ping", "-c", "1", "-W", "1", &e.gateway()]);
     assert!(!o.success(), "{o}");
-}
-
-#[test]
-fn publishing_ports_is_a_clear_error_for_now() {
-    require_root!();
-    let e = engine_with_busybox();
-    if e.is_dockerd() {
-        return; // dockerd publishes ports; ours does in the networking issue.
-    }
-    let o = e.docker(&["run", "--rm", "-p", "18080:80", "busybox", "true"]);
-    assert!(!o.success(), "{o}");
-    assert!(o.stderr.to_lowercase().contains("port"), "the error should mention ports:\n{o}");
 }
 
 #[test]

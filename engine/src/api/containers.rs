@@ -41,10 +41,13 @@ async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Vec<serde_js
 async fn create(
     State(st): State<AppState>,
     p: Params,
-    DockerJson(body): DockerJson<ContainerCreateBody>,
+    DockerJson(raw): DockerJson<serde_json::Value>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let name = p.str("name").filter(|n| !n.is_empty()).map(String::from);
-    let (id, warnings) = st.containers.create(CreateRequest { name, body }).await?;
+    // `MacAddress` of API < 1.44 is not part of the body type.
+    let mac_address = raw.get("MacAddress").and_then(|m| m.as_str()).filter(|m| !m.is_empty()).map(String::from);
+    let body: ContainerCreateBody = serde_json::from_value(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let (id, warnings) = st.containers.create(CreateRequest { name, body, mac_address }).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warnings": warnings }))))
 }
 

@@ -7,6 +7,7 @@ pub mod events;
 pub mod extract;
 pub mod hijack;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod system_df;
 pub mod volumes;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(system_df::routes())
         .merge(volumes::routes())
+        .merge(networks::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(add_server_headers))
         .layer(axum::middleware::from_fn(trace))

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 pub struct CreateRequest {
     pub name: Option<String>,
     pub body: ContainerCreateBody,
+    /// `Config.MacAddress` (API < 1.44; not in the body type).
+    pub mac_address: Option<String>,
 }
 
 /// HostConfig options this engine does not implement yet: refused with a clear error
@@ -15,9 +17,6 @@ pub struct CreateRequest {
 fn unsupported(hc: &HostConfig) -> Option<&'static str> {
     let set_i = |v: Option<i64>| v.is_some_and(|x| x != 0);
     let set_v = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|x| !x.is_empty());
-    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true) {
-        return Some("publishing ports (-p/-P) is not supported by this engine yet");
-    }
     if set_i(hc.memory) || hc.memory_swap.is_some_and(|x| x != 0 && x != -1)
         || set_i(hc.nano_cpus) || set_i(hc.cpu_shares) || set_i(hc.cpu_quota) || set_i(hc.cpu_period)
         || hc.cpuset_cpus.as_ref().is_some_and(|s| !s.is_empty()) || hc.pids_limit.is_some_and(|p| p > 0)
@@ -30,12 +29,6 @@ fn unsupported(hc: &HostConfig) -> Option<&'static str> {
     }
     if set_v(&hc.cap_add) || set_v(&hc.cap_drop) {
         return Some("--cap-add/--cap-drop are not supported by this engine yet");
-    }
-    if set_v(&hc.links) {
-        return Some("--link is not supported by this engine yet");
-    }
-    if set_v(&hc.dns) || set_v(&hc.dns_search) || set_v(&hc.dns_options) || set_v(&hc.extra_hosts) {
-        return Some("--dns, --dns-search, --dns-option and --add-host are not supported by this engine yet");
     }
     if hc.restart_policy.as_ref().and_then(|r| r.name.as_ref()).is_some_and(|n| {
         let s = n.to_string();
@@ -64,18 +57,6 @@ fn unsupported(hc: &HostConfig) -> Option<&'static str> {
     None
 }
 
-fn net_mode(hc: &HostConfig) -> Result<NetMode, ContainerError> {
-    match hc.network_mode.as_deref().unwrap_or("") {
-        "" | "default" | "bridge" => Ok(NetMode::Bridge),
-        "host" => Ok(NetMode::Host),
-        "none" => Ok(NetMode::None),
-        m if m.starts_with("container:") => Err(ContainerError::InvalidParam(
-            "--network container:<name> is not supported by this engine yet".into(),
-        )),
-        m => Err(ContainerError::NetworkNotFound(m.to_string())),
-    }
-}
-
 /// `KEY=VALUE` lists merged by key: later entries win, order of first appearance kept.
 fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
     let mut out: Vec<String> = base.to_vec();
@@ -101,7 +82,7 @@ impl<R: Runtime> ContainerService<R> {
         if let Some(why) = unsupported(&hc) {
             return Err(ContainerError::InvalidParam(why.into()));
         }
-        let net = net_mode(&hc)?;
+        let (net, networks) = self.plan_network(&body, &hc, req.mac_address.as_deref())?;
         if let Some(name) = &req.name {
             if !crate::ids::valid_name(name) {
                 return Err(ContainerError::InvalidParam(format!(
@@ -193,8 +174,10 @@ impl<R: Runtime> ContainerService<R> {
             args: argv,
             state: State::default(),
             restart_count: 0,
-            endpoint: None,
             mounts,
+            networks,
+            endpoints: vec![],
+            ports: vec![],
         };
         // Reserve the name and insert atomically with respect to other creates.
         let ctr = {
@@ -254,20 +237,9 @@ mod tests {
         assert!(unsupported(&hc).unwrap().contains("resource limits"));
         let mut hc = HostConfig::default();
         hc.port_bindings = Some([("80/tcp".to_string(), None)].into_iter().collect());
-        assert!(unsupported(&hc).unwrap().contains("-p"));
+        assert!(unsupported(&hc).is_none());
         let mut hc = HostConfig::default();
         hc.memory_swap = Some(-1);
         assert!(unsupported(&hc).is_none());
-    }
-    #[test]
-    fn network_modes() {
-        let mut hc = HostConfig::default();
-        assert_eq!(net_mode(&hc).unwrap(), NetMode::Bridge);
-        hc.network_mode = Some("host".into());
-        assert_eq!(net_mode(&hc).unwrap(), NetMode::Host);
-        hc.network_mode = Some("none".into());
-        assert_eq!(net_mode(&hc).unwrap(), NetMode::None);
-        hc.network_mode = Some("nope".into());
-        assert!(net_mode(&hc).is_err());
     }
 }

@@ -2,7 +2,7 @@
 use super::record::{NetMode, Record, Status};
 use super::rootfs;
 use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
-use crate::runtime::{AttachOpts, AttachStream, Exit, NetNs, RunSpec, Runtime};
+use crate::runtime::{AttachOpts, AttachStream, Exit, RunSpec, Runtime};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -102,6 +102,8 @@ impl<R: Runtime> ContainerService<R> {
                     let mut r = ctr.rec.lock().expect("record lock");
                     r.state.error = msg.clone();
                     r.state.exit_code = code;
+                    r.endpoints.clear();
+                    r.ports.clear();
                     r.clone()
                 };
                 let _ = self.save(&snapshot);
@@ -126,33 +128,24 @@ impl<R: Runtime> ContainerService<R> {
         let merged = tokio::task::spawn_blocking(move || rootfs::mount_rootfs(&dir2, &layers))
             .await
             .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
-        let (netns, ip) = match rec.net_mode {
-            NetMode::Host => (NetNs::Host, None),
-            NetMode::None => (NetNs::Path(self.network.isolate(&rec.id).await?), None),
-            NetMode::Bridge => {
-                let ep = self.network.connect(&rec.id).await?;
-                let ip = ep.ip;
-                let ns = ep.netns.clone();
-                ctr.rec.lock().expect("record lock").endpoint = Some(ep);
-                (NetNs::Path(ns), Some(ip))
-            }
-        };
+        let net = self.setup_network(ctr, rec, &dir).await?;
+        let mut env = rec.config.env.clone().unwrap_or_default();
+        env.extend(net.env.iter().cloned());
         self.network_event("connect", rec);
-        let etc = rootfs::write_etc_files(&dir, rec, ip)?;
-        let (mounts, tmpfs) = self.run_mounts(rec, &merged, &etc).await?;
+        let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
         let state_dir = self.state_dir(&rec.id);
         let spec = RunSpec {
             id: rec.id.clone(),
             rootfs: merged,
             args: std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect(),
-            env: rec.config.env.clone().unwrap_or_default(),
+            env,
             cwd: rec.config.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
             user: rec.config.user.clone().unwrap_or_default(),
-            hostname: rec.config.hostname.clone().unwrap_or_default(),
+            hostname: net.hostname.clone().or_else(|| rec.config.hostname.clone()).unwrap_or_default(),
             tty: rec.tty(),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
-            netns,
+            netns: net.netns.clone(),
             mounts,
             tmpfs,
             cgroup_path: format!("{}/{}", self.cfg.cgroup_parent.trim_end_matches('/'), rec.id),
@@ -176,7 +169,7 @@ impl<R: Runtime> ContainerService<R> {
 
     /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
     async fn release_resources(&self, rec: &Record) {
-        if rec.net_mode != NetMode::Host {
+        if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
             if let Err(e) = self.network.disconnect(&rec.id).await {
                 tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
             }
@@ -216,7 +209,8 @@ impl<R: Runtime> ContainerService<R> {
             r.state.exit_code = exit.code;
             r.state.oom_killed = exit.oom_killed;
             r.state.finished_at = exit.finished_at.clone();
-            r.endpoint = None;
+            r.endpoints.clear();
+            r.ports.clear();
             r.clone()
         };
         if let Err(e) = self.save(&snapshot) {
@@ -350,8 +344,13 @@ impl<R: Runtime> ContainerService<R> {
 
     /// Publishes a network event (`connect`, `disconnect`) for the container's network.
     fn network_event(&self, action: &str, rec: &Record) {
-        if let Ok(n) = self.network.network(rec.net_mode.name()) {
-            self.events.publish("network", action, &n.id, &[("container", &rec.id), ("name", &n.name), ("type", &n.driver)]);
+        let nets: Vec<(String, String)> = if rec.networks.is_empty() {
+            self.network.network(rec.net_mode.name()).ok().map(|n| (n.id, n.name)).into_iter().collect()
+        } else {
+            rec.networks.iter().map(|n| (n.id.clone(), n.name.clone())).collect()
+        };
+        for (id, name) in nets {
+            self.events.publish("network", action, &id, &[("container", &rec.id), ("name", &name), ("type", "bridge")]);
         }
     }
 

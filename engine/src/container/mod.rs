@@ -5,10 +5,13 @@
 //! before `start` (the CLI's `docker run` attaches first, then starts).
 pub mod archive;
 mod create;
+mod etcfiles;
 mod lifecycle;
 mod logs;
 mod mounts;
 mod prune;
+mod netconf;
+pub mod ports;
 pub mod record;
 mod rootfs;
 mod view;

@@ -56,9 +56,13 @@ impl Default for State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetMode {
+    /// A netns of its own with one interface per network of [`Record::networks`] (the default
+    /// bridge, or `--network NAME`, plus `docker network connect`s).
     Bridge,
     Host,
     None,
+    /// `--network container:<id>`: the netns of that container.
+    Container(String),
 }
 
 impl NetMode {
@@ -67,8 +71,19 @@ impl NetMode {
             NetMode::Bridge => "bridge",
             NetMode::Host => "host",
             NetMode::None => "none",
+            NetMode::Container(_) => "container",
         }
     }
+}
+
+/// A network the container is (to be) attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConf {
+    /// The network's name (the key of `NetworkSettings.Networks`).
+    pub name: String,
+    pub id: String,
+    #[serde(default)]
+    pub attach: crate::network::Attach,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,10 +106,18 @@ pub struct Record {
     pub args: Vec<String>,
     pub state: State,
     pub restart_count: u32,
-    pub endpoint: Option<crate::network::Endpoint>,
     /// Volumes, binds and tmpfs mounts, resolved at create.
     #[serde(default)]
     pub mounts: Vec<crate::volume::MountPoint>,
+    /// With [`NetMode::Bridge`]: the networks, primary (default route, published ports) first.
+    #[serde(default)]
+    pub networks: Vec<NetConf>,
+    /// Live endpoints while running, in the order of `networks`.
+    #[serde(default)]
+    pub endpoints: Vec<crate::network::Endpoint>,
+    /// Live published ports while running.
+    #[serde(default)]
+    pub ports: Vec<crate::network::PortMapping>,
 }
 
 impl Record {

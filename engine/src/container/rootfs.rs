@@ -1,9 +1,7 @@
-//! A container's root filesystem (overlayfs over the image layers) and the files the
-//! engine bind-mounts into it: /etc/hosts, /etc/hostname, /etc/resolv.conf.
-use super::record::{NetMode, Record};
+//! A container's root filesystem (overlayfs over the image layers); the files the engine
+//! bind-mounts into it (/etc/hosts, /etc/hostname, /etc/resolv.conf) are made by `etcfiles`.
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::io;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 pub struct RootfsPaths {
@@ -53,31 +51,6 @@ pub fn unmount_rootfs(container_dir: &Path) -> io::Result<()> {
         umount2(&merged, MntFlags::MNT_DETACH).map_err(|e| io::Error::other(format!("unmounting {}: {e}", merged.display())))?;
     }
     Ok(())
-}
-
-/// Writes hosts, hostname and resolv.conf into the container dir; returns their paths.
-pub fn write_etc_files(container_dir: &Path, rec: &Record, ip: Option<Ipv4Addr>) -> io::Result<[(PathBuf, &'static str); 3]> {
-    let hostname = rec.config.hostname.clone().unwrap_or_default();
-    let hosts_path = container_dir.join("hosts");
-    let hostname_path = container_dir.join("hostname");
-    let resolv_path = container_dir.join("resolv.conf");
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let (hosts, resolv) = match rec.net_mode {
-        NetMode::Host => (std::fs::read_to_string("/etc/hosts").unwrap_or_default(), host_resolv),
-        _ => {
-            let mut h = String::from(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-            );
-            if let Some(ip) = ip {
-                h.push_str(&format!("{ip}\t{hostname}\n"));
-            }
-            (h, container_resolv_conf(&host_resolv))
-        }
-    };
-    crate::fsutil::write_atomic(&hosts_path, hosts.as_bytes())?;
-    crate::fsutil::write_atomic(&hostname_path, format!("{hostname}\n").as_bytes())?;
-    crate::fsutil::write_atomic(&resolv_path, resolv.as_bytes())?;
-    Ok([(hosts_path, "/etc/hosts"), (hostname_path, "/etc/hostname"), (resolv_path, "/etc/resolv.conf")])
 }
 
 /// The host's resolv.conf without loopback nameservers (unreachable from a container's

@@ -61,24 +61,57 @@ fn command_text(rec: &Record) -> String {
     std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(|s| s.as_str())).collect::<Vec<_>>().join(" ")
 }
 
+fn endpoint_json(ep: Option<&crate::network::Endpoint>, network_id: &str, aliases: Value) -> Value {
+    json!({
+        "IPAMConfig": null, "Links": null, "Aliases": aliases,
+        "NetworkID": network_id,
+        "EndpointID": ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
+        "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": ep.map(|e| e.prefix_len).unwrap_or(0),
+        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+        "DriverOpts": null,
+    })
+}
+
+/// `NetworkSettings.Networks`: one entry per network, live data while running.
 fn networks(rec: &Record) -> Value {
     let mut nets = serde_json::Map::new();
-    let name = rec.net_mode.name();
-    let ep = rec.endpoint.as_ref();
-    nets.insert(
-        name.to_string(),
-        json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null,
-            "NetworkID": ep.map(|e| e.network_id.clone()).unwrap_or_default(),
-            "EndpointID": ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
-            "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
-            "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
-            "IPPrefixLen": ep.map(|e| e.prefix_len).unwrap_or(0),
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
-            "DriverOpts": null,
-        }),
-    );
+    match &rec.net_mode {
+        NetMode::Bridge => {
+            for n in &rec.networks {
+                let ep = rec.endpoints.iter().find(|e| e.network_id == n.id);
+                let mut v = endpoint_json(ep, &n.id, Value::Null);
+                if n.name != crate::network::DEFAULT_NETWORK {
+                    let mut aliases = n.attach.aliases.clone();
+                    aliases.push(rec.id[..12].to_string());
+                    v["Aliases"] = json!(aliases);
+                }
+                if let Some(ip) = n.attach.ipv4 {
+                    v["IPAMConfig"] = json!({"IPv4Address": ip.to_string()});
+                }
+                if n.name == crate::network::DEFAULT_NETWORK {
+                    let links: Vec<String> = rec
+                        .host_config
+                        .links
+                        .iter()
+                        .flatten()
+                        .filter_map(|l| super::netconf::parse_link(l).ok())
+                        .map(|(t, a)| format!("/{t}:/{}/{a}", rec.name))
+                        .collect();
+                    if !links.is_empty() {
+                        v["Links"] = json!(links);
+                    }
+                }
+                nets.insert(n.name.clone(), v);
+            }
+        }
+        NetMode::Host | NetMode::None => {
+            nets.insert(rec.net_mode.name().to_string(), endpoint_json(None, "", Value::Null));
+        }
+        NetMode::Container(_) => {}
+    }
     Value::Object(nets)
 }
 
@@ -91,7 +124,7 @@ pub fn summary(rec: &Record) -> Value {
         "ImageID": rec.image_id,
         "Command": command_text(rec),
         "Created": parse_time(&rec.created).map(|t| t.timestamp()).unwrap_or(0),
-        "Ports": [],
+        "Ports": super::ports::summary(rec),
         "Labels": rec.config.labels.clone().unwrap_or_default(),
         "State": rec.state.status.as_str(),
         "Status": status_text(rec),
@@ -104,7 +137,9 @@ pub fn summary(rec: &Record) -> Value {
 /// `GET /containers/{id}/json`.
 pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
     let dir = super::Record::dir(data_root, &rec.id);
-    let ep = rec.endpoint.as_ref();
+    // The top-level address fields are the default bridge's, as in Docker.
+    let ep = rec.endpoints.iter().find(|e| e.network_name == crate::network::DEFAULT_NETWORK);
+    let sandbox = rec.endpoints.first().map(|e| e.netns.to_string_lossy().into_owned()).unwrap_or_default();
     let s = &rec.state;
     let mut config = serde_json::to_value(&rec.config).unwrap_or_else(|_| json!({}));
     if let Some(o) = config.as_object_mut() {
@@ -159,11 +194,11 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
             "HairpinMode": false,
             "LinkLocalIPv6Address": "",
             "LinkLocalIPv6PrefixLen": 0,
-            "Ports": {},
-            "SandboxKey": ep.map(|e| e.netns.to_string_lossy().into_owned()).unwrap_or_default(),
+            "Ports": super::ports::settings(rec),
+            "SandboxKey": sandbox,
             "SecondaryIPAddresses": null,
             "SecondaryIPv6Addresses": null,
-            "EndpointID": if rec.net_mode == NetMode::Bridge { ep.map(|e| e.endpoint_id.clone()).unwrap_or_default() } else { String::new() },
+            "EndpointID": ep.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
             "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
             "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0,
@@ -235,11 +270,14 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
                 }
                 any
             }
-            "network" => vals.iter().any(|v| v == rec.net_mode.name()),
+            "network" => vals.iter().any(|v| {
+                v == rec.net_mode.name() || rec.networks.iter().any(|n| &n.name == v || n.id.starts_with(v.as_str()))
+            }),
             "volume" => vals.iter().any(|v| {
                 rec.mounts.iter().any(|m| m.name == *v || m.destination == *v || m.source == std::path::Path::new(v))
             }),
-            "before" | "since" | "health" | "publish" | "expose" | "isolation" | "is-task" => true,
+            "publish" | "expose" => vals.iter().any(|v| port_filter(rec, key == "publish", v)),
+            "before" | "since" | "health" | "isolation" | "is-task" => true,
             other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),
         };
         if !ok {
@@ -247,6 +285,21 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
         }
     }
     Ok(true)
+}
+
+/// `publish=8080[/tcp]` (a host port) or `expose=80[/tcp]` (a container port); ranges `a-b`.
+fn port_filter(rec: &Record, publish: bool, v: &str) -> bool {
+    let (ports, proto) = v.split_once('/').unwrap_or((v, ""));
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
+        None => (ports.parse().unwrap_or(0), ports.parse().unwrap_or(0)),
+    };
+    let hit = |p: u16, pr: &str| (lo..=hi).contains(&p) && (proto.is_empty() || proto == pr);
+    if publish {
+        rec.ports.iter().any(|m| hit(m.host_port, &m.proto))
+    } else {
+        rec.config.exposed_ports.iter().flatten().filter_map(|k| super::ports::parse_key(k).ok()).any(|(p, pr)| hit(p, &pr))
+    }
 }
 
 impl<R: Runtime> ContainerService<R> {

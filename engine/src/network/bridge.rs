@@ -104,16 +104,17 @@ pub async fn ensure_bridge(h: &Handle, name: &str, addr: Ipv4Network) -> NlResul
     Ok(index)
 }
 
-/// Creates the veth pair `host_name` (enslaved to `bridge`, up) <-> `eth0` (inside the netns
-/// `netns`, with `mac`; brought up by [`configure_inside`]) in one request. (Asking for the
-/// peer to be up in the same request fails with ENOTCONN, as `ip link add … peer … up` does.)
-pub async fn add_veth(h: &Handle, host_name: &str, bridge: u32, netns: &OwnedFd, mac: [u8; 6]) -> NlResult<()> {
+/// Creates the veth pair `host_name` (enslaved to `bridge`, up) <-> `peer` (e.g. `eth0`, inside
+/// the netns `netns`, with `mac`; brought up by [`configure_inside`]) in one request. (Asking for
+/// the peer to be up in the same request fails with ENOTCONN, as `ip link add … peer … up` does.)
+pub async fn add_veth(h: &Handle, host_name: &str, bridge: u32, netns: &OwnedFd, peer: &str, mac: [u8; 6]) -> NlResult<()> {
+    let peer_name = peer;
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name("eth0".to_string())
+        .name(peer_name.to_string())
         .address(mac.to_vec())
         .setns_by_fd(netns.as_raw_fd())
         .build();
-    let msg = LinkVeth::new(host_name, "eth0")
+    let msg = LinkVeth::new(host_name, peer_name)
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .controller(bridge)
         .up()
@@ -129,14 +130,65 @@ pub async fn loopback_up(h: &Handle) -> NlResult<()> {
     Ok(())
 }
 
-/// Inside the container netns: `eth0` gets `ip/prefix`, `lo` goes up, default route via `gateway`.
-pub async fn configure_inside(h: &Handle, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> NlResult<()> {
-    let eth0 = link_index(h, "eth0").await?.ok_or(rtnetlink::Error::RequestFailed)?;
-    h.address().add(eth0, IpAddr::V4(ip), prefix).replace().execute().await?;
-    h.link().set(LinkUnspec::new_with_index(eth0).up().build()).execute().await?;
+/// Inside the container netns: `ifname` gets `ip/prefix` and goes up, `lo` goes up, and with
+/// `gateway` the default route goes through it.
+pub async fn configure_inside(h: &Handle, ifname: &str, ip: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> NlResult<()> {
+    let dev = link_index(h, ifname).await?.ok_or(rtnetlink::Error::RequestFailed)?;
+    h.address().add(dev, IpAddr::V4(ip), prefix).replace().execute().await?;
+    h.link().set(LinkUnspec::new_with_index(dev).up().build()).execute().await?;
     if let Some(lo) = link_index(h, "lo").await? {
         h.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await?;
     }
-    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(eth0).build();
+    match gateway {
+        Some(gw) => default_route(h, ifname, gw).await,
+        None => Ok(()),
+    }
+}
+
+/// Inside a netns: the default route goes via `gateway` on `ifname` (replacing any other).
+pub async fn default_route(h: &Handle, ifname: &str, gateway: Ipv4Addr) -> NlResult<()> {
+    let dev = link_index(h, ifname).await?.ok_or(rtnetlink::Error::RequestFailed)?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(dev).build();
     h.route().add(route).replace().execute().await
+}
+
+/// Names of the links enslaved to the link with index `master`.
+pub async fn ports_of(h: &Handle, master: u32) -> NlResult<Vec<String>> {
+    Ok(all_links(h).await?.into_iter().filter(|(_, m)| *m == Some(master)).map(|(n, _)| n).collect())
+}
+
+/// Every link of the netns: (name, index of its master).
+pub async fn all_links(h: &Handle) -> NlResult<Vec<(String, Option<u32>)>> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut out = vec![];
+    let mut links = h.link().get().execute();
+    while let Some(l) = links.try_next().await? {
+        let name = l.attributes.iter().find_map(|a| if let LinkAttribute::IfName(n) = a { Some(n.clone()) } else { None });
+        let master = l.attributes.iter().find_map(|a| if let LinkAttribute::Controller(m) = a { Some(*m) } else { None });
+        if let Some(name) = name {
+            out.push((name, master));
+        }
+    }
+    Ok(out)
+}
+
+/// Every IPv4 network configured on an interface of this netns (for picking a free subnet).
+pub async fn local_networks(h: &Handle) -> NlResult<Vec<Ipv4Network>> {
+    let mut out = vec![];
+    let mut addrs = h.address().get().execute();
+    while let Some(msg) = addrs.try_next().await? {
+        for a in &msg.attributes {
+            if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                if let Ok(n) = Ipv4Network::new(*ip, msg.header.prefix_len) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `net.ipv4.conf.<dev>.route_localnet=1`: lets DNAT'd host-loopback traffic leave through `dev`.
+pub fn route_localnet(dev: &str) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet"), b"1\n")
 }

@@ -15,6 +15,11 @@ pub enum IpamError {
     Exhausted(String),
     #[error("invalid subnet {0}: {1}")]
     InvalidSubnet(String, String),
+    /// A requested address is taken (Docker's wording).
+    #[error("Address already in use")]
+    InUse(Ipv4Addr),
+    #[error("no configured subnet or ip-range contain the IP address {0}")]
+    OutOfRange(Ipv4Addr),
 }
 
 /// Allocations of one subnet. `Serialize`d as-is into `<data-root>/network/<id>/ipam.json`.
@@ -27,6 +32,9 @@ pub struct Ipam {
     /// Last address handed out; the next search starts after it.
     #[serde(default)]
     last: Option<Ipv4Addr>,
+    /// `--ip-range`: dynamic allocations come from this part of the subnet only.
+    #[serde(default)]
+    range: Option<Ipv4Network>,
     #[serde(skip)]
     used: BTreeSet<u32>,
 }
@@ -43,7 +51,39 @@ impl Ipam {
         if !subnet.contains(gateway) || gateway == subnet.network() || gateway == subnet.broadcast() {
             return Err(IpamError::InvalidSubnet(subnet.to_string(), format!("gateway {gateway} is not a host address")));
         }
-        Ok(Ipam { subnet, gateway, allocations: BTreeMap::new(), last: None, used: BTreeSet::new() })
+        Ok(Ipam { subnet, gateway, allocations: BTreeMap::new(), last: None, range: None, used: BTreeSet::new() })
+    }
+
+    /// Restricts dynamic allocation to `range` (`--ip-range`), which must lie inside the subnet.
+    pub fn with_range(mut self, range: Ipv4Network) -> Result<Self, IpamError> {
+        let range = Ipv4Network::new(range.network(), range.prefix())
+            .map_err(|e| IpamError::InvalidSubnet(range.to_string(), e.to_string()))?;
+        if !self.subnet.contains(range.network()) || !self.subnet.contains(range.broadcast()) {
+            return Err(IpamError::InvalidSubnet(range.to_string(), format!("ip-range is not inside subnet {}", self.subnet)));
+        }
+        self.range = Some(range);
+        Ok(self)
+    }
+
+    pub fn range(&self) -> Option<Ipv4Network> {
+        self.range
+    }
+
+    /// Gives `key` exactly `ip` (`--ip`); idempotent for the same key.
+    pub fn allocate_static(&mut self, key: &str, ip: Ipv4Addr) -> Result<Ipv4Addr, IpamError> {
+        if self.get(key) == Some(ip) {
+            return Ok(ip);
+        }
+        if !self.subnet.contains(ip) || ip == self.subnet.network() || ip == self.subnet.broadcast() {
+            return Err(IpamError::OutOfRange(ip));
+        }
+        if ip == self.gateway || self.used.contains(&u32::from(ip)) {
+            return Err(IpamError::InUse(ip));
+        }
+        self.release(key);
+        self.used.insert(u32::from(ip));
+        self.allocations.insert(key.to_string(), ip);
+        Ok(ip)
     }
 
     /// Rebuilds the derived index after deserializing; drops allocations outside the subnet.
@@ -76,8 +116,9 @@ impl Ipam {
         if let Some(ip) = self.get(key) {
             return Ok(ip);
         }
-        let first = u32::from(self.subnet.network()) + 1;
-        let last = u32::from(self.subnet.broadcast()) - 1;
+        let pool = self.range.unwrap_or(self.subnet);
+        let first = u32::from(pool.network()).max(u32::from(self.subnet.network()) + 1);
+        let last = u32::from(pool.broadcast()).min(u32::from(self.subnet.broadcast()) - 1);
         let gateway = u32::from(self.gateway);
         let start = match self.last.map(u32::from) {
             Some(l) if (first..last).contains(&l) => l + 1,
@@ -86,7 +127,7 @@ impl Ipam {
         let free = (start..=last)
             .chain(first..start)
             .find(|n| *n != gateway && !self.used.contains(n))
-            .ok_or_else(|| IpamError::Exhausted(self.subnet.to_string()))?;
+            .ok_or_else(|| IpamError::Exhausted(pool.to_string()))?;
         let ip = Ipv4Addr::from(free);
         self.used.insert(free);
         self.allocations.insert(key.to_string(), ip);
@@ -182,6 +223,23 @@ mod tests {
         assert!(Ipam::new("10.0.0.1/31".parse().unwrap(), "10.0.0.1".parse().unwrap()).is_err());
         assert!(Ipam::new("10.0.0.1/24".parse().unwrap(), "10.0.1.1".parse().unwrap()).is_err());
         assert!(Ipam::new("10.0.0.1/24".parse().unwrap(), "10.0.0.255".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn static_addresses_and_ranges() {
+        let mut a = ipam("10.9.0.1/24", "10.9.0.1");
+        assert_eq!(a.allocate_static("s", "10.9.0.50".parse().unwrap()).unwrap().to_string(), "10.9.0.50");
+        assert_eq!(a.allocate_static("s", "10.9.0.50".parse().unwrap()).unwrap().to_string(), "10.9.0.50");
+        assert_eq!(a.allocate_static("t", "10.9.0.50".parse().unwrap()), Err(IpamError::InUse("10.9.0.50".parse().unwrap())));
+        assert!(matches!(a.allocate_static("t", "10.9.0.1".parse().unwrap()), Err(IpamError::InUse(_))));
+        assert!(matches!(a.allocate_static("t", "10.9.1.5".parse().unwrap()), Err(IpamError::OutOfRange(_))));
+        let mut r = ipam("10.9.0.1/24", "10.9.0.1").with_range("10.9.0.128/30".parse().unwrap()).unwrap();
+        let got: Vec<_> = (0..4).map(|i| r.allocate(&format!("c{i}")).unwrap().to_string()).collect();
+        assert_eq!(got, ["10.9.0.128", "10.9.0.129", "10.9.0.130", "10.9.0.131"]);
+        assert!(r.allocate("c5").is_err());
+        // A static address outside the range but inside the subnet is fine.
+        assert!(r.allocate_static("s", "10.9.0.7".parse().unwrap()).is_ok());
+        assert!(ipam("10.9.0.1/24", "10.9.0.1").with_range("10.9.1.0/28".parse().unwrap()).is_err());
     }
 
     #[test]

@@ -1,45 +1,59 @@
-//! Default bridge network: IPAM, bridge and veth over netlink, NAT with iptables.
+//! Networks: the default bridge and user-defined bridge networks (IPAM, bridge and veths over
+//! netlink, NAT, isolation and published ports with iptables), each container's sandbox (its
+//! netns with one interface per network) and the embedded DNS resolver.
 //! OWNER: network helper.
 //!
 //! # What an engine leaves on the host
 //!
-//! For `--bridge-name <br>` / `--bip <gw>/<prefix>` (defaults `flt0`, `172.31.0.1/16`):
-//! - bridge `<br>` (with a fixed `02:42:…` MAC) carrying `<gw>/<prefix>`, up;
-//! - per connected container: host veth `veth<7 hex>` (enslaved to `<br>`) whose peer is `eth0`
-//!   in the netns bind-mounted at `<exec-root>/netns/<container id>`;
+//! For `--bridge-name <tag>` / `--bip <gw>/<prefix>` (defaults `flt0`, `172.31.0.1/16`):
+//! - bridge `<tag>` (with a fixed `02:42:…` MAC) carrying `<gw>/<prefix>`, up; one more bridge
+//!   per user-defined network, named `<tag[..8]>-<hex>` (or `-o com.docker.network.bridge.name`);
+//!   `net.ipv4.conf.<bridge>.route_localnet=1` on each (published ports answer on 127.0.0.1);
+//! - per container with a netns of ours: the netns bind-mounted at `<exec-root>/netns/<id>`, and
+//!   per network it is on a host veth `veth<7 hex>` (enslaved to that network's bridge) whose peer
+//!   is `eth0`, `eth1`, … inside; the embedded resolver's sockets on 127.0.0.11:53 inside the
+//!   netns of containers on user-defined networks (held by the engine process);
+//! - a listening socket per published host port (held by the engine process);
 //! - `net.ipv4.ip_forward=1` (never reset);
-//! - iptables (see [`nat`]): filter chain `FLT-<br>` jumped to from `FORWARD`, nat chain
-//!   `FLT-<br>-NAT` jumped to from `POSTROUTING`; every rule carries
-//!   `-m comment --comment flotilla:<br>`.
+//! - iptables (see [`nat`]): chains `FLT-<tag>` (filter), `FLT-<tag>-NAT` and `FLT-<tag>-DNAT`
+//!   (nat), hooked into FORWARD, POSTROUTING, PREROUTING and OUTPUT; every rule carries
+//!   `-m comment --comment flotilla:<tag>`.
 //!
 //! Everything can be removed with [`NetworkService::purge`], or by hand:
 //! ```text
 //! for f in <exec-root>/netns/*; do umount -l $f; rm $f; done
-//! iptables -w -D FORWARD -m comment --comment flotilla:<br> -j FLT-<br>
-//! iptables -w -F FLT-<br>; iptables -w -X FLT-<br>
-//! iptables -w -t nat -D POSTROUTING -m comment --comment flotilla:<br> -j FLT-<br>-NAT
-//! iptables -w -t nat -F FLT-<br>-NAT; iptables -w -t nat -X FLT-<br>-NAT
-//! ip link del <br>        # host veths die with their netns
+//! iptables-save | grep flotilla:<tag>     # delete those rules, then flush and delete FLT-<tag>*
+//! ip link del <tag>; ip link del <tag[..8]>-…     # host veths die with their netns
 //! ```
 //!
-//! State: `<data-root>/network/<network id>/{network.json,ipam.json}` (see [`store`]).
-//! The design keeps several networks in mind (a map of [`Network`]s by id, endpoints derived from
-//! network id + container id); only the default one, named `bridge`, exists for now.
+//! State (see [`store`]): `<data-root>/network/<network id>/{network.json,ipam.json}` and
+//! `<exec-root>/network/sandboxes/<container id>.json`. On start the service reconciles the host
+//! with it: bridges of known networks are ensured, our stray bridges and veths deleted, sandboxes
+//! whose netns is gone released, ports taken again, resolvers restarted, and our chains rebuilt.
 use crate::{Classify, ErrorKind};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 mod bridge;
+pub mod dns;
 pub mod ipam;
+mod manage;
+mod names;
 pub mod nat;
 mod netns;
+pub mod portmap;
+mod reconcile;
+mod sandbox;
 pub mod store;
 
-pub use store::{Network, DEFAULT_NETWORK};
-use store::NetState;
+pub use manage::{has_label, CreateNetwork, PruneFilters};
+pub use portmap::PortSpec;
+pub use sandbox::{Attach, Sandbox, SandboxReq};
+pub use store::{Network, PortMapping, DEFAULT_NETWORK};
+use store::{NetState, SandboxRec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -53,15 +67,29 @@ pub enum NetworkError {
     Netlink { op: String, source: rtnetlink::Error },
     #[error("{0}")]
     Iptables(String),
-    #[error("No such network: {0}")]
+    #[error("network {0} not found")]
     NotFound(String),
+    /// Bad user input (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Name or address clashes (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Refused by policy: predefined networks, active endpoints, overlapping pools (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A host port cannot be taken.
+    #[error("{0}")]
+    PortInUse(String),
 }
 
 impl From<ipam::IpamError> for NetworkError {
     fn from(e: ipam::IpamError) -> Self {
         match e {
             ipam::IpamError::Exhausted(s) => NetworkError::Exhausted(s),
-            e => NetworkError::Setup(e.to_string()),
+            e @ ipam::IpamError::InUse(_) => NetworkError::Forbidden(e.to_string()),
+            e @ ipam::IpamError::OutOfRange(_) => NetworkError::Invalid(e.to_string()),
+            e => NetworkError::Invalid(e.to_string()),
         }
     }
 }
@@ -70,6 +98,9 @@ impl Classify for NetworkError {
     fn kind(&self) -> ErrorKind {
         match self {
             NetworkError::NotFound(_) => ErrorKind::NotFound,
+            NetworkError::Invalid(_) => ErrorKind::InvalidParameter,
+            NetworkError::Conflict(_) => ErrorKind::Conflict,
+            NetworkError::Forbidden(_) => ErrorKind::Forbidden,
             _ => ErrorKind::Internal,
         }
     }
@@ -80,7 +111,7 @@ fn nl(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetworkError {
     move |source| NetworkError::Netlink { op, source }
 }
 
-/// A container's place on the default bridge.
+/// A container's place on one network.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     /// Bind-mounted network namespace to give the runtime (`NetNs::Path`).
@@ -93,18 +124,54 @@ pub struct Endpoint {
     pub veth: String,
     pub network_id: String,
     pub endpoint_id: String,
+    #[serde(default)]
+    pub network_name: String,
+    /// Interface inside the container (`eth0`, …).
+    #[serde(default)]
+    pub ifname: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// Shared between the service and the resolver tasks.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// What lives only in this process, per container: resolver, host port reservations.
+    live: Mutex<HashMap<String, Live>>,
+    /// Serialises iptables updates; holds the rules last applied.
+    fw: tokio::sync::Mutex<String>,
+    /// The engine's tag (its default bridge's name) in chain names and comments.
+    tag: String,
+}
+
+#[derive(Default)]
+struct State {
+    /// Networks by id.
+    networks: BTreeMap<String, NetState>,
+    /// Sandboxes by container id.
+    sandboxes: BTreeMap<String, SandboxRec>,
+}
+
+#[derive(Default)]
+struct Live {
+    resolver: Option<dns::Resolver>,
+    ports: Vec<(PortMapping, portmap::Reservation)>,
 }
 
 pub struct NetworkService {
+    /// The default bridge's name; also the engine's tag in iptables chains and comments.
     pub bridge_name: String,
     /// Id of the default network (`bridge`).
     pub network_id: String,
     /// `<data-root>/network`.
     data_dir: PathBuf,
+    /// `<exec-root>/network` (sandbox records).
+    run_dir: PathBuf,
     /// `<exec-root>/netns`.
     netns_dir: PathBuf,
-    /// Networks by id.
-    networks: Mutex<BTreeMap<String, NetState>>,
+    shared: Arc<Shared>,
+    /// Serialises network create/remove.
+    ops: tokio::sync::Mutex<()>,
 }
 
 /// Endpoint id of `container_id` on network `network_id`: deterministic, so disconnect and
@@ -128,146 +195,160 @@ fn parse_cidr(cfg: &crate::EngineConfig) -> Result<ipnetwork::Ipv4Network, Netwo
 }
 
 impl NetworkService {
-    /// Ensures the bridge, its address, NAT and forwarding rules exist; loads IPAM state
-    /// from `<data_root>/network/` and releases the addresses of containers whose netns is gone.
+    /// Ensures the bridges, their addresses, NAT and forwarding rules exist; loads the state from
+    /// `<data_root>/network/` and reconciles the host with it (see the module docs).
     #[tracing::instrument(skip_all, fields(bridge = %cfg.bridge_name))]
     pub async fn start(cfg: &crate::EngineConfig) -> Result<Self, NetworkError> {
         let cidr = parse_cidr(cfg)?;
         let data_dir = cfg.data_root.join("network");
         let netns_dir = cfg.exec_root.join("netns");
+        let run_dir = cfg.exec_root.join("network");
         std::fs::create_dir_all(&data_dir)?;
         std::fs::create_dir_all(&netns_dir)?;
 
         let mut all = store::load_all(&data_dir)?;
         let old = all.iter().position(|s| s.net.name == DEFAULT_NETWORK).map(|i| all.remove(i));
-        let mut default = store::default_network(old, &cfg.bridge_name, cidr)?;
+        let default = store::default_network(old, &cfg.bridge_name, cidr)?;
         store::save_network(&data_dir, &default.net)?;
-
-        let h = bridge::host()?;
-        bridge::ensure_bridge(&h, &cfg.bridge_name, cidr).await.map_err(nl(format!("bridge {}", cfg.bridge_name)))?;
-        enable_ip_forward()?;
-        nat::apply(&nat::plan(&cfg.bridge_name, &default.net.subnet)).await.map_err(NetworkError::Iptables)?;
-
-        // Reconcile: an address whose container netns no longer exists is free again.
-        let stale: Vec<String> = default
-            .ipam
-            .allocations()
-            .keys()
-            .filter(|id| !netns::is_netns(&netns::path_in(&netns_dir, id)))
-            .cloned()
-            .collect();
-        for id in &stale {
-            tracing::info!(container = %id, "releasing address of a container whose netns is gone");
-            let veth = veth_name(&endpoint_id(&default.net.id, id));
-            bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
-            netns::remove(&netns::path_in(&netns_dir, id))?;
-            default.ipam.release(id);
-        }
-        store::save_ipam(&data_dir, &default.net.id, &default.ipam)?;
-
         let network_id = default.net.id.clone();
         let mut networks = BTreeMap::new();
         networks.insert(network_id.clone(), default);
         networks.extend(all.into_iter().map(|s| (s.net.id.clone(), s)));
-        tracing::info!(network = %network_id, subnet = %cidr, "default bridge ready");
-        Ok(NetworkService {
+
+        let svc = NetworkService {
             bridge_name: cfg.bridge_name.clone(),
             network_id,
             data_dir,
+            run_dir,
             netns_dir,
-            networks: Mutex::new(networks),
-        })
+            shared: Arc::new(Shared {
+                state: Mutex::new(State { networks, sandboxes: BTreeMap::new() }),
+                live: Mutex::default(),
+                fw: Default::default(),
+                tag: cfg.bridge_name.clone(),
+            }),
+            ops: Default::default(),
+        };
+        enable_ip_forward()?;
+        nat::apply(&nat::plan(&svc.bridge_name)).await.map_err(NetworkError::Iptables)?;
+        svc.reconcile().await?;
+        tracing::info!(network = %svc.network_id, subnet = %cidr, "networks ready");
+        Ok(svc)
     }
 
-    /// Allocates an address and creates the container's netns (bind-mounted under
-    /// `<exec_root>/netns/<id>`) with `eth0` (veth peer on the bridge), `lo` up, default route.
-    /// Idempotent: connecting again keeps the address and rebuilds the veth.
-    #[tracing::instrument(skip_all, fields(container = %container_id))]
+    /// Default bridge only: a new sandbox with one endpoint on `bridge`. Idempotent: connecting
+    /// again keeps the address and rebuilds the veth.
     pub async fn connect(&self, container_id: &str) -> Result<Endpoint, NetworkError> {
-        let ep = self.allocate(&self.network_id, container_id)?;
-        match self.plumb(&ep).await {
-            Ok(()) => Ok(ep),
-            Err(e) => {
-                if let Err(e2) = self.disconnect(container_id).await {
-                    tracing::warn!(error = %e2, "cleanup after failed connect");
-                }
-                Err(e)
-            }
-        }
+        let req = SandboxReq {
+            container_id: container_id.to_string(),
+            networks: vec![(self.network_id.clone(), Attach::default())],
+            ..Default::default()
+        };
+        let sb = self.setup(&req).await?;
+        sb.endpoints.into_iter().next().ok_or_else(|| NetworkError::Setup("no endpoint".into()))
     }
 
-    /// `--network none`: a netns of the container's own at [`Self::netns_path`] with only
-    /// `lo`, up (as dockerd gives it). `disconnect` removes it.
+    /// `--network none`: a sandbox without endpoints (a netns with only `lo`, up, as dockerd
+    /// gives it). `disconnect` removes it.
     pub async fn isolate(&self, container_id: &str) -> Result<PathBuf, NetworkError> {
-        let path = self.netns_path(container_id);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let ns = netns::open_or_create(&path).await?;
-        let h = bridge::in_netns(ns.netlink);
-        if let Err(e) = bridge::loopback_up(&h).await {
-            let _ = netns::remove(&path);
-            return Err(nl("bring lo up".to_string())(e));
-        }
-        Ok(path)
-    }
-
-    /// Removes the veth, the netns and releases the address. Idempotent.
-    #[tracing::instrument(skip_all, fields(container = %container_id))]
-    pub async fn disconnect(&self, container_id: &str) -> Result<(), NetworkError> {
-        let veth = veth_name(&endpoint_id(&self.network_id, container_id));
-        let h = bridge::host()?;
-        bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
-        netns::remove(&self.netns_path(container_id))?;
-        let mut nets = self.networks.lock().expect("network map lock");
-        let state = nets.get_mut(&self.network_id).ok_or_else(|| NetworkError::NotFound(self.network_id.clone()))?;
-        if state.ipam.release(container_id).is_some() {
-            store::save_ipam(&self.data_dir, &state.net.id, &state.ipam)?;
-        }
-        Ok(())
+        let req = SandboxReq { container_id: container_id.to_string(), ..Default::default() };
+        Ok(self.setup(&req).await?.netns)
     }
 
     /// Subnet (CIDR) and gateway of the default bridge, for `docker network inspect bridge`/info.
     pub fn subnet(&self) -> (String, Ipv4Addr) {
-        let nets = self.networks.lock().expect("network map lock");
-        nets.get(&self.network_id)
+        let st = self.shared.state.lock().expect("network state lock");
+        st.networks
+            .get(&self.network_id)
             .map(|s| (s.net.subnet.clone(), s.net.gateway))
             .unwrap_or((String::new(), Ipv4Addr::UNSPECIFIED))
     }
 
     /// The default network's record.
     pub fn default_network(&self) -> Network {
-        let nets = self.networks.lock().expect("network map lock");
-        nets.get(&self.network_id).map(|s| s.net.clone()).expect("default network is always present")
+        let st = self.shared.state.lock().expect("network state lock");
+        st.networks.get(&self.network_id).map(|s| s.net.clone()).expect("default network is always present")
     }
 
-    /// All networks (for `docker network ls`).
+    /// All networks, the predefined `host` and `none` included (for `docker network ls`).
     pub fn networks(&self) -> Vec<Network> {
-        self.networks.lock().expect("network map lock").values().map(|s| s.net.clone()).collect()
+        let mut out: Vec<Network> =
+            self.shared.state.lock().expect("network state lock").networks.values().map(|s| s.net.clone()).collect();
+        out.extend(self.predefined());
+        out
     }
 
-    /// A network by id, id prefix or name.
+    /// The pseudo networks `host` and `none` (stable ids derived from the default network's).
+    pub fn predefined(&self) -> Vec<Network> {
+        let created = self.default_network().created;
+        [("host", "host"), ("none", "null")]
+            .into_iter()
+            .map(|(name, driver)| Network {
+                id: hex::encode(Sha256::digest(format!("{}/{name}", self.network_id).as_bytes())),
+                name: name.into(),
+                driver: driver.into(),
+                subnet: String::new(),
+                gateway: Ipv4Addr::UNSPECIFIED,
+                bridge: String::new(),
+                created: created.clone(),
+                ip_range: None,
+                internal: false,
+                labels: BTreeMap::new(),
+                options: BTreeMap::new(),
+                user_subnet: false,
+            })
+            .collect()
+    }
+
+    /// A network by id, name or unique id prefix (Docker's order).
     pub fn network(&self, id_or_name: &str) -> Result<Network, NetworkError> {
-        let nets = self.networks.lock().expect("network map lock");
-        nets.values()
-            .find(|s| s.net.id == id_or_name || s.net.name == id_or_name)
-            .or_else(|| nets.values().find(|s| !id_or_name.is_empty() && s.net.id.starts_with(id_or_name)))
-            .map(|s| s.net.clone())
-            .ok_or_else(|| NetworkError::NotFound(id_or_name.to_string()))
+        let all = self.networks();
+        if let Some(n) = all.iter().find(|n| n.id == id_or_name).or_else(|| all.iter().find(|n| n.name == id_or_name)) {
+            return Ok(n.clone());
+        }
+        let mut hits = all.iter().filter(|n| !id_or_name.is_empty() && n.id.starts_with(id_or_name));
+        match (hits.next(), hits.next()) {
+            (Some(n), None) => Ok(n.clone()),
+            (Some(_), Some(_)) => Err(NetworkError::NotFound(format!("{id_or_name} (multiple networks match)"))),
+            _ => Err(NetworkError::NotFound(id_or_name.to_string())),
+        }
     }
 
-    /// The endpoint of a connected container on the default network (for inspect), if any.
+    /// The first endpoint (the one on the container's primary network) of a container, if any.
     pub fn endpoint(&self, container_id: &str) -> Option<Endpoint> {
-        let nets = self.networks.lock().expect("network map lock");
-        let s = nets.get(&self.network_id)?;
-        Some(self.make_endpoint(s, container_id, s.ipam.get(container_id)?))
+        self.sandbox_endpoints(container_id).into_iter().next()
     }
 
-    /// Containers with an address on the default network, with their endpoints.
+    /// Every endpoint of a container, in attach order.
+    pub fn sandbox_endpoints(&self, container_id: &str) -> Vec<Endpoint> {
+        let st = self.shared.state.lock().expect("network state lock");
+        let Some(sb) = st.sandboxes.get(container_id) else { return vec![] };
+        sb.endpoints.iter().filter_map(|e| self.make_endpoint(&st, sb, e)).collect()
+    }
+
+    /// The published ports of a running container.
+    pub fn ports(&self, container_id: &str) -> Vec<PortMapping> {
+        let st = self.shared.state.lock().expect("network state lock");
+        st.sandboxes.get(container_id).map(|s| s.ports.clone()).unwrap_or_default()
+    }
+
+    /// Containers with an endpoint on the default network, with their endpoints.
     pub fn endpoints(&self) -> Vec<(String, Endpoint)> {
-        let nets = self.networks.lock().expect("network map lock");
-        let Some(s) = nets.get(&self.network_id) else { return vec![] };
-        s.ipam.allocations().iter().map(|(id, ip)| (id.clone(), self.make_endpoint(s, id, *ip))).collect()
+        self.containers_of(&self.network_id).into_iter().map(|(id, _, ep)| (id, ep)).collect()
+    }
+
+    /// Containers with an endpoint on network `network_id`: (container id, name, endpoint).
+    pub fn containers_of(&self, network_id: &str) -> Vec<(String, String, Endpoint)> {
+        let st = self.shared.state.lock().expect("network state lock");
+        let mut out = vec![];
+        for sb in st.sandboxes.values() {
+            for e in sb.endpoints.iter().filter(|e| e.network_id == network_id) {
+                if let Some(ep) = self.make_endpoint(&st, sb, e) {
+                    out.push((sb.container_id.clone(), sb.name.clone(), ep));
+                }
+            }
+        }
+        out
     }
 
     /// `<exec_root>/netns/<container id>`.
@@ -276,14 +357,16 @@ impl NetworkService {
     }
 
     /// Removes everything an engine with this configuration created on the host: netns mounts
-    /// under `<exec_root>/netns`, the host veths of recorded endpoints, the bridge and the
-    /// iptables chains/jumps. Keeps the state files. Idempotent; for tests and uninstall.
+    /// under `<exec_root>/netns`, the host veths of recorded endpoints, the bridges of its
+    /// networks and the iptables chains/jumps. Keeps the state files. Idempotent; for tests and
+    /// uninstall.
     pub async fn purge(cfg: &crate::EngineConfig) -> Result<(), NetworkError> {
         let h = bridge::host()?;
         let data_dir = cfg.data_root.join("network");
-        for s in store::load_all(&data_dir).unwrap_or_default() {
-            for id in s.ipam.allocations().keys() {
-                let veth = veth_name(&endpoint_id(&s.net.id, id));
+        let nets = store::load_all(&data_dir).unwrap_or_default();
+        for sb in store::load_sandboxes(&cfg.exec_root.join("network")).unwrap_or_default() {
+            for e in &sb.endpoints {
+                let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));
                 bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
             }
         }
@@ -292,66 +375,86 @@ impl NetworkService {
                 netns::remove(&e.path())?;
             }
         }
+        for s in &nets {
+            bridge::delete_link(&h, &s.net.bridge).await.map_err(nl(format!("delete {}", s.net.bridge)))?;
+        }
         bridge::delete_link(&h, &cfg.bridge_name).await.map_err(nl(format!("delete {}", cfg.bridge_name)))?;
-        // The subnet does not matter for removal: chains and jumps are found by name.
-        nat::remove(&nat::plan(&cfg.bridge_name, "0.0.0.0/0")).await.map_err(NetworkError::Iptables)
+        nat::remove(&nat::plan(&cfg.bridge_name)).await.map_err(NetworkError::Iptables)
     }
 
-    fn make_endpoint(&self, s: &NetState, container_id: &str, ip: Ipv4Addr) -> Endpoint {
-        let endpoint_id = endpoint_id(&s.net.id, container_id);
-        Endpoint {
-            netns: self.netns_path(container_id),
+    fn make_endpoint(&self, st: &State, sb: &SandboxRec, e: &store::EndpointRec) -> Option<Endpoint> {
+        let s = st.networks.get(&e.network_id)?;
+        let ip = s.ipam.get(&sb.container_id)?;
+        let endpoint_id = endpoint_id(&s.net.id, &sb.container_id);
+        Some(Endpoint {
+            netns: sb.netns.clone(),
             ip,
             prefix_len: s.ipam.subnet().prefix(),
             gateway: s.net.gateway,
-            mac: ipam::mac_string(&ipam::mac_for(ip)),
+            mac: e.mac.clone(),
             veth: veth_name(&endpoint_id),
             network_id: s.net.id.clone(),
             endpoint_id,
-        }
+            network_name: s.net.name.clone(),
+            ifname: e.ifname.clone(),
+            aliases: e.aliases.clone(),
+        })
     }
 
-    /// Takes (or finds) the address of `container_id` on `network_id` and persists the change.
-    fn allocate(&self, network_id: &str, container_id: &str) -> Result<Endpoint, NetworkError> {
-        let mut nets = self.networks.lock().expect("network map lock");
-        let s = nets.get_mut(network_id).ok_or_else(|| NetworkError::NotFound(network_id.to_string()))?;
-        let fresh = s.ipam.get(container_id).is_none();
-        let ip = s.ipam.allocate(container_id)?;
-        if fresh {
-            if let Err(e) = store::save_ipam(&self.data_dir, network_id, &s.ipam) {
-                s.ipam.release(container_id);
-                return Err(e);
-            }
-        }
-        Ok(self.make_endpoint(s, container_id, ip))
+    /// Brings our iptables chains in line with the state now.
+    async fn sync_firewall(&self) -> Result<(), NetworkError> {
+        self.shared.sync_firewall().await
     }
 
-    /// Creates the netns, the veth pair and configures the container side.
-    async fn plumb(&self, ep: &Endpoint) -> Result<(), NetworkError> {
-        let (subnet, bridge_name) = {
-            let nets = self.networks.lock().expect("network map lock");
-            let s = nets.get(&ep.network_id).ok_or_else(|| NetworkError::NotFound(ep.network_id.clone()))?;
-            (s.net.subnet.clone(), s.net.bridge.clone())
-        };
-        let ns = netns::open_or_create(&ep.netns).await?;
-        let h = bridge::host()?;
-        let br = match bridge::link_index(&h, &bridge_name).await.map_err(nl("find bridge"))? {
-            Some(i) => i,
-            None => {
-                tracing::warn!(bridge = %bridge_name, "bridge vanished; recreating it");
-                let cidr = format!("{}/{}", ep.gateway, store::parse_subnet(&subnet)?.prefix());
-                let cidr = cidr.parse().map_err(|e| NetworkError::Setup(format!("{cidr}: {e}")))?;
-                bridge::ensure_bridge(&h, &bridge_name, cidr).await.map_err(nl(format!("bridge {bridge_name}")))?
+    /// The same in the background, for removals: a rule left a few milliseconds longer only
+    /// points at an address nobody has any more, and `docker run --rm` does not wait for it.
+    fn schedule_firewall(&self) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = shared.sync_firewall().await {
+                tracing::warn!(error = %e, "firewall update failed");
             }
+        });
+    }
+}
+
+impl Shared {
+    /// One `iptables-restore` with the rules of the current state, skipped when they equal the
+    /// rules last applied. Serialised, so the last caller always applies the latest state.
+    async fn sync_firewall(&self) -> Result<(), NetworkError> {
+        let mut last = self.fw.lock().await;
+        let rules = {
+            let st = self.state.lock().expect("network state lock");
+            let nets: Vec<nat::NetRules> = st
+                .networks
+                .values()
+                .map(|s| nat::NetRules {
+                    bridge: s.net.bridge.clone(),
+                    subnet: s.net.subnet.clone(),
+                    internal: s.net.internal,
+                    masquerade: s.net.masquerade(),
+                    icc: s.net.icc(),
+                })
+                .collect();
+            let ports: Vec<nat::PortRule> = st
+                .sandboxes
+                .values()
+                .flat_map(|sb| sb.ports.iter())
+                .map(|p| nat::PortRule {
+                    proto: p.proto.clone(),
+                    host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
+                    host_port: p.host_port,
+                    ip: p.container_ip,
+                    port: p.container_port,
+                })
+                .collect();
+            nat::render(&self.tag, &nets, &ports)
         };
-        // A leftover pair of an earlier attempt would make the name clash.
-        bridge::delete_link(&h, &ep.veth).await.map_err(nl(format!("delete {}", ep.veth)))?;
-        let mac = ipam::mac_for(ep.ip);
-        bridge::add_veth(&h, &ep.veth, br, &ns.fd, mac).await.map_err(nl(format!("create veth {}", ep.veth)))?;
-        let inner = bridge::in_netns(ns.netlink);
-        bridge::configure_inside(&inner, ep.ip, ep.prefix_len, ep.gateway)
-            .await
-            .map_err(nl(format!("configure eth0 in {}", ep.netns.display())))?;
+        if *last == rules {
+            return Ok(());
+        }
+        nat::restore(&rules).await.map_err(NetworkError::Iptables)?;
+        *last = rules;
         Ok(())
     }
 }

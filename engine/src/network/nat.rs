@@ -1,22 +1,51 @@
-//! iptables rules of one bridge, as data ([`plan`]) plus a small executor that shells out to
-//! `iptables -w` (iptables-nft here). Everything lives in chains named after the bridge, so two
-//! engines (and dockerd) on one host never touch each other's rules:
+//! iptables rules of one engine, as data plus a small executor that shells out to `iptables -w`
+//! and `iptables-restore` (iptables-nft here). Everything lives in chains named after the engine's
+//! default bridge (`<tag>`), so two engines (and dockerd) on one host never touch each other's
+//! rules, and every rule carries `-m comment --comment flotilla:<tag>`:
 //!
 //! ```text
 //! *filter
-//! -N FLT-<br>
-//! -I FORWARD 1 -m comment --comment flotilla:<br> -j FLT-<br>
-//! -A FLT-<br> -i <br> -m comment --comment flotilla:<br> -j ACCEPT
-//! -A FLT-<br> -o <br> -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment flotilla:<br> -j ACCEPT
+//! -I FORWARD 1     -j FLT-<tag>                          # hooked in once at start
+//! FLT-<tag>:       per network X: -o X RELATED,ESTABLISHED ACCEPT; -o X ctstate DNAT ACCEPT
+//!                  (published ports, reachable from anywhere); internal X: -i X ! -o X DROP,
+//!                  -o X ! -i X DROP; X != Y: -i X -o Y DROP (isolation); -i X [-o X] ACCEPT
 //! *nat
-//! -N FLT-<br>-NAT
-//! -I POSTROUTING 1 -m comment --comment flotilla:<br> -j FLT-<br>-NAT
-//! -A FLT-<br>-NAT -s <subnet> ! -o <br> -m comment --comment flotilla:<br> -j MASQUERADE
+//! -I POSTROUTING 1 -j FLT-<tag>-NAT
+//! -I PREROUTING 1  -m addrtype --dst-type LOCAL -j FLT-<tag>-DNAT
+//! -I OUTPUT 1      -m addrtype --dst-type LOCAL -j FLT-<tag>-DNAT   # also 127.0.0.1
+//! FLT-<tag>-NAT:   -s <subnet> ! -o X MASQUERADE (not internal); -s <subnet> -o X ctstate DNAT
+//!                  MASQUERADE (hairpin); -s 127.0.0.0/8 -o X MASQUERADE (host loopback, with
+//!                  net.ipv4.conf.X.route_localnet=1)
+//! FLT-<tag>-DNAT:  per published port: -p P [-d host_ip] --dport H DNAT --to-destination ip:port
 //! ```
 //!
-//! Applying is idempotent: chains are created if missing and flushed, jumps are added only when
-//! `iptables -C` does not find them.
+//! The contents of our chains are rewritten as a whole with one `iptables-restore --noflush`
+//! (declaring a chain there flushes it), so a change is atomic per table and a restart rebuilds
+//! exactly what the state says.
+use std::net::Ipv4Addr;
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
+
+/// What the rules need to know about one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetRules {
+    pub bridge: String,
+    pub subnet: String,
+    pub internal: bool,
+    pub masquerade: bool,
+    pub icc: bool,
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRule {
+    pub proto: String,
+    /// `None`: every local address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+}
 
 /// One iptables rule: table, chain and the match/target arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,54 +55,123 @@ pub struct Rule {
     pub args: Vec<String>,
 }
 
-/// Everything one bridge needs.
+/// Our chains and the jumps into them (static for an engine).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Our chains, `(table, name)`.
     pub chains: Vec<(&'static str, String)>,
     /// Jumps from the built-in chains into ours (inserted first).
     pub jumps: Vec<Rule>,
-    /// Rules appended to our (flushed) chains.
-    pub rules: Vec<Rule>,
 }
 
-/// Filter chain of a bridge: `FLT-<bridge>`.
-pub fn filter_chain(bridge: &str) -> String {
-    format!("FLT-{bridge}")
+/// Filter chain of an engine: `FLT-<tag>`.
+pub fn filter_chain(tag: &str) -> String {
+    format!("FLT-{tag}")
 }
 
-/// NAT chain of a bridge: `FLT-<bridge>-NAT`.
-pub fn nat_chain(bridge: &str) -> String {
-    format!("FLT-{bridge}-NAT")
+/// Masquerading chain: `FLT-<tag>-NAT`.
+pub fn nat_chain(tag: &str) -> String {
+    format!("FLT-{tag}-NAT")
 }
 
-/// Comment put on every rule we add: `flotilla:<bridge>`.
-pub fn comment(bridge: &str) -> String {
-    format!("flotilla:{bridge}")
+/// Published ports: `FLT-<tag>-DNAT`.
+pub fn dnat_chain(tag: &str) -> String {
+    format!("FLT-{tag}-DNAT")
 }
 
-fn rule(table: &'static str, chain: &str, bridge: &str, head: &[&str], target: &[&str]) -> Rule {
-    let mut args: Vec<String> = head.iter().map(|s| s.to_string()).collect();
-    args.extend(["-m".into(), "comment".into(), "--comment".into(), comment(bridge)]);
-    args.extend(target.iter().map(|s| s.to_string()));
-    Rule { table, chain: chain.to_string(), args }
+/// Comment put on every rule we add: `flotilla:<tag>`.
+pub fn comment(tag: &str) -> String {
+    format!("flotilla:{tag}")
 }
 
-/// The rules of bridge `bridge` for subnet `subnet` (CIDR).
-pub fn plan(bridge: &str, subnet: &str) -> Plan {
-    let (f, n) = (filter_chain(bridge), nat_chain(bridge));
+fn args(tag: &str, head: &[&str], target: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+    a.extend(["-m".into(), "comment".into(), "--comment".into(), comment(tag)]);
+    a.extend(target.iter().map(|s| s.to_string()));
+    a
+}
+
+/// Chains and jumps of the engine whose default bridge is `tag`.
+pub fn plan(tag: &str) -> Plan {
+    let (f, n, d) = (filter_chain(tag), nat_chain(tag), dnat_chain(tag));
+    let local = ["-m", "addrtype", "--dst-type", "LOCAL"];
     Plan {
-        chains: vec![("filter", f.clone()), ("nat", n.clone())],
+        chains: vec![("filter", f.clone()), ("nat", n.clone()), ("nat", d.clone())],
         jumps: vec![
-            rule("filter", "FORWARD", bridge, &[], &["-j", &f]),
-            rule("nat", "POSTROUTING", bridge, &[], &["-j", &n]),
-        ],
-        rules: vec![
-            rule("filter", &f, bridge, &["-i", bridge], &["-j", "ACCEPT"]),
-            rule("filter", &f, bridge, &["-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"], &["-j", "ACCEPT"]),
-            rule("nat", &n, bridge, &["-s", subnet, "!", "-o", bridge], &["-j", "MASQUERADE"]),
+            Rule { table: "filter", chain: "FORWARD".into(), args: args(tag, &[], &["-j", &f]) },
+            Rule { table: "nat", chain: "POSTROUTING".into(), args: args(tag, &[], &["-j", &n]) },
+            Rule { table: "nat", chain: "PREROUTING".into(), args: args(tag, &local, &["-j", &d]) },
+            Rule { table: "nat", chain: "OUTPUT".into(), args: args(tag, &local, &["-j", &d]) },
         ],
     }
+}
+
+/// Quotes an argument for iptables-restore when needed.
+fn q(a: &str) -> String {
+    if a.is_empty() || a.chars().any(|c| c.is_whitespace() || c == '"') {
+        format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        a.to_string()
+    }
+}
+
+fn line(out: &mut String, chain: &str, a: Vec<String>) {
+    out.push_str("-A ");
+    out.push_str(chain);
+    for x in a {
+        out.push(' ');
+        out.push_str(&q(&x));
+    }
+    out.push('\n');
+}
+
+/// The `iptables-restore --noflush` input that sets the contents of all our chains.
+pub fn render(tag: &str, nets: &[NetRules], ports: &[PortRule]) -> String {
+    let (f, n, d) = (filter_chain(tag), nat_chain(tag), dnat_chain(tag));
+    let mut o = format!("*filter\n:{f} - [0:0]\n");
+    for x in nets.iter().filter(|x| !x.internal) {
+        let b = x.bridge.as_str();
+        line(&mut o, &f, args(tag, &["-o", b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"], &["-j", "ACCEPT"]));
+        line(&mut o, &f, args(tag, &["-o", b, "-m", "conntrack", "--ctstate", "DNAT"], &["-j", "ACCEPT"]));
+    }
+    for x in nets.iter().filter(|x| x.internal) {
+        let b = x.bridge.as_str();
+        line(&mut o, &f, args(tag, &["-i", b, "!", "-o", b], &["-j", "DROP"]));
+        line(&mut o, &f, args(tag, &["-o", b, "!", "-i", b], &["-j", "DROP"]));
+    }
+    for x in nets {
+        for y in nets.iter().filter(|y| y.bridge != x.bridge) {
+            line(&mut o, &f, args(tag, &["-i", &x.bridge, "-o", &y.bridge], &["-j", "DROP"]));
+        }
+    }
+    for x in nets {
+        let b = x.bridge.as_str();
+        if !x.icc {
+            line(&mut o, &f, args(tag, &["-i", b, "-o", b], &["-j", "DROP"]));
+        }
+        line(&mut o, &f, args(tag, &["-i", b], &["-j", "ACCEPT"]));
+    }
+    o.push_str(&format!("COMMIT\n*nat\n:{n} - [0:0]\n:{d} - [0:0]\n"));
+    for x in nets {
+        let (b, s) = (x.bridge.as_str(), x.subnet.as_str());
+        if x.masquerade {
+            line(&mut o, &n, args(tag, &["-s", s, "!", "-o", b], &["-j", "MASQUERADE"]));
+        }
+        line(&mut o, &n, args(tag, &["-s", s, "-o", b, "-m", "conntrack", "--ctstate", "DNAT"], &["-j", "MASQUERADE"]));
+        line(&mut o, &n, args(tag, &["-s", "127.0.0.0/8", "-o", b], &["-j", "MASQUERADE"]));
+    }
+    for p in ports {
+        let (hp, to) = (p.host_port.to_string(), format!("{}:{}", p.ip, p.port));
+        let hip = p.host_ip.map(|i| i.to_string());
+        let mut head = vec!["-p", p.proto.as_str()];
+        if let Some(h) = &hip {
+            head.extend(["-d", h.as_str()]);
+        }
+        head.extend(["-m", p.proto.as_str(), "--dport", hp.as_str()]);
+        line(&mut o, &d, args(tag, &head, &["-j", "DNAT", "--to-destination", &to]));
+    }
+    o.push_str("COMMIT\n");
+    o
 }
 
 /// Runs `iptables -w -t <table> <args>`; `Ok(false)` when it exits non-zero, with its stderr.
@@ -101,18 +199,12 @@ fn with(op: &str, chain: &str, extra: &[String]) -> Vec<String> {
     v
 }
 
-/// Creates/flushes our chains, fills them and hooks them in. Idempotent.
+/// Creates our chains (when missing) and hooks them in. Idempotent; leaves chain contents alone.
 pub async fn apply(plan: &Plan) -> Result<(), String> {
     for (table, chain) in &plan.chains {
-        let (ok, _) = run(table, &with("-N", chain, &[])).await?;
-        if ok {
+        if run(table, &with("-N", chain, &[])).await?.0 {
             tracing::debug!(table, chain, "created iptables chain");
-        } else {
-            must(table, with("-F", chain, &[])).await?;
         }
-    }
-    for r in &plan.rules {
-        must(r.table, with("-A", &r.chain, &r.args)).await?;
     }
     for j in &plan.jumps {
         if !run(j.table, &with("-C", &j.chain, &j.args)).await?.0 {
@@ -122,6 +214,26 @@ pub async fn apply(plan: &Plan) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Replaces the contents of our chains with `rules` (see [`render`]) in one transaction.
+pub async fn restore(rules: &str) -> Result<(), String> {
+    let mut child = Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running iptables-restore: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(rules.as_bytes()).await.map_err(|e| format!("writing to iptables-restore: {e}"))?;
+    }
+    let out = child.wait_with_output().await.map_err(|e| format!("iptables-restore: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("iptables-restore: {}\n{rules}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
 }
 
 /// Removes the jumps (every copy) and our chains. Idempotent: missing pieces are fine.
@@ -145,25 +257,56 @@ pub async fn remove(plan: &Plan) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn net(b: &str, s: &str, internal: bool) -> NetRules {
+        NetRules { bridge: b.into(), subnet: s.into(), internal, masquerade: !internal, icc: true }
+    }
+
     #[test]
-    fn plan_names_everything_after_the_bridge() {
-        let p = plan("flt0", "172.31.0.0/16");
-        assert_eq!(p.chains, vec![("filter", "FLT-flt0".to_string()), ("nat", "FLT-flt0-NAT".to_string())]);
+    fn plan_names_everything_after_the_tag() {
+        let p = plan("flt0");
+        assert_eq!(
+            p.chains,
+            vec![("filter", "FLT-flt0".to_string()), ("nat", "FLT-flt0-NAT".to_string()), ("nat", "FLT-flt0-DNAT".to_string())]
+        );
         assert_eq!(p.jumps[0].chain, "FORWARD");
         assert_eq!(p.jumps[0].args.join(" "), "-m comment --comment flotilla:flt0 -j FLT-flt0");
-        assert_eq!(p.jumps[1].chain, "POSTROUTING");
-        let nat = p.rules.iter().find(|r| r.table == "nat").unwrap();
-        assert_eq!(nat.chain, "FLT-flt0-NAT");
-        assert_eq!(
-            nat.args.join(" "),
-            "-s 172.31.0.0/16 ! -o flt0 -m comment --comment flotilla:flt0 -j MASQUERADE"
-        );
-        assert!(p.rules.iter().all(|r| r.args.contains(&"flotilla:flt0".to_string())));
+        assert_eq!(p.jumps[2].args.join(" "), "-m addrtype --dst-type LOCAL -m comment --comment flotilla:flt0 -j FLT-flt0-DNAT");
+        assert!(p.jumps.iter().all(|r| r.args.contains(&"flotilla:flt0".to_string())));
+    }
+
+    #[test]
+    fn render_masquerades_isolates_and_publishes() {
+        let nets = [net("flt0", "172.31.0.0/16", false), net("flt0-abc", "10.5.0.0/24", false), net("flt0-int", "10.6.0.0/24", true)];
+        let ports = [PortRule { proto: "tcp".into(), host_ip: None, host_port: 8080, ip: "172.31.0.2".parse().unwrap(), port: 80 }];
+        let r = render("flt0", &nets, &ports);
+        assert!(r.starts_with("*filter\n:FLT-flt0 - [0:0]\n"), "{r}");
+        assert!(r.contains("-A FLT-flt0-NAT -s 172.31.0.0/16 ! -o flt0 -m comment --comment flotilla:flt0 -j MASQUERADE\n"), "{r}");
+        assert!(!r.contains("-s 10.6.0.0/24 ! -o flt0-int"), "internal networks are not masqueraded:\n{r}");
+        assert!(r.contains("-A FLT-flt0 -i flt0 -o flt0-abc -m comment --comment flotilla:flt0 -j DROP\n"));
+        assert!(r.contains("-A FLT-flt0 -i flt0-abc -o flt0 -m comment --comment flotilla:flt0 -j DROP\n"));
+        assert!(r.contains("-A FLT-flt0 -i flt0-int ! -o flt0-int -m comment --comment flotilla:flt0 -j DROP\n"));
+        assert!(r.contains(
+            "-A FLT-flt0-DNAT -p tcp -m tcp --dport 8080 -m comment --comment flotilla:flt0 -j DNAT --to-destination 172.31.0.2:80\n"
+        ));
+        // Isolation comes before the blanket accept of a bridge's own traffic.
+        let drop = r.find("-i flt0 -o flt0-abc").unwrap();
+        let accept = r.find("-A FLT-flt0 -i flt0 -m comment").unwrap();
+        assert!(drop < accept);
+        assert_eq!(r.matches("COMMIT\n").count(), 2);
+        assert!(r.lines().filter(|l| l.starts_with("-A")).all(|l| l.contains("flotilla:flt0")));
+    }
+
+    #[test]
+    fn render_with_host_ip() {
+        let ports = [PortRule { proto: "udp".into(), host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 53, ip: "10.0.0.2".parse().unwrap(), port: 5353 }];
+        let r = render("t", &[], &ports);
+        assert!(r.contains("-A FLT-t-DNAT -p udp -d 127.0.0.1 -m udp --dport 53 "), "{r}");
     }
 
     #[test]
     fn chain_names_fit_iptables_limit_for_any_interface_name() {
         let longest = "a".repeat(15); // IFNAMSIZ - 1
+        assert!(dnat_chain(&longest).len() <= 28);
         assert!(nat_chain(&longest).len() <= 28);
         assert!(filter_chain(&longest).len() <= 28);
     }

@@ -79,6 +79,22 @@ fn enter(path: &Path) -> io::Result<NetNs> {
     Ok(NetNs { fd, netlink: netlink_socket()? })
 }
 
+/// The embedded resolver's sockets, bound to `addr` (127.0.0.11:53) inside the netns at `path`:
+/// a UDP socket and a TCP listener, non-blocking, ready for tokio. They stay in that netns.
+pub async fn resolver_sockets(path: &Path, addr: std::net::SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    let path = path.to_path_buf();
+    on_thread(move || {
+        let fd = OwnedFd::from(File::open(&path).map_err(|e| ctx(e, &path))?);
+        setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| io::Error::other(format!("setns {}: {e}", path.display())))?;
+        let udp = std::net::UdpSocket::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("bind udp {addr}: {e}")))?;
+        let tcp = std::net::TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("bind tcp {addr}: {e}")))?;
+        udp.set_nonblocking(true)?;
+        tcp.set_nonblocking(true)?;
+        Ok((udp, tcp))
+    })
+    .await
+}
+
 fn netlink_socket() -> io::Result<OwnedFd> {
     let s = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
     // SAFETY: into_raw_fd hands over sole ownership of a valid, open descriptor.

@@ -1,0 +1,142 @@
+//! Bringing the host in line with the state when the engine starts (after a clean stop, a
+//! crash or a SIGKILL): the containers' sandboxes survive the engine, everything else is rebuilt.
+use super::{bridge, endpoint_id, netns, nl, portmap, store, veth_name, NetworkError, NetworkService};
+use std::collections::BTreeSet;
+
+/// Is `name` a bridge this engine would have made for a user-defined network (`<tag>-<hex>`)?
+/// Only when the tag is short enough to be the whole prefix, so another engine's names never match.
+pub(super) fn is_our_bridge_name(tag: &str, name: &str) -> bool {
+    if tag.len() > 8 {
+        return false;
+    }
+    name.strip_prefix(tag)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|hex| hex.len() == 14 - tag.len() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+impl NetworkService {
+    pub(super) async fn reconcile(&self) -> Result<(), NetworkError> {
+        let h = bridge::host()?;
+        // Every network's bridge, with its address.
+        let nets: Vec<(String, String, String, std::net::Ipv4Addr)> = {
+            let st = self.shared.state.lock().expect("network state lock");
+            st.networks.values().map(|s| (s.net.id.clone(), s.net.bridge.clone(), s.net.subnet.clone(), s.net.gateway)).collect()
+        };
+        let mut bridges = BTreeSet::new();
+        for (_, br, subnet, gw) in &nets {
+            let cidr = format!("{gw}/{}", store::parse_subnet(subnet)?.prefix());
+            let cidr = cidr.parse().map_err(|e| NetworkError::Setup(format!("{cidr}: {e}")))?;
+            bridge::ensure_bridge(&h, br, cidr).await.map_err(nl(format!("bridge {br}")))?;
+            bridge::route_localnet(br).map_err(|e| NetworkError::Setup(format!("route_localnet on {br}: {e}")))?;
+            bridges.insert(br.clone());
+        }
+
+        // Sandboxes whose netns survived are kept; the others are released.
+        let mut kept = vec![];
+        for sb in store::load_sandboxes(&self.run_dir)? {
+            if sb.netns == self.netns_path(&sb.container_id) && netns::is_netns(&sb.netns) {
+                kept.push(sb);
+                continue;
+            }
+            tracing::info!(container = %sb.container_id, "releasing the network of a container whose netns is gone");
+            for e in &sb.endpoints {
+                let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));
+                bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
+            }
+            netns::remove(&self.netns_path(&sb.container_id))?;
+            store::remove_sandbox(&self.run_dir, &sb.container_id)?;
+        }
+        let kept_ids: BTreeSet<String> = kept.iter().map(|s| s.container_id.clone()).collect();
+        if let Ok(rd) = std::fs::read_dir(&self.netns_dir) {
+            for e in rd.flatten() {
+                if !kept_ids.contains(&*e.file_name().to_string_lossy()) {
+                    tracing::info!(netns = %e.path().display(), "removing a netns without a sandbox");
+                    netns::remove(&e.path())?;
+                }
+            }
+        }
+
+        // IPAM follows the sandboxes: no address without an endpoint, no endpoint without one.
+        let mut expected_veths = BTreeSet::new();
+        {
+            let mut st = self.shared.state.lock().expect("network state lock");
+            for mut sb in kept {
+                sb.endpoints.retain(|e| st.networks.get(&e.network_id).is_some_and(|s| s.ipam.get(&sb.container_id).is_some()));
+                for e in &sb.endpoints {
+                    expected_veths.insert(veth_name(&endpoint_id(&e.network_id, &sb.container_id)));
+                }
+                st.sandboxes.insert(sb.container_id.clone(), sb);
+            }
+            let super::State { networks, sandboxes } = &mut *st;
+            for s in networks.values_mut() {
+                let stale: Vec<String> = s
+                    .ipam
+                    .allocations()
+                    .keys()
+                    .filter(|cid| !sandboxes.get(*cid).is_some_and(|sb| sb.endpoints.iter().any(|e| e.network_id == s.net.id)))
+                    .cloned()
+                    .collect();
+                for cid in &stale {
+                    tracing::info!(container = %cid, network = %s.net.name, "releasing a stale address");
+                    s.ipam.release(cid);
+                }
+                store::save_ipam(&self.data_dir, &s.net.id, &s.ipam)?;
+            }
+        }
+
+        // Stray veths on our bridges and stray bridges of ours.
+        for (name, _) in bridge::all_links(&h).await.map_err(nl("list links"))? {
+            if is_our_bridge_name(&self.bridge_name, &name) && !bridges.contains(&name) {
+                tracing::info!(bridge = %name, "removing a bridge of a network that no longer exists");
+                bridge::delete_link(&h, &name).await.map_err(nl(format!("delete {name}")))?;
+            }
+        }
+        for br in &bridges {
+            let Some(idx) = bridge::link_index(&h, br).await.map_err(nl("find bridge"))? else { continue };
+            for port in bridge::ports_of(&h, idx).await.map_err(nl("list bridge ports"))? {
+                if !expected_veths.contains(&port) {
+                    tracing::info!(link = %port, bridge = %br, "removing a stray veth");
+                    bridge::delete_link(&h, &port).await.map_err(nl(format!("delete {port}")))?;
+                }
+            }
+        }
+
+        // Host ports and resolvers of the surviving sandboxes.
+        let (ports, want_dns): (Vec<(String, store::PortMapping)>, Vec<String>) = {
+            let st = self.shared.state.lock().expect("network state lock");
+            let ports = st.sandboxes.values().flat_map(|sb| sb.ports.iter().map(|p| (sb.container_id.clone(), p.clone()))).collect();
+            let dns = st.sandboxes.keys().cloned().collect();
+            (ports, dns)
+        };
+        for (cid, m) in ports {
+            match portmap::rebind(&m.proto, m.host_ip, m.host_port) {
+                Ok(r) => self.shared.live.lock().expect("live lock").entry(cid).or_default().ports.push((m, r)),
+                Err(e) => tracing::warn!(container = %cid, port = m.host_port, error = %e, "cannot take a published host port again"),
+            }
+        }
+        self.sync_firewall().await?;
+        for cid in want_dns {
+            if self.wants_resolver(&cid) {
+                if let Err(e) = self.start_resolver(&cid).await {
+                    tracing::warn!(container = %cid, error = %e, "cannot restart the embedded resolver");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_names() {
+        assert!(is_our_bridge_name("fltt0042", "fltt0042-abc123"));
+        assert!(!is_our_bridge_name("fltt0042", "fltt0042-abc12"));
+        assert!(!is_our_bridge_name("fltt0042", "fltt00421-abc12"));
+        assert!(is_our_bridge_name("flt0", "flt0-0123456789"));
+        assert!(!is_our_bridge_name("fltbench0", "fltbench0-abcde"));
+        assert!(!is_our_bridge_name("flt0", "flt0"));
+    }
+}

@@ -1,0 +1,427 @@
+//! A container's sandbox: its netns with one interface per network, its published ports and
+//! its embedded resolver. Set up at start, torn down at exit, changed live by
+//! `docker network connect/disconnect`.
+use super::store::{self, DnsConf, EndpointRec, SandboxRec};
+use super::{bridge, dns, endpoint_id, ipam, netns, nl, portmap, veth_name};
+use super::{Endpoint, NetworkError, NetworkService, PortMapping, PortSpec};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+/// How a container joins one network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attach {
+    /// `--network-alias`, `connect --alias`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`, `connect --ip`.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// Everything a container's start needs from the network service.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxReq {
+    pub container_id: String,
+    /// Container name: its DNS name on user-defined networks.
+    pub name: String,
+    /// (network id or name, how to attach); the first is the primary network (default route,
+    /// published ports). Empty: only `lo` (`--network none`).
+    pub networks: Vec<(String, Attach)>,
+    pub ports: Vec<PortSpec>,
+    /// `--dns` servers; empty: the host's nameservers.
+    pub dns_servers: Vec<IpAddr>,
+    /// Legacy links: alias -> container id (answered by this container's resolver).
+    pub links: BTreeMap<String, String>,
+}
+
+/// What was set up.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub netns: PathBuf,
+    pub endpoints: Vec<Endpoint>,
+    pub ports: Vec<PortMapping>,
+    /// The embedded resolver answers at 127.0.0.11 (resolv.conf should point at it).
+    pub resolver: bool,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], NetworkError> {
+    let bad = || NetworkError::Invalid(format!("invalid MAC address: {s}"));
+    let parts: Vec<u8> = s.split(':').map(|p| u8::from_str_radix(p, 16).map_err(|_| bad())).collect::<Result<_, _>>()?;
+    parts.try_into().map_err(|_| bad())
+}
+
+/// The host's nameservers (what containers without `--dns` forward to).
+fn host_nameservers() -> Vec<IpAddr> {
+    let ns = dns::nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    if ns.is_empty() {
+        vec![IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)), IpAddr::V4(Ipv4Addr::new(8, 8, 4, 4))]
+    } else {
+        ns
+    }
+}
+
+impl NetworkService {
+    /// Creates the container's sandbox as `req` asks. On failure nothing is left behind.
+    /// A sandbox left from before (a crash, a failed exit) is removed first.
+    #[tracing::instrument(skip_all, fields(container = %req.container_id))]
+    pub async fn setup(&self, req: &SandboxReq) -> Result<Sandbox, NetworkError> {
+        match self.setup_inner(req).await {
+            Ok(sb) => Ok(sb),
+            Err(e) => {
+                if let Err(e2) = self.disconnect(&req.container_id).await {
+                    tracing::warn!(error = %e2, "cleanup after a failed network setup");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn setup_inner(&self, req: &SandboxReq) -> Result<Sandbox, NetworkError> {
+        let cid = req.container_id.as_str();
+        let t0 = std::time::Instant::now();
+        let path = self.netns_path(cid);
+        let exists = self.shared.state.lock().expect("network state lock").sandboxes.contains_key(cid);
+        if exists || netns::is_netns(&path) {
+            self.disconnect(cid).await?;
+        }
+        std::fs::create_dir_all(&self.netns_dir)?;
+        let ns = netns::open_or_create(&path).await?;
+        let inner = bridge::in_netns(ns.netlink);
+        bridge::loopback_up(&inner).await.map_err(nl("bring lo up"))?;
+        let upstream = if req.dns_servers.is_empty() { host_nameservers() } else { req.dns_servers.clone() };
+        let rec = SandboxRec {
+            container_id: cid.to_string(),
+            name: req.name.clone(),
+            netns: path.clone(),
+            endpoints: vec![],
+            ports: vec![],
+            dns: DnsConf { upstream },
+            links: req.links.clone(),
+        };
+        self.shared.state.lock().expect("network state lock").sandboxes.insert(cid.to_string(), rec);
+        let t_ns = t0.elapsed();
+        let mut endpoints = vec![];
+        for (net, attach) in &req.networks {
+            endpoints.push(self.attach_one(cid, &ns.fd, &inner, net, attach).await?);
+        }
+        let t_eps = t0.elapsed();
+        let ports = self.publish(cid, &req.ports)?;
+        self.save_sandbox(cid)?;
+        if !ports.is_empty() {
+            self.sync_firewall().await?;
+        }
+        let t_ports = t0.elapsed();
+        let resolver = self.wants_resolver(cid);
+        if resolver {
+            self.start_resolver(cid).await?;
+        }
+        tracing::debug!(
+            netns_us = t_ns.as_micros() as u64,
+            endpoints_us = (t_eps - t_ns).as_micros() as u64,
+            ports_us = (t_ports - t_eps).as_micros() as u64,
+            resolver_us = (t0.elapsed() - t_ports).as_micros() as u64,
+            "sandbox ready"
+        );
+        Ok(Sandbox { netns: path, endpoints, ports, resolver })
+    }
+
+    /// Tears down everything of a container: resolver, host ports, every endpoint (veth and
+    /// address), the netns and its record. Idempotent.
+    #[tracing::instrument(skip_all, fields(container = %container_id))]
+    pub async fn disconnect(&self, container_id: &str) -> Result<(), NetworkError> {
+        // Closing the resolver's sockets first lets the netns die with its last process.
+        drop(self.shared.live.lock().expect("live lock").remove(container_id));
+        let (nets, had_ports) = {
+            let mut st = self.shared.state.lock().expect("network state lock");
+            let sb = st.sandboxes.remove(container_id);
+            let mut nets: Vec<String> = sb.as_ref().map(|s| s.endpoints.iter().map(|e| e.network_id.clone()).collect()).unwrap_or_default();
+            for s in st.networks.values_mut() {
+                if s.ipam.release(container_id).is_some() {
+                    store::save_ipam(&self.data_dir, &s.net.id, &s.ipam)?;
+                    nets.push(s.net.id.clone());
+                }
+            }
+            nets.sort();
+            nets.dedup();
+            (nets, sb.is_some_and(|s| !s.ports.is_empty()))
+        };
+        let h = bridge::host()?;
+        for net in &nets {
+            let veth = veth_name(&endpoint_id(net, container_id));
+            bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
+        }
+        netns::remove(&self.netns_path(container_id))?;
+        store::remove_sandbox(&self.run_dir, container_id)?;
+        if had_ports {
+            self.schedule_firewall();
+        }
+        Ok(())
+    }
+
+    /// `docker network connect` of a running container: a new interface in its netns.
+    #[tracing::instrument(skip_all, fields(container = %container_id, network = %network))]
+    pub async fn connect_endpoint(&self, container_id: &str, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
+        let path = self.netns_path(container_id);
+        let known = self.shared.state.lock().expect("network state lock").sandboxes.contains_key(container_id);
+        if !known || !netns::is_netns(&path) {
+            return Err(NetworkError::Conflict(format!("container {container_id} has no network namespace of its own")));
+        }
+        let ns = netns::open_or_create(&path).await?;
+        let inner = bridge::in_netns(ns.netlink);
+        let ep = match self.attach_one(container_id, &ns.fd, &inner, network, attach).await {
+            Ok(ep) => ep,
+            Err(e) => {
+                if let Ok(net) = self.network(network) {
+                    let _ = self.detach_one(container_id, &net.id).await;
+                }
+                return Err(e);
+            }
+        };
+        self.save_sandbox(container_id)?;
+        let has_resolver = self.shared.live.lock().expect("live lock").get(container_id).is_some_and(|l| l.resolver.is_some());
+        if !has_resolver && self.wants_resolver(container_id) {
+            self.start_resolver(container_id).await?;
+        }
+        Ok(ep)
+    }
+
+    /// `docker network disconnect` of a running container: its interface on `network` goes,
+    /// with the ports published through it; the default route moves to another network.
+    #[tracing::instrument(skip_all, fields(container = %container_id, network = %network))]
+    pub async fn disconnect_endpoint(&self, container_id: &str, network: &str) -> Result<(), NetworkError> {
+        let net = self.network(network)?;
+        let connected = {
+            let st = self.shared.state.lock().expect("network state lock");
+            st.sandboxes.get(container_id).is_some_and(|s| s.endpoints.iter().any(|e| e.network_id == net.id))
+        };
+        if !connected {
+            return Err(NetworkError::Forbidden(format!("container {container_id} is not connected to network {}", net.name)));
+        }
+        self.detach_one(container_id, &net.id).await?;
+        self.save_sandbox(container_id)
+    }
+
+    /// Removes one endpoint (record, address, veth, ports through it; moves the default route).
+    async fn detach_one(&self, cid: &str, network_id: &str) -> Result<(), NetworkError> {
+        let (ip, route) = {
+            let mut st = self.shared.state.lock().expect("network state lock");
+            let mut ip = None;
+            if let Some(s) = st.networks.get_mut(network_id) {
+                ip = s.ipam.release(cid);
+                if ip.is_some() {
+                    store::save_ipam(&self.data_dir, network_id, &s.ipam)?;
+                }
+            }
+            let mut route = None;
+            let internal: Vec<String> = st.networks.values().filter(|s| s.net.internal).map(|s| s.net.id.clone()).collect();
+            let gateways: BTreeMap<String, Ipv4Addr> = st.networks.values().map(|s| (s.net.id.clone(), s.net.gateway)).collect();
+            if let Some(sb) = st.sandboxes.get_mut(cid) {
+                let had_route = sb.endpoints.iter().any(|e| e.network_id == network_id && e.default_route);
+                sb.endpoints.retain(|e| e.network_id != network_id);
+                if had_route {
+                    if let Some(e) = sb.endpoints.iter_mut().find(|e| !internal.contains(&e.network_id)) {
+                        e.default_route = true;
+                        route = gateways.get(&e.network_id).map(|gw| (e.ifname.clone(), *gw));
+                    }
+                }
+            }
+            (ip, route)
+        };
+        let mut ports_changed = false;
+        if let Some(ip) = ip {
+            let mut st = self.shared.state.lock().expect("network state lock");
+            if let Some(sb) = st.sandboxes.get_mut(cid) {
+                let before = sb.ports.len();
+                sb.ports.retain(|p| p.container_ip != ip);
+                ports_changed = sb.ports.len() != before;
+            }
+            if let Some(live) = self.shared.live.lock().expect("live lock").get_mut(cid) {
+                live.ports.retain(|(m, _)| m.container_ip != ip);
+            }
+        }
+        let h = bridge::host()?;
+        let veth = veth_name(&endpoint_id(network_id, cid));
+        bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
+        if let Some((ifname, gw)) = route {
+            let path = self.netns_path(cid);
+            if netns::is_netns(&path) {
+                let ns = netns::open_or_create(&path).await?;
+                let inner = bridge::in_netns(ns.netlink);
+                bridge::default_route(&inner, &ifname, gw).await.map_err(nl(format!("default route via {ifname}")))?;
+            }
+        }
+        if ports_changed {
+            self.schedule_firewall();
+        }
+        Ok(())
+    }
+
+    /// Allocates the address of `cid` on `network`, records the endpoint and plumbs its veth.
+    async fn attach_one(&self, cid: &str, ns: &OwnedFd, inner: &rtnetlink::Handle, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
+        let t0 = std::time::Instant::now();
+        let (ep, bridge_name, subnet, route) = {
+            let mut st = self.shared.state.lock().expect("network state lock");
+            let net_id = st
+                .networks
+                .values()
+                .find(|s| s.net.id == network || s.net.name == network)
+                .or_else(|| st.networks.values().find(|s| !network.is_empty() && s.net.id.starts_with(network)))
+                .map(|s| s.net.id.clone())
+                .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
+            let has_route = st.sandboxes.get(cid).is_some_and(|s| s.endpoints.iter().any(|e| e.default_route));
+            let s = st.networks.get_mut(&net_id).expect("network just found");
+            if s.net.is_default() && attach.ipv4.is_some() {
+                return Err(NetworkError::Invalid("user specified IP address is supported on user defined networks only".into()));
+            }
+            if attach.ipv4.is_some() && !s.net.user_subnet {
+                return Err(NetworkError::Invalid(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+                ));
+            }
+            if s.net.is_default() && !attach.aliases.is_empty() {
+                return Err(NetworkError::Invalid("network-scoped alias is supported only for containers in user defined networks".into()));
+            }
+            let ip = match attach.ipv4 {
+                Some(want) => s.ipam.allocate_static(cid, want)?,
+                None => s.ipam.allocate(cid)?,
+            };
+            store::save_ipam(&self.data_dir, &s.net.id, &s.ipam)?;
+            let mac = match &attach.mac {
+                Some(m) => ipam::mac_string(&parse_mac(m)?),
+                None => ipam::mac_string(&ipam::mac_for(ip)),
+            };
+            let route = !s.net.internal && !has_route;
+            let (gateway, prefix, bridge_name, subnet, net_name) =
+                (s.net.gateway, s.ipam.subnet().prefix(), s.net.bridge.clone(), s.net.subnet.clone(), s.net.name.clone());
+            let sb = st.sandboxes.get_mut(cid).ok_or_else(|| NetworkError::Setup(format!("no sandbox for {cid}")))?;
+            if sb.endpoints.iter().any(|e| e.network_id == net_id) {
+                let who = if sb.name.is_empty() { cid.to_string() } else { sb.name.clone() };
+                return Err(NetworkError::Forbidden(format!("endpoint with name {who} already exists in network {net_name}")));
+            }
+            let ifname = (0..).map(|i| format!("eth{i}")).find(|n| !sb.endpoints.iter().any(|e| &e.ifname == n)).expect("a free name");
+            let rec = EndpointRec { network_id: net_id.clone(), ifname: ifname.clone(), aliases: attach.aliases.clone(), mac: mac.clone(), default_route: route };
+            sb.endpoints.push(rec);
+            let eid = endpoint_id(&net_id, cid);
+            let ep = Endpoint {
+                netns: sb.netns.clone(),
+                ip,
+                prefix_len: prefix,
+                gateway,
+                mac,
+                veth: veth_name(&eid),
+                network_id: net_id,
+                endpoint_id: eid,
+                network_name: net_name,
+                ifname,
+                aliases: attach.aliases.clone(),
+            };
+            (ep, bridge_name, subnet, route)
+        };
+        let h = bridge::host()?;
+        let br = match bridge::link_index(&h, &bridge_name).await.map_err(nl("find bridge"))? {
+            Some(i) => i,
+            None => {
+                tracing::warn!(bridge = %bridge_name, "bridge vanished; recreating it");
+                let cidr = format!("{}/{}", ep.gateway, store::parse_subnet(&subnet)?.prefix());
+                let cidr = cidr.parse().map_err(|e| NetworkError::Setup(format!("{cidr}: {e}")))?;
+                let i = bridge::ensure_bridge(&h, &bridge_name, cidr).await.map_err(nl(format!("bridge {bridge_name}")))?;
+                let _ = bridge::route_localnet(&bridge_name);
+                i
+            }
+        };
+        // A leftover pair of an earlier attempt would make the name clash.
+        bridge::delete_link(&h, &ep.veth).await.map_err(nl(format!("delete {}", ep.veth)))?;
+        let mac = parse_mac(&ep.mac)?;
+        bridge::add_veth(&h, &ep.veth, br, ns, &ep.ifname, mac).await.map_err(nl(format!("create veth {}", ep.veth)))?;
+        bridge::configure_inside(inner, &ep.ifname, ep.ip, ep.prefix_len, route.then_some(ep.gateway))
+            .await
+            .map_err(nl(format!("configure {} in {}", ep.ifname, ep.netns.display())))?;
+        tracing::debug!(network = %ep.network_name, ifname = %ep.ifname, us = t0.elapsed().as_micros() as u64, "endpoint plumbed");
+        Ok(ep)
+    }
+
+    /// Takes the host ports of `specs`, pointing at the container's primary (first non-internal)
+    /// endpoint. Docker's wording when a port is taken.
+    fn publish(&self, cid: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, NetworkError> {
+        if specs.is_empty() {
+            return Ok(vec![]);
+        }
+        let (target, name, eid) = {
+            let st = self.shared.state.lock().expect("network state lock");
+            let Some(sb) = st.sandboxes.get(cid) else { return Ok(vec![]) };
+            let primary = sb.endpoints.iter().find_map(|e| {
+                let s = st.networks.get(&e.network_id).filter(|s| !s.net.internal)?;
+                Some((s.ipam.get(cid)?, endpoint_id(&s.net.id, cid)))
+            });
+            match primary {
+                Some((ip, eid)) => (ip, sb.name.clone(), eid),
+                None => return Ok(vec![]),
+            }
+        };
+        let mut out = vec![];
+        for spec in specs {
+            let (port, res) = portmap::reserve(spec).map_err(|e| match e {
+                NetworkError::PortInUse(m) => NetworkError::PortInUse(format!(
+                    "driver failed programming external connectivity on endpoint {name} ({eid}): {m}"
+                )),
+                e => e,
+            })?;
+            let m = PortMapping {
+                proto: spec.proto.clone(),
+                container_port: spec.container_port,
+                host_ip: spec.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                host_port: port,
+                container_ip: target,
+            };
+            self.shared.live.lock().expect("live lock").entry(cid.to_string()).or_default().ports.push((m.clone(), res));
+            out.push(m);
+        }
+        let mut st = self.shared.state.lock().expect("network state lock");
+        if let Some(sb) = st.sandboxes.get_mut(cid) {
+            sb.ports.extend(out.iter().cloned());
+        }
+        Ok(out)
+    }
+
+    /// Does `cid` sit on a network with DNS?
+    pub(super) fn wants_resolver(&self, cid: &str) -> bool {
+        let st = self.shared.state.lock().expect("network state lock");
+        st.sandboxes
+            .get(cid)
+            .is_some_and(|sb| sb.endpoints.iter().any(|e| st.networks.get(&e.network_id).is_some_and(|s| s.net.dns())))
+    }
+
+    /// Binds 127.0.0.11:53 inside the container's netns and serves it.
+    pub(super) async fn start_resolver(&self, cid: &str) -> Result<(), NetworkError> {
+        let addr = dns::ADDR.parse().map_err(|e| NetworkError::Setup(format!("{e}")))?;
+        let (udp, tcp) = netns::resolver_sockets(&self.netns_path(cid), addr).await?;
+        let r = dns::spawn(self.shared.clone(), cid.to_string(), udp, tcp)?;
+        self.shared.live.lock().expect("live lock").entry(cid.to_string()).or_default().resolver = Some(r);
+        Ok(())
+    }
+
+    pub(super) fn save_sandbox(&self, cid: &str) -> Result<(), NetworkError> {
+        let sb = self.shared.state.lock().expect("network state lock").sandboxes.get(cid).cloned();
+        match sb {
+            Some(sb) => store::save_sandbox(&self.run_dir, &sb),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("02:42:ac:11:00:09").unwrap(), [2, 0x42, 0xac, 0x11, 0, 9]);
+        assert!(parse_mac("02:42:ac:11:00").is_err());
+        assert!(parse_mac("zz:42:ac:11:00:09").is_err());
+    }
+}
