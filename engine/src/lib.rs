@@ -12,6 +12,7 @@
 //! - `network`   default bridge: IPAM, bridge/veth over netlink, NAT with iptables.
 
 pub mod api;
+pub mod cgroups;
 pub mod config;
 pub mod container;
 pub mod events;

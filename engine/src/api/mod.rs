@@ -2,9 +2,11 @@
 //! lenient query flags (`1`/`true`), JSON bodies with unknown fields ignored.
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod extract;
 pub mod hijack;
 pub mod images;
+pub mod ops;
 pub mod system;
 
 use crate::container::ContainerService;
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(images::routes())
         .merge(containers::routes())
+        .merge(exec::routes())
+        .merge(ops::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(add_server_headers))
         .layer(axum::middleware::from_fn(trace))

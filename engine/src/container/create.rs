@@ -13,7 +13,6 @@ pub struct CreateRequest {
 /// HostConfig options this engine does not implement yet: refused with a clear error
 /// instead of being silently ignored.
 fn unsupported(hc: &HostConfig) -> Option<&'static str> {
-    let set_i = |v: Option<i64>| v.is_some_and(|x| x != 0);
     let set_v = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|x| !x.is_empty());
     if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true) {
         return Some("publishing ports (-p/-P) is not supported by this engine yet");
@@ -23,13 +22,6 @@ fn unsupported(hc: &HostConfig) -> Option<&'static str> {
     }
     if hc.tmpfs.as_ref().is_some_and(|m| !m.is_empty()) {
         return Some("--tmpfs is not supported by this engine yet");
-    }
-    if set_i(hc.memory) || hc.memory_swap.is_some_and(|x| x != 0 && x != -1)
-        || set_i(hc.nano_cpus) || set_i(hc.cpu_shares) || set_i(hc.cpu_quota) || set_i(hc.cpu_period)
-        || hc.cpuset_cpus.as_ref().is_some_and(|s| !s.is_empty()) || hc.pids_limit.is_some_and(|p| p > 0)
-        || set_i(hc.memory_reservation)
-    {
-        return Some("resource limits (--memory, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit) are not supported by this engine yet");
     }
     if hc.privileged == Some(true) {
         return Some("--privileged is not supported by this engine yet");
@@ -42,12 +34,6 @@ fn unsupported(hc: &HostConfig) -> Option<&'static str> {
     }
     if set_v(&hc.dns) || set_v(&hc.dns_search) || set_v(&hc.dns_options) || set_v(&hc.extra_hosts) {
         return Some("--dns, --dns-search, --dns-option and --add-host are not supported by this engine yet");
-    }
-    if hc.restart_policy.as_ref().and_then(|r| r.name.as_ref()).is_some_and(|n| {
-        let s = n.to_string();
-        !(s.is_empty() || s == "no")
-    }) {
-        return Some("restart policies (--restart) are not supported by this engine yet");
     }
     for (mode, what) in [(&hc.pid_mode, "--pid"), (&hc.ipc_mode, "--ipc"), (&hc.uts_mode, "--uts"), (&hc.userns_mode, "--userns")] {
         if mode.as_ref().is_some_and(|m| !m.is_empty() && m != "private" && m != "shareable") {
@@ -103,10 +89,13 @@ impl<R: Runtime> ContainerService<R> {
         let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
             ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
         })?;
-        let hc = body.host_config.clone().unwrap_or_default();
+        let mut hc = body.host_config.clone().unwrap_or_default();
         if let Some(why) = unsupported(&hc) {
             return Err(ContainerError::InvalidParam(why.into()));
         }
+        super::resources::validate(&hc)?;
+        super::resources::adapt(&mut hc);
+        super::restart::validate(&hc)?;
         let net = net_mode(&hc)?;
         if let Some(name) = &req.name {
             if !crate::ids::valid_name(name) {
@@ -170,9 +159,6 @@ impl<R: Runtime> ContainerService<R> {
             stop_timeout: body.stop_timeout,
             ..Default::default()
         };
-        if config.tty == Some(true) {
-            return Err(ContainerError::InvalidParam("a TTY (-t) is not supported by this engine yet".into()));
-        }
         let rec = Record {
             id: id.clone(),
             name: String::new(),
@@ -187,6 +173,7 @@ impl<R: Runtime> ContainerService<R> {
             args: argv,
             state: State::default(),
             restart_count: 0,
+            manually_stopped: false,
             endpoint: None,
         };
         // Reserve the name and insert atomically with respect to other creates.
@@ -236,11 +223,11 @@ mod tests {
         assert_eq!(m, vec!["PATH=/bin", "A=2", "B=3"]);
     }
     #[test]
-    fn refuses_ports_and_limits() {
+    fn refuses_ports() {
         let mut hc = HostConfig::default();
         assert!(unsupported(&hc).is_none());
         hc.memory = Some(64 << 20);
-        assert!(unsupported(&hc).unwrap().contains("resource limits"));
+        assert!(unsupported(&hc).is_none());
         let mut hc = HostConfig::default();
         hc.port_bindings = Some([("80/tcp".to_string(), None)].into_iter().collect());
         assert!(unsupported(&hc).unwrap().contains("-p"));

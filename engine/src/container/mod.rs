@@ -4,15 +4,23 @@
 //! that tells waiters about starts, exits and removal, and the attaches that arrived
 //! before `start` (the CLI's `docker run` attaches first, then starts).
 mod create;
+mod exec;
 mod lifecycle;
 mod logs;
 pub mod record;
+mod rename;
+mod resources;
+mod restart;
 mod rootfs;
+mod stats;
 mod view;
 
 pub use create::CreateRequest;
+pub use exec::ExecIo;
+pub use resources::UpdateRequest;
+pub use stats::StatsOptions;
 pub use lifecycle::{parse_signal, WaitCondition};
-pub use logs::{parse_ts as parse_log_ts, LogOptions};
+pub use logs::{frame as frame_output, parse_ts as parse_log_ts, LogOptions};
 pub use view::ListOptions;
 
 use crate::events::EventBus;
@@ -46,12 +54,19 @@ pub enum ContainerError {
     Network(#[from] crate::network::NetworkError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("No such exec instance: {0}")]
+    ExecNotFound(String),
+    #[error("{0}")]
+    Cgroup(#[from] crate::cgroups::CgroupError),
 }
 
 impl Classify for ContainerError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::NetworkNotFound(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_) | ContainerError::NetworkNotFound(_) | ContainerError::ExecNotFound(_) => {
+                ErrorKind::NotFound
+            }
+            ContainerError::Cgroup(e) => e.kind(),
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::InvalidParam(_) => ErrorKind::InvalidParameter,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
@@ -126,6 +141,8 @@ pub struct ContainerService<R: Runtime = ShimRuntime> {
     runtime: Arc<R>,
     daemon_id: String,
     table: Mutex<Table>,
+    execs: exec::ExecTable,
+    restarts: restart::Restarts,
 }
 
 impl ContainerService<ShimRuntime> {
@@ -165,6 +182,8 @@ impl<R: Runtime> ContainerService<R> {
             runtime,
             daemon_id,
             table: Mutex::new(Table::default()),
+            execs: Default::default(),
+            restarts: Default::default(),
         });
         svc.load().await?;
         Ok(svc)
@@ -206,6 +225,7 @@ impl<R: Runtime> ContainerService<R> {
             tracing::info!(container = %ctr.id(), "reattaching to running container");
             self.watch_exit(ctr);
         }
+        self.restore_policies();
         Ok(())
     }
 

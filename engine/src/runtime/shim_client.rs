@@ -19,11 +19,6 @@ impl ShimRuntime {
             Err(Gone) => Ok(read_exit(state_dir)?.map(|e| ShimState { status: Status::Stopped, pid: 0, exit: Some(e) })),
         }
     }
-
-    /// Sets the tty size of a container started with a tty.
-    pub async fn resize(&self, id: &str, state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
-        call(id, state_dir, &Request::Resize { height, width }).await.map(|_| ())
-    }
 }
 
 /// What `ShimRuntime::state` reports (for reconnecting after an engine restart).
@@ -184,6 +179,14 @@ impl Runtime for ShimRuntime {
         let r = read_response(&mut conn).await.map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
         check(id, r)?;
         Ok(conn)
+    }
+
+    async fn resize(&self, id: &str, state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
+        call(id, state_dir, &Request::Resize { height, width }).await.map(|_| ())
+    }
+
+    async fn exec(&self, id: &str, state_dir: &Path, spec: &super::ExecSpec) -> Result<super::ExecProcess, RuntimeError> {
+        self.exec_process(id, state_dir, spec).await
     }
 
     async fn delete(&self, id: &str, state_dir: &Path) -> Result<(), RuntimeError> {

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// and none blocked, as under runc: ignored signals survive exec, and the shim (a Rust binary,
 /// started by whatever) may have some ignored.
 #[derive(Clone)]
-struct CleanSignals;
+pub(super) struct CleanSignals;
 
 impl Executor for CleanSignals {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
@@ -85,7 +85,7 @@ fn docker_wording(err: String) -> String {
     err
 }
 
-fn pipe() -> Result<(File, File), String> {
+pub(super) fn pipe() -> Result<(File, File), String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     Ok((File::from(r), File::from(w)))
 }
@@ -138,7 +138,7 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
 }
 
 /// libcontainer's init sent the pty master over the console socket before `build` returned.
-fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
+pub(super) fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::{AsRawFd, FromRawFd};
     listener.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;
