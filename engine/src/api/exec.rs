@@ -113,13 +113,20 @@ pub async fn copy_input<Rd: AsyncRead + Unpin, W: AsyncWrite + Unpin>(mut r: Rd,
     let mut out = Vec::with_capacity(buf.len());
     loop {
         let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return InputEnd::Eof,
+            Ok(0) => return InputEnd::Eof,
+            Err(e) => {
+                tracing::debug!(error = %e, "attach input ended");
+                return InputEnd::Eof;
+            }
             Ok(n) => n,
         };
         out.clear();
         let detached = scanner.feed(&buf[..n], &mut out);
-        if !out.is_empty() && w.write_all(&out).await.is_err() {
-            return InputEnd::Closed;
+        if !out.is_empty() {
+            if let Err(e) = w.write_all(&out).await {
+                tracing::debug!(error = %e, "attach input not delivered");
+                return InputEnd::Closed;
+            }
         }
         if detached {
             return InputEnd::Detached;
@@ -207,6 +214,7 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
     };
     let mut done = io.done.clone();
     let mut grace: Option<tokio::time::Instant> = None;
+    let mut input_ended = false;
     loop {
         let deadline = grace.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
         tokio::select! {
@@ -218,10 +226,13 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
                 }
                 None => break,
             },
-            _ = &mut det_rx => {
-                input.abort();
-                let _ = cw.shutdown().await;
-                return;
+            r = &mut det_rx, if !input_ended => {
+                if r.is_ok() {
+                    input.abort();
+                    let _ = cw.shutdown().await;
+                    return;
+                }
+                input_ended = true;
             }
             r = async { done.wait_for(|d| *d).await.map(|_| ()) }, if grace.is_none() => {
                 if r.is_err() { break; }

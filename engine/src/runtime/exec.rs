@@ -42,7 +42,7 @@ pub struct ExecProcess {
     pub exit: oneshot::Receiver<i32>,
 }
 
-/// Every capability the running kernel knows (`--privileged`).
+/// Every capability the running kernel knows and this process may grant (`--privileged`).
 pub fn all_capabilities() -> Vec<String> {
     const ALL: &[&str] = &[
         "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
@@ -57,7 +57,13 @@ pub fn all_capabilities() -> Vec<String> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
-    ALL.iter().take(last + 1).map(|s| s.to_string()).collect()
+    // A capability outside our own permitted set cannot be given (capset fails with EPERM).
+    let permitted = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapPrm:").map(|v| u64::from_str_radix(v.trim(), 16).ok())))
+        .flatten()
+        .unwrap_or(u64::MAX);
+    ALL.iter().take(last + 1).enumerate().filter(|(i, _)| permitted >> i & 1 == 1).map(|(_, s)| s.to_string()).collect()
 }
 
 fn recv_with_fds(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Result<usize> {

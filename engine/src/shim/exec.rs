@@ -126,7 +126,8 @@ fn run(ctrl: &UnixStream, req: &ExecRequest, process_file: PathBuf) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(ctrl, e, 126),
     };
-    let built = builder.as_tenant().with_process(Some(process_file)).with_detach(true).build();
+    let built = builder.as_tenant().with_process(Some(process_file.clone())).with_detach(true).build();
+    let _ = std::fs::remove_file(&process_file);
     if let Some((_, path)) = &console {
         let _ = std::fs::remove_file(path);
     }
