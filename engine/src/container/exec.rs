@@ -50,6 +50,7 @@ pub struct Exec {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub detach_keys: String,
+    pub console_size: Option<(u16, u16)>,
     state: Mutex<ExecState>,
     /// Becomes true once the exit code is recorded.
     done: watch::Sender<bool>,
@@ -132,6 +133,14 @@ impl ExecTable {
     }
 }
 
+/// Docker's `ConsoleSize` `[height, width]`.
+pub fn console_size(v: Option<&[usize]>) -> Option<(u16, u16)> {
+    match v {
+        Some([h, w]) if *h > 0 && *w > 0 => Some(((*h).min(u16::MAX as usize) as u16, (*w).min(u16::MAX as usize) as u16)),
+        _ => None,
+    }
+}
+
 fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
     let key = |e: &str| e.split('=').next().unwrap_or_default().to_string();
     let mut out: Vec<String> = base.iter().filter(|b| !over.iter().any(|o| key(o) == key(b))).cloned().collect();
@@ -167,6 +176,7 @@ impl<R: Runtime> ContainerService<R> {
             attach_stdout: cfg.attach_stdout.unwrap_or(false),
             attach_stderr: cfg.attach_stderr.unwrap_or(false),
             detach_keys: cfg.detach_keys.clone().unwrap_or_default(),
+            console_size: console_size(cfg.console_size.as_deref()),
             args,
             state: Mutex::default(),
             done: watch::channel(false).0,
@@ -220,6 +230,7 @@ impl<R: Runtime> ContainerService<R> {
             stdin: exec.attach_stdin && !detach,
             privileged: exec.privileged,
             detach,
+            console_size: exec.console_size,
         };
         let mut io = ExecIo {
             tty: exec.tty,

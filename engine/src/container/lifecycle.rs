@@ -178,6 +178,7 @@ impl<R: Runtime> ContainerService<R> {
             state_dir: state_dir.clone(),
             readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
             resources: super::resources::from_host_config(&rec.host_config),
+            console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
         };
         self.runtime.create(&spec).await?;
         // Attaches that arrived before start are connected now, so they see the first byte.

@@ -25,6 +25,8 @@ pub struct ExecSpec {
     pub privileged: bool,
     /// No stdio at all (`docker exec -d`).
     pub detach: bool,
+    /// Initial tty size (rows, columns).
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// A running exec process.
@@ -115,6 +117,7 @@ impl ShimRuntime {
             tty: es.tty,
             stdin: es.stdin,
             detach: es.detach,
+            console_size: es.console_size,
         };
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("shim.log"))?;

@@ -107,6 +107,9 @@ pub struct RunSpec {
     /// cgroup limits (`-m`, `--cpus`, `--pids-limit`, ...).
     #[serde(default)]
     pub resources: crate::cgroups::Resources,
+    /// Initial tty size (rows, columns), from the client's terminal.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// How a container's process ended.

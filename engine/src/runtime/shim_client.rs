@@ -104,6 +104,7 @@ impl ShimRuntime {
             open_stdin: spec.open_stdin,
             stdin_once: spec.stdin_once,
             cgroup_path: spec.cgroup_path.clone(),
+            console_size: spec.console_size,
         };
         let path = spec.state_dir.join(protocol::CONFIG_FILE);
         protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;

@@ -280,6 +280,7 @@ mod tests {
             state_dir: "/run/x".into(),
             readonly_rootfs: false,
             resources: Default::default(),
+            console_size: None,
         }
     }
 

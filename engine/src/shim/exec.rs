@@ -119,7 +119,7 @@ fn stdio(mut builder: ContainerBuilder, req: &ExecRequest) -> Result<(ContainerB
 
 fn run(ctrl: &UnixStream, req: &ExecRequest, process_file: PathBuf) -> i32 {
     let builder = match ContainerBuilder::new(req.id.clone(), SyscallType::Linux).with_root_path(&req.runtime_root) {
-        Ok(b) => b.with_executor(CleanSignals),
+        Ok(b) => b.with_executor(CleanSignals { winsize: req.console_size }),
         Err(e) => return fail(ctrl, error_chain(&e), 126),
     };
     let (builder, mut ours, console) = match stdio(builder, req) {

@@ -23,6 +23,9 @@ pub struct ShimConfig {
     pub stdin_once: bool,
     /// For the OOM check and leftover cleanup.
     pub cgroup_path: String,
+    /// Initial tty size (rows, columns).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 pub const CONFIG_FILE: &str = "shim.json";
@@ -123,6 +126,9 @@ pub struct ExecRequest {
     pub stdin: bool,
     /// Every stdio on /dev/null; the reply carries no fds.
     pub detach: bool,
+    /// Initial tty size (rows, columns).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
