@@ -221,10 +221,9 @@ impl<R: Runtime> ContainerService<R> {
                 running.push(ctr);
             }
         }
-        for ctr in running {
-            tracing::info!(container = %ctr.id(), "reattaching to running container");
-            self.watch_exit(ctr);
-        }
+        // Containers that ended while the engine was away are recorded before anyone asks.
+        let checks = running.into_iter().map(|ctr| self.reattach(ctr));
+        futures_util::future::join_all(checks).await;
         self.restore_policies();
         Ok(())
     }

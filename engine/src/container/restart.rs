@@ -147,6 +147,9 @@ impl<R: Runtime> ContainerService<R> {
             p.cancel = None;
         }
         if let Err(e) = self.start_by_policy(&id).await {
+            if matches!(e, ContainerError::NotModified(_)) {
+                return; // started meanwhile
+            }
             tracing::warn!(container = %id, error = %e, "restart by policy failed");
             let rec = {
                 let mut r = ctr.rec.lock().expect("record lock");
@@ -188,6 +191,9 @@ impl<R: Runtime> ContainerService<R> {
             let rec = ctr.record();
             if rec.running() || rec.state.started_at == ZERO_TIME {
                 continue;
+            }
+            if self.restarts.by_id.lock().expect("restarts lock").contains_key(&rec.id) {
+                continue; // already scheduled (it exited while the engine was away)
             }
             let wanted = rec.state.restarting
                 || match policy(&rec.host_config) {

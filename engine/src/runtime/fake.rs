@@ -113,6 +113,16 @@ impl Runtime for FakeRuntime {
         Ok(ours)
     }
 
+    async fn state(&self, id: &str, _state_dir: &Path) -> Result<Option<super::ShimState>, RuntimeError> {
+        self.record("state", format!("state {id}"))?;
+        let exits = lock(&self.exits);
+        Ok(exits.get(id).map(|tx| {
+            let exit = tx.borrow().clone();
+            let status = if exit.is_some() { super::Status::Stopped } else { super::Status::Running };
+            super::ShimState { status, pid: 4242, exit }
+        }))
+    }
+
     async fn resize(&self, id: &str, _state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
         self.record("resize", format!("resize {id} {height}x{width}"))
     }

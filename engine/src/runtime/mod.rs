@@ -141,6 +141,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn attach(&self, id: &str, state_dir: &std::path::Path, opts: AttachOpts) -> impl std::future::Future<Output = Result<AttachStream, RuntimeError>> + Send;
     /// Removes what the shim left (bundle, libcontainer state). Idempotent.
     fn delete(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    /// Status, pid and (once exited) the exit of a container, from its shim or its exit file;
+    /// `None` when neither exists (the shim is gone without a trace, e.g. after a reboot).
+    fn state(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<Option<ShimState>, RuntimeError>> + Send;
     /// Sets the tty size of a container started with a tty (no-op without one).
     fn resize(&self, id: &str, state_dir: &std::path::Path, height: u16, width: u16) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
     /// Runs a further process in the running container's namespaces and cgroups (`docker

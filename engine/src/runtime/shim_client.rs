@@ -11,14 +11,6 @@ impl ShimRuntime {
         ShimRuntime { shim_binary: shim_binary.into(), runtime_root: runtime_root.into() }
     }
 
-    /// Status, pid and (once exited) the exit of a container, from its shim or its exit file.
-    /// `None` when neither the shim nor an exit file exists (e.g. after a reboot).
-    pub async fn state(&self, state_dir: &Path) -> Result<Option<ShimState>, RuntimeError> {
-        match request(state_dir, &Request::State).await {
-            Ok(r) => Ok(Some(ShimState { status: r.status.unwrap_or(Status::Stopped), pid: r.pid.unwrap_or(0), exit: r.exit })),
-            Err(Gone) => Ok(read_exit(state_dir)?.map(|e| ShimState { status: Status::Stopped, pid: 0, exit: Some(e) })),
-        }
-    }
 }
 
 /// What `ShimRuntime::state` reports (for reconnecting after an engine restart).
@@ -180,6 +172,13 @@ impl Runtime for ShimRuntime {
         let r = read_response(&mut conn).await.map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
         check(id, r)?;
         Ok(conn)
+    }
+
+    async fn state(&self, _id: &str, state_dir: &Path) -> Result<Option<ShimState>, RuntimeError> {
+        match request(state_dir, &Request::State).await {
+            Ok(r) => Ok(Some(ShimState { status: r.status.unwrap_or(Status::Stopped), pid: r.pid.unwrap_or(0), exit: r.exit })),
+            Err(Gone) => Ok(read_exit(state_dir)?.map(|e| ShimState { status: Status::Stopped, pid: 0, exit: Some(e) })),
+        }
     }
 
     async fn resize(&self, id: &str, state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
