@@ -256,3 +256,61 @@ mod pty {
         (text(&out), code)
     }
 }
+
+/// docker-py (PyPI `docker`) as a client: run, logs, exec_run (plain, demux, tty), top, stats,
+/// pause, update, rename.
+#[test]
+fn docker_py_client() {
+    require_root!();
+    if !std::process::Command::new("python3").args(["-c", "import docker"]).status().is_ok_and(|s| s.success()) {
+        return eprintln!("skipping: docker-py (pip install docker) is not installed");
+    }
+    let e = engine_with_busybox();
+    let name = e.unique("py");
+    let script = format!(
+        r#"
+import docker
+c = docker.from_env()
+print("run", c.containers.run("busybox", ["sh", "-c", "echo hello-py"], remove=True))
+ct = c.containers.run("busybox", ["sh", "-c", "echo started; sleep 100"], detach=True, name="{name}")
+r = ct.exec_run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+print("exec", r.exit_code, r.output)
+r = ct.exec_run(["sh", "-c", "echo out; echo err >&2"], demux=True)
+print("demux", r.exit_code, r.output)
+r = ct.exec_run("env", environment={{"A": "b"}}, workdir="/tmp", user="nobody")
+print("env", b"A=b" in r.output)
+print("tty", ct.exec_run("tty", tty=True).output)
+import time
+time.sleep(0.3)
+print("logs", ct.logs())
+print("top", ct.top()["Titles"][1])
+print("stats", ct.stats(stream=False)["memory_stats"]["usage"] > 0)
+ct.pause(); ct.reload(); print("status", ct.status); ct.unpause()
+ct.update(mem_limit="64m", memswap_limit="128m"); ct.reload(); print("mem", ct.attrs["HostConfig"]["Memory"])
+ct.remove(force=True)
+"#
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", &script]);
+    for (k, v) in e.docker_env() {
+        cmd.env(k, v);
+    }
+    let o = testground::cmd::run(&mut cmd, None, Duration::from_secs(120));
+    e.expect_ok(&o);
+    assert_eq!(
+        lines(&o.stdout),
+        [
+            "run b'hello-py\\n'",
+            "exec 3 b'out\\nerr\\n'",
+            "demux 0 (b'out\\n', b'err\\n')",
+            "env True",
+            "tty b'/dev/pts/0\\r\\n'",
+            "logs b'started\\n'",
+            "top PID",
+            "stats True",
+            "status paused",
+            "mem 67108864",
+        ],
+        "{o}"
+    );
+}

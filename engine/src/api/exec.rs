@@ -157,12 +157,24 @@ async fn start(State(st): State<AppState>, Path(id): Path<String>, req: Request)
     if !detach && !hijack::wants_upgrade(&req) {
         return Err(ApiError::bad_request("exec start needs a connection upgrade (Upgrade: tcp) unless Detach is set"));
     }
-    let io = st.containers.exec_start(&id, detach).await?;
     if detach {
+        st.containers.exec_start(&id, true).await?;
         return Ok(StatusCode::OK.into_response());
     }
-    let keys = parse_detach_keys(&io.detach_keys).unwrap_or_else(|_| DEFAULT_DETACH_KEYS.to_vec());
-    Ok(hijack::upgrade(req, move |client| pump(client, io, keys)))
+    let (tty, keys) = st.containers.exec_check(&id)?;
+    let keys = parse_detach_keys(&keys).unwrap_or_else(|_| DEFAULT_DETACH_KEYS.to_vec());
+    let svc = st.containers.clone();
+    Ok(hijack::upgrade(req, move |client| async move {
+        match svc.exec_start(&id, false).await {
+            Ok(io) => pump(client, io, keys).await,
+            Err(e) => {
+                // After the 101, dockerd reports errors as text on the stream.
+                let (_, mut cw) = tokio::io::split(client);
+                let _ = cw.write_all(&framed(1, format!("{e}\r\n").as_bytes(), tty)).await;
+                let _ = cw.shutdown().await;
+            }
+        }
+    }))
 }
 
 fn framed(stream: u8, data: &[u8], tty: bool) -> Bytes {
@@ -193,9 +205,10 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
         return;
     }
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let mut readers = vec![];
     for (src, stream) in [(io.stdout.take(), 1u8), (io.stderr.take(), 2u8)] {
         if let Some(src) = src {
-            tokio::spawn(read_into(src, stream, io.tty, tx.clone()));
+            readers.push(tokio::spawn(read_into(src, stream, io.tty, tx.clone())));
         }
     }
     drop(tx);
@@ -221,7 +234,10 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
             chunk = rx.recv() => match chunk {
                 Some(b) => {
                     if cw.write_all(&b).await.is_err() {
-                        break;
+                        // The client is gone: let go of the process (a tty hangs up).
+                        input.abort();
+                        readers.iter().for_each(|r| r.abort());
+                        return;
                     }
                 }
                 None => break,
@@ -229,6 +245,7 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
             r = &mut det_rx, if !input_ended => {
                 if r.is_ok() {
                     input.abort();
+                    readers.iter().for_each(|r| r.abort());
                     let _ = cw.shutdown().await;
                     return;
                 }
@@ -244,6 +261,7 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
     // The client reads the exit code right after the stream ends: record it first.
     let _ = io.done.wait_for(|d| *d).await.map(|_| ());
     input.abort();
+    readers.iter().for_each(|r| r.abort());
     let _ = cw.flush().await;
     let _ = cw.shutdown().await;
 }

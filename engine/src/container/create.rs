@@ -95,6 +95,10 @@ impl<R: Runtime> ContainerService<R> {
         }
         super::resources::validate(&hc)?;
         super::resources::adapt(&mut hc);
+        if hc.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none_or(|t| t.is_empty()) {
+            // dockerd stores the daemon's default driver (docker-py reads it back).
+            hc.log_config = Some(bollard_stubs::models::HostConfigLogConfig { typ: Some("json-file".into()), config: Some(HashMap::new()) });
+        }
         super::restart::validate(&hc)?;
         let net = net_mode(&hc)?;
         if let Some(name) = &req.name {

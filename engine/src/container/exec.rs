@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// How long a tty exec waits for the client's first resize before it starts.
+const TTY_SIZE_WAIT: Duration = Duration::from_millis(100);
 /// How long an exited exec instance stays inspectable.
 const KEEP_EXITED: Duration = Duration::from_secs(300);
 
@@ -50,7 +52,8 @@ pub struct Exec {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub detach_keys: String,
-    pub console_size: Option<(u16, u16)>,
+    /// The tty size: from `ConsoleSize`, or the client's first resize.
+    size: watch::Sender<Option<(u16, u16)>>,
     state: Mutex<ExecState>,
     /// Becomes true once the exit code is recorded.
     done: watch::Sender<bool>,
@@ -133,6 +136,16 @@ impl ExecTable {
     }
 }
 
+/// Reads a stream to its end in the background; returns None.
+fn drain(s: Option<FdStream>) -> Option<FdStream> {
+    if let Some(mut s) = s {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut s, &mut tokio::io::sink()).await;
+        });
+    }
+    None
+}
+
 /// Docker's `ConsoleSize` `[height, width]`.
 pub fn console_size(v: Option<&[usize]>) -> Option<(u16, u16)> {
     match v {
@@ -176,7 +189,7 @@ impl<R: Runtime> ContainerService<R> {
             attach_stdout: cfg.attach_stdout.unwrap_or(false),
             attach_stderr: cfg.attach_stderr.unwrap_or(false),
             detach_keys: cfg.detach_keys.clone().unwrap_or_default(),
-            console_size: console_size(cfg.console_size.as_deref()),
+            size: watch::channel(console_size(cfg.console_size.as_deref())).0,
             args,
             state: Mutex::default(),
             done: watch::channel(false).0,
@@ -198,6 +211,18 @@ impl<R: Runtime> ContainerService<R> {
             return Err(ContainerError::Conflict(format!("Container {} is paused, unpause the container before exec", rec.id)));
         }
         Ok(())
+    }
+
+    /// The checks of `exec_start` without starting anything: the API answers errors before it
+    /// hijacks the connection and starts the process after (so no output can precede the
+    /// `101` on the wire). Returns `(tty, detach_keys)`.
+    pub fn exec_check(&self, exec_id: &str) -> Result<(bool, String), ContainerError> {
+        let exec = self.execs.get(exec_id)?;
+        if lock(&exec.state).started {
+            return Err(ContainerError::Conflict(format!("Error: Exec command {exec_id} is already running")));
+        }
+        self.check_exec_target(&self.get(&exec.container_id)?.record())?;
+        Ok((exec.tty, exec.detach_keys.clone()))
     }
 
     /// `POST /exec/{id}/start`: runs the process. With `detach` its stdio is /dev/null.
@@ -230,8 +255,16 @@ impl<R: Runtime> ContainerService<R> {
             stdin: exec.attach_stdin && !detach,
             privileged: exec.privileged,
             detach,
-            console_size: exec.console_size,
+            console_size: None,
         };
+        let mut spec = spec;
+        if exec.tty && !detach {
+            // The client resizes right after the 101: give the process that size from its
+            // start (dockerd's slower start usually lets the resize win the same race).
+            let mut size = exec.size.subscribe();
+            let _ = tokio::time::timeout(TTY_SIZE_WAIT, size.wait_for(|s| s.is_some())).await;
+            spec.console_size = *size.borrow();
+        }
         let mut io = ExecIo {
             tty: exec.tty,
             stdin: None,
@@ -263,8 +296,9 @@ impl<R: Runtime> ContainerService<R> {
         let cmd = exec.command();
         self.publish(&format!("exec_start: {cmd}"), &rec, &[("execID", exec.id.as_str())]);
         io.stdin = p.stdin;
-        io.stdout = if exec.attach_stdout || exec.tty { p.stdout } else { None };
-        io.stderr = if exec.attach_stderr { p.stderr } else { None };
+        // Output nobody attached to is read and dropped (the process must not get EPIPE).
+        io.stdout = if exec.attach_stdout || exec.tty { p.stdout } else { drain(p.stdout) };
+        io.stderr = if exec.attach_stderr { p.stderr } else { drain(p.stderr) };
         let svc = self.clone();
         let exit = p.exit;
         tokio::spawn(async move {
@@ -297,6 +331,10 @@ impl<R: Runtime> ContainerService<R> {
         match &st.pty {
             Some(pty) => crate::runtime::fdstream::resize_pty(pty.as_raw_fd(), height, width).map_err(ContainerError::Io),
             None if st.running => Ok(()),
+            None if st.ended.is_none() => {
+                exec.size.send_replace(Some((height, width)));
+                Ok(())
+            }
             None => Err(ContainerError::Conflict(format!("Exec {exec_id} is not running"))),
         }
     }

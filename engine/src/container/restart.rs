@@ -42,20 +42,21 @@ pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
     let max = rp.maximum_retry_count.unwrap_or(0);
     let invalid = |m: String| Err(ContainerError::InvalidParam(m));
     match name.as_str() {
-        "" | "no" | "always" | "unless-stopped" => {
+        "" => {}
+        "no" | "always" | "unless-stopped" => {
             if max != 0 {
-                return invalid(format!("invalid restart policy: maximum retry count can only be used with 'on-failure'"));
+                return invalid(format!("maximum retry count cannot be used with restart policy '{name}'"));
             }
         }
         "on-failure" => {
             if max < 0 {
-                return invalid("invalid restart policy: maximum retry count cannot be negative".into());
+                return invalid("maximum retry count cannot be negative".into());
             }
         }
-        other => return invalid(format!("invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
+        other => return invalid(format!("invalid restart policy '{other}'")),
     }
     if hc.auto_remove == Some(true) && !matches!(name.as_str(), "" | "no") {
-        return invalid("Conflicting options: AutoRemove and RestartPolicy".into());
+        return invalid("can't create 'AutoRemove' container with restart policy".into());
     }
     Ok(())
 }

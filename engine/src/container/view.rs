@@ -268,7 +268,7 @@ impl<R: Runtime> ContainerService<R> {
         let show_all = opts.all || opts.limit.is_some_and(|l| l > 0) || status_filter;
         let mut out = vec![];
         for r in recs {
-            if !show_all && !(r.running() || r.state.restarting) {
+            if !(show_all || r.running() || r.state.restarting) {
                 continue;
             }
             if !matches_filters(&r, &opts.filters)? {
