@@ -63,12 +63,7 @@ async fn stop(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> 
 }
 
 async fn restart(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<StatusCode, ApiError> {
-    match st.containers.stop(&id, p.int("t")?).await {
-        Ok(()) => {}
-        Err(e) if matches!(e, crate::container::ContainerError::NotModified(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    st.containers.start(&id).await?;
+    st.containers.restart(&id, p.int("t")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -44,7 +44,7 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
         .map_err(|_| ContainerError::InvalidParam(format!("Invalid signal: {s}")))
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
@@ -210,27 +210,6 @@ impl<R: Runtime> ContainerService<R> {
         }
     }
 
-    /// After an engine restart: records the exit of a container that ended meanwhile (or
-    /// whose shim vanished), else watches it again.
-    pub(super) async fn reattach(self: &Arc<Self>, ctr: Arc<Ctr>) {
-        let id = ctr.id();
-        let state = tokio::time::timeout(Duration::from_secs(2), self.runtime.state(&id, &self.state_dir(&id))).await;
-        match state {
-            Ok(Ok(Some(crate::runtime::ShimState { exit: Some(exit), .. }))) => {
-                tracing::info!(container = %id, code = exit.code, "exited while the engine was away");
-                self.on_exit(&ctr, exit).await;
-            }
-            Ok(Ok(None)) => {
-                tracing::warn!(container = %id, "container shim is gone and left no exit status");
-                self.on_exit(&ctr, Exit { code: 255, oom_killed: false, finished_at: now() }).await;
-            }
-            _ => {
-                tracing::info!(container = %id, "reattaching to running container");
-                self.watch_exit(ctr);
-            }
-        }
-    }
-
     /// Waits (in a task) for the process to exit, then records it.
     pub(super) fn watch_exit(self: &Arc<Self>, ctr: Arc<Ctr>) {
         let svc = self.clone();
@@ -247,7 +226,7 @@ impl<R: Runtime> ContainerService<R> {
         });
     }
 
-    async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
+    pub(super) async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
         let rec = ctr.record();
         self.release_resources(&rec).await;
         let snapshot = {

@@ -1,7 +1,8 @@
 //! Restart policies (`--restart no|on-failure[:N]|always|unless-stopped`) as dockerd's restart
 //! manager applies them: after an exit the container is started again after a back-off that
 //! starts at 100 ms and doubles up to a minute (reset when the run lasted 10 s or more); a
-//! user's stop or kill ends it; at engine start, containers whose policy wants them up come back.
+//! user's stop or kill ends it; at engine start, containers whose policy wants them up come back
+//! (and running ones are reattached, or recorded as exited if they ended meanwhile).
 use super::record::{Record, ZERO_TIME};
 use super::{ContainerError, ContainerService, Ctr};
 use crate::runtime::Runtime;
@@ -183,6 +184,39 @@ impl<R: Runtime> ContainerService<R> {
         };
         let _ = self.save(&snapshot);
         restarting
+    }
+
+    /// After an engine restart: records the exit of a container that ended meanwhile (or
+    /// whose shim vanished), else watches it again.
+    pub(super) async fn reattach(self: &Arc<Self>, ctr: Arc<Ctr>) {
+        let id = ctr.id();
+        let state = tokio::time::timeout(Duration::from_secs(2), self.runtime.state(&id, &self.state_dir(&id))).await;
+        match state {
+            Ok(Ok(Some(crate::runtime::ShimState { exit: Some(exit), .. }))) => {
+                tracing::info!(container = %id, code = exit.code, "exited while the engine was away");
+                self.on_exit(&ctr, exit).await;
+            }
+            Ok(Ok(None)) => {
+                tracing::warn!(container = %id, "container shim is gone and left no exit status");
+                self.on_exit(&ctr, crate::runtime::Exit { code: 255, oom_killed: false, finished_at: super::lifecycle::now() }).await;
+            }
+            _ => {
+                tracing::info!(container = %id, "reattaching to running container");
+                self.watch_exit(ctr);
+            }
+        }
+    }
+
+    /// `docker restart`: stop (if running), start, and a `restart` event.
+    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i64>) -> Result<(), ContainerError> {
+        match self.stop(key, timeout).await {
+            Ok(()) | Err(ContainerError::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(key).await?;
+        let rec = self.get(key)?.record();
+        self.publish("restart", &rec, &[]);
+        Ok(())
     }
 
     /// At engine start: containers that were waiting to restart, or whose policy keeps them
