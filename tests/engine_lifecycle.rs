@@ -185,6 +185,12 @@ fn restart_policies() {
     // An explicit start resets the count.
     e.docker_ok(&["start", &al]);
     assert_eq!(inspect(&e, &al, "{{.State.Status}} {{.RestartCount}}"), "running 0");
+    // rm -f ends it for good: no restart, nothing left behind.
+    let id = id_of(&e, &al);
+    e.docker_ok(&["rm", "-f", &al]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!e.docker(&["inspect", &al]).success());
+    assert!(!e.data_root().join("containers").join(&id).exists());
     // Refusals as dockerd words them.
     let o = e.docker(&["run", "--rm", "--restart", "always", "busybox", "true"]);
     assert!(!o.success(), "{o}");

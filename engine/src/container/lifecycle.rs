@@ -390,7 +390,8 @@ impl<R: Runtime> ContainerService<R> {
                 rec.id
             )));
         }
-        self.cancel_restart(&ctr, false);
+        // Marked as stopped by the user, so its exit does not schedule a restart.
+        self.cancel_restart(&ctr, true);
         let rec = ctr.record();
         if rec.running() {
             if !force {

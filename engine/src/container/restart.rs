@@ -102,6 +102,16 @@ fn ran_for(rec: &Record, finished_at: &str) -> Duration {
 }
 
 impl<R: Runtime> ContainerService<R> {
+    /// Saves the record unless the container has been removed meanwhile (a late save would
+    /// bring its directory back).
+    fn save_if_present(&self, rec: &Record) {
+        if self.get(&rec.id).is_ok() {
+            if let Err(e) = self.save(rec) {
+                tracing::warn!(container = %rec.id, error = %e, "saving the restart state failed");
+            }
+        }
+    }
+
     /// After an exit: schedules a start if the policy wants one. Returns true if it did.
     pub(super) fn schedule_restart(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record) -> bool {
         let p = policy(&rec.host_config);
@@ -122,7 +132,7 @@ impl<R: Runtime> ContainerService<R> {
             r.state.restarting = true;
             r.clone()
         };
-        let _ = self.save(&snapshot);
+        self.save_if_present(&snapshot);
         tracing::info!(container = %rec.id, ms = delay.as_millis() as u64, "restarting by policy");
         let svc = self.clone();
         let ctr = ctr.clone();
@@ -158,7 +168,7 @@ impl<R: Runtime> ContainerService<R> {
                 r.state.restarting = false;
                 r.clone()
             };
-            let _ = self.save(&rec);
+            self.save_if_present(&rec);
             if self.get(&id).is_ok() {
                 self.schedule_restart(ctr, &rec);
             }
@@ -182,7 +192,7 @@ impl<R: Runtime> ContainerService<R> {
             }
             (restarting, r.clone())
         };
-        let _ = self.save(&snapshot);
+        self.save_if_present(&snapshot);
         restarting
     }
 
