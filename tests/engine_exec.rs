@@ -314,3 +314,43 @@ ct.remove(force=True)
         "{o}"
     );
 }
+
+/// Hand-rolled hijacked attach on the engine socket: sends each input 300 ms apart, returns
+/// what came back (after the 101 headers) until the engine closes the stream or `within` passes.
+fn raw_attach(e: &Engine, target: &str, query: &str, inputs: &[&[u8]], within: Duration) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(e.socket()).unwrap();
+    write!(s, "POST /v1.41/containers/{target}/attach?{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "connection closed in headers: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    for input in inputs {
+        s.write_all(input).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn server_side_detach_keeps_stdin_open() {
+    require_root!();
+    let e = engine_with_busybox();
+    let n = e.unique("sdet");
+    let body = br#"{"Image":"busybox","Cmd":["cat"],"OpenStdin":true,"StdinOnce":true}"#;
+    let r = e.api("POST", &format!("/v1.41/containers/create?name={n}"), Some(("application/json", body))).unwrap();
+    assert_eq!(r.status, 201);
+    e.docker_ok(&["start", &n]);
+    // The detach keys end this attach (the engine closes it) but not the container's stdin.
+    let out = raw_attach(&e, &n, "stream=1&stdin=1&stdout=1&detachKeys=ctrl-x", &[b"one\n", b"\x18"], Duration::from_secs(10));
+    assert_eq!(out, b"\x01\0\0\0\0\0\0\x04one\n", "{out:?}");
+    assert_eq!(inspect(&e, &n, "{{.State.Status}}"), "running");
+    let out = raw_attach(&e, &n, "stream=1&stdin=1&stdout=1", &[b"two\n"], Duration::from_secs(1));
+    assert_eq!(out, b"\x01\0\0\0\0\0\0\x04two\n", "{out:?}");
+}

@@ -156,13 +156,19 @@ async fn pipe(client: hijack::Upgraded, shim: crate::runtime::AttachStream, keys
             // Keep the write half until output ends, so the shim sees only a half-close.
             std::future::pending::<()>().await;
         }
-        end
+        (end, sw)
     });
     tokio::select! {
         _ = tokio::io::copy(&mut sr, &mut cw) => {}
-        end = &mut input => {
-            if matches!(end, Ok(super::exec::InputEnd::Detached)) {
+        r = &mut input => {
+            if let Ok((super::exec::InputEnd::Detached, sw)) = r {
                 let _ = cw.shutdown().await;
+                // Stay connected to the shim without a reader, as dockerd does: the
+                // container's stdin stays open (also with StdinOnce) and its output is dropped.
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut sr, &mut tokio::io::sink()).await;
+                    drop(sw);
+                });
                 return;
             }
             let _ = tokio::io::copy(&mut sr, &mut cw).await;

@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
@@ -59,4 +60,3 @@ async fn stats(State(st): State<AppState>, Path(id): Path<String>, p: Params) ->
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
 }
 
-use futures_util::StreamExt;
