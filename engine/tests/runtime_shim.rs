@@ -1,7 +1,7 @@
 //! The real runtime against the real kernel: shims run busybox containers from a rootfs dir.
 //! Needs root and the shim example binary (built by `cargo test -p engine`, or explicitly with
 //! `cargo test -p engine --example shim --test runtime_shim`).
-use engine::runtime::{AttachOpts, BindMount, NetNs, RunSpec, Runtime, RuntimeError, ShimRuntime};
+use engine::runtime::{AttachOpts, BindMount, ExecSpec, NetNs, RunSpec, Runtime, RuntimeError, ShimRuntime};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,6 +101,8 @@ impl World {
             state_dir,
             readonly_rootfs: false,
             tmpfs: vec![],
+            resources: Default::default(),
+            console_size: None,
         }
     }
 }
@@ -240,7 +242,7 @@ async fn kill_while_running_and_cgroup_lifecycle() {
     assert!(memcg.exists(), "{} missing", memcg.display());
     // A restarted engine (a fresh client) finds the running container through its shim.
     let again = ShimRuntime::new(rt.shim_binary.clone(), rt.runtime_root.clone());
-    let st = again.state(&spec.state_dir).await.unwrap().unwrap();
+    let st = again.state(&spec.id, &spec.state_dir).await.unwrap().unwrap();
     assert_eq!(st.status, engine::runtime::Status::Running);
     assert!(st.pid > 1 && st.exit.is_none());
     // The init of a pid namespace ignores SIGTERM without a handler: SIGKILL it.
@@ -380,7 +382,7 @@ async fn wait_falls_back_to_exit_file_when_shim_is_gone() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(wait(rt, &spec).await.code, 137);
-    let st = rt.state(&spec.state_dir).await.unwrap().unwrap();
+    let st = rt.state(&spec.id, &spec.state_dir).await.unwrap().unwrap();
     assert_eq!(st.exit.unwrap().code, 137);
 }
 
@@ -534,4 +536,56 @@ async fn stdin_only_attach_ends_with_the_process() {
     // Without stdin_once the stdin-only client stays attached until the process is gone.
     assert!(read_all(&mut input).await.is_empty());
     assert_eq!(wait(rt, &spec).await.code, 0);
+}
+
+#[tokio::test]
+async fn exec_joins_the_container_and_reports_exit() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let mut w = World::new();
+    let spec = w.spec(&["sleep", "100"]);
+    let rt = &w.runtime;
+    rt.create(&spec).await.unwrap();
+    rt.start(&spec.id, &spec.state_dir).await.unwrap();
+    // stdin, stdout and stderr as pipes; the exit code; the container's hostname and cgroup.
+    let es = ExecSpec {
+        exec_id: "e1".into(),
+        args: ["sh", "-c", "read x; echo got=$x $(hostname); echo err >&2; cat /proc/self/cgroup | grep memory; exit 3"].map(String::from).to_vec(),
+        env: vec!["PATH=/bin".into()],
+        cwd: "/".into(),
+        stdin: true,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let mut p = rt.exec(&spec.id, &spec.state_dir, &es).await.unwrap();
+    eprintln!("exec started in {:?}", t.elapsed());
+    let mut stdin = p.stdin.take().unwrap();
+    stdin.write_all(b"hi\n").await.unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    p.stdout.take().unwrap().read_to_string(&mut out).await.unwrap();
+    let mut err = String::new();
+    p.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+    assert_eq!(p.exit.await.unwrap(), 3);
+    assert!(out.starts_with("got=hi box\n"), "{out}");
+    assert!(out.contains(":memory:/"), "{out}");
+    assert_eq!(err, "err\n");
+    // A tty: the pty master carries the output and takes resizes.
+    let es = ExecSpec { exec_id: "e2".into(), args: ["sh", "-c", "sleep 0.3; stty size"].map(String::from).to_vec(), tty: true, console_size: Some((10, 20)), ..Default::default() };
+    let mut p = rt.exec(&spec.id, &spec.state_dir, &es).await.unwrap();
+    let mut out = Vec::new();
+    p.stdout.take().unwrap().read_to_end(&mut out).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "10 20\r\n");
+    assert_eq!(p.exit.await.unwrap(), 0);
+    // A command that cannot run.
+    let es = ExecSpec { exec_id: "e3".into(), args: vec!["nope".into()], ..Default::default() };
+    match rt.exec(&spec.id, &spec.state_dir, &es).await {
+        Err(RuntimeError::Exec { code, message }) => {
+            assert_eq!(code, 127);
+            assert!(message.contains("executable file not found"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    rt.delete(&spec.id, &spec.state_dir).await.unwrap();
 }

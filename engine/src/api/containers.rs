@@ -66,12 +66,7 @@ async fn stop(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> 
 }
 
 async fn restart(State(st): State<AppState>, Path(id): Path<String>, p: Params) -> Result<StatusCode, ApiError> {
-    match st.containers.stop(&id, p.int("t")?).await {
-        Ok(()) => {}
-        Err(e) if matches!(e, crate::container::ContainerError::NotModified(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    st.containers.start(&id).await?;
+    st.containers.restart(&id, p.int("t")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,6 +135,7 @@ async fn attach(State(st): State<AppState>, Path(id): Path<String>, p: Params, r
         return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
     }
     let opts = AttachOpts { stdin: p.flag("stdin"), stdout: p.flag("stdout"), stderr: p.flag("stderr") };
+    let keys = super::exec::parse_detach_keys(p.str("detachKeys").unwrap_or(""))?;
     let rx = st.containers.attach(&id, opts).await?;
     Ok(hijack::upgrade(req, move |client| async move {
         let Ok(shim) = rx.await else {
@@ -147,19 +143,40 @@ async fn attach(State(st): State<AppState>, Path(id): Path<String>, p: Params, r
             let _ = client.shutdown().await;
             return;
         };
-        pipe(client, shim).await;
+        pipe(client, shim, keys).await;
     }))
 }
 
-/// Copies container output to the client until it ends; client input (and its half-close) to the container.
-async fn pipe(client: hijack::Upgraded, shim: crate::runtime::AttachStream) {
-    let (mut cr, mut cw) = tokio::io::split(client);
+/// Copies container output to the client until it ends; client input (and its half-close) to
+/// the container. The detach keys end the attach (the container keeps running).
+async fn pipe(client: hijack::Upgraded, shim: crate::runtime::AttachStream, keys: Vec<u8>) {
+    let (cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
-    let input = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut cr, &mut sw).await;
-        let _ = sw.shutdown().await;
+    let mut input = tokio::spawn(async move {
+        let end = super::exec::copy_input(cr, &mut sw, keys).await;
+        if end == super::exec::InputEnd::Eof {
+            let _ = sw.shutdown().await;
+            // Keep the write half until output ends, so the shim sees only a half-close.
+            std::future::pending::<()>().await;
+        }
+        (end, sw)
     });
-    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    tokio::select! {
+        _ = tokio::io::copy(&mut sr, &mut cw) => {}
+        r = &mut input => {
+            if let Ok((super::exec::InputEnd::Detached, sw)) = r {
+                let _ = cw.shutdown().await;
+                // Stay connected to the shim without a reader, as dockerd does: the
+                // container's stdin stays open (also with StdinOnce) and its output is dropped.
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut sr, &mut tokio::io::sink()).await;
+                    drop(sw);
+                });
+                return;
+            }
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        }
+    }
     let _ = cw.flush().await;
     let _ = cw.shutdown().await;
     input.abort();

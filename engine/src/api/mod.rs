@@ -4,10 +4,12 @@ pub mod archive;
 pub mod containers;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod extract;
 pub mod hijack;
 pub mod images;
 pub mod networks;
+pub mod ops;
 pub mod system;
 pub mod system_df;
 pub mod volumes;
@@ -47,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(system_df::routes())
         .merge(volumes::routes())
         .merge(networks::routes())
+        .merge(exec::routes())
+        .merge(ops::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(add_server_headers))
         .layer(axum::middleware::from_fn(trace))

@@ -15,26 +15,12 @@ pub struct CreateRequest {
 /// HostConfig options this engine does not implement yet: refused with a clear error
 /// instead of being silently ignored.
 fn unsupported(hc: &HostConfig) -> Option<&'static str> {
-    let set_i = |v: Option<i64>| v.is_some_and(|x| x != 0);
     let set_v = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|x| !x.is_empty());
-    if set_i(hc.memory) || hc.memory_swap.is_some_and(|x| x != 0 && x != -1)
-        || set_i(hc.nano_cpus) || set_i(hc.cpu_shares) || set_i(hc.cpu_quota) || set_i(hc.cpu_period)
-        || hc.cpuset_cpus.as_ref().is_some_and(|s| !s.is_empty()) || hc.pids_limit.is_some_and(|p| p > 0)
-        || set_i(hc.memory_reservation)
-    {
-        return Some("resource limits (--memory, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit) are not supported by this engine yet");
-    }
     if hc.privileged == Some(true) {
         return Some("--privileged is not supported by this engine yet");
     }
     if set_v(&hc.cap_add) || set_v(&hc.cap_drop) {
         return Some("--cap-add/--cap-drop are not supported by this engine yet");
-    }
-    if hc.restart_policy.as_ref().and_then(|r| r.name.as_ref()).is_some_and(|n| {
-        let s = n.to_string();
-        !(s.is_empty() || s == "no")
-    }) {
-        return Some("restart policies (--restart) are not supported by this engine yet");
     }
     for (mode, what) in [(&hc.pid_mode, "--pid"), (&hc.ipc_mode, "--ipc"), (&hc.uts_mode, "--uts"), (&hc.userns_mode, "--userns")] {
         if mode.as_ref().is_some_and(|m| !m.is_empty() && m != "private" && m != "shareable") {
@@ -78,10 +64,17 @@ impl<R: Runtime> ContainerService<R> {
         let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
             ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
         })?;
-        let hc = body.host_config.clone().unwrap_or_default();
+        let mut hc = body.host_config.clone().unwrap_or_default();
         if let Some(why) = unsupported(&hc) {
             return Err(ContainerError::InvalidParam(why.into()));
         }
+        super::resources::validate(&hc)?;
+        super::resources::adapt(&mut hc);
+        if hc.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none_or(|t| t.is_empty()) {
+            // dockerd stores the daemon's default driver (docker-py reads it back).
+            hc.log_config = Some(bollard_stubs::models::HostConfigLogConfig { typ: Some("json-file".into()), config: Some(HashMap::new()) });
+        }
+        super::restart::validate(&hc)?;
         let (net, networks) = self.plan_network(&body, &hc, req.mac_address.as_deref())?;
         if let Some(name) = &req.name {
             if !crate::ids::valid_name(name) {
@@ -156,9 +149,6 @@ impl<R: Runtime> ContainerService<R> {
             volumes: (!volumes.is_empty()).then(|| volumes.clone()),
             ..Default::default()
         };
-        if config.tty == Some(true) {
-            return Err(ContainerError::InvalidParam("a TTY (-t) is not supported by this engine yet".into()));
-        }
         let mounts = self.resolve_mounts(&hc, &volumes)?;
         let rec = Record {
             id: id.clone(),
@@ -178,6 +168,7 @@ impl<R: Runtime> ContainerService<R> {
             networks,
             endpoints: vec![],
             ports: vec![],
+            manually_stopped: false,
         };
         // Reserve the name and insert atomically with respect to other creates.
         let ctr = {
@@ -230,11 +221,11 @@ mod tests {
         assert_eq!(m, vec!["PATH=/bin", "A=2", "B=3"]);
     }
     #[test]
-    fn refuses_ports_and_limits() {
+    fn refuses_ports() {
         let mut hc = HostConfig::default();
         assert!(unsupported(&hc).is_none());
         hc.memory = Some(64 << 20);
-        assert!(unsupported(&hc).unwrap().contains("resource limits"));
+        assert!(unsupported(&hc).is_none());
         let mut hc = HostConfig::default();
         hc.port_bindings = Some([("80/tcp".to_string(), None)].into_iter().collect());
         assert!(unsupported(&hc).is_none());

@@ -44,15 +44,28 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
         .map_err(|_| ContainerError::InvalidParam(format!("Invalid signal: {s}")))
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 impl<R: Runtime> ContainerService<R> {
-    #[tracing::instrument(skip_all, fields(container = %key))]
+    /// `docker start`: also resets the restart count and a user's earlier stop.
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
+        self.start_with(key, true).await
+    }
+
+    /// A start by the restart policy (keeps the restart count).
+    pub(super) async fn start_by_policy(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
+        self.start_with(key, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(container = %key))]
+    async fn start_with(self: &Arc<Self>, key: &str, manual: bool) -> Result<(), ContainerError> {
         let ctr = self.get(key)?;
         let op = ctr.op.lock().await;
+        if manual {
+            self.cancel_restart(&ctr, false);
+        }
         let rec = ctr.record();
         match rec.state.status {
             Status::Running => return Err(ContainerError::NotModified("container already started".into())),
@@ -72,6 +85,12 @@ impl<R: Runtime> ContainerService<R> {
                 r.state.oom_killed = false;
                 r.state.started_at = now();
                 r.state.finished_at = super::record::ZERO_TIME.into();
+                r.state.restarting = false;
+                r.state.paused = false;
+                if manual {
+                    r.manually_stopped = false;
+                    r.restart_count = 0;
+                }
                 let snapshot = r.clone();
                 drop(r);
                 self.save(&snapshot)?;
@@ -148,10 +167,12 @@ impl<R: Runtime> ContainerService<R> {
             netns: net.netns.clone(),
             mounts,
             tmpfs,
-            cgroup_path: format!("{}/{}", self.cfg.cgroup_parent.trim_end_matches('/'), rec.id),
+            cgroup_path: self.cgroup_path(&rec.id),
             log_path: dir.join(format!("{}-json.log", rec.id)),
             state_dir: state_dir.clone(),
             readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
+            resources: super::resources::from_host_config(&rec.host_config),
+            console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
         };
         self.runtime.create(&spec).await?;
         // Attaches that arrived before start are connected now, so they see the first byte.
@@ -199,7 +220,7 @@ impl<R: Runtime> ContainerService<R> {
         });
     }
 
-    async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
+    pub(super) async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
         let rec = ctr.record();
         self.release_resources(&rec).await;
         let snapshot = {
@@ -209,6 +230,7 @@ impl<R: Runtime> ContainerService<R> {
             r.state.exit_code = exit.code;
             r.state.oom_killed = exit.oom_killed;
             r.state.finished_at = exit.finished_at.clone();
+            r.state.paused = false;
             r.endpoints.clear();
             r.ports.clear();
             r.clone()
@@ -217,6 +239,9 @@ impl<R: Runtime> ContainerService<R> {
             tracing::error!(container = %snapshot.id, error = %e, "saving the exit state failed");
         }
         let code = exit.code.to_string();
+        if exit.oom_killed {
+            self.publish("oom", &snapshot, &[]);
+        }
         self.publish("die", &snapshot, &[("exitCode", code.as_str())]);
         self.network_event("disconnect", &snapshot);
         self.unmount_events(&snapshot);
@@ -226,7 +251,7 @@ impl<R: Runtime> ContainerService<R> {
             g.running = false;
             g.exit_code = exit.code;
         });
-        if snapshot.auto_remove() {
+        if !self.schedule_restart(ctr, &snapshot) && snapshot.auto_remove() {
             let svc = self.clone();
             let id = snapshot.id.clone();
             tokio::spawn(async move {
@@ -294,10 +319,16 @@ impl<R: Runtime> ContainerService<R> {
         let sig = parse_signal(signal)?;
         let ctr = self.get(key)?;
         let rec = ctr.record();
+        if rec.state.restarting {
+            self.cancel_restart(&ctr, true);
+            return Ok(());
+        }
         if !rec.running() {
             return Err(ContainerError::Conflict(format!("Container {} is not running", rec.id)));
         }
+        self.cancel_restart(&ctr, true);
         self.runtime.signal(&rec.id, &self.state_dir(&rec.id), sig).await?;
+        self.thaw_for_signal(&rec).await;
         let s = sig.to_string();
         self.publish("kill", &rec, &[("signal", s.as_str())]);
         Ok(())
@@ -313,15 +344,22 @@ impl<R: Runtime> ContainerService<R> {
 
     async fn stop_locked(&self, ctr: &Arc<Ctr>, timeout: Option<i64>) -> Result<(), ContainerError> {
         let rec = ctr.record();
+        if rec.state.restarting {
+            self.cancel_restart(ctr, true);
+            self.publish("stop", &rec, &[]);
+            return Ok(());
+        }
         if !rec.running() {
             return Err(ContainerError::NotModified("container already stopped".into()));
         }
+        self.cancel_restart(ctr, true);
         let mut rx = ctr.subscribe();
         let exits = rx.borrow().exits;
         let sig = rec.config.stop_signal.as_deref().map(parse_signal).transpose()?.unwrap_or(libc::SIGTERM);
         let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         let sd = self.state_dir(&rec.id);
         let _ = self.runtime.signal(&rec.id, &sd, sig).await;
+        self.thaw_for_signal(&rec).await;
         let exited = |rx: &mut tokio::sync::watch::Receiver<Gen>| {
             let mut rx = rx.clone();
             async move {
@@ -360,6 +398,15 @@ impl<R: Runtime> ContainerService<R> {
         let ctr = self.get(key)?;
         let _op = ctr.op.lock().await;
         let rec = ctr.record();
+        if rec.running() && !force {
+            return Err(ContainerError::Conflict(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                rec.id
+            )));
+        }
+        // Marked as stopped by the user, so its exit does not schedule a restart.
+        self.cancel_restart(&ctr, true);
+        let rec = ctr.record();
         if rec.running() {
             if !force {
                 return Err(ContainerError::Conflict(format!(
@@ -370,6 +417,7 @@ impl<R: Runtime> ContainerService<R> {
             let mut rx = ctr.subscribe();
             let exits = rx.borrow().exits;
             self.runtime.signal(&rec.id, &self.state_dir(&rec.id), libc::SIGKILL).await?;
+            self.thaw_for_signal(&rec).await;
             let _ = rx.wait_for(|g| g.exits > exits).await;
         }
         let rec = ctr.record();
@@ -389,6 +437,7 @@ impl<R: Runtime> ContainerService<R> {
         let d2 = dir.clone();
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(d2)).await;
         ctr.pending.lock().expect("pending lock").clear();
+        self.execs.forget_container(&rec.id);
         ctr.gen.send_modify(|g| g.removed = true);
         self.publish("destroy", &rec, &[]);
         if volumes {

@@ -6,6 +6,7 @@
 pub mod archive;
 mod create;
 mod etcfiles;
+mod exec;
 mod lifecycle;
 mod logs;
 mod mounts;
@@ -13,12 +14,19 @@ mod prune;
 mod netconf;
 pub mod ports;
 pub mod record;
+mod rename;
+mod resources;
+mod restart;
 mod rootfs;
+mod stats;
 mod view;
 
 pub use create::CreateRequest;
+pub use exec::ExecIo;
+pub use resources::UpdateRequest;
+pub use stats::StatsOptions;
 pub use lifecycle::{parse_signal, WaitCondition};
-pub use logs::{parse_ts as parse_log_ts, LogOptions};
+pub use logs::{frame as frame_output, parse_ts as parse_log_ts, LogOptions};
 pub use archive::PathStat;
 pub use mounts::copy_image_content;
 pub use prune::parse_until;
@@ -61,13 +69,21 @@ pub enum ContainerError {
     PathNotFound(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("No such exec instance: {0}")]
+    ExecNotFound(String),
+    #[error("{0}")]
+    Cgroup(#[from] crate::cgroups::CgroupError),
 }
 
 impl Classify for ContainerError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ContainerError::NotFound(_) | ContainerError::NetworkNotFound(_) | ContainerError::PathNotFound(_) => ErrorKind::NotFound,
+            ContainerError::NotFound(_)
+            | ContainerError::NetworkNotFound(_)
+            | ContainerError::PathNotFound(_)
+            | ContainerError::ExecNotFound(_) => ErrorKind::NotFound,
             ContainerError::Volume(e) => e.kind(),
+            ContainerError::Cgroup(e) => e.kind(),
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::InvalidParam(_) => ErrorKind::InvalidParameter,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
@@ -144,6 +160,8 @@ pub struct ContainerService<R: Runtime = ShimRuntime> {
     volumes: Arc<VolumeService>,
     daemon_id: String,
     table: Mutex<Table>,
+    execs: exec::ExecTable,
+    restarts: restart::Restarts,
 }
 
 impl ContainerService<ShimRuntime> {
@@ -185,6 +203,8 @@ impl<R: Runtime> ContainerService<R> {
             volumes,
             daemon_id,
             table: Mutex::new(Table::default()),
+            execs: Default::default(),
+            restarts: Default::default(),
         });
         let weak = Arc::downgrade(&svc);
         svc.volumes.set_users(Arc::new(move |name: &str| weak.upgrade().map(|s| s.volume_users(name)).unwrap_or_default()));
@@ -224,10 +244,10 @@ impl<R: Runtime> ContainerService<R> {
                 running.push(ctr);
             }
         }
-        for ctr in running {
-            tracing::info!(container = %ctr.id(), "reattaching to running container");
-            self.watch_exit(ctr);
-        }
+        // Containers that ended while the engine was away are recorded before anyone asks.
+        let checks = running.into_iter().map(|ctr| self.reattach(ctr));
+        futures_util::future::join_all(checks).await;
+        self.restore_policies();
         Ok(())
     }
 

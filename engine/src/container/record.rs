@@ -36,6 +36,12 @@ pub struct State {
     pub started_at: String,
     pub finished_at: String,
     pub oom_killed: bool,
+    /// Frozen by `docker pause` (status stays running).
+    #[serde(default)]
+    pub paused: bool,
+    /// Waiting to be restarted by its restart policy (status exited).
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 impl Default for State {
@@ -48,6 +54,8 @@ impl Default for State {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
+            paused: false,
+            restarting: false,
         }
     }
 }
@@ -118,6 +126,10 @@ pub struct Record {
     /// Live published ports while running.
     #[serde(default)]
     pub ports: Vec<crate::network::PortMapping>,
+    /// Stopped by the user (`docker stop`/`kill`): `unless-stopped` and `always` stay down
+    /// until the next explicit start (dockerd's HasBeenManuallyStopped).
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 impl Record {

@@ -40,9 +40,22 @@ fn since(ts: &str) -> i64 {
     parse_time(ts).map(|t| (chrono::Utc::now() - t).num_seconds()).unwrap_or(0)
 }
 
+/// Docker's status word: the record's, or `paused`/`restarting`.
+pub fn docker_status(rec: &Record) -> &'static str {
+    match rec.state.status {
+        Status::Running if rec.state.paused => "paused",
+        Status::Exited if rec.state.restarting => "restarting",
+        s => s.as_str(),
+    }
+}
+
 /// The STATUS column of `docker ps`.
 pub fn status_text(rec: &Record) -> String {
     match rec.state.status {
+        Status::Running if rec.state.paused => format!("Up {} (Paused)", human_duration(since(&rec.state.started_at))),
+        Status::Exited if rec.state.restarting => {
+            format!("Restarting ({}) {} ago", rec.state.exit_code, human_duration(since(&rec.state.finished_at)))
+        }
         Status::Running => format!("Up {}", human_duration(since(&rec.state.started_at))),
         Status::Created => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
@@ -126,7 +139,7 @@ pub fn summary(rec: &Record) -> Value {
         "Created": parse_time(&rec.created).map(|t| t.timestamp()).unwrap_or(0),
         "Ports": super::ports::summary(rec),
         "Labels": rec.config.labels.clone().unwrap_or_default(),
-        "State": rec.state.status.as_str(),
+        "State": docker_status(rec),
         "Status": status_text(rec),
         "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_else(|| "default".into())},
         "NetworkSettings": {"Networks": networks(rec)},
@@ -151,10 +164,10 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
         "Path": rec.path,
         "Args": rec.args,
         "State": {
-            "Status": s.status.as_str(),
-            "Running": s.status == Status::Running,
-            "Paused": false,
-            "Restarting": false,
+            "Status": docker_status(rec),
+            "Running": s.status == Status::Running || s.restarting,
+            "Paused": s.paused,
+            "Restarting": s.restarting,
             "OOMKilled": s.oom_killed,
             "Dead": s.status == Status::Dead,
             "Pid": s.pid,
@@ -253,7 +266,7 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
                     None => labels.contains_key(v.as_str()),
                 }
             }),
-            "status" => vals.iter().any(|v| v == rec.state.status.as_str()),
+            "status" => vals.iter().any(|v| v == docker_status(rec)),
             "ancestor" => vals.iter().any(|v| {
                 let v = v.as_str();
                 rec.image == v
@@ -311,7 +324,7 @@ impl<R: Runtime> ContainerService<R> {
         let show_all = opts.all || opts.limit.is_some_and(|l| l > 0) || status_filter;
         let mut out = vec![];
         for r in recs {
-            if !show_all && !r.running() {
+            if !(show_all || r.running() || r.state.restarting) {
                 continue;
             }
             if !matches_filters(&r, &opts.filters)? {
@@ -326,7 +339,13 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     pub fn inspect(&self, key: &str) -> Result<Value, ContainerError> {
-        Ok(inspect(&self.get(key)?.record(), &self.cfg.data_root))
+        let rec = self.get(key)?.record();
+        let mut v = inspect(&rec, &self.cfg.data_root);
+        let execs = self.execs.of_container(&rec.id);
+        if !execs.is_empty() {
+            v["ExecIDs"] = json!(execs);
+        }
+        Ok(v)
     }
 
     /// The record (for handlers that need Tty etc.).

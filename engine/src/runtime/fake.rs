@@ -4,8 +4,9 @@
 //! <id>`, `attach <id> in=.. out=.. err=..`, `delete <id>`). A failure can be scripted once per
 //! operation. `wait` resolves once the test calls [`FakeRuntime::exit`], or `start` when
 //! `exit_on_start` is set, or a terminating signal (SIGKILL/SIGTERM/SIGINT/SIGHUP/SIGQUIT) is sent.
-use super::{AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError};
+use super::{AttachOpts, AttachStream, ExecProcess, ExecSpec, Exit, FdStream, RunSpec, Runtime, RuntimeError};
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
@@ -23,6 +24,8 @@ pub struct FakeRuntime {
     peers: Mutex<HashMap<String, Vec<tokio::net::UnixStream>>>,
     /// When set, `start` makes the process exit at once with this code.
     pub exit_on_start: Mutex<Option<i32>>,
+    /// Exit code of every exec (which prints `exec <args>` on stdout and exits at once).
+    pub exec_exit: Mutex<i32>,
 }
 
 impl FakeRuntime {
@@ -108,6 +111,39 @@ impl Runtime for FakeRuntime {
         let (ours, theirs) = tokio::net::UnixStream::pair()?;
         lock(&self.peers).entry(id.to_string()).or_default().push(theirs);
         Ok(ours)
+    }
+
+    async fn state(&self, id: &str, _state_dir: &Path) -> Result<Option<super::ShimState>, RuntimeError> {
+        self.record("state", format!("state {id}"))?;
+        let exits = lock(&self.exits);
+        Ok(exits.get(id).map(|tx| {
+            let exit = tx.borrow().clone();
+            let status = if exit.is_some() { super::Status::Stopped } else { super::Status::Running };
+            super::ShimState { status, pid: 4242, exit }
+        }))
+    }
+
+    async fn resize(&self, id: &str, _state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
+        self.record("resize", format!("resize {id} {height}x{width}"))
+    }
+
+    async fn exec(&self, id: &str, _state_dir: &Path, spec: &ExecSpec) -> Result<ExecProcess, RuntimeError> {
+        self.record("exec", format!("exec {id} {}", spec.args.join(" ")))?;
+        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        std::fs::File::from(out_w).write_all(format!("exec {}\n", spec.args.join(" ")).as_bytes())?;
+        drop(err_w);
+        let (tx, exit) = tokio::sync::oneshot::channel();
+        let _ = tx.send(*lock(&self.exec_exit));
+        let detach = spec.detach;
+        Ok(ExecProcess {
+            pid: 4243,
+            stdin: None,
+            stdout: if detach { None } else { Some(FdStream::new(out_r)?) },
+            stderr: if detach { None } else { Some(FdStream::new(err_r)?) },
+            pty: None,
+            exit,
+        })
     }
 
     async fn delete(&self, id: &str, _state_dir: &Path) -> Result<(), RuntimeError> {

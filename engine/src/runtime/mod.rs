@@ -21,12 +21,16 @@
 //!   stdin is closed, as dockerd does; otherwise it stays open for the next attach.
 //! - The shim writes the json-file log at `spec.log_path` (one
 //!   `{"log":"..","stream":"stdout|stderr","time":"RFC3339Nano"}` object per line).
+pub mod exec;
+pub mod fdstream;
 pub mod shim_client;
 pub mod spec;
 pub mod user;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 
+pub use exec::{ExecProcess, ExecSpec};
+pub use fdstream::FdStream;
 pub use shim_client::ShimState;
 pub use crate::shim::protocol::Status;
 
@@ -44,6 +48,9 @@ pub enum RuntimeError {
     Spec(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An exec'd command could not start; `code` is what dockerd reports (126, 127).
+    #[error("{message}")]
+    Exec { message: String, code: i32 },
 }
 
 impl Classify for RuntimeError {
@@ -109,6 +116,12 @@ pub struct RunSpec {
     /// Per-container directory under the exec root: bundle, shim socket, exit file.
     pub state_dir: PathBuf,
     pub readonly_rootfs: bool,
+    /// cgroup limits (`-m`, `--cpus`, `--pids-limit`, ...).
+    #[serde(default)]
+    pub resources: crate::cgroups::Resources,
+    /// Initial tty size (rows, columns), from the client's terminal.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// How a container's process ended.
@@ -140,6 +153,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn attach(&self, id: &str, state_dir: &std::path::Path, opts: AttachOpts) -> impl std::future::Future<Output = Result<AttachStream, RuntimeError>> + Send;
     /// Removes what the shim left (bundle, libcontainer state). Idempotent.
     fn delete(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    /// Status, pid and (once exited) the exit of a container, from its shim or its exit file;
+    /// `None` when neither exists (the shim is gone without a trace, e.g. after a reboot).
+    fn state(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<Option<ShimState>, RuntimeError>> + Send;
+    /// Sets the tty size of a container started with a tty (no-op without one).
+    fn resize(&self, id: &str, state_dir: &std::path::Path, height: u16, width: u16) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    /// Runs a further process in the running container's namespaces and cgroups (`docker
+    /// exec`). Returns once the process runs, with its stdio; `ExecProcess::exit` resolves with
+    /// its exit code. Errors of a command that cannot run come back as `RuntimeError::Exec`.
+    fn exec(&self, id: &str, state_dir: &std::path::Path, spec: &ExecSpec) -> impl std::future::Future<Output = Result<ExecProcess, RuntimeError>> + Send;
 }
 
 /// The real runtime: one `swarm shim` process per container.

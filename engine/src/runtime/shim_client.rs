@@ -11,19 +11,6 @@ impl ShimRuntime {
         ShimRuntime { shim_binary: shim_binary.into(), runtime_root: runtime_root.into() }
     }
 
-    /// Status, pid and (once exited) the exit of a container, from its shim or its exit file.
-    /// `None` when neither the shim nor an exit file exists (e.g. after a reboot).
-    pub async fn state(&self, state_dir: &Path) -> Result<Option<ShimState>, RuntimeError> {
-        match request(state_dir, &Request::State).await {
-            Ok(r) => Ok(Some(ShimState { status: r.status.unwrap_or(Status::Stopped), pid: r.pid.unwrap_or(0), exit: r.exit })),
-            Err(Gone) => Ok(read_exit(state_dir)?.map(|e| ShimState { status: Status::Stopped, pid: 0, exit: Some(e) })),
-        }
-    }
-
-    /// Sets the tty size of a container started with a tty.
-    pub async fn resize(&self, id: &str, state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
-        call(id, state_dir, &Request::Resize { height, width }).await.map(|_| ())
-    }
 }
 
 /// What `ShimRuntime::state` reports (for reconnecting after an engine restart).
@@ -109,6 +96,7 @@ impl ShimRuntime {
             open_stdin: spec.open_stdin,
             stdin_once: spec.stdin_once,
             cgroup_path: spec.cgroup_path.clone(),
+            console_size: spec.console_size,
         };
         let path = spec.state_dir.join(protocol::CONFIG_FILE);
         protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;
@@ -184,6 +172,21 @@ impl Runtime for ShimRuntime {
         let r = read_response(&mut conn).await.map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
         check(id, r)?;
         Ok(conn)
+    }
+
+    async fn state(&self, _id: &str, state_dir: &Path) -> Result<Option<ShimState>, RuntimeError> {
+        match request(state_dir, &Request::State).await {
+            Ok(r) => Ok(Some(ShimState { status: r.status.unwrap_or(Status::Stopped), pid: r.pid.unwrap_or(0), exit: r.exit })),
+            Err(Gone) => Ok(read_exit(state_dir)?.map(|e| ShimState { status: Status::Stopped, pid: 0, exit: Some(e) })),
+        }
+    }
+
+    async fn resize(&self, id: &str, state_dir: &Path, height: u16, width: u16) -> Result<(), RuntimeError> {
+        call(id, state_dir, &Request::Resize { height, width }).await.map(|_| ())
+    }
+
+    async fn exec(&self, id: &str, state_dir: &Path, spec: &super::ExecSpec) -> Result<super::ExecProcess, RuntimeError> {
+        self.exec_process(id, state_dir, spec).await
     }
 
     async fn delete(&self, id: &str, state_dir: &Path) -> Result<(), RuntimeError> {

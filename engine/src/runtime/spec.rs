@@ -125,13 +125,21 @@ pub fn hostname(spec: &RunSpec) -> String {
 pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
     let hostname = hostname(spec);
     let mut mounts = default_mounts();
+    // User mounts (binds and tmpfs) parent-first: `/data` before `/data/tmp`.
+    let depth = |d: &str| d.trim_end_matches('/').matches('/').count();
+    let mut extra: Vec<(usize, Value)> = vec![];
     for b in &spec.mounts {
         let mut opts = vec!["rbind", "rprivate"];
         if b.readonly {
             opts.push("ro");
         }
-        mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
+        extra.push((depth(&b.destination), json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts})));
     }
+    for t in &spec.tmpfs {
+        extra.push((depth(&t.destination), json!({"destination": t.destination, "type": "tmpfs", "source": "tmpfs", "options": t.options})));
+    }
+    extra.sort_by_key(|(d, _)| *d);
+    mounts.extend(extra.into_iter().map(|(_, m)| m));
     let nofile = nofile_limit();
     let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
     let mut sysctl = serde_json::Map::new();
@@ -158,13 +166,100 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
         "linux": {
             "cgroupsPath": spec.cgroup_path,
             "namespaces": namespaces(&spec.netns),
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "resources": resources(&spec.resources),
             "sysctl": sysctl,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS
         }
     });
     serde_json::from_value(value).map_err(|e| RuntimeError::Spec(format!("invalid runtime spec: {e}")))
+}
+
+/// `linux.resources`: Docker's deny-all device rule plus the container's limits.
+fn resources(r: &crate::cgroups::Resources) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("devices".into(), json!([{"allow": false, "access": "rwm"}]));
+    let mut mem = serde_json::Map::new();
+    if let Some(m) = r.memory.filter(|m| *m > 0) {
+        mem.insert("limit".into(), json!(m));
+        // Without swap accounting libcontainer cannot set a swap limit: leave it out.
+        if crate::cgroups::swap_accounting() {
+            if let Some(s) = r.memory_swap.filter(|s| *s != 0) {
+                mem.insert("swap".into(), json!(s));
+            }
+        }
+    }
+    if let Some(res) = r.memory_reservation.filter(|m| *m > 0) {
+        mem.insert("reservation".into(), json!(res));
+    }
+    if !mem.is_empty() {
+        out.insert("memory".into(), Value::Object(mem));
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(q) = r.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = r.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(c) = r.cpuset_cpus.as_ref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = r.cpuset_mems.as_ref().filter(|m| !m.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        out.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(p) = r.pids_limit.filter(|p| *p != 0) {
+        out.insert("pids".into(), json!({"limit": if p > 0 { p } else { -1 }}));
+    }
+    Value::Object(out)
+}
+
+/// The OCI `process` of a `docker exec`: the container's identity rules (PATH, HOSTNAME, HOME,
+/// TERM with a tty), capabilities and rlimits of the container's own process.
+pub fn exec_process(base: &Spec, es: &super::ExecSpec, user: &ExecUser) -> Value {
+    let hostname = base.hostname().clone().unwrap_or_default();
+    let mut env = Vec::with_capacity(es.env.len() + 4);
+    if !has_var(&es.env, "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has_var(&es.env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    if es.tty && !has_var(&es.env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    env.extend(es.env.iter().cloned());
+    if !has_var(&es.env, "HOME") {
+        env.push(format!("HOME={}", user.home));
+    }
+    let caps: Vec<String> = if es.privileged {
+        super::exec::all_capabilities()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    let nofile = nofile_limit();
+    let rlimits = base
+        .process()
+        .as_ref()
+        .and_then(|p| p.rlimits().clone())
+        .map(|r| serde_json::to_value(r).unwrap_or_else(|_| json!([])))
+        .unwrap_or_else(|| json!([{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}]));
+    json!({
+        "terminal": es.tty,
+        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+        "args": es.args,
+        "env": env,
+        "cwd": if es.cwd.is_empty() { "/" } else { es.cwd.as_str() },
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": rlimits,
+        "noNewPrivileges": false
+    })
 }
 
 #[cfg(test)]
@@ -193,6 +288,8 @@ mod tests {
             state_dir: "/run/x".into(),
             readonly_rootfs: false,
             tmpfs: vec![],
+            resources: Default::default(),
+            console_size: None,
         }
     }
 
@@ -283,5 +380,54 @@ mod tests {
         assert_eq!(types(NetNs::Host), (5, None, 0));
         assert_eq!(types(NetNs::New), (6, Some(None), 2));
         assert_eq!(types(NetNs::Path("/run/netns/x".into())), (6, Some(Some("/run/netns/x".into())), 2));
+    }
+
+    #[test]
+    fn resources_become_linux_resources() {
+        let mut rs = run_spec();
+        rs.resources = crate::cgroups::Resources {
+            memory: Some(64 << 20),
+            cpu_quota: Some(50_000),
+            cpu_period: Some(100_000),
+            cpu_shares: Some(512),
+            cpuset_cpus: Some("0".into()),
+            pids_limit: Some(20),
+            ..Default::default()
+        };
+        let s = build(&rs, &root()).unwrap();
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!((cpu.quota(), cpu.period(), cpu.shares()), (Some(50_000), Some(100_000), Some(512)));
+        assert_eq!(cpu.cpus().as_deref(), Some("0"));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 20);
+        assert!(!r.devices().as_ref().unwrap()[0].allow());
+        let none = build(&run_spec(), &root()).unwrap();
+        let r = none.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
+    }
+
+    #[test]
+    fn exec_process_fields() {
+        let base = build(&run_spec(), &root()).unwrap();
+        let es = crate::runtime::ExecSpec {
+            args: vec!["sh".into()],
+            env: vec!["A=1".into()],
+            cwd: "/tmp".into(),
+            tty: true,
+            privileged: true,
+            ..Default::default()
+        };
+        let u = ExecUser { uid: 5, gid: 6, additional_gids: vec![], home: "/h".into() };
+        let p: oci_spec::runtime::Process = serde_json::from_value(exec_process(&base, &es, &u)).unwrap();
+        assert_eq!(p.terminal(), Some(true));
+        assert_eq!(p.cwd(), &PathBuf::from("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (5, 6));
+        let env = p.env().as_ref().unwrap();
+        assert!(env.contains(&"HOSTNAME=0123456789ab".to_string()) && env.contains(&"TERM=xterm".to_string()));
+        assert!(env.contains(&"A=1".to_string()) && env.contains(&"HOME=/h".to_string()));
+        let caps = p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap();
+        assert!(caps.contains(&Capability::SysAdmin));
+        assert_eq!(p.rlimits().as_ref().unwrap().len(), 1);
     }
 }

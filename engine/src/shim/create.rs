@@ -18,8 +18,12 @@ use std::time::Duration;
 /// libcontainer's executor, but the workload starts with every signal at its default action
 /// and none blocked, as under runc: ignored signals survive exec, and the shim (a Rust binary,
 /// started by whatever) may have some ignored.
-#[derive(Clone)]
-struct CleanSignals;
+/// With `winsize`, a terminal on stdin gets that size before exec (the client's size from
+/// the start, not only after its first resize).
+#[derive(Clone, Default)]
+pub(super) struct CleanSignals {
+    pub winsize: Option<(u16, u16)>,
+}
 
 impl Executor for CleanSignals {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
@@ -32,6 +36,11 @@ impl Executor for CleanSignals {
             let act: [u64; 4] = [0; 4];
             // SAFETY: rt_sigaction reads one kernel sigaction; the old action is not asked for.
             unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
+        }
+        if let Some((rows, cols)) = self.winsize.filter(|(r, c)| *r > 0 && *c > 0) {
+            let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+            // SAFETY: TIOCSWINSZ reads one winsize; on a non-tty stdin it fails harmlessly.
+            unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
         }
         let empty = nix::sys::signal::SigSet::empty();
         let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
@@ -85,7 +94,7 @@ fn docker_wording(err: String) -> String {
     err
 }
 
-fn pipe() -> Result<(File, File), String> {
+pub(super) fn pipe() -> Result<(File, File), String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     Ok((File::from(r), File::from(w)))
 }
@@ -96,7 +105,7 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::Linux)
         .with_root_path(&cfg.runtime_root)
         .map_err(lc_err)?
-        .with_executor(CleanSignals);
+        .with_executor(CleanSignals { winsize: cfg.console_size });
     let mut stdio = Stdio { outputs: vec![], stdin: None, pty: None };
     let console = if cfg.tty {
         let path = state_dir.join(protocol::CONSOLE_SOCKET_FILE);
@@ -138,7 +147,7 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
 }
 
 /// libcontainer's init sent the pty master over the console socket before `build` returned.
-fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
+pub(super) fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::{AsRawFd, FromRawFd};
     listener.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;

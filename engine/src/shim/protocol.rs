@@ -23,6 +23,9 @@ pub struct ShimConfig {
     pub stdin_once: bool,
     /// For the OOM check and leftover cleanup.
     pub cgroup_path: String,
+    /// Initial tty size (rows, columns).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 pub const CONFIG_FILE: &str = "shim.json";
@@ -100,6 +103,45 @@ impl Response {
 pub struct Ready {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// `swarm shim exec`: the engine writes one [`ExecRequest`] line on the helper's stdin (a unix
+/// socket); the helper answers one [`ExecReply`] line with `pid` (the process runs) or `error`,
+/// carrying the engine's ends of the process's stdio as SCM_RIGHTS (see [`ExecRequest`]), and
+/// later one line with `exit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The container id (libcontainer's name).
+    pub id: String,
+    pub runtime_root: PathBuf,
+    /// Scratch dir for the process file and the console socket (the container's state dir).
+    pub work_dir: PathBuf,
+    pub exec_id: String,
+    /// The OCI `process` object to run.
+    pub process: serde_json::Value,
+    /// A pty: the reply carries its master.
+    pub tty: bool,
+    /// Without a tty: the reply carries [stdout, stderr] read ends, plus a stdin write end
+    /// when set (else the process's stdin is /dev/null).
+    pub stdin: bool,
+    /// Every stdio on /dev/null; the reply carries no fds.
+    pub detach: bool,
+    /// Initial tty size (rows, columns).
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// With `error`: the exit code dockerd reports for it (126, 127).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,207 @@
+//! `docker exec` in the real runtime: the engine starts `swarm shim exec` (a single-threaded
+//! helper that does the libcontainer tenant build) and receives the process's stdio from it.
+use super::{spec, user, FdStream, RuntimeError, ShimRuntime};
+use crate::shim::protocol::{self, ExecReply, ExecRequest};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, Interest};
+use tokio::sync::oneshot;
+
+/// What to run (the container service has merged the container's config in already).
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    pub exec_id: String,
+    pub args: Vec<String>,
+    /// The container's environment with the exec's `-e` applied.
+    pub env: Vec<String>,
+    /// Absolute; empty = `/`.
+    pub cwd: String,
+    /// As for `--user`; resolved against the container's /etc/passwd.
+    pub user: String,
+    pub tty: bool,
+    /// Give the process a stdin the client writes to (else /dev/null).
+    pub stdin: bool,
+    /// Every capability (`--privileged`).
+    pub privileged: bool,
+    /// No stdio at all (`docker exec -d`).
+    pub detach: bool,
+    /// Initial tty size (rows, columns).
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// A running exec process.
+#[derive(Debug)]
+pub struct ExecProcess {
+    pub pid: u32,
+    /// Write end of its stdin (with a tty: the pty master).
+    pub stdin: Option<FdStream>,
+    /// Its stdout (with a tty: the pty master, carrying both streams).
+    pub stdout: Option<FdStream>,
+    pub stderr: Option<FdStream>,
+    /// The pty master, for resizes.
+    pub pty: Option<OwnedFd>,
+    /// Resolves with the exit code (128+signal when killed).
+    pub exit: oneshot::Receiver<i32>,
+}
+
+/// Every capability the running kernel knows and this process may grant (`--privileged`).
+pub fn all_capabilities() -> Vec<String> {
+    const ALL: &[&str] = &[
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+        "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+        "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ];
+    let last: usize = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    // A capability outside our own permitted set cannot be given (capset fails with EPERM).
+    let permitted = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapPrm:").map(|v| u64::from_str_radix(v.trim(), 16).ok())))
+        .flatten()
+        .unwrap_or(u64::MAX);
+    ALL.iter().take(last + 1).enumerate().filter(|(i, _)| permitted >> i & 1 == 1).map(|(_, s)| s.to_string()).collect()
+}
+
+fn recv_with_fds(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Result<usize> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT)
+        .map_err(std::io::Error::from)?;
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel just installed these fds for us.
+            fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    Ok(msg.bytes)
+}
+
+fn stream(fd: OwnedFd) -> Result<FdStream, RuntimeError> {
+    Ok(FdStream::new(fd)?)
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
+    Ok(fd.try_clone()?)
+}
+
+impl ShimRuntime {
+    pub(super) async fn exec_process(&self, id: &str, state_dir: &Path, es: &ExecSpec) -> Result<ExecProcess, RuntimeError> {
+        let bundle_config = state_dir.join(protocol::BUNDLE_DIR).join("config.json");
+        let es2 = es.clone();
+        let process = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, RuntimeError> {
+            let base: oci_spec::runtime::Spec = crate::fsutil::read_json(&bundle_config)?
+                .ok_or_else(|| RuntimeError::NotRunning(String::new()))?;
+            let rootfs = base.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+            let user = user::resolve_user(&rootfs, &es2.user)?;
+            Ok(spec::exec_process(&base, &es2, &user))
+        })
+        .await
+        .map_err(|e| RuntimeError::Shim(format!("exec: {e}")))?
+        .map_err(|e| match e {
+            RuntimeError::NotRunning(_) => RuntimeError::NotRunning(id.to_string()),
+            e => e,
+        })?;
+        let req = ExecRequest {
+            id: id.to_string(),
+            runtime_root: self.runtime_root.clone(),
+            work_dir: state_dir.to_path_buf(),
+            exec_id: es.exec_id.clone(),
+            process,
+            tty: es.tty,
+            stdin: es.stdin,
+            detach: es.detach,
+            console_size: es.console_size,
+        };
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("shim.log"))?;
+        let mut child = tokio::process::Command::new(&self.shim_binary)
+            .args(["shim", "exec"])
+            .stdin(std::process::Stdio::from(OwnedFd::from(theirs)))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| RuntimeError::Shim(format!("starting exec helper {}: {e}", self.shim_binary.display())))?;
+        ours.set_nonblocking(true)?;
+        let mut ctrl = tokio::net::UnixStream::from_std(ours)?;
+        let mut line = serde_json::to_vec(&req).map_err(|e| RuntimeError::Shim(e.to_string()))?;
+        line.push(b'\n');
+        ctrl.write_all(&line).await?;
+        // The first reply line, with the fds it carries.
+        let mut got = Vec::new();
+        let mut fds = Vec::new();
+        let mut buf = [0u8; 4096];
+        let nl = loop {
+            if let Some(i) = got.iter().position(|&b| b == b'\n') {
+                break i;
+            }
+            ctrl.readable().await?;
+            match ctrl.try_io(Interest::READABLE, || recv_with_fds(ctrl.as_raw_fd(), &mut buf, &mut fds)) {
+                Ok(0) => {
+                    let _ = child.wait().await;
+                    return Err(RuntimeError::Shim("exec helper exited without an answer (see shim.log)".into()));
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let reply: ExecReply = serde_json::from_slice(&got[..nl]).map_err(|e| RuntimeError::Shim(format!("exec helper: {e}")))?;
+        if let Some(message) = reply.error {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            return Err(RuntimeError::Exec { message, code: reply.code.unwrap_or(126) });
+        }
+        let rest = got[nl + 1..].to_vec();
+        let (tx, exit) = oneshot::channel();
+        tokio::spawn(async move {
+            let code = read_exit(ctrl, rest).await;
+            let _ = child.wait().await;
+            let _ = tx.send(code.unwrap_or(255));
+        });
+        let mut fds = fds.into_iter();
+        let mut p = ExecProcess { pid: reply.pid.unwrap_or(0), stdin: None, stdout: None, stderr: None, pty: None, exit };
+        if es.detach {
+            return Ok(p);
+        }
+        let missing = || RuntimeError::Shim("exec helper sent no stdio".into());
+        if es.tty {
+            let master = fds.next().ok_or_else(missing)?;
+            if es.stdin {
+                p.stdin = Some(stream(dup(&master)?)?);
+            }
+            p.stdout = Some(stream(dup(&master)?)?);
+            p.pty = Some(master);
+        } else {
+            p.stdout = Some(stream(fds.next().ok_or_else(missing)?)?);
+            p.stderr = Some(stream(fds.next().ok_or_else(missing)?)?);
+            if es.stdin {
+                p.stdin = Some(stream(fds.next().ok_or_else(missing)?)?);
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Reads reply lines until the one with `exit`.
+async fn read_exit(ctrl: tokio::net::UnixStream, rest: Vec<u8>) -> Option<i32> {
+    let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::chain(std::io::Cursor::new(rest), ctrl));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        if let Ok(ExecReply { exit: Some(code), .. }) = serde_json::from_str(line.trim()) {
+            return Some(code);
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Resources (limits in the cgroup files, OOM, `docker update`, --cpus), pause/unpause,
+//! rename, top, stats, restart policies, `docker restart`, and live restore across engine
+//! restarts (SIGKILL included, and with the shims gone).
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn cgroup_file(e: &Engine, id: &str, ctrl: &str, file: &str) -> String {
+    let p = format!("/sys/fs/cgroup/{ctrl}{}/{id}/{file}", e.cgroup_parent());
+    std::fs::read_to_string(&p).unwrap_or_else(|err| panic!("{p}: {err}")).trim().to_string()
+}
+
+fn id_of(e: &Engine, name: &str) -> String {
+    inspect(e, name, "{{.Id}}")
+}
+
+#[test]
+fn limits_land_in_the_cgroup() {
+    require_root!();
+    let e = engine_with_busybox();
+    let n = e.unique("lim");
+    e.docker_ok(&[
+        "run", "-d", "--name", &n, "-m", "64m", "--memory-swap", "128m", "--cpus", "0.5", "--cpu-shares", "512",
+        "--cpuset-cpus", "0", "--pids-limit", "50", "busybox", "sleep", "1000",
+    ]);
+    let id = id_of(&e, &n);
+    assert_eq!(cgroup_file(&e, &id, "memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    if std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(cgroup_file(&e, &id, "memory", "memory.memsw.limit_in_bytes"), (128u64 << 20).to_string());
+    }
+    assert_eq!(cgroup_file(&e, &id, "cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(cgroup_file(&e, &id, "cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(cgroup_file(&e, &id, "cpu", "cpu.shares"), "512");
+    assert_eq!(cgroup_file(&e, &id, "cpuset", "cpuset.cpus"), "0");
+    assert!(!cgroup_file(&e, &id, "cpuset", "cpuset.mems").is_empty());
+    assert_eq!(cgroup_file(&e, &id, "pids", "pids.max"), "50");
+    // What the container itself sees, and what inspect reports.
+    assert_eq!(e.docker_ok(&["exec", &n, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]).trim(), (64u64 << 20).to_string());
+    assert_eq!(
+        inspect(&e, &n, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpusetCpus}}"),
+        format!("{} 500000000 512 50 0", 64u64 << 20)
+    );
+    // The pids limit holds.
+    let o = e.docker(&["exec", &n, "sh", "-c", "for i in $(seq 80); do sleep 5 & done 2>/dev/null; sleep 0.2; ls /proc | grep -c '^[0-9]'"]);
+    let count: u32 = o.stdout.trim().parse().unwrap_or(0);
+    assert!(count <= 52, "{o}");
+    // dockerd's refusals.
+    let o = e.docker(&["run", "--rm", "-m", "1m", "busybox", "true"]);
+    assert!(!o.success() && o.stderr.contains("Minimum memory limit allowed is 6MB"), "{o}");
+    let o = e.docker(&["run", "--rm", "--cpuset-cpus", "64", "busybox", "true"]);
+    assert!(!o.success() && o.stderr.contains("not available"), "{o}");
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    require_root!();
+    let e = engine_with_busybox();
+    let n = e.unique("oom");
+    let o = e.docker(&["run", "--name", &n, "-m", "32m", "busybox", "sh", "-c", "x=$(head -c 150000000 /dev/zero | tr '\\0' a); echo survived"]);
+    assert_eq!(o.code(), 137, "{o}");
+    assert!(!o.stdout.contains("survived"), "{o}");
+    assert_eq!(inspect(&e, &n, "{{.State.OOMKilled}} {{.State.ExitCode}}"), "true 137");
+}
+
+#[test]
+fn cpus_cap_a_busy_loop() {
+    require_root!();
+    let e = engine_with_busybox();
+    let n = e.unique("cpu");
+    e.docker_ok(&["run", "-d", "--name", &n, "--cpus", "0.2", "busybox", "sh", "-c", "while :; do :; done"]);
+    let id = id_of(&e, &n);
+    let usage = || cgroup_file(&e, &id, "cpuacct", "cpuacct.usage").parse::<u64>().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (u0, t0) = (usage(), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let share = (usage() - u0) as f64 / t0.elapsed().as_nanos() as f64;
+    assert!(share < 0.3 && share > 0.05, "busy loop used {share:.2} of a CPU under --cpus 0.2");
+}
+
+#[test]
+fn update_running_and_stopped_containers() {
+    require_root!();
+    let e = engine_with_busybox();
+    let n = e.unique("upd");
+    e.docker_ok(&["run", "-d", "--name", &n, "-m", "32m", "busybox", "sleep", "1000"]);
+    let id = id_of(&e, &n);
+    e.docker_ok(&["update", "-m", "48m", "--cpus", "0.3", "--pids-limit", "30", "--cpu-shares", "256", &n]);
+    assert_eq!(cgroup_file(&e, &id, "memory", "memory.limit_in_bytes"), (48u64 << 20).to_string());
+    assert_eq!(cgroup_file(&e, &id, "cpu", "cpu.cfs_quota_us"), "30000");
+    assert_eq!(cgroup_file(&e, &id, "cpu", "cpu.shares"), "256");
+    assert_eq!(cgroup_file(&e, &id, "pids", "pids.max"), "30");
+    assert_eq!(inspect(&e, &n, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"), format!("{} 300000000 30", 48u64 << 20));
+    // Raising memory past the memory+swap limit needs both (dockerd's words).
+    let o = e.docker(&["update", "-m", "256m", &n]);
+    assert!(!o.success() && o.stderr.contains("memoryswap"), "{o}");
+    e.docker_ok(&["update", "-m", "256m", "--memory-swap", "512m", &n]);
+    assert_eq!(cgroup_file(&e, &id, "memory", "memory.limit_in_bytes"), (256u64 << 20).to_string());
+    // A stopped container keeps the update for its next start; restart policy too.
+    e.docker_ok(&["stop", "-t", "0", &n]);
+    e.docker_ok(&["update", "--pids-limit", "40", "--restart", "on-failure:3", &n]);
+    assert_eq!(inspect(&e, &n, "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"), "on-failure 3");
+    e.docker_ok(&["start", &n]);
+    assert_eq!(cgroup_file(&e, &id, "pids", "pids.max"), "40");
+}
+
+#[test]
+fn pause_unpause_rename_top_stats() {
+    require_root!();
+    let e = engine_with_busybox();
+    let n = e.unique("pz");
+    e.docker_ok(&["run", "-d", "--name", &n, "-m", "64m", "busybox", "sh", "-c", "while :; do echo tick; sleep 0.1; done"]);
+    let id = id_of(&e, &n);
+    e.docker_ok(&["pause", &n]);
+    assert_eq!(inspect(&e, &n, "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"), "paused true true");
+    assert_eq!(cgroup_file(&e, &id, "freezer", "freezer.state"), "FROZEN");
+    let ps = e.docker_ok(&["ps", "--filter", &format!("name={n}"), "--format", "{{.Status}}"]);
+    assert!(ps.contains("(Paused)"), "{ps}");
+    let o = e.docker(&["exec", &n, "true"]);
+    assert!(!o.success() && o.stderr.contains("is paused"), "{o}");
+    let o = e.docker(&["pause", &n]);
+    assert!(!o.success() && o.stderr.contains("already paused"), "{o}");
+    e.docker_ok(&["unpause", &n]);
+    assert_eq!(inspect(&e, &n, "{{.State.Status}} {{.State.Paused}}"), "running false");
+    assert_eq!(cgroup_file(&e, &id, "freezer", "freezer.state"), "THAWED");
+    // rename: the new name works, the old one is free, conflicts are refused.
+    let renamed = e.unique("pz2");
+    e.docker_ok(&["rename", &n, &renamed]);
+    assert_eq!(inspect(&e, &renamed, "{{.Name}}"), format!("/{renamed}"));
+    assert!(!e.docker(&["inspect", &n]).success());
+    let other = e.unique("pz3");
+    e.docker_ok(&["create", "--name", &other, "busybox", "true"]);
+    let o = e.docker(&["rename", &renamed, &other]);
+    assert!(!o.success() && o.stderr.contains("is already in use"), "{o}");
+    // top: ps of the container's processes, with ps_args.
+    let top = e.docker_ok(&["top", &renamed]);
+    assert!(top.lines().next().unwrap().contains("PID") && top.contains("while :"), "{top}");
+    let top = e.docker_ok(&["top", &renamed, "-o", "pid,comm"]);
+    assert_eq!(top.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["PID", "COMMAND"], "{top}");
+    // stats: one frame, memory against the limit, pids, the container's network.
+    let s = e.docker_ok(&["stats", "--no-stream", "--format", "{{.Name}}|{{.MemUsage}}|{{.PIDs}}", &renamed]);
+    let f: Vec<&str> = s.trim().split('|').collect();
+    assert_eq!(f[0], renamed);
+    assert!(f[1].ends_with("/ 64MiB"), "{s}");
+    assert!(f[2].parse::<u32>().unwrap() >= 1, "{s}");
+    let r = e.api("GET", &format!("/v1.41/containers/{renamed}/stats?stream=0"), None).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["networks"]["eth0"]["rx_bytes"].is_u64(), "{v}");
+    assert_eq!(v["memory_stats"]["limit"], 64u64 << 20);
+    // Stopping a paused container works.
+    e.docker_ok(&["pause", &renamed]);
+    e.docker_ok(&["stop", "-t", "1", &renamed]);
+    assert_eq!(inspect(&e, &renamed, "{{.State.Status}} {{.State.Paused}}"), "exited false");
+}
+
+#[test]
+fn restart_policies() {
+    require_root!();
+    let e = engine_with_busybox();
+    // on-failure:2 — the first run and two restarts, then it stays down.
+    let of = e.unique("of");
+    e.docker_ok(&["run", "-d", "--name", &of, "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3"]);
+    assert!(wait_until(Duration::from_secs(20), || inspect(&e, &of, "{{.State.Status}} {{.RestartCount}}") == "exited 2"));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(inspect(&e, &of, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"), "exited 2 3");
+    assert_eq!(e.docker_ok(&["logs", &of]).matches("run").count(), 3);
+    // on-failure does not restart a success.
+    let ok = e.unique("ok");
+    e.docker_ok(&["run", "-d", "--name", &ok, "--restart", "on-failure", "busybox", "true"]);
+    assert!(wait_status(&e, &ok, "exited"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&e, &ok, "{{.RestartCount}}"), "0");
+    // always: a killed process comes back; `docker stop` keeps it down.
+    let al = e.unique("al");
+    e.docker_ok(&["run", "-d", "--name", &al, "--restart", "always", "busybox", "sleep", "1000"]);
+    let pid: i32 = inspect(&e, &al, "{{.State.Pid}}").parse().unwrap();
+    // SAFETY: kill(2) of the container's process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_until(Duration::from_secs(20), || inspect(&e, &al, "{{.State.Status}} {{.RestartCount}}") == "running 1"));
+    assert_ne!(inspect(&e, &al, "{{.State.Pid}}"), pid.to_string());
+    e.docker_ok(&["stop", "-t", "1", &al]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(inspect(&e, &al, "{{.State.Status}}"), "exited");
+    // An explicit start resets the count.
+    e.docker_ok(&["start", &al]);
+    assert_eq!(inspect(&e, &al, "{{.State.Status}} {{.RestartCount}}"), "running 0");
+    // rm -f ends it for good: no restart, nothing left behind.
+    let id = id_of(&e, &al);
+    e.docker_ok(&["rm", "-f", &al]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!e.docker(&["inspect", &al]).success());
+    assert!(!e.data_root().join("containers").join(&id).exists());
+    // Refusals as dockerd words them.
+    let o = e.docker(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert!(!o.success(), "{o}");
+    let o = e.docker(&["create", "--restart", "bogus", "busybox", "true"]);
+    assert!(!o.success(), "{o}");
+}
+
+#[test]
+fn docker_restart_gives_a_new_process() {
+    require_root!();
+    let e = engine_with_busybox();
+    let n = e.unique("rs");
+    e.docker_ok(&["run", "-d", "--name", &n, "busybox", "sh", "-c", "trap 'exit 0' TERM; echo up; while :; do sleep 0.1; done"]);
+    let (pid, started) = (inspect(&e, &n, "{{.State.Pid}}"), inspect(&e, &n, "{{.State.StartedAt}}"));
+    e.docker_ok(&["restart", "-t", "5", &n]);
+    assert_eq!(inspect(&e, &n, "{{.State.Status}}"), "running");
+    assert_ne!(inspect(&e, &n, "{{.State.Pid}}"), pid);
+    assert_ne!(inspect(&e, &n, "{{.State.StartedAt}}"), started);
+    assert!(wait_logs(&e, &n, "up\nup"));
+    // A stopped container is simply started.
+    e.docker_ok(&["stop", "-t", "1", &n]);
+    e.docker_ok(&["restart", &n]);
+    assert_eq!(inspect(&e, &n, "{{.State.Status}}"), "running");
+}
+
+/// Pids of the processes whose command line starts with `prefix` (NUL-separated args).
+fn pids_with_cmdline(prefix: &[u8]) -> Vec<i32> {
+    let mut out = vec![];
+    for ent in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = ent.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmd = std::fs::read(ent.path().join("cmdline")).unwrap_or_default();
+        if cmd.windows(prefix.len()).any(|w| w == prefix) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn kill_engine(e: &Engine) {
+    let pid = e.pid().expect("engine running") as i32;
+    // SAFETY: kill(2) of the engine we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+#[test]
+fn live_restore_after_sigkill() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    let sleeper = e.unique("lr1");
+    let ticker = e.unique("lr2");
+    let dies = e.unique("lr3");
+    e.docker_ok(&["run", "-d", "--name", &sleeper, "busybox", "sleep", "1000"]);
+    e.docker_ok(&["run", "-d", "--name", &ticker, "busybox", "sh", "-c", "i=0; while :; do i=$((i+1)); echo n=$i; sleep 0.1; done"]);
+    e.docker_ok(&["run", "-d", "--name", &dies, "busybox", "sh", "-c", "sleep 1.5; exit 5"]);
+    let pid = inspect(&e, &sleeper, "{{.State.Pid}}");
+    assert!(wait_logs(&e, &ticker, "n=3"));
+    kill_engine(&e);
+    // Meanwhile: one container ends, the others go on.
+    std::thread::sleep(Duration::from_millis(2500));
+    e.restart();
+    let running = e.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(sorted_lines(&running), {
+        let mut v = vec![sleeper.clone(), ticker.clone()];
+        v.sort();
+        v
+    });
+    assert_eq!(inspect(&e, &sleeper, "{{.State.Pid}}"), pid);
+    assert!(wait_status(&e, &dies, "exited"));
+    assert_eq!(inspect(&e, &dies, "{{.State.ExitCode}}"), "5");
+    // Logs keep growing, and logs -f follows them.
+    let last = e.docker_ok(&["logs", "--tail", "1", &ticker]);
+    let n: u32 = last.trim().trim_start_matches("n=").parse().unwrap();
+    let o = e.sh(&format!("timeout 2 docker logs -f --tail 0 {ticker}; true"));
+    assert!(o.stdout.lines().any(|l| l.trim_start_matches("n=").parse::<u32>().is_ok_and(|k| k > n)), "{o}");
+    // The reattached containers are fully usable: exec, wait, stop.
+    assert_eq!(e.docker_ok(&["exec", &sleeper, "echo", "hi"]), "hi\n");
+    e.docker_ok(&["stop", "-t", "1", &sleeper]);
+    assert_eq!(inspect(&e, &sleeper, "{{.State.Status}}"), "exited");
+}
+
+#[test]
+fn restart_always_comes_back_without_shims() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    let always = e.unique("ra");
+    let plain = e.unique("rp");
+    e.docker_ok(&["run", "-d", "--name", &always, "--restart", "always", "busybox", "sleep", "1000"]);
+    e.docker_ok(&["run", "-d", "--name", &plain, "busybox", "sleep", "1000"]);
+    let (ida, idp) = (id_of(&e, &always), id_of(&e, &plain));
+    let old_pid = inspect(&e, &always, "{{.State.Pid}}");
+    // A host reboot, as far as the engine can tell: engine, shims and containers are gone.
+    e.terminate(Duration::from_secs(10));
+    for id in [&ida, &idp] {
+        let state_dir = e.exec_root().join(&id[..16]);
+        let mut marker = b"shim\0".to_vec();
+        marker.extend_from_slice(state_dir.to_string_lossy().as_bytes());
+        for p in pids_with_cmdline(&marker) {
+            // SAFETY: kill(2) of the container's shim.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        let procs = format!("/sys/fs/cgroup/pids{}/{id}/cgroup.procs", e.cgroup_parent());
+        for p in std::fs::read_to_string(&procs).unwrap_or_default().lines() {
+            // SAFETY: kill(2) of the container's processes.
+            unsafe { libc::kill(p.trim().parse().unwrap_or(0), libc::SIGKILL) };
+        }
+        assert!(wait_until(Duration::from_secs(10), || std::fs::read_to_string(&procs).unwrap_or_default().trim().is_empty()));
+    }
+    e.restart();
+    assert!(wait_until(Duration::from_secs(20), || {
+        let s = inspect(&e, &always, "{{.State.Status}} {{.State.Pid}}");
+        s.starts_with("running ") && s != format!("running {old_pid}")
+    }));
+    assert_eq!(e.docker_ok(&["exec", &always, "echo", "back"]), "back\n");
+    assert!(wait_status(&e, &plain, "exited"));
+}
