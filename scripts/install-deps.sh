@@ -10,12 +10,14 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q "${missing[@]}"; then
+    apt-get update -q
+    apt-get install -y -q "${missing[@]}"
+  fi
 fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y -q "${missing[@]}"; then
-  apt-get update -q
-  apt-get install -y -q "${missing[@]}"
-fi
+# docker-py, a client the tests drive the engine with (as users do).
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker
 # Packaged services do not start here (no systemd); nothing else to do.
