@@ -254,6 +254,9 @@ fn inspect_fields() {
     assert_eq!(o.stdout, "hi\n");
     assert_eq!(inspect(&e, "insp", "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}"), "exited 0 false");
     assert!(!inspect(&e, "insp", "{{.State.FinishedAt}}").starts_with("0001"));
+    // An exited container starts attached again (docker start -a attaches before it starts).
+    let o = e.docker(&["start", "-a", "insp"]);
+    assert_eq!((o.stdout.as_str(), o.code()), ("hi\n", 0), "{o}");
 
     // Unknown fields in the create body are ignored (newer CLIs send them).
     let body = br#"{"Image":"busybox","Cmd":["true"],"NoSuchField":{"x":1},"HostConfig":{"AlsoUnknown":true}}"#;

@@ -298,7 +298,8 @@ impl<R: Runtime> ContainerService<R> {
                 let s = self.runtime.attach(&rec.id, &self.state_dir(&rec.id), opts).await?;
                 let _ = tx.send(s);
             }
-            Status::Created => {
+            // `docker start -a` attaches to a created or exited container, then starts it.
+            Status::Created | Status::Exited => {
                 // Re-check under the op lock so a concurrent start cannot miss us.
                 let _op = ctr.op.lock().await;
                 if ctr.record().running() {
