@@ -4,7 +4,7 @@
 //! that another engine (e.g. a real dockerd) serves, as classic Swarm's join did.
 pub mod heartbeat;
 
-use discovery::{Backend, Discovery, DiscoveryError, Entry};
+use discovery::{Backend, DiscoveryError, Entry};
 use engine::config::Listen;
 use engine::{EngineConfig, EngineError};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,9 +31,9 @@ pub enum AgentError {
     Heartbeat,
     #[error("--ttl must be strictly superior to the heartbeat value")]
     Ttl,
-    #[error("{0}")]
+    #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    #[error("{0}")]
+    #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("cannot resolve the advertised address {0}")]
     Resolve(String),

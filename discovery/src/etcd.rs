@@ -87,7 +87,7 @@ impl EtcdDiscovery {
     async fn op<T, F: Future<Output = Result<T, etcd_client::Error>>>(&self, what: &str, f: F) -> Result<T, DiscoveryError> {
         match tokio::time::timeout(OP_TIMEOUT, f).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.err(format!("{what}: {e}"))),
+            Ok(Err(e)) => Err(self.err(format!("{what}: {}", describe(&e)))),
             Err(_) => Err(self.err(format!("{what}: no answer within {OP_TIMEOUT:?} (is etcd running and reachable?)"))),
         }
     }
@@ -173,6 +173,23 @@ impl EtcdDiscovery {
             }
             emit(tx, last, &set).await;
         }
+    }
+}
+
+/// A short description of a client error: the gRPC status message and meaning rather than the
+/// whole debug chain, with a hint when etcd is unreachable.
+fn describe(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            // gRPC code 14: UNAVAILABLE.
+            let unavailable = i32::from(s.code()) == 14;
+            let mut msg = format!("{} ({})", s.message(), s.code().description());
+            if unavailable {
+                msg.push_str(": is etcd running and reachable?");
+            }
+            msg
+        }
+        e => e.to_string(),
     }
 }
 

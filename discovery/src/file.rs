@@ -25,7 +25,7 @@ pub fn parse_content(path: &Path, content: &str) -> Result<Vec<Entry>, Discovery
         if line.is_empty() {
             continue;
         }
-        let wrap = |e: DiscoveryError| DiscoveryError::FileEntry { path: path.display().to_string(), line: i + 1, source: Box::new(e) };
+        let wrap = |e: DiscoveryError| DiscoveryError::FileEntry { path: path.display().to_string(), line: i + 1, error: Box::new(e) };
         for part in line.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             for addr in expand_ranges(part).map_err(wrap)? {
                 let e = Entry::parse(&addr).map_err(wrap)?;

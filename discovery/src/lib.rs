@@ -145,16 +145,16 @@ pub enum DiscoveryError {
     Http { url: String, status: u16, body: String },
     #[error("etcd at {endpoints}: {reason}")]
     Etcd { endpoints: String, reason: String },
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("{path} line {line}: {source}")]
-    FileEntry { path: String, line: usize, source: Box<DiscoveryError> },
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("{path} line {line}: {error}")]
+    FileEntry { path: String, line: usize, error: Box<DiscoveryError> },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
 }
 
 impl DiscoveryError {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        DiscoveryError::Io { path: path.as_ref().display().to_string(), source }
+        DiscoveryError::Io { path: path.as_ref().display().to_string(), error: source }
     }
 }

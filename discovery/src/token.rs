@@ -56,10 +56,14 @@ fn valid_token(t: &str) -> bool {
 }
 
 fn unreachable(url: &str, e: reqwest::Error) -> DiscoveryError {
+    if e.is_timeout() {
+        return DiscoveryError::Unreachable { url: url.to_string(), reason: format!("no answer within {REQUEST_TIMEOUT:?}") };
+    }
+    // The innermost cause says it best ("Connection refused (os error 111)").
     let mut reason = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
-        reason = format!("{reason}: {s}");
+        reason = s.to_string();
         src = s.source();
     }
     DiscoveryError::Unreachable { url: url.to_string(), reason }

@@ -1,6 +1,6 @@
 //! Helpers of the discovery/agent end-to-end tests: running `swarm` subcommands, a real
 //! `swarm token-service` on a free port, agents (`swarm join`) inside netns hosts.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 pub use testground::hosts::{docker_at, Host, HostProc, TestNet};
 pub use testground::{require_root, wait_until};
 use std::path::PathBuf;

@@ -18,10 +18,10 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(180);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    #[error("cannot listen on {addr}: {error}")]
+    Listen { addr: String, error: std::io::Error },
     #[error("token service: {0}")]
     Serve(std::io::Error),
 }
@@ -134,7 +134,7 @@ pub async fn serve(listener: tokio::net::TcpListener, store: Arc<TokenStore>, st
 /// Opens the store under `data`, binds `addr` and serves until `stop`.
 pub async fn run(addr: &str, data: &std::path::Path, stop: CancellationToken) -> Result<(), ServerError> {
     let store = Arc::new(TokenStore::open(data)?);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr: addr.to_string(), source })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| ServerError::Listen { addr: addr.to_string(), error })?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string());
     tracing::info!(addr = %local, data = %data.display(), "token service listening");
     serve(listener, store, stop).await

@@ -22,8 +22,8 @@ pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 pub enum StoreError {
     #[error("no cluster with token {0:?} (create one with `swarm create`)")]
     NotFound(String),
-    #[error("token service store {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("token service store {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -59,7 +59,7 @@ impl TokenStore {
     /// Opens (creating) the store under `data`, loading every cluster file.
     pub fn open(data: &Path) -> Result<TokenStore, StoreError> {
         let dir = data.join("clusters");
-        let io = |source| StoreError::Io { path: dir.clone(), source };
+        let io = |error| StoreError::Io { path: dir.clone(), error };
         std::fs::create_dir_all(&dir).map_err(io)?;
         fsutil::remove_stale_tmp(&dir);
         let mut state = State::default();
@@ -91,8 +91,8 @@ impl TokenStore {
     }
     fn write(&self, token: &str, c: &Cluster) -> Result<(), StoreError> {
         let p = self.path(token);
-        let data = serde_json::to_vec(c).map_err(|e| StoreError::Io { path: p.clone(), source: std::io::Error::other(e) })?;
-        fsutil::write_atomic(&p, &data).map_err(|source| StoreError::Io { path: p, source })
+        let data = serde_json::to_vec(c).map_err(|e| StoreError::Io { path: p.clone(), error: std::io::Error::other(e) })?;
+        fsutil::write_atomic(&p, &data).map_err(|error| StoreError::Io { path: p, error })
     }
 
     /// Creates a cluster (durably) and returns its token: 32 lowercase hex digits.
@@ -141,7 +141,7 @@ impl TokenStore {
             s.dirty.remove(token);
         }
         let p = self.path(token);
-        fsutil::remove_durable(&p).map_err(|source| StoreError::Io { path: p, source })
+        fsutil::remove_durable(&p).map_err(|error| StoreError::Io { path: p, error })
     }
 
     /// Drops expired entries and writes every changed cluster. Returns how many were written.

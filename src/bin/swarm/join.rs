@@ -18,13 +18,13 @@ pub struct JoinArgs {
     #[arg(long = "advertise", visible_alias = "addr", env = "SWARM_ADVERTISE", value_name = "IP:PORT")]
     advertise: Option<String>,
     /// Period of the registration (at least 1s).
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_name = "DURATION", allow_hyphen_values = true)]
     heartbeat: String,
     /// How long a registration lasts without heartbeats (must be above --heartbeat).
-    #[arg(long, default_value = "180s", value_name = "DURATION")]
+    #[arg(long, default_value = "180s", value_name = "DURATION", allow_hyphen_values = true)]
     ttl: String,
     /// Wait a random time below this before the first registration (avoids synchronized joins).
-    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    #[arg(long, default_value = "0s", value_name = "DURATION", allow_hyphen_values = true)]
     delay: String,
     /// Discovery option (repeatable): kv.path, kv.cacertfile, kv.certfile, kv.keyfile.
     #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]

@@ -7,7 +7,7 @@ use discovery::{Backend, Discovery, DiscoveryOpts};
 etcd://<ip:port>[,<ip:port>...]/<prefix>, file://<path>, nodes://<ip:port>[,...] ([a:b] ranges allowed).")]
 pub struct ListArgs {
     /// Give up after this long (Go duration, above 0).
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_name = "DURATION", allow_hyphen_values = true)]
     timeout: String,
     /// Discovery option (repeatable): kv.path, kv.cacertfile, kv.certfile, kv.keyfile.
     #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
