@@ -99,6 +99,8 @@ pub fn run(a: JoinArgs) -> anyhow::Result<()> {
     };
     agent::validate(&cfg)?;
     crate::init_tracing(&log_level)?;
+    // The engine's registry client (and https token services) use rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing::info!(addr = %cfg.advertise, discovery = %url, engine = cfg.engine.is_some(), "joining");
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
