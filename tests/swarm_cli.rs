@@ -107,6 +107,8 @@ fn join_validates_like_classic_swarm() {
     fails_with(&["join", "--advertise", "10.0.0.1:2375", "--no-engine", "file:///etc/hosts"], "static list");
     // The advertised engine listener is plain TCP until TLS lands: it must be asked for.
     fails_with(&["join", "--advertise", "10.0.0.1:2375", d], "--insecure-tcp");
+    // An advertised address that is not this host's fails before anything starts, with a hint.
+    fails_with(&["join", "--advertise", "192.0.2.1:2375", "--insecure-tcp", d], "not an address of this host");
     let o = swarm_env(&["join", d], &[("SWARM_ADVERTISE", "10.0.0.1:99999")]);
     assert!(!o.success() && o.stderr.contains("1-65535"), "{o}");
 }

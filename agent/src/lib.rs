@@ -39,6 +39,8 @@ pub enum AgentError {
     Resolve(String),
     #[error("the engine did not accept connections on {addr} within {secs} s")]
     NotReady { addr: SocketAddr, secs: u64 },
+    #[error("cannot serve on the advertised address {addr}: {error}{hint}")]
+    Advertise { addr: SocketAddr, error: std::io::Error, hint: &'static str },
     #[error("the engine stopped unexpectedly: {0}")]
     EngineGone(String),
 }
@@ -96,7 +98,11 @@ impl Agent {
         let mut engine_task = None;
         if let Some(mut ecfg) = cfg.engine.take() {
             let addr = resolve(&cfg.advertise).await?;
+            let before = ecfg.hosts.len();
             let probe = ensure_listener(&mut ecfg, addr);
+            if ecfg.hosts.len() != before {
+                check_bindable(addr)?;
+            }
             let mut task = tokio::spawn(engine::run(ecfg, engine_stop.clone()));
             if !wait_ready(probe, &mut task, &shutdown).await? {
                 engine_stop.cancel();
@@ -131,6 +137,24 @@ impl Agent {
             },
             (None, Some(task)) => finish(task).await,
             (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Fails early, with a hint, when the advertised address cannot be bound here (e.g. a NAT
+/// address, which needs `-H tcp://0.0.0.0:<port>`), instead of deep inside the engine start.
+fn check_bindable(addr: SocketAddr) -> Result<(), AgentError> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let hint = match error.kind() {
+                std::io::ErrorKind::AddrNotAvailable => {
+                    " (not an address of this host; if it reaches this host through NAT, serve on all addresses with -H tcp://0.0.0.0:<port>)"
+                }
+                std::io::ErrorKind::AddrInUse => " (something already listens there; with --no-engine, join only registers that engine)",
+                _ => "",
+            };
+            Err(AgentError::Advertise { addr, error, hint })
         }
     }
 }
@@ -199,6 +223,15 @@ mod tests {
         c.hosts.push(Listen::Tcp("0.0.0.0:2375".parse().unwrap()));
         assert_eq!(ensure_listener(&mut c, a), "127.0.0.1:2375".parse().unwrap());
         assert_eq!(c.hosts.len(), 2);
+    }
+
+    #[test]
+    fn refuses_foreign_or_busy_addresses() {
+        let e = check_bindable("192.0.2.1:2375".parse().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("not an address of this host") && e.contains("-H tcp://0.0.0.0"), "{e}");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let e = check_bindable(l.local_addr().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("already listens"), "{e}");
     }
 
     #[tokio::test]
