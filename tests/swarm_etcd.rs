@@ -38,7 +38,7 @@ fn agents_survive_an_etcd_restart() {
 
     // A crashed agent vanishes after its TTL; a stopped one at once.
     a1.kill();
-    wait_list(&[&disc], &[a2_addr.clone()], Duration::from_secs(10));
+    wait_list(&[&disc], std::slice::from_ref(&a2_addr), Duration::from_secs(10));
     assert!(a2.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", a2.log());
     wait_list(&[&disc], &[], Duration::from_secs(2));
 }

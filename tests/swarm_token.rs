@@ -71,7 +71,7 @@ fn no_engine_registers_another_engines_address() {
     let mut agent = h.spawn("join-no-engine", SWARM, &args);
     let l = ["--discovery-url".to_string(), svc.url(), format!("token://{token}")];
     let l: Vec<&str> = l.iter().map(String::as_str).collect();
-    wait_list(&l, &[addr.clone()], Duration::from_secs(20));
+    wait_list(&l, std::slice::from_ref(&addr), Duration::from_secs(20));
     // Nothing serves there: join did not start an engine.
     assert!(std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).is_err());
     assert!(agent.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", agent.log());

@@ -88,7 +88,8 @@ async fn delete_cluster(State(s): St, Path(token): Path<String>) -> Result<&'sta
 }
 
 async fn deregister(State(s): St, Path((token, entry)): Path<(String, String)>) -> Result<&'static str, ApiError> {
-    s.deregister(&token, &entry)?;
+    let entry = crate::Entry::parse(&entry).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    s.deregister(&token, &entry.to_string())?;
     tracing::debug!(token = %token, entry = %entry, "deregistered");
     Ok("OK")
 }
