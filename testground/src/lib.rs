@@ -3,12 +3,16 @@
 //!   (`docker import`) and a docker-archive (`docker load`); hostile layer tarballs;
 //! - [`registry::Registry`]: a real `docker-registry` on a free 127.0.0.1 port;
 //! - [`engine::Engine`]: a temporary `swarm engine` with a docker CLI pointed at it;
+//! - [`hosts::TestNet`]: network-namespace hosts on a test bridge, each with its own address;
+//! - [`etcd::Etcd`]: a real etcd on free ports (restartable, optionally with TLS);
 //! - [`cleanup`]: removal of processes, mounts, cgroups, bridges and iptables rules.
 //!
 //! Everything uses unique names and cleans up on drop, even when the test panics.
 pub mod cleanup;
 pub mod cmd;
 pub mod engine;
+pub mod etcd;
+pub mod hosts;
 pub mod http;
 pub mod image;
 pub mod registry;

@@ -1,4 +1,9 @@
-//! `swarm`: engine, shim (internal), and later join/manage/create/list.
+//! `swarm`: engine, shim (internal), create/join/list/token-service, and later manage.
+mod create;
+mod join;
+mod list;
+mod token_service;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -15,6 +20,17 @@ struct Cli {
 enum Cmd {
     /// Run a single-host Docker engine.
     Engine(EngineArgs),
+    /// Create a cluster on the token service and print its token.
+    #[command(visible_alias = "c")]
+    Create(create::CreateArgs),
+    /// Join a cluster: run the engine at --advertise and register it in discovery.
+    #[command(visible_alias = "j")]
+    Join(join::JoinArgs),
+    /// List the nodes of a cluster, one ip:port per line.
+    #[command(visible_alias = "l")]
+    List(list::ListArgs),
+    /// Serve the token discovery protocol (`swarm create`, token://) from a local store.
+    TokenService(token_service::TokenServiceArgs),
     /// Internal: the per-container supervisor started by the engine.
     #[command(hide = true, disable_help_flag = true)]
     Shim {
@@ -89,11 +105,32 @@ fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
-fn engine(a: EngineArgs) -> anyhow::Result<()> {
-    if !["trace", "debug", "info", "warn", "error"].contains(&a.log_level.as_str()) {
-        anyhow::bail!("invalid --log-level {:?}: use trace, debug, info, warn or error", a.log_level);
+fn check_log_level(level: &str) -> anyhow::Result<()> {
+    if !["trace", "debug", "info", "warn", "error"].contains(&level) {
+        anyhow::bail!("invalid --log-level {level:?}: use trace, debug, info, warn or error");
     }
+    Ok(())
+}
+
+fn engine(a: EngineArgs) -> anyhow::Result<()> {
+    check_log_level(&a.log_level)?;
     init_tracing(&a.log_level)?;
+    let cfg = engine_config(a)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let token = tokio_util_token();
+        let t = token.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            t.cancel();
+        });
+        engine::run(cfg, token).await.map_err(anyhow::Error::from)
+    })
+}
+
+/// The engine configuration from `swarm engine` flags (also flattened into `swarm join`).
+fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     let mut cfg = engine::EngineConfig::with_defaults();
     if !a.host.is_empty() {
         cfg.hosts = a.host.iter().map(|h| engine::config::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<_, _>>()?;
@@ -121,17 +158,7 @@ fn engine(a: EngineArgs) -> anyhow::Result<()> {
         anyhow::bail!("--tlscert/--tlskey/--tlscacert need --tls or --tlsverify");
     }
     cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        let token = tokio_util_token();
-        let t = token.clone();
-        tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
-            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
-            t.cancel();
-        });
-        engine::run(cfg, token).await.map_err(anyhow::Error::from)
-    })
+    Ok(cfg)
 }
 
 fn tokio_util_token() -> engine::CancellationToken {
@@ -145,6 +172,10 @@ fn main() {
             let _ = rustls::crypto::ring::default_provider().install_default();
             engine(a)
         }
+        Cmd::Create(a) => create::run(a),
+        Cmd::Join(a) => join::run(a),
+        Cmd::List(a) => list::run(a),
+        Cmd::TokenService(a) => token_service::run(a),
         Cmd::Shim { args } => std::process::exit(engine::shim::main(args)),
     };
     if let Err(e) = res {

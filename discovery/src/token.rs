@@ -1,0 +1,206 @@
+//! `token://<token>` and `token://<host:port[/path]>/<token>`: the protocol of the former hosted
+//! discovery service (discovery.hub.docker.com), served today by `swarm token-service`:
+//! - `POST <base>/clusters` -> a new token (body);
+//! - `POST <base>/clusters/<token>?ttl=<secs>`, body `ip:port` -> register;
+//! - `GET <base>/clusters/<token>` -> JSON array of `"ip:port"`;
+//! - `DELETE <base>/clusters/<token>` -> delete the cluster;
+//! - `DELETE <base>/clusters/<token>/<ip:port>` -> deregister (our addition, used on clean
+//!   shutdown; ignored when a server does not know it).
+//!
+//! `<base>` is `--discovery-url` (e.g. `http://10.0.0.1:8500/v1`) for `token://<token>`, or
+//! `http://<host:port[/path]>` for the explicit form, as classic Swarm (which used https) did.
+use crate::{watch, Discovery, DiscoveryError, DiscoveryOpts, Entry, WatchEvent};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Time limit of one HTTP request to the token service.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct TokenDiscovery {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    base: String,
+    token: String,
+    client: reqwest::Client,
+}
+
+/// Normalizes a token service base URL: adds `http://` when no scheme is given, drops a
+/// trailing `/`.
+pub fn normalize_base(url: &str) -> Result<String, DiscoveryError> {
+    let u = url.trim().trim_end_matches('/');
+    let u = if u.contains("://") { u.to_string() } else { format!("http://{u}") };
+    let parsed = reqwest::Url::parse(&u).map_err(|e| DiscoveryError::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(DiscoveryError::InvalidUrl { url: url.to_string(), reason: "expected http://host:port[/path]".into() });
+    }
+    Ok(u)
+}
+
+/// An HTTP client for the token service (rustls with ring for https bases).
+pub fn http_client() -> Result<reqwest::Client, DiscoveryError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| DiscoveryError::Unreachable { url: String::new(), reason: e.to_string() })
+}
+
+fn valid_token(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn unreachable(url: &str, e: reqwest::Error) -> DiscoveryError {
+    if e.is_timeout() {
+        return DiscoveryError::Unreachable { url: url.to_string(), reason: format!("no answer within {REQUEST_TIMEOUT:?}") };
+    }
+    // The innermost cause says it best ("Connection refused (os error 111)").
+    let mut reason = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        reason = s.to_string();
+        src = s.source();
+    }
+    DiscoveryError::Unreachable { url: url.to_string(), reason }
+}
+
+async fn check(url: &str, resp: reqwest::Response) -> Result<String, DiscoveryError> {
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| unreachable(url, e))?;
+    if !status.is_success() {
+        return Err(DiscoveryError::Http { url: url.to_string(), status: status.as_u16(), body: body.trim().to_string() });
+    }
+    Ok(body)
+}
+
+/// `POST <base>/clusters`: creates a cluster and returns its token.
+pub async fn create_cluster(base: &str) -> Result<String, DiscoveryError> {
+    let base = normalize_base(base)?;
+    let url = format!("{base}/clusters");
+    let resp = http_client()?.post(&url).send().await.map_err(|e| unreachable(&url, e))?;
+    let token = check(&url, resp).await?.trim().to_string();
+    if !valid_token(&token) {
+        return Err(DiscoveryError::Http { url, status: 200, body: format!("not a token: {token:?}") });
+    }
+    Ok(token)
+}
+
+impl TokenDiscovery {
+    /// Parses the part after `token://`.
+    pub fn parse(rest: &str, opts: &DiscoveryOpts) -> Result<Self, DiscoveryError> {
+        let invalid = |reason: &str| DiscoveryError::InvalidUrl { url: format!("token://{rest}"), reason: reason.into() };
+        let rest = rest.trim().trim_end_matches('/');
+        let (base, token) = match rest.rsplit_once('/') {
+            Some((host_path, token)) => (normalize_base(&format!("http://{host_path}"))?, token),
+            None => (normalize_base(opts.token_url.as_deref().ok_or(DiscoveryError::NoTokenService)?)?, rest),
+        };
+        if !valid_token(token) {
+            return Err(invalid("the token must be letters, digits, '-' or '_' (as printed by `swarm create`)"));
+        }
+        Self::new(&base, token)
+    }
+
+    /// A client for cluster `token` at `base` (see [`normalize_base`]).
+    pub fn new(base: &str, token: &str) -> Result<Self, DiscoveryError> {
+        Ok(TokenDiscovery { inner: Arc::new(Inner { base: normalize_base(base)?, token: token.to_string(), client: http_client()? }) })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.inner.base
+    }
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+    fn cluster_url(&self) -> String {
+        format!("{}/clusters/{}", self.inner.base, self.inner.token)
+    }
+
+    /// `DELETE <base>/clusters/<token>`.
+    pub async fn delete_cluster(&self) -> Result<(), DiscoveryError> {
+        let url = self.cluster_url();
+        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&url, e))?;
+        check(&url, resp).await.map(drop)
+    }
+}
+
+impl Discovery for TokenDiscovery {
+    async fn list(&self) -> Result<Vec<Entry>, DiscoveryError> {
+        let url = self.cluster_url();
+        let resp = self.inner.client.get(&url).send().await.map_err(|e| unreachable(&url, e))?;
+        let status = resp.status().as_u16();
+        let body = check(&url, resp).await?;
+        let addrs: Vec<String> = serde_json::from_str(&body)
+            .map_err(|e| DiscoveryError::Http { url: url.clone(), status, body: format!("expected a JSON array of \"ip:port\": {e}") })?;
+        let mut out = vec![];
+        for a in addrs {
+            match Entry::parse(&a) {
+                Ok(e) => out.push(e),
+                Err(e) => tracing::warn!(error = %e, "token service listed an invalid entry"),
+            }
+        }
+        Ok(watch::canonical(out))
+    }
+
+    async fn register(&self, me: &Entry, ttl: Duration) -> Result<(), DiscoveryError> {
+        let url = format!("{}?ttl={}", self.cluster_url(), ttl.as_secs().max(1));
+        // The hosted service's client sent this content type with a plain-text body.
+        let resp = self
+            .inner
+            .client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(me.to_string())
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, e))?;
+        check(&url, resp).await.map(drop)
+    }
+
+    async fn deregister(&self, me: &Entry) -> Result<(), DiscoveryError> {
+        let url = format!("{}/{me}", self.cluster_url());
+        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&url, e))?;
+        match check(&url, resp).await {
+            Ok(_) => Ok(()),
+            // A server without the deregister route: the entry expires after its TTL.
+            Err(DiscoveryError::Http { status: 404 | 405, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn watch(&self, heartbeat: Duration, stop: CancellationToken) -> mpsc::Receiver<WatchEvent> {
+        let d = self.clone();
+        watch::poll(heartbeat, stop, move || {
+            let d = d.clone();
+            async move { d.list().await }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn opts(url: Option<&str>) -> DiscoveryOpts {
+        DiscoveryOpts { token_url: url.map(String::from), ..Default::default() }
+    }
+    #[test]
+    fn parses_urls() {
+        let d = TokenDiscovery::parse("abc123", &opts(Some("http://10.0.0.1:8500/v1/"))).unwrap();
+        assert_eq!((d.base(), d.token()), ("http://10.0.0.1:8500/v1", "abc123"));
+        let d = TokenDiscovery::parse("127.0.0.1:8500/abc", &opts(None)).unwrap();
+        assert_eq!((d.base(), d.token()), ("http://127.0.0.1:8500", "abc"));
+        let d = TokenDiscovery::parse("h:1/v1/abc", &opts(Some("http://other"))).unwrap();
+        assert_eq!(d.base(), "http://h:1/v1");
+        let d = TokenDiscovery::parse("abc", &opts(Some("127.0.0.1:8500"))).unwrap();
+        assert_eq!(d.base(), "http://127.0.0.1:8500");
+        assert!(matches!(TokenDiscovery::parse("abc", &opts(None)), Err(DiscoveryError::NoTokenService)));
+        assert!(TokenDiscovery::parse("", &opts(Some("http://x"))).is_err());
+        assert!(TokenDiscovery::parse("h:1/a b", &opts(None)).is_err());
+        assert!(TokenDiscovery::parse("h:99999/abc", &opts(None)).is_err());
+        assert!(normalize_base("ftp://x").is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! The token service's store: clusters in memory, one JSON file per cluster under
+//! `<data>/clusters/<token>.json`, written atomically.
+//!
+//! Creating and deleting a cluster reach the disk before the reply. Registrations are
+//! heartbeats, so they are flushed in the background (every [`FLUSH_EVERY`] and at shutdown): a
+//! crash loses at most that much of TTL refresh, which the next heartbeat restores, and keeps the
+//! service fast (an fsync per heartbeat would cap it at a few hundred registrations/s). Expiry
+//! times are wall-clock, so entries keep their remaining TTL across a restart.
+use crate::fsutil;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often registrations are written to disk.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Longest TTL accepted (a year).
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no cluster with token {0:?} (create one with `swarm create`)")]
+    NotFound(String),
+    #[error("token service store {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct Cluster {
+    /// Creation time, unix seconds.
+    created: u64,
+    /// `ip:port` -> expiry, unix milliseconds.
+    nodes: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct State {
+    clusters: HashMap<String, Cluster>,
+    dirty: HashSet<String>,
+}
+
+pub struct TokenStore {
+    dir: PathBuf,
+    state: Mutex<State>,
+    /// Serializes file writes and removals so a flush never resurrects a deleted cluster.
+    io: Mutex<()>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn valid_token(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl TokenStore {
+    /// Opens (creating) the store under `data`, loading every cluster file.
+    pub fn open(data: &Path) -> Result<TokenStore, StoreError> {
+        let dir = data.join("clusters");
+        let io = |error| StoreError::Io { path: dir.clone(), error };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        fsutil::remove_stale_tmp(&dir);
+        let mut state = State::default();
+        for e in std::fs::read_dir(&dir).map_err(io)?.flatten() {
+            let p = e.path();
+            let Some(token) = p.file_stem().and_then(|s| s.to_str()).filter(|_| p.extension().is_some_and(|x| x == "json")) else { continue };
+            if !valid_token(token) {
+                continue;
+            }
+            match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Cluster>(&b).map_err(|e| e.to_string())) {
+                Ok(c) => {
+                    state.clusters.insert(token.to_string(), c);
+                }
+                Err(e) => tracing::warn!(file = %p.display(), error = %e, "skipping an unreadable cluster file"),
+            }
+        }
+        tracing::info!(clusters = state.clusters.len(), dir = %dir.display(), "token store opened");
+        Ok(TokenStore { dir, state: Mutex::new(state), io: Mutex::new(()) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn lock_io(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.io.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn path(&self, token: &str) -> PathBuf {
+        self.dir.join(format!("{token}.json"))
+    }
+    fn write(&self, token: &str, c: &Cluster) -> Result<(), StoreError> {
+        let p = self.path(token);
+        let data = serde_json::to_vec(c).map_err(|e| StoreError::Io { path: p.clone(), error: std::io::Error::other(e) })?;
+        fsutil::write_atomic(&p, &data).map_err(|error| StoreError::Io { path: p, error })
+    }
+
+    /// Creates a cluster (durably) and returns its token: 32 lowercase hex digits.
+    pub fn create(&self) -> Result<String, StoreError> {
+        let token = hex::encode(rand::random::<[u8; 16]>());
+        let c = Cluster { created: now_ms() / 1000, nodes: BTreeMap::new() };
+        let _io = self.lock_io();
+        self.write(&token, &c)?;
+        self.lock().clusters.insert(token.clone(), c);
+        Ok(token)
+    }
+
+    /// Registers `entry` in `token` for `ttl` (capped at [`MAX_TTL`]).
+    pub fn register(&self, token: &str, entry: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let c = s.clusters.get_mut(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
+        c.nodes.insert(entry.to_string(), now_ms() + ttl.min(MAX_TTL).as_millis() as u64);
+        s.dirty.insert(token.to_string());
+        Ok(())
+    }
+
+    /// Removes `entry` from `token` now.
+    pub fn deregister(&self, token: &str, entry: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let c = s.clusters.get_mut(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
+        if c.nodes.remove(entry).is_some() {
+            s.dirty.insert(token.to_string());
+        }
+        Ok(())
+    }
+
+    /// The live entries of `token`, sorted.
+    pub fn list(&self, token: &str) -> Result<Vec<String>, StoreError> {
+        let now = now_ms();
+        let s = self.lock();
+        let c = s.clusters.get(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
+        Ok(c.nodes.iter().filter(|(_, exp)| **exp > now).map(|(e, _)| e.clone()).collect())
+    }
+
+    /// Deletes the cluster (durably).
+    pub fn delete(&self, token: &str) -> Result<(), StoreError> {
+        let _io = self.lock_io();
+        {
+            let mut s = self.lock();
+            s.clusters.remove(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
+            s.dirty.remove(token);
+        }
+        let p = self.path(token);
+        fsutil::remove_durable(&p).map_err(|error| StoreError::Io { path: p, error })
+    }
+
+    /// Drops expired entries and writes every changed cluster. Returns how many were written.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        let _io = self.lock_io();
+        let now = now_ms();
+        let snapshot: Vec<(String, Cluster)> = {
+            let mut s = self.lock();
+            let mut expired = vec![];
+            for (t, c) in s.clusters.iter_mut() {
+                let before = c.nodes.len();
+                c.nodes.retain(|_, exp| *exp > now);
+                if c.nodes.len() != before {
+                    expired.push(t.clone());
+                }
+            }
+            s.dirty.extend(expired);
+            let dirty: Vec<String> = s.dirty.drain().collect();
+            dirty.into_iter().filter_map(|t| s.clusters.get(&t).map(|c| (t, c.clone()))).collect()
+        };
+        let mut failed = None;
+        for (t, c) in &snapshot {
+            if let Err(e) = self.write(t, c) {
+                self.lock().dirty.insert(t.clone());
+                failed = Some(e);
+            }
+        }
+        failed.map_or(Ok(snapshot.len()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn create_register_expire_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TokenStore::open(dir.path()).unwrap();
+        let t = s.create().unwrap();
+        assert!(t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        s.register(&t, "10.0.0.1:2375", Duration::from_secs(60)).unwrap();
+        s.register(&t, "10.0.0.2:2375", Duration::from_millis(1)).unwrap();
+        assert!(matches!(s.register("nope", "a:1", Duration::from_secs(1)), Err(StoreError::NotFound(_))));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(s.list(&t).unwrap(), vec!["10.0.0.1:2375"]);
+        assert_eq!(s.flush().unwrap(), 1);
+        assert_eq!(s.flush().unwrap(), 0);
+        let t2 = s.create().unwrap();
+        // Reopen: what was flushed survives; unflushed registrations do not.
+        s.register(&t2, "10.0.0.3:2375", Duration::from_secs(60)).unwrap();
+        drop(s);
+        let s = TokenStore::open(dir.path()).unwrap();
+        assert_eq!(s.list(&t).unwrap(), vec!["10.0.0.1:2375"]);
+        assert!(s.list(&t2).unwrap().is_empty());
+        s.deregister(&t, "10.0.0.1:2375").unwrap();
+        assert!(s.list(&t).unwrap().is_empty());
+        s.delete(&t).unwrap();
+        assert!(matches!(s.list(&t), Err(StoreError::NotFound(_))));
+        assert!(!dir.path().join(format!("clusters/{t}.json")).exists());
+        std::fs::write(dir.path().join("clusters/bad.json"), b"{").unwrap();
+        let s = TokenStore::open(dir.path()).unwrap();
+        assert!(s.list("bad").is_err());
+        assert!(s.list(&t2).is_ok());
+    }
+}

@@ -1,0 +1,24 @@
+//! `swarm create`: creates a cluster on the token service and prints its token.
+use anyhow::anyhow;
+
+#[derive(clap::Args)]
+#[command(after_help = "Serve the token service with `swarm token-service --listen ADDR --data DIR`, then use the token as token://<token> \
+with the same --discovery-url (or token://<host:port>/<token>).")]
+pub struct CreateArgs {
+    /// Base URL of the token service (e.g. http://10.0.0.1:8500/v1).
+    #[arg(long = "discovery-url", env = "SWARM_DISCOVERY_URL", value_name = "URL")]
+    discovery_url: Option<String>,
+}
+
+pub fn run(a: CreateArgs) -> anyhow::Result<()> {
+    let base = a.discovery_url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+        anyhow!(
+            "swarm create needs the token service's address: pass --discovery-url or set SWARM_DISCOVERY_URL \
+             (e.g. http://10.0.0.1:8500/v1, served by `swarm token-service`; the hosted discovery.hub.docker.com shut down in 2019)"
+        )
+    })?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let token = rt.block_on(discovery::token::create_cluster(&base))?;
+    println!("{token}");
+    Ok(())
+}

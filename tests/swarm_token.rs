@@ -1,0 +1,79 @@
+//! Token discovery end to end: a real `swarm token-service`, `swarm create`, two agents
+//! (`swarm join` with the embedded engine) in two network-namespace hosts, `swarm list`,
+//! containers run through each advertised address, TTL expiry of a crashed agent, immediate
+//! deregistration of a stopped one, and a token service restart that loses nothing.
+mod discovery_common;
+use discovery_common::*;
+use std::time::Duration;
+
+#[test]
+fn token_service_agents_in_two_hosts() {
+    require_root!();
+    let mut svc = TokenService::start();
+    let o = swarm_env(&["create"], &[("SWARM_DISCOVERY_URL", &svc.url())]);
+    assert!(o.success(), "{o}");
+    let token = o.stdout.trim().to_string();
+    assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{o}");
+    let url_flag = svc.url();
+    let list_args = ["--discovery-url", url_flag.as_str(), &format!("token://{token}")].map(String::from);
+    let list_args: Vec<&str> = list_args.iter().map(String::as_str).collect();
+    assert!(list(&list_args).is_empty());
+
+    let net = TestNet::new(2);
+    let (h1, h2) = (net.host(0), net.host(1));
+    // Both URL forms: an explicit host, and --discovery-url with the bare token.
+    let svc_on_bridge = svc.addr_on(&net.gateway());
+    let mut a1 = join(h1, &format!("token://{svc_on_bridge}/v1/{token}"), &[]);
+    let mut a2 = join(h2, &format!("token://{token}"), &["--discovery-url", &format!("http://{svc_on_bridge}/v1")]);
+    let both = vec![advertise(h1), advertise(h2)];
+    wait_list(&list_args, &both, Duration::from_secs(60));
+    a1.wait_log("registered", Duration::from_secs(5));
+
+    // Each advertised address is a working Docker engine.
+    run_container_at(&advertise(h1));
+    run_container_at(&advertise(h2));
+
+    // The token service restarts (crash) under running agents: the cluster and its entries survive.
+    svc.kill();
+    svc.start_again();
+    let o = swarm(&{
+        let mut a = vec!["list", "--timeout", "5s"];
+        a.extend_from_slice(&list_args);
+        a
+    });
+    assert!(o.success(), "the cluster must survive a restart: {o}");
+    wait_list(&list_args, &both, Duration::from_secs(5));
+
+    // A crashed agent (SIGKILL, no deregistration) disappears after its TTL (3 s).
+    a1.kill();
+    let t = wait_list(&list_args, &[advertise(h2)], Duration::from_secs(10));
+    assert!(t > Duration::from_millis(500), "gone too early for a TTL expiry: {t:?}");
+    // A clean shutdown deregisters at once, well before the TTL.
+    let st = a2.terminate(Duration::from_secs(20));
+    assert!(st.is_some_and(|s| s.success()), "join did not exit cleanly: {st:?}\n{}", a2.log());
+    let t = wait_list(&list_args, &[], Duration::from_secs(2));
+    assert!(t < Duration::from_secs(2), "{t:?}");
+    assert!(a2.log().contains("deregistered"), "{}", a2.log());
+}
+
+#[test]
+fn no_engine_registers_another_engines_address() {
+    require_root!();
+    let svc = TokenService::start();
+    let o = swarm(&["create", "--discovery-url", &svc.url()]);
+    assert!(o.success(), "{o}");
+    let token = o.stdout.trim().to_string();
+    let net = TestNet::new(1);
+    let h = net.host(0);
+    let addr = format!("{}:2376", h.ip());
+    let d = format!("token://{}/v1/{token}", svc.addr_on(&net.gateway()));
+    let args: Vec<String> = ["join", "--advertise", &addr, "--no-engine", "--heartbeat", "1s", "--ttl", "3s", "--delay", "500ms", &d].map(String::from).to_vec();
+    let mut agent = h.spawn("join-no-engine", SWARM, &args);
+    let l = ["--discovery-url".to_string(), svc.url(), format!("token://{token}")];
+    let l: Vec<&str> = l.iter().map(String::as_str).collect();
+    wait_list(&l, std::slice::from_ref(&addr), Duration::from_secs(20));
+    // Nothing serves there: join did not start an engine.
+    assert!(std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).is_err());
+    assert!(agent.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", agent.log());
+    wait_list(&l, &[], Duration::from_secs(2));
+}
