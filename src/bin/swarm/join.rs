@@ -2,8 +2,8 @@
 //! serves the Docker API at the advertised address (plus any `-H`); the address is registered
 //! every `--heartbeat` with `--ttl`. `--no-engine` only registers, as classic Swarm's join did.
 //!
-//! Until the engine has TLS flags, the advertised listener is plain TCP, so join asks for the
-//! engine's explicit `--insecure-tcp`, exactly like `swarm engine -H tcp://…`.
+//! The advertised listener is a TCP listener of the engine, so join asks for the
+//! engine's TLS flags (`--tlsverify` …) or an explicit `--insecure-tcp`, exactly like `swarm engine -H tcp://…`.
 use anyhow::{anyhow, bail};
 use discovery::{duration, Backend, DiscoveryOpts, Entry};
 use engine::CancellationToken;
@@ -82,10 +82,11 @@ pub fn run(a: JoinArgs) -> anyhow::Result<()> {
     let engine = if a.no_engine {
         None
     } else {
-        if !a.engine.insecure_tcp {
+        if !a.engine.insecure_tcp && !a.engine.tls && !a.engine.tlsverify {
             bail!(
-                "swarm join serves the Docker API on tcp://{advertise} for the managers, and TLS for it is not available yet: \
-                 pass --insecure-tcp to serve it without TLS (anyone who can reach that address controls this engine), \
+                "swarm join serves the Docker API on tcp://{advertise} for the managers: \
+                 pass --tlsverify --tlscacert --tlscert --tlskey to serve it with TLS, \
+                 --insecure-tcp to serve it without (anyone who can reach that address controls this engine), \
                  or --no-engine to register an engine you run yourself"
             );
         }
