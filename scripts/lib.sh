@@ -47,7 +47,7 @@ flt_cleanup() {
       pid=${f#/proc/}
       [ "$pid" = "$$" ] && continue
       if [ -n "$cg" ] && grep -qE ":$cg(/|\$)" "$f/cgroup" 2>/dev/null; then victims+=("$pid"); continue; fi
-      cmd=$(tr '\0' ' ' <"$f/cmdline" 2>/dev/null) || continue
+      cmd=$( { tr '\0' ' ' <"$f/cmdline"; } 2>/dev/null) || continue
       for root in "$@"; do
         if [[ $cmd == *"$root"* ]]; then victims+=("$pid"); fi
       done
