@@ -1,1 +1,4 @@
-//! manager crate: built out by its issue.
+//! The manager (`swarm manage`): one Docker API for a cluster of Docker engines.
+//!
+//! - `scheduler` pure placement: parsed requests, filters, strategies over node snapshots.
+pub mod scheduler;
