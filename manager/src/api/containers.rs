@@ -9,6 +9,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -125,6 +126,18 @@ pub async fn proxied(cl: &Cluster, ctx: &Ctx, to: Owner, mode: Mode, req: Reques
             let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
             let _ = engine.refresh_images(cl).await;
             Ok(respond(s, &h, b))
+        }
+        Mode::Refresh if path.ends_with("/wait") => {
+            // Clients need the headers at once (they start the container after); the record is
+            // refreshed when the wait ends.
+            let resp = forward(cl, &engine, req, &pq).await?;
+            let (parts, body) = resp.into_parts();
+            let (cl, id) = (cl.clone(), id.unwrap_or_default());
+            let after = futures_util::stream::once(async move {
+                let _ = engine.refresh_container(&cl, &id).await;
+            })
+            .filter_map(|_| async { None::<Result<bytes::Bytes, axum::Error>> });
+            Ok(Response::from_parts(parts, axum::body::Body::from_stream(body.into_data_stream().chain(after))))
         }
         Mode::Refresh => {
             let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod manage;
+
 #[derive(Parser)]
 #[command(name = "swarm", version, about = "Flotilla: a Docker engine and classic-Swarm-compatible clustering")]
 struct Cli {
@@ -15,6 +17,9 @@ struct Cli {
 enum Cmd {
     /// Run a single-host Docker engine.
     Engine(EngineArgs),
+    /// Run a manager: one Docker API for the nodes found through discovery.
+    #[command(visible_alias = "m")]
+    Manage(manage::ManageArgs),
     /// Internal: the per-container supervisor started by the engine.
     #[command(hide = true, disable_help_flag = true)]
     Shim {
@@ -70,6 +75,9 @@ struct EngineArgs {
     /// Log level: trace, debug, info, warn, error.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
+    /// Name shown in `docker info` (and used by swarm managers as the node name); default: the hostname.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -102,6 +110,7 @@ fn engine(a: EngineArgs) -> anyhow::Result<()> {
     cfg.data_root = a.data_root;
     cfg.exec_root = a.exec_root;
     cfg.labels = parse_labels(&a.label)?;
+    cfg.name = a.name;
     cfg.insecure_registries = a.insecure_registry;
     cfg.bridge_name = a.bridge;
     cfg.bridge_cidr = a.bip;
@@ -144,6 +153,10 @@ fn main() {
         Cmd::Engine(a) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             engine(a)
+        }
+        Cmd::Manage(a) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            manage::run(a)
         }
         Cmd::Shim { args } => std::process::exit(engine::shim::main(args)),
     };
