@@ -92,7 +92,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             rows.push((c.created, row));
         }
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut rows: Vec<Value> = rows.into_iter().map(|(_, r)| r).collect();
     if let Some(n) = ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0) {
         rows.truncate(n as usize);

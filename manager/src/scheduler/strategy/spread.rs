@@ -32,7 +32,7 @@ mod tests {
 
     #[test]
     fn memory_fills_evenly() {
-        let mut nodes = vec![sized("n1", 2, 1 << 30), sized("n2", 2, 1 << 30)];
+        let mut nodes = [sized("n1", 2, 1 << 30), sized("n2", 2, 1 << 30)];
         let req = Request { memory: 256 << 20, ..Default::default() };
         let mut placed = vec![];
         for i in 0..4 {
