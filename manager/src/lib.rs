@@ -10,6 +10,8 @@ pub mod api;
 pub mod cluster;
 pub mod metrics;
 pub mod scheduler;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod tls;
 
 pub use api::server::Listen;

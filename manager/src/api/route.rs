@@ -88,14 +88,28 @@ pub enum Mode {
     RefreshImages,
 }
 
+const CONTAINER_OPS: [&str; 20] = [
+    "json", "start", "kill", "pause", "unpause", "restart", "stop", "update", "rename", "wait", "logs", "top", "stats", "changes",
+    "export", "archive", "resize", "copy", "attach", "exec",
+];
+
 fn proxy(to: Owner, mode: Mode) -> Route {
     Route::Proxy { to, mode }
 }
 
 /// Classifies a request by method and path (without the `/vX.Y` prefix).
 pub fn route(method: &Method, path: &str) -> Route {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let m = method.as_str();
+    // `node/name` container references: `/containers/node-1/web/json`, `DELETE /containers/node-1/web`.
+    let merged;
+    if segs.first() == Some(&"containers") && segs.len() >= 3 && !matches!(segs[1], "json" | "ps" | "create" | "prune") {
+        let op_at_2 = CONTAINER_OPS.contains(&segs[2]);
+        if (!op_at_2 && segs.len() >= 4) || (m == "DELETE" && segs.len() == 3) {
+            merged = format!("{}/{}", segs[1], segs[2]);
+            segs.splice(1..3, [merged.as_str()]);
+        }
+    }
     let rest_after = |n: usize| -> String { segs[n..].iter().map(|s| format!("/{s}")).collect() };
     match (m, segs.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => Route::Local(Local::Ping),
@@ -213,6 +227,9 @@ mod tests {
         assert_eq!(r("GET", "/containers/web/attach/ws"), c("web", "/attach/ws", Mode::Hijack));
         assert_eq!(r("POST", "/containers/web/exec"), c("web", "/exec", Mode::ExecCreate));
         assert_eq!(r("DELETE", "/containers/web"), c("web", "", Mode::Remove));
+        assert_eq!(r("GET", "/containers/node-1/web/json"), c("node-1/web", "/json", Mode::Inspect));
+        assert_eq!(r("DELETE", "/containers/node-1/web"), c("node-1/web", "", Mode::Remove));
+        assert_eq!(r("GET", "/containers/node-1/web/attach/ws"), c("node-1/web", "/attach/ws", Mode::Hijack));
         assert_eq!(r("POST", "/containers/web/checkpoints"), Route::Unsupported);
         assert_eq!(
             r("POST", "/exec/abc/start"),
