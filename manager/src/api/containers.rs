@@ -53,8 +53,9 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
     let f = parse_filters(ctx.query.get("filters"))?;
     let all = ctx.flag("all") || f.get("status").is_some_and(|s| s.iter().any(|x| x != "running")) || f.contains_key("exited");
     let now = chrono::Utc::now();
-    let mut rows: Vec<(i64, Value)> = vec![];
-    for e in cl.validated() {
+    let engines = cl.validated();
+    let mut records = vec![];
+    for e in &engines {
         let info = e.info();
         let healthy = e.health() == Health::Healthy;
         if let Some(nodes) = f.get("node") {
@@ -66,38 +67,45 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             if !all && (!c.running() || !healthy) {
                 continue;
             }
-            let full = format!("/{}/{}", info.name, c.name);
-            let keep = f.iter().all(|(k, vals)| match k.as_str() {
-                "id" => vals.iter().any(|v| c.id().starts_with(v.as_str())),
-                "name" => vals.iter().any(|v| regex_or_substring(v, &full)),
-                "status" => vals.iter().any(|v| *v == c.state),
-                "label" => vals.iter().all(|v| match v.split_once('=') {
-                    Some((k, want)) => c.sched.labels.get(k).is_some_and(|x| x == want),
-                    None => c.sched.labels.contains_key(v),
-                }),
-                "exited" => c.state == "exited" && vals.iter().any(|v| v.parse::<i64>().ok() == Some(c.exit_code)),
-                "ancestor" => vals.iter().any(|v| {
-                    c.sched.image == *v || crate::scheduler::node::repo_of(&c.sched.image) == v || (v.len() >= 12 && c.sched.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")))
-                }),
-                "health" => vals.iter().any(|v| c.health.as_deref().unwrap_or("none") == v),
-                _ => true,
-            });
-            if !keep {
-                continue;
-            }
-            let mut row = c.ps_row(&info.name, &info.ip, now);
-            if !healthy {
-                row["Status"] = json!("Host Down");
-            }
-            rows.push((c.created, row));
+            records.push((c, info.clone(), healthy));
         }
     }
-    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut rows: Vec<Value> = rows.into_iter().map(|(_, r)| r).collect();
+    records.retain(|(c, info, _)| {
+        let full = format!("/{}/{}", info.name, c.name);
+        f.iter().all(|(k, vals)| match k.as_str() {
+            "id" => vals.iter().any(|v| c.id().starts_with(v.as_str())),
+            "name" => vals.iter().any(|v| regex_or_substring(v, &full)),
+            "status" => vals.iter().any(|v| *v == c.state),
+            "label" => vals.iter().all(|v| match v.split_once('=') {
+                Some((k, want)) => c.sched.labels.get(k).is_some_and(|x| x == want),
+                None => c.sched.labels.contains_key(v),
+            }),
+            "exited" => c.state == "exited" && vals.iter().any(|v| v.parse::<i64>().ok() == Some(c.exit_code)),
+            "ancestor" => vals.iter().any(|v| {
+                c.sched.image == *v
+                    || crate::scheduler::node::repo_of(&c.sched.image) == v
+                    || (v.len() >= 12 && c.sched.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")))
+            }),
+            "health" => vals.iter().any(|v| c.health.as_deref().unwrap_or("none") == v),
+            _ => true,
+        })
+    });
+    records.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.created));
     if let Some(n) = ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0) {
-        rows.truncate(n as usize);
+        records.truncate(n as usize);
     }
-    Ok(Json(rows).into_response())
+    let rows: Vec<_> = records
+        .iter()
+        .map(|(c, info, healthy)| {
+            let mut row = c.ps_row(&info.name, &info.ip, now);
+            if !healthy {
+                row.status = "Host Down".into();
+            }
+            row
+        })
+        .collect();
+    let body = serde_json::to_vec(&rows).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Routes sent to one node: the container's, the exec's, or the commit source's.

@@ -157,6 +157,7 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize) {
         have += per * conc;
     }
     let fill = t.elapsed();
+    let rss_held = rss_mib(std::process::id());
     let mut info = vec![];
     let mut ps = vec![];
     let mut ps_bytes = 0;
@@ -170,7 +171,7 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize) {
     ps.sort();
     let rss = rss_mib(std::process::id());
     println!(
-        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {have} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss:.0} | {:.1}s |",
+        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {have} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s |",
         pct(&seq, 0.5),
         pct(&seq, 0.99),
         pct(&con, 0.5),
@@ -201,7 +202,7 @@ fn main() {
     let creates = arg(&args, "--creates", 5000);
     let conc = arg(&args, "--concurrency", 32);
     let total = arg(&args, "--containers", 100_000);
-    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB | nodes validated in |");
+    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     rt.block_on(bench(nodes, creates, conc, total));
 }

@@ -141,7 +141,11 @@ impl Cluster {
         }
         let v = r?;
         let id = v["Id"].as_str().unwrap_or("").to_string();
-        if let Err(e) = engine.refresh_container(self, &id).await {
+        let name = req.name.clone().unwrap_or_default();
+        if engine.events_live() {
+            // The node's events keep this record current from here on: no inspect needed.
+            engine.insert_new(super::view::Container::from_create(&id, &name, &body, ncpu));
+        } else if let Err(e) = engine.refresh_container(self, &id).await {
             tracing::warn!(node = %engine.addr, container = %id, error = %e, "created, but could not inspect");
         }
         Ok(v)

@@ -250,6 +250,18 @@ impl Engine {
         st.updated_at = chrono::Utc::now();
     }
 
+    /// Stores `c` unless the container is already known (an event may have been faster).
+    pub fn insert_new(&self, c: Container) {
+        let mut st = self.lock();
+        if st.containers.contains_key(c.id()) {
+            return;
+        }
+        st.seq += 1;
+        let seq = st.seq;
+        st.containers.insert(c.id().to_string(), Entry { c: Arc::new(c), seq });
+        st.view = None;
+    }
+
     /// Applies `f` to a copy of a known container; false when it is not known.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> bool {
         let mut st = self.lock();

@@ -189,7 +189,16 @@ impl Engine {
                     a if a.starts_with("health_status") => self.update(&id, |c| {
                         c.health = a.split_once(": ").map(|(_, h)| h.to_string());
                     }),
-                    "create" => self.get(&id).is_some(),
+                    "create" => self.update(&id, |c| {
+                        if c.name.is_empty() {
+                            if let Some(n) = attrs["name"].as_str() {
+                                c.name = n.trim_start_matches('/').to_string();
+                                let mut s = (*c.sched).clone();
+                                s.names = vec![c.name.clone()];
+                                c.sched = Arc::new(s);
+                            }
+                        }
+                    }),
                     a if a.starts_with("exec_") => true,
                     "attach" | "detach" | "resize" | "top" | "archive-path" | "extract-to-dir" | "export" | "copy" | "commit"
                     | "kill" | "stop" | "oom" => true,

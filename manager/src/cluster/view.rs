@@ -132,6 +132,25 @@ impl Container {
         }
     }
 
+    /// The record of a container the manager just created, from the create body (what an
+    /// inspect would say of a fresh container). `name` may be empty until the node's create
+    /// event names it.
+    pub fn from_create(id: &str, name: &str, body: &Value, ncpu: i64) -> Container {
+        let mut config = body.clone();
+        let host_config = config.as_object_mut().and_then(|o| {
+            o.remove("NetworkingConfig");
+            o.remove("HostConfig")
+        });
+        let cmd: Vec<Value> = config["Cmd"].as_array().cloned().unwrap_or_default();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let v = json!({
+            "Id": id, "Name": format!("/{name}"), "Created": now,
+            "Path": cmd.first().cloned().unwrap_or(json!("")), "Args": cmd.get(1..).map(|a| a.to_vec()).unwrap_or_default(),
+            "Image": "", "State": {"Status": "created"}, "Config": config, "HostConfig": host_config.unwrap_or(Value::Null),
+        });
+        Container::from_inspect(&v, ncpu)
+    }
+
     pub fn id(&self) -> &str {
         &self.sched.id
     }
@@ -166,35 +185,71 @@ impl Container {
     }
 
     /// A `GET /containers/json` row, as seen through the manager.
-    pub fn ps_row(&self, node_name: &str, node_ip: &str, now: chrono::DateTime<chrono::Utc>) -> Value {
-        let ports: Vec<Value> = self
+    pub fn ps_row<'a>(&'a self, node_name: &str, node_ip: &str, now: chrono::DateTime<chrono::Utc>) -> PsRow<'a> {
+        let ports = self
             .ports
             .iter()
             .map(|p| {
-                let mut p = p.clone();
                 if matches!(p["IP"].as_str(), Some("0.0.0.0") | Some("::")) {
+                    let mut p = p.clone();
                     p["IP"] = json!(node_ip);
+                    std::borrow::Cow::Owned(p)
+                } else {
+                    std::borrow::Cow::Borrowed(p)
                 }
-                p
             })
             .collect();
-        let labels: Map<String, Value> = self.sched.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        json!({
-            "Id": self.sched.id,
-            "Names": [format!("/{node_name}/{}", self.name)],
-            "Image": self.sched.image,
-            "ImageID": self.sched.image_id,
-            "Command": self.command,
-            "Created": self.created,
-            "Ports": ports,
-            "Labels": labels,
-            "State": self.state,
-            "Status": self.status_text(now),
-            "HostConfig": {"NetworkMode": if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode }},
-            "NetworkSettings": {"Networks": if self.networks.is_null() { json!({}) } else { self.networks.clone() }},
-            "Mounts": if self.mounts.is_null() { json!([]) } else { self.mounts.clone() },
-        })
+        PsRow {
+            id: &self.sched.id,
+            names: [format!("/{node_name}/{}", self.name)],
+            image: &self.sched.image,
+            image_id: &self.sched.image_id,
+            command: &self.command,
+            created: self.created,
+            ports,
+            labels: &self.sched.labels,
+            state: &self.state,
+            status: self.status_text(now),
+            host_config: PsHostConfig { network_mode: if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode } },
+            network_settings: PsNetworks { networks: if self.networks.is_null() { &EMPTY_OBJECT } else { &self.networks } },
+            mounts: if self.mounts.is_null() { &EMPTY_ARRAY } else { &self.mounts },
+        }
     }
+}
+
+static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(Map::new()));
+static EMPTY_ARRAY: Value = Value::Array(Vec::new());
+
+/// One `docker ps` row, serialized straight from the manager's record.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PsRow<'a> {
+    pub id: &'a str,
+    pub names: [String; 1],
+    pub image: &'a str,
+    #[serde(rename = "ImageID")]
+    pub image_id: &'a str,
+    pub command: &'a str,
+    pub created: i64,
+    pub ports: Vec<std::borrow::Cow<'a, Value>>,
+    pub labels: &'a BTreeMap<String, String>,
+    pub state: &'a str,
+    pub status: String,
+    pub host_config: PsHostConfig<'a>,
+    pub network_settings: PsNetworks<'a>,
+    pub mounts: &'a Value,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PsHostConfig<'a> {
+    #[serde(rename = "NetworkMode")]
+    pub network_mode: &'a str,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PsNetworks<'a> {
+    #[serde(rename = "Networks")]
+    pub networks: &'a Value,
 }
 
 /// go-units' HumanDuration.
@@ -248,7 +303,7 @@ mod tests {
     fn ps_rows_carry_the_node() {
         let c = Container::from_inspect(&sample(), 4);
         let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:05:00Z").unwrap().with_timezone(&chrono::Utc);
-        let row = c.ps_row("node-1", "10.0.0.5", now);
+        let row = serde_json::to_value(c.ps_row("node-1", "10.0.0.5", now)).unwrap();
         assert_eq!(row["Names"], json!(["/node-1/web"]));
         assert_eq!(row["Status"], "Up 5 minutes");
         assert_eq!(row["Ports"][0]["IP"], "10.0.0.5");
