@@ -33,10 +33,16 @@ struct Manager {
     child: Option<Child>,
     addr: String,
     tmp: tempfile::TempDir,
+    /// `DOCKER_CERT_PATH` when the manager serves TLS.
+    cert_path: Option<PathBuf>,
 }
 
 impl Manager {
     fn start(nodes: &[&Node], args: &[&str]) -> Manager {
+        Self::start_with(nodes, args, None)
+    }
+
+    fn start_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
         let tmp = tempfile::Builder::new().prefix("flotilla-manager-").tempdir().expect("tempdir");
         let addr = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(tmp.path().join("manager.log")).expect("log");
@@ -53,7 +59,7 @@ impl Manager {
             .spawn()
             .expect("spawn swarm manage");
         std::fs::create_dir_all(tmp.path().join("docker-config")).expect("mkdir");
-        let m = Manager { child: Some(child), addr, tmp };
+        let m = Manager { child: Some(child), addr, tmp, cert_path };
         let n = nodes.len();
         let ready = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
         assert!(ready, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", m.docker(&["info"]), m.log());
@@ -72,6 +78,9 @@ impl Manager {
             c.env_remove(v);
         }
         c.env("DOCKER_HOST", format!("tcp://{}", self.addr)).env("DOCKER_CONFIG", self.tmp.path().join("docker-config"));
+        if let Some(p) = &self.cert_path {
+            c.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", p);
+        }
         c.args(args);
         cmd::run(&mut c, None, timeout)
     }
@@ -306,4 +315,42 @@ fn dead_node_turns_unhealthy_and_is_avoided() {
     let text = metrics.text();
     assert!(text.contains("swarm_nodes{state=\"unhealthy\"} 1") && text.contains("swarm_scheduling_seconds_bucket"), "{text}");
     let _ = PathBuf::new();
+}
+
+/// A certificate good for both ends (the manager is a server to clients and a client to nodes),
+/// signed by the test CA.
+fn dual_use_cert(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    std::fs::write(dir.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n").expect("ext");
+    run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "manager-key.pem"]);
+    run(&["req", "-new", "-key", "manager-key.pem", "-subj", "/CN=manager", "-out", "manager.csr"]);
+    run(&["x509", "-req", "-in", "manager.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-out", "manager-cert.pem", "-extfile", "manager.ext"]);
+}
+
+#[test]
+fn tls_both_ways() {
+    require_root!();
+    let certs = testground::tls::Certs::generate().expect("certs");
+    dual_use_cert(certs.dir.path());
+    let p = |n: &str| certs.path(n).display().to_string();
+    let port = free_port();
+    let o = common::opts()
+        .arg("-H").arg(&format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify").arg("--tlscacert").arg(&p("ca.pem"))
+        .arg("--tlscert").arg(&p("server-cert.pem")).arg("--tlskey").arg(&p("server-key.pem"))
+        .arg("--name").arg("tls-node");
+    let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
+    let args = ["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("manager-cert.pem"), "--tlskey", &p("manager-key.pem")];
+    let m = Manager::start_with(&[&n], &args, Some(certs.dir.path().to_path_buf()));
+    m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    let out = m.docker_ok(&["run", "--rm", "busybox", "echo", "over-tls-both-ways"]);
+    assert!(out.contains("over-tls-both-ways"), "{out}");
+    // A client without a certificate is turned away.
+    let mut c = Command::new(testground::engine::docker_cli());
+    c.env("DOCKER_HOST", format!("tcp://{}", m.addr)).env("DOCKER_CONFIG", m.tmp.path()).args(["--tls", "info"]);
+    let plain = cmd::run(&mut c, None, Duration::from_secs(20));
+    assert!(!plain.success(), "{plain}");
 }
