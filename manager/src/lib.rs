@@ -32,11 +32,11 @@ pub struct ManagerConfig {
 pub enum ManagerError {
     #[error("refusing to listen on {0} without TLS; pass --tlsverify (or --insecure-tcp to allow it)")]
     InsecureTcp(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("{0}")]
+    #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
-    #[error("{0}")]
+    #[error(transparent)]
     Serve(#[from] api::server::ServeError),
 }
 

@@ -33,11 +33,11 @@ pub enum ClusterError {
     NoSuchImage(String),
     #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
     NameInUse { name: String, id: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Sched(#[from] SchedError),
-    #[error("{0}")]
+    #[error(transparent)]
     Request(#[from] RequestError),
-    #[error("{0}")]
+    #[error(transparent)]
     Node(#[from] NodeError),
     #[error("Container {0} is on node {1}, which is unhealthy")]
     NodeUnhealthy(String, String),

@@ -14,7 +14,7 @@ pub const LABEL_SWARM_ID: &str = "com.docker.swarm.id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
-    #[error("{0}")]
+    #[error(transparent)]
     Expr(#[from] ExprError),
     #[error("invalid label {label}: {detail}")]
     Label { label: &'static str, detail: String },

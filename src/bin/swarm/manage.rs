@@ -63,10 +63,13 @@ pub struct ManageArgs {
     /// TLS both ways, verified against --tlscacert (client certificates required).
     #[arg(long)]
     tlsverify: bool,
+    /// Trust certificates signed by this CA only (clients and nodes).
     #[arg(long, value_name = "PATH")]
     tlscacert: Option<PathBuf>,
+    /// The manager's certificate: served to clients and presented to nodes.
     #[arg(long, value_name = "PATH")]
     tlscert: Option<PathBuf>,
+    /// The key of --tlscert.
     #[arg(long, value_name = "PATH")]
     tlskey: Option<PathBuf>,
     /// Log level: trace, debug, info, warn, error.
