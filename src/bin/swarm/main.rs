@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod manage;
+
 #[derive(Parser)]
 #[command(name = "swarm", version, about = "Flotilla: a Docker engine and classic-Swarm-compatible clustering")]
 struct Cli {
@@ -31,6 +33,9 @@ enum Cmd {
     List(list::ListArgs),
     /// Serve the token discovery protocol (`swarm create`, token://) from a local store.
     TokenService(token_service::TokenServiceArgs),
+    /// Run a manager: one Docker API for the nodes found through discovery.
+    #[command(visible_alias = "m")]
+    Manage(manage::ManageArgs),
     /// Internal: the per-container supervisor started by the engine.
     #[command(hide = true, disable_help_flag = true)]
     Shim {
@@ -86,6 +91,9 @@ struct EngineArgs {
     /// Log level: trace, debug, info, warn, error.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
+    /// Name shown in `docker info` (and used by swarm managers as the node name); default: the hostname.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -139,6 +147,7 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     cfg.data_root = a.data_root;
     cfg.exec_root = a.exec_root;
     cfg.labels = parse_labels(&a.label)?;
+    cfg.name = a.name;
     cfg.insecure_registries = a.insecure_registry;
     cfg.bridge_name = a.bridge;
     cfg.bridge_cidr = a.bip;
@@ -176,6 +185,10 @@ fn main() {
         Cmd::Join(a) => join::run(a),
         Cmd::List(a) => list::run(a),
         Cmd::TokenService(a) => token_service::run(a),
+        Cmd::Manage(a) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            manage::run(a)
+        }
         Cmd::Shim { args } => std::process::exit(engine::shim::main(args)),
     };
     if let Err(e) = res {

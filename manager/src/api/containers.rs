@@ -1,0 +1,218 @@
+//! Containers: scheduled create, `docker ps` from the manager's records, and every
+//! per-container route sent to the container's node.
+use super::proxy::{forward, forward_buffered, hijack, read_body, respond};
+use super::route::{Mode, Owner};
+use super::{ApiError, Ctx};
+use crate::cluster::engine::Health;
+use crate::cluster::Cluster;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// `POST /containers/create?name=`
+pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
+    let auth = req.headers().get("X-Registry-Auth").cloned();
+    let body = read_body(req.into_body(), 16 << 20).await?;
+    let body: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+    };
+    let name = ctx.query.get("name").cloned().filter(|n| !n.is_empty());
+    let v = cl.create(name, body, auth).await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": v["Id"], "Warnings": v.get("Warnings").cloned().unwrap_or(json!([]))}))).into_response())
+}
+
+/// Docker's `filters` parameter: `{"k":["v"]}` or `{"k":{"v":true}}`.
+pub fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(BTreeMap::new()) };
+    let v: Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (k, vals) in v.as_object().into_iter().flatten() {
+        let list: Vec<String> = match vals {
+            Value::Array(a) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+            Value::Object(m) => m.keys().cloned().collect(),
+            Value::String(s) => vec![s.clone()],
+            _ => vec![],
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+fn regex_or_substring(pat: &str, s: &str) -> bool {
+    regex::Regex::new(pat).map(|re| re.is_match(s)).unwrap_or_else(|_| s.contains(pat))
+}
+
+/// `GET /containers/json`: every node's containers, newest first, named `/node/name`.
+pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
+    let f = parse_filters(ctx.query.get("filters"))?;
+    let all = ctx.flag("all") || f.get("status").is_some_and(|s| s.iter().any(|x| x != "running")) || f.contains_key("exited");
+    let now = chrono::Utc::now();
+    let engines = cl.validated();
+    let mut records = vec![];
+    for e in &engines {
+        let info = e.info();
+        let healthy = e.health() == Health::Healthy;
+        if let Some(nodes) = f.get("node") {
+            if !nodes.iter().any(|n| n == &info.name || n == &info.id || regex_or_substring(&format!("^{n}$"), &info.name)) {
+                continue;
+            }
+        }
+        for c in e.containers() {
+            if !all && (!c.running() || !healthy) {
+                continue;
+            }
+            records.push((c, info.clone(), healthy));
+        }
+    }
+    records.retain(|(c, info, _)| {
+        let full = format!("/{}/{}", info.name, c.name);
+        f.iter().all(|(k, vals)| match k.as_str() {
+            "id" => vals.iter().any(|v| c.id().starts_with(v.as_str())),
+            "name" => vals.iter().any(|v| regex_or_substring(v, &full)),
+            "status" => vals.iter().any(|v| *v == c.state),
+            "label" => vals.iter().all(|v| match v.split_once('=') {
+                Some((k, want)) => c.sched.labels.get(k).is_some_and(|x| x == want),
+                None => c.sched.labels.contains_key(v),
+            }),
+            "exited" => c.state == "exited" && vals.iter().any(|v| v.parse::<i64>().ok() == Some(c.exit_code)),
+            "ancestor" => vals.iter().any(|v| {
+                c.sched.image == *v
+                    || crate::scheduler::node::repo_of(&c.sched.image) == v
+                    || (v.len() >= 12 && c.sched.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")))
+            }),
+            "health" => vals.iter().any(|v| c.health.as_deref().unwrap_or("none") == v),
+            _ => true,
+        })
+    });
+    records.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.created));
+    if let Some(n) = ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0) {
+        records.truncate(n as usize);
+    }
+    let rows: Vec<_> = records
+        .iter()
+        .map(|(c, info, healthy)| {
+            let mut row = c.ps_row(&info.name, &info.ip, now);
+            if !healthy {
+                row.status = "Host Down".into();
+            }
+            row
+        })
+        .collect();
+    let body = serde_json::to_vec(&rows).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Routes sent to one node: the container's, the exec's, or the commit source's.
+pub async fn proxied(cl: &Cluster, ctx: &Ctx, to: Owner, mode: Mode, req: Request) -> Result<Response, ApiError> {
+    let (engine, id, path) = match &to {
+        Owner::Container { id, rest } => {
+            let (e, c) = cl.lookup(id)?;
+            let path = format!("/containers/{}{rest}", c.id());
+            (e, Some(c.id().to_string()), path)
+        }
+        Owner::Exec { id, rest } => (cl.exec_owner(id)?, None, format!("/exec/{id}{rest}")),
+        Owner::CommitSource => {
+            let cid = ctx.query.get("container").cloned().unwrap_or_default();
+            let (e, c) = cl.lookup(&cid)?;
+            let mut q = ctx.query.clone();
+            q.insert("container".into(), c.id().to_string());
+            (e, None, format!("/commit?{}", super::encode_query(&q)))
+        }
+        _ => return Err(ApiError::internal("not a container route")),
+    };
+    let pq = ctx.node_path(&path, !matches!(to, Owner::CommitSource));
+    match mode {
+        Mode::Hijack => hijack(cl, &engine, req, &pq).await,
+        Mode::Plain => forward(cl, &engine, req, &pq).await,
+        Mode::RefreshImages => {
+            let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
+            let _ = engine.refresh_images(cl).await;
+            Ok(respond(s, &h, b))
+        }
+        Mode::Refresh if path.ends_with("/wait") => {
+            // Clients need the headers at once (they start the container after); the record is
+            // refreshed when the wait ends.
+            let resp = forward(cl, &engine, req, &pq).await?;
+            let (parts, body) = resp.into_parts();
+            let (cl, id) = (cl.clone(), id.unwrap_or_default());
+            let after = futures_util::stream::once(async move {
+                let _ = engine.refresh_container(&cl, &id).await;
+            })
+            .filter_map(|_| async { None::<Result<bytes::Bytes, axum::Error>> });
+            Ok(Response::from_parts(parts, axum::body::Body::from_stream(body.into_data_stream().chain(after))))
+        }
+        Mode::Refresh => {
+            let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
+            if let Some(id) = &id {
+                let _ = engine.refresh_container(cl, id).await;
+            }
+            Ok(respond(s, &h, b))
+        }
+        Mode::Remove => {
+            let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
+            if s.is_success() {
+                if let Some(id) = &id {
+                    engine.remove(id);
+                }
+            }
+            Ok(respond(s, &h, b))
+        }
+        Mode::ExecCreate => {
+            let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
+            if s.is_success() {
+                if let Some(eid) = serde_json::from_slice::<Value>(&b).ok().and_then(|v| v["Id"].as_str().map(String::from)) {
+                    cl.record_exec(&eid, &engine.addr);
+                }
+            }
+            Ok(respond(s, &h, b))
+        }
+        Mode::Inspect => {
+            if engine.health() != Health::Healthy {
+                return Err(ApiError::internal(format!("Container {} is on node {}, which is unhealthy", id.unwrap_or_default(), engine.name())));
+            }
+            let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
+            if !s.is_success() {
+                return Ok(respond(s, &h, b));
+            }
+            let mut v: Value = serde_json::from_slice(&b).map_err(|e| ApiError::internal(format!("node answer: {e}")))?;
+            let info = engine.info();
+            let sum = engine.summary(cl);
+            let labels: serde_json::Map<String, Value> = info.labels.iter().map(|(k, x)| (k.clone(), json!(x))).collect();
+            v["Node"] = json!({"ID": info.id, "IP": info.ip, "Addr": engine.addr, "Name": info.name,
+                "Cpus": sum.total_cpus, "Memory": sum.total_memory, "Labels": labels});
+            if let Some(ports) = v["NetworkSettings"]["Ports"].as_object_mut() {
+                for list in ports.values_mut().filter_map(Value::as_array_mut) {
+                    for b in list {
+                        if matches!(b["HostIp"].as_str(), Some("") | Some("0.0.0.0")) {
+                            b["HostIp"] = json!(info.ip);
+                        }
+                    }
+                }
+            }
+            Ok(Json(v).into_response())
+        }
+    }
+}
+
+/// `POST /networks/{id}/connect|disconnect`: the node of the container named in the body.
+pub async fn network_member(cl: &Cluster, ctx: &Ctx, id: &str, rest: &str, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, 1 << 20).await?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    let cid = v["Container"].as_str().unwrap_or("");
+    let (engine, c) = cl.lookup(cid)?;
+    let mut v = v.clone();
+    v["Container"] = json!(c.id());
+    let net = id.split_once('/').filter(|(n, _)| *n == engine.name()).map_or(id, |(_, x)| x);
+    let pq = ctx.node_path(&format!("/networks/{net}{rest}"), true);
+    let data = serde_json::to_vec(&v).unwrap_or_default();
+    let mut req = Request::from_parts(parts, axum::body::Body::from(data.clone()));
+    req.headers_mut().insert(axum::http::header::CONTENT_LENGTH, data.len().into());
+    forward(cl, &engine, req, &pq).await
+}

@@ -1,0 +1,159 @@
+//! Listeners: unix sockets and TCP (optionally TLS), each serving the router with upgrades
+//! (attach/exec hijacks), until shutdown.
+use axum::Router;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A `-H` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+impl Listen {
+    /// `tcp://ip:port`, `unix:///path`, bare `ip:port` or `:port` (all addresses).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            if p.is_empty() {
+                return Err(format!("invalid host {s:?}: unix socket path is empty"));
+            }
+            return Ok(Listen::Unix(PathBuf::from(p)));
+        }
+        if s.contains("://") && !s.starts_with("tcp://") {
+            return Err(format!("invalid host {s:?}: only unix:// and tcp:// are supported"));
+        }
+        let rest = s.strip_prefix("tcp://").unwrap_or(s).trim_end_matches('/');
+        let rest = if rest.starts_with(':') { format!("0.0.0.0{rest}") } else { rest.to_string() };
+        let rest = if rest.starts_with("localhost:") { rest.replacen("localhost", "127.0.0.1", 1) } else { rest };
+        rest.parse().map(Listen::Tcp).map_err(|_| format!("invalid host {s:?}: expected tcp://IP:PORT or unix:///path"))
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Listen::Unix(_) => true,
+            Listen::Tcp(a) => a.ip().is_loopback(),
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(p) => write!(f, "unix://{}", p.display()),
+            Listen::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// Binds every listener, then serves until `shutdown`.
+pub async fn serve(app: Router, hosts: &[Listen], tls: Option<Arc<rustls::ServerConfig>>, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in hosts {
+        let app = app.clone();
+        let token = shutdown.clone();
+        let err = |source| ServeError::Listen { addr: h.to_string(), source };
+        match h {
+            Listen::Unix(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(err)?;
+                }
+                let _ = std::fs::remove_file(path);
+                let l = tokio::net::UnixListener::bind(path).map_err(err)?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+                tracing::info!(addr = %h, "manager API listening");
+                tasks.spawn(async move {
+                    let _ = axum::serve(l, app).with_graceful_shutdown(token.cancelled_owned()).await;
+                });
+            }
+            Listen::Tcp(addr) => {
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(err)?;
+                match tls.clone() {
+                    Some(tls) => {
+                        tracing::info!(addr = %h, "manager API listening (TLS)");
+                        tasks.spawn(serve_tls(l, tokio_rustls::TlsAcceptor::from(tls), app, token));
+                    }
+                    None => {
+                        tracing::info!(addr = %h, "manager API listening");
+                        tasks.spawn(async move {
+                            let _ = axum::serve(l, app).with_graceful_shutdown(token.cancelled_owned()).await;
+                        });
+                    }
+                }
+            }
+        }
+    }
+    shutdown.cancelled().await;
+    // Hijacked streams may hold connections open; do not wait for them forever.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
+    for h in hosts {
+        if let Listen::Unix(p) = h {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    Ok(())
+}
+
+/// Accepts TLS connections and serves the router on each (upgrades included).
+async fn serve_tls(l: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: Router, token: CancellationToken) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tower::ServiceExt;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = token.cancelled() => return,
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parses_hosts() {
+        assert_eq!(Listen::parse("tcp://127.0.0.1:2375").unwrap(), Listen::Tcp("127.0.0.1:2375".parse().unwrap()));
+        assert_eq!(Listen::parse(":2375").unwrap(), Listen::Tcp("0.0.0.0:2375".parse().unwrap()));
+        assert_eq!(Listen::parse("127.0.0.1:1").unwrap(), Listen::Tcp("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(Listen::parse("unix:///run/x.sock").unwrap(), Listen::Unix("/run/x.sock".into()));
+        assert!(Listen::parse("fd://").is_err());
+        assert!(Listen::parse("tcp://nope").is_err());
+        assert!(Listen::parse("tcp://127.0.0.1:2375").unwrap().is_loopback());
+        assert!(!Listen::parse(":2375").unwrap().is_loopback());
+    }
+}

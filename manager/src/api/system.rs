@@ -1,0 +1,296 @@
+//! `/_ping`, `/version`, `/info` (classic Swarm's SystemStatus layout), `/events` (merged),
+//! `/metrics`.
+use super::{ApiError, Ctx, API_VERSION, MIN_API_VERSION, SWARM_VERSION};
+use crate::cluster::engine::{Health, Summary};
+use crate::cluster::Cluster;
+use crate::metrics::Gauges;
+use crate::scheduler::strategy::weigh::human_bytes;
+use axum::body::Body;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::cmp::Ordering;
+
+pub fn ping() -> Response {
+    let mut r = "OK".into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn host() -> (String, String, String) {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    let os = read("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        .unwrap_or_else(|| "linux".into());
+    (read("/proc/sys/kernel/hostname"), read("/proc/sys/kernel/osrelease"), os)
+}
+
+pub fn version() -> Response {
+    let (_, kernel, _) = host();
+    Json(json!({
+        "Platform": {"Name": "Flotilla Swarm"},
+        "Components": [{"Name": "Swarm", "Version": SWARM_VERSION, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION}}],
+        "Version": SWARM_VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "flotilla",
+        "GoVersion": "rust",
+        "Os": "linux",
+        "Arch": "amd64",
+        "KernelVersion": kernel,
+        "BuildTime": "",
+    }))
+    .into_response()
+}
+
+/// Natural order: `node-2` before `node-10`.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    while !x.is_empty() && !y.is_empty() {
+        if x[0].is_ascii_digit() && y[0].is_ascii_digit() {
+            let nx = x.iter().take_while(|c| c.is_ascii_digit()).count();
+            let ny = y.iter().take_while(|c| c.is_ascii_digit()).count();
+            let (dx, dy) = (std::str::from_utf8(&x[..nx]).unwrap_or("0"), std::str::from_utf8(&y[..ny]).unwrap_or("0"));
+            let (tx, ty) = (dx.trim_start_matches('0'), dy.trim_start_matches('0'));
+            let o = tx.len().cmp(&ty.len()).then(tx.cmp(ty));
+            if o != Ordering::Equal {
+                return o;
+            }
+            x = &x[nx..];
+            y = &y[ny..];
+        } else {
+            if x[0] != y[0] {
+                return x[0].cmp(&y[0]);
+            }
+            x = &x[1..];
+            y = &y[1..];
+        }
+    }
+    x.len().cmp(&y.len())
+}
+
+/// The per-node lines of `docker info`.
+pub fn node_status(s: &Summary) -> Vec<[String; 2]> {
+    let name = if s.validated && !s.info.name.is_empty() { s.info.name.clone() } else { "(unknown)".into() };
+    let mut v = vec![[format!(" {name}"), s.addr.clone()]];
+    let mut add = |k: &str, val: String| v.push([format!("  └ {k}"), val]);
+    add("ID", if s.validated { format!("{}|{}", s.info.id, s.addr) } else { s.addr.clone() });
+    add("Status", s.health.to_string());
+    let stopped = s.containers - s.running - s.paused;
+    add(
+        "Containers",
+        if s.health == Health::Healthy {
+            format!("{} ({} Running, {} Paused, {} Stopped)", s.containers, s.running, s.paused, stopped)
+        } else {
+            s.containers.to_string()
+        },
+    );
+    add("Reserved CPUs", format!("{} / {}", s.used_cpus, s.total_cpus));
+    add("Reserved Memory", format!("{} / {}", human_bytes(s.used_memory), human_bytes(s.total_memory)));
+    add("Labels", s.info.labels.iter().map(|(k, x)| format!("{k}={x}")).collect::<Vec<_>>().join(", "));
+    if let Some(e) = &s.error {
+        add("Error", e.clone());
+    }
+    add("UpdatedAt", s.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    add("ServerVersion", s.info.server_version.clone());
+    v
+}
+
+pub fn info(cl: &Cluster) -> Response {
+    let mut sums: Vec<Summary> = cl.engines().iter().map(|e| e.summary(cl)).collect();
+    sums.sort_by(|a, b| natural_cmp(&a.info.name, &b.info.name).then(a.addr.cmp(&b.addr)));
+    let mut status: Vec<[String; 2]> = vec![
+        ["Role".into(), "primary".into()],
+        ["Strategy".into(), cl.scheduler.strategy_name().into()],
+        ["Filters".into(), cl.scheduler.filter_names().join(", ")],
+        ["Nodes".into(), sums.len().to_string()],
+    ];
+    let (mut containers, mut running, mut paused, mut images, mut ncpu, mut mem) = (0, 0, 0, 0, 0i64, 0i64);
+    for s in &sums {
+        status.extend(node_status(s));
+        containers += s.containers;
+        running += s.running;
+        paused += s.paused;
+        images += s.images;
+        if s.validated && s.health != Health::Disconnected {
+            ncpu += s.total_cpus;
+            mem += s.total_memory;
+        }
+    }
+    let (hostname, kernel, os) = host();
+    Json(json!({
+        "ID": "",
+        "Containers": containers,
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": containers - running - paused,
+        "Images": images,
+        "Driver": "",
+        "DriverStatus": null,
+        "SystemStatus": status,
+        "Plugins": {"Volume": null, "Network": null, "Log": null},
+        "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
+        "PidsLimit": true, "IPv4Forwarding": true, "BridgeNfIptables": true, "BridgeNfIp6tables": true, "OomKillDisable": true,
+        "Debug": false, "NFd": 0, "NGoroutines": 0,
+        "SystemTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "LoggingDriver": "", "CgroupDriver": "",
+        "NEventsListener": cl.hub.listeners(),
+        "KernelVersion": kernel, "OperatingSystem": os, "OSType": "linux", "Architecture": std::env::consts::ARCH,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"InsecureRegistryCIDRs": [], "IndexConfigs": {}, "Mirrors": []},
+        "NCPU": ncpu, "MemTotal": mem,
+        "DockerRootDir": "", "Name": hostname, "Labels": [],
+        "ExperimentalBuild": false, "ServerVersion": SWARM_VERSION,
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+        "Warnings": null,
+    }))
+    .into_response()
+}
+
+fn event_time(v: &Value) -> i64 {
+    v["time"].as_i64().unwrap_or(0)
+}
+
+/// Does `ev` pass the `filters` (type, event, container, image, node, label)?
+fn keep(ev: &Value, f: &std::collections::BTreeMap<String, Vec<String>>) -> bool {
+    let attrs = &ev["Actor"]["Attributes"];
+    f.iter().all(|(k, vals)| {
+        let any = |cands: &[&str]| vals.iter().any(|v| cands.iter().any(|c| !c.is_empty() && (c == v || (v.len() >= 12 && c.starts_with(v.as_str())))));
+        match k.as_str() {
+            "type" => any(&[ev["Type"].as_str().unwrap_or("")]),
+            "event" => vals.iter().any(|v| ev["Action"].as_str().unwrap_or("").split(':').next() == Some(v.as_str())),
+            "container" => ev["Type"] == "container" && any(&[ev["Actor"]["ID"].as_str().unwrap_or(""), attrs["name"].as_str().unwrap_or("")]),
+            "image" => any(&[attrs["image"].as_str().unwrap_or(""), ev["Actor"]["ID"].as_str().unwrap_or("")]),
+            "node" => any(&[ev["node"]["Name"].as_str().unwrap_or(""), ev["node"]["Id"].as_str().unwrap_or("")]),
+            "label" => vals.iter().all(|v| match v.split_once('=') {
+                Some((lk, lv)) => attrs[lk].as_str() == Some(lv),
+                None => attrs.get(v).is_some(),
+            }),
+            _ => true,
+        }
+    })
+}
+
+/// `GET /events`: follows every node's stream (merged) until `until` or the client leaves.
+pub fn events(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
+    let f = super::containers::parse_filters(ctx.query.get("filters"))?;
+    let until = ctx.query.get("until").and_then(|u| u.split('.').next().and_then(|s| s.parse::<i64>().ok()));
+    let rx = cl.hub.subscribe();
+    let deadline = until.map(|u| tokio::time::Instant::now() + std::time::Duration::from_secs((u - chrono::Utc::now().timestamp()).max(0) as u64));
+    let s = futures_util::stream::unfold((rx, f), move |(mut rx, f)| async move {
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => return None,
+                },
+                None => rx.recv().await,
+            };
+            match next {
+                Ok(ev) => {
+                    if until.is_some_and(|u| event_time(&ev) > u) {
+                        return None;
+                    }
+                    if !keep(&ev, &f) {
+                        continue;
+                    }
+                    let mut b = serde_json::to_vec(&*ev).unwrap_or_default();
+                    b.push(b'\n');
+                    return Some((Ok::<_, std::io::Error>(Bytes::from(b)), (rx, f)));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "events client is too slow; events dropped");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let mut r = Response::new(Body::from_stream(s));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+pub fn metrics(cl: &Cluster) -> Response {
+    let mut counts = [0usize; 4];
+    let (mut containers, mut running, mut images) = (0, 0, 0);
+    for e in cl.engines() {
+        let s = e.summary(cl);
+        counts[s.health as usize] += 1;
+        containers += s.containers;
+        running += s.running;
+        images += s.images;
+    }
+    let g = Gauges {
+        nodes: vec![("pending", counts[0]), ("healthy", counts[1]), ("unhealthy", counts[2]), ("disconnected", counts[3])],
+        containers,
+        running,
+        images,
+        event_listeners: cl.hub.listeners(),
+    };
+    let mut r = cl.metrics.render(&g).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::engine::NodeInfo;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["node-10", "node-2", "node-1", "alpha"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, vec!["alpha", "node-1", "node-2", "node-10"]);
+    }
+
+    #[test]
+    fn node_lines() {
+        let s = Summary {
+            addr: "127.0.0.1:2375".into(),
+            health: Health::Healthy,
+            info: NodeInfo {
+                id: "ABC".into(),
+                name: "node-1".into(),
+                labels: [("zone".to_string(), "x".to_string())].into(),
+                server_version: "28.0".into(),
+                ..Default::default()
+            },
+            validated: true,
+            error: None,
+            updated_at: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            containers: 3,
+            running: 1,
+            paused: 1,
+            images: 1,
+            used_cpus: 1,
+            used_memory: 1 << 30,
+            total_cpus: 2,
+            total_memory: 2 << 30,
+        };
+        let l = node_status(&s);
+        assert_eq!(l[0], [" node-1".to_string(), "127.0.0.1:2375".to_string()]);
+        assert_eq!(l[1][1], "ABC|127.0.0.1:2375");
+        assert_eq!(l[2], ["  └ Status".to_string(), "Healthy".to_string()]);
+        assert_eq!(l[3][1], "3 (1 Running, 1 Paused, 1 Stopped)");
+        assert_eq!(l[5][1], "1 GiB / 2 GiB");
+        assert_eq!(l[6][1], "zone=x");
+        assert_eq!(l[7][0], "  └ UpdatedAt");
+    }
+
+    #[test]
+    fn event_filters() {
+        let ev = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abcdef0123456789", "Attributes": {"name": "web"}}, "node": {"Name": "node-1"}});
+        let f = |k: &str, v: &str| [(k.to_string(), vec![v.to_string()])].into_iter().collect();
+        assert!(keep(&ev, &f("container", "web")));
+        assert!(keep(&ev, &f("node", "node-1")));
+        assert!(!keep(&ev, &f("node", "node-2")));
+        assert!(keep(&ev, &f("event", "start")));
+        assert!(!keep(&ev, &f("type", "image")));
+    }
+}

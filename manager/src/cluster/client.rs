@@ -1,0 +1,207 @@
+//! Talking to one node over the Docker API: reqwest (one pool shared by every node) for plain
+//! calls and streams, a hyper connection with upgrades for hijacked attach/exec.
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderMap, HeaderValue, CONNECTION, HOST, UPGRADE};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Timeout of the manager's own calls (validation, refresh, inspect).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    /// The node could not be reached or the connection broke: counts against its health.
+    #[error("Cannot connect to the Docker daemon at {addr}. Is the docker daemon running? ({detail})")]
+    Connect { addr: String, detail: String },
+    /// The node answered with an error status.
+    #[error("{message}")]
+    Status { status: u16, message: String },
+    #[error("invalid answer from {addr}: {detail}")]
+    Decode { addr: String, detail: String },
+}
+
+impl NodeError {
+    pub fn is_connection(&self) -> bool {
+        matches!(self, NodeError::Connect { .. })
+    }
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            NodeError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// What every node connection shares: the HTTP pool and the TLS client configuration.
+pub struct Transport {
+    http: reqwest::Client,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Transport {
+    pub fn new(tls: Option<rustls::ClientConfig>) -> Result<Self, NodeError> {
+        let pre = tls.clone().unwrap_or_else(crate::tls::plain_client_config);
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(pre)
+            .http1_only()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(8)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .map_err(|e| NodeError::Decode { addr: String::new(), detail: format!("HTTP client: {e}") })?;
+        Ok(Transport { http, tls: tls.map(Arc::new) })
+    }
+
+    pub fn client(self: &Arc<Self>, addr: &str) -> NodeClient {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        NodeClient { t: self.clone(), addr: addr.to_string(), base: format!("{scheme}://{addr}") }
+    }
+}
+
+/// A handle on one node's API.
+#[derive(Clone)]
+pub struct NodeClient {
+    t: Arc<Transport>,
+    pub addr: String,
+    base: String,
+}
+
+/// Something the hijacked stream can be read from and written to.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The node's answer to a hijack request.
+pub enum Hijacked {
+    /// 101: a raw stream to the node, with the node's response headers.
+    Upgraded(TokioIo<hyper::upgrade::Upgraded>, HeaderMap),
+    /// Any other answer, to be relayed as it is.
+    Response(hyper::Response<hyper::body::Incoming>),
+}
+
+impl NodeClient {
+    fn connect_err(&self, e: impl std::fmt::Display) -> NodeError {
+        NodeError::Connect { addr: format!("tcp://{}", self.addr), detail: e.to_string() }
+    }
+
+    fn map_reqwest(&self, e: reqwest::Error) -> NodeError {
+        if e.is_connect() || e.is_timeout() || e.is_request() {
+            self.connect_err(e)
+        } else {
+            NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() }
+        }
+    }
+
+    /// Any request; the response is returned whatever its status (for proxying).
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: reqwest::Body,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, NodeError> {
+        let mut rb = self.t.http.request(method, format!("{}{path_and_query}", self.base)).headers(headers).body(body);
+        if let Some(t) = timeout {
+            rb = rb.timeout(t);
+        }
+        rb.send().await.map_err(|e| self.map_reqwest(e))
+    }
+
+    /// Turns a non-2xx response into [`NodeError::Status`] with the node's message.
+    pub async fn check(&self, resp: reqwest::Response) -> Result<reqwest::Response, NodeError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.map_err(|e| self.map_reqwest(e))?;
+        Err(NodeError::Status { status: status.as_u16(), message: error_message(&body) })
+    }
+
+    /// `GET path` decoded as JSON, with the call timeout.
+    pub async fn get_json(&self, path: &str) -> Result<Value, NodeError> {
+        let resp = self.send(Method::GET, path, HeaderMap::new(), reqwest::Body::from(""), Some(CALL_TIMEOUT)).await?;
+        let resp = self.check(resp).await?;
+        let body = resp.bytes().await.map_err(|e| self.map_reqwest(e))?;
+        serde_json::from_slice(&body).map_err(|e| NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() })
+    }
+
+    /// `POST path` with a JSON body; returns the decoded JSON answer (`null` when empty).
+    pub async fn post_json(&self, path: &str, body: &Value, headers: HeaderMap) -> Result<Value, NodeError> {
+        let mut h = headers;
+        h.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let data = serde_json::to_vec(body).unwrap_or_default();
+        let resp = self.send(Method::POST, path, h, reqwest::Body::from(data), Some(CALL_TIMEOUT)).await?;
+        let resp = self.check(resp).await?;
+        let body = resp.bytes().await.map_err(|e| self.map_reqwest(e))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() })
+    }
+
+    /// Opens a dedicated connection and sends a request asking to upgrade to a raw stream.
+    pub async fn hijack(&self, method: Method, path_and_query: &str, mut headers: HeaderMap, body: Bytes) -> Result<Hijacked, NodeError> {
+        let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| self.connect_err("connection timed out"))?
+            .map_err(|e| self.connect_err(e))?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = match &self.t.tls {
+            Some(cfg) => {
+                let host = self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(h, _)| h).trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| self.connect_err(e))?;
+                let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| self.connect_err(e))?;
+                Box::new(tls)
+            }
+            None => Box::new(tcp),
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| self.connect_err(e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "hijacked node connection ended");
+            }
+        });
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("tcp"));
+        if let Ok(h) = HeaderValue::from_str(&self.addr) {
+            headers.insert(HOST, h);
+        }
+        let mut req = hyper::Request::builder().method(method).uri(path_and_query);
+        if let Some(h) = req.headers_mut() {
+            *h = headers;
+        }
+        let req = req.body(Full::new(body)).map_err(|e| NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() })?;
+        let resp = sender.send_request(req).await.map_err(|e| self.connect_err(e))?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let headers = resp.headers().clone();
+            let up = hyper::upgrade::on(resp).await.map_err(|e| self.connect_err(e))?;
+            return Ok(Hijacked::Upgraded(TokioIo::new(up), headers));
+        }
+        Ok(Hijacked::Response(resp))
+    }
+}
+
+/// Docker's `{"message": …}`, or the body as text.
+pub fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn messages() {
+        assert_eq!(error_message(br#"{"message":"No such container: x"}"#), "No such container: x");
+        assert_eq!(error_message(b"404 page not found\n"), "404 page not found");
+    }
+}

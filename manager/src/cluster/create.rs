@@ -1,0 +1,194 @@
+//! `POST /containers/create` through the scheduler: parse, check the name cluster-wide, choose
+//! a node and reserve on it (under the placement lock), create there (pulling the image first
+//! if the node lacks it), then retry as classic Swarm does.
+use super::client::NodeError;
+use super::engine::Engine;
+use super::{Cluster, ClusterError};
+use crate::scheduler::request::LABEL_SWARM_ID;
+use crate::scheduler::Request;
+use hyper::header::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A node's "image not here" answer, in dockerd's and our engine's wordings.
+fn image_missing(e: &NodeError) -> bool {
+    match e {
+        NodeError::Status { status: 404, message } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("no such image") || (m.contains("image") && m.contains("not found"))
+        }
+        _ => false,
+    }
+}
+
+fn random_hex64() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+fn encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `image` with `:latest` when it has neither tag nor digest.
+fn with_tag(image: &str) -> String {
+    if image.contains('@') || crate::scheduler::node::repo_of(image) != image {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+impl Cluster {
+    /// Schedules and creates a container; returns the node's `{"Id", "Warnings"}`.
+    pub async fn create(&self, name: Option<String>, mut body: Value, auth: Option<HeaderValue>) -> Result<Value, ClusterError> {
+        let started = Instant::now();
+        let mut req = Request::from_config(name.as_deref(), &mut body)?;
+        if req.image.is_empty() {
+            return Err(ClusterError::InvalidParameter("No image was specified".into()));
+        }
+        if body["Labels"].get(LABEL_SWARM_ID).and_then(Value::as_str).is_none_or(str::is_empty) {
+            body["Labels"][LABEL_SWARM_ID] = json!(random_hex64());
+        }
+        // `--net node/net`: the network of that node.
+        if let Some((node, net)) = req.network_mode.split_once('/') {
+            if self.engine_named(node).is_some() {
+                let (node, net) = (node.to_string(), net.to_string());
+                body["HostConfig"]["NetworkMode"] = json!(net);
+                req.network_mode = net;
+                req.constraints.push(format!("node=={node}").parse().map_err(crate::scheduler::RequestError::from)?);
+            }
+        }
+        if let Some(n) = &req.name {
+            if let Some(id) = self.name_owner(n) {
+                return Err(ClusterError::NameInUse { name: n.clone(), id });
+            }
+        }
+        let mut retries = 0;
+        let mut image_affinity = false;
+        loop {
+            let (engine, pending) = self.place(&req)?;
+            let r = self.create_on(&engine, &req, &body, auth.clone()).await;
+            engine.remove_pending(&pending);
+            match r {
+                Ok(v) => {
+                    self.metrics.observe_create(started.elapsed(), true);
+                    return Ok(v);
+                }
+                Err(e) if image_missing(&e) && !image_affinity && !req.pinned_to_node() && self.image_somewhere(&req.image) => {
+                    tracing::info!(image = %req.image, "retrying on a node that has the image");
+                    image_affinity = true;
+                    req.affinities.push(format!("image=={}", req.image).parse().map_err(crate::scheduler::RequestError::from)?);
+                }
+                Err(e) if retries < self.opts.create_retry && e.status() != Some(409) && e.status() != Some(400) => {
+                    retries += 1;
+                    tracing::info!(error = %e, retries, "create failed; retrying");
+                }
+                Err(e) => {
+                    self.metrics.observe_create(started.elapsed(), false);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// Chooses a node and records the pending reservation (one lock, no await).
+    fn place(&self, req: &Request) -> Result<(Arc<Engine>, String), ClusterError> {
+        let _g = self.place.lock().unwrap_or_else(|p| p.into_inner());
+        let views = self.views();
+        let t = Instant::now();
+        let ranked = self.scheduler.select(req, &views);
+        self.metrics.observe_placement(t.elapsed());
+        let ranked = ranked?;
+        let addr = &ranked.first().ok_or(crate::scheduler::SchedError::NoHealthyNode)?.addr;
+        let engine = self.engine(addr).ok_or(crate::scheduler::SchedError::NoHealthyNode)?;
+        let pending = format!("pending-{}", self.pending_seq.fetch_add(1, Ordering::Relaxed));
+        engine.add_pending(&pending, req.pending_view(pending.clone()));
+        Ok((engine, pending))
+    }
+
+    fn image_somewhere(&self, image: &str) -> bool {
+        self.validated().iter().any(|e| e.has_image(image))
+    }
+
+    /// Creates on `engine`, pulling the image once if the node lacks it, and records the result.
+    async fn create_on(&self, engine: &Engine, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, NodeError> {
+        let mut body = body.clone();
+        let ncpu = engine.info().ncpu.max(1);
+        if req.cpus > 0 {
+            // Swarm's CpuShares are CPUs; the node wants real shares.
+            body["HostConfig"]["CpuShares"] = json!((req.cpus * 1024 + ncpu - 1) / ncpu);
+        }
+        let path = match &req.name {
+            Some(n) => format!("/containers/create?name={}", encode_query(n)),
+            None => "/containers/create".to_string(),
+        };
+        let mut r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
+        engine.note(self, &r);
+        if let Err(e) = &r {
+            if image_missing(e) {
+                self.pull_on(engine, &with_tag(&req.image), auth).await?;
+                r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
+                engine.note(self, &r);
+            }
+        }
+        let v = r?;
+        let id = v["Id"].as_str().unwrap_or("").to_string();
+        let name = req.name.clone().unwrap_or_default();
+        if engine.events_live() {
+            // The node's events keep this record current from here on: no inspect needed.
+            engine.insert_new(super::view::Container::from_create(&id, &name, &body, ncpu));
+        } else if let Err(e) = engine.refresh_container(self, &id).await {
+            tracing::warn!(node = %engine.addr, container = %id, error = %e, "created, but could not inspect");
+        }
+        Ok(v)
+    }
+
+    /// Pulls `image` on one node and waits for the end of the progress stream.
+    pub async fn pull_on(&self, engine: &Engine, image: &str, auth: Option<HeaderValue>) -> Result<(), NodeError> {
+        let (repo, tag) = match image.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (image, "latest"),
+        };
+        let mut h = HeaderMap::new();
+        if let Some(a) = auth {
+            h.insert("X-Registry-Auth", a);
+        }
+        let path = format!("/images/create?fromImage={}&tag={}", encode_query(repo), encode_query(tag));
+        let r = engine.client.send(hyper::Method::POST, &path, h, reqwest::Body::from(""), None).await;
+        engine.note(self, &r);
+        let resp = engine.client.check(r?).await?;
+        let body = resp.bytes().await.map_err(|e| NodeError::Decode { addr: engine.addr.clone(), detail: e.to_string() })?;
+        for line in body.split(|b| *b == b'\n') {
+            if let Ok(v) = serde_json::from_slice::<Value>(line) {
+                if let Some(m) = v.get("errorDetail").and_then(|d| d.get("message")).and_then(Value::as_str).or(v["error"].as_str()) {
+                    return Err(NodeError::Status { status: 404, message: m.to_string() });
+                }
+            }
+        }
+        let _ = engine.refresh_images(self).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn helpers() {
+        assert!(image_missing(&NodeError::Status { status: 404, message: "No such image: busybox:latest".into() }));
+        assert!(!image_missing(&NodeError::Status { status: 404, message: "No such container: x".into() }));
+        assert_eq!(with_tag("busybox"), "busybox:latest");
+        assert_eq!(with_tag("localhost:5000/busybox"), "localhost:5000/busybox:latest");
+        assert_eq!(with_tag("busybox:1"), "busybox:1");
+        assert_eq!(encode_query("a b/c"), "a%20b%2Fc");
+        assert_eq!(random_hex64().len(), 64);
+    }
+}

@@ -1,0 +1,361 @@
+//! One remote node: its client, what the manager knows of it (validated facts, containers,
+//! images, pending reservations), and its health counter. Keeping it current (validation, the
+//! event stream, the safety-net refresh) is in `refresh.rs`.
+use super::client::{NodeClient, NodeError};
+use super::events::swarm_event;
+use super::view::Container;
+use super::Shared;
+use crate::scheduler::{ContainerView, ImageView, NodeView};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// A node's state, as `docker info` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Pending,
+    Healthy,
+    Unhealthy,
+    Disconnected,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Pending => "Pending",
+            Health::Healthy => "Healthy",
+            Health::Unhealthy => "Unhealthy",
+            Health::Disconnected => "Disconnected",
+        })
+    }
+}
+
+/// What validation learnt from `/info` and `/version`.
+#[derive(Debug, Clone, Default)]
+pub struct NodeInfo {
+    pub id: String,
+    pub name: String,
+    pub ip: String,
+    /// Daemon labels plus built-ins.
+    pub labels: BTreeMap<String, String>,
+    pub ncpu: i64,
+    pub memory: i64,
+    pub server_version: String,
+    pub api_version: String,
+    pub os_type: String,
+}
+
+pub(crate) struct Entry {
+    pub c: Arc<Container>,
+    /// When it was stored (refresh sequence), so a full list never drops a newer record.
+    pub seq: u64,
+}
+
+pub(crate) struct State {
+    pub health: Health,
+    pub failures: u32,
+    pub error: Option<String>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub info: NodeInfo,
+    pub validated: bool,
+    pub spec_checked: std::time::Instant,
+    pub containers: HashMap<String, Entry>,
+    pub seq: u64,
+    /// `GET /images/json` rows.
+    pub images: Arc<Vec<Value>>,
+    pub image_views: Arc<Vec<ImageView>>,
+    pub pending: HashMap<String, Arc<ContainerView>>,
+    /// Cached snapshot; `None` when something changed.
+    pub view: Option<Arc<NodeView>>,
+    pub events_live: bool,
+}
+
+pub struct Engine {
+    pub addr: String,
+    pub client: NodeClient,
+    state: Mutex<State>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) wake: Notify,
+}
+
+/// A copy of what `docker info` prints about a node.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub addr: String,
+    pub health: Health,
+    pub info: NodeInfo,
+    pub validated: bool,
+    pub error: Option<String>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub containers: usize,
+    pub running: usize,
+    pub paused: usize,
+    pub images: usize,
+    pub used_cpus: i64,
+    pub used_memory: i64,
+    pub total_cpus: i64,
+    pub total_memory: i64,
+}
+
+impl Engine {
+    pub fn new(addr: &str, client: NodeClient) -> Engine {
+        let ip = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']).to_string();
+        Engine {
+            addr: addr.to_string(),
+            client,
+            state: Mutex::new(State {
+                health: Health::Pending,
+                failures: 0,
+                error: None,
+                updated_at: chrono::Utc::now(),
+                info: NodeInfo { id: addr.to_string(), name: String::new(), ip, ..Default::default() },
+                validated: false,
+                spec_checked: std::time::Instant::now(),
+                containers: HashMap::new(),
+                seq: 0,
+                images: Arc::new(vec![]),
+                image_views: Arc::new(vec![]),
+                pending: HashMap::new(),
+                view: None,
+                events_live: false,
+            }),
+            cancel: CancellationToken::new(),
+            wake: Notify::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn health(&self) -> Health {
+        self.lock().health
+    }
+    pub fn info(&self) -> NodeInfo {
+        self.lock().info.clone()
+    }
+    pub fn name(&self) -> String {
+        self.lock().info.name.clone()
+    }
+    pub fn is_validated(&self) -> bool {
+        self.lock().validated
+    }
+    pub fn events_live(&self) -> bool {
+        self.lock().events_live
+    }
+
+    /// Health accounting after any call to the node (classic Swarm's CheckConnectionErr).
+    pub fn note<T>(&self, sh: &Shared, r: &Result<T, NodeError>) {
+        let ev = {
+            let mut st = self.lock();
+            match r {
+                Ok(_) => {
+                    let was = st.health;
+                    if st.failures != 0 || st.error.is_some() {
+                        st.failures = 0;
+                        st.error = None;
+                        st.view = None;
+                    }
+                    if was == Health::Unhealthy {
+                        st.health = Health::Healthy;
+                        tracing::info!(node = %st.info.name, addr = %self.addr, "node is healthy again");
+                        self.wake.notify_one();
+                        Some(swarm_event("engine_reconnect", &self.addr, &st.info))
+                    } else {
+                        None
+                    }
+                }
+                Err(e) if e.is_connection() => {
+                    st.failures += 1;
+                    st.error = Some(e.to_string());
+                    st.view = None;
+                    if st.failures >= sh.opts.failure_retry && st.health == Health::Healthy {
+                        st.health = Health::Unhealthy;
+                        tracing::warn!(node = %st.info.name, addr = %self.addr, error = %e, "node is unhealthy");
+                        Some(swarm_event("engine_disconnect", &self.addr, &st.info))
+                    } else {
+                        None
+                    }
+                }
+                Err(_) => None,
+            }
+        };
+        if let Some(ev) = ev {
+            sh.hub.publish(ev);
+        }
+    }
+
+    /// The scheduler's snapshot (rebuilt only after a change); `None` until validated.
+    pub fn view(&self, sh: &Shared) -> Option<Arc<NodeView>> {
+        let mut st = self.lock();
+        if !st.validated || matches!(st.health, Health::Pending | Health::Disconnected) {
+            return None;
+        }
+        if let Some(v) = &st.view {
+            return Some(v.clone());
+        }
+        let pct = (sh.opts.overcommit * 100.0) as i64;
+        let healthy = st.health == Health::Healthy;
+        let health = if healthy {
+            100 - (st.failures as i64) * 100 / (sh.opts.failure_retry.max(1) as i64)
+        } else {
+            0
+        };
+        let mut containers: Vec<Arc<ContainerView>> = st.containers.values().map(|e| e.c.sched.clone()).collect();
+        containers.extend(st.pending.values().cloned());
+        let mut v = NodeView {
+            id: st.info.id.clone(),
+            name: st.info.name.clone(),
+            addr: self.addr.clone(),
+            ip: st.info.ip.clone(),
+            labels: st.info.labels.clone(),
+            containers,
+            images: st.image_views.clone(),
+            total_cpus: st.info.ncpu + st.info.ncpu * pct / 100,
+            total_memory: st.info.memory + st.info.memory * pct / 100,
+            used_cpus: 0,
+            used_memory: 0,
+            health: health.max(0),
+            healthy,
+        };
+        v.recount();
+        let v = Arc::new(v);
+        st.view = Some(v.clone());
+        Some(v)
+    }
+
+    pub fn add_pending(&self, id: &str, c: ContainerView) {
+        let mut st = self.lock();
+        st.pending.insert(id.to_string(), Arc::new(c));
+        st.view = None;
+    }
+    pub fn remove_pending(&self, id: &str) {
+        let mut st = self.lock();
+        if st.pending.remove(id).is_some() {
+            st.view = None;
+        }
+    }
+    pub fn pending_names(&self) -> Vec<String> {
+        self.lock().pending.values().flat_map(|c| c.names.clone()).collect()
+    }
+
+    pub fn upsert(&self, c: Container) {
+        let mut st = self.lock();
+        st.seq += 1;
+        let seq = st.seq;
+        st.containers.insert(c.id().to_string(), Entry { c: Arc::new(c), seq });
+        st.view = None;
+        st.updated_at = chrono::Utc::now();
+    }
+
+    /// Stores `c` unless the container is already known (an event may have been faster).
+    pub fn insert_new(&self, c: Container) {
+        let mut st = self.lock();
+        if st.containers.contains_key(c.id()) {
+            return;
+        }
+        st.seq += 1;
+        let seq = st.seq;
+        st.containers.insert(c.id().to_string(), Entry { c: Arc::new(c), seq });
+        st.view = None;
+    }
+
+    /// Applies `f` to a copy of a known container; false when it is not known.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> bool {
+        let mut st = self.lock();
+        st.seq += 1;
+        let seq = st.seq;
+        let Some(e) = st.containers.get_mut(id) else { return false };
+        let mut c = (*e.c).clone();
+        f(&mut c);
+        *e = Entry { c: Arc::new(c), seq };
+        st.view = None;
+        true
+    }
+
+    pub fn remove(&self, id: &str) {
+        let mut st = self.lock();
+        if st.containers.remove(id).is_some() {
+            st.view = None;
+        }
+    }
+
+    pub fn containers(&self) -> Vec<Arc<Container>> {
+        self.lock().containers.values().map(|e| e.c.clone()).collect()
+    }
+    pub fn container_count(&self) -> usize {
+        self.lock().containers.len()
+    }
+    pub fn get(&self, id: &str) -> Option<Arc<Container>> {
+        self.lock().containers.get(id).map(|e| e.c.clone())
+    }
+    pub fn images(&self) -> Arc<Vec<Value>> {
+        self.lock().images.clone()
+    }
+    pub fn has_image(&self, name: &str) -> bool {
+        let st = self.lock();
+        let n = name.strip_prefix("sha256:").unwrap_or(name);
+        let tagged = if crate::scheduler::node::repo_of(name) == name && !name.contains('@') { format!("{name}:latest") } else { name.to_string() };
+        st.image_views.iter().any(|i| {
+            let id = i.id.strip_prefix("sha256:").unwrap_or(&i.id);
+            (n.len() >= 12 && id.starts_with(n)) || i.repo_tags.iter().any(|t| *t == tagged || t == name)
+        })
+    }
+
+    pub fn set_images(&self, rows: Vec<Value>) {
+        let views = rows
+            .iter()
+            .map(|r| ImageView {
+                id: r["Id"].as_str().unwrap_or("").to_string(),
+                repo_tags: r["RepoTags"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).filter(|t| *t != "<none>:<none>").map(String::from).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let mut st = self.lock();
+        st.images = Arc::new(rows);
+        st.image_views = Arc::new(views);
+        st.view = None;
+    }
+
+    pub fn summary(&self, sh: &Shared) -> Summary {
+        let view = self.view(sh);
+        let st = self.lock();
+        let running = st.containers.values().filter(|e| e.c.state == "running").count();
+        let paused = st.containers.values().filter(|e| e.c.state == "paused").count();
+        Summary {
+            addr: self.addr.clone(),
+            health: st.health,
+            info: st.info.clone(),
+            validated: st.validated,
+            error: st.error.clone(),
+            updated_at: st.updated_at,
+            containers: st.containers.len(),
+            running,
+            paused,
+            images: st.images.len(),
+            used_cpus: view.as_ref().map_or(0, |v| v.used_cpus),
+            used_memory: view.as_ref().map_or(0, |v| v.used_memory),
+            total_cpus: view.as_ref().map_or(st.info.ncpu, |v| v.total_cpus),
+            total_memory: view.as_ref().map_or(st.info.memory, |v| v.total_memory),
+        }
+    }
+
+    /// Marks the node gone (removed from discovery) and stops its tasks.
+    pub fn disconnect(&self, sh: &Shared) {
+        self.cancel.cancel();
+        let ev = {
+            let mut st = self.lock();
+            let was = st.health;
+            st.health = Health::Disconnected;
+            st.view = None;
+            (was != Health::Pending).then(|| swarm_event("engine_disconnect", &self.addr, &st.info))
+        };
+        if let Some(ev) = ev {
+            sh.hub.publish(ev);
+        }
+    }
+}

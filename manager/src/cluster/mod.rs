@@ -1,0 +1,229 @@
+//! The cluster: the nodes discovery reports, what the manager knows of each, container lookup
+//! across nodes, and placement with pending reservations.
+pub mod client;
+mod create;
+pub mod engine;
+pub mod events;
+mod lookup;
+mod refresh;
+pub mod source;
+pub mod view;
+
+pub use client::{NodeClient, NodeError, Transport};
+pub use engine::{Engine, Health, NodeInfo, Summary};
+pub use events::EventHub;
+pub use source::{NodeSource, StaticNodes};
+pub use view::Container;
+
+use crate::metrics::Metrics;
+use crate::scheduler::{NodeView, RequestError, SchedError, Scheduler};
+use discovery::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse { name: String, id: String },
+    #[error(transparent)]
+    Sched(#[from] SchedError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error("Container {0} is on node {1}, which is unhealthy")]
+    NodeUnhealthy(String, String),
+    #[error("{0}")]
+    InvalidParameter(String),
+}
+
+impl ClusterError {
+    /// The HTTP status Docker would answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ClusterError::NoSuchContainer(_) | ClusterError::NoSuchExec(_) | ClusterError::NoSuchImage(_) => 404,
+            ClusterError::NameInUse { .. } => 409,
+            ClusterError::Request(_) | ClusterError::InvalidParameter(_) => 400,
+            ClusterError::Node(NodeError::Status { status, .. }) => *status,
+            _ => 500,
+        }
+    }
+}
+
+/// `--strategy`, `--filter`, `--cluster-opt`, `--engine-*`.
+#[derive(Debug, Clone)]
+pub struct ClusterOpts {
+    pub strategy: String,
+    /// Empty: the default chain.
+    pub filters: Vec<String>,
+    /// `swarm.overcommit` (0.05 = 5 %).
+    pub overcommit: f64,
+    /// `swarm.createretry`.
+    pub create_retry: u32,
+    pub refresh_min: Duration,
+    pub refresh_max: Duration,
+    pub failure_retry: u32,
+}
+
+impl Default for ClusterOpts {
+    fn default() -> Self {
+        ClusterOpts {
+            strategy: "spread".into(),
+            filters: vec![],
+            overcommit: 0.05,
+            create_retry: 0,
+            refresh_min: Duration::from_secs(30),
+            refresh_max: Duration::from_secs(60),
+            failure_retry: 3,
+        }
+    }
+}
+
+/// State shared by the API, the node tasks and the discovery watcher.
+pub struct Shared {
+    pub opts: ClusterOpts,
+    pub scheduler: Scheduler,
+    pub hub: EventHub,
+    pub metrics: Metrics,
+    transport: Arc<Transport>,
+    engines: RwLock<BTreeMap<String, Arc<Engine>>>,
+    /// Exec ID -> node address.
+    execs: Mutex<HashMap<String, String>>,
+    /// Held while a node is chosen and its reservation recorded.
+    place: Mutex<()>,
+    pending_seq: std::sync::atomic::AtomicU64,
+    shutdown: CancellationToken,
+}
+
+/// A cheap handle on the cluster.
+#[derive(Clone)]
+pub struct Cluster(pub Arc<Shared>);
+
+impl std::ops::Deref for Cluster {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
+    /// Another node already known under daemon ID `id` (returns its address).
+    pub(crate) fn engine_with_id(&self, id: &str, addr: &str) -> Option<String> {
+        let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
+        engines.values().find(|e| e.addr != addr && e.is_validated() && e.info().id == id).map(|e| e.addr.clone())
+    }
+}
+
+impl Cluster {
+    pub fn new(opts: ClusterOpts, tls: Option<rustls::ClientConfig>, shutdown: CancellationToken) -> Result<Cluster, ClusterError> {
+        let scheduler = Scheduler::new(&opts.filters, &opts.strategy)?;
+        let transport = Arc::new(Transport::new(tls)?);
+        Ok(Cluster(Arc::new(Shared {
+            opts,
+            scheduler,
+            hub: EventHub::default(),
+            metrics: Metrics::default(),
+            transport,
+            engines: RwLock::new(BTreeMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            place: Mutex::new(()),
+            pending_seq: Default::default(),
+            shutdown,
+        })))
+    }
+
+    /// Makes the node set equal to `entries`: new addresses start validating, missing ones are
+    /// disconnected and dropped.
+    pub fn sync(&self, entries: &[Entry]) {
+        let wanted: BTreeMap<String, ()> = entries.iter().map(|e| (e.to_string(), ())).collect();
+        let mut engines = self.engines.write().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<String> = engines.keys().filter(|a| !wanted.contains_key(*a)).cloned().collect();
+        for addr in gone {
+            if let Some(e) = engines.remove(&addr) {
+                tracing::info!(%addr, "node left discovery");
+                e.disconnect(self);
+            }
+        }
+        for addr in wanted.keys() {
+            if engines.contains_key(addr) {
+                continue;
+            }
+            let e = Arc::new(Engine::new(addr, self.transport.client(addr)));
+            let parent = self.shutdown.clone();
+            let (run, child) = (e.clone(), e.cancel.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = parent.cancelled() => child.cancel(),
+                    _ = child.cancelled() => {}
+                }
+            });
+            tokio::spawn(run.run(self.0.clone()));
+            engines.insert(addr.clone(), e);
+        }
+    }
+
+    /// Feeds the cluster from a node source until shutdown.
+    pub fn watch<S: NodeSource>(&self, source: S) {
+        let c = self.clone();
+        let mut rx = source.watch(self.shutdown.clone());
+        tokio::spawn(async move {
+            while let Some(entries) = rx.recv().await {
+                c.sync(&entries);
+            }
+        });
+    }
+
+    /// Every node (pending ones included).
+    pub fn engines(&self) -> Vec<Arc<Engine>> {
+        self.engines.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    pub fn engine(&self, addr: &str) -> Option<Arc<Engine>> {
+        self.engines.read().unwrap_or_else(|p| p.into_inner()).get(addr).cloned()
+    }
+
+    /// Validated nodes (healthy or not).
+    pub fn validated(&self) -> Vec<Arc<Engine>> {
+        self.engines().into_iter().filter(|e| e.is_validated() && e.health() != Health::Disconnected).collect()
+    }
+
+    /// A node by name or daemon ID.
+    pub fn engine_named(&self, name: &str) -> Option<Arc<Engine>> {
+        self.validated().into_iter().find(|e| {
+            let i = e.info();
+            i.name == name || i.id == name
+        })
+    }
+
+    /// Snapshots of the validated nodes for the scheduler.
+    pub fn views(&self) -> Vec<Arc<NodeView>> {
+        let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
+        engines.values().filter_map(|e| e.view(self)).collect()
+    }
+
+    pub fn record_exec(&self, exec_id: &str, addr: &str) {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(exec_id.to_string(), addr.to_string());
+    }
+
+    pub fn exec_owner(&self, exec_id: &str) -> Result<Arc<Engine>, ClusterError> {
+        let addr = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(exec_id).cloned();
+        addr.and_then(|a| self.engine(&a)).ok_or_else(|| ClusterError::NoSuchExec(exec_id.to_string()))
+    }
+
+    /// The best healthy node for a request with no requirements (searches, auth, builds).
+    pub fn any_engine(&self) -> Result<Arc<Engine>, ClusterError> {
+        let views = self.views();
+        let req = crate::scheduler::Request::default();
+        let ranked = self.scheduler.select(&req, &views)?;
+        let addr = ranked.first().map(|n| n.addr.clone()).ok_or(SchedError::NoHealthyNode)?;
+        self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
+    }
+}

@@ -1,0 +1,339 @@
+//! Keeping one node current: validation (`/info`, `/version`), the node's `/events` stream
+//! applied incrementally, and a jittered full refresh as a safety net (the only source of
+//! updates when a node has no event stream).
+use super::client::NodeError;
+use super::engine::{Engine, Health};
+use super::events::{enrich, swarm_event};
+use super::view::Container;
+use super::Shared;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Re-read `/info` this often even when healthy.
+const SPEC_REFRESH: Duration = Duration::from_secs(300);
+/// Inspects in flight per node during a full refresh.
+const INSPECT_CONCURRENCY: usize = 8;
+
+fn parse_time(ev: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    let n = ev["timeNano"].as_i64().or_else(|| ev["time"].as_i64().map(|s| s * 1_000_000_000))?;
+    Some(chrono::DateTime::from_timestamp_nanos(n))
+}
+
+impl Engine {
+    /// Reads `/info` and `/version` and records the node's identity, resources and labels.
+    pub async fn validate(&self, sh: &Shared) -> Result<(), NodeError> {
+        let info = self.client.get_json("/info").await;
+        self.note(sh, &info);
+        let info = info?;
+        let version = self.client.get_json("/version").await;
+        self.note(sh, &version);
+        let version = version?;
+        let ncpu = info["NCPU"].as_i64().unwrap_or(0);
+        let memory = info["MemTotal"].as_i64().unwrap_or(0);
+        if ncpu <= 0 || memory <= 0 {
+            return Err(NodeError::Decode {
+                addr: self.addr.clone(),
+                detail: format!("cannot get resources for this engine, make sure {} is a Docker Engine, not a Swarm manager", self.addr),
+            });
+        }
+        let mut labels = std::collections::BTreeMap::new();
+        for (k, f) in [("storagedriver", "Driver"), ("kernelversion", "KernelVersion"), ("operatingsystem", "OperatingSystem"), ("ostype", "OSType")] {
+            labels.insert(k.to_string(), info[f].as_str().unwrap_or("").to_string());
+        }
+        for l in info["Labels"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let Some((k, v)) = l.split_once('=') else {
+                return Err(NodeError::Decode { addr: self.addr.clone(), detail: format!("invalid label {l:?} (expected key=value)") });
+            };
+            if k == "node" {
+                tracing::warn!(addr = %self.addr, "ignoring the daemon label \"node\": node== always means the node's name or ID");
+                continue;
+            }
+            labels.insert(k.to_string(), v.to_string());
+        }
+        let id = info["ID"].as_str().unwrap_or("").to_string();
+        let id = if id.is_empty() { self.addr.clone() } else { id };
+        if let Some(other) = sh.engine_with_id(&id, &self.addr) {
+            return Err(NodeError::Decode {
+                addr: self.addr.clone(),
+                detail: format!("ID duplicated. {id} shared by this node {} and another node {other}", self.addr),
+            });
+        }
+        let ip = {
+            let host = self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(h, _)| h).trim_matches(['[', ']']);
+            match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => ip.to_string(),
+                Err(_) => tokio::net::lookup_host(&self.addr).await.ok().and_then(|mut a| a.next()).map_or(host.to_string(), |a| a.ip().to_string()),
+            }
+        };
+        let mut st = self.lock();
+        let changed = st.validated && st.info.id != id;
+        st.info.id = id;
+        st.info.name = info["Name"].as_str().unwrap_or("").to_string();
+        st.info.ip = ip;
+        st.info.labels = labels;
+        st.info.ncpu = ncpu;
+        st.info.memory = memory;
+        st.info.server_version = info["ServerVersion"].as_str().or(version["Version"].as_str()).unwrap_or("").to_string();
+        st.info.api_version = version["ApiVersion"].as_str().unwrap_or("").to_string();
+        st.info.os_type = info["OSType"].as_str().unwrap_or("linux").to_string();
+        st.spec_checked = Instant::now();
+        st.updated_at = chrono::Utc::now();
+        st.view = None;
+        if changed {
+            tracing::warn!(addr = %self.addr, "node ID changed: its containers are listed again");
+            st.containers.clear();
+        }
+        Ok(())
+    }
+
+    /// Inspects one container and stores (or drops) it.
+    pub async fn refresh_container(&self, sh: &Shared, id: &str) -> Result<(), NodeError> {
+        let r = self.client.get_json(&format!("/containers/{id}/json")).await;
+        self.note(sh, &r);
+        match r {
+            Ok(v) => {
+                let ncpu = self.lock().info.ncpu;
+                self.upsert(Container::from_inspect(&v, ncpu));
+                Ok(())
+            }
+            Err(NodeError::Status { status: 404, .. }) => {
+                self.remove(id);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn refresh_images(&self, sh: &Shared) -> Result<(), NodeError> {
+        let r = self.client.get_json("/images/json").await;
+        self.note(sh, &r);
+        let rows = r?.as_array().cloned().unwrap_or_default();
+        self.set_images(rows);
+        Ok(())
+    }
+
+    /// Lists every container; inspects only the new ones and those whose state changed.
+    pub async fn refresh_all(&self, sh: &Shared) -> Result<(), NodeError> {
+        let start_seq = self.lock().seq;
+        let r = self.client.get_json("/containers/json?all=1").await;
+        self.note(sh, &r);
+        let rows = r?.as_array().cloned().unwrap_or_default();
+        let mut seen = HashSet::with_capacity(rows.len());
+        let mut stale = vec![];
+        {
+            let st = self.lock();
+            for row in &rows {
+                let Some(id) = row["Id"].as_str() else { continue };
+                seen.insert(id.to_string());
+                match st.containers.get(id) {
+                    Some(e) if Some(e.c.state.as_str()) == row["State"].as_str() => {}
+                    _ => stale.push(id.to_string()),
+                }
+            }
+        }
+        {
+            let mut st = self.lock();
+            let before = st.containers.len();
+            st.containers.retain(|id, e| seen.contains(id) || e.seq > start_seq);
+            if st.containers.len() != before {
+                st.view = None;
+            }
+        }
+        let results: Vec<_> = futures_util::stream::iter(stale)
+            .map(|id| async move { self.refresh_container(sh, &id).await })
+            .buffer_unordered(INSPECT_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        self.refresh_images(sh).await?;
+        self.lock().updated_at = chrono::Utc::now();
+        Ok(())
+    }
+
+    /// Applies one event from the node; returns whether it changed images.
+    async fn apply_event(&self, sh: &Shared, ev: &Value) {
+        let typ = ev["Type"].as_str().unwrap_or(if ev.get("status").is_some() { "container" } else { "" });
+        let action = ev["Action"].as_str().or(ev["status"].as_str()).unwrap_or("");
+        let id = ev["Actor"]["ID"].as_str().or(ev["id"].as_str()).unwrap_or("").to_string();
+        match typ {
+            "container" => {
+                let at = parse_time(ev);
+                let attrs = &ev["Actor"]["Attributes"];
+                let known = match action {
+                    "destroy" => {
+                        self.remove(&id);
+                        true
+                    }
+                    "start" => self.update(&id, |c| {
+                        c.state = "running".into();
+                        c.started_at = at;
+                    }),
+                    "die" => self.update(&id, |c| {
+                        c.state = "exited".into();
+                        c.finished_at = at;
+                        c.exit_code = attrs["exitCode"].as_str().and_then(|x| x.parse().ok()).unwrap_or(c.exit_code);
+                    }),
+                    "pause" => self.update(&id, |c| c.state = "paused".into()),
+                    "unpause" => self.update(&id, |c| c.state = "running".into()),
+                    "rename" => self.update(&id, |c| {
+                        if let Some(n) = attrs["name"].as_str() {
+                            c.name = n.trim_start_matches('/').to_string();
+                            let mut s = (*c.sched).clone();
+                            s.names = vec![c.name.clone()];
+                            c.sched = Arc::new(s);
+                        }
+                    }),
+                    a if a.starts_with("health_status") => self.update(&id, |c| {
+                        c.health = a.split_once(": ").map(|(_, h)| h.to_string());
+                    }),
+                    "create" => self.update(&id, |c| {
+                        if c.name.is_empty() {
+                            if let Some(n) = attrs["name"].as_str() {
+                                c.name = n.trim_start_matches('/').to_string();
+                                let mut s = (*c.sched).clone();
+                                s.names = vec![c.name.clone()];
+                                c.sched = Arc::new(s);
+                            }
+                        }
+                    }),
+                    a if a.starts_with("exec_") => true,
+                    "attach" | "detach" | "resize" | "top" | "archive-path" | "extract-to-dir" | "export" | "copy" | "commit"
+                    | "kill" | "stop" | "oom" => true,
+                    _ => false,
+                };
+                if !known && !id.is_empty() {
+                    let _ = self.refresh_container(sh, &id).await;
+                }
+            }
+            "image" => {
+                let _ = self.refresh_images(sh).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Follows the node's `/events` until cancelled; restarts it after errors.
+    async fn follow_events(self: Arc<Self>, sh: Arc<Shared>) {
+        let mut failures: u64 = 0;
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let r = self
+                .client
+                .send(hyper::Method::GET, "/events", Default::default(), reqwest::Body::from(""), None)
+                .await;
+            let r = match r {
+                Ok(resp) => self.client.check(resp).await,
+                Err(e) => Err(e),
+            };
+            let wait = match r {
+                Ok(resp) => {
+                    self.lock().events_live = true;
+                    failures = 0;
+                    // Events may have been missed while the stream was down.
+                    self.wake.notify_one();
+                    let mut body = resp.bytes_stream();
+                    let mut buf: Vec<u8> = vec![];
+                    loop {
+                        let chunk = tokio::select! {
+                            c = body.next() => c,
+                            _ = self.cancel.cancelled() => return,
+                        };
+                        let Some(Ok(chunk)) = chunk else { break };
+                        buf.extend_from_slice(&chunk);
+                        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = buf.drain(..=nl).collect();
+                            let Ok(ev) = serde_json::from_slice::<Value>(&line) else { continue };
+                            self.apply_event(&sh, &ev).await;
+                            let info = self.info();
+                            sh.hub.publish(enrich(ev, &self.addr, &info));
+                        }
+                    }
+                    self.lock().events_live = false;
+                    Duration::from_secs(1)
+                }
+                Err(NodeError::Status { status, .. }) if status == 404 || status == 501 => {
+                    tracing::info!(addr = %self.addr, "node has no event stream; relying on periodic refresh");
+                    Duration::from_secs(60)
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::debug!(addr = %self.addr, error = %e, "event stream failed");
+                    Duration::from_secs((failures + 1).min(10))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// The node's life: validate (retrying with backoff while Pending), follow events, refresh.
+    pub async fn run(self: Arc<Self>, sh: Arc<Shared>) {
+        let mut attempt = 0u32;
+        loop {
+            let r = match self.validate(&sh).await {
+                Ok(()) => self.refresh_all(&sh).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::debug!(addr = %self.addr, error = %e, "node validation failed");
+                    {
+                        let mut st = self.lock();
+                        st.error = Some(e.to_string());
+                        st.updated_at = chrono::Utc::now();
+                    }
+                    attempt += 1;
+                    let wait = Duration::from_secs(1u64 << attempt.min(6)).min(sh.opts.refresh_max);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.cancel.cancelled() => return,
+                    }
+                }
+            }
+        }
+        let ev = {
+            let mut st = self.lock();
+            st.validated = true;
+            st.health = Health::Healthy;
+            st.failures = 0;
+            st.error = None;
+            st.view = None;
+            tracing::info!(addr = %self.addr, node = %st.info.name, "node joined the cluster");
+            swarm_event("engine_connect", &self.addr, &st.info)
+        };
+        sh.hub.publish(ev);
+        tokio::spawn(self.clone().follow_events(sh.clone()));
+        loop {
+            let (failures, spec_old, healthy) = {
+                let st = self.lock();
+                (st.failures, st.spec_checked.elapsed() > SPEC_REFRESH, st.health == Health::Healthy)
+            };
+            let backoff = failures.saturating_sub(sh.opts.failure_retry).min(1000);
+            let (min, max) = (sh.opts.refresh_min, sh.opts.refresh_max);
+            let jitter = if max > min { rand::random_range(0..(max - min).as_millis() as u64) } else { 0 };
+            let wait = min * (1 + backoff) + Duration::from_millis(jitter);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                _ = self.cancel.cancelled() => return,
+            }
+            if !healthy || spec_old {
+                if let Err(e) = self.validate(&sh).await {
+                    tracing::debug!(addr = %self.addr, error = %e, "node check failed");
+                    continue;
+                }
+            }
+            if let Err(e) = self.refresh_all(&sh).await {
+                tracing::debug!(addr = %self.addr, error = %e, "node refresh failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The manager's record of a node's containers, built from `docker inspect` output, and what
+//! it turns into: the scheduler's [`ContainerView`] and `docker ps` rows (`/node/name`, node IP
+//! in ports, status text computed at list time so it never goes stale).
+use crate::scheduler::{ContainerView, PortBinding};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One container as the manager keeps it.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub sched: Arc<ContainerView>,
+    /// Name without the leading `/`.
+    pub name: String,
+    pub command: String,
+    pub created: i64,
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`.
+    pub state: String,
+    pub exit_code: i64,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub health: Option<String>,
+    /// `docker ps` style `Ports` entries.
+    pub ports: Vec<Value>,
+    pub networks: Value,
+    pub mounts: Value,
+}
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_str().unwrap_or("")
+}
+
+fn time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&chrono::Utc)).filter(|t| t.timestamp() > 0)
+}
+
+fn port_parts(key: &str) -> (i64, &str) {
+    let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    (p.parse().unwrap_or(0), proto)
+}
+
+impl Container {
+    /// Parses `GET /containers/{id}/json`. `ncpu` converts CpuShares back to CPUs.
+    pub fn from_inspect(v: &Value, ncpu: i64) -> Container {
+        let hc = &v["HostConfig"];
+        let cfg = &v["Config"];
+        let st = &v["State"];
+        let labels: BTreeMap<String, String> = cfg["Labels"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, x)| (k.clone(), x.as_str().unwrap_or("").to_string())).collect())
+            .unwrap_or_default();
+        let mut port_bindings = vec![];
+        if let Some(m) = hc["PortBindings"].as_object() {
+            for (cport, list) in m {
+                for b in list.as_array().into_iter().flatten() {
+                    port_bindings.push(PortBinding {
+                        host_ip: s(b, &["HostIp"]).to_string(),
+                        host_port: s(b, &["HostPort"]).to_string(),
+                        container_port: cport.clone(),
+                    });
+                }
+            }
+        }
+        let exposed_ports: Vec<String> = cfg["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let name = s(v, &["Name"]).trim_start_matches('/').to_string();
+        let shares = hc["CpuShares"].as_i64().unwrap_or(0);
+        let cpus = if shares > 0 && ncpu > 0 { shares * ncpu / 1024 } else { 0 };
+        let state = match s(st, &["Status"]) {
+            "" if st["Running"].as_bool() == Some(true) => "running".to_string(),
+            "" => "exited".to_string(),
+            x => x.to_string(),
+        };
+        let mut ports = vec![];
+        match v["NetworkSettings"]["Ports"].as_object() {
+            Some(m) if !m.is_empty() => {
+                for (key, list) in m {
+                    let (priv_port, proto) = port_parts(key);
+                    match list.as_array() {
+                        Some(bs) if !bs.is_empty() => {
+                            for b in bs {
+                                ports.push(json!({"IP": s(b, &["HostIp"]), "PrivatePort": priv_port,
+                                    "PublicPort": s(b, &["HostPort"]).parse::<i64>().unwrap_or(0), "Type": proto}));
+                            }
+                        }
+                        _ => ports.push(json!({"PrivatePort": priv_port, "Type": proto})),
+                    }
+                }
+            }
+            _ => {
+                for k in &exposed_ports {
+                    let (priv_port, proto) = port_parts(k);
+                    ports.push(json!({"PrivatePort": priv_port, "Type": proto}));
+                }
+            }
+        }
+        let command = {
+            let path = s(v, &["Path"]);
+            let args: Vec<&str> = v["Args"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            std::iter::once(path).chain(args).filter(|x| !x.is_empty()).collect::<Vec<_>>().join(" ")
+        };
+        let created = chrono::DateTime::parse_from_rfc3339(s(v, &["Created"])).map(|t| t.timestamp()).unwrap_or(0);
+        let sched = ContainerView {
+            id: s(v, &["Id"]).to_string(),
+            names: vec![name.clone()],
+            image: s(cfg, &["Image"]).to_string(),
+            image_id: s(v, &["Image"]).to_string(),
+            labels,
+            cpus,
+            memory: hc["Memory"].as_i64().unwrap_or(0),
+            port_bindings,
+            exposed_ports,
+            network_mode: s(hc, &["NetworkMode"]).to_string(),
+            pending: false,
+        };
+        Container {
+            sched: Arc::new(sched),
+            name,
+            command,
+            created,
+            state,
+            exit_code: st["ExitCode"].as_i64().unwrap_or(0),
+            started_at: time(s(st, &["StartedAt"])),
+            finished_at: time(s(st, &["FinishedAt"])),
+            health: st["Health"]["Status"].as_str().filter(|h| !h.is_empty()).map(String::from),
+            ports,
+            networks: v["NetworkSettings"]["Networks"].clone(),
+            mounts: v["Mounts"].clone(),
+        }
+    }
+
+    /// The record of a container the manager just created, from the create body (what an
+    /// inspect would say of a fresh container). `name` may be empty until the node's create
+    /// event names it.
+    pub fn from_create(id: &str, name: &str, body: &Value, ncpu: i64) -> Container {
+        let mut config = body.clone();
+        let host_config = config.as_object_mut().and_then(|o| {
+            o.remove("NetworkingConfig");
+            o.remove("HostConfig")
+        });
+        let cmd: Vec<Value> = config["Cmd"].as_array().cloned().unwrap_or_default();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let v = json!({
+            "Id": id, "Name": format!("/{name}"), "Created": now,
+            "Path": cmd.first().cloned().unwrap_or(json!("")), "Args": cmd.get(1..).map(|a| a.to_vec()).unwrap_or_default(),
+            "Image": "", "State": {"Status": "created"}, "Config": config, "HostConfig": host_config.unwrap_or(Value::Null),
+        });
+        Container::from_inspect(&v, ncpu)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.sched.id
+    }
+    pub fn running(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "paused" | "restarting")
+    }
+    pub fn swarm_id(&self) -> Option<&str> {
+        self.sched.labels.get(crate::scheduler::request::LABEL_SWARM_ID).map(String::as_str)
+    }
+
+    /// Docker's status text (`Up 5 minutes`, `Exited (0) 2 seconds ago`, …) at `now`.
+    pub fn status_text(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        let ago = |t: Option<chrono::DateTime<chrono::Utc>>| human_duration(t.map_or(0, |t| (now - t).num_seconds()));
+        match self.state.as_str() {
+            "running" | "paused" => {
+                let mut s = format!("Up {}", ago(self.started_at));
+                if self.state == "paused" {
+                    s.push_str(" (Paused)");
+                } else if let Some(h) = &self.health {
+                    s.push_str(&format!(" ({h})"));
+                }
+                s
+            }
+            "restarting" => format!("Restarting ({}) {} ago", self.exit_code, ago(self.finished_at)),
+            "removing" => "Removal In Progress".into(),
+            "dead" => "Dead".into(),
+            "created" => "Created".into(),
+            _ if self.started_at.is_none() => "Created".into(),
+            _ if self.finished_at.is_none() => String::new(),
+            _ => format!("Exited ({}) {} ago", self.exit_code, ago(self.finished_at)),
+        }
+    }
+
+    /// A `GET /containers/json` row, as seen through the manager.
+    pub fn ps_row<'a>(&'a self, node_name: &str, node_ip: &str, now: chrono::DateTime<chrono::Utc>) -> PsRow<'a> {
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| {
+                if matches!(p["IP"].as_str(), Some("0.0.0.0") | Some("::")) {
+                    let mut p = p.clone();
+                    p["IP"] = json!(node_ip);
+                    std::borrow::Cow::Owned(p)
+                } else {
+                    std::borrow::Cow::Borrowed(p)
+                }
+            })
+            .collect();
+        PsRow {
+            id: &self.sched.id,
+            names: [format!("/{node_name}/{}", self.name)],
+            image: &self.sched.image,
+            image_id: &self.sched.image_id,
+            command: &self.command,
+            created: self.created,
+            ports,
+            labels: &self.sched.labels,
+            state: &self.state,
+            status: self.status_text(now),
+            host_config: PsHostConfig { network_mode: if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode } },
+            network_settings: PsNetworks { networks: if self.networks.is_null() { &EMPTY_OBJECT } else { &self.networks } },
+            mounts: if self.mounts.is_null() { &EMPTY_ARRAY } else { &self.mounts },
+        }
+    }
+}
+
+static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(Map::new()));
+static EMPTY_ARRAY: Value = Value::Array(Vec::new());
+
+/// One `docker ps` row, serialized straight from the manager's record.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PsRow<'a> {
+    pub id: &'a str,
+    pub names: [String; 1],
+    pub image: &'a str,
+    #[serde(rename = "ImageID")]
+    pub image_id: &'a str,
+    pub command: &'a str,
+    pub created: i64,
+    pub ports: Vec<std::borrow::Cow<'a, Value>>,
+    pub labels: &'a BTreeMap<String, String>,
+    pub state: &'a str,
+    pub status: String,
+    pub host_config: PsHostConfig<'a>,
+    pub network_settings: PsNetworks<'a>,
+    pub mounts: &'a Value,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PsHostConfig<'a> {
+    #[serde(rename = "NetworkMode")]
+    pub network_mode: &'a str,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PsNetworks<'a> {
+    #[serde(rename = "Networks")]
+    pub networks: &'a Value,
+}
+
+/// go-units' HumanDuration.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let minutes = secs / 60;
+    let hours = (secs as f64 / 3600.0 + 0.5) as i64;
+    match () {
+        _ if secs < 1 => "Less than a second".into(),
+        _ if secs == 1 => "1 second".into(),
+        _ if secs < 60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", secs / 3600 / 24 / 365),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        json!({
+            "Id": "abc123", "Name": "/web", "Created": "2024-01-01T00:00:00Z", "Path": "httpd", "Args": ["-f"],
+            "Image": "sha256:img",
+            "State": {"Status": "running", "Running": true, "ExitCode": 0, "StartedAt": "2024-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"},
+            "Config": {"Image": "busybox", "Labels": {"com.docker.swarm.id": "sw1"}, "ExposedPorts": {"80/tcp": {}}},
+            "HostConfig": {"Memory": 1048576, "CpuShares": 512, "NetworkMode": "bridge",
+                           "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}},
+            "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}, "Networks": {"bridge": {}}}
+        })
+    }
+
+    #[test]
+    fn parses_inspect() {
+        let c = Container::from_inspect(&sample(), 4);
+        assert_eq!(c.sched.cpus, 2);
+        assert_eq!(c.sched.memory, 1048576);
+        assert_eq!(c.sched.port_bindings[0].host_port, "8080");
+        assert_eq!(c.command, "httpd -f");
+        assert_eq!(c.swarm_id(), Some("sw1"));
+        assert!(c.finished_at.is_none());
+    }
+
+    #[test]
+    fn ps_rows_carry_the_node() {
+        let c = Container::from_inspect(&sample(), 4);
+        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:05:00Z").unwrap().with_timezone(&chrono::Utc);
+        let row = serde_json::to_value(c.ps_row("node-1", "10.0.0.5", now)).unwrap();
+        assert_eq!(row["Names"], json!(["/node-1/web"]));
+        assert_eq!(row["Status"], "Up 5 minutes");
+        assert_eq!(row["Ports"][0]["IP"], "10.0.0.5");
+        assert_eq!(row["Ports"][0]["PublicPort"], 8080);
+    }
+
+    #[test]
+    fn status_texts() {
+        let mut v = sample();
+        v["State"] = json!({"Status": "exited", "ExitCode": 3, "StartedAt": "2024-01-01T00:00:00Z", "FinishedAt": "2024-01-01T00:00:10Z"});
+        let c = Container::from_inspect(&v, 1);
+        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:12Z").unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(c.status_text(now), "Exited (3) 2 seconds ago");
+        v["State"] = json!({"Status": "created"});
+        assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Created");
+        assert_eq!(human_duration(3600 * 3), "3 hours");
+        assert_eq!(human_duration(61), "About a minute");
+    }
+}

@@ -1,0 +1,49 @@
+//! `dependency`: `--volumes-from`, `--link` and `--net=container:` need their containers on
+//! the same node.
+use super::Filter;
+use crate::scheduler::{NodeView, Request};
+
+pub struct Dependency;
+
+fn deps(req: &Request) -> impl Iterator<Item = &String> {
+    req.volumes_from.iter().chain(req.links.iter()).chain(req.net_container.iter())
+}
+
+impl Filter for Dependency {
+    fn name(&self) -> &'static str {
+        "dependency"
+    }
+    fn accepts(&self, req: &Request, node: &NodeView, _: bool) -> bool {
+        deps(req).all(|d| node.container(d).is_some())
+    }
+    fn explain(&self, req: &Request, node: &NodeView, _: bool) -> String {
+        let missing: Vec<&str> = deps(req).filter(|d| node.container(d).is_none()).map(String::as_str).collect();
+        format!("does not hold container {}", missing.join(", "))
+    }
+    fn conditions(&self, req: &Request) -> Vec<String> {
+        let mut v: Vec<String> = req.volumes_from.iter().map(|x| format!("--volumes-from={x}")).collect();
+        v.extend(req.links.iter().map(|x| format!("--link={x}")));
+        v.extend(req.net_container.iter().map(|x| format!("--net=container:{x}")));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::testing::{container, node};
+    use std::sync::Arc;
+    #[test]
+    fn needs_every_dependency() {
+        let mut n1 = node("n1");
+        n1.containers.push(Arc::new(container("c1", "db")));
+        n1.containers.push(Arc::new(container("c2", "data")));
+        let r = Request { links: vec!["db".into()], volumes_from: vec!["data".into()], ..Default::default() };
+        assert!(Dependency.accepts(&r, &n1, true));
+        assert!(!Dependency.accepts(&r, &node("n2"), true));
+        assert_eq!(Dependency.explain(&r, &node("n2"), true), "does not hold container data, db");
+        let r = Request { net_container: Some("other".into()), ..Default::default() };
+        assert!(!Dependency.accepts(&r, &n1, true));
+        assert_eq!(Dependency.conditions(&r), vec!["--net=container:other"]);
+    }
+}

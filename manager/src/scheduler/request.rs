@@ -1,0 +1,208 @@
+//! A create request parsed once for placement. Expressions come from the container's `Env`
+//! (`constraint:…`, `affinity:…`, `whitelist:…`, `reschedule:…`, removed from what the node
+//! gets) and from the label arrays `com.docker.swarm.{constraints,affinities,whitelists}`. The
+//! merged arrays are written back as labels, so the node keeps a record of the rules.
+use super::expr::{Expr, ExprError};
+use super::node::{ContainerView, PortBinding};
+use serde_json::{json, Map, Value};
+
+pub const LABEL_CONSTRAINTS: &str = "com.docker.swarm.constraints";
+pub const LABEL_AFFINITIES: &str = "com.docker.swarm.affinities";
+pub const LABEL_WHITELISTS: &str = "com.docker.swarm.whitelists";
+pub const LABEL_RESCHEDULE: &str = "com.docker.swarm.reschedule-policies";
+pub const LABEL_SWARM_ID: &str = "com.docker.swarm.id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Expr(#[from] ExprError),
+    #[error("invalid label {label}: {detail}")]
+    Label { label: &'static str, detail: String },
+}
+
+/// Everything the filters and strategies read.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub name: Option<String>,
+    pub image: String,
+    pub constraints: Vec<Expr>,
+    pub affinities: Vec<Expr>,
+    pub whitelists: Vec<Expr>,
+    /// CPUs to reserve (Swarm's meaning of `CpuShares`).
+    pub cpus: i64,
+    pub memory: i64,
+    pub port_bindings: Vec<PortBinding>,
+    pub exposed_ports: Vec<String>,
+    pub network_mode: String,
+    /// Containers that must be on the same node: `--volumes-from`, `--link`, `--net=container:`.
+    pub volumes_from: Vec<String>,
+    pub links: Vec<String>,
+    pub net_container: Option<String>,
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// Reads a label holding a JSON array of strings.
+fn label_array(labels: &Map<String, Value>, key: &'static str) -> Result<Vec<String>, RequestError> {
+    match labels.get(key).and_then(Value::as_str) {
+        None | Some("") => Ok(vec![]),
+        Some(s) => serde_json::from_str(s).map_err(|e| RequestError::Label { label: key, detail: e.to_string() }),
+    }
+}
+
+impl Request {
+    /// Parses a create body (`ContainerCreateBody` as JSON), removing the placement entries from
+    /// `Env` and writing the merged expression arrays back into `Labels`.
+    pub fn from_config(name: Option<&str>, cfg: &mut Value) -> Result<Request, RequestError> {
+        if !cfg.is_object() {
+            *cfg = json!({});
+        }
+        let mut constraints = vec![];
+        let mut affinities = vec![];
+        let mut whitelists = vec![];
+        let mut reschedule = vec![];
+        let env = str_list(cfg.get("Env"));
+        let mut kept = Vec::with_capacity(env.len());
+        for e in env {
+            if let Some(x) = e.strip_prefix("constraint:") {
+                constraints.push(x.to_string());
+            } else if let Some(x) = e.strip_prefix("affinity:") {
+                affinities.push(x.to_string());
+            } else if let Some(x) = e.strip_prefix("whitelist:") {
+                whitelists.push(x.to_string());
+            } else if let Some(x) = e.strip_prefix("reschedule:") {
+                reschedule.push(x.to_string());
+            } else {
+                kept.push(e);
+            }
+        }
+        let obj = cfg.as_object_mut().expect("made an object above");
+        if obj.contains_key("Env") {
+            obj.insert("Env".into(), json!(kept));
+        }
+        let labels = obj.entry("Labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        let labels = labels.as_object_mut().expect("made an object above");
+        let mut merge = |key: &'static str, extra: Vec<String>| -> Result<Vec<String>, RequestError> {
+            let mut all = label_array(labels, key)?;
+            all.extend(extra);
+            if !all.is_empty() {
+                labels.insert(key.into(), Value::String(serde_json::to_string(&all).unwrap_or_default()));
+            }
+            Ok(all)
+        };
+        let constraints = merge(LABEL_CONSTRAINTS, constraints)?;
+        let affinities = merge(LABEL_AFFINITIES, affinities)?;
+        let whitelists = merge(LABEL_WHITELISTS, whitelists)?;
+        merge(LABEL_RESCHEDULE, reschedule)?;
+
+        let hc = cfg.get("HostConfig").cloned().unwrap_or(Value::Null);
+        let mut port_bindings = vec![];
+        if let Some(m) = hc.get("PortBindings").and_then(Value::as_object) {
+            for (cport, list) in m {
+                for b in list.as_array().into_iter().flatten() {
+                    port_bindings.push(PortBinding {
+                        host_ip: b.get("HostIp").and_then(Value::as_str).unwrap_or("").to_string(),
+                        host_port: b.get("HostPort").and_then(Value::as_str).unwrap_or("").to_string(),
+                        container_port: cport.clone(),
+                    });
+                }
+            }
+        }
+        let exposed_ports = cfg.get("ExposedPorts").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let network_mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or("").to_string();
+        let net_container = network_mode.strip_prefix("container:").map(String::from);
+        let links = str_list(hc.get("Links")).into_iter().map(|l| l.split(':').next().unwrap_or("").trim_start_matches('/').to_string()).collect();
+        let volumes_from = str_list(hc.get("VolumesFrom")).into_iter().map(|v| v.split(':').next().unwrap_or("").to_string()).collect();
+        Ok(Request {
+            name: name.filter(|n| !n.is_empty()).map(|n| n.trim_start_matches('/').to_string()),
+            image: cfg.get("Image").and_then(Value::as_str).unwrap_or("").to_string(),
+            constraints: super::expr::parse_all(&constraints)?,
+            affinities: super::expr::parse_all(&affinities)?,
+            whitelists: super::expr::parse_all(&whitelists)?,
+            cpus: hc.get("CpuShares").and_then(Value::as_i64).unwrap_or(0),
+            memory: hc.get("Memory").and_then(Value::as_i64).unwrap_or(0),
+            port_bindings,
+            exposed_ports,
+            network_mode,
+            volumes_from,
+            links,
+            net_container,
+        })
+    }
+
+    /// The reservation a pending create holds on its node.
+    pub fn pending_view(&self, id: String) -> ContainerView {
+        ContainerView {
+            id,
+            names: self.name.iter().cloned().collect(),
+            image: self.image.clone(),
+            cpus: self.cpus,
+            memory: self.memory,
+            port_bindings: self.port_bindings.clone(),
+            exposed_ports: self.exposed_ports.clone(),
+            network_mode: self.network_mode.clone(),
+            pending: true,
+            ..Default::default()
+        }
+    }
+
+    /// True when a hard `node==` constraint pins the request.
+    pub fn pinned_to_node(&self) -> bool {
+        self.constraints.iter().any(|c| c.key_is("node") && !c.negate && !c.soft)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_expressions_move_to_labels() {
+        let mut cfg = json!({
+            "Image": "busybox",
+            "Env": ["A=1", "constraint:node==n1", "affinity:container==~web", "whitelist:node==n1|n2"],
+            "Labels": {"com.docker.swarm.constraints": "[\"zone==eu\"]", "x": "y"},
+            "HostConfig": {"Memory": 1024, "CpuShares": 2, "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                           "Links": ["/db:db"], "VolumesFrom": ["data:ro"], "NetworkMode": "container:other"},
+            "ExposedPorts": {"80/tcp": {}}
+        });
+        let r = Request::from_config(Some("/web"), &mut cfg).unwrap();
+        assert_eq!(cfg["Env"], json!(["A=1"]));
+        assert_eq!(cfg["Labels"][LABEL_CONSTRAINTS], json!("[\"zone==eu\",\"node==n1\"]"));
+        assert_eq!(cfg["Labels"][LABEL_AFFINITIES], json!("[\"container==~web\"]"));
+        assert_eq!(cfg["Labels"]["x"], json!("y"));
+        assert_eq!(r.constraints.len(), 2);
+        assert!(r.affinities[0].soft);
+        assert_eq!(r.name.as_deref(), Some("web"));
+        assert_eq!((r.cpus, r.memory), (2, 1024));
+        assert_eq!(r.port_bindings[0].host_port, "8080");
+        assert_eq!(r.links, vec!["db"]);
+        assert_eq!(r.volumes_from, vec!["data"]);
+        assert_eq!(r.net_container.as_deref(), Some("other"));
+        assert_eq!(r.exposed_ports, vec!["80/tcp"]);
+        assert!(r.pinned_to_node());
+    }
+
+    #[test]
+    fn bad_expressions_and_labels_are_errors() {
+        let mut cfg = json!({"Image": "x", "Env": ["constraint:node=n1"]});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap_err().to_string(), "One of operator ==, != is expected");
+        let mut cfg = json!({"Image": "x", "Labels": {"com.docker.swarm.affinities": "nope"}});
+        assert!(matches!(Request::from_config(None, &mut cfg), Err(RequestError::Label { .. })));
+    }
+
+    #[test]
+    fn minimal_body() {
+        let mut cfg = json!({"Image": "busybox"});
+        let r = Request::from_config(None, &mut cfg).unwrap();
+        assert!(r.constraints.is_empty() && r.name.is_none());
+        assert!(cfg.get("Env").is_none());
+    }
+}

@@ -1,0 +1,49 @@
+//! `binpack`: the most loaded node that still fits first (ties: more containers).
+use super::{weigh::weigh, Strategy};
+use crate::scheduler::{NodeView, Request, SchedError};
+
+pub struct Binpack;
+
+impl Strategy for Binpack {
+    fn name(&self) -> &'static str {
+        "binpack"
+    }
+    fn rank<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<Vec<&'n NodeView>, SchedError> {
+        let mut w = weigh(req, nodes, 10)?;
+        w.sort_by(|(a, wa), (b, wb)| wb.cmp(wa).then(b.containers.len().cmp(&a.containers.len())));
+        Ok(w.into_iter().map(|(n, _)| n).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::testing::{container, sized};
+    use std::sync::Arc;
+
+    #[test]
+    fn fills_one_node_first() {
+        let mut nodes = [sized("n1", 2, 1 << 30), sized("n2", 2, 1 << 30)];
+        let req = Request { memory: 256 << 20, ..Default::default() };
+        let mut placed = vec![];
+        for i in 0..6 {
+            let pick = Binpack.rank(&req, nodes.iter().collect()).unwrap()[0].name.clone();
+            let n = nodes.iter_mut().find(|n| n.name == pick).unwrap();
+            let mut c = container(&format!("c{i}"), &format!("x{i}"));
+            c.memory = req.memory;
+            n.containers.push(Arc::new(c));
+            n.recount();
+            placed.push(pick);
+        }
+        assert_eq!(&placed[..4], &[placed[0].clone(), placed[0].clone(), placed[0].clone(), placed[0].clone()]);
+        assert_ne!(placed[4], placed[0]);
+    }
+
+    #[test]
+    fn ties_go_to_more_containers() {
+        let n1 = sized("n1", 1, 1 << 30);
+        let mut n2 = sized("n2", 1, 1 << 30);
+        n2.containers.push(Arc::new(container("c", "c")));
+        assert_eq!(Binpack.rank(&Request::default(), vec![&n1, &n2]).unwrap()[0].name, "n2");
+    }
+}

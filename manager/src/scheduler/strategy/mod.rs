@@ -1,0 +1,29 @@
+//! Strategies rank the nodes the filters kept; the scheduler takes the first.
+mod binpack;
+mod random;
+mod spread;
+pub mod weigh;
+
+pub use binpack::Binpack;
+pub use random::Random;
+pub use spread::Spread;
+
+use super::node::NodeView;
+use super::request::Request;
+use super::SchedError;
+
+pub trait Strategy: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Best node first. Fails when no node has room for the request.
+    fn rank<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<Vec<&'n NodeView>, SchedError>;
+}
+
+/// A strategy by its `--strategy` name (`binpacking` is accepted for `binpack`).
+pub fn by_name(name: &str) -> Result<Box<dyn Strategy>, SchedError> {
+    Ok(match name {
+        "spread" => Box::new(Spread),
+        "binpack" | "binpacking" => Box::new(Binpack),
+        "random" => Box::new(Random),
+        other => return Err(SchedError::UnknownStrategy(other.to_string())),
+    })
+}

@@ -1,0 +1,62 @@
+//! `spread`: the least loaded node first (ties: fewer containers); failing nodes are penalised.
+use super::{weigh::weigh, Strategy};
+use crate::scheduler::{NodeView, Request, SchedError};
+
+pub struct Spread;
+
+impl Strategy for Spread {
+    fn name(&self) -> &'static str {
+        "spread"
+    }
+    fn rank<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<Vec<&'n NodeView>, SchedError> {
+        let mut w = weigh(req, nodes, -10)?;
+        w.sort_by(|(a, wa), (b, wb)| wa.cmp(wb).then(a.containers.len().cmp(&b.containers.len())));
+        Ok(w.into_iter().map(|(n, _)| n).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::testing::{container, node, sized};
+    use std::sync::Arc;
+
+    #[test]
+    fn fewer_containers_first_without_reservations() {
+        let mut n1 = node("n1");
+        n1.containers.push(Arc::new(container("c1", "a")));
+        let n2 = node("n2");
+        let r = Spread.rank(&Request::default(), vec![&n1, &n2]).unwrap();
+        assert_eq!(r[0].name, "n2");
+    }
+
+    #[test]
+    fn memory_fills_evenly() {
+        let mut nodes = [sized("n1", 2, 1 << 30), sized("n2", 2, 1 << 30)];
+        let req = Request { memory: 256 << 20, ..Default::default() };
+        let mut placed = vec![];
+        for i in 0..4 {
+            let pick = Spread.rank(&req, nodes.iter().collect()).unwrap()[0].name.clone();
+            let n = nodes.iter_mut().find(|n| n.name == pick).unwrap();
+            let mut c = container(&format!("c{i}"), &format!("x{i}"));
+            c.memory = req.memory;
+            n.containers.push(Arc::new(c));
+            n.recount();
+            placed.push(pick);
+        }
+        assert_eq!(placed.iter().filter(|p| *p == "n1").count(), 2);
+        let big = Request { memory: 2 << 30, ..Default::default() };
+        let e = Spread.rank(&big, nodes.iter().collect()).unwrap_err();
+        assert!(e.to_string().contains("no resources available to schedule container"), "{e}");
+        assert!(e.to_string().contains("n1: resources: needs 2 GiB memory"), "{e}");
+    }
+
+    #[test]
+    fn unhealthy_penalty() {
+        let n1 = node("n1");
+        let mut n2 = node("n2");
+        n2.health = 50;
+        let r = Spread.rank(&Request::default(), vec![&n2, &n1]).unwrap();
+        assert_eq!(r[0].name, "n1");
+    }
+}

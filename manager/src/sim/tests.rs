@@ -1,0 +1,164 @@
+//! The manager end to end against simulated nodes (no root, no processes): the router is driven
+//! in memory, the nodes are real HTTP servers on loopback ports.
+use super::*;
+use crate::cluster::{Cluster, ClusterOpts};
+use std::time::Duration;
+use tower::ServiceExt;
+
+const GIB: i64 = 1 << 30;
+
+struct Setup {
+    cluster: Cluster,
+    app: Router,
+    nodes: Vec<Arc<SimNode>>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn setup(nodes: Vec<Arc<SimNode>>, strategy: &str) -> Setup {
+    let stop = CancellationToken::new();
+    let addrs = serve(nodes.clone(), stop.clone()).await.unwrap();
+    let opts = ClusterOpts { strategy: strategy.into(), refresh_min: Duration::from_secs(1), refresh_max: Duration::from_secs(2), ..Default::default() };
+    let cluster = Cluster::new(opts, None, stop.clone()).unwrap();
+    let entries: Vec<discovery::Entry> = addrs.iter().map(|a| discovery::Entry::parse(a).unwrap()).collect();
+    cluster.sync(&entries);
+    for _ in 0..200 {
+        if cluster.views().len() == nodes.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cluster.views().len(), nodes.len(), "nodes validated");
+    let app = crate::api::router(cluster.clone());
+    Setup { cluster, app, nodes, _stop: stop.drop_guard() }
+}
+
+async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+    let mut b = axum::http::Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        b = b.header("Content-Type", "application/json");
+    }
+    let req = b.body(Body::from(body.map(|v| v.to_string()).unwrap_or_default())).unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes))))
+}
+
+async fn create(app: &Router, name: &str, body: Value) -> (u16, Value) {
+    let uri = if name.is_empty() { "/v1.41/containers/create".to_string() } else { format!("/v1.41/containers/create?name={name}") };
+    call(app, "POST", &uri, Some(body)).await
+}
+
+async fn node_of(app: &Router, name: &str) -> String {
+    let (s, v) = call(app, "GET", &format!("/v1.41/containers/{name}/json"), None).await;
+    assert_eq!(s, 200, "{v}");
+    v["Node"]["Name"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn placement_names_info_and_events() {
+    let s = setup(
+        vec![SimNode::new("n1", 2, GIB, &["zone=a"]), SimNode::new("n2", 2, GIB, &["zone=b"]), SimNode::new("n3", 2, GIB, &["zone=b", "containerslots=1"])],
+        "spread",
+    )
+    .await;
+    let mut events = s.cluster.hub.subscribe();
+    let (st, v) = create(&s.app, "web", json!({"Image": "busybox", "Env": ["constraint:node==n2"]})).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(node_of(&s.app, "web").await, "n2");
+    assert_eq!(node_of(&s.app, "n2/web").await, "n2", "node/name form");
+    let (st, _) = create(&s.app, "buddy", json!({"Image": "busybox", "Env": ["affinity:container==web"]})).await;
+    assert_eq!(st, 201);
+    assert_eq!(node_of(&s.app, "buddy").await, "n2");
+    let (st, v) = create(&s.app, "web", json!({"Image": "busybox"})).await;
+    assert_eq!(st, 409, "{v}");
+
+    // containerslots=1 on n3: one container, then n3 is full.
+    let (st, _) = create(&s.app, "only", json!({"Image": "busybox", "Env": ["constraint:node==n3"]})).await;
+    assert_eq!(st, 201);
+    let (st, v) = create(&s.app, "", json!({"Image": "busybox", "Env": ["constraint:node==n3"]})).await;
+    assert_eq!(st, 500);
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("[available container slots]") && msg.contains("n3: containerslots: all 1 container slots are used"), "{msg}");
+
+    // Impossible: each node and why.
+    let (_, v) = create(&s.app, "", json!({"Image": "busybox", "Labels": {"com.docker.swarm.constraints": "[\"zone==c\"]"}})).await;
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("n1: constraint: constraint zone==c: label zone=a") && msg.contains("n2: constraint"), "{msg}");
+
+    let (_, ps) = call(&s.app, "GET", "/v1.41/containers/json?all=1", None).await;
+    let mut names: Vec<&str> = ps.as_array().unwrap().iter().map(|r| r["Names"][0].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, vec!["/n2/buddy", "/n2/web", "/n3/only"]);
+    let (_, ps) = call(&s.app, "GET", "/containers/json?all=1&filters=%7B%22node%22%3A%5B%22n3%22%5D%7D", None).await;
+    assert_eq!(ps.as_array().unwrap().len(), 1);
+
+    let (_, info) = call(&s.app, "GET", "/info", None).await;
+    let status: Vec<(String, String)> = info["SystemStatus"].as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into())).collect();
+    assert!(status.contains(&("Nodes".into(), "3".into())), "{status:?}");
+    assert!(status.contains(&("  └ Containers".into(), "2 (0 Running, 0 Paused, 2 Stopped)".into())), "{status:?}");
+    assert_eq!(info["Containers"], 3);
+    assert_eq!(info["NCPU"], 6);
+
+    // Node events arrive merged, with the node attached.
+    let ev = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let ev = events.recv().await.unwrap();
+            if ev["Type"] == "container" {
+                return ev;
+            }
+        }
+    })
+    .await
+    .expect("a container event");
+    assert!(ev["node"]["Name"].as_str().is_some_and(|n| n.starts_with('n')), "{ev}");
+
+    let (st, _) = call(&s.app, "DELETE", "/v1.41/containers/buddy", None).await;
+    assert_eq!(st, 204);
+    let (st, _) = call(&s.app, "GET", "/v1.41/containers/buddy/json", None).await;
+    assert_eq!(st, 404);
+    assert_eq!(s.nodes[1].container_count(), 1);
+    let (st, _) = call(&s.app, "GET", "/v1.41/services", None).await;
+    assert_eq!(st, 404);
+    let (st, v) = call(&s.app, "GET", "/v1.12/info", None).await;
+    assert_eq!(st, 400, "{v}");
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_overbook() {
+    let s = setup((0..3).map(|i| SimNode::new(&format!("c{i}"), 4, GIB, &[])).collect(), "spread").await;
+    // 1 GiB + 5 % per node holds four 256 MiB containers: twelve in all, whatever the order.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let app = s.app.clone();
+            tokio::spawn(async move { create(&app, "", json!({"Image": "busybox", "HostConfig": {"Memory": 256 << 20}})).await.0 })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == 201 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 12);
+    assert!(s.nodes.iter().all(|n| n.container_count() == 4), "spread evenly");
+    let (_, v) = create(&s.app, "", json!({"Image": "busybox", "HostConfig": {"Memory": 256 << 20}})).await;
+    assert!(v["message"].as_str().unwrap().contains("no resources available to schedule container"), "{v}");
+    // Swarm's CpuShares are CPUs: 2 CPUs become 2*1024/4 real shares on a 4-CPU node.
+    let (st, v) = create(&s.app, "cpu", json!({"Image": "busybox", "HostConfig": {"CpuShares": 2}})).await;
+    assert_eq!(st, 201, "{v}");
+    let (_, v) = call(&s.app, "GET", "/containers/cpu/json", None).await;
+    assert_eq!(v["HostConfig"]["CpuShares"], 512);
+}
+
+#[tokio::test]
+async fn binpack_fills_one_node_first() {
+    let s = setup((0..2).map(|i| SimNode::new(&format!("b{i}"), 2, GIB, &[])).collect(), "binpack").await;
+    for i in 0..4 {
+        let (st, v) = create(&s.app, &format!("x{i}"), json!({"Image": "busybox", "HostConfig": {"Memory": 256 << 20}})).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let mut counts: Vec<usize> = s.nodes.iter().map(|n| n.container_count()).collect();
+    counts.sort();
+    assert_eq!(counts, vec![0, 4]);
+}

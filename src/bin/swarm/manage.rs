@@ -1,0 +1,234 @@
+//! `swarm manage`: classic Swarm's manager flags, parsed and checked, then one call into the
+//! manager crate.
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct ManageArgs {
+    /// Discovery: nodes://ip:port,ip:[a:b] (or a bare list). Default: $SWARM_DISCOVERY.
+    #[arg(env = "SWARM_DISCOVERY")]
+    discovery: Option<String>,
+    /// Address to serve the API on: tcp://ip:port, ip:port, :port or unix:///path (repeatable).
+    #[arg(short = 'H', long = "host", env = "SWARM_HOST", value_delimiter = ',', default_value = "tcp://127.0.0.1:2375")]
+    host: Vec<String>,
+    /// Placement strategy: spread, binpack or random.
+    #[arg(long, default_value = "spread")]
+    strategy: String,
+    /// Filter to apply, in order (repeatable; replaces the default chain
+    /// health, port, containerslots, dependency, affinity, constraint, whitelist).
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
+    /// Period of discovery polling.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    heartbeat: Duration,
+    /// Address of this manager (host:port) as others should reach it.
+    #[arg(long = "advertise", visible_alias = "addr", env = "SWARM_ADVERTISE")]
+    advertise: Option<String>,
+    /// Cluster option k=v: swarm.overcommit (default 0.05), swarm.createretry (default 0).
+    #[arg(long = "cluster-opt")]
+    cluster_opt: Vec<String>,
+    /// Discovery option k=v (passed to the discovery backend).
+    #[arg(long = "discovery-opt")]
+    discovery_opt: Vec<String>,
+    /// Cluster driver (only "swarm").
+    #[arg(short = 'c', long = "cluster-driver", default_value = "swarm")]
+    cluster_driver: String,
+    /// Minimum delay between two refreshes of a node.
+    #[arg(long = "engine-refresh-min-interval", default_value = "30s", value_parser = parse_duration)]
+    refresh_min: Duration,
+    /// Maximum delay between two refreshes of a node (jitter between min and max).
+    #[arg(long = "engine-refresh-max-interval", default_value = "60s", value_parser = parse_duration)]
+    refresh_max: Duration,
+    /// Failed connections before a node is marked Unhealthy.
+    #[arg(long = "engine-failure-retry", default_value_t = 3)]
+    failure_retry: i64,
+    /// Deprecated: use --engine-failure-retry.
+    #[arg(long = "engine-refresh-retry", default_value_t = 3, hide = true)]
+    refresh_retry: i64,
+    /// Leader election between replicas (needs KV discovery; not available yet).
+    #[arg(long)]
+    replication: bool,
+    #[arg(long = "replication-ttl", default_value = "20s", value_parser = parse_duration, hide = true)]
+    replication_ttl: Duration,
+    /// Accepted for compatibility (CORS headers are not sent).
+    #[arg(long = "api-enable-cors", visible_alias = "cors", hide = true)]
+    cors: bool,
+    /// Allow plain TCP on non-loopback addresses (anyone reaching it controls the cluster).
+    #[arg(long)]
+    insecure_tcp: bool,
+    /// Serve TLS and present --tlscert to nodes (node certificates are not verified).
+    #[arg(long)]
+    tls: bool,
+    /// TLS both ways, verified against --tlscacert (client certificates required).
+    #[arg(long)]
+    tlsverify: bool,
+    /// Trust certificates signed by this CA only (clients and nodes).
+    #[arg(long, value_name = "PATH")]
+    tlscacert: Option<PathBuf>,
+    /// The manager's certificate: served to clients and presented to nodes.
+    #[arg(long, value_name = "PATH")]
+    tlscert: Option<PathBuf>,
+    /// The key of --tlscert.
+    #[arg(long, value_name = "PATH")]
+    tlskey: Option<PathBuf>,
+    /// Log level: trace, debug, info, warn, error.
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Shorthand for --log-level debug.
+    #[arg(long, env = "DEBUG")]
+    debug: bool,
+}
+
+/// `30s`, `1m`, `500ms`, `1h`, `2h30m` or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<f64>() {
+        return Ok(Duration::from_secs_f64(n.max(0.0)));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("invalid duration {s:?}: missing unit"))?;
+        let n: f64 = rest[..num_len].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => return Err(format!("invalid duration {s:?}: unknown unit {u:?}")),
+        };
+        total += n * mult;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+fn cluster_opts(a: &ManageArgs) -> anyhow::Result<manager::ClusterOpts> {
+    let mut o = manager::ClusterOpts { strategy: a.strategy.clone(), filters: a.filter.clone(), ..Default::default() };
+    if a.refresh_min.is_zero() {
+        bail!("min refresh interval should be a positive number");
+    }
+    if a.refresh_max < a.refresh_min {
+        bail!("max refresh interval cannot be less than min refresh interval");
+    }
+    if a.failure_retry <= 0 {
+        bail!("invalid failure retry count");
+    }
+    if a.refresh_retry != 3 {
+        bail!("--engine-refresh-retry is deprecated. Use --engine-failure-retry");
+    }
+    o.refresh_min = a.refresh_min;
+    o.refresh_max = a.refresh_max;
+    o.failure_retry = a.failure_retry as u32;
+    for kv in &a.cluster_opt {
+        let (k, v) = kv.split_once('=').with_context(|| format!("invalid --cluster-opt {kv:?}: expected key=value"))?;
+        match k {
+            "swarm.overcommit" => {
+                let f: f64 = v.parse().with_context(|| format!("invalid swarm.overcommit {v:?}"))?;
+                if f <= -1.0 {
+                    bail!("swarm.overcommit should be larger than -1, {f} is invalid");
+                }
+                if f < 0.0 {
+                    tracing::warn!("-1 < swarm.overcommit < 0 will make swarm take less resource than docker engine offers");
+                }
+                o.overcommit = f;
+            }
+            "swarm.createretry" => {
+                let n: i64 = v.parse().with_context(|| format!("invalid swarm.createretry {v:?}"))?;
+                if n < 0 {
+                    bail!("swarm.createretry can not be negative, {n} is invalid");
+                }
+                o.create_retry = n as u32;
+            }
+            _ => bail!("unsupported cluster option {k:?} (known: swarm.overcommit, swarm.createretry)"),
+        }
+    }
+    Ok(o)
+}
+
+fn tls_opts(a: &ManageArgs) -> anyhow::Result<Option<manager::tls::TlsOptions>> {
+    if a.tls || a.tlsverify {
+        let (Some(cert), Some(key)) = (a.tlscert.clone(), a.tlskey.clone()) else {
+            bail!("--tls/--tlsverify need --tlscert and --tlskey");
+        };
+        if a.tlsverify && a.tlscacert.is_none() {
+            bail!("--tlsverify needs --tlscacert");
+        }
+        return Ok(Some(manager::tls::TlsOptions { verify: a.tlsverify, ca: a.tlscacert.clone(), cert, key }));
+    }
+    if a.tlscert.is_some() || a.tlskey.is_some() || a.tlscacert.is_some() {
+        bail!("--tlscert/--tlskey/--tlscacert need --tls or --tlsverify");
+    }
+    Ok(None)
+}
+
+/// The node source for a discovery URL. Only static lists for now; token, etcd and file
+/// backends plug in here as a watch channel (see manager::NodeSource).
+fn node_source(url: &str) -> anyhow::Result<manager::StaticNodes> {
+    match url.split_once("://") {
+        None | Some(("nodes", _)) => manager::StaticNodes::parse(url).map_err(|e| anyhow::anyhow!("discovery {url:?}: {e}")),
+        Some((scheme, _)) => bail!("discovery {scheme}:// is not available in this build yet; use nodes://ip:port,…"),
+    }
+}
+
+pub fn run(a: ManageArgs) -> anyhow::Result<()> {
+    let level = if a.debug && a.log_level == "info" { "debug".to_string() } else { a.log_level.clone() };
+    if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
+        bail!("invalid --log-level {level:?}: use trace, debug, info, warn or error");
+    }
+    // The HTTP client's own debug lines drown the manager's.
+    super::init_tracing(&format!("{level},hyper_util=info,hyper=info,reqwest=info,rustls=info"))?;
+    if a.heartbeat < Duration::from_secs(1) {
+        bail!("--heartbeat should be at least one second");
+    }
+    if a.cluster_driver != "swarm" {
+        bail!("cluster driver {:?} not supported (only \"swarm\")", a.cluster_driver);
+    }
+    if a.replication {
+        if a.advertise.is_none() {
+            bail!("--advertise address must be provided when using --replication");
+        }
+        if a.replication_ttl.is_zero() {
+            bail!("--replication-ttl should be a positive number");
+        }
+        bail!("--replication is not available in this build yet");
+    }
+    if let Some(adv) = &a.advertise {
+        let ok = adv.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_some_and(|p| p > 0);
+        if !ok {
+            bail!("--advertise should be of the form ip:port or hostname:port");
+        }
+    }
+    let discovery = a.discovery.clone().context("a discovery URL is required (argument or $SWARM_DISCOVERY), e.g. nodes://10.0.0.1:2375,10.0.0.2:2375")?;
+    let source = node_source(&discovery)?;
+    let hosts = a.host.iter().map(|h| manager::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
+    let cfg = manager::ManagerConfig { hosts, insecure_tcp: a.insecure_tcp, tls: tls_opts(&a)?, cluster: cluster_opts(&a)? };
+    let _ = a.discovery_opt;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let token = manager::CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            t.cancel();
+        });
+        manager::run(cfg, source, token).await.map_err(anyhow::Error::from)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("5x").is_err());
+    }
+}

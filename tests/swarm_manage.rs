@@ -1,0 +1,356 @@
+//! `swarm manage` end to end: several of our engines on loopback TCP ports as nodes (static
+//! `nodes://` discovery), one manager, the standard docker CLI pointed at the manager.
+mod common;
+
+use common::{lines, require_root, wait_until, Engine};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use testground::cmd::{self, Output};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A node: one of our engines with a TCP listener and a node name.
+struct Node {
+    engine: Engine,
+    addr: String,
+}
+
+fn node(name: &str, labels: &[&str]) -> Node {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut o = common::opts().arg("-H").arg(&format!("tcp://{addr}")).arg("--insecure-tcp").arg("--name").arg(name);
+    for l in labels {
+        o = o.label(l);
+    }
+    Node { engine: Engine::start_with(o), addr }
+}
+
+/// A manager process with a docker CLI pointed at it.
+struct Manager {
+    child: Option<Child>,
+    addr: String,
+    tmp: tempfile::TempDir,
+    /// `DOCKER_CERT_PATH` when the manager serves TLS.
+    cert_path: Option<PathBuf>,
+}
+
+impl Manager {
+    fn start(nodes: &[&Node], args: &[&str]) -> Manager {
+        Self::start_with(nodes, args, None)
+    }
+
+    fn start_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
+        let tmp = tempfile::Builder::new().prefix("flotilla-manager-").tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(tmp.path().join("manager.log")).expect("log");
+        let discovery = format!("nodes://{}", nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>().join(","));
+        let child = Command::new(env!("CARGO_BIN_EXE_swarm"))
+            .args(["manage", "-H", &format!("tcp://{addr}"), "-l", "debug"])
+            .args(["--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", "--engine-failure-retry", "2"])
+            .args(args)
+            .arg(&discovery)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn swarm manage");
+        std::fs::create_dir_all(tmp.path().join("docker-config")).expect("mkdir");
+        let m = Manager { child: Some(child), addr, tmp, cert_path };
+        let n = nodes.len();
+        let ready = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
+        assert!(ready, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", m.docker(&["info"]), m.log());
+        m
+    }
+
+    fn log(&self) -> String {
+        let s = std::fs::read_to_string(self.tmp.path().join("manager.log")).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    fn docker_full(&self, args: &[&str], timeout: Duration) -> Output {
+        let mut c = Command::new(testground::engine::docker_cli());
+        for v in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION"] {
+            c.env_remove(v);
+        }
+        c.env("DOCKER_HOST", format!("tcp://{}", self.addr)).env("DOCKER_CONFIG", self.tmp.path().join("docker-config"));
+        if let Some(p) = &self.cert_path {
+            c.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", p);
+        }
+        c.args(args);
+        cmd::run(&mut c, None, timeout)
+    }
+
+    fn docker_in(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut c = Command::new(testground::engine::docker_cli());
+        c.env("DOCKER_HOST", format!("tcp://{}", self.addr)).env("DOCKER_CONFIG", self.tmp.path().join("docker-config"));
+        c.args(args);
+        cmd::run(&mut c, Some(stdin), Duration::from_secs(30))
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_full(args, Duration::from_secs(60))
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(o.success(), "docker {args:?} failed:\n{o}\n--- manager log ---\n{}", self.log());
+        o.stdout
+    }
+
+    /// The node a container landed on (from the manager's inspect).
+    fn node_of(&self, container: &str) -> String {
+        self.docker_ok(&["inspect", "-f", "{{.Node.Name}}", container]).trim().to_string()
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) of our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            if !wait_until(Duration::from_secs(5), || matches!(c.try_wait(), Ok(Some(_)))) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- manager log tail ---\n{}", self.log());
+        }
+    }
+}
+
+#[test]
+fn cluster_of_three_places_by_constraints_and_affinity() {
+    require_root!();
+    let n1 = node("node-1", &["zone=a"]);
+    let n2 = node("node-2", &["zone=b"]);
+    let n3 = node("node-3", &["zone=b", "storage=ssd"]);
+    let m = Manager::start(&[&n1, &n2, &n3], &[]);
+
+    let info = m.docker_ok(&["info"]);
+    for want in ["Nodes: 3", "Strategy: spread", "Filters: health, port, containerslots, dependency, affinity, constraint, whitelist", " node-1: 127.0.0.1:", "└ Labels: ", "zone=a", "storage=ssd", "└ Reserved Memory: 0 B / "] {
+        assert!(info.contains(want), "docker info lacks {want:?}:\n{info}");
+    }
+
+    // The image goes to every node through the manager.
+    let load = m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    assert!(load.contains("busybox:latest"), "{load}");
+    assert_eq!(lines(&m.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])), vec!["busybox:latest"]);
+
+    m.docker_ok(&["run", "-d", "--name", "pinned", "-e", "constraint:node==node-2", "busybox", "sleep", "1000"]);
+    assert_eq!(m.node_of("pinned"), "node-2");
+    m.docker_ok(&["run", "-d", "--name", "fast", "-e", "constraint:storage==ssd", "busybox", "sleep", "1000"]);
+    assert_eq!(m.node_of("fast"), "node-3");
+    m.docker_ok(&["create", "--name", "west", "-l", "com.docker.swarm.constraints=[\"zone==a\"]", "busybox", "true"]);
+    assert_eq!(m.node_of("west"), "node-1");
+    m.docker_ok(&["run", "-d", "--name", "buddy", "-e", "affinity:container==pinned", "busybox", "sleep", "1000"]);
+    assert_eq!(m.node_of("buddy"), "node-2");
+    // The env entries became labels on the node's container.
+    let labels = m.docker_ok(&["inspect", "-f", "{{json .Config.Labels}}", "buddy"]);
+    assert!(labels.contains("com.docker.swarm.affinities") && labels.contains("com.docker.swarm.id"), "{labels}");
+    let env = m.docker_ok(&["inspect", "-f", "{{json .Config.Env}}", "buddy"]);
+    assert!(!env.contains("affinity:"), "{env}");
+
+    // ps shows node/name; names are unique cluster-wide.
+    let ps = m.docker_ok(&["ps", "--format", "{{.Names}}"]);
+    let mut names = lines(&ps);
+    names.sort();
+    assert_eq!(names, vec!["node-2/buddy", "node-2/pinned", "node-3/fast"]);
+    let all = m.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(all.contains("node-1/west Created"), "{all}");
+    let filtered = m.docker_ok(&["ps", "--filter", "node=node-3", "--format", "{{.Names}}"]);
+    assert_eq!(lines(&filtered), vec!["node-3/fast"]);
+    let dup = m.docker(&["create", "--name", "pinned", "busybox", "true"]);
+    assert!(!dup.success() && dup.stderr.contains("is already in use"), "{dup}");
+
+    // Attach, wait and logs through the manager.
+    let out = m.docker_ok(&["run", "--rm", "-e", "constraint:node==node-1", "busybox", "echo", "hello-through-the-manager"]);
+    assert!(out.contains("hello-through-the-manager"), "{out}");
+    m.docker_ok(&["run", "-d", "--name", "talker", "busybox", "sh", "-c", "echo line-one; sleep 1000"]);
+    assert!(wait_until(Duration::from_secs(20), || m.docker(&["logs", "talker"]).stdout.contains("line-one")));
+    let follow = m.docker_full(&["logs", "-f", "--tail", "all", "talker"], Duration::from_secs(3));
+    assert!(follow.stdout.contains("line-one"), "logs -f streamed nothing: {follow}");
+    // stdin in, output back, and the client's EOF reaches the container (half-close).
+    let piped = m.docker_in(&["run", "--rm", "-i", "busybox", "cat"], b"piped-through-the-manager\n");
+    assert!(piped.success() && piped.stdout.contains("piped-through-the-manager"), "{piped}");
+
+    // docker attach follows the output until the container ends.
+    m.docker_ok(&["run", "-d", "--name", "later", "busybox", "sh", "-c", "sleep 1; echo from-attach"]);
+    let att = m.docker_full(&["attach", "later"], Duration::from_secs(30));
+    assert!(att.success() && att.stdout.contains("from-attach"), "{att}");
+
+    // Published ports: the same host port never twice on one node.
+    let port = free_port().to_string();
+    let mapping = format!("{port}:80");
+    let probe = m.docker(&["create", "-p", &mapping, "--name", "web0", "busybox", "true"]);
+    if probe.success() {
+        let mut nodes_used = vec![m.node_of("web0")];
+        for i in 1..3 {
+            let name = format!("web{i}");
+            m.docker_ok(&["create", "-p", &mapping, "--name", &name, "busybox", "true"]);
+            nodes_used.push(m.node_of(&name));
+        }
+        nodes_used.sort();
+        nodes_used.dedup();
+        assert_eq!(nodes_used.len(), 3, "one per node: {nodes_used:?}");
+        let full = m.docker(&["create", "-p", &mapping, "busybox", "true"]);
+        assert!(!full.success() && full.stderr.contains(&format!("[port {port} (Bridge mode)]")), "{full}");
+        assert!(full.stderr.contains("port: port") && full.stderr.contains("is already used by container web"), "{full}");
+    } else {
+        assert!(probe.stderr.contains("not supported by this engine"), "{probe}");
+        eprintln!("note: the nodes refuse published ports yet; port placement left to the unit tests");
+    }
+
+    // exec through the manager, once the nodes have it.
+    let ex = m.docker(&["exec", "pinned", "echo", "exec-through-the-manager"]);
+    if ex.success() {
+        assert!(ex.stdout.contains("exec-through-the-manager"), "{ex}");
+    } else {
+        eprintln!("note: exec not available on the nodes yet: {}", ex.stderr.trim());
+    }
+
+    // Stop, rm through the manager update its records at once.
+    m.docker_ok(&["rm", "-f", "talker"]);
+    assert!(!m.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("talker"));
+
+    // Impossible constraint: the conditions and why each node was turned down.
+    let bad = m.docker(&["run", "-e", "constraint:zone==nowhere", "busybox", "true"]);
+    assert!(!bad.success());
+    for want in ["Unable to find a node that satisfies the following conditions", "[zone==nowhere]", "node-1: constraint: constraint zone==nowhere: label zone=a", "node-3: constraint"] {
+        assert!(bad.stderr.contains(want), "error lacks {want:?}:\n{}", bad.stderr);
+    }
+    let unknown = m.docker(&["inspect", "nope-not-here"]);
+    assert!(!unknown.success() && unknown.stderr.contains("No such"), "{unknown}");
+    let unsupported = m.docker(&["service", "ls"]);
+    assert!(!unsupported.success(), "{unsupported}");
+}
+
+#[test]
+fn spread_and_binpack_with_memory_reservations() {
+    require_root!();
+    let n1 = node("mem-1", &[]);
+    let n2 = node("mem-2", &[]);
+    let spread = Manager::start(&[&n1, &n2], &[]);
+    let binpack = Manager::start(&[&n1, &n2], &["--strategy", "binpack"]);
+    spread.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    let info = spread.docker_ok(&["info", "--format", "{{.MemTotal}}"]);
+    let total: i64 = info.trim().parse().expect("MemTotal");
+    // A quarter of one node (each node has total/2, plus 5 % overcommit). Until our engine
+    // takes resource limits, placement is checked by container counts alone (the reservation
+    // maths is covered by the scheduler's unit tests).
+    let quarter = (total / 2 / 4).to_string();
+    let probe = spread.docker(&["create", "-m", &quarter, "--name", "s0", "busybox", "true"]);
+    let limits = probe.success();
+    if !limits {
+        assert!(probe.stderr.contains("not supported by this engine"), "{probe}");
+        eprintln!("note: the nodes refuse memory limits; checking placement by container count");
+        spread.docker_ok(&["create", "--name", "s0", "busybox", "true"]);
+    }
+    let mem: Vec<&str> = if limits { vec!["-m", &quarter] } else { vec![] };
+    for i in 1..4 {
+        let name = format!("s{i}");
+        let mut args = vec!["create"];
+        args.extend(&mem);
+        args.extend(["--name", &name, "busybox", "true"]);
+        spread.docker_ok(&args);
+    }
+    let on = |m: &Manager, prefix: &str| -> Vec<String> {
+        let mut v: Vec<String> = lines(&m.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]))
+            .into_iter()
+            .filter(|n| n.split('/').nth(1).is_some_and(|x| x.starts_with(prefix)))
+            .map(|n| n.split('/').next().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(on(&spread, "s"), vec!["mem-1", "mem-1", "mem-2", "mem-2"], "spread fills evenly");
+    if limits {
+        let reserved = spread.docker_ok(&["info"]);
+        assert!(reserved.matches("└ Reserved Memory: 0 B").count() == 0, "{reserved}");
+    }
+
+    // binpack (its own manager, same nodes): fills the fuller node first.
+    assert!(wait_until(Duration::from_secs(10), || on(&binpack, "s").len() == 4), "the second manager sees the first's containers");
+    for i in 0..2 {
+        let name = format!("b{i}");
+        let mut args = vec!["create"];
+        args.extend(&mem);
+        args.extend(["--name", &name, "busybox", "true"]);
+        binpack.docker_ok(&args);
+    }
+    let b = on(&binpack, "b");
+    assert_eq!(b[0], b[1], "binpack puts both on one node: {b:?}");
+
+    // Too big for any node: no resources, with each node's shortfall.
+    let huge = (total * 2).to_string();
+    let e = spread.docker(&["create", "-m", &huge, "busybox", "true"]);
+    assert!(!e.success() && e.stderr.contains("no resources available to schedule container"), "{e}");
+    assert!(e.stderr.contains("mem-1: resources: needs"), "{e}");
+}
+
+#[test]
+fn dead_node_turns_unhealthy_and_is_avoided() {
+    require_root!();
+    let n1 = node("live-1", &[]);
+    let mut n2 = node("dies-2", &[]);
+    let m = Manager::start(&[&n1, &n2], &[]);
+    m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    n2.engine.terminate(Duration::from_secs(10));
+    let unhealthy = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.contains("└ Status: Unhealthy"));
+    assert!(unhealthy, "{}", m.docker(&["info"]));
+    let info = m.docker_ok(&["info"]);
+    assert!(info.contains("└ Error: Cannot connect to the Docker daemon"), "{info}");
+    for i in 0..3 {
+        m.docker_ok(&["create", "--name", &format!("after{i}"), "busybox", "true"]);
+        assert_eq!(m.node_of(&format!("after{i}")), "live-1");
+    }
+    let e = m.docker(&["create", "-e", "constraint:node==dies-2", "busybox", "true"]);
+    assert!(!e.success() && e.stderr.contains("dies-2: health: node is not healthy"), "{e}");
+    let metrics = testground::http::tcp(&m.addr, &testground::http::Request { method: "GET", path: "/metrics", headers: &[], body: b"" }).expect("metrics");
+    let text = metrics.text();
+    assert!(text.contains("swarm_nodes{state=\"unhealthy\"} 1") && text.contains("swarm_scheduling_seconds_bucket"), "{text}");
+    let _ = PathBuf::new();
+}
+
+/// A certificate good for both ends (the manager is a server to clients and a client to nodes),
+/// signed by the test CA.
+fn dual_use_cert(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    std::fs::write(dir.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n").expect("ext");
+    run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "manager-key.pem"]);
+    run(&["req", "-new", "-key", "manager-key.pem", "-subj", "/CN=manager", "-out", "manager.csr"]);
+    run(&["x509", "-req", "-in", "manager.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-out", "manager-cert.pem", "-extfile", "manager.ext"]);
+}
+
+#[test]
+fn tls_both_ways() {
+    require_root!();
+    let certs = testground::tls::Certs::generate().expect("certs");
+    dual_use_cert(certs.dir.path());
+    let p = |n: &str| certs.path(n).display().to_string();
+    let port = free_port();
+    let o = common::opts()
+        .arg("-H").arg(&format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify").arg("--tlscacert").arg(&p("ca.pem"))
+        .arg("--tlscert").arg(&p("server-cert.pem")).arg("--tlskey").arg(&p("server-key.pem"))
+        .arg("--name").arg("tls-node");
+    let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
+    let args = ["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("manager-cert.pem"), "--tlskey", &p("manager-key.pem")];
+    let m = Manager::start_with(&[&n], &args, Some(certs.dir.path().to_path_buf()));
+    m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    let out = m.docker_ok(&["run", "--rm", "busybox", "echo", "over-tls-both-ways"]);
+    assert!(out.contains("over-tls-both-ways"), "{out}");
+    // A client without a certificate is turned away.
+    let mut c = Command::new(testground::engine::docker_cli());
+    c.env("DOCKER_HOST", format!("tcp://{}", m.addr)).env("DOCKER_CONFIG", m.tmp.path()).args(["--tls", "info"]);
+    let plain = cmd::run(&mut c, None, Duration::from_secs(20));
+    assert!(!plain.success(), "{plain}");
+}
