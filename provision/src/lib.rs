@@ -1,1 +1,8 @@
-//! provision crate: built out by its issue.
+//! provision: Docker Machine for Flotilla — the store of machines, their TLS material, SSH,
+//! drivers (generic, none, local), the provisioner that turns a host into a TLS-secured engine
+//! (and swarm agent/manager), and the `machine` commands.
+pub mod certs;
+pub mod fsutil;
+pub mod host;
+pub mod ssh;
+pub mod store;
