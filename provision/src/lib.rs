@@ -6,3 +6,6 @@ pub mod fsutil;
 pub mod host;
 pub mod ssh;
 pub mod store;
+pub mod driver;
+pub mod nshost;
+pub mod tlsclient;
