@@ -9,3 +9,4 @@ pub mod store;
 pub mod driver;
 pub mod nshost;
 pub mod tlsclient;
+pub mod provisioner;
