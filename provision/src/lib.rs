@@ -10,3 +10,4 @@ pub mod driver;
 pub mod nshost;
 pub mod tlsclient;
 pub mod provisioner;
+pub mod template;
