@@ -11,3 +11,4 @@ pub mod nshost;
 pub mod tlsclient;
 pub mod provisioner;
 pub mod template;
+pub mod commands;

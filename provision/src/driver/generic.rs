@@ -33,6 +33,14 @@ impl Generic {
     }
 }
 
+impl Generic {
+    /// The login before `create` copied the key.
+    fn login_target(&self) -> crate::ssh::SshTarget {
+        let key = (!self.ssh_key.is_empty()).then(|| self.ssh_key.clone().into());
+        crate::ssh::SshTarget { host: self.base.ip_address.clone(), port: self.base.ssh_port, user: self.base.ssh_user.clone(), key }
+    }
+}
+
 impl Driver for Generic {
     fn driver_name(&self) -> &'static str {
         "generic"
@@ -50,7 +58,12 @@ impl Driver for Generic {
         if !self.ssh_key.is_empty() && !Path::new(&self.ssh_key).is_file() {
             return Err(DriverError::PreCreate(format!("SSH key does not exist: {:?}", self.ssh_key)));
         }
-        Ok(())
+        // Fail fast (exit code 3) when the host cannot be logged into, instead of polling.
+        let t = self.login_target();
+        match crate::ssh::Ssh2Client::connect(&t, Duration::from_secs(15)) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(DriverError::PreCreate(format!("cannot log in to {}@{} over SSH: {e}", t.user, join_host_port(&t.host, t.port)))),
+        }
     }
     fn create(&mut self, log: &dyn Fn(&str)) -> Result<(), DriverError> {
         if self.ssh_key.is_empty() {
@@ -132,7 +145,8 @@ mod tests {
         std::fs::write(d.path().join("k.pub"), "PUB").unwrap();
         let f = DriverFlags { generic_ssh_key: key.display().to_string(), ..f };
         let mut g = Generic::from_flags(base, &f).unwrap();
-        g.pre_create_check().unwrap();
+        let e = g.pre_create_check().unwrap_err().to_string();
+        assert!(e.starts_with("cannot log in to root@127.0.0.1:1 over SSH: ssh: dial tcp"), "{e}");
         g.create(&|_| {}).unwrap();
         let copied = d.path().join("machines/g/k");
         assert_eq!(g.base.ssh_key_path, copied.display().to_string());
