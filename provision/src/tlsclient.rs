@@ -118,9 +118,9 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// The engine's version (`vX.Y.Z` as `ls` shows it) from `GET /v1.15/version`.
+/// The engine's version (`vX.Y.Z` as `ls` shows it) from `GET /version`.
 pub fn docker_version(cfg: &Arc<rustls::ClientConfig>, host: &str, port: u16, timeout: Duration) -> Result<String, TlsCheckError> {
-    let (status, body) = get(cfg, host, port, "/v1.15/version", timeout)?;
+    let (status, body) = get(cfg, host, port, "/version", timeout)?;
     if status != 200 {
         return Err(TlsCheckError::Http(format!("GET /version: status {status}: {}", body.trim())));
     }
