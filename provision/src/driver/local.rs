@@ -190,6 +190,9 @@ impl Driver for Local {
     fn remove(&mut self) -> Result<(), DriverError> {
         let _l = self.store_lock()?;
         self.nshost().destroy();
+        // Drop our claim now (the caller deletes the directory), so that of several machines
+        // removed in parallel the last one sees no neighbour and takes the bridge down.
+        let _ = std::fs::remove_file(machine_dir(&self.base).join("config.json"));
         if self.neighbours().is_empty() {
             nshost::remove_bridge(&self.bridge);
         }
