@@ -47,7 +47,8 @@ fn local_cluster_lifecycle() {
         let info = cli.docker_ok(&[m], &["info", "--format", "{{.Name}} {{.Labels}}"]);
         assert!(info.starts_with(&format!("{m} [")) && info.contains("cluster=test"), "{info}");
     }
-    assert!(cli.ok(&["ssh", "l1", &format!("cat < /dev/null > /dev/tcp/{}/22 && echo open || echo closed", ips[1])]).contains("open") || true);
+    let probe = format!("timeout 5 bash -c '</dev/tcp/{}/2376' && echo open || echo closed", ips[1]);
+    assert_eq!(cli.ok(&["ssh", "l1", &probe]).trim(), "open", "l1 cannot reach l2's engine port");
 
     // stop / start: the engine comes back with its images; already-stopped is reported.
     let o = cli.ok(&["stop", "l2"]);
