@@ -83,6 +83,13 @@ fn names_flags_and_exit_codes() {
     let o = cli.machine(&["env", "-u", "m1"]);
     assert_eq!(o.stderr.trim(), "Error: Expected no machine name when the -u flag is present");
     assert!(cli.ok(&["version"]).starts_with("machine version ") || cli.ok(&["version"]).contains(" version "));
+    // A create that died half-way shows as an Error with the reason, not as a working machine.
+    cli.ok(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9", "half"]);
+    std::fs::write(cli.store().join("machines/half/.creating"), "999999999").unwrap();
+    let r = ls_row(&cli.ok(&["ls"]), "half");
+    assert_eq!(r[..4], ["half", "-", "none", "Error"], "{r:?}");
+    assert!(r.join(" ").contains("machine creation was interrupted"), "{r:?}");
+    cli.ok(&["rm", "-f", "-y", "half"]);
     // `default` is used when no name is given.
     cli.ok(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9", "default"]);
     assert_eq!(cli.ok(&["url"]).trim(), "tcp://127.0.0.1:9");

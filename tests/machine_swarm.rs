@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn has_subcommand(sub: &str) -> bool {
-    Command::new(SWARM).args([sub, "--help"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(swarm()).args([sub, "--help"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 struct Proc(Child);
@@ -44,7 +44,7 @@ fn swarm_cluster_through_the_manager() {
     let port = free_port(&gw);
     let data = cli.dir.path().join("token-data");
     let ts = Proc(
-        Command::new(SWARM)
+        Command::new(swarm())
             .args(["token-service", "--listen", &format!("{gw}:{port}"), "--data"])
             .arg(&data)
             .stdout(Stdio::null())
@@ -53,7 +53,7 @@ fn swarm_cluster_through_the_manager() {
             .expect("token service"),
     );
     assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open(&gw, port, Duration::from_millis(200))));
-    let o = Command::new(SWARM).args(["create", "--discovery-url", &format!("http://{gw}:{port}/v1")]).output().expect("swarm create");
+    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://{gw}:{port}/v1")]).output().expect("swarm create");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let disc = format!("token://{gw}:{port}/{token}");
@@ -75,7 +75,7 @@ fn swarm_cluster_through_the_manager() {
 
     // Both engines registered in discovery.
     let (ip_m, ip_n) = (cli.ok(&["ip", "sm"]).trim().to_string(), cli.ok(&["ip", "sn"]).trim().to_string());
-    let listed = || String::from_utf8_lossy(&Command::new(SWARM).args(["list", &disc]).output().expect("list").stdout).into_owned();
+    let listed = || String::from_utf8_lossy(&Command::new(swarm()).args(["list", &disc]).output().expect("list").stdout).into_owned();
     assert!(
         testground::wait_until(Duration::from_secs(20), || {
             let l = listed();

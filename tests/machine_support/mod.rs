@@ -12,7 +12,11 @@ use std::time::Duration;
 pub use testground::{require_root, Output};
 
 pub const MACHINE: &str = env!("CARGO_BIN_EXE_machine");
-pub const SWARM: &str = env!("CARGO_BIN_EXE_swarm");
+/// The `swarm` binary installed on hosts: `$FLOTILLA_SWARM_BIN` (e.g. a build with more
+/// subcommands), else the one cargo built for this test.
+pub fn swarm() -> String {
+    std::env::var("FLOTILLA_SWARM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_swarm").to_string())
+}
 
 /// A bridge with its own /24 (from a testground slot, so parallel tests never clash).
 pub struct Net {
@@ -111,7 +115,7 @@ impl Cli {
     }
     pub fn machine_with(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
         let mut c = Command::new(MACHINE);
-        c.arg("-s").arg(self.store()).arg("--swarm-binary").arg(SWARM).args(args);
+        c.arg("-s").arg(self.store()).arg("--swarm-binary").arg(swarm()).args(args);
         c.env_remove("DOCKER_HOST").env("SHELL", "/bin/bash").env("HOME", self.dir.path());
         for (k, v) in env {
             c.env(k, v);

@@ -23,6 +23,18 @@ pub struct CreateArgs {
     pub ca_override: Option<CaPaths>,
 }
 
+/// Present in a machine's directory while `create` runs (holds its pid).
+pub const CREATING: &str = ".creating";
+
+/// Why a machine is unusable because its create did not finish, if so.
+pub fn interrupted_create(machine_dir: &std::path::Path) -> Option<String> {
+    let pid: i32 = std::fs::read_to_string(machine_dir.join(CREATING)).ok()?.trim().parse().ok()?;
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    Some("machine creation was interrupted: remove it with `machine rm -f` and create it again".into())
+}
+
 /// `[^:]*://.*`
 fn valid_discovery(d: &str) -> bool {
     d.split_once("://").is_some_and(|(scheme, _)| !scheme.contains(':'))
@@ -67,6 +79,9 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
     log("Running pre-create checks...");
     drv.pre_create_check().map_err(|e| CommandError::PreCreate(e.to_string()))?;
     let dir = ctx.store.reserve(name)?;
+    // Marks the machine as being created; `ls` reports it as an error if we die before the end.
+    let marker = dir.join(CREATING);
+    let _ = std::fs::write(&marker, std::process::id().to_string());
     let mut auth = AuthOptions::for_machine(&ctx.store.certs_dir(), &dir, a.tls_san.clone());
     if let Some(o) = &a.ca_override {
         auth.ca_cert_path = o.ca_cert.display().to_string();
@@ -130,6 +145,7 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
         let _ = ctx.store.remove(name);
         return Err(e);
     }
+    let _ = std::fs::remove_file(&marker);
     log(&format!(
         "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: {} env {name}",
         ctx.prog

@@ -96,6 +96,12 @@ fn query(h: &Host, all: &[Host], timeout: Duration) -> BTreeMap<&'static str, Va
             return r;
         }
     };
+    if let Some(why) = super::create::interrupted_create(std::path::Path::new(&h.host_options.auth_options.store_path)) {
+        r.insert("State", json!("Error"));
+        r.insert("Active", json!("-"));
+        r.insert("Error", json!(why));
+        return r;
+    }
     let state = d.state(timeout);
     r.insert("State", json!(state.to_string()));
     let docker_host = std::env::var("DOCKER_HOST").unwrap_or_default();
@@ -194,7 +200,10 @@ pub fn tabwrite(lines: &[String]) -> String {
     out
 }
 
-fn load_all(ctx: &Ctx) -> Result<(Vec<Host>, Vec<BTreeMap<&'static str, Value>>), CommandError> {
+/// One `ls` row: field name → value (the template's data).
+type Row = BTreeMap<&'static str, Value>;
+
+fn load_all(ctx: &Ctx) -> Result<(Vec<Host>, Vec<Row>), CommandError> {
     let mut hosts = vec![];
     let mut broken = vec![];
     for n in ctx.store.list()? {
