@@ -33,27 +33,22 @@ fn swarm_cluster_through_the_manager() {
     let slot = testground::slot::Slot::acquire();
     let cli = Cli::new();
     let subnet = format!("{}0/24", slot.prefix());
-    // The bridge must exist for the token service to listen on its address: create a first
-    // plain local machine, which creates it.
     let local = ["-d", "local", "--local-bridge", slot.bridge.as_str(), "--local-subnet", subnet.as_str()];
-    let mut a = vec!["create"];
-    a.extend(local);
-    a.push("warmup");
-    cli.ok(&a);
+    // The token service listens everywhere; hosts reach it at the bridge's address.
     let gw = slot.gateway();
-    let port = free_port(&gw);
+    let port = free_port("0.0.0.0");
     let data = cli.dir.path().join("token-data");
     let ts = Proc(
         Command::new(swarm())
-            .args(["token-service", "--listen", &format!("{gw}:{port}"), "--data"])
+            .args(["token-service", "--listen", &format!("0.0.0.0:{port}"), "--data"])
             .arg(&data)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("token service"),
     );
-    assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open(&gw, port, Duration::from_millis(200))));
-    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://{gw}:{port}/v1")]).output().expect("swarm create");
+    assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open("127.0.0.1", port, Duration::from_millis(200))));
+    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://127.0.0.1:{port}/v1")]).output().expect("swarm create");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let disc = format!("token://{gw}:{port}/{token}");
