@@ -20,6 +20,9 @@ fn none_driver_store_and_messages() {
     assert_eq!(cfg["Driver"]["URL"], "tcp://127.0.0.1:9");
     assert_eq!(cfg["HostOptions"]["EngineOptions"]["Labels"][0], "zone=eu");
     assert!(cfg["HostOptions"]["AuthOptions"]["CaCertPath"].as_str().unwrap().ends_with("/certs/ca.pem"));
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        assert!(cli.store().join("machines/n1").join(f).is_file(), "{f} copy missing");
+    }
     // inspect -f over the record.
     assert_eq!(cli.ok(&["inspect", "-f", "{{.Driver.IPAddress}} {{.DriverName}} {{json .HostOptions.EngineOptions.Labels}}", "n1"]).trim(), "127.0.0.1:9 none [\"zone=eu\"]");
     assert_eq!(cli.ok(&["ip", "n1"]).trim(), "127.0.0.1:9");

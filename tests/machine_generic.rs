@@ -112,6 +112,12 @@ fn generic_hosts_end_to_end() {
     assert!(text.contains("DNS:foo.example") && text.contains(&format!("IP Address:{ip1}")) && text.contains("DNS:localhost"), "{text}");
     assert_eq!(cli.docker_ok(&["m1"], &["run", "--rm", "busybox", "echo", "still here"]).trim(), "still here");
 
+    // `none` registers an engine that already serves TLS (here m1's, same CA).
+    let url1 = format!("tcp://{ip1}:2376");
+    cli.ok(&["create", "-d", "none", "--url", &url1, "n1"]);
+    assert_eq!(cli.docker_ok(&["n1"], &["info", "--format", "{{.Name}}"]).trim(), "m1");
+    cli.ok(&["rm", "-y", "n1"]);
+
     // The same name again.
     let o = cli.machine(&create_args(&h1, &ip1, &k, &cg1, "m1"));
     assert_eq!((o.code(), o.stderr.trim()), (1, "Docker machine \"m1\" already exists"));

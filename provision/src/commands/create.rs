@@ -89,6 +89,13 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
         auth.client_cert_path = o.client_cert.display().to_string();
         auth.client_key_path = o.client_key.display().to_string();
     }
+    // DOCKER_CERT_PATH is the machine directory: it holds copies of the CA and client cert
+    // from the start (provisioning refreshes them), so even `none` machines work with `env`.
+    for (src, f, mode) in [(&ca.ca_cert, "ca.pem", 0o644), (&ca.client_cert, "cert.pem", 0o644), (&ca.client_key, "key.pem", 0o600)] {
+        if let Ok(data) = std::fs::read(src) {
+            let _ = crate::fsutil::write_atomic(&dir.join(f), &data, mode);
+        }
+    }
     let mut swarm = a.swarm.clone();
     if swarm.master || swarm.agent {
         swarm.is_swarm = true;
