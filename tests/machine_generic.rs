@@ -112,6 +112,22 @@ fn generic_hosts_end_to_end() {
     assert!(text.contains("DNS:foo.example") && text.contains(&format!("IP Address:{ip1}")) && text.contains("DNS:localhost"), "{text}");
     assert_eq!(cli.docker_ok(&["m1"], &["run", "--rm", "busybox", "echo", "still here"]).trim(), "still here");
 
+    // The host's IP changes (here: a second address, and the record points at it): `env`
+    // notices the certificate no longer names the host, re-issues it, and docker works.
+    let ip1b = format!("{}{}", net.slot.prefix(), 200);
+    let o = Command::new("ip").args(["-n", &h1.ns.netns(), "addr", "add", &format!("{ip1b}/24"), "dev", "eth0"]).output().expect("ip");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg_path = cli.store().join("machines/m1/config.json");
+    let cfg = std::fs::read_to_string(&cfg_path).expect("config");
+    std::fs::write(&cfg_path, cfg.replace(&format!("\"{ip1}\""), &format!("\"{ip1b}\""))).expect("write config");
+    let o = cli.machine(&["env", "m1"]);
+    assert!(o.success(), "{o}");
+    assert!(o.stderr.contains("does not name its address") && o.stdout.contains(&format!("DOCKER_HOST=\"tcp://{ip1b}:2376\"")), "{o}");
+    assert_eq!(cli.docker_ok(&["m1"], &["run", "--rm", "busybox", "echo", "new ip"]).trim(), "new ip");
+    let cfg = std::fs::read_to_string(&cfg_path).expect("config");
+    std::fs::write(&cfg_path, cfg.replace(&format!("\"{ip1b}\""), &format!("\"{ip1}\""))).expect("write config");
+    cli.ok(&["regenerate-certs", "-f", "m1"]);
+
     // `none` registers an engine that already serves TLS (here m1's, same CA).
     let url1 = format!("tcp://{ip1}:2376");
     cli.ok(&["create", "-d", "none", "--url", &url1, "n1"]);

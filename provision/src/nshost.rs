@@ -93,10 +93,9 @@ impl NsHost {
         std::fs::write(&ak, authorized_keys).map_err(io(&ak))?;
         let cfg = sd.join("sshd_config");
         let text = format!(
-            "ListenAddress {ip}:22\nHostKey {hk}\nPidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+            "ListenAddress 0.0.0.0:22\nHostKey {hk}\nPidFile none\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n\
              AcceptEnv LANG LC_*\nMaxStartups 100\nMaxSessions 100\n",
-            ip = self.ip,
             hk = hk.display(),
             ak = ak.display()
         );
