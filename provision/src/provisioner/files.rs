@@ -77,9 +77,11 @@ pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
     if !e.log_level.is_empty() {
         a.extend(["--log-level".into(), e.log_level.clone()]);
     }
-    // Driver flags first, so a user's --engine-opt of the same flag comes last and wins.
-    a.extend(driver_flags.iter().cloned());
-    a.extend(dash_flags(&e.arbitrary_flags));
+    // A user's --engine-opt replaces a driver flag of the same name.
+    let user = dash_flags(&e.arbitrary_flags);
+    let name = |f: &str| f.split('=').next().unwrap_or(f).to_string();
+    a.extend(driver_flags.iter().filter(|d| !user.iter().any(|u| name(u) == name(d))).cloned());
+    a.extend(user);
     line(&a)
 }
 
@@ -245,7 +247,7 @@ mod tests {
             e,
             "exec /usr/local/bin/swarm engine -H tcp://0.0.0.0:2376 -H unix:///var/run/flotilla.sock --tlsverify --tlscacert /etc/flotilla/ca.pem \
              --tlscert /etc/flotilla/server.pem --tlskey /etc/flotilla/server-key.pem --label zone=eu --label provider=generic \
-             --insecure-registry 10.0.0.1:5000 --cgroup-parent=/flm-1/engine --cgroup-parent=/x\n"
+             --insecure-registry 10.0.0.1:5000 --cgroup-parent=/x\n"
         );
         assert_eq!(agent_cmd(&h, "10.0.0.5", 2376), "exec /usr/local/bin/swarm join --no-engine --advertise 10.0.0.5:2376 token://abc\n");
         let m = manager_cmd(&h, "10.0.0.5");
