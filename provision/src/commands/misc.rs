@@ -1,0 +1,107 @@
+//! `inspect`, `ip`, `url`, `status`, `version`, `provision`, `regenerate-certs`, `upgrade`.
+use super::{confirm, for_each_parallel, msg, out, CommandError, Ctx};
+use crate::certs;
+use crate::driver::State;
+use crate::provisioner::ca_paths;
+use crate::template::{pretty, Template};
+use std::time::Duration;
+
+pub fn inspect(ctx: &Ctx, name: Option<&str>, format: Option<&str>) -> Result<(), CommandError> {
+    let name = ctx.one_or_default(name)?;
+    let host = ctx.store.load(&name)?;
+    let v = serde_json::to_value(&host).map_err(msg)?;
+    match format {
+        None | Some("") => println!("{}", pretty(&v)),
+        Some(f) => {
+            let t = Template::parse(f).map_err(msg)?;
+            println!("{}", t.execute(&v).map_err(msg)?);
+        }
+    }
+    Ok(())
+}
+
+pub fn ip(ctx: &Ctx, names: &[String]) -> Result<(), CommandError> {
+    for n in ctx.names_or_default(names)? {
+        let m = ctx.load(&n)?;
+        println!("{}", m.driver.ip().map_err(msg)?);
+    }
+    Ok(())
+}
+
+pub fn url(ctx: &Ctx, name: Option<&str>) -> Result<(), CommandError> {
+    let m = ctx.load(&ctx.one_or_default(name)?)?;
+    println!("{}", m.driver.url().map_err(msg)?);
+    Ok(())
+}
+
+pub fn status(ctx: &Ctx, name: Option<&str>) -> Result<(), CommandError> {
+    let m = ctx.load(&ctx.one_or_default(name)?)?;
+    println!("{}", m.state(Duration::from_secs(10)));
+    Ok(())
+}
+
+pub fn version(ctx: &Ctx, name: Option<&str>) -> Result<(), CommandError> {
+    let Some(name) = name else {
+        println!("{} version {}, build flotilla", ctx.prog, env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    };
+    let m = ctx.load(name)?;
+    let ca = ca_paths(&m.host);
+    let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key).map_err(msg)?;
+    let v = crate::tlsclient::docker_version(&cfg, &m.ip_host()?, m.driver.engine_port(), Duration::from_secs(20)).map_err(msg)?;
+    println!("{}", v.trim_start_matches('v'));
+    Ok(())
+}
+
+fn reprovision(ctx: &Ctx, n: &str, force_certs: bool) -> Result<(), CommandError> {
+    let m = ctx.load(n)?;
+    if !m.driver.provisions() {
+        return Err(msg(format!("machine \"{n}\" (driver {}) is not provisioned by machine", m.driver.driver_name())));
+    }
+    if m.state(Duration::from_secs(5)) != State::Running {
+        return Err(msg(format!("Host \"{n}\" is not running")));
+    }
+    let log = |l: &str| out(&format!("({n}) {l}"));
+    m.with_provisioner(ctx, &log, |p| p.provision(&ctx.provision_opts(force_certs)).map(|_| ()))
+}
+
+pub fn provision(ctx: &Ctx, names: &[String]) -> Result<(), CommandError> {
+    let names = ctx.names_or_default(names)?;
+    for_each_parallel(&names, |n| reprovision(ctx, n, false))
+}
+
+pub fn regenerate_certs(ctx: &Ctx, names: &[String], force: bool, client_certs: bool) -> Result<(), CommandError> {
+    let names = ctx.names_or_default(names)?;
+    if !force && !confirm("Regenerate TLS machine certs?  Warning: this is irreversible. (y/n): ") {
+        return Ok(());
+    }
+    if client_certs {
+        let mut done = std::collections::BTreeSet::new();
+        for n in &names {
+            let ca = ca_paths(&ctx.store.load(n)?);
+            if done.insert(ca.client_cert.clone()) {
+                let b = certs::bootstrap(&ca, true).map_err(msg)?;
+                out(&format!("Regenerating client certificate {}", ca.client_cert.display()));
+                if b.created_ca {
+                    out("The CA was renewed too: run regenerate-certs for every machine.");
+                }
+            }
+        }
+    }
+    for_each_parallel(&names, |n| {
+        out(&format!("Regenerating TLS certificates for \"{n}\""));
+        reprovision(ctx, n, true)
+    })
+}
+
+pub fn upgrade(ctx: &Ctx, names: &[String]) -> Result<(), CommandError> {
+    let names = ctx.names_or_default(names)?;
+    for_each_parallel(&names, |n| {
+        let m = ctx.load(n)?;
+        if m.state(Duration::from_secs(5)) != State::Running && m.driver.driver_name() == "local" {
+            super::lifecycle::start(ctx, &[n.to_string()])?;
+        }
+        out(&format!("Upgrading swarm on \"{n}\" from {}...", ctx.swarm_binary.display()));
+        reprovision(ctx, n, false)
+    })
+}

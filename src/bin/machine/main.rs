@@ -1,0 +1,83 @@
+//! `machine`: Docker Machine for Flotilla hosts. Parses the command line (clap) and calls
+//! into `provision::commands`; exit code 3 for pre-create check failures, 1 for other errors.
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Cmd};
+use provision::commands::{self as cmds, CommandError, Ctx};
+use provision::store::Store;
+use std::time::Duration;
+
+fn init_tracing(debug: bool) {
+    let level = if debug { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().with_target(false).init();
+}
+
+fn run(cli: Cli) -> Result<(), CommandError> {
+    let root = cli.storage_path.clone().unwrap_or_else(provision::store::default_root);
+    let mut ctx = Ctx::new(Store::new(root));
+    if let Some(b) = &cli.swarm_binary {
+        ctx.swarm_binary = b.clone();
+    }
+    ctx.prog = std::env::args().next().unwrap_or_else(|| "machine".into());
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    match cli.cmd {
+        Cmd::Active { timeout } => cmds::ls::active(&ctx, Duration::from_secs(timeout)),
+        Cmd::Config { name, swarm } => cmds::env::config(&ctx, name.as_deref(), swarm),
+        Cmd::Create(c) => cmds::create::create(&ctx, &c.into_args(&cli.tls)),
+        Cmd::Env { name, swarm, shell, unset, no_proxy } => {
+            cmds::env::env(&ctx, &cmds::env::EnvArgs { name, swarm, shell, unset, no_proxy, command_line })
+        }
+        Cmd::Inspect { name, format } => cmds::misc::inspect(&ctx, name.as_deref(), format.as_deref()),
+        Cmd::Ip { names } => cmds::misc::ip(&ctx, &names),
+        Cmd::Kill { names } => cmds::lifecycle::kill(&ctx, &names),
+        Cmd::Ls { quiet, filter, timeout, format } => {
+            cmds::ls::ls(&ctx, &cmds::ls::LsArgs { quiet, filters: filter, timeout: Duration::from_secs(timeout), format })
+        }
+        Cmd::Provision { names } => cmds::misc::provision(&ctx, &names),
+        Cmd::RegenerateCerts { names, force, client_certs } => cmds::misc::regenerate_certs(&ctx, &names, force, client_certs),
+        Cmd::Restart { names } => cmds::lifecycle::restart(&ctx, &names),
+        Cmd::Rm { names, force, yes } => cmds::lifecycle::rm(&ctx, &names, force, yes),
+        Cmd::Ssh { args } => cmds::sshcmd::ssh(&ctx, &args, cli.native_ssh),
+        Cmd::Scp { src, dst, recursive, delta, quiet } => cmds::sshcmd::scp(&ctx, &cmds::sshcmd::ScpArgs { src, dst, recursive, delta, quiet }),
+        Cmd::Start { names } => cmds::lifecycle::start(&ctx, &names),
+        Cmd::Status { name } => cmds::misc::status(&ctx, name.as_deref()),
+        Cmd::Stop { names } => cmds::lifecycle::stop(&ctx, &names),
+        Cmd::Upgrade { names } => cmds::misc::upgrade(&ctx, &names),
+        Cmd::Url { name } => cmds::misc::url(&ctx, name.as_deref()),
+        Cmd::Version { name } => cmds::misc::version(&ctx, name.as_deref()),
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::InvalidSubcommand => {
+                    let bad = match e.get(clap::error::ContextKind::InvalidSubcommand) {
+                        Some(clap::error::ContextValue::String(s)) => s.clone(),
+                        _ => String::new(),
+                    };
+                    eprintln!("machine: '{bad}' is not a machine command. See 'machine --help'.");
+                    std::process::exit(1);
+                }
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+                _ => {
+                    let _ = e.print();
+                    std::process::exit(1);
+                }
+            }
+        }
+    };
+    init_tracing(cli.debug);
+    if let Err(e) = run(cli) {
+        let text = e.to_string();
+        if !text.is_empty() {
+            eprintln!("{text}");
+        }
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,185 @@
+//! Helpers of the `machine` end-to-end tests: a test network (a bridge from a testground slot)
+//! with SSH hosts in network namespaces (provision's `nshost`, the same machinery as the `local`
+//! driver), and a `machine` CLI bound to a private store. Everything is removed on drop.
+#![allow(dead_code)]
+use provision::nshost::{self, NsHost};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+#[allow(unused_imports)]
+pub use testground::{require_root, Output};
+
+pub const MACHINE: &str = env!("CARGO_BIN_EXE_machine");
+/// The `swarm` binary installed on hosts: `$FLOTILLA_SWARM_BIN` (e.g. a build with more
+/// subcommands), else the one cargo built for this test.
+pub fn swarm() -> String {
+    std::env::var("FLOTILLA_SWARM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_swarm").to_string())
+}
+
+/// A bridge with its own /24 (from a testground slot, so parallel tests never clash).
+pub struct Net {
+    pub slot: testground::slot::Slot,
+    next: AtomicU32,
+}
+
+impl Net {
+    pub fn new() -> Net {
+        let slot = testground::slot::Slot::acquire();
+        let gw: Ipv4Addr = slot.gateway().parse().expect("gateway");
+        nshost::ensure_bridge(&slot.bridge, gw, 24).unwrap_or_else(|e| panic!("bridge: {e}"));
+        Net { slot, next: AtomicU32::new(2) }
+    }
+    pub fn bridge(&self) -> &str {
+        &self.slot.bridge
+    }
+    pub fn gateway(&self) -> String {
+        self.slot.gateway()
+    }
+    /// `10.16X.Y.0/24`
+    pub fn subnet(&self) -> String {
+        format!("{}0/24", self.slot.prefix())
+    }
+    /// A new SSH host on this network, with `authorized_keys` for root.
+    pub fn host(&self, name: &str, authorized_keys: &str) -> TestHost {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let dir = tempfile::Builder::new().prefix("flm-host-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let ns = NsHost {
+            id: nshost::short_id(&[&dir.path().display().to_string(), name]),
+            hostname: format!("{name}-base"),
+            dir: dir.path().to_path_buf(),
+            bridge: self.slot.bridge.clone(),
+            ip: format!("{}{n}", self.slot.prefix()).parse().expect("ip"),
+            prefix: 24,
+            gateway: self.gateway().parse().expect("gw"),
+        };
+        ns.prepare(authorized_keys).unwrap_or_else(|e| panic!("host {name}: {e}"));
+        ns.start().unwrap_or_else(|e| panic!("host {name}: {e}"));
+        let h = TestHost { ns, _dir: dir };
+        assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open(&h.ip(), 22, Duration::from_millis(300))), "sshd of {name} not listening; log:\n{}", h.log());
+        h
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        nshost::remove_bridge(&self.slot.bridge);
+    }
+}
+
+pub struct TestHost {
+    pub ns: NsHost,
+    _dir: tempfile::TempDir,
+}
+
+impl TestHost {
+    pub fn ip(&self) -> String {
+        self.ns.ip.to_string()
+    }
+    /// `--engine-opt` keeping the engine's cgroups inside the host's own.
+    pub fn cgroup_opt(&self) -> String {
+        format!("cgroup-parent={}/engine", self.ns.cgroup())
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.ns.log_file()).unwrap_or_default()
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.ns.destroy();
+    }
+}
+
+/// An ed25519 key pair (private key path, public key text).
+pub fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let k = dir.join(name);
+    let o = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&k).output().expect("ssh-keygen");
+    assert!(o.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&o.stderr));
+    let pubk = std::fs::read_to_string(k.with_extension("pub")).expect("pub key");
+    (k, pubk)
+}
+
+/// The `machine` CLI on a private store, and a docker CLI config of its own.
+pub struct Cli {
+    pub dir: tempfile::TempDir,
+}
+
+impl Cli {
+    pub fn new() -> Cli {
+        Cli { dir: tempfile::Builder::new().prefix("flm-store-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")) }
+    }
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+    pub fn machine_with(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(MACHINE);
+        c.arg("-s").arg(self.store()).arg("--swarm-binary").arg(swarm()).args(args);
+        c.env_remove("DOCKER_HOST").env("SHELL", "/bin/bash").env("HOME", self.dir.path());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        testground::cmd::run(&mut c, stdin, Duration::from_secs(300))
+    }
+    pub fn machine(&self, args: &[&str]) -> Output {
+        self.machine_with(args, None, &[])
+    }
+    /// Runs `machine`, panicking with its output unless it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.machine(args);
+        assert!(o.success(), "machine failed:\n{o}");
+        o.stdout
+    }
+    /// The variables `machine env NAME [flags]` exports.
+    pub fn env_vars(&self, args: &[&str]) -> Vec<(String, String)> {
+        let mut a = vec!["env"];
+        a.extend_from_slice(args);
+        let out = self.ok(&a);
+        out.lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect()
+    }
+    /// The docker CLI with `machine env` of `name` applied.
+    pub fn docker(&self, env_args: &[&str], args: &[&str]) -> Output {
+        let vars = self.env_vars(env_args);
+        let mut c = Command::new(testground::engine::docker_cli());
+        c.args(args).env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        for v in ["DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"] {
+            c.env_remove(v);
+        }
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        testground::cmd::run(&mut c, None, Duration::from_secs(120))
+    }
+    pub fn docker_ok(&self, env_args: &[&str], args: &[&str]) -> String {
+        let o = self.docker(env_args, args);
+        assert!(o.success(), "docker failed:\n{o}");
+        o.stdout
+    }
+    pub fn load_busybox(&self, name: &str) {
+        let p = testground::busybox_image_archive();
+        self.docker_ok(&[name], &["load", "-i", &p.display().to_string()]);
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        // Take down whatever the test left (local hosts, bridges), even after a failure.
+        let o = self.machine(&["ls", "-q"]);
+        let names: Vec<&str> = o.stdout.lines().filter(|l| !l.is_empty()).collect();
+        if !names.is_empty() {
+            let mut a = vec!["rm", "-f", "-y"];
+            a.extend(names);
+            let _ = self.machine(&a);
+        }
+    }
+}
+
+/// The ls row of `name` split on whitespace.
+pub fn ls_row(ls: &str, name: &str) -> Vec<String> {
+    ls.lines().find(|l| l.split_whitespace().next() == Some(name)).map(|l| l.split_whitespace().map(String::from).collect()).unwrap_or_default()
+}

@@ -1,0 +1,105 @@
+//! `machine create --swarm [--swarm-master]`: local hosts joined through the token service,
+//! then the docker CLI through the manager (`machine env --swarm`). Parts whose `swarm`
+//! subcommands (token-service, join, manage) this build lacks are skipped with a message.
+mod machine_support;
+use machine_support::*;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn has_subcommand(sub: &str) -> bool {
+    Command::new(swarm()).args([sub, "--help"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on `ip`.
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+#[test]
+fn swarm_cluster_through_the_manager() {
+    require_root!();
+    if !has_subcommand("token-service") || !has_subcommand("join") {
+        eprintln!("skipping: this swarm binary has no token-service/join");
+        return;
+    }
+    let slot = testground::slot::Slot::acquire();
+    let cli = Cli::new();
+    let subnet = format!("{}0/24", slot.prefix());
+    let local = ["-d", "local", "--local-bridge", slot.bridge.as_str(), "--local-subnet", subnet.as_str()];
+    // The token service listens everywhere; hosts reach it at the bridge's address.
+    let gw = slot.gateway();
+    let port = free_port("0.0.0.0");
+    let data = cli.dir.path().join("token-data");
+    let ts = Proc(
+        Command::new(swarm())
+            .args(["token-service", "--listen", &format!("0.0.0.0:{port}"), "--data"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("token service"),
+    );
+    assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open("127.0.0.1", port, Duration::from_millis(200))));
+    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://127.0.0.1:{port}/v1")]).output().expect("swarm create");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let disc = format!("token://{gw}:{port}/{token}");
+    let manage = has_subcommand("manage");
+
+    let mut a = vec!["create"];
+    a.extend(local);
+    a.extend(["--swarm", "--swarm-discovery", disc.as_str(), "--swarm-join-opt", "heartbeat=1s", "--swarm-join-opt", "ttl=5s"]);
+    if manage {
+        a.extend(["--swarm-master", "--swarm-strategy", "binpack", "--swarm-opt", "heartbeat=1s"]);
+    }
+    a.push("sm");
+    let o = cli.machine(&a);
+    assert!(o.success(), "{o}");
+    let mut a = vec!["create"];
+    a.extend(local);
+    a.extend(["--swarm", "--swarm-discovery", disc.as_str(), "--swarm-join-opt", "heartbeat=1s", "--swarm-join-opt", "ttl=5s", "sn"]);
+    cli.ok(&a);
+
+    // Both engines registered in discovery.
+    let (ip_m, ip_n) = (cli.ok(&["ip", "sm"]).trim().to_string(), cli.ok(&["ip", "sn"]).trim().to_string());
+    let listed = || String::from_utf8_lossy(&Command::new(swarm()).args(["list", &disc]).output().expect("list").stdout).into_owned();
+    assert!(
+        testground::wait_until(Duration::from_secs(20), || {
+            let l = listed();
+            l.contains(&format!("{ip_m}:2376")) && l.contains(&format!("{ip_n}:2376"))
+        }),
+        "swarm list: {}",
+        listed()
+    );
+    if !manage {
+        eprintln!("skipping the manager part: this swarm binary has no manage");
+        return;
+    }
+    let ls = cli.ok(&["ls"]);
+    assert_eq!(ls_row(&ls, "sm")[5..7], ["sm".to_string(), "(master)".into()], "{ls}");
+    assert_eq!(ls_row(&ls, "sn")[5], "sm", "{ls}");
+    let vars = cli.env_vars(&["--swarm", "sm"]);
+    assert_eq!(vars[1].1, format!("tcp://{ip_m}:3376"));
+    let o = cli.machine(&["env", "--swarm", "sn"]);
+    assert!(o.stderr.contains("\"sn\" is not a swarm master."), "{o}");
+    // docker info through the manager shows both nodes; docker run works through it.
+    assert!(
+        testground::wait_until(Duration::from_secs(60), || cli.docker(&["--swarm", "sm"], &["info"]).stdout.contains("Nodes: 2")),
+        "{}",
+        cli.docker(&["--swarm", "sm"], &["info"])
+    );
+    for m in ["sm", "sn"] {
+        cli.load_busybox(m);
+    }
+    let out = cli.docker_ok(&["--swarm", "sm"], &["run", "--rm", "busybox", "echo", "via manager"]);
+    assert_eq!(out.trim(), "via manager");
+    drop(ts);
+}
