@@ -33,6 +33,8 @@ pub struct SimNode {
     containers: Mutex<HashMap<String, SimContainer>>,
     events: broadcast::Sender<Bytes>,
     seq: AtomicU64,
+    /// Answer `/events` with 404 (the manager then polls): one connection less per node.
+    pub no_events: std::sync::atomic::AtomicBool,
 }
 
 impl SimNode {
@@ -46,6 +48,7 @@ impl SimNode {
             containers: Mutex::new(HashMap::new()),
             events: broadcast::channel(256).0,
             seq: AtomicU64::new(0),
+            no_events: Default::default(),
         })
     }
 
@@ -155,6 +158,7 @@ async fn handle(State(node): State<Arc<SimNode>>, req: Request) -> Response {
                 _ => err(StatusCode::NOT_FOUND, "page not found".into()),
             }
         }
+        ("GET", ["events"]) if node.no_events.load(Ordering::Relaxed) => err(StatusCode::NOT_FOUND, "page not found".into()),
         ("GET", ["events"]) => {
             let rx = node.events.subscribe();
             let s = futures_util::stream::unfold(rx, |mut rx| async move {

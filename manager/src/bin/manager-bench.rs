@@ -1,10 +1,12 @@
 //! Manager benchmark: N simulated nodes (a child process, one loopback port each), one manager
 //! (in this process), placements through its HTTP API.
 //!
-//! `manager-bench [--nodes N] [--creates K] [--concurrency C] [--containers T]`
+//! `manager-bench [--nodes N] [--creates K] [--concurrency C] [--containers T] [--poll]`
+//! (`--poll`: the nodes have no event stream, so the manager holds one connection less per
+//! node and keeps them current by refreshing and by inspecting after each create.)
 //! prints: placements/s sequential and C-way concurrent, p50/p99 create latency, `docker info`
 //! and `docker ps -a` latency once T containers exist, and the manager's memory.
-//! (`manager-bench sim N FILE` is the simulator child.)
+//! (`manager-bench sim FIRST N poll|events FILE` is a simulator child.)
 use manager::sim::{serve, SimNode};
 use manager::{Cluster, ClusterOpts};
 use std::sync::Arc;
@@ -44,14 +46,27 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn sim_child(n: usize, file: &str) {
-    let nodes: Vec<Arc<SimNode>> = (0..n).map(|i| SimNode::new(&format!("sim-{i}"), 64, 256 << 30, &[])).collect();
+async fn sim_child(first: usize, n: usize, poll: bool, file: &str) {
+    let nodes: Vec<Arc<SimNode>> = (first..first + n)
+        .map(|i| {
+            let node = SimNode::new(&format!("sim-{i}"), 64, 256 << 30, &[]);
+            node.no_events.store(poll, std::sync::atomic::Ordering::Relaxed);
+            node
+        })
+        .collect();
     let token = manager::CancellationToken::new();
     let addrs = serve(nodes, token.clone()).await.expect("bind simulated nodes");
     std::fs::write(file, addrs.join("\n")).expect("write addresses");
     std::future::pending::<()>().await;
 }
 
+/// Nodes per simulator process (each node holds a listener and one or two connections; the
+/// file-descriptor limit here is 20,000).
+const PER_CHILD: usize = 3000;
+
+static FAILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One create through the manager; failures are counted (and the first few printed).
 async fn create(client: &reqwest::Client, base: &str) -> Duration {
     let t = Instant::now();
     let r = client
@@ -59,10 +74,27 @@ async fn create(client: &reqwest::Client, base: &str) -> Duration {
         .header("Content-Type", "application/json")
         .body(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576}}"#)
         .send()
-        .await
-        .expect("create");
-    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
-    let _ = r.bytes().await;
+        .await;
+    let ok = match r {
+        Ok(r) if r.status().as_u16() == 201 => {
+            let _ = r.bytes().await;
+            true
+        }
+        Ok(r) => {
+            let msg = r.text().await.unwrap_or_default();
+            if FAILED.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+                eprintln!("create failed: {msg}");
+            }
+            false
+        }
+        Err(e) => {
+            eprintln!("create failed: {e}");
+            false
+        }
+    };
+    if !ok {
+        FAILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     t.elapsed()
 }
 
@@ -72,22 +104,34 @@ async fn timed_get(client: &reqwest::Client, url: &str) -> (Duration, usize) {
     (t.elapsed(), b.len())
 }
 
-async fn bench(n: usize, creates: usize, conc: usize, total: usize) {
-    let file = std::env::temp_dir().join(format!("manager-bench-{}.addrs", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
-        .args(["sim", &n.to_string(), &file.display().to_string()])
-        .spawn()
-        .expect("spawn simulator");
-    let addrs = loop {
-        if let Ok(s) = std::fs::read_to_string(&file) {
-            if s.lines().count() == n {
-                break s;
+async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) {
+    let mut children = vec![];
+    let mut files = vec![];
+    for (k, first) in (0..n).step_by(PER_CHILD).enumerate() {
+        let count = PER_CHILD.min(n - first);
+        let file = std::env::temp_dir().join(format!("manager-bench-{}-{k}.addrs", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let child = std::process::Command::new(std::env::current_exe().expect("own path"))
+            .args(["sim", &first.to_string(), &count.to_string(), if poll { "poll" } else { "events" }, &file.display().to_string()])
+            .spawn()
+            .expect("spawn simulator");
+        children.push(child);
+        files.push((file, count));
+    }
+    let mut addrs = String::new();
+    for (file, count) in &files {
+        loop {
+            if let Ok(s) = std::fs::read_to_string(file) {
+                if s.lines().count() == *count {
+                    addrs.push_str(&s);
+                    addrs.push('\n');
+                    break;
+                }
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let entries: Vec<discovery::Entry> = addrs.lines().map(|a| discovery::Entry::parse(a).expect("address")).collect();
+    }
+    let entries: Vec<discovery::Entry> = addrs.lines().filter(|l| !l.is_empty()).map(|a| discovery::Entry::parse(a).expect("address")).collect();
     let token = manager::CancellationToken::new();
     let cluster = Cluster::new(ClusterOpts::default(), None, token.clone()).expect("cluster");
     let t = Instant::now();
@@ -171,7 +215,7 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize) {
     ps.sort();
     let rss = rss_mib(std::process::id());
     println!(
-        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {have} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s |",
+        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {have} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {} |",
         pct(&seq, 0.5),
         pct(&seq, 0.99),
         pct(&con, 0.5),
@@ -181,11 +225,16 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize) {
         pct(&ps, 0.5),
         ps_bytes as f64 / (1 << 20) as f64,
         join.as_secs_f64(),
+        FAILED.load(std::sync::atomic::Ordering::Relaxed),
     );
     token.cancel();
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_file(&file);
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    for (f, _) in files {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 fn main() {
@@ -194,15 +243,17 @@ fn main() {
     raise_fd_limit();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     if args.get(1).map(String::as_str) == Some("sim") {
-        let n: usize = args.get(2).and_then(|a| a.parse().ok()).expect("sim N FILE");
-        rt.block_on(sim_child(n, args.get(3).expect("sim N FILE")));
+        let num = |i: usize| -> usize { args.get(i).and_then(|a| a.parse().ok()).expect("sim FIRST N poll|events FILE") };
+        let poll = args.get(4).is_some_and(|a| a == "poll");
+        rt.block_on(sim_child(num(2), num(3), poll, args.get(5).expect("sim FIRST N poll|events FILE")));
         return;
     }
     let nodes = arg(&args, "--nodes", 100);
     let creates = arg(&args, "--creates", 5000);
     let conc = arg(&args, "--concurrency", 32);
     let total = arg(&args, "--containers", 100_000);
-    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    rt.block_on(bench(nodes, creates, conc, total));
+    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | failed creates |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let poll = args.iter().any(|a| a == "--poll");
+    rt.block_on(bench(nodes, creates, conc, total, poll));
 }

@@ -35,6 +35,32 @@ impl NodeSource for mpsc::Receiver<Vec<Entry>> {
     }
 }
 
+/// A discovery watch (`Discovery::watch`: full sets, or errors while the backend is
+/// unreachable). Errors are logged and the current node set is kept.
+impl<E: std::fmt::Display + Send + 'static> NodeSource for mpsc::Receiver<Result<Vec<Entry>, E>> {
+    fn watch(mut self, stop: CancellationToken) -> mpsc::Receiver<Vec<Entry>> {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    ev = self.recv() => ev,
+                };
+                match ev {
+                    None => return,
+                    Some(Ok(set)) => {
+                        if tx.send(set).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "discovery failed; keeping the current node set"),
+                }
+            }
+        });
+        rx
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +68,17 @@ mod tests {
     async fn static_list_is_sent_once() {
         let mut rx = StaticNodes::parse("nodes://127.0.0.1:[1:2]").unwrap().watch(CancellationToken::new());
         assert_eq!(rx.recv().await.unwrap().len(), 2);
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn watch_errors_keep_the_set() {
+        let (tx, raw) = mpsc::channel::<Result<Vec<Entry>, String>>(4);
+        let mut rx = raw.watch(CancellationToken::new());
+        tx.send(Err("etcd down".into())).await.unwrap();
+        tx.send(Ok(vec![Entry::parse("10.0.0.1:2375").unwrap()])).await.unwrap();
+        drop(tx);
+        assert_eq!(rx.recv().await.unwrap().len(), 1);
         assert!(rx.recv().await.is_none());
     }
 }
