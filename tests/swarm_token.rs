@@ -33,6 +33,32 @@ fn token_service_agents_in_two_hosts() {
     run_container_at(&advertise(h1));
     run_container_at(&advertise(h2));
 
+    // A manager watching the same token sees both agents as one cluster.
+    struct Proc(std::process::Child);
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let _mgr = Proc(
+        std::process::Command::new(testground::engine::swarm_bin())
+            .args(["manage", "-H", &format!("tcp://{maddr}"), "--heartbeat", "1s"])
+            .args(["--discovery-url", &format!("http://{svc_on_bridge}/v1"), &format!("token://{token}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start swarm manage"),
+    );
+    let info = || {
+        let mut c = std::process::Command::new(testground::engine::docker_cli());
+        c.args(["-H", &format!("tcp://{maddr}"), "info"]).env("DOCKER_CONFIG", svc.data());
+        testground::cmd::run(&mut c, None, Duration::from_secs(20))
+    };
+    let seen = testground::wait_until(Duration::from_secs(30), || info().stdout.contains("Nodes: 2"));
+    assert!(seen, "the manager must find both agents through token discovery: {}", info());
+
     // The token service restarts (crash) under running agents: the cluster and its entries survive.
     svc.kill();
     svc.start_again();

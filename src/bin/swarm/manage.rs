@@ -31,6 +31,9 @@ pub struct ManageArgs {
     /// Discovery option k=v (passed to the discovery backend).
     #[arg(long = "discovery-opt")]
     discovery_opt: Vec<String>,
+    /// Base URL of the token service for token://<token> discovery.
+    #[arg(long = "discovery-url", env = "SWARM_DISCOVERY_URL")]
+    discovery_url: Option<String>,
     /// Cluster driver (only "swarm").
     #[arg(short = 'c', long = "cluster-driver", default_value = "swarm")]
     cluster_driver: String,
@@ -167,10 +170,21 @@ fn tls_opts(a: &ManageArgs) -> anyhow::Result<Option<manager::tls::TlsOptions>> 
 
 /// The node source for a discovery URL. Only static lists for now; token, etcd and file
 /// backends plug in here as a watch channel (see manager::NodeSource).
-fn node_source(url: &str) -> anyhow::Result<manager::StaticNodes> {
+/// Where the manager learns its nodes: a static list, or a discovery backend it watches.
+enum Source {
+    Static(manager::StaticNodes),
+    Watch(discovery::Backend),
+}
+
+fn node_source(url: &str, opts: &[String], token_url: Option<String>) -> anyhow::Result<Source> {
     match url.split_once("://") {
-        None | Some(("nodes", _)) => manager::StaticNodes::parse(url).map_err(|e| anyhow::anyhow!("discovery {url:?}: {e}")),
-        Some((scheme, _)) => bail!("discovery {scheme}:// is not available in this build yet; use nodes://ip:port,…"),
+        None | Some(("nodes", _)) => {
+            Ok(Source::Static(manager::StaticNodes::parse(url).map_err(|e| anyhow::anyhow!("discovery {url:?}: {e}"))?))
+        }
+        Some(_) => {
+            let opts = discovery::DiscoveryOpts::parse(opts, token_url)?;
+            Ok(Source::Watch(discovery::Backend::from_url(url, &opts)?))
+        }
     }
 }
 
@@ -203,10 +217,10 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
         }
     }
     let discovery = a.discovery.clone().context("a discovery URL is required (argument or $SWARM_DISCOVERY), e.g. nodes://10.0.0.1:2375,10.0.0.2:2375")?;
-    let source = node_source(&discovery)?;
+    let source = node_source(&discovery, &a.discovery_opt, a.discovery_url.clone())?;
+    let heartbeat = a.heartbeat;
     let hosts = a.host.iter().map(|h| manager::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
     let cfg = manager::ManagerConfig { hosts, insecure_tcp: a.insecure_tcp, tls: tls_opts(&a)?, cluster: cluster_opts(&a)? };
-    let _ = a.discovery_opt;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let token = manager::CancellationToken::new();
@@ -216,7 +230,14 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
             tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
             t.cancel();
         });
-        manager::run(cfg, source, token).await.map_err(anyhow::Error::from)
+        match source {
+            Source::Static(nodes) => manager::run(cfg, nodes, token).await.map_err(anyhow::Error::from),
+            Source::Watch(backend) => {
+                use discovery::Discovery;
+                let rx = backend.watch(heartbeat, token.clone());
+                manager::run(cfg, rx, token).await.map_err(anyhow::Error::from)
+            }
+        }
     })
 }
 
