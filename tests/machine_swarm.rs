@@ -103,3 +103,41 @@ fn swarm_cluster_through_the_manager() {
     assert_eq!(out.trim(), "via manager");
     drop(ts);
 }
+
+/// A manager alone (`--swarm-master` without `--swarm`) over a static node list: the docker
+/// CLI through `machine env --swarm` sees both engines and runs containers on them.
+#[test]
+fn swarm_master_over_static_nodes() {
+    require_root!();
+    if !has_subcommand("manage") {
+        eprintln!("skipping: this swarm binary has no manage");
+        return;
+    }
+    let slot = testground::slot::Slot::acquire();
+    let cli = Cli::new();
+    let subnet = format!("{}0/24", slot.prefix());
+    let local = ["-d", "local", "--local-bridge", slot.bridge.as_str(), "--local-subnet", subnet.as_str()];
+    let mut a = vec!["create"];
+    a.extend(local);
+    a.extend(["n1", "n2"]);
+    cli.ok(&a);
+    let ips: Vec<String> = ["n1", "n2"].iter().map(|m| cli.ok(&["ip", m]).trim().to_string()).collect();
+    let disc = format!("nodes://{}:2376,{}:2376", ips[0], ips[1]);
+    let mut a = vec!["create"];
+    a.extend(local);
+    a.extend(["--swarm-master", "--swarm-discovery", disc.as_str(), "--swarm-opt", "heartbeat=1s", "sm"]);
+    let o = cli.machine(&a);
+    assert!(o.success(), "{o}");
+    let ls = cli.ok(&["ls"]);
+    assert_eq!(ls_row(&ls, "sm")[5..7], ["sm".to_string(), "(master)".into()], "{ls}");
+    for m in ["n1", "n2"] {
+        cli.load_busybox(m);
+    }
+    assert!(
+        testground::wait_until(Duration::from_secs(60), || cli.docker(&["--swarm", "sm"], &["info"]).stdout.contains("Nodes: 2")),
+        "{}",
+        cli.docker(&["--swarm", "sm"], &["info"])
+    );
+    let out = cli.docker_ok(&["--swarm", "sm"], &["run", "--rm", "busybox", "echo", "via manager"]);
+    assert_eq!(out.trim(), "via manager");
+}
