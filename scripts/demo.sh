@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job (for now): install what is needed, build, start a Flotilla engine on a private
-# socket and data root, import the busybox image, and drive it with the standard docker CLI:
-# `docker version` and `docker run --rm busybox echo hello`. Everything is stopped and removed
-# on exit. Run as root on Debian 12.
+# The main job: install what is needed, build, start a Flotilla engine on a private socket and
+# data root, import the busybox image, and drive it with the standard docker CLI (`docker
+# version`, `docker run --rm busybox echo hello`); then the local cluster demo
+# (scripts/machine-demo.sh: token service, three `local` machines, a swarm manager).
+# Everything is stopped and removed on exit. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -45,3 +46,9 @@ docker images
 echo "== docker run --rm busybox echo hello"
 docker run --rm busybox echo hello || fail "docker run"
 echo "== done; stopping the engine and cleaning up"
+cleanup
+trap - EXIT
+# Then the cluster: a token service, three `local` machines (one the swarm master) and
+# containers spread across them through the manager.
+echo "== the local cluster demo"
+exec ./scripts/machine-demo.sh
