@@ -208,8 +208,23 @@ pub fn remove_cgroups(parent: &str, notes: &mut Vec<String>) {
     }
 }
 
-/// Deletes the bridge and every link enslaved to it.
+/// Deletes the bridge, every link enslaved to it, and the engine's other bridges (user
+/// networks are named `<bridge>-<hex>`, tests' custom bridge names start with the bridge name).
 pub fn remove_links(bridge: &str, notes: &mut Vec<String>) {
+    if bridge.is_empty() {
+        return;
+    }
+    let o = run_args("ip", &["-o", "link", "show", "type", "bridge"]);
+    for l in o.stdout.lines() {
+        let name = l.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("")).unwrap_or("");
+        if name != bridge && name.starts_with(bridge) {
+            remove_one_bridge(name, notes);
+        }
+    }
+    remove_one_bridge(bridge, notes);
+}
+
+fn remove_one_bridge(bridge: &str, notes: &mut Vec<String>) {
     let o = run_args("ip", &["-o", "link", "show", "master", bridge]);
     for l in o.stdout.lines() {
         if let Some(name) = l.split(':').nth(1) {
