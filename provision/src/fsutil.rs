@@ -1,31 +1,13 @@
 //! Atomic file writes for the store (temp file, fsync, rename, fsync dir) and a file lock.
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Writes `data` to `path` atomically with the given mode: readers see the old or the new
-/// content, never a mix, and a crash leaves no partial file.
+/// Writes `data` to `path` atomically and durably, created with `mode` (the shared helper).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent"))?;
-    fs::create_dir_all(dir)?;
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    name.push(format!(".{}.{nanos}.tmp", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let res = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    ::fsutil::write_atomic_mode(path, data, mode)
 }
 
 /// An exclusive flock(2) on a file, released on drop (or when the process dies).
@@ -57,6 +39,7 @@ impl FileLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_write_sets_mode_and_replaces() {
