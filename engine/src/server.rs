@@ -90,7 +90,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
                 if let Some(tls) = tls.clone() {
                     tracing::info!(addr = %h, "API listening (TLS)");
                     tasks.spawn(async move {
-                        serve_tls(l, tokio_rustls::TlsAcceptor::from(tls), app, token).await;
+                        apiserve::serve_tls(l, tokio_rustls::TlsAcceptor::from(tls), app, token).await;
                         Ok(())
                     });
                     continue;
@@ -113,51 +113,4 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     }
     tracing::info!("engine stopped");
     Ok(())
-}
-
-/// Accepts TLS connections and serves the API on each (upgrades included, for attach/exec).
-async fn serve_tls<S>(l: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: S, token: CancellationToken)
-where
-    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use tower::ServiceExt;
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = l.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = token.cancelled() => return,
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
-        });
-    }
 }

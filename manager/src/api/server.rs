@@ -79,7 +79,7 @@ pub async fn serve(app: Router, hosts: &[Listen], tls: Option<Arc<rustls::Server
                 match tls.clone() {
                     Some(tls) => {
                         tracing::info!(addr = %h, "manager API listening (TLS)");
-                        tasks.spawn(serve_tls(l, tokio_rustls::TlsAcceptor::from(tls), app, token));
+                        tasks.spawn(apiserve::serve_tls(l, tokio_rustls::TlsAcceptor::from(tls), app, token));
                     }
                     None => {
                         tracing::info!(addr = %h, "manager API listening");
@@ -100,46 +100,6 @@ pub async fn serve(app: Router, hosts: &[Listen], tls: Option<Arc<rustls::Server
         }
     }
     Ok(())
-}
-
-/// Accepts TLS connections and serves the router on each (upgrades included).
-async fn serve_tls(l: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: Router, token: CancellationToken) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use tower::ServiceExt;
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = l.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = token.cancelled() => return,
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
-        });
-    }
 }
 
 #[cfg(test)]
