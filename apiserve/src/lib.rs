@@ -8,6 +8,51 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// A `-H` address: `unix:///path`, `tcp://ip:port`, bare `ip:port` or `:port` (all addresses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+impl Listen {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            if p.is_empty() {
+                return Err(format!("invalid host {s:?}: unix socket path is empty"));
+            }
+            return Ok(Listen::Unix(PathBuf::from(p)));
+        }
+        if s.contains("://") && !s.starts_with("tcp://") {
+            return Err(format!("invalid host {s:?}: only unix:// and tcp:// are supported"));
+        }
+        let rest = s.strip_prefix("tcp://").unwrap_or(s);
+        if rest.starts_with('/') {
+            return Ok(Listen::Unix(PathBuf::from(rest)));
+        }
+        let rest = rest.trim_end_matches('/');
+        let rest = if rest.starts_with(':') { format!("0.0.0.0{rest}") } else { rest.to_string() };
+        let rest = if rest.starts_with("localhost:") { rest.replacen("localhost", "127.0.0.1", 1) } else { rest };
+        rest.parse().map(Listen::Tcp).map_err(|_| format!("invalid host {s:?}: expected tcp://IP:PORT or unix:///path"))
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Listen::Unix(_) => true,
+            Listen::Tcp(a) => a.ip().is_loopback(),
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(p) => write!(f, "unix://{}", p.display()),
+            Listen::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("could not read {what} {path}: {detail}")]
@@ -24,6 +69,31 @@ pub struct TlsOptions {
     pub ca: Option<PathBuf>,
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+impl TlsOptions {
+    /// The `--tls/--tlsverify/--tlscacert/--tlscert/--tlskey` flags, checked together.
+    pub fn from_flags(
+        tls: bool,
+        verify: bool,
+        ca: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> Result<Option<TlsOptions>, TlsError> {
+        if tls || verify {
+            let (Some(cert), Some(key)) = (cert, key) else {
+                return Err(TlsError::Config("--tls/--tlsverify need --tlscert and --tlskey".into()));
+            };
+            if verify && ca.is_none() {
+                return Err(TlsError::Config("--tlsverify needs --tlscacert (the CA that signs the peers' certificates)".into()));
+            }
+            return Ok(Some(TlsOptions { verify, ca, cert, key }));
+        }
+        if cert.is_some() || key.is_some() || ca.is_some() {
+            return Err(TlsError::Config("--tlscert/--tlskey/--tlscacert need --tls or --tlsverify".into()));
+        }
+        Ok(None)
+    }
 }
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -121,5 +191,28 @@ where
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parses_hosts() {
+        assert_eq!(Listen::parse("unix:///tmp/x.sock").unwrap(), Listen::Unix("/tmp/x.sock".into()));
+        assert_eq!(Listen::parse("tcp://127.0.0.1:2375").unwrap(), Listen::Tcp("127.0.0.1:2375".parse().unwrap()));
+        assert_eq!(Listen::parse("tcp://:2375").unwrap(), Listen::Tcp("0.0.0.0:2375".parse().unwrap()));
+        assert_eq!(Listen::parse("localhost:1").unwrap(), Listen::Tcp("127.0.0.1:1".parse().unwrap()));
+        assert!(Listen::parse("tcp://nohost").is_err());
+        assert!(Listen::parse("fd://").is_err());
+        assert!(Listen::parse("unix://").is_err());
+    }
+    #[test]
+    fn tls_flags_are_checked_together() {
+        assert!(TlsOptions::from_flags(false, false, None, None, None).unwrap().is_none());
+        assert!(TlsOptions::from_flags(true, false, None, Some("/c".into()), None).unwrap_err().to_string().contains("--tlskey"));
+        assert!(TlsOptions::from_flags(false, true, None, Some("/c".into()), Some("/k".into())).is_err());
+        assert!(TlsOptions::from_flags(false, false, None, Some("/c".into()), None).is_err());
+        assert!(TlsOptions::from_flags(false, true, Some("/ca".into()), Some("/c".into()), Some("/k".into())).unwrap().unwrap().verify);
     }
 }

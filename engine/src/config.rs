@@ -2,46 +2,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A listener address from `-H`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    Unix(PathBuf),
-    Tcp(std::net::SocketAddr),
-}
-
-impl Listen {
-    /// Parses `unix:///path`, `tcp://host:port`, `fd://` is refused.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if let Some(p) = s.strip_prefix("unix://") {
-            if p.is_empty() {
-                return Err(format!("invalid host {s:?}: unix socket path is empty"));
-            }
-            return Ok(Listen::Unix(PathBuf::from(p)));
-        }
-        let rest = s.strip_prefix("tcp://").unwrap_or(s);
-        if rest.starts_with('/') {
-            return Ok(Listen::Unix(PathBuf::from(rest)));
-        }
-        if s.contains("://") && !s.starts_with("tcp://") {
-            return Err(format!("invalid host {s:?}: only unix:// and tcp:// are supported"));
-        }
-        let rest = rest.trim_end_matches('/');
-        let with_port = if rest.starts_with(':') { format!("0.0.0.0{rest}") } else { rest.to_string() };
-        with_port
-            .parse()
-            .map(Listen::Tcp)
-            .map_err(|_| format!("invalid host {s:?}: expected tcp://IP:PORT or unix:///path"))
-    }
-}
-
-impl std::fmt::Display for Listen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Listen::Unix(p) => write!(f, "unix://{}", p.display()),
-            Listen::Tcp(a) => write!(f, "tcp://{a}"),
-        }
-    }
-}
+/// A listener address from `-H` (shared with the manager).
+pub use apiserve::Listen;
 
 /// Everything the engine needs to start.
 #[derive(Debug, Clone)]
@@ -85,19 +47,5 @@ impl EngineConfig {
             cgroup_parent: "/flotilla".into(),
             tls: None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn parses_hosts() {
-        assert_eq!(Listen::parse("unix:///tmp/x.sock").unwrap(), Listen::Unix("/tmp/x.sock".into()));
-        assert_eq!(Listen::parse("tcp://127.0.0.1:2375").unwrap(), Listen::Tcp("127.0.0.1:2375".parse().unwrap()));
-        assert_eq!(Listen::parse("tcp://:2375").unwrap(), Listen::Tcp("0.0.0.0:2375".parse().unwrap()));
-        assert!(Listen::parse("tcp://nohost").is_err());
-        assert!(Listen::parse("fd://").is_err());
-        assert!(Listen::parse("unix://").is_err());
     }
 }

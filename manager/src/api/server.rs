@@ -1,51 +1,10 @@
 //! Listeners: unix sockets and TCP (optionally TLS), each serving the router with upgrades
 //! (attach/exec hijacks), until shutdown.
 use axum::Router;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// A `-H` address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    Unix(PathBuf),
-    Tcp(std::net::SocketAddr),
-}
-
-impl Listen {
-    /// `tcp://ip:port`, `unix:///path`, bare `ip:port` or `:port` (all addresses).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if let Some(p) = s.strip_prefix("unix://") {
-            if p.is_empty() {
-                return Err(format!("invalid host {s:?}: unix socket path is empty"));
-            }
-            return Ok(Listen::Unix(PathBuf::from(p)));
-        }
-        if s.contains("://") && !s.starts_with("tcp://") {
-            return Err(format!("invalid host {s:?}: only unix:// and tcp:// are supported"));
-        }
-        let rest = s.strip_prefix("tcp://").unwrap_or(s).trim_end_matches('/');
-        let rest = if rest.starts_with(':') { format!("0.0.0.0{rest}") } else { rest.to_string() };
-        let rest = if rest.starts_with("localhost:") { rest.replacen("localhost", "127.0.0.1", 1) } else { rest };
-        rest.parse().map(Listen::Tcp).map_err(|_| format!("invalid host {s:?}: expected tcp://IP:PORT or unix:///path"))
-    }
-
-    pub fn is_loopback(&self) -> bool {
-        match self {
-            Listen::Unix(_) => true,
-            Listen::Tcp(a) => a.ip().is_loopback(),
-        }
-    }
-}
-
-impl std::fmt::Display for Listen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Listen::Unix(p) => write!(f, "unix://{}", p.display()),
-            Listen::Tcp(a) => write!(f, "tcp://{a}"),
-        }
-    }
-}
+pub use apiserve::Listen;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -155,17 +155,7 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
         anyhow::bail!("invalid --cgroup-parent {:?}: must be an absolute cgroup path", a.cgroup_parent);
     }
     cfg.cgroup_parent = a.cgroup_parent;
-    if a.tls || a.tlsverify {
-        let (Some(cert), Some(key)) = (a.tlscert, a.tlskey) else {
-            anyhow::bail!("--tls/--tlsverify need --tlscert and --tlskey");
-        };
-        if a.tlsverify && a.tlscacert.is_none() {
-            anyhow::bail!("--tlsverify needs --tlscacert (the CA that signs client certificates)");
-        }
-        cfg.tls = Some(engine::tls::TlsOptions { verify: a.tlsverify, ca: a.tlscacert, cert, key });
-    } else if a.tlscert.is_some() || a.tlskey.is_some() || a.tlscacert.is_some() {
-        anyhow::bail!("--tlscert/--tlskey/--tlscacert need --tls or --tlsverify");
-    }
+    cfg.tls = engine::tls::TlsOptions::from_flags(a.tls, a.tlsverify, a.tlscacert, a.tlscert, a.tlskey)?;
     cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
     Ok(cfg)
 }

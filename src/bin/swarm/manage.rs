@@ -153,23 +153,9 @@ fn cluster_opts(a: &ManageArgs) -> anyhow::Result<manager::ClusterOpts> {
 }
 
 fn tls_opts(a: &ManageArgs) -> anyhow::Result<Option<manager::tls::TlsOptions>> {
-    if a.tls || a.tlsverify {
-        let (Some(cert), Some(key)) = (a.tlscert.clone(), a.tlskey.clone()) else {
-            bail!("--tls/--tlsverify need --tlscert and --tlskey");
-        };
-        if a.tlsverify && a.tlscacert.is_none() {
-            bail!("--tlsverify needs --tlscacert");
-        }
-        return Ok(Some(manager::tls::TlsOptions { verify: a.tlsverify, ca: a.tlscacert.clone(), cert, key }));
-    }
-    if a.tlscert.is_some() || a.tlskey.is_some() || a.tlscacert.is_some() {
-        bail!("--tlscert/--tlskey/--tlscacert need --tls or --tlsverify");
-    }
-    Ok(None)
+    Ok(manager::tls::TlsOptions::from_flags(a.tls, a.tlsverify, a.tlscacert.clone(), a.tlscert.clone(), a.tlskey.clone())?)
 }
 
-/// The node source for a discovery URL. Only static lists for now; token, etcd and file
-/// backends plug in here as a watch channel (see manager::NodeSource).
 /// Where the manager learns its nodes: a static list, or a discovery backend it watches.
 enum Source {
     Static(manager::StaticNodes),
