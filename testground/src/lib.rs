@@ -4,6 +4,8 @@
 //! - [`registry::Registry`]: a real `docker-registry` on a free 127.0.0.1 port;
 //! - [`engine::Engine`]: a temporary `swarm engine` with a docker CLI pointed at it;
 //! - [`hosts::TestNet`]: network-namespace hosts on a test bridge, each with its own address;
+//! - [`nspawn::SystemdNet`]: real Debian hosts with systemd as PID 1 (systemd-nspawn, a cached
+//!   debootstrap rootfs, an overlay per host) for the provisioner's systemd path;
 //! - [`etcd::Etcd`]: a real etcd on free ports (restartable, optionally with TLS);
 //! - [`cleanup`]: removal of processes, mounts, cgroups, bridges and iptables rules.
 //!
@@ -15,6 +17,7 @@ pub mod etcd;
 pub mod hosts;
 pub mod http;
 pub mod image;
+pub mod nspawn;
 pub mod registry;
 pub mod slot;
 pub mod tls;
