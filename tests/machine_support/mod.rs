@@ -114,8 +114,12 @@ impl Cli {
         self.dir.path().join("store")
     }
     pub fn machine_with(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+        self.machine_swarm_bin(&swarm(), args, stdin, env)
+    }
+    /// `machine` installing `swarm_bin` on hosts (e.g. for `upgrade` to a newer build).
+    pub fn machine_swarm_bin(&self, swarm_bin: &str, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
         let mut c = Command::new(MACHINE);
-        c.arg("-s").arg(self.store()).arg("--swarm-binary").arg(swarm()).args(args);
+        c.arg("-s").arg(self.store()).arg("--swarm-binary").arg(swarm_bin).args(args);
         c.env_remove("DOCKER_HOST").env("SHELL", "/bin/bash").env("HOME", self.dir.path());
         for (k, v) in env {
             c.env(k, v);

@@ -107,6 +107,7 @@ pub fn scp(ctx: &Ctx, a: &ScpArgs) -> Result<(), CommandError> {
     let mut keys = vec![];
     let mut ports = std::collections::BTreeSet::new();
     let mut rendered = vec![];
+    let mut machines = vec![];
     for s in &sides {
         match s {
             Side::Local(p) => rendered.push(p.clone()),
@@ -118,6 +119,7 @@ pub fn scp(ctx: &Ctx, a: &ScpArgs) -> Result<(), CommandError> {
                     keys.extend(["-i".to_string(), k.display().to_string()]);
                 }
                 rendered.push(format!("{}@{}:{path}", user.clone().unwrap_or(t.user.clone()), t.host));
+                machines.push(m);
             }
         }
     }
@@ -131,13 +133,8 @@ pub fn scp(ctx: &Ctx, a: &ScpArgs) -> Result<(), CommandError> {
         opts.extend(keys);
     }
     let mut cmd = if a.delta {
-        if !in_path("rsync") {
-            return Err(msg("scp --delta needs rsync, which is not installed"));
-        }
-        let ssh_cmd = format!("ssh {} -p {port}", opts.join(" "));
-        let mut c = Command::new("rsync");
-        c.arg("-e").arg(ssh_cmd).arg(if a.quiet { "-a" } else { "-av" });
-        c
+        check_rsync(ctx, &machines)?;
+        rsync_command(&opts, &port, a)
     } else {
         if !in_path("scp") {
             return Err(msg("machine scp needs the OpenSSH client (scp), which is not installed"));
@@ -162,6 +159,44 @@ pub fn scp(ctx: &Ctx, a: &ScpArgs) -> Result<(), CommandError> {
     }
 }
 
+/// `--delta` runs rsync here and on the machine (over `ssh`): both must have it, and rsync
+/// cannot copy between two remote hosts.
+fn check_rsync(ctx: &Ctx, machines: &[Machine]) -> Result<(), CommandError> {
+    if machines.len() > 1 {
+        return Err(msg("machine scp --delta copies between this host and one machine (rsync cannot copy between two remote hosts): copy without --delta, or in two steps"));
+    }
+    if !in_path("rsync") {
+        return Err(msg("machine scp --delta needs rsync on this host, which is not installed (e.g. apt-get install rsync)"));
+    }
+    for m in machines {
+        let c = m.ssh(Duration::from_secs(30))?;
+        let o = crate::ssh::Ssh::exec(&c, "command -v rsync >/dev/null 2>&1 || [ -x /usr/bin/rsync ]").map_err(msg)?;
+        if o.status != 0 {
+            return Err(msg(format!(
+                "machine scp --delta needs rsync on machine \"{n}\" too, which is not installed there: install it (e.g. `{p} ssh {n} sudo apt-get install -y rsync`) or copy without --delta",
+                n = m.name(),
+                p = ctx.prog
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `rsync -e "ssh <machine's options>"` preserving links, permissions and times (so the next
+/// run's quick check skips unchanged files and only changed blocks travel).
+fn rsync_command(ssh_opts: &[String], port: &str, a: &ScpArgs) -> Command {
+    let mut ssh = vec!["ssh".to_string()];
+    ssh.extend(ssh_opts.iter().map(|o| crate::ssh::quote(o)));
+    ssh.extend(["-p".into(), port.into()]);
+    let mut c = Command::new("rsync");
+    c.arg("-e").arg(ssh.join(" ")).arg("-lptgoD");
+    if a.recursive {
+        c.arg("-r");
+    }
+    c.arg(if a.quiet { "-q" } else { "--progress" });
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +209,13 @@ mod tests {
         assert_eq!(parse_side("localhost:/tmp/a", &ex), Side::Local("/tmp/a".into()));
         assert_eq!(parse_side("./a:b", &ex), Side::Local("./a:b".into()));
         assert_eq!(parse_side("other:/x", &ex), Side::Local("other:/x".into()));
+    }
+
+    #[test]
+    fn rsync_line() {
+        let opts = vec!["-o".to_string(), "LogLevel=quiet".into(), "-i".into(), "/k dir/id".into()];
+        let c = rsync_command(&opts, "2222", &ScpArgs { recursive: true, quiet: true, ..Default::default() });
+        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(args, ["-e", "ssh -o LogLevel=quiet -i '/k dir/id' -p 2222", "-lptgoD", "-r", "-q"]);
     }
 }

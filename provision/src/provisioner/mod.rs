@@ -350,7 +350,8 @@ impl Provisioner<'_> {
         for svc in Svc::ALL.iter().rev() {
             cmd += &format!("[ -f {ctl} ] && sh {ctl} stop {n}; rm -f {u}; ", ctl = files::CTL, n = svc.name(), u = svc.unit_path());
         }
-        cmd += &format!("rm -rf {} {}; true", files::REMOTE_DIR, files::REMOTE_BIN);
+        // systemd forgets the removed units only on a reload.
+        cmd += &format!("rm -rf {} {}; [ -d /run/systemd/system ] && systemctl daemon-reload; true", files::REMOTE_DIR, files::REMOTE_BIN);
         self.root(&cmd)?;
         Ok(())
     }
