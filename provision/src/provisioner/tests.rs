@@ -201,3 +201,17 @@ fn non_root_users_go_through_sudo() {
     assert!(execs.iter().any(|c| c.starts_with("exec sudo sh -c 'install -m 755 /tmp/.flotilla-upload-_usr_local_bin_swarm /usr/local/bin/swarm")), "{execs:?}");
     assert!(execs.iter().any(|c| c.starts_with("exec sudo sh -c 'sh /etc/flotilla/ctl.sh restart engine'")), "{execs:?}");
 }
+
+#[test]
+fn deprovision_stops_everything_and_reloads_systemd() {
+    let fx = fixture(true);
+    let sim = SimHost::new(DEBIAN);
+    let p = Provisioner { host: &fx.host, driver: &fx.driver, ssh: &sim, log: &|_| {} };
+    p.deprovision().unwrap();
+    let e = sim.execs().join("\n");
+    for svc in ["manager", "agent", "engine"] {
+        assert!(e.contains(&format!("sh /etc/flotilla/ctl.sh stop {svc}; rm -f /etc/systemd/system/flotilla-{svc}.service")), "{e}");
+    }
+    // A systemd host forgets the removed units (LoadState not-found) only after a reload.
+    assert!(e.contains("rm -rf /etc/flotilla /usr/local/bin/swarm; [ -d /run/systemd/system ] && systemctl daemon-reload"), "{e}");
+}
