@@ -40,7 +40,7 @@ fn run_ok(c: &mut Command, timeout: Duration) -> Result<Output> {
     Ok(o)
 }
 
-/// Cgroup hierarchies mounted here: (mount point, is cgroup2).
+/// Mount points of the cgroup hierarchies (v1 and v2) here.
 fn hierarchies() -> Vec<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     mounts

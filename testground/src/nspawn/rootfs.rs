@@ -10,13 +10,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Bump when the rootfs recipe changes: a new directory is built next to the old one.
-const ROOTFS_NAME: &str = "rootfs-bookworm-v1";
+const ROOTFS_NAME: &str = "rootfs-bookworm-v2";
 /// Packages on top of debootstrap's minbase: systemd as init, sshd, and what the provisioner
 /// and `machine scp --delta` use on a host (iptables, rsync).
 const INCLUDE: &str = "systemd,systemd-sysv,dbus,openssh-server,sudo,ca-certificates,iproute2,netbase,procps,iptables,rsync";
 
 /// nspawn mounts the v1 controllers read-only; an engine inside needs them writable.
-const CGROUP_RW_UNIT: &str = "[Unit]\nDescription=Writable cgroup controllers (flotilla test host)\nDefaultDependencies=no\n\
+const CGROUP_RW_UNIT: &str = "[Unit]\nDescription=Writable cgroup controllers (test host)\nDefaultDependencies=no\n\
 Before=sysinit.target\nConditionVirtualization=container\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n\
 ExecStart=/bin/sh -c 'for d in /sys/fs/cgroup/*/; do mount -o remount,bind,rw \"$d\" || true; done'\n\n\
 [Install]\nWantedBy=sysinit.target\n";
@@ -97,9 +97,9 @@ fn configure_rootfs(r: &Path) -> Result<()> {
     let pam = r.join("etc/pam.d/sshd");
     let text = std::fs::read_to_string(&pam)?;
     std::fs::write(&pam, text.replace("required     pam_loginuid.so", "optional     pam_loginuid.so"))?;
-    std::fs::write(r.join("etc/systemd/system/flotilla-test-cgroup-rw.service"), CGROUP_RW_UNIT)?;
+    std::fs::write(r.join("etc/systemd/system/testhost-cgroup-rw.service"), CGROUP_RW_UNIT)?;
     run_ok(
-        Command::new("systemctl").arg(format!("--root={}", r.display())).args(["enable", "flotilla-test-cgroup-rw.service", "systemd-networkd.service", "ssh.service"]),
+        Command::new("systemctl").arg(format!("--root={}", r.display())).args(["enable", "testhost-cgroup-rw.service", "systemd-networkd.service", "ssh.service"]),
         Duration::from_secs(60),
     )?;
     // Nothing to wait for on a static address; and no consoles to log in on.
