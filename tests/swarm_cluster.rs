@@ -169,10 +169,18 @@ fn token_discovery_cluster_acceptance() {
         assert_eq!(body.trim(), format!("served-by-{name}"));
     }
     assert_ne!(http_nodes[0], http_nodes[1], "8080 published twice on one node");
+    let http1_node = http_nodes[0].clone();
+    m.docker_ok(&["create", "-p", "8080:80", "--name", "http-3", "busybox", "true"]);
+    http_nodes.push(m.node_of("http-3"));
+    http_nodes.sort();
+    http_nodes.dedup();
+    assert_eq!(http_nodes.len(), 3, "one 8080 per node: {http_nodes:?}");
+    let full = m.docker(&["create", "-p", "8080:80", "busybox", "true"]);
+    assert!(!full.success() && full.stderr.contains("[port 8080 (Bridge mode)]") && full.stderr.contains("is already used by container http-"), "{full}");
 
     // docker ps: node/name.
     let ps = lines(&m.docker_ok(&["ps", "--format", "{{.Names}}"]));
-    for want in ["node-2/pinned".to_string(), "node-3/fast".to_string(), format!("{web_node}/web"), format!("{}/http-1", http_nodes[0])] {
+    for want in ["node-2/pinned".to_string(), "node-3/fast".to_string(), format!("{web_node}/web"), format!("{http1_node}/http-1")] {
         assert!(ps.contains(&want), "docker ps lacks {want}: {ps:?}");
     }
 

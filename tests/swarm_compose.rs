@@ -92,6 +92,10 @@ fn compose_up_ps_logs_down_through_the_manager() {
     let names = m.docker_ok(&["ps", "--filter", &format!("label=com.docker.compose.project={project}"), "--format", "{{.Names}}"]);
     assert_eq!(names.lines().count(), 2, "{names}");
     let web_node = m.node_of(&format!("{project}_web_1"));
+    // Both on the node of the project's network, which docker network ls shows as node/name.
+    assert_eq!(m.node_of(&format!("{project}_client_1")), web_node);
+    let nets = m.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(nets.lines().any(|l| l == format!("{web_node}/{project}_default")), "{nets}");
 
     // The client reaches web by its service name; its output comes back through logs.
     let fetched = wait_until(Duration::from_secs(30), || c.run(&["logs", "client"]).stdout.contains("compose-web-ok"));
