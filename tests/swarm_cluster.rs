@@ -132,10 +132,10 @@ fn token_discovery_cluster_acceptance() {
     // docker info: the cluster and each node with its labels.
     let info = m.docker_ok(&["info"]);
     assert!(info.contains("Nodes: 3") && info.contains("Role: primary"), "{info}");
-    for i in 0..3 {
+    for (i, labels) in LABELS.iter().enumerate() {
         let block = node_block(&info, &format!("node-{}", i + 1));
         assert!(block.contains(&format!(": {}:2375", net.host(i).ip())), "{info}");
-        for l in LABELS[i] {
+        for l in *labels {
             assert!(block.contains(l), "node-{} lacks {l}:\n{info}", i + 1);
         }
         assert!(block.contains("└ Status: Healthy") && block.contains("└ ServerVersion: "), "{block}");

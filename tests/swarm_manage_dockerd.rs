@@ -76,6 +76,7 @@ fn manages_a_real_dockerd_next_to_our_engine() {
     let (h1, h2) = (net.host(0), net.host(1));
     let cgroup = flag_value(h2, "--cgroup-parent");
     let host_dir = h2.dir().to_path_buf();
+    let mut container_pids = vec![];
     {
         let _ours = engine_in(h1);
         let mut real = dockerd_in(h2);
@@ -108,6 +109,11 @@ fn manages_a_real_dockerd_next_to_our_engine() {
         let docker0_now = testground::cmd::run_args("ip", &["link", "show", "docker0"]).success();
         assert!(docker0_before || !docker0_now, "docker0 leaked into the root netns");
         assert!(mentions("/proc/self/mounts", &host_dir.display().to_string()).is_empty(), "dockerd's mounts leaked");
+        // Its containers live under the host's cgroup parent, so they go with the host.
+        let pid: i32 = m.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "on-real"]).trim().parse().expect("pid");
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        assert!(testground::cleanup::in_cgroup(&cg, &cgroup), "on-real is not under {cgroup}:\n{cg}");
+        container_pids.push(pid);
         // Containers still running when dockerd dies (a crash) are cleaned up with the host.
         real.kill();
         drop(m);
@@ -116,6 +122,13 @@ fn manages_a_real_dockerd_next_to_our_engine() {
     // Nothing left: processes, cgroups, mounts.
     let procs = processes_mentioning(&host_dir.display().to_string());
     assert!(procs.is_empty(), "processes left: {procs:?}");
+    for pid in container_pids {
+        // Killed with the host; it may take a moment to be reaped (zombies hold nothing).
+        let gone = wait_until(Duration::from_secs(10), || {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+        });
+        assert!(gone, "container process {pid} left");
+    }
     for ctrl in ["memory", "pids", "cpu", "freezer"] {
         let p = Path::new("/sys/fs/cgroup").join(ctrl).join(cgroup.trim_start_matches('/'));
         assert!(!p.exists(), "cgroup left: {}", p.display());

@@ -265,3 +265,18 @@ pub async fn network_member(cl: &Cluster, ctx: &Ctx, id: &str, rest: &str, req: 
     req.headers_mut().insert(axum::http::header::CONTENT_LENGTH, data.len().into());
     forward(cl, &engine, req, &pq).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_modes_naming_no_network() {
+        for m in ["", "default", "bridge", "host", "none", "container:web"] {
+            assert!(builtin_network_mode(m), "{m}");
+        }
+        for m in ["proj_default", "node-1/net", "0123456789ab"] {
+            assert!(!builtin_network_mode(m), "{m}");
+        }
+    }
+}
