@@ -26,7 +26,7 @@ python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker
 COMPOSE_VENV=/opt/docker-compose-venv
 if ! "$COMPOSE_VENV/bin/docker-compose" version --short 2>/dev/null | grep -qx '1.29.2'; then
   echo "install-deps: installing docker-compose 1.29.2 in $COMPOSE_VENV"
-  python3 -m venv "$COMPOSE_VENV"
+  python3 -m venv "$COMPOSE_VENV" || { apt-get install -y -q python3-venv && python3 -m venv "$COMPOSE_VENV"; }
   "$COMPOSE_VENV/bin/pip" install -q "cython<3" wheel
   "$COMPOSE_VENV/bin/pip" install -q --no-build-isolation "pyyaml==5.4.1"
   "$COMPOSE_VENV/bin/pip" install -q "docker-compose==1.29.2" "docker==6.1.3" "requests<2.32"

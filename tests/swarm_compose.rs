@@ -43,7 +43,7 @@ struct Compose<'a> {
 impl Compose<'_> {
     fn run(&self, args: &[&str]) -> testground::cmd::Output {
         let mut c = self.m.command(compose_bin());
-        c.current_dir(self.dir.path()).args(["--no-ansi", "-p", &self.project]).args(args);
+        c.current_dir(self.dir.path()).args(["--ansi", "never", "-p", &self.project]).args(args);
         testground::cmd::run(&mut c, None, Duration::from_secs(120))
     }
     fn ok(&self, args: &[&str]) -> String {
