@@ -105,6 +105,10 @@ fn compose_up_ps_logs_down_through_the_manager() {
     let r = testground::http::tcp(&format!("{ip}:8081"), &testground::http::Request { method: "GET", path: "/", headers: &[], body: b"" });
     assert!(r.as_ref().is_ok_and(|r| r.text().contains("compose-web-ok")), "{r:?} from {web_node}");
 
+    // A second up finds the project through the manager's label filters and changes nothing.
+    let again = c.ok(&["up", "-d"]);
+    assert!(again.contains(&format!("{project}_web_1 is up-to-date")) && again.contains(&format!("{project}_client_1 is up-to-date")), "{again}");
+
     // down: containers and the project network are gone.
     c.ok(&["down", "-t", "1"]);
     let all = m.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
