@@ -229,6 +229,21 @@ fn token_discovery_cluster_acceptance() {
         assert!(on[0] == on[1] && on[2] != on[0], "binpack fills one node first: {on:?}");
     }
 
+    // Local networks: `node/net` pins to that node; a container on a network goes where it lives.
+    m.docker_ok(&["network", "create", "node-3/backend"]);
+    m.docker_ok(&["run", "-d", "--name", "on-backend", "--net", "node-3/backend", "busybox", "sleep", "1000"]);
+    assert_eq!(m.node_of("on-backend"), "node-3");
+    m.docker_ok(&["network", "create", "frontnet"]);
+    let front = lines(&m.docker_ok(&["network", "ls", "--filter", "name=frontnet", "--format", "{{.Name}}"]));
+    let front_node = front.first().and_then(|n| n.split_once('/')).map(|(n, _)| n.to_string()).unwrap_or_else(|| panic!("{front:?}"));
+    for i in 0..2 {
+        let name = format!("on-front-{i}");
+        m.docker_ok(&["run", "-d", "--name", &name, "--net", "frontnet", "busybox", "sleep", "1000"]);
+        assert_eq!(m.node_of(&name), front_node);
+    }
+    let nets = m.docker_ok(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "on-front-1"]);
+    assert_eq!(nets.trim(), "frontnet");
+
     // An impossible constraint: the conditions, then why each node was turned down.
     let bad = m.docker(&["run", "-e", "constraint:zone==nowhere", "busybox", "true"]);
     assert!(!bad.success());
