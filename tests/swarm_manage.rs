@@ -187,32 +187,22 @@ fn cluster_of_three_places_by_constraints_and_affinity() {
     // Published ports: the same host port never twice on one node.
     let port = free_port().to_string();
     let mapping = format!("{port}:80");
-    let probe = m.docker(&["create", "-p", &mapping, "--name", "web0", "busybox", "true"]);
-    if probe.success() {
-        let mut nodes_used = vec![m.node_of("web0")];
-        for i in 1..3 {
-            let name = format!("web{i}");
-            m.docker_ok(&["create", "-p", &mapping, "--name", &name, "busybox", "true"]);
-            nodes_used.push(m.node_of(&name));
-        }
-        nodes_used.sort();
-        nodes_used.dedup();
-        assert_eq!(nodes_used.len(), 3, "one per node: {nodes_used:?}");
-        let full = m.docker(&["create", "-p", &mapping, "busybox", "true"]);
-        assert!(!full.success() && full.stderr.contains(&format!("[port {port} (Bridge mode)]")), "{full}");
-        assert!(full.stderr.contains("port: port") && full.stderr.contains("is already used by container web"), "{full}");
-    } else {
-        assert!(probe.stderr.contains("not supported by this engine"), "{probe}");
-        eprintln!("note: the nodes refuse published ports yet; port placement left to the unit tests");
+    let mut nodes_used = vec![];
+    for i in 0..3 {
+        let name = format!("web{i}");
+        m.docker_ok(&["create", "-p", &mapping, "--name", &name, "busybox", "true"]);
+        nodes_used.push(m.node_of(&name));
     }
+    nodes_used.sort();
+    nodes_used.dedup();
+    assert_eq!(nodes_used.len(), 3, "one per node: {nodes_used:?}");
+    let full = m.docker(&["create", "-p", &mapping, "busybox", "true"]);
+    assert!(!full.success() && full.stderr.contains(&format!("[port {port} (Bridge mode)]")), "{full}");
+    assert!(full.stderr.contains("port: port") && full.stderr.contains("is already used by container web"), "{full}");
 
-    // exec through the manager, once the nodes have it.
+    // exec through the manager.
     let ex = m.docker(&["exec", "pinned", "echo", "exec-through-the-manager"]);
-    if ex.success() {
-        assert!(ex.stdout.contains("exec-through-the-manager"), "{ex}");
-    } else {
-        eprintln!("note: exec not available on the nodes yet: {}", ex.stderr.trim());
-    }
+    assert!(ex.success() && ex.stdout.contains("exec-through-the-manager"), "{ex}");
 
     // Stop, rm through the manager update its records at once.
     m.docker_ok(&["rm", "-f", "talker"]);
@@ -240,25 +230,19 @@ fn spread_and_binpack_with_memory_reservations() {
     spread.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
     let info = spread.docker_ok(&["info", "--format", "{{.MemTotal}}"]);
     let total: i64 = info.trim().parse().expect("MemTotal");
-    // A quarter of one node (each node has total/2, plus 5 % overcommit). Until our engine
-    // takes resource limits, placement is checked by container counts alone (the reservation
-    // maths is covered by the scheduler's unit tests).
+    // A quarter of one node (each node has total/2, plus 5 % overcommit).
     let quarter = (total / 2 / 4).to_string();
-    let probe = spread.docker(&["create", "-m", &quarter, "--name", "s0", "busybox", "true"]);
-    let limits = probe.success();
-    if !limits {
-        assert!(probe.stderr.contains("not supported by this engine"), "{probe}");
-        eprintln!("note: the nodes refuse memory limits; checking placement by container count");
-        spread.docker_ok(&["create", "--name", "s0", "busybox", "true"]);
-    }
-    let mem: Vec<&str> = if limits { vec!["-m", &quarter] } else { vec![] };
-    for i in 1..4 {
+    let mem: Vec<&str> = vec!["-m", &quarter];
+    for i in 0..4 {
         let name = format!("s{i}");
         let mut args = vec!["create"];
         args.extend(&mem);
         args.extend(["--name", &name, "busybox", "true"]);
         spread.docker_ok(&args);
     }
+    // The limit reached the node's container.
+    let limit = spread.docker_ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "s0"]);
+    assert_eq!(limit.trim(), quarter, "{limit}");
     let on = |m: &Manager, prefix: &str| -> Vec<String> {
         let mut v: Vec<String> = lines(&m.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]))
             .into_iter()
@@ -269,10 +253,8 @@ fn spread_and_binpack_with_memory_reservations() {
         v
     };
     assert_eq!(on(&spread, "s"), vec!["mem-1", "mem-1", "mem-2", "mem-2"], "spread fills evenly");
-    if limits {
-        let reserved = spread.docker_ok(&["info"]);
-        assert!(reserved.matches("└ Reserved Memory: 0 B").count() == 0, "{reserved}");
-    }
+    let reserved = spread.docker_ok(&["info"]);
+    assert!(reserved.matches("└ Reserved Memory: 0 B").count() == 0, "{reserved}");
 
     // binpack (its own manager, same nodes): fills the fuller node first.
     assert!(wait_until(Duration::from_secs(10), || on(&binpack, "s").len() == 4), "the second manager sees the first's containers");

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testground::cmd::{self, Output};
 
+pub mod manager;
+
 pub const SWARM: &str = env!("CARGO_BIN_EXE_swarm");
 /// Short timings so the tests stay quick.
 pub const HEARTBEAT: &str = "1s";
@@ -149,7 +151,13 @@ impl Drop for TokenService {
 /// Starts `swarm join --advertise <host ip>:2375 --heartbeat 1s --ttl 3s --insecure-tcp
 /// <host engine flags> <extra> <discovery>` in `host`.
 pub fn join(host: &Host, discovery: &str, extra: &[&str]) -> HostProc {
-    let mut a: Vec<String> = vec!["join".into(), "--advertise".into(), advertise(host), "--heartbeat".into(), HEARTBEAT.into(), "--ttl".into(), TTL.into()];
+    join_ttl(host, discovery, TTL, extra)
+}
+
+/// [`join`] with another `--ttl` (e.g. long, so a killed agent stays listed and turns
+/// `Unhealthy` in a manager instead of vanishing).
+pub fn join_ttl(host: &Host, discovery: &str, ttl: &str, extra: &[&str]) -> HostProc {
+    let mut a: Vec<String> = vec!["join".into(), "--advertise".into(), advertise(host), "--heartbeat".into(), HEARTBEAT.into(), "--ttl".into(), ttl.into()];
     a.extend(["--insecure-tcp".into(), "-l".into(), "debug".into()]);
     a.extend(host.engine_args());
     a.extend(extra.iter().map(|s| s.to_string()));

@@ -23,8 +23,57 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, A
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
     let name = ctx.query.get("name").cloned().filter(|n| !n.is_empty());
+    let mut body = body;
+    place_with_network(cl, ctx, &mut body).await;
     let v = cl.create(name, body, auth).await?;
     Ok((StatusCode::CREATED, Json(json!({"Id": v["Id"], "Warnings": v.get("Warnings").cloned().unwrap_or(json!([]))}))).into_response())
+}
+
+/// Network modes that name no network object.
+fn builtin_network_mode(m: &str) -> bool {
+    matches!(m, "" | "default" | "bridge" | "host" | "none") || m.starts_with("container:")
+}
+
+/// A container on a local-scope (bridge) network can only be created where that network
+/// lives: as classic Swarm does, the node holding it becomes a constraint
+/// (`constraint:node==<node>`, kept in the container's constraints label). `node/net` in the
+/// endpoint settings (the CLI's `--net node/net`) loses its node prefix like the network mode.
+async fn place_with_network(cl: &Cluster, ctx: &Ctx, body: &mut Value) {
+    if !body.is_object() {
+        return;
+    }
+    let mode = body["HostConfig"]["NetworkMode"].as_str().unwrap_or("").to_string();
+    let eps = body.get_mut("NetworkingConfig").and_then(|n| n.get_mut("EndpointsConfig")).and_then(Value::as_object_mut);
+    if let Some(eps) = eps {
+        let pinned: Vec<String> = eps.keys().filter(|k| k.split_once('/').is_some_and(|(n, _)| cl.engine_named(n).is_some())).cloned().collect();
+        for k in pinned {
+            if let (Some(v), Some((_, net))) = (eps.remove(&k), k.split_once('/')) {
+                eps.insert(net.to_string(), v);
+            }
+        }
+    }
+    let net = if builtin_network_mode(&mode) {
+        match body["NetworkingConfig"]["EndpointsConfig"].as_object().and_then(|m| m.keys().next()) {
+            Some(k) if !builtin_network_mode(k) => k.clone(),
+            _ => return,
+        }
+    } else {
+        mode
+    };
+    if net.split_once('/').is_some_and(|(n, _)| cl.engine_named(n).is_some()) {
+        return; // `node/net`: the scheduler pins it.
+    }
+    let nodes = super::resources::network_nodes(cl, ctx, &net).await;
+    let expr = match nodes.as_slice() {
+        [] => return,
+        [one] => format!("constraint:node=={one}"),
+        many => format!("constraint:node==/^({})$/", many.iter().map(|n| regex::escape(n)).collect::<Vec<_>>().join("|")),
+    };
+    tracing::debug!(network = %net, %expr, "placing with the network");
+    match body.get_mut("Env").and_then(Value::as_array_mut) {
+        Some(env) => env.push(json!(expr)),
+        None => body["Env"] = json!([expr]),
+    }
 }
 
 /// Docker's `filters` parameter: `{"k":["v"]}` or `{"k":{"v":true}}`.
@@ -215,4 +264,19 @@ pub async fn network_member(cl: &Cluster, ctx: &Ctx, id: &str, rest: &str, req: 
     let mut req = Request::from_parts(parts, axum::body::Body::from(data.clone()));
     req.headers_mut().insert(axum::http::header::CONTENT_LENGTH, data.len().into());
     forward(cl, &engine, req, &pq).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_modes_naming_no_network() {
+        for m in ["", "default", "bridge", "host", "none", "container:web"] {
+            assert!(builtin_network_mode(m), "{m}");
+        }
+        for m in ["proj_default", "node-1/net", "0123456789ab"] {
+            assert!(!builtin_network_mode(m), "{m}");
+        }
+    }
 }

@@ -129,6 +129,26 @@ pub async fn inspect(cl: &Cluster, ctx: &Ctx, kind: Kind, id: &str) -> Result<Re
     Err(ApiError::not_found(format!("No such {}: {id}", kind.what())))
 }
 
+/// Names of the healthy nodes holding a local-scope network named (or with the ID) `name`;
+/// empty when no node has it or it is a global (multi-host) network.
+pub async fn network_nodes(cl: &Cluster, ctx: &Ctx, name: &str) -> Vec<String> {
+    let path = ctx.node_path(&format!("/networks/{name}"), false);
+    let engines = healthy(cl);
+    let calls = engines.iter().map(|e| {
+        let path = path.clone();
+        async move { (e.name(), call(cl, e, Method::GET, &path, None).await) }
+    });
+    let mut out = vec![];
+    for (node, r) in futures_util::future::join_all(calls).await {
+        let Ok(v) = r else { continue };
+        if v["Scope"].as_str().is_some_and(|s| s != "local") {
+            return vec![];
+        }
+        out.push(node);
+    }
+    out
+}
+
 /// `POST /networks/create`, `POST /volumes/create`.
 pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result<Response, ApiError> {
     let body = read_body(req.into_body(), 1 << 20).await?;
