@@ -322,6 +322,15 @@ impl<R: Runtime> ContainerService<R> {
         Ok(())
     }
 
+    /// Records a start or an exit: atomically, but without fsync (two on the path of every
+    /// `docker run`). Whether a container runs does not survive a power loss anyway (the engine
+    /// then finds it stopped and records that); an engine crash keeps the page cache. What must
+    /// survive one (create, a user's start after a stop, renames, networks) goes through [`Self::save`].
+    fn save_state(&self, rec: &Record) -> Result<(), ContainerError> {
+        rec.save_state(&self.cfg.data_root)?;
+        Ok(())
+    }
+
     fn publish(&self, action: &str, rec: &Record, extra: &[(&str, &str)]) {
         let labels = rec.config.labels.clone().unwrap_or_default();
         // Container labels are event attributes too (for `--filter label=...`), as dockerd sends them.

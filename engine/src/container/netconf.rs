@@ -18,6 +18,8 @@ pub(super) struct NetSetup {
     pub env: Vec<String>,
     /// `container:` mode: the hostname of the container whose netns is shared.
     pub hostname: Option<String>,
+    /// Ports were published: await `NetworkService::firewall_ready` before the process starts.
+    pub firewall: bool,
 }
 
 fn has(v: &Option<Vec<String>>) -> bool {
@@ -166,14 +168,14 @@ impl<R: Runtime> ContainerService<R> {
                 };
                 let tdir = Record::dir(&self.cfg.data_root, &t.id);
                 let mounts = vec![(tdir.join("hosts"), "/etc/hosts"), (tdir.join("hostname"), "/etc/hostname"), (tdir.join("resolv.conf"), "/etc/resolv.conf")];
-                Ok(NetSetup { netns, mounts, env: vec![], hostname: t.config.hostname.clone() })
+                Ok(NetSetup { netns, mounts, env: vec![], hostname: t.config.hostname.clone(), firewall: false })
             }
             NetMode::Host => {
                 let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
                 hosts.push_str(&extra);
                 let resolv = if dns.is_empty() { host_resolv } else { etcfiles::resolv_conf(&host_resolv, false, &dns) };
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv)?;
-                Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None })
+                Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None, firewall: false })
             }
             NetMode::None | NetMode::Bridge => {
                 let links = self.resolve_links(rec)?;
@@ -220,7 +222,7 @@ impl<R: Runtime> ContainerService<R> {
                 hosts.push_str(&extra);
                 let resolv = etcfiles::resolv_conf(&host_resolv, sb.resolver, &dns);
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv)?;
-                Ok(NetSetup { netns: NetNs::Path(sb.netns), mounts, env, hostname: None })
+                Ok(NetSetup { netns: NetNs::Path(sb.netns), mounts, env, hostname: None, firewall: !sb.ports.is_empty() })
             }
         }
     }
@@ -261,12 +263,14 @@ impl<R: Runtime> ContainerService<R> {
         }
         let attach = attach_of(ep)?;
         self.check_attach(&net, &attach)?;
+        let tt = std::time::Instant::now();
         if rec.running() {
             self.network.connect_endpoint(&rec.id, &net.id, &attach).await?;
             if net.dns() {
                 self.point_resolv_conf_at_resolver(&rec);
             }
         }
+        let t_ep = tt.elapsed();
         let snapshot = {
             let mut r = ctr.rec.lock().expect("record lock");
             r.networks.push(NetConf { name: net.name.clone(), id: net.id.clone(), attach });
@@ -276,6 +280,7 @@ impl<R: Runtime> ContainerService<R> {
             r.clone()
         };
         self.save(&snapshot)?;
+        tracing::debug!(endpoint_us = t_ep.as_micros() as u64, save_us = (tt.elapsed() - t_ep).as_micros() as u64, "PERF network connect");
         self.events.publish("network", "connect", &net.id, &[("container", rec.id.as_str()), ("name", net.name.as_str()), ("type", "bridge")]);
         Ok(())
     }

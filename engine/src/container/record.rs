@@ -142,6 +142,10 @@ impl Record {
     pub fn save(&self, root: &Path) -> std::io::Result<()> {
         crate::fsutil::write_json(&Self::file(root, &self.id), self)
     }
+    /// As [`Record::save`], without fsync (state changes only; see `ContainerService::save_state`).
+    pub fn save_state(&self, root: &Path) -> std::io::Result<()> {
+        crate::fsutil::write_runtime_json(&Self::file(root, &self.id), self)
+    }
     pub fn tty(&self) -> bool {
         self.config.tty.unwrap_or(false)
     }

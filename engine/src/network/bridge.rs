@@ -192,3 +192,53 @@ pub async fn local_networks(h: &Handle) -> NlResult<Vec<Ipv4Network>> {
 pub fn route_localnet(dev: &str) -> std::io::Result<()> {
     std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet"), b"1\n")
 }
+
+/// Link notifications (`RTNLGRP_LINK`) of the host netns, to see links go without polling.
+pub struct LinkWatch {
+    handle: Handle,
+    events: LinkEvents,
+}
+
+type LinkEvents = futures_util::stream::BoxStream<
+    'static,
+    (rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>, rtnetlink::sys::SocketAddr),
+>;
+
+/// Subscribes to link notifications; links removed from now on are seen by [`LinkWatch::wait_gone`].
+pub fn watch_links() -> std::io::Result<LinkWatch> {
+    let (conn, handle, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+    tokio::spawn(conn);
+    Ok(LinkWatch { handle, events: Box::pin(events) })
+}
+
+impl LinkWatch {
+    /// Waits until none of the links `names` exists, at most `timeout`; returns those still there.
+    pub async fn wait_gone(mut self, names: &[String], timeout: std::time::Duration) -> NlResult<Vec<String>> {
+        use futures_util::StreamExt;
+        use rtnetlink::packet_core::NetlinkPayload;
+        use rtnetlink::packet_route::link::LinkAttribute;
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+        let mut left = vec![];
+        for n in names {
+            if link_index(&self.handle, n).await?.is_some() {
+                left.push(n.clone());
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !left.is_empty() {
+            let (msg, _) = match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Ok(Some(ev)) => ev,
+                Ok(None) | Err(_) => break,
+            };
+            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) = msg.payload else { continue };
+            let Some(name) = l.attributes.iter().find_map(|a| if let LinkAttribute::IfName(n) = a { Some(n.clone()) } else { None }) else {
+                continue;
+            };
+            // A port leaving a bridge is announced as a DELLINK too: look again.
+            if left.contains(&name) && link_index(&self.handle, &name).await?.is_none() {
+                left.retain(|n| *n != name);
+            }
+        }
+        Ok(left)
+    }
+}
