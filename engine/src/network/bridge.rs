@@ -212,16 +212,16 @@ pub fn watch_links() -> std::io::Result<LinkWatch> {
 }
 
 impl LinkWatch {
-    /// Waits until none of the links `names` exists, at most `timeout`; returns those still there.
-    pub async fn wait_gone(mut self, names: &[String], timeout: std::time::Duration) -> NlResult<Vec<String>> {
+    /// Waits until none of the links `names` (as they are now: by index, so a new link of the
+    /// same name does not count) exists, at most `timeout`; returns the indexes of those still there.
+    pub async fn wait_gone(mut self, names: &[String], timeout: std::time::Duration) -> NlResult<Vec<u32>> {
         use futures_util::StreamExt;
         use rtnetlink::packet_core::NetlinkPayload;
-        use rtnetlink::packet_route::link::LinkAttribute;
         use rtnetlink::packet_route::RouteNetlinkMessage;
         let mut left = vec![];
         for n in names {
-            if link_index(&self.handle, n).await?.is_some() {
-                left.push(n.clone());
+            if let Some(i) = link_index(&self.handle, n).await? {
+                left.push(i);
             }
         }
         let deadline = tokio::time::Instant::now() + timeout;
@@ -230,15 +230,22 @@ impl LinkWatch {
                 Ok(Some(ev)) => ev,
                 Ok(None) | Err(_) => break,
             };
-            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) = msg.payload else { continue };
-            let Some(name) = l.attributes.iter().find_map(|a| if let LinkAttribute::IfName(n) = a { Some(n.clone()) } else { None }) else {
-                continue;
-            };
-            // A port leaving a bridge is announced as a DELLINK too: look again.
-            if left.contains(&name) && link_index(&self.handle, &name).await?.is_none() {
-                left.retain(|n| *n != name);
+            // (A port leaving a bridge is announced as an AF_BRIDGE DELLINK too.)
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) = msg.payload {
+                if u8::from(l.header.interface_family) != libc::AF_BRIDGE as u8 {
+                    left.retain(|i| *i != l.header.index);
+                }
             }
         }
         Ok(left)
+    }
+}
+
+/// Deletes the link with index `index`; `Ok(false)` when it did not exist.
+pub async fn delete_index(h: &Handle, index: u32) -> NlResult<bool> {
+    match h.link().del(index).execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(e),
     }
 }
