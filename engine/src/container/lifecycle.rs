@@ -187,9 +187,9 @@ impl<R: Runtime> ContainerService<R> {
         let t_mounts = tt.elapsed();
         self.runtime.create(&spec).await?;
         let t_create = tt.elapsed();
-        // netperf: the published ports' NAT rules were applied meanwhile (in the background).
-        if net.firewall {
-            self.network.firewall_ready().await?;
+        // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
+        if net.pending {
+            self.network.ready(&rec.id).await?;
         }
         // Attaches that arrived before start are connected now, so they see the first byte.
         let pending: Vec<PendingAttach> = std::mem::take(&mut *ctr.pending.lock().expect("pending lock"));
@@ -462,8 +462,8 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let _ = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await;
-        let d2 = dir.clone();
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(d2)).await;
+        // netperf: renamed away at once, deleted in the background.
+        Record::remove_dir(&self.cfg.data_root, &rec.id);
         ctr.pending.lock().expect("pending lock").clear();
         self.execs.forget_container(&rec.id);
         ctr.gen.send_modify(|g| g.removed = true);

@@ -220,6 +220,10 @@ impl<R: Runtime> ContainerService<R> {
         let mut running = vec![];
         for e in std::fs::read_dir(&dir)?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            if record::is_trash(&id) {
+                let _ = std::fs::remove_dir_all(e.path());
+                continue;
+            }
             crate::fsutil::remove_stale_tmp(&e.path())?;
             let rec: Record = match crate::fsutil::read_json(&Record::file(&self.cfg.data_root, &id)) {
                 Ok(Some(r)) => r,
