@@ -149,15 +149,12 @@ impl<R: Runtime> ContainerService<R> {
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         let layers = rec.layer_dirs.clone();
         let dir2 = dir.clone();
-        let tt = std::time::Instant::now();
         // netperf: `--rm` containers get a volatile overlay (no syncfs at unmount).
         let volatile = rec.auto_remove();
         let merged = tokio::task::spawn_blocking(move || rootfs::mount_rootfs_with(&dir2, &layers, volatile))
             .await
             .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
-        let t_rootfs = tt.elapsed();
         let net = self.setup_network(ctr, rec, &dir).await?;
-        let t_net = tt.elapsed();
         let mut env = rec.config.env.clone().unwrap_or_default();
         env.extend(net.env.iter().cloned());
         self.network_event("connect", rec);
@@ -184,9 +181,7 @@ impl<R: Runtime> ContainerService<R> {
             resources: super::resources::from_host_config(&rec.host_config),
             console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
         };
-        let t_mounts = tt.elapsed();
         self.runtime.create(&spec).await?;
-        let t_create = tt.elapsed();
         // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
         if net.pending {
             self.network.ready(&rec.id).await?;
@@ -201,30 +196,23 @@ impl<R: Runtime> ContainerService<R> {
                 Err(e) => tracing::warn!(error = %e, "connecting an early attach failed"),
             }
         }
-        let pid = self.runtime.start(&rec.id, &state_dir).await?;
-        tracing::debug!(rootfs_us = t_rootfs.as_micros() as u64, net_us = (t_net - t_rootfs).as_micros() as u64, mounts_us = (t_mounts - t_net).as_micros() as u64,
-            create_us = (t_create - t_mounts).as_micros() as u64, start_us = (tt.elapsed() - t_create).as_micros() as u64, "PERF start_inner");
-        Ok(pid)
+        Ok(self.runtime.start(&rec.id, &state_dir).await?)
     }
 
     /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
     async fn release_resources(&self, rec: &Record) {
-        let tt = std::time::Instant::now();
         if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
             if let Err(e) = self.network.disconnect(&rec.id).await {
                 tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
             }
         }
-        let t_net = tt.elapsed();
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         if let Err(e) = rootfs::unmount_rootfs(&dir) {
             tracing::warn!(container = %rec.id, error = %e, "unmount failed");
         }
-        let t_um = tt.elapsed();
         if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
             tracing::warn!(container = %rec.id, error = %e, "runtime cleanup failed");
         }
-        tracing::debug!(net_us = t_net.as_micros() as u64, umount_us = (t_um - t_net).as_micros() as u64, delete_us = (tt.elapsed() - t_um).as_micros() as u64, "PERF release");
     }
 
     /// Waits (in a task) for the process to exit, then records it.
@@ -244,10 +232,8 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     pub(super) async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
-        let tt = std::time::Instant::now();
         let rec = ctr.record();
         self.release_resources(&rec).await;
-        let t_rel = tt.elapsed();
         let snapshot = {
             let mut r = ctr.rec.lock().expect("record lock");
             r.state.status = Status::Exited;
@@ -263,7 +249,6 @@ impl<R: Runtime> ContainerService<R> {
         if let Err(e) = self.save_state(&snapshot) {
             tracing::error!(container = %snapshot.id, error = %e, "saving the exit state failed");
         }
-        tracing::debug!(release_us = t_rel.as_micros() as u64, save_us = (tt.elapsed() - t_rel).as_micros() as u64, "PERF on_exit");
         let code = exit.code.to_string();
         if exit.oom_killed {
             self.publish("oom", &snapshot, &[]);
@@ -447,7 +432,6 @@ impl<R: Runtime> ContainerService<R> {
             self.thaw_for_signal(&rec).await;
             let _ = rx.wait_for(|g| g.exits > exits).await;
         }
-        let tt = std::time::Instant::now();
         let rec = ctr.record();
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         rootfs::unmount_rootfs(&dir)?;
@@ -467,7 +451,6 @@ impl<R: Runtime> ContainerService<R> {
         ctr.pending.lock().expect("pending lock").clear();
         self.execs.forget_container(&rec.id);
         ctr.gen.send_modify(|g| g.removed = true);
-        tracing::debug!(us = tt.elapsed().as_micros() as u64, "PERF remove");
         self.publish("destroy", &rec, &[]);
         if volumes {
             self.drop_anonymous(&rec.mounts);

@@ -264,14 +264,12 @@ impl<R: Runtime> ContainerService<R> {
         }
         let attach = attach_of(ep)?;
         self.check_attach(&net, &attach)?;
-        let tt = std::time::Instant::now();
         if rec.running() {
             self.network.connect_endpoint(&rec.id, &net.id, &attach).await?;
             if net.dns() {
                 self.point_resolv_conf_at_resolver(&rec);
             }
         }
-        let t_ep = tt.elapsed();
         let snapshot = {
             let mut r = ctr.rec.lock().expect("record lock");
             r.networks.push(NetConf { name: net.name.clone(), id: net.id.clone(), attach });
@@ -281,7 +279,6 @@ impl<R: Runtime> ContainerService<R> {
             r.clone()
         };
         self.save(&snapshot)?;
-        tracing::debug!(endpoint_us = t_ep.as_micros() as u64, save_us = (tt.elapsed() - t_ep).as_micros() as u64, "PERF network connect");
         self.events.publish("network", "connect", &net.id, &[("container", rec.id.as_str()), ("name", net.name.as_str()), ("type", "bridge")]);
         Ok(())
     }

@@ -60,9 +60,7 @@ fn create(path: &Path) -> io::Result<NetNs> {
     // The file must exist before it can be a mount point; a leftover plain file is reused.
     OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(|e| ctx(e, path))?;
     let res = (|| {
-        let t0 = std::time::Instant::now();
         unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io::Error::other(format!("unshare(CLONE_NEWNET): {e}")))?;
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "unshare(CLONE_NEWNET)");
         mount(Some("/proc/thread-self/ns/net"), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(|e| io::Error::other(format!("bind-mount netns on {}: {e}", path.display())))?;
         let fd = OwnedFd::from(File::open(path).map_err(|e| ctx(e, path))?);

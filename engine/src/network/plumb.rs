@@ -1,7 +1,8 @@
 //! The kernel side of a container's sandbox, apart from the state: a veth per endpoint (host
 //! end on the network's bridge, the other end configured inside the netns) and the embedded
 //! resolver's sockets. `NetworkService::setup_started` runs it in the background while the
-//! runtime creates the container; `connect_endpoint` awaits it.
+//! runtime creates the container; `connect_endpoint` awaits it. And the veths of a sandbox
+//! torn down, watched as they go with its netns.
 use super::{bridge, dns, netns, nl, store, Endpoint, NetworkError, Shared};
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -51,4 +52,35 @@ pub(super) async fn start_resolver_in(shared: &Arc<Shared>, cid: &str, path: &Pa
     let r = dns::spawn(shared.clone(), cid.to_string(), udp, tcp)?;
     shared.live.lock().expect("live lock").entry(cid.to_string()).or_default().resolver = Some(r);
     Ok(())
+}
+
+/// How long [`reap_veths`] waits for the kernel to remove a dead netns's veths before deleting
+/// them itself (the netns is still in use).
+const NETNS_TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Waits for the veths of a netns just unmounted to go with it; deletes those still there after
+/// [`NETNS_TEARDOWN_WAIT`] (something else still holds the netns).
+pub(super) async fn reap_veths(watch: bridge::LinkWatch, veths: Vec<String>) {
+    let t0 = std::time::Instant::now();
+    let left = match watch.wait_gone(&veths, NETNS_TEARDOWN_WAIT).await {
+        Ok(left) => left,
+        Err(e) => {
+            tracing::warn!(links = ?veths, error = %e, "watching veths go failed");
+            return;
+        }
+    };
+    if !left.is_empty() {
+        tracing::debug!(links = ?veths, "the netns is still in use; deleting its veths");
+        match bridge::host() {
+            Ok(h) => {
+                for i in left {
+                    if let Err(e) = bridge::delete_index(&h, i).await {
+                        tracing::warn!(index = i, error = %e, "deleting a veth failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deleting veths failed"),
+        }
+    }
+    tracing::debug!(us = t0.elapsed().as_micros() as u64, "veths gone");
 }

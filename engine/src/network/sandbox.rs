@@ -2,44 +2,13 @@
 //! its embedded resolver. Set up at start, torn down at exit, changed live by
 //! `docker network connect/disconnect`.
 use super::store::{self, DnsConf, EndpointRec, SandboxRec};
-use super::plumb::{plumb, start_resolver_in, Plumb};
+use super::plumb::{plumb, reap_veths, start_resolver_in, Plumb};
 use super::{bridge, dns, endpoint_id, ipam, netns, nl, portmap, veth_name};
 use super::{Endpoint, NetworkError, NetworkService, PortMapping, PortSpec};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-
-/// How long [`NetworkService::disconnect`] waits for the kernel to remove a dead netns's veths
-/// before deleting them itself (the netns is still in use).
-const NETNS_TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// Waits for the veths of a netns just unmounted to go with it; deletes those still there after
-/// [`NETNS_TEARDOWN_WAIT`] (something else still holds the netns).
-async fn reap_veths(watch: bridge::LinkWatch, veths: Vec<String>) {
-    let t0 = std::time::Instant::now();
-    let left = match watch.wait_gone(&veths, NETNS_TEARDOWN_WAIT).await {
-        Ok(left) => left,
-        Err(e) => {
-            tracing::warn!(links = ?veths, error = %e, "watching veths go failed");
-            return;
-        }
-    };
-    if !left.is_empty() {
-        tracing::debug!(links = ?veths, "the netns is still in use; deleting its veths");
-        match bridge::host() {
-            Ok(h) => {
-                for i in left {
-                    if let Err(e) = bridge::delete_index(&h, i).await {
-                        tracing::warn!(index = i, error = %e, "deleting a veth failed");
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "deleting veths failed"),
-        }
-    }
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "veths gone");
-}
 
 /// How a container joins one network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -256,14 +225,12 @@ impl NetworkService {
     /// `docker network connect` of a running container: a new interface in its netns.
     #[tracing::instrument(skip_all, fields(container = %container_id, network = %network))]
     pub async fn connect_endpoint(&self, container_id: &str, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
-        let t0 = std::time::Instant::now();
         let path = self.netns_path(container_id);
         let known = self.shared.state.lock().expect("network state lock").sandboxes.contains_key(container_id);
         if !known || !netns::is_netns(&path) {
             return Err(NetworkError::Conflict(format!("container {container_id} has no network namespace of its own")));
         }
         let ns = netns::open_or_create(&path).await?;
-        let t_ns = t0.elapsed();
         let inner = bridge::in_netns(ns.netlink);
         let ep = match self.attach_one(container_id, &ns.fd, &inner, network, attach).await {
             Ok(ep) => ep,
@@ -274,15 +241,11 @@ impl NetworkService {
                 return Err(e);
             }
         };
-        let t_ep = t0.elapsed();
         self.save_sandbox(container_id)?;
-        let t_save = t0.elapsed();
         let has_resolver = self.shared.live.lock().expect("live lock").get(container_id).is_some_and(|l| l.resolver.is_some());
         if !has_resolver && self.wants_resolver(container_id) {
             self.start_resolver(container_id).await?;
         }
-        tracing::debug!(netns_us = t_ns.as_micros() as u64, endpoint_us = (t_ep - t_ns).as_micros() as u64, save_us = (t_save - t_ep).as_micros() as u64,
-            resolver_us = (t0.elapsed() - t_save).as_micros() as u64, "PERF connect_endpoint");
         Ok(ep)
     }
 
