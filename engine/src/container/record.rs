@@ -183,3 +183,24 @@ impl Record {
         self.state.status == Status::Running
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn removed_dirs_go_out_of_the_way_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = Record::dir(root.path(), "abc");
+        std::fs::create_dir_all(dir.join("upper/etc")).unwrap();
+        std::fs::write(dir.join("upper/etc/hosts"), "x").unwrap();
+        Record::remove_dir(root.path(), "abc");
+        assert!(!dir.exists());
+        let left: Vec<String> =
+            std::fs::read_dir(root.path().join("containers")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.iter().all(|n| is_trash(n)), "{left:?}");
+        // Removing what is not there is fine.
+        Record::remove_dir(root.path(), "missing");
+        assert!(!is_trash("abc") && is_trash(".removing-abc"));
+    }
+}
