@@ -125,8 +125,9 @@ fn a_taken_port_is_a_clear_error_and_leaves_nothing_behind() {
     assert_eq!(inspect(&e, "clash", "{{.State.Status}}"), "created");
     // Nothing half-configured: no rule, no veth, no address, no netns.
     assert!(dnat_rules(&e).is_empty(), "{:?}", dnat_rules(&e));
-    let ports = testground::cmd::run_args("ip", &["-o", "link", "show", "master", e.bridge()]).stdout;
-    assert!(ports.trim().is_empty(), "{ports}");
+    // (A veth goes with its netns, within milliseconds, in the background.)
+    let veths = || testground::cmd::run_args("ip", &["-o", "link", "show", "master", e.bridge()]).stdout;
+    assert!(wait_until(Duration::from_secs(5), || veths().trim().is_empty()), "{}", veths());
     assert_no_allocations(&e);
     // Our own published ports are taken too: a second container cannot have one.
     drop(busy);

@@ -300,8 +300,9 @@ fn nothing_is_left_behind_after_removing_everything() {
     e.docker_ok(&["network", "rm", &net]);
 
     // ip link: no veth on our bridge, no user bridge.
-    let on_bridge = testground::cmd::run_args("ip", &["-o", "link", "show", "master", e.bridge()]).stdout;
-    assert!(on_bridge.trim().is_empty(), "{on_bridge}");
+    // (Veths go with their netns, within milliseconds, in the background.)
+    let on_bridge = || testground::cmd::run_args("ip", &["-o", "link", "show", "master", e.bridge()]).stdout;
+    assert!(wait_until(std::time::Duration::from_secs(5), || on_bridge().trim().is_empty()), "{}", on_bridge());
     let links = testground::cmd::run_args("ip", &["-o", "link"]).stdout;
     assert!(!links.contains(&format!("{}-", e.bridge())), "{links}");
     // iptables-save: only the default bridge's own rules remain (no port, no user network).

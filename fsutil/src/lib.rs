@@ -30,6 +30,12 @@ pub fn write_runtime_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()
     write_atomic_with(path, &data, 0o644, false)
 }
 
+/// Runtime files that are rebuilt before every use (a container's /etc/hosts, resolv.conf):
+/// atomic rename, no fsync (see [`write_runtime_json`]).
+pub fn write_runtime(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, data, 0o644, false)
+}
+
 fn write_atomic_with(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no parent"))?;
     fs::create_dir_all(dir)?;

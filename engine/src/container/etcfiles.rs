@@ -134,7 +134,8 @@ pub fn write(dir: &Path, hosts: &str, hostname: &str, resolv: &str) -> std::io::
     let files = [(dir.join("hosts"), "/etc/hosts", hosts.to_string()), (dir.join("hostname"), "/etc/hostname", format!("{hostname}\n")), (dir.join("resolv.conf"), "/etc/resolv.conf", resolv.to_string())];
     let mut out = vec![];
     for (p, inside, content) in files {
-        crate::fsutil::write_atomic(&p, content.as_bytes())?;
+        // Rebuilt at every start: no fsync (three of them cost 5-15 ms of every `docker run`).
+        crate::fsutil::write_runtime(&p, content.as_bytes())?;
         out.push((p, inside));
     }
     Ok(out)

@@ -93,7 +93,12 @@ impl<R: Runtime> ContainerService<R> {
                 }
                 let snapshot = r.clone();
                 drop(r);
-                self.save(&snapshot)?;
+                // netperf: a user's start after a stop must survive a power loss (unless-stopped).
+                if manual && rec.manually_stopped {
+                    self.save(&snapshot)?;
+                } else {
+                    self.save_state(&snapshot)?;
+                }
                 ctr.gen.send_modify(|g| {
                     g.starts += 1;
                     g.running = true;
@@ -144,7 +149,9 @@ impl<R: Runtime> ContainerService<R> {
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         let layers = rec.layer_dirs.clone();
         let dir2 = dir.clone();
-        let merged = tokio::task::spawn_blocking(move || rootfs::mount_rootfs(&dir2, &layers))
+        // netperf: `--rm` containers get a volatile overlay (no syncfs at unmount).
+        let volatile = rec.auto_remove();
+        let merged = tokio::task::spawn_blocking(move || rootfs::mount_rootfs_with(&dir2, &layers, volatile))
             .await
             .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
         let net = self.setup_network(ctr, rec, &dir).await?;
@@ -175,6 +182,10 @@ impl<R: Runtime> ContainerService<R> {
             console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
         };
         self.runtime.create(&spec).await?;
+        // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
+        if net.pending {
+            self.network.ready(&rec.id).await?;
+        }
         // Attaches that arrived before start are connected now, so they see the first byte.
         let pending: Vec<PendingAttach> = std::mem::take(&mut *ctr.pending.lock().expect("pending lock"));
         for p in pending {
@@ -235,7 +246,7 @@ impl<R: Runtime> ContainerService<R> {
             r.ports.clear();
             r.clone()
         };
-        if let Err(e) = self.save(&snapshot) {
+        if let Err(e) = self.save_state(&snapshot) {
             tracing::error!(container = %snapshot.id, error = %e, "saving the exit state failed");
         }
         let code = exit.code.to_string();
@@ -435,8 +446,8 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let _ = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await;
-        let d2 = dir.clone();
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(d2)).await;
+        // netperf: renamed away at once, deleted in the background.
+        Record::remove_dir(&self.cfg.data_root, &rec.id);
         ctr.pending.lock().expect("pending lock").clear();
         self.execs.forget_container(&rec.id);
         ctr.gen.send_modify(|g| g.removed = true);

@@ -220,6 +220,10 @@ impl<R: Runtime> ContainerService<R> {
         let mut running = vec![];
         for e in std::fs::read_dir(&dir)?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            if record::is_trash(&id) {
+                let _ = std::fs::remove_dir_all(e.path());
+                continue;
+            }
             crate::fsutil::remove_stale_tmp(&e.path())?;
             let rec: Record = match crate::fsutil::read_json(&Record::file(&self.cfg.data_root, &id)) {
                 Ok(Some(r)) => r,
@@ -319,6 +323,15 @@ impl<R: Runtime> ContainerService<R> {
 
     fn save(&self, rec: &Record) -> Result<(), ContainerError> {
         rec.save(&self.cfg.data_root)?;
+        Ok(())
+    }
+
+    /// Records a start or an exit: atomically, but without fsync (two on the path of every
+    /// `docker run`). Whether a container runs does not survive a power loss anyway (the engine
+    /// then finds it stopped and records that); an engine crash keeps the page cache. What must
+    /// survive one (create, a user's start after a stop, renames, networks) goes through [`Self::save`].
+    fn save_state(&self, rec: &Record) -> Result<(), ContainerError> {
+        rec.save_state(&self.cfg.data_root)?;
         Ok(())
     }
 

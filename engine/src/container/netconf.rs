@@ -18,6 +18,9 @@ pub(super) struct NetSetup {
     pub env: Vec<String>,
     /// `container:` mode: the hostname of the container whose netns is shared.
     pub hostname: Option<String>,
+    /// The sandbox is being plumbed in the background: await `NetworkService::ready` before
+    /// the process starts.
+    pub pending: bool,
 }
 
 fn has(v: &Option<Vec<String>>) -> bool {
@@ -166,14 +169,14 @@ impl<R: Runtime> ContainerService<R> {
                 };
                 let tdir = Record::dir(&self.cfg.data_root, &t.id);
                 let mounts = vec![(tdir.join("hosts"), "/etc/hosts"), (tdir.join("hostname"), "/etc/hostname"), (tdir.join("resolv.conf"), "/etc/resolv.conf")];
-                Ok(NetSetup { netns, mounts, env: vec![], hostname: t.config.hostname.clone() })
+                Ok(NetSetup { netns, mounts, env: vec![], hostname: t.config.hostname.clone(), pending: false })
             }
             NetMode::Host => {
                 let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
                 hosts.push_str(&extra);
                 let resolv = if dns.is_empty() { host_resolv } else { etcfiles::resolv_conf(&host_resolv, false, &dns) };
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv)?;
-                Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None })
+                Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None, pending: false })
             }
             NetMode::None | NetMode::Bridge => {
                 let links = self.resolve_links(rec)?;
@@ -195,7 +198,7 @@ impl<R: Runtime> ContainerService<R> {
                     dns_servers: dns.servers.iter().filter_map(|s| s.parse().ok()).collect(),
                     links: links.iter().map(|l| (l.alias.clone(), l.target.id.clone())).collect(),
                 };
-                let sb = self.network.setup(&req).await.map_err(|e| match e {
+                let sb = self.network.setup_started(&req).await.map_err(|e| match e {
                     NetworkError::NotFound(n) => ContainerError::NetworkNotFound(n),
                     e => e.into(),
                 })?;
@@ -220,7 +223,7 @@ impl<R: Runtime> ContainerService<R> {
                 hosts.push_str(&extra);
                 let resolv = etcfiles::resolv_conf(&host_resolv, sb.resolver, &dns);
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv)?;
-                Ok(NetSetup { netns: NetNs::Path(sb.netns), mounts, env, hostname: None })
+                Ok(NetSetup { netns: NetNs::Path(sb.netns), mounts, env, hostname: None, pending: true })
             }
         }
     }

@@ -5,6 +5,13 @@ use std::path::{Path, PathBuf};
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
+const TRASH_PREFIX: &str = ".removing-";
+
+/// A directory entry of `<data-root>/containers` that is a removed container's, still being deleted.
+pub fn is_trash(name: &str) -> bool {
+    name.starts_with(TRASH_PREFIX)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -139,8 +146,32 @@ impl Record {
     pub fn file(root: &Path, id: &str) -> PathBuf {
         Self::dir(root, id).join("config.v2.json")
     }
+    /// Removes a container's directory: renamed to `.removing-<id>` at once (one metadata
+    /// operation instead of one per file on the path of `docker rm`), deleted in the background.
+    /// What a crash leaves is deleted at the next start ([`is_trash`]).
+    pub fn remove_dir(root: &Path, id: &str) {
+        let dir = Self::dir(root, id);
+        let trash = root.join("containers").join(format!("{TRASH_PREFIX}{id}"));
+        match std::fs::rename(&dir, &trash) {
+            Ok(()) => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = std::fs::remove_dir_all(&trash) {
+                        tracing::warn!(dir = %trash.display(), error = %e, "removing a container directory failed");
+                    }
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
     pub fn save(&self, root: &Path) -> std::io::Result<()> {
         crate::fsutil::write_json(&Self::file(root, &self.id), self)
+    }
+    /// As [`Record::save`], without fsync (state changes only; see `ContainerService::save_state`).
+    pub fn save_state(&self, root: &Path) -> std::io::Result<()> {
+        crate::fsutil::write_runtime_json(&Self::file(root, &self.id), self)
     }
     pub fn tty(&self) -> bool {
         self.config.tty.unwrap_or(false)
@@ -150,5 +181,26 @@ impl Record {
     }
     pub fn running(&self) -> bool {
         self.state.status == Status::Running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn removed_dirs_go_out_of_the_way_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = Record::dir(root.path(), "abc");
+        std::fs::create_dir_all(dir.join("upper/etc")).unwrap();
+        std::fs::write(dir.join("upper/etc/hosts"), "x").unwrap();
+        Record::remove_dir(root.path(), "abc");
+        assert!(!dir.exists());
+        let left: Vec<String> =
+            std::fs::read_dir(root.path().join("containers")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.iter().all(|n| is_trash(n)), "{left:?}");
+        // Removing what is not there is fine.
+        Record::remove_dir(root.path(), "missing");
+        assert!(!is_trash("abc") && is_trash(".removing-abc"));
     }
 }

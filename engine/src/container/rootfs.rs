@@ -27,6 +27,16 @@ pub fn is_mounted(path: &Path) -> bool {
 
 /// Mounts the overlay: `layer_dirs` bottom first (overlayfs wants the top-most first).
 pub fn mount_rootfs(container_dir: &Path, layer_dirs: &[PathBuf]) -> io::Result<PathBuf> {
+    mount_rootfs_with(container_dir, layer_dirs, false)
+}
+
+/// As [`mount_rootfs`]; `volatile` (for `--rm` containers, whose upper layer is thrown away at
+/// exit, as podman does for them) mounts overlayfs with `volatile`: no sync of the upper file
+/// system on unmount. Without it the unmount at exit runs a syncfs of the whole file system the
+/// data root lives on, which costs tens of milliseconds when other processes write to it.
+/// (A process inside that calls fsync does not reach the disk either: its writes die with the
+/// container anyway; volumes are not on the overlay.)
+pub fn mount_rootfs_with(container_dir: &Path, layer_dirs: &[PathBuf], volatile: bool) -> io::Result<PathBuf> {
     let p = paths(container_dir);
     for d in [&p.upper, &p.work, &p.merged] {
         std::fs::create_dir_all(d)?;
@@ -39,8 +49,18 @@ pub fn mount_rootfs(container_dir: &Path, layer_dirs: &[PathBuf]) -> io::Result<
     }
     let lower: Vec<String> = layer_dirs.iter().rev().map(|d| d.to_string_lossy().into_owned()).collect();
     let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), p.upper.display(), p.work.display());
-    mount(Some("overlay"), &p.merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-        .map_err(|e| io::Error::other(format!("mounting the container's overlay rootfs: {e}")))?;
+    let res = if volatile {
+        // A volatile mount leaves `work/work/incompat/volatile` behind and overlayfs refuses to
+        // mount that work dir again while it is there (the upper dir may have missed writes in
+        // a crash). A `--rm` container started again (its removal failed) keeps its upper dir.
+        let _ = std::fs::remove_dir_all(p.work.join("work").join("incompat"));
+        mount(Some("overlay"), &p.merged, Some("overlay"), MsFlags::empty(), Some(format!("{opts},volatile").as_str()))
+            // Kernels before 5.10 do not know the option.
+            .or_else(|_| mount(Some("overlay"), &p.merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str())))
+    } else {
+        mount(Some("overlay"), &p.merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
+    };
+    res.map_err(|e| io::Error::other(format!("mounting the container's overlay rootfs: {e}")))?;
     Ok(p.merged)
 }
 

@@ -192,3 +192,60 @@ pub async fn local_networks(h: &Handle) -> NlResult<Vec<Ipv4Network>> {
 pub fn route_localnet(dev: &str) -> std::io::Result<()> {
     std::fs::write(format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet"), b"1\n")
 }
+
+/// Link notifications (`RTNLGRP_LINK`) of the host netns, to see links go without polling.
+pub struct LinkWatch {
+    handle: Handle,
+    events: LinkEvents,
+}
+
+type LinkEvents = futures_util::stream::BoxStream<
+    'static,
+    (rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>, rtnetlink::sys::SocketAddr),
+>;
+
+/// Subscribes to link notifications; links removed from now on are seen by [`LinkWatch::wait_gone`].
+pub fn watch_links() -> std::io::Result<LinkWatch> {
+    let (conn, handle, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
+    tokio::spawn(conn);
+    Ok(LinkWatch { handle, events: Box::pin(events) })
+}
+
+impl LinkWatch {
+    /// Waits until none of the links `names` (as they are now: by index, so a new link of the
+    /// same name does not count) exists, at most `timeout`; returns the indexes of those still there.
+    pub async fn wait_gone(mut self, names: &[String], timeout: std::time::Duration) -> NlResult<Vec<u32>> {
+        use futures_util::StreamExt;
+        use rtnetlink::packet_core::NetlinkPayload;
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+        let mut left = vec![];
+        for n in names {
+            if let Some(i) = link_index(&self.handle, n).await? {
+                left.push(i);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !left.is_empty() {
+            let (msg, _) = match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Ok(Some(ev)) => ev,
+                Ok(None) | Err(_) => break,
+            };
+            // (A port leaving a bridge is announced as an AF_BRIDGE DELLINK too.)
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) = msg.payload {
+                if u8::from(l.header.interface_family) != libc::AF_BRIDGE as u8 {
+                    left.retain(|i| *i != l.header.index);
+                }
+            }
+        }
+        Ok(left)
+    }
+}
+
+/// Deletes the link with index `index`; `Ok(false)` when it did not exist.
+pub async fn delete_index(h: &Handle, index: u32) -> NlResult<bool> {
+    match h.link().del(index).execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

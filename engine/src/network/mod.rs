@@ -44,6 +44,7 @@ mod manage;
 mod names;
 pub mod nat;
 mod netns;
+mod plumb;
 pub mod portmap;
 mod reconcile;
 mod sandbox;
@@ -156,6 +157,8 @@ struct State {
 struct Live {
     resolver: Option<dns::Resolver>,
     ports: Vec<(PortMapping, portmap::Reservation)>,
+    /// The background part of a setup (see `NetworkService::setup_started`).
+    pending: Option<tokio::task::JoinHandle<Result<(), NetworkError>>>,
 }
 
 pub struct NetworkService {
