@@ -107,7 +107,10 @@ fn handle(shim: &mut Shim, conn: UnixStream, req: Request, rest: Vec<u8>) {
                 Err(e) => eprintln!("shim: attach: {e}"),
             }
         }
-        Request::Exec(req) => super::exec::start(shim, conn, req),
+        Request::Exec(req) => {
+            super::exec::start(shim, conn, req);
+            shim.adopt_strays();
+        }
     }
 }
 

@@ -51,6 +51,10 @@ pub(super) struct Shim {
     pub waiters: Vec<UnixStream>,
     /// Running `docker exec` processes.
     pub execs: Vec<Running>,
+    /// Other children to reap: what a failed tenant build leaves (its intermediate process,
+    /// and an init that could not exec, which exits without a signal and, left a zombie in
+    /// the container's pid namespace, would keep the container's init from ever exiting).
+    strays: Vec<(Pid, OwnedFd)>,
     /// `delete` requests, answered once the process is gone and the container deleted.
     pub deletes: Vec<UnixStream>,
     /// The init's status and the drain deadline, between its exit and `finish`.
@@ -161,6 +165,7 @@ pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
         conns: vec![],
         waiters: vec![],
         execs: vec![],
+        strays: vec![],
         deletes: vec![],
         exiting: None,
         linger_until: None,
@@ -254,8 +259,8 @@ impl Shim {
             if let Some(p) = &self.init_pidfd {
                 add(p.as_raw_fd(), libc::POLLIN, Tag::Child);
             }
-            for e in &self.execs {
-                add(e.pidfd.as_raw_fd(), libc::POLLIN, Tag::Child);
+            for fd in self.execs.iter().map(|e| &e.pidfd).chain(self.strays.iter().map(|(_, fd)| fd)) {
+                add(fd.as_raw_fd(), libc::POLLIN, Tag::Child);
             }
             if !self.hub.backlogged() {
                 for (i, o) in self.outputs.iter().enumerate().filter(|(_, o)| !o.eof) {
@@ -346,7 +351,7 @@ impl Shim {
     }
 
     /// Reaps every exited child: the init starts the exit sequence, an exec reports its exit.
-    fn reap(&mut self) {
+    pub fn reap(&mut self) {
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
                 Ok(WaitStatus::StillAlive) => return,
@@ -359,6 +364,8 @@ impl Shim {
                         self.exiting = Some((ws, Instant::now() + DRAIN_TIMEOUT));
                     } else if let Some(i) = self.execs.iter().position(|e| e.pid == pid) {
                         self.execs.swap_remove(i).report(exit_code(ws));
+                    } else {
+                        self.strays.retain(|(p, _)| *p != pid);
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -369,6 +376,22 @@ impl Shim {
                 }
             }
         }
+    }
+
+    /// Watches every child that is neither the init nor a known exec (after a tenant build),
+    /// and reaps what has exited already.
+    pub fn adopt_strays(&mut self) {
+        let list = format!("/proc/self/task/{}/children", std::process::id());
+        let Ok(children) = std::fs::read_to_string(list) else { return };
+        for pid in children.split_whitespace().filter_map(|p| p.parse().ok()).map(Pid::from_raw) {
+            let known = pid == self.init || self.execs.iter().any(|e| e.pid == pid) || self.strays.iter().any(|(p, _)| *p == pid);
+            if !known {
+                if let Ok(fd) = pidfd_open(pid) {
+                    self.strays.push((pid, fd));
+                }
+            }
+        }
+        self.reap();
     }
 
     pub fn kill(&self, signal: i32) -> Response {
