@@ -122,19 +122,14 @@ pub(super) fn on_attach(shim: &mut Shim, i: usize, revents: i16, buf: &mut [u8])
         a.flush();
     }
     if a.reading && revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-        loop {
-            match (&a.conn).read(buf) {
-                Ok(0) | Err(_) => {
-                    a.reading = false;
-                    // Docker closes the container's stdin when a StdinOnce client detaches
-                    // (not with a tty).
-                    a.close_stdin_after = stdin_once && !tty;
-                    break;
-                }
-                Ok(n) => {
-                    a.input.extend_from_slice(&buf[..n]);
-                    break;
-                }
+        match (&a.conn).read(buf) {
+            Ok(n) if n > 0 => a.input.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            _ => {
+                a.reading = false;
+                // Docker closes the container's stdin when a StdinOnce client detaches (not
+                // with a tty).
+                a.close_stdin_after = stdin_once && !tty;
             }
         }
     } else if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
