@@ -4,7 +4,8 @@
 //! Protocol: one request per connection. The client writes one JSON [`Request`] line, the shim
 //! answers with one JSON [`Response`] line. After a successful `attach` answer the connection
 //! becomes the attach stream (see `crate::runtime` for its framing). `wait` answers only once
-//! the process has exited and its output has been drained.
+//! the process has exited and its output has been drained. `exec` answers twice on its
+//! connection: the process's pid and stdio, then its exit code.
 use crate::runtime::Exit;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
