@@ -77,6 +77,21 @@ fn exec_joins_namespaces_and_cgroup() {
         }),
         "no sleep 321 in {procs}"
     );
+    // The container's shim started it (no helper process): its parent is the init's parent.
+    let ppid = |pid: &str| -> String {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        st.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap_or_default().trim().to_string()
+    };
+    let sleeper = std::fs::read_to_string(&procs)
+        .unwrap()
+        .lines()
+        .map(|p| p.trim().to_string())
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().starts_with("sleep\0321"))
+        .expect("sleep 321 running");
+    let init = inspect(&e, &c, "{{.State.Pid}}");
+    assert_eq!(ppid(&sleeper), ppid(&init));
+    let shim = std::fs::read_to_string(format!("/proc/{}/cmdline", ppid(&init))).unwrap();
+    assert!(shim.contains("\0shim\0"), "{shim:?}");
 }
 
 #[test]

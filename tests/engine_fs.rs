@@ -178,3 +178,24 @@ fn diff_export_prune_and_df() {
     assert_eq!(lines(&e.docker_ok(&["ps", "-a", "--format", "{{.Names}}"])), [running.as_str()]);
     e.docker_ok(&["rm", "-f", &running]);
 }
+
+#[test]
+fn cp_out_keeps_owner_names_and_hard_links() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = e.unique("cpl");
+    e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
+    e.docker_ok(&["exec", &c, "sh", "-c", "mkdir /d && echo x > /d/a && ln /d/a /d/b && chown 65534:65534 /d/a"]);
+    let o = e.sh(&format!("docker cp {c}:/d - | tar -tvf - | sort -k6"));
+    e.expect_ok(&o);
+    let rows: Vec<Vec<&str>> = o.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    // `perm owner/group size date time name [link to target]`, owners by name as in the container.
+    assert_eq!(rows.len(), 3, "{o}");
+    assert_eq!((rows[0][1], rows[0][5]), ("root/root", "d/"), "{o}");
+    // One name is the file, the other a hard link to it (which comes first is readdir's order).
+    let (file, link) = if rows[1][0].starts_with('h') { (&rows[2], &rows[1]) } else { (&rows[1], &rows[2]) };
+    assert!(file[0].starts_with('-') && link[0].starts_with('h'), "{o}");
+    assert_eq!((file[1], link[1]), ("nobody/nogroup", "nobody/nogroup"), "{o}");
+    assert_eq!(link[6..], ["link", "to", file[5]], "{o}");
+    assert_eq!(sorted_lines(&format!("{}\n{}", file[5], link[5])), ["d/a", "d/b"]);
+}

@@ -306,3 +306,39 @@ fn restart_always_comes_back_without_shims() {
     assert_eq!(e.docker_ok(&["exec", &always, "echo", "back"]), "back\n");
     assert!(wait_status(&e, &plain, "exited"));
 }
+
+#[test]
+fn restarting_container_refuses_rm_exec_and_bad_policies() {
+    require_root!();
+    let e = engine_with_busybox();
+    // Exits at once: after a few restarts the back-off (100 ms, doubling) keeps it mostly
+    // waiting to restart. Each try runs `rm` while inspect says it is restarting; the
+    // container may start again in between, so a few tries are allowed.
+    let c = e.unique("rs");
+    e.docker_ok(&["run", "-d", "--name", &c, "--restart", "always", "busybox", "false"]);
+    let id = inspect(&e, &c, "{{.Id}}");
+    assert!(wait_until(Duration::from_secs(30), || inspect(&e, &c, "{{.RestartCount}}").parse::<u32>().unwrap_or(0) >= 4));
+    let refused = |args: &[&str], words: &str| {
+        (0..10).any(|_| {
+            assert!(wait_until(Duration::from_secs(20), || inspect(&e, &c, "{{.State.Restarting}}") == "true"));
+            let o = e.docker(args);
+            assert!(!o.success(), "{o}");
+            o.stderr.contains(words)
+        })
+    };
+    assert!(refused(&["rm", &c], &format!("You cannot remove a restarting container {id}. Stop the container before attempting removal or force remove")));
+    assert!(refused(&["exec", &c, "true"], &format!("Container {id} is restarting, wait until the container is running")));
+    assert_eq!(inspect(&e, &c, "{{.Id}}"), id);
+    e.docker_ok(&["rm", "-f", &c]);
+    assert!(!e.docker(&["inspect", &c]).success());
+    // An unknown policy name: the CLI refuses it, and so does the API with dockerd's words.
+    let o = e.docker(&["run", "-d", "--restart", "bogus", "busybox", "true"]);
+    assert!(!o.success(), "{o}");
+    let o = e.sh(&format!(
+        "curl -s -w ' %{{http_code}}' --unix-socket {} -H 'Content-Type: application/json' \
+         -d '{{\"Image\":\"busybox\",\"Cmd\":[\"true\"],\"HostConfig\":{{\"RestartPolicy\":{{\"Name\":\"bogus\"}}}}}}' \
+         http://localhost/v1.41/containers/create",
+        e.socket().display()
+    ));
+    assert_eq!(o.stdout.trim(), r#"{"message":"invalid restart policy 'bogus'"} 400"#, "{o}");
+}

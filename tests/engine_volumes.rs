@@ -176,3 +176,29 @@ fn tmpfs_mounts() {
     let out = e.docker_ok(&["run", "--rm", "-v", &format!("{v}:/data"), "--tmpfs", "/data/tmp", "busybox", "sh", "-c", "grep ' /data' /proc/mounts | cut -d' ' -f2,3"]);
     assert_eq!(lines(&out).last().map(String::as_str), Some("/data/tmp tmpfs"), "{out}");
 }
+
+#[test]
+fn local_driver_options_mount_on_first_use() {
+    require_root!();
+    let e = engine_with_busybox();
+    let v = e.unique("tv");
+    e.docker_ok(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=10m,nosuid", &v]);
+    assert_eq!(e.docker_ok(&["volume", "inspect", "-f", "{{.Options.type}} {{.Options.device}} {{.Options.o}}", &v]).trim(), "tmpfs tmpfs size=10m,nosuid");
+    let data = e.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", &v]).trim().to_string();
+    // Mounted when a container first uses it: a 10 MB tmpfs.
+    let df = e.docker_ok(&["run", "--rm", "-v", &format!("{v}:/data"), "busybox", "sh", "-c", "df -k /data | tail -1; echo hi > /data/f"]);
+    let cols: Vec<&str> = df.split_whitespace().collect();
+    assert_eq!((cols[0], cols[1]), ("tmpfs", "10240"), "{df}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(mounts.lines().any(|l| l.split(' ').nth(4) == Some(data.as_str()) && l.contains(" - tmpfs ") && l.contains("nosuid")), "{data} not a tmpfs");
+    // `volume rm` unmounts it and removes it.
+    e.docker_ok(&["volume", "rm", &v]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.lines().any(|l| l.split(' ').nth(4) == Some(data.as_str())), "{data} still mounted");
+    assert!(!std::path::Path::new(&data).exists());
+    // Refusals in dockerd's words.
+    let o = e.docker(&["volume", "create", "-o", "foo=bar", &e.unique("bad")]);
+    assert!(!o.success() && o.stderr.contains("invalid option: \"foo\""), "{o}");
+    let o = e.docker(&["volume", "create", "-o", "type=tmpfs", &e.unique("bad")]);
+    assert!(!o.success() && o.stderr.contains("missing required option: \"device\""), "{o}");
+}

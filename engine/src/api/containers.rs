@@ -46,6 +46,7 @@ async fn create(
     let name = p.str("name").filter(|n| !n.is_empty()).map(String::from);
     // `MacAddress` of API < 1.44 is not part of the body type.
     let mac_address = raw.get("MacAddress").and_then(|m| m.as_str()).filter(|m| !m.is_empty()).map(String::from);
+    crate::container::restart::check_policy_name(&raw)?;
     let body: ContainerCreateBody = serde_json::from_value(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let (id, warnings) = st.containers.create(CreateRequest { name, body, mac_address }).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warnings": warnings }))))

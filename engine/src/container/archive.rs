@@ -342,7 +342,8 @@ impl<R: Runtime> ContainerService<R> {
                 }
             };
             let _ = stat_tx.send(Ok(stat_of(v, &path, &r)));
-            if let Err(e) = tar_out::write_path(ChannelWriter::new(tx), &r, &base_name(&path)).and_then(|mut w| io::Write::flush(&mut w)) {
+            let mut ts = tar_out::TarState::with_names(&read_etc(v, "/etc/passwd"), &read_etc(v, "/etc/group"));
+            if let Err(e) = tar_out::write_path(ChannelWriter::new(tx), &mut ts, &r, &base_name(&path)).and_then(|mut w| io::Write::flush(&mut w)) {
                 tracing::info!(error = %e, "archive stream ended early");
             }
             Ok(())
@@ -414,7 +415,7 @@ impl<R: Runtime> ContainerService<R> {
                     }
                 };
                 let mut b = tar::Builder::new(ChannelWriter::new(tx));
-                let res = tar_out::write_dir_contents(&mut b, &root, "").and_then(|_| b.into_inner()).and_then(|mut w| io::Write::flush(&mut w));
+                let res = tar_out::write_dir_contents(&mut b, &mut tar_out::TarState::default(), &root, "").and_then(|_| b.into_inner()).and_then(|mut w| io::Write::flush(&mut w));
                 if let Err(e) = res {
                     tracing::info!(error = %e, "export stream ended early");
                 }
@@ -441,14 +442,17 @@ impl<R: Runtime> ContainerService<R> {
     }
 }
 
+/// A file of the container (read inside its root), empty if missing.
+fn read_etc(v: &View, p: &str) -> String {
+    resolve(&v.root, p, true)
+        .and_then(|r| fsview::reopen(&r.fd, nix::fcntl::OFlag::O_RDONLY))
+        .and_then(|fd| io::read_to_string(std::fs::File::from(fd)))
+        .unwrap_or_default()
+}
+
 /// uid/gid of the container's configured user, from its own /etc/passwd and /etc/group.
 fn container_user(v: &View, rec: &Record) -> Result<(u32, u32), ContainerError> {
-    let read = |p: &str| -> String {
-        resolve(&v.root, p, true)
-            .and_then(|r| fsview::reopen(&r.fd, nix::fcntl::OFlag::O_RDONLY))
-            .and_then(|fd| io::read_to_string(std::fs::File::from(fd)))
-            .unwrap_or_default()
-    };
+    let read = |p: &str| read_etc(v, p);
     let user = rec.config.user.clone().unwrap_or_default();
     let u = crate::runtime::user::parse_user(&user, &read("/etc/passwd"), &read("/etc/group"))
         .map_err(|e| ContainerError::InvalidParam(e.to_string()))?;

@@ -204,6 +204,10 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     fn check_exec_target(&self, rec: &super::record::Record) -> Result<(), ContainerError> {
+        // dockerd counts a container waiting to restart as running, but refuses exec into it.
+        if rec.state.restarting && !rec.running() {
+            return Err(ContainerError::Conflict(format!("Container {} is restarting, wait until the container is running", rec.id)));
+        }
         if !rec.running() {
             return Err(ContainerError::Conflict(format!("Container {} is not running", rec.id)));
         }

@@ -410,9 +410,10 @@ impl<R: Runtime> ContainerService<R> {
         let ctr = self.get(key)?;
         let _op = ctr.op.lock().await;
         let rec = ctr.record();
-        if rec.running() && !force {
+        if (rec.running() || rec.state.restarting) && !force {
+            let state = if rec.running() { "running" } else { "restarting" };
             return Err(ContainerError::Conflict(format!(
-                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                "You cannot remove a {state} container {}. Stop the container before attempting removal or force remove",
                 rec.id
             )));
         }

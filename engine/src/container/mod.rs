@@ -16,7 +16,7 @@ pub mod ports;
 pub mod record;
 mod rename;
 mod resources;
-mod restart;
+pub(crate) mod restart;
 mod rootfs;
 mod stats;
 mod view;

@@ -35,7 +35,7 @@ pub fn copy_image_content(rootfs: &Path, dest: &str, data: &Path) -> std::io::Re
     let src_fd = src.fd.try_clone()?;
     let producer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut b = tar::Builder::new(writer);
-        tar_out::write_dir_contents(&mut b, &src_fd, "")?;
+        tar_out::write_dir_contents(&mut b, &mut tar_out::TarState::default(), &src_fd, "")?;
         b.into_inner().map(drop)
     });
     let res = extract::extract(&dst_root, &dst, &mut reader, extract::ExtractOptions::default());
@@ -148,10 +148,12 @@ impl<R: Runtime> ContainerService<R> {
     ) -> Result<(Vec<BindMount>, Vec<TmpfsMount>), ContainerError> {
         let mounts = rec.mounts.clone();
         let root = rootfs.to_path_buf();
+        let volumes = self.volumes.clone();
         tokio::task::spawn_blocking(move || -> Result<(), ContainerError> {
             for m in &mounts {
                 match m.kind {
                     MountKind::Volume => {
+                        volumes.ensure_mounted(&m.name)?;
                         std::fs::create_dir_all(&m.source)?;
                         if m.copy_data && local::is_empty(&m.source) {
                             if let Err(e) = copy_image_content(&root, &m.destination, &m.source) {

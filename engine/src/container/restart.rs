@@ -62,6 +62,16 @@ pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// The policy name of a create body before it is parsed into the API types (which know only
+/// the valid names): an unknown one gets dockerd's answer, not a JSON error.
+pub fn check_policy_name(body: &serde_json::Value) -> Result<(), ContainerError> {
+    let name = body.pointer("/HostConfig/RestartPolicy/Name").and_then(|n| n.as_str()).unwrap_or("");
+    match name {
+        "" | "no" | "always" | "unless-stopped" | "on-failure" => Ok(()),
+        other => Err(ContainerError::InvalidParam(format!("invalid restart policy '{other}'"))),
+    }
+}
+
 /// Whether a container that just exited with `code` is started again.
 pub fn should_restart(p: Policy, code: i32, manually_stopped: bool, restart_count: u32) -> bool {
     if manually_stopped {
@@ -300,6 +310,10 @@ mod tests {
         assert!(validate(&hc(RestartPolicyNameEnum::ALWAYS, 2)).is_err());
         assert!(validate(&hc(RestartPolicyNameEnum::ON_FAILURE, -1)).is_err());
         assert!(validate(&hc(RestartPolicyNameEnum::ON_FAILURE, 2)).is_ok());
+        let bogus = serde_json::json!({"HostConfig": {"RestartPolicy": {"Name": "bogus"}}});
+        assert_eq!(check_policy_name(&bogus).unwrap_err().to_string(), "invalid restart policy 'bogus'");
+        assert!(check_policy_name(&serde_json::json!({"HostConfig": {"RestartPolicy": {"Name": "always"}}})).is_ok());
+        assert!(check_policy_name(&serde_json::json!({})).is_ok());
         let mut h = hc(RestartPolicyNameEnum::ALWAYS, 0);
         h.auto_remove = Some(true);
         assert!(validate(&h).is_err());

@@ -1,7 +1,7 @@
-//! `docker exec` in the real runtime: the engine starts `swarm shim exec` (a single-threaded
-//! helper that does the libcontainer tenant build) and receives the process's stdio from it.
+//! `docker exec` in the real runtime: the container's shim does the libcontainer tenant build
+//! (an `exec` request on its socket) and hands the engine the process's stdio.
 use super::{spec, user, FdStream, RuntimeError, ShimRuntime};
-use crate::shim::protocol::{self, ExecReply, ExecRequest};
+use crate::shim::protocol::{self, ExecReply, ExecRequest, Request};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, Interest};
@@ -108,31 +108,19 @@ impl ShimRuntime {
             RuntimeError::NotRunning(_) => RuntimeError::NotRunning(id.to_string()),
             e => e,
         })?;
-        let req = ExecRequest {
-            id: id.to_string(),
-            runtime_root: self.runtime_root.clone(),
-            work_dir: state_dir.to_path_buf(),
+        let req = Request::Exec(ExecRequest {
             exec_id: es.exec_id.clone(),
             process,
             tty: es.tty,
             stdin: es.stdin,
             detach: es.detach,
             console_size: es.console_size,
-        };
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("shim.log"))?;
-        let mut child = tokio::process::Command::new(&self.shim_binary)
-            .args(["shim", "exec"])
-            .stdin(std::process::Stdio::from(OwnedFd::from(theirs)))
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .kill_on_drop(false)
-            .spawn()
-            .map_err(|e| RuntimeError::Shim(format!("starting exec helper {}: {e}", self.shim_binary.display())))?;
-        ours.set_nonblocking(true)?;
-        let mut ctrl = tokio::net::UnixStream::from_std(ours)?;
+        });
         let mut line = serde_json::to_vec(&req).map_err(|e| RuntimeError::Shim(e.to_string()))?;
         line.push(b'\n');
+        let mut ctrl = tokio::net::UnixStream::connect(protocol::socket_path(state_dir))
+            .await
+            .map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
         ctrl.write_all(&line).await?;
         // The first reply line, with the fds it carries.
         let mut got = Vec::new();
@@ -144,27 +132,23 @@ impl ShimRuntime {
             }
             ctrl.readable().await?;
             match ctrl.try_io(Interest::READABLE, || recv_with_fds(ctrl.as_raw_fd(), &mut buf, &mut fds)) {
-                Ok(0) => {
-                    let _ = child.wait().await;
-                    return Err(RuntimeError::Shim("exec helper exited without an answer (see shim.log)".into()));
-                }
+                Ok(0) => return Err(RuntimeError::NotRunning(id.to_string())),
                 Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e.into()),
             }
         };
-        let reply: ExecReply = serde_json::from_slice(&got[..nl]).map_err(|e| RuntimeError::Shim(format!("exec helper: {e}")))?;
+        let reply: ExecReply = serde_json::from_slice(&got[..nl]).map_err(|e| RuntimeError::Shim(format!("exec: {e}")))?;
+        if reply.not_running {
+            return Err(RuntimeError::NotRunning(id.to_string()));
+        }
         if let Some(message) = reply.error {
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
             return Err(RuntimeError::Exec { message, code: reply.code.unwrap_or(126) });
         }
         let rest = got[nl + 1..].to_vec();
         let (tx, exit) = oneshot::channel();
         tokio::spawn(async move {
             let code = read_exit(ctrl, rest).await;
-            let _ = child.wait().await;
             let _ = tx.send(code.unwrap_or(255));
         });
         let mut fds = fds.into_iter();
@@ -172,7 +156,7 @@ impl ShimRuntime {
         if es.detach {
             return Ok(p);
         }
-        let missing = || RuntimeError::Shim("exec helper sent no stdio".into());
+        let missing = || RuntimeError::Shim("the shim sent no stdio for the exec".into());
         if es.tty {
             let master = fds.next().ok_or_else(missing)?;
             if es.stdin {

@@ -1,18 +1,18 @@
-//! `swarm shim exec`: a short-lived, single-threaded helper that starts one `docker exec`
-//! process inside a running container (libcontainer's tenant build: joins the container's
-//! namespaces and cgroups), hands the engine the process's stdio, and reports its exit.
-//!
-//! The engine starts it with a unix socket as stdin (see [`protocol::ExecRequest`]); it never
-//! forks in the engine's threaded process. The exec'd process is this helper's child, so
-//! the helper reaps it and knows its exit status.
+//! `docker exec` inside the shim: the tenant build (libcontainer joins the container's
+//! namespaces and cgroups) runs in the shim's single thread, so no process is spawned from the
+//! engine. The exec'd process is the shim's child (libcontainer clones it as a sibling of its
+//! intermediate process): the loop watches its pidfd, reaps it and reports its exit code on the
+//! request's connection.
 use super::create::{error_chain, pipe, receive_pty_master, CleanSignals};
-use super::protocol::{ExecReply, ExecRequest};
+use super::protocol::{ExecReply, ExecRequest, Status};
+use super::supervisor::{pidfd_open, trim_heap, Shim};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
 use std::fs::File;
-use std::io::{BufRead, BufReader, IoSlice, Write};
+use std::io::{IoSlice, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -38,6 +38,20 @@ pub fn exec_wording(err: &str) -> (String, i32) {
     (format!("OCI runtime exec failed: exec failed: {err}: unknown"), 126)
 }
 
+/// A running exec process and the connection its exit is reported on.
+pub(super) struct Running {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    conn: UnixStream,
+}
+
+impl Running {
+    pub fn report(self, code: i32) {
+        let _ = self.conn.set_nonblocking(false);
+        let _ = send_line(&self.conn, &ExecReply { exit: Some(code), ..Default::default() }, &[]);
+    }
+}
+
 fn send_line(ctrl: &UnixStream, reply: &ExecReply, fds: &[RawFd]) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(reply).unwrap_or_else(|_| b"{}".to_vec());
     line.push(b'\n');
@@ -51,53 +65,71 @@ fn send_line(ctrl: &UnixStream, reply: &ExecReply, fds: &[RawFd]) -> std::io::Re
     Ok(())
 }
 
-fn fail(ctrl: &UnixStream, message: String, code: i32) -> i32 {
+fn fail(ctrl: &UnixStream, message: String, code: i32) {
     let _ = send_line(ctrl, &ExecReply { error: Some(message), code: Some(code), ..Default::default() }, &[]);
-    1
 }
 
 fn dev_null() -> Result<File, String> {
     std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| format!("/dev/null: {e}"))
 }
 
-/// Entry point of `swarm shim exec` (stdin is the control socket).
-pub fn main() -> i32 {
-    // SAFETY: fd 0 is the control socket the engine gave us; nothing else owns it.
-    let ctrl = unsafe { UnixStream::from_raw_fd(0) };
-    let mut line = String::new();
-    if let Err(e) = BufReader::new(&ctrl).read_line(&mut line) {
-        eprintln!("shim exec: reading request: {e}");
-        return 2;
+/// Handles a [`ExecRequest`]: starts the process and answers with its pid and stdio, or the
+/// error; the exit is reported later by the loop ([`Running::report`]).
+pub(super) fn start(shim: &mut Shim, conn: UnixStream, req: ExecRequest) {
+    let _ = conn.set_nonblocking(false);
+    if shim.status != Status::Running || shim.reaped {
+        let reply = ExecReply { error: Some(format!("container {} is not running", shim.cfg.id)), not_running: true, ..Default::default() };
+        let _ = send_line(&conn, &reply, &[]);
+        return;
     }
-    let req: ExecRequest = match serde_json::from_str(&line) {
-        Ok(r) => r,
-        Err(e) => return fail(&ctrl, format!("bad exec request: {e}"), 126),
+    let started = run(shim, &req);
+    trim_heap();
+    let (pid, fds) = match started {
+        Ok(x) => x,
+        Err((message, code)) => return fail(&conn, message, code),
     };
-    // Our own stdio (inherited by nothing: every fd we hand over is dup'ed onto 0-2 in the child).
-    if let Ok(null) = dev_null() {
-        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    let pidfd = match pidfd_open(pid) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+            return fail(&conn, format!("pidfd of exec process: {e}"), 126);
+        }
+    };
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    if let Err(e) = send_line(&conn, &ExecReply { pid: Some(pid.as_raw() as u32), ..Default::default() }, &raw) {
+        eprintln!("shim: exec reply: {e}");
     }
-    let short: String = req.exec_id.chars().take(12).collect();
-    let process_file = req.work_dir.join(format!("exec-{short}.json"));
-    if let Err(e) = crate::fsutil::write_runtime_json(&process_file, &req.process) {
-        return fail(&ctrl, format!("writing {}: {e}", process_file.display()), 126);
+    // Only the engine (and the process) hold these now, so EOF comes when the process ends.
+    drop(fds);
+    shim.execs.push(Running { pid, pidfd, conn });
+}
+
+/// The OCI process as a file libcontainer can open: a memfd, named by its /proc path.
+fn process_file(process: &serde_json::Value) -> Result<(File, PathBuf), String> {
+    // SAFETY: the name is a valid C string; the flags ask for a close-on-exec memfd.
+    let fd = unsafe { libc::memfd_create(c"exec-process".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("memfd: {}", std::io::Error::last_os_error()));
     }
-    let res = run(&ctrl, &req, process_file.clone());
-    let _ = std::fs::remove_file(&process_file);
-    res
+    // SAFETY: the fd is new and ours.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    let json = serde_json::to_vec(process).map_err(|e| format!("exec process: {e}"))?;
+    file.write_all(&json).map_err(|e| format!("exec process: {e}"))?;
+    Ok((file, PathBuf::from(format!("/proc/self/fd/{fd}"))))
 }
 
 type Console = Option<(UnixListener, PathBuf)>;
 
 /// Wires the process's stdio; returns the builder, the engine's ends and the console socket.
-fn stdio(mut builder: ContainerBuilder, req: &ExecRequest) -> Result<(ContainerBuilder, Vec<OwnedFd>, Console), String> {
+fn stdio(mut builder: ContainerBuilder, req: &ExecRequest, work_dir: &std::path::Path) -> Result<(ContainerBuilder, Vec<OwnedFd>, Console), String> {
     let short: String = req.exec_id.chars().take(12).collect();
     if req.detach {
         builder = builder.with_stdin(dev_null()?).with_stdout(dev_null()?).with_stderr(dev_null()?);
         return Ok((builder, vec![], None));
     }
     if req.tty {
-        let path = req.work_dir.join(format!("exec-{short}.sock"));
+        let path = work_dir.join(format!("exec-{short}.sock"));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(|e| format!("console socket: {e}"))?;
         builder = builder.with_console_socket(Some(&path));
@@ -117,57 +149,30 @@ fn stdio(mut builder: ContainerBuilder, req: &ExecRequest) -> Result<(ContainerB
     Ok((builder, ours, None))
 }
 
-fn run(ctrl: &UnixStream, req: &ExecRequest, process_file: PathBuf) -> i32 {
-    let builder = match ContainerBuilder::new(req.id.clone(), SyscallType::Linux).with_root_path(&req.runtime_root) {
-        Ok(b) => b.with_executor(CleanSignals { winsize: req.console_size }),
-        Err(e) => return fail(ctrl, error_chain(&e), 126),
-    };
-    let (builder, mut ours, console) = match stdio(builder, req) {
-        Ok(x) => x,
-        Err(e) => return fail(ctrl, e, 126),
-    };
-    let built = builder.as_tenant().with_process(Some(process_file.clone())).with_detach(true).build();
-    let _ = std::fs::remove_file(&process_file);
+/// The tenant build; returns the process's pid and the engine's ends of its stdio.
+fn run(shim: &Shim, req: &ExecRequest) -> Result<(Pid, Vec<OwnedFd>), (String, i32)> {
+    let (_process, process_path) = process_file(&req.process).map_err(|e| (e, 126))?;
+    let builder = ContainerBuilder::new(shim.cfg.id.clone(), SyscallType::Linux)
+        .with_root_path(&shim.cfg.runtime_root)
+        .map_err(|e| (error_chain(&e), 126))?
+        .with_executor(CleanSignals { winsize: req.console_size });
+    let (builder, mut ours, console) = stdio(builder, req, &shim.state_dir).map_err(|e| (e, 126))?;
+    let built = builder.as_tenant().with_process(Some(process_path)).with_detach(true).build();
     if let Some((_, path)) = &console {
         let _ = std::fs::remove_file(path);
     }
-    let pid = match built {
-        Ok(p) => p,
-        Err(e) => {
-            let (msg, code) = exec_wording(&error_chain(&e));
-            return fail(ctrl, msg, code);
-        }
-    };
+    let pid = built.map_err(|e| exec_wording(&error_chain(&e)))?;
     if let Some((listener, _)) = &console {
         match receive_pty_master(listener) {
             Ok(m) => ours.push(m),
             Err(e) => {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
-                return fail(ctrl, e, 126);
+                return Err((e, 126));
             }
         }
     }
-    let raw: Vec<RawFd> = ours.iter().map(|f| f.as_raw_fd()).collect();
-    if let Err(e) = send_line(ctrl, &ExecReply { pid: Some(pid.as_raw() as u32), ..Default::default() }, &raw) {
-        eprintln!("shim exec: sending reply: {e}");
-    }
-    // Only the engine (and the process) may hold these now, so EOF comes when the process ends.
-    drop(ours);
-    let code = loop {
-        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                eprintln!("shim exec: waitpid: {e}");
-                break 255;
-            }
-        }
-    };
-    let _ = send_line(ctrl, &ExecReply { exit: Some(code), ..Default::default() }, &[]);
-    0
+    Ok((pid, ours))
 }
 
 #[cfg(test)]

@@ -3,8 +3,7 @@ use chrono::{SecondsFormat, Utc};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Stream numbers as in Docker's stdcopy framing.
 pub const STDOUT: u8 = 1;
@@ -14,10 +13,8 @@ pub const STDERR: u8 = 2;
 const MAX_LINE: usize = 16 * 1024;
 /// A client that does not read for this long is dropped instead of stalling the container.
 const CLIENT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// How long the end of the process waits for a client to take its last output.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One json-file log entry (Docker's `jsonlog.JSONLog`).
 #[derive(serde::Serialize)]
@@ -27,9 +24,9 @@ struct Entry<'a> {
     time: String,
 }
 
-/// Appends json-file lines; shared by the reader threads.
+/// Appends json-file lines.
 pub struct LogFile {
-    file: Mutex<Option<File>>,
+    file: Option<File>,
 }
 
 impl LogFile {
@@ -38,15 +35,15 @@ impl LogFile {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(LogFile { file: Mutex::new(Some(file)) })
+        Ok(LogFile { file: Some(file) })
     }
 
     /// A log that drops everything (when the log file cannot be opened).
     pub fn discard() -> Self {
-        LogFile { file: Mutex::new(None) }
+        LogFile { file: None }
     }
 
-    fn write_line(&self, stream: u8, line: &[u8]) {
+    fn write_line(&mut self, stream: u8, line: &[u8]) {
         let entry = Entry {
             log: &String::from_utf8_lossy(line),
             stream: if stream == STDERR { "stderr" } else { "stdout" },
@@ -54,7 +51,7 @@ impl LogFile {
         };
         let Ok(mut buf) = serde_json::to_vec(&entry) else { return };
         buf.push(b'\n');
-        if let Some(f) = lock(&self.file).as_mut() {
+        if let Some(f) = self.file.as_mut() {
             if let Err(e) = f.write_all(&buf) {
                 eprintln!("shim: writing log: {e}");
             }
@@ -73,7 +70,7 @@ impl LineSplitter {
         LineSplitter { stream, pending: Vec::new() }
     }
 
-    pub fn push(&mut self, log: &LogFile, mut data: &[u8]) {
+    pub fn push(&mut self, log: &mut LogFile, mut data: &[u8]) {
         while let Some(i) = data.iter().position(|&b| b == b'\n') {
             let (line, rest) = data.split_at(i + 1);
             if self.pending.is_empty() {
@@ -93,7 +90,7 @@ impl LineSplitter {
     }
 
     /// Writes a trailing partial line (at EOF).
-    pub fn finish(&mut self, log: &LogFile) {
+    pub fn finish(&mut self, log: &mut LogFile) {
         if !self.pending.is_empty() {
             log.write_line(self.stream, &self.pending);
             self.pending.clear();
@@ -101,97 +98,186 @@ impl LineSplitter {
     }
 }
 
-struct Client {
-    conn: UnixStream,
+/// A client this far behind stops the container's output from being read (back-pressure).
+const MAX_BEHIND: usize = 256 * 1024;
+
+/// One attach connection (non-blocking): a client of the output, and maybe of stdin.
+pub struct Attach {
+    pub conn: UnixStream,
     stdout: bool,
     stderr: bool,
+    /// Output not yet taken by the client.
+    out: Vec<u8>,
+    /// Since when the client has taken nothing of `out`.
+    stalled: Option<Instant>,
+    /// The client's input is still read (an attach with stdin, before its EOF).
+    pub reading: bool,
+    /// Input read from the client, not yet written to the container's stdin.
+    pub input: Vec<u8>,
+    /// Close the container's stdin once `input` is written (StdinOnce, no tty).
+    pub close_stdin_after: bool,
+    /// Gone: removed at the next sweep.
+    pub dead: bool,
 }
 
-#[derive(Default)]
-struct HubInner {
-    clients: Vec<Client>,
-    closed: bool,
+impl Attach {
+    /// Whether the loop should wait for the client to take output.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Writes what the client can take now; a broken client is marked dead.
+    pub fn flush(&mut self) {
+        let mut written = 0;
+        while written < self.out.len() {
+            match (&self.conn).write(&self.out[written..]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.dead = true;
+                    self.out.clear();
+                    return;
+                }
+            }
+        }
+        if written > 0 {
+            self.out.drain(..written);
+            self.stalled = None;
+        }
+        if !self.out.is_empty() && self.stalled.is_none() {
+            self.stalled = Some(Instant::now());
+        }
+    }
 }
 
-/// The attached clients. Output is written to each under one lock, so every client sees the
-/// bytes in order and an attach registered before `start` misses nothing.
-#[derive(Default)]
+/// The attached clients. Output goes to each in order; an attach registered before `start`
+/// misses nothing.
 pub struct Hub {
-    inner: Mutex<HubInner>,
+    pub clients: Vec<Attach>,
     tty: bool,
+    closed: bool,
 }
 
 impl Hub {
     pub fn new(tty: bool) -> Self {
-        Hub { inner: Mutex::default(), tty }
+        Hub { clients: vec![], tty, closed: false }
     }
 
-    /// Sends `reply` on `conn` and registers it for output (and for `close`), atomically with
-    /// respect to output.
-    /// Returns false when the hub is closed (the process has exited).
-    pub fn register(&self, conn: &UnixStream, stdout: bool, stderr: bool, reply: &[u8]) -> io::Result<bool> {
-        let mut inner = lock(&self.inner);
-        if inner.closed {
+    /// Sends `reply` on `conn` and registers it for output (and for `close`); `input` is what
+    /// the client sent after its request (with `stdin`). Returns false when the hub is closed
+    /// (the process has exited).
+    pub fn register(&mut self, conn: UnixStream, stdout: bool, stderr: bool, stdin: bool, reply: &[u8], input: Vec<u8>) -> io::Result<bool> {
+        if self.closed {
             return Ok(false);
         }
-        (&*conn).write_all(reply)?;
+        (&conn).write_all(reply)?;
+        conn.set_nonblocking(true)?;
         // Registered even without output streams, so `close` ends a stdin-only attach too.
-        let conn = conn.try_clone()?;
-        conn.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT))?;
-        inner.clients.push(Client { conn, stdout, stderr });
+        self.clients.push(Attach {
+            conn,
+            stdout,
+            stderr,
+            out: vec![],
+            stalled: None,
+            reading: stdin,
+            input: if stdin { input } else { vec![] },
+            close_stdin_after: false,
+            dead: false,
+        });
         Ok(true)
     }
 
-    pub fn broadcast(&self, stream: u8, data: &[u8]) {
-        let mut inner = lock(&self.inner);
-        if inner.clients.is_empty() {
-            return;
-        }
-        let framed;
-        let bytes: &[u8] = if self.tty {
-            data
-        } else {
-            let mut f = Vec::with_capacity(8 + data.len());
-            f.extend_from_slice(&[stream, 0, 0, 0]);
-            f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            f.extend_from_slice(data);
-            framed = f;
-            &framed
-        };
-        inner.clients.retain(|c| {
+    pub fn broadcast(&mut self, stream: u8, data: &[u8]) {
+        let tty = self.tty;
+        for c in self.clients.iter_mut().filter(|c| !c.dead) {
             let wanted = if stream == STDERR { c.stderr } else { c.stdout };
-            !wanted || (&c.conn).write_all(bytes).is_ok()
-        });
+            if !wanted {
+                continue;
+            }
+            if !tty {
+                c.out.extend_from_slice(&[stream, 0, 0, 0]);
+                c.out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            }
+            c.out.extend_from_slice(data);
+            c.flush();
+        }
     }
 
-    /// Ends every attach stream (the clients see EOF) and refuses new ones.
-    pub fn close(&self) {
-        let mut inner = lock(&self.inner);
-        inner.closed = true;
-        for c in inner.clients.drain(..) {
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Some client is so far behind that the output should not be read for now.
+    pub fn backlogged(&self) -> bool {
+        self.clients.iter().any(|c| !c.dead && c.out.len() >= MAX_BEHIND)
+    }
+
+    /// Drops clients that took nothing for [`CLIENT_WRITE_TIMEOUT`] and the dead ones.
+    pub fn sweep(&mut self, now: Instant) {
+        for c in &mut self.clients {
+            if c.stalled.is_some_and(|t| now.duration_since(t) >= CLIENT_WRITE_TIMEOUT) {
+                c.dead = true;
+            }
+        }
+        self.clients.retain(|c| !c.dead);
+    }
+
+    /// When the oldest stalled client times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.clients.iter().filter_map(|c| c.stalled).min().map(|t| t + CLIENT_WRITE_TIMEOUT)
+    }
+
+    /// Ends every attach stream (the clients see EOF, after their pending output within a few
+    /// seconds) and refuses new ones.
+    pub fn close(&mut self) {
+        self.closed = true;
+        for c in self.clients.drain(..) {
+            if !c.dead && !c.out.is_empty() && c.conn.set_nonblocking(false).is_ok() {
+                let _ = c.conn.set_write_timeout(Some(CLOSE_FLUSH_TIMEOUT));
+                let _ = (&c.conn).write_all(&c.out);
+            }
             let _ = c.conn.shutdown(std::net::Shutdown::Both);
         }
     }
 }
 
-/// Reads one output fd until EOF (EIO for a pty master), logging and fanning out every chunk.
-pub fn pump_output(mut src: File, stream: u8, log: Arc<LogFile>, hub: Arc<Hub>) {
-    let mut splitter = LineSplitter::new(stream);
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hub.broadcast(stream, &buf[..n]);
-                splitter.push(&log, &buf[..n]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break, // EIO: the pty's last slave closed
-        }
-    }
-    splitter.finish(&log);
+/// One output fd of the container (non-blocking): pipe read end or pty master.
+pub struct Output {
+    pub file: File,
+    pub stream: u8,
+    splitter: LineSplitter,
+    pub eof: bool,
 }
 
+impl Output {
+    pub fn new(file: File, stream: u8) -> Self {
+        Output { file, stream, splitter: LineSplitter::new(stream), eof: false }
+    }
+
+    /// Reads what is there (EOF, or EIO for a pty master whose last slave closed, ends it),
+    /// logging and fanning out every chunk.
+    pub fn pump(&mut self, buf: &mut [u8], log: &mut LogFile, hub: &mut Hub) {
+        loop {
+            match self.file.read(buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hub.broadcast(self.stream, &buf[..n]);
+                    self.splitter.push(log, &buf[..n]);
+                    if hub.backlogged() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.eof = true;
+        self.splitter.finish(log);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,14 +294,14 @@ mod tests {
     fn splitter_writes_whole_lines_and_trailing_partial() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c-json.log");
-        let log = LogFile::open(&p).unwrap();
+        let mut log = LogFile::open(&p).unwrap();
         let mut s = LineSplitter::new(STDOUT);
-        s.push(&log, b"hel");
-        s.push(&log, b"lo\nwor");
-        s.push(&log, b"ld\nx\ntail");
-        s.finish(&log);
+        s.push(&mut log, b"hel");
+        s.push(&mut log, b"lo\nwor");
+        s.push(&mut log, b"ld\nx\ntail");
+        s.finish(&mut log);
         let mut e = LineSplitter::new(STDERR);
-        e.push(&log, b"oops\n");
+        e.push(&mut log, b"oops\n");
         let lines = log_lines(&p);
         let logs: Vec<_> = lines.iter().map(|l| l["log"].as_str().unwrap()).collect();
         assert_eq!(logs, ["hello\n", "world\n", "x\n", "tail", "oops\n"]);
@@ -228,10 +314,10 @@ mod tests {
     fn long_lines_are_flushed_in_pieces() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("l.log");
-        let log = LogFile::open(&p).unwrap();
+        let mut log = LogFile::open(&p).unwrap();
         let mut s = LineSplitter::new(STDOUT);
-        s.push(&log, &vec![b'a'; MAX_LINE + 10]);
-        s.finish(&log);
+        s.push(&mut log, &vec![b'a'; MAX_LINE + 10]);
+        s.finish(&mut log);
         let lines = log_lines(&p);
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["log"].as_str().unwrap().len(), MAX_LINE + 10);
@@ -239,15 +325,14 @@ mod tests {
 
     #[test]
     fn hub_frames_and_filters_streams() {
-        let hub = Hub::new(false);
+        let mut hub = Hub::new(false);
         let (a, mut a_peer) = UnixStream::pair().unwrap();
         let (b, mut b_peer) = UnixStream::pair().unwrap();
-        assert!(hub.register(&a, true, true, b"{}\n").unwrap());
-        assert!(hub.register(&b, false, true, b"{}\n").unwrap());
+        assert!(hub.register(a, true, true, false, b"{}\n", vec![]).unwrap());
+        assert!(hub.register(b, false, true, false, b"{}\n", vec![]).unwrap());
         hub.broadcast(STDOUT, b"hi\n");
         hub.broadcast(STDERR, b"e");
         hub.close();
-        drop((a, b));
         let mut got = Vec::new();
         a_peer.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"{}\n\x01\0\0\0\0\0\0\x03hi\n\x02\0\0\0\0\0\0\x01e");
@@ -255,19 +340,40 @@ mod tests {
         b_peer.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"{}\n\x02\0\0\0\0\0\0\x01e");
         let (c, _) = UnixStream::pair().unwrap();
-        assert!(!hub.register(&c, true, true, b"{}\n").unwrap());
+        assert!(!hub.register(c, true, true, false, b"{}\n", vec![]).unwrap());
     }
 
     #[test]
     fn tty_hub_sends_raw_bytes() {
-        let hub = Hub::new(true);
+        let mut hub = Hub::new(true);
         let (a, mut peer) = UnixStream::pair().unwrap();
-        hub.register(&a, true, false, b"").unwrap();
+        hub.register(a, true, false, false, b"", vec![]).unwrap();
         hub.broadcast(STDOUT, b"raw");
         hub.close();
-        drop(a);
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"raw");
+    }
+
+    #[test]
+    fn slow_client_is_buffered_then_backlogged() {
+        let mut hub = Hub::new(true);
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        hub.register(a, true, false, false, b"", vec![]).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while !hub.backlogged() {
+            hub.broadcast(STDOUT, &chunk);
+            sent += chunk.len();
+        }
+        assert!(hub.next_deadline().is_some());
+        let mut got = vec![0u8; 1 << 20];
+        let mut total = 0;
+        while total < sent {
+            total += peer.read(&mut got).unwrap();
+            hub.clients[0].flush();
+        }
+        assert_eq!(total, sent);
+        assert!(!hub.backlogged());
     }
 }

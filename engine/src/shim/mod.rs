@@ -1,13 +1,13 @@
 //! `swarm shim`: the per-container supervisor process (no tokio). OWNER: runtime/shim helper.
 //!
-//! `swarm shim exec` is the exec helper ([`exec`]). `swarm shim <state_dir>` reads `<state_dir>/shim.json` ([`protocol::ShimConfig`]), forks a
+//! `swarm shim <state_dir>` reads `<state_dir>/shim.json` ([`protocol::ShimConfig`]), forks a
 //! daemon (own session, stdio on /dev/null, its stderr appended to `<state_dir>/shim.log`) and
 //! waits for it to report: exit 0 once the container is created and `shim.sock` listens, or
 //! exit 1 with libcontainer's error on stderr. The daemon is a child subreaper, the parent of the
 //! container's init, and lives until the process has exited and the container is deleted, so
-//! the engine may die and come back meanwhile.
+//! the engine may die and come back meanwhile. It also runs `docker exec` processes ([`exec`]).
 mod create;
-pub mod exec;
+mod exec;
 pub mod io;
 pub mod protocol;
 mod server;
@@ -37,9 +37,6 @@ fn reset_sigpipe() {
 /// Entry point of `swarm shim <args>`; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
     reset_sigpipe();
-    if args.first().map(String::as_str) == Some("exec") {
-        return exec::main();
-    }
     let Some(state_dir) = args.first().map(PathBuf::from) else {
         eprintln!("usage: swarm shim <state-dir>");
         return 2;

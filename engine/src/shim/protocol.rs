@@ -4,7 +4,8 @@
 //! Protocol: one request per connection. The client writes one JSON [`Request`] line, the shim
 //! answers with one JSON [`Response`] line. After a successful `attach` answer the connection
 //! becomes the attach stream (see `crate::runtime` for its framing). `wait` answers only once
-//! the process has exited and its output has been drained.
+//! the process has exited and its output has been drained. `exec` answers twice on its
+//! connection: the process's pid and stdio, then its exit code.
 use crate::runtime::Exit;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -61,6 +62,10 @@ pub enum Request {
     State,
     /// Kills the process if needed, cleans up, answers, and makes the shim exit at once.
     Delete,
+    /// Runs a further process in the container (`docker exec`): answers one [`ExecReply`]
+    /// line with `pid` or `error`, carrying the process's stdio as SCM_RIGHTS (see
+    /// [`ExecRequest`]), and one more line with `exit` once the process has exited.
+    Exec(ExecRequest),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,17 +110,9 @@ pub struct Ready {
     pub error: Option<String>,
 }
 
-/// `swarm shim exec`: the engine writes one [`ExecRequest`] line on the helper's stdin (a unix
-/// socket); the helper answers one [`ExecReply`] line with `pid` (the process runs) or `error`,
-/// carrying the engine's ends of the process's stdio as SCM_RIGHTS (see [`ExecRequest`]), and
-/// later one line with `exit`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What `docker exec` runs (see [`Request::Exec`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecRequest {
-    /// The container id (libcontainer's name).
-    pub id: String,
-    pub runtime_root: PathBuf,
-    /// Scratch dir for the process file and the console socket (the container's state dir).
-    pub work_dir: PathBuf,
     pub exec_id: String,
     /// The OCI `process` object to run.
     pub process: serde_json::Value,
@@ -142,6 +139,9 @@ pub struct ExecReply {
     pub code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
+    /// With `error`: the container's process is not running (any more).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_running: bool,
 }
 
 #[cfg(test)]
@@ -155,6 +155,17 @@ mod tests {
         assert_eq!(serde_json::to_string(&Request::Start).unwrap(), r#"{"op":"start"}"#);
         let a = Request::Attach { stdin: true, stdout: true, stderr: false };
         assert_eq!(serde_json::from_str::<Request>(&serde_json::to_string(&a).unwrap()).unwrap(), a);
+        let e = Request::Exec(ExecRequest {
+            exec_id: "x".into(),
+            process: serde_json::json!({"args": ["true"]}),
+            tty: false,
+            stdin: true,
+            detach: false,
+            console_size: Some((24, 80)),
+        });
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.starts_with(r#"{"op":"exec","#), "{line}");
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), e);
     }
 
     #[test]

@@ -1,131 +1,170 @@
-//! The control socket: one thread per connection, one request per connection.
+//! The control socket: one request per connection, handled in the shim's loop.
 use super::protocol::{Request, Response};
-use super::supervisor::{lock, Cmd, Shared};
+use super::supervisor::Shim;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::{mpsc, Arc};
+use std::os::unix::net::UnixStream;
 
-const MAX_REQUEST: usize = 4096;
+/// An exec request carries the process's environment: allow a large one.
+const MAX_REQUEST: usize = 1 << 20;
 
-pub(super) fn spawn_accept(listener: UnixListener, shared: Arc<Shared>) {
-    let spawned = std::thread::Builder::new().name("accept".into()).stack_size(64 * 1024).spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let shared = shared.clone();
-            let res = std::thread::Builder::new().name("conn".into()).stack_size(128 * 1024).spawn(move || {
-                if let Err(e) = handle(conn, &shared) {
-                    if e.kind() != io::ErrorKind::BrokenPipe {
-                        eprintln!("shim: connection: {e}");
-                    }
-                }
-            });
-            if let Err(e) = res {
-                eprintln!("shim: connection thread: {e}");
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        eprintln!("shim: accept thread: {e}");
-    }
+/// A connection still sending its request line (non-blocking).
+pub(super) struct Conn {
+    pub stream: UnixStream,
+    buf: Vec<u8>,
 }
 
-/// Reads the request line byte by byte so nothing after it (attach stdin) is consumed.
-fn read_request(conn: &mut UnixStream) -> io::Result<Request> {
-    let mut line = Vec::with_capacity(128);
-    let mut b = [0u8; 1];
-    loop {
-        if conn.read(&mut b)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before request"));
-        }
-        if b[0] == b'\n' {
-            break;
-        }
-        line.push(b[0]);
-        if line.len() > MAX_REQUEST {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request too long"));
-        }
+impl Conn {
+    pub fn new(stream: UnixStream) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        Ok(Conn { stream, buf: Vec::new() })
     }
-    serde_json::from_slice(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 fn encode(r: &Response) -> Vec<u8> {
-    let mut v = serde_json::to_vec(r).unwrap_or_else(|_| b"{}".to_vec());
-    v.push(b'\n');
-    v
+    let mut line = serde_json::to_vec(r).unwrap_or_else(|_| b"{}".to_vec());
+    line.push(b'\n');
+    line
 }
 
-fn reply(conn: &mut UnixStream, r: &Response) -> io::Result<()> {
-    conn.write_all(&encode(r))
+/// Writes one response line; a client that went away is no concern of the shim.
+pub(super) fn reply(conn: &UnixStream, r: &Response) {
+    let _ = conn.set_nonblocking(false);
+    let _ = (&*conn).write_all(&encode(r));
 }
 
-fn via_main(shared: &Shared, make: impl FnOnce(mpsc::Sender<Response>) -> Cmd) -> Response {
-    let (tx, rx) = mpsc::channel();
-    shared.send(make(tx));
-    rx.recv().unwrap_or_else(|_| Response::err("shim is shutting down"))
-}
-
-fn handle(mut conn: UnixStream, shared: &Shared) -> io::Result<()> {
-    let req = match read_request(&mut conn) {
-        Ok(r) => r,
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => return reply(&mut conn, &Response::err(format!("bad request: {e}"))),
-        Err(e) => return Err(e),
-    };
-    match req {
-        Request::Start => reply(&mut conn, &via_main(shared, Cmd::Start)),
-        Request::Delete => reply(&mut conn, &via_main(shared, Cmd::Delete)),
-        Request::Kill { signal } => reply(&mut conn, &shared.kill(signal)),
-        Request::State => {
-            let st = lock(&shared.proc);
-            let r = Response { pid: Some(st.pid.as_raw() as u32), status: Some(st.status), exit: st.exit.clone(), ..Response::ok() };
-            drop(st);
-            reply(&mut conn, &r)
-        }
-        Request::Wait => {
-            let mut st = lock(&shared.proc);
-            while st.exit.is_none() {
-                st = shared.exited.wait(st).unwrap_or_else(|p| p.into_inner());
+/// Reads what the client has sent; once the request line is complete, handles it (bytes after
+/// it are an attach's first input). Returns the connection while its line is incomplete.
+pub(super) fn on_readable(shim: &mut Shim, mut c: Conn) -> Option<Conn> {
+    let mut chunk = [0u8; 8192];
+    let nl = loop {
+        match (&c.stream).read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => {
+                let from = c.buf.len();
+                c.buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = c.buf[from..].iter().position(|&b| b == b'\n') {
+                    break from + i;
+                }
+                if c.buf.len() > MAX_REQUEST {
+                    reply(&c.stream, &Response::err("bad request: request too long"));
+                    return None;
+                }
             }
-            let r = Response { exit: st.exit.clone(), ..Response::ok() };
-            drop(st);
-            reply(&mut conn, &r)
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(c),
+            Err(_) => return None,
         }
+    };
+    let rest = c.buf.split_off(nl + 1);
+    match serde_json::from_slice::<Request>(&c.buf[..nl]) {
+        Ok(req) => handle(shim, c.stream, req, rest),
+        Err(e) => reply(&c.stream, &Response::err(format!("bad request: {e}"))),
+    }
+    None
+}
+
+fn handle(shim: &mut Shim, conn: UnixStream, req: Request, rest: Vec<u8>) {
+    match req {
+        Request::Start => reply(&conn, &shim.start()),
+        Request::Kill { signal } => reply(&conn, &shim.kill(signal)),
+        Request::Delete => {
+            if shim.linger_until.is_some() {
+                reply(&conn, &Response::ok());
+                shim.quit = true;
+                return;
+            }
+            let _ = shim.kill(libc::SIGKILL);
+            shim.deletes.push(conn);
+        }
+        Request::State => {
+            let r = Response { pid: Some(shim.init.as_raw() as u32), status: Some(shim.status), exit: shim.exit.clone(), ..Response::ok() };
+            reply(&conn, &r)
+        }
+        Request::Wait => match &shim.exit {
+            Some(e) => reply(&conn, &Response { exit: Some(e.clone()), ..Response::ok() }),
+            None => shim.waiters.push(conn),
+        },
         Request::Resize { height, width } => {
-            if let Some(pty) = &shared.pty {
+            if let Some(pty) = &shim.pty {
                 let ws = libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
                 // SAFETY: TIOCSWINSZ reads one winsize from the pointer.
                 if unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
-                    return reply(&mut conn, &Response::err(format!("resize: {}", io::Error::last_os_error())));
+                    return reply(&conn, &Response::err(format!("resize: {}", io::Error::last_os_error())));
                 }
             }
-            reply(&mut conn, &Response::ok())
+            reply(&conn, &Response::ok())
         }
-        Request::Attach { stdin, stdout, stderr } => attach(conn, shared, stdin, stdout, stderr),
+        Request::Attach { stdin, stdout, stderr } => {
+            if shim.hub.is_closed() {
+                return reply(&conn, &Response::not_running(format!("container {} is not running", shim.cfg.id)));
+            }
+            let stdin = stdin && shim.stdin.is_some();
+            let _ = conn.set_nonblocking(false);
+            match shim.hub.register(conn, stdout, stderr, stdin, &encode(&Response::ok()), rest) {
+                Ok(_) => feed_stdin(shim),
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => eprintln!("shim: attach: {e}"),
+            }
+        }
+        Request::Exec(req) => {
+            super::exec::start(shim, conn, req);
+            shim.adopt_strays();
+        }
     }
 }
 
-fn attach(mut conn: UnixStream, shared: &Shared, stdin: bool, stdout: bool, stderr: bool) -> io::Result<()> {
-    if !shared.hub.register(&conn, stdout, stderr, &encode(&Response::ok()))? {
-        return reply(&mut conn, &Response::not_running(format!("container {} is not running", shared.cfg.id)));
+/// An attach connection is ready: take output, read input, or see it gone.
+pub(super) fn on_attach(shim: &mut Shim, i: usize, revents: i16, buf: &mut [u8]) {
+    let (stdin_once, tty) = (shim.cfg.stdin_once, shim.cfg.tty);
+    let a = &mut shim.hub.clients[i];
+    if revents & libc::POLLOUT != 0 {
+        a.flush();
     }
-    if !stdin || lock(&shared.stdin).is_none() {
-        return Ok(());
+    if a.reading && revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+        match (&a.conn).read(buf) {
+            Ok(n) if n > 0 => a.input.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            _ => {
+                a.reading = false;
+                // Docker closes the container's stdin when a StdinOnce client detaches (not
+                // with a tty).
+                a.close_stdin_after = stdin_once && !tty;
+            }
+        }
+    } else if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        a.dead = true;
     }
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match conn.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+    if !a.input.is_empty() || a.close_stdin_after {
+        feed_stdin(shim);
+    }
+}
+
+/// Writes pending client input to the container's stdin, as far as it takes it now.
+pub(super) fn feed_stdin(shim: &mut Shim) {
+    for a in shim.hub.clients.iter_mut() {
+        let Some(stdin) = shim.stdin.as_mut() else {
+            a.input.clear();
+            a.close_stdin_after = false;
+            continue;
         };
-        let mut guard = lock(&shared.stdin);
-        let Some(w) = guard.as_mut() else { return Ok(()) };
-        if w.write_all(&buf[..n]).is_err() {
-            return Ok(());
+        while !a.input.is_empty() {
+            match stdin.write(&a.input) {
+                Ok(n) => {
+                    a.input.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // The process closed its stdin: stop reading this client's input.
+                    a.input.clear();
+                    a.reading = false;
+                }
+            }
+        }
+        if a.close_stdin_after {
+            a.close_stdin_after = false;
+            shim.stdin = None;
         }
     }
-    // Docker closes the container's stdin when a StdinOnce client detaches (not with a tty).
-    if shared.cfg.stdin_once && !shared.cfg.tty {
-        lock(&shared.stdin).take();
-    }
-    Ok(())
 }

@@ -1,24 +1,24 @@
 //! The daemonized shim: creates the container, then owns it until it has exited and is deleted.
 //!
-//! Threads: this (main) thread holds the libcontainer `Container` (not `Send`) and handles
-//! start/delete and the exit sequence; a reaper thread waits for the init; one thread per
-//! output fd; an accept thread plus one thread per control connection (`server.rs`).
+//! One thread and one poll loop: the listener, the control connections (`server.rs`), the
+//! container's output, attached clients, and pidfds of the init and of `docker exec` processes
+//! (`exec.rs`). With no other thread, forking (libcontainer's create, and the tenant build of
+//! every exec) is safe at any time, and no thread stack or malloc arena costs memory.
 use super::create::{create, error_chain};
-use super::io::{pump_output, Hub, LogFile};
+use super::exec::Running;
+use super::io::{Hub, LogFile, Output};
 use super::protocol::{self, Ready, Response, ShimConfig, Status};
-use super::server;
+use super::server::{self, Conn};
 use crate::runtime::Exit;
 use libcontainer::container::Container;
-use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long the exit sequence waits for the output pipes to reach EOF.
@@ -26,55 +26,42 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an exited shim stays to answer late `wait`/`state` calls (later ones read exit.json).
 const LINGER: Duration = Duration::from_secs(3);
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-pub(super) struct ProcState {
-    pub pid: Pid,
+/// Everything the loop owns.
+pub(super) struct Shim {
+    pub cfg: ShimConfig,
+    pub state_dir: PathBuf,
+    container: Container,
+    pub init: Pid,
+    init_pidfd: Option<OwnedFd>,
     pub status: Status,
     /// The init has been reaped: its pid must not be signalled any more.
     pub reaped: bool,
     /// Set at the end of the exit sequence (output drained, exit.json written).
     pub exit: Option<Exit>,
-}
-
-/// Work only the main thread can do.
-pub(super) enum Cmd {
-    Start(Sender<Response>),
-    Delete(Sender<Response>),
-    Exited(WaitStatus),
-}
-
-/// What every thread shares.
-pub(super) struct Shared {
-    pub cfg: ShimConfig,
-    pub hub: Arc<Hub>,
-    pub proc: Mutex<ProcState>,
-    pub exited: Condvar,
+    outputs: Vec<Output>,
+    log: LogFile,
+    pub hub: Hub,
     /// Write side of the container's stdin (pipe, or a dup of the pty master).
-    pub stdin: Mutex<Option<File>>,
+    pub stdin: Option<File>,
     /// The pty master, for resizes.
     pub pty: Option<OwnedFd>,
-    pub cmds: Mutex<Sender<Cmd>>,
-}
-
-impl Shared {
-    pub fn send(&self, cmd: Cmd) {
-        let _ = lock(&self.cmds).send(cmd);
-    }
-
-    pub fn kill(&self, signal: i32) -> Response {
-        let st = lock(&self.proc);
-        if st.reaped {
-            return Response::not_running(format!("container {} is not running", self.cfg.id));
-        }
-        // Under the lock: the reaper cannot reap (and free the pid) meanwhile.
-        match unsafe { libc::kill(st.pid.as_raw(), signal) } {
-            0 => Response::ok(),
-            _ => Response::err(format!("cannot kill container {}: {}", self.cfg.id, std::io::Error::last_os_error())),
-        }
-    }
+    /// Connections still sending their request line.
+    conns: Vec<Conn>,
+    /// `wait` requests, answered at the end of the exit sequence.
+    pub waiters: Vec<UnixStream>,
+    /// Running `docker exec` processes.
+    pub execs: Vec<Running>,
+    /// Other children to reap: what a failed tenant build leaves (its intermediate process,
+    /// and an init that could not exec, which exits without a signal and, left a zombie in
+    /// the container's pid namespace, would keep the container's init from ever exiting).
+    strays: Vec<(Pid, OwnedFd)>,
+    /// `delete` requests, answered once the process is gone and the container deleted.
+    pub deletes: Vec<UnixStream>,
+    /// The init's status and the drain deadline, between its exit and `finish`.
+    exiting: Option<(WaitStatus, Instant)>,
+    /// After `finish`: when the shim exits.
+    pub linger_until: Option<Instant>,
+    pub quit: bool,
 }
 
 fn send_ready(ready: &mut File, error: Option<String>) {
@@ -83,76 +70,111 @@ fn send_ready(ready: &mut File, error: Option<String>) {
     let _ = ready.write_all(&line);
 }
 
+/// A pidfd of `pid` (readable once it has exited).
+pub(super) fn pidfd_open(pid: Pid) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd (close-on-exec) or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd is new and ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub(super) fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl with integer arguments on an fd we hold.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// Gives the heap's free pages back to the kernel (what a create or an exec needed).
+pub(super) fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Runs the daemonized shim. `ready` gets one [`Ready`] line once the container is created.
 pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
     let mut ready = File::from(ready);
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         eprintln!("shim: PR_SET_CHILD_SUBREAPER: {e}");
     }
-    // Everything that forks happens here, before any thread exists.
-    let (container, stdio) = match create(&cfg, &state_dir) {
+    let (mut container, stdio) = match create(&cfg, &state_dir) {
         Ok(c) => c,
         Err(e) => {
             send_ready(&mut ready, Some(e));
             return 1;
         }
     };
-    let Some(pid) = container.pid() else {
-        send_ready(&mut ready, Some("container has no init pid".into()));
-        return 1;
+    let fail = |ready: &mut File, container: &mut Container, e: String| {
+        send_ready(ready, Some(e));
+        let _ = container.delete(true);
+        1
+    };
+    let Some(init) = container.pid() else {
+        return fail(&mut ready, &mut container, "container has no init pid".into());
+    };
+    let init_pidfd = match pidfd_open(init) {
+        Ok(p) => p,
+        Err(e) => return fail(&mut ready, &mut container, format!("pidfd of the container's init: {e}")),
     };
     let sock = protocol::socket_path(&state_dir);
     let _ = std::fs::remove_file(&sock);
-    let listener = match UnixListener::bind(&sock) {
+    let listener = match UnixListener::bind(&sock).and_then(|l| l.set_nonblocking(true).map(|_| l)) {
         Ok(l) => l,
-        Err(e) => {
-            send_ready(&mut ready, Some(format!("shim socket {}: {e}", sock.display())));
-            let mut container = container;
-            let _ = container.delete(true);
-            return 1;
-        }
+        Err(e) => return fail(&mut ready, &mut container, format!("shim socket {}: {e}", sock.display())),
     };
     let sock_ino = std::fs::metadata(&sock).map(|m| m.ino()).unwrap_or(0);
-    let log = Arc::new(LogFile::open(&cfg.log_path).unwrap_or_else(|e| {
+    let log = LogFile::open(&cfg.log_path).unwrap_or_else(|e| {
         eprintln!("shim: log file {}: {e}", cfg.log_path.display());
         LogFile::discard()
-    }));
-    let (tx, rx) = mpsc::channel();
-    let shared = Arc::new(Shared {
-        hub: Arc::new(Hub::new(cfg.tty)),
-        proc: Mutex::new(ProcState { pid, status: Status::Created, reaped: false, exit: None }),
-        exited: Condvar::new(),
-        stdin: Mutex::new(stdio.stdin),
-        pty: stdio.pty,
-        cmds: Mutex::new(tx),
-        cfg,
     });
-    let (done_tx, done_rx) = mpsc::channel();
-    let mut pumps = 0;
-    for (file, stream) in stdio.outputs {
-        let (log, hub, done) = (log.clone(), shared.hub.clone(), done_tx.clone());
-        let spawned = std::thread::Builder::new().name(format!("out{stream}")).stack_size(128 * 1024).spawn(move || {
-            pump_output(file, stream, log, hub);
-            let _ = done.send(());
-        });
-        match spawned {
-            Ok(_) => pumps += 1,
-            Err(e) => eprintln!("shim: output thread: {e}"),
-        }
+    // Every fd the loop reads or writes is non-blocking (the pty's dups share the flag).
+    let outputs: Vec<Output> = stdio
+        .outputs
+        .into_iter()
+        .map(|(file, stream)| {
+            set_nonblocking(file.as_raw_fd());
+            Output::new(file, stream)
+        })
+        .collect();
+    if let Some(s) = &stdio.stdin {
+        set_nonblocking(s.as_raw_fd());
     }
-    drop(done_tx);
-    let reaper_shared = shared.clone();
-    if let Err(e) = std::thread::Builder::new().name("reaper".into()).stack_size(64 * 1024).spawn(move || reap(&reaper_shared)) {
-        send_ready(&mut ready, Some(format!("reaper thread: {e}")));
-        let mut container = container;
-        let _ = container.delete(true);
-        return 1;
-    }
-    server::spawn_accept(listener, shared.clone());
+    let mut shim = Shim {
+        hub: Hub::new(cfg.tty),
+        cfg,
+        state_dir,
+        container,
+        init,
+        init_pidfd: Some(init_pidfd),
+        status: Status::Created,
+        reaped: false,
+        exit: None,
+        outputs,
+        log,
+        stdin: stdio.stdin,
+        pty: stdio.pty,
+        conns: vec![],
+        waiters: vec![],
+        execs: vec![],
+        strays: vec![],
+        deletes: vec![],
+        exiting: None,
+        linger_until: None,
+        quit: false,
+    };
     send_ready(&mut ready, None);
     drop(ready);
-    let mut main = Main { shared, container, state_dir, done_rx, pumps, pending_deletes: vec![] };
-    main.serve(rx);
+    trim_heap();
+    shim.serve(&listener);
     remove_own_socket(&sock, sock_ino);
     0
 }
@@ -164,39 +186,7 @@ fn remove_own_socket(sock: &Path, ino: u64) {
     }
 }
 
-/// Waits for the init without stealing the pid while another thread may signal it.
-fn reap(shared: &Shared) {
-    let init = lock(&shared.proc).pid;
-    loop {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::__WALL;
-        match waitid(Id::All, flags) {
-            Ok(ws) => {
-                let Some(pid) = ws.pid() else { continue };
-                let mut st = lock(&shared.proc);
-                let status = waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL));
-                if pid == init {
-                    st.reaped = true;
-                    st.status = Status::Stopped;
-                    drop(st);
-                    shared.send(Cmd::Exited(status.unwrap_or(ws)));
-                    return;
-                }
-            }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                eprintln!("shim: waitid: {e}");
-                let mut st = lock(&shared.proc);
-                st.reaped = true;
-                st.status = Status::Stopped;
-                drop(st);
-                shared.send(Cmd::Exited(WaitStatus::Exited(init, 255)));
-                return;
-            }
-        }
-    }
-}
-
-fn exit_code(ws: WaitStatus) -> i32 {
+pub(super) fn exit_code(ws: WaitStatus) -> i32 {
     match ws {
         WaitStatus::Exited(_, code) => code,
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
@@ -220,94 +210,233 @@ fn oom_killed(cgroup_path: &str) -> bool {
         || count(Path::new("/sys/fs/cgroup").join(rel).join("memory.events")) > 0
 }
 
-struct Main {
-    shared: Arc<Shared>,
-    container: Container,
-    state_dir: PathBuf,
-    done_rx: Receiver<()>,
-    pumps: usize,
-    pending_deletes: Vec<Sender<Response>>,
+/// What a pollfd stands for.
+#[derive(Clone, Copy)]
+enum Tag {
+    Listener,
+    Child,
+    Output(usize),
+    Attach(usize),
+    Stdin,
+    Conn(usize),
 }
 
-impl Main {
-    fn serve(&mut self, rx: Receiver<Cmd>) {
-        let mut linger_until: Option<Instant> = None;
-        loop {
-            let cmd = match linger_until {
-                None => match rx.recv() {
-                    Ok(c) => c,
-                    Err(_) => return,
-                },
-                Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
-                    Ok(c) => c,
-                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return,
-                },
-            };
-            match cmd {
-                Cmd::Start(reply) => {
-                    let _ = reply.send(self.start());
-                }
-                Cmd::Exited(ws) => {
+fn pollfd(fd: RawFd, events: i16) -> libc::pollfd {
+    libc::pollfd { fd, events, revents: 0 }
+}
+
+impl Shim {
+    fn serve(&mut self, listener: &UnixListener) {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(16);
+        let mut tags: Vec<Tag> = Vec::with_capacity(16);
+        while !self.quit {
+            let now = Instant::now();
+            if let Some((ws, deadline)) = self.exiting {
+                if self.outputs.iter().all(|o| o.eof) || now >= deadline {
+                    self.exiting = None;
                     self.finish(ws);
-                    if !self.pending_deletes.is_empty() {
-                        for r in self.pending_deletes.drain(..) {
-                            let _ = r.send(Response::ok());
+                    if !self.deletes.is_empty() {
+                        for d in self.deletes.drain(..) {
+                            server::reply(&d, &Response::ok());
                         }
                         return;
                     }
-                    linger_until = Some(Instant::now() + LINGER);
+                    self.linger_until = Some(now + LINGER);
                 }
-                Cmd::Delete(reply) => {
-                    if linger_until.is_some() {
-                        let _ = reply.send(Response::ok());
-                        return;
-                    }
-                    let _ = self.shared.kill(libc::SIGKILL);
-                    self.pending_deletes.push(reply);
+            }
+            if self.linger_until.is_some_and(|t| now >= t) {
+                return;
+            }
+            self.hub.sweep(now);
+            fds.clear();
+            tags.clear();
+            let mut add = |fd: RawFd, events: i16, tag: Tag| {
+                fds.push(pollfd(fd, events));
+                tags.push(tag);
+            };
+            add(listener.as_raw_fd(), libc::POLLIN, Tag::Listener);
+            if let Some(p) = &self.init_pidfd {
+                add(p.as_raw_fd(), libc::POLLIN, Tag::Child);
+            }
+            for fd in self.execs.iter().map(|e| &e.pidfd).chain(self.strays.iter().map(|(_, fd)| fd)) {
+                add(fd.as_raw_fd(), libc::POLLIN, Tag::Child);
+            }
+            if !self.hub.backlogged() {
+                for (i, o) in self.outputs.iter().enumerate().filter(|(_, o)| !o.eof) {
+                    add(o.file.as_raw_fd(), libc::POLLIN, Tag::Output(i));
+                }
+            }
+            for (i, a) in self.hub.clients.iter().enumerate() {
+                let mut ev = 0;
+                if a.reading && a.input.is_empty() {
+                    ev |= libc::POLLIN;
+                }
+                if a.wants_write() {
+                    ev |= libc::POLLOUT;
+                }
+                add(a.conn.as_raw_fd(), ev, Tag::Attach(i));
+            }
+            if let Some(s) = &self.stdin {
+                if self.hub.clients.iter().any(|a| !a.input.is_empty()) {
+                    add(s.as_raw_fd(), libc::POLLOUT, Tag::Stdin);
+                }
+            }
+            for (i, c) in self.conns.iter().enumerate() {
+                add(c.stream.as_raw_fd(), libc::POLLIN, Tag::Conn(i));
+            }
+            let deadline = [self.exiting.map(|(_, d)| d), self.linger_until, self.hub.next_deadline()].into_iter().flatten().min();
+            let timeout = match deadline {
+                None => -1,
+                Some(d) => d.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1,
+            };
+            // SAFETY: fds is a valid array of fds.len() pollfds.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    eprintln!("shim: poll: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                continue;
+            }
+            let mut reap = false;
+            let mut accept = false;
+            let mut ready_conns = vec![];
+            for (p, tag) in fds.iter().zip(tags.iter()) {
+                let rev = p.revents;
+                if rev == 0 {
+                    continue;
+                }
+                match *tag {
+                    Tag::Listener => accept = true,
+                    Tag::Child => reap = true,
+                    Tag::Output(i) => self.outputs[i].pump(&mut buf, &mut self.log, &mut self.hub),
+                    Tag::Attach(i) => server::on_attach(self, i, rev, &mut buf),
+                    Tag::Stdin => server::feed_stdin(self),
+                    Tag::Conn(i) => ready_conns.push(i),
+                }
+            }
+            if reap {
+                self.reap();
+            }
+            // Highest index first, so the lower ones stay valid.
+            for i in ready_conns.into_iter().rev() {
+                let c = self.conns.swap_remove(i);
+                if let Some(c) = server::on_readable(self, c) {
+                    self.conns.push(c);
+                }
+            }
+            if accept {
+                self.accept(listener);
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: &UnixListener) {
+        loop {
+            match listener.accept() {
+                Ok((s, _)) => match Conn::new(s) {
+                    Ok(c) => self.conns.push(c),
+                    Err(e) => eprintln!("shim: connection: {e}"),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    eprintln!("shim: accept: {e}");
+                    return;
                 }
             }
         }
     }
 
-    fn start(&mut self) -> Response {
-        let status = lock(&self.shared.proc).status;
-        if status != Status::Created {
-            return Response::not_running(format!("container {} cannot be started: it has already run", self.shared.cfg.id));
+    /// Reaps every exited child: the init starts the exit sequence, an exec reports its exit.
+    pub fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::StillAlive) => return,
+                Ok(ws) => {
+                    let Some(pid) = ws.pid() else { return };
+                    if pid == self.init {
+                        self.reaped = true;
+                        self.status = Status::Stopped;
+                        self.init_pidfd = None;
+                        self.exiting = Some((ws, Instant::now() + DRAIN_TIMEOUT));
+                    } else if let Some(i) = self.execs.iter().position(|e| e.pid == pid) {
+                        self.execs.swap_remove(i).report(exit_code(ws));
+                    } else {
+                        self.strays.retain(|(p, _)| *p != pid);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::ECHILD) => return,
+                Err(e) => {
+                    eprintln!("shim: waitpid: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Watches every child that is neither the init nor a known exec (after a tenant build),
+    /// and reaps what has exited already.
+    pub fn adopt_strays(&mut self) {
+        let list = format!("/proc/self/task/{}/children", std::process::id());
+        let Ok(children) = std::fs::read_to_string(list) else { return };
+        for pid in children.split_whitespace().filter_map(|p| p.parse().ok()).map(Pid::from_raw) {
+            let known = pid == self.init || self.execs.iter().any(|e| e.pid == pid) || self.strays.iter().any(|(p, _)| *p == pid);
+            if !known {
+                if let Ok(fd) = pidfd_open(pid) {
+                    self.strays.push((pid, fd));
+                }
+            }
+        }
+        self.reap();
+    }
+
+    pub fn kill(&self, signal: i32) -> Response {
+        if self.reaped {
+            return Response::not_running(format!("container {} is not running", self.cfg.id));
+        }
+        // SAFETY: kill with a pid we have not reaped (it cannot have been reused).
+        match unsafe { libc::kill(self.init.as_raw(), signal) } {
+            0 => Response::ok(),
+            _ => Response::err(format!("cannot kill container {}: {}", self.cfg.id, std::io::Error::last_os_error())),
+        }
+    }
+
+    pub fn start(&mut self) -> Response {
+        if self.status != Status::Created {
+            return Response::not_running(format!("container {} cannot be started: it has already run", self.cfg.id));
         }
         if let Err(e) = self.container.start() {
             return Response::err(error_chain(&e));
         }
-        let mut st = lock(&self.shared.proc);
-        if st.status == Status::Created {
-            st.status = Status::Running;
+        if self.status == Status::Created {
+            self.status = Status::Running;
         }
-        Response { pid: Some(st.pid.as_raw() as u32), ..Response::ok() }
+        trim_heap();
+        Response { pid: Some(self.init.as_raw() as u32), ..Response::ok() }
     }
 
-    /// Drain output, end attaches, record the exit, answer waiters, delete the container.
+    /// End attaches, record the exit, answer waiters, delete the container.
     fn finish(&mut self, ws: WaitStatus) {
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while self.pumps > 0 {
-            match self.done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(()) => self.pumps -= 1,
-                Err(_) => {
-                    eprintln!("shim: output not drained after {DRAIN_TIMEOUT:?}");
-                    break;
-                }
-            }
-        }
-        self.shared.hub.close();
-        lock(&self.shared.stdin).take();
+        self.hub.close();
+        self.stdin = None;
+        self.outputs.clear();
         let exit = Exit {
             code: exit_code(ws),
-            oom_killed: oom_killed(&self.shared.cfg.cgroup_path),
+            oom_killed: oom_killed(&self.cfg.cgroup_path),
             finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         };
         if let Err(e) = protocol::write_runtime_json(&protocol::exit_path(&self.state_dir), &exit) {
             eprintln!("shim: writing exit file: {e}");
         }
-        lock(&self.shared.proc).exit = Some(exit);
-        self.shared.exited.notify_all();
+        let r = Response { exit: Some(exit.clone()), ..Response::ok() };
+        for w in self.waiters.drain(..) {
+            server::reply(&w, &r);
+        }
+        self.exit = Some(exit);
         if let Err(e) = self.container.delete(true) {
             eprintln!("shim: deleting container: {}", error_chain(&e));
         }

@@ -2,6 +2,7 @@
 //! `<name>/volume.json` (written atomically). The service knows no containers: it asks the
 //! callback set with [`VolumeService::set_users`] which containers reference a volume.
 pub mod local;
+pub mod opts;
 pub mod spec;
 
 use crate::events::EventBus;
@@ -145,11 +146,7 @@ impl VolumeService {
         if driver != "local" {
             return Err(VolumeError::NoDriver { name, driver: driver.into() });
         }
-        if let Some(k) = options.keys().next() {
-            return Err(VolumeError::Invalid(format!(
-                "create {name}: volume driver options (-o {k}=...) are not supported by this engine yet"
-            )));
-        }
+        opts::validate(&name, &options)?;
         let mut vols = self.vols.lock().expect("volumes lock");
         if let Some(v) = vols.get(&name) {
             return Ok(v.clone());
@@ -167,6 +164,16 @@ impl VolumeService {
         self.events.publish("volume", "create", &name, &[("driver", driver)]);
         tracing::info!(volume = %name, "volume created");
         Ok(v)
+    }
+
+    /// Before a container uses the volume: a volume made with `type`/`device` options is
+    /// mounted on its `_data` (once; see [`opts`]).
+    pub fn ensure_mounted(&self, name: &str) -> Result<(), VolumeError> {
+        let vols = self.vols.lock().expect("volumes lock");
+        match vols.get(name) {
+            Some(v) if !v.options.is_empty() => opts::mount_on(&self.data_dir(name), &v.options),
+            _ => Ok(()),
+        }
     }
 
     pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
@@ -199,6 +206,7 @@ impl VolumeService {
             return Err(VolumeError::InUse { name: name.to_string(), ids: users });
         }
         let dir = self.root.join(name);
+        opts::unmount(&self.data_dir(name))?;
         local::remove(&dir)?;
         self.vols.lock().expect("volumes lock").remove(name);
         self.events.publish("volume", "destroy", name, &[("driver", &v.driver)]);

@@ -3,9 +3,63 @@
 //! byte for byte (`./x` stays `./x`, as dockerd sends it), long ones with GNU extensions.
 use super::fsview::{self, file_type, Item, Resolved};
 use nix::sys::stat::{FileStat, SFlag};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+/// What a tar stream carries besides the files, as dockerd's archives do: owner names (looked
+/// up in the container's /etc/passwd and /etc/group) and hard links (a second name of a file
+/// already written is a link entry to the first).
+#[derive(Default)]
+pub struct TarState {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+    seen: HashMap<(u64, u64), Vec<u8>>,
+}
+
+/// `name:x:id:...` lines as id -> name (the first name of an id wins).
+fn id_names(db: &str) -> HashMap<u32, String> {
+    let mut m = HashMap::new();
+    for l in db.lines() {
+        let mut f = l.split(':');
+        if let (Some(name), Some(_), Some(id)) = (f.next(), f.next(), f.next()) {
+            if let Ok(id) = id.trim().parse() {
+                m.entry(id).or_insert_with(|| name.to_string());
+            }
+        }
+    }
+    m
+}
+
+impl TarState {
+    /// Owner names from the contents of the container's /etc/passwd and /etc/group.
+    pub fn with_names(passwd: &str, group: &str) -> Self {
+        TarState { users: id_names(passwd), groups: id_names(group), seen: HashMap::new() }
+    }
+
+    fn name_owner(&self, h: &mut tar::Header, st: &FileStat) {
+        if let Some(u) = self.users.get(&st.st_uid) {
+            let _ = h.set_username(u);
+        }
+        if let Some(g) = self.groups.get(&st.st_gid) {
+            let _ = h.set_groupname(g);
+        }
+    }
+
+    /// For a file with more names: the name it was first written under, else remembers `name`.
+    fn first_name(&mut self, st: &FileStat, name: &[u8]) -> Option<Vec<u8>> {
+        if fsview::is_dir(st) || st.st_nlink < 2 {
+            return None;
+        }
+        let key = (st.st_dev, st.st_ino);
+        if let Some(first) = self.seen.get(&key) {
+            return Some(first.clone());
+        }
+        self.seen.insert(key, name.to_vec());
+        None
+    }
+}
 
 /// Fills mode, owner, time and type from `st`.
 fn header_for(st: &FileStat) -> Option<tar::Header> {
@@ -73,8 +127,14 @@ fn join(prefix: &str, rel: &Path) -> Vec<u8> {
     }
 }
 
-fn append_item<W: Write>(b: &mut tar::Builder<W>, it: &Item, name: Vec<u8>) -> io::Result<()> {
-    let Some(h) = header_for(&it.stat) else { return Ok(()) };
+fn append_item<W: Write>(b: &mut tar::Builder<W>, ts: &mut TarState, it: &Item, name: Vec<u8>) -> io::Result<()> {
+    let Some(mut h) = header_for(&it.stat) else { return Ok(()) };
+    ts.name_owner(&mut h, &it.stat);
+    if let Some(first) = ts.first_name(&it.stat, &name) {
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        return append(b, h, &name, Some(&first), io::empty());
+    }
     match file_type(&it.stat) {
         SFlag::S_IFDIR => {
             let mut n = name;
@@ -101,12 +161,12 @@ fn append_item<W: Write>(b: &mut tar::Builder<W>, it: &Item, name: Vec<u8>) -> i
 }
 
 /// Writes everything below the directory `dir`, names prefixed by `prefix` (none when empty).
-pub fn write_dir_contents<W: Write>(b: &mut tar::Builder<W>, dir: &std::os::fd::OwnedFd, prefix: &str) -> io::Result<()> {
+pub fn write_dir_contents<W: Write>(b: &mut tar::Builder<W>, ts: &mut TarState, dir: &std::os::fd::OwnedFd, prefix: &str) -> io::Result<()> {
     fsview::walk(
         dir,
         Path::new(""),
         &mut |it| {
-            append_item(b, it, join(prefix, it.rel))?;
+            append_item(b, ts, it, join(prefix, it.rel))?;
             Ok(true)
         },
         &mut |_, _| Ok(()),
@@ -115,20 +175,21 @@ pub fn write_dir_contents<W: Write>(b: &mut tar::Builder<W>, dir: &std::os::fd::
 
 /// The archive `GET /containers/{id}/archive` sends: `target` named `base` (`passwd`, `dir`, `.`),
 /// a directory with everything below it.
-pub fn write_path<W: Write>(w: W, target: &Resolved, base: &str) -> io::Result<W> {
+pub fn write_path<W: Write>(w: W, ts: &mut TarState, target: &Resolved, base: &str) -> io::Result<W> {
     let mut b = tar::Builder::new(w);
     let parent = target.parent.as_ref().map(|(p, n)| (p, n.clone()));
     match (file_type(&target.stat), parent) {
         (SFlag::S_IFDIR, _) => {
-            if let Some(h) = header_for(&target.stat) {
+            if let Some(mut h) = header_for(&target.stat) {
+                ts.name_owner(&mut h, &target.stat);
                 let top = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
                 append(&mut b, h, top.as_bytes(), None, io::empty())?;
             }
-            write_dir_contents(&mut b, &target.fd, base)?;
+            write_dir_contents(&mut b, ts, &target.fd, base)?;
         }
         (_, Some((p, name))) => {
             let it = Item { rel: Path::new(base), stat: target.stat, dir: std::os::fd::AsRawFd::as_raw_fd(p), name: &name };
-            append_item(&mut b, &it, base.as_bytes().to_vec())?;
+            append_item(&mut b, ts, &it, base.as_bytes().to_vec())?;
         }
         (_, None) => {}
     }
@@ -148,7 +209,7 @@ mod tests {
         let root = fsview::open_root(d.path()).unwrap();
         let read = |path: &str, base: &str| {
             let r = fsview::resolve(&root, path, false).unwrap();
-            let buf = write_path(Vec::new(), &r, base).unwrap();
+            let buf = write_path(Vec::new(), &mut TarState::default(), &r, base).unwrap();
             let mut ar = tar::Archive::new(buf.as_slice());
             ar.entries()
                 .unwrap()
@@ -166,11 +227,43 @@ mod tests {
         assert_eq!(read("/dir/f", "f"), ["f"]);
         assert_eq!(read("/dir/l", "l"), ["l -> /etc"]);
         let r = fsview::resolve(&root, "/dir/f", false).unwrap();
-        let buf = write_path(Vec::new(), &r, "f").unwrap();
+        let buf = write_path(Vec::new(), &mut TarState::default(), &r, "f").unwrap();
         let mut ar = tar::Archive::new(buf.as_slice());
         let mut e = ar.entries().unwrap().next().unwrap().unwrap();
         let mut s = String::new();
         e.read_to_string(&mut s).unwrap();
         assert_eq!(s, "hello");
+    }
+
+    #[test]
+    fn owner_names_and_hard_links() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("dir")).unwrap();
+        std::fs::write(d.path().join("dir/a"), b"data").unwrap();
+        std::fs::hard_link(d.path().join("dir/a"), d.path().join("dir/b")).unwrap();
+        let root = fsview::open_root(d.path()).unwrap();
+        let r = fsview::resolve(&root, "/dir", false).unwrap();
+        let mut ts = TarState::with_names("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n", "wheel:x:0:\n");
+        let buf = write_path(Vec::new(), &mut ts, &r, "dir").unwrap();
+        let mut ar = tar::Archive::new(buf.as_slice());
+        let mut got = vec![];
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            got.push((
+                String::from_utf8_lossy(&e.path_bytes()).to_string(),
+                h.entry_type().is_hard_link(),
+                e.link_name().unwrap().map(|l| l.display().to_string()).unwrap_or_default(),
+                h.username().unwrap().unwrap_or_default().to_string(),
+                h.groupname().unwrap().unwrap_or_default().to_string(),
+            ));
+        }
+        got.sort();
+        let first = if got[1].1 { &got[2] } else { &got[1] };
+        let second = if got[1].1 { &got[1] } else { &got[2] };
+        assert_eq!(got[0], ("dir/".into(), false, String::new(), "root".into(), "wheel".into()));
+        assert!(!first.1 && second.1, "{got:?}");
+        assert_eq!(second.2, first.0, "{got:?}");
+        assert_eq!((second.3.as_str(), second.4.as_str()), ("root", "wheel"));
     }
 }
