@@ -112,6 +112,18 @@ fn ping(ns: &Path, ip: &str) -> bool {
     in_ns(ns, &["busybox", "ping", "-c1", "-W2", ip]).0
 }
 
+/// Waits up to 5 s for a link to disappear (veths die with their netns, a moment later).
+fn link_gone(name: &str) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while link_exists(name) {
+        if std::time::Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
 fn link_exists(name: &str) -> bool {
     sh("ip", &["link", "show", name]).0
 }
@@ -198,7 +210,8 @@ async fn bridge_connect_ping_disconnect_purge() {
     // Disconnect removes veth, netns and address; twice is fine.
     svc.disconnect("c-aaaa").await.expect("disconnect");
     svc.disconnect("c-aaaa").await.expect("disconnect again");
-    assert!(!link_exists(&a.veth));
+    // The veth goes with the namespace, asynchronously (the kernel deletes it).
+    assert!(link_gone(&a.veth), "veth {} still there", a.veth);
     assert!(!a.netns.exists());
     assert!(svc.endpoint("c-aaaa").is_none());
     assert!(link_exists(&b.veth));
@@ -257,7 +270,7 @@ async fn many_concurrent_connects_and_a_vanished_bridge() {
     let res = futures_util::future::join_all(ids.iter().map(|id| svc.disconnect(id))).await;
     assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
     assert!(svc.endpoints().is_empty());
-    assert!(eps.iter().all(|e| !e.netns.exists() && !link_exists(&e.veth)));
+    assert!(eps.iter().all(|e| !e.netns.exists() && link_gone(&e.veth)));
 
     // Someone deleted the bridge under us: the next connect recreates it.
     assert!(sh("ip", &["link", "del", &env.cfg.bridge_name]).0);
