@@ -88,8 +88,8 @@ mod tests {
         let e = reserve(&spec("tcp", p, p)).unwrap_err().to_string();
         assert!(e.contains(&format!("Bind for 127.0.0.1:{p} failed: port is already allocated")), "{e}");
         // A range skips the taken port.
-        let (q, _r2) = reserve(&spec("tcp", p, p.saturating_add(50))).unwrap();
-        assert!(q > p && q <= p.saturating_add(50), "{q}");
+        let (q, _r2) = reserve(&spec("tcp", p, p.saturating_add(1000))).unwrap();
+        assert!(q > p && q <= p.saturating_add(1000), "{q}");
         drop(r);
         let (again, _r3) = reserve(&spec("tcp", p, p)).unwrap();
         assert_eq!(again, p);
