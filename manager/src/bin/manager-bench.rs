@@ -38,6 +38,14 @@ fn rss_mib(pid: u32) -> f64 {
         / 1024.0
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(String::from)).unwrap_or_default()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -140,6 +148,13 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let join = t.elapsed();
+    // Every node's event stream is open before the creates start.
+    let t_ev = Instant::now();
+    while !poll && cluster.engines().iter().any(|e| !e.events_live()) && t_ev.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let live = cluster.engines().iter().filter(|e| e.events_live()).count();
+    let load_before = loadavg();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", l.local_addr().expect("addr"));
     let app = manager::api::router(cluster.clone());
@@ -214,8 +229,9 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
     info.sort();
     ps.sort();
     let rss = rss_mib(std::process::id());
+    let held: usize = cluster.engines().iter().map(|e| e.container_count()).sum();
     println!(
-        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {have} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {} |",
+        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {held} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {live} | {} / {} | {} | {load_before} / {} |",
         pct(&seq, 0.5),
         pct(&seq, 0.99),
         pct(&con, 0.5),
@@ -225,7 +241,10 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
         pct(&ps, 0.5),
         ps_bytes as f64 / (1 << 20) as f64,
         join.as_secs_f64(),
+        cluster.node_connections(),
+        open_fds(),
         FAILED.load(std::sync::atomic::Ordering::Relaxed),
+        loadavg(),
     );
     token.cancel();
     for mut c in children {
@@ -252,8 +271,8 @@ fn main() {
     let creates = arg(&args, "--creates", 5000);
     let conc = arg(&args, "--concurrency", 32);
     let total = arg(&args, "--containers", 100_000);
-    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | failed creates |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | event streams | node conns / fds | failed creates | load (start / end) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let poll = args.iter().any(|a| a == "--poll");
     rt.block_on(bench(nodes, creates, conc, total, poll));
 }

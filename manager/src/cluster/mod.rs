@@ -5,6 +5,7 @@ mod create;
 pub mod engine;
 pub mod events;
 mod lookup;
+pub mod pool;
 mod refresh;
 pub mod source;
 pub mod view;
@@ -71,6 +72,8 @@ pub struct ClusterOpts {
     pub refresh_min: Duration,
     pub refresh_max: Duration,
     pub failure_retry: u32,
+    /// Connections to nodes open at once, all nodes together (event streams included).
+    pub max_connections: usize,
 }
 
 impl Default for ClusterOpts {
@@ -83,6 +86,7 @@ impl Default for ClusterOpts {
             refresh_min: Duration::from_secs(30),
             refresh_max: Duration::from_secs(60),
             failure_retry: 3,
+            max_connections: pool::default_max_open(),
         }
     }
 }
@@ -125,7 +129,7 @@ impl Shared {
 impl Cluster {
     pub fn new(opts: ClusterOpts, tls: Option<rustls::ClientConfig>, shutdown: CancellationToken) -> Result<Cluster, ClusterError> {
         let scheduler = Scheduler::new(&opts.filters, &opts.strategy)?;
-        let transport = Arc::new(Transport::new(tls)?);
+        let transport = Arc::new(Transport::new(tls, opts.max_connections)?);
         Ok(Cluster(Arc::new(Shared {
             opts,
             scheduler,
@@ -186,6 +190,11 @@ impl Cluster {
         self.engines.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
+    /// Connections to nodes open now.
+    pub fn node_connections(&self) -> usize {
+        self.transport.open_connections()
+    }
+
     pub fn engine(&self, addr: &str) -> Option<Arc<Engine>> {
         self.engines.read().unwrap_or_else(|p| p.into_inner()).get(addr).cloned()
     }
@@ -222,8 +231,7 @@ impl Cluster {
     pub fn any_engine(&self) -> Result<Arc<Engine>, ClusterError> {
         let views = self.views();
         let req = crate::scheduler::Request::default();
-        let ranked = self.scheduler.select(&req, &views)?;
-        let addr = ranked.first().map(|n| n.addr.clone()).ok_or(SchedError::NoHealthyNode)?;
+        let addr = self.scheduler.pick(&req, &views)?.addr.clone();
         self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
     }
 }

@@ -28,7 +28,7 @@ pub struct ContainerView {
     /// The image as asked for (`busybox`, `busybox:latest`, …).
     pub image: String,
     pub image_id: String,
-    pub labels: BTreeMap<String, String>,
+    pub labels: super::Labels,
     /// CPUs reserved (Swarm's meaning of CpuShares).
     pub cpus: i64,
     pub memory: i64,

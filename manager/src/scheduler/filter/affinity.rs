@@ -15,7 +15,7 @@ fn holds(e: &Expr, node: &NodeView) -> bool {
     } else if e.key_is("image") {
         e.matches(node.images.iter().flat_map(|i| i.match_candidates()))
     } else {
-        e.matches(node.containers.iter().map(|c| c.labels.get(&e.key).map_or("", String::as_str)))
+        e.matches(node.containers.iter().map(|c| c.labels.get(&e.key).unwrap_or("")))
     }
 }
 
