@@ -102,11 +102,10 @@ impl Cluster {
     /// Chooses a node and records the pending reservation (one lock, no await).
     fn place(&self, req: &Request) -> Result<(Arc<Engine>, String), ClusterError> {
         let _g = self.place.lock().unwrap_or_else(|p| p.into_inner());
-        let views = self.views();
         let t = Instant::now();
-        let best = self.scheduler.pick(req, &views);
+        let best = self.with_views(|views| self.scheduler.pick(req, views).map(|n| n.addr.clone()));
         self.metrics.observe_placement(t.elapsed());
-        let addr = &best?.addr;
+        let addr = &best?;
         let engine = self.engine(addr).ok_or(crate::scheduler::SchedError::NoHealthyNode)?;
         let pending = format!("pending-{}", self.pending_seq.fetch_add(1, Ordering::Relaxed));
         engine.add_pending(&pending, req.pending_view(pending.clone()));

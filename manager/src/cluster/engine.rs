@@ -73,9 +73,16 @@ pub(crate) struct State {
     /// Cached snapshot; `None` when something changed.
     pub view: Option<Arc<NodeView>>,
     pub events_live: bool,
+    addr: Arc<str>,
+    dirty: Arc<super::views::Dirty>,
 }
 
 impl State {
+    /// The scheduler's snapshot of this node is out of date.
+    pub fn invalidate(&mut self) {
+        self.view = None;
+        self.dirty.mark(&self.addr);
+    }
     fn name_added(&mut self, name: &str) {
         if !name.is_empty() {
             *self.names.entry(name.into()).or_default() += 1;
@@ -103,13 +110,13 @@ impl State {
         };
         self.name_added(&name);
         if sched_changed {
-            self.view = None;
+            self.invalidate();
         }
     }
     pub fn take(&mut self, id: &str) -> Option<Entry> {
         let e = self.containers.remove(id)?;
         self.name_removed(&e.c.name);
-        self.view = None;
+        self.invalidate();
         Some(e)
     }
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &Entry) -> bool) {
@@ -121,7 +128,7 @@ impl State {
     pub fn clear_containers(&mut self) {
         self.containers.clear();
         self.names.clear();
-        self.view = None;
+        self.invalidate();
     }
     pub fn has_name(&self, name: &str) -> bool {
         self.names.contains_key(name)
@@ -156,7 +163,8 @@ pub struct Summary {
 }
 
 impl Engine {
-    pub fn new(addr: &str, client: NodeClient) -> Engine {
+    /// `dirty` is told whenever the node's scheduler snapshot changes.
+    pub fn new(addr: &str, client: NodeClient, dirty: Arc<super::views::Dirty>) -> Engine {
         let ip = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']).to_string();
         Engine {
             addr: addr.to_string(),
@@ -177,6 +185,8 @@ impl Engine {
                 pending: HashMap::new(),
                 view: None,
                 events_live: false,
+                addr: addr.into(),
+                dirty,
             }),
             cancel: CancellationToken::new(),
             wake: Notify::new(),
@@ -213,7 +223,7 @@ impl Engine {
                     if st.failures != 0 || st.error.is_some() {
                         st.failures = 0;
                         st.error = None;
-                        st.view = None;
+                        st.invalidate();
                     }
                     if was == Health::Unhealthy {
                         st.health = Health::Healthy;
@@ -227,7 +237,7 @@ impl Engine {
                 Err(e) if e.is_connection() => {
                     st.failures += 1;
                     st.error = Some(e.to_string());
-                    st.view = None;
+                    st.invalidate();
                     if st.failures >= sh.opts.failure_retry && st.health == Health::Healthy {
                         st.health = Health::Unhealthy;
                         tracing::warn!(node = %st.info.name, addr = %self.addr, error = %e, "node is unhealthy");
@@ -276,6 +286,7 @@ impl Engine {
             used_memory: 0,
             health: health.max(0),
             healthy,
+            slots: Default::default(),
         };
         v.recount();
         let v = Arc::new(v);
@@ -286,12 +297,12 @@ impl Engine {
     pub fn add_pending(&self, id: &str, c: ContainerView) {
         let mut st = self.lock();
         st.pending.insert(id.to_string(), Arc::new(c));
-        st.view = None;
+        st.invalidate();
     }
     pub fn remove_pending(&self, id: &str) {
         let mut st = self.lock();
         if st.pending.remove(id).is_some() {
-            st.view = None;
+            st.invalidate();
         }
     }
     pub fn pending_names(&self) -> Vec<String> {
@@ -316,7 +327,7 @@ impl Engine {
     pub fn created(&self, pending: &str, c: Option<Container>) {
         let mut st = self.lock();
         if st.pending.remove(pending).is_some() {
-            st.view = None;
+            st.invalidate();
         }
         if let Some(c) = c.filter(|c| !st.containers.contains_key(c.id())) {
             st.put(Arc::new(c));
@@ -396,7 +407,7 @@ impl Engine {
         let mut st = self.lock();
         st.images = Arc::new(rows);
         st.image_views = Arc::new(views);
-        st.view = None;
+        st.invalidate();
     }
 
     pub fn summary(&self, sh: &Shared) -> Summary {
@@ -429,7 +440,7 @@ impl Engine {
             let mut st = self.lock();
             let was = st.health;
             st.health = Health::Disconnected;
-            st.view = None;
+            st.invalidate();
             (was != Health::Pending).then(|| swarm_event("engine_disconnect", &self.addr, &st.info))
         };
         if let Some(ev) = ev {

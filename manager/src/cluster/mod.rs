@@ -9,6 +9,7 @@ pub mod pool;
 mod refresh;
 pub mod source;
 pub mod view;
+mod views;
 
 pub use client::{NodeClient, NodeError, Transport};
 pub use engine::{Engine, Health, NodeInfo, Summary};
@@ -17,7 +18,7 @@ pub use source::{NodeSource, StaticNodes};
 pub use view::Container;
 
 use crate::metrics::Metrics;
-use crate::scheduler::{NodeView, RequestError, SchedError, Scheduler};
+use crate::scheduler::{RequestError, SchedError, Scheduler};
 use discovery::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -104,6 +105,8 @@ pub struct Shared {
     /// Held while a node is chosen and its reservation recorded.
     place: Mutex<()>,
     pending_seq: std::sync::atomic::AtomicU64,
+    dirty: Arc<views::Dirty>,
+    view_cache: Mutex<views::ViewCache>,
     shutdown: CancellationToken,
 }
 
@@ -140,6 +143,8 @@ impl Cluster {
             execs: Mutex::new(HashMap::new()),
             place: Mutex::new(()),
             pending_seq: Default::default(),
+            dirty: Default::default(),
+            view_cache: Default::default(),
             shutdown,
         })))
     }
@@ -160,7 +165,7 @@ impl Cluster {
             if engines.contains_key(addr) {
                 continue;
             }
-            let e = Arc::new(Engine::new(addr, self.transport.client(addr)));
+            let e = Arc::new(Engine::new(addr, self.transport.client(addr), self.dirty.clone()));
             let parent = self.shutdown.clone();
             let (run, child) = (e.clone(), e.cancel.clone());
             tokio::spawn(async move {
@@ -212,12 +217,6 @@ impl Cluster {
         })
     }
 
-    /// Snapshots of the validated nodes for the scheduler.
-    pub fn views(&self) -> Vec<Arc<NodeView>> {
-        let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
-        engines.values().filter_map(|e| e.view(self)).collect()
-    }
-
     pub fn record_exec(&self, exec_id: &str, addr: &str) {
         self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(exec_id.to_string(), addr.to_string());
     }
@@ -229,9 +228,8 @@ impl Cluster {
 
     /// The best healthy node for a request with no requirements (searches, auth, builds).
     pub fn any_engine(&self) -> Result<Arc<Engine>, ClusterError> {
-        let views = self.views();
         let req = crate::scheduler::Request::default();
-        let addr = self.scheduler.pick(&req, &views)?.addr.clone();
+        let addr = self.with_views(|views| self.scheduler.pick(&req, views).map(|n| n.addr.clone()))?;
         self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
     }
 }

@@ -81,7 +81,7 @@ impl Engine {
         st.info.os_type = info["OSType"].as_str().unwrap_or("linux").to_string();
         st.spec_checked = Instant::now();
         st.updated_at = chrono::Utc::now();
-        st.view = None;
+        st.invalidate();
         if changed {
             tracing::warn!(addr = %self.addr, "node ID changed: its containers are listed again");
             st.clear_containers();
@@ -304,7 +304,7 @@ impl Engine {
             st.health = Health::Healthy;
             st.failures = 0;
             st.error = None;
-            st.view = None;
+            st.invalidate();
             tracing::info!(addr = %self.addr, node = %st.info.name, "node joined the cluster");
             swarm_event("engine_connect", &self.addr, &st.info)
         };

@@ -137,13 +137,15 @@ impl Scheduler {
         let mut dropped: Vec<(&NodeView, usize)> = vec![];
         for (i, f) in self.filters.iter().enumerate() {
             let before = left.len();
-            left.retain(|n| {
-                let ok = f.accepts(req, n, soft);
-                if !ok {
-                    dropped.push((n, i));
-                }
-                ok
-            });
+            if f.applies(req, soft) {
+                left.retain(|n| {
+                    let ok = f.accepts(req, n, soft);
+                    if !ok {
+                        dropped.push((n, i));
+                    }
+                    ok
+                });
+            }
             if before != left.len() {
                 m.rejected_by.insert(f.name(), before - left.len());
             }

@@ -95,6 +95,8 @@ pub struct NodeView {
     /// 0..=100: 100 minus the share of the failure budget used; 0 when not healthy.
     pub health: i64,
     pub healthy: bool,
+    /// The `containerslots` label, parsed once per snapshot.
+    pub slots: std::sync::OnceLock<Option<usize>>,
 }
 
 impl NodeView {

@@ -23,6 +23,9 @@ impl Filter for Affinity {
     fn name(&self) -> &'static str {
         "affinity"
     }
+    fn applies(&self, req: &Request, soft: bool) -> bool {
+        req.affinities.iter().any(|e| active(e, soft))
+    }
     fn accepts(&self, req: &Request, node: &NodeView, soft: bool) -> bool {
         req.affinities.iter().filter(|e| active(e, soft)).all(|e| holds(e, node))
     }
