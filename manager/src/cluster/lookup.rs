@@ -5,6 +5,8 @@ use super::{Cluster, ClusterError, Container, Engine};
 use std::sync::Arc;
 
 type Found = (Arc<Engine>, Arc<Container>);
+/// One lookup rule: does this container (on a node that matches the `<node>/` part) match?
+type Rule<'a> = &'a dyn Fn(&Container, bool) -> bool;
 
 impl Cluster {
     /// The node holding `id_or_name`, and the manager's record of the container.
@@ -25,7 +27,7 @@ impl Cluster {
         };
         // Classic Swarm tries these in order and takes the first that matches exactly one
         // container: one pass records, per rule, the first match and whether there were more.
-        let rules: [&dyn Fn(&Container, bool) -> bool; 5] = [
+        let rules: [Rule; 5] = [
             &|c, _| q.len() == 12 && c.id().starts_with(q),
             &|c, _| c.swarm_id() == Some(q) || (q.len() == 12 && c.swarm_id().is_some_and(|s| s.starts_with(q))),
             &|c, node_ok| node_ok && c.name == name,
