@@ -101,11 +101,8 @@ impl Pool {
         })
     }
 
-    /// A slot for one more connection; closes an idle one (of any node) if none is free.
-    async fn slot(&self) -> Result<OwnedSemaphorePermit, PoolError> {
-        if let Ok(p) = self.open.clone().try_acquire_owned() {
-            return Ok(p);
-        }
+    /// Closes one idle connection (of any node); false when there is none.
+    fn evict_one(&self) -> bool {
         let victim = {
             let mut idle = self.idle();
             let key = idle.iter().find(|(_, v)| !v.is_empty()).map(|(k, _)| k.clone());
@@ -119,11 +116,26 @@ impl Pool {
             })
         };
         // Dropping the last sender ends the idle connection's task, which frees its permit.
-        drop(victim);
-        tokio::time::timeout(SLOT_TIMEOUT, self.open.clone().acquire_owned())
-            .await
-            .map_err(|_| PoolError::Connect(format!("all {} node connections are busy", self.max_open)))?
-            .map_err(|e| PoolError::Connect(e.to_string()))
+        victim.is_some()
+    }
+
+    /// A slot for one more connection; while none is free, closes idle ones (of any node) to
+    /// make room, so that waiters do not starve each other.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+        let deadline = tokio::time::Instant::now() + SLOT_TIMEOUT;
+        loop {
+            if let Ok(p) = self.open.clone().try_acquire_owned() {
+                return Ok(p);
+            }
+            let wait = if self.evict_one() { Duration::from_millis(20) } else { Duration::from_millis(200) };
+            match tokio::time::timeout(wait, self.open.clone().acquire_owned()).await {
+                Ok(p) => return p.map_err(|e| PoolError::Connect(e.to_string())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(PoolError::Connect(format!("all {} node connections are busy", self.max_open)))
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     async fn connect(&self, addr: &str) -> Result<SendRequest<reqwest::Body>, PoolError> {
