@@ -105,7 +105,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
     let engines = cl.validated();
     let mut records = vec![];
     for e in &engines {
-        let info = e.info();
+        let info = std::sync::Arc::new(e.info());
         let healthy = e.health() == Health::Healthy;
         if let Some(nodes) = f.get("node") {
             if !nodes.iter().any(|n| n == &info.name || n == &info.id || regex_or_substring(&format!("^{n}$"), &info.name)) {
@@ -120,6 +120,9 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
         }
     }
     records.retain(|(c, info, _)| {
+        if f.is_empty() {
+            return true;
+        }
         let full = format!("/{}/{}", info.name, c.name);
         f.iter().all(|(k, vals)| match k.as_str() {
             "id" => vals.iter().any(|v| c.id().starts_with(v.as_str())),
@@ -143,17 +146,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
     if let Some(n) = ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0) {
         records.truncate(n as usize);
     }
-    let rows: Vec<_> = records
-        .iter()
-        .map(|(c, info, healthy)| {
-            let mut row = c.ps_row(&info.name, &info.ip, now);
-            if !healthy {
-                row.status = "Host Down".into();
-            }
-            row
-        })
-        .collect();
-    let body = serde_json::to_vec(&rows).map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = axum::body::Body::from_stream(crate::cluster::view::ps_stream(records, now));
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

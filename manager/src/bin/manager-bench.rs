@@ -38,6 +38,24 @@ fn rss_mib(pid: u32) -> f64 {
         / 1024.0
 }
 
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(String::from)).unwrap_or_default()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// CPU seconds (user + system) used so far by process `pid`.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // SAFETY: sysconf(3) has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz.max(1.0)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -140,6 +158,13 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let join = t.elapsed();
+    // Every node's event stream is open before the creates start.
+    let t_ev = Instant::now();
+    while !poll && cluster.engines().iter().any(|e| !e.events_live()) && t_ev.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let live = cluster.engines().iter().filter(|e| e.events_live()).count();
+    let load_before = loadavg();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", l.local_addr().expect("addr"));
     let app = manager::api::router(cluster.clone());
@@ -159,6 +184,7 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
     let seq_rate = creates as f64 / t.elapsed().as_secs_f64();
     seq.sort();
 
+    let cpu0 = (cpu_secs(std::process::id()), children.iter().map(|c| cpu_secs(c.id())).sum::<f64>());
     let t = Instant::now();
     let per = creates.div_ceil(conc);
     let tasks: Vec<_> = (0..conc)
@@ -178,6 +204,11 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
         con.extend(t.await.expect("task"));
     }
     let con_rate = con.len() as f64 / t.elapsed().as_secs_f64();
+    let cpu_us = |now: f64, then: f64| (now - then) * 1e6 / con.len().max(1) as f64;
+    let cpu = (
+        cpu_us(cpu_secs(std::process::id()), cpu0.0),
+        cpu_us(children.iter().map(|c| cpu_secs(c.id())).sum::<f64>(), cpu0.1),
+    );
     con.sort();
 
     let mut have = seq.len() + con.len();
@@ -214,8 +245,9 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
     info.sort();
     ps.sort();
     let rss = rss_mib(std::process::id());
+    let held: usize = cluster.engines().iter().map(|e| e.container_count()).sum();
     println!(
-        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {have} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {} |",
+        "| {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {held} ({:.0}/s) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {live} | {} / {} | {} | {load_before} / {} | {:.0} / {:.0} |",
         pct(&seq, 0.5),
         pct(&seq, 0.99),
         pct(&con, 0.5),
@@ -225,7 +257,12 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
         pct(&ps, 0.5),
         ps_bytes as f64 / (1 << 20) as f64,
         join.as_secs_f64(),
+        cluster.node_connections(),
+        open_fds(),
         FAILED.load(std::sync::atomic::Ordering::Relaxed),
+        loadavg(),
+        cpu.0,
+        cpu.1,
     );
     token.cancel();
     for mut c in children {
@@ -241,19 +278,21 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let _ = rustls::crypto::ring::default_provider().install_default();
     raise_fd_limit();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
     if args.get(1).map(String::as_str) == Some("sim") {
+        // One thread per simulator process: fewer cross-thread wake-ups on a small machine.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let num = |i: usize| -> usize { args.get(i).and_then(|a| a.parse().ok()).expect("sim FIRST N poll|events FILE") };
         let poll = args.get(4).is_some_and(|a| a == "poll");
         rt.block_on(sim_child(num(2), num(3), poll, args.get(5).expect("sim FIRST N poll|events FILE")));
         return;
     }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
     let nodes = arg(&args, "--nodes", 100);
     let creates = arg(&args, "--creates", 5000);
     let conc = arg(&args, "--concurrency", 32);
     let total = arg(&args, "--containers", 100_000);
-    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | failed creates |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | event streams | node conns / fds | failed creates | load (start / end) | CPU µs per concurrent create (manager+client / simulator) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let poll = args.iter().any(|a| a == "--poll");
     rt.block_on(bench(nodes, creates, conc, total, poll));
 }

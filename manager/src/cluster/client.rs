@@ -1,5 +1,6 @@
-//! Talking to one node over the Docker API: reqwest (one pool shared by every node) for plain
-//! calls and streams, a hyper connection with upgrades for hijacked attach/exec.
+//! Talking to one node over the Docker API: pooled keep-alive connections (one bounded pool
+//! shared by every node, [`super::pool`]) for plain calls and streams, answered as reqwest
+//! responses; a dedicated hyper connection with upgrades for hijacked attach/exec.
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderValue, CONNECTION, HOST, UPGRADE};
@@ -8,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use super::pool::{BoxError, Pool, PoolError, PooledBody};
 
 /// Timeout of the manager's own calls (validation, refresh, inspect).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,31 +38,25 @@ impl NodeError {
     }
 }
 
-/// What every node connection shares: the HTTP pool and the TLS client configuration.
+/// What every node connection shares: the bounded connection pool and the TLS client
+/// configuration.
 pub struct Transport {
-    http: reqwest::Client,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    pool: Arc<Pool>,
 }
 
 impl Transport {
-    pub fn new(tls: Option<rustls::ClientConfig>) -> Result<Self, NodeError> {
-        let pre = tls.clone().unwrap_or_else(crate::tls::plain_client_config);
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(pre)
-            .http1_only()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(8)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()
-            .map_err(|e| NodeError::Decode { addr: String::new(), detail: format!("HTTP client: {e}") })?;
-        Ok(Transport { http, tls: tls.map(Arc::new) })
+    /// At most `max_open` connections to nodes at once (see [`super::pool`]).
+    pub fn new(tls: Option<rustls::ClientConfig>, max_open: usize) -> Result<Self, NodeError> {
+        Ok(Transport { pool: Arc::new(Pool::new(tls.map(Arc::new), max_open)) })
     }
 
     pub fn client(self: &Arc<Self>, addr: &str) -> NodeClient {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        NodeClient { t: self.clone(), addr: addr.to_string(), base: format!("{scheme}://{addr}") }
+        NodeClient { t: self.clone(), addr: addr.to_string() }
+    }
+
+    /// Connections to nodes open now.
+    pub fn open_connections(&self) -> usize {
+        self.pool.open_connections()
     }
 }
 
@@ -70,12 +65,9 @@ impl Transport {
 pub struct NodeClient {
     t: Arc<Transport>,
     pub addr: String,
-    base: String,
 }
 
-/// Something the hijacked stream can be read from and written to.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub use super::pool::Io;
 
 /// The node's answer to a hijack request.
 pub enum Hijacked {
@@ -98,6 +90,45 @@ impl NodeClient {
         }
     }
 
+    fn map_body(&self, e: BoxError) -> NodeError {
+        match e.downcast_ref::<PoolError>() {
+            Some(PoolError::Timeout) => self.connect_err(e),
+            _ => NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() },
+        }
+    }
+
+    /// Sends a request on a pooled connection; the answer's body is read by the caller.
+    async fn exchange(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: reqwest::Body,
+        timeout: Option<Duration>,
+    ) -> Result<hyper::Response<PooledBody>, NodeError> {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .body(body)
+            .map_err(|e| NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() })?;
+        *req.headers_mut() = headers;
+        self.t.pool.send(&self.addr, req, timeout).await.map_err(|e| match e {
+            PoolError::Request(d) => NodeError::Decode { addr: self.addr.clone(), detail: d },
+            e => self.connect_err(e),
+        })
+    }
+
+    /// A small request whose whole answer is read (status checked) within the call timeout.
+    async fn call(&self, method: Method, path: &str, headers: HeaderMap, body: reqwest::Body) -> Result<Bytes, NodeError> {
+        let resp = self.exchange(method, path, headers, body, Some(CALL_TIMEOUT)).await?;
+        let status = resp.status();
+        let body = resp.into_body().bytes().await.map_err(|e| self.map_body(e))?;
+        if !status.is_success() {
+            return Err(NodeError::Status { status: status.as_u16(), message: error_message(&body) });
+        }
+        Ok(body)
+    }
+
     /// Any request; the response is returned whatever its status (for proxying).
     pub async fn send(
         &self,
@@ -107,11 +138,9 @@ impl NodeClient {
         body: reqwest::Body,
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response, NodeError> {
-        let mut rb = self.t.http.request(method, format!("{}{path_and_query}", self.base)).headers(headers).body(body);
-        if let Some(t) = timeout {
-            rb = rb.timeout(t);
-        }
-        rb.send().await.map_err(|e| self.map_reqwest(e))
+        let resp = self.exchange(method, path_and_query, headers, body, timeout).await?;
+        let (parts, body) = resp.into_parts();
+        Ok(reqwest::Response::from(hyper::Response::from_parts(parts, reqwest::Body::wrap(body))))
     }
 
     /// Turns a non-2xx response into [`NodeError::Status`] with the node's message.
@@ -126,9 +155,7 @@ impl NodeClient {
 
     /// `GET path` decoded as JSON, with the call timeout.
     pub async fn get_json(&self, path: &str) -> Result<Value, NodeError> {
-        let resp = self.send(Method::GET, path, HeaderMap::new(), reqwest::Body::from(""), Some(CALL_TIMEOUT)).await?;
-        let resp = self.check(resp).await?;
-        let body = resp.bytes().await.map_err(|e| self.map_reqwest(e))?;
+        let body = self.call(Method::GET, path, HeaderMap::new(), reqwest::Body::from("")).await?;
         serde_json::from_slice(&body).map_err(|e| NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() })
     }
 
@@ -137,9 +164,7 @@ impl NodeClient {
         let mut h = headers;
         h.insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let data = serde_json::to_vec(body).unwrap_or_default();
-        let resp = self.send(Method::POST, path, h, reqwest::Body::from(data), Some(CALL_TIMEOUT)).await?;
-        let resp = self.check(resp).await?;
-        let body = resp.bytes().await.map_err(|e| self.map_reqwest(e))?;
+        let body = self.call(Method::POST, path, h, reqwest::Body::from(data)).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -148,20 +173,7 @@ impl NodeClient {
 
     /// Opens a dedicated connection and sends a request asking to upgrade to a raw stream.
     pub async fn hijack(&self, method: Method, path_and_query: &str, mut headers: HeaderMap, body: Bytes) -> Result<Hijacked, NodeError> {
-        let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&self.addr))
-            .await
-            .map_err(|_| self.connect_err("connection timed out"))?
-            .map_err(|e| self.connect_err(e))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = match &self.t.tls {
-            Some(cfg) => {
-                let host = self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(h, _)| h).trim_matches(['[', ']']);
-                let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| self.connect_err(e))?;
-                let tls = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await.map_err(|e| self.connect_err(e))?;
-                Box::new(tls)
-            }
-            None => Box::new(tcp),
-        };
+        let io = self.t.pool.dial(&self.addr).await.map_err(|e| self.connect_err(e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| self.connect_err(e))?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {

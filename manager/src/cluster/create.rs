@@ -75,7 +75,7 @@ impl Cluster {
         let mut image_affinity = false;
         loop {
             let (engine, pending) = self.place(&req)?;
-            let r = self.create_on(&engine, &req, &body, auth.clone()).await;
+            let r = self.create_on(&engine, &pending, &req, &body, auth.clone()).await;
             engine.remove_pending(&pending);
             match r {
                 Ok(v) => {
@@ -102,12 +102,10 @@ impl Cluster {
     /// Chooses a node and records the pending reservation (one lock, no await).
     fn place(&self, req: &Request) -> Result<(Arc<Engine>, String), ClusterError> {
         let _g = self.place.lock().unwrap_or_else(|p| p.into_inner());
-        let views = self.views();
         let t = Instant::now();
-        let ranked = self.scheduler.select(req, &views);
+        let best = self.with_views(|views| self.scheduler.pick(req, views).map(|n| n.addr.clone()));
         self.metrics.observe_placement(t.elapsed());
-        let ranked = ranked?;
-        let addr = &ranked.first().ok_or(crate::scheduler::SchedError::NoHealthyNode)?.addr;
+        let addr = &best?;
         let engine = self.engine(addr).ok_or(crate::scheduler::SchedError::NoHealthyNode)?;
         let pending = format!("pending-{}", self.pending_seq.fetch_add(1, Ordering::Relaxed));
         engine.add_pending(&pending, req.pending_view(pending.clone()));
@@ -119,7 +117,8 @@ impl Cluster {
     }
 
     /// Creates on `engine`, pulling the image once if the node lacks it, and records the result.
-    async fn create_on(&self, engine: &Engine, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, NodeError> {
+    /// On success the pending reservation is replaced by the container's record.
+    async fn create_on(&self, engine: &Engine, pending: &str, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, NodeError> {
         let mut body = body.clone();
         let ncpu = engine.info().ncpu.max(1);
         if req.cpus > 0 {
@@ -144,9 +143,12 @@ impl Cluster {
         let name = req.name.clone().unwrap_or_default();
         if engine.events_live() {
             // The node's events keep this record current from here on: no inspect needed.
-            engine.insert_new(super::view::Container::from_create(&id, &name, &body, ncpu));
-        } else if let Err(e) = engine.refresh_container(self, &id).await {
-            tracing::warn!(node = %engine.addr, container = %id, error = %e, "created, but could not inspect");
+            engine.created(pending, Some(super::view::Container::from_create(&id, &name, &body, ncpu)));
+        } else {
+            if let Err(e) = engine.refresh_container(self, &id).await {
+                tracing::warn!(node = %engine.addr, container = %id, error = %e, "created, but could not inspect");
+            }
+            engine.created(pending, None);
         }
         Ok(v)
     }

@@ -61,7 +61,10 @@ pub(crate) struct State {
     pub info: NodeInfo,
     pub validated: bool,
     pub spec_checked: std::time::Instant,
+    /// Use [`State::put`] / [`State::take`] / [`State::retain`] so `names` stays in step.
     pub containers: HashMap<String, Entry>,
+    /// How many known containers carry each name (name conflicts without a scan).
+    names: HashMap<Box<str>, u32>,
     pub seq: u64,
     /// `GET /images/json` rows.
     pub images: Arc<Vec<Value>>,
@@ -70,6 +73,66 @@ pub(crate) struct State {
     /// Cached snapshot; `None` when something changed.
     pub view: Option<Arc<NodeView>>,
     pub events_live: bool,
+    addr: Arc<str>,
+    dirty: Arc<super::views::Dirty>,
+}
+
+impl State {
+    /// The scheduler's snapshot of this node is out of date.
+    pub fn invalidate(&mut self) {
+        self.view = None;
+        self.dirty.mark(&self.addr);
+    }
+    fn name_added(&mut self, name: &str) {
+        if !name.is_empty() {
+            *self.names.entry(name.into()).or_default() += 1;
+        }
+    }
+    fn name_removed(&mut self, name: &str) {
+        if let Some(n) = self.names.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                self.names.remove(name);
+            }
+        }
+    }
+    /// Stores a record (replacing any with the same ID); the scheduler's view is rebuilt only
+    /// when what it sees changed.
+    pub fn put(&mut self, c: Arc<Container>) {
+        self.seq += 1;
+        let (sched, name) = (c.sched.clone(), c.name.clone());
+        let sched_changed = match self.containers.insert(c.id().to_string(), Entry { c, seq: self.seq }) {
+            Some(old) => {
+                self.name_removed(&old.c.name);
+                !Arc::ptr_eq(&old.c.sched, &sched)
+            }
+            None => true,
+        };
+        self.name_added(&name);
+        if sched_changed {
+            self.invalidate();
+        }
+    }
+    pub fn take(&mut self, id: &str) -> Option<Entry> {
+        let e = self.containers.remove(id)?;
+        self.name_removed(&e.c.name);
+        self.invalidate();
+        Some(e)
+    }
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &Entry) -> bool) {
+        let gone: Vec<String> = self.containers.iter().filter(|(id, e)| !keep(id, e)).map(|(id, _)| id.clone()).collect();
+        for id in gone {
+            self.take(&id);
+        }
+    }
+    pub fn clear_containers(&mut self) {
+        self.containers.clear();
+        self.names.clear();
+        self.invalidate();
+    }
+    pub fn has_name(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
 }
 
 pub struct Engine {
@@ -100,7 +163,8 @@ pub struct Summary {
 }
 
 impl Engine {
-    pub fn new(addr: &str, client: NodeClient) -> Engine {
+    /// `dirty` is told whenever the node's scheduler snapshot changes.
+    pub fn new(addr: &str, client: NodeClient, dirty: Arc<super::views::Dirty>) -> Engine {
         let ip = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']).to_string();
         Engine {
             addr: addr.to_string(),
@@ -114,12 +178,15 @@ impl Engine {
                 validated: false,
                 spec_checked: std::time::Instant::now(),
                 containers: HashMap::new(),
+                names: HashMap::new(),
                 seq: 0,
                 images: Arc::new(vec![]),
                 image_views: Arc::new(vec![]),
                 pending: HashMap::new(),
                 view: None,
                 events_live: false,
+                addr: addr.into(),
+                dirty,
             }),
             cancel: CancellationToken::new(),
             wake: Notify::new(),
@@ -156,7 +223,7 @@ impl Engine {
                     if st.failures != 0 || st.error.is_some() {
                         st.failures = 0;
                         st.error = None;
-                        st.view = None;
+                        st.invalidate();
                     }
                     if was == Health::Unhealthy {
                         st.health = Health::Healthy;
@@ -170,7 +237,7 @@ impl Engine {
                 Err(e) if e.is_connection() => {
                     st.failures += 1;
                     st.error = Some(e.to_string());
-                    st.view = None;
+                    st.invalidate();
                     if st.failures >= sh.opts.failure_retry && st.health == Health::Healthy {
                         st.health = Health::Unhealthy;
                         tracing::warn!(node = %st.info.name, addr = %self.addr, error = %e, "node is unhealthy");
@@ -219,6 +286,7 @@ impl Engine {
             used_memory: 0,
             health: health.max(0),
             healthy,
+            slots: Default::default(),
         };
         v.recount();
         let v = Arc::new(v);
@@ -229,12 +297,12 @@ impl Engine {
     pub fn add_pending(&self, id: &str, c: ContainerView) {
         let mut st = self.lock();
         st.pending.insert(id.to_string(), Arc::new(c));
-        st.view = None;
+        st.invalidate();
     }
     pub fn remove_pending(&self, id: &str) {
         let mut st = self.lock();
         if st.pending.remove(id).is_some() {
-            st.view = None;
+            st.invalidate();
         }
     }
     pub fn pending_names(&self) -> Vec<String> {
@@ -243,42 +311,63 @@ impl Engine {
 
     pub fn upsert(&self, c: Container) {
         let mut st = self.lock();
-        st.seq += 1;
-        let seq = st.seq;
-        st.containers.insert(c.id().to_string(), Entry { c: Arc::new(c), seq });
-        st.view = None;
+        st.put(Arc::new(c));
         st.updated_at = chrono::Utc::now();
     }
 
     /// Stores `c` unless the container is already known (an event may have been faster).
     pub fn insert_new(&self, c: Container) {
         let mut st = self.lock();
-        if st.containers.contains_key(c.id()) {
-            return;
+        if !st.containers.contains_key(c.id()) {
+            st.put(Arc::new(c));
         }
-        st.seq += 1;
-        let seq = st.seq;
-        st.containers.insert(c.id().to_string(), Entry { c: Arc::new(c), seq });
-        st.view = None;
     }
 
-    /// Applies `f` to a copy of a known container; false when it is not known.
+    /// Replaces a create's pending reservation by the created container's record, in one step.
+    pub fn created(&self, pending: &str, c: Option<Container>) {
+        let mut st = self.lock();
+        if st.pending.remove(pending).is_some() {
+            st.invalidate();
+        }
+        if let Some(c) = c.filter(|c| !st.containers.contains_key(c.id())) {
+            st.put(Arc::new(c));
+        }
+    }
+
+    /// Applies `f` to a copy of a known container; false when it is not known. The scheduler's
+    /// view is rebuilt only if `f` replaced `sched`.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> bool {
         let mut st = self.lock();
-        st.seq += 1;
-        let seq = st.seq;
-        let Some(e) = st.containers.get_mut(id) else { return false };
+        let Some(e) = st.containers.get(id) else { return false };
         let mut c = (*e.c).clone();
         f(&mut c);
-        *e = Entry { c: Arc::new(c), seq };
-        st.view = None;
+        st.put(Arc::new(c));
         true
     }
 
+    /// Whether a known container (or a pending create) on this node is named `name`.
+    pub fn name_taken(&self, name: &str) -> bool {
+        let st = self.lock();
+        st.has_name(name) || st.pending.values().any(|c| c.names.iter().any(|n| n == name))
+    }
+
+    /// The ID of the container named `name` here, if any.
+    pub fn id_named(&self, name: &str) -> Option<String> {
+        let st = self.lock();
+        if !st.has_name(name) {
+            return None;
+        }
+        st.containers.values().find(|e| e.c.name == name).map(|e| e.c.id().to_string())
+    }
+
     pub fn remove(&self, id: &str) {
-        let mut st = self.lock();
-        if st.containers.remove(id).is_some() {
-            st.view = None;
+        self.lock().take(id);
+    }
+
+    /// Calls `f` on every record, under the node's lock (no copies).
+    pub fn each_container(&self, mut f: impl FnMut(&Arc<Container>)) {
+        for e in self.lock().containers.values() {
+            f(&e.c);
         }
     }
 
@@ -318,7 +407,7 @@ impl Engine {
         let mut st = self.lock();
         st.images = Arc::new(rows);
         st.image_views = Arc::new(views);
-        st.view = None;
+        st.invalidate();
     }
 
     pub fn summary(&self, sh: &Shared) -> Summary {
@@ -351,7 +440,7 @@ impl Engine {
             let mut st = self.lock();
             let was = st.health;
             st.health = Health::Disconnected;
-            st.view = None;
+            st.invalidate();
             (was != Health::Pending).then(|| swarm_event("engine_disconnect", &self.addr, &st.info))
         };
         if let Some(ev) = ev {

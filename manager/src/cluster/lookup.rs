@@ -5,14 +5,8 @@ use super::{Cluster, ClusterError, Container, Engine};
 use std::sync::Arc;
 
 type Found = (Arc<Engine>, Arc<Container>);
-
-fn unique(mut v: Vec<Found>) -> Option<Found> {
-    if v.len() == 1 {
-        v.pop()
-    } else {
-        None
-    }
-}
+/// One lookup rule: does this container (on a node that matches the `<node>/` part) match?
+type Rule<'a> = &'a dyn Fn(&Container, bool) -> bool;
 
 impl Cluster {
     /// The node holding `id_or_name`, and the manager's record of the container.
@@ -27,25 +21,37 @@ impl Cluster {
                 return Ok((e.clone(), c));
             }
         }
-        let all: Vec<Found> = engines.iter().flat_map(|e| e.containers().into_iter().map(move |c| (e.clone(), c))).collect();
-        let pick = |f: &dyn Fn(&Found) -> bool| unique(all.iter().filter(|x| f(x)).cloned().collect());
         let (node, name) = match q.split_once('/') {
             Some((n, rest)) => (Some(n), rest),
             None => (None, q),
         };
-        let found = (q.len() == 12).then(|| pick(&|(_, c)| c.id().starts_with(q))).flatten()
-            .or_else(|| pick(&|(_, c)| c.swarm_id() == Some(q) || (q.len() == 12 && c.swarm_id().is_some_and(|s| s.starts_with(q)))))
-            .or_else(|| {
-                pick(&|(e, c)| {
-                    c.name == name
-                        && node.is_none_or(|n| {
-                            let i = e.info();
-                            i.name == n || i.id == n
-                        })
-                })
-            })
-            .or_else(|| pick(&|(_, c)| c.id().starts_with(q)))
-            .or_else(|| pick(&|(_, c)| c.swarm_id().is_some_and(|s| s.starts_with(q))));
+        // Classic Swarm tries these in order and takes the first that matches exactly one
+        // container: one pass records, per rule, the first match and whether there were more.
+        let rules: [Rule; 5] = [
+            &|c, _| q.len() == 12 && c.id().starts_with(q),
+            &|c, _| c.swarm_id() == Some(q) || (q.len() == 12 && c.swarm_id().is_some_and(|s| s.starts_with(q))),
+            &|c, node_ok| node_ok && c.name == name,
+            &|c, _| c.id().starts_with(q),
+            &|c, _| c.swarm_id().is_some_and(|s| s.starts_with(q)),
+        ];
+        let mut hits: [(usize, Option<Found>); 5] = Default::default();
+        for e in &engines {
+            let node_ok = node.is_none_or(|n| {
+                let i = e.info();
+                i.name == n || i.id == n
+            });
+            e.each_container(|c| {
+                for (rule, hit) in rules.iter().zip(hits.iter_mut()) {
+                    if rule(c, node_ok) {
+                        hit.0 += 1;
+                        if hit.1.is_none() {
+                            hit.1 = Some((e.clone(), c.clone()));
+                        }
+                    }
+                }
+            });
+        }
+        let found = hits.into_iter().find(|(n, _)| *n == 1).and_then(|(_, f)| f);
         found.ok_or_else(|| ClusterError::NoSuchContainer(id_or_name.to_string()))
     }
 
@@ -53,11 +59,8 @@ impl Cluster {
     pub fn name_owner(&self, name: &str) -> Option<String> {
         let name = name.trim_start_matches('/');
         for e in self.validated() {
-            if let Some(c) = e.containers().into_iter().find(|c| c.name == name) {
-                return Some(c.id().to_string());
-            }
-            if e.pending_names().iter().any(|n| n == name) {
-                return Some("(being created)".into());
+            if e.name_taken(name) {
+                return Some(e.id_named(name).unwrap_or_else(|| "(being created)".into()));
             }
         }
         None

@@ -5,9 +5,11 @@ mod create;
 pub mod engine;
 pub mod events;
 mod lookup;
+pub mod pool;
 mod refresh;
 pub mod source;
 pub mod view;
+mod views;
 
 pub use client::{NodeClient, NodeError, Transport};
 pub use engine::{Engine, Health, NodeInfo, Summary};
@@ -16,7 +18,7 @@ pub use source::{NodeSource, StaticNodes};
 pub use view::Container;
 
 use crate::metrics::Metrics;
-use crate::scheduler::{NodeView, RequestError, SchedError, Scheduler};
+use crate::scheduler::{RequestError, SchedError, Scheduler};
 use discovery::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,6 +73,8 @@ pub struct ClusterOpts {
     pub refresh_min: Duration,
     pub refresh_max: Duration,
     pub failure_retry: u32,
+    /// Connections to nodes open at once, all nodes together (event streams included).
+    pub max_connections: usize,
 }
 
 impl Default for ClusterOpts {
@@ -83,6 +87,7 @@ impl Default for ClusterOpts {
             refresh_min: Duration::from_secs(30),
             refresh_max: Duration::from_secs(60),
             failure_retry: 3,
+            max_connections: pool::default_max_open(),
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct Shared {
     /// Held while a node is chosen and its reservation recorded.
     place: Mutex<()>,
     pending_seq: std::sync::atomic::AtomicU64,
+    dirty: Arc<views::Dirty>,
+    view_cache: Mutex<views::ViewCache>,
     shutdown: CancellationToken,
 }
 
@@ -125,7 +132,7 @@ impl Shared {
 impl Cluster {
     pub fn new(opts: ClusterOpts, tls: Option<rustls::ClientConfig>, shutdown: CancellationToken) -> Result<Cluster, ClusterError> {
         let scheduler = Scheduler::new(&opts.filters, &opts.strategy)?;
-        let transport = Arc::new(Transport::new(tls)?);
+        let transport = Arc::new(Transport::new(tls, opts.max_connections)?);
         Ok(Cluster(Arc::new(Shared {
             opts,
             scheduler,
@@ -136,6 +143,8 @@ impl Cluster {
             execs: Mutex::new(HashMap::new()),
             place: Mutex::new(()),
             pending_seq: Default::default(),
+            dirty: Default::default(),
+            view_cache: Default::default(),
             shutdown,
         })))
     }
@@ -156,7 +165,7 @@ impl Cluster {
             if engines.contains_key(addr) {
                 continue;
             }
-            let e = Arc::new(Engine::new(addr, self.transport.client(addr)));
+            let e = Arc::new(Engine::new(addr, self.transport.client(addr), self.dirty.clone()));
             let parent = self.shutdown.clone();
             let (run, child) = (e.clone(), e.cancel.clone());
             tokio::spawn(async move {
@@ -186,6 +195,11 @@ impl Cluster {
         self.engines.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
+    /// Connections to nodes open now.
+    pub fn node_connections(&self) -> usize {
+        self.transport.open_connections()
+    }
+
     pub fn engine(&self, addr: &str) -> Option<Arc<Engine>> {
         self.engines.read().unwrap_or_else(|p| p.into_inner()).get(addr).cloned()
     }
@@ -203,12 +217,6 @@ impl Cluster {
         })
     }
 
-    /// Snapshots of the validated nodes for the scheduler.
-    pub fn views(&self) -> Vec<Arc<NodeView>> {
-        let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
-        engines.values().filter_map(|e| e.view(self)).collect()
-    }
-
     pub fn record_exec(&self, exec_id: &str, addr: &str) {
         self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(exec_id.to_string(), addr.to_string());
     }
@@ -220,10 +228,8 @@ impl Cluster {
 
     /// The best healthy node for a request with no requirements (searches, auth, builds).
     pub fn any_engine(&self) -> Result<Arc<Engine>, ClusterError> {
-        let views = self.views();
         let req = crate::scheduler::Request::default();
-        let ranked = self.scheduler.select(&req, &views)?;
-        let addr = ranked.first().map(|n| n.addr.clone()).ok_or(SchedError::NoHealthyNode)?;
+        let addr = self.with_views(|views| self.scheduler.pick(&req, views).map(|n| n.addr.clone()))?;
         self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
     }
 }

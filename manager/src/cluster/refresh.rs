@@ -81,10 +81,10 @@ impl Engine {
         st.info.os_type = info["OSType"].as_str().unwrap_or("linux").to_string();
         st.spec_checked = Instant::now();
         st.updated_at = chrono::Utc::now();
-        st.view = None;
+        st.invalidate();
         if changed {
             tracing::warn!(addr = %self.addr, "node ID changed: its containers are listed again");
-            st.containers.clear();
+            st.clear_containers();
         }
         Ok(())
     }
@@ -136,11 +136,7 @@ impl Engine {
         }
         {
             let mut st = self.lock();
-            let before = st.containers.len();
-            st.containers.retain(|id, e| seen.contains(id) || e.seq > start_seq);
-            if st.containers.len() != before {
-                st.view = None;
-            }
+            st.retain(|id, e| seen.contains(id) || e.seq > start_seq);
         }
         let results: Vec<_> = futures_util::stream::iter(stale)
             .map(|id| async move { self.refresh_container(sh, &id).await })
@@ -189,6 +185,7 @@ impl Engine {
                     a if a.starts_with("health_status") => self.update(&id, |c| {
                         c.health = a.split_once(": ").map(|(_, h)| h.to_string());
                     }),
+                    "create" if self.get(&id).is_some_and(|c| !c.name.is_empty()) => true,
                     "create" => self.update(&id, |c| {
                         if c.name.is_empty() {
                             if let Some(n) = attrs["name"].as_str() {
@@ -249,8 +246,10 @@ impl Engine {
                             let line: Vec<u8> = buf.drain(..=nl).collect();
                             let Ok(ev) = serde_json::from_slice::<Value>(&line) else { continue };
                             self.apply_event(&sh, &ev).await;
-                            let info = self.info();
-                            sh.hub.publish(enrich(ev, &self.addr, &info));
+                            if sh.hub.listeners() > 0 {
+                                let info = self.info();
+                                sh.hub.publish(enrich(ev, &self.addr, &info));
+                            }
                         }
                     }
                     self.lock().events_live = false;
@@ -305,7 +304,7 @@ impl Engine {
             st.health = Health::Healthy;
             st.failures = 0;
             st.error = None;
-            st.view = None;
+            st.invalidate();
             tracing::info!(addr = %self.addr, node = %st.info.name, "node joined the cluster");
             swarm_event("engine_connect", &self.addr, &st.info)
         };

@@ -1,9 +1,8 @@
 //! The manager's record of a node's containers, built from `docker inspect` output, and what
 //! it turns into: the scheduler's [`ContainerView`] and `docker ps` rows (`/node/name`, node IP
 //! in ports, status text computed at list time so it never goes stale).
-use crate::scheduler::{ContainerView, PortBinding};
+use crate::scheduler::{ContainerView, Labels, PortBinding};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One container as the manager keeps it.
@@ -49,10 +48,8 @@ impl Container {
         let hc = &v["HostConfig"];
         let cfg = &v["Config"];
         let st = &v["State"];
-        let labels: BTreeMap<String, String> = cfg["Labels"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, x)| (k.clone(), x.as_str().unwrap_or("").to_string())).collect())
-            .unwrap_or_default();
+        let labels: Labels =
+            cfg["Labels"].as_object().map(|m| m.iter().map(|(k, x)| (k, x.as_str().unwrap_or(""))).collect()).unwrap_or_default();
         let mut port_bindings = vec![];
         if let Some(m) = hc["PortBindings"].as_object() {
             for (cport, list) in m {
@@ -158,7 +155,7 @@ impl Container {
         matches!(self.state.as_str(), "running" | "paused" | "restarting")
     }
     pub fn swarm_id(&self) -> Option<&str> {
-        self.sched.labels.get(crate::scheduler::request::LABEL_SWARM_ID).map(String::as_str)
+        self.sched.labels.get(crate::scheduler::request::LABEL_SWARM_ID)
     }
 
     /// Docker's status text (`Up 5 minutes`, `Exited (0) 2 seconds ago`, …) at `now`.
@@ -217,6 +214,49 @@ impl Container {
     }
 }
 
+/// Rows serialized per chunk of a streamed `docker ps` answer.
+const PS_CHUNK: usize = 1024;
+
+/// A `GET /containers/json` answer serialized as it is sent, a chunk of rows at a time (a list
+/// of a million containers never sits in memory as one JSON document). Each record: the
+/// container, its node's name and IP, and whether the node is healthy (if not, the status is
+/// `Host Down`).
+pub fn ps_stream(
+    records: Vec<(Arc<Container>, Arc<super::NodeInfo>, bool)>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold(Some(0usize), move |next| {
+        let out = next.map(|start| {
+            let mut buf = Vec::with_capacity(PS_CHUNK * 512);
+            buf.push(if start == 0 { b'[' } else { b',' });
+            let end = (start + PS_CHUNK).min(records.len());
+            for (i, (c, info, healthy)) in records[start..end].iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                let mut row = c.ps_row(&info.name, &info.ip, now);
+                if !healthy {
+                    row.status = "Host Down".into();
+                }
+                if let Err(e) = serde_json::to_writer(&mut buf, &row) {
+                    return (Err(std::io::Error::other(e)), None);
+                }
+            }
+            if end == records.len() {
+                if start == 0 && end == 0 {
+                    buf.truncate(0);
+                    buf.push(b'[');
+                }
+                buf.push(b']');
+                (Ok(bytes::Bytes::from(buf)), None)
+            } else {
+                (Ok(bytes::Bytes::from(buf)), Some(end))
+            }
+        });
+        std::future::ready(out)
+    })
+}
+
 static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(Map::new()));
 static EMPTY_ARRAY: Value = Value::Array(Vec::new());
 
@@ -232,7 +272,7 @@ pub struct PsRow<'a> {
     pub command: &'a str,
     pub created: i64,
     pub ports: Vec<std::borrow::Cow<'a, Value>>,
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: &'a Labels,
     pub state: &'a str,
     pub status: String,
     pub host_config: PsHostConfig<'a>,
@@ -308,6 +348,31 @@ mod tests {
         assert_eq!(row["Status"], "Up 5 minutes");
         assert_eq!(row["Ports"][0]["IP"], "10.0.0.5");
         assert_eq!(row["Ports"][0]["PublicPort"], 8080);
+    }
+
+    #[tokio::test]
+    async fn ps_streams_valid_json() {
+        use futures_util::StreamExt;
+        let info = Arc::new(super::super::NodeInfo { name: "node-1".into(), ip: "10.0.0.5".into(), ..Default::default() });
+        let now = chrono::Utc::now();
+        for n in [0, 1, PS_CHUNK, PS_CHUNK + 3] {
+            let records: Vec<_> = (0..n)
+                .map(|i| {
+                    let mut v = sample();
+                    v["Id"] = json!(format!("id{i}"));
+                    (Arc::new(Container::from_inspect(&v, 4)), info.clone(), i != 0)
+                })
+                .collect();
+            let chunks: Vec<_> = ps_stream(records, now).collect().await;
+            let body: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+            let rows: Vec<Value> = serde_json::from_slice(&body).unwrap();
+            assert_eq!(rows.len(), n);
+            if n > 1 {
+                assert_eq!(rows[0]["Status"], "Host Down");
+                assert_eq!(rows[n - 1]["Id"], format!("id{}", n - 1));
+                assert_eq!(rows[1]["Names"], json!(["/node-1/web"]));
+            }
+        }
     }
 
     #[test]

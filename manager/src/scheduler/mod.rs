@@ -14,6 +14,7 @@
 //! and records a pending reservation, so concurrent creates see each other.
 pub mod expr;
 pub mod filter;
+pub mod labels;
 pub mod node;
 pub mod request;
 pub mod strategy;
@@ -21,6 +22,7 @@ pub mod strategy;
 pub(crate) mod testing;
 
 pub use filter::{Filter, DEFAULT_FILTERS};
+pub use labels::Labels;
 pub use node::{ContainerView, ImageView, NodeView, PortBinding};
 pub use request::{Request, RequestError};
 pub use strategy::Strategy;
@@ -112,19 +114,38 @@ impl Scheduler {
         }
     }
 
+    /// The best candidate only (what [`Scheduler::select`] would rank first), without ordering
+    /// the others: what a create needs.
+    pub fn pick<'n>(&self, req: &Request, nodes: &'n [Arc<NodeView>]) -> Result<&'n NodeView, SchedError> {
+        let has_soft = req.constraints.iter().chain(&req.affinities).chain(&req.whitelists).any(|e| e.soft);
+        let best = |soft| self.filter(req, nodes, soft).and_then(|left| self.strategy.best(req, left));
+        match best(true) {
+            Err(_) if has_soft => best(false),
+            r => r,
+        }
+    }
+
     fn pass<'n>(&self, req: &Request, nodes: &'n [Arc<NodeView>], soft: bool) -> Result<Vec<&'n NodeView>, SchedError> {
+        let left = self.filter(req, nodes, soft)?;
+        self.strategy.rank(req, left)
+    }
+
+    /// The nodes every filter accepts (an error naming the conditions when none is left).
+    fn filter<'n>(&self, req: &Request, nodes: &'n [Arc<NodeView>], soft: bool) -> Result<Vec<&'n NodeView>, SchedError> {
         let mut m = Metrics { evaluated: nodes.len(), ..Default::default() };
         let mut left: Vec<&NodeView> = nodes.iter().map(|n| n.as_ref()).collect();
         let mut dropped: Vec<(&NodeView, usize)> = vec![];
         for (i, f) in self.filters.iter().enumerate() {
             let before = left.len();
-            left.retain(|n| {
-                let ok = f.accepts(req, n, soft);
-                if !ok {
-                    dropped.push((n, i));
-                }
-                ok
-            });
+            if f.applies(req, soft) {
+                left.retain(|n| {
+                    let ok = f.accepts(req, n, soft);
+                    if !ok {
+                        dropped.push((n, i));
+                    }
+                    ok
+                });
+            }
             if before != left.len() {
                 m.rejected_by.insert(f.name(), before - left.len());
             }
@@ -136,7 +157,7 @@ impl Scheduler {
                 return Err(self.unsatisfied(i, req, &dropped, soft));
             }
         }
-        self.strategy.rank(req, left)
+        Ok(left)
     }
 
     fn unsatisfied(&self, last: usize, req: &Request, dropped: &[(&NodeView, usize)], soft: bool) -> SchedError {
@@ -225,6 +246,9 @@ mod tests {
         let r = s.select(&req_with(&["constraint:node==~n2"]), &nodes).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].name, "n2");
+        assert_eq!(s.pick(&req_with(&["constraint:node==~n2"]), &nodes).unwrap().name, "n2");
+        assert!(s.pick(&req_with(&["constraint:node==~n3"]), &nodes).is_ok());
+        assert!(s.pick(&req_with(&["constraint:node==n3"]), &nodes).is_err());
     }
 
     #[test]

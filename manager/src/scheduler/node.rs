@@ -28,7 +28,7 @@ pub struct ContainerView {
     /// The image as asked for (`busybox`, `busybox:latest`, …).
     pub image: String,
     pub image_id: String,
-    pub labels: BTreeMap<String, String>,
+    pub labels: super::Labels,
     /// CPUs reserved (Swarm's meaning of CpuShares).
     pub cpus: i64,
     pub memory: i64,
@@ -95,6 +95,8 @@ pub struct NodeView {
     /// 0..=100: 100 minus the share of the failure budget used; 0 when not healthy.
     pub health: i64,
     pub healthy: bool,
+    /// The `containerslots` label, parsed once per snapshot.
+    pub slots: std::sync::OnceLock<Option<usize>>,
 }
 
 impl NodeView {

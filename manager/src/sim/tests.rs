@@ -162,3 +162,32 @@ async fn binpack_fills_one_node_first() {
     counts.sort();
     assert_eq!(counts, vec![0, 4]);
 }
+
+#[tokio::test]
+async fn lookups_name_conflicts_and_listing() {
+    let s = setup(vec![SimNode::new("node-1", 4, 4 * GIB, &[]), SimNode::new("node-2", 4, 4 * GIB, &[])], "spread").await;
+    let (st, web) = create(&s.app, "web", json!({"Image": "busybox", "Labels": {"com.docker.swarm.id": "abcdef0123456789"}})).await;
+    assert_eq!(st, 201, "{web}");
+    let id = web["Id"].as_str().unwrap().to_string();
+    let (st, v) = create(&s.app, "web", json!({"Image": "busybox"})).await;
+    assert_eq!(st, 409, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(&format!("already in use by container \"{id}\"")), "{v}");
+    for _ in 0..50 {
+        create(&s.app, "", json!({"Image": "busybox"})).await;
+    }
+    let node = node_of(&s.app, "web").await;
+    // By name, /node/name, 12-char ID, unique ID prefix, swarm ID and its prefix.
+    for q in ["web".to_string(), format!("{node}/web"), id[..12].to_string(), id[..20].to_string(), "abcdef0123456789".into(), "abcdef01".into()] {
+        let (st, v) = call(&s.app, "GET", &format!("/v1.41/containers/{q}/json"), None).await;
+        assert_eq!((st, v["Id"].as_str()), (200, Some(id.as_str())), "lookup {q}: {v}");
+    }
+    let other = if node == "node-1" { "node-2" } else { "node-1" };
+    let (st, _) = call(&s.app, "GET", &format!("/v1.41/containers/{other}/web/json"), None).await;
+    assert_eq!(st, 404, "web is not on {other}");
+    let (st, rows) = call(&s.app, "GET", "/v1.41/containers/json?all=1", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(rows.as_array().unwrap().len(), 51, "{rows}");
+    assert!(rows.as_array().unwrap().iter().any(|r| r["Names"] == json!([format!("/{node}/web")])));
+    let total: usize = s.nodes.iter().map(|n| n.container_count()).sum();
+    assert_eq!(total, 51);
+}

@@ -15,13 +15,16 @@ fn holds(e: &Expr, node: &NodeView) -> bool {
     } else if e.key_is("image") {
         e.matches(node.images.iter().flat_map(|i| i.match_candidates()))
     } else {
-        e.matches(node.containers.iter().map(|c| c.labels.get(&e.key).map_or("", String::as_str)))
+        e.matches(node.containers.iter().map(|c| c.labels.get(&e.key).unwrap_or("")))
     }
 }
 
 impl Filter for Affinity {
     fn name(&self) -> &'static str {
         "affinity"
+    }
+    fn applies(&self, req: &Request, soft: bool) -> bool {
+        req.affinities.iter().any(|e| active(e, soft))
     }
     fn accepts(&self, req: &Request, node: &NodeView, soft: bool) -> bool {
         req.affinities.iter().filter(|e| active(e, soft)).all(|e| holds(e, node))

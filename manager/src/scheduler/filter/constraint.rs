@@ -18,6 +18,9 @@ impl Filter for Constraint {
     fn name(&self) -> &'static str {
         "constraint"
     }
+    fn applies(&self, req: &Request, soft: bool) -> bool {
+        req.constraints.iter().any(|e| active(e, soft))
+    }
     fn accepts(&self, req: &Request, node: &NodeView, soft: bool) -> bool {
         req.constraints.iter().filter(|e| active(e, soft)).all(|e| holds(e, node))
     }

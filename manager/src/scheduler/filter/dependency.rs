@@ -13,6 +13,9 @@ impl Filter for Dependency {
     fn name(&self) -> &'static str {
         "dependency"
     }
+    fn applies(&self, req: &Request, _: bool) -> bool {
+        deps(req).next().is_some()
+    }
     fn accepts(&self, req: &Request, node: &NodeView, _: bool) -> bool {
         deps(req).all(|d| node.container(d).is_some())
     }

@@ -28,6 +28,10 @@ pub trait Filter: Send + Sync {
     fn name(&self) -> &'static str;
     /// Pure: no I/O, no locks, no clock. `soft` = also enforce `~` expressions.
     fn accepts(&self, req: &Request, node: &NodeView, soft: bool) -> bool;
+    /// False when this filter accepts every node for `req` (so it need not be run).
+    fn applies(&self, _req: &Request, _soft: bool) -> bool {
+        true
+    }
     /// Why `node` was turned down (called only to build an error).
     fn explain(&self, req: &Request, node: &NodeView, soft: bool) -> String;
     /// The conditions this filter imposes on `req` (one bracketed line of the error).

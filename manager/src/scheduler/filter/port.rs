@@ -35,6 +35,9 @@ impl Filter for Port {
     fn name(&self) -> &'static str {
         "port"
     }
+    fn applies(&self, req: &Request, _: bool) -> bool {
+        !req.port_bindings.is_empty() || req.network_mode == "host"
+    }
     fn accepts(&self, req: &Request, node: &NodeView, _: bool) -> bool {
         (req.port_bindings.is_empty() && req.network_mode != "host") || conflict(req, node).is_none()
     }

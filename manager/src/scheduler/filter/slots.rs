@@ -6,7 +6,7 @@ use crate::scheduler::{NodeView, Request};
 pub struct Slots;
 
 fn limit(node: &NodeView) -> Option<usize> {
-    node.labels.get("containerslots").and_then(|v| v.parse().ok())
+    *node.slots.get_or_init(|| node.labels.get("containerslots").and_then(|v| v.parse().ok()))
 }
 
 impl Filter for Slots {

@@ -13,6 +13,9 @@ impl Filter for Whitelist {
     fn name(&self) -> &'static str {
         "whitelist"
     }
+    fn applies(&self, req: &Request, soft: bool) -> bool {
+        req.whitelists.iter().any(|e| active(e, soft))
+    }
     fn accepts(&self, req: &Request, node: &NodeView, soft: bool) -> bool {
         req.whitelists.iter().filter(|e| active(e, soft)).all(|e| holds(e, node))
     }

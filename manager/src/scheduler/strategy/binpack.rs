@@ -4,14 +4,23 @@ use crate::scheduler::{NodeView, Request, SchedError};
 
 pub struct Binpack;
 
+fn order(x: &(&NodeView, i64), y: &(&NodeView, i64)) -> std::cmp::Ordering {
+    let ((a, wa), (b, wb)) = (x, y);
+    wb.cmp(wa).then(b.containers.len().cmp(&a.containers.len()))
+}
+
 impl Strategy for Binpack {
     fn name(&self) -> &'static str {
         "binpack"
     }
     fn rank<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<Vec<&'n NodeView>, SchedError> {
         let mut w = weigh(req, nodes, 10)?;
-        w.sort_by(|(a, wa), (b, wb)| wb.cmp(wa).then(b.containers.len().cmp(&a.containers.len())));
+        w.sort_by(order);
         Ok(w.into_iter().map(|(n, _)| n).collect())
+    }
+    fn best<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<&'n NodeView, SchedError> {
+        // `min_by` keeps the first of equal minima, as the stable sort in `rank` does.
+        weigh(req, nodes, 10)?.into_iter().min_by(order).map(|(n, _)| n).ok_or(SchedError::NoHealthyNode)
     }
 }
 
@@ -45,5 +54,6 @@ mod tests {
         let mut n2 = sized("n2", 1, 1 << 30);
         n2.containers.push(Arc::new(container("c", "c")));
         assert_eq!(Binpack.rank(&Request::default(), vec![&n1, &n2]).unwrap()[0].name, "n2");
+        assert_eq!(Binpack.best(&Request::default(), vec![&n1, &n2]).unwrap().name, "n2");
     }
 }

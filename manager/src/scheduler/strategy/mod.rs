@@ -16,6 +16,10 @@ pub trait Strategy: Send + Sync {
     fn name(&self) -> &'static str;
     /// Best node first. Fails when no node has room for the request.
     fn rank<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<Vec<&'n NodeView>, SchedError>;
+    /// The first node [`Strategy::rank`] would return, without ordering the rest.
+    fn best<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<&'n NodeView, SchedError> {
+        self.rank(req, nodes)?.into_iter().next().ok_or(SchedError::NoHealthyNode)
+    }
 }
 
 /// A strategy by its `--strategy` name (`binpacking` is accepted for `binpack`).

@@ -4,14 +4,23 @@ use crate::scheduler::{NodeView, Request, SchedError};
 
 pub struct Spread;
 
+fn order(x: &(&NodeView, i64), y: &(&NodeView, i64)) -> std::cmp::Ordering {
+    let ((a, wa), (b, wb)) = (x, y);
+    wa.cmp(wb).then(a.containers.len().cmp(&b.containers.len()))
+}
+
 impl Strategy for Spread {
     fn name(&self) -> &'static str {
         "spread"
     }
     fn rank<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<Vec<&'n NodeView>, SchedError> {
         let mut w = weigh(req, nodes, -10)?;
-        w.sort_by(|(a, wa), (b, wb)| wa.cmp(wb).then(a.containers.len().cmp(&b.containers.len())));
+        w.sort_by(order);
         Ok(w.into_iter().map(|(n, _)| n).collect())
+    }
+    fn best<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<&'n NodeView, SchedError> {
+        // `min_by` keeps the first of equal minima, as the stable sort in `rank` does.
+        weigh(req, nodes, -10)?.into_iter().min_by(order).map(|(n, _)| n).ok_or(SchedError::NoHealthyNode)
     }
 }
 
@@ -58,5 +67,25 @@ mod tests {
         n2.health = 50;
         let r = Spread.rank(&Request::default(), vec![&n2, &n1]).unwrap();
         assert_eq!(r[0].name, "n1");
+        assert_eq!(Spread.best(&Request::default(), vec![&n2, &n1]).unwrap().name, "n1");
+    }
+
+    #[test]
+    fn best_is_the_first_ranked() {
+        let nodes: Vec<_> = (0..20)
+            .map(|i| {
+                let mut n = sized(&format!("n{i}"), 4, 4 << 30);
+                for k in 0..(i * 7 % 5) {
+                    let mut c = container(&format!("c{i}-{k}"), "x");
+                    c.memory = 100 << 20;
+                    n.containers.push(Arc::new(c));
+                }
+                n.recount();
+                n
+            })
+            .collect();
+        let req = Request { memory: 64 << 20, ..Default::default() };
+        let first = Spread.rank(&req, nodes.iter().collect()).unwrap()[0].name.clone();
+        assert_eq!(Spread.best(&req, nodes.iter().collect()).unwrap().name, first);
     }
 }

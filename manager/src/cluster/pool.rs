@@ -1,0 +1,353 @@
+//! The manager's HTTP/1.1 connections to its nodes: kept alive and reused per node, with one
+//! bound on how many are open at once across all nodes (busy ones, idle ones, event streams).
+//! When the bound is reached an idle connection of some node is closed to make room, so a
+//! manager of N nodes needs N long-lived connections (the event streams) plus what is in
+//! flight, whatever N is, and stays within its file-descriptor limit.
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use std::future::Future as _;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Timeout of a TCP connect (and TLS handshake) to a node.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may wait for a free slot under the bound.
+const SLOT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per node.
+const IDLE_PER_NODE: usize = 4;
+/// Idle connections older than this are not reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("{0}")]
+    Connect(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    #[error("invalid request: {0}")]
+    Request(String),
+}
+
+/// Something a connection can run over (TCP or TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+struct Idle {
+    tx: SendRequest<reqwest::Body>,
+    since: Instant,
+}
+
+pub struct Pool {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// One permit per open connection.
+    open: Arc<Semaphore>,
+    max_open: usize,
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
+}
+
+/// Open connections allowed by default: three quarters of the soft file-descriptor limit (the
+/// rest is for the manager's own clients and files), at least 64.
+pub fn default_max_open() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit(2) writes into a valid struct.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur as usize } else { 1024 };
+    (soft.min(1 << 20) / 4 * 3).max(64)
+}
+
+impl Pool {
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>, max_open: usize) -> Pool {
+        Pool { tls, open: Arc::new(Semaphore::new(max_open)), max_open, idle: Mutex::new(HashMap::new()) }
+    }
+
+    /// Connections open now (busy and idle).
+    pub fn open_connections(&self) -> usize {
+        self.max_open - self.open.available_permits()
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Idle>>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A TCP (and TLS) connection to `addr`, not counted against the bound (hijacked streams).
+    pub async fn dial(&self, addr: &str) -> Result<Box<dyn Io>, PoolError> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| PoolError::Connect("connection timed out".into()))?
+            .map_err(|e| PoolError::Connect(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(match &self.tls {
+            Some(cfg) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| PoolError::Connect(e.to_string()))?;
+                let tls = tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp))
+                    .await
+                    .map_err(|_| PoolError::Connect("TLS handshake timed out".into()))?
+                    .map_err(|e| PoolError::Connect(e.to_string()))?;
+                Box::new(tls)
+            }
+            None => Box::new(tcp),
+        })
+    }
+
+    /// Closes one idle connection (of any node); false when there is none.
+    fn evict_one(&self) -> bool {
+        let victim = {
+            let mut idle = self.idle();
+            let key = idle.iter().find(|(_, v)| !v.is_empty()).map(|(k, _)| k.clone());
+            key.and_then(|k| {
+                let v = idle.get_mut(&k)?;
+                let c = v.pop();
+                if v.is_empty() {
+                    idle.remove(&k);
+                }
+                c
+            })
+        };
+        // Dropping the last sender ends the idle connection's task, which frees its permit.
+        victim.is_some()
+    }
+
+    /// A slot for one more connection; while none is free, closes idle ones (of any node) to
+    /// make room, so that waiters do not starve each other.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+        let deadline = tokio::time::Instant::now() + SLOT_TIMEOUT;
+        loop {
+            if let Ok(p) = self.open.clone().try_acquire_owned() {
+                return Ok(p);
+            }
+            let wait = if self.evict_one() { Duration::from_millis(20) } else { Duration::from_millis(200) };
+            match tokio::time::timeout(wait, self.open.clone().acquire_owned()).await {
+                Ok(p) => return p.map_err(|e| PoolError::Connect(e.to_string())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(PoolError::Connect(format!("all {} node connections are busy", self.max_open)))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn connect(&self, addr: &str) -> Result<SendRequest<reqwest::Body>, PoolError> {
+        let permit = self.slot().await?;
+        let io = self.dial(addr).await?;
+        let (tx, conn) = http1::handshake(TokioIo::new(io)).await?;
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "node connection ended");
+            }
+        });
+        Ok(tx)
+    }
+
+    /// A reused idle connection to `addr`, ready for a request.
+    async fn reuse(&self, addr: &str) -> Option<SendRequest<reqwest::Body>> {
+        loop {
+            let mut c = {
+                let mut idle = self.idle();
+                let v = idle.get_mut(addr)?;
+                let c = v.pop();
+                if v.is_empty() {
+                    idle.remove(addr);
+                }
+                c?
+            };
+            if c.tx.is_closed() || c.since.elapsed() > IDLE_TIMEOUT {
+                continue;
+            }
+            if c.tx.is_ready() {
+                return Some(c.tx);
+            }
+            // The previous answer has been read but the connection may not have noticed yet.
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(100), c.tx.ready()).await {
+                return Some(c.tx);
+            }
+        }
+    }
+
+    fn put_back(&self, addr: String, tx: SendRequest<reqwest::Body>) {
+        if tx.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        let v = idle.entry(addr).or_default();
+        if v.len() < IDLE_PER_NODE {
+            v.push(Idle { tx, since: Instant::now() });
+        }
+    }
+
+    /// Sends `req` (origin-form URI) to `addr` on a pooled connection. `timeout` bounds the whole
+    /// exchange, reading the answer included.
+    pub async fn send(
+        self: &Arc<Self>,
+        addr: &str,
+        mut req: hyper::Request<reqwest::Body>,
+        timeout: Option<Duration>,
+    ) -> Result<hyper::Response<PooledBody>, PoolError> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        if !req.headers().contains_key(hyper::header::HOST) {
+            let host = hyper::header::HeaderValue::from_str(addr).map_err(|e| PoolError::Request(e.to_string()))?;
+            req.headers_mut().insert(hyper::header::HOST, host);
+        }
+        let exchange = async {
+            if let Some(mut tx) = self.reuse(addr).await {
+                match tx.try_send_request(req).await {
+                    Ok(resp) => return Ok((tx, resp)),
+                    // Never sent (the node closed the idle connection): once more, on a new one.
+                    Err(mut e) => match e.take_message() {
+                        Some(again) => req = again,
+                        None => return Err(PoolError::Http(e.into_error())),
+                    },
+                }
+            }
+            let mut tx = self.connect(addr).await?;
+            let resp = tx.send_request(req).await?;
+            Ok((tx, resp))
+        };
+        let (tx, resp) = match deadline {
+            Some(d) => tokio::time::timeout_at(d, exchange).await.map_err(|_| PoolError::Timeout)??,
+            None => exchange.await?,
+        };
+        let (parts, body) = resp.into_parts();
+        let back = Some((self.clone(), addr.to_string(), tx));
+        let deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        Ok(hyper::Response::from_parts(parts, PooledBody { inner: body, back, deadline }))
+    }
+}
+
+/// A node's answer; once read to the end its connection goes back to the pool.
+pub struct PooledBody {
+    inner: Incoming,
+    back: Option<(Arc<Pool>, String, SendRequest<reqwest::Body>)>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl PooledBody {
+    fn release(&mut self) {
+        if let Some((pool, addr, tx)) = self.back.take() {
+            pool.put_back(addr, tx);
+        }
+    }
+
+    /// The whole body.
+    pub async fn bytes(self) -> Result<Bytes, BoxError> {
+        Ok(self.collect().await?.to_bytes())
+    }
+}
+
+impl hyper::body::Body for PooledBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(d) = &mut this.deadline {
+            if d.as_mut().poll(cx).is_ready() {
+                this.back = None;
+                return Poll::Ready(Some(Err(Box::new(PoolError::Timeout))));
+            }
+        }
+        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Err(_))) => this.back = None,
+            _ => {}
+        }
+        r.map_err(|e| Box::new(e) as BoxError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        // An answer with nothing left to read (204, or fully read) keeps its connection.
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn server(n: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let acc = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = l.accept().await.unwrap();
+                acc.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |_req| async move {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(Bytes::from(vec![b'x'; n]))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn get() -> hyper::Request<reqwest::Body> {
+        hyper::Request::get("/x").body(reqwest::Body::from("")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn reuses_a_connection_once_the_answer_is_read() {
+        let (addr, accepted) = server(10).await;
+        let pool = Arc::new(Pool::new(None, 16));
+        for _ in 0..5 {
+            let r = pool.send(&addr, get(), Some(Duration::from_secs(5))).await.unwrap();
+            assert_eq!(r.into_body().bytes().await.unwrap().len(), 10);
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(pool.open_connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn stays_within_the_bound_across_nodes() {
+        let pool = Arc::new(Pool::new(None, 2));
+        let mut servers = vec![];
+        for _ in 0..5 {
+            servers.push(server(3).await);
+        }
+        for (addr, _) in &servers {
+            let r = pool.send(addr, get(), Some(Duration::from_secs(5))).await.unwrap();
+            r.into_body().bytes().await.unwrap();
+            assert!(pool.open_connections() <= 2);
+        }
+        // Two unread answers hold both slots; a third request waits for one to be released.
+        let a = pool.send(&servers[0].0, get(), None).await.unwrap();
+        let b = pool.send(&servers[1].0, get(), None).await.unwrap();
+        let p = pool.clone();
+        let addr = servers[2].0.clone();
+        let third = tokio::spawn(async move { p.send(&addr, get(), None).await.unwrap().into_body().bytes().await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!third.is_finished());
+        drop(a);
+        assert_eq!(third.await.unwrap().len(), 3);
+        drop(b);
+    }
+}
