@@ -24,7 +24,7 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, A
     };
     let name = ctx.query.get("name").cloned().filter(|n| !n.is_empty());
     let mut body = body;
-    place_with_network(cl, ctx, &mut body).await;
+    place_with_network(cl, &mut body);
     let v = cl.create(name, body, auth).await?;
     Ok((StatusCode::CREATED, Json(json!({"Id": v["Id"], "Warnings": v.get("Warnings").cloned().unwrap_or(json!([]))}))).into_response())
 }
@@ -38,7 +38,7 @@ fn builtin_network_mode(m: &str) -> bool {
 /// lives: as classic Swarm does, the node holding it becomes a constraint
 /// (`constraint:node==<node>`, kept in the container's constraints label). `node/net` in the
 /// endpoint settings (the CLI's `--net node/net`) loses its node prefix like the network mode.
-async fn place_with_network(cl: &Cluster, ctx: &Ctx, body: &mut Value) {
+fn place_with_network(cl: &Cluster, body: &mut Value) {
     if !body.is_object() {
         return;
     }
@@ -63,7 +63,7 @@ async fn place_with_network(cl: &Cluster, ctx: &Ctx, body: &mut Value) {
     if net.split_once('/').is_some_and(|(n, _)| cl.engine_named(n).is_some()) {
         return; // `node/net`: the scheduler pins it.
     }
-    let nodes = super::resources::network_nodes(cl, ctx, &net).await;
+    let nodes = super::resources::network_nodes(cl, &net);
     let expr = match nodes.as_slice() {
         [] => return,
         [one] => format!("constraint:node=={one}"),

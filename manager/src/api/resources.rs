@@ -1,4 +1,5 @@
-//! Networks and volumes across nodes, asked from the nodes when needed. Local-scope objects
+//! Networks and volumes across nodes: listed and inspected from what the manager holds of each
+//! node (`cluster/resources.rs`), created and removed on the nodes. Local-scope objects
 //! are shown as `node/name`; `node/name` in a request pins it to that node.
 use super::containers::parse_filters;
 use super::proxy::read_body;
@@ -10,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy)]
@@ -29,12 +31,6 @@ impl Kind {
         match self {
             Kind::Network => "network",
             Kind::Volume => "volume",
-        }
-    }
-    fn rows(self, v: Value) -> Vec<Value> {
-        match self {
-            Kind::Network => v.as_array().cloned().unwrap_or_default(),
-            Kind::Volume => v["Volumes"].as_array().cloned().unwrap_or_default(),
         }
     }
 }
@@ -74,37 +70,95 @@ async fn call(cl: &Cluster, e: &Engine, method: Method, path: &str, body: Option
     r
 }
 
-/// `GET /networks`, `GET /volumes`.
+/// Docker's `Args.Match`: the value itself, or a regular expression matching it.
+fn matches_value(pat: &str, s: &str) -> bool {
+    pat == s || regex::Regex::new(pat).map(|re| re.is_match(s)).unwrap_or_else(|_| s.contains(pat))
+}
+
+fn has_label(row: &Value, want: &str) -> bool {
+    let labels = &row["Labels"];
+    match want.split_once('=') {
+        Some((k, v)) => labels[k].as_str() == Some(v),
+        None => labels.get(want).is_some(),
+    }
+}
+
+/// The predefined networks `type=builtin` means.
+fn builtin_network(row: &Value) -> bool {
+    matches!(row["Name"].as_str(), Some("bridge" | "host" | "none")) || matches!(row["Driver"].as_str(), Some("host" | "null"))
+}
+
+/// Whether a cached network or volume passes the `filters` (the `node` filter aside): values
+/// of one key are alternatives, keys all apply, labels all apply. `in_use`: the node's volumes
+/// some container refers to.
+fn passes(kind: Kind, row: &Value, f: &BTreeMap<String, Vec<String>>, in_use: &HashSet<String>) -> Result<bool, ApiError> {
+    let name = row["Name"].as_str().unwrap_or("");
+    for (k, vals) in f.iter().filter(|(_, v)| !v.is_empty()) {
+        let any = |p: &dyn Fn(&str) -> bool| vals.iter().any(|v| p(v));
+        let ok = match (kind, k.as_str()) {
+            (_, "name") => any(&|v| matches_value(v, name)),
+            (_, "driver") => any(&|v| row["Driver"].as_str() == Some(v)),
+            (_, "label") => vals.iter().all(|v| has_label(row, v)),
+            (Kind::Network, "id") => any(&|v| row["Id"].as_str().is_some_and(|id| id.starts_with(v) || matches_value(v, id))),
+            (Kind::Network, "scope") => any(&|v| row["Scope"].as_str() == Some(v)),
+            (Kind::Network, "type") => any(&|v| match v {
+                "custom" => !builtin_network(row),
+                _ => builtin_network(row),
+            }),
+            (Kind::Network, "dangling") => {
+                let dangling = !builtin_network(row) && row["Containers"].as_object().is_none_or(|m| m.is_empty());
+                any(&|v| matches!(v, "true" | "1") == dangling)
+            }
+            (Kind::Volume, "dangling") => any(&|v| matches!(v, "true" | "1") != in_use.contains(name)),
+            (_, other) => return Err(ApiError::bad_request(format!("Invalid filter '{other}'"))),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A cached record as `GET /networks` or `GET /volumes` lists it.
+fn list_row(kind: Kind, v: &Value) -> Value {
+    let mut row = v.clone();
+    if matches!(kind, Kind::Network) && row.get("Containers").is_some() {
+        row["Containers"] = json!({});
+    }
+    row
+}
+
+/// `GET /networks`, `GET /volumes`: from what the manager holds of every healthy node.
 pub async fn list(cl: &Cluster, ctx: &Ctx, kind: Kind) -> Result<Response, ApiError> {
     let mut f = parse_filters(ctx.query.get("filters"))?;
     let nodes = f.remove("node");
-    let mut q = ctx.query.clone();
-    if f.is_empty() {
-        q.remove("filters");
-    } else {
-        q.insert("filters".into(), serde_json::to_string(&f).unwrap_or_default());
+    if let Some(bad) = f.get("type").into_iter().flatten().find(|v| *v != "custom" && *v != "builtin") {
+        return Err(ApiError::bad_request(format!("invalid filter: 'type'='{bad}'")));
     }
-    let path = ctx.node_path(&format!("{}?{}", kind.base(), super::encode_query(&q)), false);
-    let engines: Vec<_> = healthy(cl)
-        .into_iter()
-        .filter(|e| {
-            let i = e.info();
-            nodes.as_ref().is_none_or(|ns| ns.iter().any(|n| *n == i.name || *n == i.id))
-        })
-        .collect();
-    let calls = engines.iter().map(|e| {
-        let path = path.clone();
-        async move { (e.name(), call(cl, e, Method::GET, &path, None).await) }
-    });
     let mut out: Vec<Value> = vec![];
-    for (node, r) in futures_util::future::join_all(calls).await {
-        let Ok(v) = r else { continue };
-        for mut row in kind.rows(v) {
-            let global = row["Scope"].as_str().is_some_and(|s| s != "local");
-            if global && out.iter().any(|o| o["Id"] == row["Id"] && o["Name"] == row["Name"]) {
+    for e in healthy(cl) {
+        let node = e.info();
+        if !nodes.as_ref().is_none_or(|ns| ns.iter().any(|n| *n == node.name || *n == node.id)) {
+            continue;
+        }
+        let in_use = match kind {
+            Kind::Volume if f.contains_key("dangling") => e.volumes_in_use(),
+            _ => HashSet::new(),
+        };
+        let records = e.with_resources(|r| match kind {
+            Kind::Network => r.networks(),
+            Kind::Volume => r.volumes(),
+        });
+        for v in records {
+            if !passes(kind, &v, &f, &in_use)? {
                 continue;
             }
-            local_name(&mut row, &node);
+            let global = v["Scope"].as_str().is_some_and(|s| s != "local");
+            if global && out.iter().any(|o| o["Id"] == v["Id"] && o["Name"] == v["Name"]) {
+                continue;
+            }
+            let mut row = list_row(kind, &v);
+            local_name(&mut row, &node.name);
             out.push(row);
         }
     }
@@ -114,14 +168,22 @@ pub async fn list(cl: &Cluster, ctx: &Ctx, kind: Kind) -> Result<Response, ApiEr
     })
 }
 
-/// `GET /networks/{id}`, `GET /volumes/{name}`.
-pub async fn inspect(cl: &Cluster, ctx: &Ctx, kind: Kind, id: &str) -> Result<Response, ApiError> {
+fn find(e: &Engine, kind: Kind, id: &str) -> Option<Arc<Value>> {
+    e.with_resources(|r| match kind {
+        Kind::Network => r.find_network(id),
+        Kind::Volume => r.find_volume(id),
+    })
+}
+
+/// `GET /networks/{id}`, `GET /volumes/{name}`: from what the manager holds.
+pub async fn inspect(cl: &Cluster, _ctx: &Ctx, kind: Kind, id: &str) -> Result<Response, ApiError> {
     let targets: Vec<(Arc<Engine>, String)> = match pinned(cl, id) {
         Some(p) => vec![p],
         None => healthy(cl).into_iter().map(|e| (e, id.to_string())).collect(),
     };
     for (e, name) in targets {
-        if let Ok(mut v) = call(cl, &e, Method::GET, &ctx.node_path(&format!("{}/{name}", kind.base()), true), None).await {
+        if let Some(v) = find(&e, kind, &name) {
+            let mut v = (*v).clone();
             local_name(&mut v, &e.name());
             return Ok(Json(v).into_response());
         }
@@ -131,20 +193,14 @@ pub async fn inspect(cl: &Cluster, ctx: &Ctx, kind: Kind, id: &str) -> Result<Re
 
 /// Names of the healthy nodes holding a local-scope network named (or with the ID) `name`;
 /// empty when no node has it or it is a global (multi-host) network.
-pub async fn network_nodes(cl: &Cluster, ctx: &Ctx, name: &str) -> Vec<String> {
-    let path = ctx.node_path(&format!("/networks/{name}"), false);
-    let engines = healthy(cl);
-    let calls = engines.iter().map(|e| {
-        let path = path.clone();
-        async move { (e.name(), call(cl, e, Method::GET, &path, None).await) }
-    });
+pub fn network_nodes(cl: &Cluster, name: &str) -> Vec<String> {
     let mut out = vec![];
-    for (node, r) in futures_util::future::join_all(calls).await {
-        let Ok(v) = r else { continue };
+    for e in healthy(cl) {
+        let Some(v) = find(&e, Kind::Network, name) else { continue };
         if v["Scope"].as_str().is_some_and(|s| s != "local") {
             return vec![];
         }
-        out.push(node);
+        out.push(e.name());
     }
     out
 }
@@ -173,6 +229,15 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result
     for e in targets {
         match call(cl, &e, Method::POST, &path, Some(&v)).await {
             Ok(r) => {
+                // Listed right away, without waiting for the node's event.
+                match kind {
+                    Kind::Network => {
+                        if let Some(id) = r["Id"].as_str() {
+                            let _ = e.refresh_network(cl, id).await;
+                        }
+                    }
+                    Kind::Volume => e.update_resources(|res| res.put_volume(r.clone())),
+                }
                 first.get_or_insert(r);
             }
             Err(err) => last_err = Some(err),
@@ -183,6 +248,18 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result
         (None, Some(e)) => Err(e.into()),
         (None, None) => Err(ApiError::internal("No healthy node available in the cluster")),
     }
+}
+
+/// Drops a removed network or volume from what the manager holds of `e`.
+fn forget(e: &Engine, kind: Kind, name: &str) {
+    e.update_resources(|r| match kind {
+        Kind::Network => {
+            if let Some(id) = r.find_network(name).and_then(|v| v["Id"].as_str().map(String::from)) {
+                r.drop_network(&id);
+            }
+        }
+        Kind::Volume => r.drop_volume(name),
+    });
 }
 
 /// `DELETE /networks/{id}`, `DELETE /volumes/{name}`: on the pinned node, else on every node
@@ -196,8 +273,11 @@ pub async fn remove(cl: &Cluster, ctx: &Ctx, kind: Kind, id: &str) -> Result<Res
     let mut err: Option<NodeError> = None;
     for (e, name) in targets {
         match call(cl, &e, Method::DELETE, &ctx.node_path(&format!("{}/{name}", kind.base()), true), None).await {
-            Ok(_) => removed += 1,
-            Err(NodeError::Status { status: 404, .. }) => {}
+            Ok(_) => {
+                removed += 1;
+                forget(&e, kind, &name);
+            }
+            Err(NodeError::Status { status: 404, .. }) => forget(&e, kind, &name),
             Err(x) => err = Some(x),
         }
     }

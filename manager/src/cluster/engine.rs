@@ -73,6 +73,8 @@ pub(crate) struct State {
     /// Cached snapshot; `None` when something changed.
     pub view: Option<Arc<NodeView>>,
     pub events_live: bool,
+    /// Networks and volumes.
+    pub res: super::resources::Resources,
     addr: Arc<str>,
     dirty: Arc<super::views::Dirty>,
 }
@@ -185,6 +187,7 @@ impl Engine {
                 pending: HashMap::new(),
                 view: None,
                 events_live: false,
+                res: Default::default(),
                 addr: addr.into(),
                 dirty,
             }),

@@ -7,6 +7,7 @@ pub mod events;
 mod lookup;
 pub mod pool;
 mod refresh;
+pub mod resources;
 pub mod source;
 pub mod view;
 mod views;

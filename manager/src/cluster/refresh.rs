@@ -145,6 +145,9 @@ impl Engine {
             .await;
         results.into_iter().collect::<Result<Vec<_>, _>>()?;
         self.refresh_images(sh).await?;
+        if let Err(e) = self.refresh_resources(sh).await {
+            tracing::debug!(addr = %self.addr, error = %e, "listing networks and volumes failed");
+        }
         self.lock().updated_at = chrono::Utc::now();
         Ok(())
     }
@@ -208,6 +211,7 @@ impl Engine {
             "image" => {
                 let _ = self.refresh_images(sh).await;
             }
+            "network" | "volume" => self.apply_resource_event(sh, typ, action, &id).await,
             _ => {}
         }
     }
@@ -229,7 +233,11 @@ impl Engine {
             };
             let wait = match r {
                 Ok(resp) => {
-                    self.lock().events_live = true;
+                    {
+                        let mut st = self.lock();
+                        st.events_live = true;
+                        st.res.stream_connected();
+                    }
                     failures = 0;
                     // Events may have been missed while the stream was down.
                     self.wake.notify_one();
