@@ -49,7 +49,11 @@ impl Manager {
         let discovery = format!("nodes://{}", nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>().join(","));
         let child = Command::new(env!("CARGO_BIN_EXE_swarm"))
             .args(["manage", "-H", &format!("tcp://{addr}"), "-l", "debug"])
-            .args(["--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", "--engine-failure-retry", "2"])
+            .args(if args.contains(&"--engine-refresh-min-interval") {
+                &["--engine-failure-retry", "2"][..]
+            } else {
+                &["--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", "--engine-failure-retry", "2"][..]
+            })
             .args(args)
             .arg(&discovery)
             .env_remove("RUST_LOG")
@@ -335,4 +339,67 @@ fn tls_both_ways() {
     c.env("DOCKER_HOST", format!("tcp://{}", m.addr)).env("DOCKER_CONFIG", m.tmp.path()).args(["--tls", "info"]);
     let plain = cmd::run(&mut c, None, Duration::from_secs(20));
     assert!(!plain.success(), "{plain}");
+}
+
+/// Networks and volumes made, changed and removed directly on a node (behind the manager's
+/// back) reach `docker network ls`/`volume ls`/`network inspect` through the manager from the
+/// node's event stream: the safety-net refresh is an hour away here.
+#[test]
+fn networks_and_volumes_follow_node_events() {
+    require_root!();
+    let n1 = node("node-1", &[]);
+    let n2 = node("node-2", &[]);
+    let m = Manager::start(&[&n1, &n2], &["--engine-refresh-min-interval", "1h", "--engine-refresh-max-interval", "1h"]);
+    let (net, vol, ctr) = (n1.engine.unique("evnet"), n2.engine.unique("evvol"), n1.engine.unique("evctr"));
+    let soon = Duration::from_secs(3);
+    let nets = |filter: &[&str]| lines(&m.docker_ok(&[&["network", "ls", "--format", "{{.Name}}"][..], filter].concat()));
+    let vols = |filter: &[&str]| lines(&m.docker_ok(&[&["volume", "ls", "--format", "{{.Name}}"][..], filter].concat()));
+    let (net_on_1, vol_on_2) = (format!("node-1/{net}"), format!("node-2/{vol}"));
+
+    n1.engine.docker_ok(&["network", "create", &net]);
+    n2.engine.docker_ok(&["volume", "create", &vol]);
+    assert!(wait_until(soon, || nets(&[]).contains(&net_on_1)), "{:?}\n{}", nets(&[]), m.log());
+    assert!(wait_until(soon, || vols(&[]).contains(&vol_on_2)), "{:?}\n{}", vols(&[]), m.log());
+    // Filters apply to what the manager holds.
+    assert!(!nets(&["--filter", "node=node-2"]).contains(&net_on_1));
+    assert_eq!(nets(&["--filter", &format!("name={net}")]), vec![net_on_1.clone()]);
+    assert_eq!(nets(&["--filter", "node=node-1", "--filter", "type=custom"]), vec![net_on_1.clone()]);
+    assert_eq!(vols(&["--filter", "dangling=true", "--filter", &format!("name={vol}")]), vec![vol_on_2.clone()]);
+    assert!(m.docker_ok(&["volume", "inspect", "-f", "{{.Driver}}", &vol_on_2]).trim() == "local");
+
+    // A container connected on the node shows in the network's inspect through the manager.
+    n1.engine.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    n1.engine.docker_ok(&["run", "-d", "--name", &ctr, "busybox", "sleep", "1000"]);
+    n1.engine.docker_ok(&["network", "connect", &net, &ctr]);
+    let members = |target: &str| m.docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", target]).stdout;
+    assert!(wait_until(soon, || members(&net).trim() == ctr), "{:?}\n{}", members(&net), m.log());
+    assert_eq!(members(&net_on_1).trim(), ctr);
+    assert!(nets(&["--filter", "dangling=true"]).is_empty(), "{:?}", nets(&["--filter", "dangling=true"]));
+    n1.engine.docker_ok(&["network", "disconnect", &net, &ctr]);
+    assert!(wait_until(soon, || members(&net).trim().is_empty()), "{:?}\n{}", members(&net), m.log());
+
+    // Removed on the node: gone from the manager too.
+    n1.engine.docker_ok(&["network", "rm", &net]);
+    n2.engine.docker_ok(&["volume", "rm", &vol]);
+    assert!(wait_until(soon, || !nets(&[]).contains(&net_on_1)), "{:?}\n{}", nets(&[]), m.log());
+    assert!(wait_until(soon, || !vols(&[]).contains(&vol_on_2)), "{:?}\n{}", vols(&[]), m.log());
+    let gone = m.docker(&["network", "inspect", &net]);
+    assert!(!gone.success() && gone.stderr.contains("No such network"), "{gone}");
+
+    // Through the manager: listed as soon as created, gone as soon as removed.
+    let (net2, vol2) = (n2.engine.unique("mgrnet"), n1.engine.unique("mgrvol"));
+    m.docker_ok(&["network", "create", &format!("node-2/{net2}")]);
+    assert!(nets(&[]).contains(&format!("node-2/{net2}")), "{:?}", nets(&[]));
+    m.docker_ok(&["volume", "create", &format!("node-1/{vol2}")]);
+    assert!(vols(&[]).contains(&format!("node-1/{vol2}")), "{:?}", vols(&[]));
+    // A container on that network is placed where the manager knows the network lives.
+    m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    let placed = n2.engine.unique("placed");
+    m.docker_ok(&["create", "--name", &placed, "--net", &net2, "busybox", "true"]);
+    assert_eq!(m.node_of(&placed), "node-2");
+    m.docker_ok(&["rm", &placed]);
+    m.docker_ok(&["network", "rm", &net2]);
+    assert!(!nets(&[]).contains(&format!("node-2/{net2}")), "{:?}", nets(&[]));
+    m.docker_ok(&["volume", "rm", &format!("node-1/{vol2}")]);
+    assert!(!vols(&[]).contains(&format!("node-1/{vol2}")), "{:?}", vols(&[]));
 }
