@@ -101,6 +101,23 @@ fn manages_a_real_dockerd_next_to_our_engine() {
         let direct = docker_at(&format!("unix://{}", h2.socket().display()), &["run", "-d", "--name", "behind-the-back", "busybox", "sleep", "100"], Duration::from_secs(60));
         assert!(direct.success(), "{direct}");
         assert!(wait_until(Duration::from_secs(10), || m.docker(&["ps", "--format", "{{.Names}}"]).stdout.contains("behind-the-back")));
+        // Networks and volumes made on dockerd behind the manager's back come from its events too.
+        let real_host = format!("unix://{}", h2.socket().display());
+        let on_real = |args: &[&str]| {
+            let o = docker_at(&real_host, args, Duration::from_secs(60));
+            assert!(o.success(), "{o}");
+        };
+        on_real(&["network", "create", "dockerd-net"]);
+        on_real(&["volume", "create", "dockerd-vol"]);
+        on_real(&["network", "connect", "dockerd-net", "behind-the-back"]);
+        let listed = |what: &str, name: &str| m.docker(&[what, "ls", "--format", "{{.Name}}"]).stdout.lines().any(|l| l.ends_with(&format!("/{name}")));
+        assert!(wait_until(Duration::from_secs(10), || listed("network", "dockerd-net") && listed("volume", "dockerd-vol")), "{}", m.log());
+        let members = || m.docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}}{{end}}", "dockerd-net"]).stdout;
+        assert!(wait_until(Duration::from_secs(10), || members().trim() == "behind-the-back"), "{:?}\n{}", members(), m.log());
+        on_real(&["network", "disconnect", "dockerd-net", "behind-the-back"]);
+        on_real(&["network", "rm", "dockerd-net"]);
+        on_real(&["volume", "rm", "dockerd-vol"]);
+        assert!(wait_until(Duration::from_secs(10), || !listed("network", "dockerd-net") && !listed("volume", "dockerd-vol")), "{}", m.log());
         let o = m.docker(&["exec", "on-real", "echo", "exec-on-dockerd"]);
         assert!(o.success() && o.stdout.contains("exec-on-dockerd"), "{o}");
         // Nothing of dockerd's is visible outside its host.
