@@ -205,3 +205,47 @@ fn assert_no_allocations(e: &Engine) {
 fn net_ip(net: &str) -> String {
     format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}")
 }
+
+/// A UDP echo server in a container: the host's python3 (busybox has no UDP server), with the
+/// host's /usr bound read-only into the busybox image.
+const UDP_ECHO: &str = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',5353))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(b'echo:'+d,a)\n";
+
+/// Sends `msg` to `addr` over UDP and returns the answer (retries: the first datagram may
+/// race the server's bind).
+fn udp_ask(addr: &str, msg: &str) -> Option<String> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        let _ = s.send_to(msg.as_bytes(), addr);
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    None
+}
+
+#[test]
+fn published_udp_port_answers_from_the_host() {
+    require_root!();
+    let e = engine_with_busybox();
+    e.docker_ok(&[
+        "run", "-d", "--name", "udpecho", "-p", "0:5353/udp", "-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro",
+        "-v", "/usr/lib64:/lib64:ro", "busybox", "/usr/bin/python3", "-c", UDP_ECHO,
+    ]);
+    let port = host_port(&e, "udpecho", "5353/udp");
+    assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{port}");
+    // Host loopback (DNAT in OUTPUT + route_localnet) and the host's own address.
+    let got = udp_ask(&format!("127.0.0.1:{port}"), "over-loopback");
+    assert_eq!(got.as_deref(), Some("echo:over-loopback"), "logs: {}", e.docker(&["logs", "udpecho"]));
+    if let Some(ip) = host_ip() {
+        assert_eq!(udp_ask(&format!("{ip}:{port}"), "over-host-ip").as_deref(), Some("echo:over-host-ip"));
+    }
+    // Removing the container removes the mapping: nothing answers any more.
+    e.docker_ok(&["rm", "-f", "udpecho"]);
+    assert!(wait_until(Duration::from_secs(5), || dnat_rules(&e).is_empty()), "{:?}", dnat_rules(&e));
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let _ = s.send_to(b"anyone", format!("127.0.0.1:{port}"));
+    assert!(s.recv_from(&mut [0u8; 64]).is_err());
+}
