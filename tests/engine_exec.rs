@@ -72,7 +72,7 @@ fn exec_joins_namespaces_and_cgroup() {
     assert!(
         wait_until(Duration::from_secs(10), || {
             std::fs::read_to_string(&procs).unwrap_or_default().lines().any(|p| {
-                std::fs::read_to_string(format!("/proc/{}/cmdline", p.trim())).unwrap_or_default().starts_with("sleep\0321")
+                std::fs::read_to_string(format!("/proc/{}/cmdline", p.trim())).unwrap_or_default().starts_with("sleep\x00321")
             })
         }),
         "no sleep 321 in {procs}"
@@ -86,7 +86,7 @@ fn exec_joins_namespaces_and_cgroup() {
         .unwrap()
         .lines()
         .map(|p| p.trim().to_string())
-        .find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().starts_with("sleep\0321"))
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().starts_with("sleep\x00321"))
         .expect("sleep 321 running");
     let init = inspect(&e, &c, "{{.State.Pid}}");
     assert_eq!(ppid(&sleeper), ppid(&init));

@@ -226,11 +226,9 @@ mod tests {
         assert!(unsupported(&hc).is_none());
         hc.memory = Some(64 << 20);
         assert!(unsupported(&hc).is_none());
-        let mut hc = HostConfig::default();
-        hc.port_bindings = Some([("80/tcp".to_string(), None)].into_iter().collect());
+        let hc = HostConfig { port_bindings: Some([("80/tcp".to_string(), None)].into_iter().collect()), ..Default::default() };
         assert!(unsupported(&hc).is_none());
-        let mut hc = HostConfig::default();
-        hc.memory_swap = Some(-1);
+        let hc = HostConfig { memory_swap: Some(-1), ..Default::default() };
         assert!(unsupported(&hc).is_none());
     }
 }

@@ -95,10 +95,7 @@ impl<R: Runtime> ContainerService<R> {
         let mut gen = ctr.subscribe();
         let r = Renderer { tty: rec.tty(), opts };
         tokio::spawn(async move {
-            let mut file = match tokio::fs::File::open(&path).await {
-                Ok(f) => Some(f),
-                Err(_) => None,
-            };
+            let mut file = tokio::fs::File::open(&path).await.ok();
             let mut buf = Vec::new();
             if let Some(f) = file.as_mut() {
                 let _ = f.read_to_end(&mut buf).await;
