@@ -374,9 +374,14 @@ fn networks_and_volumes_follow_node_events() {
     let members = |target: &str| m.docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", target]).stdout;
     assert!(wait_until(soon, || members(&net).trim() == ctr), "{:?}\n{}", members(&net), m.log());
     assert_eq!(members(&net_on_1).trim(), ctr);
+    // The manager's container view follows the connect too (`ps --filter network=`).
+    let on_net = || m.docker_ok(&["ps", "--filter", &format!("network={net}"), "--format", "{{.Names}}"]).trim().to_string();
+    let want = format!("node-1/{ctr}");
+    assert!(wait_until(soon, || on_net() == want), "{:?}\n{}", on_net(), m.log());
     assert!(nets(&["--filter", "dangling=true"]).is_empty(), "{:?}", nets(&["--filter", "dangling=true"]));
     n1.engine.docker_ok(&["network", "disconnect", &net, &ctr]);
     assert!(wait_until(soon, || members(&net).trim().is_empty()), "{:?}\n{}", members(&net), m.log());
+    assert!(wait_until(soon, || on_net().is_empty()), "{:?}\n{}", on_net(), m.log());
 
     // Removed on the node: gone from the manager too.
     n1.engine.docker_ok(&["network", "rm", &net]);

@@ -139,6 +139,13 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
                     || (v.len() >= 12 && c.sched.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")))
             }),
             "health" => vals.iter().any(|v| c.health.as_deref().unwrap_or("none") == v),
+            // By network name (the node's local name) or ID prefix, as dockerd.
+            "network" => vals.iter().any(|v| {
+                let v = v.split_once('/').filter(|(n, _)| *n == info.name).map_or(v.as_str(), |(_, x)| x);
+                c.networks.as_object().is_some_and(|m| {
+                    m.iter().any(|(name, s)| name == v || s["NetworkID"].as_str().is_some_and(|id| !v.is_empty() && id.starts_with(v)))
+                })
+            }),
             _ => true,
         })
     });

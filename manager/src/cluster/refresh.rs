@@ -211,7 +211,15 @@ impl Engine {
             "image" => {
                 let _ = self.refresh_images(sh).await;
             }
-            "network" | "volume" => self.apply_resource_event(sh, typ, action, &id).await,
+            "network" | "volume" => {
+                self.apply_resource_event(sh, typ, action, &id).await;
+                // A connect/disconnect changes the container's networks too (`ps` shows them).
+                if typ == "network" && matches!(action, "connect" | "disconnect") {
+                    if let Some(c) = ev["Actor"]["Attributes"]["container"].as_str().filter(|c| !c.is_empty()) {
+                        let _ = self.refresh_container(sh, c).await;
+                    }
+                }
+            }
             _ => {}
         }
     }
