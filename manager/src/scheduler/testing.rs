@@ -1,7 +1,24 @@
 //! Fixture builders for scheduler tests.
 use super::node::{ContainerView, ImageView, NodeView};
 use super::request::Request;
+use super::strategy::Strategy;
 use std::sync::Arc;
+
+/// Places `count` containers of `req`'s size one after the other with `strategy`, recording
+/// each on the chosen node as a create would; returns the chosen node names in order.
+pub fn place(strategy: &dyn Strategy, nodes: &mut [NodeView], req: &Request, count: usize) -> Vec<String> {
+    let mut placed = vec![];
+    for i in 0..count {
+        let pick = strategy.rank(req, nodes.iter().collect()).expect("a node fits")[0].name.clone();
+        let n = nodes.iter_mut().find(|n| n.name == pick).expect("picked node");
+        let mut c = container(&format!("c{i}"), &format!("x{i}"));
+        c.memory = req.memory;
+        n.containers.push(Arc::new(c));
+        n.recount();
+        placed.push(pick);
+    }
+    placed
+}
 
 /// A healthy node with 2 CPUs and 2 GiB, no containers.
 pub fn node(name: &str) -> NodeView {

@@ -27,23 +27,14 @@ impl Strategy for Binpack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::testing::{container, sized};
+    use crate::scheduler::testing::{container, place, sized};
     use std::sync::Arc;
 
     #[test]
     fn fills_one_node_first() {
         let mut nodes = [sized("n1", 2, 1 << 30), sized("n2", 2, 1 << 30)];
         let req = Request { memory: 256 << 20, ..Default::default() };
-        let mut placed = vec![];
-        for i in 0..6 {
-            let pick = Binpack.rank(&req, nodes.iter().collect()).unwrap()[0].name.clone();
-            let n = nodes.iter_mut().find(|n| n.name == pick).unwrap();
-            let mut c = container(&format!("c{i}"), &format!("x{i}"));
-            c.memory = req.memory;
-            n.containers.push(Arc::new(c));
-            n.recount();
-            placed.push(pick);
-        }
+        let placed = place(&Binpack, &mut nodes, &req, 6);
         assert_eq!(&placed[..4], &[placed[0].clone(), placed[0].clone(), placed[0].clone(), placed[0].clone()]);
         assert_ne!(placed[4], placed[0]);
     }

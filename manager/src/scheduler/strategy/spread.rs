@@ -27,7 +27,7 @@ impl Strategy for Spread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::testing::{container, node, sized};
+    use crate::scheduler::testing::{container, node, place, sized};
     use std::sync::Arc;
 
     #[test]
@@ -43,16 +43,7 @@ mod tests {
     fn memory_fills_evenly() {
         let mut nodes = [sized("n1", 2, 1 << 30), sized("n2", 2, 1 << 30)];
         let req = Request { memory: 256 << 20, ..Default::default() };
-        let mut placed = vec![];
-        for i in 0..4 {
-            let pick = Spread.rank(&req, nodes.iter().collect()).unwrap()[0].name.clone();
-            let n = nodes.iter_mut().find(|n| n.name == pick).unwrap();
-            let mut c = container(&format!("c{i}"), &format!("x{i}"));
-            c.memory = req.memory;
-            n.containers.push(Arc::new(c));
-            n.recount();
-            placed.push(pick);
-        }
+        let placed = place(&Spread, &mut nodes, &req, 4);
         assert_eq!(placed.iter().filter(|p| *p == "n1").count(), 2);
         let big = Request { memory: 2 << 30, ..Default::default() };
         let e = Spread.rank(&big, nodes.iter().collect()).unwrap_err();
