@@ -120,11 +120,7 @@ sys.exit(os.waitstatus_to_exitcode(st))
 fn token_discovery_cluster_acceptance() {
     require_root!();
     let svc = TokenService::start();
-    let o = swarm(&["create", "--discovery-url", &svc.url()]);
-    assert!(o.success(), "{o}");
-    let token = o.stdout.trim().to_string();
-    let net = TestNet::new(3);
-    let disc = format!("token://{}/v1/{token}", svc.addr_on(&net.gateway()));
+    let (_token, net, disc) = svc.cluster(3);
     // A long TTL: a killed agent stays registered, so the manager shows it Unhealthy.
     let mut procs = agents(&net, &disc, "60s");
     let m = Manager::start(&[&disc], 3);

@@ -65,11 +65,7 @@ impl Drop for Compose<'_> {
 fn compose_up_ps_logs_down_through_the_manager() {
     require_root!();
     let svc = TokenService::start();
-    let o = swarm(&["create", "--discovery-url", &svc.url()]);
-    assert!(o.success(), "{o}");
-    let token = o.stdout.trim().to_string();
-    let net = TestNet::new(3);
-    let disc = format!("token://{}/v1/{token}", svc.addr_on(&net.gateway()));
+    let (_token, net, disc) = svc.cluster(3);
     let procs: Vec<HostProc> = (0..3).map(|i| join(net.host(i), &disc, &["--name", &format!("cnode-{}", i + 1)])).collect();
     let m = Manager::start(&[&disc], 3);
     m.load_busybox();

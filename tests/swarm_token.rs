@@ -86,13 +86,9 @@ fn token_service_agents_in_two_hosts() {
 fn no_engine_registers_another_engines_address() {
     require_root!();
     let svc = TokenService::start();
-    let o = swarm(&["create", "--discovery-url", &svc.url()]);
-    assert!(o.success(), "{o}");
-    let token = o.stdout.trim().to_string();
-    let net = TestNet::new(1);
+    let (token, net, d) = svc.cluster(1);
     let h = net.host(0);
     let addr = format!("{}:2376", h.ip());
-    let d = format!("token://{}/v1/{token}", svc.addr_on(&net.gateway()));
     let args: Vec<String> = ["join", "--advertise", &addr, "--no-engine", "--heartbeat", "1s", "--ttl", "3s", "--delay", "500ms", &d].map(String::from).to_vec();
     let mut agent = h.spawn("join-no-engine", SWARM, &args);
     let l = ["--discovery-url".to_string(), svc.url(), format!("token://{token}")];

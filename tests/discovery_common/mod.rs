@@ -117,6 +117,17 @@ impl TokenService {
         format!("{ip}:{}", self.port)
     }
 
+    /// A new cluster (`swarm create`) and `n` network-namespace hosts; returns the token, the
+    /// hosts and the discovery URL the hosts reach the service by (`token://GATEWAY:PORT/v1/TOKEN`).
+    pub fn cluster(&self, n: usize) -> (String, TestNet, String) {
+        let o = swarm(&["create", "--discovery-url", &self.url()]);
+        assert!(o.success(), "{o}");
+        let token = o.stdout.trim().to_string();
+        let net = TestNet::new(n);
+        let disc = format!("token://{}/v1/{token}", self.addr_on(&net.gateway()));
+        (token, net, disc)
+    }
+
     /// SIGTERM (the store is flushed) and wait.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
