@@ -3,24 +3,11 @@
 //! subcommands (token-service, join, manage) this build lacks are skipped with a message.
 mod machine_support;
 use machine_support::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn has_subcommand(sub: &str) -> bool {
     Command::new(swarm()).args([sub, "--help"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free TCP port on `ip`.
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 #[test]
@@ -36,22 +23,7 @@ fn swarm_cluster_through_the_manager() {
     let local = ["-d", "local", "--local-bridge", slot.bridge.as_str(), "--local-subnet", subnet.as_str()];
     // The token service listens everywhere; hosts reach it at the bridge's address.
     let gw = slot.gateway();
-    let port = free_port("0.0.0.0");
-    let data = cli.dir.path().join("token-data");
-    let ts = Proc(
-        Command::new(swarm())
-            .args(["token-service", "--listen", &format!("0.0.0.0:{port}"), "--data"])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("token service"),
-    );
-    assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open("127.0.0.1", port, Duration::from_millis(200))));
-    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://127.0.0.1:{port}/v1")]).output().expect("swarm create");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let disc = format!("token://{gw}:{port}/{token}");
+    let (ts, disc) = token_service(cli.dir.path(), &gw);
     let manage = has_subcommand("manage");
 
     let mut a = vec!["create"];

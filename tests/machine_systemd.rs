@@ -6,39 +6,10 @@
 //! both ends), against the systemd host and a network-namespace host.
 mod machine_support;
 use machine_support::*;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const UNITS: [&str; 3] = ["flotilla-engine", "flotilla-manager", "flotilla-agent"];
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A token service on a free port of every address, and a new token; returns the discovery URL
-/// as hosts on the bridge see it.
-fn token_service(dir: &Path, gateway: &str) -> (Proc, String) {
-    let port = std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
-    let ts = Proc(
-        Command::new(swarm())
-            .args(["token-service", "--listen", &format!("0.0.0.0:{port}"), "--data"])
-            .arg(dir.join("token-data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("token service"),
-    );
-    assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open("127.0.0.1", port, Duration::from_millis(200))));
-    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://127.0.0.1:{port}/v1")]).output().expect("swarm create");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    (ts, format!("token://{gateway}:{port}/{token}"))
-}
 
 /// `machine ssh NAME CMD`'s stdout (must succeed).
 fn ssh(cli: &Cli, name: &str, cmd: &str) -> String {

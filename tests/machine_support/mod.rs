@@ -5,7 +5,7 @@
 use provision::nshost::{self, NsHost};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 #[allow(unused_imports)]
@@ -186,4 +186,33 @@ impl Drop for Cli {
 /// The ls row of `name` split on whitespace.
 pub fn ls_row(ls: &str, name: &str) -> Vec<String> {
     ls.lines().find(|l| l.split_whitespace().next() == Some(name)).map(|l| l.split_whitespace().map(String::from).collect()).unwrap_or_default()
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc(pub std::process::Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A token service on a free port of every address, and a new token; returns the discovery URL
+/// as hosts on the bridge see it.
+pub fn token_service(dir: &Path, gateway: &str) -> (Proc, String) {
+    let port = std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let ts = Proc(
+        Command::new(swarm())
+            .args(["token-service", "--listen", &format!("0.0.0.0:{port}"), "--data"])
+            .arg(dir.join("token-data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("token service"),
+    );
+    assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open("127.0.0.1", port, Duration::from_millis(200))));
+    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://127.0.0.1:{port}/v1")]).output().expect("swarm create");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (ts, format!("token://{gateway}:{port}/{token}"))
 }
