@@ -94,6 +94,56 @@ fn exec_joins_namespaces_and_cgroup() {
     assert!(shim.contains("\0shim\0"), "{shim:?}");
 }
 
+/// The exec'd process is the container's own kind: every cgroup and namespace of the init,
+/// Docker's default capabilities (none left for another user), the init's limits, only its
+/// stdio open, and runc's words when its working directory is missing.
+#[test]
+fn exec_process_is_set_up_like_the_containers_own() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = sleeper(&e, "eset");
+    let init = inspect(&e, &c, "{{.State.Pid}}");
+    e.docker_ok(&["exec", "-d", &c, "sleep", "654"]);
+    let mut pid = String::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        pid = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|d| d.ok()?.file_name().into_string().ok())
+            .find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default() == "sleep\x00654\x00")
+            .unwrap_or_default();
+        !pid.is_empty()
+    }));
+    let read = |what: &str, p: &str| std::fs::read_to_string(format!("/proc/{p}/{what}")).unwrap();
+    assert_eq!(read("cgroup", &pid), read("cgroup", &init));
+    for ns in ["pid", "mnt", "net", "ipc", "uts", "cgroup"] {
+        let link = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/{ns}")).unwrap();
+        assert_eq!(link(&pid), link(&init), "{ns} namespace");
+    }
+    // dockerd's default capability set, bounding set included.
+    let status = e.docker_ok(&["exec", &c, "cat", "/proc/self/status"]);
+    let field = |s: &str, f: &str| s.lines().find_map(|l| l.strip_prefix(f)).unwrap_or_default().trim().to_string();
+    assert_eq!(field(&status, "CapEff:"), "00000000a80425fb", "{status}");
+    assert_eq!(field(&status, "CapBnd:"), "00000000a80425fb", "{status}");
+    let status = e.docker_ok(&["exec", "-u", "nobody", &c, "cat", "/proc/self/status"]);
+    assert_eq!(field(&status, "CapEff:"), "0000000000000000", "{status}");
+    assert_eq!(field(&status, "Uid:").split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+    // Same open-files limit as the init; only stdio open.
+    let nofile = |p: &str| read("limits", p).lines().find(|l| l.starts_with("Max open files")).unwrap().to_string();
+    assert_eq!(nofile(&pid), nofile(&init));
+    let fds = e.docker_ok(&["exec", &c, "ls", "/proc/self/fd"]);
+    assert_eq!(sorted_lines(&fds), ["0", "1", "2", "3"], "{fds}");
+    // A missing working directory: 126 and runc's words.
+    let o = e.docker(&["exec", "-w", "/nope", &c, "true"]);
+    assert_eq!(o.code(), 126, "{o}");
+    assert!(o.combined().contains("chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"), "{o}");
+    // A command given by a path that is not there: 127.
+    let o = e.docker(&["exec", &c, "/bin/nope"]);
+    assert_eq!(o.code(), 127, "{o}");
+    assert!(o.combined().contains("stat /bin/nope: no such file or directory"), "{o}");
+    // Inspect lists only execs that have not exited (the detached sleep), as dockerd does.
+    assert_eq!(inspect(&e, &c, "{{len .ExecIDs}}"), "1");
+}
+
 #[test]
 fn exec_detached_stdin_and_inspect() {
     require_root!();

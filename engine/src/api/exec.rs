@@ -163,9 +163,13 @@ async fn start(State(st): State<AppState>, Path(id): Path<String>, req: Request)
     }
     let (tty, keys) = st.containers.exec_check(&id)?;
     let keys = parse_detach_keys(&keys).unwrap_or_else(|_| DEFAULT_DETACH_KEYS.to_vec());
+    // The process starts while the 101 goes out; its output waits in the pipes until the
+    // stream pumps it (so nothing precedes the 101 on the wire).
     let svc = st.containers.clone();
+    let started = tokio::spawn(async move { svc.exec_start(&id, false).await });
     Ok(hijack::upgrade(req, move |client| async move {
-        match svc.exec_start(&id, false).await {
+        let started = started.await.unwrap_or_else(|e| Err(crate::container::ContainerError::Io(std::io::Error::other(e.to_string()))));
+        match started {
             Ok(io) => pump(client, io, keys).await,
             Err(e) => {
                 // After the 101, dockerd reports errors as text on the stream.

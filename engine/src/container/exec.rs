@@ -125,9 +125,14 @@ impl ExecTable {
         map.insert(e.id.clone(), e);
     }
 
-    /// Ids of the container's exec instances (inspect's `ExecIDs`).
+    /// Ids of the container's exec instances that have not exited (inspect's `ExecIDs`; dockerd
+    /// drops an exec from there when it exits, though it stays inspectable).
     pub fn of_container(&self, container_id: &str) -> Vec<String> {
-        lock(&self.map).values().filter(|e| e.container_id == container_id).map(|e| e.id.clone()).collect()
+        lock(&self.map)
+            .values()
+            .filter(|e| e.container_id == container_id && lock(&e.state).ended.is_none())
+            .map(|e| e.id.clone())
+            .collect()
     }
 
     /// Forgets the instances of a removed container.

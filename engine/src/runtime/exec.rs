@@ -44,17 +44,19 @@ pub struct ExecProcess {
     pub exit: oneshot::Receiver<i32>,
 }
 
+/// Capability names, each at its bit's index.
+pub const CAPABILITY_NAMES: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+];
+
 /// Every capability the running kernel knows and this process may grant (`--privileged`).
 pub fn all_capabilities() -> Vec<String> {
-    const ALL: &[&str] = &[
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-        "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-        "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-        "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-    ];
     let last: usize = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -65,7 +67,7 @@ pub fn all_capabilities() -> Vec<String> {
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapPrm:").map(|v| u64::from_str_radix(v.trim(), 16).ok())))
         .flatten()
         .unwrap_or(u64::MAX);
-    ALL.iter().take(last + 1).enumerate().filter(|(i, _)| permitted >> i & 1 == 1).map(|(_, s)| s.to_string()).collect()
+    CAPABILITY_NAMES.iter().take(last + 1).enumerate().filter(|(i, _)| permitted >> i & 1 == 1).map(|(_, s)| s.to_string()).collect()
 }
 
 fn recv_with_fds(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Result<usize> {
@@ -96,10 +98,9 @@ impl ShimRuntime {
         let bundle_config = state_dir.join(protocol::BUNDLE_DIR).join("config.json");
         let es2 = es.clone();
         let process = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, RuntimeError> {
-            let base: oci_spec::runtime::Spec = crate::fsutil::read_json(&bundle_config)?
+            let base: spec::ExecBase = crate::fsutil::read_json(&bundle_config)?
                 .ok_or_else(|| RuntimeError::NotRunning(String::new()))?;
-            let rootfs = base.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
-            let user = user::resolve_user(&rootfs, &es2.user)?;
+            let user = user::resolve_user(&base.rootfs(), &es2.user)?;
             Ok(spec::exec_process(&base, &es2, &user))
         })
         .await

@@ -220,10 +220,39 @@ fn resources(r: &crate::cgroups::Resources) -> Value {
     Value::Object(out)
 }
 
+/// What an exec takes from the container's spec, read without the rest of it.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ExecBase {
+    #[serde(default)]
+    root: Option<ExecBaseRoot>,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    process: Option<ExecBaseProcess>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ExecBaseRoot {
+    path: std::path::PathBuf,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ExecBaseProcess {
+    #[serde(default)]
+    rlimits: Option<Value>,
+}
+
+impl ExecBase {
+    /// The container's root file system (where its users are looked up).
+    pub fn rootfs(&self) -> std::path::PathBuf {
+        self.root.as_ref().map(|r| r.path.clone()).unwrap_or_default()
+    }
+}
+
 /// The OCI `process` of a `docker exec`: the container's identity rules (PATH, HOSTNAME, HOME,
 /// TERM with a tty), capabilities and rlimits of the container's own process.
-pub fn exec_process(base: &Spec, es: &super::ExecSpec, user: &ExecUser) -> Value {
-    let hostname = base.hostname().clone().unwrap_or_default();
+pub fn exec_process(base: &ExecBase, es: &super::ExecSpec, user: &ExecUser) -> Value {
+    let hostname = base.hostname.clone().unwrap_or_default();
     let mut env = Vec::with_capacity(es.env.len() + 4);
     if !has_var(&es.env, "PATH") {
         env.push(format!("PATH={DEFAULT_PATH}"));
@@ -245,10 +274,9 @@ pub fn exec_process(base: &Spec, es: &super::ExecSpec, user: &ExecUser) -> Value
     };
     let nofile = nofile_limit();
     let rlimits = base
-        .process()
+        .process
         .as_ref()
-        .and_then(|p| p.rlimits().clone())
-        .map(|r| serde_json::to_value(r).unwrap_or_else(|_| json!([])))
+        .and_then(|p| p.rlimits.clone())
         .unwrap_or_else(|| json!([{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}]));
     json!({
         "terminal": es.tty,
@@ -409,7 +437,9 @@ mod tests {
 
     #[test]
     fn exec_process_fields() {
-        let base = build(&run_spec(), &root()).unwrap();
+        let spec = build(&run_spec(), &root()).unwrap();
+        let base: ExecBase = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(base.rootfs(), PathBuf::from("/var/lib/x/rootfs"));
         let es = crate::runtime::ExecSpec {
             args: vec!["sh".into()],
             env: vec!["A=1".into()],

@@ -1,42 +1,18 @@
-//! `docker exec` inside the shim: the tenant build (libcontainer joins the container's
-//! namespaces and cgroups) runs in the shim's single thread, so no process is spawned from the
-//! engine. The exec'd process is the shim's child (libcontainer clones it as a sibling of its
-//! intermediate process): the loop watches its pidfd, reaps it and reports its exit code on the
-//! request's connection.
-use super::create::{error_chain, pipe, receive_pty_master, CleanSignals};
+//! `docker exec` inside the shim: the shim forks the process itself ([`spawn`]), so nothing is
+//! spawned from the engine and no runtime binary runs per exec. The process is the shim's
+//! child: the loop watches its pidfd, reaps it and reports its exit code on the request's
+//! connection.
+use super::create::pipe;
 use super::protocol::{ExecReply, ExecRequest, Status};
+use super::spawn::{spawn, Failure, Plan, Stdio};
 use super::supervisor::{pidfd_open, trim_heap, Shim};
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use std::fs::File;
 use std::io::{IoSlice, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-
-/// Rewords libcontainer's tenant errors as runc/dockerd do; returns the text and the exit code
-/// dockerd gives the exec (127: no such command, 126: cannot run it).
-pub fn exec_wording(err: &str) -> (String, i32) {
-    const PREFIX: &str = "OCI runtime exec failed: exec failed: unable to start container process";
-    let quoted = |rest: &str| rest.split('\'').next().unwrap_or_default().to_string();
-    if let Some((_, rest)) = err.split_once("executable '") {
-        let exe = quoted(rest);
-        if rest.contains("not found in $PATH") {
-            return if exe.contains('/') {
-                (format!("{PREFIX}: exec: \"{exe}\": stat {exe}: no such file or directory: unknown"), 127)
-            } else {
-                (format!("{PREFIX}: exec: \"{exe}\": executable file not found in $PATH: unknown"), 127)
-            };
-        }
-        if rest.contains("does not have correct permissions") {
-            return (format!("{PREFIX}: exec: \"{exe}\": permission denied: unknown"), 126);
-        }
-    }
-    (format!("OCI runtime exec failed: exec failed: {err}: unknown"), 126)
-}
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 /// A running exec process and the connection its exit is reported on.
 pub(super) struct Running {
@@ -105,35 +81,13 @@ pub(super) fn start(shim: &mut Shim, conn: UnixStream, req: ExecRequest) {
     shim.execs.push(Running { pid, pidfd, conn });
 }
 
-/// The OCI process as a file libcontainer can open: a memfd, named by its /proc path.
-fn process_file(process: &serde_json::Value) -> Result<(File, PathBuf), String> {
-    // SAFETY: the name is a valid C string; the flags ask for a close-on-exec memfd.
-    let fd = unsafe { libc::memfd_create(c"exec-process".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(format!("memfd: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: the fd is new and ours.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    let json = serde_json::to_vec(process).map_err(|e| format!("exec process: {e}"))?;
-    file.write_all(&json).map_err(|e| format!("exec process: {e}"))?;
-    Ok((file, PathBuf::from(format!("/proc/self/fd/{fd}"))))
-}
-
-type Console = Option<(UnixListener, PathBuf)>;
-
-/// Wires the process's stdio; returns the builder, the engine's ends and the console socket.
-fn stdio(mut builder: ContainerBuilder, req: &ExecRequest, work_dir: &std::path::Path) -> Result<(ContainerBuilder, Vec<OwnedFd>, Console), String> {
-    let short: String = req.exec_id.chars().take(12).collect();
+/// Wires the process's stdio; returns the child's side and the engine's ends.
+fn stdio(req: &ExecRequest) -> Result<(Stdio, Vec<OwnedFd>), String> {
     if req.detach {
-        builder = builder.with_stdin(dev_null()?).with_stdout(dev_null()?).with_stderr(dev_null()?);
-        return Ok((builder, vec![], None));
+        return Ok((Stdio::Fds([dev_null()?.into(), dev_null()?.into(), dev_null()?.into()]), vec![]));
     }
     if req.tty {
-        let path = work_dir.join(format!("exec-{short}.sock"));
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).map_err(|e| format!("console socket: {e}"))?;
-        builder = builder.with_console_socket(Some(&path));
-        return Ok((builder, vec![], Some((listener, path))));
+        return Ok((Stdio::Tty(req.console_size), vec![]));
     }
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -145,47 +99,16 @@ fn stdio(mut builder: ContainerBuilder, req: &ExecRequest, work_dir: &std::path:
     } else {
         dev_null()?
     };
-    builder = builder.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w);
-    Ok((builder, ours, None))
+    Ok((Stdio::Fds([stdin.into(), out_w.into(), err_w.into()]), ours))
 }
 
-/// The tenant build; returns the process's pid and the engine's ends of its stdio.
-fn run(shim: &Shim, req: &ExecRequest) -> Result<(Pid, Vec<OwnedFd>), (String, i32)> {
-    let (_process, process_path) = process_file(&req.process).map_err(|e| (e, 126))?;
-    let builder = ContainerBuilder::new(shim.cfg.id.clone(), SyscallType::Linux)
-        .with_root_path(&shim.cfg.runtime_root)
-        .map_err(|e| (error_chain(&e), 126))?
-        .with_executor(CleanSignals { winsize: req.console_size });
-    let (builder, mut ours, console) = stdio(builder, req, &shim.state_dir).map_err(|e| (e, 126))?;
-    let built = builder.as_tenant().with_process(Some(process_path)).with_detach(true).build();
-    if let Some((_, path)) = &console {
-        let _ = std::fs::remove_file(path);
-    }
-    let pid = built.map_err(|e| exec_wording(&error_chain(&e)))?;
-    if let Some((listener, _)) = &console {
-        match receive_pty_master(listener) {
-            Ok(m) => ours.push(m),
-            Err(e) => {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
-                return Err((e, 126));
-            }
-        }
-    }
-    Ok((pid, ours))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exec_errors_in_docker_words() {
-        let (m, c) = exec_wording("error in executing process : executable 'nope' not found in $PATH");
-        assert_eq!(c, 127);
-        assert!(m.ends_with("exec: \"nope\": executable file not found in $PATH: unknown"), "{m}");
-        assert!(m.starts_with("OCI runtime exec failed"));
-        assert_eq!(exec_wording("x executable '/etc' at path '\"/etc\"' does not have correct permissions").1, 126);
-        assert_eq!(exec_wording("other").1, 126);
-    }
+/// Starts the process; returns its pid and the engine's ends of its stdio.
+fn run(shim: &mut Shim, req: &ExecRequest) -> Result<(Pid, Vec<OwnedFd>), Failure> {
+    let internal = |e: String| (format!("OCI runtime exec failed: exec failed: {e}: unknown"), 126);
+    let plan = Plan::from_json(&req.process).map_err(internal)?;
+    let (target, init) = shim.exec_target().map_err(internal)?;
+    let (stdio, mut ours) = stdio(req).map_err(internal)?;
+    let (pid, master) = spawn(target, init.as_fd(), &plan, stdio)?;
+    ours.extend(master);
+    Ok((Pid::from_raw(pid), ours))
 }

@@ -7,10 +7,12 @@
 //! container's init, and lives until the process has exited and the container is deleted, so
 //! the engine may die and come back meanwhile. It also runs `docker exec` processes ([`exec`]).
 mod create;
+mod enter;
 mod exec;
 pub mod io;
 pub mod protocol;
 mod server;
+mod spawn;
 mod supervisor;
 
 use protocol::{Ready, ShimConfig};

@@ -107,10 +107,7 @@ fn handle(shim: &mut Shim, conn: UnixStream, req: Request, rest: Vec<u8>) {
                 Err(e) => eprintln!("shim: attach: {e}"),
             }
         }
-        Request::Exec(req) => {
-            super::exec::start(shim, conn, req);
-            shim.adopt_strays();
-        }
+        Request::Exec(req) => super::exec::start(shim, conn, req),
     }
 }
 

@@ -5,6 +5,7 @@
 //! (`exec.rs`). With no other thread, forking (libcontainer's create, and the tenant build of
 //! every exec) is safe at any time, and no thread stack or malloc arena costs memory.
 use super::create::{create, error_chain};
+use super::enter::Target;
 use super::exec::Running;
 use super::io::{Hub, LogFile, Output};
 use super::protocol::{self, Ready, Response, ShimConfig, Status};
@@ -15,7 +16,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -51,10 +52,8 @@ pub(super) struct Shim {
     pub waiters: Vec<UnixStream>,
     /// Running `docker exec` processes.
     pub execs: Vec<Running>,
-    /// Other children to reap: what a failed tenant build leaves (its intermediate process,
-    /// and an init that could not exec, which exits without a signal and, left a zombie in
-    /// the container's pid namespace, would keep the container's init from ever exiting).
-    strays: Vec<(Pid, OwnedFd)>,
+    /// What an exec joins, resolved at the first one.
+    target: Option<Target>,
     /// `delete` requests, answered once the process is gone and the container deleted.
     pub deletes: Vec<UnixStream>,
     /// The init's status and the drain deadline, between its exit and `finish`.
@@ -165,12 +164,16 @@ pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
         conns: vec![],
         waiters: vec![],
         execs: vec![],
-        strays: vec![],
+        target: None,
         deletes: vec![],
         exiting: None,
         linger_until: None,
         quit: false,
     };
+    // Children (exec'd processes until their exec) inherit this: a container process can
+    // neither trace them nor open their /proc/PID/exe, the shim's binary.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     send_ready(&mut ready, None);
     drop(ready);
     trim_heap();
@@ -259,7 +262,7 @@ impl Shim {
             if let Some(p) = &self.init_pidfd {
                 add(p.as_raw_fd(), libc::POLLIN, Tag::Child);
             }
-            for fd in self.execs.iter().map(|e| &e.pidfd).chain(self.strays.iter().map(|(_, fd)| fd)) {
+            for fd in self.execs.iter().map(|e| &e.pidfd) {
                 add(fd.as_raw_fd(), libc::POLLIN, Tag::Child);
             }
             if !self.hub.backlogged() {
@@ -364,8 +367,6 @@ impl Shim {
                         self.exiting = Some((ws, Instant::now() + DRAIN_TIMEOUT));
                     } else if let Some(i) = self.execs.iter().position(|e| e.pid == pid) {
                         self.execs.swap_remove(i).report(exit_code(ws));
-                    } else {
-                        self.strays.retain(|(p, _)| *p != pid);
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -378,20 +379,26 @@ impl Shim {
         }
     }
 
-    /// Watches every child that is neither the init nor a known exec (after a tenant build),
-    /// and reaps what has exited already.
-    pub fn adopt_strays(&mut self) {
-        let list = format!("/proc/self/task/{}/children", std::process::id());
-        let Ok(children) = std::fs::read_to_string(list) else { return };
-        for pid in children.split_whitespace().filter_map(|p| p.parse().ok()).map(Pid::from_raw) {
-            let known = pid == self.init || self.execs.iter().any(|e| e.pid == pid) || self.strays.iter().any(|(p, _)| *p == pid);
-            if !known {
-                if let Ok(fd) = pidfd_open(pid) {
-                    self.strays.push((pid, fd));
-                }
+    /// What an exec joins, and the init's pidfd. At the first exec the shim also sets its
+    /// `pid_for_children` to the container's pid namespace: it forks nothing else any more.
+    pub fn exec_target(&mut self) -> Result<(&Target, BorrowedFd<'_>), String> {
+        let raw = match &self.init_pidfd {
+            Some(p) => p.as_raw_fd(),
+            None => return Err(format!("container {} is not running", self.cfg.id)),
+        };
+        if self.target.is_none() {
+            let t = Target::resolve(self.init.as_raw())?;
+            // SAFETY: setns with the init's pidfd; CLONE_NEWPID only changes where children
+            // are born.
+            if t.pid_ns && unsafe { libc::setns(raw, libc::CLONE_NEWPID) } != 0 {
+                return Err(format!("joining the container's pid namespace: {}", std::io::Error::last_os_error()));
             }
+            self.target = Some(t);
         }
-        self.reap();
+        match (&self.target, &self.init_pidfd) {
+            (Some(t), Some(p)) => Ok((t, p.as_fd())),
+            _ => Err(format!("container {} is not running", self.cfg.id)),
+        }
     }
 
     pub fn kill(&self, signal: i32) -> Response {

@@ -1,0 +1,188 @@
+//! What a `docker exec` process joins, resolved once per shim from /proc: the namespaces the
+//! container's init does not share with the shim, and the files that move a process into the
+//! init's cgroups.
+//!
+//! Joining a cgroup v1 hierarchy by writing `0` to its `tasks` file moves only the writing
+//! thread, and the kernel then skips the global threadgroup lock whose write side waits for an
+//! RCU grace period (10–20 ms here, per exec, with `cgroup.procs`). An exec'd process is one
+//! thread when it joins, so that moves the whole process. cgroup v2 has no per-thread file
+//! outside threaded subtrees: there the process writes `0` to `cgroup.procs`.
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+
+/// The namespaces an exec joins, as `setns` flags, and the pid namespace apart: a process only
+/// enters that one at its birth.
+#[derive(Debug, Default)]
+pub(super) struct Target {
+    /// `CLONE_NEW*` flags for `setns(init_pidfd, flags)`, pid namespace excluded.
+    pub ns_flags: libc::c_int,
+    /// The init lives in another pid namespace (the shim sets it for its children).
+    pub pid_ns: bool,
+    /// Files to write `0` to, in order, opened once (close-on-exec), with their paths.
+    pub cgroup_files: Vec<(OwnedFd, String)>,
+    /// The highest capability the kernel knows.
+    pub last_cap: u64,
+}
+
+const NAMESPACES: &[(&str, libc::c_int)] = &[
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+fn ns_id(pid: &str, name: &str) -> Option<(u64, u64)> {
+    std::fs::metadata(format!("/proc/{pid}/ns/{name}")).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+impl Target {
+    /// Resolves the target of `init` (a pid the shim may read /proc of).
+    pub fn resolve(init: i32) -> Result<Target, String> {
+        let pid = init.to_string();
+        let differs = |name: &str| match (ns_id(&pid, name), ns_id("self", name)) {
+            (Some(theirs), Some(ours)) => Ok(theirs != ours),
+            _ => Err(format!("namespaces of the container's init ({pid}) are not readable")),
+        };
+        let last_cap = read("/proc/sys/kernel/cap_last_cap")?.trim().parse().map_err(|e| format!("cap_last_cap: {e}"))?;
+        let mut t = Target { pid_ns: differs("pid")?, last_cap, ..Default::default() };
+        for (name, flag) in NAMESPACES {
+            if differs(name)? {
+                t.ns_flags |= flag;
+            }
+        }
+        let files = cgroup_files(&read(&format!("/proc/{pid}/cgroup"))?, &read("/proc/self/cgroup")?, &read("/proc/self/mountinfo")?)?;
+        for f in files {
+            let file = std::fs::OpenOptions::new().write(true).open(&f).map_err(|e| format!("{f}: {e}"))?;
+            t.cgroup_files.push((file.into(), f));
+        }
+        Ok(t)
+    }
+}
+
+/// One line of /proc/PID/cgroup: hierarchy id, controllers (`cpu,cpuacct`, `name=systemd`, empty
+/// for v2), path.
+fn cgroup_lines(s: &str) -> impl Iterator<Item = (&str, &str, &str)> {
+    s.lines().filter_map(|l| {
+        let mut it = l.splitn(3, ':');
+        Some((it.next()?, it.next()?, it.next()?))
+    })
+}
+
+/// A cgroup mount from mountinfo: its root within the hierarchy, mount point, v2 or not, and
+/// super options.
+struct CgroupMount {
+    root: String,
+    point: String,
+    v2: bool,
+    options: Vec<String>,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let mut post = post.split(' ');
+            let fstype = post.next()?;
+            let options = post.nth(1).unwrap_or_default();
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            Some(CgroupMount {
+                root: unescape(pre.get(3)?),
+                point: unescape(pre.get(4)?),
+                v2: fstype == "cgroup2",
+                options: options.split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The files that move a process from the shim's cgroups (`ours`) into the init's (`theirs`):
+/// `tasks` of every v1 hierarchy where they differ, `cgroup.procs` for v2.
+fn cgroup_files(theirs: &str, ours: &str, mountinfo: &str) -> Result<Vec<String>, String> {
+    let mounts = cgroup_mounts(mountinfo);
+    let mut files = vec![];
+    for (id, controllers, path) in cgroup_lines(theirs) {
+        if cgroup_lines(ours).any(|(i, c, p)| i == id && c == controllers && p == path) {
+            continue;
+        }
+        let v2 = id == "0" && controllers.is_empty();
+        let wanted: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
+        let found = mounts.iter().find(|m| {
+            m.v2 == v2
+                && wanted.iter().all(|c| m.options.iter().any(|o| o == c))
+                && (m.root == "/" || path == m.root || path.starts_with(&format!("{}/", m.root)))
+        });
+        let Some(m) = found else {
+            let what = if v2 { "cgroup2".to_string() } else { controllers.to_string() };
+            return Err(format!("no mount of the {what} cgroup hierarchy holds {path}"));
+        };
+        let rel = if m.root == "/" { path } else { &path[m.root.len()..] };
+        let file = if v2 { "cgroup.procs" } else { "tasks" };
+        files.push(format!("{}/{}/{file}", m.point.trim_end_matches('/'), rel.trim_matches('/')).replace("//", "/"));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+27 25 0:25 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+28 27 0:26 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+29 27 0:27 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
+33 27 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpu,cpuacct
+34 27 0:32 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids
+35 27 0:33 /inner /mnt/my\\040cg rw - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn joins_each_hierarchy_that_differs() {
+        let theirs = "4:memory:/inner/f/c1\n3:pids:/f/c1\n2:cpu,cpuacct:/f/c1\n1:name=systemd:/\n0::/\n";
+        let ours = "4:memory:/inner\n3:pids:/\n2:cpu,cpuacct:/\n1:name=systemd:/\n0::/\n";
+        let files = cgroup_files(theirs, ours, MOUNTINFO).unwrap();
+        assert_eq!(files, ["/mnt/my cg/f/c1/tasks", "/sys/fs/cgroup/pids/f/c1/tasks", "/sys/fs/cgroup/cpu,cpuacct/f/c1/tasks"]);
+    }
+
+    #[test]
+    fn v2_uses_cgroup_procs_and_unreachable_paths_are_errors() {
+        let files = cgroup_files("0::/system.slice/c1\n", "0::/user.slice\n", MOUNTINFO).unwrap();
+        assert_eq!(files, ["/sys/fs/cgroup/unified/system.slice/c1/cgroup.procs"]);
+        let err = cgroup_files("4:memory:/elsewhere/c1\n", "4:memory:/\n", MOUNTINFO).unwrap_err();
+        assert!(err.contains("memory"), "{err}");
+        assert!(cgroup_files("9:blkio:/c1\n", "9:blkio:/\n", MOUNTINFO).is_err());
+    }
+
+    #[test]
+    fn own_process_target_joins_nothing() {
+        let t = Target::resolve(std::process::id() as i32).unwrap();
+        assert_eq!((t.ns_flags, t.pid_ns, t.cgroup_files.len()), (0, false, 0));
+        assert!(t.last_cap >= 40, "{}", t.last_cap);
+    }
+}

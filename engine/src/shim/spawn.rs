@@ -1,0 +1,519 @@
+//! Starts a `docker exec` process: a fork of the shim joins the container's cgroups and
+//! namespaces ([`Target`]), takes the process's stdio, limits, user and capabilities, and execs
+//! the command. What fails before the exec reaches the shim on a close-on-exec pipe, in runc's
+//! words, with the exit code dockerd gives it (127: no such command, 126: cannot run it).
+//!
+//! The shim is one thread, so the child may allocate. It is born in the container's pid
+//! namespace (the shim's `pid_for_children`) and not dumpable (the shim is not), so a container
+//! process can neither trace it nor open its `/proc/PID/exe` (the shim's binary on the host)
+//! before the exec.
+use super::enter::Target;
+use crate::runtime::exec::CAPABILITY_NAMES;
+use serde::Deserialize;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+const PREFIX: &str = "OCI runtime exec failed: exec failed: unable to start container process";
+/// How long the shim waits for the child to exec (or fail) before it gives up on it.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The OCI process the engine sends (`runtime::spec::exec_process`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Process {
+    args: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    cwd: String,
+    #[serde(default)]
+    user: User,
+    #[serde(default)]
+    capabilities: Capabilities,
+    #[serde(default)]
+    rlimits: Vec<Rlimit>,
+    #[serde(default)]
+    no_new_privileges: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct User {
+    uid: u32,
+    gid: u32,
+    #[serde(default)]
+    additional_gids: Vec<u32>,
+}
+
+#[derive(Deserialize, Default)]
+struct Capabilities {
+    #[serde(default)]
+    bounding: Vec<String>,
+    #[serde(default)]
+    effective: Vec<String>,
+    #[serde(default)]
+    permitted: Vec<String>,
+    #[serde(default)]
+    inheritable: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Rlimit {
+    #[serde(rename = "type")]
+    kind: String,
+    soft: u64,
+    hard: u64,
+}
+
+/// Everything the child needs, prepared before the fork.
+pub(super) struct Plan {
+    arg0: String,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    /// `PATH` of the process's environment (Docker looks the command up in it).
+    path: String,
+    cwd: CString,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+    bounding: u64,
+    effective: u64,
+    permitted: u64,
+    inheritable: u64,
+    rlimits: Vec<(libc::c_int, libc::rlimit)>,
+    no_new_privileges: bool,
+}
+
+fn cstring(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"))
+}
+
+fn cap_mask(names: &[String]) -> Result<u64, String> {
+    names.iter().try_fold(0u64, |m, n| match CAPABILITY_NAMES.iter().position(|c| c == n) {
+        Some(i) => Ok(m | 1 << i),
+        None => Err(format!("unknown capability {n:?}")),
+    })
+}
+
+fn rlimit_resource(kind: &str) -> Option<libc::c_int> {
+    Some(match kind {
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        _ => return None,
+    } as libc::c_int)
+}
+
+impl Plan {
+    /// Reads the OCI process the engine sent.
+    pub fn from_json(v: &serde_json::Value) -> Result<Plan, String> {
+        let p = Process::deserialize(v).map_err(|e| format!("invalid exec process: {e}"))?;
+        let arg0 = p.args.first().cloned().filter(|a| !a.is_empty()).ok_or("no exec command specified")?;
+        let cwd = if p.cwd.is_empty() { "/".to_string() } else { p.cwd };
+        let rlimits = p
+            .rlimits
+            .iter()
+            .map(|r| match rlimit_resource(&r.kind) {
+                Some(res) => Ok((res, libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard })),
+                None => Err(format!("unknown rlimit type {:?}", r.kind)),
+            })
+            .collect::<Result<_, _>>()?;
+        let path = p.env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or_default().to_string();
+        Ok(Plan {
+            argv: p.args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
+            envp: p.env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?,
+            arg0,
+            path,
+            cwd: cstring(&cwd)?,
+            uid: p.user.uid,
+            gid: p.user.gid,
+            groups: p.user.additional_gids,
+            bounding: cap_mask(&p.capabilities.bounding)?,
+            effective: cap_mask(&p.capabilities.effective)?,
+            permitted: cap_mask(&p.capabilities.permitted)?,
+            inheritable: cap_mask(&p.capabilities.inheritable)?,
+            rlimits,
+            no_new_privileges: p.no_new_privileges,
+        })
+    }
+}
+
+/// The child's stdio.
+pub(super) enum Stdio {
+    /// stdin, stdout, stderr (pipe ends or /dev/null).
+    Fds([OwnedFd; 3]),
+    /// A new pty of the container's devpts, of this size (rows, columns); its master comes back.
+    Tty(Option<(u16, u16)>),
+}
+
+/// A failure before the exec: the text for the client and the exit code.
+pub(super) type Failure = (String, i32);
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// An errno as Go (and so runc and dockerd) words it: strerror, first letter lower case.
+pub(super) fn errno_text(e: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(e).to_string();
+    let s = s.split(" (os error").next().unwrap_or_default();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn fail_errno(what: String) -> Failure {
+    let e = errno();
+    (format!("{PREFIX}: {what}: {}: unknown", errno_text(e)), 126)
+}
+
+fn check(ret: libc::c_long, what: impl FnOnce() -> String) -> Result<(), Failure> {
+    if ret < 0 {
+        Err(fail_errno(what()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Forks and starts the process. Returns its pid and, with a tty, the pty master.
+pub(super) fn spawn(t: &Target, init: BorrowedFd, plan: &Plan, stdio: Stdio) -> Result<(libc::pid_t, Option<OwnedFd>), Failure> {
+    let internal = |what: &str, e: std::io::Error| (format!("{PREFIX}: {what}: {e}: unknown"), 126);
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("pipe", e.into()))?;
+    let tty = match &stdio {
+        Stdio::Tty(size) => Some((UnixStream::pair().map_err(|e| internal("socketpair", e))?, *size)),
+        Stdio::Fds(_) => None,
+    };
+    // SAFETY: the shim has one thread, so the child may run any code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = errno();
+        let text = if e == libc::ENOMEM { "the container's pid namespace is gone".to_string() } else { errno_text(e) };
+        return Err((format!("{PREFIX}: fork: {text}: unknown"), 126));
+    }
+    if pid == 0 {
+        drop(err_r);
+        let sock = tty.as_ref().map(|((_, child), size)| (child.as_raw_fd(), *size));
+        let Err((message, code)) = child(t, init.as_raw_fd(), plan, &stdio, sock);
+        let line = format!("{code} {message}");
+        // SAFETY: writes our own buffer to our pipe, then ends the child without unwinding.
+        unsafe {
+            libc::write(err_w.as_raw_fd(), line.as_ptr().cast(), line.len());
+            libc::_exit(code);
+        }
+    }
+    drop((err_w, stdio));
+    let deadline = Instant::now() + START_TIMEOUT;
+    let wants_pty = tty.is_some();
+    let master = match tty {
+        Some(((ours, child_end), _)) => {
+            drop(child_end);
+            receive_fd(&ours, deadline)
+        }
+        None => None,
+    };
+    let failure = match read_to_end(&err_r, deadline) {
+        Ok(r) if r.is_empty() && wants_pty && master.is_none() => Some((format!("{PREFIX}: no pty received: unknown"), 126)),
+        Ok(r) if r.is_empty() => None,
+        Ok(r) => {
+            let r = String::from_utf8_lossy(&r).into_owned();
+            let (code, message) = r.split_once(' ').unwrap_or(("126", r.as_str()));
+            Some((message.to_string(), code.parse().unwrap_or(126)))
+        }
+        Err(()) => Some((format!("{PREFIX}: the process did not start within {}s: unknown", START_TIMEOUT.as_secs()), 126)),
+    };
+    if let Some(f) = failure {
+        // SAFETY: the child is ours; it has exited or is killed here, and is reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
+        }
+        return Err(f);
+    }
+    Ok((pid, master))
+}
+
+/// Waits until `fd` is readable or `deadline` passes (false).
+fn wait_readable(fd: RawFd, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: polls one pollfd we own.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || errno() != libc::EINTR {
+            return false;
+        }
+    }
+}
+
+/// The child's report: empty once it has exec'd. Err when it takes too long.
+fn read_to_end(fd: &OwnedFd, deadline: Instant) -> Result<Vec<u8>, ()> {
+    let mut out = vec![];
+    let mut buf = [0u8; 4096];
+    loop {
+        if !wait_readable(fd.as_raw_fd(), deadline) {
+            return Err(());
+        }
+        // SAFETY: reads into our buffer.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => return Ok(out),
+            n if n > 0 => out.extend_from_slice(&buf[..n as usize]),
+            _ if errno() == libc::EINTR => {}
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// The pty master the child sends (None if it ended first).
+fn receive_fd(sock: &UnixStream, deadline: Instant) -> Option<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    if !wait_readable(sock.as_raw_fd(), deadline) {
+        return None;
+    }
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    let fds: Vec<RawFd> = msg.cmsgs().ok()?.flat_map(|c| if let ControlMessageOwned::ScmRights(f) = c { f } else { vec![] }).collect();
+    // SAFETY: the kernel just gave us these fds; nothing else owns them.
+    let mut owned = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
+    owned.next()
+}
+
+fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Failure> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [std::io::IoSlice::new(b"m")];
+    let fds = [fd];
+    sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+        .map(|_| ())
+        .map_err(|e| (format!("{PREFIX}: sending the pty master: {}: unknown", errno_text(e as i32)), 126))
+}
+
+/// Every signal back to its default action and unblocked (the shim's handlers and mask must
+/// not reach the container's process).
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // The raw syscall: glibc's wrappers refuse its internal signals (32, 33).
+        // Kernel struct sigaction: handler (SIG_DFL = 0), flags, restorer, mask.
+        let act: [u64; 4] = [0; 4];
+        // SAFETY: rt_sigaction reads one kernel sigaction; the old action is not asked for.
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
+    }
+    let empty: [u64; 1] = [0];
+    // SAFETY: sets the signal mask from our buffer (kernel sigset of 8 bytes).
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
+}
+
+/// A new pty from the container's devpts: sends the master on `sock`, makes the slave the
+/// controlling terminal and stdio.
+fn pty(sock: RawFd, size: Option<(u16, u16)>, uid: libc::uid_t) -> Result<(), Failure> {
+    // SAFETY (this block): open/ioctl/dup2/close on fds this child owns, with valid pointers.
+    unsafe {
+        let master = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        check(master as _, || "open /dev/ptmx".into())?;
+        let unlock: libc::c_int = 0;
+        check(libc::ioctl(master, libc::TIOCSPTLCK, &unlock) as _, || "unlockpt".into())?;
+        let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        check(slave as _, || "open the pty slave".into())?;
+        if let Some((rows, cols)) = size.filter(|(r, c)| *r > 0 && *c > 0) {
+            let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+            libc::ioctl(slave, libc::TIOCSWINSZ, &ws);
+        }
+        // The user's terminal, as a login gives it.
+        libc::fchown(slave, uid, u32::MAX);
+        send_fd(sock, master)?;
+        libc::close(master);
+        check(libc::ioctl(slave, libc::TIOCSCTTY, 0) as _, || "setting the controlling terminal".into())?;
+        for target in 0..3 {
+            check(libc::dup2(slave, target) as _, || "dup2 of the pty".into())?;
+        }
+        if slave > 2 {
+            libc::close(slave);
+        }
+    }
+    Ok(())
+}
+
+/// Go's `exec.LookPath` in the container: a name with a slash as it is, else the first
+/// executable regular file of that name in `PATH`.
+fn look_path(arg0: &str, path: &str) -> Result<CString, Failure> {
+    let executable = |p: &str| -> Result<CString, i32> {
+        let c = CString::new(p).map_err(|_| libc::ENOENT)?;
+        // SAFETY: stat into a zeroed struct we own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::stat(c.as_ptr(), &mut st) } != 0 {
+            return Err(errno());
+        }
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR || st.st_mode & 0o111 == 0 {
+            return Err(libc::EACCES);
+        }
+        Ok(c)
+    };
+    if arg0.contains('/') {
+        return executable(arg0).map_err(|e| match e {
+            libc::EACCES => (format!("{PREFIX}: exec: \"{arg0}\": permission denied: unknown"), 126),
+            e => (format!("{PREFIX}: exec: \"{arg0}\": stat {arg0}: {}: unknown", errno_text(e)), 127),
+        });
+    }
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        if let Ok(c) = executable(&format!("{}/{arg0}", dir.trim_end_matches('/'))) {
+            return Ok(c);
+        }
+    }
+    Err((format!("{PREFIX}: exec: \"{arg0}\": executable file not found in $PATH: unknown"), 127))
+}
+
+fn capset(effective: u64, permitted: u64, inheritable: u64) -> libc::c_long {
+    const V3: u32 = 0x2008_0522;
+    let header: [u32; 2] = [V3, 0];
+    let lo = |m: u64| m as u32;
+    let hi = |m: u64| (m >> 32) as u32;
+    let data: [u32; 6] = [lo(effective), lo(permitted), lo(inheritable), hi(effective), hi(permitted), hi(inheritable)];
+    // SAFETY: capset reads a v3 header and two data structs from our arrays.
+    unsafe { libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) }
+}
+
+/// The child: everything up to the exec. Returns only on failure.
+fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawFd, Option<(u16, u16)>)>) -> Result<std::convert::Infallible, Failure> {
+    reset_signals();
+    // Nothing of the shim's stays open in the container's process.
+    // SAFETY: marks our own fds close-on-exec.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    for (fd, path) in &t.cgroup_files {
+        // SAFETY: writes one byte from a static buffer to an open cgroup file.
+        let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+        check(n as _, || format!("joining cgroup {path}"))?;
+    }
+    if t.ns_flags != 0 {
+        // SAFETY: joins the namespaces of the init's pidfd.
+        check(unsafe { libc::setns(init, t.ns_flags) } as _, || "joining the container's namespaces".into())?;
+    }
+    // SAFETY: the child is no group leader, so setsid makes it one of a new session.
+    unsafe { libc::setsid() };
+    match (stdio, sock) {
+        (Stdio::Tty(_), Some((sock, size))) => pty(sock, size, plan.uid)?,
+        (Stdio::Fds(fds), _) => {
+            for (target, fd) in fds.iter().enumerate() {
+                // SAFETY: dup2 of an fd we hold onto stdio.
+                check(unsafe { libc::dup2(fd.as_raw_fd(), target as i32) } as _, || "dup2 of stdio".into())?;
+            }
+        }
+        (Stdio::Tty(_), None) => return Err((format!("{PREFIX}: no console socket: unknown"), 126)),
+    }
+    for (res, lim) in &plan.rlimits {
+        // SAFETY: setrlimit reads one rlimit.
+        check(unsafe { libc::setrlimit(*res as _, lim) } as _, || format!("setting rlimit {res}"))?;
+    }
+    // SAFETY: chdir to a C path.
+    if unsafe { libc::chdir(plan.cwd.as_ptr()) } != 0 {
+        let e = errno();
+        let cwd = plan.cwd.to_string_lossy();
+        return Err((format!("{PREFIX}: chdir to cwd (\"{cwd}\") set in config.json failed: {}: unknown", errno_text(e)), 126));
+    }
+    // SAFETY (this block): prctl/setgroups/setres[ug]id with integer arguments or our buffers.
+    unsafe {
+        if plan.no_new_privileges {
+            check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as _, || "no_new_privs".into())?;
+        }
+        // The bounding set first (that needs CAP_SETPCAP), then the user with the capabilities
+        // kept, then the process's own sets.
+        for cap in 0..=t.last_cap.min(63) {
+            if plan.bounding >> cap & 1 == 0 {
+                check(libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) as _, || format!("dropping capability {cap}"))?;
+            }
+        }
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) as _, || "keepcaps".into())?;
+        check(libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) as _, || "setgroups".into())?;
+        check(libc::setresgid(plan.gid, plan.gid, plan.gid) as _, || format!("setgid {}", plan.gid))?;
+        check(libc::setresuid(plan.uid, plan.uid, plan.uid) as _, || format!("setuid {}", plan.uid))?;
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) as _, || "keepcaps".into())?;
+        check(capset(plan.effective & plan.permitted, plan.permitted, plan.inheritable), || "setting capabilities".into())?;
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    }
+    let exe = look_path(&plan.arg0, &plan.path)?;
+    let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = plan.envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of C strings that outlive the call.
+    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let e = errno();
+    let exe: &CStr = &exe;
+    let code = if e == libc::ENOENT { 127 } else { 126 };
+    Err((format!("{PREFIX}: exec {}: {}: unknown", exe.to_string_lossy(), errno_text(e)), code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plan_from_the_engines_process() {
+        let p = json!({
+            "terminal": false,
+            "user": {"uid": 65534, "gid": 65534, "additionalGids": [1, 2]},
+            "args": ["sh", "-c", "true"],
+            "env": ["PATH=/usr/bin:/bin", "A=1"],
+            "cwd": "",
+            "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+            "noNewPrivileges": false
+        });
+        let plan = Plan::from_json(&p).unwrap();
+        assert_eq!((plan.arg0.as_str(), plan.path.as_str(), plan.cwd.to_str().unwrap()), ("sh", "/usr/bin:/bin", "/"));
+        assert_eq!((plan.uid, plan.gid, plan.groups.clone()), (65534, 65534, vec![1, 2]));
+        assert_eq!((plan.bounding, plan.effective, plan.inheritable), (1 | 1 << 5, 1 << 5, 0));
+        assert_eq!(plan.rlimits[0].0, libc::RLIMIT_NOFILE as libc::c_int);
+        assert_eq!((plan.rlimits[0].1.rlim_cur, plan.rlimits[0].1.rlim_max), (512, 1024));
+        assert!(Plan::from_json(&json!({"args": []})).is_err());
+        assert!(Plan::from_json(&json!({"args": ["x"], "capabilities": {"bounding": ["CAP_NOPE"]}})).is_err());
+        assert!(Plan::from_json(&json!({"args": ["x"], "rlimits": [{"type": "RLIMIT_X", "hard": 1, "soft": 1}]})).is_err());
+    }
+
+    #[test]
+    fn look_path_in_docker_words() {
+        assert_eq!(look_path("sh", "/nonexistent:/bin").unwrap().to_str().unwrap(), "/bin/sh");
+        let (m, c) = look_path("no-such-cmd", "/bin:/usr/bin").unwrap_err();
+        assert_eq!(c, 127);
+        assert!(m.ends_with("exec: \"no-such-cmd\": executable file not found in $PATH: unknown"), "{m}");
+        let (m, c) = look_path("/nope/x", "/bin").unwrap_err();
+        assert_eq!(c, 127);
+        assert!(m.ends_with("exec: \"/nope/x\": stat /nope/x: no such file or directory: unknown"), "{m}");
+        let (m, c) = look_path("/etc", "").unwrap_err();
+        assert_eq!(c, 126);
+        assert!(m.ends_with("exec: \"/etc\": permission denied: unknown"), "{m}");
+        // A directory or a non-executable file in PATH is skipped.
+        assert!(look_path("passwd", "/etc").is_err());
+    }
+
+    #[test]
+    fn errno_in_go_words() {
+        assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
+        assert_eq!(errno_text(libc::EACCES), "permission denied");
+    }
+}
