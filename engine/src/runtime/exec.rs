@@ -1,5 +1,5 @@
-//! `docker exec` in the real runtime: the container's shim does the libcontainer tenant build
-//! (an `exec` request on its socket) and hands the engine the process's stdio.
+//! `docker exec` in the real runtime: the container's shim starts the process (an `exec`
+//! request on its socket, see `shim::spawn`) and hands the engine the process's stdio.
 use super::{spec, user, FdStream, RuntimeError, ShimRuntime};
 use crate::shim::protocol::{self, ExecReply, ExecRequest, Request};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

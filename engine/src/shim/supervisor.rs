@@ -2,8 +2,8 @@
 //!
 //! One thread and one poll loop: the listener, the control connections (`server.rs`), the
 //! container's output, attached clients, and pidfds of the init and of `docker exec` processes
-//! (`exec.rs`). With no other thread, forking (libcontainer's create, and the tenant build of
-//! every exec) is safe at any time, and no thread stack or malloc arena costs memory.
+//! (`exec.rs`). With no other thread, forking (libcontainer's create, and every exec's child)
+//! is safe at any time, and no thread stack or malloc arena costs memory.
 use super::create::{create, error_chain};
 use super::enter::Target;
 use super::exec::Running;
