@@ -101,6 +101,9 @@ fn exec_joins_namespaces_and_cgroup() {
 fn exec_process_is_set_up_like_the_containers_own() {
     require_root!();
     let e = engine_with_busybox();
+    // The engine (and so each shim) gets an OOM score of its own; the container's processes
+    // keep the spec's 0, exec'd ones included.
+    std::fs::write(format!("/proc/{}/oom_score_adj", e.pid().unwrap()), "100").unwrap();
     let c = sleeper(&e, "eset");
     let init = inspect(&e, &c, "{{.State.Pid}}");
     e.docker_ok(&["exec", "-d", &c, "sleep", "654"]);
@@ -132,6 +135,14 @@ fn exec_process_is_set_up_like_the_containers_own() {
     assert_eq!(nofile(&pid), nofile(&init));
     let fds = e.docker_ok(&["exec", &c, "ls", "/proc/self/fd"]);
     assert_eq!(sorted_lines(&fds), ["0", "1", "2", "3"], "{fds}");
+    assert_eq!(e.docker_ok(&["exec", &c, "cat", "/proc/self/oom_score_adj"]).trim(), "0");
+    // Another user may reopen its own stdio (runc's fixStdioPermissions).
+    let o = e.docker(&["exec", "-u", "nobody", &c, "sh", "-c", "echo out >/dev/stdout; echo err >/dev/stderr"]);
+    assert_eq!((o.code(), o.stdout.as_str(), o.stderr.as_str()), (0, "out\n", "err\n"), "{o}");
+    // The shim's own binary (the host's file, /proc/self/exe before the exec) is not run.
+    let o = e.docker(&["exec", &c, "/proc/self/exe", "version"]);
+    assert_eq!(o.code(), 126, "{o}");
+    assert!(o.combined().contains("permission denied"), "{o}");
     // A missing working directory: 126 and runc's words.
     let o = e.docker(&["exec", "-w", "/nope", &c, "true"]);
     assert_eq!(o.code(), 126, "{o}");

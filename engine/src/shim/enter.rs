@@ -22,6 +22,10 @@ pub(super) struct Target {
     pub cgroup_files: Vec<(OwnedFd, String)>,
     /// The highest capability the kernel knows.
     pub last_cap: u64,
+    /// Device and inode of the shim's own binary, which an exec may not run.
+    pub shim_exe: (u64, u64),
+    /// The init's OOM score adjustment, given to exec'd processes too.
+    pub oom_score_adj: Option<String>,
 }
 
 const NAMESPACES: &[(&str, libc::c_int)] = &[
@@ -49,7 +53,9 @@ impl Target {
             _ => Err(format!("namespaces of the container's init ({pid}) are not readable")),
         };
         let last_cap = read("/proc/sys/kernel/cap_last_cap")?.trim().parse().map_err(|e| format!("cap_last_cap: {e}"))?;
-        let mut t = Target { pid_ns: differs("pid")?, last_cap, ..Default::default() };
+        let exe = std::fs::metadata("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+        let oom_score_adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).ok().map(|s| s.trim().to_string());
+        let mut t = Target { pid_ns: differs("pid")?, last_cap, shim_exe: (exe.dev(), exe.ino()), oom_score_adj, ..Default::default() };
         for (name, flag) in NAMESPACES {
             if differs(name)? {
                 t.ns_flags |= flag;

@@ -106,9 +106,18 @@ fn stdio(req: &ExecRequest) -> Result<(Stdio, Vec<OwnedFd>), String> {
 fn run(shim: &mut Shim, req: &ExecRequest) -> Result<(Pid, Vec<OwnedFd>), Failure> {
     let internal = |e: String| (format!("OCI runtime exec failed: exec failed: {e}: unknown"), 126);
     let plan = Plan::from_json(&req.process).map_err(internal)?;
-    let (target, init) = shim.exec_target().map_err(internal)?;
     let (stdio, mut ours) = stdio(req).map_err(internal)?;
-    let (pid, master) = spawn(target, init.as_fd(), &plan, stdio)?;
-    ours.extend(master);
-    Ok((Pid::from_raw(pid), ours))
+    let (target, init) = shim.exec_target().map_err(internal)?;
+    match spawn(target, init.as_fd(), &plan, stdio) {
+        Ok((pid, master)) => {
+            ours.extend(master);
+            Ok((Pid::from_raw(pid), ours))
+        }
+        Err(e) => {
+            if let Some(pid) = e.unreaped {
+                shim.adopt_stray(Pid::from_raw(pid));
+            }
+            Err(e.failure)
+        }
+    }
 }

@@ -179,21 +179,31 @@ pub(super) fn errno_text(e: i32) -> String {
     }
 }
 
-fn fail_errno(what: String) -> Failure {
-    let e = errno();
-    (format!("{PREFIX}: {what}: {}: unknown", errno_text(e)), 126)
-}
-
 fn check(ret: libc::c_long, what: impl FnOnce() -> String) -> Result<(), Failure> {
     if ret < 0 {
-        Err(fail_errno(what()))
+        // errno first: building the text allocates.
+        let e = errno();
+        Err((format!("{PREFIX}: {}: {}: unknown", what(), errno_text(e)), 126))
     } else {
         Ok(())
     }
 }
 
+/// A failed start whose child could not be reaped at once (it is stopped or frozen): the
+/// caller watches it and reaps it later, or it would keep the container's init from exiting.
+pub(super) struct SpawnError {
+    pub failure: Failure,
+    pub unreaped: Option<libc::pid_t>,
+}
+
+impl From<Failure> for SpawnError {
+    fn from(failure: Failure) -> Self {
+        SpawnError { failure, unreaped: None }
+    }
+}
+
 /// Forks and starts the process. Returns its pid and, with a tty, the pty master.
-pub(super) fn spawn(t: &Target, init: BorrowedFd, plan: &Plan, stdio: Stdio) -> Result<(libc::pid_t, Option<OwnedFd>), Failure> {
+pub(super) fn spawn(t: &Target, init: BorrowedFd, plan: &Plan, stdio: Stdio) -> Result<(libc::pid_t, Option<OwnedFd>), SpawnError> {
     let internal = |what: &str, e: std::io::Error| (format!("{PREFIX}: {what}: {e}: unknown"), 126);
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| internal("pipe", e.into()))?;
     let tty = match &stdio {
@@ -205,12 +215,18 @@ pub(super) fn spawn(t: &Target, init: BorrowedFd, plan: &Plan, stdio: Stdio) -> 
     if pid < 0 {
         let e = errno();
         let text = if e == libc::ENOMEM { "the container's pid namespace is gone".to_string() } else { errno_text(e) };
-        return Err((format!("{PREFIX}: fork: {text}: unknown"), 126));
+        return Err((format!("{PREFIX}: fork: {text}: unknown"), 126).into());
     }
     if pid == 0 {
         drop(err_r);
         let sock = tty.as_ref().map(|((_, child), size)| (child.as_raw_fd(), *size));
-        let Err((message, code)) = child(t, init.as_raw_fd(), plan, &stdio, sock);
+        // A panic must not unwind into the shim's own frames in this process.
+        let run = std::panic::AssertUnwindSafe(|| child(t, init.as_raw_fd(), plan, &stdio, sock));
+        let (message, code) = match std::panic::catch_unwind(run) {
+            Ok(Err(f)) => f,
+            Ok(Ok(never)) => match never {},
+            Err(_) => (format!("{PREFIX}: the exec child panicked: unknown"), 126),
+        };
         let line = format!("{code} {message}");
         // SAFETY: writes our own buffer to our pipe, then ends the child without unwinding.
         unsafe {
@@ -238,13 +254,14 @@ pub(super) fn spawn(t: &Target, init: BorrowedFd, plan: &Plan, stdio: Stdio) -> 
         }
         Err(()) => Some((format!("{PREFIX}: the process did not start within {}s: unknown", START_TIMEOUT.as_secs()), 126)),
     };
-    if let Some(f) = failure {
-        // SAFETY: the child is ours; it has exited or is killed here, and is reaped.
-        unsafe {
+    if let Some(failure) = failure {
+        // SAFETY: the child is ours; it is killed and reaped if it has gone already (a stopped
+        // or frozen one is left to the caller, so the shim never blocks on it).
+        let reaped = unsafe {
             libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
-        }
-        return Err(f);
+            libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL | libc::WNOHANG) == pid
+        };
+        return Err(SpawnError { failure, unreaped: (!reaped).then_some(pid) });
     }
     Ok((pid, master))
 }
@@ -387,6 +404,42 @@ fn look_path(arg0: &str, path: &str) -> Result<CString, Failure> {
     Err((format!("{PREFIX}: exec: \"{arg0}\": executable file not found in $PATH: unknown"), 127))
 }
 
+/// As runc's `fixStdioPermissions`: the process's user owns its stdio pipes, so it may reopen
+/// them (`/dev/stdout`); /dev/null is never changed.
+fn own_stdio(uid: libc::uid_t, gid: libc::gid_t) {
+    let null = std::fs::metadata("/dev/null").map(|m| std::os::unix::fs::MetadataExt::rdev(&m)).ok();
+    for fd in 0..3 {
+        // SAFETY: fstat into a zeroed struct we own; fchown of our own stdio fd.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) != 0 || (st.st_mode & libc::S_IFMT == libc::S_IFCHR && Some(st.st_rdev) == null) {
+                continue;
+            }
+            // Errors (a read-only or foreign file) are ignored, as runc does.
+            libc::fchown(fd, uid, gid);
+        }
+    }
+}
+
+/// Refuses to run the shim's own binary (`/proc/self/exe` before the exec): the process would
+/// run the host's file and could find it through /proc.
+fn refuse_shim_binary(exe: &CStr, shim: (u64, u64), arg0: &str) -> Result<(), Failure> {
+    // SAFETY: open by a C path with O_PATH; fstat into a zeroed struct we own; close.
+    let same = unsafe {
+        let fd = libc::open(exe.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+        let mut st: libc::stat = std::mem::zeroed();
+        let same = fd >= 0 && libc::fstat(fd, &mut st) == 0 && (st.st_dev, st.st_ino) == shim;
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        same
+    };
+    if same {
+        return Err((format!("{PREFIX}: exec: \"{arg0}\": permission denied: unknown"), 126));
+    }
+    Ok(())
+}
+
 fn capset(effective: u64, permitted: u64, inheritable: u64) -> libc::c_long {
     const V3: u32 = 0x2008_0522;
     let header: [u32; 2] = [V3, 0];
@@ -402,7 +455,20 @@ fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawF
     reset_signals();
     // Nothing of the shim's stays open in the container's process.
     // SAFETY: marks our own fds close-on-exec.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    check(r, || "marking the shim's files close-on-exec".into())?;
+    // The container's OOM score, not the engine's. Best effort: going below the shim's own
+    // floor needs CAP_SYS_RESOURCE, and the init could not have gone there either.
+    if let Some(adj) = &t.oom_score_adj {
+        // SAFETY: open/write/close of a /proc file by a C path, from our buffer.
+        unsafe {
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::write(fd, adj.as_ptr().cast(), adj.len());
+                libc::close(fd);
+            }
+        }
+    }
     for (fd, path) in &t.cgroup_files {
         // SAFETY: writes one byte from a static buffer to an open cgroup file.
         let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
@@ -434,6 +500,17 @@ fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawF
         let cwd = plan.cwd.to_string_lossy();
         return Err((format!("{PREFIX}: chdir to cwd (\"{cwd}\") set in config.json failed: {}: unknown", errno_text(e)), 126));
     }
+    // As runc: a working directory outside the container's root (reached through a leaked
+    // directory fd) is refused.
+    let mut buf = [0u8; 4096];
+    // SAFETY: getcwd writes at most buf.len() bytes into our buffer.
+    let inside = !unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) }.is_null() && buf[0] == b'/';
+    if !inside {
+        return Err((format!("{PREFIX}: current working directory is outside of container mount namespace root -- possible container breakout detected: unknown"), 126));
+    }
+    if plan.uid != 0 {
+        own_stdio(plan.uid, plan.gid);
+    }
     // SAFETY (this block): prctl/setgroups/setres[ug]id with integer arguments or our buffers.
     unsafe {
         if plan.no_new_privileges {
@@ -455,6 +532,7 @@ fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawF
         libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     }
     let exe = look_path(&plan.arg0, &plan.path)?;
+    refuse_shim_binary(&exe, t.shim_exe, &plan.arg0)?;
     let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = plan.envp.iter().map(|e| e.as_ptr()).collect();

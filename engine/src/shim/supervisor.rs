@@ -54,6 +54,10 @@ pub(super) struct Shim {
     pub execs: Vec<Running>,
     /// What an exec joins, resolved at the first one.
     target: Option<Target>,
+    /// Exec children that failed to start and could not be reaped at once (stopped or
+    /// frozen): left a zombie in the container's pid namespace, one would keep the init from
+    /// ever exiting.
+    strays: Vec<(Pid, OwnedFd)>,
     /// `delete` requests, answered once the process is gone and the container deleted.
     pub deletes: Vec<UnixStream>,
     /// The init's status and the drain deadline, between its exit and `finish`.
@@ -165,6 +169,7 @@ pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
         waiters: vec![],
         execs: vec![],
         target: None,
+        strays: vec![],
         deletes: vec![],
         exiting: None,
         linger_until: None,
@@ -262,7 +267,7 @@ impl Shim {
             if let Some(p) = &self.init_pidfd {
                 add(p.as_raw_fd(), libc::POLLIN, Tag::Child);
             }
-            for fd in self.execs.iter().map(|e| &e.pidfd) {
+            for fd in self.execs.iter().map(|e| &e.pidfd).chain(self.strays.iter().map(|(_, fd)| fd)) {
                 add(fd.as_raw_fd(), libc::POLLIN, Tag::Child);
             }
             if !self.hub.backlogged() {
@@ -367,6 +372,8 @@ impl Shim {
                         self.exiting = Some((ws, Instant::now() + DRAIN_TIMEOUT));
                     } else if let Some(i) = self.execs.iter().position(|e| e.pid == pid) {
                         self.execs.swap_remove(i).report(exit_code(ws));
+                    } else {
+                        self.strays.retain(|(p, _)| *p != pid);
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -376,6 +383,14 @@ impl Shim {
                     return;
                 }
             }
+        }
+    }
+
+    /// Watches a child the loop must reap later.
+    pub fn adopt_stray(&mut self, pid: Pid) {
+        match pidfd_open(pid) {
+            Ok(fd) => self.strays.push((pid, fd)),
+            Err(e) => eprintln!("shim: pidfd of exec child {pid}: {e}"),
         }
     }
 
