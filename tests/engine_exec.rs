@@ -92,6 +92,10 @@ fn exec_joins_namespaces_and_cgroup() {
     assert_eq!(ppid(&sleeper), ppid(&init));
     let shim = std::fs::read_to_string(format!("/proc/{}/cmdline", ppid(&init))).unwrap();
     assert!(shim.contains("\0shim\0"), "{shim:?}");
+    // The shim itself stays in the host's pid namespace, for its children too.
+    let ns = |what: &str| std::fs::read_link(format!("/proc/{}/ns/{what}", ppid(&init))).unwrap();
+    assert_eq!(ns("pid_for_children"), ns("pid"));
+    assert_eq!(ns("pid"), std::fs::read_link("/proc/self/ns/pid").unwrap());
 }
 
 /// The exec'd process is the container's own kind: every cgroup and namespace of the init,

@@ -16,8 +16,10 @@ use std::os::unix::fs::MetadataExt;
 pub(super) struct Target {
     /// `CLONE_NEW*` flags for `setns(init_pidfd, flags)`, pid namespace excluded.
     pub ns_flags: libc::c_int,
-    /// The init lives in another pid namespace (the shim sets it for its children).
-    pub pid_ns: bool,
+    /// The init lives in another pid namespace: the shim's own, to come back to after each
+    /// fork (a process enters a pid namespace only at its birth, so the shim sets its
+    /// children's to the init's around the fork).
+    pub own_pid_ns: Option<OwnedFd>,
     /// Files to write `0` to, in order, opened once (close-on-exec), with their paths.
     pub cgroup_files: Vec<(OwnedFd, String)>,
     /// The highest capability the kernel knows.
@@ -55,7 +57,11 @@ impl Target {
         let last_cap = read("/proc/sys/kernel/cap_last_cap")?.trim().parse().map_err(|e| format!("cap_last_cap: {e}"))?;
         let exe = std::fs::metadata("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
         let oom_score_adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).ok().map(|s| s.trim().to_string());
-        let mut t = Target { pid_ns: differs("pid")?, last_cap, shim_exe: (exe.dev(), exe.ino()), oom_score_adj, ..Default::default() };
+        let mut t = Target { last_cap, shim_exe: (exe.dev(), exe.ino()), oom_score_adj, ..Default::default() };
+        if differs("pid")? {
+            let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| format!("/proc/self/ns/pid: {e}"))?;
+            t.own_pid_ns = Some(own.into());
+        }
         for (name, flag) in NAMESPACES {
             if differs(name)? {
                 t.ns_flags |= flag;
@@ -188,7 +194,7 @@ mod tests {
     #[test]
     fn own_process_target_joins_nothing() {
         let t = Target::resolve(std::process::id() as i32).unwrap();
-        assert_eq!((t.ns_flags, t.pid_ns, t.cgroup_files.len()), (0, false, 0));
+        assert_eq!((t.ns_flags, t.own_pid_ns.is_none(), t.cgroup_files.len()), (0, true, 0));
         assert!(t.last_cap >= 40, "{}", t.last_cap);
     }
 }

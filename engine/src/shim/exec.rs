@@ -53,15 +53,19 @@ fn dev_null() -> Result<File, String> {
 /// error; the exit is reported later by the loop ([`Running::report`]).
 pub(super) fn start(shim: &mut Shim, conn: UnixStream, req: ExecRequest) {
     let _ = conn.set_nonblocking(false);
-    if shim.status != Status::Running || shim.reaped {
+    let not_running = |conn: &UnixStream, shim: &Shim| {
         let reply = ExecReply { error: Some(format!("container {} is not running", shim.cfg.id)), not_running: true, ..Default::default() };
-        let _ = send_line(&conn, &reply, &[]);
-        return;
+        let _ = send_line(conn, &reply, &[]);
+    };
+    if shim.status != Status::Running || shim.reaped {
+        return not_running(&conn, shim);
     }
     let started = run(shim, &req);
     trim_heap();
     let (pid, fds) = match started {
         Ok(x) => x,
+        // The init ended meanwhile (its namespaces are gone): Docker's words for that.
+        Err(_) if shim.init_exited() => return not_running(&conn, shim),
         Err((message, code)) => return fail(&conn, message, code),
     };
     let pidfd = match pidfd_open(pid) {

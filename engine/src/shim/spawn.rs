@@ -210,10 +210,23 @@ pub(super) fn spawn(t: &Target, init: BorrowedFd, plan: &Plan, stdio: Stdio) -> 
         Stdio::Tty(size) => Some((UnixStream::pair().map_err(|e| internal("socketpair", e))?, *size)),
         Stdio::Fds(_) => None,
     };
+    let pid_ns = |fd: RawFd| -> Result<(), Failure> {
+        // SAFETY: setns with CLONE_NEWPID only changes where this process's children are born.
+        check(unsafe { libc::setns(fd, libc::CLONE_NEWPID) } as _, || "entering the container's pid namespace".into())
+    };
+    if t.own_pid_ns.is_some() {
+        pid_ns(init.as_raw_fd())?;
+    }
     // SAFETY: the shim has one thread, so the child may run any code.
     let pid = unsafe { libc::fork() };
+    let fork_errno = errno();
+    if let (Some(own), true) = (&t.own_pid_ns, pid != 0) {
+        if let Err(f) = pid_ns(own.as_raw_fd()) {
+            eprintln!("shim: back to its own pid namespace: {}", f.0);
+        }
+    }
     if pid < 0 {
-        let e = errno();
+        let e = fork_errno;
         let text = if e == libc::ENOMEM { "the container's pid namespace is gone".to_string() } else { errno_text(e) };
         return Err((format!("{PREFIX}: fork: {text}: unknown"), 126).into());
     }

@@ -386,6 +386,14 @@ impl Shim {
         }
     }
 
+    /// The init has exited, reaped or not.
+    pub fn init_exited(&self) -> bool {
+        let Some(fd) = &self.init_pidfd else { return true };
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: polls one pollfd we own, without waiting.
+        unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    }
+
     /// Watches a child the loop must reap later.
     pub fn adopt_stray(&mut self, pid: Pid) {
         match pidfd_open(pid) {
@@ -394,21 +402,13 @@ impl Shim {
         }
     }
 
-    /// What an exec joins, and the init's pidfd. At the first exec the shim also sets its
-    /// `pid_for_children` to the container's pid namespace: it forks nothing else any more.
+    /// What an exec joins (resolved at the first one), and the init's pidfd.
     pub fn exec_target(&mut self) -> Result<(&Target, BorrowedFd<'_>), String> {
-        let raw = match &self.init_pidfd {
-            Some(p) => p.as_raw_fd(),
-            None => return Err(format!("container {} is not running", self.cfg.id)),
-        };
+        if self.init_pidfd.is_none() {
+            return Err(format!("container {} is not running", self.cfg.id));
+        }
         if self.target.is_none() {
-            let t = Target::resolve(self.init.as_raw())?;
-            // SAFETY: setns with the init's pidfd; CLONE_NEWPID only changes where children
-            // are born.
-            if t.pid_ns && unsafe { libc::setns(raw, libc::CLONE_NEWPID) } != 0 {
-                return Err(format!("joining the container's pid namespace: {}", std::io::Error::last_os_error()));
-            }
-            self.target = Some(t);
+            self.target = Some(Target::resolve(self.init.as_raw())?);
         }
         match (&self.target, &self.init_pidfd) {
             (Some(t), Some(p)) => Ok((t, p.as_fd())),
