@@ -159,6 +159,28 @@ fn exec_process_is_set_up_like_the_containers_own() {
     assert_eq!(inspect(&e, &c, "{{len .ExecIDs}}"), "1");
 }
 
+/// The shim runs every exec of its container: many at once each get their own output and exit
+/// code, and a long-running one does not hold up the others.
+#[test]
+fn parallel_execs_keep_their_own_output_and_code() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = sleeper(&e, "epar");
+    e.docker_ok(&["exec", "-d", &c, "sleep", "30"]);
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let (e, c) = (&e, &c);
+                s.spawn(move || e.docker(&["exec", c, "sh", "-c", &format!("echo out-{i}; echo err-{i} >&2; exit {}", i % 5)]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, o) in outs.iter().enumerate() {
+        assert_eq!((o.code(), o.stdout.as_str(), o.stderr.as_str()), ((i % 5) as i32, format!("out-{i}\n").as_str(), format!("err-{i}\n").as_str()), "{o}");
+    }
+}
+
 #[test]
 fn exec_detached_stdin_and_inspect() {
     require_root!();
