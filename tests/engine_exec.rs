@@ -364,9 +364,6 @@ mod pty {
 #[test]
 fn docker_py_client() {
     require_root!();
-    if !std::process::Command::new("python3").args(["-c", "import docker"]).status().is_ok_and(|s| s.success()) {
-        return eprintln!("skipping: docker-py (pip install docker) is not installed");
-    }
     let e = engine_with_busybox();
     let name = e.unique("py");
     let script = format!(

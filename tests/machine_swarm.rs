@@ -1,22 +1,13 @@
 //! `machine create --swarm [--swarm-master]`: local hosts joined through the token service,
-//! then the docker CLI through the manager (`machine env --swarm`). Parts whose `swarm`
-//! subcommands (token-service, join, manage) this build lacks are skipped with a message.
+//! then the docker CLI through the manager (`machine env --swarm`).
 mod machine_support;
 use machine_support::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-fn has_subcommand(sub: &str) -> bool {
-    Command::new(swarm()).args([sub, "--help"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
 
 #[test]
 fn swarm_cluster_through_the_manager() {
     require_root!();
-    if !has_subcommand("token-service") || !has_subcommand("join") {
-        eprintln!("skipping: this swarm binary has no token-service/join");
-        return;
-    }
     let slot = testground::slot::Slot::acquire();
     let cli = Cli::new();
     let subnet = format!("{}0/24", slot.prefix());
@@ -24,15 +15,11 @@ fn swarm_cluster_through_the_manager() {
     // The token service listens everywhere; hosts reach it at the bridge's address.
     let gw = slot.gateway();
     let (ts, disc) = token_service(cli.dir.path(), &gw);
-    let manage = has_subcommand("manage");
 
     let mut a = vec!["create"];
     a.extend(local);
     a.extend(["--swarm", "--swarm-discovery", disc.as_str(), "--swarm-join-opt", "heartbeat=1s", "--swarm-join-opt", "ttl=5s"]);
-    if manage {
-        a.extend(["--swarm-master", "--swarm-strategy", "binpack", "--swarm-opt", "heartbeat=1s"]);
-    }
-    a.push("sm");
+    a.extend(["--swarm-master", "--swarm-strategy", "binpack", "--swarm-opt", "heartbeat=1s", "sm"]);
     let o = cli.machine(&a);
     assert!(o.success(), "{o}");
     let mut a = vec!["create"];
@@ -51,10 +38,6 @@ fn swarm_cluster_through_the_manager() {
         "swarm list: {}",
         listed()
     );
-    if !manage {
-        eprintln!("skipping the manager part: this swarm binary has no manage");
-        return;
-    }
     let ls = cli.ok(&["ls"]);
     assert_eq!(ls_row(&ls, "sm")[5..7], ["sm".to_string(), "(master)".into()], "{ls}");
     assert_eq!(ls_row(&ls, "sn")[5], "sm", "{ls}");
@@ -81,10 +64,6 @@ fn swarm_cluster_through_the_manager() {
 #[test]
 fn swarm_master_over_static_nodes() {
     require_root!();
-    if !has_subcommand("manage") {
-        eprintln!("skipping: this swarm binary has no manage");
-        return;
-    }
     let slot = testground::slot::Slot::acquire();
     let cli = Cli::new();
     let subnet = format!("{}0/24", slot.prefix());
