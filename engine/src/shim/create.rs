@@ -9,10 +9,10 @@ use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
 use std::fs::File;
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The container's stdio as the shim sees it.
 /// libcontainer's executor, but the workload starts with every signal at its default action
@@ -27,23 +27,12 @@ pub(super) struct CleanSignals {
 
 impl Executor for CleanSignals {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        for sig in 1..=64 {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            // The raw syscall: glibc's wrappers refuse its internal signals (32, 33).
-            // Kernel struct sigaction: handler (SIG_DFL = 0), flags, restorer, mask.
-            let act: [u64; 4] = [0; 4];
-            // SAFETY: rt_sigaction reads one kernel sigaction; the old action is not asked for.
-            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
-        }
+        reset_signals();
         if let Some((rows, cols)) = self.winsize.filter(|(r, c)| *r > 0 && *c > 0) {
             let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
             // SAFETY: TIOCSWINSZ reads one winsize; on a non-tty stdin it fails harmlessly.
             unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
         }
-        let empty = nix::sys::signal::SigSet::empty();
-        let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
         DefaultExecutor {}.exec(spec)
     }
 
@@ -147,27 +136,61 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
 }
 
 /// libcontainer's init sent the pty master over the console socket before `build` returned.
-pub(super) fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::os::fd::{AsRawFd, FromRawFd};
+fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
     listener.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;
     let (conn, _) = listener.accept().map_err(|e| format!("console socket: no pty received: {e}"))?;
     conn.set_nonblocking(false).map_err(|e| format!("console socket: {e}"))?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| format!("console socket: {e}"))?;
-    let mut buf = [0u8; 64];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| format!("console socket: {e}"))?;
-    for c in msg.cmsgs().map_err(|e| format!("console socket: {e}"))? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just gave us this fd; nothing else owns it.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
+    receive_fd(&conn, Instant::now() + Duration::from_secs(5)).ok_or_else(|| "console socket: no pty received".to_string())
+}
+
+/// Every signal back to its default action and unblocked (the shim's handlers and mask must
+/// not reach the container's process).
+pub(super) fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // The raw syscall: glibc's wrappers refuse its internal signals (32, 33).
+        // Kernel struct sigaction: handler (SIG_DFL = 0), flags, restorer, mask.
+        let act: [u64; 4] = [0; 4];
+        // SAFETY: rt_sigaction reads one kernel sigaction; the old action is not asked for.
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
+    }
+    let empty: [u64; 1] = [0];
+    // SAFETY: sets the signal mask from our buffer (kernel sigset of 8 bytes).
+    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
+}
+
+/// Waits until `fd` is readable or `deadline` passes (false).
+pub(super) fn wait_readable(fd: RawFd, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: polls one pollfd we own.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
         }
     }
-    Err("console socket: no pty received".into())
+}
+
+/// The pty master the child sends (None if it ended first).
+pub(super) fn receive_fd(sock: &UnixStream, deadline: Instant) -> Option<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    if !wait_readable(sock.as_raw_fd(), deadline) {
+        return None;
+    }
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    let fds: Vec<RawFd> = msg.cmsgs().ok()?.flat_map(|c| if let ControlMessageOwned::ScmRights(f) = c { f } else { vec![] }).collect();
+    // SAFETY: the kernel just gave us these fds; nothing else owns them.
+    let mut owned = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
+    owned.next()
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! connection.
 use super::create::pipe;
 use super::protocol::{ExecReply, ExecRequest, Status};
-use super::spawn::{spawn, Failure, Plan, Stdio};
+use super::plan::Plan;
+use super::spawn::{spawn, Failure, Stdio};
 use super::supervisor::{pidfd_open, trim_heap, Shim};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag};

@@ -10,6 +10,7 @@ mod create;
 mod enter;
 mod exec;
 pub mod io;
+mod plan;
 pub mod protocol;
 mod server;
 mod spawn;

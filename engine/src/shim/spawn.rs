@@ -7,151 +7,17 @@
 //! namespace (the shim's `pid_for_children`) and not dumpable (the shim is not), so a container
 //! process can neither trace it nor open its `/proc/PID/exe` (the shim's binary on the host)
 //! before the exec.
+use super::create::{receive_fd, reset_signals, wait_readable};
 use super::enter::Target;
-use crate::runtime::exec::CAPABILITY_NAMES;
-use serde::Deserialize;
+use super::plan::Plan;
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "OCI runtime exec failed: exec failed: unable to start container process";
 /// How long the shim waits for the child to exec (or fail) before it gives up on it.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The OCI process the engine sends (`runtime::spec::exec_process`).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Process {
-    args: Vec<String>,
-    #[serde(default)]
-    env: Vec<String>,
-    #[serde(default)]
-    cwd: String,
-    #[serde(default)]
-    user: User,
-    #[serde(default)]
-    capabilities: Capabilities,
-    #[serde(default)]
-    rlimits: Vec<Rlimit>,
-    #[serde(default)]
-    no_new_privileges: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct User {
-    uid: u32,
-    gid: u32,
-    #[serde(default)]
-    additional_gids: Vec<u32>,
-}
-
-#[derive(Deserialize, Default)]
-struct Capabilities {
-    #[serde(default)]
-    bounding: Vec<String>,
-    #[serde(default)]
-    effective: Vec<String>,
-    #[serde(default)]
-    permitted: Vec<String>,
-    #[serde(default)]
-    inheritable: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Rlimit {
-    #[serde(rename = "type")]
-    kind: String,
-    soft: u64,
-    hard: u64,
-}
-
-/// Everything the child needs, prepared before the fork.
-pub(super) struct Plan {
-    arg0: String,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    /// `PATH` of the process's environment (Docker looks the command up in it).
-    path: String,
-    cwd: CString,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
-    groups: Vec<libc::gid_t>,
-    bounding: u64,
-    effective: u64,
-    permitted: u64,
-    inheritable: u64,
-    rlimits: Vec<(libc::c_int, libc::rlimit)>,
-    no_new_privileges: bool,
-}
-
-fn cstring(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"))
-}
-
-fn cap_mask(names: &[String]) -> Result<u64, String> {
-    names.iter().try_fold(0u64, |m, n| match CAPABILITY_NAMES.iter().position(|c| c == n) {
-        Some(i) => Ok(m | 1 << i),
-        None => Err(format!("unknown capability {n:?}")),
-    })
-}
-
-fn rlimit_resource(kind: &str) -> Option<libc::c_int> {
-    Some(match kind {
-        "RLIMIT_AS" => libc::RLIMIT_AS,
-        "RLIMIT_CORE" => libc::RLIMIT_CORE,
-        "RLIMIT_CPU" => libc::RLIMIT_CPU,
-        "RLIMIT_DATA" => libc::RLIMIT_DATA,
-        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
-        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
-        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
-        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
-        "RLIMIT_NICE" => libc::RLIMIT_NICE,
-        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
-        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
-        "RLIMIT_RSS" => libc::RLIMIT_RSS,
-        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
-        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
-        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
-        "RLIMIT_STACK" => libc::RLIMIT_STACK,
-        _ => return None,
-    } as libc::c_int)
-}
-
-impl Plan {
-    /// Reads the OCI process the engine sent.
-    pub fn from_json(v: &serde_json::Value) -> Result<Plan, String> {
-        let p = Process::deserialize(v).map_err(|e| format!("invalid exec process: {e}"))?;
-        let arg0 = p.args.first().cloned().filter(|a| !a.is_empty()).ok_or("no exec command specified")?;
-        let cwd = if p.cwd.is_empty() { "/".to_string() } else { p.cwd };
-        let rlimits = p
-            .rlimits
-            .iter()
-            .map(|r| match rlimit_resource(&r.kind) {
-                Some(res) => Ok((res, libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard })),
-                None => Err(format!("unknown rlimit type {:?}", r.kind)),
-            })
-            .collect::<Result<_, _>>()?;
-        let path = p.env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or_default().to_string();
-        Ok(Plan {
-            argv: p.args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?,
-            envp: p.env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?,
-            arg0,
-            path,
-            cwd: cstring(&cwd)?,
-            uid: p.user.uid,
-            gid: p.user.gid,
-            groups: p.user.additional_gids,
-            bounding: cap_mask(&p.capabilities.bounding)?,
-            effective: cap_mask(&p.capabilities.effective)?,
-            permitted: cap_mask(&p.capabilities.permitted)?,
-            inheritable: cap_mask(&p.capabilities.inheritable)?,
-            rlimits,
-            no_new_privileges: p.no_new_privileges,
-        })
-    }
-}
 
 /// The child's stdio.
 pub(super) enum Stdio {
@@ -279,22 +145,6 @@ pub(super) fn spawn(t: &Target, init: BorrowedFd, plan: &Plan, stdio: Stdio) -> 
     Ok((pid, master))
 }
 
-/// Waits until `fd` is readable or `deadline` passes (false).
-fn wait_readable(fd: RawFd, deadline: Instant) -> bool {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: polls one pollfd we own.
-        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 || errno() != libc::EINTR {
-            return false;
-        }
-    }
-}
-
 /// The child's report: empty once it has exec'd. Err when it takes too long.
 fn read_to_end(fd: &OwnedFd, deadline: Instant) -> Result<Vec<u8>, ()> {
     let mut out = vec![];
@@ -314,22 +164,6 @@ fn read_to_end(fd: &OwnedFd, deadline: Instant) -> Result<Vec<u8>, ()> {
     }
 }
 
-/// The pty master the child sends (None if it ended first).
-fn receive_fd(sock: &UnixStream, deadline: Instant) -> Option<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    if !wait_readable(sock.as_raw_fd(), deadline) {
-        return None;
-    }
-    let mut buf = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    let fds: Vec<RawFd> = msg.cmsgs().ok()?.flat_map(|c| if let ControlMessageOwned::ScmRights(f) = c { f } else { vec![] }).collect();
-    // SAFETY: the kernel just gave us these fds; nothing else owns them.
-    let mut owned = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
-    owned.next()
-}
-
 fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Failure> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let iov = [std::io::IoSlice::new(b"m")];
@@ -337,24 +171,6 @@ fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Failure> {
     sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
         .map(|_| ())
         .map_err(|e| (format!("{PREFIX}: sending the pty master: {}: unknown", errno_text(e as i32)), 126))
-}
-
-/// Every signal back to its default action and unblocked (the shim's handlers and mask must
-/// not reach the container's process).
-fn reset_signals() {
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // The raw syscall: glibc's wrappers refuse its internal signals (32, 33).
-        // Kernel struct sigaction: handler (SIG_DFL = 0), flags, restorer, mask.
-        let act: [u64; 4] = [0; 4];
-        // SAFETY: rt_sigaction reads one kernel sigaction; the old action is not asked for.
-        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
-    }
-    let empty: [u64; 1] = [0];
-    // SAFETY: sets the signal mask from our buffer (kernel sigset of 8 bytes).
-    unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut::<u64>(), 8) };
 }
 
 /// A new pty from the container's devpts: sends the master on `sock`, makes the slave the
@@ -561,30 +377,6 @@ fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawF
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn plan_from_the_engines_process() {
-        let p = json!({
-            "terminal": false,
-            "user": {"uid": 65534, "gid": 65534, "additionalGids": [1, 2]},
-            "args": ["sh", "-c", "true"],
-            "env": ["PATH=/usr/bin:/bin", "A=1"],
-            "cwd": "",
-            "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
-            "noNewPrivileges": false
-        });
-        let plan = Plan::from_json(&p).unwrap();
-        assert_eq!((plan.arg0.as_str(), plan.path.as_str(), plan.cwd.to_str().unwrap()), ("sh", "/usr/bin:/bin", "/"));
-        assert_eq!((plan.uid, plan.gid, plan.groups.clone()), (65534, 65534, vec![1, 2]));
-        assert_eq!((plan.bounding, plan.effective, plan.inheritable), (1 | 1 << 5, 1 << 5, 0));
-        assert_eq!(plan.rlimits[0].0, libc::RLIMIT_NOFILE as libc::c_int);
-        assert_eq!((plan.rlimits[0].1.rlim_cur, plan.rlimits[0].1.rlim_max), (512, 1024));
-        assert!(Plan::from_json(&json!({"args": []})).is_err());
-        assert!(Plan::from_json(&json!({"args": ["x"], "capabilities": {"bounding": ["CAP_NOPE"]}})).is_err());
-        assert!(Plan::from_json(&json!({"args": ["x"], "rlimits": [{"type": "RLIMIT_X", "hard": 1, "soft": 1}]})).is_err());
-    }
 
     #[test]
     fn look_path_in_docker_words() {
