@@ -4,7 +4,8 @@
 //! words, with the exit code dockerd gives it (127: no such command, 126: cannot run it).
 //!
 //! The shim is one thread, so the child may allocate. It is born in the container's pid
-//! namespace (the shim's `pid_for_children`) and not dumpable (the shim is not), so a container
+//! namespace (the shim's `pid_for_children`, set to it around the fork only) and not dumpable
+//! (the shim is not), so a container
 //! process can neither trace it nor open its `/proc/PID/exe` (the shim's binary on the host)
 //! before the exec.
 use super::create::{receive_fd, reset_signals, wait_readable};
@@ -35,7 +36,7 @@ fn errno() -> i32 {
 }
 
 /// An errno as Go (and so runc and dockerd) words it: strerror, first letter lower case.
-pub(super) fn errno_text(e: i32) -> String {
+fn errno_text(e: i32) -> String {
     let s = std::io::Error::from_raw_os_error(e).to_string();
     let s = s.split(" (os error").next().unwrap_or_default();
     let mut c = s.chars();
