@@ -1,6 +1,9 @@
 //! The one place state reaches the disk, shared by every crate: atomic writes (temp file in
 //! the same directory, fsync, rename, fsync the directory), so readers see the old or the new
 //! content, never a mix, and a crash leaves no partial file.
+pub mod mountinfo;
+pub use mountinfo::unescape_mount;
+
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs;
 use std::io::{self, Write};

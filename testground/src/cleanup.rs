@@ -2,6 +2,7 @@
 //! the bridge and its veths, iptables rules and chains. Every function is best effort and
 //! only touches what is named after the given unique names and roots.
 use crate::cmd::run_args;
+use fsutil::unescape_mount;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -102,23 +103,6 @@ pub fn kill_processes(r: &Resources, notes: &mut Vec<String>) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Unescapes the octal escapes (`\040`) of /proc/self/mountinfo.
-pub fn unescape_mount(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Mount points at or below `root`, deepest (and latest) first.
@@ -398,12 +382,6 @@ mod tests {
         assert!(mentions("-o fltt0042 -j X", "fltt0042"));
         assert!(!mentions("-o fltt00421", "fltt0042"));
         assert!(mentions("FLT-fltt0042", "fltt0042"));
-    }
-
-    #[test]
-    fn mountinfo_unescape() {
-        assert_eq!(unescape_mount(r"/tmp/a\040b"), "/tmp/a b");
-        assert_eq!(unescape_mount(r"/x\\"), r"/x\\");
     }
 
     #[test]

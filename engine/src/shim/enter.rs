@@ -94,23 +94,6 @@ struct CgroupMount {
     options: Vec<String>,
 }
 
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
     mountinfo
         .lines()
@@ -124,8 +107,8 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
                 return None;
             }
             Some(CgroupMount {
-                root: unescape(pre.get(3)?),
-                point: unescape(pre.get(4)?),
+                root: fsutil::unescape_mount(pre.get(3)?),
+                point: fsutil::unescape_mount(pre.get(4)?),
                 v2: fstype == "cgroup2",
                 options: options.split(',').map(str::to_string).collect(),
             })

@@ -63,7 +63,7 @@ pub fn is_mounted(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
     let want = path.to_string_lossy();
     // Field 5 is the mount point, with spaces and the like octal-escaped.
-    info.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| m.replace("\\040", " ") == want))
+    info.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| fsutil::unescape_mount(m) == want))
 }
 
 /// Mounts `device` on `data` as the options say, unless it is mounted already.
