@@ -12,6 +12,7 @@ pub mod system;
 pub use error::ApiError;
 
 use crate::cluster::Cluster;
+use crate::ha::Target;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -98,7 +99,7 @@ async fn dispatch(State(cl): State<Cluster>, req: Request) -> Response {
             version.unwrap_or_default()
         )))
     } else {
-        handle(&cl, &ctx, r, req).await
+        serve_or_forward(&cl, &ctx, r, req).await
     };
     let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
     let h = resp.headers_mut();
@@ -108,6 +109,27 @@ async fn dispatch(State(cl): State<Cluster>, req: Request) -> Response {
     h.insert("Server", HeaderValue::from_static(SWARM_VERSION));
     tracing::debug!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     resp
+}
+
+/// How long a replica holds a request while no primary is known (an election under way).
+const PRIMARY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The primary serves everything; a replica serves `/_ping`, `/info` and `/metrics` itself and
+/// forwards the rest to the primary (classic Swarm's replica handler).
+async fn serve_or_forward(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Result<Response, ApiError> {
+    if cl.ha.is_replicated() && !matches!(r, Route::Local(Local::Ping | Local::Info | Local::Metrics)) {
+        let forwarded = req.headers().contains_key(proxy::FORWARDED_BY);
+        let patience = if forwarded { std::time::Duration::ZERO } else { PRIMARY_WAIT };
+        match cl.ha.target(patience).await {
+            Some(Target::Local) => {}
+            Some(Target::Primary(_)) if forwarded => {
+                return Err(ApiError::new(503, "this manager is not the primary either (the managers disagree during an election); retry"))
+            }
+            Some(Target::Primary(addr)) => return proxy::to_primary(cl, &addr, req, cl.ha.advertise().unwrap_or("")).await,
+            None => return Err(ApiError::new(503, "no primary manager is elected at the moment; retry later")),
+        }
+    }
+    handle(cl, ctx, r, req).await
 }
 
 async fn handle(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Result<Response, ApiError> {

@@ -4,7 +4,7 @@
 use super::client::NodeError;
 use super::engine::Engine;
 use super::{Cluster, ClusterError};
-use crate::scheduler::request::LABEL_SWARM_ID;
+use crate::scheduler::request::{Reschedule, LABEL_SWARM_ID};
 use crate::scheduler::Request;
 use hyper::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
@@ -46,10 +46,40 @@ fn with_tag(image: &str) -> String {
     }
 }
 
+/// A container created through the scheduler.
+pub(crate) struct Created {
+    /// The node's answer (`{"Id", "Warnings"}`).
+    pub answer: Value,
+    pub engine: Arc<Engine>,
+    pub req: Request,
+    /// The create body as sent (placement rules in labels, swarm ID set).
+    pub body: Value,
+}
+
+impl Created {
+    pub fn id(&self) -> &str {
+        self.answer["Id"].as_str().unwrap_or("")
+    }
+}
+
 impl Cluster {
-    /// Schedules and creates a container; returns the node's `{"Id", "Warnings"}`.
-    pub async fn create(&self, name: Option<String>, mut body: Value, auth: Option<HeaderValue>) -> Result<Value, ClusterError> {
+    /// Schedules and creates a container; returns the node's `{"Id", "Warnings"}`. A container
+    /// with `reschedule:on-node-failure` is recorded (in etcd with etcd discovery) before the
+    /// create is acknowledged.
+    pub async fn create(&self, name: Option<String>, body: Value, auth: Option<HeaderValue>) -> Result<Value, ClusterError> {
         let started = Instant::now();
+        let r = self.create_scheduled(name, body, auth).await;
+        let r = match r {
+            Ok(c) if c.req.reschedule == Reschedule::OnNodeFailure => self.record_created(&c).await.map(|()| c.answer),
+            Ok(c) => Ok(c.answer),
+            Err(e) => Err(e),
+        };
+        self.metrics.observe_create(started.elapsed(), r.is_ok());
+        r
+    }
+
+    /// Schedules and creates a container; no record is written.
+    pub(crate) async fn create_scheduled(&self, name: Option<String>, mut body: Value, auth: Option<HeaderValue>) -> Result<Created, ClusterError> {
         let mut req = Request::from_config(name.as_deref(), &mut body)?;
         if req.image.is_empty() {
             return Err(ClusterError::InvalidParameter("No image was specified".into()));
@@ -74,14 +104,15 @@ impl Cluster {
         let mut retries = 0;
         let mut image_affinity = false;
         loop {
+            // A manager that lost its lease accepts no create (another primary may exist).
+            if !self.ha.is_primary() {
+                return Err(ClusterError::NotPrimary);
+            }
             let (engine, pending) = self.place(&req)?;
             let r = self.create_on(&engine, &pending, &req, &body, auth.clone()).await;
             engine.remove_pending(&pending);
             match r {
-                Ok(v) => {
-                    self.metrics.observe_create(started.elapsed(), true);
-                    return Ok(v);
-                }
+                Ok(answer) => return Ok(Created { answer, engine, req, body }),
                 Err(e) if image_missing(&e) && !image_affinity && !req.pinned_to_node() && self.image_somewhere(&req.image) => {
                     tracing::info!(image = %req.image, "retrying on a node that has the image");
                     image_affinity = true;
@@ -91,10 +122,7 @@ impl Cluster {
                     retries += 1;
                     tracing::info!(error = %e, retries, "create failed; retrying");
                 }
-                Err(e) => {
-                    self.metrics.observe_create(started.elapsed(), false);
-                    return Err(e.into());
-                }
+                Err(e) => return Err(e.into()),
             }
         }
     }

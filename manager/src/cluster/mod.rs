@@ -1,7 +1,7 @@
 //! The cluster: the nodes discovery reports, what the manager knows of each, container lookup
 //! across nodes, and placement with pending reservations.
 pub mod client;
-mod create;
+pub(crate) mod create;
 pub mod engine;
 pub mod events;
 mod lookup;
@@ -18,10 +18,13 @@ pub use events::EventHub;
 pub use source::{NodeSource, StaticNodes};
 pub use view::Container;
 
+use crate::ha::store::Store;
+use crate::ha::Ha;
 use crate::metrics::Metrics;
 use crate::scheduler::{RequestError, SchedError, Scheduler};
 use discovery::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +49,11 @@ pub enum ClusterError {
     NodeUnhealthy(String, String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// This manager lost its primary role while the request was served.
+    #[error("this manager is not the primary (its leader lease ended); retry through any manager")]
+    NotPrimary,
+    #[error(transparent)]
+    Store(#[from] crate::ha::store::StoreError),
 }
 
 impl ClusterError {
@@ -56,6 +64,7 @@ impl ClusterError {
             ClusterError::NameInUse { .. } => 409,
             ClusterError::Request(_) | ClusterError::InvalidParameter(_) => 400,
             ClusterError::Node(NodeError::Status { status, .. }) => *status,
+            ClusterError::NotPrimary => 503,
             _ => 500,
         }
     }
@@ -76,6 +85,9 @@ pub struct ClusterOpts {
     pub failure_retry: u32,
     /// Connections to nodes open at once, all nodes together (event streams included).
     pub max_connections: usize,
+    /// `--heartbeat`: paces the retries of a broken node event stream (each failed retry counts
+    /// against the node's health) and the rescheduling watchdog's checks.
+    pub heartbeat: Duration,
 }
 
 impl Default for ClusterOpts {
@@ -89,6 +101,7 @@ impl Default for ClusterOpts {
             refresh_max: Duration::from_secs(60),
             failure_retry: 3,
             max_connections: pool::default_max_open(),
+            heartbeat: Duration::from_secs(60),
         }
     }
 }
@@ -109,6 +122,12 @@ pub struct Shared {
     dirty: Arc<views::Dirty>,
     view_cache: Mutex<views::ViewCache>,
     shutdown: CancellationToken,
+    /// Primary or replica.
+    pub ha: Ha,
+    /// Records of reschedulable containers.
+    pub(crate) records: Store,
+    /// Discovery has delivered its first node set (until then an absent node is not a failed one).
+    discovered: AtomicBool,
 }
 
 /// A cheap handle on the cluster.
@@ -132,6 +151,17 @@ impl Shared {
 
 impl Cluster {
     pub fn new(opts: ClusterOpts, tls: Option<rustls::ClientConfig>, shutdown: CancellationToken) -> Result<Cluster, ClusterError> {
+        Self::with_ha(opts, tls, shutdown, Ha::standalone(), Store::memory())
+    }
+
+    /// A cluster whose role comes from `ha` and whose reschedule records live in `records`.
+    pub fn with_ha(
+        opts: ClusterOpts,
+        tls: Option<rustls::ClientConfig>,
+        shutdown: CancellationToken,
+        ha: Ha,
+        records: Store,
+    ) -> Result<Cluster, ClusterError> {
         let scheduler = Scheduler::new(&opts.filters, &opts.strategy)?;
         let transport = Arc::new(Transport::new(tls, opts.max_connections)?);
         Ok(Cluster(Arc::new(Shared {
@@ -147,6 +177,9 @@ impl Cluster {
             dirty: Default::default(),
             view_cache: Default::default(),
             shutdown,
+            ha,
+            records,
+            discovered: AtomicBool::new(false),
         })))
     }
 
@@ -178,6 +211,22 @@ impl Cluster {
             tokio::spawn(run.run(self.0.clone()));
             engines.insert(addr.clone(), e);
         }
+        self.discovered.store(true, Ordering::Release);
+    }
+
+    /// Whether discovery has delivered a node set yet.
+    pub fn discovered(&self) -> bool {
+        self.discovered.load(Ordering::Acquire)
+    }
+
+    /// A client for another manager (the primary), with the manager's own TLS.
+    pub fn manager_client(&self, addr: &str) -> NodeClient {
+        self.transport.client(addr)
+    }
+
+    /// The cancellation token everything of this cluster stops with.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Feeds the cluster from a node source until shutdown.

@@ -224,9 +224,13 @@ impl Engine {
         }
     }
 
-    /// Follows the node's `/events` until cancelled; restarts it after errors.
+    /// Follows the node's `/events` until cancelled; restarts it after errors. A stream that
+    /// breaks and each reconnection that fails count against the node's health (classic
+    /// Swarm's connection errors), retried at the heartbeat's pace: a dead node turns Unhealthy
+    /// after `--engine-failure-retry` of them, within seconds with `--heartbeat 1s`.
     async fn follow_events(self: Arc<Self>, sh: Arc<Shared>) {
-        let mut failures: u64 = 0;
+        let retry = (sh.opts.heartbeat / 2).clamp(Duration::from_millis(250), Duration::from_secs(2));
+        let mut failures: u32 = 0;
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -235,6 +239,7 @@ impl Engine {
                 .client
                 .send(hyper::Method::GET, "/events", Default::default(), reqwest::Body::from(""), None)
                 .await;
+            self.note(&sh, &r);
             let r = match r {
                 Ok(resp) => self.client.check(resp).await,
                 Err(e) => Err(e),
@@ -251,12 +256,16 @@ impl Engine {
                     self.wake.notify_one();
                     let mut body = resp.bytes_stream();
                     let mut buf: Vec<u8> = vec![];
-                    loop {
+                    let broke = loop {
                         let chunk = tokio::select! {
                             c = body.next() => c,
                             _ = self.cancel.cancelled() => return,
                         };
-                        let Some(Ok(chunk)) = chunk else { break };
+                        let chunk = match chunk {
+                            Some(Ok(c)) => c,
+                            Some(Err(e)) => break e.to_string(),
+                            None => break "the node closed its event stream".to_string(),
+                        };
                         buf.extend_from_slice(&chunk);
                         while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                             let line: Vec<u8> = buf.drain(..=nl).collect();
@@ -267,9 +276,12 @@ impl Engine {
                                 sh.hub.publish(enrich(ev, &self.addr, &info));
                             }
                         }
-                    }
+                    };
                     self.lock().events_live = false;
-                    Duration::from_secs(1)
+                    tracing::debug!(addr = %self.addr, reason = %broke, "event stream broken");
+                    let e: Result<(), NodeError> = Err(NodeError::Connect { addr: format!("tcp://{}", self.addr), detail: format!("event stream broken: {broke}") });
+                    self.note(&sh, &e);
+                    Duration::ZERO
                 }
                 Err(NodeError::Status { status, .. }) if status == 404 || status == 501 => {
                     tracing::info!(addr = %self.addr, "node has no event stream; relying on periodic refresh");
@@ -278,7 +290,12 @@ impl Engine {
                 Err(e) => {
                     failures += 1;
                     tracing::debug!(addr = %self.addr, error = %e, "event stream failed");
-                    Duration::from_secs((failures + 1).min(10))
+                    // Quick retries until the node is declared Unhealthy, then slower ones.
+                    if failures <= sh.opts.failure_retry {
+                        retry
+                    } else {
+                        Duration::from_secs(u64::from(failures - sh.opts.failure_retry).min(10)).max(retry)
+                    }
                 }
             };
             tokio::select! {

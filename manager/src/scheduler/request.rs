@@ -18,6 +18,34 @@ pub enum RequestError {
     Expr(#[from] ExprError),
     #[error("invalid label {label}: {detail}")]
     Label { label: &'static str, detail: String },
+    #[error("too many reschedule policies")]
+    TooManyReschedulePolicies,
+    #[error("invalid reschedule policy: {0}")]
+    InvalidReschedulePolicy(String),
+}
+
+/// What happens to a container when its node fails (`reschedule:…`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reschedule {
+    #[default]
+    Off,
+    /// Re-created on a healthy node when its node turns Unhealthy or leaves discovery.
+    OnNodeFailure,
+}
+
+impl Reschedule {
+    /// Classic Swarm's rules: at most one policy, `off` or `on-node-failure`.
+    fn parse(policies: &[String]) -> Result<Reschedule, RequestError> {
+        match policies {
+            [] => Ok(Reschedule::Off),
+            [p] => match p.as_str() {
+                "off" => Ok(Reschedule::Off),
+                "on-node-failure" => Ok(Reschedule::OnNodeFailure),
+                other => Err(RequestError::InvalidReschedulePolicy(other.to_string())),
+            },
+            _ => Err(RequestError::TooManyReschedulePolicies),
+        }
+    }
 }
 
 /// Everything the filters and strategies read.
@@ -38,6 +66,7 @@ pub struct Request {
     pub volumes_from: Vec<String>,
     pub links: Vec<String>,
     pub net_container: Option<String>,
+    pub reschedule: Reschedule,
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
@@ -100,7 +129,7 @@ impl Request {
         let constraints = merge(LABEL_CONSTRAINTS, constraints)?;
         let affinities = merge(LABEL_AFFINITIES, affinities)?;
         let whitelists = merge(LABEL_WHITELISTS, whitelists)?;
-        merge(LABEL_RESCHEDULE, reschedule)?;
+        let reschedule = Reschedule::parse(&merge(LABEL_RESCHEDULE, reschedule)?)?;
 
         let hc = cfg.get("HostConfig").cloned().unwrap_or(Value::Null);
         let mut port_bindings = vec![];
@@ -134,6 +163,7 @@ impl Request {
             volumes_from,
             links,
             net_container,
+            reschedule,
         })
     }
 
@@ -196,6 +226,19 @@ mod tests {
         assert_eq!(Request::from_config(None, &mut cfg).unwrap_err().to_string(), "One of operator ==, != is expected");
         let mut cfg = json!({"Image": "x", "Labels": {"com.docker.swarm.affinities": "nope"}});
         assert!(matches!(Request::from_config(None, &mut cfg), Err(RequestError::Label { .. })));
+    }
+
+    #[test]
+    fn reschedule_policies() {
+        let mut cfg = json!({"Image": "x", "Env": ["reschedule:on-node-failure"]});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap().reschedule, Reschedule::OnNodeFailure);
+        assert_eq!(cfg["Labels"][LABEL_RESCHEDULE], json!("[\"on-node-failure\"]"));
+        let mut cfg = json!({"Image": "x", "Labels": {LABEL_RESCHEDULE: "[\"off\"]"}});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap().reschedule, Reschedule::Off);
+        let mut cfg = json!({"Image": "x", "Env": ["reschedule:on-node-failure"], "Labels": {LABEL_RESCHEDULE: "[\"off\"]"}});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap_err().to_string(), "too many reschedule policies");
+        let mut cfg = json!({"Image": "x", "Env": ["reschedule:always"]});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap_err().to_string(), "invalid reschedule policy: always");
     }
 
     #[test]

@@ -49,10 +49,12 @@ pub struct ManageArgs {
     /// Deprecated: use --engine-failure-retry.
     #[arg(long = "engine-refresh-retry", default_value_t = 3, hide = true)]
     refresh_retry: i64,
-    /// Leader election between replicas (needs KV discovery; not available yet).
+    /// Leader election between managers (needs etcd discovery and --advertise): the primary
+    /// serves, replicas forward to it.
     #[arg(long)]
     replication: bool,
-    #[arg(long = "replication-ttl", default_value = "20s", value_parser = parse_duration, hide = true)]
+    /// Lease of the primary: a replica takes over within it when the primary dies.
+    #[arg(long = "replication-ttl", default_value = "20s", value_parser = parse_duration)]
     replication_ttl: Duration,
     /// Accepted for compatibility (CORS headers are not sent).
     #[arg(long = "api-enable-cors", visible_alias = "cors", hide = true)]
@@ -194,7 +196,6 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
         if a.replication_ttl.is_zero() {
             bail!("--replication-ttl should be a positive number");
         }
-        bail!("--replication is not available in this build yet");
     }
     if let Some(adv) = &a.advertise {
         let ok = adv.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_some_and(|p| p > 0);
@@ -204,9 +205,19 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
     }
     let discovery = a.discovery.clone().context("a discovery URL is required (argument or $SWARM_DISCOVERY), e.g. nodes://10.0.0.1:2375,10.0.0.2:2375")?;
     let source = node_source(&discovery, &a.discovery_opt, a.discovery_url.clone())?;
+    let etcd = match &source {
+        Source::Watch(discovery::Backend::Etcd(e)) => Some(e.clone()),
+        _ => None,
+    };
+    if a.replication && etcd.is_none() {
+        bail!("Leader election is only supported with consul, etcd and zookeeper discovery.");
+    }
+    let replication = a.replication.then(|| manager::Replication { advertise: a.advertise.clone().unwrap_or_default(), ttl: a.replication_ttl });
     let heartbeat = a.heartbeat;
     let hosts = a.host.iter().map(|h| manager::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
-    let cfg = manager::ManagerConfig { hosts, insecure_tcp: a.insecure_tcp, tls: tls_opts(&a)?, cluster: cluster_opts(&a)? };
+    let mut cluster = cluster_opts(&a)?;
+    cluster.heartbeat = heartbeat;
+    let cfg = manager::ManagerConfig { hosts, insecure_tcp: a.insecure_tcp, tls: tls_opts(&a)?, cluster, etcd, replication };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let token = manager::CancellationToken::new();
