@@ -129,8 +129,17 @@ async fn serve_or_forward(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Re
             None => return Err(ApiError::new(503, "no primary manager is elected at the moment; retry later")),
         }
     }
-    handle(cl, ctx, r, req).await
+    let replicated = cl.ha.is_replicated();
+    let mut resp = handle(cl, ctx, r, req).await.unwrap_or_else(IntoResponse::into_response);
+    // Which primary served it: a replica's forward passes this header back to the client.
+    if let Some(v) = cl.ha.advertise().filter(|_| replicated).and_then(|a| HeaderValue::from_str(a).ok()) {
+        resp.headers_mut().insert(SERVED_BY, v);
+    }
+    Ok(resp)
 }
+
+/// Response header naming the primary (its `--advertise`) that served a request.
+pub const SERVED_BY: &str = "x-swarm-primary";
 
 async fn handle(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Result<Response, ApiError> {
     match r {
