@@ -183,6 +183,11 @@ fn containers_are_rescheduled_across_failover() {
     c.docker_ok(r, &["run", "-d", "--name", "moved", "-e", "reschedule:on-node-failure", "-e", &soft(&n1), "busybox", "sleep", "600"]);
     c.docker_ok(r, &["run", "-d", "--name", "stays", "-e", &soft(&n1), "busybox", "sleep", "600"]);
     let old_id = c.docker_ok(r, &["inspect", "-f", "{{.Id}}", "moved"]).trim().to_string();
+    // Its record is in etcd as soon as the create is acknowledged; the other one has none.
+    let records = || c.etcd.get_prefix("/flt/flotilla/reschedule/").unwrap();
+    let rec = records();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert!(rec[0].1.contains(&old_id) && rec[0].1.contains("\"name\":\"moved\""), "{rec:?}");
     assert_eq!(c.docker_ok(r, &["inspect", "-f", "{{.Node.Name}}", "moved"]).trim(), n1);
     // `docker events` through a replica (forwarded to the primary) shows the reschedule.
     let mut events = std::process::Command::new(testground::engine::docker_cli())
@@ -241,6 +246,8 @@ fn containers_are_rescheduled_across_failover() {
         assert_eq!(ps.lines().filter(|l| l.ends_with(&format!("/{name}"))).count(), 1, "{ps}");
     }
     c.docker_ok(np, &["rm", "-f", "moved", "moved2", "stays"]);
+    // Removed by the user: the records go too.
+    assert!(wait_until(Duration::from_secs(15), || records().is_empty()), "{:?}", records());
 }
 
 /// Flag validation as classic Swarm: `--replication` needs KV discovery and `--advertise`.
