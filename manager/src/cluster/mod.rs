@@ -76,6 +76,8 @@ pub struct ClusterOpts {
     pub failure_retry: u32,
     /// Connections to nodes open at once, all nodes together (event streams included).
     pub max_connections: usize,
+    /// `swarm --experimental`: reported by `/info` and `/version`.
+    pub experimental: bool,
 }
 
 impl Default for ClusterOpts {
@@ -89,6 +91,7 @@ impl Default for ClusterOpts {
             refresh_max: Duration::from_secs(60),
             failure_retry: 3,
             max_connections: pool::default_max_open(),
+            experimental: false,
         }
     }
 }
