@@ -28,6 +28,8 @@ pub struct EngineConfig {
     pub tls: Option<crate::tls::TlsOptions>,
     /// Parent of every container's cgroup (cgroupfs layout), e.g. `/flotilla` -> `/flotilla/<id>`.
     pub cgroup_parent: String,
+    /// `swarm --experimental`: reported by `/info`, `/version` and the `Docker-Experimental` header.
+    pub experimental: bool,
 }
 
 impl EngineConfig {
@@ -46,6 +48,7 @@ impl EngineConfig {
             name: None,
             cgroup_parent: "/flotilla".into(),
             tls: None,
+            experimental: false,
         }
     }
 }

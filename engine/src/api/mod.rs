@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(exec::routes())
         .merge(ops::routes())
         .fallback(not_found)
-        .layer(axum::middleware::map_response(add_server_headers))
+        .layer(axum::middleware::map_response_with_state(state.clone(), add_server_headers))
         .layer(axum::middleware::from_fn(trace))
         .with_state(state)
 }
@@ -66,10 +66,10 @@ async fn trace(req: Request, next: axum::middleware::Next) -> axum::response::Re
     resp
 }
 
-async fn add_server_headers(mut resp: axum::response::Response) -> axum::response::Response {
+async fn add_server_headers(axum::extract::State(st): axum::extract::State<AppState>, mut resp: axum::response::Response) -> axum::response::Response {
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(crate::API_VERSION));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Docker-Experimental", HeaderValue::from_static(if st.config.experimental { "true" } else { "false" }));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     if let Ok(v) = HeaderValue::from_str(&format!("Docker/{} (linux)", crate::ENGINE_VERSION)) {
         h.insert("Server", v);

@@ -31,8 +31,9 @@ async fn too_old(Path(ver): Path<String>) -> ApiError {
     ))
 }
 
-async fn version() -> Json<serde_json::Value> {
+async fn version(State(st): State<AppState>) -> Json<serde_json::Value> {
     let h = crate::sysinfo::host_info();
+    let experimental = st.config.experimental;
     Json(json!({
         "Platform": {"Name": "Flotilla Engine"},
         "Components": [{
@@ -43,10 +44,11 @@ async fn version() -> Json<serde_json::Value> {
                 "MinAPIVersion": crate::MIN_API_VERSION,
                 "Os": "linux", "Arch": "amd64",
                 "KernelVersion": h.kernel_version,
-                "GitCommit": "flotilla", "GoVersion": "rust", "Experimental": "false",
+                "GitCommit": "flotilla", "GoVersion": "rust", "Experimental": experimental.to_string(),
             }
         }],
         "Version": crate::ENGINE_VERSION,
+        "Experimental": experimental,
         "ApiVersion": crate::API_VERSION,
         "MinAPIVersion": crate::MIN_API_VERSION,
         "GitCommit": "flotilla",
@@ -117,7 +119,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         "DockerRootDir": st.config.data_root,
         "Name": st.config.name.clone().unwrap_or(h.hostname),
         "Labels": labels,
-        "ExperimentalBuild": false,
+        "ExperimentalBuild": st.config.experimental,
         "ServerVersion": crate::ENGINE_VERSION,
         "Runtimes": {"flotilla-shim": {"path": st.config.shim_binary}},
         "DefaultRuntime": "flotilla-shim",

@@ -104,7 +104,7 @@ async fn dispatch(State(cl): State<Cluster>, req: Request) -> Response {
     let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Docker-Experimental", HeaderValue::from_static(if cl.opts.experimental { "true" } else { "false" }));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     h.insert("Server", HeaderValue::from_static(SWARM_VERSION));
     tracing::debug!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
@@ -144,7 +144,7 @@ pub const SERVED_BY: &str = "x-swarm-primary";
 async fn handle(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Result<Response, ApiError> {
     match r {
         Route::Local(Local::Ping) => Ok(system::ping()),
-        Route::Local(Local::Version) => Ok(system::version()),
+        Route::Local(Local::Version) => Ok(system::version(cl)),
         Route::Local(Local::Info) => Ok(system::info(cl)),
         Route::Local(Local::Events) => system::events(cl, ctx),
         Route::Local(Local::Metrics) => Ok(system::metrics(cl)),

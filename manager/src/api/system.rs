@@ -30,11 +30,13 @@ fn host() -> (String, String, String) {
     (read("/proc/sys/kernel/hostname"), read("/proc/sys/kernel/osrelease"), os)
 }
 
-pub fn version() -> Response {
+pub fn version(cl: &Cluster) -> Response {
     let (_, kernel, _) = host();
+    let experimental = cl.opts.experimental;
     Json(json!({
         "Platform": {"Name": "Flotilla Swarm"},
-        "Components": [{"Name": "Swarm", "Version": SWARM_VERSION, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION}}],
+        "Components": [{"Name": "Swarm", "Version": SWARM_VERSION, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Experimental": experimental.to_string()}}],
+        "Experimental": experimental,
         "Version": SWARM_VERSION,
         "ApiVersion": API_VERSION,
         "MinAPIVersion": MIN_API_VERSION,
@@ -148,7 +150,7 @@ pub fn info(cl: &Cluster) -> Response {
         "RegistryConfig": {"InsecureRegistryCIDRs": [], "IndexConfigs": {}, "Mirrors": []},
         "NCPU": ncpu, "MemTotal": mem,
         "DockerRootDir": "", "Name": hostname, "Labels": [],
-        "ExperimentalBuild": false, "ServerVersion": SWARM_VERSION,
+        "ExperimentalBuild": cl.opts.experimental, "ServerVersion": SWARM_VERSION,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "Warnings": null,
     }))

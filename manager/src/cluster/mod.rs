@@ -88,6 +88,8 @@ pub struct ClusterOpts {
     /// `--heartbeat`: paces the retries of a broken node event stream (each failed retry counts
     /// against the node's health) and the rescheduling watchdog's checks.
     pub heartbeat: Duration,
+    /// `swarm --experimental`: reported by `/info` and `/version`.
+    pub experimental: bool,
 }
 
 impl Default for ClusterOpts {
@@ -102,6 +104,7 @@ impl Default for ClusterOpts {
             failure_retry: 3,
             max_connections: pool::default_max_open(),
             heartbeat: Duration::from_secs(60),
+            experimental: false,
         }
     }
 }
