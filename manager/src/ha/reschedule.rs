@@ -47,7 +47,7 @@ impl Cluster {
             None => c.engine.client.get_json(&format!("/containers/{id}/json")).await.ok().and_then(|v| v["Name"].as_str().map(|n| n.trim_start_matches('/').to_string())).unwrap_or_default(),
         };
         let swarm_id = c.body["Labels"][crate::scheduler::request::LABEL_SWARM_ID].as_str().unwrap_or("").to_string();
-        let rec = Record { swarm_id, name, config: c.body.clone(), node: c.engine.addr.clone(), id: id.clone(), moving: None };
+        let rec = Record { swarm_id, name, config: c.body.clone(), node: c.engine.addr.clone(), node_name: c.engine.name(), id: id.clone(), moving: None };
         if let Err(e) = self.records.put(&rec).await {
             tracing::warn!(container = %id, error = %e, "cannot record the reschedule policy; removing the container");
             let _ = c.engine.client.send(hyper::Method::DELETE, &format!("/containers/{id}?force=1&v=1"), HeaderMap::new(), reqwest::Body::from(""), None).await;
@@ -118,6 +118,7 @@ impl Cluster {
                 // Already moved (by an earlier primary, or by hand): follow it.
                 Some(c) => {
                     rec.node = c.engine.addr.clone();
+                    rec.node_name = c.engine.name();
                     rec.id = c.c.id().to_string();
                     Ok(self.records.put(&rec).await?)
                 }
@@ -129,7 +130,7 @@ impl Cluster {
             NodeState::Down => {
                 // The last state this manager saw decides whether the new copy starts.
                 let start = self.engine(&rec.node).and_then(|e| e.get(&rec.id)).is_none_or(|c| c.running());
-                rec.moving = Some(Move { from: rec.node.clone(), old_id: rec.id.clone(), start });
+                rec.moving = Some(Move { from: rec.node.clone(), from_name: rec.node_name.clone(), old_id: rec.id.clone(), start });
                 self.records.put(&rec).await?;
                 self.finish_move(rec, copies).await
             }
@@ -139,7 +140,7 @@ impl Cluster {
     /// Finishes a move recorded in `rec`: adopts an existing copy, or creates one.
     async fn finish_move(&self, mut rec: Record, copies: &[Copy]) -> Result<(), ClusterError> {
         let mv = rec.moving.clone().expect("called for a move");
-        let from_name = self.engine(&mv.from).map(|e| e.name()).filter(|n| !n.is_empty()).unwrap_or_else(|| mv.from.clone());
+        let from_name = Some(mv.from_name.clone()).filter(|n| !n.is_empty()).unwrap_or_else(|| mv.from.clone());
         let (engine, id) = match copies.first() {
             Some(c) => (c.engine.clone(), c.c.id().to_string()),
             None => {
@@ -164,6 +165,7 @@ impl Cluster {
             }
         }
         rec.node = engine.addr.clone();
+        rec.node_name = engine.name();
         rec.id = id.clone();
         rec.moving = None;
         self.records.put(&rec).await?;

@@ -22,6 +22,9 @@ pub struct Record {
     pub config: Value,
     /// The node (address) that holds the container.
     pub node: String,
+    /// Its name (kept: a node gone from discovery has no name to ask for).
+    #[serde(default)]
+    pub node_name: String,
     /// The container's ID there.
     pub id: String,
     /// A rescheduling under way.
@@ -32,8 +35,10 @@ pub struct Record {
 /// A rescheduling that has started: written before the new copy is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Move {
-    /// The failed node and the container's ID there.
+    /// The failed node (address and name) and the container's ID there.
     pub from: String,
+    #[serde(default)]
+    pub from_name: String,
     pub old_id: String,
     /// Whether the new copy is started (the old one was running).
     pub start: bool,
@@ -115,9 +120,9 @@ mod tests {
     #[tokio::test]
     async fn memory_store_keeps_one_record_per_swarm_id() {
         let s = Store::memory();
-        let mut r = Record { swarm_id: "s1".into(), name: "web".into(), config: serde_json::json!({"Image": "busybox"}), node: "a:1".into(), id: "c1".into(), moving: None };
+        let mut r = Record { swarm_id: "s1".into(), name: "web".into(), config: serde_json::json!({"Image": "busybox"}), node: "a:1".into(), node_name: "n1".into(), id: "c1".into(), moving: None };
         s.put(&r).await.unwrap();
-        r.moving = Some(Move { from: "a:1".into(), old_id: "c1".into(), start: true });
+        r.moving = Some(Move { from: "a:1".into(), from_name: "n1".into(), old_id: "c1".into(), start: true });
         s.put(&r).await.unwrap();
         assert_eq!(s.list().await.unwrap(), vec![r.clone()]);
         let text = serde_json::to_string(&r).unwrap();
