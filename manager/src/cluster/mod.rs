@@ -279,7 +279,22 @@ impl Cluster {
         addr.and_then(|a| self.engine(&a)).ok_or_else(|| ClusterError::NoSuchExec(exec_id.to_string()))
     }
 
-    /// The best healthy node for a request with no requirements (searches, auth, builds).
+    /// The node a build goes to, as classic Swarm chose it: build args named `constraint:…` or
+    /// `affinity:…` are placement rules (`--build-arg constraint:node==n1` arrives as the arg
+    /// `constraint:node` with the value `=n1`), and `cpushares`/`memory` are reserved.
+    pub fn engine_for_build(&self, buildargs: &BTreeMap<String, String>, cpus: i64, memory: i64) -> Result<Arc<Engine>, ClusterError> {
+        let env: Vec<String> = buildargs
+            .iter()
+            .filter(|(k, _)| k.starts_with("constraint:") || k.starts_with("affinity:"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut cfg = serde_json::json!({"Env": env, "HostConfig": {"CpuShares": cpus, "Memory": memory}});
+        let req = crate::scheduler::Request::from_config(None, &mut cfg)?;
+        let addr = self.with_views(|views| self.scheduler.pick(&req, views).map(|n| n.addr.clone()))?;
+        self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
+    }
+
+    /// The best healthy node for a request with no requirements (searches, auth).
     pub fn any_engine(&self) -> Result<Arc<Engine>, ClusterError> {
         let req = crate::scheduler::Request::default();
         let addr = self.with_views(|views| self.scheduler.pick(&req, views).map(|n| n.addr.clone()))?;
