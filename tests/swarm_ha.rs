@@ -184,8 +184,8 @@ fn containers_are_rescheduled_across_failover() {
     c.docker_ok(r, &["run", "-d", "--name", "stays", "-e", &soft(&n1), "busybox", "sleep", "600"]);
     let old_id = c.docker_ok(r, &["inspect", "-f", "{{.Id}}", "moved"]).trim().to_string();
     // Its record is in etcd as soon as the create is acknowledged; the other one has none.
-    let records = || c.etcd.get_prefix("/flt/flotilla/reschedule/").unwrap();
-    let rec = records();
+    let records = |c: &HaCluster| c.etcd.get_prefix("/flt/flotilla/reschedule/").unwrap();
+    let rec = records(&c);
     assert_eq!(rec.len(), 1, "{rec:?}");
     assert!(rec[0].1.contains(&old_id) && rec[0].1.contains("\"name\":\"moved\""), "{rec:?}");
     assert_eq!(c.docker_ok(r, &["inspect", "-f", "{{.Node.Name}}", "moved"]).trim(), n1);
@@ -247,7 +247,7 @@ fn containers_are_rescheduled_across_failover() {
     }
     c.docker_ok(np, &["rm", "-f", "moved", "moved2", "stays"]);
     // Removed by the user: the records go too.
-    assert!(wait_until(Duration::from_secs(15), || records().is_empty()), "{:?}", records());
+    assert!(wait_until(Duration::from_secs(15), || records(&c).is_empty()), "{:?}", records(&c));
 }
 
 /// Flag validation as classic Swarm: `--replication` needs KV discovery and `--advertise`.
@@ -261,4 +261,74 @@ fn replication_flags_are_checked() {
     assert!(!o.success() && o.stderr.contains("--advertise address must be provided when using --replication"), "{o}");
     let o = swarm(&["manage", "--replication", "--advertise", "127.0.0.1:3376", "--replication-ttl", "0s", "etcd://127.0.0.1:2379/x"]);
     assert!(!o.success() && o.stderr.contains("--replication-ttl should be a positive number"), "{o}");
+}
+
+/// Replicas forward to the primary with the manager's own TLS (`--tlsverify` both ways): three
+/// managers on loopback with client-certificate auth, and a docker CLI with its certificate.
+#[test]
+fn replicas_forward_over_tls() {
+    let certs = testground::tls::Certs::generate().expect("certs");
+    let d = certs.dir.path();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    // The managers' certificate serves clients and authenticates the replicas to the primary.
+    std::fs::write(d.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n").unwrap();
+    run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "manager-key.pem"]);
+    run(&["req", "-new", "-key", "manager-key.pem", "-subj", "/CN=manager", "-out", "manager.csr"]);
+    run(&["x509", "-req", "-in", "manager.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-out", "manager-cert.pem", "-extfile", "manager.ext"]);
+    let p = |n: &str| d.join(n).display().to_string();
+    let etcd = testground::etcd::Etcd::start();
+    let disc = format!("etcd://{}/tlsha", etcd.endpoint());
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut procs = vec![];
+    for port in &ports {
+        let log = std::fs::File::create(d.join(format!("manage-{port}.log"))).unwrap();
+        let child = std::process::Command::new(SWARM)
+            .args(["manage", "-H", &format!("tcp://127.0.0.1:{port}"), "--replication", "--advertise", &format!("127.0.0.1:{port}"), "--replication-ttl", "3s"])
+            .args(["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("manager-cert.pem"), "--tlskey", &p("manager-key.pem"), "-l", "debug", &disc])
+            .env_remove("RUST_LOG")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        procs.push(Kill(child));
+    }
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let logs = || ports.iter().map(|p| std::fs::read_to_string(d.join(format!("manage-{p}.log"))).unwrap_or_default()).collect::<Vec<_>>().join("\n----\n");
+    let docker = |port: u16, args: &[&str]| {
+        let mut c = std::process::Command::new(testground::engine::docker_cli());
+        c.env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}")).env("DOCKER_CERT_PATH", d).env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CONFIG", d).args(args);
+        testground::cmd::run(&mut c, None, Duration::from_secs(30))
+    };
+    let role = |port: u16| {
+        let o = docker(port, &["info", "--format", "{{json .SystemStatus}}"]);
+        serde_json::from_str::<Vec<(String, String)>>(o.stdout.trim()).ok().and_then(|s| s.into_iter().find(|(k, _)| k == "Role").map(|(_, v)| v))
+    };
+    let mut primary = None;
+    assert!(wait_until(Duration::from_secs(30), || {
+        let roles: Vec<Option<String>> = ports.iter().map(|p| role(*p)).collect();
+        primary = ports.iter().zip(&roles).find(|(_, r)| r.as_deref() == Some("primary")).map(|(p, _)| *p);
+        roles.iter().filter(|r| r.as_deref() == Some("replica")).count() == 2 && primary.is_some()
+    }), "{}", logs());
+    let primary = primary.unwrap();
+    let replica = *ports.iter().find(|p| **p != primary).unwrap();
+    // `docker version` is not served by a replica itself: it comes from the primary over TLS.
+    let o = docker(replica, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(o.success() && o.stdout.contains("swarm/"), "{o}\n{}", logs());
+    let log = std::fs::read_to_string(d.join(format!("manage-{primary}.log"))).unwrap();
+    assert!(log.lines().any(|l| l.contains("/version") && l.contains("request")), "the primary served no /version:\n{log}");
+    // Without a client certificate, the replica refuses the client before forwarding anything.
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new(testground::engine::docker_cli());
+    c.env("DOCKER_HOST", format!("tcp://127.0.0.1:{replica}")).env("DOCKER_CONFIG", empty.path()).env_remove("DOCKER_CERT_PATH").args(["--tls", "version"]);
+    let o = testground::cmd::run(&mut c, None, Duration::from_secs(20));
+    assert!(!o.success(), "{o}");
 }
