@@ -408,3 +408,79 @@ fn networks_and_volumes_follow_node_events() {
     m.docker_ok(&["volume", "rm", &format!("node-1/{vol2}")]);
     assert!(!vols(&[]).contains(&format!("node-1/{vol2}")), "{:?}", vols(&[]));
 }
+
+/// What scripts written for classic Swarm check through the manager: `ps -l`/`-n` over the
+/// whole cluster, cluster-wide names on rename, ambiguous local network names, classic's
+/// conditions in a scheduling failure, `save` of images no single node holds, and a volume's
+/// inspect as its node answers it.
+#[test]
+fn classic_swarm_answers_through_the_manager() {
+    require_root!();
+    let n0 = node("node-0", &[]);
+    let n1 = node("node-1", &[]);
+    let m = Manager::start(&[&n0, &n1], &[]);
+    m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+
+    // ps -l / -n N: the newest of the cluster, stopped ones included (creation times are seconds).
+    m.docker_ok(&["create", "--name", "oldest", "-e", "constraint:node==node-0", "busybox", "true"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    m.docker_ok(&["run", "-d", "--name", "middle", "-e", "constraint:node==node-1", "busybox", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    m.docker_ok(&["create", "--name", "newest", "-e", "constraint:node==node-0", "busybox", "true"]);
+    assert_eq!(lines(&m.docker_ok(&["ps", "-l", "--format", "{{.Names}}"])), vec!["node-0/newest"]);
+    assert_eq!(lines(&m.docker_ok(&["ps", "-n", "2", "--format", "{{.Names}}"])), vec!["node-0/newest", "node-1/middle"]);
+    assert_eq!(lines(&m.docker_ok(&["ps", "-n", "5", "-q"])).len(), 3);
+    assert_eq!(lines(&m.docker_ok(&["ps", "--format", "{{.Names}}"])), vec!["node-1/middle"]);
+
+    // rename: names are unique in the whole cluster.
+    let o = m.docker(&["rename", "oldest", "middle"]);
+    assert!(!o.success() && o.stderr.contains("Conflict") && o.stderr.contains("\"/middle\" is already in use"), "{o}");
+    m.docker_ok(&["rename", "oldest", "renamed"]);
+    assert_eq!(m.node_of("renamed"), "node-0");
+    assert!(!m.docker(&["inspect", "oldest"]).success());
+
+    // Every node has a `bridge`: the bare name is ambiguous, `node/bridge` is one of them.
+    let o = m.docker(&["network", "inspect", "bridge"]);
+    assert!(!o.success() && o.stderr.contains("network bridge is ambiguous (2 matches found based on name)"), "{o}");
+    assert!(o.stderr.contains("node-0/bridge") && o.stderr.contains("node-1/bridge"), "{o}");
+    assert_eq!(m.docker_ok(&["network", "inspect", "-f", "{{.Name}} {{.Driver}}", "node-0/bridge"]).trim(), "node-0/bridge bridge");
+    let id1 = n1.engine.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"]);
+    assert_eq!(m.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "node-1/bridge"]), id1);
+
+    // A link co-places; a failure lists classic's conditions first, then why each node was out.
+    m.docker_ok(&["run", "-d", "--name", "b1", "-e", "constraint:node==node-1", "busybox", "sleep", "500"]);
+    m.docker_ok(&["create", "--name", "b2", "--link=/b1:foo", "busybox", "true"]);
+    assert_eq!(m.node_of("b2"), "node-1");
+    let o = m.docker(&["create", "--link=/b1:foo", "-e", "constraint:node==node-0", "busybox", "true"]);
+    assert!(!o.success(), "{o}");
+    let want = "Unable to find a node that satisfies the following conditions \n[available container slots]\n[--link=/b1:foo]\n[node==node-0]\nwhy each node was rejected:";
+    assert!(o.stderr.contains(want), "want {want:?} in:\n{}", o.stderr);
+    assert!(o.stderr.contains("node-0: dependency: does not hold container b1") && o.stderr.contains("node-1: constraint"), "{o}");
+    // Host networking: a port exposed once per node.
+    for _ in 0..2 {
+        m.docker_ok(&["create", "--expose=80", "--net=host", "busybox", "sh"]);
+    }
+    let o = m.docker(&["create", "--expose=80", "--net=host", "busybox", "sh"]);
+    assert!(!o.success() && o.stderr.contains("conditions \n[port 80/tcp (Host mode)]\nwhy each node was rejected:"), "{o}");
+
+    // save of images that no single node holds.
+    n0.engine.docker_ok(&["tag", "busybox", "only-on-0:v1"]);
+    n1.engine.docker_ok(&["tag", "busybox", "only-on-1:v1"]);
+    let images = || lines(&m.docker_ok(&["images", "--format", "{{.Repository}}"]));
+    assert!(wait_until(Duration::from_secs(10), || images().contains(&"only-on-0".to_string()) && images().contains(&"only-on-1".to_string())), "{:?}", images());
+    let out = m.tmp.path().join("save.tar").display().to_string();
+    let o = m.docker(&["save", "-o", &out, "only-on-0:v1", "only-on-1:v1"]);
+    assert!(!o.success() && o.stderr.contains("Unable to find a healthy engine containing all images"), "{o}");
+    m.docker_ok(&["save", "-o", &out, "only-on-0:v1", "busybox"]);
+    assert!(std::fs::metadata(&out).is_ok_and(|md| md.len() > 0));
+
+    // volume inspect node/name: the node's own answer.
+    let vol = n1.engine.unique("vol");
+    n1.engine.docker_ok(&["volume", "create", "--label", "team=a", &vol]);
+    let pinned = format!("node-1/{vol}");
+    assert!(wait_until(Duration::from_secs(10), || m.docker(&["volume", "inspect", &pinned]).success()), "{}", m.log());
+    let from_node: serde_json::Value = serde_json::from_str(&n1.engine.docker_ok(&["volume", "inspect", &vol])).expect("json");
+    let through: serde_json::Value = serde_json::from_str(&m.docker_ok(&["volume", "inspect", &pinned])).expect("json");
+    assert_eq!(through, from_node);
+    assert_eq!(through[0]["Name"], vol.as_str());
+}

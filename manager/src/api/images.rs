@@ -277,7 +277,10 @@ pub async fn save_many(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response
         .validated()
         .into_iter()
         .find(|e| e.health() == Health::Healthy && names.iter().all(|n| e.has_image(n)))
-        .ok_or_else(|| ApiError::not_found(format!("Not found an engine which has all images: {}", names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))))?;
+        .ok_or_else(|| {
+            let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+            ApiError::not_found(format!("Unable to find a healthy engine containing all images: {}", names.join(", ")))
+        })?;
     forward(cl, &e, req, &ctx.node_path("/images/get", true)).await
 }
 

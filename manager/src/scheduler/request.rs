@@ -62,7 +62,8 @@ pub struct Request {
     pub port_bindings: Vec<PortBinding>,
     pub exposed_ports: Vec<String>,
     pub network_mode: String,
-    /// Containers that must be on the same node: `--volumes-from`, `--link`, `--net=container:`.
+    /// Containers that must be on the same node: `--volumes-from` (`c[:ro]`), `--link`
+    /// (`[/]c[:alias]`), as given (the container is the part before `:`), and `--net=container:`.
     pub volumes_from: Vec<String>,
     pub links: Vec<String>,
     pub net_container: Option<String>,
@@ -147,8 +148,8 @@ impl Request {
         let exposed_ports = cfg.get("ExposedPorts").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
         let network_mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or("").to_string();
         let net_container = network_mode.strip_prefix("container:").map(String::from);
-        let links = str_list(hc.get("Links")).into_iter().map(|l| l.split(':').next().unwrap_or("").trim_start_matches('/').to_string()).collect();
-        let volumes_from = str_list(hc.get("VolumesFrom")).into_iter().map(|v| v.split(':').next().unwrap_or("").to_string()).collect();
+        let links = str_list(hc.get("Links"));
+        let volumes_from = str_list(hc.get("VolumesFrom"));
         Ok(Request {
             name: name.filter(|n| !n.is_empty()).map(|n| n.trim_start_matches('/').to_string()),
             image: cfg.get("Image").and_then(Value::as_str).unwrap_or("").to_string(),
@@ -213,8 +214,8 @@ mod tests {
         assert_eq!(r.name.as_deref(), Some("web"));
         assert_eq!((r.cpus, r.memory), (2, 1024));
         assert_eq!(r.port_bindings[0].host_port, "8080");
-        assert_eq!(r.links, vec!["db"]);
-        assert_eq!(r.volumes_from, vec!["data"]);
+        assert_eq!(r.links, vec!["/db:db"]);
+        assert_eq!(r.volumes_from, vec!["data:ro"]);
         assert_eq!(r.net_container.as_deref(), Some("other"));
         assert_eq!(r.exposed_ports, vec!["80/tcp"]);
         assert!(r.pinned_to_node());
