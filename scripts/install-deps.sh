@@ -3,10 +3,11 @@
 # Runs `apt-get update` only when an install fails (e.g. stale or missing package lists).
 set -euo pipefail
 PKGS=(protobuf-compiler busybox-static iptables iproute2 docker-registry etcd-server
-      openssh-server curl jq hyperfine docker.io openssl
+      openssh-server curl jq hyperfine docker.io openssl libseccomp-dev
       debootstrap systemd-container rsync)
 # debootstrap + systemd-container: real systemd test hosts (testground::nspawn);
 # rsync: `machine scp --delta` (the nspawn hosts' rootfs gets it too).
+# libseccomp-dev: the engine links libseccomp (Docker's default seccomp profile for containers).
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")

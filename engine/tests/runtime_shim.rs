@@ -103,6 +103,7 @@ impl World {
             tmpfs: vec![],
             resources: Default::default(),
             console_size: None,
+            seccomp: Default::default(),
         }
     }
 }

@@ -126,8 +126,9 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         "LiveRestoreEnabled": false,
         "Isolation": "",
         "InitBinary": "",
-        "SecurityOptions": ["name=cgroupns"],
+        "SecurityOptions": crate::runtime::seccomp::info_entry().into_iter().chain(["name=cgroupns"]).collect::<Vec<_>>(),
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
-        "Warnings": [],
+        // `--security-opt apparmor=<profile>` is refused: say why.
+        "Warnings": [format!("WARNING: {}: containers run without an AppArmor profile", crate::container::secopts::apparmor_note())],
     }))))
 }

@@ -68,6 +68,7 @@ impl<R: Runtime> ContainerService<R> {
         if let Some(why) = unsupported(&hc) {
             return Err(ContainerError::InvalidParam(why.into()));
         }
+        super::secopts::parse(hc.security_opt.as_deref().unwrap_or_default())?;
         super::resources::validate(&hc)?;
         super::resources::adapt(&mut hc);
         if hc.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none_or(|t| t.is_empty()) {

@@ -146,6 +146,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     async fn start_inner(&self, ctr: &Arc<Ctr>, rec: &Record) -> Result<u32, ContainerError> {
+        let security = super::secopts::parse(rec.host_config.security_opt.as_deref().unwrap_or_default())?;
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         let layers = rec.layer_dirs.clone();
         let dir2 = dir.clone();
@@ -180,6 +181,7 @@ impl<R: Runtime> ContainerService<R> {
             readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
             resources: super::resources::from_host_config(&rec.host_config),
             console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
+            seccomp: security.seccomp,
         };
         self.runtime.create(&spec).await?;
         // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.

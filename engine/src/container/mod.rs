@@ -18,6 +18,7 @@ mod rename;
 mod resources;
 pub(crate) mod restart;
 mod rootfs;
+pub mod secopts;
 mod stats;
 mod view;
 

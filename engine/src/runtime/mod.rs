@@ -23,6 +23,7 @@
 //!   `{"log":"..","stream":"stdout|stderr","time":"RFC3339Nano"}` object per line).
 pub mod exec;
 pub mod fdstream;
+pub mod seccomp;
 pub mod shim_client;
 pub mod spec;
 pub mod user;
@@ -48,6 +49,8 @@ pub enum RuntimeError {
     Spec(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Seccomp(#[from] seccomp::SeccompError),
     /// An exec'd command could not start; `code` is what dockerd reports (126, 127).
     #[error("{message}")]
     Exec { message: String, code: i32 },
@@ -57,6 +60,7 @@ impl Classify for RuntimeError {
     fn kind(&self) -> ErrorKind {
         match self {
             RuntimeError::NotRunning(_) => ErrorKind::Conflict,
+            RuntimeError::Seccomp(_) => ErrorKind::InvalidParameter,
             _ => ErrorKind::Internal,
         }
     }
@@ -122,6 +126,9 @@ pub struct RunSpec {
     /// Initial tty size (rows, columns), from the client's terminal.
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// `--security-opt seccomp=...` (Docker's default profile unless set).
+    #[serde(default)]
+    pub seccomp: seccomp::SeccompProfile,
 }
 
 /// How a container's process ended.

@@ -2,8 +2,8 @@
 //!
 //! Mirrors what dockerd 20.10 hands runc for a non-privileged container: Docker's default
 //! mounts, capability set, masked and read-only /proc paths, deny-all device cgroup (libcontainer
-//! adds the default devices and their allow rules itself). No seccomp profile (libcontainer is
-//! built without libseccomp) and no AppArmor.
+//! adds the default devices and their allow rules itself), Docker's default seccomp profile
+//! ([`super::seccomp`]). No AppArmor (this kernel has none).
 use super::user::ExecUser;
 use super::{NetNs, RunSpec, RuntimeError};
 use oci_spec::runtime::Spec;
@@ -147,7 +147,7 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
         sysctl.insert("net.ipv4.ip_unprivileged_port_start".into(), json!("0"));
         sysctl.insert("net.ipv4.ping_group_range".into(), json!("0 2147483647"));
     }
-    let value = json!({
+    let mut value = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": spec.tty,
@@ -172,6 +172,8 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
             "readonlyPaths": READONLY_PATHS
         }
     });
+    // Last: the filter depends on the final capability set.
+    super::seccomp::apply(&mut value, &spec.seccomp, false)?;
     serde_json::from_value(value).map_err(|e| RuntimeError::Spec(format!("invalid runtime spec: {e}")))
 }
 
@@ -229,6 +231,14 @@ pub struct ExecBase {
     hostname: Option<String>,
     #[serde(default)]
     process: Option<ExecBaseProcess>,
+    #[serde(default)]
+    linux: Option<ExecBaseLinux>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ExecBaseLinux {
+    #[serde(default)]
+    seccomp: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -246,6 +256,11 @@ impl ExecBase {
     /// The container's root file system (where its users are looked up).
     pub fn rootfs(&self) -> std::path::PathBuf {
         self.root.as_ref().map(|r| r.path.clone()).unwrap_or_default()
+    }
+
+    /// The container's seccomp filter (`linux.seccomp`): exec'd processes get it too.
+    pub fn seccomp(&self) -> Option<Value> {
+        self.linux.as_ref().and_then(|l| l.seccomp.clone())
     }
 }
 
@@ -318,6 +333,7 @@ mod tests {
             tmpfs: vec![],
             resources: Default::default(),
             console_size: None,
+            seccomp: Default::default(),
         }
     }
 
@@ -440,6 +456,7 @@ mod tests {
         let spec = build(&run_spec(), &root()).unwrap();
         let base: ExecBase = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(base.rootfs(), PathBuf::from("/var/lib/x/rootfs"));
+        assert_eq!(base.seccomp().is_some(), crate::runtime::seccomp::kernel_supported());
         let es = crate::runtime::ExecSpec {
             args: vec!["sh".into()],
             env: vec!["A=1".into()],

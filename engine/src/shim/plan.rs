@@ -69,6 +69,8 @@ pub(super) struct Plan {
     pub inheritable: u64,
     pub rlimits: Vec<(libc::c_int, libc::rlimit)>,
     pub no_new_privileges: bool,
+    /// The container's seccomp filter, loaded before the capabilities are dropped.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 fn cstring(s: &str) -> Result<CString, String> {
@@ -105,8 +107,11 @@ fn rlimit_resource(kind: &str) -> Option<libc::c_int> {
 }
 
 impl Plan {
-    /// Reads the OCI process the engine sent.
-    pub fn from_json(v: &serde_json::Value) -> Result<Plan, String> {
+    /// Reads the OCI process the engine sent, and the container's `linux.seccomp`.
+    pub fn from_json(v: &serde_json::Value, seccomp: Option<&serde_json::Value>) -> Result<Plan, String> {
+        let seccomp = seccomp
+            .map(|s| oci_spec::runtime::LinuxSeccomp::deserialize(s).map_err(|e| format!("invalid seccomp filter: {e}")))
+            .transpose()?;
         let p = Process::deserialize(v).map_err(|e| format!("invalid exec process: {e}"))?;
         let arg0 = p.args.first().cloned().filter(|a| !a.is_empty()).ok_or("no exec command specified")?;
         let cwd = if p.cwd.is_empty() { "/".to_string() } else { p.cwd };
@@ -134,6 +139,7 @@ impl Plan {
             inheritable: cap_mask(&p.capabilities.inheritable)?,
             rlimits,
             no_new_privileges: p.no_new_privileges,
+            seccomp,
         })
     }
 }
@@ -155,14 +161,18 @@ mod tests {
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
             "noNewPrivileges": false
         });
-        let plan = Plan::from_json(&p).unwrap();
+        let plan = Plan::from_json(&p, None).unwrap();
         assert_eq!((plan.arg0.as_str(), plan.path.as_str(), plan.cwd.to_str().unwrap()), ("sh", "/usr/bin:/bin", "/"));
         assert_eq!((plan.uid, plan.gid, plan.groups.clone()), (65534, 65534, vec![1, 2]));
         assert_eq!((plan.bounding, plan.effective, plan.inheritable), (1 | 1 << 5, 1 << 5, 0));
         assert_eq!(plan.rlimits[0].0, libc::RLIMIT_NOFILE as libc::c_int);
         assert_eq!((plan.rlimits[0].1.rlim_cur, plan.rlimits[0].1.rlim_max), (512, 1024));
-        assert!(Plan::from_json(&json!({"args": []})).is_err());
-        assert!(Plan::from_json(&json!({"args": ["x"], "capabilities": {"bounding": ["CAP_NOPE"]}})).is_err());
-        assert!(Plan::from_json(&json!({"args": ["x"], "rlimits": [{"type": "RLIMIT_X", "hard": 1, "soft": 1}]})).is_err());
+        assert!(plan.seccomp.is_none());
+        assert!(Plan::from_json(&json!({"args": []}), None).is_err());
+        assert!(Plan::from_json(&json!({"args": ["x"], "capabilities": {"bounding": ["CAP_NOPE"]}}), None).is_err());
+        assert!(Plan::from_json(&json!({"args": ["x"], "rlimits": [{"type": "RLIMIT_X", "hard": 1, "soft": 1}]}), None).is_err());
+        let filter = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]});
+        assert!(Plan::from_json(&json!({"args": ["x"]}), Some(&filter)).unwrap().seccomp.is_some());
+        assert!(Plan::from_json(&json!({"args": ["x"]}), Some(&json!({"defaultAction": "NOPE"}))).is_err());
     }
 }

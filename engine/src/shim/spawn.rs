@@ -346,6 +346,15 @@ fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawF
         if plan.no_new_privileges {
             check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as _, || "no_new_privs".into())?;
         }
+    }
+    // The container's filter, as runc does for exec: while the process still has CAP_SYS_ADMIN
+    // (without no_new_privs that is what loading one needs). What follows is allowed by it.
+    if let Some(filter) = &plan.seccomp {
+        libcontainer::seccomp::initialize_seccomp(filter)
+            .map_err(|e| (format!("{PREFIX}: loading the seccomp filter: {e}: unknown"), 126))?;
+    }
+    // SAFETY (this block): prctl/setgroups/setres[ug]id with integer arguments or our buffers.
+    unsafe {
         // The bounding set first (that needs CAP_SETPCAP), then the user with the capabilities
         // kept, then the process's own sets.
         for cap in 0..=t.last_cap.min(63) {

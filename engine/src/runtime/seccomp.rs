@@ -1,0 +1,565 @@
+//! Seccomp: Docker's default profile and `--security-opt seccomp=unconfined|<profile>`, turned
+//! into the OCI `linux.seccomp` of a container. libcontainer (built with libseccomp) loads it
+//! into the container's init; the shim loads the same filter into each `docker exec` process.
+//!
+//! A profile is in Docker's format (what the docker CLI sends for `seccomp=<file>`: the file's
+//! JSON): `defaultAction`, `architectures` or `archMap`, and `syscalls` whose `includes` and
+//! `excludes` (capabilities, architectures, a minimum kernel) are resolved here against the
+//! container's capability bounding set, as dockerd does. `--privileged` runs without seccomp.
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// A custom profile that does not parse or names what seccomp does not know.
+    #[error("Decoding seccomp profile failed: {0}")]
+    InvalidProfile(String),
+    #[error("seccomp is not enabled in your kernel, cannot run a custom seccomp profile")]
+    NotEnabled,
+}
+
+/// A container's seccomp choice (`HostConfig.SecurityOpt`'s `seccomp=` entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeccompProfile {
+    /// Docker's default profile (no option, or `seccomp=builtin`).
+    #[default]
+    Default,
+    /// `seccomp=unconfined`: no filter.
+    Unconfined,
+    /// A profile in Docker's JSON format (the CLI sends the file's contents).
+    Custom(String),
+}
+
+impl SeccompProfile {
+    /// The value of a `seccomp=` security option; a custom profile is checked here, so a bad one
+    /// is refused at create.
+    pub fn parse(value: &str) -> Result<SeccompProfile, SeccompError> {
+        match value {
+            "unconfined" => Ok(SeccompProfile::Unconfined),
+            "builtin" | "" => Ok(SeccompProfile::Default),
+            json => {
+                let profile = DockerProfile::from_json(json)?;
+                translate(&profile, crate::runtime::spec::DEFAULT_CAPS)?;
+                Ok(SeccompProfile::Custom(json.to_string()))
+            }
+        }
+    }
+}
+
+/// Whether this kernel can filter system calls (as dockerd asks it: `PR_GET_SECCOMP` works and
+/// `SECCOMP_MODE_FILTER` is known).
+pub fn kernel_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        // SAFETY: prctl with integer arguments; the second one reads a NULL filter, which the
+        // kernel refuses with EFAULT when filter mode exists (and EINVAL when it does not).
+        unsafe {
+            if libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) < 0 {
+                return false;
+            }
+            libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, 0, 0, 0) < 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+        }
+    })
+}
+
+/// Sets `linux.seccomp` of the OCI spec `spec` (a JSON value whose capabilities are final) for
+/// `profile`; `privileged` containers get none, as under dockerd. The one call the spec
+/// builder makes.
+pub fn apply(spec: &mut Value, profile: &SeccompProfile, privileged: bool) -> Result<(), SeccompError> {
+    let linux = &mut spec["linux"];
+    if let Some(l) = linux.as_object_mut() {
+        l.remove("seccomp");
+    }
+    let docker = match profile {
+        _ if privileged => return Ok(()),
+        SeccompProfile::Unconfined => return Ok(()),
+        SeccompProfile::Default if !kernel_supported() => return Ok(()),
+        SeccompProfile::Custom(_) if !kernel_supported() => return Err(SeccompError::NotEnabled),
+        SeccompProfile::Default => default_profile(),
+        SeccompProfile::Custom(json) => DockerProfile::from_json(json)?,
+    };
+    let caps: Vec<String> = spec["process"]["capabilities"]["bounding"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    spec["linux"]["seccomp"] = translate(&docker, &caps)?;
+    // libcontainer 0.7 loads the filter before dropping capabilities only when
+    // `noNewPrivileges` is absent: with `false` it loads it afterwards, unprivileged and without
+    // no_new_privs, which the kernel refuses. Absent and false mean the same to the spec.
+    if let Some(p) = spec["process"].as_object_mut() {
+        if p.get("noNewPrivileges") == Some(&json!(false)) {
+            p.remove("noNewPrivileges");
+        }
+    }
+    Ok(())
+}
+
+/// `docker info`'s SecurityOptions entry, when containers really get a filter.
+pub fn info_entry() -> Option<&'static str> {
+    kernel_supported().then_some("name=seccomp,profile=default")
+}
+
+/// A profile in Docker's format.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DockerProfile {
+    #[serde(default)]
+    default_action: String,
+    #[serde(default)]
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    architectures: Option<Vec<String>>,
+    #[serde(default)]
+    arch_map: Option<Vec<ArchMap>>,
+    #[serde(default)]
+    syscalls: Option<Vec<Syscall>>,
+    #[serde(default)]
+    flags: Option<Vec<String>>,
+    /// Seccomp notify (an agent answering calls): refused, there is no agent.
+    #[serde(default)]
+    listener_path: Option<String>,
+    #[serde(default)]
+    listener_metadata: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ArchMap {
+    architecture: String,
+    #[serde(default)]
+    sub_architectures: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Syscall {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    names: Option<Vec<String>>,
+    action: String,
+    #[serde(default)]
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Option<Vec<Arg>>,
+    /// Free text for the profile's readers.
+    #[serde(default)]
+    #[allow(dead_code)]
+    comment: Option<String>,
+    #[serde(default)]
+    includes: Option<Filter>,
+    #[serde(default)]
+    excludes: Option<Filter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Arg {
+    index: u32,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Filter {
+    #[serde(default)]
+    caps: Option<Vec<String>>,
+    #[serde(default)]
+    arches: Option<Vec<String>>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+impl DockerProfile {
+    fn from_json(json: &str) -> Result<DockerProfile, SeccompError> {
+        serde_json::from_str(json).map_err(|e| SeccompError::InvalidProfile(e.to_string()))
+    }
+}
+
+/// This machine's architecture in seccomp's words and in Go's (`includes.arches` uses Go's).
+fn native_arch() -> (&'static str, &'static str) {
+    match std::env::consts::ARCH {
+        "x86" => ("SCMP_ARCH_X86", "386"),
+        "aarch64" => ("SCMP_ARCH_AARCH64", "arm64"),
+        "arm" => ("SCMP_ARCH_ARM", "arm"),
+        "s390x" => ("SCMP_ARCH_S390X", "s390x"),
+        "powerpc64" => ("SCMP_ARCH_PPC64LE", "ppc64le"),
+        "riscv64" => ("SCMP_ARCH_RISCV64", "riscv64"),
+        _ => ("SCMP_ARCH_X86_64", "amd64"),
+    }
+}
+
+/// `major.minor` of a kernel release (`6.18.44-fc` -> (6, 18)).
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn running_kernel() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    kernel_version(release.trim()).unwrap_or((0, 0))
+}
+
+/// Docker's profile -> OCI `linux.seccomp`, for a process whose bounding set is `caps`.
+fn translate(p: &DockerProfile, caps: &[impl AsRef<str>]) -> Result<Value, SeccompError> {
+    let bad = |m: String| SeccompError::InvalidProfile(m);
+    if p.listener_path.is_some() || p.listener_metadata.is_some() {
+        return Err(bad("seccomp notify (listenerPath) is not supported by this engine".into()));
+    }
+    let archs = p.architectures.clone().unwrap_or_default();
+    if !archs.is_empty() && p.arch_map.as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(bad("both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'".into()));
+    }
+    let (arch, go_arch) = native_arch();
+    let mut architectures = archs;
+    for m in p.arch_map.iter().flatten().filter(|m| m.architecture == arch) {
+        architectures.push(m.architecture.clone());
+        architectures.extend(m.sub_architectures.iter().flatten().cloned());
+    }
+    let has_cap = |c: &String| caps.iter().any(|x| x.as_ref() == c);
+    let kernel = running_kernel();
+    let at_least = |v: &String| -> Result<bool, SeccompError> {
+        let want = kernel_version(v).ok_or_else(|| bad(format!("invalid minKernel {v:?}")))?;
+        Ok(kernel >= want)
+    };
+    let mut syscalls = vec![];
+    'calls: for call in p.syscalls.iter().flatten() {
+        let mut names = call.names.clone().unwrap_or_default();
+        if let Some(n) = &call.name {
+            if !names.is_empty() {
+                return Err(bad("use either 'name' or 'names'".into()));
+            }
+            names.push(n.clone());
+        }
+        if let Some(ex) = &call.excludes {
+            if ex.arches.iter().flatten().any(|a| a == go_arch)
+                || ex.caps.iter().flatten().any(has_cap)
+                || ex.min_kernel.as_ref().map(at_least).transpose()? == Some(true)
+            {
+                continue 'calls;
+            }
+        }
+        if let Some(inc) = &call.includes {
+            let arches = inc.arches.as_deref().unwrap_or_default();
+            if (!arches.is_empty() && !arches.iter().any(|a| a == go_arch))
+                || !inc.caps.iter().flatten().all(has_cap)
+                || inc.min_kernel.as_ref().map(at_least).transpose()? == Some(false)
+            {
+                continue 'calls;
+            }
+        }
+        let mut out = json!({"names": names, "action": call.action});
+        if let Some(e) = call.errno_ret {
+            out["errnoRet"] = json!(e);
+        }
+        if let Some(args) = call.args.as_ref().filter(|a| !a.is_empty()) {
+            let args: Vec<Value> =
+                args.iter().map(|a| json!({"index": a.index, "value": a.value, "valueTwo": a.value_two, "op": a.op})).collect();
+            out["args"] = json!(args);
+        }
+        syscalls.push(out);
+    }
+    let mut out = json!({"defaultAction": p.default_action, "syscalls": syscalls});
+    if let Some(e) = p.default_errno_ret {
+        out["defaultErrnoRet"] = json!(e);
+    }
+    if !architectures.is_empty() {
+        out["architectures"] = json!(architectures);
+    }
+    if let Some(f) = p.flags.as_ref().filter(|f| !f.is_empty()) {
+        out["flags"] = json!(f);
+    }
+    // The OCI types know every action, operator, architecture and flag seccomp has.
+    let checked: oci_spec::runtime::LinuxSeccomp = serde_json::from_value(out.clone()).map_err(|e| bad(e.to_string()))?;
+    let notify = oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    if checked.default_action() == notify || checked.syscalls().iter().flatten().any(|s| s.action() == notify) {
+        return Err(bad("SCMP_ACT_NOTIFY is not supported by this engine".into()));
+    }
+    Ok(out)
+}
+
+/// One rule of the default profile: `names` get `action` when the conditions hold.
+struct Rule {
+    names: &'static [&'static str],
+    action: &'static str,
+    errno: Option<u32>,
+    /// (index, value, op)
+    args: &'static [(u32, u64, &'static str)],
+    inc_caps: &'static [&'static str],
+    inc_arches: &'static [&'static str],
+    inc_min_kernel: Option<&'static str>,
+    exc_caps: &'static [&'static str],
+    exc_arches: &'static [&'static str],
+}
+
+const ALLOW: &str = "SCMP_ACT_ALLOW";
+const RULE: Rule = Rule {
+    names: &[],
+    action: ALLOW,
+    errno: None,
+    args: &[],
+    inc_caps: &[],
+    inc_arches: &[],
+    inc_min_kernel: None,
+    exc_caps: &[],
+    exc_arches: &[],
+};
+
+/// Calls every container may make (Docker's default allowlist).
+const ALLOWED: &[&str] = &[
+    "accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "capget", "capset", "chdir", "chmod", "chown",
+    "chown32", "clock_adjtime", "clock_adjtime64", "clock_getres", "clock_getres_time64", "clock_gettime",
+    "clock_gettime64", "clock_nanosleep", "clock_nanosleep_time64", "close", "close_range", "connect",
+    "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_ctl_old",
+    "epoll_pwait", "epoll_pwait2", "epoll_wait", "epoll_wait_old", "eventfd", "eventfd2", "execve", "execveat", "exit",
+    "exit_group", "faccessat", "faccessat2", "fadvise64", "fadvise64_64", "fallocate", "fanotify_mark", "fchdir",
+    "fchmod", "fchmodat", "fchown", "fchown32", "fchownat", "fcntl", "fcntl64", "fdatasync", "fgetxattr", "flistxattr",
+    "flock", "fork", "fremovexattr", "fsetxattr", "fstat", "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync",
+    "ftruncate", "ftruncate64", "futex", "futex_time64", "futex_waitv", "futimesat", "getcpu", "getcwd", "getdents",
+    "getdents64", "getegid", "getegid32", "geteuid", "geteuid32", "getgid", "getgid32", "getgroups", "getgroups32",
+    "getitimer", "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom", "getresgid",
+    "getresgid32", "getresuid", "getresuid32", "getrlimit", "get_robust_list", "getrusage", "getsid", "getsockname",
+    "getsockopt", "get_thread_area", "gettid", "gettimeofday", "getuid", "getuid32", "getxattr", "inotify_add_watch",
+    "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel", "ioctl", "io_destroy", "io_getevents",
+    "io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup", "io_submit", "io_uring_enter",
+    "io_uring_register", "io_uring_setup", "ipc", "kill", "landlock_add_rule", "landlock_create_ruleset",
+    "landlock_restrict_self", "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen", "listxattr", "llistxattr",
+    "_llseek", "lremovexattr", "lseek", "lsetxattr", "lstat", "lstat64", "madvise", "membarrier", "memfd_create",
+    "memfd_secret", "mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mmap2",
+    "mprotect", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
+    "mq_timedsend_time64", "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock",
+    "munlockall", "munmap", "name_to_handle_at", "nanosleep", "newfstatat", "_newselect", "open", "openat", "openat2",
+    "pause", "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll",
+    "ppoll", "ppoll_time64", "prctl", "pread64", "preadv", "preadv2", "prlimit64", "process_mrelease", "pselect6",
+    "pselect6_time64", "pwrite64", "pwritev", "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv",
+    "recv", "recvfrom", "recvmmsg", "recvmmsg_time64", "recvmsg", "remap_file_pages", "removexattr", "rename",
+    "renameat", "renameat2", "restart_syscall", "rmdir", "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask",
+    "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "rt_sigtimedwait_time64",
+    "rt_tgsigqueueinfo", "sched_getaffinity", "sched_getattr", "sched_getparam", "sched_get_priority_max",
+    "sched_get_priority_min", "sched_getscheduler", "sched_rr_get_interval", "sched_rr_get_interval_time64",
+    "sched_setaffinity", "sched_setattr", "sched_setparam", "sched_setscheduler", "sched_yield", "seccomp", "select",
+    "semctl", "semget", "semop", "semtimedop", "semtimedop_time64", "send", "sendfile", "sendfile64", "sendmmsg",
+    "sendmsg", "sendto", "setfsgid", "setfsgid32", "setfsuid", "setfsuid32", "setgid", "setgid32", "setgroups",
+    "setgroups32", "setitimer", "setpgid", "setpriority", "setregid", "setregid32", "setresgid", "setresgid32",
+    "setresuid", "setresuid32", "setreuid", "setreuid32", "setrlimit", "set_robust_list", "setsid", "setsockopt",
+    "set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr", "shmat", "shmctl", "shmdt", "shmget",
+    "shutdown", "sigaltstack", "signalfd", "signalfd4", "sigprocmask", "sigreturn", "socketcall", "socketpair",
+    "splice", "stat", "stat64", "statfs", "statfs64", "statx", "symlink", "symlinkat", "sync", "sync_file_range",
+    "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime",
+    "timer_gettime64", "timer_settime", "timer_settime64", "timerfd_create", "timerfd_gettime", "timerfd_gettime64",
+    "timerfd_settime", "timerfd_settime64", "times", "tkill", "truncate", "truncate64", "ugetrlimit", "umask", "uname",
+    "unlink", "unlinkat", "utime", "utimensat", "utimensat_time64", "utimes", "vfork", "vmsplice", "wait4", "waitid",
+    "waitpid", "write", "writev",
+];
+
+/// clone(2) flags that create namespaces (`CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|
+/// NEWNET`): without CAP_SYS_ADMIN a clone must have none of them.
+const CLONE_NS_FLAGS: u64 = 0x7E02_0000;
+
+/// Docker's default profile: the allowlist, then calls allowed by argument, by architecture,
+/// or by a capability in the container's bounding set. Anything else fails with EPERM.
+const DEFAULT_RULES: &[Rule] = &[
+    Rule { names: ALLOWED, ..RULE },
+    Rule { names: &["process_vm_readv", "process_vm_writev", "ptrace"], inc_min_kernel: Some("4.8"), ..RULE },
+    Rule { names: &["socket"], args: &[(0, 40, "SCMP_CMP_NE")], ..RULE }, // no AF_VSOCK
+    Rule { names: &["personality"], args: &[(0, 0, "SCMP_CMP_EQ")], ..RULE },
+    Rule { names: &["personality"], args: &[(0, 8, "SCMP_CMP_EQ")], ..RULE },
+    Rule { names: &["personality"], args: &[(0, 131072, "SCMP_CMP_EQ")], ..RULE },
+    Rule { names: &["personality"], args: &[(0, 131080, "SCMP_CMP_EQ")], ..RULE },
+    Rule { names: &["personality"], args: &[(0, 4294967295, "SCMP_CMP_EQ")], ..RULE },
+    Rule { names: &["sync_file_range2", "swapcontext"], inc_arches: &["ppc64le"], ..RULE },
+    Rule {
+        names: &["arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"],
+        inc_arches: &["arm", "arm64"],
+        ..RULE
+    },
+    Rule { names: &["arch_prctl"], inc_arches: &["amd64", "x32"], ..RULE },
+    Rule { names: &["modify_ldt"], inc_arches: &["amd64", "x32", "x86"], ..RULE },
+    Rule { names: &["s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"], inc_arches: &["s390", "s390x"], ..RULE },
+    Rule { names: &["riscv_flush_icache"], inc_arches: &["riscv64"], ..RULE },
+    Rule { names: &["open_by_handle_at"], inc_caps: &["CAP_DAC_READ_SEARCH"], ..RULE },
+    Rule {
+        names: &[
+            "bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick", "lookup_dcookie", "mount",
+            "mount_setattr", "move_mount", "open_tree", "perf_event_open", "quotactl", "quotactl_fd", "setdomainname",
+            "sethostname", "setns", "syslog", "umount", "umount2", "unshare",
+        ],
+        inc_caps: &["CAP_SYS_ADMIN"],
+        ..RULE
+    },
+    Rule { names: &["clone"], args: &[(0, CLONE_NS_FLAGS, "SCMP_CMP_MASKED_EQ")], exc_caps: &["CAP_SYS_ADMIN"], exc_arches: &["s390", "s390x"], ..RULE },
+    // s390 passes clone's flags second.
+    Rule { names: &["clone"], args: &[(1, CLONE_NS_FLAGS, "SCMP_CMP_MASKED_EQ")], inc_arches: &["s390", "s390x"], exc_caps: &["CAP_SYS_ADMIN"], ..RULE },
+    // ENOSYS, so that libcs fall back to clone(2), whose flags can be checked.
+    Rule { names: &["clone3"], action: "SCMP_ACT_ERRNO", errno: Some(38), exc_caps: &["CAP_SYS_ADMIN"], ..RULE },
+    Rule { names: &["reboot"], inc_caps: &["CAP_SYS_BOOT"], ..RULE },
+    Rule { names: &["chroot"], inc_caps: &["CAP_SYS_CHROOT"], ..RULE },
+    Rule { names: &["delete_module", "init_module", "finit_module"], inc_caps: &["CAP_SYS_MODULE"], ..RULE },
+    Rule { names: &["acct"], inc_caps: &["CAP_SYS_PACCT"], ..RULE },
+    Rule {
+        names: &["kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv", "process_vm_writev", "ptrace"],
+        inc_caps: &["CAP_SYS_PTRACE"],
+        ..RULE
+    },
+    Rule { names: &["iopl", "ioperm"], inc_caps: &["CAP_SYS_RAWIO"], ..RULE },
+    Rule { names: &["settimeofday", "stime", "clock_settime", "clock_settime64"], inc_caps: &["CAP_SYS_TIME"], ..RULE },
+    Rule { names: &["vhangup"], inc_caps: &["CAP_SYS_TTY_CONFIG"], ..RULE },
+    Rule { names: &["get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"], inc_caps: &["CAP_SYS_NICE"], ..RULE },
+    Rule { names: &["syslog"], inc_caps: &["CAP_SYSLOG"], ..RULE },
+    Rule { names: &["bpf"], inc_caps: &["CAP_BPF"], ..RULE },
+    Rule { names: &["perf_event_open"], inc_caps: &["CAP_PERFMON"], ..RULE },
+];
+
+/// Docker's default profile as a [`DockerProfile`], so it goes through the same translation as
+/// a user's.
+fn default_profile() -> DockerProfile {
+    let strings = |s: &[&str]| (!s.is_empty()).then(|| s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    let arch_map = [
+        ("SCMP_ARCH_X86_64", &["SCMP_ARCH_X86", "SCMP_ARCH_X32"][..]),
+        ("SCMP_ARCH_AARCH64", &["SCMP_ARCH_ARM"]),
+        ("SCMP_ARCH_S390X", &["SCMP_ARCH_S390"]),
+        ("SCMP_ARCH_RISCV64", &[]),
+    ];
+    let syscalls = DEFAULT_RULES
+        .iter()
+        .map(|r| {
+            let filter = |caps: &[&str], arches: &[&str], min: Option<&str>| {
+                (!caps.is_empty() || !arches.is_empty() || min.is_some()).then(|| Filter {
+                    caps: strings(caps),
+                    arches: strings(arches),
+                    min_kernel: min.map(str::to_string),
+                })
+            };
+            Syscall {
+                names: strings(r.names),
+                action: r.action.to_string(),
+                errno_ret: r.errno,
+                args: (!r.args.is_empty()).then(|| {
+                    r.args.iter().map(|&(index, value, op)| Arg { index, value, value_two: 0, op: op.to_string() }).collect()
+                }),
+                includes: filter(r.inc_caps, r.inc_arches, r.inc_min_kernel),
+                excludes: filter(r.exc_caps, r.exc_arches, None),
+                ..Default::default()
+            }
+        })
+        .collect();
+    DockerProfile {
+        default_action: "SCMP_ACT_ERRNO".into(),
+        default_errno_ret: Some(libc::EPERM as u32),
+        arch_map: Some(
+            arch_map
+                .iter()
+                .map(|(a, subs)| ArchMap { architecture: a.to_string(), sub_architectures: strings(subs) })
+                .collect(),
+        ),
+        syscalls: Some(syscalls),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::spec::DEFAULT_CAPS;
+    use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
+
+    fn names_allowed(s: &LinuxSeccomp, name: &str) -> Vec<Option<usize>> {
+        s.syscalls()
+            .iter()
+            .flatten()
+            .filter(|c| c.action() == LinuxSeccompAction::ScmpActAllow && c.names().iter().any(|n| n == name))
+            .map(|c| c.args().as_ref().map(|a| a.len()))
+            .collect()
+    }
+
+    fn oci(v: Value) -> LinuxSeccomp {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn default_profile_for_default_caps() {
+        let s = oci(translate(&default_profile(), DEFAULT_CAPS).unwrap());
+        assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(s.default_errno_ret(), Some(1));
+        if std::env::consts::ARCH == "x86_64" {
+            let arches: Vec<String> = s.architectures().iter().flatten().map(|a| format!("{a:?}")).collect();
+            assert_eq!(arches, ["ScmpArchX86_64", "ScmpArchX86", "ScmpArchX32"]);
+            assert_eq!(names_allowed(&s, "arch_prctl"), [None]);
+            assert!(names_allowed(&s, "riscv_flush_icache").is_empty());
+        }
+        // Namespaces, keyrings, mounts: none without CAP_SYS_ADMIN.
+        for blocked in ["unshare", "setns", "mount", "keyctl", "add_key", "request_key", "bpf", "reboot", "ptrace"] {
+            let allowed = names_allowed(&s, blocked);
+            assert!(allowed.is_empty() || blocked == "ptrace", "{blocked}: {allowed:?}");
+        }
+        // clone only without namespace flags; clone3 answers ENOSYS.
+        assert_eq!(names_allowed(&s, "clone"), [Some(1)]);
+        let clone3 = s.syscalls().iter().flatten().find(|c| c.names().contains(&"clone3".to_string())).unwrap();
+        assert_eq!((clone3.action(), clone3.errno_ret()), (LinuxSeccompAction::ScmpActErrno, Some(38)));
+        assert_eq!(names_allowed(&s, "chroot"), [None]);
+        assert_eq!(names_allowed(&s, "socket"), [Some(1)]);
+        assert_eq!(names_allowed(&s, "personality").len(), 5);
+    }
+
+    #[test]
+    fn capabilities_open_their_calls() {
+        let mut caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+        caps.push("CAP_SYS_ADMIN");
+        caps.retain(|c| *c != "CAP_SYS_CHROOT");
+        let s = oci(translate(&default_profile(), &caps).unwrap());
+        assert_eq!(names_allowed(&s, "unshare"), [None]);
+        assert_eq!(names_allowed(&s, "clone"), [None]);
+        assert!(s.syscalls().iter().flatten().all(|c| c.action() == LinuxSeccompAction::ScmpActAllow), "no clone3 ENOSYS");
+        assert!(names_allowed(&s, "chroot").is_empty());
+    }
+
+    #[test]
+    fn spec_gets_the_filter_unless_unconfined_or_privileged() {
+        if !kernel_supported() {
+            return;
+        }
+        let base = json!({"process": {"capabilities": {"bounding": DEFAULT_CAPS}, "noNewPrivileges": false}, "linux": {}});
+        let mut spec = base.clone();
+        apply(&mut spec, &SeccompProfile::Default, false).unwrap();
+        assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert!(spec["process"].get("noNewPrivileges").is_none(), "libcontainer loads the filter early only then");
+        apply(&mut spec, &SeccompProfile::Unconfined, false).unwrap();
+        assert!(spec["linux"].get("seccomp").is_none());
+        apply(&mut spec, &SeccompProfile::Default, true).unwrap();
+        assert!(spec["linux"].get("seccomp").is_none());
+        let custom = SeccompProfile::parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"}]}"#).unwrap();
+        let mut spec = base.clone();
+        apply(&mut spec, &custom, false).unwrap();
+        assert_eq!(spec["linux"]["seccomp"]["syscalls"][0]["names"], json!(["mkdir"]));
+        assert!(info_entry().is_some());
+    }
+
+    #[test]
+    fn options_and_bad_profiles() {
+        assert_eq!(SeccompProfile::parse("unconfined").unwrap(), SeccompProfile::Unconfined);
+        assert_eq!(SeccompProfile::parse("builtin").unwrap(), SeccompProfile::Default);
+        for bad in [
+            "{not json",
+            r#"{"defaultAction":"SCMP_ACT_NOPE"}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["x"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_SOME"}]}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","listenerPath":"/x"}"#,
+            r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","sycalls":[]}"#,
+        ] {
+            assert!(matches!(SeccompProfile::parse(bad), Err(SeccompError::InvalidProfile(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(kernel_version("6.18.44-fc-v657"), Some((6, 18)));
+        assert_eq!(kernel_version("4.8"), Some((4, 8)));
+        assert_eq!(kernel_version("x"), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! Isolation with the docker CLI: Docker's default seccomp profile in containers and their
+//! exec'd processes, `--security-opt seccomp=unconfined|<file>`, refused AppArmor/SELinux
+//! options, and what `docker info` says about them.
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// A static program that tries add_key(2) and keyctl(2) and prints what each answered.
+const KEYS_C: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+static void report(const char *what, long r) {
+    printf("%s: %s\n", what, r < 0 ? strerror(errno) : "ok");
+}
+int main(void) {
+    report("add_key", syscall(SYS_add_key, "user", "flotilla-test", "x", 1, -2));
+    report("keyctl", syscall(SYS_keyctl, 0, -3, 1));
+    return 0;
+}
+"#;
+
+/// Builds the key probe (gcc, static) into `dir`; returns its path.
+fn key_probe(dir: &Path) -> PathBuf {
+    let src = dir.join("keys.c");
+    let bin = dir.join("keys");
+    std::fs::write(&src, KEYS_C).unwrap();
+    let o = testground::cmd::run_args("gcc", &["-static", "-O1", "-o", bin.to_str().unwrap(), src.to_str().unwrap()]);
+    assert!(o.success(), "gcc: {o}");
+    bin
+}
+
+fn seccomp_mode(e: &Engine, args: &[&str]) -> String {
+    let out = e.docker_ok(args);
+    out.lines().find_map(|l| l.strip_prefix("Seccomp:")).unwrap_or_default().trim().to_string()
+}
+
+#[test]
+fn default_seccomp_profile_blocks_namespaces_and_keyrings() {
+    require_root!();
+    let e = engine_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = key_probe(dir.path());
+    let bind = format!("{}:/keys:ro", probe.display());
+
+    // A filter in the container's process and in what `docker exec` starts.
+    assert_eq!(seccomp_mode(&e, &["run", "--rm", "busybox", "grep", "Seccomp", "/proc/self/status"]), "2");
+    let c = e.unique("sc");
+    e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
+    assert_eq!(seccomp_mode(&e, &["exec", &c, "grep", "Seccomp", "/proc/self/status"]), "2");
+    assert_eq!(seccomp_mode(&e, &["exec", "--privileged", &c, "grep", "Seccomp", "/proc/self/status"]), "2");
+    let o = e.docker(&["exec", &c, "unshare", "-U", "-r", "id"]);
+    assert!(!o.success() && o.combined().contains("Operation not permitted"), "{o}");
+
+    // New user namespaces and the kernel keyrings are refused with EPERM.
+    let o = e.docker(&["run", "--rm", "busybox", "unshare", "-U", "-r", "id"]);
+    assert!(!o.success() && o.combined().contains("Operation not permitted"), "{o}");
+    let keys = e.docker_ok(&["run", "--rm", "-v", &bind, "busybox", "/keys"]);
+    assert_eq!(lines(&keys), ["add_key: Operation not permitted", "keyctl: Operation not permitted"]);
+
+    // seccomp=unconfined: no filter, and the same calls work.
+    let unconfined = ["run", "--rm", "--security-opt", "seccomp=unconfined"];
+    fn with<'a>(unconfined: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+        unconfined.iter().chain(rest).copied().collect()
+    }
+    assert_eq!(seccomp_mode(&e, &with(&unconfined, &["busybox", "grep", "Seccomp", "/proc/self/status"])), "0");
+    let id = e.docker_ok(&with(&unconfined, &["busybox", "unshare", "-U", "-r", "id", "-u"]));
+    assert_eq!(id.trim(), "0");
+    let keys = e.docker_ok(&with(&unconfined, &["-v", &bind, "busybox", "/keys"]));
+    assert_eq!(lines(&keys), ["add_key: ok", "keyctl: ok"]);
+
+    // `docker info` lists seccomp because it is applied.
+    let sec = e.docker_ok(&["info", "--format", "{{json .SecurityOptions}}"]);
+    assert!(sec.contains("name=seccomp,profile=default"), "{sec}");
+}
+
+#[test]
+fn seccomp_profile_files_and_refused_security_options() {
+    require_root!();
+    let e = engine_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    // A profile of the user's: everything but mkdir (the CLI sends the file's JSON).
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let o = e.docker(&["run", "--rm", "--security-opt", &opt, "busybox", "mkdir", "/made"]);
+    assert!(!o.success() && o.combined().contains("Operation not permitted"), "{o}");
+    // That profile allows what the default one refuses.
+    let id = e.docker_ok(&["run", "--rm", "--security-opt", &opt, "busybox", "unshare", "-U", "-r", "id", "-u"]);
+    assert_eq!(id.trim(), "0");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"defaultAction": "SCMP_ACT_SOMETIMES"}"#).unwrap();
+    let o = e.docker(&["create", "--security-opt", &format!("seccomp={}", bad.display()), "busybox", "true"]);
+    assert!(!o.success() && o.stderr.contains("Decoding seccomp profile failed"), "{o}");
+
+    // No AppArmor, no SELinux here: their options are refused, not ignored.
+    let o = e.docker(&["create", "--security-opt", "apparmor=docker-default", "busybox", "true"]);
+    assert!(!o.success() && o.stderr.contains("AppArmor"), "{o}");
+    let o = e.docker(&["create", "--security-opt", "label=level:s0:c100,c200", "busybox", "true"]);
+    assert!(!o.success() && o.stderr.contains("SELinux"), "{o}");
+    let o = e.docker(&["create", "--security-opt", "bogus=1", "busybox", "true"]);
+    assert!(!o.success() && o.stderr.contains(r#"invalid --security-opt 2: "bogus=1""#), "{o}");
+    let warnings = e.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
+    assert!(warnings.contains("AppArmor"), "{warnings}");
+}
