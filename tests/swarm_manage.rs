@@ -484,3 +484,28 @@ fn classic_swarm_answers_through_the_manager() {
     assert_eq!(through, from_node);
     assert_eq!(through[0]["Name"], vol.as_str());
 }
+
+/// A create on a node that lacks the image pulls it there first (the node's 404 is checked
+/// against its image list, not by its wording); an image that only one node holds and no
+/// registry has moves the create to that node.
+#[test]
+fn creates_pull_missing_images_or_follow_the_image() {
+    require_root!();
+    let reg = testground::registry::Registry::start();
+    reg.push_busybox("pulled/busybox", "1");
+    let image = format!("{}/pulled/busybox:1", reg.addr());
+    let n1 = node("node-1", &[]);
+    let n2 = node("node-2", &[]);
+    let m = Manager::start(&[&n1, &n2], &[]);
+    let out = m.docker_ok(&["run", "--rm", "-e", "constraint:node==node-2", &image, "echo", "pulled-on-create"]);
+    assert!(out.contains("pulled-on-create"), "{out}");
+    assert!(n2.engine.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains("pulled/busybox:1"));
+
+    // `onlyhere:1` exists on node-1 alone; spread prefers the emptier node-2, whose pull fails.
+    n1.engine.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    n1.engine.docker_ok(&["tag", "busybox", "onlyhere:1"]);
+    m.docker_ok(&["create", "--name", "filler", "-e", "constraint:node==node-1", "onlyhere:1", "true"]);
+    m.docker_ok(&["run", "-d", "--name", "follows", "onlyhere:1", "sleep", "60"]);
+    assert_eq!(m.node_of("follows"), "node-1");
+    m.docker_ok(&["rm", "-f", "filler", "follows"]);
+}

@@ -12,14 +12,30 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A node's "image not here" answer, in dockerd's and our engine's wordings.
-fn image_missing(e: &NodeError) -> bool {
-    match e {
-        NodeError::Status { status: 404, message } => {
-            let m = message.to_ascii_lowercase();
-            m.contains("no such image") || (m.contains("image") && m.contains("not found"))
+/// Why a create on one node failed.
+#[derive(Debug, thiserror::Error)]
+enum CreateError {
+    /// The node lacks the image (a 404 while its image list has no such image), and pulling it
+    /// there failed with this error.
+    #[error("image not on the node and not pulled: {0}")]
+    ImageMissing(NodeError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+impl From<CreateError> for NodeError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::ImageMissing(e) | CreateError::Node(e) => e,
         }
-        _ => false,
+    }
+}
+
+impl CreateError {
+    fn status(&self) -> Option<u16> {
+        match self {
+            CreateError::ImageMissing(e) | CreateError::Node(e) => e.status(),
+        }
     }
 }
 
@@ -113,7 +129,7 @@ impl Cluster {
             engine.remove_pending(&pending);
             match r {
                 Ok(answer) => return Ok(Created { answer, engine, req, body }),
-                Err(e) if image_missing(&e) && !image_affinity && !req.pinned_to_node() && self.image_somewhere(&req.image) => {
+                Err(CreateError::ImageMissing(_)) if !image_affinity && !req.pinned_to_node() && self.image_somewhere(&req.image) => {
                     tracing::info!(image = %req.image, "retrying on a node that has the image");
                     image_affinity = true;
                     req.affinities.push(format!("image=={}", req.image).parse().map_err(crate::scheduler::RequestError::from)?);
@@ -122,7 +138,7 @@ impl Cluster {
                     retries += 1;
                     tracing::info!(error = %e, retries, "create failed; retrying");
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(NodeError::from(e).into()),
             }
         }
     }
@@ -140,13 +156,21 @@ impl Cluster {
         Ok((engine, pending))
     }
 
+    /// Whether `engine` lacks `image`, after reading its image list again.
+    async fn image_absent_on(&self, engine: &Engine, image: &str) -> bool {
+        if let Err(e) = engine.refresh_images(self).await {
+            tracing::debug!(node = %engine.addr, error = %e, "cannot list images");
+        }
+        !engine.has_image(image)
+    }
+
     fn image_somewhere(&self, image: &str) -> bool {
         self.validated().iter().any(|e| e.has_image(image))
     }
 
     /// Creates on `engine`, pulling the image once if the node lacks it, and records the result.
     /// On success the pending reservation is replaced by the container's record.
-    async fn create_on(&self, engine: &Engine, pending: &str, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, NodeError> {
+    async fn create_on(&self, engine: &Engine, pending: &str, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, CreateError> {
         let mut body = body.clone();
         let ncpu = engine.info().ncpu.max(1);
         if req.cpus > 0 {
@@ -159,9 +183,11 @@ impl Cluster {
         };
         let mut r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
         engine.note(self, &r);
-        if let Err(e) = &r {
-            if image_missing(e) {
-                self.pull_on(engine, &with_tag(&req.image), auth).await?;
+        if let Err(NodeError::Status { status: 404, .. }) = &r {
+            // A 404 is the image only when the node's own list (read again) lacks it; dockerd and
+            // our engine word that answer differently, so the text decides nothing.
+            if self.image_absent_on(engine, &req.image).await {
+                self.pull_on(engine, &with_tag(&req.image), auth).await.map_err(CreateError::ImageMissing)?;
                 r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
                 engine.note(self, &r);
             }
@@ -213,8 +239,6 @@ mod tests {
     use super::*;
     #[test]
     fn helpers() {
-        assert!(image_missing(&NodeError::Status { status: 404, message: "No such image: busybox:latest".into() }));
-        assert!(!image_missing(&NodeError::Status { status: 404, message: "No such container: x".into() }));
         assert_eq!(with_tag("busybox"), "busybox:latest");
         assert_eq!(with_tag("localhost:5000/busybox"), "localhost:5000/busybox:latest");
         assert_eq!(with_tag("busybox:1"), "busybox:1");
