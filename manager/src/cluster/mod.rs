@@ -56,19 +56,6 @@ pub enum ClusterError {
     Store(#[from] crate::ha::store::StoreError),
 }
 
-impl ClusterError {
-    /// The HTTP status Docker would answer with.
-    pub fn status(&self) -> u16 {
-        match self {
-            ClusterError::NoSuchContainer(_) | ClusterError::NoSuchExec(_) | ClusterError::NoSuchImage(_) => 404,
-            ClusterError::NameInUse { .. } => 409,
-            ClusterError::Request(_) | ClusterError::InvalidParameter(_) => 400,
-            ClusterError::Node(NodeError::Status { status, .. }) => *status,
-            ClusterError::NotPrimary => 503,
-            _ => 500,
-        }
-    }
-}
 
 /// `--strategy`, `--filter`, `--cluster-opt`, `--engine-*`.
 #[derive(Debug, Clone)]
