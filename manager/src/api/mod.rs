@@ -73,11 +73,7 @@ impl Ctx {
 
 /// `k=v&…` with form encoding.
 pub fn encode_query(q: &BTreeMap<String, String>) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in q {
-        s.append_pair(k, v);
-    }
-    s.finish()
+    crate::cluster::client::encode_query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// The whole API as one router (every path, any `/vX.Y` prefix).

@@ -1,7 +1,7 @@
 //! `POST /containers/create` through the scheduler: parse, check the name cluster-wide, choose
 //! a node and reserve on it (under the placement lock), create there (pulling the image first
 //! if the node lacks it), then retry as classic Swarm does.
-use super::client::NodeError;
+use super::client::{encode_query, NodeError};
 use super::engine::Engine;
 use super::{Cluster, ClusterError};
 use crate::scheduler::request::{Reschedule, LABEL_SWARM_ID};
@@ -42,15 +42,6 @@ impl CreateError {
 fn random_hex64() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
-}
-
-fn encode_query(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `image` with `:latest` when it has neither tag nor digest.
@@ -178,7 +169,7 @@ impl Cluster {
             body["HostConfig"]["CpuShares"] = json!((req.cpus * 1024 + ncpu - 1) / ncpu);
         }
         let path = match &req.name {
-            Some(n) => format!("/containers/create?name={}", encode_query(n)),
+            Some(n) => format!("/containers/create?{}", encode_query([("name", n.as_str())])),
             None => "/containers/create".to_string(),
         };
         let mut r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
@@ -217,7 +208,7 @@ impl Cluster {
         if let Some(a) = auth {
             h.insert("X-Registry-Auth", a);
         }
-        let path = format!("/images/create?fromImage={}&tag={}", encode_query(repo), encode_query(tag));
+        let path = format!("/images/create?{}", encode_query([("fromImage", repo), ("tag", tag)]));
         let r = engine.client.send(hyper::Method::POST, &path, h, reqwest::Body::from(""), None).await;
         engine.note(self, &r);
         let resp = engine.client.check(r?).await?;
@@ -242,7 +233,7 @@ mod tests {
         assert_eq!(with_tag("busybox"), "busybox:latest");
         assert_eq!(with_tag("localhost:5000/busybox"), "localhost:5000/busybox:latest");
         assert_eq!(with_tag("busybox:1"), "busybox:1");
-        assert_eq!(encode_query("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_query([("name", "a b/c"), ("tag", "1")]), "name=a+b%2Fc&tag=1");
         assert_eq!(random_hex64().len(), 64);
     }
 }
