@@ -217,7 +217,7 @@ fn join_takes_global_flags_before_the_subcommand() {
     let disc = format!("token://127.0.0.1:{}/v1/{}", ts.port, o.stdout.trim());
     let adv = format!("127.0.0.1:{}", free_port());
     let j = Bg::start(&["--debug", "-experimental", "join", "-advertise", &adv, "--no-engine", "-heartbeat", "1s", "-ttl=3s", &disc]);
-    wait_list(&[&disc], &[adv.clone()], std::time::Duration::from_secs(10));
+    wait_list(&[&disc], std::slice::from_ref(&adv), std::time::Duration::from_secs(10));
     assert!(j.log().contains("DEBUG"), "--debug before join gave no debug lines:\n{}", j.log());
 }
 

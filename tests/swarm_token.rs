@@ -151,3 +151,42 @@ fn manager_sees_joins_at_once_with_the_default_heartbeat() {
     assert!(wait_until(Duration::from_secs(10), || nodes() == Some(1)), "{:?}", nodes());
     assert!(t0.elapsed() < Duration::from_secs(2), "the leave took {:?} to show", t0.elapsed());
 }
+
+/// The acceptance of the blocking watch with a real node: an engine registered by `swarm join`
+/// is Healthy in a manager at the default `--heartbeat` within 2 s of the join.
+#[test]
+fn joined_engine_is_healthy_within_two_seconds() {
+    require_root!();
+    let svc = TokenService::start();
+    let o = swarm(&["create", "--discovery-url", &svc.url()]);
+    assert!(o.success(), "{o}");
+    let disc = format!("token://127.0.0.1:{}/v1/{}", svc.port, o.stdout.trim());
+    let eaddr = format!("127.0.0.1:{}", free_port());
+    let opts = testground::engine::EngineOpts::default().bin(SWARM).arg("-H").arg(&format!("tcp://{eaddr}")).arg("--insecure-tcp");
+    let _engine = testground::engine::Engine::start_with(opts);
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let mut mgr = std::process::Command::new(SWARM)
+        .args(["manage", "-H", &format!("tcp://{maddr}"), &disc])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn swarm manage");
+    let info = || docker_at(&format!("tcp://{maddr}"), &["info"], Duration::from_secs(10)).stdout;
+    let up = wait_until(Duration::from_secs(20), || info().contains("Nodes: 0"));
+    let t0 = std::time::Instant::now();
+    let mut join = std::process::Command::new(SWARM)
+        .args(["join", "--advertise", &eaddr, "--no-engine", &disc])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn swarm join");
+    let healthy = wait_until(Duration::from_secs(10), || info().contains("└ Status: Healthy"));
+    let took = t0.elapsed();
+    let last = info();
+    for c in [&mut join, &mut mgr] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert!(up && healthy, "{last}");
+    assert!(took < Duration::from_secs(2), "the joined engine took {took:?} to be Healthy:\n{last}");
+}

@@ -24,8 +24,9 @@ struct Cli {
     /// --log-level wins.
     #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
     log_level: Option<String>,
-    /// Report the experimental build in `docker info`/`docker version` (manage, join, engine).
-    #[arg(long)]
+    /// Report the experimental build in `docker info`/`docker version` (manage, join, engine;
+    /// the other commands have no experimental features).
+    #[arg(long, global = true)]
     experimental: bool,
     /// Print the version.
     #[arg(short = 'v', long = "version")]
