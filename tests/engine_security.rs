@@ -47,6 +47,13 @@ fn default_seccomp_profile_blocks_namespaces_and_keyrings() {
 
     // A filter in the container's process and in what `docker exec` starts.
     assert_eq!(seccomp_mode(&e, &["run", "--rm", "busybox", "grep", "Seccomp", "/proc/self/status"]), "2");
+    assert_eq!(seccomp_mode(&e, &["run", "--rm", "-u", "nobody", "busybox", "grep", "Seccomp", "/proc/self/status"]), "2");
+    // Loading the filter leaves no capability behind: Docker's default set, no CAP_SYS_ADMIN.
+    let status = e.docker_ok(&["run", "--rm", "busybox", "grep", "^Cap", "/proc/self/status"]);
+    for set in ["CapPrm", "CapEff", "CapBnd"] {
+        let mask = status.lines().find_map(|l| l.strip_prefix(&format!("{set}:"))).map(|m| u64::from_str_radix(m.trim(), 16).unwrap());
+        assert_eq!(mask, Some(0xa80425fb), "{set} in {status}");
+    }
     let c = e.unique("sc");
     e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
     assert_eq!(seccomp_mode(&e, &["exec", &c, "grep", "Seccomp", "/proc/self/status"]), "2");

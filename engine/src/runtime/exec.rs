@@ -97,11 +97,11 @@ impl ShimRuntime {
     pub(super) async fn exec_process(&self, id: &str, state_dir: &Path, es: &ExecSpec) -> Result<ExecProcess, RuntimeError> {
         let bundle_config = state_dir.join(protocol::BUNDLE_DIR).join("config.json");
         let es2 = es.clone();
-        let (process, seccomp) = tokio::task::spawn_blocking(move || -> Result<_, RuntimeError> {
+        let process = tokio::task::spawn_blocking(move || -> Result<_, RuntimeError> {
             let base: spec::ExecBase = crate::fsutil::read_json(&bundle_config)?
                 .ok_or_else(|| RuntimeError::NotRunning(String::new()))?;
             let user = user::resolve_user(&base.rootfs(), &es2.user)?;
-            Ok((spec::exec_process(&base, &es2, &user), base.seccomp()))
+            Ok(spec::exec_process(&base, &es2, &user))
         })
         .await
         .map_err(|e| RuntimeError::Shim(format!("exec: {e}")))?
@@ -116,7 +116,6 @@ impl ShimRuntime {
             stdin: es.stdin,
             detach: es.detach,
             console_size: es.console_size,
-            seccomp,
         });
         let mut line = serde_json::to_vec(&req).map_err(|e| RuntimeError::Shim(e.to_string()))?;
         line.push(b'\n');

@@ -83,8 +83,16 @@ fn io_err(what: &str, path: &Path, e: io::Error) -> RuntimeError {
 impl ShimRuntime {
     fn write_bundle(&self, spec: &RunSpec) -> Result<ShimConfig, RuntimeError> {
         let exec_user = user::resolve_user(&spec.rootfs, &spec.user)?;
-        let oci = spec::build(spec, &exec_user)?;
+        let mut oci = spec::build(spec, &exec_user)?;
         let bundle = spec.state_dir.join(protocol::BUNDLE_DIR);
+        let bpf = bundle.join(super::seccomp::bpf::BPF_FILE);
+        match super::seccomp::bpf::for_bundle(&mut oci)? {
+            Some(program) => crate::fsutil::write_runtime(&bpf, &program.encode()).map_err(|e| io_err("writing", &bpf, e))?,
+            None => match std::fs::remove_file(&bpf) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("removing", &bpf, e)),
+                _ => {}
+            },
+        }
         let config = bundle.join("config.json");
         protocol::write_runtime_json(&config, &oci).map_err(|e| io_err("writing", &config, e))?;
         let cfg = ShimConfig {

@@ -231,14 +231,6 @@ pub struct ExecBase {
     hostname: Option<String>,
     #[serde(default)]
     process: Option<ExecBaseProcess>,
-    #[serde(default)]
-    linux: Option<ExecBaseLinux>,
-}
-
-#[derive(Debug, Default, serde::Deserialize)]
-struct ExecBaseLinux {
-    #[serde(default)]
-    seccomp: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -256,11 +248,6 @@ impl ExecBase {
     /// The container's root file system (where its users are looked up).
     pub fn rootfs(&self) -> std::path::PathBuf {
         self.root.as_ref().map(|r| r.path.clone()).unwrap_or_default()
-    }
-
-    /// The container's seccomp filter (`linux.seccomp`): exec'd processes get it too.
-    pub fn seccomp(&self) -> Option<Value> {
-        self.linux.as_ref().and_then(|l| l.seccomp.clone())
     }
 }
 
@@ -456,7 +443,6 @@ mod tests {
         let spec = build(&run_spec(), &root()).unwrap();
         let base: ExecBase = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(base.rootfs(), PathBuf::from("/var/lib/x/rootfs"));
-        assert_eq!(base.seccomp().is_some(), crate::runtime::seccomp::kernel_supported());
         let es = crate::runtime::ExecSpec {
             args: vec!["sh".into()],
             env: vec!["A=1".into()],

@@ -2,6 +2,7 @@
 //! libcontainer build, and its errors in Docker's words. Runs before the shim has any thread.
 use super::io::{STDERR, STDOUT};
 use super::protocol::{self, ShimConfig};
+use crate::runtime::seccomp::bpf::{self, Program};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
@@ -20,9 +21,11 @@ use std::time::{Duration, Instant};
 /// started by whatever) may have some ignored.
 /// With `winsize`, a terminal on stdin gets that size before exec (the client's size from
 /// the start, not only after its first resize).
+/// With `seccomp`, the container's filter is loaded last (see `runtime::seccomp::bpf`).
 #[derive(Clone, Default)]
 pub(super) struct CleanSignals {
     pub winsize: Option<(u16, u16)>,
+    pub seccomp: Option<Program>,
 }
 
 impl Executor for CleanSignals {
@@ -32,6 +35,9 @@ impl Executor for CleanSignals {
             let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
             // SAFETY: TIOCSWINSZ reads one winsize; on a non-tty stdin it fails harmlessly.
             unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
+        }
+        if let Some(program) = &self.seccomp {
+            bpf::load_in_init(program).map_err(ExecutorError::Other)?;
         }
         DefaultExecutor {}.exec(spec)
     }
@@ -94,7 +100,7 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::Linux)
         .with_root_path(&cfg.runtime_root)
         .map_err(lc_err)?
-        .with_executor(CleanSignals { winsize: cfg.console_size });
+        .with_executor(CleanSignals { winsize: cfg.console_size, seccomp: seccomp_program(&cfg.bundle)? });
     let mut stdio = Stdio { outputs: vec![], stdin: None, pty: None };
     let console = if cfg.tty {
         let path = state_dir.join(protocol::CONSOLE_SOCKET_FILE);
@@ -133,6 +139,16 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
         return Ok((container, stdio));
     }
     Ok((container?, stdio))
+}
+
+/// The program the engine wrote next to the bundle (none: the container runs unconfined).
+pub(super) fn seccomp_program(bundle: &Path) -> Result<Option<Program>, String> {
+    let path = bundle.join(bpf::BPF_FILE);
+    match std::fs::read(&path) {
+        Ok(data) => Program::decode(&data).map(Some).ok_or_else(|| format!("invalid seccomp program {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// libcontainer's init sent the pty master over the console socket before `build` returned.

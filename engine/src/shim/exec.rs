@@ -2,7 +2,7 @@
 //! spawned from the engine and no runtime binary runs per exec. The process is the shim's
 //! child: the loop watches its pidfd, reaps it and reports its exit code on the request's
 //! connection.
-use super::create::pipe;
+use super::create::{pipe, seccomp_program};
 use super::protocol::{ExecReply, ExecRequest, Status};
 use super::plan::Plan;
 use super::spawn::{spawn, Failure, Stdio};
@@ -110,7 +110,7 @@ fn stdio(req: &ExecRequest) -> Result<(Stdio, Vec<OwnedFd>), String> {
 /// Starts the process; returns its pid and the engine's ends of its stdio.
 fn run(shim: &mut Shim, req: &ExecRequest) -> Result<(Pid, Vec<OwnedFd>), Failure> {
     let internal = |e: String| (format!("OCI runtime exec failed: exec failed: {e}: unknown"), 126);
-    let plan = Plan::from_json(&req.process, req.seccomp.as_ref()).map_err(internal)?;
+    let plan = Plan::from_json(&req.process, seccomp_program(&shim.cfg.bundle).map_err(internal)?).map_err(internal)?;
     let (stdio, mut ours) = stdio(req).map_err(internal)?;
     let (target, init) = shim.exec_target().map_err(internal)?;
     match spawn(target, init.as_fd(), &plan, stdio) {

@@ -126,9 +126,6 @@ pub struct ExecRequest {
     /// Initial tty size (rows, columns).
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
-    /// The container's OCI `linux.seccomp`: the process gets the same filter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -165,7 +162,6 @@ mod tests {
             stdin: true,
             detach: false,
             console_size: Some((24, 80)),
-            seccomp: Some(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})),
         });
         let line = serde_json::to_string(&e).unwrap();
         assert!(line.starts_with(r#"{"op":"exec","#), "{line}");

@@ -349,9 +349,8 @@ fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawF
     }
     // The container's filter, as runc does for exec: while the process still has CAP_SYS_ADMIN
     // (without no_new_privs that is what loading one needs). What follows is allowed by it.
-    if let Some(filter) = &plan.seccomp {
-        libcontainer::seccomp::initialize_seccomp(filter)
-            .map_err(|e| (format!("{PREFIX}: loading the seccomp filter: {e}: unknown"), 126))?;
+    if let Some(program) = &plan.seccomp {
+        program.load().map_err(|e| (format!("{PREFIX}: loading the seccomp filter: {}: unknown", errno_text(e)), 126))?;
     }
     // SAFETY (this block): prctl/setgroups/setres[ug]id with integer arguments or our buffers.
     unsafe {
