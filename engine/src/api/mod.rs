@@ -1,6 +1,7 @@
 //! The Docker Engine API router: every route also under `/vX.Y/`, Docker's error bodies,
 //! lenient query flags (`1`/`true`), JSON bodies with unknown fields ignored.
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod error;
 pub mod events;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(networks::routes())
         .merge(exec::routes())
         .merge(ops::routes())
+        .merge(build::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response_with_state(state.clone(), add_server_headers))
         .layer(axum::middleware::from_fn(trace))

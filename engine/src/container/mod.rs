@@ -4,6 +4,7 @@
 //! that tells waiters about starts, exits and removal, and the attaches that arrived
 //! before `start` (the CLI's `docker run` attaches first, then starts).
 pub mod archive;
+mod commit;
 mod create;
 mod etcfiles;
 mod exec;
@@ -22,6 +23,7 @@ pub mod secopts;
 mod stats;
 mod view;
 
+pub use commit::CommitOptions;
 pub use create::CreateRequest;
 pub use exec::ExecIo;
 pub use resources::UpdateRequest;
