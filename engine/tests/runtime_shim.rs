@@ -103,6 +103,8 @@ impl World {
             tmpfs: vec![],
             resources: Default::default(),
             console_size: None,
+            options: Default::default(),
+            log: Default::default(),
         }
     }
 }

@@ -160,6 +160,8 @@ impl<R: Runtime> ContainerService<R> {
         self.network_event("connect", rec);
         let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
         let state_dir = self.state_dir(&rec.id);
+        let options = self.run_options_for(rec)?;
+        let log = super::runopts::log_config(&rec.host_config)?;
         let spec = RunSpec {
             id: rec.id.clone(),
             rootfs: merged,
@@ -180,6 +182,8 @@ impl<R: Runtime> ContainerService<R> {
             readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
             resources: super::resources::from_host_config(&rec.host_config),
             console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
+            options,
+            log,
         };
         self.runtime.create(&spec).await?;
         // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
@@ -207,6 +211,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
+        super::runopts::release_shm(&dir);
         if let Err(e) = rootfs::unmount_rootfs(&dir) {
             tracing::warn!(container = %rec.id, error = %e, "unmount failed");
         }

@@ -23,8 +23,10 @@
 //!   `{"log":"..","stream":"stdout|stderr","time":"RFC3339Nano"}` object per line).
 pub mod exec;
 pub mod fdstream;
+pub mod options;
 pub mod shim_client;
 pub mod spec;
+pub mod spec_opts;
 pub mod user;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
@@ -122,6 +124,12 @@ pub struct RunSpec {
     /// Initial tty size (rows, columns), from the client's terminal.
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// `docker run` options beyond the above (limits, devices, privileges, namespaces, init).
+    #[serde(default)]
+    pub options: options::RunOptions,
+    /// The log driver and its rotation.
+    #[serde(default)]
+    pub log: options::LogConfig,
 }
 
 /// How a container's process ended.
