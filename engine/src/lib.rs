@@ -48,6 +48,9 @@ pub enum ErrorKind {
     NotModified,
     Forbidden,
     Unavailable,
+    /// A feature this configuration does not offer (dockerd's 501, e.g. reading logs of
+    /// `--log-driver none`).
+    NotImplemented,
     Internal,
 }
 

@@ -161,6 +161,8 @@ impl<R: Runtime> ContainerService<R> {
         self.network_event("connect", rec);
         let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
         let state_dir = self.state_dir(&rec.id);
+        let options = self.run_options_for(rec)?;
+        let log = super::runopts::log_config(&rec.host_config)?;
         let spec = RunSpec {
             id: rec.id.clone(),
             rootfs: merged,
@@ -182,6 +184,8 @@ impl<R: Runtime> ContainerService<R> {
             resources: super::resources::from_host_config(&rec.host_config),
             console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
             seccomp: security.seccomp,
+            options,
+            log,
         };
         self.runtime.create(&spec).await?;
         // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
@@ -209,6 +213,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
+        super::runopts::release_shm(&dir);
         if let Err(e) = rootfs::unmount_rootfs(&dir) {
             tracing::warn!(container = %rec.id, error = %e, "unmount failed");
         }

@@ -17,6 +17,7 @@ pub mod ports;
 pub mod record;
 mod rename;
 mod resources;
+pub mod runopts;
 pub(crate) mod restart;
 mod rootfs;
 pub mod secopts;
@@ -76,6 +77,9 @@ pub enum ContainerError {
     ExecNotFound(String),
     #[error("{0}")]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// `docker logs` of a container whose log driver keeps nothing (`none`).
+    #[error("configured logging driver does not support reading")]
+    LogsNotReadable,
 }
 
 impl Classify for ContainerError {
@@ -89,6 +93,7 @@ impl Classify for ContainerError {
             ContainerError::Cgroup(e) => e.kind(),
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::InvalidParam(_) => ErrorKind::InvalidParameter,
+            ContainerError::LogsNotReadable => ErrorKind::NotImplemented,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
             ContainerError::Image(e) => e.kind(),
             ContainerError::Runtime(e) => e.kind(),

@@ -1,0 +1,467 @@
+//! The `docker run` options of a HostConfig beyond resources, mounts and networks: checked at
+//! create (each refused with dockerd's words, or ours naming the option) and turned into the
+//! runtime's [`RunOptions`] and [`LogConfig`] at start.
+use super::{ContainerError, ContainerService};
+use crate::runtime::Runtime;
+use std::path::{Path, PathBuf};
+use crate::runtime::exec::CAPABILITY_NAMES;
+use crate::runtime::options::{Device, DeviceRule, LogConfig, LogDriver, Namespace, RunOptions, Ulimit, ULIMITS};
+use bollard_stubs::models::HostConfig;
+
+fn invalid(msg: impl Into<String>) -> ContainerError {
+    ContainerError::InvalidParam(msg.into())
+}
+
+fn list(v: &Option<Vec<String>>) -> &[String] {
+    v.as_deref().unwrap_or(&[])
+}
+
+/// Every option of this module checked, as dockerd checks them at create.
+pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
+    capabilities(list(&hc.cap_add)).map_err(|e| invalid(format!("invalid CapAdd: {e}")))?;
+    capabilities(list(&hc.cap_drop)).map_err(|e| invalid(format!("invalid CapDrop: {e}")))?;
+    security_opts(list(&hc.security_opt))?;
+    ulimits(hc)?;
+    if hc.shm_size.is_some_and(|s| s < 0) {
+        return Err(invalid("SHM size can not be less than 0"));
+    }
+    for g in list(&hc.group_add) {
+        if g.trim().is_empty() {
+            return Err(invalid("invalid --group-add: an empty group name"));
+        }
+    }
+    devices(hc)?;
+    device_rules(hc)?;
+    log_config(hc)?;
+    namespace_modes(hc)?;
+    if let Some(r) = hc.runtime.as_deref().filter(|r| !r.is_empty() && *r != "runc") {
+        return Err(invalid(format!("unknown or invalid runtime name: {r}")));
+    }
+    if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(invalid("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"));
+    }
+    Ok(())
+}
+
+/// `--cap-add`/`--cap-drop` entries as `CAP_X` (or `ALL`), as dockerd normalises them.
+pub fn capabilities(caps: &[String]) -> Result<Vec<String>, String> {
+    caps.iter()
+        .map(|c| {
+            let up = c.trim().to_ascii_uppercase();
+            if up == "ALL" {
+                return Ok(up);
+            }
+            let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+            if CAPABILITY_NAMES.contains(&name.as_str()) {
+                Ok(name)
+            } else {
+                Err(format!("unknown capability: {name:?}"))
+            }
+        })
+        .collect()
+}
+
+/// What `--security-opt` asks for: no_new_privs, unconfined system paths.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SecurityOpts {
+    pub no_new_privileges: bool,
+    pub unconfined_paths: bool,
+}
+
+/// dockerd's `--security-opt` keys (`key=value`, or the old `key:value`). Honoured:
+/// `no-new-privileges`, `label=disable` (there are no labels here), `systempaths=unconfined`;
+/// `seccomp=…` is left to the seccomp module. Everything else is refused by name.
+pub fn security_opts(opts: &[String]) -> Result<SecurityOpts, ContainerError> {
+    let mut out = SecurityOpts::default();
+    for opt in opts {
+        if opt == "no-new-privileges" {
+            out.no_new_privileges = true;
+            continue;
+        }
+        let Some((key, value)) = opt.split_once('=').or_else(|| opt.split_once(':')) else {
+            return Err(invalid(format!("invalid --security-opt 1: {opt:?}")));
+        };
+        match (key, value) {
+            ("no-new-privileges", v) => {
+                out.no_new_privileges = v
+                    .parse::<bool>()
+                    .map_err(|_| invalid(format!("invalid --security-opt 2: {opt:?}: no-new-privileges takes true or false")))?;
+            }
+            ("seccomp", _) => {}
+            ("label", "disable") => {}
+            ("label", _) => {
+                return Err(invalid(format!("invalid --security-opt {opt:?}: SELinux is not enabled on this host (only label=disable is accepted)")))
+            }
+            ("apparmor", _) => {
+                return Err(invalid(format!("invalid --security-opt {opt:?}: AppArmor is not enabled on this host")))
+            }
+            ("systempaths", "unconfined") => out.unconfined_paths = true,
+            _ => {
+                return Err(invalid(format!(
+                    "invalid --security-opt 2: {opt:?} (this engine accepts no-new-privileges, seccomp=…, label=disable and systempaths=unconfined)"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The kernel's ceiling for open files (`fs.nr_open`).
+fn nr_open() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20)
+}
+
+fn ulimits(hc: &HostConfig) -> Result<Vec<Ulimit>, ContainerError> {
+    let mut out = vec![];
+    for u in hc.ulimits.iter().flatten() {
+        let name = u.name.clone().unwrap_or_default();
+        if !ULIMITS.iter().any(|(n, _)| *n == name) {
+            return Err(invalid(format!("invalid ulimit type: {name}")));
+        }
+        let value = |v: Option<i64>, what: &str| match v.unwrap_or(0) {
+            -1 => Ok(u64::MAX),
+            v if v < 0 => Err(invalid(format!("invalid ulimit {name}: {what} limit {v} must not be negative"))),
+            v => Ok(v as u64),
+        };
+        let (soft, hard) = (value(u.soft, "soft")?, value(u.hard, "hard")?);
+        if soft > hard {
+            return Err(invalid(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")));
+        }
+        if name == "nofile" && hard > nr_open() {
+            return Err(invalid(format!(
+                "invalid ulimit nofile: hard limit {hard} exceeds the kernel's maximum (fs.nr_open = {})",
+                nr_open()
+            )));
+        }
+        out.push(Ulimit { name, soft, hard });
+    }
+    Ok(out)
+}
+
+fn devices(hc: &HostConfig) -> Result<Vec<Device>, ContainerError> {
+    let mut out = vec![];
+    for d in hc.devices.iter().flatten() {
+        let host = d.path_on_host.clone().unwrap_or_default();
+        if host.is_empty() {
+            return Err(invalid("invalid device mapping: PathOnHost is empty"));
+        }
+        let container = d.path_in_container.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| host.clone());
+        if !container.starts_with('/') {
+            return Err(invalid(format!("invalid device mapping {host}:{container}: the path in the container must be absolute")));
+        }
+        let permissions = d.cgroup_permissions.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "rwm".into());
+        if !permissions.chars().all(|c| "rwm".contains(c)) {
+            return Err(invalid(format!("invalid device mapping {host}: permissions {permissions:?} are not a combination of r, w and m")));
+        }
+        std::fs::metadata(&host).map_err(|e| {
+            let text = e.raw_os_error().map(|n| std::io::Error::from_raw_os_error(n).to_string()).unwrap_or_else(|| e.to_string());
+            let text = text.split(" (os error").next().unwrap_or_default().to_lowercase();
+            invalid(format!("error gathering device information while adding custom device {host:?}: {text}"))
+        })?;
+        out.push(Device { host: host.into(), container, permissions });
+    }
+    Ok(out)
+}
+
+/// `'c 1:3 rwm'`, `'a *:* rwm'` (dockerd's format).
+pub fn parse_device_rule(rule: &str) -> Option<DeviceRule> {
+    let mut parts = rule.split_whitespace();
+    let (kind, numbers, access) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let kind = match kind {
+        "a" | "b" | "c" => kind.chars().next()?,
+        _ => return None,
+    };
+    let (major, minor) = numbers.split_once(':')?;
+    let num = |s: &str| -> Option<Option<i64>> {
+        if s == "*" {
+            Some(None)
+        } else {
+            s.parse::<i64>().ok().filter(|n| *n >= 0).map(Some)
+        }
+    };
+    if access.is_empty() || access.len() > 3 || !access.chars().all(|c| "rwm".contains(c)) {
+        return None;
+    }
+    Some(DeviceRule { kind, major: num(major)?, minor: num(minor)?, access: access.into() })
+}
+
+fn device_rules(hc: &HostConfig) -> Result<Vec<DeviceRule>, ContainerError> {
+    list(&hc.device_cgroup_rules)
+        .iter()
+        .map(|r| parse_device_rule(r).ok_or_else(|| invalid(format!("invalid device cgroup format '{r}'"))))
+        .collect()
+}
+
+/// go-units' `RAMInBytes`: `512`, `1k`, `10m`, `1.5g`, `2GiB` (binary multiples).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
+    let (num, mult) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' => (&t[..t.len() - 1], 1 << 20),
+        'g' => (&t[..t.len() - 1], 1 << 30),
+        't' => (&t[..t.len() - 1], 1 << 40),
+        'p' => (&t[..t.len() - 1], 1 << 50),
+        _ => (t, 1),
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    (v >= 0.0).then_some((v * mult as f64) as u64)
+}
+
+/// `--log-driver` and `--log-opt`: json-file (with max-size/max-file) and none are served;
+/// other drivers dockerd knows are refused by name, unknown ones as dockerd does.
+pub fn log_config(hc: &HostConfig) -> Result<LogConfig, ContainerError> {
+    let lc = hc.log_config.clone().unwrap_or_default();
+    let opts = lc.config.unwrap_or_default();
+    let driver = match lc.typ.as_deref().unwrap_or("") {
+        "" | "json-file" => LogDriver::JsonFile,
+        "none" => LogDriver::None,
+        d @ ("local" | "syslog" | "journald" | "gelf" | "fluentd" | "awslogs" | "splunk" | "etwlogs" | "gcplogs" | "logentries") => {
+            return Err(invalid(format!("logging driver {d:?} is not supported by this engine (json-file and none are)")))
+        }
+        d => return Err(invalid(format!("logger: no log driver named '{d}' is registered"))),
+    };
+    let mut cfg = LogConfig { driver, ..Default::default() };
+    let mut keys: Vec<&String> = opts.keys().collect();
+    keys.sort();
+    for key in keys {
+        let v = &opts[key];
+        match (driver, key.as_str()) {
+            (LogDriver::JsonFile, "max-size") => {
+                if v != "-1" {
+                    cfg.max_size = Some(parse_size(v).ok_or_else(|| invalid(format!("invalid max-size {v:?} for json-file log driver")))?);
+                }
+            }
+            (LogDriver::JsonFile, "max-file") => {
+                let n: i64 = v.parse().map_err(|_| invalid(format!("invalid max-file {v:?} for json-file log driver")))?;
+                if n < 1 {
+                    return Err(invalid("max-file cannot be less than 1"));
+                }
+                cfg.max_file = n.min(u32::MAX as i64) as u32;
+            }
+            (LogDriver::JsonFile, "compress") => {
+                if v.parse::<bool>().map_err(|_| invalid(format!("invalid compress {v:?} for json-file log driver")))? {
+                    return Err(invalid("log-opt compress=true is not supported by this engine's json-file driver"));
+                }
+            }
+            // dockerd's json-file accepts a tag and does nothing with it either.
+            (LogDriver::JsonFile, "tag") => {}
+            (LogDriver::JsonFile, k @ ("labels" | "labels-regex" | "env" | "env-regex")) => {
+                return Err(invalid(format!("log-opt {k} is not supported by this engine's json-file driver")))
+            }
+            (LogDriver::JsonFile, k) => return Err(invalid(format!("unknown log opt '{k}' for json-file log driver"))),
+            (LogDriver::None, k) => return Err(invalid(format!("unknown log opt '{k}' for none log driver"))),
+        }
+    }
+    if cfg.max_file > 1 && cfg.max_size.is_none() {
+        return Err(invalid("max-file cannot be set when max-size is not set"));
+    }
+    Ok(cfg)
+}
+
+/// A `--pid`/`--ipc` mode naming another container (`container:X`).
+pub fn joined_container(mode: Option<&str>) -> Option<&str> {
+    mode.and_then(|m| m.strip_prefix("container:")).filter(|x| !x.is_empty())
+}
+
+fn namespace_modes(hc: &HostConfig) -> Result<(), ContainerError> {
+    let pid = hc.pid_mode.as_deref().unwrap_or("");
+    if !(pid.is_empty() || pid == "host" || joined_container(Some(pid)).is_some()) {
+        return Err(invalid(format!("invalid --pid: {pid:?} (use host or container:<name|id>)")));
+    }
+    let ipc = hc.ipc_mode.as_deref().unwrap_or("");
+    if !(matches!(ipc, "" | "private" | "shareable" | "host") || joined_container(Some(ipc)).is_some()) {
+        return Err(invalid(format!("invalid --ipc: {ipc:?} (use private, shareable, host or container:<name|id>)")));
+    }
+    let uts = hc.uts_mode.as_deref().unwrap_or("");
+    if !matches!(uts, "" | "host") {
+        return Err(invalid(format!("invalid --uts: {uts:?} (use host)")));
+    }
+    // This engine never puts a container in a user namespace: `host` is what it always does.
+    let userns = hc.userns_mode.as_deref().unwrap_or("");
+    if !matches!(userns, "" | "host") {
+        return Err(invalid(format!("invalid --userns: {userns:?}: user namespaces are not supported by this engine (use host)")));
+    }
+    Ok(())
+}
+
+/// The options of a validated HostConfig. Namespaces of other containers (`container:X`)
+/// and the shared /dev/shm are left for the caller to fill in.
+pub fn run_options(hc: &HostConfig) -> Result<RunOptions, ContainerError> {
+    let sec = security_opts(list(&hc.security_opt))?;
+    let mode = |m: &Option<String>| match m.as_deref() {
+        Some("host") => Namespace::Host,
+        _ => Namespace::Private,
+    };
+    Ok(RunOptions {
+        privileged: hc.privileged == Some(true),
+        cap_add: capabilities(list(&hc.cap_add)).map_err(invalid)?,
+        cap_drop: capabilities(list(&hc.cap_drop)).map_err(invalid)?,
+        no_new_privileges: sec.no_new_privileges,
+        unconfined_paths: sec.unconfined_paths,
+        ulimits: ulimits(hc)?,
+        shm_size: hc.shm_size.filter(|s| *s > 0).map(|s| s as u64),
+        group_add: list(&hc.group_add).to_vec(),
+        devices: devices(hc)?,
+        device_rules: device_rules(hc)?,
+        init: hc.init == Some(true),
+        pid: mode(&hc.pid_mode),
+        ipc: mode(&hc.ipc_mode),
+        uts_host: hc.uts_mode.as_deref() == Some("host"),
+        shm_dir: None,
+        oom_kill_disable: hc.oom_kill_disable == Some(true),
+    })
+}
+
+
+/// The shared /dev/shm of an `--ipc shareable` container, under its directory.
+fn shm_dir(container_dir: &Path) -> PathBuf {
+    container_dir.join("shm")
+}
+
+/// Mounts the shareable /dev/shm (a tmpfs of `size` bytes) unless it is there already.
+fn mount_shm(dir: &Path, size: u64) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    std::fs::create_dir_all(dir)?;
+    if crate::container::rootfs::is_mounted(dir) {
+        return Ok(());
+    }
+    let opts = format!("mode=1777,size={size}");
+    mount(Some("shm"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some(opts.as_str()))
+        .map_err(|e| std::io::Error::other(format!("mounting the shareable /dev/shm at {}: {e}", dir.display())))
+}
+
+/// Unmounts an `--ipc shareable` container's /dev/shm (when it stops).
+pub(super) fn release_shm(container_dir: &Path) {
+    let dir = shm_dir(container_dir);
+    if crate::container::rootfs::is_mounted(&dir) {
+        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+impl<R: Runtime> ContainerService<R> {
+    /// The running process of `--pid`/`--ipc container:X`, in dockerd's words when it is not.
+    fn donor(&self, key: &str, what: &str) -> Result<super::record::Record, ContainerError> {
+        let rec = self.get(key)?.record();
+        if !rec.running() || rec.state.pid == 0 {
+            return Err(ContainerError::Conflict(format!("cannot join {what} of a non running container: {key}")));
+        }
+        Ok(rec)
+    }
+
+    /// The run options of a container about to start: its HostConfig's, with the namespaces
+    /// of the containers it joins and its shared /dev/shm.
+    pub(super) fn run_options_for(&self, rec: &super::record::Record) -> Result<RunOptions, ContainerError> {
+        let hc = &rec.host_config;
+        let mut o = run_options(hc)?;
+        if let Some(other) = joined_container(hc.pid_mode.as_deref()) {
+            let d = self.donor(other, "PID")?;
+            o.pid = Namespace::Join(format!("/proc/{}/ns/pid", d.state.pid).into());
+        }
+        if let Some(other) = joined_container(hc.ipc_mode.as_deref()) {
+            let d = self.donor(other, "IPC")?;
+            if d.host_config.ipc_mode.as_deref() != Some("shareable") {
+                return Err(invalid("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"));
+            }
+            o.ipc = Namespace::Join(format!("/proc/{}/ns/ipc", d.state.pid).into());
+            o.shm_dir = Some(shm_dir(&super::Record::dir(&self.cfg.data_root, &d.id)));
+        }
+        if hc.ipc_mode.as_deref() == Some("shareable") {
+            let dir = shm_dir(&super::Record::dir(&self.cfg.data_root, &rec.id));
+            mount_shm(&dir, o.shm_size.unwrap_or(64 << 20))?;
+            o.shm_dir = Some(dir);
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard_stubs::models::{DeviceMapping, HostConfigLogConfig, ResourcesUlimits};
+    use std::collections::HashMap;
+
+    fn err(hc: HostConfig) -> String {
+        validate(&hc).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn capabilities_are_normalised_and_checked() {
+        assert_eq!(capabilities(&["net_admin".into(), "CAP_SYS_TIME".into(), "all".into()]).unwrap(), ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]);
+        let e = err(HostConfig { cap_add: Some(vec!["FOO".into()]), ..Default::default() });
+        assert_eq!(e, "invalid CapAdd: unknown capability: \"CAP_FOO\"");
+    }
+
+    #[test]
+    fn security_opts_known_or_refused() {
+        let s = security_opts(&["no-new-privileges".into(), "label=disable".into(), "seccomp=unconfined".into()]).unwrap();
+        assert!(s.no_new_privileges);
+        assert!(!security_opts(&["no-new-privileges:false".into()]).unwrap().no_new_privileges);
+        assert!(err(HostConfig { security_opt: Some(vec!["apparmor=unconfined".into()]), ..Default::default() }).contains("AppArmor"));
+        assert!(err(HostConfig { security_opt: Some(vec!["bogus=1".into()]), ..Default::default() }).contains("\"bogus=1\""));
+        assert!(err(HostConfig { security_opt: Some(vec!["label=user:x".into()]), ..Default::default() }).contains("SELinux"));
+    }
+
+    #[test]
+    fn ulimits_checked() {
+        let u = |name: &str, soft, hard| HostConfig {
+            ulimits: Some(vec![ResourcesUlimits { name: Some(name.into()), soft: Some(soft), hard: Some(hard) }]),
+            ..Default::default()
+        };
+        assert_eq!(err(u("nofiles", 1, 2)), "invalid ulimit type: nofiles");
+        assert_eq!(err(u("nofile", 4, 2)), "ulimit soft limit must be less than or equal to hard limit: 4 > 2");
+        assert!(err(u("nofile", 1, i64::MAX)).contains("nr_open"));
+        let o = run_options(&u("nofile", 1024, 2048)).unwrap();
+        assert_eq!(o.ulimits, [Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }]);
+    }
+
+    #[test]
+    fn devices_and_rules_checked() {
+        let d = |host: &str, perms: &str| HostConfig {
+            devices: Some(vec![DeviceMapping { path_on_host: Some(host.into()), path_in_container: Some("/dev/x".into()), cgroup_permissions: Some(perms.into()) }]),
+            ..Default::default()
+        };
+        assert_eq!(err(d("/dev/nope-nope", "rwm")), "error gathering device information while adding custom device \"/dev/nope-nope\": no such file or directory");
+        assert!(err(d("/dev/null", "rwx")).contains("permissions"));
+        assert_eq!(run_options(&d("/dev/null", "r")).unwrap().devices[0].permissions, "r");
+        assert_eq!(parse_device_rule("c 1:3 rwm"), Some(DeviceRule { kind: 'c', major: Some(1), minor: Some(3), access: "rwm".into() }));
+        assert_eq!(parse_device_rule("a *:* r").unwrap().major, None);
+        assert!(parse_device_rule("x 1:3 rwm").is_none() && parse_device_rule("c 1 rwm").is_none());
+        assert_eq!(err(HostConfig { device_cgroup_rules: Some(vec!["c 1:3".into()]), ..Default::default() }), "invalid device cgroup format 'c 1:3'");
+    }
+
+    #[test]
+    fn log_drivers_and_opts() {
+        let lc = |t: &str, opts: &[(&str, &str)]| HostConfig {
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(t.into()),
+                config: Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()),
+            }),
+            ..Default::default()
+        };
+        let c = log_config(&lc("json-file", &[("max-size", "1k"), ("max-file", "2")])).unwrap();
+        assert_eq!((c.driver, c.max_size, c.max_file), (LogDriver::JsonFile, Some(1024), 2));
+        assert_eq!(log_config(&lc("none", &[])).unwrap().driver, LogDriver::None);
+        assert_eq!(err(lc("bogus", &[])), "logger: no log driver named 'bogus' is registered");
+        assert!(err(lc("syslog", &[])).contains("\"syslog\""));
+        assert_eq!(err(lc("json-file", &[("max-file", "2")])), "max-file cannot be set when max-size is not set");
+        assert_eq!(err(lc("json-file", &[("mode", "x")])), "unknown log opt 'mode' for json-file log driver");
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1.5KiB"), Some(1536));
+        assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn modes_runtime_and_storage() {
+        assert!(err(HostConfig { pid_mode: Some("bogus".into()), ..Default::default() }).contains("--pid"));
+        assert!(err(HostConfig { userns_mode: Some("remap".into()), ..Default::default() }).contains("--userns"));
+        assert_eq!(err(HostConfig { runtime: Some("kata".into()), ..Default::default() }), "unknown or invalid runtime name: kata");
+        assert!(err(HostConfig { storage_opt: Some([("size".to_string(), "1G".to_string())].into()), ..Default::default() }).contains("storage-opt"));
+        let o = run_options(&HostConfig { pid_mode: Some("host".into()), uts_mode: Some("host".into()), ..Default::default() }).unwrap();
+        assert_eq!((o.pid, o.uts_host), (Namespace::Host, true));
+        assert_eq!(joined_container(Some("container:web")), Some("web"));
+    }
+}
