@@ -91,6 +91,7 @@ mod tests {
         assert!(p(&["apparmor=docker-default"]).unwrap_err().contains("AppArmor"));
         assert!(p(&["label=type:svirt_apache_t"]).unwrap_err().contains("SELinux is not available"));
         assert!(p(&["apparmor=unconfined", "label=disable", "disable"]).is_ok());
-        assert!(p(&["no-new-privileges"]).unwrap_err().contains("not supported"));
+        // Privilege options are the run options' to check (runopts).
+        assert!(p(&["no-new-privileges", "no-new-privileges=true", "systempaths=unconfined"]).is_ok());
     }
 }
