@@ -26,7 +26,7 @@ use discovery::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,12 @@ pub enum ClusterError {
     Store(#[from] crate::ha::store::StoreError),
 }
 
+
+/// How long the manager remembers which node runs an exec instance (dockerd forgets exited
+/// ones after minutes; a client asking later gets "No such exec instance").
+pub const EXEC_TTL: Duration = Duration::from_secs(3600);
+/// Exec records kept before expired ones are pruned.
+const EXEC_PRUNE_AT: usize = 10_000;
 
 /// `--strategy`, `--filter`, `--cluster-opt`, `--engine-*`.
 #[derive(Debug, Clone)]
@@ -104,8 +110,8 @@ pub struct Shared {
     pub metrics: Metrics,
     transport: Arc<Transport>,
     engines: RwLock<BTreeMap<String, Arc<Engine>>>,
-    /// Exec ID -> node address.
-    execs: Mutex<HashMap<String, String>>,
+    /// Exec ID -> node address and when it was recorded (entries expire: [`EXEC_TTL`]).
+    execs: Mutex<HashMap<String, (String, Instant)>>,
     /// Held while a node is chosen and its reservation recorded.
     place: Mutex<()>,
     pending_seq: std::sync::atomic::AtomicU64,
@@ -257,12 +263,29 @@ impl Cluster {
         })
     }
 
+    /// The node address recorded for an exec instance, unless expired.
+    fn exec_addr(&self, exec_id: &str) -> Option<String> {
+        let execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        execs.get(exec_id).filter(|(_, at)| at.elapsed() < EXEC_TTL).map(|(a, _)| a.clone())
+    }
+
     pub fn record_exec(&self, exec_id: &str, addr: &str) {
-        self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(exec_id.to_string(), addr.to_string());
+        let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        if execs.len() >= EXEC_PRUNE_AT {
+            execs.retain(|_, (_, at)| at.elapsed() < EXEC_TTL);
+            // Still full of fresh ones (a flood of execs): forget the oldest half.
+            if execs.len() >= EXEC_PRUNE_AT {
+                let mut ages: Vec<Instant> = execs.values().map(|(_, at)| *at).collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                execs.retain(|_, (_, at)| *at > cut);
+            }
+        }
+        execs.insert(exec_id.to_string(), (addr.to_string(), Instant::now()));
     }
 
     pub fn exec_owner(&self, exec_id: &str) -> Result<Arc<Engine>, ClusterError> {
-        let addr = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(exec_id).cloned();
+        let addr = self.exec_addr(exec_id);
         addr.and_then(|a| self.engine(&a)).ok_or_else(|| ClusterError::NoSuchExec(exec_id.to_string()))
     }
 
@@ -286,5 +309,29 @@ impl Cluster {
         let req = crate::scheduler::Request::default();
         let addr = self.with_views(|views| self.scheduler.pick(&req, views).map(|n| n.addr.clone()))?;
         self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[tokio::test]
+    async fn exec_records_are_bounded() {
+        let c = Cluster::new(ClusterOpts::default(), None, CancellationToken::new()).unwrap();
+        for i in 0..EXEC_PRUNE_AT {
+            c.record_exec(&format!("e{i}"), "10.0.0.1:2375");
+        }
+        c.record_exec("newest", "10.0.0.2:2375");
+        let n = c.execs.lock().unwrap().len();
+        assert!(n <= EXEC_PRUNE_AT / 2 + 1, "{n} records kept");
+        assert_eq!(c.exec_addr("e0"), None, "the oldest are forgotten");
+        assert_eq!(c.exec_addr(&format!("e{}", EXEC_PRUNE_AT - 1)).as_deref(), Some("10.0.0.1:2375"), "the newer half stays");
+        assert_eq!(c.exec_addr("newest").as_deref(), Some("10.0.0.2:2375"));
+        // (The monotonic clock starts at boot: a machine up for less than the TTL cannot go back.)
+        if let Some(old) = Instant::now().checked_sub(EXEC_TTL) {
+            c.execs.lock().unwrap().get_mut("newest").unwrap().1 = old;
+            assert_eq!(c.exec_addr("newest"), None, "an expired record answers no more");
+            assert!(matches!(c.exec_owner("newest"), Err(ClusterError::NoSuchExec(_))));
+        }
     }
 }

@@ -14,6 +14,35 @@ use std::time::{Duration, Instant};
 
 /// Re-read `/info` this often even when healthy.
 const SPEC_REFRESH: Duration = Duration::from_secs(300);
+/// The longest event line a node may send: a longer one breaks the stream (a node cannot make
+/// the manager buffer without bound).
+const MAX_EVENT_LINE: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+#[error("an event line longer than {0} bytes")]
+struct LineTooLong(usize);
+
+/// Splits a stream into newline-terminated lines, holding at most `MAX_EVENT_LINE` bytes of an
+/// unfinished one.
+#[derive(Default)]
+struct LineBuf {
+    buf: Vec<u8>,
+}
+
+impl LineBuf {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, LineTooLong> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = vec![];
+        while let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+            out.push(self.buf.drain(..=nl).collect());
+        }
+        if self.buf.len() > MAX_EVENT_LINE {
+            self.buf = vec![];
+            return Err(LineTooLong(MAX_EVENT_LINE));
+        }
+        Ok(out)
+    }
+}
 /// Inspects in flight per node during a full refresh.
 const INSPECT_CONCURRENCY: usize = 8;
 
@@ -255,7 +284,7 @@ impl Engine {
                     // Events may have been missed while the stream was down.
                     self.wake.notify_one();
                     let mut body = resp.bytes_stream();
-                    let mut buf: Vec<u8> = vec![];
+                    let mut lines = LineBuf::default();
                     let broke = loop {
                         let chunk = tokio::select! {
                             c = body.next() => c,
@@ -266,9 +295,11 @@ impl Engine {
                             Some(Err(e)) => break e.to_string(),
                             None => break "the node closed its event stream".to_string(),
                         };
-                        buf.extend_from_slice(&chunk);
-                        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                            let line: Vec<u8> = buf.drain(..=nl).collect();
+                        let got = match lines.push(&chunk) {
+                            Ok(l) => l,
+                            Err(e) => break e.to_string(),
+                        };
+                        for line in got {
                             let Ok(ev) = serde_json::from_slice::<Value>(&line) else { continue };
                             self.apply_event(&sh, &ev).await;
                             if sh.hub.listeners() > 0 {
@@ -367,5 +398,20 @@ impl Engine {
                 tracing::debug!(addr = %self.addr, error = %e, "node refresh failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn event_lines_are_split_and_bounded() {
+        let mut l = LineBuf::default();
+        assert_eq!(l.push(b"{\"a\":1}\n{\"b\"").unwrap(), vec![b"{\"a\":1}\n".to_vec()]);
+        assert_eq!(l.push(b":2}\n").unwrap(), vec![b"{\"b\":2}\n".to_vec()]);
+        let big = vec![b'x'; MAX_EVENT_LINE];
+        assert!(l.push(&big).unwrap().is_empty(), "a line of exactly the limit is still held");
+        assert!(l.push(b"y").is_err(), "one byte more without a newline breaks the stream");
+        assert!(l.buf.is_empty(), "and frees what was held");
     }
 }
