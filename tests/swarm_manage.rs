@@ -43,6 +43,15 @@ impl Manager {
     }
 
     fn start_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
+        let m = Self::spawn_with(nodes, args, cert_path);
+        let n = nodes.len();
+        let ready = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
+        assert!(ready, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", m.docker(&["info"]), m.log());
+        m
+    }
+
+    /// Starts the manager without waiting for its nodes.
+    fn spawn_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
         let tmp = tempfile::Builder::new().prefix("flotilla-manager-").tempdir().expect("tempdir");
         let addr = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(tmp.path().join("manager.log")).expect("log");
@@ -63,11 +72,7 @@ impl Manager {
             .spawn()
             .expect("spawn swarm manage");
         std::fs::create_dir_all(tmp.path().join("docker-config")).expect("mkdir");
-        let m = Manager { child: Some(child), addr, tmp, cert_path };
-        let n = nodes.len();
-        let ready = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
-        assert!(ready, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", m.docker(&["info"]), m.log());
-        m
+        Manager { child: Some(child), addr, tmp, cert_path }
     }
 
     fn log(&self) -> String {
@@ -339,6 +344,37 @@ fn tls_both_ways() {
     c.env("DOCKER_HOST", format!("tcp://{}", m.addr)).env("DOCKER_CONFIG", m.tmp.path()).args(["--tls", "info"]);
     let plain = cmd::run(&mut c, None, Duration::from_secs(20));
     assert!(!plain.success(), "{plain}");
+}
+
+/// `--tls` with `--tlscacert` (no `--tlsverify`): node certificates are verified against the CA
+/// (classic Swarm skipped that): a node signed by another CA never joins.
+#[test]
+fn tls_with_a_ca_verifies_node_certificates() {
+    require_root!();
+    let certs = testground::tls::Certs::generate().expect("certs");
+    dual_use_cert(certs.dir.path());
+    let p = |n: &str| certs.path(n).display().to_string();
+    let port = free_port();
+    let o = common::opts()
+        .arg("-H").arg(&format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify").arg("--tlscacert").arg(&p("ca.pem"))
+        .arg("--tlscert").arg(&p("server-cert.pem")).arg("--tlskey").arg(&p("server-key.pem"))
+        .arg("--name").arg("tls-ca-node");
+    let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
+    let tls = |ca: &str| ["--tls".to_string(), "--tlscacert".into(), p(ca), "--tlscert".into(), p("manager-cert.pem"), "--tlskey".into(), p("manager-key.pem")];
+    let good = tls("ca.pem");
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    let m = Manager::start_with(&[&n], &good, Some(certs.dir.path().to_path_buf()));
+    drop(m);
+    let rogue = tls("rogueca.pem");
+    let rogue: Vec<&str> = rogue.iter().map(String::as_str).collect();
+    let m = Manager::spawn_with(&[&n], &rogue, Some(certs.dir.path().to_path_buf()));
+    let refused = wait_until(Duration::from_secs(20), || {
+        let info = m.docker(&["info"]).stdout;
+        info.contains("└ Status: Pending") && info.to_ascii_lowercase().contains("certificate")
+    });
+    assert!(refused, "{}\n{}", m.docker(&["info"]), m.log());
+    assert!(!m.docker(&["info"]).stdout.contains("└ Status: Healthy"));
 }
 
 /// Networks and volumes made, changed and removed directly on a node (behind the manager's
