@@ -103,7 +103,7 @@ async fn list(State(s): St, Path(token): Path<String>, Query(q): Query<ListQuery
     let mut changes = s.changes();
     loop {
         let (entries, index) = s.list_indexed(&token)?;
-        let blocked = q.index == Some(index) && tokio::time::Instant::now() < deadline;
+        let blocked = q.index == Some(index) && tokio::time::Instant::now() < deadline && !s.is_closing();
         if !blocked || tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
             let mut r = Json(entries).into_response();
             r.headers_mut().insert(crate::token::INDEX_HEADER, index.into());
@@ -156,7 +156,16 @@ pub async fn serve(listener: tokio::net::TcpListener, store: Arc<TokenStore>, st
             }
         })
     };
+    // Blocking lists must not hold the graceful shutdown back for their whole wait.
+    let closer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            store.close();
+        })
+    };
     let res = axum::serve(listener, router(store.clone())).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
+    closer.abort();
     stop.cancel();
     let _ = flusher.await;
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
@@ -226,8 +235,16 @@ mod tests {
         assert_eq!(resp.status(), 400);
         d.delete_cluster().await.unwrap();
         assert!(d.list().await.is_err());
+        // A blocking list does not hold a shutdown back.
+        let d = TokenDiscovery::new(&base, &crate::token::create_cluster(&base).await.unwrap()).unwrap();
+        let (_, index) = d.list_indexed(None, Duration::ZERO).await.unwrap();
+        let pending = tokio::spawn(async move { d.list_indexed(index, Duration::from_secs(30)).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t0 = std::time::Instant::now();
         stop.cancel();
         srv.await.unwrap().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5), "shutdown took {:?}", t0.elapsed());
+        let _ = pending.await;
         let e = crate::token::create_cluster(&base).await.unwrap_err().to_string();
         assert!(e.contains("cannot reach the token service"), "{e}");
     }

@@ -67,6 +67,8 @@ pub struct TokenStore {
     io: Mutex<()>,
     /// Counts membership changes of any cluster: what blocking lists wait on.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Set when the service shuts down: blocking lists answer at once.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 fn now_ms() -> u64 {
@@ -99,7 +101,7 @@ impl TokenStore {
             }
         }
         tracing::info!(clusters = state.clusters.len(), dir = %dir.display(), "token store opened");
-        Ok(TokenStore { dir, state: Mutex::new(state), io: Mutex::new(()), changes: tokio::sync::watch::channel(0).0 })
+        Ok(TokenStore { dir, state: Mutex::new(state), io: Mutex::new(()), changes: tokio::sync::watch::channel(0).0, closing: Default::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -130,6 +132,16 @@ impl TokenStore {
     /// Wakes the blocking lists.
     fn changed(&self) {
         self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Ends every blocking list (the service is shutting down).
+    pub fn close(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A receiver that sees every membership change after this call.

@@ -34,7 +34,9 @@ fn run(cli: Cli, cmd: Cmd) -> Result<(), CommandError> {
             let r = cmds::create::create(&ctx, &c.into_args(&cli.tls));
             if let Err(CommandError::NoMachineName) = r {
                 // Docker Machine shows create's help above the error.
-                if let Some(create) = Cli::command().find_subcommand_mut("create") {
+                let mut cmd = Cli::command().bin_name(prog_name());
+                cmd.build();
+                if let Some(create) = cmd.find_subcommand_mut("create") {
                     let _ = create.print_help();
                 }
             }
@@ -93,7 +95,7 @@ fn main() {
     }
     // No command: the help, and success (as Docker Machine).
     let Some(cmd) = cli.cmd.take() else {
-        let _ = Cli::command().print_help();
+        let _ = Cli::command().bin_name(prog_name()).print_help();
         return;
     };
     init_tracing(cli.debug);
