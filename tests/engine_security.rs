@@ -118,3 +118,62 @@ fn seccomp_profile_files_and_refused_security_options() {
     let warnings = e.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
     assert!(warnings.contains("AppArmor"), "{warnings}");
 }
+
+/// Runs a command as user nobody (uid/gid 65534, no groups), as a local user would.
+fn as_nobody(args: &[&str]) -> testground::cmd::Output {
+    let mut a = vec!["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+    a.extend_from_slice(args);
+    testground::cmd::run_args("setpriv", &a)
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o7777
+}
+
+fn set_mode(p: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+}
+
+#[test]
+fn data_root_is_private_to_root() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    let c = e.unique("dr");
+    e.docker_ok(&["run", "-d", "--name", &c, "-e", "SECRET_TOKEN=hunter2", "busybox", "sh", "-c", "echo logged-secret; sleep 1000"]);
+    assert!(wait_logs(&e, &c, "logged-secret"));
+    let id = inspect(&e, &c, "{{.Id}}");
+    // The test's temporary parents are private themselves: open them, so only the engine's
+    // own modes stand between a local user and its roots.
+    let (data, exec) = (e.data_root().to_path_buf(), e.exec_root().to_path_buf());
+    for root in [&data, &exec] {
+        set_mode(root.parent().unwrap(), 0o755);
+    }
+    let ctr = data.join("containers").join(&id);
+    let (record, log) = (ctr.join("config.v2.json"), ctr.join(format!("{id}-json.log")));
+    let check = |e: &Engine| {
+        let o = as_nobody(&["ls", data.to_str().unwrap()]);
+        assert!(!o.success(), "a local user lists the data root: {o}");
+        for f in [&record, &log] {
+            let o = as_nobody(&["cat", f.to_str().unwrap()]);
+            assert!(!o.success() && !o.stdout.contains("hunter2") && !o.stdout.contains("logged-secret"), "{o}");
+        }
+        let o = as_nobody(&["grep", "-r", "hunter2", exec.to_str().unwrap()]);
+        assert!(!o.stdout.contains("hunter2"), "the environment is readable under the exec root: {o}");
+        assert_eq!((mode(&data), mode(&exec)), (0o710, 0o700));
+        for dir in ["containers", "image", "volumes"] {
+            assert_eq!(mode(&data.join(dir)), 0o700, "{dir}");
+        }
+        assert_eq!((mode(&record), mode(&log)), (0o600, 0o600));
+        // The container still runs and logs as before.
+        assert!(e.docker_ok(&["logs", &c]).contains("logged-secret"));
+    };
+    check(&e);
+    // A root left with loose modes (by an older engine) is fixed at start.
+    for (p, m) in [(&data, 0o755), (&data.join("containers"), 0o755), (&record, 0o644), (&log, 0o644), (&exec, 0o755)] {
+        set_mode(p, m);
+    }
+    e.restart();
+    check(&e);
+}

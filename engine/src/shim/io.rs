@@ -34,7 +34,9 @@ impl LogFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Root only: a container's output is its own business.
+        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         Ok(LogFile { file: Some(file) })
     }
 
