@@ -177,3 +177,78 @@ fn data_root_is_private_to_root() {
     e.restart();
     check(&e);
 }
+
+/// Sends TCP SYNs to `DST:PORT` as raw Ethernet frames from eth0 (source: its address, next
+/// hop: the given MAC) and prints whether a SYN-ACK came back. What a container with
+/// CAP_NET_RAW (Docker's default) can do.
+const SYN_PROBE: &str = r#"
+import os, socket, struct, sys, time
+src, dst, mac, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(("eth0", 0))
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    return ~(t + (t >> 16)) & 0xffff
+sip, dip = socket.inet_aton(src), socket.inet_aton(dst)
+sport = 20000 + os.getpid() % 40000
+tcp = struct.pack("!HHIIBBHHH", sport, port, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+tcp = tcp[:16] + struct.pack("!H", csum(sip + dip + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, sip, dip)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+frame = bytes.fromhex(mac.replace(":", "")) + s.getsockname()[4] + b"\x08\x00" + ip + tcp
+s.settimeout(0.1)
+for _ in range(6):
+    s.send(frame)
+    end = time.time() + 0.5
+    while time.time() < end:
+        try:
+            pkt = s.recv(4096)
+        except socket.timeout:
+            continue
+        h = pkt[14:]
+        if pkt[12:14] != b"\x08\x00" or h[9] != 6 or h[12:16] != dip:
+            continue
+        t = h[(h[0] & 15) * 4:]
+        if struct.unpack("!HH", t[:4]) == (port, sport) and t[13] & 0x12 == 0x12:
+            print("answered")
+            sys.exit(0)
+print("no answer")
+"#;
+
+#[test]
+fn host_loopback_is_unreachable_from_containers() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = e.unique("lo");
+    e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
+    let pid = inspect(&e, &c, "{{.State.Pid}}");
+    let ip = inspect(&e, &c, "{{.NetworkSettings.IPAddress}}");
+    let gateway = inspect(&e, &c, "{{.NetworkSettings.Gateway}}");
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", e.bridge())).unwrap();
+    // A service of the host on loopback only, and one on the bridge's address (the control:
+    // the probe works and the host answers on an address containers may reach).
+    let lo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let br = std::net::TcpListener::bind(format!("{gateway}:0")).unwrap();
+    let probe = |dst: &str, port: u16| {
+        let port = port.to_string();
+        let o = testground::cmd::run_args(
+            "nsenter",
+            &["-t", &pid, "-n", "python3", "-c", SYN_PROBE, &ip, dst, mac.trim(), &port],
+        );
+        assert!(o.success(), "{o}");
+        o.stdout.trim().to_string()
+    };
+    assert_eq!(probe(&gateway, br.local_addr().unwrap().port()), "answered");
+    assert_eq!(probe("127.0.0.1", lo.local_addr().unwrap().port()), "no answer", "a container reaches the host's 127.0.0.1");
+    // Published ports still answer on the host's 127.0.0.1 (DNAT through the bridge).
+    let web = e.unique("lo-web");
+    e.docker_ok(&["run", "-d", "--name", &web, "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let port = e.docker_ok(&["port", &web, "80/tcp"]);
+    let addr = port.lines().next().unwrap().trim().to_string();
+    let ok = wait_until(std::time::Duration::from_secs(10), || {
+        testground::cmd::run_args("curl", &["-sf", "--max-time", "2", &format!("http://{addr}/hostname")]).success()
+    });
+    assert!(ok, "published port {addr} does not answer");
+}
