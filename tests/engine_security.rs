@@ -252,3 +252,37 @@ fn host_loopback_is_unreachable_from_containers() {
     });
     assert!(ok, "published port {addr} does not answer");
 }
+
+#[test]
+fn hostile_user_files_fail_fast_and_the_engine_keeps_answering() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = e.unique("pw");
+    e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
+    let quick = std::time::Duration::from_secs(15);
+    // A FIFO at /etc/passwd: reading it would block for ever.
+    e.docker_ok(&["exec", &c, "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd"]);
+    let t = std::time::Instant::now();
+    let o = e.docker_full(&["exec", "-u", "nobody", &c, "id"], None, quick);
+    assert!(!o.success() && o.combined().contains("/etc/passwd: not a regular file"), "{o}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
+    // A device at /etc/group (here /dev/zero's numbers: endless) is refused unopened.
+    e.docker_ok(&["exec", &c, "sh", "-c", "rm -f /etc/passwd /etc/group && echo 'nobody:x:65534:65534::/:/bin/sh' > /etc/passwd && mknod /etc/group c 1 5"]);
+    let o = e.docker_full(&["exec", "-u", "nobody", &c, "id"], None, quick);
+    assert!(!o.success() && o.combined().contains("/etc/group: not a regular file"), "{o}");
+    // A link to the host's files resolves inside the container's root.
+    e.docker_ok(&["exec", &c, "sh", "-c", "rm /etc/group && ln -s /../../../../../../etc/shadow /etc/group"]);
+    let o = e.docker_full(&["exec", "-u", "nobody", &c, "id", "-G"], None, quick);
+    assert_eq!((o.code(), o.stdout.trim()), (0, "65534"), "{o}");
+    // A start as a named user reads the same files.
+    let c2 = e.unique("pw2");
+    e.docker_ok(&["run", "-d", "--name", &c2, "-u", "nobody", "busybox", "sleep", "1000"]);
+    e.docker_ok(&["exec", "-u", "0", &c2, "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd"]);
+    let t = std::time::Instant::now();
+    let o = e.docker_full(&["restart", "-t", "0", &c2], None, quick);
+    assert!(!o.success() && o.combined().contains("/etc/passwd: not a regular file"), "{o}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
+    // The engine still answers.
+    assert_eq!(e.docker_ok(&["exec", &c, "echo", "alive"]).trim(), "alive");
+    e.docker_ok(&["rm", "-f", &c, &c2]);
+}
