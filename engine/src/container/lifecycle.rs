@@ -202,7 +202,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
-    async fn release_resources(&self, rec: &Record) {
+    pub(super) async fn release_resources(&self, rec: &Record) {
         if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
             if let Err(e) = self.network.disconnect(&rec.id).await {
                 tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");

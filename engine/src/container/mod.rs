@@ -219,6 +219,7 @@ impl<R: Runtime> ContainerService<R> {
         let dir = self.cfg.data_root.join("containers");
         std::fs::create_dir_all(&dir)?;
         let mut running = vec![];
+        let mut stopped = vec![];
         for e in std::fs::read_dir(&dir)?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
             if record::is_trash(&id) {
@@ -247,8 +248,25 @@ impl<R: Runtime> ContainerService<R> {
             }
             if was_running {
                 running.push(ctr);
+            } else {
+                stopped.push(ctr);
             }
         }
+        // A start the engine did not finish (killed half-way) leaves a sandbox behind: netns,
+        // veths, ports and their rules, a rootfs mount, a shim with its cgroups. Reclaimed here,
+        // for every container that is not running.
+        let reclaims = stopped.into_iter().map(|ctr| async move {
+            let rec = ctr.record();
+            let dir = Record::dir(&self.cfg.data_root, &rec.id);
+            let leftovers = self.state_dir(&rec.id).exists()
+                || self.network.netns_path(&rec.id).exists()
+                || rootfs::is_mounted(&rootfs::paths(&dir).merged);
+            if leftovers {
+                tracing::info!(container = %rec.id, "reclaiming what an unfinished start left");
+                self.release_resources(&rec).await;
+            }
+        });
+        futures_util::future::join_all(reclaims).await;
         // Containers that ended while the engine was away are recorded before anyone asks.
         let checks = running.into_iter().map(|ctr| self.reattach(ctr));
         futures_util::future::join_all(checks).await;
