@@ -118,3 +118,171 @@ fn seccomp_profile_files_and_refused_security_options() {
     let warnings = e.docker_ok(&["info", "--format", "{{json .Warnings}}"]);
     assert!(warnings.contains("AppArmor"), "{warnings}");
 }
+
+/// Runs a command as user nobody (uid/gid 65534, no groups), as a local user would.
+fn as_nobody(args: &[&str]) -> testground::cmd::Output {
+    let mut a = vec!["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+    a.extend_from_slice(args);
+    testground::cmd::run_args("setpriv", &a)
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o7777
+}
+
+fn set_mode(p: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+}
+
+#[test]
+fn data_root_is_private_to_root() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    let c = e.unique("dr");
+    e.docker_ok(&["run", "-d", "--name", &c, "-e", "SECRET_TOKEN=hunter2", "busybox", "sh", "-c", "echo logged-secret; sleep 1000"]);
+    assert!(wait_logs(&e, &c, "logged-secret"));
+    let id = inspect(&e, &c, "{{.Id}}");
+    // The test's temporary parents are private themselves: open them, so only the engine's
+    // own modes stand between a local user and its roots.
+    let (data, exec) = (e.data_root().to_path_buf(), e.exec_root().to_path_buf());
+    for root in [&data, &exec] {
+        set_mode(root.parent().unwrap(), 0o755);
+    }
+    let ctr = data.join("containers").join(&id);
+    let (record, log) = (ctr.join("config.v2.json"), ctr.join(format!("{id}-json.log")));
+    let check = |e: &Engine| {
+        let o = as_nobody(&["ls", data.to_str().unwrap()]);
+        assert!(!o.success(), "a local user lists the data root: {o}");
+        for f in [&record, &log] {
+            let o = as_nobody(&["cat", f.to_str().unwrap()]);
+            assert!(!o.success() && !o.stdout.contains("hunter2") && !o.stdout.contains("logged-secret"), "{o}");
+        }
+        let o = as_nobody(&["grep", "-r", "hunter2", exec.to_str().unwrap()]);
+        assert!(!o.stdout.contains("hunter2"), "the environment is readable under the exec root: {o}");
+        assert_eq!((mode(&data), mode(&exec)), (0o710, 0o700));
+        for dir in ["containers", "image", "volumes"] {
+            assert_eq!(mode(&data.join(dir)), 0o700, "{dir}");
+        }
+        assert_eq!((mode(&record), mode(&log)), (0o600, 0o600));
+        // The container still runs and logs as before.
+        assert!(e.docker_ok(&["logs", &c]).contains("logged-secret"));
+    };
+    check(&e);
+    // A root left with loose modes (by an older engine) is fixed at start.
+    for (p, m) in [(&data, 0o755), (&data.join("containers"), 0o755), (&record, 0o644), (&log, 0o644), (&exec, 0o755)] {
+        set_mode(p, m);
+    }
+    e.restart();
+    check(&e);
+}
+
+/// Sends TCP SYNs to `DST:PORT` as raw Ethernet frames from eth0 (source: its address, next
+/// hop: the given MAC) and prints whether a SYN-ACK came back. What a container with
+/// CAP_NET_RAW (Docker's default) can do.
+const SYN_PROBE: &str = r#"
+import os, socket, struct, sys, time
+src, dst, mac, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(("eth0", 0))
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    return ~(t + (t >> 16)) & 0xffff
+sip, dip = socket.inet_aton(src), socket.inet_aton(dst)
+sport = 20000 + os.getpid() % 40000
+tcp = struct.pack("!HHIIBBHHH", sport, port, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+tcp = tcp[:16] + struct.pack("!H", csum(sip + dip + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, sip, dip)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+frame = bytes.fromhex(mac.replace(":", "")) + s.getsockname()[4] + b"\x08\x00" + ip + tcp
+s.settimeout(0.1)
+for _ in range(6):
+    s.send(frame)
+    end = time.time() + 0.5
+    while time.time() < end:
+        try:
+            pkt = s.recv(4096)
+        except socket.timeout:
+            continue
+        h = pkt[14:]
+        if pkt[12:14] != b"\x08\x00" or h[9] != 6 or h[12:16] != dip:
+            continue
+        t = h[(h[0] & 15) * 4:]
+        if struct.unpack("!HH", t[:4]) == (port, sport) and t[13] & 0x12 == 0x12:
+            print("answered")
+            sys.exit(0)
+print("no answer")
+"#;
+
+#[test]
+fn host_loopback_is_unreachable_from_containers() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = e.unique("lo");
+    e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
+    let pid = inspect(&e, &c, "{{.State.Pid}}");
+    let ip = inspect(&e, &c, "{{.NetworkSettings.IPAddress}}");
+    let gateway = inspect(&e, &c, "{{.NetworkSettings.Gateway}}");
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", e.bridge())).unwrap();
+    // A service of the host on loopback only, and one on the bridge's address (the control:
+    // the probe works and the host answers on an address containers may reach).
+    let lo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let br = std::net::TcpListener::bind(format!("{gateway}:0")).unwrap();
+    let probe = |dst: &str, port: u16| {
+        let port = port.to_string();
+        let o = testground::cmd::run_args(
+            "nsenter",
+            &["-t", &pid, "-n", "python3", "-c", SYN_PROBE, &ip, dst, mac.trim(), &port],
+        );
+        assert!(o.success(), "{o}");
+        o.stdout.trim().to_string()
+    };
+    assert_eq!(probe(&gateway, br.local_addr().unwrap().port()), "answered");
+    assert_eq!(probe("127.0.0.1", lo.local_addr().unwrap().port()), "no answer", "a container reaches the host's 127.0.0.1");
+    // Published ports still answer on the host's 127.0.0.1 (DNAT through the bridge).
+    let web = e.unique("lo-web");
+    e.docker_ok(&["run", "-d", "--name", &web, "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let port = e.docker_ok(&["port", &web, "80/tcp"]);
+    let addr = port.lines().next().unwrap().trim().to_string();
+    let ok = wait_until(std::time::Duration::from_secs(10), || {
+        testground::cmd::run_args("curl", &["-sf", "--max-time", "2", &format!("http://{addr}/hostname")]).success()
+    });
+    assert!(ok, "published port {addr} does not answer");
+}
+
+#[test]
+fn hostile_user_files_fail_fast_and_the_engine_keeps_answering() {
+    require_root!();
+    let e = engine_with_busybox();
+    let c = e.unique("pw");
+    e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
+    let quick = std::time::Duration::from_secs(15);
+    // A FIFO at /etc/passwd: reading it would block for ever.
+    e.docker_ok(&["exec", &c, "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd"]);
+    let t = std::time::Instant::now();
+    let o = e.docker_full(&["exec", "-u", "nobody", &c, "id"], None, quick);
+    assert!(!o.success() && o.combined().contains("/etc/passwd: not a regular file"), "{o}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
+    // A device at /etc/group (here /dev/zero's numbers: endless) is refused unopened.
+    e.docker_ok(&["exec", &c, "sh", "-c", "rm -f /etc/passwd /etc/group && echo 'nobody:x:65534:65534::/:/bin/sh' > /etc/passwd && mknod /etc/group c 1 5"]);
+    let o = e.docker_full(&["exec", "-u", "nobody", &c, "id"], None, quick);
+    assert!(!o.success() && o.combined().contains("/etc/group: not a regular file"), "{o}");
+    // A link to the host's files resolves inside the container's root.
+    e.docker_ok(&["exec", &c, "sh", "-c", "rm /etc/group && ln -s /../../../../../../etc/shadow /etc/group"]);
+    let o = e.docker_full(&["exec", "-u", "nobody", &c, "id", "-G"], None, quick);
+    assert_eq!((o.code(), o.stdout.trim()), (0, "65534"), "{o}");
+    // A start as a named user reads the same files.
+    let c2 = e.unique("pw2");
+    e.docker_ok(&["run", "-d", "--name", &c2, "-u", "nobody", "busybox", "sleep", "1000"]);
+    e.docker_ok(&["exec", "-u", "0", &c2, "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd"]);
+    let t = std::time::Instant::now();
+    let o = e.docker_full(&["restart", "-t", "0", &c2], None, quick);
+    assert!(!o.success() && o.combined().contains("/etc/passwd: not a regular file"), "{o}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
+    // The engine still answers.
+    assert_eq!(e.docker_ok(&["exec", &c, "echo", "alive"]).trim(), "alive");
+    e.docker_ok(&["rm", "-f", &c, &c2]);
+}

@@ -75,7 +75,7 @@ impl EventBus {
     pub fn publish(&self, typ: &str, action: &str, id: &str, attributes: &[(&str, &str)]) {
         let ev = Event::new(typ, action, id, attributes);
         tracing::debug!(typ, action, id, "event");
-        let mut h = self.history.lock().expect("event history lock");
+        let mut h = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if h.len() == HISTORY {
             h.pop_front();
         }
@@ -91,7 +91,7 @@ impl EventBus {
     /// Past events at or after `since_nanos` (oldest first) and a receiver for what follows,
     /// with no gap and no duplicate between the two.
     pub fn subscribe_since(&self, since_nanos: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
-        let h = self.history.lock().expect("event history lock");
+        let h = self.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let past = match since_nanos {
             Some(s) => h.iter().filter(|e| e.time_nano >= s).cloned().collect(),
             None => vec![],

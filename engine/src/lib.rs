@@ -16,6 +16,7 @@ pub mod api;
 pub mod cgroups;
 pub mod config;
 pub mod container;
+pub mod dataroot;
 pub mod events;
 pub mod fsutil;
 pub mod ids;

@@ -48,8 +48,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
             tracing::warn!(addr = %a, "listening on TCP without TLS: anyone who can reach this address controls the engine");
         }
     }
-    std::fs::create_dir_all(&cfg.data_root)?;
-    std::fs::create_dir_all(&cfg.exec_root)?;
+    crate::dataroot::secure(&cfg.data_root, &cfg.exec_root)?;
     let cfg = Arc::new(cfg);
     let events = EventBus::default();
     let images = Arc::new(ImageService::open(&cfg.data_root, &cfg.insecure_registries)?);

@@ -68,6 +68,13 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     write_atomic(path, &data)
 }
 
+/// As [`write_json`] (or, not `durable`, as [`write_runtime_json`]), readable by its owner
+/// only (0600): records that hold secrets, such as a container's environment.
+pub fn write_private_json<T: Serialize>(path: &Path, value: &T, durable: bool) -> io::Result<()> {
+    let data = if durable { serde_json::to_vec_pretty(value) } else { serde_json::to_vec(value) };
+    write_atomic_with(path, &data.map_err(io::Error::other)?, 0o600, durable)
+}
+
 /// Reads a JSON file; `Ok(None)` when it does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     match fs::read(path) {

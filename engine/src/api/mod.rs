@@ -54,9 +54,31 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .merge(build::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(catch_panic))
         .layer(axum::middleware::map_response_with_state(state.clone(), add_server_headers))
         .layer(axum::middleware::from_fn(trace))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 with Docker's error body, and the panic is logged; the
+/// connection and the engine carry on. (Locks a panic leaves poisoned are taken over by the
+/// next user: every `lock()` goes through `PoisonError::into_inner`.)
+async fn catch_panic(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use futures_util::FutureExt;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(%method, %path, panic = %what, "request handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::internal(format!("internal error in the engine ({method} {path}): {what}")))
+        }
+    }
 }
 
 async fn trace(req: Request, next: axum::middleware::Next) -> axum::response::Response {
@@ -127,6 +149,44 @@ pub fn version_lt(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_later_requests_work() {
+        let lock = Arc::new(std::sync::Mutex::new(0u32));
+        let (l1, l2) = (lock.clone(), lock.clone());
+        let app = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(move || async move {
+                    let _held = l1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    panic!("bad request data");
+                    #[allow(unreachable_code)]
+                    ""
+                }),
+            )
+            .route(
+                "/count",
+                axum::routing::get(move || async move {
+                    let mut n = l2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    *n += 1;
+                    n.to_string()
+                }),
+            )
+            .layer(axum::middleware::from_fn(catch_panic));
+        let get = |p: &str| Request::builder().uri(p).body(axum::body::Body::empty()).unwrap();
+        let resp = app.clone().oneshot(get("/boom")).await.unwrap();
+        assert_eq!(resp.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["message"].as_str().unwrap().contains("bad request data"), "{v}");
+        assert!(lock.is_poisoned());
+        // The lock the panic poisoned serves the next request.
+        let resp = app.oneshot(get("/count")).await.unwrap();
+        assert_eq!(resp.status(), axum::http::StatusCode::OK);
+        assert_eq!(&axum::body::to_bytes(resp.into_body(), 64).await.unwrap()[..], b"1");
+    }
+
     #[test]
     fn strips_versions() {
         let r = |p: &str| strip_version(Request::builder().uri(p).body(axum::body::Body::empty()).unwrap()).uri().to_string();

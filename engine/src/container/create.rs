@@ -150,7 +150,7 @@ impl<R: Runtime> ContainerService<R> {
         };
         // Reserve the name and insert atomically with respect to other creates.
         let ctr = {
-            let mut t = self.table.lock().expect("table lock");
+            let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let name = match &req.name {
                 Some(n) => n.trim_start_matches('/').to_string(),
                 None => loop {
@@ -176,7 +176,7 @@ impl<R: Runtime> ContainerService<R> {
         };
         let rec = ctr.record();
         if let Err(e) = self.save(&rec) {
-            let mut t = self.table.lock().expect("table lock");
+            let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             t.names.remove(&rec.name);
             t.by_id.remove(&id);
             let _ = std::fs::remove_dir_all(Record::dir(&self.cfg.data_root, &id));

@@ -77,7 +77,7 @@ impl<R: Runtime> ContainerService<R> {
         let started = std::time::Instant::now();
         match self.start_inner(&ctr, &rec).await {
             Ok(pid) => {
-                let mut r = ctr.rec.lock().expect("record lock");
+                let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 r.state.status = Status::Running;
                 r.state.pid = pid;
                 r.state.exit_code = 0;
@@ -123,7 +123,7 @@ impl<R: Runtime> ContainerService<R> {
                     (128, false)
                 };
                 let snapshot = {
-                    let mut r = ctr.rec.lock().expect("record lock");
+                    let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     r.state.error = msg.clone();
                     r.state.exit_code = code;
                     r.endpoints.clear();
@@ -132,7 +132,7 @@ impl<R: Runtime> ContainerService<R> {
                 };
                 let _ = self.save(&snapshot);
                 // Attaches waiting for this start get nothing: close them.
-                ctr.pending.lock().expect("pending lock").clear();
+                ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
                 ctr.gen.send_modify(|g| g.exit_code = code);
                 drop(op);
                 if snapshot.auto_remove() {
@@ -193,7 +193,7 @@ impl<R: Runtime> ContainerService<R> {
             self.network.ready(&rec.id).await?;
         }
         // Attaches that arrived before start are connected now, so they see the first byte.
-        let pending: Vec<PendingAttach> = std::mem::take(&mut *ctr.pending.lock().expect("pending lock"));
+        let pending: Vec<PendingAttach> = std::mem::take(&mut *ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for p in pending {
             match self.runtime.attach(&rec.id, &state_dir, p.opts).await {
                 Ok(stream) => {
@@ -206,7 +206,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
-    async fn release_resources(&self, rec: &Record) {
+    pub(super) async fn release_resources(&self, rec: &Record) {
         if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
             if let Err(e) = self.network.disconnect(&rec.id).await {
                 tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
@@ -242,7 +242,7 @@ impl<R: Runtime> ContainerService<R> {
         let rec = ctr.record();
         self.release_resources(&rec).await;
         let snapshot = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = exit.code;
@@ -324,7 +324,7 @@ impl<R: Runtime> ContainerService<R> {
                     let s = self.runtime.attach(&rec.id, &self.state_dir(&rec.id), opts).await?;
                     let _ = tx.send(s);
                 } else {
-                    ctr.pending.lock().expect("pending lock").push(PendingAttach { opts, tx });
+                    ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(PendingAttach { opts, tx });
                 }
             }
             _ => {
@@ -447,7 +447,7 @@ impl<R: Runtime> ContainerService<R> {
             return Err(ContainerError::Conflict(format!("container {} rootfs is still mounted", rec.id)));
         }
         {
-            let mut t = self.table.lock().expect("table lock");
+            let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             t.by_id.remove(&rec.id);
             if t.names.get(&rec.name) == Some(&rec.id) {
                 t.names.remove(&rec.name);
@@ -456,7 +456,7 @@ impl<R: Runtime> ContainerService<R> {
         let _ = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await;
         // netperf: renamed away at once, deleted in the background.
         Record::remove_dir(&self.cfg.data_root, &rec.id);
-        ctr.pending.lock().expect("pending lock").clear();
+        ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         self.execs.forget_container(&rec.id);
         ctr.gen.send_modify(|g| g.removed = true);
         self.publish("destroy", &rec, &[]);

@@ -142,10 +142,10 @@ impl Ctr {
     }
     /// A copy of the record.
     pub fn record(&self) -> Record {
-        self.rec.lock().expect("record lock").clone()
+        self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
     fn id(&self) -> String {
-        self.rec.lock().expect("record lock").id.clone()
+        self.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner).id.clone()
     }
     pub fn subscribe(&self) -> watch::Receiver<Gen> {
         self.gen.subscribe()
@@ -226,6 +226,7 @@ impl<R: Runtime> ContainerService<R> {
         let dir = self.cfg.data_root.join("containers");
         std::fs::create_dir_all(&dir)?;
         let mut running = vec![];
+        let mut stopped = vec![];
         for e in std::fs::read_dir(&dir)?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
             if record::is_trash(&id) {
@@ -248,14 +249,31 @@ impl<R: Runtime> ContainerService<R> {
             let was_running = rec.running();
             let ctr = Ctr::new(rec.clone());
             {
-                let mut t = self.table.lock().expect("table lock");
+                let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 t.names.insert(rec.name.clone(), rec.id.clone());
                 t.by_id.insert(rec.id.clone(), ctr.clone());
             }
             if was_running {
                 running.push(ctr);
+            } else {
+                stopped.push(ctr);
             }
         }
+        // A start the engine did not finish (killed half-way) leaves a sandbox behind: netns,
+        // veths, ports and their rules, a rootfs mount, a shim with its cgroups. Reclaimed here,
+        // for every container that is not running.
+        let reclaims = stopped.into_iter().map(|ctr| async move {
+            let rec = ctr.record();
+            let dir = Record::dir(&self.cfg.data_root, &rec.id);
+            let leftovers = self.state_dir(&rec.id).exists()
+                || self.network.netns_path(&rec.id).exists()
+                || rootfs::is_mounted(&rootfs::paths(&dir).merged);
+            if leftovers {
+                tracing::info!(container = %rec.id, "reclaiming what an unfinished start left");
+                self.release_resources(&rec).await;
+            }
+        });
+        futures_util::future::join_all(reclaims).await;
         // Containers that ended while the engine was away are recorded before anyone asks.
         let checks = running.into_iter().map(|ctr| self.reattach(ctr));
         futures_util::future::join_all(checks).await;
@@ -273,10 +291,10 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     pub fn counts(&self) -> Counts {
-        let t = self.table.lock().expect("table lock");
+        let t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut c = Counts { total: t.by_id.len(), ..Default::default() };
         for ctr in t.by_id.values() {
-            if ctr.rec.lock().expect("record lock").running() {
+            if ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner).running() {
                 c.running += 1;
             } else {
                 c.stopped += 1;
@@ -287,11 +305,11 @@ impl<R: Runtime> ContainerService<R> {
 
     /// The containers using `image_id` (for `rmi`'s conflict checks).
     pub fn image_users(&self, image_id: &str) -> Vec<crate::image::ImageUser> {
-        let t = self.table.lock().expect("table lock");
+        let t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         t.by_id
             .values()
             .filter_map(|c| {
-                let r = c.rec.lock().expect("record lock");
+                let r = c.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 (r.image_id == image_id).then(|| crate::image::ImageUser { container_id: r.id.clone(), running: r.running() })
             })
             .collect()
@@ -299,7 +317,7 @@ impl<R: Runtime> ContainerService<R> {
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix.
     pub fn get(&self, key: &str) -> Result<Arc<Ctr>, ContainerError> {
-        let t = self.table.lock().expect("table lock");
+        let t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = t.by_id.get(key) {
             return Ok(c.clone());
         }
@@ -322,7 +340,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     fn all(&self) -> Vec<Arc<Ctr>> {
-        self.table.lock().expect("table lock").by_id.values().cloned().collect()
+        self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).by_id.values().cloned().collect()
     }
 
     fn state_dir(&self, id: &str) -> PathBuf {

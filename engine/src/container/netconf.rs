@@ -203,7 +203,7 @@ impl<R: Runtime> ContainerService<R> {
                     e => e.into(),
                 })?;
                 {
-                    let mut r = ctr.rec.lock().expect("record lock");
+                    let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     r.endpoints = sb.endpoints.clone();
                     r.ports = sb.ports.clone();
                 }
@@ -271,7 +271,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let snapshot = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.networks.push(NetConf { name: net.name.clone(), id: net.id.clone(), attach });
             if r.running() {
                 r.endpoints = self.network.sandbox_endpoints(&r.id);
@@ -328,7 +328,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let snapshot = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.networks.retain(|n| n.id != conf.id);
             if r.running() {
                 r.endpoints = self.network.sandbox_endpoints(&r.id);
@@ -344,12 +344,12 @@ impl<R: Runtime> ContainerService<R> {
     /// Containers attached (or to be attached at start) to network `id`, for `network rm` checks
     /// and inspect: (container id, name).
     pub fn network_users(&self, id: &str) -> Vec<(String, String)> {
-        let t = self.table.lock().expect("table lock");
+        let t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: Vec<(String, String)> = t
             .by_id
             .values()
             .filter_map(|c| {
-                let r = c.rec.lock().expect("record lock");
+                let r = c.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 r.networks.iter().any(|n| n.id == id).then(|| (r.id.clone(), r.name.clone()))
             })
             .collect();

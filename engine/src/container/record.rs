@@ -166,12 +166,13 @@ impl Record {
             }
         }
     }
+    /// Writes the record, readable by root only (it holds the environment).
     pub fn save(&self, root: &Path) -> std::io::Result<()> {
-        crate::fsutil::write_json(&Self::file(root, &self.id), self)
+        crate::fsutil::write_private_json(&Self::file(root, &self.id), self, true)
     }
     /// As [`Record::save`], without fsync (state changes only; see `ContainerService::save_state`).
     pub fn save_state(&self, root: &Path) -> std::io::Result<()> {
-        crate::fsutil::write_runtime_json(&Self::file(root, &self.id), self)
+        crate::fsutil::write_private_json(&Self::file(root, &self.id), self, false)
     }
     pub fn tty(&self) -> bool {
         self.config.tty.unwrap_or(false)

@@ -17,14 +17,14 @@ impl<R: Runtime> ContainerService<R> {
         let ctr = self.get(key)?;
         let _op = ctr.op.lock().await;
         let (id, old) = {
-            let r = ctr.rec.lock().expect("record lock");
+            let r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             (r.id.clone(), r.name.clone())
         };
         if old == new_name {
             return Err(ContainerError::InvalidParam("Renaming a container with the same name as its current name".into()));
         }
         {
-            let mut t = self.table.lock().expect("table lock");
+            let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(other) = t.names.get(new_name) {
                 return Err(ContainerError::Conflict(format!(
                     "Conflict. The container name \"/{new_name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
@@ -34,15 +34,15 @@ impl<R: Runtime> ContainerService<R> {
             t.names.insert(new_name.to_string(), id.clone());
         }
         let snapshot = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.name = new_name.to_string();
             r.clone()
         };
         if let Err(e) = self.save(&snapshot) {
-            let mut t = self.table.lock().expect("table lock");
+            let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             t.names.remove(new_name);
             t.names.insert(old.clone(), id);
-            ctr.rec.lock().expect("record lock").name = old;
+            ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner).name = old;
             return Err(e);
         }
         let old_attr = format!("/{old}");

@@ -242,7 +242,7 @@ impl<R: Runtime> ContainerService<R> {
                 .map_err(|e| ContainerError::Conflict(format!("Cannot update container {}: {e}", rec.id)))?;
         }
         let snapshot = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.host_config = rec.host_config.clone();
             r.clone()
         };
@@ -278,7 +278,7 @@ impl<R: Runtime> ContainerService<R> {
             .await
             .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
         let snapshot = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.state.paused = paused;
             r.clone()
         };

@@ -126,19 +126,19 @@ impl<R: Runtime> ContainerService<R> {
     pub(super) fn schedule_restart(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record) -> bool {
         let p = policy(&rec.host_config);
         if !should_restart(p, rec.state.exit_code, rec.manually_stopped, rec.restart_count) {
-            self.restarts.by_id.lock().expect("restarts lock").remove(&rec.id);
+            self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&rec.id);
             return false;
         }
         let token = CancellationToken::new();
         let delay = {
-            let mut m = self.restarts.by_id.lock().expect("restarts lock");
+            let mut m = self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let prev = m.get(&rec.id).map(|p| p.delay);
             let delay = next_delay(prev, ran_for(rec, &rec.state.finished_at));
             m.insert(rec.id.clone(), Pending { delay, cancel: Some(token.clone()) });
             delay
         };
         let snapshot = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.state.restarting = true;
             r.clone()
         };
@@ -159,13 +159,13 @@ impl<R: Runtime> ContainerService<R> {
     async fn auto_start(self: &Arc<Self>, ctr: &Arc<Ctr>) {
         let id = ctr.id();
         {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if !r.state.restarting || r.running() {
                 return;
             }
             r.restart_count += 1;
         }
-        if let Some(p) = self.restarts.by_id.lock().expect("restarts lock").get_mut(&id) {
+        if let Some(p) = self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&id) {
             p.cancel = None;
         }
         if let Err(e) = self.start_by_policy(&id).await {
@@ -174,7 +174,7 @@ impl<R: Runtime> ContainerService<R> {
             }
             tracing::warn!(container = %id, error = %e, "restart by policy failed");
             let rec = {
-                let mut r = ctr.rec.lock().expect("record lock");
+                let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 r.state.restarting = false;
                 r.clone()
             };
@@ -189,12 +189,12 @@ impl<R: Runtime> ContainerService<R> {
     /// `manual`, the container also stays down for `unless-stopped`/`always` (until started).
     pub(super) fn cancel_restart(&self, ctr: &Ctr, manual: bool) -> bool {
         let id = ctr.id();
-        let was = self.restarts.by_id.lock().expect("restarts lock").remove(&id);
+        let was = self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
         if let Some(t) = was.and_then(|p| p.cancel) {
             t.cancel();
         }
         let (restarting, snapshot) = {
-            let mut r = ctr.rec.lock().expect("record lock");
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let restarting = r.state.restarting;
             r.state.restarting = false;
             if manual {
@@ -247,7 +247,7 @@ impl<R: Runtime> ContainerService<R> {
             if rec.running() || rec.state.started_at == ZERO_TIME {
                 continue;
             }
-            if self.restarts.by_id.lock().expect("restarts lock").contains_key(&rec.id) {
+            if self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&rec.id) {
                 continue; // already scheduled (it exited while the engine was away)
             }
             let wanted = rec.state.restarting

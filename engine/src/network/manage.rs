@@ -101,7 +101,7 @@ impl NetworkService {
             return Err(NetworkError::Invalid("a gateway or an ip-range needs a subnet (--subnet)".into()));
         }
         let ours: Vec<(Ipv4Network, String)> = {
-            let st = self.shared.state.lock().expect("network state lock");
+            let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             st.networks.values().filter_map(|s| Some((store::parse_subnet(&s.net.subnet).ok()?, s.net.bridge.clone()))).collect()
         };
         let id = crate::ids::new_id();
@@ -171,7 +171,7 @@ impl NetworkService {
             let _ = store::remove_network(&self.data_dir, &net.id);
             return Err(e);
         }
-        self.shared.state.lock().expect("network state lock").networks.insert(id.clone(), NetState { net: net.clone(), ipam });
+        self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).networks.insert(id.clone(), NetState { net: net.clone(), ipam });
         if let Err(e) = self.sync_firewall().await {
             tracing::warn!(error = %e, "firewall update after network create failed");
         }
@@ -192,7 +192,7 @@ impl NetworkService {
             return Err(NetworkError::Forbidden(format!("{} is a pre-defined network and cannot be removed", net.name)));
         }
         {
-            let mut st = self.shared.state.lock().expect("network state lock");
+            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let busy = st.sandboxes.values().any(|sb| sb.endpoints.iter().any(|e| e.network_id == net.id));
             if busy {
                 return Err(NetworkError::Forbidden(format!(
@@ -214,7 +214,7 @@ impl NetworkService {
     pub async fn prune_networks(&self, f: &PruneFilters) -> Result<Vec<String>, NetworkError> {
         let _ops = self.ops.lock().await;
         let candidates: Vec<Network> = {
-            let st = self.shared.state.lock().expect("network state lock");
+            let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             st.networks
                 .values()
                 .map(|s| &s.net)

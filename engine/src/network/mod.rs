@@ -260,7 +260,7 @@ impl NetworkService {
 
     /// Subnet (CIDR) and gateway of the default bridge, for `docker network inspect bridge`/info.
     pub fn subnet(&self) -> (String, Ipv4Addr) {
-        let st = self.shared.state.lock().expect("network state lock");
+        let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.networks
             .get(&self.network_id)
             .map(|s| (s.net.subnet.clone(), s.net.gateway))
@@ -269,14 +269,14 @@ impl NetworkService {
 
     /// The default network's record.
     pub fn default_network(&self) -> Network {
-        let st = self.shared.state.lock().expect("network state lock");
+        let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.networks.get(&self.network_id).map(|s| s.net.clone()).expect("default network is always present")
     }
 
     /// All networks, the predefined `host` and `none` included (for `docker network ls`).
     pub fn networks(&self) -> Vec<Network> {
         let mut out: Vec<Network> =
-            self.shared.state.lock().expect("network state lock").networks.values().map(|s| s.net.clone()).collect();
+            self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).networks.values().map(|s| s.net.clone()).collect();
         out.extend(self.predefined());
         out
     }
@@ -324,14 +324,14 @@ impl NetworkService {
 
     /// Every endpoint of a container, in attach order.
     pub fn sandbox_endpoints(&self, container_id: &str) -> Vec<Endpoint> {
-        let st = self.shared.state.lock().expect("network state lock");
+        let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(sb) = st.sandboxes.get(container_id) else { return vec![] };
         sb.endpoints.iter().filter_map(|e| self.make_endpoint(&st, sb, e)).collect()
     }
 
     /// The published ports of a running container.
     pub fn ports(&self, container_id: &str) -> Vec<PortMapping> {
-        let st = self.shared.state.lock().expect("network state lock");
+        let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.sandboxes.get(container_id).map(|s| s.ports.clone()).unwrap_or_default()
     }
 
@@ -342,7 +342,7 @@ impl NetworkService {
 
     /// Containers with an endpoint on network `network_id`: (container id, name, endpoint).
     pub fn containers_of(&self, network_id: &str) -> Vec<(String, String, Endpoint)> {
-        let st = self.shared.state.lock().expect("network state lock");
+        let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = vec![];
         for sb in st.sandboxes.values() {
             for e in sb.endpoints.iter().filter(|e| e.network_id == network_id) {
@@ -427,7 +427,7 @@ impl Shared {
     async fn sync_firewall(&self) -> Result<(), NetworkError> {
         let mut last = self.fw.lock().await;
         let rules = {
-            let st = self.state.lock().expect("network state lock");
+            let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let nets: Vec<nat::NetRules> = st
                 .networks
                 .values()

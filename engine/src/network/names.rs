@@ -14,7 +14,7 @@ fn answers_to(sb: &SandboxRec, e: &EndpointRec, name: &str) -> bool {
 
 impl dns::Names for Shared {
     fn lookup(&self, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
-        let st = self.state.lock().expect("network state lock");
+        let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let me = st.sandboxes.get(cid)?;
         let mut ips = vec![];
         for mine in &me.endpoints {
@@ -38,7 +38,7 @@ impl dns::Names for Shared {
     }
 
     fn reverse(&self, cid: &str, ip: Ipv4Addr) -> Option<String> {
-        let st = self.state.lock().expect("network state lock");
+        let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let me = st.sandboxes.get(cid)?;
         for mine in &me.endpoints {
             let Some(net) = st.networks.get(&mine.network_id).filter(|n| n.net.dns()) else { continue };
@@ -51,7 +51,7 @@ impl dns::Names for Shared {
     }
 
     fn upstream(&self, cid: &str) -> Vec<SocketAddr> {
-        let st = self.state.lock().expect("network state lock");
+        let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let servers: Vec<IpAddr> = st.sandboxes.get(cid).map(|s| s.dns.upstream.clone()).unwrap_or_default();
         servers.into_iter().map(|ip| SocketAddr::new(ip, 53)).collect()
     }

@@ -6,9 +6,13 @@
 //! ```text
 //! *filter
 //! -I FORWARD 1     -j FLT-<tag>                          # hooked in once at start
+//! -I INPUT 1       -j FLT-<tag>-IN
 //! FLT-<tag>:       per network X: -o X RELATED,ESTABLISHED ACCEPT; -o X ctstate DNAT ACCEPT
 //!                  (published ports, reachable from anywhere); internal X: -i X ! -o X DROP,
 //!                  -o X ! -i X DROP; X != Y: -i X -o Y DROP (isolation); -i X [-o X] ACCEPT
+//! FLT-<tag>-IN:    per network X: -i X -d 127.0.0.0/8 ! ctstate RELATED,ESTABLISHED,DNAT DROP
+//!                  (route_localnet=1 on X, needed for published ports on the host's 127.0.0.1,
+//!                  would otherwise let a container reach the host's loopback-only services)
 //! *nat
 //! -I POSTROUTING 1 -j FLT-<tag>-NAT
 //! -I PREROUTING 1  -m addrtype --dst-type LOCAL -j FLT-<tag>-DNAT
@@ -69,6 +73,11 @@ pub fn filter_chain(tag: &str) -> String {
     format!("FLT-{tag}")
 }
 
+/// Input chain (host loopback guard): `FLT-<tag>-IN`.
+pub fn input_chain(tag: &str) -> String {
+    format!("FLT-{tag}-IN")
+}
+
 /// Masquerading chain: `FLT-<tag>-NAT`.
 pub fn nat_chain(tag: &str) -> String {
     format!("FLT-{tag}-NAT")
@@ -93,12 +102,13 @@ fn args(tag: &str, head: &[&str], target: &[&str]) -> Vec<String> {
 
 /// Chains and jumps of the engine whose default bridge is `tag`.
 pub fn plan(tag: &str) -> Plan {
-    let (f, n, d) = (filter_chain(tag), nat_chain(tag), dnat_chain(tag));
+    let (f, n, d, i) = (filter_chain(tag), nat_chain(tag), dnat_chain(tag), input_chain(tag));
     let local = ["-m", "addrtype", "--dst-type", "LOCAL"];
     Plan {
-        chains: vec![("filter", f.clone()), ("nat", n.clone()), ("nat", d.clone())],
+        chains: vec![("filter", f.clone()), ("nat", n.clone()), ("nat", d.clone()), ("filter", i.clone())],
         jumps: vec![
             Rule { table: "filter", chain: "FORWARD".into(), args: args(tag, &[], &["-j", &f]) },
+            Rule { table: "filter", chain: "INPUT".into(), args: args(tag, &[], &["-j", &i]) },
             Rule { table: "nat", chain: "POSTROUTING".into(), args: args(tag, &[], &["-j", &n]) },
             Rule { table: "nat", chain: "PREROUTING".into(), args: args(tag, &local, &["-j", &d]) },
             Rule { table: "nat", chain: "OUTPUT".into(), args: args(tag, &local, &["-j", &d]) },
@@ -127,8 +137,12 @@ fn line(out: &mut String, chain: &str, a: Vec<String>) {
 
 /// The `iptables-restore --noflush` input that sets the contents of all our chains.
 pub fn render(tag: &str, nets: &[NetRules], ports: &[PortRule]) -> String {
-    let (f, n, d) = (filter_chain(tag), nat_chain(tag), dnat_chain(tag));
-    let mut o = format!("*filter\n:{f} - [0:0]\n");
+    let (f, n, d, i) = (filter_chain(tag), nat_chain(tag), dnat_chain(tag), input_chain(tag));
+    let mut o = format!("*filter\n:{f} - [0:0]\n:{i} - [0:0]\n");
+    for x in nets {
+        let guard = ["-i", x.bridge.as_str(), "-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT"];
+        line(&mut o, &i, args(tag, &guard, &["-j", "DROP"]));
+    }
     for x in nets.iter().filter(|x| !x.internal) {
         let b = x.bridge.as_str();
         line(&mut o, &f, args(tag, &["-o", b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"], &["-j", "ACCEPT"]));
@@ -266,11 +280,17 @@ mod tests {
         let p = plan("flt0");
         assert_eq!(
             p.chains,
-            vec![("filter", "FLT-flt0".to_string()), ("nat", "FLT-flt0-NAT".to_string()), ("nat", "FLT-flt0-DNAT".to_string())]
+            vec![
+                ("filter", "FLT-flt0".to_string()),
+                ("nat", "FLT-flt0-NAT".to_string()),
+                ("nat", "FLT-flt0-DNAT".to_string()),
+                ("filter", "FLT-flt0-IN".to_string())
+            ]
         );
         assert_eq!(p.jumps[0].chain, "FORWARD");
         assert_eq!(p.jumps[0].args.join(" "), "-m comment --comment flotilla:flt0 -j FLT-flt0");
-        assert_eq!(p.jumps[2].args.join(" "), "-m addrtype --dst-type LOCAL -m comment --comment flotilla:flt0 -j FLT-flt0-DNAT");
+        assert_eq!((p.jumps[1].chain.as_str(), p.jumps[1].args.join(" ")), ("INPUT", "-m comment --comment flotilla:flt0 -j FLT-flt0-IN".into()));
+        assert_eq!(p.jumps[3].args.join(" "), "-m addrtype --dst-type LOCAL -m comment --comment flotilla:flt0 -j FLT-flt0-DNAT");
         assert!(p.jumps.iter().all(|r| r.args.contains(&"flotilla:flt0".to_string())));
     }
 
@@ -279,7 +299,11 @@ mod tests {
         let nets = [net("flt0", "172.31.0.0/16", false), net("flt0-abc", "10.5.0.0/24", false), net("flt0-int", "10.6.0.0/24", true)];
         let ports = [PortRule { proto: "tcp".into(), host_ip: None, host_port: 8080, ip: "172.31.0.2".parse().unwrap(), port: 80 }];
         let r = render("flt0", &nets, &ports);
-        assert!(r.starts_with("*filter\n:FLT-flt0 - [0:0]\n"), "{r}");
+        assert!(r.starts_with("*filter\n:FLT-flt0 - [0:0]\n:FLT-flt0-IN - [0:0]\n"), "{r}");
+        for b in ["flt0", "flt0-abc", "flt0-int"] {
+            let guard = format!("-A FLT-flt0-IN -i {b} -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment flotilla:flt0 -j DROP\n");
+            assert!(r.contains(&guard), "{r}");
+        }
         assert!(r.contains("-A FLT-flt0-NAT -s 172.31.0.0/16 ! -o flt0 -m comment --comment flotilla:flt0 -j MASQUERADE\n"), "{r}");
         assert!(!r.contains("-s 10.6.0.0/24 ! -o flt0-int"), "internal networks are not masqueraded:\n{r}");
         assert!(r.contains("-A FLT-flt0 -i flt0 -o flt0-abc -m comment --comment flotilla:flt0 -j DROP\n"));
@@ -309,5 +333,6 @@ mod tests {
         assert!(dnat_chain(&longest).len() <= 28);
         assert!(nat_chain(&longest).len() <= 28);
         assert!(filter_chain(&longest).len() <= 28);
+        assert!(input_chain(&longest).len() <= 28);
     }
 }

@@ -50,7 +50,7 @@ pub(super) async fn start_resolver_in(shared: &Arc<Shared>, cid: &str, path: &Pa
     let addr = dns::ADDR.parse().map_err(|e| NetworkError::Setup(format!("{e}")))?;
     let (udp, tcp) = netns::resolver_sockets(path, addr).await?;
     let r = dns::spawn(shared.clone(), cid.to_string(), udp, tcp)?;
-    shared.live.lock().expect("live lock").entry(cid.to_string()).or_default().resolver = Some(r);
+    shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid.to_string()).or_default().resolver = Some(r);
     Ok(())
 }
 

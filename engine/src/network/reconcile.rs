@@ -19,7 +19,7 @@ impl NetworkService {
         let h = bridge::host()?;
         // Every network's bridge, with its address.
         let nets: Vec<(String, String, String, std::net::Ipv4Addr)> = {
-            let st = self.shared.state.lock().expect("network state lock");
+            let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             st.networks.values().map(|s| (s.net.id.clone(), s.net.bridge.clone(), s.net.subnet.clone(), s.net.gateway)).collect()
         };
         let mut bridges = BTreeSet::new();
@@ -59,7 +59,7 @@ impl NetworkService {
         // IPAM follows the sandboxes: no address without an endpoint, no endpoint without one.
         let mut expected_veths = BTreeSet::new();
         {
-            let mut st = self.shared.state.lock().expect("network state lock");
+            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             for mut sb in kept {
                 sb.endpoints.retain(|e| st.networks.get(&e.network_id).is_some_and(|s| s.ipam.get(&sb.container_id).is_some()));
                 for e in &sb.endpoints {
@@ -103,14 +103,14 @@ impl NetworkService {
 
         // Host ports and resolvers of the surviving sandboxes.
         let (ports, want_dns): (Vec<(String, store::PortMapping)>, Vec<String>) = {
-            let st = self.shared.state.lock().expect("network state lock");
+            let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let ports = st.sandboxes.values().flat_map(|sb| sb.ports.iter().map(|p| (sb.container_id.clone(), p.clone()))).collect();
             let dns = st.sandboxes.keys().cloned().collect();
             (ports, dns)
         };
         for (cid, m) in ports {
             match portmap::rebind(&m.proto, m.host_ip, m.host_port) {
-                Ok(r) => self.shared.live.lock().expect("live lock").entry(cid).or_default().ports.push((m, r)),
+                Ok(r) => self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid).or_default().ports.push((m, r)),
                 Err(e) => tracing::warn!(container = %cid, port = m.host_port, error = %e, "cannot take a published host port again"),
             }
         }

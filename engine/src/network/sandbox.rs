@@ -104,11 +104,11 @@ impl NetworkService {
     /// Waits for the background part of [`NetworkService::setup_started`] of `container_id`
     /// and for the NAT rules of its published ports; its error if it failed.
     pub async fn ready(&self, container_id: &str) -> Result<(), NetworkError> {
-        let pending = self.shared.live.lock().expect("live lock").get_mut(container_id).and_then(|l| l.pending.take());
+        let pending = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(container_id).and_then(|l| l.pending.take());
         if let Some(task) = pending {
             task.await.map_err(|e| NetworkError::Setup(format!("network setup: {e}")))??;
         }
-        let ports = self.shared.state.lock().expect("network state lock").sandboxes.get(container_id).is_some_and(|s| !s.ports.is_empty());
+        let ports = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.get(container_id).is_some_and(|s| !s.ports.is_empty());
         if ports {
             self.sync_firewall().await?;
         }
@@ -119,7 +119,7 @@ impl NetworkService {
         let cid = req.container_id.as_str();
         let t0 = std::time::Instant::now();
         let path = self.netns_path(cid);
-        let exists = self.shared.state.lock().expect("network state lock").sandboxes.contains_key(cid);
+        let exists = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.contains_key(cid);
         if exists || netns::is_netns(&path) {
             self.disconnect(cid).await?;
         }
@@ -135,7 +135,7 @@ impl NetworkService {
             dns: DnsConf { upstream },
             links: req.links.clone(),
         };
-        self.shared.state.lock().expect("network state lock").sandboxes.insert(cid.to_string(), rec);
+        self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.insert(cid.to_string(), rec);
         let t_ns = t0.elapsed();
         let mut endpoints = vec![];
         let mut plumbs = vec![];
@@ -166,7 +166,7 @@ impl NetworkService {
             tracing::debug!(container = %id, us = t0.elapsed().as_micros() as u64, "sandbox plumbed");
             Ok(())
         });
-        self.shared.live.lock().expect("live lock").entry(cid.to_string()).or_default().pending = Some(task);
+        self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid.to_string()).or_default().pending = Some(task);
         tracing::debug!(netns_us = t_ns.as_micros() as u64, us = t0.elapsed().as_micros() as u64, "sandbox allocated");
         Ok(Sandbox { netns: path, endpoints, ports, resolver })
     }
@@ -176,15 +176,15 @@ impl NetworkService {
     #[tracing::instrument(skip_all, fields(container = %container_id))]
     pub async fn disconnect(&self, container_id: &str) -> Result<(), NetworkError> {
         // A setup still plumbing in the background is stopped first (it could start a resolver).
-        let pending = self.shared.live.lock().expect("live lock").get_mut(container_id).and_then(|l| l.pending.take());
+        let pending = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(container_id).and_then(|l| l.pending.take());
         if let Some(task) = pending {
             task.abort();
             let _ = task.await;
         }
         // Closing the resolver's sockets first lets the netns die with its last process.
-        drop(self.shared.live.lock().expect("live lock").remove(container_id));
+        drop(self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(container_id));
         let (nets, had_ports) = {
-            let mut st = self.shared.state.lock().expect("network state lock");
+            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let sb = st.sandboxes.remove(container_id);
             let mut nets: Vec<String> = sb.as_ref().map(|s| s.endpoints.iter().map(|e| e.network_id.clone()).collect()).unwrap_or_default();
             for s in st.networks.values_mut() {
@@ -226,7 +226,7 @@ impl NetworkService {
     #[tracing::instrument(skip_all, fields(container = %container_id, network = %network))]
     pub async fn connect_endpoint(&self, container_id: &str, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
         let path = self.netns_path(container_id);
-        let known = self.shared.state.lock().expect("network state lock").sandboxes.contains_key(container_id);
+        let known = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.contains_key(container_id);
         if !known || !netns::is_netns(&path) {
             return Err(NetworkError::Conflict(format!("container {container_id} has no network namespace of its own")));
         }
@@ -242,7 +242,7 @@ impl NetworkService {
             }
         };
         self.save_sandbox(container_id)?;
-        let has_resolver = self.shared.live.lock().expect("live lock").get(container_id).is_some_and(|l| l.resolver.is_some());
+        let has_resolver = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(container_id).is_some_and(|l| l.resolver.is_some());
         if !has_resolver && self.wants_resolver(container_id) {
             self.start_resolver(container_id).await?;
         }
@@ -255,7 +255,7 @@ impl NetworkService {
     pub async fn disconnect_endpoint(&self, container_id: &str, network: &str) -> Result<(), NetworkError> {
         let net = self.network(network)?;
         let connected = {
-            let st = self.shared.state.lock().expect("network state lock");
+            let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             st.sandboxes.get(container_id).is_some_and(|s| s.endpoints.iter().any(|e| e.network_id == net.id))
         };
         if !connected {
@@ -268,7 +268,7 @@ impl NetworkService {
     /// Removes one endpoint (record, address, veth, ports through it; moves the default route).
     async fn detach_one(&self, cid: &str, network_id: &str) -> Result<(), NetworkError> {
         let (ip, route) = {
-            let mut st = self.shared.state.lock().expect("network state lock");
+            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut ip = None;
             if let Some(s) = st.networks.get_mut(network_id) {
                 ip = s.ipam.release(cid);
@@ -293,13 +293,13 @@ impl NetworkService {
         };
         let mut ports_changed = false;
         if let Some(ip) = ip {
-            let mut st = self.shared.state.lock().expect("network state lock");
+            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(sb) = st.sandboxes.get_mut(cid) {
                 let before = sb.ports.len();
                 sb.ports.retain(|p| p.container_ip != ip);
                 ports_changed = sb.ports.len() != before;
             }
-            if let Some(live) = self.shared.live.lock().expect("live lock").get_mut(cid) {
+            if let Some(live) = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(cid) {
                 live.ports.retain(|(m, _)| m.container_ip != ip);
             }
         }
@@ -331,7 +331,7 @@ impl NetworkService {
     /// endpoint; [`plumb`] does the kernel side.
     fn allocate(&self, cid: &str, network: &str, attach: &Attach) -> Result<(Endpoint, Plumb), NetworkError> {
         let (ep, bridge_name, subnet, route) = {
-            let mut st = self.shared.state.lock().expect("network state lock");
+            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let net_id = st
                 .networks
                 .values()
@@ -399,7 +399,7 @@ impl NetworkService {
             return Ok(vec![]);
         }
         let (target, name, eid) = {
-            let st = self.shared.state.lock().expect("network state lock");
+            let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(sb) = st.sandboxes.get(cid) else { return Ok(vec![]) };
             let primary = sb.endpoints.iter().find_map(|e| {
                 let s = st.networks.get(&e.network_id).filter(|s| !s.net.internal)?;
@@ -425,10 +425,10 @@ impl NetworkService {
                 host_port: port,
                 container_ip: target,
             };
-            self.shared.live.lock().expect("live lock").entry(cid.to_string()).or_default().ports.push((m.clone(), res));
+            self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid.to_string()).or_default().ports.push((m.clone(), res));
             out.push(m);
         }
-        let mut st = self.shared.state.lock().expect("network state lock");
+        let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(sb) = st.sandboxes.get_mut(cid) {
             sb.ports.extend(out.iter().cloned());
         }
@@ -437,7 +437,7 @@ impl NetworkService {
 
     /// Does `cid` sit on a network with DNS?
     pub(super) fn wants_resolver(&self, cid: &str) -> bool {
-        let st = self.shared.state.lock().expect("network state lock");
+        let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.sandboxes
             .get(cid)
             .is_some_and(|sb| sb.endpoints.iter().any(|e| st.networks.get(&e.network_id).is_some_and(|s| s.net.dns())))
@@ -449,7 +449,7 @@ impl NetworkService {
     }
 
     pub(super) fn save_sandbox(&self, cid: &str) -> Result<(), NetworkError> {
-        let sb = self.shared.state.lock().expect("network state lock").sandboxes.get(cid).cloned();
+        let sb = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.get(cid).cloned();
         match sb {
             Some(sb) => store::save_sandbox(&self.run_dir, &sb),
             None => Ok(()),

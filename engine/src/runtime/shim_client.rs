@@ -117,16 +117,33 @@ impl ShimRuntime {
     }
 }
 
-/// Removes the empty cgroup dirs a crashed shim may have left (every v1 hierarchy and v2).
+/// Removes the cgroup dirs a crashed shim may have left (every v1 hierarchy and v2), killing
+/// what still runs in them first: the init of a container whose shim died while creating it
+/// (an engine killed in the middle of `docker run`).
 fn remove_cgroups(cgroup_path: &str) {
     let rel = cgroup_path.trim_start_matches('/');
     if rel.is_empty() || rel.contains("..") {
         return;
     }
     let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else { return };
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(rel));
-    for e in rd.flatten() {
-        let _ = std::fs::remove_dir(e.path().join(rel));
+    let root = Path::new("/sys/fs/cgroup");
+    let dirs: Vec<std::path::PathBuf> =
+        std::iter::once(root.join(rel)).chain(rd.flatten().map(|e| e.path().join(rel))).filter(|d| d.is_dir()).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for dir in &dirs {
+        loop {
+            let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).filter(|p| *p > 0).collect();
+            if pids.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: kill(2) of a process in the container's own cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = std::fs::remove_dir(dir);
     }
 }
 

@@ -108,20 +108,75 @@ pub fn parse_user(user: &str, passwd: &str, group: &str) -> Result<ExecUser, Run
     Ok(out)
 }
 
-/// Reads `<rootfs>/etc/passwd` and `<rootfs>/etc/group` (missing files count as empty) and
-/// resolves `user`. The files are read without following symlinks out of the rootfs only in the
-/// sense that absolute links are not resolved against the host root.
-pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ExecUser, RuntimeError> {
-    let read = |name: &str| -> Result<String, RuntimeError> {
-        let p = rootfs.join("etc").join(name);
-        if p.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
-            // A symlinked passwd may point anywhere on the host: don't follow it.
-            return Ok(String::new());
+/// The most of a container's /etc/passwd or /etc/group the engine reads.
+pub const MAX_USER_FILE: u64 = 4 << 20;
+
+/// Why a file of the container could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RootFileError {
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads `rel` inside the container's root `rootfs` as the container would see it there: every
+/// symlink resolved inside the root (openat2 `RESOLVE_IN_ROOT`), regular files only (a FIFO or
+/// a device is never opened), at most `cap` bytes. `Ok(None)` when it does not exist.
+pub fn read_in_root(rootfs: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>>, RootFileError> {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let open = |dir: libc::c_int, path: &[u8], flags: libc::c_int, resolve: u64| -> std::io::Result<OwnedFd> {
+        let c = std::ffi::CString::new(path).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: open_how is plain integers; all zero is its default.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        // openat2 refuses O_PATH with other flags than O_DIRECTORY, O_NOFOLLOW and O_CLOEXEC.
+        let extra = if flags & libc::O_PATH != 0 { 0 } else { libc::O_NOCTTY };
+        how.flags = (flags | libc::O_CLOEXEC | extra) as u64;
+        how.resolve = resolve;
+        // SAFETY: openat2 reads the C path and our open_how; a returned fd is ours alone.
+        let fd = unsafe { libc::syscall(libc::SYS_openat2, dir, c.as_ptr(), &how, std::mem::size_of::<libc::open_how>()) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
         }
-        match std::fs::read(&p) {
-            Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(RuntimeError::Io(e)),
+        // SAFETY: the kernel just returned this fd.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    };
+    let root = open(libc::AT_FDCWD, rootfs.as_os_str().as_bytes(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let path = match open(root.as_raw_fd(), rel.as_bytes(), libc::O_PATH, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let st = nix::sys::stat::fstat(path.as_raw_fd()).map_err(std::io::Error::from)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(RootFileError::NotRegular);
+    }
+    // The same inode, now for reading (never blocking).
+    let magic = format!("/proc/self/fd/{}", path.as_raw_fd());
+    let file = std::fs::File::from(open(libc::AT_FDCWD, magic.as_bytes(), libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
+    let mut data = Vec::new();
+    file.take(cap + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > cap {
+        return Err(RootFileError::TooLarge(cap));
+    }
+    Ok(Some(data))
+}
+
+/// Reads the container's `/etc/passwd` and `/etc/group` ([`read_in_root`]; missing files count
+/// as empty) and resolves `user`. A FIFO, a device or a huge file there is an error when a name
+/// must be looked up in it (not a hang); for a numeric user it counts as missing.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ExecUser, RuntimeError> {
+    let named = |s: &str| !s.is_empty() && s.parse::<u32>().is_err();
+    let needs_names = user.split(':').any(named);
+    let read = |name: &str| -> Result<String, RuntimeError> {
+        match read_in_root(rootfs, &format!("etc/{name}"), MAX_USER_FILE) {
+            Ok(b) => Ok(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
+            Err(_) if !needs_names => Ok(String::new()),
+            Err(e) => Err(RuntimeError::Spec(format!("unable to read the container's /etc/{name}: {e}"))),
         }
     };
     parse_user(user, &read("passwd")?, &read("group")?)
@@ -181,5 +236,28 @@ mod tests {
         let none = tempfile::tempdir().unwrap();
         assert_eq!(resolve_user(none.path(), "").unwrap().uid, 0);
         assert!(resolve_user(none.path(), "nobody").is_err());
+    }
+
+    #[test]
+    fn files_are_read_inside_the_root_and_only_when_regular() {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(d.path().join("real")).unwrap();
+        std::fs::write(d.path().join("real/passwd"), PASSWD).unwrap();
+        // An absolute link resolves inside the root, not on the host.
+        std::os::unix::fs::symlink("/real/passwd", etc.join("passwd")).unwrap();
+        assert_eq!(resolve_user(d.path(), "www").unwrap().uid, 33);
+        std::os::unix::fs::symlink("/../../../../etc/hostname", etc.join("group")).unwrap();
+        assert!(read_in_root(d.path(), "etc/group", 10).unwrap().is_none(), "climbed out of the root");
+        std::fs::remove_file(etc.join("group")).unwrap();
+        nix::unistd::mkfifo(&etc.join("group"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let t = std::time::Instant::now();
+        assert!(matches!(read_in_root(d.path(), "etc/group", 10), Err(RootFileError::NotRegular)));
+        let e = resolve_user(d.path(), "www").unwrap_err().to_string();
+        assert_eq!(e, "unable to read the container's /etc/group: not a regular file");
+        assert_eq!(resolve_user(d.path(), "33:5").unwrap().gid, 5, "numeric users need no names");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert!(matches!(read_in_root(d.path(), "real/passwd", 10), Err(RootFileError::TooLarge(10))));
     }
 }

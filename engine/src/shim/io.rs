@@ -48,7 +48,9 @@ impl LogFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Root only: a container's output is its own business.
+        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(LogFile { file: Some(file), path: path.to_path_buf(), size, max_size: cfg.max_size.filter(|m| *m > 0), max_file: cfg.max_file.max(1) })
     }
@@ -73,7 +75,10 @@ impl LogFile {
             let _ = std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
         }
         std::fs::rename(&self.path, rotated(&self.path, 1))?;
-        self.file = Some(std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?);
+        self.file = Some({
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?
+        });
         self.size = 0;
         Ok(())
     }

@@ -116,11 +116,11 @@ impl VolumeService {
     }
 
     pub fn set_users(&self, f: VolumeUsers) {
-        *self.users.write().expect("users lock") = Some(f);
+        *self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
     }
 
     fn users_of(&self, name: &str) -> Vec<String> {
-        self.users.read().expect("users lock").as_ref().map(|f| f(name)).unwrap_or_default()
+        self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|f| f(name)).unwrap_or_default()
     }
 
     /// `<root>/<name>/_data`: what containers mount.
@@ -147,7 +147,7 @@ impl VolumeService {
             return Err(VolumeError::NoDriver { name, driver: driver.into() });
         }
         opts::validate(&name, &options)?;
-        let mut vols = self.vols.lock().expect("volumes lock");
+        let mut vols = self.vols.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(v) = vols.get(&name) {
             return Ok(v.clone());
         }
@@ -169,7 +169,7 @@ impl VolumeService {
     /// Before a container uses the volume: a volume made with `type`/`device` options is
     /// mounted on its `_data` (once; see [`opts`]).
     pub fn ensure_mounted(&self, name: &str) -> Result<(), VolumeError> {
-        let vols = self.vols.lock().expect("volumes lock");
+        let vols = self.vols.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match vols.get(name) {
             Some(v) if !v.options.is_empty() => opts::mount_on(&self.data_dir(name), &v.options),
             _ => Ok(()),
@@ -177,15 +177,15 @@ impl VolumeService {
     }
 
     pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
-        self.vols.lock().expect("volumes lock").get(name).cloned().ok_or_else(|| VolumeError::NotFound(name.to_string()))
+        self.vols.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned().ok_or_else(|| VolumeError::NotFound(name.to_string()))
     }
 
     pub fn exists(&self, name: &str) -> bool {
-        self.vols.lock().expect("volumes lock").contains_key(name)
+        self.vols.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(name)
     }
 
     pub fn all(&self) -> Vec<Volume> {
-        self.vols.lock().expect("volumes lock").values().cloned().collect()
+        self.vols.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect()
     }
 
     /// `docker volume ls` with `dangling`, `name`, `label`, `driver` filters.
@@ -208,7 +208,7 @@ impl VolumeService {
         let dir = self.root.join(name);
         opts::unmount(&self.data_dir(name))?;
         local::remove(&dir)?;
-        self.vols.lock().expect("volumes lock").remove(name);
+        self.vols.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(name);
         self.events.publish("volume", "destroy", name, &[("driver", &v.driver)]);
         tracing::info!(volume = %name, "volume removed");
         Ok(())

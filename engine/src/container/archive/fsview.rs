@@ -136,10 +136,14 @@ pub struct Item<'a> {
 }
 
 impl Item<'_> {
-    /// Opens a regular file for reading (never through a symlink).
+    /// Opens a regular file for reading (never through a symlink). What was swapped for a FIFO
+    /// or a device since the walk saw it is refused, not read (and never blocks).
     pub fn open(&self) -> io::Result<std::fs::File> {
-        let fd = open_at(self.dir, self.name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW, Mode::empty())?;
-        Ok(std::fs::File::from(fd))
+        let fd = open_at(self.dir, self.name, OFlag::O_PATH | OFlag::O_NOFOLLOW, Mode::empty())?;
+        if file_type(&fstat(fd.as_raw_fd()).map_err(errno)?) != SFlag::S_IFREG {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a regular file", self.rel.display())));
+        }
+        Ok(std::fs::File::from(reopen(&fd, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?))
     }
     pub fn link_target(&self) -> io::Result<OsString> {
         readlinkat(Some(self.dir), self.name).map_err(errno)
