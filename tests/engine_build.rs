@@ -52,3 +52,107 @@ fn commit_with_changes_and_pause_makes_a_runnable_image() {
     e.docker_ok(&["rm", &stopped]);
     e.docker_ok(&["rmi", &image, id2]);
 }
+
+/// A build context on disk (removed on drop).
+struct Ctx(tempfile::TempDir);
+
+impl Ctx {
+    fn new(files: &[(&str, &str)]) -> Ctx {
+        let d = tempfile::tempdir().unwrap();
+        let c = Ctx(d);
+        for (p, data) in files {
+            c.write(p, data);
+        }
+        c
+    }
+    fn write(&self, p: &str, data: &str) {
+        let path = self.0.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    fn dir(&self) -> String {
+        self.0.path().display().to_string()
+    }
+}
+
+const MULTI_STAGE: &str = r#"# syntax=docker/dockerfile:1
+ARG BASE=busybox
+FROM ${BASE} AS builder
+ARG GREETING=hello
+ENV OUT=/out \
+    NAME=world
+WORKDIR $OUT
+COPY src/ ./src/
+RUN cat src/*.txt > all.txt && echo "${GREETING}, ${NAME:-nobody}" > greeting.txt
+RUN test ! -e src/secret.txt
+
+FROM busybox
+LABEL stage=final
+COPY --from=builder /out/all.txt /out/greeting.txt /app/
+WORKDIR /app
+RUN echo "runner:x:1234:1234::/app:/bin/sh" >> /etc/passwd && chown runner /app
+USER runner
+HEALTHCHECK --interval=30s --timeout=3s CMD test -e /app/all.txt
+ONBUILD RUN echo triggered > /tmp/onbuild
+EXPOSE 8080
+CMD ["cat", "greeting.txt", "all.txt"]
+"#;
+
+#[test]
+fn multi_stage_build_then_cache_hits_then_a_changed_file_busts_the_cache() {
+    require_root!();
+    let e = engine_with_busybox();
+    let ctx = Ctx::new(&[
+        ("Dockerfile", MULTI_STAGE),
+        ("src/a.txt", "alpha\n"),
+        ("src/b.txt", "beta\n"),
+        ("src/secret.txt", "do not ship\n"),
+        (".dockerignore", "src/secret.txt\n*.log\n"),
+        ("debug.log", "noise"),
+    ]);
+    let tag = e.unique("app");
+    let o = e.docker(&["build", "--build-arg", "GREETING=hi", "-t", &tag, &ctx.dir()]);
+    e.expect_ok(&o);
+    for needle in ["Step 1/17 : FROM ${BASE} AS builder", "Step 6/17 : RUN cat src/*.txt", "Successfully built ", &format!("Successfully tagged {tag}:latest")] {
+        assert!(o.stdout.contains(needle), "{needle:?} missing:\n{o}");
+    }
+    assert!(!o.stdout.contains("Using cache"), "{o}");
+    let run = e.docker_ok(&["run", "--rm", &tag]);
+    assert_eq!(run, "hi, world\nalpha\nbeta\n");
+    assert_eq!(e.docker_ok(&["run", "--rm", &tag, "sh", "-c", "id -u; pwd"]), "1234\n/app\n");
+    assert_eq!(inspect(&e, &tag, "{{.Config.User}} {{.Config.Labels.stage}} {{json .Config.Healthcheck.Test}}"), r#"runner final ["CMD-SHELL","test -e /app/all.txt"]"#);
+    assert_eq!(inspect(&e, &tag, "{{json .Config.OnBuild}}"), r#"["RUN echo triggered > /tmp/onbuild"]"#);
+    // The intermediate images are not listed (as with dockerd, the last image of the builder
+    // stage is, as a dangling one); `-a` shows them.
+    let listed = sorted_lines(&e.docker_ok(&["images", "--format", "{{.Repository}}"]));
+    assert_eq!(listed.iter().filter(|r| *r != "<none>").collect::<Vec<_>>(), [tag.as_str(), "busybox"]);
+    assert!(listed.len() <= 3, "{listed:?}");
+    assert!(lines(&e.docker_ok(&["images", "-a", "-q"])).len() > 10);
+
+    // Again: every step from the cache, the same image.
+    let id = inspect(&e, &tag, "{{.Id}}");
+    let o = e.docker(&["build", "--build-arg", "GREETING=hi", "-t", &tag, &ctx.dir()]);
+    e.expect_ok(&o);
+    assert_eq!(o.stdout.matches("Using cache").count(), 15, "{o}");
+    assert_eq!(inspect(&e, &tag, "{{.Id}}"), id);
+
+    // One changed file: the builder stage's COPY and all after it run again.
+    ctx.write("src/b.txt", "BETA\n");
+    let o = e.docker(&["build", "--build-arg", "GREETING=hi", "-t", &tag, &ctx.dir()]);
+    e.expect_ok(&o);
+    let before_copy = o.stdout.split("COPY src/").next().unwrap();
+    assert_eq!(before_copy.matches("Using cache").count(), 3, "{o}");
+    assert!(!o.stdout.split("COPY src/").nth(1).unwrap().split("FROM busybox").next().unwrap().contains("Using cache"), "{o}");
+    assert_ne!(inspect(&e, &tag, "{{.Id}}"), id);
+    assert_eq!(e.docker_ok(&["run", "--rm", &tag]), "hi, world\nalpha\nBETA\n");
+
+    // An image built FROM it runs the ONBUILD trigger.
+    let child = Ctx::new(&[("Dockerfile", &format!("FROM {tag}\nUSER root\nRUN cat /tmp/onbuild\n"))]);
+    let ctag = e.unique("child");
+    let o = e.docker(&["build", "-t", &ctag, &child.dir()]);
+    e.expect_ok(&o);
+    assert!(o.stdout.contains("# Executing 1 build trigger"), "{o}");
+    assert_eq!(e.docker_ok(&["run", "--rm", &ctag, "cat", "/tmp/onbuild"]), "triggered\n");
+    // No build container is left behind.
+    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
+}
