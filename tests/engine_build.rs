@@ -156,3 +156,75 @@ fn multi_stage_build_then_cache_hits_then_a_changed_file_busts_the_cache() {
     // No build container is left behind.
     assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
 }
+
+/// `POST /build` of a raw context tar; returns (status, body).
+fn post_build(e: &Engine, query: &str, tar: &[u8]) -> (u16, String) {
+    let r = e.api("POST", &format!("/v1.41/build?{query}"), Some(("application/x-tar", tar))).unwrap();
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+#[test]
+fn hostile_contexts_and_bad_dockerfiles_are_refused_with_nothing_left_behind() {
+    require_root!();
+    let e = engine_with_busybox();
+    // Context tars that try to write outside the build's directory.
+    for kind in Hostile::ALL {
+        let canary = Canary::new(&format!("b{}", kind as u8));
+        if kind == Hostile::Hardlink {
+            std::fs::write(&canary.0, "host file\n").unwrap();
+        }
+        let tar = testground::image::hostile_layer(kind, &canary.0).unwrap();
+        let (status, body) = post_build(&e, "t=hostile", &tar);
+        assert_eq!(status, 400, "{kind:?}: {body}");
+        assert!(body.contains("invalid build context"), "{kind:?}: {body}");
+        if kind == Hostile::Hardlink {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(std::fs::metadata(&canary.0).unwrap().nlink(), 1, "{kind:?}");
+        } else {
+            assert!(!canary.0.exists(), "{kind:?}: {} was written", canary.0.display());
+        }
+    }
+    let build_tmp = e.data_root().join("build/tmp");
+    assert!(std::fs::read_dir(&build_tmp).map(|d| d.count()).unwrap_or(0) == 0, "build directories left behind");
+
+    // Dockerfiles: missing, empty, too large, an unknown instruction (named with its line).
+    let ctx = Ctx::new(&[("empty.Dockerfile", "\n# nothing\n"), ("bad.Dockerfile", "FROM busybox\nRUN true\nFROBNICATE now\n")]);
+    ctx.write("big.Dockerfile", &format!("FROM busybox\n#{}\n", "x".repeat(1 << 20)));
+    // (The CLI checks that -f exists itself: a missing one is asked for through the API.)
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    t.append_data(&mut h, "a.txt", &b"a\n"[..]).unwrap();
+    let (status, body) = post_build(&e, "dockerfile=nope.Dockerfile", &t.into_inner().unwrap());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Cannot locate specified Dockerfile: nope.Dockerfile"), "{body}");
+    for (file, want) in [
+        ("empty.Dockerfile", "cannot be empty"),
+        ("big.Dockerfile", "too large"),
+        ("bad.Dockerfile", "Dockerfile parse error line 3: unknown instruction: FROBNICATE"),
+    ] {
+        let o = e.docker(&["build", "-f", &format!("{}/{file}", ctx.dir()), &ctx.dir()]);
+        assert!(!o.success() && o.stderr.contains(want), "{file}: {o}");
+    }
+
+    // COPY of a source outside the context.
+    let ctx = Ctx::new(&[("Dockerfile", "FROM busybox\nCOPY ../../etc/passwd /stolen\n")]);
+    let o = e.docker(&["build", "-t", "outside", &ctx.dir()]);
+    assert!(!o.success() && o.stderr.contains("forbidden path outside the build context: ../../etc/passwd"), "{o}");
+
+    // A failing RUN: its exit code, and no container left.
+    let ctx = Ctx::new(&[("Dockerfile", "FROM busybox\nRUN echo before\nRUN echo failing; exit 3\nRUN echo never\n")]);
+    let o = e.docker(&["build", "-t", "failing", &ctx.dir()]);
+    assert!(!o.success(), "{o}");
+    assert!(o.stderr.contains("The command '/bin/sh -c echo failing; exit 3' returned a non-zero code: 3"), "{o}");
+    assert!(o.stdout.contains("failing") && !o.stdout.contains("never"), "{o}");
+    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
+    let listed = e.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!listed.contains("failing") && !listed.contains("outside") && !listed.contains("hostile"), "{listed}");
+    // Query options this engine does not do are refused by name.
+    let o = e.docker(&["build", "--squash", &ctx.dir()]);
+    assert!(!o.success() && o.stderr.contains("squash"), "{o}");
+    let o = e.docker(&["build", "--platform", "linux/arm64", &ctx.dir()]);
+    assert!(!o.success() && o.stderr.contains("linux/arm64"), "{o}");
+}

@@ -108,7 +108,15 @@ pub fn build_options(q: &str) -> Result<BuildOptions, ApiError> {
 }
 
 async fn build(State(st): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Result<Response, ApiError> {
-    let opts = build_options(&q.unwrap_or_default())?;
+    let opts = match build_options(&q.unwrap_or_default()) {
+        Ok(o) => o,
+        Err(e) => {
+            // Read the context first: a client still sending it would see a broken pipe, not the error.
+            let mut s = body.into_data_stream();
+            while let Some(Ok(_)) = s.next().await {}
+            return Err(e);
+        }
+    };
     let (tmp, _, _) = st.images.spool_stream(body.into_data_stream()).await?;
     let svc = Arc::new(BuildService::new(st.images.clone(), st.containers.clone(), &st.config.data_root));
     let (s2, o2) = (svc.clone(), opts.clone());
