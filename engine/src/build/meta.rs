@@ -7,6 +7,7 @@ use super::steps::Stage;
 use super::BuildError;
 use serde_json::{json, Map, Value};
 
+#[derive(Debug)]
 pub enum Effect {
     /// Only the config changes; `descriptor` is the step as recorded (`ENV A=b`).
     Meta { descriptor: String, config: Map<String, Value> },
