@@ -228,3 +228,46 @@ fn hostile_contexts_and_bad_dockerfiles_are_refused_with_nothing_left_behind() {
     let o = e.docker(&["build", "--platform", "linux/arm64", &ctx.dir()]);
     assert!(!o.success() && o.stderr.contains("linux/arm64"), "{o}");
 }
+
+#[test]
+fn compose_up_build_and_build_prune() {
+    require_root!();
+    let e = engine_with_busybox();
+    let image = e.unique("composed");
+    let ctx = Ctx::new(&[
+        ("app/Dockerfile", "FROM busybox\nARG MSG=unset\nRUN echo \"$MSG\" > /msg\nCMD [\"cat\", \"/msg\"]\n"),
+        ("docker-compose.yml", &format!(
+            "version: \"2.4\"\nservices:\n  app:\n    build:\n      context: ./app\n      args:\n        MSG: built-by-compose\n    image: {image}:latest\n"
+        )),
+    ]);
+    let project = e.unique("proj").replace('-', "");
+    let compose = |args: &[&str]| {
+        let mut c = std::process::Command::new("/usr/local/bin/docker-compose");
+        c.current_dir(ctx.0.path()).args(["--ansi", "never", "-p", &project]).args(args);
+        for (k, v) in e.docker_env() {
+            c.env(k, v);
+        }
+        testground::cmd::run(&mut c, None, std::time::Duration::from_secs(120))
+    };
+    let o = compose(&["up", "--build"]);
+    assert!(o.success(), "{o}\n{}", e.log_tail(30));
+    assert!(o.combined().contains("built-by-compose"), "{o}");
+    assert_eq!(e.docker_ok(&["run", "--rm", &image]), "built-by-compose\n");
+    let o = compose(&["down", "--rmi", "all"]);
+    assert!(o.success(), "{o}");
+    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
+
+    // The cache is pruned: the next build runs every step again.
+    let before = e.docker_ok(&["images", "-aq"]);
+    let pruned = e.api("POST", "/v1.41/build/prune", None).unwrap();
+    assert_eq!(pruned.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
+    assert!(v["CachesDeleted"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    assert!(lines(&e.docker_ok(&["images", "-aq"])).len() < lines(&before).len());
+    let o = e.docker(&["build", "-q", "--build-arg", "MSG=again", &ctx.dir(), "-f", &format!("{}/app/Dockerfile", ctx.dir())]);
+    e.expect_ok(&o);
+    let id = o.stdout.trim();
+    assert!(id.starts_with("sha256:"), "{o}");
+    assert_eq!(e.docker_ok(&["run", "--rm", id]), "again\n");
+    e.docker_ok(&["rmi", id]);
+}
