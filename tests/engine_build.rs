@@ -155,6 +155,13 @@ fn multi_stage_build_then_cache_hits_then_a_changed_file_busts_the_cache() {
     assert_eq!(e.docker_ok(&["run", "--rm", &ctag, "cat", "/tmp/onbuild"]), "triggered\n");
     // No build container is left behind.
     assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
+    // Removing the images removes their untagged steps too: the child's 3 (with the ONBUILD
+    // trigger) and the final stage's after FROM busybox, up to the LABEL step, which the first
+    // build's (now dangling) image still has as a parent.
+    let before = lines(&e.docker_ok(&["images", "-aq"])).len();
+    e.docker_ok(&["rmi", &ctag, &tag]);
+    assert_eq!(lines(&e.docker_ok(&["images", "-aq"])).len(), before - 11);
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "still"]), "still\n");
 }
 
 /// `POST /build` of a raw context tar; returns (status, body).
@@ -257,17 +264,29 @@ fn compose_up_build_and_build_prune() {
     assert!(o.success(), "{o}");
     assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
 
-    // The cache is pruned: the next build runs every step again.
-    let before = e.docker_ok(&["images", "-aq"]);
+    // `down --rmi all` removed the image and its steps.
+    assert!(!e.docker_ok(&["images", "-a", "--format", "{{.Repository}}"]).contains(&image));
+
+    // A build's cache is used until it is pruned; then every step runs again.
+    let dir = format!("{}/app", ctx.dir());
+    let build = || {
+        let o = e.docker(&["build", "--build-arg", "MSG=again", "-t", &image, &dir]);
+        e.expect_ok(&o);
+        o.stdout
+    };
+    build();
+    assert_eq!(build().matches("Using cache").count(), 3);
     let pruned = e.api("POST", "/v1.41/build/prune", None).unwrap();
     assert_eq!(pruned.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
-    assert!(v["CachesDeleted"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
-    assert!(lines(&e.docker_ok(&["images", "-aq"])).len() < lines(&before).len());
-    let o = e.docker(&["build", "-q", "--build-arg", "MSG=again", &ctx.dir(), "-f", &format!("{}/app/Dockerfile", ctx.dir())]);
+    assert!(v["CachesDeleted"].as_array().is_some_and(|a| a.len() >= 3), "{v}");
+    assert!(!build().contains("Using cache"));
+    assert_eq!(e.docker_ok(&["run", "--rm", &image]), "again\n");
+    // `-q` prints only the image id.
+    let o = e.docker(&["build", "-q", "--build-arg", "MSG=quiet", &dir]);
     e.expect_ok(&o);
     let id = o.stdout.trim();
-    assert!(id.starts_with("sha256:"), "{o}");
-    assert_eq!(e.docker_ok(&["run", "--rm", id]), "again\n");
-    e.docker_ok(&["rmi", id]);
+    assert!(id.starts_with("sha256:") && !o.stdout.contains("Step"), "{o}");
+    assert_eq!(e.docker_ok(&["run", "--rm", id]), "quiet\n");
+    e.docker_ok(&["rmi", id, &image]);
 }

@@ -62,11 +62,7 @@ pub fn inside(rel: &str) -> Option<PathBuf> {
     for c in Path::new(rel).components() {
         match c {
             Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
+            Component::ParentDir if !out.pop() => return None,
             _ => {}
         }
     }

@@ -135,7 +135,7 @@ impl<W: Write> Gather<W> {
     }
 
     /// The entries of a tar (a local archive for ADD, or `--from` content), renamed.
-    fn from_tar(&mut self, r: impl Read, rename: &dyn Fn(&str) -> Option<String>) -> io::Result<()> {
+    fn archive(&mut self, r: impl Read, rename: &dyn Fn(&str) -> Option<String>) -> io::Result<()> {
         let mut ar = tar::Archive::new(r);
         for e in ar.entries()? {
             let mut e = e?;
@@ -272,7 +272,7 @@ fn collect_context<W: Write>(ctx: &Path, c: &CopySpec, g: &mut Gather<W>, out: &
                 }
             } else if c.add && is_archive(&p) {
                 let r = crate::image::unpack::decompressed(fs::File::open(&p)?).map_err(|e| failed(format!("{src}: {e}")))?;
-                g.from_tar(r, &|n| {
+                g.archive(r, &|n| {
                     let n = n.trim_start_matches("./").trim_start_matches('/');
                     (!n.is_empty()).then(|| n.to_string())
                 })?;

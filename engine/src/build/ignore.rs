@@ -45,7 +45,7 @@ impl Patterns {
         let path: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
         let mut excluded = false;
         for p in &self.0 {
-            if excluded == !p.exception {
+            if excluded != p.exception {
                 continue; // cannot change the outcome
             }
             let m = (1..=path.len()).any(|n| segs_match(&p.segs, &path[..n]));
