@@ -13,6 +13,7 @@
 //! - `volume`    volumes (local driver) and the parsing of a container's mounts.
 
 pub mod api;
+pub mod build;
 pub mod cgroups;
 pub mod config;
 pub mod container;

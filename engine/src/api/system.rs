@@ -20,6 +20,8 @@ async fn ping() -> Response {
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    // The classic builder (`POST /build`): the docker CLI then uses it, not BuildKit.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
