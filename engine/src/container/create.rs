@@ -50,6 +50,10 @@ impl<R: Runtime> ContainerService<R> {
         super::resources::validate(&hc)?;
         // dockerd shows the runtime it runs the container with.
         hc.runtime = Some("runc".into());
+        let mut warnings = vec![];
+        if hc.oom_kill_disable == Some(true) && hc.memory.unwrap_or(0) == 0 {
+            warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_string());
+        }
         super::resources::adapt(&mut hc);
         if hc.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none_or(|t| t.is_empty()) {
             // dockerd stores the daemon's default driver (docker-py reads it back).
@@ -185,7 +189,7 @@ impl<R: Runtime> ContainerService<R> {
         }
         self.publish("create", &rec, &[]);
         tracing::info!(container = %id, name = %rec.name, "created");
-        Ok((id, vec![]))
+        Ok((id, warnings))
     }
 }
 

@@ -186,6 +186,9 @@ impl<R: Runtime> ContainerService<R> {
             log,
         };
         self.runtime.create(&spec).await?;
+        if spec.options.oom_kill_disable {
+            self.cgroup(&rec.id)?.disable_oom_killer()?;
+        }
         // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
         if net.pending {
             self.network.ready(&rec.id).await?;

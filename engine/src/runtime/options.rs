@@ -74,8 +74,10 @@ pub struct RunOptions {
     pub cap_drop: Vec<String>,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
-    /// `--security-opt systempaths=unconfined`: no masked or read-only /proc paths.
-    pub unconfined_paths: bool,
+    /// `HostConfig.MaskedPaths`/`ReadonlyPaths` (the CLI's `--security-opt
+    /// systempaths=unconfined` sends them empty): `None` keeps Docker's lists.
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
     pub ulimits: Vec<Ulimit>,
     /// `--shm-size` in bytes (`None`: Docker's 64 MiB).
     pub shm_size: Option<u64>,

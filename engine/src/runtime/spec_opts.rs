@@ -1,7 +1,8 @@
 //! [`RunOptions`] applied to the OCI spec [`super::spec::build`] made for Docker's defaults:
 //! capabilities, rlimits, /dev/shm, extra groups, no_new_privs, devices and their cgroup
-//! rules, `--privileged`, shared namespaces, `--init`, `--oom-kill-disable`. Each option in its
-//! own function over the spec's JSON.
+//! rules, `--privileged`, shared namespaces, `--init`. Each option in its own function over the
+//! spec's JSON. (`--oom-kill-disable` is written to the cgroup by the container service:
+//! libcontainer ignores the spec's switch.)
 use super::options::{Device, DeviceRule, Namespace, RunOptions, GROUPS_ANNOTATION, INIT_ANNOTATION, ULIMITS};
 use super::spec::DEFAULT_CAPS;
 use super::RuntimeError;
@@ -24,18 +25,18 @@ pub fn apply(spec: &mut Value, opts: &RunOptions, rootfs: &Path) -> Result<(), R
         spec["process"]["noNewPrivileges"] = json!(true);
     }
     apply_devices(spec, opts)?;
+    if let Some(p) = &opts.masked_paths {
+        spec["linux"]["maskedPaths"] = json!(p);
+    }
+    if let Some(p) = &opts.readonly_paths {
+        spec["linux"]["readonlyPaths"] = json!(p);
+    }
     if opts.privileged {
         apply_privileged(spec)?;
-    } else if opts.unconfined_paths {
-        spec["linux"]["maskedPaths"] = json!([]);
-        spec["linux"]["readonlyPaths"] = json!([]);
     }
     apply_namespaces(spec, opts);
     if opts.init {
         annotate(spec, INIT_ANNOTATION, "true");
-    }
-    if opts.oom_kill_disable {
-        spec["linux"]["resources"]["memory"]["disableOOMKiller"] = json!(true);
     }
     Ok(())
 }
