@@ -10,6 +10,7 @@ pub mod hijack;
 pub mod images;
 pub mod networks;
 pub mod ops;
+pub mod swarm_mode;
 pub mod system;
 pub mod system_df;
 pub mod volumes;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(networks::routes())
         .merge(exec::routes())
         .merge(ops::routes())
+        .merge(swarm_mode::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(add_server_headers))
         .layer(axum::middleware::from_fn(trace))
