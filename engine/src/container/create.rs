@@ -47,6 +47,7 @@ impl<R: Runtime> ContainerService<R> {
         })?;
         let mut hc = body.host_config.clone().unwrap_or_default();
         super::runopts::validate(&hc)?;
+        super::health::validate(body.healthcheck.as_ref())?;
         super::resources::validate(&hc)?;
         // dockerd shows the runtime it runs the container with.
         hc.runtime = Some("runc".into());
@@ -128,6 +129,7 @@ impl<R: Runtime> ContainerService<R> {
             stop_signal: body.stop_signal.clone().or_else(|| ic.stop_signal.clone()),
             stop_timeout: body.stop_timeout,
             volumes: (!volumes.is_empty()).then(|| volumes.clone()),
+            healthcheck: super::health::merge(body.healthcheck.clone(), ic.healthcheck.clone()),
             ..Default::default()
         };
         let mounts = self.resolve_mounts(&hc, &volumes)?;

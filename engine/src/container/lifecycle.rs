@@ -87,6 +87,7 @@ impl<R: Runtime> ContainerService<R> {
                 r.state.finished_at = super::record::ZERO_TIME.into();
                 r.state.restarting = false;
                 r.state.paused = false;
+                r.state.health = super::health::initial(&r);
                 if manual {
                     r.manually_stopped = false;
                     r.restart_count = 0;
@@ -106,6 +107,7 @@ impl<R: Runtime> ContainerService<R> {
                 self.publish("start", &snapshot, &[]);
                 tracing::info!(pid, ms = started.elapsed().as_millis() as u64, "started");
                 self.watch_exit(ctr.clone());
+                self.watch_health(ctr.clone());
                 Ok(())
             }
             Err(e) => {

@@ -7,6 +7,7 @@ pub mod archive;
 mod create;
 mod etcfiles;
 mod exec;
+mod health;
 mod lifecycle;
 mod logs;
 mod mounts;
