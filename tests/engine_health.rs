@@ -96,3 +96,65 @@ fn image_healthcheck_is_inherited_and_can_be_turned_off() {
     let o = e.docker(&["run", "--rm", "--health-cmd", "true", "--health-retries", "-1", &tag]);
     assert!(!o.success(), "{o}");
 }
+
+const COMPOSE_HEALTHY: &str = r#"version: "2.4"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 1000"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 200ms
+      retries: 50
+  app:
+    image: busybox
+    depends_on:
+      db:
+        condition: service_healthy
+    command: ["sleep", "1000"]
+"#;
+
+/// docker-compose 1.29's `depends_on: condition: service_healthy` waits for the healthcheck.
+#[test]
+fn compose_waits_for_a_healthy_dependency() {
+    require_root!();
+    let compose = ["/usr/local/bin/docker-compose", "/opt/docker-compose-venv/bin/docker-compose"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("docker-compose 1.29 is not installed: run scripts/install-deps.sh");
+    let e = engine_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("docker-compose.yml"), COMPOSE_HEALTHY).unwrap();
+    let project = e.unique("hcproj");
+    let run = |args: &[&str]| {
+        let mut c = std::process::Command::new(compose);
+        c.current_dir(dir.path()).args(["--ansi", "never", "-p", &project]).args(args);
+        for (k, v) in e.docker_env() {
+            c.env(k, v);
+        }
+        testground::cmd::run(&mut c, None, Duration::from_secs(120))
+    };
+    let o = run(&["up", "-d"]);
+    assert!(o.success(), "{o}");
+    let started = |svc: &str| {
+        let id = e.docker_ok(&["ps", "-q", "--filter", &format!("label=com.docker.compose.service={svc}"), "--filter", &format!("label=com.docker.compose.project={project}")]);
+        let t = inspect(&e, id.trim(), "{{.State.StartedAt}}");
+        chrono_like_secs(&t)
+    };
+    let (db, app) = (started("db"), started("app"));
+    assert!(app - db >= 1.9, "app started {:.2}s after db", app - db);
+    let db_id = e.docker_ok(&["ps", "-q", "--filter", "label=com.docker.compose.service=db"]);
+    assert_eq!(health(&e, db_id.trim()), "healthy");
+    let o = run(&["down", "-t", "1"]);
+    assert!(o.success(), "{o}");
+}
+
+/// Seconds of an RFC 3339 time (`2026-12-03T14:40:01.123456789Z`) within its day.
+fn chrono_like_secs(t: &str) -> f64 {
+    let time = t.split('T').nth(1).unwrap_or_default().trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    let m: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    let s: f64 = parts.next().unwrap_or("0").parse().unwrap_or(0.0);
+    h * 3600.0 + m * 60.0 + s
+}
