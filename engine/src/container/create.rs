@@ -46,6 +46,7 @@ impl<R: Runtime> ContainerService<R> {
             ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
         })?;
         let mut hc = body.host_config.clone().unwrap_or_default();
+        super::runopts::apply_defaults(&mut hc, &self.cfg.run_defaults);
         super::runopts::validate(&hc)?;
         super::health::validate(body.healthcheck.as_ref())?;
         super::resources::validate(&hc)?;
@@ -56,12 +57,6 @@ impl<R: Runtime> ContainerService<R> {
             warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_string());
         }
         super::resources::adapt(&mut hc);
-        if hc.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none_or(|t| t.is_empty()) {
-            // dockerd stores the daemon's default driver (docker-py reads it back).
-            // The CLI sends `--log-opt`s with an empty type: they are the default driver's.
-            let config = hc.log_config.take().and_then(|l| l.config).unwrap_or_default();
-            hc.log_config = Some(bollard_stubs::models::HostConfigLogConfig { typ: Some("json-file".into()), config: Some(config) });
-        }
         super::restart::validate(&hc)?;
         let (net, networks) = self.plan_network(&body, &hc, req.mac_address.as_deref())?;
         if let Some(name) = &req.name {

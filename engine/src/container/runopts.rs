@@ -16,6 +16,41 @@ fn list(v: &Option<Vec<String>>) -> &[String] {
     v.as_deref().unwrap_or(&[])
 }
 
+/// The daemon's defaults merged into a create's HostConfig as dockerd does: its log driver
+/// when none is given (and, for that driver, the options the create leaves out), its
+/// `--default-shm-size` (else 64 MiB) and its `--default-ulimit`s the create does not set.
+pub fn apply_defaults(hc: &mut HostConfig, d: &crate::config::RunDefaults) {
+    let default_driver = d.log_driver.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "json-file".into());
+    let mut lc = hc.log_config.take().unwrap_or_default();
+    if lc.typ.as_deref().is_none_or(str::is_empty) {
+        lc.typ = Some(default_driver.clone());
+    }
+    let mut config = lc.config.take().unwrap_or_default();
+    if lc.typ.as_deref() == Some(default_driver.as_str()) {
+        for (k, v) in &d.log_opts {
+            config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    lc.config = Some(config);
+    hc.log_config = Some(lc);
+    if hc.shm_size.unwrap_or(0) == 0 {
+        hc.shm_size = Some(d.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20));
+    }
+    for u in &d.ulimits {
+        if !hc.ulimits.iter().flatten().any(|x| x.name == u.name) {
+            hc.ulimits.get_or_insert_with(Vec::new).push(u.clone());
+        }
+    }
+}
+
+/// `name=soft[:hard]` (dockerd's `--default-ulimit`, the CLI's `--ulimit`).
+pub fn parse_ulimit(s: &str) -> Result<bollard_stubs::models::ResourcesUlimits, String> {
+    let (name, values) = s.split_once('=').ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    let (soft, hard) = values.split_once(':').unwrap_or((values, values));
+    let num = |v: &str| v.parse::<i64>().map_err(|_| format!("invalid ulimit argument: {s}"));
+    Ok(bollard_stubs::models::ResourcesUlimits { name: Some(name.to_string()), soft: Some(num(soft)?), hard: Some(num(hard)?) })
+}
+
 /// Every option of this module checked, as dockerd checks them at create.
 pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
     capabilities(list(&hc.cap_add)).map_err(|e| invalid(format!("invalid CapAdd: {e}")))?;
@@ -453,6 +488,31 @@ mod tests {
         assert_eq!(parse_size("10m"), Some(10 << 20));
         assert_eq!(parse_size("1.5KiB"), Some(1536));
         assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn daemon_defaults_merge_under_the_create() {
+        let d = crate::config::RunDefaults {
+            log_driver: Some("json-file".into()),
+            log_opts: [("max-size".to_string(), "10m".to_string()), ("max-file".to_string(), "3".to_string())].into(),
+            ulimits: vec![parse_ulimit("nofile=100:200").unwrap(), parse_ulimit("nproc=50").unwrap()],
+            shm_size: Some(1 << 20),
+        };
+        let mut hc = HostConfig {
+            log_config: Some(HostConfigLogConfig { typ: Some(String::new()), config: Some([("max-size".to_string(), "1k".to_string())].into()) }),
+            ulimits: Some(vec![parse_ulimit("nofile=5:6").unwrap()]),
+            ..Default::default()
+        };
+        apply_defaults(&mut hc, &d);
+        let c = log_config(&hc).unwrap();
+        assert_eq!((c.max_size, c.max_file), (Some(1024), 3));
+        assert_eq!(hc.shm_size, Some(1 << 20));
+        let names: Vec<_> = hc.ulimits.iter().flatten().map(|u| (u.name.clone().unwrap(), u.soft.unwrap())).collect();
+        assert_eq!(names, [("nofile".to_string(), 5), ("nproc".to_string(), 50)]);
+        let mut none = HostConfig { log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }), ..Default::default() };
+        apply_defaults(&mut none, &d);
+        assert!(none.log_config.unwrap().config.unwrap().is_empty());
+        assert!(parse_ulimit("nofile").is_err());
     }
 
     #[test]
