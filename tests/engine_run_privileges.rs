@@ -142,3 +142,52 @@ fn uts_userns_oom_and_runtime() {
     assert_eq!(inspect(&e, &name, "{{.HostConfig.Runtime}}"), "runc");
     e.docker_ok(&["rm", &name]);
 }
+
+#[test]
+fn sysctls_oom_score_swappiness_cgroupns_and_refused_fields() {
+    require_root!();
+    let e = engine_with_busybox();
+    let script = "cat /proc/sys/kernel/msgmax /proc/self/oom_score_adj; readlink /proc/self/ns/cgroup";
+    let out = e.docker_ok(&["run", "--rm", "--sysctl", "kernel.msgmax=4096", "--oom-score-adj", "300", "--cgroupns", "host", "busybox", "sh", "-c", script]);
+    let host_cgns = std::fs::read_link("/proc/self/ns/cgroup").unwrap().to_string_lossy().into_owned();
+    assert_eq!(lines(&out), ["4096", "300", host_cgns.as_str()]);
+    let out = e.docker_ok(&["run", "--rm", "busybox", "readlink", "/proc/self/ns/cgroup"]);
+    assert_ne!(out.trim(), host_cgns);
+    let name = e.unique("swap");
+    e.docker_ok(&["run", "-d", "--name", &name, "--memory-swappiness", "7", "busybox", "sleep", "100"]);
+    let id = inspect(&e, &name, "{{.Id}}");
+    let sw = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{}/{id}/memory.swappiness", e.cgroup_parent().trim_start_matches('/'))).unwrap();
+    assert_eq!(sw.trim(), "7");
+    e.docker_ok(&["rm", "-f", &name]);
+    // NetworkDisabled: only lo.
+    let body = br#"{"Image":"busybox","Cmd":["ls","/sys/class/net"],"NetworkDisabled":true}"#;
+    let name = e.unique("nonet");
+    let r = e.api("POST", &format!("/v1.41/containers/create?name={name}"), Some(("application/json", body))).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    e.docker_ok(&["start", "-a", &name]);
+    assert_eq!(lines(&e.docker_ok(&["logs", &name])), ["lo"]);
+    e.docker_ok(&["rm", &name]);
+    for (opts, want) in [
+        (&["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"][..], "--network host"),
+        (&["--blkio-weight", "300"][..], "--blkio-weight is not supported"),
+        (&["--device-read-bps", "/dev/null:1mb"][..], "block I/O throttling"),
+        (&["--gpus", "all"][..], "--gpus"),
+        (&["--cgroup-parent", "/elsewhere"][..], "--cgroup-parent per container"),
+        (&["--oom-score-adj", "5000"][..], "range for oom score adj"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["busybox", "true"]);
+        let o = e.docker(&args);
+        assert!(!o.success() && o.stderr.contains(want), "{opts:?}: want {want:?} in {o}");
+    }
+    // What the CLI checks itself, the engine checks too.
+    for (body, want) in [
+        (&br#"{"Image":"busybox","HostConfig":{"KernelMemory":67108864}}"#[..], "KernelMemory"),
+        (&br#"{"Image":"busybox","HostConfig":{"Sysctls":{"kernel.domainname":"x"}}}"#[..], "'kernel.domainname' is not allowed"),
+    ] {
+        let r = e.api("POST", "/v1.41/containers/create", Some(("application/json", body))).unwrap();
+        assert!(r.status == 400 && r.text().contains(want), "{}", r.text());
+    }
+    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
+}

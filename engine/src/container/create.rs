@@ -46,6 +46,10 @@ impl<R: Runtime> ContainerService<R> {
             ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
         })?;
         let mut hc = body.host_config.clone().unwrap_or_default();
+        if body.network_disabled == Some(true) {
+            // dockerd gives such a container no network at all.
+            hc.network_mode = Some("none".into());
+        }
         super::runopts::apply_defaults(&mut hc, &self.cfg.run_defaults);
         super::runopts::validate(&hc)?;
         super::health::validate(body.healthcheck.as_ref())?;

@@ -75,6 +75,72 @@ pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
     if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
         return Err(invalid("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"));
     }
+    kernel_knobs(hc)?;
+    unsupported(hc)
+}
+
+/// dockerd's namespaced sysctls (the only ones a container may set).
+fn namespaced_sysctl(key: &str) -> bool {
+    matches!(key, "kernel.msgmax" | "kernel.msgmnb" | "kernel.msgmni" | "kernel.sem" | "kernel.shmall" | "kernel.shmmax" | "kernel.shmmni" | "kernel.shm_rmid_forced")
+        || key.starts_with("fs.mqueue.")
+        || key.starts_with("net.")
+}
+
+/// `--sysctl`, `--oom-score-adj`, `--memory-swappiness`, `--cgroupns`.
+fn kernel_knobs(hc: &HostConfig) -> Result<(), ContainerError> {
+    let host_net = hc.network_mode.as_deref() == Some("host");
+    for key in hc.sysctls.iter().flatten().map(|(k, _)| k) {
+        if !namespaced_sysctl(key) {
+            return Err(invalid(format!("sysctl '{key}' is not allowed: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*) can be set")));
+        }
+        if key.starts_with("net.") && host_net {
+            return Err(invalid(format!("sysctl '{key}' is not allowed with --network host: it would change the host's")));
+        }
+        if key.starts_with("kernel.") && hc.ipc_mode.as_deref() == Some("host") {
+            return Err(invalid(format!("sysctl '{key}' is not allowed with --ipc host: it would change the host's")));
+        }
+    }
+    if let Some(adj) = hc.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+        return Err(invalid(format!("Invalid value {adj}, range for oom score adj is [-1000, 1000]")));
+    }
+    if let Some(s) = hc.memory_swappiness.filter(|s| *s != -1 && !(0..=100).contains(s)) {
+        return Err(invalid(format!("Invalid value: {s}, valid memory swappiness range is 0-100")));
+    }
+    Ok(())
+}
+
+/// Fields of the create this engine cannot honour: refused by name rather than dropped.
+fn unsupported(hc: &HostConfig) -> Result<(), ContainerError> {
+    let set = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    let listed = |v: &Option<Vec<bollard_stubs::models::ThrottleDevice>>| v.as_ref().is_some_and(|l| !l.is_empty());
+    let refuse = |what: &str, why: &str| Err(invalid(format!("{what} is not supported by this engine: {why}")));
+    if hc.blkio_weight.is_some_and(|w| w != 0) || hc.blkio_weight_device.as_ref().is_some_and(|l| !l.is_empty()) {
+        return refuse("--blkio-weight", "this kernel's blkio controller has no weight");
+    }
+    if listed(&hc.blkio_device_read_bps) || listed(&hc.blkio_device_write_bps) || listed(&hc.blkio_device_read_iops) || listed(&hc.blkio_device_write_iops) {
+        return refuse("--device-read-bps/--device-write-bps/--device-read-iops/--device-write-iops", "block I/O throttling is not implemented");
+    }
+    if set(hc.cpu_realtime_period) || set(hc.cpu_realtime_runtime) {
+        return refuse("--cpu-rt-period/--cpu-rt-runtime", "real-time scheduling is not available");
+    }
+    if hc.device_requests.as_ref().is_some_and(|l| !l.is_empty()) {
+        return refuse("--gpus (DeviceRequests)", "no device drivers (GPUs) are available");
+    }
+    if set(hc.cpu_count) || set(hc.cpu_percent) || set(hc.io_maximum_iops) || set(hc.io_maximum_bandwidth) {
+        return refuse("CpuCount/CpuPercent/IOMaximumIOps/IOMaximumBandwidth", "they are Windows options");
+    }
+    if let Some(d) = hc.volume_driver.as_deref().filter(|d| !d.is_empty() && *d != "local") {
+        return Err(invalid(format!("volume driver {d:?} is not supported by this engine (only local is)")));
+    }
+    if hc.cgroup.as_deref().is_some_and(|c| !c.is_empty()) {
+        return refuse("--cgroup (HostConfig.Cgroup)", "containers always get their own cgroup");
+    }
+    if hc.cgroup_parent.as_deref().is_some_and(|c| !c.is_empty()) {
+        return refuse("--cgroup-parent per container", "the engine's own --cgroup-parent holds every container");
+    }
+    if let Some(i) = hc.isolation.filter(|i| !matches!(i.to_string().as_str(), "" | "default")) {
+        return Err(invalid(format!("invalid isolation: {i}: only the default is supported on Linux")));
+    }
     Ok(())
 }
 
@@ -349,6 +415,11 @@ pub fn run_options(hc: &HostConfig) -> Result<RunOptions, ContainerError> {
         uts_host: hc.uts_mode.as_deref() == Some("host"),
         shm_dir: None,
         oom_kill_disable: hc.oom_kill_disable == Some(true),
+        sysctls: hc.sysctls.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        oom_score_adj: hc.oom_score_adj.filter(|a| *a != 0),
+        memory_swappiness: hc.memory_swappiness.filter(|s| *s >= 0).map(|s| s as u64),
+        annotations: hc.annotations.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        cgroupns_host: hc.cgroupns_mode.is_some_and(|m| m.to_string() == "host"),
     })
 }
 
@@ -513,6 +584,25 @@ mod tests {
         apply_defaults(&mut none, &d);
         assert!(none.log_config.unwrap().config.unwrap().is_empty());
         assert!(parse_ulimit("nofile").is_err());
+    }
+
+    #[test]
+    fn kernel_knobs_and_unsupported_fields() {
+        let sys = |k: &str, net: &str| HostConfig {
+            sysctls: Some([(k.to_string(), "1".to_string())].into()),
+            network_mode: Some(net.into()),
+            ..Default::default()
+        };
+        assert!(validate(&sys("net.ipv4.ip_forward", "bridge")).is_ok());
+        assert!(err(sys("net.ipv4.ip_forward", "host")).contains("--network host"));
+        assert!(err(sys("kernel.domainname", "bridge")).contains("'kernel.domainname' is not allowed"));
+        assert!(err(HostConfig { oom_score_adj: Some(2000), ..Default::default() }).contains("oom score adj"));
+        assert!(err(HostConfig { memory_swappiness: Some(101), ..Default::default() }).contains("swappiness"));
+        assert!(err(HostConfig { blkio_weight: Some(300), ..Default::default() }).contains("--blkio-weight"));
+        assert!(err(HostConfig { cgroup_parent: Some("/x".into()), ..Default::default() }).contains("--cgroup-parent"));
+        assert!(err(HostConfig { volume_driver: Some("nfs".into()), ..Default::default() }).contains("\"nfs\""));
+        let o = run_options(&HostConfig { oom_score_adj: Some(-5), memory_swappiness: Some(-1), ..Default::default() }).unwrap();
+        assert_eq!((o.oom_score_adj, o.memory_swappiness), (Some(-5), None));
     }
 
     #[test]

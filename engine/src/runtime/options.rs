@@ -96,6 +96,16 @@ pub struct RunOptions {
     pub shm_dir: Option<PathBuf>,
     /// `--oom-kill-disable`.
     pub oom_kill_disable: bool,
+    /// `--sysctl` (namespaced ones only; checked at create).
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: Option<i64>,
+    /// `--memory-swappiness` (0-100).
+    pub memory_swappiness: Option<u64>,
+    /// `HostConfig.Annotations`, handed to the runtime as OCI annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// `--cgroupns host`: no cgroup namespace.
+    pub cgroupns_host: bool,
 }
 
 /// The OCI annotation that makes the shim run the init (`--init`) as PID 1.
