@@ -163,7 +163,7 @@ impl<R: Runtime> ContainerService<R> {
         let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
         let state_dir = self.state_dir(&rec.id);
         let options = self.run_options_for(rec)?;
-        let log = super::runopts::log_config(&rec.host_config)?;
+        let log = super::logopts::log_config(&rec.host_config)?;
         let spec = RunSpec {
             id: rec.id.clone(),
             rootfs: merged,
@@ -216,7 +216,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        super::runopts::release_shm(&dir);
+        super::joins::release_shm(&dir);
         if let Err(e) = rootfs::unmount_rootfs(&dir) {
             tracing::warn!(container = %rec.id, error = %e, "unmount failed");
         }

@@ -17,6 +17,8 @@ pub mod ports;
 pub mod record;
 mod rename;
 mod resources;
+mod joins;
+pub mod logopts;
 pub mod runopts;
 pub(crate) mod restart;
 mod rootfs;

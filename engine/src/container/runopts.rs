@@ -1,11 +1,10 @@
 //! The `docker run` options of a HostConfig beyond resources, mounts and networks: checked at
 //! create (each refused with dockerd's words, or ours naming the option) and turned into the
-//! runtime's [`RunOptions`] and [`LogConfig`] at start.
-use super::{ContainerError, ContainerService};
-use crate::runtime::Runtime;
-use std::path::{Path, PathBuf};
+//! runtime's [`RunOptions`] at start (logging: `logopts`; shared namespaces: `joins`).
+use super::logopts::log_config;
+use super::ContainerError;
 use crate::runtime::exec::CAPABILITY_NAMES;
-use crate::runtime::options::{Device, DeviceRule, LogConfig, LogDriver, Namespace, RunOptions, Ulimit, ULIMITS};
+use crate::runtime::options::{Device, DeviceRule, Namespace, RunOptions, Ulimit, ULIMITS};
 use bollard_stubs::models::HostConfig;
 
 fn invalid(msg: impl Into<String>) -> ContainerError {
@@ -296,73 +295,6 @@ fn device_rules(hc: &HostConfig) -> Result<Vec<DeviceRule>, ContainerError> {
         .collect()
 }
 
-/// go-units' `RAMInBytes`: `512`, `1k`, `10m`, `1.5g`, `2GiB` (binary multiples).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
-    let (num, mult) = match t.chars().last()? {
-        'k' => (&t[..t.len() - 1], 1u64 << 10),
-        'm' => (&t[..t.len() - 1], 1 << 20),
-        'g' => (&t[..t.len() - 1], 1 << 30),
-        't' => (&t[..t.len() - 1], 1 << 40),
-        'p' => (&t[..t.len() - 1], 1 << 50),
-        _ => (t, 1),
-    };
-    let v: f64 = num.trim().parse().ok()?;
-    (v >= 0.0).then_some((v * mult as f64) as u64)
-}
-
-/// `--log-driver` and `--log-opt`: json-file (with max-size/max-file) and none are served;
-/// other drivers dockerd knows are refused by name, unknown ones as dockerd does.
-pub fn log_config(hc: &HostConfig) -> Result<LogConfig, ContainerError> {
-    let lc = hc.log_config.clone().unwrap_or_default();
-    let opts = lc.config.unwrap_or_default();
-    let driver = match lc.typ.as_deref().unwrap_or("") {
-        "" | "json-file" => LogDriver::JsonFile,
-        "none" => LogDriver::None,
-        d @ ("local" | "syslog" | "journald" | "gelf" | "fluentd" | "awslogs" | "splunk" | "etwlogs" | "gcplogs" | "logentries") => {
-            return Err(invalid(format!("logging driver {d:?} is not supported by this engine (json-file and none are)")))
-        }
-        d => return Err(invalid(format!("logger: no log driver named '{d}' is registered"))),
-    };
-    let mut cfg = LogConfig { driver, ..Default::default() };
-    let mut keys: Vec<&String> = opts.keys().collect();
-    keys.sort();
-    for key in keys {
-        let v = &opts[key];
-        match (driver, key.as_str()) {
-            (LogDriver::JsonFile, "max-size") => {
-                if v != "-1" {
-                    cfg.max_size = Some(parse_size(v).ok_or_else(|| invalid(format!("invalid max-size {v:?} for json-file log driver")))?);
-                }
-            }
-            (LogDriver::JsonFile, "max-file") => {
-                let n: i64 = v.parse().map_err(|_| invalid(format!("invalid max-file {v:?} for json-file log driver")))?;
-                if n < 1 {
-                    return Err(invalid("max-file cannot be less than 1"));
-                }
-                cfg.max_file = n.min(u32::MAX as i64) as u32;
-            }
-            (LogDriver::JsonFile, "compress") => {
-                if v.parse::<bool>().map_err(|_| invalid(format!("invalid compress {v:?} for json-file log driver")))? {
-                    return Err(invalid("log-opt compress=true is not supported by this engine's json-file driver"));
-                }
-            }
-            // dockerd's json-file accepts a tag and does nothing with it either.
-            (LogDriver::JsonFile, "tag") => {}
-            (LogDriver::JsonFile, k @ ("labels" | "labels-regex" | "env" | "env-regex")) => {
-                return Err(invalid(format!("log-opt {k} is not supported by this engine's json-file driver")))
-            }
-            (LogDriver::JsonFile, k) => return Err(invalid(format!("unknown log opt '{k}' for json-file log driver"))),
-            (LogDriver::None, k) => return Err(invalid(format!("unknown log opt '{k}' for none log driver"))),
-        }
-    }
-    if cfg.max_file > 1 && cfg.max_size.is_none() {
-        return Err(invalid("max-file cannot be set when max-size is not set"));
-    }
-    Ok(cfg)
-}
-
 /// A `--pid`/`--ipc` mode naming another container (`container:X`).
 pub fn joined_container(mode: Option<&str>) -> Option<&str> {
     mode.and_then(|m| m.strip_prefix("container:")).filter(|x| !x.is_empty())
@@ -424,72 +356,10 @@ pub fn run_options(hc: &HostConfig) -> Result<RunOptions, ContainerError> {
 }
 
 
-/// The shared /dev/shm of an `--ipc shareable` container, under its directory.
-fn shm_dir(container_dir: &Path) -> PathBuf {
-    container_dir.join("shm")
-}
-
-/// Mounts the shareable /dev/shm (a tmpfs of `size` bytes) unless it is there already.
-fn mount_shm(dir: &Path, size: u64) -> std::io::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    std::fs::create_dir_all(dir)?;
-    if crate::container::rootfs::is_mounted(dir) {
-        return Ok(());
-    }
-    let opts = format!("mode=1777,size={size}");
-    mount(Some("shm"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some(opts.as_str()))
-        .map_err(|e| std::io::Error::other(format!("mounting the shareable /dev/shm at {}: {e}", dir.display())))
-}
-
-/// Unmounts an `--ipc shareable` container's /dev/shm (when it stops).
-pub(super) fn release_shm(container_dir: &Path) {
-    let dir = shm_dir(container_dir);
-    if crate::container::rootfs::is_mounted(&dir) {
-        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-impl<R: Runtime> ContainerService<R> {
-    /// The running process of `--pid`/`--ipc container:X`, in dockerd's words when it is not.
-    fn donor(&self, key: &str, what: &str) -> Result<super::record::Record, ContainerError> {
-        let rec = self.get(key)?.record();
-        if !rec.running() || rec.state.pid == 0 {
-            return Err(ContainerError::Conflict(format!("cannot join {what} of a non running container: {key}")));
-        }
-        Ok(rec)
-    }
-
-    /// The run options of a container about to start: its HostConfig's, with the namespaces
-    /// of the containers it joins and its shared /dev/shm.
-    pub(super) fn run_options_for(&self, rec: &super::record::Record) -> Result<RunOptions, ContainerError> {
-        let hc = &rec.host_config;
-        let mut o = run_options(hc)?;
-        if let Some(other) = joined_container(hc.pid_mode.as_deref()) {
-            let d = self.donor(other, "PID")?;
-            o.pid = Namespace::Join(format!("/proc/{}/ns/pid", d.state.pid).into());
-        }
-        if let Some(other) = joined_container(hc.ipc_mode.as_deref()) {
-            let d = self.donor(other, "IPC")?;
-            if d.host_config.ipc_mode.as_deref() != Some("shareable") {
-                return Err(invalid("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"));
-            }
-            o.ipc = Namespace::Join(format!("/proc/{}/ns/ipc", d.state.pid).into());
-            o.shm_dir = Some(shm_dir(&super::Record::dir(&self.cfg.data_root, &d.id)));
-        }
-        if hc.ipc_mode.as_deref() == Some("shareable") {
-            let dir = shm_dir(&super::Record::dir(&self.cfg.data_root, &rec.id));
-            mount_shm(&dir, o.shm_size.unwrap_or(64 << 20))?;
-            o.shm_dir = Some(dir);
-        }
-        Ok(o)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bollard_stubs::models::{DeviceMapping, HostConfigLogConfig, ResourcesUlimits};
-    use std::collections::HashMap;
 
     fn err(hc: HostConfig) -> String {
         validate(&hc).unwrap_err().to_string()
@@ -538,27 +408,6 @@ mod tests {
         assert_eq!(parse_device_rule("a *:* r").unwrap().major, None);
         assert!(parse_device_rule("x 1:3 rwm").is_none() && parse_device_rule("c 1 rwm").is_none());
         assert_eq!(err(HostConfig { device_cgroup_rules: Some(vec!["c 1:3".into()]), ..Default::default() }), "invalid device cgroup format 'c 1:3'");
-    }
-
-    #[test]
-    fn log_drivers_and_opts() {
-        let lc = |t: &str, opts: &[(&str, &str)]| HostConfig {
-            log_config: Some(HostConfigLogConfig {
-                typ: Some(t.into()),
-                config: Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()),
-            }),
-            ..Default::default()
-        };
-        let c = log_config(&lc("json-file", &[("max-size", "1k"), ("max-file", "2")])).unwrap();
-        assert_eq!((c.driver, c.max_size, c.max_file), (LogDriver::JsonFile, Some(1024), 2));
-        assert_eq!(log_config(&lc("none", &[])).unwrap().driver, LogDriver::None);
-        assert_eq!(err(lc("bogus", &[])), "logger: no log driver named 'bogus' is registered");
-        assert!(err(lc("syslog", &[])).contains("\"syslog\""));
-        assert_eq!(err(lc("json-file", &[("max-file", "2")])), "max-file cannot be set when max-size is not set");
-        assert_eq!(err(lc("json-file", &[("mode", "x")])), "unknown log opt 'mode' for json-file log driver");
-        assert_eq!(parse_size("10m"), Some(10 << 20));
-        assert_eq!(parse_size("1.5KiB"), Some(1536));
-        assert_eq!(parse_size("x"), None);
     }
 
     #[test]

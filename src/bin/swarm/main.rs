@@ -180,7 +180,7 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     d.log_opts = parse_labels(&a.log_opt).context("invalid --log-opt")?.into_iter().collect();
     d.ulimits = a.default_ulimit.iter().map(|u| engine::container::runopts::parse_ulimit(u).map_err(anyhow::Error::msg)).collect::<Result<_, _>>().context("invalid --default-ulimit")?;
     if let Some(s) = &a.default_shm_size {
-        let bytes = engine::container::runopts::parse_size(s).filter(|b| *b > 0).with_context(|| format!("invalid --default-shm-size {s:?}"))?;
+        let bytes = engine::container::logopts::parse_size(s).filter(|b| *b > 0).with_context(|| format!("invalid --default-shm-size {s:?}"))?;
         d.shm_size = Some(bytes as i64);
     }
     d.validate().map_err(|e| anyhow::anyhow!("invalid daemon default (--log-driver, --log-opt, --default-ulimit, --default-shm-size): {e}"))?;
