@@ -192,11 +192,19 @@ fn daemon_defaults_for_logs_ulimits_and_shm() {
             .arg("--default-shm-size")
             .arg("32m")
             .arg("--storage-driver")
-            .arg("overlay2"),
+            .arg("overlay2")
+            .arg("--dns")
+            .arg("192.0.2.53")
+            .arg("--dns-search")
+            .arg("corp.example"),
     );
     e.load_busybox();
     let script = "ulimit -n; ulimit -Hn; df -k /dev/shm | tail -n 1 | awk '{print $2}'";
     assert_eq!(lines(&e.docker_ok(&["run", "--rm", "busybox", "sh", "-c", script])), ["512", "1024", "32768"]);
+    let out = e.docker_ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(out.contains("nameserver 192.0.2.53") && out.contains("search corp.example"), "{out}");
+    let out = e.docker_ok(&["run", "--rm", "--dns", "192.0.2.54", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(out.contains("nameserver 192.0.2.54") && !out.contains("192.0.2.53"), "{out}");
     // The container's own options win.
     let out = e.docker_ok(&["run", "--rm", "--ulimit", "nofile=100:200", "--shm-size", "8m", "busybox", "sh", "-c", script]);
     assert_eq!(lines(&out), ["100", "200", "8192"]);
@@ -224,6 +232,7 @@ fn bad_daemon_defaults_stop_the_engine_before_it_starts() {
         (&["--log-driver", "bogus"][..], "no log driver named 'bogus'"),
         (&["--default-ulimit", "nofile"][..], "--default-ulimit"),
         (&["--log-opt", "max-file=2"][..], "max-file cannot be set when max-size is not set"),
+        (&["--dns", "not-an-ip"][..], "--dns not-an-ip: not an IP address"),
     ] {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_swarm"));
         c.args(["engine", "-H", &format!("unix://{}/s.sock", dir.path().display()), "--data-root"]).arg(dir.path().join("data"));

@@ -41,12 +41,19 @@ pub struct RunDefaults {
     pub ulimits: Vec<bollard_stubs::models::ResourcesUlimits>,
     /// Bytes (`None`: 64 MiB).
     pub shm_size: Option<i64>,
+    /// `--dns`, `--dns-search`, `--dns-opt`: for containers whose create gives none.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
 }
 
 impl RunDefaults {
     /// Checks the flags as a create would check a container's own (a bad daemon flag stops
     /// the engine at start with the option named).
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(bad) = self.dns.iter().find(|d| d.parse::<std::net::IpAddr>().is_err()) {
+            return Err(format!("--dns {bad}: not an IP address"));
+        }
         let hc = bollard_stubs::models::HostConfig {
             log_config: Some(bollard_stubs::models::HostConfigLogConfig { typ: self.log_driver.clone(), config: Some(self.log_opts.clone()) }),
             ulimits: Some(self.ulimits.clone()),

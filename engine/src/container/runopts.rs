@@ -17,7 +17,8 @@ fn list(v: &Option<Vec<String>>) -> &[String] {
 
 /// The daemon's defaults merged into a create's HostConfig as dockerd does: its log driver
 /// when none is given (and, for that driver, the options the create leaves out), its
-/// `--default-shm-size` (else 64 MiB) and its `--default-ulimit`s the create does not set.
+/// `--default-shm-size` (else 64 MiB), its `--default-ulimit`s the create does not set, and its
+/// `--dns*` when the create has none.
 pub fn apply_defaults(hc: &mut HostConfig, d: &crate::config::RunDefaults) {
     let default_driver = d.log_driver.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "json-file".into());
     let mut lc = hc.log_config.take().unwrap_or_default();
@@ -34,6 +35,16 @@ pub fn apply_defaults(hc: &mut HostConfig, d: &crate::config::RunDefaults) {
     hc.log_config = Some(lc);
     if hc.shm_size.unwrap_or(0) == 0 {
         hc.shm_size = Some(d.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20));
+    }
+    let unset = |v: &Option<Vec<String>>| v.as_ref().is_none_or(|v| v.is_empty());
+    if unset(&hc.dns) && !d.dns.is_empty() {
+        hc.dns = Some(d.dns.clone());
+    }
+    if unset(&hc.dns_search) && !d.dns_search.is_empty() {
+        hc.dns_search = Some(d.dns_search.clone());
+    }
+    if unset(&hc.dns_options) && !d.dns_options.is_empty() {
+        hc.dns_options = Some(d.dns_options.clone());
     }
     for u in &d.ulimits {
         if !hc.ulimits.iter().flatten().any(|x| x.name == u.name) {

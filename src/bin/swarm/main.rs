@@ -106,6 +106,15 @@ struct EngineArgs {
     /// Default size of containers' /dev/shm (e.g. 64m).
     #[arg(long = "default-shm-size", value_name = "SIZE")]
     default_shm_size: Option<String>,
+    /// DNS server of containers that set none (repeatable).
+    #[arg(long = "dns", value_name = "IP")]
+    dns: Vec<String>,
+    /// DNS search domain of containers that set none (repeatable).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// DNS option of containers that set none (repeatable).
+    #[arg(long = "dns-opt", value_name = "OPTION")]
+    dns_opt: Vec<String>,
     /// Storage driver: overlay2 (or its alias overlay), the only one this engine has.
     #[arg(long = "storage-driver", short = 's', value_name = "DRIVER")]
     storage_driver: Option<String>,
@@ -177,6 +186,9 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     }
     let d = &mut cfg.run_defaults;
     d.log_driver = a.log_driver;
+    d.dns = a.dns;
+    d.dns_search = a.dns_search;
+    d.dns_options = a.dns_opt;
     d.log_opts = parse_labels(&a.log_opt).context("invalid --log-opt")?.into_iter().collect();
     d.ulimits = a.default_ulimit.iter().map(|u| engine::container::runopts::parse_ulimit(u).map_err(anyhow::Error::msg)).collect::<Result<_, _>>().context("invalid --default-ulimit")?;
     if let Some(s) = &a.default_shm_size {
