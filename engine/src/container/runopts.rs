@@ -428,6 +428,8 @@ mod tests {
             log_opts: [("max-size".to_string(), "10m".to_string()), ("max-file".to_string(), "3".to_string())].into(),
             ulimits: vec![parse_ulimit("nofile=100:200").unwrap(), parse_ulimit("nproc=50").unwrap()],
             shm_size: Some(1 << 20),
+            dns: vec!["192.0.2.1".into()],
+            ..Default::default()
         };
         let mut hc = HostConfig {
             log_config: Some(HostConfigLogConfig { typ: Some(String::new()), config: Some([("max-size".to_string(), "1k".to_string())].into()) }),
@@ -443,6 +445,7 @@ mod tests {
         let mut none = HostConfig { log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }), ..Default::default() };
         apply_defaults(&mut none, &d);
         assert!(none.log_config.unwrap().config.unwrap().is_empty());
+        assert_eq!(hc.dns, Some(vec!["192.0.2.1".to_string()]));
         assert!(parse_ulimit("nofile").is_err());
     }
 
