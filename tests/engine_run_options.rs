@@ -177,3 +177,68 @@ fn bad_options_are_refused_and_leave_nothing() {
     let vols = e.docker_ok(&["volume", "ls", "-q"]);
     assert_eq!(vols.trim(), "");
 }
+
+#[test]
+fn daemon_defaults_for_logs_ulimits_and_shm() {
+    require_root!();
+    let e = Engine::start_with(
+        opts()
+            .arg("--log-opt")
+            .arg("max-size=1k")
+            .arg("--log-opt")
+            .arg("max-file=2")
+            .arg("--default-ulimit")
+            .arg("nofile=512:1024")
+            .arg("--default-shm-size")
+            .arg("32m")
+            .arg("--storage-driver")
+            .arg("overlay2")
+            .arg("--dns")
+            .arg("192.0.2.53")
+            .arg("--dns-search")
+            .arg("corp.example"),
+    );
+    e.load_busybox();
+    let script = "ulimit -n; ulimit -Hn; df -k /dev/shm | tail -n 1 | awk '{print $2}'";
+    assert_eq!(lines(&e.docker_ok(&["run", "--rm", "busybox", "sh", "-c", script])), ["512", "1024", "32768"]);
+    let out = e.docker_ok(&["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(out.contains("nameserver 192.0.2.53") && out.contains("search corp.example"), "{out}");
+    let out = e.docker_ok(&["run", "--rm", "--dns", "192.0.2.54", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(out.contains("nameserver 192.0.2.54") && !out.contains("192.0.2.53"), "{out}");
+    // The container's own options win.
+    let out = e.docker_ok(&["run", "--rm", "--ulimit", "nofile=100:200", "--shm-size", "8m", "busybox", "sh", "-c", script]);
+    assert_eq!(lines(&out), ["100", "200", "8192"]);
+    let name = e.unique("dflt");
+    e.docker_ok(&["create", "--name", &name, "busybox", "true"]);
+    assert_eq!(inspect(&e, &name, "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}} {{index .HostConfig.LogConfig.Config \"max-file\"}}"), "json-file 1k 2");
+    e.docker_ok(&["rm", &name]);
+    drop(e);
+    let e = Engine::start_with(opts().arg("--log-driver").arg("none"));
+    e.load_busybox();
+    assert_eq!(e.docker_ok(&["info", "-f", "{{.LoggingDriver}}"]).trim(), "none");
+    let name = e.unique("dfltnone");
+    e.docker_ok(&["run", "--name", &name, "busybox", "echo", "hi"]);
+    let o = e.docker(&["logs", &name]);
+    assert!(!o.success() && o.stderr.contains("configured logging driver does not support reading"), "{o}");
+    e.docker_ok(&["rm", &name]);
+}
+
+#[test]
+fn bad_daemon_defaults_stop_the_engine_before_it_starts() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    for (flags, want) in [
+        (&["--storage-driver", "btrfs"][..], "--storage-driver"),
+        (&["--log-driver", "bogus"][..], "no log driver named 'bogus'"),
+        (&["--default-ulimit", "nofile"][..], "--default-ulimit"),
+        (&["--log-opt", "max-file=2"][..], "max-file cannot be set when max-size is not set"),
+        (&["--dns", "not-an-ip"][..], "--dns not-an-ip: not an IP address"),
+    ] {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_swarm"));
+        c.args(["engine", "-H", &format!("unix://{}/s.sock", dir.path().display()), "--data-root"]).arg(dir.path().join("data"));
+        c.arg("--exec-root").arg(dir.path().join("exec")).args(flags);
+        let o = testground::cmd::run(&mut c, None, std::time::Duration::from_secs(30));
+        assert!(!o.success() && o.stderr.contains(want), "{flags:?}: {o}");
+        assert!(!dir.path().join("data").exists(), "{flags:?} created the data root");
+    }
+}

@@ -11,6 +11,7 @@ pub mod hijack;
 pub mod images;
 pub mod networks;
 pub mod ops;
+pub mod swarm_mode;
 pub mod system;
 pub mod system_df;
 pub mod volumes;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(exec::routes())
         .merge(ops::routes())
         .merge(build::routes())
+        .merge(swarm_mode::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(catch_panic))
         .layer(axum::middleware::map_response_with_state(state.clone(), add_server_headers))

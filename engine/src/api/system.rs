@@ -99,7 +99,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         "OomKillDisable": true,
         "NGoroutines": 0,
         "SystemTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        "LoggingDriver": "json-file",
+        "LoggingDriver": st.config.run_defaults.log_driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "json-file".into()),
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": h.cgroup_version,
         "NEventsListener": 0,

@@ -46,18 +46,22 @@ impl<R: Runtime> ContainerService<R> {
             ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
         })?;
         let mut hc = body.host_config.clone().unwrap_or_default();
+        if body.network_disabled == Some(true) {
+            // dockerd gives such a container no network at all.
+            hc.network_mode = Some("none".into());
+        }
+        super::runopts::apply_defaults(&mut hc, &self.cfg.run_defaults);
         super::runopts::validate(&hc)?;
         super::secopts::parse(hc.security_opt.as_deref().unwrap_or_default())?;
+        super::health::validate(body.healthcheck.as_ref())?;
         super::resources::validate(&hc)?;
         // dockerd shows the runtime it runs the container with.
         hc.runtime = Some("runc".into());
-        super::resources::adapt(&mut hc);
-        if hc.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none_or(|t| t.is_empty()) {
-            // dockerd stores the daemon's default driver (docker-py reads it back).
-            // The CLI sends `--log-opt`s with an empty type: they are the default driver's.
-            let config = hc.log_config.take().and_then(|l| l.config).unwrap_or_default();
-            hc.log_config = Some(bollard_stubs::models::HostConfigLogConfig { typ: Some("json-file".into()), config: Some(config) });
+        let mut warnings = vec![];
+        if hc.oom_kill_disable == Some(true) && hc.memory.unwrap_or(0) == 0 {
+            warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_string());
         }
+        super::resources::adapt(&mut hc);
         super::restart::validate(&hc)?;
         let (net, networks) = self.plan_network(&body, &hc, req.mac_address.as_deref())?;
         if let Some(name) = &req.name {
@@ -125,6 +129,7 @@ impl<R: Runtime> ContainerService<R> {
             stop_signal: body.stop_signal.clone().or_else(|| ic.stop_signal.clone()),
             stop_timeout: body.stop_timeout,
             volumes: (!volumes.is_empty()).then(|| volumes.clone()),
+            healthcheck: super::health::merge(body.healthcheck.clone(), ic.healthcheck.clone()),
             ..Default::default()
         };
         let mounts = self.resolve_mounts(&hc, &volumes)?;
@@ -186,7 +191,7 @@ impl<R: Runtime> ContainerService<R> {
         }
         self.publish("create", &rec, &[]);
         tracing::info!(container = %id, name = %rec.name, "created");
-        Ok((id, vec![]))
+        Ok((id, warnings))
     }
 }
 

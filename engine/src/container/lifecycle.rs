@@ -87,6 +87,7 @@ impl<R: Runtime> ContainerService<R> {
                 r.state.finished_at = super::record::ZERO_TIME.into();
                 r.state.restarting = false;
                 r.state.paused = false;
+                r.state.health = super::health::initial(&r);
                 if manual {
                     r.manually_stopped = false;
                     r.restart_count = 0;
@@ -106,6 +107,7 @@ impl<R: Runtime> ContainerService<R> {
                 self.publish("start", &snapshot, &[]);
                 tracing::info!(pid, ms = started.elapsed().as_millis() as u64, "started");
                 self.watch_exit(ctr.clone());
+                self.watch_health(ctr.clone());
                 Ok(())
             }
             Err(e) => {
@@ -162,7 +164,7 @@ impl<R: Runtime> ContainerService<R> {
         let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
         let state_dir = self.state_dir(&rec.id);
         let options = self.run_options_for(rec)?;
-        let log = super::runopts::log_config(&rec.host_config)?;
+        let log = super::logopts::log_config(&rec.host_config)?;
         let spec = RunSpec {
             id: rec.id.clone(),
             rootfs: merged,
@@ -188,6 +190,9 @@ impl<R: Runtime> ContainerService<R> {
             log,
         };
         self.runtime.create(&spec).await?;
+        if spec.options.oom_kill_disable {
+            self.cgroup(&rec.id)?.disable_oom_killer()?;
+        }
         // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
         if net.pending {
             self.network.ready(&rec.id).await?;
@@ -213,7 +218,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        super::runopts::release_shm(&dir);
+        super::joins::release_shm(&dir);
         if let Err(e) = rootfs::unmount_rootfs(&dir) {
             tracing::warn!(container = %rec.id, error = %e, "unmount failed");
         }

@@ -90,7 +90,7 @@ impl<R: Runtime> ContainerService<R> {
     pub fn logs(&self, key: &str, opts: LogOptions) -> Result<mpsc::Receiver<Bytes>, ContainerError> {
         let ctr = self.get(key)?;
         let rec = ctr.record();
-        let cfg = super::runopts::log_config(&rec.host_config).unwrap_or_default();
+        let cfg = super::logopts::log_config(&rec.host_config).unwrap_or_default();
         if cfg.driver == crate::runtime::options::LogDriver::None {
             return Err(ContainerError::LogsNotReadable);
         }

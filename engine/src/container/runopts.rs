@@ -1,11 +1,10 @@
 //! The `docker run` options of a HostConfig beyond resources, mounts and networks: checked at
 //! create (each refused with dockerd's words, or ours naming the option) and turned into the
-//! runtime's [`RunOptions`] and [`LogConfig`] at start.
-use super::{ContainerError, ContainerService};
-use crate::runtime::Runtime;
-use std::path::{Path, PathBuf};
+//! runtime's [`RunOptions`] at start (logging: `logopts`; shared namespaces: `joins`).
+use super::logopts::log_config;
+use super::ContainerError;
 use crate::runtime::exec::CAPABILITY_NAMES;
-use crate::runtime::options::{Device, DeviceRule, LogConfig, LogDriver, Namespace, RunOptions, Ulimit, ULIMITS};
+use crate::runtime::options::{Device, DeviceRule, Namespace, RunOptions, Ulimit, ULIMITS};
 use bollard_stubs::models::HostConfig;
 
 fn invalid(msg: impl Into<String>) -> ContainerError {
@@ -14,6 +13,52 @@ fn invalid(msg: impl Into<String>) -> ContainerError {
 
 fn list(v: &Option<Vec<String>>) -> &[String] {
     v.as_deref().unwrap_or(&[])
+}
+
+/// The daemon's defaults merged into a create's HostConfig as dockerd does: its log driver
+/// when none is given (and, for that driver, the options the create leaves out), its
+/// `--default-shm-size` (else 64 MiB), its `--default-ulimit`s the create does not set, and its
+/// `--dns*` when the create has none.
+pub fn apply_defaults(hc: &mut HostConfig, d: &crate::config::RunDefaults) {
+    let default_driver = d.log_driver.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "json-file".into());
+    let mut lc = hc.log_config.take().unwrap_or_default();
+    if lc.typ.as_deref().is_none_or(str::is_empty) {
+        lc.typ = Some(default_driver.clone());
+    }
+    let mut config = lc.config.take().unwrap_or_default();
+    if lc.typ.as_deref() == Some(default_driver.as_str()) {
+        for (k, v) in &d.log_opts {
+            config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    lc.config = Some(config);
+    hc.log_config = Some(lc);
+    if hc.shm_size.unwrap_or(0) == 0 {
+        hc.shm_size = Some(d.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20));
+    }
+    let unset = |v: &Option<Vec<String>>| v.as_ref().is_none_or(|v| v.is_empty());
+    if unset(&hc.dns) && !d.dns.is_empty() {
+        hc.dns = Some(d.dns.clone());
+    }
+    if unset(&hc.dns_search) && !d.dns_search.is_empty() {
+        hc.dns_search = Some(d.dns_search.clone());
+    }
+    if unset(&hc.dns_options) && !d.dns_options.is_empty() {
+        hc.dns_options = Some(d.dns_options.clone());
+    }
+    for u in &d.ulimits {
+        if !hc.ulimits.iter().flatten().any(|x| x.name == u.name) {
+            hc.ulimits.get_or_insert_with(Vec::new).push(u.clone());
+        }
+    }
+}
+
+/// `name=soft[:hard]` (dockerd's `--default-ulimit`, the CLI's `--ulimit`).
+pub fn parse_ulimit(s: &str) -> Result<bollard_stubs::models::ResourcesUlimits, String> {
+    let (name, values) = s.split_once('=').ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    let (soft, hard) = values.split_once(':').unwrap_or((values, values));
+    let num = |v: &str| v.parse::<i64>().map_err(|_| format!("invalid ulimit argument: {s}"));
+    Ok(bollard_stubs::models::ResourcesUlimits { name: Some(name.to_string()), soft: Some(num(soft)?), hard: Some(num(hard)?) })
 }
 
 /// Every option of this module checked, as dockerd checks them at create.
@@ -39,6 +84,72 @@ pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
     }
     if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
         return Err(invalid("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"));
+    }
+    kernel_knobs(hc)?;
+    unsupported(hc)
+}
+
+/// dockerd's namespaced sysctls (the only ones a container may set).
+fn namespaced_sysctl(key: &str) -> bool {
+    matches!(key, "kernel.msgmax" | "kernel.msgmnb" | "kernel.msgmni" | "kernel.sem" | "kernel.shmall" | "kernel.shmmax" | "kernel.shmmni" | "kernel.shm_rmid_forced")
+        || key.starts_with("fs.mqueue.")
+        || key.starts_with("net.")
+}
+
+/// `--sysctl`, `--oom-score-adj`, `--memory-swappiness`, `--cgroupns`.
+fn kernel_knobs(hc: &HostConfig) -> Result<(), ContainerError> {
+    let host_net = hc.network_mode.as_deref() == Some("host");
+    for key in hc.sysctls.iter().flatten().map(|(k, _)| k) {
+        if !namespaced_sysctl(key) {
+            return Err(invalid(format!("sysctl '{key}' is not allowed: only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*) can be set")));
+        }
+        if key.starts_with("net.") && host_net {
+            return Err(invalid(format!("sysctl '{key}' is not allowed with --network host: it would change the host's")));
+        }
+        if key.starts_with("kernel.") && hc.ipc_mode.as_deref() == Some("host") {
+            return Err(invalid(format!("sysctl '{key}' is not allowed with --ipc host: it would change the host's")));
+        }
+    }
+    if let Some(adj) = hc.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+        return Err(invalid(format!("Invalid value {adj}, range for oom score adj is [-1000, 1000]")));
+    }
+    if let Some(s) = hc.memory_swappiness.filter(|s| *s != -1 && !(0..=100).contains(s)) {
+        return Err(invalid(format!("Invalid value: {s}, valid memory swappiness range is 0-100")));
+    }
+    Ok(())
+}
+
+/// Fields of the create this engine cannot honour: refused by name rather than dropped.
+fn unsupported(hc: &HostConfig) -> Result<(), ContainerError> {
+    let set = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    let listed = |v: &Option<Vec<bollard_stubs::models::ThrottleDevice>>| v.as_ref().is_some_and(|l| !l.is_empty());
+    let refuse = |what: &str, why: &str| Err(invalid(format!("{what} is not supported by this engine: {why}")));
+    if hc.blkio_weight.is_some_and(|w| w != 0) || hc.blkio_weight_device.as_ref().is_some_and(|l| !l.is_empty()) {
+        return refuse("--blkio-weight", "this kernel's blkio controller has no weight");
+    }
+    if listed(&hc.blkio_device_read_bps) || listed(&hc.blkio_device_write_bps) || listed(&hc.blkio_device_read_iops) || listed(&hc.blkio_device_write_iops) {
+        return refuse("--device-read-bps/--device-write-bps/--device-read-iops/--device-write-iops", "block I/O throttling is not implemented");
+    }
+    if set(hc.cpu_realtime_period) || set(hc.cpu_realtime_runtime) {
+        return refuse("--cpu-rt-period/--cpu-rt-runtime", "real-time scheduling is not available");
+    }
+    if hc.device_requests.as_ref().is_some_and(|l| !l.is_empty()) {
+        return refuse("--gpus (DeviceRequests)", "no device drivers (GPUs) are available");
+    }
+    if set(hc.cpu_count) || set(hc.cpu_percent) || set(hc.io_maximum_iops) || set(hc.io_maximum_bandwidth) {
+        return refuse("CpuCount/CpuPercent/IOMaximumIOps/IOMaximumBandwidth", "they are Windows options");
+    }
+    if let Some(d) = hc.volume_driver.as_deref().filter(|d| !d.is_empty() && *d != "local") {
+        return Err(invalid(format!("volume driver {d:?} is not supported by this engine (only local is)")));
+    }
+    if hc.cgroup.as_deref().is_some_and(|c| !c.is_empty()) {
+        return refuse("--cgroup (HostConfig.Cgroup)", "containers always get their own cgroup");
+    }
+    if hc.cgroup_parent.as_deref().is_some_and(|c| !c.is_empty()) {
+        return refuse("--cgroup-parent per container", "the engine's own --cgroup-parent holds every container");
+    }
+    if let Some(i) = hc.isolation.filter(|i| !matches!(i.to_string().as_str(), "" | "default")) {
+        return Err(invalid(format!("invalid isolation: {i}: only the default is supported on Linux")));
     }
     Ok(())
 }
@@ -195,73 +306,6 @@ fn device_rules(hc: &HostConfig) -> Result<Vec<DeviceRule>, ContainerError> {
         .collect()
 }
 
-/// go-units' `RAMInBytes`: `512`, `1k`, `10m`, `1.5g`, `2GiB` (binary multiples).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
-    let (num, mult) = match t.chars().last()? {
-        'k' => (&t[..t.len() - 1], 1u64 << 10),
-        'm' => (&t[..t.len() - 1], 1 << 20),
-        'g' => (&t[..t.len() - 1], 1 << 30),
-        't' => (&t[..t.len() - 1], 1 << 40),
-        'p' => (&t[..t.len() - 1], 1 << 50),
-        _ => (t, 1),
-    };
-    let v: f64 = num.trim().parse().ok()?;
-    (v >= 0.0).then_some((v * mult as f64) as u64)
-}
-
-/// `--log-driver` and `--log-opt`: json-file (with max-size/max-file) and none are served;
-/// other drivers dockerd knows are refused by name, unknown ones as dockerd does.
-pub fn log_config(hc: &HostConfig) -> Result<LogConfig, ContainerError> {
-    let lc = hc.log_config.clone().unwrap_or_default();
-    let opts = lc.config.unwrap_or_default();
-    let driver = match lc.typ.as_deref().unwrap_or("") {
-        "" | "json-file" => LogDriver::JsonFile,
-        "none" => LogDriver::None,
-        d @ ("local" | "syslog" | "journald" | "gelf" | "fluentd" | "awslogs" | "splunk" | "etwlogs" | "gcplogs" | "logentries") => {
-            return Err(invalid(format!("logging driver {d:?} is not supported by this engine (json-file and none are)")))
-        }
-        d => return Err(invalid(format!("logger: no log driver named '{d}' is registered"))),
-    };
-    let mut cfg = LogConfig { driver, ..Default::default() };
-    let mut keys: Vec<&String> = opts.keys().collect();
-    keys.sort();
-    for key in keys {
-        let v = &opts[key];
-        match (driver, key.as_str()) {
-            (LogDriver::JsonFile, "max-size") => {
-                if v != "-1" {
-                    cfg.max_size = Some(parse_size(v).ok_or_else(|| invalid(format!("invalid max-size {v:?} for json-file log driver")))?);
-                }
-            }
-            (LogDriver::JsonFile, "max-file") => {
-                let n: i64 = v.parse().map_err(|_| invalid(format!("invalid max-file {v:?} for json-file log driver")))?;
-                if n < 1 {
-                    return Err(invalid("max-file cannot be less than 1"));
-                }
-                cfg.max_file = n.min(u32::MAX as i64) as u32;
-            }
-            (LogDriver::JsonFile, "compress") => {
-                if v.parse::<bool>().map_err(|_| invalid(format!("invalid compress {v:?} for json-file log driver")))? {
-                    return Err(invalid("log-opt compress=true is not supported by this engine's json-file driver"));
-                }
-            }
-            // dockerd's json-file accepts a tag and does nothing with it either.
-            (LogDriver::JsonFile, "tag") => {}
-            (LogDriver::JsonFile, k @ ("labels" | "labels-regex" | "env" | "env-regex")) => {
-                return Err(invalid(format!("log-opt {k} is not supported by this engine's json-file driver")))
-            }
-            (LogDriver::JsonFile, k) => return Err(invalid(format!("unknown log opt '{k}' for json-file log driver"))),
-            (LogDriver::None, k) => return Err(invalid(format!("unknown log opt '{k}' for none log driver"))),
-        }
-    }
-    if cfg.max_file > 1 && cfg.max_size.is_none() {
-        return Err(invalid("max-file cannot be set when max-size is not set"));
-    }
-    Ok(cfg)
-}
-
 /// A `--pid`/`--ipc` mode naming another container (`container:X`).
 pub fn joined_container(mode: Option<&str>) -> Option<&str> {
     mode.and_then(|m| m.strip_prefix("container:")).filter(|x| !x.is_empty())
@@ -301,7 +345,8 @@ pub fn run_options(hc: &HostConfig) -> Result<RunOptions, ContainerError> {
         cap_add: capabilities(list(&hc.cap_add)).map_err(invalid)?,
         cap_drop: capabilities(list(&hc.cap_drop)).map_err(invalid)?,
         no_new_privileges: sec.no_new_privileges,
-        unconfined_paths: sec.unconfined_paths,
+        masked_paths: if sec.unconfined_paths { Some(vec![]) } else { hc.masked_paths.clone() },
+        readonly_paths: if sec.unconfined_paths { Some(vec![]) } else { hc.readonly_paths.clone() },
         ulimits: ulimits(hc)?,
         shm_size: hc.shm_size.filter(|s| *s > 0).map(|s| s as u64),
         group_add: list(&hc.group_add).to_vec(),
@@ -313,76 +358,19 @@ pub fn run_options(hc: &HostConfig) -> Result<RunOptions, ContainerError> {
         uts_host: hc.uts_mode.as_deref() == Some("host"),
         shm_dir: None,
         oom_kill_disable: hc.oom_kill_disable == Some(true),
+        sysctls: hc.sysctls.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        oom_score_adj: hc.oom_score_adj.filter(|a| *a != 0),
+        memory_swappiness: hc.memory_swappiness.filter(|s| *s >= 0).map(|s| s as u64),
+        annotations: hc.annotations.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        cgroupns_host: hc.cgroupns_mode.is_some_and(|m| m.to_string() == "host"),
     })
 }
 
-
-/// The shared /dev/shm of an `--ipc shareable` container, under its directory.
-fn shm_dir(container_dir: &Path) -> PathBuf {
-    container_dir.join("shm")
-}
-
-/// Mounts the shareable /dev/shm (a tmpfs of `size` bytes) unless it is there already.
-fn mount_shm(dir: &Path, size: u64) -> std::io::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    std::fs::create_dir_all(dir)?;
-    if crate::container::rootfs::is_mounted(dir) {
-        return Ok(());
-    }
-    let opts = format!("mode=1777,size={size}");
-    mount(Some("shm"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some(opts.as_str()))
-        .map_err(|e| std::io::Error::other(format!("mounting the shareable /dev/shm at {}: {e}", dir.display())))
-}
-
-/// Unmounts an `--ipc shareable` container's /dev/shm (when it stops).
-pub(super) fn release_shm(container_dir: &Path) {
-    let dir = shm_dir(container_dir);
-    if crate::container::rootfs::is_mounted(&dir) {
-        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-impl<R: Runtime> ContainerService<R> {
-    /// The running process of `--pid`/`--ipc container:X`, in dockerd's words when it is not.
-    fn donor(&self, key: &str, what: &str) -> Result<super::record::Record, ContainerError> {
-        let rec = self.get(key)?.record();
-        if !rec.running() || rec.state.pid == 0 {
-            return Err(ContainerError::Conflict(format!("cannot join {what} of a non running container: {key}")));
-        }
-        Ok(rec)
-    }
-
-    /// The run options of a container about to start: its HostConfig's, with the namespaces
-    /// of the containers it joins and its shared /dev/shm.
-    pub(super) fn run_options_for(&self, rec: &super::record::Record) -> Result<RunOptions, ContainerError> {
-        let hc = &rec.host_config;
-        let mut o = run_options(hc)?;
-        if let Some(other) = joined_container(hc.pid_mode.as_deref()) {
-            let d = self.donor(other, "PID")?;
-            o.pid = Namespace::Join(format!("/proc/{}/ns/pid", d.state.pid).into());
-        }
-        if let Some(other) = joined_container(hc.ipc_mode.as_deref()) {
-            let d = self.donor(other, "IPC")?;
-            if d.host_config.ipc_mode.as_deref() != Some("shareable") {
-                return Err(invalid("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"));
-            }
-            o.ipc = Namespace::Join(format!("/proc/{}/ns/ipc", d.state.pid).into());
-            o.shm_dir = Some(shm_dir(&super::Record::dir(&self.cfg.data_root, &d.id)));
-        }
-        if hc.ipc_mode.as_deref() == Some("shareable") {
-            let dir = shm_dir(&super::Record::dir(&self.cfg.data_root, &rec.id));
-            mount_shm(&dir, o.shm_size.unwrap_or(64 << 20))?;
-            o.shm_dir = Some(dir);
-        }
-        Ok(o)
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use bollard_stubs::models::{DeviceMapping, HostConfigLogConfig, ResourcesUlimits};
-    use std::collections::HashMap;
 
     fn err(hc: HostConfig) -> String {
         validate(&hc).unwrap_err().to_string()
@@ -434,24 +422,50 @@ mod tests {
     }
 
     #[test]
-    fn log_drivers_and_opts() {
-        let lc = |t: &str, opts: &[(&str, &str)]| HostConfig {
-            log_config: Some(HostConfigLogConfig {
-                typ: Some(t.into()),
-                config: Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()),
-            }),
+    fn daemon_defaults_merge_under_the_create() {
+        let d = crate::config::RunDefaults {
+            log_driver: Some("json-file".into()),
+            log_opts: [("max-size".to_string(), "10m".to_string()), ("max-file".to_string(), "3".to_string())].into(),
+            ulimits: vec![parse_ulimit("nofile=100:200").unwrap(), parse_ulimit("nproc=50").unwrap()],
+            shm_size: Some(1 << 20),
+            dns: vec!["192.0.2.1".into()],
             ..Default::default()
         };
-        let c = log_config(&lc("json-file", &[("max-size", "1k"), ("max-file", "2")])).unwrap();
-        assert_eq!((c.driver, c.max_size, c.max_file), (LogDriver::JsonFile, Some(1024), 2));
-        assert_eq!(log_config(&lc("none", &[])).unwrap().driver, LogDriver::None);
-        assert_eq!(err(lc("bogus", &[])), "logger: no log driver named 'bogus' is registered");
-        assert!(err(lc("syslog", &[])).contains("\"syslog\""));
-        assert_eq!(err(lc("json-file", &[("max-file", "2")])), "max-file cannot be set when max-size is not set");
-        assert_eq!(err(lc("json-file", &[("mode", "x")])), "unknown log opt 'mode' for json-file log driver");
-        assert_eq!(parse_size("10m"), Some(10 << 20));
-        assert_eq!(parse_size("1.5KiB"), Some(1536));
-        assert_eq!(parse_size("x"), None);
+        let mut hc = HostConfig {
+            log_config: Some(HostConfigLogConfig { typ: Some(String::new()), config: Some([("max-size".to_string(), "1k".to_string())].into()) }),
+            ulimits: Some(vec![parse_ulimit("nofile=5:6").unwrap()]),
+            ..Default::default()
+        };
+        apply_defaults(&mut hc, &d);
+        let c = log_config(&hc).unwrap();
+        assert_eq!((c.max_size, c.max_file), (Some(1024), 3));
+        assert_eq!(hc.shm_size, Some(1 << 20));
+        let names: Vec<_> = hc.ulimits.iter().flatten().map(|u| (u.name.clone().unwrap(), u.soft.unwrap())).collect();
+        assert_eq!(names, [("nofile".to_string(), 5), ("nproc".to_string(), 50)]);
+        let mut none = HostConfig { log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }), ..Default::default() };
+        apply_defaults(&mut none, &d);
+        assert!(none.log_config.unwrap().config.unwrap().is_empty());
+        assert_eq!(hc.dns, Some(vec!["192.0.2.1".to_string()]));
+        assert!(parse_ulimit("nofile").is_err());
+    }
+
+    #[test]
+    fn kernel_knobs_and_unsupported_fields() {
+        let sys = |k: &str, net: &str| HostConfig {
+            sysctls: Some([(k.to_string(), "1".to_string())].into()),
+            network_mode: Some(net.into()),
+            ..Default::default()
+        };
+        assert!(validate(&sys("net.ipv4.ip_forward", "bridge")).is_ok());
+        assert!(err(sys("net.ipv4.ip_forward", "host")).contains("--network host"));
+        assert!(err(sys("kernel.domainname", "bridge")).contains("'kernel.domainname' is not allowed"));
+        assert!(err(HostConfig { oom_score_adj: Some(2000), ..Default::default() }).contains("oom score adj"));
+        assert!(err(HostConfig { memory_swappiness: Some(101), ..Default::default() }).contains("swappiness"));
+        assert!(err(HostConfig { blkio_weight: Some(300), ..Default::default() }).contains("--blkio-weight"));
+        assert!(err(HostConfig { cgroup_parent: Some("/x".into()), ..Default::default() }).contains("--cgroup-parent"));
+        assert!(err(HostConfig { volume_driver: Some("nfs".into()), ..Default::default() }).contains("\"nfs\""));
+        let o = run_options(&HostConfig { oom_score_adj: Some(-5), memory_swappiness: Some(-1), ..Default::default() }).unwrap();
+        assert_eq!((o.oom_score_adj, o.memory_swappiness), (Some(-5), None));
     }
 
     #[test]

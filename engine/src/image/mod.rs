@@ -79,6 +79,8 @@ pub struct ImageRunConfig {
     pub labels: BTreeMap<String, String>,
     pub exposed_ports: Vec<String>,
     pub stop_signal: Option<String>,
+    /// `HEALTHCHECK`.
+    pub healthcheck: Option<bollard_stubs::models::HealthConfig>,
 }
 
 /// An image resolved for running a container.

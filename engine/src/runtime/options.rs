@@ -74,8 +74,10 @@ pub struct RunOptions {
     pub cap_drop: Vec<String>,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
-    /// `--security-opt systempaths=unconfined`: no masked or read-only /proc paths.
-    pub unconfined_paths: bool,
+    /// `HostConfig.MaskedPaths`/`ReadonlyPaths` (the CLI's `--security-opt
+    /// systempaths=unconfined` sends them empty): `None` keeps Docker's lists.
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
     pub ulimits: Vec<Ulimit>,
     /// `--shm-size` in bytes (`None`: Docker's 64 MiB).
     pub shm_size: Option<u64>,
@@ -94,6 +96,16 @@ pub struct RunOptions {
     pub shm_dir: Option<PathBuf>,
     /// `--oom-kill-disable`.
     pub oom_kill_disable: bool,
+    /// `--sysctl` (namespaced ones only; checked at create).
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: Option<i64>,
+    /// `--memory-swappiness` (0-100).
+    pub memory_swappiness: Option<u64>,
+    /// `HostConfig.Annotations`, handed to the runtime as OCI annotations.
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// `--cgroupns host`: no cgroup namespace.
+    pub cgroupns_host: bool,
 }
 
 /// The OCI annotation that makes the shim run the init (`--init`) as PID 1.

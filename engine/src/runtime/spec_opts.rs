@@ -1,7 +1,8 @@
 //! [`RunOptions`] applied to the OCI spec [`super::spec::build`] made for Docker's defaults:
 //! capabilities, rlimits, /dev/shm, extra groups, no_new_privs, devices and their cgroup
-//! rules, `--privileged`, shared namespaces, `--init`, `--oom-kill-disable`. Each option in its
-//! own function over the spec's JSON.
+//! rules, `--privileged`, shared namespaces, `--init`. Each option in its own function over the
+//! spec's JSON. (`--oom-kill-disable` is written to the cgroup by the container service:
+//! libcontainer ignores the spec's switch.)
 use super::options::{Device, DeviceRule, Namespace, RunOptions, GROUPS_ANNOTATION, INIT_ANNOTATION, ULIMITS};
 use super::spec::DEFAULT_CAPS;
 use super::RuntimeError;
@@ -24,18 +25,22 @@ pub fn apply(spec: &mut Value, opts: &RunOptions, rootfs: &Path) -> Result<(), R
         spec["process"]["noNewPrivileges"] = json!(true);
     }
     apply_devices(spec, opts)?;
+    if let Some(p) = &opts.masked_paths {
+        spec["linux"]["maskedPaths"] = json!(p);
+    }
+    if let Some(p) = &opts.readonly_paths {
+        spec["linux"]["readonlyPaths"] = json!(p);
+    }
     if opts.privileged {
         apply_privileged(spec)?;
-    } else if opts.unconfined_paths {
-        spec["linux"]["maskedPaths"] = json!([]);
-        spec["linux"]["readonlyPaths"] = json!([]);
     }
     apply_namespaces(spec, opts);
     if opts.init {
         annotate(spec, INIT_ANNOTATION, "true");
     }
-    if opts.oom_kill_disable {
-        spec["linux"]["resources"]["memory"]["disableOOMKiller"] = json!(true);
+    apply_kernel_knobs(spec, opts);
+    for (k, v) in &opts.annotations {
+        annotate(spec, k, v);
     }
     Ok(())
 }
@@ -274,6 +279,29 @@ fn apply_privileged(spec: &mut Value) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// `--sysctl`, `--oom-score-adj`, `--memory-swappiness`, `--cgroupns host`.
+fn apply_kernel_knobs(spec: &mut Value, opts: &RunOptions) {
+    if !opts.sysctls.is_empty() {
+        if !spec["linux"]["sysctl"].is_object() {
+            spec["linux"]["sysctl"] = json!({});
+        }
+        for (k, v) in &opts.sysctls {
+            spec["linux"]["sysctl"][k] = json!(v);
+        }
+    }
+    if let Some(adj) = opts.oom_score_adj {
+        spec["process"]["oomScoreAdj"] = json!(adj);
+    }
+    if let Some(s) = opts.memory_swappiness {
+        spec["linux"]["resources"]["memory"]["swappiness"] = json!(s);
+    }
+    if opts.cgroupns_host {
+        if let Some(list) = spec["linux"]["namespaces"].as_array_mut() {
+            list.retain(|n| n["type"] != "cgroup");
+        }
+    }
+}
+
 /// `--pid`, `--ipc`, `--uts`: drop the namespace (host) or join one at a path.
 fn apply_namespaces(spec: &mut Value, opts: &RunOptions) {
     let Some(list) = spec["linux"]["namespaces"].as_array_mut() else { return };
@@ -389,5 +417,25 @@ mod tests {
         assert!(s["linux"]["devices"].as_array().unwrap().iter().any(|d| d["path"] == "/dev/null"));
         assert_eq!(s["linux"]["namespaces"], json!([{"type": "ipc", "path": "/proc/7/ns/ipc"}, {"type": "mount"}]));
         assert!(s.get("hostname").is_none());
+    }
+
+    #[test]
+    fn kernel_knobs_and_annotations() {
+        let mut s = base();
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+        let o = RunOptions {
+            sysctls: [("kernel.msgmax".to_string(), "4096".to_string())].into(),
+            oom_score_adj: Some(500),
+            memory_swappiness: Some(10),
+            annotations: [("a.b".to_string(), "c".to_string())].into(),
+            cgroupns_host: true,
+            ..Default::default()
+        };
+        apply(&mut s, &o, Path::new("/")).unwrap();
+        assert_eq!(s["linux"]["sysctl"]["kernel.msgmax"], "4096");
+        assert_eq!(s["process"]["oomScoreAdj"], 500);
+        assert_eq!(s["linux"]["resources"]["memory"]["swappiness"], 10);
+        assert_eq!(s["annotations"]["a.b"], "c");
+        assert!(!s["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "cgroup"));
     }
 }

@@ -116,6 +116,30 @@ struct EngineArgs {
     /// Name shown in `docker info` (and used by swarm managers as the node name); default: the hostname.
     #[arg(long)]
     name: Option<String>,
+    /// Default log driver of containers: json-file or none.
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    log_driver: Option<String>,
+    /// Default log driver option key=value (repeatable), e.g. max-size=10m.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
+    /// Default ulimit of containers, name=soft[:hard] (repeatable).
+    #[arg(long = "default-ulimit", value_name = "NAME=SOFT[:HARD]")]
+    default_ulimit: Vec<String>,
+    /// Default size of containers' /dev/shm (e.g. 64m).
+    #[arg(long = "default-shm-size", value_name = "SIZE")]
+    default_shm_size: Option<String>,
+    /// DNS server of containers that set none (repeatable).
+    #[arg(long = "dns", value_name = "IP")]
+    dns: Vec<String>,
+    /// DNS search domain of containers that set none (repeatable).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// DNS option of containers that set none (repeatable).
+    #[arg(long = "dns-opt", value_name = "OPTION")]
+    dns_opt: Vec<String>,
+    /// Storage driver: overlay2 (or its alias overlay), the only one this engine has.
+    #[arg(long = "storage-driver", short = 's', value_name = "DRIVER")]
+    storage_driver: Option<String>,
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -180,6 +204,21 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     cfg.tls = engine::tls::TlsOptions::from_flags(a.tls, a.tlsverify, a.tlscacert, a.tlscert, a.tlskey)?;
     cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
     cfg.experimental = a.experimental;
+    if let Some(d) = a.storage_driver.as_deref().filter(|d| !matches!(*d, "overlay2" | "overlay")) {
+        anyhow::bail!("invalid --storage-driver {d:?}: this engine stores images with overlay2 (overlay is accepted as the same)");
+    }
+    let d = &mut cfg.run_defaults;
+    d.log_driver = a.log_driver;
+    d.dns = a.dns;
+    d.dns_search = a.dns_search;
+    d.dns_options = a.dns_opt;
+    d.log_opts = parse_labels(&a.log_opt).context("invalid --log-opt")?.into_iter().collect();
+    d.ulimits = a.default_ulimit.iter().map(|u| engine::container::runopts::parse_ulimit(u).map_err(anyhow::Error::msg)).collect::<Result<_, _>>().context("invalid --default-ulimit")?;
+    if let Some(s) = &a.default_shm_size {
+        let bytes = engine::container::logopts::parse_size(s).filter(|b| *b > 0).with_context(|| format!("invalid --default-shm-size {s:?}"))?;
+        d.shm_size = Some(bytes as i64);
+    }
+    d.validate().map_err(|e| anyhow::anyhow!("invalid daemon default (--log-driver, --log-opt, --default-ulimit, --default-shm-size): {e}"))?;
     Ok(cfg)
 }
 
