@@ -30,6 +30,8 @@ pub struct EngineConfig {
     pub cgroup_parent: String,
     /// `swarm --experimental`: reported by `/info`, `/version` and the `Docker-Experimental` header.
     pub experimental: bool,
+    /// `--cluster-store` (with `--cluster-advertise`, `--cluster-store-opt`): overlay networks.
+    pub cluster_store: Option<crate::network::overlay::ClusterStore>,
 }
 
 impl EngineConfig {
@@ -49,6 +51,7 @@ impl EngineConfig {
             cgroup_parent: "/flotilla".into(),
             tls: None,
             experimental: false,
+            cluster_store: None,
         }
     }
 }

@@ -115,6 +115,15 @@ struct EngineArgs {
     /// Name shown in `docker info` (and used by swarm managers as the node name); default: the hostname.
     #[arg(long)]
     name: Option<String>,
+    /// Cluster store for overlay networks: etcd://ip:port[,ip:port]/prefix.
+    #[arg(long = "cluster-store", value_name = "URL")]
+    cluster_store: Option<String>,
+    /// This node's address for overlay networks: <ip|interface>:port (swarm join: defaults to --advertise).
+    #[arg(long = "cluster-advertise", value_name = "ADDR")]
+    cluster_advertise: Option<String>,
+    /// Cluster store option: kv.cacertfile, kv.certfile, kv.keyfile (repeatable).
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
+    cluster_store_opt: Vec<String>,
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -179,6 +188,7 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     cfg.tls = engine::tls::TlsOptions::from_flags(a.tls, a.tlsverify, a.tlscacert, a.tlscert, a.tlskey)?;
     cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
     cfg.experimental = a.experimental;
+    cfg.cluster_store = engine::network::overlay::ClusterStore::parse(a.cluster_store.as_deref(), a.cluster_advertise.as_deref(), &a.cluster_store_opt)?;
     Ok(cfg)
 }
 
