@@ -5,6 +5,7 @@
 //! leaves no device behind on any host.
 mod discovery_common;
 use discovery_common::*;
+use discovery_common::manager;
 use std::time::Duration;
 use testground::cmd::Output;
 use testground::etcd::Etcd;
@@ -32,9 +33,16 @@ impl Node {
     }
 }
 
+fn disc_of(etcd: &Etcd) -> String {
+    format!("etcd://{}/flt", etcd.endpoint())
+}
+
+fn store_of(etcd: &Etcd) -> String {
+    format!("etcd://{}/fltnet", etcd.endpoint())
+}
+
 fn nodes(net: &TestNet, etcd: &Etcd, n: usize) -> (Vec<HostProc>, Vec<Node>) {
-    let disc = format!("etcd://{}/flt", etcd.endpoint());
-    let store = format!("etcd://{}/fltnet", etcd.endpoint());
+    let (disc, store) = (disc_of(etcd), store_of(etcd));
     let agents: Vec<HostProc> = (0..n).map(|i| join(net.host(i), &disc, &["--cluster-store", &store])).collect();
     let want: Vec<String> = (0..n).map(|i| advertise(net.host(i))).collect();
     wait_list(&[&disc], &want, T);
@@ -105,13 +113,62 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     let e = n[0].err(&["run", "--rm", "--network", "ovnet", "--ip", "10.231.0.77", "busybox", "true"]);
     assert!(e.contains("already in use"), "{e}");
 
-    // In use on another node: refused everywhere.
+    // Outside through NAT on the container's own node: the test bridge's gateway (the root netns).
+    assert!(ping(&n[0], "c1", &net.gateway()), "c1 -> {} (NAT out)", net.gateway());
+
+    // Concurrent starts on both nodes never get the same address.
+    let ips: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|i| {
+                let node = &n[i % 2];
+                s.spawn(move || {
+                    let c = format!("p{i}");
+                    node.ok(&["run", "-d", "--name", &c, "--network", "ovnet", "busybox", "sleep", "600"]);
+                    node.ok(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &c])
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("run thread")).collect()
+    });
+    let mut uniq = ips.clone();
+    uniq.extend([ip1.clone(), ip2.clone()]);
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 8, "an address was given twice: {ips:?} {ip1} {ip2}");
+    for i in 0..6 {
+        n[i % 2].ok(&["rm", "-f", &format!("p{i}")]);
+    }
+
+    // Node 2's agent dies and starts again: its overlay network, VXLAN and FDB come back
+    // (a container started after it and c1 reach each other both ways), and the endpoints
+    // of the old engine's lease are gone from node 1 within the lease TTL. (A container of
+    // the old agent keeps no network here: each agent of a test host gets a new mount
+    // namespace, so the old netns mounts are not visible to the new agent.)
+    agents[1].kill();
+    agents[1] = join(net.host(1), &disc_of(&etcd), &["--cluster-store", &store_of(&etcd)]);
+    assert!(wait_until(T, || n[1].docker(&["version"]).success()), "{}", agents[1].log());
+    n[1].ok(&["run", "-d", "--name", "c3", "--network", "ovnet", "busybox", "sleep", "600"]);
+    let ip3 = ip_of(&n[1], "c3");
+    assert!(ping(&n[0], "c1", "c3"), "c1 -> c3 after node 2's restart\n{}", agents[1].log());
+    assert!(ping(&n[1], "c3", "c1"), "c3 -> c1 after node 2's restart");
+    assert!(ping(&n[0], "c1", &ip3));
+    let neigh = || net.host(0).run("ip", &["neigh", "show", "nud", "permanent"]).stdout;
+    assert!(
+        wait_until(Duration::from_secs(15), || !neigh().contains(&format!("{ip2} "))),
+        "c2's entry stays on node 1 past the lease TTL:\n{}",
+        neigh()
+    );
+    assert!(neigh().contains(&format!("{ip3} ")), "{}", neigh());
+    n[1].ok(&["rm", "-f", "c2"]);
+
+    // In use on another node only: refused.
     n[0].ok(&["rm", "-f", "c1"]);
     let e = n[0].err(&["network", "rm", "ovnet"]);
     assert!(e.contains("active endpoints"), "{e}");
-    n[1].ok(&["rm", "-f", "c2"]);
-    // The other node's endpoint is gone from node 1's FDB too.
-    n[0].ok(&["network", "rm", "ovnet"]);
+    n[1].ok(&["rm", "-f", "c3"]);
+    // The other node's endpoints are gone from node 1 too.
+    assert!(wait_until(Duration::from_secs(10), || !neigh().contains("10.231.0.")), "{}", neigh());
+    assert!(wait_until(Duration::from_secs(10), || n[0].docker(&["network", "rm", "ovnet"]).success()), "{}", n[0].docker(&["network", "rm", "ovnet"]));
     for (i, h) in net.hosts().iter().enumerate() {
         assert!(
             wait_until(Duration::from_secs(10), || links(h, "vxlan").trim().is_empty() && !links(h, "bridge").contains(&id[..6])),
@@ -142,4 +199,32 @@ fn overlay_needs_a_cluster_store() {
     assert!(!o.success() && o.stderr.contains("--cluster-advertise"), "{o}");
     let o = discovery_common::swarm(&["engine", "--cluster-store", "consul://127.0.0.1:1/x", "--cluster-advertise", "eth0:2375"]);
     assert!(!o.success() && o.stderr.contains("only etcd://"), "{o}");
+}
+
+#[test]
+fn overlay_through_the_manager() {
+    require_root!();
+    let net = TestNet::new(2);
+    let etcd = Etcd::start_on(&[&net.gateway()], None);
+    let (_agents, n) = nodes(&net, &etcd, 2);
+    let m = manager::Manager::start(&[&format!("etcd://{}/flt", etcd.endpoint())], 2);
+    m.docker_ok(&["network", "create", "-d", "overlay", "--subnet", "10.232.0.0/24", "mnet"]);
+    // Listed once, without a node prefix.
+    let ls = |m: &manager::Manager| m.docker_ok(&["network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}} {{.Scope}}"]);
+    assert!(wait_until(Duration::from_secs(10), || ls(&m).trim() == "mnet global"), "{}", ls(&m));
+    let names: Vec<String> = n.iter().map(|node| node.ok(&["info", "--format", "{{.Name}}"])).collect();
+    for (i, c) in ["m1", "m2"].iter().enumerate() {
+        m.docker_ok(&["run", "-d", "--name", c, "--network", "mnet", "-e", &format!("constraint:node=={}", names[i]), "busybox", "sleep", "600"]);
+    }
+    assert_eq!(m.node_of("m1"), names[0]);
+    assert_eq!(m.node_of("m2"), names[1]);
+    let ping = |c: &str, to: &str| wait_until(Duration::from_secs(15), || m.docker(&["exec", c, "ping", "-c", "1", "-W", "1", to]).success());
+    assert!(ping("m1", "m2"), "m1 -> m2\n{}", m.log());
+    assert!(ping("m2", "m1"), "m2 -> m1");
+    m.docker_ok(&["rm", "-f", "m1", "m2"]);
+    m.docker_ok(&["network", "rm", "mnet"]);
+    assert!(wait_until(Duration::from_secs(10), || ls(&m).trim().is_empty()), "{}", ls(&m));
+    for node in &n {
+        assert!(!node.ok(&["network", "ls"]).contains("mnet"));
+    }
 }

@@ -243,7 +243,7 @@ impl NetworkService {
         nat::apply(&nat::plan(&svc.bridge_name)).await.map_err(NetworkError::Iptables)?;
         svc.reconcile().await?;
         if let Some(cs) = &cfg.cluster_store {
-            let ov = overlay::Overlay::start(cs, svc.shared.clone()).await?;
+            let ov = overlay::Overlay::start(cs, svc.shared.clone(), svc.data_dir.clone()).await?;
             let _ = svc.overlay.set(ov);
         }
         tracing::info!(network = %svc.network_id, subnet = %cidr, "networks ready");

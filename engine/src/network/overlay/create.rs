@@ -159,7 +159,7 @@ impl NetworkService {
             if !usable(want) {
                 return Err(NetworkError::Invalid(format!("invalid address {want}: it does not belong to any of this network's subnets ({subnet})")));
             }
-            if !ov.kv.claim(&net.id, want, cid, ov.lease).await? {
+            if !ov.kv.claim(&net.id, want, cid, ov.lease()).await? {
                 return Err(NetworkError::Conflict(format!("Address already in use: {want} on network {}", net.name)));
             }
             return Ok(out);
@@ -167,7 +167,7 @@ impl NetworkService {
         let snap = ov.kv.snapshot().await?;
         let taken: std::collections::BTreeSet<Ipv4Addr> = snap.claims.iter().filter(|(n, _)| *n == net.id).map(|(_, ip)| *ip).collect();
         for ip in range.iter().filter(|ip| usable(*ip) && !taken.contains(ip)) {
-            if ov.kv.claim(&net.id, ip, cid, ov.lease).await? {
+            if ov.kv.claim(&net.id, ip, cid, ov.lease()).await? {
                 out.ipv4 = Some(ip);
                 return Ok(out);
             }
@@ -197,7 +197,7 @@ impl NetworkService {
             mac: ep.mac.clone(),
             vtep: ov.vtep,
         };
-        Ok(ov.kv.put_endpoint(&rec, ov.lease).await?)
+        Ok(ov.kv.put_endpoint(&rec, ov.lease()).await?)
     }
 
     /// The overlay addresses `cid` holds: (network id, address), to give back with [`Self::overlay_release`].

@@ -170,6 +170,19 @@ impl Kv {
         Ok(self.op("claim address", c.txn(txn)).await?.succeeded())
     }
 
+    /// Claims `ip` for `cid` again under `lease`: `Ok(false)` when another container holds it.
+    pub async fn reclaim(&self, net: &str, ip: Ipv4Addr, cid: &str, lease: i64) -> Result<bool, KvError> {
+        let key = self.claim_key(net, ip);
+        let txn = Txn::new()
+            .when([Compare::value(key.clone(), CompareOp::Equal, cid)])
+            .and_then([TxnOp::put(key, cid, Some(PutOptions::new().with_lease(lease)))]);
+        let mut c = self.client.clone();
+        if self.op("claim address again", c.txn(txn)).await?.succeeded() {
+            return Ok(true);
+        }
+        self.claim(net, ip, cid, lease).await
+    }
+
     /// Gives back `ip` on `net` if `cid` holds it.
     pub async fn release(&self, net: &str, ip: Ipv4Addr, cid: &str) -> Result<(), KvError> {
         let key = self.claim_key(net, ip);

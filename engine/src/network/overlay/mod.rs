@@ -43,8 +43,11 @@ pub struct Overlay {
     pub(super) kv: Kv,
     /// This node's VXLAN tunnel endpoint (`--cluster-advertise`).
     pub(super) vtep: Ipv4Addr,
-    /// The engine's lease: its claims and endpoints live under it.
-    pub(super) lease: i64,
+    /// The engine's lease: its claims and endpoints live under it (replaced when it expires).
+    lease: std::sync::atomic::AtomicI64,
+    /// `<data-root>/network`: overlay networks are recorded there too, so that a restart
+    /// keeps their bridges and the containers' addresses.
+    data_dir: std::path::PathBuf,
     /// Per overlay network: its VXLAN index and the peers installed in it.
     installed: tokio::sync::Mutex<BTreeMap<String, Installed>>,
     /// The global networks as last read (by id).
@@ -67,7 +70,7 @@ struct Peer {
 
 impl Overlay {
     /// Connects to the store, takes a lease and starts the watch and keep-alive tasks.
-    pub(super) async fn start(cfg: &ClusterStore, shared: Arc<Shared>) -> Result<Arc<Overlay>, NetworkError> {
+    pub(super) async fn start(cfg: &ClusterStore, shared: Arc<Shared>, data_dir: std::path::PathBuf) -> Result<Arc<Overlay>, NetworkError> {
         let h = bridge::host()?;
         let vtep = link::advertise_ip(&h, &cfg.advertise)
             .await
@@ -75,13 +78,58 @@ impl Overlay {
             .ok_or_else(|| NetworkError::Setup(format!("--cluster-advertise {}: no such address or interface with an IPv4 address", cfg.advertise)))?;
         let kv = Kv::connect(cfg).await?;
         let lease = kv.grant().await?;
-        let ov = Arc::new(Overlay { kv, vtep, lease, installed: Default::default(), known: Default::default() });
-        tokio::spawn(sync::keep_alive(ov.clone()));
+        let ov = Arc::new(Overlay { kv, vtep, lease: lease.into(), data_dir, installed: Default::default(), known: Default::default() });
         let snap = ov.kv.snapshot().await?;
         ov.apply(&shared, &snap).await;
+        // Containers that outlived an engine restart: their addresses and endpoints, under the new lease.
+        ov.reassert(&shared).await;
+        tokio::spawn(sync::keep_alive(ov.clone(), shared.clone()));
         tokio::spawn(sync::watch(ov.clone(), shared, snap.revision));
         tracing::info!(vtep = %vtep, store = ?cfg.endpoints, "overlay networks ready");
         Ok(ov)
+    }
+
+    pub(super) fn lease(&self) -> i64 {
+        self.lease.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Claims again, under the current lease, the address of every local container on an
+    /// overlay network and publishes its endpoint again.
+    pub(super) async fn reassert(&self, shared: &Shared) {
+        let mine: Vec<(String, RemoteEndpoint)> = {
+            let st = shared.state.lock().expect("network state lock");
+            let mut out = vec![];
+            for sb in st.sandboxes.values() {
+                for e in &sb.endpoints {
+                    let Some(s) = st.networks.get(&e.network_id).filter(|s| s.net.driver == DRIVER) else { continue };
+                    let Some(ip) = s.ipam.get(&sb.container_id) else { continue };
+                    out.push((
+                        sb.container_id.clone(),
+                        RemoteEndpoint {
+                            network_id: e.network_id.clone(),
+                            container_id: sb.container_id.clone(),
+                            name: sb.name.clone(),
+                            aliases: e.aliases.clone(),
+                            ip,
+                            mac: e.mac.clone(),
+                            vtep: self.vtep,
+                        },
+                    ));
+                }
+            }
+            out
+        };
+        for (cid, ep) in mine {
+            let r = async {
+                if !self.kv.reclaim(&ep.network_id, ep.ip, &cid, self.lease()).await? {
+                    tracing::error!(container = %cid, ip = %ep.ip, network = %ep.network_id, "address taken by another container while this engine was away");
+                }
+                self.kv.put_endpoint(&ep, self.lease()).await
+            };
+            if let Err(e) = r.await {
+                tracing::warn!(container = %cid, error = %e, "overlay endpoint not published again");
+            }
+        }
     }
 
     fn vxlan_name(tag: &str, vni: u32) -> String {

@@ -10,13 +10,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Renews the engine's lease every third of its TTL.
-pub(super) async fn keep_alive(ov: Arc<Overlay>) {
+/// When it expired (etcd unreachable for longer than its TTL), takes a new one and claims
+/// this node's addresses and publishes its endpoints again.
+pub(super) async fn keep_alive(ov: Arc<Overlay>, shared: Arc<Shared>) {
     let every = Duration::from_secs((super::kv::LEASE_TTL / 3).max(1) as u64);
     loop {
         tokio::time::sleep(every).await;
-        match ov.kv.keep_alive(ov.lease).await {
+        match ov.kv.keep_alive(ov.lease()).await {
             Ok(ttl) if ttl > 0 => {}
-            Ok(_) => tracing::error!(lease = ov.lease, "cluster store lease expired: this node's overlay endpoints are gone from the store"),
+            Ok(_) => {
+                tracing::warn!(lease = ov.lease(), "cluster store lease expired; taking a new one");
+                match ov.kv.grant().await {
+                    Ok(l) => {
+                        ov.lease.store(l, std::sync::atomic::Ordering::Relaxed);
+                        ov.reassert(&shared).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cluster store lease grant failed"),
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "cluster store lease keep-alive failed"),
         }
     }
@@ -67,8 +78,12 @@ impl Overlay {
         *self.known.lock().expect("known lock") = want.clone();
         let Ok(h) = bridge::host() else { return };
         let mut changed = false;
-        // Networks gone from the store.
-        let gone: Vec<String> = installed.keys().filter(|id| !want.contains_key(*id)).cloned().collect();
+        // Networks gone from the store (also those recorded here and removed while this engine was away).
+        let mut gone: Vec<String> = installed.keys().filter(|id| !want.contains_key(*id)).cloned().collect();
+        {
+            let st = shared.state.lock().expect("network state lock");
+            gone.extend(st.networks.values().filter(|s| s.net.driver == super::DRIVER && !want.contains_key(&s.net.id) && !installed.contains_key(&s.net.id)).map(|s| s.net.id.clone()));
+        }
         for id in gone {
             let inst = installed.remove(&id).unwrap_or_default();
             let br = shared.state.lock().expect("network state lock").networks.remove(&id).map(|s| s.net.bridge);
@@ -79,6 +94,9 @@ impl Overlay {
                 }
             }
             shared.remote.lock().expect("remote lock").remove(&id);
+            if let Err(e) = store::remove_network(&self.data_dir, &id) {
+                tracing::warn!(network = %id, error = %e, "overlay network record not removed");
+            }
             tracing::info!(network = %id, "overlay network removed");
             changed = true;
         }
@@ -99,13 +117,22 @@ impl Overlay {
                 bridge::route_localnet(&net.bridge)?;
                 let index = link::ensure_vxlan(&h, &vxlan, g.vni, self.vtep, mtu, br).await.map_err(crate::network::nl(format!("vxlan {vxlan}")))?;
                 link::set_mtu(&h, &net.bridge, mtu).await.map_err(crate::network::nl(format!("mtu of {}", net.bridge)))?;
+                store::save_network(&self.data_dir, &net)?;
                 let ipam = store::new_ipam(&net)?;
                 Ok::<_, crate::network::NetworkError>((index, ipam))
             }
             .await;
             match made {
                 Ok((index, ipam)) => {
-                    shared.state.lock().expect("network state lock").networks.insert(id.clone(), NetState { net, ipam });
+                    // A network recorded before a restart keeps its allocations.
+                    let mut st = shared.state.lock().expect("network state lock");
+                    match st.networks.get_mut(id) {
+                        Some(s) => s.net = net,
+                        None => {
+                            st.networks.insert(id.clone(), NetState { net, ipam });
+                        }
+                    }
+                    drop(st);
                     installed.insert(id.clone(), Installed { vxlan, index, peers: BTreeSet::new() });
                     tracing::info!(network = %id, vni = g.vni, "overlay network set up");
                     changed = true;
