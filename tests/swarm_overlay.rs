@@ -161,6 +161,26 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     assert!(neigh().contains(&format!("{ip3} ")), "{}", neigh());
     n[1].ok(&["rm", "-f", "c2"]);
 
+    // connect/disconnect of a running container (on the default bridge) with an alias.
+    n[0].ok(&["run", "-d", "--name", "d1", "busybox", "sleep", "600"]);
+    n[0].ok(&["network", "connect", "--alias", "dd", "ovnet", "d1"]);
+    assert!(ping(&n[1], "c3", "dd"), "c3 -> dd after connect");
+    n[0].ok(&["network", "disconnect", "ovnet", "d1"]);
+    assert!(wait_until(Duration::from_secs(10), || !n[1].docker(&["exec", "c3", "ping", "-c", "1", "-W", "1", "dd"]).success()), "dd still answers");
+    n[0].ok(&["rm", "-f", "d1"]);
+
+    // --internal: no way out, but the nodes still reach each other.
+    n[0].ok(&["network", "create", "-d", "overlay", "--internal", "--subnet", "10.233.0.0/24", "inet"]);
+    n[0].ok(&["run", "-d", "--name", "i1", "--network", "inet", "busybox", "sleep", "600"]);
+    assert!(wait_until(Duration::from_secs(10), || n[1].docker(&["network", "inspect", "inet"]).success()));
+    n[1].ok(&["run", "-d", "--name", "i2", "--network", "inet", "busybox", "sleep", "600"]);
+    assert!(ping(&n[1], "i2", "i1"), "i2 -> i1 on the internal overlay");
+    let o = n[0].docker(&["exec", "i1", "ping", "-c", "1", "-W", "1", &net.gateway()]);
+    assert!(!o.success(), "an internal overlay reached the outside: {o}");
+    n[0].ok(&["rm", "-f", "i1"]);
+    n[1].ok(&["rm", "-f", "i2"]);
+    assert!(wait_until(Duration::from_secs(10), || n[1].docker(&["network", "rm", "inet"]).success()));
+
     // In use on another node only: refused.
     n[0].ok(&["rm", "-f", "c1"]);
     let e = n[0].err(&["network", "rm", "ovnet"]);
