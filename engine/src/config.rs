@@ -30,6 +30,8 @@ pub struct EngineConfig {
     pub cgroup_parent: String,
     /// `swarm --experimental`: reported by `/info`, `/version` and the `Docker-Experimental` header.
     pub experimental: bool,
+    /// `--cluster-store` (with `--cluster-advertise`, `--cluster-store-opt`): overlay networks.
+    pub cluster_store: Option<crate::network::overlay::ClusterStore>,
     /// What a container gets when its create does not say (dockerd's daemon flags).
     pub run_defaults: RunDefaults,
 }
@@ -83,6 +85,7 @@ impl EngineConfig {
             cgroup_parent: "/flotilla".into(),
             tls: None,
             experimental: false,
+            cluster_store: None,
             run_defaults: RunDefaults::default(),
         }
     }

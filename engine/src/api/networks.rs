@@ -60,12 +60,12 @@ fn network_json(st: &AppState, n: &Network, with_containers: bool) -> Value {
         "Name": n.name,
         "Id": n.id,
         "Created": n.created,
-        "Scope": "local",
+        "Scope": scope(n),
         "Driver": n.driver,
         "EnableIPv6": false,
         "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
         "Internal": n.internal,
-        "Attachable": false,
+        "Attachable": n.attachable,
         "Ingress": false,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": false,
@@ -73,6 +73,15 @@ fn network_json(st: &AppState, n: &Network, with_containers: bool) -> Value {
         "Options": options,
         "Labels": n.labels,
     })
+}
+
+/// `global` for overlay networks (shared through the cluster store), else `local`.
+fn scope(n: &Network) -> &'static str {
+    if n.driver == crate::network::overlay::DRIVER {
+        "global"
+    } else {
+        "local"
+    }
 }
 
 fn predefined(n: &Network) -> bool {
@@ -88,7 +97,7 @@ fn matches(st: &AppState, n: &Network, f: &HashMap<String, Vec<String>>) -> Resu
             "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
             "id" => vals.iter().any(|v| n.id.contains(v.as_str())),
             "driver" => vals.contains(&n.driver),
-            "scope" => vals.iter().any(|v| v == "local"),
+            "scope" => vals.iter().any(|v| v == scope(n)),
             "label" => vals.iter().all(|v| crate::network::has_label(&n.labels, v)),
             "type" => vals.iter().any(|v| match v.as_str() {
                 "custom" => !predefined(n),
@@ -152,9 +161,10 @@ async fn create(State(st): State<AppState>, DockerJson(req): DockerJson<NetworkC
             ipv6,
             labels: req.labels.clone().unwrap_or_default().into_iter().collect(),
             options: req.options.clone().unwrap_or_default().into_iter().collect(),
+            attachable: req.attachable.unwrap_or(false),
         })
         .await?;
-    st.events.publish("network", "create", &net.id, &[("name", net.name.as_str()), ("type", "bridge")]);
+    st.events.publish("network", "create", &net.id, &[("name", net.name.as_str()), ("type", net.driver.as_str())]);
     Ok((StatusCode::CREATED, Json(json!({"Id": net.id, "Warning": ""}))))
 }
 

@@ -180,7 +180,7 @@ impl<R: Runtime> ContainerService<R> {
                         return;
                     }
                     drop(g);
-                    let mut r = ctr.rec.lock().expect("record lock");
+                    let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     let h = r.state.health.get_or_insert_with(|| Health { status: "starting".into(), ..Default::default() });
                     let changed = record_probe(h, probe, in_start_period, retries);
                     (changed, r.clone())

@@ -111,7 +111,7 @@ impl<R: Runtime> ContainerService<R> {
                 let mut out: Vec<NetConf> = vec![];
                 for (i, key) in keys.iter().enumerate() {
                     let net = self.network.network(key).map_err(|_| bad(format!("network {key} not found")))?;
-                    if net.driver != "bridge" {
+                    if net.driver != "bridge" && net.driver != crate::network::overlay::DRIVER {
                         return Err(bad(format!("container cannot be connected to network {} together with others", net.name)));
                     }
                     let ep = eps.and_then(|e| e.get(*key).or_else(|| if i == 0 { e.get(m).or_else(|| e.get("default")) } else { None }));
@@ -256,7 +256,7 @@ impl<R: Runtime> ContainerService<R> {
             }
             NetMode::Bridge => {}
         }
-        if net.driver != "bridge" {
+        if net.driver != "bridge" && net.driver != crate::network::overlay::DRIVER {
             return Err(forbid("container cannot be disconnected from host network or connected to host network".into()));
         }
         if rec.networks.iter().any(|n| n.id == net.id) {

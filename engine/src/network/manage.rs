@@ -25,6 +25,8 @@ pub struct CreateNetwork {
     pub ipv6: bool,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
+    /// `--attachable`: overlay networks only.
+    pub attachable: bool,
 }
 
 /// `docker network prune` filters.
@@ -87,7 +89,11 @@ impl NetworkService {
             return Err(NetworkError::Invalid(format!("invalid network name: {:?}", req.name)));
         }
         match req.driver.as_str() {
+            "" | "bridge" if req.attachable => {
+                return Err(NetworkError::Invalid("--attachable is only supported on overlay networks".into()))
+            }
             "" | "bridge" => {}
+            super::overlay::DRIVER => {}
             d @ ("host" | "null") => return Err(NetworkError::Forbidden(format!("only one instance of \"{d}\" network is allowed"))),
             d => return Err(NetworkError::Invalid(format!("plugin \"{d}\" not found: only the bridge driver is supported by this engine"))),
         }
@@ -99,6 +105,10 @@ impl NetworkService {
         }
         if req.subnet.is_none() && (req.gateway.is_some() || req.ip_range.is_some()) {
             return Err(NetworkError::Invalid("a gateway or an ip-range needs a subnet (--subnet)".into()));
+        }
+        if req.driver == super::overlay::DRIVER {
+            super::overlay::check_name(&name)?;
+            return self.create_overlay(req, name).await;
         }
         let ours: Vec<(Ipv4Network, String)> = {
             let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -158,6 +168,7 @@ impl NetworkService {
             labels: req.labels,
             options: req.options,
             user_subnet: req.subnet.is_some(),
+            attachable: false,
         };
         let ipam = store::new_ipam(&net)?;
         let cidr = Ipv4Network::new(gateway, subnet.prefix()).map_err(|e| NetworkError::Invalid(e.to_string()))?;
@@ -190,6 +201,9 @@ impl NetworkService {
     async fn remove_locked(&self, net: &Network) -> Result<(), NetworkError> {
         if net.name == DEFAULT_NETWORK || net.driver == "host" || net.driver == "null" {
             return Err(NetworkError::Forbidden(format!("{} is a pre-defined network and cannot be removed", net.name)));
+        }
+        if net.driver == super::overlay::DRIVER {
+            return self.remove_overlay(net).await;
         }
         {
             let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

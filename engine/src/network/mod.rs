@@ -44,6 +44,7 @@ mod manage;
 mod names;
 pub mod nat;
 mod netns;
+pub mod overlay;
 mod plumb;
 pub mod portmap;
 mod reconcile;
@@ -143,6 +144,8 @@ pub(crate) struct Shared {
     fw: tokio::sync::Mutex<String>,
     /// The engine's tag (its default bridge's name) in chain names and comments.
     tag: String,
+    /// Endpoints of other nodes on overlay networks, by network id (for the resolver).
+    remote: Mutex<BTreeMap<String, Vec<overlay::kv::RemoteEndpoint>>>,
 }
 
 #[derive(Default)]
@@ -175,6 +178,8 @@ pub struct NetworkService {
     shared: Arc<Shared>,
     /// Serialises network create/remove.
     ops: tokio::sync::Mutex<()>,
+    /// Overlay networks, with `--cluster-store`.
+    overlay: std::sync::OnceLock<Arc<overlay::Overlay>>,
 }
 
 /// Endpoint id of `container_id` on network `network_id`: deterministic, so disconnect and
@@ -229,12 +234,18 @@ impl NetworkService {
                 live: Mutex::default(),
                 fw: Default::default(),
                 tag: cfg.bridge_name.clone(),
+                remote: Mutex::default(),
             }),
             ops: Default::default(),
+            overlay: Default::default(),
         };
         enable_ip_forward()?;
         nat::apply(&nat::plan(&svc.bridge_name)).await.map_err(NetworkError::Iptables)?;
         svc.reconcile().await?;
+        if let Some(cs) = &cfg.cluster_store {
+            let ov = overlay::Overlay::start(cs, svc.shared.clone(), svc.data_dir.clone()).await?;
+            let _ = svc.overlay.set(ov);
+        }
         tracing::info!(network = %svc.network_id, subnet = %cidr, "networks ready");
         Ok(svc)
     }
@@ -299,6 +310,7 @@ impl NetworkService {
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 user_subnet: false,
+                attachable: false,
             })
             .collect()
     }

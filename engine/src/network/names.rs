@@ -32,6 +32,13 @@ impl dns::Names for Shared {
                     }
                 }
             }
+            // Containers of other nodes on the same overlay network.
+            for r in self.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&mine.network_id).into_iter().flatten() {
+                let hit = |n: &str| r.name.eq_ignore_ascii_case(n) || (n.len() == 12 && r.container_id.starts_with(n)) || r.aliases.iter().any(|a| a.eq_ignore_ascii_case(n));
+                if hit(name) || short.is_some_and(hit) {
+                    ips.push(r.ip);
+                }
+            }
         }
         ips.dedup();
         (!ips.is_empty()).then_some(ips)
@@ -45,6 +52,10 @@ impl dns::Names for Shared {
             let owner = net.ipam.allocations().iter().find(|(_, a)| **a == ip).map(|(k, _)| k);
             if let Some(other) = owner.and_then(|o| st.sandboxes.get(o)) {
                 return Some(format!("{}.{}", other.name, net.net.name));
+            }
+            let remote = self.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(r) = remote.get(&mine.network_id).into_iter().flatten().find(|r| r.ip == ip) {
+                return Some(format!("{}.{}", r.name, net.net.name));
             }
         }
         None
@@ -103,7 +114,7 @@ mod tests {
             st.networks.get_mut(net).unwrap().ipam.allocate(id).unwrap();
             st.sandboxes.insert(id.into(), sandbox(id, name, net, aliases));
         }
-        let shared = Shared { state: Mutex::new(st), live: Mutex::default(), fw: Default::default(), tag: "t".into() };
+        let shared = Shared { state: Mutex::new(st), live: Mutex::default(), fw: Default::default(), tag: "t".into(), remote: Mutex::default() };
         let web = vec!["10.77.0.2".parse::<Ipv4Addr>().unwrap()];
         assert_eq!(shared.lookup("c2", "web"), Some(web.clone()));
         assert_eq!(shared.lookup("c2", "www"), Some(web.clone()));

@@ -16,13 +16,15 @@ pub(super) struct Plumb {
     /// The default route goes through this endpoint.
     pub route: bool,
     pub mac: [u8; 6],
+    /// MTU of both ends (overlay networks); `None`: the kernel's default.
+    pub mtu: Option<u32>,
 }
 
 /// Creates the endpoint's veth pair (the inside end directly in the netns `ns`, as `ep.ifname`)
 /// and configures the inside through `inner` (a netlink handle in that netns).
 pub(super) async fn plumb(p: Plumb, ns: &OwnedFd, inner: &rtnetlink::Handle) -> Result<(), NetworkError> {
     let t0 = std::time::Instant::now();
-    let Plumb { ep, bridge: bridge_name, subnet, route, mac } = p;
+    let Plumb { ep, bridge: bridge_name, subnet, route, mac, mtu } = p;
     let h = bridge::host()?;
     let br = match bridge::link_index(&h, &bridge_name).await.map_err(nl("find bridge"))? {
         Some(i) => i,
@@ -38,6 +40,10 @@ pub(super) async fn plumb(p: Plumb, ns: &OwnedFd, inner: &rtnetlink::Handle) -> 
     // A leftover pair of an earlier attempt would make the name clash.
     bridge::delete_link(&h, &ep.veth).await.map_err(nl(format!("delete {}", ep.veth)))?;
     bridge::add_veth(&h, &ep.veth, br, ns, &ep.ifname, mac).await.map_err(nl(format!("create veth {}", ep.veth)))?;
+    if let Some(mtu) = mtu {
+        super::overlay::set_mtu(&h, &ep.veth, mtu).await.map_err(nl(format!("mtu of {}", ep.veth)))?;
+        super::overlay::set_mtu(inner, &ep.ifname, mtu).await.map_err(nl(format!("mtu of {}", ep.ifname)))?;
+    }
     bridge::configure_inside(inner, &ep.ifname, ep.ip, ep.prefix_len, route.then_some(ep.gateway))
         .await
         .map_err(nl(format!("configure {} in {}", ep.ifname, ep.netns.display())))?;

@@ -140,7 +140,7 @@ impl NetworkService {
         let mut endpoints = vec![];
         let mut plumbs = vec![];
         for (net, attach) in &req.networks {
-            let (ep, p) = self.allocate(cid, net, attach)?;
+            let (ep, p) = self.allocate_claimed(cid, net, attach).await?;
             endpoints.push(ep);
             plumbs.push(p);
         }
@@ -183,6 +183,7 @@ impl NetworkService {
         }
         // Closing the resolver's sockets first lets the netns die with its last process.
         drop(self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(container_id));
+        let held = self.overlay_held(container_id, None);
         let (nets, had_ports) = {
             let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let sb = st.sandboxes.remove(container_id);
@@ -215,6 +216,7 @@ impl NetworkService {
         if let Some(watch) = watch {
             tokio::spawn(reap_veths(watch, veths));
         }
+        self.overlay_release(container_id, held).await;
         tracing::debug!(
             us = t0.elapsed().as_micros() as u64,
             "sandbox removed"
@@ -267,6 +269,7 @@ impl NetworkService {
 
     /// Removes one endpoint (record, address, veth, ports through it; moves the default route).
     async fn detach_one(&self, cid: &str, network_id: &str) -> Result<(), NetworkError> {
+        let held = self.overlay_held(cid, Some(network_id));
         let (ip, route) = {
             let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut ip = None;
@@ -317,20 +320,40 @@ impl NetworkService {
         if ports_changed {
             self.schedule_firewall();
         }
+        self.overlay_release(cid, held).await;
         Ok(())
     }
 
     /// Allocates the address of `cid` on `network`, records the endpoint and plumbs its veth.
     async fn attach_one(&self, cid: &str, ns: &OwnedFd, inner: &rtnetlink::Handle, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
-        let (ep, p) = self.allocate(cid, network, attach)?;
+        let (ep, p) = self.allocate_claimed(cid, network, attach).await?;
         plumb(p, ns, inner).await?;
         Ok(ep)
+    }
+
+    /// [`Self::allocate`], with the address claimed in the cluster store first on an overlay
+    /// network (given back if the allocation fails) and the endpoint published after.
+    async fn allocate_claimed(&self, cid: &str, network: &str, attach: &Attach) -> Result<(Endpoint, Plumb), NetworkError> {
+        let claimed = self.overlay_claim(cid, network, attach).await?;
+        let (ep, p) = match self.allocate(cid, network, &claimed) {
+            Ok(r) => r,
+            Err(e) => {
+                if let (Some(ip), Ok(net)) = (claimed.ipv4, self.network(network)) {
+                    if net.driver == super::overlay::DRIVER {
+                        self.overlay_release(cid, vec![(net.id, ip)]).await;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.overlay_publish(cid, &ep).await?;
+        Ok((ep, p))
     }
 
     /// The state side of an attach: allocates the address of `cid` on `network` and records the
     /// endpoint; [`plumb`] does the kernel side.
     fn allocate(&self, cid: &str, network: &str, attach: &Attach) -> Result<(Endpoint, Plumb), NetworkError> {
-        let (ep, bridge_name, subnet, route) = {
+        let (ep, bridge_name, subnet, route, mtu) = {
             let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let net_id = st
                 .networks
@@ -344,7 +367,8 @@ impl NetworkService {
             if s.net.is_default() && attach.ipv4.is_some() {
                 return Err(NetworkError::Invalid("user specified IP address is supported on user defined networks only".into()));
             }
-            if attach.ipv4.is_some() && !s.net.user_subnet {
+            // (An overlay's address was claimed in the cluster store, with its checks, before.)
+            if attach.ipv4.is_some() && !s.net.user_subnet && s.net.driver != super::overlay::DRIVER {
                 return Err(NetworkError::Invalid(
                     "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
                 ));
@@ -364,6 +388,7 @@ impl NetworkService {
             let route = !s.net.internal && !has_route;
             let (gateway, prefix, bridge_name, subnet, net_name) =
                 (s.net.gateway, s.ipam.subnet().prefix(), s.net.bridge.clone(), s.net.subnet.clone(), s.net.name.clone());
+            let mtu = super::overlay::mtu_of(&s.net);
             let sb = st.sandboxes.get_mut(cid).ok_or_else(|| NetworkError::Setup(format!("no sandbox for {cid}")))?;
             if sb.endpoints.iter().any(|e| e.network_id == net_id) {
                 let who = if sb.name.is_empty() { cid.to_string() } else { sb.name.clone() };
@@ -386,10 +411,10 @@ impl NetworkService {
                 ifname,
                 aliases: attach.aliases.clone(),
             };
-            (ep, bridge_name, subnet, route)
+            (ep, bridge_name, subnet, route, mtu)
         };
         let mac = parse_mac(&ep.mac)?;
-        Ok((ep.clone(), Plumb { ep, bridge: bridge_name, subnet, route, mac }))
+        Ok((ep.clone(), Plumb { ep, bridge: bridge_name, subnet, route, mac, mtu }))
     }
 
     /// Takes the host ports of `specs`, pointing at the container's primary (first non-internal)

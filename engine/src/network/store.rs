@@ -47,6 +47,9 @@ pub struct Network {
     /// The subnet was given by the user (`--subnet`): `--ip` is allowed, inspect shows it.
     #[serde(default)]
     pub user_subnet: bool,
+    /// `--attachable` (overlay networks).
+    #[serde(default)]
+    pub attachable: bool,
 }
 
 impl Network {
@@ -276,6 +279,7 @@ pub fn default_network(old: Option<NetState>, bridge: &str, cidr: Ipv4Network) -
                 labels: BTreeMap::new(),
                 options: BTreeMap::new(),
                 user_subnet: false,
+                attachable: false,
             };
             Ok(NetState { ipam: Ipam::new(subnet, gateway)?, net })
         }

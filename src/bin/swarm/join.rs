@@ -90,7 +90,12 @@ pub fn run(a: JoinArgs) -> anyhow::Result<()> {
                  or --no-engine to register an engine you run yourself"
             );
         }
-        Some(crate::engine_config(a.engine)?)
+        let mut e = a.engine;
+        if e.cluster_store.is_some() && e.cluster_advertise.is_none() {
+            // The node's overlay endpoint is where managers reach it.
+            e.cluster_advertise = Some(advertise.to_string());
+        }
+        Some(crate::engine_config(e)?)
     };
     let cfg = agent::AgentConfig {
         advertise,

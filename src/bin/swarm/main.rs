@@ -140,6 +140,15 @@ struct EngineArgs {
     /// Storage driver: overlay2 (or its alias overlay), the only one this engine has.
     #[arg(long = "storage-driver", short = 's', value_name = "DRIVER")]
     storage_driver: Option<String>,
+    /// Cluster store for overlay networks: etcd://ip:port[,ip:port]/prefix.
+    #[arg(long = "cluster-store", value_name = "URL")]
+    cluster_store: Option<String>,
+    /// This node's address for overlay networks: <ip|interface>:port (swarm join: defaults to --advertise).
+    #[arg(long = "cluster-advertise", value_name = "ADDR")]
+    cluster_advertise: Option<String>,
+    /// Cluster store option: kv.cacertfile, kv.certfile, kv.keyfile (repeatable).
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
+    cluster_store_opt: Vec<String>,
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -219,6 +228,7 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
         d.shm_size = Some(bytes as i64);
     }
     d.validate().map_err(|e| anyhow::anyhow!("invalid daemon default (--log-driver, --log-opt, --default-ulimit, --default-shm-size): {e}"))?;
+    cfg.cluster_store = engine::network::overlay::ClusterStore::parse(a.cluster_store.as_deref(), a.cluster_advertise.as_deref(), &a.cluster_store_opt)?;
     Ok(cfg)
 }
 
