@@ -487,6 +487,7 @@ fn classic_swarm_answers_through_the_manager() {
     m.docker_ok(&["run", "-d", "--name", "b1", "-e", "constraint:node==node-1", "busybox", "sleep", "500"]);
     m.docker_ok(&["create", "--name", "b2", "--link=/b1:foo", "busybox", "true"]);
     assert_eq!(m.node_of("b2"), "node-1");
+    assert_eq!(m.docker_ok(&["inspect", "-f", "{{ .HostConfig.Links }}", "b2"]).trim(), "[/b1:/b2/foo]");
     let o = m.docker(&["create", "--link=/b1:foo", "-e", "constraint:node==node-0", "busybox", "true"]);
     assert!(!o.success(), "{o}");
     let want = "Unable to find a node that satisfies the following conditions \n[available container slots]\n[--link=/b1:foo]\n[node==node-0]\nwhy each node was rejected:";

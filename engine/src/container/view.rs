@@ -105,14 +105,7 @@ fn networks(rec: &Record) -> Value {
                     v["IPAMConfig"] = json!({"IPv4Address": ip.to_string()});
                 }
                 if n.name == crate::network::DEFAULT_NETWORK {
-                    let links: Vec<String> = rec
-                        .host_config
-                        .links
-                        .iter()
-                        .flatten()
-                        .filter_map(|l| super::netconf::parse_link(l).ok())
-                        .map(|(t, a)| format!("/{t}:/{}/{a}", rec.name))
-                        .collect();
+                    let links = links_json(rec);
                     if !links.is_empty() {
                         v["Links"] = json!(links);
                     }
@@ -189,7 +182,7 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": null,
-        "HostConfig": rec.host_config,
+        "HostConfig": host_config_json(rec),
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
@@ -357,6 +350,21 @@ impl<R: Runtime> ContainerService<R> {
     pub fn record(&self, key: &str) -> Result<Record, ContainerError> {
         Ok(self.get(key)?.record())
     }
+}
+
+/// Links as dockerd shows them: `/<target>:/<this container>/<alias>`.
+fn links_json(rec: &Record) -> Vec<String> {
+    rec.host_config.links.iter().flatten().filter_map(|l| super::netconf::parse_link(l).ok()).map(|(t, a)| format!("/{t}:/{}/{a}", rec.name)).collect()
+}
+
+/// The stored host config, with links in dockerd's form (what `{{.HostConfig.Links}}` shows).
+fn host_config_json(rec: &Record) -> Value {
+    let mut v = serde_json::to_value(&rec.host_config).unwrap_or(Value::Null);
+    let links = links_json(rec);
+    if !links.is_empty() {
+        v["Links"] = json!(links);
+    }
+    v
 }
 
 #[cfg(test)]
