@@ -242,3 +242,22 @@ fn bad_daemon_defaults_stop_the_engine_before_it_starts() {
         assert!(!dir.path().join("data").exists(), "{flags:?} created the data root");
     }
 }
+
+#[test]
+fn logs_follow_reads_on_across_rotations() {
+    require_root!();
+    let e = engine_with_busybox();
+    let name = e.unique("follow");
+    let script = "sleep 1; i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); sleep 0.005; done";
+    e.docker_ok(&["run", "-d", "--name", &name, "--log-opt", "max-size=2k", "--log-opt", "max-file=3", "busybox", "sh", "-c", script]);
+    // Everything the container wrote, though most of it was rotated away meanwhile.
+    let o = e.docker_full(&["logs", "-f", &name], None, Duration::from_secs(60));
+    e.expect_ok(&o);
+    let want: Vec<String> = (0..300).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines(&o.stdout), want);
+    assert_eq!(lines(&e.docker_ok(&["logs", "--tail", "2", &name])), ["line 298", "line 299"]);
+    // What is left on disk: three files at most.
+    let kept = lines(&e.docker_ok(&["logs", &name]));
+    assert!(kept.len() < 300 && kept.last().map(String::as_str) == Some("line 299"), "{} lines", kept.len());
+    e.docker_ok(&["rm", &name]);
+}
