@@ -261,3 +261,26 @@ fn logs_follow_reads_on_across_rotations() {
     assert!(kept.len() < 300 && kept.last().map(String::as_str) == Some("line 299"), "{} lines", kept.len());
     e.docker_ok(&["rm", &name]);
 }
+
+#[test]
+fn json_file_compress_gzips_rotated_files_and_logs_reads_them() {
+    require_root!();
+    let e = engine_with_busybox();
+    let name = e.unique("gz");
+    let script = "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done";
+    e.docker_ok(&["run", "--name", &name, "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "--log-opt", "compress=true", "busybox", "sh", "-c", script]);
+    let id = inspect(&e, &name, "{{.Id}}");
+    let dir = e.data_root().join("containers").join(&id);
+    for n in [1, 2] {
+        let gz = std::fs::read(dir.join(format!("{id}-json.log.{n}.gz"))).unwrap();
+        assert_eq!(gz[..2], [0x1f, 0x8b], "{n}.gz is not gzip");
+        assert!(!dir.join(format!("{id}-json.log.{n}")).exists());
+    }
+    let l = lines(&e.docker_ok(&["logs", &name]));
+    let first: usize = l[0].strip_prefix("line ").unwrap().parse().unwrap();
+    assert_eq!(l, (first..500).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    assert!(l.len() >= 30, "{} lines", l.len());
+    let t = lines(&e.docker_ok(&["logs", "--tail", "30", &name]));
+    assert_eq!(t, (470..500).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    e.docker_ok(&["rm", &name]);
+}

@@ -131,7 +131,17 @@ impl<R: Runtime> ContainerService<R> {
                 pos = end;
             } else {
                 for old in older {
-                    if let Ok(mut f) = tokio::fs::File::open(old).await {
+                    if is_gz(old) {
+                        let old = old.clone();
+                        let data = tokio::task::spawn_blocking(move || gunzip(&old)).await.ok().flatten().unwrap_or_default();
+                        for l in String::from_utf8_lossy(&data).lines() {
+                            if let Some(b) = r.render(l) {
+                                if tx.send(b).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    } else if let Ok(mut f) = tokio::fs::File::open(old).await {
                         if forward(&mut f, 0, &r, &tx).await.is_none() {
                             return;
                         }
@@ -226,16 +236,32 @@ async fn forward(f: &mut tokio::fs::File, mut pos: u64, r: &Renderer, tx: &mpsc:
     }
 }
 
+fn is_gz(p: &std::path::Path) -> bool {
+    p.extension().is_some_and(|e| e == "gz")
+}
+
+/// A compressed rotated file (`compress=true`), whole: it is at most `max-size` unpacked.
+fn gunzip(p: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(p).ok()?).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
 /// The rendered lines of `f` before `end`, newest first, until `out` holds `want`: read
 /// backwards a chunk at a time.
 fn backward(f: &std::fs::File, end: u64, r: &Renderer, want: usize, out: &mut Vec<Bytes>) {
     use std::os::unix::fs::FileExt;
+    backward_with(|buf, at| f.read_exact_at(buf, at), end, r, want, out)
+}
+
+fn backward_with(read_at: impl Fn(&mut [u8], u64) -> std::io::Result<()>, end: u64, r: &Renderer, want: usize, out: &mut Vec<Bytes>) {
     let mut pos = end;
     let mut carry: Vec<u8> = Vec::new();
     while out.len() < want && pos > 0 {
         let start = pos.saturating_sub(CHUNK as u64);
         let mut buf = vec![0u8; (pos - start) as usize];
-        if f.read_exact_at(&mut buf, start).is_err() {
+        if read_at(&mut buf, start).is_err() {
             return;
         }
         buf.extend_from_slice(&carry);
@@ -278,7 +304,15 @@ fn tail(r: &Renderer, older: &[std::path::PathBuf], current: Option<(&std::fs::F
         if out.len() >= n {
             break;
         }
-        if let Ok(f) = std::fs::File::open(p) {
+        if is_gz(p) {
+            let Some(data) = gunzip(p) else { continue };
+            let read_at = |buf: &mut [u8], at: u64| {
+                let at = at as usize;
+                buf.copy_from_slice(&data[at..at + buf.len()]);
+                Ok(())
+            };
+            backward_with(read_at, data.len() as u64, r, n, &mut out);
+        } else if let Ok(f) = std::fs::File::open(p) {
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             backward(&f, len, r, n, &mut out);
         }
