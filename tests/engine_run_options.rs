@@ -242,3 +242,45 @@ fn bad_daemon_defaults_stop_the_engine_before_it_starts() {
         assert!(!dir.path().join("data").exists(), "{flags:?} created the data root");
     }
 }
+
+#[test]
+fn logs_follow_reads_on_across_rotations() {
+    require_root!();
+    let e = engine_with_busybox();
+    let name = e.unique("follow");
+    let script = "sleep 1; i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); sleep 0.005; done";
+    e.docker_ok(&["run", "-d", "--name", &name, "--log-opt", "max-size=2k", "--log-opt", "max-file=3", "busybox", "sh", "-c", script]);
+    // Everything the container wrote, though most of it was rotated away meanwhile.
+    let o = e.docker_full(&["logs", "-f", &name], None, Duration::from_secs(60));
+    e.expect_ok(&o);
+    let want: Vec<String> = (0..300).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines(&o.stdout), want);
+    assert_eq!(lines(&e.docker_ok(&["logs", "--tail", "2", &name])), ["line 298", "line 299"]);
+    // What is left on disk: three files at most.
+    let kept = lines(&e.docker_ok(&["logs", &name]));
+    assert!(kept.len() < 300 && kept.last().map(String::as_str) == Some("line 299"), "{} lines", kept.len());
+    e.docker_ok(&["rm", &name]);
+}
+
+#[test]
+fn json_file_compress_gzips_rotated_files_and_logs_reads_them() {
+    require_root!();
+    let e = engine_with_busybox();
+    let name = e.unique("gz");
+    let script = "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done";
+    e.docker_ok(&["run", "--name", &name, "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "--log-opt", "compress=true", "busybox", "sh", "-c", script]);
+    let id = inspect(&e, &name, "{{.Id}}");
+    let dir = e.data_root().join("containers").join(&id);
+    for n in [1, 2] {
+        let gz = std::fs::read(dir.join(format!("{id}-json.log.{n}.gz"))).unwrap();
+        assert_eq!(gz[..2], [0x1f, 0x8b], "{n}.gz is not gzip");
+        assert!(!dir.join(format!("{id}-json.log.{n}")).exists());
+    }
+    let l = lines(&e.docker_ok(&["logs", &name]));
+    let first: usize = l[0].strip_prefix("line ").unwrap().parse().unwrap();
+    assert_eq!(l, (first..500).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    assert!(l.len() >= 30, "{} lines", l.len());
+    let t = lines(&e.docker_ok(&["logs", "--tail", "30", &name]));
+    assert_eq!(t, (470..500).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    e.docker_ok(&["rm", &name]);
+}

@@ -56,9 +56,7 @@ pub fn log_config(hc: &HostConfig) -> Result<LogConfig, ContainerError> {
                 cfg.max_file = n.min(u32::MAX as i64) as u32;
             }
             (LogDriver::JsonFile, "compress") => {
-                if v.parse::<bool>().map_err(|_| invalid(format!("invalid compress {v:?} for json-file log driver")))? {
-                    return Err(invalid("log-opt compress=true is not supported by this engine's json-file driver"));
-                }
+                cfg.compress = v.parse::<bool>().map_err(|_| invalid(format!("invalid compress {v:?} for json-file log driver")))?;
             }
             // dockerd's json-file accepts a tag and does nothing with it either.
             (LogDriver::JsonFile, "tag") => {}

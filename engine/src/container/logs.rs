@@ -99,30 +99,59 @@ impl<R: Runtime> ContainerService<R> {
         let mut gen = ctr.subscribe();
         let r = Renderer { tty: rec.tty(), opts };
         tokio::spawn(async move {
-            // The rotated files (oldest first), then the current one, which follow keeps reading.
-            let mut out: Vec<Bytes> = vec![];
-            for old in cfg.files(&path).iter().filter(|p| **p != path) {
-                if let Ok(buf) = tokio::fs::read(old).await {
-                    out.extend(String::from_utf8_lossy(&buf).lines().filter_map(|l| r.render(l)));
-                }
-            }
+            let files = cfg.files(&path);
+            let older = &files[..files.len() - 1];
             let mut file = tokio::fs::File::open(&path).await.ok();
             let mut ino = inode(file.as_ref()).await;
-            let mut buf = Vec::new();
-            if let Some(f) = file.as_mut() {
-                let _ = f.read_to_end(&mut buf).await;
-            }
-            let end = buf.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
-            let mut pos = end as u64;
-            let text = String::from_utf8_lossy(&buf[..end]);
-            out.extend(text.lines().filter_map(|l| r.render(l)));
+            let mut pos = 0u64;
             if let Some(n) = r.opts.tail {
-                let skip = out.len().saturating_sub(n);
-                out.drain(..skip);
-            }
-            for b in out {
-                if tx.send(b).await.is_err() {
+                // Read backwards: only the last n lines are held.
+                let current = match file.as_ref() {
+                    Some(f) => f.try_clone().await.ok(),
+                    None => None,
+                };
+                let current = match current {
+                    Some(f) => Some(f.into_std().await),
+                    None => None,
+                };
+                let (older, r2) = (older.to_vec(), Renderer { tty: r.tty, opts: r.opts.clone() });
+                let Ok((lines, end)) = tokio::task::spawn_blocking(move || {
+                    let len = current.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+                    tail(&r2, &older, current.as_ref().map(|f| (f, len)), n)
+                })
+                .await
+                else {
                     return;
+                };
+                for b in lines {
+                    if tx.send(b).await.is_err() {
+                        return;
+                    }
+                }
+                pos = end;
+            } else {
+                for old in older {
+                    if is_gz(old) {
+                        let old = old.clone();
+                        let data = tokio::task::spawn_blocking(move || gunzip(&old)).await.ok().flatten().unwrap_or_default();
+                        for l in String::from_utf8_lossy(&data).lines() {
+                            if let Some(b) = r.render(l) {
+                                if tx.send(b).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    } else if let Ok(mut f) = tokio::fs::File::open(old).await {
+                        if forward(&mut f, 0, &r, &tx).await.is_none() {
+                            return;
+                        }
+                    }
+                }
+                if let Some(f) = file.as_mut() {
+                    match forward(f, 0, &r, &tx).await {
+                        Some(p) => pos = p,
+                        None => return,
+                    }
                 }
             }
             if !r.opts.follow {
@@ -134,38 +163,25 @@ impl<R: Runtime> ContainerService<R> {
                     file = tokio::fs::File::open(&path).await.ok();
                     ino = inode(file.as_ref()).await;
                 }
-                let mut chunk = Vec::new();
                 if let Some(f) = file.as_mut() {
-                    if f.seek(SeekFrom::Start(pos)).await.is_ok() {
-                        let _ = f.read_to_end(&mut chunk).await;
-                    }
-                }
-                if let Some(end) = chunk.iter().rposition(|&b| b == b'\n').map(|i| i + 1) {
-                    pos += end as u64;
-                    for l in String::from_utf8_lossy(&chunk[..end]).lines() {
-                        if let Some(b) = r.render(l) {
-                            if tx.send(b).await.is_err() {
-                                return;
-                            }
+                    match forward(f, pos, &r, &tx).await {
+                        Some(p) if p > pos => {
+                            pos = p;
+                            continue;
                         }
+                        Some(_) => {}
+                        None => return,
                     }
-                    continue;
                 }
                 // The file was rotated (renamed away, or truncated with max-file=1): what was
                 // read of it is all there is; the new file starts at 0.
                 let now = tokio::fs::metadata(&path).await.ok();
-                let rotated = now.as_ref().is_some_and(|m| Some(std::os::unix::fs::MetadataExt::ino(m)) != ino || m.len() < pos);
-                if rotated {
-                    // Lines the old file got after the read above, before it was renamed.
-                    let mut rest = Vec::new();
-                    if let Some(f) = file.as_mut() {
-                        if now.as_ref().is_some_and(|m| Some(std::os::unix::fs::MetadataExt::ino(m)) != ino) && f.seek(SeekFrom::Start(pos)).await.is_ok() {
-                            let _ = f.read_to_end(&mut rest).await;
-                        }
-                    }
-                    for l in String::from_utf8_lossy(&rest).lines() {
-                        if let Some(b) = r.render(l) {
-                            if tx.send(b).await.is_err() {
+                let renamed = now.as_ref().is_some_and(|m| Some(std::os::unix::fs::MetadataExt::ino(m)) != ino);
+                if renamed || now.as_ref().is_some_and(|m| m.len() < pos) {
+                    if renamed {
+                        // Lines the old file got after the read above, before it was renamed.
+                        if let Some(f) = file.as_mut() {
+                            if forward(f, pos, &r, &tx).await.is_none() {
                                 return;
                             }
                         }
@@ -191,6 +207,120 @@ impl<R: Runtime> ContainerService<R> {
     }
 }
 
+const CHUNK: usize = 64 * 1024;
+
+/// Sends the rendered complete lines of `f` from `pos` on, a chunk at a time; returns the
+/// position after the last complete line (`None` once the receiver is gone).
+async fn forward(f: &mut tokio::fs::File, mut pos: u64, r: &Renderer, tx: &mpsc::Sender<Bytes>) -> Option<u64> {
+    if f.seek(SeekFrom::Start(pos)).await.is_err() {
+        return Some(pos);
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match f.read(&mut buf).await {
+            Ok(0) | Err(_) => return Some(pos),
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let Some(end) = pending.iter().rposition(|&b| b == b'\n').map(|i| i + 1) else { continue };
+        for l in String::from_utf8_lossy(&pending[..end]).lines() {
+            if let Some(b) = r.render(l) {
+                if tx.send(b).await.is_err() {
+                    return None;
+                }
+            }
+        }
+        pos += end as u64;
+        pending.drain(..end);
+    }
+}
+
+fn is_gz(p: &std::path::Path) -> bool {
+    p.extension().is_some_and(|e| e == "gz")
+}
+
+/// A compressed rotated file (`compress=true`), whole: it is at most `max-size` unpacked.
+fn gunzip(p: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(p).ok()?).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// The rendered lines of `f` before `end`, newest first, until `out` holds `want`: read
+/// backwards a chunk at a time.
+fn backward(f: &std::fs::File, end: u64, r: &Renderer, want: usize, out: &mut Vec<Bytes>) {
+    use std::os::unix::fs::FileExt;
+    backward_with(|buf, at| f.read_exact_at(buf, at), end, r, want, out)
+}
+
+fn backward_with(read_at: impl Fn(&mut [u8], u64) -> std::io::Result<()>, end: u64, r: &Renderer, want: usize, out: &mut Vec<Bytes>) {
+    let mut pos = end;
+    let mut carry: Vec<u8> = Vec::new();
+    while out.len() < want && pos > 0 {
+        let start = pos.saturating_sub(CHUNK as u64);
+        let mut buf = vec![0u8; (pos - start) as usize];
+        if read_at(&mut buf, start).is_err() {
+            return;
+        }
+        buf.extend_from_slice(&carry);
+        pos = start;
+        let mut parts: Vec<&[u8]> = buf.split(|b| *b == b'\n').collect();
+        if parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+        // The first piece may be the end of a line that started in the chunk before.
+        let first = if start > 0 && !parts.is_empty() { Some(parts.remove(0).to_vec()) } else { None };
+        for line in parts.iter().rev() {
+            if out.len() == want {
+                return;
+            }
+            if let Some(b) = r.render(&String::from_utf8_lossy(line)) {
+                out.push(b);
+            }
+        }
+        carry = first.unwrap_or_default();
+    }
+}
+
+/// `--tail n` over the rotated files and the current one (open, with its length): the lines in
+/// order, and where the current file's complete lines end (where `follow` goes on).
+fn tail(r: &Renderer, older: &[std::path::PathBuf], current: Option<(&std::fs::File, u64)>, n: usize) -> (Vec<Bytes>, u64) {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    let mut end = 0;
+    if let Some((f, len)) = current {
+        // Up to the last newline: a partial last line waits for follow.
+        let from = len.saturating_sub(CHUNK as u64);
+        let mut buf = vec![0u8; (len - from) as usize];
+        end = match f.read_exact_at(&mut buf, from) {
+            Ok(()) => buf.iter().rposition(|&b| b == b'\n').map(|i| from + i as u64 + 1).unwrap_or(from),
+            Err(_) => 0,
+        };
+        backward(f, end, r, n, &mut out);
+    }
+    for p in older.iter().rev() {
+        if out.len() >= n {
+            break;
+        }
+        if is_gz(p) {
+            let Some(data) = gunzip(p) else { continue };
+            let read_at = |buf: &mut [u8], at: u64| {
+                let at = at as usize;
+                buf.copy_from_slice(&data[at..at + buf.len()]);
+                Ok(())
+            };
+            backward_with(read_at, data.len() as u64, r, n, &mut out);
+        } else if let Ok(f) = std::fs::File::open(p) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            backward(&f, len, r, n, &mut out);
+        }
+    }
+    out.reverse();
+    (out, end)
+}
+
 async fn inode(f: Option<&tokio::fs::File>) -> Option<u64> {
     Some(std::os::unix::fs::MetadataExt::ino(&f?.metadata().await.ok()?))
 }
@@ -198,6 +328,33 @@ async fn inode(f: Option<&tokio::fs::File>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn tail_reads_backwards_across_chunks_and_files() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let line = |i: usize| format!("{{\"log\":\"line {i} {}\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}}\n", "x".repeat(i % 300));
+        let old = d.path().join("c.log.1");
+        let cur = d.path().join("c.log");
+        let mut f = std::fs::File::create(&old).unwrap();
+        (0..1000).for_each(|i| f.write_all(line(i).as_bytes()).unwrap());
+        let mut f = std::fs::File::create(&cur).unwrap();
+        (1000..1500).for_each(|i| f.write_all(line(i).as_bytes()).unwrap());
+        f.write_all(b"{\"log\":\"partial").unwrap();
+        let r = Renderer { tty: true, opts: LogOptions { stdout: true, ..Default::default() } };
+        let f = std::fs::File::open(&cur).unwrap();
+        let len = f.metadata().unwrap().len();
+        let text = |v: &[Bytes]| v.iter().map(|b| String::from_utf8_lossy(b).split(' ').take(2).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
+        let (v, end) = tail(&r, std::slice::from_ref(&old), Some((&f, len)), 600);
+        assert_eq!(v.len(), 600);
+        assert_eq!(text(&v[..1]), ["line 900"]);
+        assert_eq!(text(&v[599..]), ["line 1499"]);
+        assert_eq!(end, len - b"{\"log\":\"partial".len() as u64);
+        let (v, _) = tail(&r, &[], Some((&f, len)), 3);
+        assert_eq!(text(&v), ["line 1497", "line 1498", "line 1499"]);
+        let (v, _) = tail(&r, std::slice::from_ref(&old), Some((&f, len)), 5000);
+        assert_eq!(v.len(), 1500);
+    }
+
     #[test]
     fn renders_frames_and_filters() {
         let r = Renderer { tty: false, opts: LogOptions { stdout: true, stderr: false, timestamps: true, ..Default::default() } };

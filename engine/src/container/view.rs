@@ -218,6 +218,10 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
     if let Some(h) = &s.health {
         v["State"]["Health"] = json!(h);
     }
+    // Containers created before the runtime was recorded ran with the same one.
+    if v["HostConfig"]["Runtime"].is_null() {
+        v["HostConfig"]["Runtime"] = json!("runc");
+    }
     v
 }
 

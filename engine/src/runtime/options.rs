@@ -130,20 +130,36 @@ pub struct LogConfig {
     pub max_size: Option<u64>,
     /// json-file `max-file`: how many files (the current one and rotated ones) are kept.
     pub max_file: u32,
+    /// json-file `compress`: rotated files are gzipped (`<log>.<n>.gz`).
+    pub compress: bool,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { driver: LogDriver::JsonFile, max_size: None, max_file: 1 }
+        LogConfig { driver: LogDriver::JsonFile, max_size: None, max_file: 1, compress: false }
     }
 }
 
 impl LogConfig {
     /// The rotated files of the log at `path`, oldest first, then `path` itself.
     pub fn files(&self, path: &std::path::Path) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = (1..self.max_file.max(1)).rev().map(|i| rotated(path, i)).collect();
+        let mut v: Vec<PathBuf> = (1..self.max_file.max(1)).rev().map(|i| self.rotated(path, i)).collect();
         v.push(path.to_path_buf());
         v
+    }
+}
+
+impl LogConfig {
+    /// The n-th rotated file (1 = the most recent): `<path>.<n>`, `.gz` when compressed.
+    pub fn rotated(&self, path: &std::path::Path, n: u32) -> PathBuf {
+        let p = rotated(path, n);
+        if self.compress {
+            let mut s = p.into_os_string();
+            s.push(".gz");
+            PathBuf::from(s)
+        } else {
+            p
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub struct LogFile {
     size: u64,
     max_size: Option<u64>,
     max_file: u32,
+    cfg: crate::runtime::options::LogConfig,
 }
 
 impl LogFile {
@@ -52,12 +53,19 @@ impl LogFile {
         // Root only: a container's output is its own business.
         let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(LogFile { file: Some(file), path: path.to_path_buf(), size, max_size: cfg.max_size.filter(|m| *m > 0), max_file: cfg.max_file.max(1) })
+        Ok(LogFile {
+            file: Some(file),
+            path: path.to_path_buf(),
+            size,
+            max_size: cfg.max_size.filter(|m| *m > 0),
+            max_file: cfg.max_file.max(1),
+            cfg: cfg.clone(),
+        })
     }
 
     /// A log that drops everything (when the log file cannot be opened).
     pub fn discard() -> Self {
-        LogFile { file: None, path: Default::default(), size: 0, max_size: None, max_file: 1 }
+        LogFile { file: None, path: Default::default(), size: 0, max_size: None, max_file: 1, cfg: Default::default() }
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -70,9 +78,10 @@ impl LogFile {
             self.size = 0;
             return Ok(());
         }
-        let _ = std::fs::remove_file(rotated(&self.path, self.max_file - 1));
+        let name = |n| self.cfg.rotated(&self.path, n);
+        let _ = std::fs::remove_file(name(self.max_file - 1));
         for n in (1..self.max_file - 1).rev() {
-            let _ = std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
+            let _ = std::fs::rename(name(n), name(n + 1));
         }
         std::fs::rename(&self.path, rotated(&self.path, 1))?;
         self.file = Some({
@@ -80,6 +89,9 @@ impl LogFile {
             std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?
         });
         self.size = 0;
+        if self.cfg.compress {
+            gzip_away(&rotated(&self.path, 1), &name(1))?;
+        }
         Ok(())
     }
 
@@ -106,6 +118,18 @@ impl LogFile {
             }
         }
     }
+}
+
+/// Compresses `from` into `to` (through a temporary file) and removes `from`.
+fn gzip_away(from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+    let mut tmp = to.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut enc = flate2::write::GzEncoder::new(File::create(&tmp)?, flate2::Compression::fast());
+    io::copy(&mut File::open(from)?, &mut enc)?;
+    enc.finish()?;
+    std::fs::rename(&tmp, to)?;
+    std::fs::remove_file(from)
 }
 
 /// Splits one stream's chunks into log lines; a partial line waits for its newline.
@@ -428,6 +452,19 @@ mod tests {
         // Consecutive lines across the files, none lost between them.
         let first: usize = logs[0].trim().strip_prefix("line ").unwrap().parse().unwrap();
         assert_eq!(logs.len(), 40 - first);
+        // Compressed: the rotated files are gzip, read back whole.
+        let z = d.path().join("z-json.log");
+        let zcfg = LogConfig { max_size: Some(300), max_file: 3, compress: true, ..Default::default() };
+        let mut log = LogFile::open_with(&z, &zcfg).unwrap();
+        for i in 0..40 {
+            s.push(&mut log, format!("line {i}\n").as_bytes());
+        }
+        let files = zcfg.files(&z);
+        assert!(files[0].to_string_lossy().ends_with(".2.gz") && files[1].to_string_lossy().ends_with(".1.gz"));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(File::open(&files[1]).unwrap()), &mut text).unwrap();
+        assert!(text.contains("\"stream\":\"stdout\""), "{text}");
+        assert!(!rotated(&z, 1).exists());
         let none = LogConfig { driver: crate::runtime::options::LogDriver::None, ..Default::default() };
         let q = d.path().join("none.log");
         let mut log = LogFile::open_with(&q, &none).unwrap();
