@@ -343,3 +343,56 @@ fn hostile_registries_get_clear_pull_errors() {
     // The engine still answers.
     e.docker_ok(&["version"]);
 }
+
+/// An upstream DNS server on `127.99.x.y:53` that answers every A query with 10.11.12.13.
+fn fake_upstream_dns() -> String {
+    let ip = format!("127.99.{}.{}", std::process::id() % 250, 1 + std::process::id() / 250 % 250);
+    let sock = std::net::UdpSocket::bind(format!("{ip}:53")).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            let mut i = 12;
+            while i < n && q[i] != 0 {
+                i += q[i] as usize + 1;
+            }
+            if i + 5 > n {
+                continue;
+            }
+            let is_a = q[i + 1..i + 3] == [0, 1];
+            let mut r = q[..i + 5].to_vec();
+            r[2..4].copy_from_slice(&[0x81, 0x80]);
+            r[6..8].copy_from_slice(&[0, is_a as u8]);
+            r[8..12].fill(0);
+            if is_a {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 11, 12, 13]);
+            }
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    ip
+}
+
+#[test]
+fn internal_networks_get_no_upstream_dns() {
+    require_root!();
+    let e = engine_with_busybox();
+    let dns = fake_upstream_dns();
+    let (open, internal) = (e.unique("dnsopen"), e.unique("dnsint"));
+    e.docker_ok(&["network", "create", &open]);
+    e.docker_ok(&["network", "create", "--internal", &internal]);
+    let lookup = |net: &str| e.docker(&["run", "--rm", "--network", net, "--dns", &dns, "busybox", "nslookup", "-type=a", "outside.example"]);
+    // On a network with a way out, unknown names go upstream.
+    let o = lookup(&open);
+    assert!(o.success() && o.stdout.contains("10.11.12.13"), "{o}");
+    // Only on an internal network: nothing leaves, not even a query.
+    let o = lookup(&internal);
+    assert!(!o.stdout.contains("10.11.12.13"), "an internal network's container resolved an outside name: {o}");
+    // Names of containers on the internal network still resolve.
+    let peer = e.unique("dnspeer");
+    e.docker_ok(&["run", "-d", "--name", &peer, "--network", &internal, "busybox", "sleep", "1000"]);
+    let o = e.docker(&["run", "--rm", "--network", &internal, "busybox", "nslookup", &peer]);
+    assert!(o.success(), "{o}");
+    e.docker_ok(&["rm", "-f", &peer]);
+    e.docker_ok(&["network", "rm", &open, &internal]);
+}
