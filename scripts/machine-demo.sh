@@ -35,8 +35,8 @@ DISC="token://$GW:$PORT/$TOKEN"
 echo "   discovery: $DISC"
 echo "== machine create flotilla-1 (swarm master and agent)"
 m create "${LOCAL[@]}" --swarm --swarm-master --swarm-discovery "$DISC" --engine-label node=1 flotilla-1
-echo "== machine create flotilla-2 flotilla-3 (agents, created in parallel)"
-m create "${LOCAL[@]}" --swarm --swarm-discovery "$DISC" --engine-label role=worker flotilla-2 flotilla-3
+echo "== machine create --also flotilla-3 flotilla-2 (agents, created in parallel)"
+m create "${LOCAL[@]}" --swarm --swarm-discovery "$DISC" --engine-label role=worker --also flotilla-3 flotilla-2
 echo "== machine ls"
 m ls
 eval "$(m env --swarm flotilla-1)"

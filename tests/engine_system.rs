@@ -89,6 +89,17 @@ fn ping_headers_and_version_prefixes() {
     }
 }
 
+/// `swarm --experimental engine` (classic Swarm's global flag) shows in info, version and the
+/// `Docker-Experimental` header.
+#[test]
+fn experimental_flag_is_reported() {
+    require_root!();
+    let e = Engine::start_with(opts().arg("--experimental"));
+    assert_eq!(e.docker_ok(&["info", "--format", "{{.ExperimentalBuild}}"]).trim(), "true");
+    assert_eq!(e.docker_ok(&["version", "--format", "{{.Server.Experimental}}"]).trim(), "true");
+    assert_eq!(e.api("GET", "/_ping", None).unwrap().header("Docker-Experimental"), Some("true"));
+}
+
 #[test]
 fn unknown_routes_are_json_404s() {
     require_root!();

@@ -121,9 +121,52 @@ fn parallel_creates_share_one_ca() {
     assert_eq!(created, 1, "exactly one process creates the CA");
     let v = Command::new("openssl").arg("verify").arg("-CAfile").arg(store.join("certs/ca.pem")).arg(store.join("certs/cert.pem")).output().expect("openssl");
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
-    // One command with several names creates them in parallel too.
-    let o = cli2.machine(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9100", "q1", "q2", "q3"]);
+    // One command creates several machines in parallel with --also.
+    let o = cli2.machine(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9100", "--also", "q2", "--also", "q3", "q1"]);
     assert!(o.success(), "{o}");
     assert!(o.stdout.contains("[q2] Running pre-create checks..."), "{o}");
     assert_eq!(cli2.ok(&["ls", "-q"]), "p0\np1\np2\nq1\nq2\nq3\n");
+}
+
+#[test]
+fn command_line_like_docker_machine() {
+    let cli = Cli::new();
+    // No arguments: the help, exit 0.
+    let o = cli.machine(&[]);
+    assert!(o.success() && o.stdout.contains("Usage: machine") && o.stdout.contains("create"), "{o}");
+    let want = format!("machine version {}, build flotilla\n", env!("CARGO_PKG_VERSION"));
+    for v in ["-v", "--version"] {
+        let o = cli.machine(&[v]);
+        assert!(o.success() && o.stdout == want, "{v}: {o}");
+    }
+    // create without a name: create's help, then the error.
+    for args in [&["create"][..], &["create", "-d", "none"]] {
+        let o = cli.machine(args);
+        assert_eq!((o.code(), o.stderr.trim()), (1, "Error: No machine name specified"), "{args:?}: {o}");
+        assert!(o.stdout.contains("--driver"), "{o}");
+    }
+    // A second name is an error, not a second machine.
+    let o = cli.machine(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9", "a", "b"]);
+    assert_eq!((o.code(), o.stderr.trim()), (1, "Invalid command line. Found extra arguments [b]"), "{o}");
+    let o = cli.machine(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9", "a", "b", "c"]);
+    assert_eq!(o.stderr.trim(), "Invalid command line. Found extra arguments [b c]", "{o}");
+    assert_eq!(cli.ok(&["ls", "-q"]), "");
+    let o = cli.machine(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9", "--also", "b"]);
+    assert_eq!(o.stderr.trim(), "Error: No machine name specified", "{o}");
+
+    // Run as docker-machine, it names itself so.
+    let dm = cli.dir.path().join("docker-machine");
+    std::os::unix::fs::symlink(MACHINE, &dm).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(&dm).arg("-s").arg(cli.store()).args(args).output().expect("docker-machine");
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).trim().to_string())
+    };
+    let (code, _, err) = run(&["create", "-d", "bogus", "x"]);
+    assert_eq!((code, err.as_str()), (Some(1), "Driver \"bogus\" not found. Do you have the plugin binary \"docker-machine-driver-bogus\" accessible in your PATH?"));
+    let (_, out, _) = run(&["-v"]);
+    assert!(out.starts_with("docker-machine version "), "{out}");
+    let (_, _, err) = run(&["frob"]);
+    assert_eq!(err, "docker-machine: 'frob' is not a docker-machine command. See 'docker-machine --help'.");
+    let o = cli.machine(&["create", "-d", "bogus", "x"]);
+    assert!(o.stderr.contains("\"machine-driver-bogus\""), "{o}");
 }

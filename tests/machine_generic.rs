@@ -156,3 +156,49 @@ fn generic_hosts_end_to_end() {
     drop(h1);
     drop(h2);
 }
+
+/// A host whose sshd has no SFTP subsystem still gets its `swarm` (over a plain exec channel,
+/// as Docker Machine never needed SFTP); a `swarm` built for another architecture than the
+/// host's `uname -m` is refused before anything is uploaded.
+#[test]
+fn no_sftp_and_foreign_architecture() {
+    require_root!();
+    let cli = Cli::new();
+    let (key, pubk) = keypair(cli.dir.path(), "id_test");
+    let net = Net::new();
+    let h = net.host_without_sftp("nosftp", &pubk);
+    let (ip, cg, k) = (h.ip(), h.cgroup_opt(), key.display().to_string());
+    // The host really has no SFTP.
+    let o = Command::new("sftp")
+        .args(["-b", "-", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=quiet", "-i", &k])
+        .arg(format!("root@{ip}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sftp");
+    assert!(!o.status.success(), "sftp worked against the test host");
+
+    // An aarch64 build: refused with both architectures named, nothing installed or stored.
+    let foreign = cli.dir.path().join("swarm-aarch64");
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    (elf[4], elf[5], elf[6], elf[18]) = (2, 1, 1, 183);
+    std::fs::write(&foreign, elf).expect("write");
+    let o = cli.machine_swarm_bin(&foreign.display().to_string(), &create_args(&h, &ip, &k, &cg, "m1"), None, &[]);
+    assert_eq!(o.code(), 1, "{o}");
+    assert!(o.stderr.contains(&format!("the swarm binary {} is built for aarch64, but the host is x86_64 (uname -m)", foreign.display())), "{o}");
+    assert!(!cli.store().join("machines/m1").exists());
+    assert_eq!(raw_ssh(&key, &ip, "ls /usr/local/bin/swarm 2>/dev/null | wc -l").trim(), "0");
+
+    // The real build goes over an exec channel; the engine runs and answers over TLS.
+    let o = cli.machine(&create_args(&h, &ip, &k, &cg, "m1"));
+    assert!(o.success(), "{o}\nhost log:\n{}", h.log());
+    assert!(!o.stderr.contains("SFTP"), "{o}");
+    let sum = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+    let local = Command::new("sha256sum").arg(swarm()).output().expect("sha256sum");
+    assert_eq!(sum(&raw_ssh(&key, &ip, "sha256sum /usr/local/bin/swarm")), sum(&String::from_utf8_lossy(&local.stdout)));
+    assert_eq!(cli.docker_ok(&["m1"], &["info", "--format", "{{.Name}}"]).trim(), "m1");
+    // Re-provisioning (certs re-uploaded) works the same way.
+    cli.ok(&["regenerate-certs", "-f", "m1"]);
+    assert!(cli.docker(&["m1"], &["version"]).success());
+    cli.ok(&["rm", "-y", "m1"]);
+}

@@ -14,7 +14,7 @@ fn local_cluster_lifecycle() {
     let common = ["-d", "local", "--local-bridge", &slot.bridge, "--local-subnet", &subnet];
     let mut args = vec!["create"];
     args.extend(common);
-    args.extend(["--engine-label", "cluster=test", "l1", "l2", "l3"]);
+    args.extend(["--engine-label", "cluster=test", "--also", "l2", "--also", "l3", "l1"]);
     let o = cli.machine(&args);
     assert!(o.success(), "{o}");
     assert_eq!(o.stdout.matches("Docker is up and running!").count(), 3, "{o}");

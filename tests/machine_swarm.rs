@@ -70,7 +70,7 @@ fn swarm_master_over_static_nodes() {
     let local = ["-d", "local", "--local-bridge", slot.bridge.as_str(), "--local-subnet", subnet.as_str()];
     let mut a = vec!["create"];
     a.extend(local);
-    a.extend(["n1", "n2"]);
+    a.extend(["--also", "n2", "n1"]);
     cli.ok(&a);
     let ips: Vec<String> = ["n1", "n2"].iter().map(|m| cli.ok(&["ip", m]).trim().to_string()).collect();
     let disc = format!("nodes://{}:2376,{}:2376", ips[0], ips[1]);

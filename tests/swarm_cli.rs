@@ -112,3 +112,134 @@ fn join_validates_like_classic_swarm() {
     let o = swarm_env(&["join", d], &[("SWARM_ADVERTISE", "10.0.0.1:99999")]);
     assert!(!o.success() && o.stderr.contains("1-65535"), "{o}");
 }
+
+/// A long-running `swarm` (manage, join) with its output in a file; killed on drop.
+struct Bg {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Bg {
+    fn start(args: &[&str]) -> Bg {
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let f = log.reopen().expect("log file");
+        let child = std::process::Command::new(SWARM)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("DEBUG")
+            .env_remove("SWARM_DISCOVERY")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(f.try_clone().expect("log file"))
+            .stderr(f)
+            .spawn()
+            .expect("spawn swarm");
+        Bg { child, log }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- swarm log ---\n{}", self.log());
+        }
+    }
+}
+
+/// `docker -H tcp://addr ARGS`, once the manager answers.
+fn docker_ready(addr: &str, args: &[&str]) -> String {
+    let h = format!("tcp://{addr}");
+    let mut last = None;
+    let ok = wait_until(std::time::Duration::from_secs(20), || {
+        let o = docker_at(&h, args, std::time::Duration::from_secs(10));
+        let ok = o.success();
+        last = Some(o);
+        ok
+    });
+    let o = last.expect("docker ran");
+    assert!(ok, "docker {args:?}: {o}");
+    o.stdout
+}
+
+#[test]
+fn version_help_and_global_flags_like_classic_swarm() {
+    let want = format!("swarm version {} (flotilla)\n", env!("CARGO_PKG_VERSION"));
+    for args in [&["version"][..], &["--version"], &["-v"]] {
+        let o = swarm(args);
+        assert!(o.success() && o.stdout == want, "{args:?}: {o}");
+    }
+    // No command: the help, and success.
+    let o = swarm(&[]);
+    assert!(o.success() && o.stdout.contains("Usage: swarm") && o.stdout.contains("manage"), "{o}");
+    let o = swarm(&["--help"]);
+    assert!(["--debug", "--log-level", "--experimental", "--version"].iter().all(|f| o.stdout.contains(f)), "{o}");
+    // Global log level before the subcommand, checked like the subcommands' own.
+    fails_with(&["-l", "bogus", "list", "nodes://h:1"], "invalid --log-level \"bogus\"");
+    let o = swarm(&["--debug", "list", "nodes://h:1"]);
+    assert!(o.success() && o.stdout == "h:1\n", "{o}");
+
+    // The test suite's own command line of classic Swarm: `-l debug -experimental manage …`,
+    // with single-dash long flags and a bare node list as discovery.
+    let (p1, p2) = (free_port(), free_port());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let nodes = format!("127.0.0.1:{p1},127.0.0.1:{p2}");
+    let m = Bg::start(&["-l", "debug", "-experimental", "manage", "-H", &addr, "-heartbeat=1s", "-cluster-opt", "swarm.overcommit=0.5", &nodes]);
+    let info = docker_ready(&addr, &["info", "--format", "{{.ExperimentalBuild}} {{json .SystemStatus}}"]);
+    assert!(info.starts_with("true ") && info.contains("[\"Nodes\",\"2\"]"), "{info}");
+    assert!(info.contains(&format!("127.0.0.1:{p1}")) && info.contains(&format!("127.0.0.1:{p2}")), "{info}");
+    let v = docker_ready(&addr, &["version", "--format", "{{.Server.Experimental}}"]);
+    assert_eq!(v.trim(), "true");
+    assert!(m.log().contains("DEBUG"), "-l debug before manage gave no debug lines:\n{}", m.log());
+    drop(m);
+    // Without the global flags: not experimental, no debug lines.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let m = Bg::start(&["manage", "-H", &addr, &format!("127.0.0.1:{p1}")]);
+    let info = docker_ready(&addr, &["info", "--format", "{{.ExperimentalBuild}}"]);
+    assert_eq!(info.trim(), "false");
+    assert!(!m.log().contains("DEBUG"), "{}", m.log());
+    // A subcommand's own --log-level wins over the global one.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let m = Bg::start(&["--debug", "manage", "-l", "warn", "-H", &addr, &format!("127.0.0.1:{p1}")]);
+    docker_ready(&addr, &["info"]);
+    assert!(!m.log().contains("DEBUG") && !m.log().contains("INFO"), "{}", m.log());
+}
+
+#[test]
+fn join_takes_global_flags_before_the_subcommand() {
+    let ts = TokenService::start();
+    let o = swarm(&["create", "--discovery-url", &ts.url()]);
+    assert!(o.success(), "{o}");
+    let disc = format!("token://127.0.0.1:{}/v1/{}", ts.port, o.stdout.trim());
+    let adv = format!("127.0.0.1:{}", free_port());
+    let j = Bg::start(&["--debug", "-experimental", "join", "-advertise", &adv, "--no-engine", "-heartbeat", "1s", "-ttl=3s", &disc]);
+    wait_list(&[&disc], std::slice::from_ref(&adv), std::time::Duration::from_secs(10));
+    assert!(j.log().contains("DEBUG"), "--debug before join gave no debug lines:\n{}", j.log());
+}
+
+#[test]
+fn manage_validates_like_classic_swarm() {
+    // Classic's first checks come before anything else: the rest of these command lines is
+    // wrong too (bad log level, heartbeat, no discovery).
+    let rest = ["-l", "bogus", "--heartbeat", "0s"];
+    let check = |args: &[&str], needle: &str| {
+        let mut a = vec!["manage"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&rest);
+        fails_with(&a, needle);
+    };
+    check(&["--engine-refresh-min-interval", "0s"], "min refresh interval should be a positive number");
+    check(&["-engine-refresh-min-interval", "-10s"], "min refresh interval should be a positive number");
+    check(&["--engine-refresh-max-interval", "0s"], "max refresh interval cannot be less than min refresh interval");
+    check(&["--engine-refresh-min-interval", "30s", "-engine-refresh-max-interval", "20s"], "max refresh interval cannot be less than min refresh interval");
+    check(&["--engine-refresh-retry", "1"], "--engine-refresh-retry is deprecated. Use --engine-failure-retry");
+    check(&["--engine-failure-retry", "-1"], "invalid failure retry count");
+    check(&["-cluster-opt", "swarm.overcommit=-2"], "swarm.overcommit should be larger than -1, -2.000000 is invalid");
+    check(&["--cluster-opt", "swarm.createretry=-1"], "swarm.createretry can not be negative, -1 is invalid");
+    // With those right, the next problem is named.
+    fails_with(&["manage", "-l", "bogus", "nodes://h:1"], "invalid --log-level \"bogus\"");
+}

@@ -43,6 +43,15 @@ impl Manager {
     }
 
     fn start_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
+        let m = Self::spawn_with(nodes, args, cert_path);
+        let n = nodes.len();
+        let ready = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
+        assert!(ready, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", m.docker(&["info"]), m.log());
+        m
+    }
+
+    /// Starts the manager without waiting for its nodes.
+    fn spawn_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
         let tmp = tempfile::Builder::new().prefix("flotilla-manager-").tempdir().expect("tempdir");
         let addr = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(tmp.path().join("manager.log")).expect("log");
@@ -63,11 +72,7 @@ impl Manager {
             .spawn()
             .expect("spawn swarm manage");
         std::fs::create_dir_all(tmp.path().join("docker-config")).expect("mkdir");
-        let m = Manager { child: Some(child), addr, tmp, cert_path };
-        let n = nodes.len();
-        let ready = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
-        assert!(ready, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", m.docker(&["info"]), m.log());
-        m
+        Manager { child: Some(child), addr, tmp, cert_path }
     }
 
     fn log(&self) -> String {
@@ -341,6 +346,37 @@ fn tls_both_ways() {
     assert!(!plain.success(), "{plain}");
 }
 
+/// `--tls` with `--tlscacert` (no `--tlsverify`): node certificates are verified against the CA
+/// (classic Swarm skipped that): a node signed by another CA never joins.
+#[test]
+fn tls_with_a_ca_verifies_node_certificates() {
+    require_root!();
+    let certs = testground::tls::Certs::generate().expect("certs");
+    dual_use_cert(certs.dir.path());
+    let p = |n: &str| certs.path(n).display().to_string();
+    let port = free_port();
+    let o = common::opts()
+        .arg("-H").arg(&format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify").arg("--tlscacert").arg(&p("ca.pem"))
+        .arg("--tlscert").arg(&p("server-cert.pem")).arg("--tlskey").arg(&p("server-key.pem"))
+        .arg("--name").arg("tls-ca-node");
+    let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
+    let tls = |ca: &str| ["--tls".to_string(), "--tlscacert".into(), p(ca), "--tlscert".into(), p("manager-cert.pem"), "--tlskey".into(), p("manager-key.pem")];
+    let good = tls("ca.pem");
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    let m = Manager::start_with(&[&n], &good, Some(certs.dir.path().to_path_buf()));
+    drop(m);
+    let rogue = tls("rogueca.pem");
+    let rogue: Vec<&str> = rogue.iter().map(String::as_str).collect();
+    let m = Manager::spawn_with(&[&n], &rogue, Some(certs.dir.path().to_path_buf()));
+    let refused = wait_until(Duration::from_secs(20), || {
+        let info = m.docker(&["info"]).stdout;
+        info.contains("└ Status: Pending") && info.to_ascii_lowercase().contains("certificate")
+    });
+    assert!(refused, "{}\n{}", m.docker(&["info"]), m.log());
+    assert!(!m.docker(&["info"]).stdout.contains("└ Status: Healthy"));
+}
+
 /// Networks and volumes made, changed and removed directly on a node (behind the manager's
 /// back) reach `docker network ls`/`volume ls`/`network inspect` through the manager from the
 /// node's event stream: the safety-net refresh is an hour away here.
@@ -407,4 +443,105 @@ fn networks_and_volumes_follow_node_events() {
     assert!(!nets(&[]).contains(&format!("node-2/{net2}")), "{:?}", nets(&[]));
     m.docker_ok(&["volume", "rm", &format!("node-1/{vol2}")]);
     assert!(!vols(&[]).contains(&format!("node-1/{vol2}")), "{:?}", vols(&[]));
+}
+
+/// What scripts written for classic Swarm check through the manager: `ps -l`/`-n` over the
+/// whole cluster, cluster-wide names on rename, ambiguous local network names, classic's
+/// conditions in a scheduling failure, `save` of images no single node holds, and a volume's
+/// inspect as its node answers it.
+#[test]
+fn classic_swarm_answers_through_the_manager() {
+    require_root!();
+    let n0 = node("node-0", &[]);
+    let n1 = node("node-1", &[]);
+    let m = Manager::start(&[&n0, &n1], &[]);
+    m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+
+    // ps -l / -n N: the newest of the cluster, stopped ones included (creation times are seconds).
+    m.docker_ok(&["create", "--name", "oldest", "-e", "constraint:node==node-0", "busybox", "true"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    m.docker_ok(&["run", "-d", "--name", "middle", "-e", "constraint:node==node-1", "busybox", "sleep", "1000"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    m.docker_ok(&["create", "--name", "newest", "-e", "constraint:node==node-0", "busybox", "true"]);
+    assert_eq!(lines(&m.docker_ok(&["ps", "-l", "--format", "{{.Names}}"])), vec!["node-0/newest"]);
+    assert_eq!(lines(&m.docker_ok(&["ps", "-n", "2", "--format", "{{.Names}}"])), vec!["node-0/newest", "node-1/middle"]);
+    assert_eq!(lines(&m.docker_ok(&["ps", "-n", "5", "-q"])).len(), 3);
+    assert_eq!(lines(&m.docker_ok(&["ps", "--format", "{{.Names}}"])), vec!["node-1/middle"]);
+
+    // rename: names are unique in the whole cluster.
+    let o = m.docker(&["rename", "oldest", "middle"]);
+    assert!(!o.success() && o.stderr.contains("Conflict") && o.stderr.contains("\"/middle\" is already in use"), "{o}");
+    m.docker_ok(&["rename", "oldest", "renamed"]);
+    assert_eq!(m.node_of("renamed"), "node-0");
+    assert!(!m.docker(&["inspect", "oldest"]).success());
+
+    // Every node has a `bridge`: the bare name is ambiguous, `node/bridge` is one of them.
+    let o = m.docker(&["network", "inspect", "bridge"]);
+    assert!(!o.success() && o.stderr.contains("network bridge is ambiguous (2 matches found based on name)"), "{o}");
+    assert!(o.stderr.contains("node-0/bridge") && o.stderr.contains("node-1/bridge"), "{o}");
+    assert_eq!(m.docker_ok(&["network", "inspect", "-f", "{{.Name}} {{.Driver}}", "node-0/bridge"]).trim(), "node-0/bridge bridge");
+    let id1 = n1.engine.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"]);
+    assert_eq!(m.docker_ok(&["network", "inspect", "-f", "{{.Id}}", "node-1/bridge"]), id1);
+
+    // A link co-places; a failure lists classic's conditions first, then why each node was out.
+    m.docker_ok(&["run", "-d", "--name", "b1", "-e", "constraint:node==node-1", "busybox", "sleep", "500"]);
+    m.docker_ok(&["create", "--name", "b2", "--link=/b1:foo", "busybox", "true"]);
+    assert_eq!(m.node_of("b2"), "node-1");
+    let o = m.docker(&["create", "--link=/b1:foo", "-e", "constraint:node==node-0", "busybox", "true"]);
+    assert!(!o.success(), "{o}");
+    let want = "Unable to find a node that satisfies the following conditions \n[available container slots]\n[--link=/b1:foo]\n[node==node-0]\nwhy each node was rejected:";
+    assert!(o.stderr.contains(want), "want {want:?} in:\n{}", o.stderr);
+    assert!(o.stderr.contains("node-0: dependency: does not hold container b1") && o.stderr.contains("node-1: constraint"), "{o}");
+    // Host networking: a port exposed once per node.
+    for _ in 0..2 {
+        m.docker_ok(&["create", "--expose=80", "--net=host", "busybox", "sh"]);
+    }
+    let o = m.docker(&["create", "--expose=80", "--net=host", "busybox", "sh"]);
+    assert!(!o.success() && o.stderr.contains("conditions \n[port 80/tcp (Host mode)]\nwhy each node was rejected:"), "{o}");
+
+    // save of images that no single node holds.
+    n0.engine.docker_ok(&["tag", "busybox", "only-on-0:v1"]);
+    n1.engine.docker_ok(&["tag", "busybox", "only-on-1:v1"]);
+    let images = || lines(&m.docker_ok(&["images", "--format", "{{.Repository}}"]));
+    assert!(wait_until(Duration::from_secs(10), || images().contains(&"only-on-0".to_string()) && images().contains(&"only-on-1".to_string())), "{:?}", images());
+    let out = m.tmp.path().join("save.tar").display().to_string();
+    let o = m.docker(&["save", "-o", &out, "only-on-0:v1", "only-on-1:v1"]);
+    assert!(!o.success() && o.stderr.contains("Unable to find a healthy engine containing all images"), "{o}");
+    m.docker_ok(&["save", "-o", &out, "only-on-0:v1", "busybox"]);
+    assert!(std::fs::metadata(&out).is_ok_and(|md| md.len() > 0));
+
+    // volume inspect node/name: the node's own answer.
+    let vol = n1.engine.unique("vol");
+    n1.engine.docker_ok(&["volume", "create", "--label", "team=a", &vol]);
+    let pinned = format!("node-1/{vol}");
+    assert!(wait_until(Duration::from_secs(10), || m.docker(&["volume", "inspect", &pinned]).success()), "{}", m.log());
+    let from_node: serde_json::Value = serde_json::from_str(&n1.engine.docker_ok(&["volume", "inspect", &vol])).expect("json");
+    let through: serde_json::Value = serde_json::from_str(&m.docker_ok(&["volume", "inspect", &pinned])).expect("json");
+    assert_eq!(through, from_node);
+    assert_eq!(through[0]["Name"], vol.as_str());
+}
+
+/// A create on a node that lacks the image pulls it there first (the node's 404 is checked
+/// against its image list, not by its wording); an image that only one node holds and no
+/// registry has moves the create to that node.
+#[test]
+fn creates_pull_missing_images_or_follow_the_image() {
+    require_root!();
+    let reg = testground::registry::Registry::start();
+    reg.push_busybox("pulled/busybox", "1");
+    let image = format!("{}/pulled/busybox:1", reg.addr());
+    let n1 = node("node-1", &[]);
+    let n2 = node("node-2", &[]);
+    let m = Manager::start(&[&n1, &n2], &[]);
+    let out = m.docker_ok(&["run", "--rm", "-e", "constraint:node==node-2", &image, "echo", "pulled-on-create"]);
+    assert!(out.contains("pulled-on-create"), "{out}");
+    assert!(n2.engine.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains("pulled/busybox:1"));
+
+    // `onlyhere:1` exists on node-1 alone; spread prefers the emptier node-2, whose pull fails.
+    n1.engine.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
+    n1.engine.docker_ok(&["tag", "busybox", "onlyhere:1"]);
+    m.docker_ok(&["create", "--name", "filler", "-e", "constraint:node==node-1", "onlyhere:1", "true"]);
+    m.docker_ok(&["run", "-d", "--name", "follows", "onlyhere:1", "sleep", "60"]);
+    assert_eq!(m.node_of("follows"), "node-1");
+    m.docker_ok(&["rm", "-f", "filler", "follows"]);
 }

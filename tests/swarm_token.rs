@@ -99,3 +99,94 @@ fn no_engine_registers_another_engines_address() {
     assert!(agent.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", agent.log());
     wait_list(&l, &[], Duration::from_secs(2));
 }
+
+/// With our token service, a manager at the default `--heartbeat` (60 s) sees a join (and a
+/// clean leave) within 2 s: its watch is a blocking query, not a poll.
+#[test]
+fn manager_sees_joins_at_once_with_the_default_heartbeat() {
+    let svc = TokenService::start();
+    let o = swarm(&["create", "--discovery-url", &svc.url()]);
+    assert!(o.success(), "{o}");
+    let disc = format!("token://127.0.0.1:{}/v1/{}", svc.port, o.stdout.trim());
+    struct Proc(std::process::Child);
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let spawn = |args: &[&str]| {
+        Proc(
+            std::process::Command::new(SWARM)
+                .args(args)
+                .env_remove("SWARM_DISCOVERY_URL")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn swarm"),
+        )
+    };
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let _mgr = spawn(&["manage", "-H", &format!("tcp://{maddr}"), &disc]);
+    let nodes = || {
+        let o = docker_at(&format!("tcp://{maddr}"), &["info", "--format", "{{json .SystemStatus}}"], Duration::from_secs(10));
+        o.stdout.split("[\"Nodes\",\"").nth(1).and_then(|r| r.split('"').next()).and_then(|n| n.parse::<usize>().ok())
+    };
+    assert!(wait_until(Duration::from_secs(20), || nodes() == Some(0)), "manager not up: {:?}", nodes());
+    // Agents registering addresses nothing serves: they show as Pending nodes.
+    let (a1, a2) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let t0 = std::time::Instant::now();
+    let _j1 = spawn(&["join", "--advertise", &a1, "--no-engine", &disc]);
+    assert!(wait_until(Duration::from_secs(10), || nodes() == Some(1)), "{:?}", nodes());
+    assert!(t0.elapsed() < Duration::from_secs(2), "the join took {:?} to show", t0.elapsed());
+    let t0 = std::time::Instant::now();
+    let mut j2 = spawn(&["join", "--advertise", &a2, "--no-engine", &disc]);
+    assert!(wait_until(Duration::from_secs(10), || nodes() == Some(2)), "{:?}", nodes());
+    assert!(t0.elapsed() < Duration::from_secs(2), "the second join took {:?} to show", t0.elapsed());
+    // A clean leave (SIGTERM deregisters) shows as fast.
+    let t0 = std::time::Instant::now();
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(j2.0.id() as i32, libc::SIGTERM) };
+    let _ = j2.0.wait();
+    assert!(wait_until(Duration::from_secs(10), || nodes() == Some(1)), "{:?}", nodes());
+    assert!(t0.elapsed() < Duration::from_secs(2), "the leave took {:?} to show", t0.elapsed());
+}
+
+/// The acceptance of the blocking watch with a real node: an engine registered by `swarm join`
+/// is Healthy in a manager at the default `--heartbeat` within 2 s of the join.
+#[test]
+fn joined_engine_is_healthy_within_two_seconds() {
+    require_root!();
+    let svc = TokenService::start();
+    let o = swarm(&["create", "--discovery-url", &svc.url()]);
+    assert!(o.success(), "{o}");
+    let disc = format!("token://127.0.0.1:{}/v1/{}", svc.port, o.stdout.trim());
+    let eaddr = format!("127.0.0.1:{}", free_port());
+    let opts = testground::engine::EngineOpts::default().bin(SWARM).arg("-H").arg(&format!("tcp://{eaddr}")).arg("--insecure-tcp");
+    let _engine = testground::engine::Engine::start_with(opts);
+    let maddr = format!("127.0.0.1:{}", free_port());
+    let mut mgr = std::process::Command::new(SWARM)
+        .args(["manage", "-H", &format!("tcp://{maddr}"), &disc])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn swarm manage");
+    let info = || docker_at(&format!("tcp://{maddr}"), &["info"], Duration::from_secs(10)).stdout;
+    let up = wait_until(Duration::from_secs(20), || info().contains("Nodes: 0"));
+    let t0 = std::time::Instant::now();
+    let mut join = std::process::Command::new(SWARM)
+        .args(["join", "--advertise", &eaddr, "--no-engine", &disc])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn swarm join");
+    let healthy = wait_until(Duration::from_secs(10), || info().contains("└ Status: Healthy"));
+    let took = t0.elapsed();
+    let last = info();
+    for c in [&mut join, &mut mgr] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert!(up && healthy, "{last}");
+    assert!(took < Duration::from_secs(2), "the joined engine took {took:?} to be Healthy:\n{last}");
+}

@@ -28,6 +28,8 @@ struct Inner {
     tls: Option<TlsFiles>,
     /// `/<prefix>/<kv.path>`, no trailing slash.
     dir: String,
+    /// The URL's `<prefix>` (the leader key and the manager's records live under it too).
+    prefix: String,
     client: OnceCell<Client>,
     /// The lease of each entry registered through this client.
     leases: Mutex<HashMap<Entry, i64>>,
@@ -38,6 +40,12 @@ struct Inner {
 pub fn key_dir(prefix: &str, kv_path: &str) -> String {
     let parts: Vec<&str> = prefix.split('/').chain(kv_path.split('/')).filter(|p| !p.is_empty()).collect();
     format!("/{}", parts.join("/"))
+}
+
+impl std::fmt::Debug for EtcdDiscovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdDiscovery").field("endpoints", &self.inner.endpoints).field("dir", &self.inner.dir).finish()
+    }
 }
 
 impl EtcdDiscovery {
@@ -62,6 +70,7 @@ impl EtcdDiscovery {
                 endpoints,
                 tls: opts.tls.clone(),
                 dir: key_dir(prefix, &opts.kv_path),
+                prefix: prefix.to_string(),
                 client: OnceCell::new(),
                 leases: Mutex::new(HashMap::new()),
             }),
@@ -72,6 +81,10 @@ impl EtcdDiscovery {
     pub fn dir(&self) -> &str {
         &self.inner.dir
     }
+    /// A key under the URL's prefix: `under("docker/swarm/leader")` -> `/<prefix>/docker/swarm/leader`.
+    pub fn under(&self, path: &str) -> String {
+        key_dir(&self.inner.prefix, path)
+    }
     /// The key of `e`.
     pub fn key(&self, e: &Entry) -> String {
         format!("{}/{e}", self.inner.dir)
@@ -80,11 +93,11 @@ impl EtcdDiscovery {
         &self.inner.endpoints
     }
 
-    fn err(&self, reason: impl std::fmt::Display) -> DiscoveryError {
+    pub(crate) fn err(&self, reason: impl std::fmt::Display) -> DiscoveryError {
         DiscoveryError::Etcd { endpoints: self.inner.endpoints.join(","), reason: reason.to_string() }
     }
 
-    async fn op<T, F: Future<Output = Result<T, etcd_client::Error>>>(&self, what: &str, f: F) -> Result<T, DiscoveryError> {
+    pub(crate) async fn op<T, F: Future<Output = Result<T, etcd_client::Error>>>(&self, what: &str, f: F) -> Result<T, DiscoveryError> {
         match tokio::time::timeout(OP_TIMEOUT, f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.err(format!("{what}: {}", describe(&e)))),

@@ -17,6 +17,8 @@ pub mod entry;
 pub mod etcd;
 pub mod file;
 pub mod fsutil;
+pub mod kv;
+pub mod leadership;
 pub mod mem;
 pub mod nodes;
 pub mod opts;

@@ -9,14 +9,24 @@
 //!
 //! `<base>` is `--discovery-url` (e.g. `http://10.0.0.1:8500/v1`) for `token://<token>`, or
 //! `http://<host:port[/path]>` for the explicit form, as classic Swarm (which used https) did.
+//!
+//! Blocking watch (our addition, as Consul's blocking queries): `swarm token-service` answers a
+//! list with the cluster's membership index in [`INDEX_HEADER`], and
+//! `GET <base>/clusters/<token>?index=N&wait=30000ms` waits until the index moves past `N`. The
+//! watch uses it, so a join shows at once; with a service that sends no index (the hosted
+//! protocol), it polls every heartbeat as classic Swarm did.
 use crate::{watch, Discovery, DiscoveryError, DiscoveryOpts, Entry, WatchEvent};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Time limit of one HTTP request to the token service.
+/// Time limit of one HTTP request to the token service (beyond a blocking list's wait).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The response header with a cluster's membership index.
+pub const INDEX_HEADER: &str = "x-flotilla-index";
+/// How long one blocking list of the watch waits before the service answers unchanged.
+pub const BLOCK_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct TokenDiscovery {
@@ -120,19 +130,18 @@ impl TokenDiscovery {
         format!("{}/clusters/{}", self.inner.base, self.inner.token)
     }
 
-    /// `DELETE <base>/clusters/<token>`.
-    pub async fn delete_cluster(&self) -> Result<(), DiscoveryError> {
+    /// `GET <base>/clusters/<token>`: the entries and the membership index (`None` from a
+    /// service that sends none). With `index`, a blocking query: the service answers when the
+    /// index moves past it, or after `wait`.
+    pub async fn list_indexed(&self, index: Option<u64>, wait: Duration) -> Result<(Vec<Entry>, Option<u64>), DiscoveryError> {
         let url = self.cluster_url();
-        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&url, e))?;
-        check(&url, resp).await.map(drop)
-    }
-}
-
-impl Discovery for TokenDiscovery {
-    async fn list(&self) -> Result<Vec<Entry>, DiscoveryError> {
-        let url = self.cluster_url();
-        let resp = self.inner.client.get(&url).send().await.map_err(|e| unreachable(&url, e))?;
+        let req = match index {
+            None => self.inner.client.get(&url),
+            Some(i) => self.inner.client.get(format!("{url}?index={i}&wait={}ms", wait.as_millis())).timeout(wait + REQUEST_TIMEOUT),
+        };
+        let resp = req.send().await.map_err(|e| unreachable(&url, e))?;
         let status = resp.status().as_u16();
+        let got = resp.headers().get(INDEX_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         let body = check(&url, resp).await?;
         let addrs: Vec<String> = serde_json::from_str(&body)
             .map_err(|e| DiscoveryError::Http { url: url.clone(), status, body: format!("expected a JSON array of \"ip:port\": {e}") })?;
@@ -143,7 +152,20 @@ impl Discovery for TokenDiscovery {
                 Err(e) => tracing::warn!(error = %e, "token service listed an invalid entry"),
             }
         }
-        Ok(watch::canonical(out))
+        Ok((watch::canonical(out), got))
+    }
+
+    /// `DELETE <base>/clusters/<token>`.
+    pub async fn delete_cluster(&self) -> Result<(), DiscoveryError> {
+        let url = self.cluster_url();
+        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&url, e))?;
+        check(&url, resp).await.map(drop)
+    }
+}
+
+impl Discovery for TokenDiscovery {
+    async fn list(&self) -> Result<Vec<Entry>, DiscoveryError> {
+        self.list_indexed(None, Duration::ZERO).await.map(|(v, _)| v)
     }
 
     async fn register(&self, me: &Entry, ttl: Duration) -> Result<(), DiscoveryError> {
@@ -172,12 +194,56 @@ impl Discovery for TokenDiscovery {
         }
     }
 
+    /// Blocking lists while the service sends an index, else a poll every `heartbeat` (also
+    /// after an error). Sends the full set when it changed, and every error.
     fn watch(&self, heartbeat: Duration, stop: CancellationToken) -> mpsc::Receiver<WatchEvent> {
         let d = self.clone();
-        watch::poll(heartbeat, stop, move || {
-            let d = d.clone();
-            async move { d.list().await }
-        })
+        let (tx, rx) = mpsc::channel(watch::CHANNEL);
+        tokio::spawn(async move {
+            let mut last: Option<Vec<Entry>> = None;
+            let mut index: Option<u64> = None;
+            loop {
+                let started = std::time::Instant::now();
+                let res = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tx.closed() => return,
+                    r = d.list_indexed(index, BLOCK_WAIT) => r,
+                };
+                let (send, pause) = match res {
+                    Ok((set, got)) => {
+                        // Ask again at once after a change or a full wait; a service answering
+                        // an unchanged index at once is not spun on.
+                        let blocking = got.is_some() && (got != index || started.elapsed() >= Duration::from_secs(1));
+                        index = got;
+                        let pause = if blocking { Duration::ZERO } else { heartbeat };
+                        if last.as_ref() == Some(&set) {
+                            (None, pause)
+                        } else {
+                            last = Some(set.clone());
+                            (Some(Ok(set)), pause)
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "token discovery watch error");
+                        index = None;
+                        (Some(Err(e)), heartbeat)
+                    }
+                };
+                if let Some(ev) = send {
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                if !pause.is_zero() {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tx.closed() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        });
+        rx
     }
 }
 
@@ -202,5 +268,52 @@ mod tests {
         assert!(TokenDiscovery::parse("h:1/a b", &opts(None)).is_err());
         assert!(TokenDiscovery::parse("h:99999/abc", &opts(None)).is_err());
         assert!(normalize_base("ftp://x").is_err());
+    }
+
+    /// A service of the hosted protocol: lists without an index, ignores `?index=`.
+    async fn old_service(set: Arc<std::sync::Mutex<Vec<String>>>) -> String {
+        let app = axum::Router::new().route("/v1/clusters/{token}", axum::routing::get(move || {
+            let set = set.clone();
+            async move { axum::Json(set.lock().unwrap().clone()) }
+        }));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}/v1")
+    }
+
+    #[tokio::test]
+    async fn watch_blocks_with_our_service_and_polls_an_old_one() {
+        let e = |s: &str| Entry::parse(s).unwrap();
+        // Ours: a registration shows at once, with a heartbeat of a minute.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::token_server::TokenStore::open(dir.path()).unwrap());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", l.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        tokio::spawn(crate::token_server::serve(l, store, stop.clone()));
+        let d = TokenDiscovery::new(&base, &create_cluster(&base).await.unwrap()).unwrap();
+        let mut rx = d.watch(Duration::from_secs(60), stop.clone());
+        assert!(rx.recv().await.unwrap().unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t0 = std::time::Instant::now();
+        d.register(&e("10.2.0.1:2375"), Duration::from_secs(30)).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().unwrap(), vec![e("10.2.0.1:2375")]);
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        d.deregister(&e("10.2.0.1:2375")).await.unwrap();
+        assert!(rx.recv().await.unwrap().unwrap().is_empty());
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+
+        // The hosted protocol: polled every heartbeat.
+        let set = Arc::new(std::sync::Mutex::new(vec!["10.3.0.1:2375".to_string()]));
+        let old = TokenDiscovery::new(&old_service(set.clone()).await, "abc").unwrap();
+        let mut rx = old.watch(Duration::from_millis(700), stop.clone());
+        assert_eq!(rx.recv().await.unwrap().unwrap(), vec![e("10.3.0.1:2375")]);
+        let t0 = std::time::Instant::now();
+        set.lock().unwrap().push("10.3.0.2:2375".into());
+        assert_eq!(rx.recv().await.unwrap().unwrap().len(), 2);
+        let took = t0.elapsed();
+        assert!(took > Duration::from_millis(300) && took < Duration::from_secs(2), "{took:?}");
+        stop.cancel();
     }
 }

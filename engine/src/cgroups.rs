@@ -121,6 +121,15 @@ impl Cgroup {
         self.dir(if self.v2 { "" } else { "pids" }).is_dir() || self.dir("memory").is_dir()
     }
 
+    /// `--oom-kill-disable`: cgroup v1's `memory.oom_control` (libcontainer leaves it at 0;
+    /// cgroup v2 has no such switch).
+    pub fn disable_oom_killer(&self) -> Result<(), CgroupError> {
+        if self.v2 {
+            return Err(CgroupError::Invalid("--oom-kill-disable needs the cgroup v1 memory controller".into()));
+        }
+        write(&self.file("memory", "memory.oom_control"), "1")
+    }
+
     /// Writes the given limits (what `docker update` changes on a running container).
     pub fn update(&self, r: &Resources) -> Result<(), CgroupError> {
         if self.v2 {

@@ -28,6 +28,42 @@ pub struct EngineConfig {
     pub tls: Option<crate::tls::TlsOptions>,
     /// Parent of every container's cgroup (cgroupfs layout), e.g. `/flotilla` -> `/flotilla/<id>`.
     pub cgroup_parent: String,
+    /// `swarm --experimental`: reported by `/info`, `/version` and the `Docker-Experimental` header.
+    pub experimental: bool,
+    /// What a container gets when its create does not say (dockerd's daemon flags).
+    pub run_defaults: RunDefaults,
+}
+
+/// `--log-driver`, `--log-opt`, `--default-ulimit`, `--default-shm-size` of the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct RunDefaults {
+    /// Default log driver (`None`: json-file) and its options.
+    pub log_driver: Option<String>,
+    pub log_opts: std::collections::HashMap<String, String>,
+    pub ulimits: Vec<bollard_stubs::models::ResourcesUlimits>,
+    /// Bytes (`None`: 64 MiB).
+    pub shm_size: Option<i64>,
+    /// `--dns`, `--dns-search`, `--dns-opt`: for containers whose create gives none.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+}
+
+impl RunDefaults {
+    /// Checks the flags as a create would check a container's own (a bad daemon flag stops
+    /// the engine at start with the option named).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(bad) = self.dns.iter().find(|d| d.parse::<std::net::IpAddr>().is_err()) {
+            return Err(format!("--dns {bad}: not an IP address"));
+        }
+        let hc = bollard_stubs::models::HostConfig {
+            log_config: Some(bollard_stubs::models::HostConfigLogConfig { typ: self.log_driver.clone(), config: Some(self.log_opts.clone()) }),
+            ulimits: Some(self.ulimits.clone()),
+            shm_size: self.shm_size,
+            ..Default::default()
+        };
+        crate::container::runopts::validate(&hc).map_err(|e| e.to_string())
+    }
 }
 
 impl EngineConfig {
@@ -46,6 +82,8 @@ impl EngineConfig {
             name: None,
             cgroup_parent: "/flotilla".into(),
             tls: None,
+            experimental: false,
+            run_defaults: RunDefaults::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - `volume`    volumes (local driver) and the parsing of a container's mounts.
 
 pub mod api;
+pub mod build;
 pub mod cgroups;
 pub mod config;
 pub mod container;
@@ -49,6 +50,9 @@ pub enum ErrorKind {
     NotModified,
     Forbidden,
     Unavailable,
+    /// A feature this configuration does not offer (dockerd's 501, e.g. reading logs of
+    /// `--log-driver none`).
+    NotImplemented,
     Internal,
 }
 

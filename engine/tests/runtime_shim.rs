@@ -104,6 +104,8 @@ impl World {
             resources: Default::default(),
             console_size: None,
             seccomp: Default::default(),
+            options: Default::default(),
+            log: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - `tls`       listener and node-client TLS.
 pub mod api;
 pub mod cluster;
+pub mod ha;
 pub mod metrics;
 pub mod scheduler;
 #[cfg(any(test, feature = "sim"))]
@@ -26,6 +27,18 @@ pub struct ManagerConfig {
     pub insecure_tcp: bool,
     pub tls: Option<tls::TlsOptions>,
     pub cluster: ClusterOpts,
+    /// The etcd store of `etcd://` discovery: reschedule records live there (in memory
+    /// without it).
+    pub etcd: Option<discovery::EtcdDiscovery>,
+    /// `--replication`: leader election in `etcd` (required with it).
+    pub replication: Option<Replication>,
+}
+
+/// `--replication --advertise … --replication-ttl …`.
+#[derive(Debug, Clone)]
+pub struct Replication {
+    pub advertise: String,
+    pub ttl: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +51,8 @@ pub enum ManagerError {
     Cluster(#[from] cluster::ClusterError),
     #[error(transparent)]
     Serve(#[from] api::server::ServeError),
+    #[error("Leader election is only supported with consul, etcd and zookeeper discovery.")]
+    ReplicationNeedsKv,
 }
 
 /// Runs the manager until `shutdown`: nodes come from `source`, the API is served on every host.
@@ -57,8 +72,19 @@ pub async fn run<S: NodeSource>(cfg: ManagerConfig, source: S, shutdown: Cancell
             }
         }
     }
-    let cluster = Cluster::new(cfg.cluster.clone(), client_tls, shutdown.clone())?;
+    let records = cfg.etcd.clone().map_or_else(ha::store::Store::memory, ha::store::Store::etcd);
+    let ha = match &cfg.replication {
+        None => ha::Ha::standalone(),
+        Some(r) => {
+            let etcd = cfg.etcd.clone().ok_or(ManagerError::ReplicationNeedsKv)?;
+            let candidate = discovery::leadership::Candidate::new(etcd, &r.advertise, r.ttl);
+            tracing::info!(key = candidate.key(), advertise = %r.advertise, ttl = ?r.ttl, "replication: campaigning for primary");
+            ha::Ha::replicated(candidate.run(shutdown.clone()), &r.advertise)
+        }
+    };
+    let cluster = Cluster::with_ha(cfg.cluster.clone(), client_tls, shutdown.clone(), ha, records)?;
     cluster.watch(source);
+    cluster.spawn_watchdog();
     tracing::info!(strategy = cluster.scheduler.strategy_name(), filters = ?cluster.scheduler.filter_names(), "manager ready");
     api::server::serve(api::router(cluster), &cfg.hosts, server_tls, shutdown).await?;
     tracing::info!("manager stopped");

@@ -54,6 +54,10 @@ pub struct Gauges {
     pub running: usize,
     pub images: usize,
     pub event_listeners: usize,
+    /// This manager's role.
+    pub primary: bool,
+    /// Times this manager was elected primary.
+    pub elections: u64,
 }
 
 impl Metrics {
@@ -83,6 +87,10 @@ impl Metrics {
         let _ = writeln!(out, "# HELP swarm_creates_total Container creates through the scheduler.\n# TYPE swarm_creates_total counter");
         let _ = writeln!(out, "swarm_creates_total{{result=\"ok\"}} {}", self.creates_ok.load(Ordering::Relaxed));
         let _ = writeln!(out, "swarm_creates_total{{result=\"error\"}} {}", self.creates_failed.load(Ordering::Relaxed));
+        let (p, r) = if g.primary { (1, 0) } else { (0, 1) };
+        let _ = writeln!(out, "# HELP swarm_manager_role This manager's role (1 = current).\n# TYPE swarm_manager_role gauge");
+        let _ = writeln!(out, "swarm_manager_role{{role=\"primary\"}} {p}\nswarm_manager_role{{role=\"replica\"}} {r}");
+        let _ = writeln!(out, "# HELP swarm_manager_elections_total Times this manager was elected primary.\n# TYPE swarm_manager_elections_total counter\nswarm_manager_elections_total {}", g.elections);
         self.placement.render(&mut out, "swarm_scheduling_seconds", "Time to choose a node (filters and strategy).");
         self.create.render(&mut out, "swarm_create_seconds", "Time of a whole create through the manager.");
         out
@@ -97,12 +105,14 @@ mod tests {
         let m = Metrics::default();
         m.observe_placement(Duration::from_micros(300));
         m.observe_create(Duration::from_millis(3), true);
-        let g = Gauges { nodes: vec![("healthy", 2), ("pending", 1)], containers: 5, running: 3, images: 4, event_listeners: 0 };
+        let g = Gauges { nodes: vec![("healthy", 2), ("pending", 1)], containers: 5, running: 3, images: 4, event_listeners: 0, primary: false, elections: 2 };
         let t = m.render(&g);
         assert!(t.contains("swarm_nodes{state=\"healthy\"} 2"));
         assert!(t.contains("swarm_scheduling_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(t.contains("swarm_scheduling_seconds_bucket{le=\"0.0001\"} 0"));
         assert!(t.contains("swarm_create_seconds_count 1"));
         assert!(t.contains("swarm_creates_total{result=\"ok\"} 1"));
+        assert!(t.contains("swarm_manager_role{role=\"replica\"} 1"));
+        assert!(t.contains("swarm_manager_elections_total 2"));
     }
 }

@@ -12,13 +12,15 @@ pub use apiserve::{certs, key, provider, roots, server_config, TlsError, TlsOpti
 
 
 
-/// The client side (connections to nodes): our certificate as client certificate; nodes
-/// verified against the CA with `--tlsverify`, not verified with `--tls` alone.
+/// The client side (connections to nodes and to the primary manager): our certificate as
+/// client certificate; peers verified against the CA whenever one is given (`--tlsverify`, or
+/// `--tls --tlscacert`), not verified with `--tls` alone and no CA (classic Swarm's
+/// InsecureSkipVerify, which it also applied when a CA was given: not here).
 pub fn client_config(o: &TlsOptions) -> Result<rustls::ClientConfig, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let builder = if o.verify {
+    let builder = if o.verify || o.ca.is_some() {
         builder.with_root_certificates(roots(o)?)
     } else {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider())))

@@ -1,6 +1,8 @@
 //! SSH to a machine: the [`Ssh`] seam (exec with combined output and exit status, upload,
 //! download), the real client on libssh2 ([`Ssh2Client`]), retries while a host boots, and a
-//! recording fake for tests ([`FakeSsh`]).
+//! recording fake for tests ([`FakeSsh`]). Files go over SFTP; on a host whose sshd has no
+//! SFTP subsystem they go through a plain exec channel (`cat`), as Docker Machine never
+//! needed SFTP.
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -94,6 +96,8 @@ pub fn quote(s: &str) -> String {
 /// (`StrictHostKeyChecking=no`).
 pub struct Ssh2Client {
     sess: Mutex<ssh2::Session>,
+    /// Set once the host refused the SFTP subsystem: files then go through `cat`.
+    no_sftp: std::sync::atomic::AtomicBool,
 }
 
 const OP_TIMEOUT_MS: u32 = 10 * 60 * 1000;
@@ -144,7 +148,7 @@ impl Ssh2Client {
         }
         sess.set_timeout(OP_TIMEOUT_MS);
         sess.set_keepalive(true, 30);
-        Ok(Ssh2Client { sess: Mutex::new(sess) })
+        Ok(Ssh2Client { sess: Mutex::new(sess), no_sftp: Default::default() })
     }
 
     /// Connects and runs `exit 0`, retrying transient failures with back-off (0.2 s doubling
@@ -199,7 +203,9 @@ impl Ssh for Ssh2Client {
 
     fn download(&self, path: &str) -> Result<Vec<u8>, SshError> {
         let sess = self.sess();
-        let sftp = sess.sftp().map_err(sess_err)?;
+        let Some(sftp) = self.sftp(&sess) else {
+            return exec_download(&sess, path);
+        };
         let mut f = sftp.open(Path::new(path)).map_err(|e| SshError::Session(format!("open {path}: {e}")))?;
         let mut v = Vec::new();
         f.read_to_end(&mut v).map_err(|e| SshError::Session(format!("read {path}: {e}")))?;
@@ -207,10 +213,71 @@ impl Ssh for Ssh2Client {
     }
 }
 
+/// `cat` of a remote file over an exec channel (stdout only).
+fn exec_download(sess: &ssh2::Session, path: &str) -> Result<Vec<u8>, SshError> {
+    let cmd = format!("cat {}", quote(path));
+    let mut ch = sess.channel_session().map_err(sess_err)?;
+    ch.exec(&cmd).map_err(sess_err)?;
+    let mut out = Vec::new();
+    ch.read_to_end(&mut out).map_err(|e| SshError::Session(format!("read {path}: {e}")))?;
+    let mut err = String::new();
+    let _ = ch.stderr().read_to_string(&mut err);
+    ch.wait_close().map_err(sess_err)?;
+    let status = ch.exit_status().map_err(sess_err)?;
+    if status != 0 {
+        return Err(SshError::Command { command: cmd, status, output: err });
+    }
+    Ok(out)
+}
+
+/// Streams `r` into `cat > path` over an exec channel, then sets `mode`.
+fn exec_upload(sess: &ssh2::Session, r: &mut dyn Read, path: &str, mode: i32) -> Result<(), SshError> {
+    let p = quote(path);
+    let cmd = format!("cat > {p} && chmod {mode:o} {p}");
+    let mut ch = sess.channel_session().map_err(sess_err)?;
+    ch.handle_extended_data(ssh2::ExtendedData::Merge).map_err(sess_err)?;
+    ch.exec(&cmd).map_err(sess_err)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| SshError::Session(format!("reading upload source: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        ch.write_all(&buf[..n]).map_err(|e| SshError::Session(format!("writing {path}: {e}")))?;
+    }
+    ch.send_eof().map_err(sess_err)?;
+    let mut out = Vec::new();
+    ch.read_to_end(&mut out).map_err(|e| SshError::Session(format!("writing {path}: {e}")))?;
+    ch.wait_close().map_err(sess_err)?;
+    let status = ch.exit_status().map_err(sess_err)?;
+    if status != 0 {
+        return Err(SshError::Command { command: cmd, status, output: String::from_utf8_lossy(&out).into_owned() });
+    }
+    Ok(())
+}
+
 impl Ssh2Client {
+    /// An SFTP session, or `None` when the host has no SFTP subsystem (remembered).
+    fn sftp(&self, sess: &ssh2::Session) -> Option<ssh2::Sftp> {
+        use std::sync::atomic::Ordering;
+        if self.no_sftp.load(Ordering::Relaxed) {
+            return None;
+        }
+        match sess.sftp() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!(error = %e, "no SFTP subsystem: files go through an exec channel");
+                self.no_sftp.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
     fn upload_reader(&self, r: &mut dyn Read, path: &str, mode: i32) -> Result<(), SshError> {
         let sess = self.sess();
-        let sftp = sess.sftp().map_err(sess_err)?;
+        let Some(sftp) = self.sftp(&sess) else {
+            return exec_upload(&sess, r, path, mode);
+        };
         let flags = ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE;
         let mut f = sftp
             .open_mode(Path::new(path), flags, mode, ssh2::OpenType::File)

@@ -43,6 +43,15 @@ impl Net {
     }
     /// A new SSH host on this network, with `authorized_keys` for root.
     pub fn host(&self, name: &str, authorized_keys: &str) -> TestHost {
+        self.host_with(name, authorized_keys, true)
+    }
+
+    /// [`Net::host`] whose sshd has no SFTP subsystem (`sftp` and scp's SFTP mode fail there).
+    pub fn host_without_sftp(&self, name: &str, authorized_keys: &str) -> TestHost {
+        self.host_with(name, authorized_keys, false)
+    }
+
+    fn host_with(&self, name: &str, authorized_keys: &str, sftp: bool) -> TestHost {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let dir = tempfile::Builder::new().prefix("flm-host-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let ns = NsHost {
@@ -55,6 +64,11 @@ impl Net {
             gateway: self.gateway().parse().expect("gw"),
         };
         ns.prepare(authorized_keys).unwrap_or_else(|e| panic!("host {name}: {e}"));
+        if !sftp {
+            let cfg = ns.dir.join("ssh/sshd_config");
+            let text = std::fs::read_to_string(&cfg).expect("sshd_config");
+            std::fs::write(&cfg, text.lines().filter(|l| !l.starts_with("Subsystem sftp")).map(|l| format!("{l}\n")).collect::<String>()).expect("sshd_config");
+        }
         ns.start().unwrap_or_else(|e| panic!("host {name}: {e}"));
         let h = TestHost { ns, _dir: dir };
         assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open(&h.ip(), 22, Duration::from_millis(300))), "sshd of {name} not listening; log:\n{}", h.log());

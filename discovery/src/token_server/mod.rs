@@ -76,8 +76,40 @@ async fn register(State(s): St, Path(token): Path<String>, Query(q): Query<TtlQu
     Ok("OK")
 }
 
-async fn list(State(s): St, Path(token): Path<String>) -> Result<Json<Vec<String>>, ApiError> {
-    Ok(Json(s.list(&token)?))
+/// Longest `?wait=` of a blocking list.
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+/// `?wait=` of a blocking list that gives none.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    index: Option<u64>,
+    wait: Option<String>,
+}
+
+/// `GET /clusters/<token>[?index=N[&wait=30s]]`: the live entries, with the cluster's
+/// membership index in [`crate::token::INDEX_HEADER`]. With `index`, a blocking query (as
+/// Consul's): the answer waits until the index differs from `N`, or `wait` passes.
+async fn list(State(s): St, Path(token): Path<String>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let wait = match q.wait.as_deref() {
+        None => DEFAULT_WAIT,
+        Some(w) => crate::duration::parse(w)
+            .ok()
+            .and_then(|d| d.non_negative())
+            .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("invalid wait {w:?}: expected a duration such as 30s")))?
+            .min(MAX_WAIT),
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = s.changes();
+    loop {
+        let (entries, index) = s.list_indexed(&token)?;
+        let blocked = q.index == Some(index) && tokio::time::Instant::now() < deadline && !s.is_closing();
+        if !blocked || tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            let mut r = Json(entries).into_response();
+            r.headers_mut().insert(crate::token::INDEX_HEADER, index.into());
+            return Ok(r);
+        }
+    }
 }
 
 async fn delete_cluster(State(s): St, Path(token): Path<String>) -> Result<&'static str, ApiError> {
@@ -124,7 +156,16 @@ pub async fn serve(listener: tokio::net::TcpListener, store: Arc<TokenStore>, st
             }
         })
     };
+    // Blocking lists must not hold the graceful shutdown back for their whole wait.
+    let closer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            store.close();
+        })
+    };
     let res = axum::serve(listener, router(store.clone())).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
+    closer.abort();
     stop.cancel();
     let _ = flusher.await;
     let flushed = tokio::task::spawn_blocking(move || store.flush()).await.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
@@ -164,6 +205,23 @@ mod tests {
         // The explicit host form (no /v1) reaches the same cluster.
         let d2 = TokenDiscovery::parse(&format!("{addr}/{token}"), &Default::default()).unwrap();
         assert_eq!(d2.list().await.unwrap().len(), 2);
+        // A blocking list at the current index waits for the next change.
+        let (set, index) = d.list_indexed(None, Duration::ZERO).await.unwrap();
+        let index = index.expect("our service sends its index");
+        assert_eq!(set.len(), 2);
+        let t0 = std::time::Instant::now();
+        let (same, again) = d.list_indexed(Some(index), Duration::from_millis(300)).await.unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(300) && same == set && again == Some(index));
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move { d.list_indexed(Some(index), Duration::from_secs(30)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t0 = std::time::Instant::now();
+        d.register(&Entry::parse("10.1.0.4:2375").unwrap(), Duration::from_secs(30)).await.unwrap();
+        let (grown, newer) = waiter.await.unwrap().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2) && grown.len() == 3 && newer > Some(index));
+        d.deregister(&Entry::parse("10.1.0.4:2375").unwrap()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(d.list().await.unwrap(), vec![me.clone()]);
         d.deregister(&me).await.unwrap();
@@ -177,8 +235,16 @@ mod tests {
         assert_eq!(resp.status(), 400);
         d.delete_cluster().await.unwrap();
         assert!(d.list().await.is_err());
+        // A blocking list does not hold a shutdown back.
+        let d = TokenDiscovery::new(&base, &crate::token::create_cluster(&base).await.unwrap()).unwrap();
+        let (_, index) = d.list_indexed(None, Duration::ZERO).await.unwrap();
+        let pending = tokio::spawn(async move { d.list_indexed(index, Duration::from_secs(30)).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t0 = std::time::Instant::now();
         stop.cancel();
         srv.await.unwrap().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5), "shutdown took {:?}", t0.elapsed());
+        let _ = pending.await;
         let e = crate::token::create_cluster(&base).await.unwrap_err().to_string();
         assert!(e.contains("cannot reach the token service"), "{e}");
     }

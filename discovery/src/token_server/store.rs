@@ -6,6 +6,11 @@
 //! crash loses at most that much of TTL refresh, which the next heartbeat restores, and keeps the
 //! service fast (an fsync per heartbeat would cap it at a few hundred registrations/s). Expiry
 //! times are wall-clock, so entries keep their remaining TTL across a restart.
+//!
+//! Every cluster has an index that grows whenever its set of live entries changes (a new entry,
+//! a removal, an expiry seen by [`TokenStore::flush`]), as Consul's `X-Consul-Index`; blocking
+//! lists wait for it to move ([`TokenStore::changes`]). Indexes start at the opening time in
+//! milliseconds, so they only grow across restarts of the service.
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +43,21 @@ struct Cluster {
 struct State {
     clusters: HashMap<String, Cluster>,
     dirty: HashSet<String>,
+    /// Membership index per cluster (absent: `base`).
+    index: HashMap<String, u64>,
+    /// The index every cluster starts at (the store's opening time, ms).
+    base: u64,
+}
+
+impl State {
+    fn index(&self, token: &str) -> u64 {
+        self.index.get(token).copied().unwrap_or(self.base)
+    }
+    /// Moves `token`'s index past every index handed out so far.
+    fn bump(&mut self, token: &str) {
+        let next = self.index(token).max(now_ms()) + 1;
+        self.index.insert(token.to_string(), next);
+    }
 }
 
 pub struct TokenStore {
@@ -45,6 +65,10 @@ pub struct TokenStore {
     state: Mutex<State>,
     /// Serializes file writes and removals so a flush never resurrects a deleted cluster.
     io: Mutex<()>,
+    /// Counts membership changes of any cluster: what blocking lists wait on.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Set when the service shuts down: blocking lists answer at once.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 fn now_ms() -> u64 {
@@ -62,7 +86,7 @@ impl TokenStore {
         let io = |error| StoreError::Io { path: dir.clone(), error };
         std::fs::create_dir_all(&dir).map_err(io)?;
         fsutil::remove_stale_tmp(&dir);
-        let mut state = State::default();
+        let mut state = State { base: now_ms(), ..State::default() };
         for e in std::fs::read_dir(&dir).map_err(io)?.flatten() {
             let p = e.path();
             let Some(token) = p.file_stem().and_then(|s| s.to_str()).filter(|_| p.extension().is_some_and(|x| x == "json")) else { continue };
@@ -77,7 +101,7 @@ impl TokenStore {
             }
         }
         tracing::info!(clusters = state.clusters.len(), dir = %dir.display(), "token store opened");
-        Ok(TokenStore { dir, state: Mutex::new(state), io: Mutex::new(()) })
+        Ok(TokenStore { dir, state: Mutex::new(state), io: Mutex::new(()), changes: tokio::sync::watch::channel(0).0, closing: Default::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -105,12 +129,38 @@ impl TokenStore {
         Ok(token)
     }
 
+    /// Wakes the blocking lists.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Ends every blocking list (the service is shutting down).
+    pub fn close(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A receiver that sees every membership change after this call.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Registers `entry` in `token` for `ttl` (capped at [`MAX_TTL`]).
     pub fn register(&self, token: &str, entry: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
         let mut s = self.lock();
         let c = s.clusters.get_mut(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
-        c.nodes.insert(entry.to_string(), now_ms() + ttl.min(MAX_TTL).as_millis() as u64);
+        let new = c.nodes.insert(entry.to_string(), now + ttl.min(MAX_TTL).as_millis() as u64).is_none_or(|exp| exp <= now);
         s.dirty.insert(token.to_string());
+        if new {
+            s.bump(token);
+            drop(s);
+            self.changed();
+        }
         Ok(())
     }
 
@@ -120,16 +170,24 @@ impl TokenStore {
         let c = s.clusters.get_mut(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
         if c.nodes.remove(entry).is_some() {
             s.dirty.insert(token.to_string());
+            s.bump(token);
+            drop(s);
+            self.changed();
         }
         Ok(())
     }
 
     /// The live entries of `token`, sorted.
     pub fn list(&self, token: &str) -> Result<Vec<String>, StoreError> {
+        self.list_indexed(token).map(|(v, _)| v)
+    }
+
+    /// The live entries of `token`, sorted, and the cluster's membership index.
+    pub fn list_indexed(&self, token: &str) -> Result<(Vec<String>, u64), StoreError> {
         let now = now_ms();
         let s = self.lock();
         let c = s.clusters.get(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
-        Ok(c.nodes.iter().filter(|(_, exp)| **exp > now).map(|(e, _)| e.clone()).collect())
+        Ok((c.nodes.iter().filter(|(_, exp)| **exp > now).map(|(e, _)| e.clone()).collect(), s.index(token)))
     }
 
     /// Deletes the cluster (durably).
@@ -139,7 +197,9 @@ impl TokenStore {
             let mut s = self.lock();
             s.clusters.remove(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
             s.dirty.remove(token);
+            s.index.remove(token);
         }
+        self.changed();
         let p = self.path(token);
         fsutil::remove_durable(&p).map_err(|error| StoreError::Io { path: p, error })
     }
@@ -157,6 +217,12 @@ impl TokenStore {
                 if c.nodes.len() != before {
                     expired.push(t.clone());
                 }
+            }
+            for t in &expired {
+                s.bump(t);
+            }
+            if !expired.is_empty() {
+                self.changed();
             }
             s.dirty.extend(expired);
             let dirty: Vec<String> = s.dirty.drain().collect();
@@ -182,12 +248,24 @@ mod tests {
         let s = TokenStore::open(dir.path()).unwrap();
         let t = s.create().unwrap();
         assert!(t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        let (_, i0) = s.list_indexed(&t).unwrap();
         s.register(&t, "10.0.0.1:2375", Duration::from_secs(60)).unwrap();
+        let (_, i1) = s.list_indexed(&t).unwrap();
+        assert!(i1 > i0);
+        // A heartbeat of a live entry is no change.
+        s.register(&t, "10.0.0.1:2375", Duration::from_secs(60)).unwrap();
+        assert_eq!(s.list_indexed(&t).unwrap().1, i1);
         s.register(&t, "10.0.0.2:2375", Duration::from_millis(1)).unwrap();
+        let i2 = s.list_indexed(&t).unwrap().1;
+        assert!(i2 > i1);
         assert!(matches!(s.register("nope", "a:1", Duration::from_secs(1)), Err(StoreError::NotFound(_))));
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(s.list(&t).unwrap(), vec!["10.0.0.1:2375"]);
+        let rx = s.changes();
         assert_eq!(s.flush().unwrap(), 1);
+        // The expiry moved the index and woke the waiters.
+        assert!(s.list_indexed(&t).unwrap().1 > i2);
+        assert!(rx.has_changed().unwrap());
         assert_eq!(s.flush().unwrap(), 0);
         let t2 = s.create().unwrap();
         // Reopen: what was flushed survives; unflushed registrations do not.

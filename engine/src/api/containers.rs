@@ -47,6 +47,19 @@ async fn create(
     // `MacAddress` of API < 1.44 is not part of the body type.
     let mac_address = raw.get("MacAddress").and_then(|m| m.as_str()).filter(|m| !m.is_empty()).map(String::from);
     crate::container::restart::check_policy_name(&raw)?;
+    // API 1.41 fields the body type no longer has: refused rather than dropped.
+    for key in ["KernelMemory", "KernelMemoryTCP"] {
+        if raw["HostConfig"][key].as_i64().is_some_and(|v| v != 0) {
+            return Err(ApiError::bad_request(format!("HostConfig.{key} (--kernel-memory) is not supported by this engine (cgroup kernel memory limits are deprecated)")));
+        }
+    }
+    let mut raw = raw;
+    // The API's StrSlice: a string is a one-element list (not split), as dockerd reads it.
+    for key in ["Entrypoint", "Cmd"] {
+        if let Some(v) = raw.get_mut(key).filter(|v| v.is_string()) {
+            *v = serde_json::Value::Array(vec![v.take()]);
+        }
+    }
     let body: ContainerCreateBody = serde_json::from_value(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let (id, warnings) = st.containers.create(CreateRequest { name, body, mac_address }).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warnings": warnings }))))

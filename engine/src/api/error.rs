@@ -36,6 +36,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -161,7 +161,10 @@ async fn start(State(st): State<AppState>, Path(id): Path<String>, req: Request)
         st.containers.exec_start(&id, true).await?;
         return Ok(StatusCode::OK.into_response());
     }
-    let (tty, keys) = st.containers.exec_check(&id)?;
+    let (_, keys) = st.containers.exec_check(&id)?;
+    // dockerd frames the stream by the start request's Tty, whatever the exec was created
+    // with: multiplexed unless it says true (a tty's single stream then goes as stdout).
+    let tty = cfg.tty.unwrap_or(false);
     let keys = parse_detach_keys(&keys).unwrap_or_else(|_| DEFAULT_DETACH_KEYS.to_vec());
     // The process starts while the 101 goes out; its output waits in the pipes until the
     // stream pumps it (so nothing precedes the 101 on the wire).
@@ -170,7 +173,10 @@ async fn start(State(st): State<AppState>, Path(id): Path<String>, req: Request)
     Ok(hijack::upgrade(req, move |client| async move {
         let started = started.await.unwrap_or_else(|e| Err(crate::container::ContainerError::Io(std::io::Error::other(e.to_string()))));
         match started {
-            Ok(io) => pump(client, io, keys).await,
+            Ok(mut io) => {
+                io.tty = tty;
+                pump(client, io, keys).await
+            }
             Err(e) => {
                 // After the 101, dockerd reports errors as text on the stream.
                 let (_, mut cw) = tokio::io::split(client);

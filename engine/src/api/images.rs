@@ -61,7 +61,8 @@ async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Vec<Value>>,
     if let Some(f) = p.str("filter").filter(|f| !f.is_empty()) {
         filters.entry("reference".into()).or_default().push(f.to_string());
     }
-    let f = ListFilters::from_map(&filters)?;
+    let mut f = ListFilters::from_map(&filters)?;
+    f.all = p.flag("all");
     Ok(Json(st.images.list(&f)?))
 }
 

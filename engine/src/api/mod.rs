@@ -1,6 +1,7 @@
 //! The Docker Engine API router: every route also under `/vX.Y/`, Docker's error bodies,
 //! lenient query flags (`1`/`true`), JSON bodies with unknown fields ignored.
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod error;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod hijack;
 pub mod images;
 pub mod networks;
 pub mod ops;
+pub mod swarm_mode;
 pub mod system;
 pub mod system_df;
 pub mod volumes;
@@ -51,9 +53,11 @@ pub fn router(state: AppState) -> Router {
         .merge(networks::routes())
         .merge(exec::routes())
         .merge(ops::routes())
+        .merge(build::routes())
+        .merge(swarm_mode::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(catch_panic))
-        .layer(axum::middleware::map_response(add_server_headers))
+        .layer(axum::middleware::map_response_with_state(state.clone(), add_server_headers))
         .layer(axum::middleware::from_fn(trace))
         .with_state(state)
 }
@@ -88,10 +92,10 @@ async fn trace(req: Request, next: axum::middleware::Next) -> axum::response::Re
     resp
 }
 
-async fn add_server_headers(mut resp: axum::response::Response) -> axum::response::Response {
+async fn add_server_headers(axum::extract::State(st): axum::extract::State<AppState>, mut resp: axum::response::Response) -> axum::response::Response {
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(crate::API_VERSION));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Docker-Experimental", HeaderValue::from_static(if st.config.experimental { "true" } else { "false" }));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     if let Ok(v) = HeaderValue::from_str(&format!("Docker/{} (linux)", crate::ENGINE_VERSION)) {
         h.insert("Server", v);

@@ -20,6 +20,8 @@ async fn ping() -> Response {
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    // The classic builder (`POST /build`): the docker CLI then uses it, not BuildKit.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
@@ -31,8 +33,9 @@ async fn too_old(Path(ver): Path<String>) -> ApiError {
     ))
 }
 
-async fn version() -> Json<serde_json::Value> {
+async fn version(State(st): State<AppState>) -> Json<serde_json::Value> {
     let h = crate::sysinfo::host_info();
+    let experimental = st.config.experimental;
     Json(json!({
         "Platform": {"Name": "Flotilla Engine"},
         "Components": [{
@@ -43,10 +46,11 @@ async fn version() -> Json<serde_json::Value> {
                 "MinAPIVersion": crate::MIN_API_VERSION,
                 "Os": "linux", "Arch": "amd64",
                 "KernelVersion": h.kernel_version,
-                "GitCommit": "flotilla", "GoVersion": "rust", "Experimental": "false",
+                "GitCommit": "flotilla", "GoVersion": "rust", "Experimental": experimental.to_string(),
             }
         }],
         "Version": crate::ENGINE_VERSION,
+        "Experimental": experimental,
         "ApiVersion": crate::API_VERSION,
         "MinAPIVersion": crate::MIN_API_VERSION,
         "GitCommit": "flotilla",
@@ -95,7 +99,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         "OomKillDisable": true,
         "NGoroutines": 0,
         "SystemTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        "LoggingDriver": "json-file",
+        "LoggingDriver": st.config.run_defaults.log_driver.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "json-file".into()),
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": h.cgroup_version,
         "NEventsListener": 0,
@@ -117,7 +121,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         "DockerRootDir": st.config.data_root,
         "Name": st.config.name.clone().unwrap_or(h.hostname),
         "Labels": labels,
-        "ExperimentalBuild": false,
+        "ExperimentalBuild": st.config.experimental,
         "ServerVersion": crate::ENGINE_VERSION,
         "Runtimes": {"flotilla-shim": {"path": st.config.shim_binary}},
         "DefaultRuntime": "flotilla-shim",

@@ -7,6 +7,7 @@
 pub mod changes;
 pub mod extract;
 pub mod fsview;
+pub mod layer;
 pub mod tar_out;
 
 use super::record::Record;

@@ -2,7 +2,7 @@
 use super::record::{NetMode, Record, State};
 use super::{ContainerError, ContainerService, Ctr};
 use crate::runtime::Runtime;
-use bollard_stubs::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use bollard_stubs::models::{ContainerConfig, ContainerCreateBody};
 use std::collections::HashMap;
 
 pub struct CreateRequest {
@@ -12,35 +12,16 @@ pub struct CreateRequest {
     pub mac_address: Option<String>,
 }
 
-/// HostConfig options this engine does not implement yet: refused with a clear error
-/// instead of being silently ignored.
-fn unsupported(hc: &HostConfig) -> Option<&'static str> {
-    let set_v = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|x| !x.is_empty());
-    if hc.privileged == Some(true) {
-        return Some("--privileged is not supported by this engine yet");
+/// Entrypoint and command as dockerd merges them with the image's: a user entrypoint drops
+/// the image's command unless one is given; `--entrypoint ""` (`[""]`) clears the entrypoint
+/// and runs the given command.
+fn command(user_entry: Option<&[String]>, user_cmd: Option<&[String]>, img_entry: &[String], img_cmd: &[String]) -> (Vec<String>, Vec<String>) {
+    let user_cmd = user_cmd.filter(|c| !c.is_empty()).map(<[String]>::to_vec);
+    match user_entry.filter(|e| !e.is_empty()) {
+        Some([only]) if only.is_empty() => (vec![], user_cmd.unwrap_or_default()),
+        Some(e) => (e.to_vec(), user_cmd.unwrap_or_default()),
+        None => (img_entry.to_vec(), user_cmd.unwrap_or_else(|| img_cmd.to_vec())),
     }
-    if set_v(&hc.cap_add) || set_v(&hc.cap_drop) {
-        return Some("--cap-add/--cap-drop are not supported by this engine yet");
-    }
-    for (mode, what) in [(&hc.pid_mode, "--pid"), (&hc.ipc_mode, "--ipc"), (&hc.uts_mode, "--uts"), (&hc.userns_mode, "--userns")] {
-        if mode.as_ref().is_some_and(|m| !m.is_empty() && m != "private" && m != "shareable") {
-            return Some(match what {
-                "--pid" => "--pid is not supported by this engine yet",
-                "--ipc" => "--ipc is not supported by this engine yet",
-                "--uts" => "--uts is not supported by this engine yet",
-                _ => "--userns is not supported by this engine yet",
-            });
-        }
-    }
-    if let Some(lc) = &hc.log_config {
-        if lc.typ.as_ref().is_some_and(|t| !t.is_empty() && t != "json-file") {
-            return Some("only the json-file logging driver is supported");
-        }
-    }
-    if hc.runtime.as_ref().is_some_and(|r| !r.is_empty() && r != "flotilla-shim" && r != "runc") {
-        return Some("unknown runtime: only the default runtime is available");
-    }
-    None
 }
 
 /// `KEY=VALUE` lists merged by key: later entries win, order of first appearance kept.
@@ -65,16 +46,22 @@ impl<R: Runtime> ContainerService<R> {
             ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
         })?;
         let mut hc = body.host_config.clone().unwrap_or_default();
-        if let Some(why) = unsupported(&hc) {
-            return Err(ContainerError::InvalidParam(why.into()));
+        if body.network_disabled == Some(true) {
+            // dockerd gives such a container no network at all.
+            hc.network_mode = Some("none".into());
         }
+        super::runopts::apply_defaults(&mut hc, &self.cfg.run_defaults);
+        super::runopts::validate(&hc)?;
         super::secopts::parse(hc.security_opt.as_deref().unwrap_or_default())?;
+        super::health::validate(body.healthcheck.as_ref())?;
         super::resources::validate(&hc)?;
-        super::resources::adapt(&mut hc);
-        if hc.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none_or(|t| t.is_empty()) {
-            // dockerd stores the daemon's default driver (docker-py reads it back).
-            hc.log_config = Some(bollard_stubs::models::HostConfigLogConfig { typ: Some("json-file".into()), config: Some(HashMap::new()) });
+        // dockerd shows the runtime it runs the container with.
+        hc.runtime = Some("runc".into());
+        let mut warnings = vec![];
+        if hc.oom_kill_disable == Some(true) && hc.memory.unwrap_or(0) == 0 {
+            warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_string());
         }
+        super::resources::adapt(&mut hc);
         super::restart::validate(&hc)?;
         let (net, networks) = self.plan_network(&body, &hc, req.mac_address.as_deref())?;
         if let Some(name) = &req.name {
@@ -97,13 +84,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
 
-        let user_entry = body.entrypoint.clone().filter(|e| !e.is_empty());
-        let user_cmd = body.cmd.clone().filter(|c| !c.is_empty());
-        let (entrypoint, cmd) = match (user_entry, user_cmd) {
-            (Some(e), c) => (e, c.unwrap_or_default()),
-            (None, Some(c)) => (ic.entrypoint.clone(), c),
-            (None, None) => (ic.entrypoint.clone(), ic.cmd.clone()),
-        };
+        let (entrypoint, cmd) = command(body.entrypoint.as_deref(), body.cmd.as_deref(), &ic.entrypoint, &ic.cmd);
         let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
         if argv.is_empty() {
             return Err(ContainerError::InvalidParam("No command specified".into()));
@@ -148,6 +129,7 @@ impl<R: Runtime> ContainerService<R> {
             stop_signal: body.stop_signal.clone().or_else(|| ic.stop_signal.clone()),
             stop_timeout: body.stop_timeout,
             volumes: (!volumes.is_empty()).then(|| volumes.clone()),
+            healthcheck: super::health::merge(body.healthcheck.clone(), ic.healthcheck.clone()),
             ..Default::default()
         };
         let mounts = self.resolve_mounts(&hc, &volumes)?;
@@ -209,7 +191,7 @@ impl<R: Runtime> ContainerService<R> {
         }
         self.publish("create", &rec, &[]);
         tracing::info!(container = %id, name = %rec.name, "created");
-        Ok((id, vec![]))
+        Ok((id, warnings))
     }
 }
 
@@ -222,14 +204,13 @@ mod tests {
         assert_eq!(m, vec!["PATH=/bin", "A=2", "B=3"]);
     }
     #[test]
-    fn refuses_ports() {
-        let mut hc = HostConfig::default();
-        assert!(unsupported(&hc).is_none());
-        hc.memory = Some(64 << 20);
-        assert!(unsupported(&hc).is_none());
-        let hc = HostConfig { port_bindings: Some([("80/tcp".to_string(), None)].into_iter().collect()), ..Default::default() };
-        assert!(unsupported(&hc).is_none());
-        let hc = HostConfig { memory_swap: Some(-1), ..Default::default() };
-        assert!(unsupported(&hc).is_none());
+    fn entrypoint_and_cmd_merge_like_dockerd() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (ie, ic) = (v(&["/entry"]), v(&["sh"]));
+        assert_eq!(command(None, None, &ie, &ic), (v(&["/entry"]), v(&["sh"])));
+        assert_eq!(command(None, Some(&v(&["date"])), &ie, &ic), (v(&["/entry"]), v(&["date"])));
+        assert_eq!(command(Some(&v(&["top"])), None, &ie, &ic), (v(&["top"]), vec![]));
+        assert_eq!(command(Some(&v(&[""])), Some(&v(&["date"])), &ie, &ic), (vec![], v(&["date"])));
+        assert_eq!(command(Some(&v(&[""])), None, &ie, &ic), (vec![], vec![]));
     }
 }

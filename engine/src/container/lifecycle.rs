@@ -87,6 +87,7 @@ impl<R: Runtime> ContainerService<R> {
                 r.state.finished_at = super::record::ZERO_TIME.into();
                 r.state.restarting = false;
                 r.state.paused = false;
+                r.state.health = super::health::initial(&r);
                 if manual {
                     r.manually_stopped = false;
                     r.restart_count = 0;
@@ -106,6 +107,7 @@ impl<R: Runtime> ContainerService<R> {
                 self.publish("start", &snapshot, &[]);
                 tracing::info!(pid, ms = started.elapsed().as_millis() as u64, "started");
                 self.watch_exit(ctr.clone());
+                self.watch_health(ctr.clone());
                 Ok(())
             }
             Err(e) => {
@@ -161,6 +163,8 @@ impl<R: Runtime> ContainerService<R> {
         self.network_event("connect", rec);
         let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
         let state_dir = self.state_dir(&rec.id);
+        let options = self.run_options_for(rec)?;
+        let log = super::logopts::log_config(&rec.host_config)?;
         let spec = RunSpec {
             id: rec.id.clone(),
             rootfs: merged,
@@ -182,8 +186,13 @@ impl<R: Runtime> ContainerService<R> {
             resources: super::resources::from_host_config(&rec.host_config),
             console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
             seccomp: security.seccomp,
+            options,
+            log,
         };
         self.runtime.create(&spec).await?;
+        if spec.options.oom_kill_disable {
+            self.cgroup(&rec.id)?.disable_oom_killer()?;
+        }
         // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
         if net.pending {
             self.network.ready(&rec.id).await?;
@@ -209,6 +218,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
+        super::joins::release_shm(&dir);
         if let Err(e) = rootfs::unmount_rootfs(&dir) {
             tracing::warn!(container = %rec.id, error = %e, "unmount failed");
         }

@@ -90,12 +90,24 @@ impl<R: Runtime> ContainerService<R> {
     pub fn logs(&self, key: &str, opts: LogOptions) -> Result<mpsc::Receiver<Bytes>, ContainerError> {
         let ctr = self.get(key)?;
         let rec = ctr.record();
+        let cfg = super::logopts::log_config(&rec.host_config).unwrap_or_default();
+        if cfg.driver == crate::runtime::options::LogDriver::None {
+            return Err(ContainerError::LogsNotReadable);
+        }
         let path = super::Record::dir(&self.cfg.data_root, &rec.id).join(format!("{}-json.log", rec.id));
         let (tx, rx) = mpsc::channel(64);
         let mut gen = ctr.subscribe();
         let r = Renderer { tty: rec.tty(), opts };
         tokio::spawn(async move {
+            // The rotated files (oldest first), then the current one, which follow keeps reading.
+            let mut out: Vec<Bytes> = vec![];
+            for old in cfg.files(&path).iter().filter(|p| **p != path) {
+                if let Ok(buf) = tokio::fs::read(old).await {
+                    out.extend(String::from_utf8_lossy(&buf).lines().filter_map(|l| r.render(l)));
+                }
+            }
             let mut file = tokio::fs::File::open(&path).await.ok();
+            let mut ino = inode(file.as_ref()).await;
             let mut buf = Vec::new();
             if let Some(f) = file.as_mut() {
                 let _ = f.read_to_end(&mut buf).await;
@@ -103,7 +115,7 @@ impl<R: Runtime> ContainerService<R> {
             let end = buf.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
             let mut pos = end as u64;
             let text = String::from_utf8_lossy(&buf[..end]);
-            let mut out: Vec<Bytes> = text.lines().filter_map(|l| r.render(l)).collect();
+            out.extend(text.lines().filter_map(|l| r.render(l)));
             if let Some(n) = r.opts.tail {
                 let skip = out.len().saturating_sub(n);
                 out.drain(..skip);
@@ -120,6 +132,7 @@ impl<R: Runtime> ContainerService<R> {
                 let running = gen.borrow_and_update().running;
                 if file.is_none() {
                     file = tokio::fs::File::open(&path).await.ok();
+                    ino = inode(file.as_ref()).await;
                 }
                 let mut chunk = Vec::new();
                 if let Some(f) = file.as_mut() {
@@ -138,6 +151,30 @@ impl<R: Runtime> ContainerService<R> {
                     }
                     continue;
                 }
+                // The file was rotated (renamed away, or truncated with max-file=1): what was
+                // read of it is all there is; the new file starts at 0.
+                let now = tokio::fs::metadata(&path).await.ok();
+                let rotated = now.as_ref().is_some_and(|m| Some(std::os::unix::fs::MetadataExt::ino(m)) != ino || m.len() < pos);
+                if rotated {
+                    // Lines the old file got after the read above, before it was renamed.
+                    let mut rest = Vec::new();
+                    if let Some(f) = file.as_mut() {
+                        if now.as_ref().is_some_and(|m| Some(std::os::unix::fs::MetadataExt::ino(m)) != ino) && f.seek(SeekFrom::Start(pos)).await.is_ok() {
+                            let _ = f.read_to_end(&mut rest).await;
+                        }
+                    }
+                    for l in String::from_utf8_lossy(&rest).lines() {
+                        if let Some(b) = r.render(l) {
+                            if tx.send(b).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    file = tokio::fs::File::open(&path).await.ok();
+                    ino = inode(file.as_ref()).await;
+                    pos = 0;
+                    continue;
+                }
                 if !running {
                     return;
                 }
@@ -152,6 +189,10 @@ impl<R: Runtime> ContainerService<R> {
         });
         Ok(rx)
     }
+}
+
+async fn inode(f: Option<&tokio::fs::File>) -> Option<u64> {
+    Some(std::os::unix::fs::MetadataExt::ino(&f?.metadata().await.ok()?))
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! that tells waiters about starts, exits and removal, and the attaches that arrived
 //! before `start` (the CLI's `docker run` attaches first, then starts).
 pub mod archive;
+mod commit;
 mod create;
 mod etcfiles;
 mod exec;
+mod health;
 mod lifecycle;
 mod logs;
 mod mounts;
@@ -16,12 +18,16 @@ pub mod ports;
 pub mod record;
 mod rename;
 mod resources;
+mod joins;
+pub mod logopts;
+pub mod runopts;
 pub(crate) mod restart;
 mod rootfs;
 pub mod secopts;
 mod stats;
 mod view;
 
+pub use commit::CommitOptions;
 pub use create::CreateRequest;
 pub use exec::ExecIo;
 pub use resources::UpdateRequest;
@@ -74,6 +80,9 @@ pub enum ContainerError {
     ExecNotFound(String),
     #[error("{0}")]
     Cgroup(#[from] crate::cgroups::CgroupError),
+    /// `docker logs` of a container whose log driver keeps nothing (`none`).
+    #[error("configured logging driver does not support reading")]
+    LogsNotReadable,
 }
 
 impl Classify for ContainerError {
@@ -87,6 +96,7 @@ impl Classify for ContainerError {
             ContainerError::Cgroup(e) => e.kind(),
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::InvalidParam(_) => ErrorKind::InvalidParameter,
+            ContainerError::LogsNotReadable => ErrorKind::NotImplemented,
             ContainerError::NotModified(_) => ErrorKind::NotModified,
             ContainerError::Image(e) => e.kind(),
             ContainerError::Runtime(e) => e.kind(),

@@ -49,6 +49,9 @@ pub struct State {
     /// Waiting to be restarted by its restart policy (status exited).
     #[serde(default)]
     pub restarting: bool,
+    /// The healthcheck's state (`None` without a healthcheck).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 impl Default for State {
@@ -63,6 +66,7 @@ impl Default for State {
             oom_killed: false,
             paused: false,
             restarting: false,
+            health: None,
         }
     }
 }

@@ -222,7 +222,8 @@ impl<R: Runtime> ContainerService<R> {
             }
             _ => {
                 tracing::info!(container = %id, "reattaching to running container");
-                self.watch_exit(ctr);
+                self.watch_exit(ctr.clone());
+                self.watch_health(ctr);
             }
         }
     }

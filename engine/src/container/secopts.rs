@@ -19,7 +19,8 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, ContainerError> {
     let mut out = SecurityOpts::default();
     for opt in opts {
         // `disable` alone is the old spelling of `label=disable`: no labels, as here anyway.
-        if opt == "disable" {
+        // `no-new-privileges` and `systempaths` are the run options' (`runopts`), checked there.
+        if opt == "disable" || opt == "no-new-privileges" {
             continue;
         }
         let (key, value) = opt.split_once('=').or_else(|| opt.split_once(':')).ok_or_else(|| {
@@ -42,7 +43,8 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, ContainerError> {
                     "SELinux is not available on this host: cannot apply --security-opt {opt}"
                 )))
             }
-            "no-new-privileges" | "systempaths" | "writable-cgroups" => return Err(not_yet(opt)),
+            "no-new-privileges" | "systempaths" => {}
+            "writable-cgroups" => return Err(not_yet(opt)),
             _ => return Err(invalid(2, opt)),
         }
     }
@@ -89,6 +91,7 @@ mod tests {
         assert!(p(&["apparmor=docker-default"]).unwrap_err().contains("AppArmor"));
         assert!(p(&["label=type:svirt_apache_t"]).unwrap_err().contains("SELinux is not available"));
         assert!(p(&["apparmor=unconfined", "label=disable", "disable"]).is_ok());
-        assert!(p(&["no-new-privileges"]).unwrap_err().contains("not supported"));
+        // Privilege options are the run options' to check (runopts).
+        assert!(p(&["no-new-privileges", "no-new-privileges=true", "systempaths=unconfined"]).is_ok());
     }
 }

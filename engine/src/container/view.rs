@@ -56,7 +56,7 @@ pub fn status_text(rec: &Record) -> String {
         Status::Exited if rec.state.restarting => {
             format!("Restarting ({}) {} ago", rec.state.exit_code, human_duration(since(&rec.state.finished_at)))
         }
-        Status::Running => format!("Up {}", human_duration(since(&rec.state.started_at))),
+        Status::Running => format!("Up {}{}", human_duration(since(&rec.state.started_at)), super::health::status_suffix(rec)),
         Status::Created => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
@@ -158,7 +158,7 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
     if let Some(o) = config.as_object_mut() {
         o.entry("ExposedPorts").or_insert(Value::Null);
     }
-    json!({
+    let mut v = json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": rec.path,
@@ -221,7 +221,11 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
             "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
             "Networks": networks(rec),
         }
-    })
+    });
+    if let Some(h) = &s.health {
+        v["State"]["Health"] = json!(h);
+    }
+    v
 }
 
 /// Rejects unknown filter keys and values before any container is looked at.
@@ -290,7 +294,8 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
                 rec.mounts.iter().any(|m| m.name == *v || m.destination == *v || m.source == std::path::Path::new(v))
             }),
             "publish" | "expose" => vals.iter().any(|v| port_filter(rec, key == "publish", v)),
-            "before" | "since" | "health" | "isolation" | "is-task" => true,
+            "health" => vals.iter().any(|v| v == super::health::filter_value(rec)),
+            "before" | "since" | "isolation" | "is-task" => true,
             other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),
         };
         if !ok {

@@ -94,6 +94,7 @@ impl ImageConfigFile {
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
             stop_signal: c.get("StopSignal").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(String::from),
+            healthcheck: c.get("Healthcheck").filter(|h| h.is_object()).and_then(|h| serde_json::from_value(h.clone()).ok()),
         }
     }
 

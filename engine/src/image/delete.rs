@@ -88,7 +88,6 @@ impl ImageService {
 
     /// `DELETE /images/{name}?force=&noprune=`: the records dockerd returns.
     pub fn delete(&self, name: &str, force: bool, prune: bool) -> Result<Vec<Value>, ImageError> {
-        let _ = prune; // images here have no parent chain to prune
         let id = self.resolve_id(name)?;
         let mut refs = self.refs_of(&id);
         let mut records = Vec::new();
@@ -139,8 +138,12 @@ impl ImageService {
         }
         let diff_ids = self.lock().images.get(&id).map(|i| i.record.diff_ids.clone()).unwrap_or_default();
         let keep = !self.users_of(&id).is_empty();
+        let parent = self.lock().images.get(&id).and_then(|i| i.config.parent.clone());
         self.remove_image_record(&id, keep)?;
         records.push(json!({ "Deleted": id }));
+        if prune && !keep {
+            self.prune_parents(parent, &mut records)?;
+        }
         let removed = self.collect_garbage()?;
         let mut chain = String::new();
         let mut layer_records = Vec::new();
@@ -157,6 +160,27 @@ impl ImageService {
 }
 
 impl ImageService {
+    /// Deletes the untagged parents (the steps of a build) that nothing else holds, as dockerd
+    /// does unless `noprune`: no tag, no container, no other child.
+    fn prune_parents(&self, mut parent: Option<String>, records: &mut Vec<Value>) -> Result<(), ImageError> {
+        while let Some(p) = parent.take() {
+            let held = {
+                let st = self.lock();
+                let Some(img) = st.images.get(&p) else { break };
+                parent = img.config.parent.clone();
+                img.record.removed
+                    || !super::store::refs_of(&st, &p).is_empty()
+                    || st.images.values().any(|i| i.config.parent.as_deref() == Some(p.as_str()))
+            };
+            if held || !self.users_of(&p).is_empty() {
+                break;
+            }
+            self.remove_image_record(&p, false)?;
+            records.push(json!({ "Deleted": p }));
+        }
+        Ok(())
+    }
+
     /// `POST /images/prune`: deletes unused dangling images (all unused ones with `all`).
     /// Returns the delete records and the bytes reclaimed.
     pub fn prune(&self, all: bool) -> Result<(Vec<Value>, u64), ImageError> {

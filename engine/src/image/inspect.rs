@@ -13,6 +13,8 @@ pub struct ListFilters {
     pub label: Vec<String>,
     pub before: Option<String>,
     pub since: Option<String>,
+    /// `all=1`: also the untagged parents of other images (the steps of a build).
+    pub all: bool,
 }
 
 impl ListFilters {
@@ -76,6 +78,7 @@ impl ImageService {
         let before = f.before.as_deref().map(created_of).transpose()?;
         let since = f.since.as_deref().map(created_of).transpose()?;
         let mut out: Vec<(i64, Value)> = Vec::new();
+        let parents: std::collections::HashSet<&str> = st.images.values().filter_map(|i| i.config.parent.as_deref()).collect();
         for (id, img) in st.images.iter().filter(|(_, i)| !i.record.removed) {
             let created = img.config.created_unix();
             if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
@@ -90,6 +93,9 @@ impl ImageService {
             }
             let (mut tags, mut digests) = tags_and_digests(&refs);
             if tags.is_empty() && digests.is_empty() {
+                if !f.all && parents.contains(id.as_str()) {
+                    continue; // an intermediate image, as dockerd hides them
+                }
                 if f.dangling == Some(false) || !f.reference.is_empty() {
                     continue;
                 }

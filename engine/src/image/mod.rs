@@ -12,6 +12,7 @@
 //! A layer is unpacked into `tmp/` and renamed into `layers/` when complete, so a crash never
 //! leaves half a layer. Blobs are verified against their digest before they are renamed in.
 pub mod archive;
+pub mod child;
 pub mod config;
 pub mod delete;
 pub mod import;
@@ -78,6 +79,8 @@ pub struct ImageRunConfig {
     pub labels: BTreeMap<String, String>,
     pub exposed_ports: Vec<String>,
     pub stop_signal: Option<String>,
+    /// `HEALTHCHECK`.
+    pub healthcheck: Option<bollard_stubs::models::HealthConfig>,
 }
 
 /// An image resolved for running a container.

@@ -24,8 +24,10 @@
 pub mod exec;
 pub mod fdstream;
 pub mod seccomp;
+pub mod options;
 pub mod shim_client;
 pub mod spec;
+pub mod spec_opts;
 pub mod user;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
@@ -129,6 +131,12 @@ pub struct RunSpec {
     /// `--security-opt seccomp=...` (Docker's default profile unless set).
     #[serde(default)]
     pub seccomp: seccomp::SeccompProfile,
+    /// `docker run` options beyond the above (limits, devices, privileges, namespaces, init).
+    #[serde(default)]
+    pub options: options::RunOptions,
+    /// The log driver and its rotation.
+    #[serde(default)]
+    pub log: options::LogConfig,
 }
 
 /// How a container's process ended.

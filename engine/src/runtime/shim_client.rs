@@ -105,6 +105,7 @@ impl ShimRuntime {
             stdin_once: spec.stdin_once,
             cgroup_path: spec.cgroup_path.clone(),
             console_size: spec.console_size,
+            log: spec.log.clone(),
         };
         let path = spec.state_dir.join(protocol::CONFIG_FILE);
         protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;

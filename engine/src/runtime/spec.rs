@@ -172,8 +172,9 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
             "readonlyPaths": READONLY_PATHS
         }
     });
-    // Last: the filter depends on the final capability set.
-    super::seccomp::apply(&mut value, &spec.seccomp, false)?;
+    super::spec_opts::apply(&mut value, &spec.options, &spec.rootfs)?;
+    // Last: the filter depends on the final capability set; --privileged runs without one.
+    super::seccomp::apply(&mut value, &spec.seccomp, spec.options.privileged)?;
     serde_json::from_value(value).map_err(|e| RuntimeError::Spec(format!("invalid runtime spec: {e}")))
 }
 
@@ -231,6 +232,8 @@ pub struct ExecBase {
     hostname: Option<String>,
     #[serde(default)]
     process: Option<ExecBaseProcess>,
+    #[serde(default)]
+    annotations: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -239,9 +242,15 @@ struct ExecBaseRoot {
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ExecBaseProcess {
     #[serde(default)]
     rlimits: Option<Value>,
+    /// The container's capabilities (`--cap-add`, `--privileged`): an exec gets the same.
+    #[serde(default)]
+    capabilities: Option<Value>,
+    #[serde(default)]
+    no_new_privileges: bool,
 }
 
 impl ExecBase {
@@ -269,11 +278,24 @@ pub fn exec_process(base: &ExecBase, es: &super::ExecSpec, user: &ExecUser) -> V
     if !has_var(&es.env, "HOME") {
         env.push(format!("HOME={}", user.home));
     }
+    let container_caps = base.process.as_ref().and_then(|p| p.capabilities.as_ref()).and_then(|c| c.get("bounding")).cloned();
     let caps: Vec<String> = if es.privileged {
         super::exec::all_capabilities()
+    } else if let Some(Ok(caps)) = container_caps.map(serde_json::from_value::<Vec<String>>) {
+        caps
     } else {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
+    // `--group-add` groups go to exec processes too (as dockerd does).
+    let mut gids = user.additional_gids.clone();
+    for g in base.annotations.get(super::options::GROUPS_ANNOTATION).map(String::as_str).unwrap_or("").split(',') {
+        if let Ok(g) = g.parse::<u32>() {
+            if !gids.contains(&g) {
+                gids.push(g);
+            }
+        }
+    }
+    let no_new_privileges = base.process.as_ref().is_some_and(|p| p.no_new_privileges);
     let nofile = nofile_limit();
     let rlimits = base
         .process
@@ -282,13 +304,13 @@ pub fn exec_process(base: &ExecBase, es: &super::ExecSpec, user: &ExecUser) -> V
         .unwrap_or_else(|| json!([{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}]));
     json!({
         "terminal": es.tty,
-        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": gids},
         "args": es.args,
         "env": env,
         "cwd": if es.cwd.is_empty() { "/" } else { es.cwd.as_str() },
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": rlimits,
-        "noNewPrivileges": false
+        "noNewPrivileges": no_new_privileges
     })
 }
 
@@ -321,6 +343,8 @@ mod tests {
             resources: Default::default(),
             console_size: None,
             seccomp: Default::default(),
+            options: Default::default(),
+            log: Default::default(),
         }
     }
 

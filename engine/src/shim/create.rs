@@ -30,6 +30,19 @@ pub(super) struct CleanSignals {
 
 impl Executor for CleanSignals {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if super::init::wanted(spec) {
+            return super::init::run(spec, || self.exec_command(spec));
+        }
+        self.exec_command(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+impl CleanSignals {
+    fn exec_command(&self, spec: &Spec) -> Result<(), ExecutorError> {
         reset_signals();
         if let Some((rows, cols)) = self.winsize.filter(|(r, c)| *r > 0 && *c > 0) {
             let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
@@ -40,10 +53,6 @@ impl Executor for CleanSignals {
             bpf::load_in_init(program).map_err(ExecutorError::Other)?;
         }
         DefaultExecutor {}.exec(spec)
-    }
-
-    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        DefaultExecutor {}.validate(spec)
     }
 }
 

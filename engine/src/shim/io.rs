@@ -24,28 +24,69 @@ struct Entry<'a> {
     time: String,
 }
 
-/// Appends json-file lines.
+/// Appends json-file lines, rotating the file as `max-size`/`max-file` say: before a line would
+/// take the file past `max_size`, `<log>.<n>` moves to `<log>.<n+1>` (the oldest beyond
+/// `max_file - 1` is removed), the file to `<log>.1`, and a new file starts.
 pub struct LogFile {
     file: Option<File>,
+    path: std::path::PathBuf,
+    size: u64,
+    max_size: Option<u64>,
+    max_file: u32,
 }
 
 impl LogFile {
     pub fn open(path: &std::path::Path) -> io::Result<Self> {
+        Self::open_with(path, &crate::runtime::options::LogConfig::default())
+    }
+
+    /// The log of `cfg`'s driver: nothing is written with `none`.
+    pub fn open_with(path: &std::path::Path, cfg: &crate::runtime::options::LogConfig) -> io::Result<Self> {
+        if cfg.driver == crate::runtime::options::LogDriver::None {
+            return Ok(Self::discard());
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         use std::os::unix::fs::OpenOptionsExt;
         // Root only: a container's output is its own business.
         let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        Ok(LogFile { file: Some(file) })
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(LogFile { file: Some(file), path: path.to_path_buf(), size, max_size: cfg.max_size.filter(|m| *m > 0), max_file: cfg.max_file.max(1) })
     }
 
     /// A log that drops everything (when the log file cannot be opened).
     pub fn discard() -> Self {
-        LogFile { file: None }
+        LogFile { file: None, path: Default::default(), size: 0, max_size: None, max_file: 1 }
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        use crate::runtime::options::rotated;
+        if self.max_file <= 1 {
+            // Docker keeps one file: it starts over.
+            if let Some(f) = self.file.as_mut() {
+                f.set_len(0)?;
+            }
+            self.size = 0;
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(rotated(&self.path, self.max_file - 1));
+        for n in (1..self.max_file - 1).rev() {
+            let _ = std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
+        }
+        std::fs::rename(&self.path, rotated(&self.path, 1))?;
+        self.file = Some({
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?
+        });
+        self.size = 0;
+        Ok(())
     }
 
     fn write_line(&mut self, stream: u8, line: &[u8]) {
+        if self.file.is_none() {
+            return;
+        }
         let entry = Entry {
             log: &String::from_utf8_lossy(line),
             stream: if stream == STDERR { "stderr" } else { "stdout" },
@@ -53,9 +94,15 @@ impl LogFile {
         };
         let Ok(mut buf) = serde_json::to_vec(&entry) else { return };
         buf.push(b'\n');
+        if self.max_size.is_some_and(|m| self.size > 0 && self.size + buf.len() as u64 > m) {
+            if let Err(e) = self.rotate() {
+                eprintln!("shim: rotating log: {e}");
+            }
+        }
         if let Some(f) = self.file.as_mut() {
-            if let Err(e) = f.write_all(&buf) {
-                eprintln!("shim: writing log: {e}");
+            match f.write_all(&buf) {
+                Ok(()) => self.size += buf.len() as u64,
+                Err(e) => eprintln!("shim: writing log: {e}"),
             }
         }
     }
@@ -355,6 +402,37 @@ mod tests {
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"raw");
+    }
+
+    #[test]
+    fn log_rotates_by_size_and_count() {
+        use crate::runtime::options::{rotated, LogConfig};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-json.log");
+        let cfg = LogConfig { max_size: Some(300), max_file: 3, ..Default::default() };
+        let mut log = LogFile::open_with(&p, &cfg).unwrap();
+        let mut s = LineSplitter::new(STDOUT);
+        for i in 0..40 {
+            s.push(&mut log, format!("line {i}\n").as_bytes());
+        }
+        let files = cfg.files(&p);
+        assert_eq!(files, vec![rotated(&p, 2), rotated(&p, 1), p.clone()]);
+        let mut all = vec![];
+        for f in &files {
+            assert!(std::fs::metadata(f).unwrap().len() <= 300, "{f:?}");
+            all.extend(log_lines(f));
+        }
+        assert!(!rotated(&p, 3).exists());
+        let logs: Vec<_> = all.iter().map(|l| l["log"].as_str().unwrap().to_string()).collect();
+        assert_eq!(logs.last().unwrap(), "line 39\n");
+        // Consecutive lines across the files, none lost between them.
+        let first: usize = logs[0].trim().strip_prefix("line ").unwrap().parse().unwrap();
+        assert_eq!(logs.len(), 40 - first);
+        let none = LogConfig { driver: crate::runtime::options::LogDriver::None, ..Default::default() };
+        let q = d.path().join("none.log");
+        let mut log = LogFile::open_with(&q, &none).unwrap();
+        s.push(&mut log, b"x\n");
+        assert!(!q.exists());
     }
 
     #[test]

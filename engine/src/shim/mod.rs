@@ -9,6 +9,7 @@
 mod create;
 mod enter;
 mod exec;
+mod init;
 pub mod io;
 mod plan;
 pub mod protocol;

@@ -27,6 +27,9 @@ pub struct ShimConfig {
     /// Initial tty size (rows, columns).
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// Log driver and json-file rotation.
+    #[serde(default)]
+    pub log: crate::runtime::options::LogConfig,
 }
 
 pub const CONFIG_FILE: &str = "shim.json";

@@ -135,7 +135,7 @@ pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
         Err(e) => return fail(&mut ready, &mut container, format!("shim socket {}: {e}", sock.display())),
     };
     let sock_ino = std::fs::metadata(&sock).map(|m| m.ino()).unwrap_or(0);
-    let log = LogFile::open(&cfg.log_path).unwrap_or_else(|e| {
+    let log = LogFile::open_with(&cfg.log_path, &cfg.log).unwrap_or_else(|e| {
         eprintln!("shim: log file {}: {e}", cfg.log_path.display());
         LogFile::discard()
     });

@@ -100,7 +100,9 @@ fn regex_or_substring(pat: &str, s: &str) -> bool {
 /// `GET /containers/json`: every node's containers, newest first, named `/node/name`.
 pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
     let f = parse_filters(ctx.query.get("filters"))?;
-    let all = ctx.flag("all") || f.get("status").is_some_and(|s| s.iter().any(|x| x != "running")) || f.contains_key("exited");
+    // `ps -n N`/`-l` (limit) include stopped containers, as dockerd and classic Swarm do.
+    let limit = ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0);
+    let all = ctx.flag("all") || limit.is_some() || f.get("status").is_some_and(|s| s.iter().any(|x| x != "running")) || f.contains_key("exited");
     let now = chrono::Utc::now();
     let engines = cl.validated();
     let mut records = vec![];
@@ -150,7 +152,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
         })
     });
     records.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.created));
-    if let Some(n) = ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0) {
+    if let Some(n) = limit {
         records.truncate(n as usize);
     }
     let body = axum::body::Body::from_stream(crate::cluster::view::ps_stream(records, now));
@@ -162,6 +164,9 @@ pub async fn proxied(cl: &Cluster, ctx: &Ctx, to: Owner, mode: Mode, req: Reques
     let (engine, id, path) = match &to {
         Owner::Container { id, rest } => {
             let (e, c) = cl.lookup(id)?;
+            if rest == "/rename" {
+                check_new_name(cl, ctx)?;
+            }
             let path = format!("/containers/{}{rest}", c.id());
             (e, Some(c.id().to_string()), path)
         }
@@ -246,6 +251,15 @@ pub async fn proxied(cl: &Cluster, ctx: &Ctx, to: Owner, mode: Mode, req: Reques
             }
             Ok(Json(v).into_response())
         }
+    }
+}
+
+/// `POST /containers/{id}/rename?name=`: names are unique in the whole cluster, as a create's.
+fn check_new_name(cl: &Cluster, ctx: &Ctx) -> Result<(), ApiError> {
+    let name = ctx.query.get("name").map(|n| n.trim_start_matches('/')).unwrap_or("");
+    match cl.name_owner(name) {
+        Some(id) if !name.is_empty() => Err(crate::cluster::ClusterError::NameInUse { name: name.to_string(), id }.into()),
+        _ => Ok(()),
     }
 }
 

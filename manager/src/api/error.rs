@@ -34,9 +34,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP status Docker would answer a cluster error with.
+fn cluster_status(e: &ClusterError) -> u16 {
+    match e {
+        ClusterError::NoSuchContainer(_) | ClusterError::NoSuchExec(_) | ClusterError::NoSuchImage(_) => 404,
+        ClusterError::NameInUse { .. } => 409,
+        ClusterError::Request(_) | ClusterError::InvalidParameter(_) => 400,
+        ClusterError::Node(NodeError::Status { status, .. }) => *status,
+        ClusterError::NotPrimary => 503,
+        _ => 500,
+    }
+}
+
 impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
-        ApiError::new(e.status(), e.to_string())
+        ApiError::new(cluster_status(&e), e.to_string())
     }
 }
 

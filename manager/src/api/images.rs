@@ -277,12 +277,26 @@ pub async fn save_many(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response
         .validated()
         .into_iter()
         .find(|e| e.health() == Health::Healthy && names.iter().all(|n| e.has_image(n)))
-        .ok_or_else(|| ApiError::not_found(format!("Not found an engine which has all images: {}", names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))))?;
+        .ok_or_else(|| {
+            let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+            ApiError::not_found(format!("Unable to find a healthy engine containing all images: {}", names.join(", ")))
+        })?;
     forward(cl, &e, req, &ctx.node_path("/images/get", true)).await
 }
 
 /// `POST /build`: on the scheduler's pick.
+/// `POST /build`: on one node chosen by the scheduler (build-arg constraints, cpu/memory).
 pub async fn build(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
-    let e = cl.any_engine()?;
+    let args: BTreeMap<String, String> = match ctx.query.get("buildargs").filter(|a| !a.is_empty()) {
+        Some(a) => serde_json::from_str::<BTreeMap<String, Option<String>>>(a)
+            .map_err(|e| ApiError::bad_request(format!("invalid buildargs {a:?}: {e}")))?
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let num = |k: &str| ctx.query.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let e = cl.engine_for_build(&args, num("cpushares"), num("memory"))?;
+    tracing::info!(node = %e.name(), "build scheduled");
     forward(cl, &e, req, &ctx.node_path("/build", true)).await
 }

@@ -12,6 +12,7 @@ pub mod system;
 pub use error::ApiError;
 
 use crate::cluster::Cluster;
+use crate::ha::Target;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -72,11 +73,7 @@ impl Ctx {
 
 /// `k=v&…` with form encoding.
 pub fn encode_query(q: &BTreeMap<String, String>) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in q {
-        s.append_pair(k, v);
-    }
-    s.finish()
+    crate::cluster::client::encode_query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// The whole API as one router (every path, any `/vX.Y` prefix).
@@ -98,22 +95,52 @@ async fn dispatch(State(cl): State<Cluster>, req: Request) -> Response {
             version.unwrap_or_default()
         )))
     } else {
-        handle(&cl, &ctx, r, req).await
+        serve_or_forward(&cl, &ctx, r, req).await
     };
     let mut resp = resp.unwrap_or_else(IntoResponse::into_response);
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Docker-Experimental", HeaderValue::from_static(if cl.opts.experimental { "true" } else { "false" }));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     h.insert("Server", HeaderValue::from_static(SWARM_VERSION));
     tracing::debug!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     resp
 }
 
+/// How long a replica holds a request while no primary is known (an election under way).
+const PRIMARY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The primary serves everything; a replica serves `/_ping`, `/info` and `/metrics` itself and
+/// forwards the rest to the primary (classic Swarm's replica handler).
+async fn serve_or_forward(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Result<Response, ApiError> {
+    if cl.ha.is_replicated() && !matches!(r, Route::Local(Local::Ping | Local::Info | Local::Metrics)) {
+        let forwarded = req.headers().contains_key(proxy::FORWARDED_BY);
+        let patience = if forwarded { std::time::Duration::ZERO } else { PRIMARY_WAIT };
+        match cl.ha.target(patience).await {
+            Some(Target::Local) => {}
+            Some(Target::Primary(_)) if forwarded => {
+                return Err(ApiError::new(503, "this manager is not the primary either (the managers disagree during an election); retry"))
+            }
+            Some(Target::Primary(addr)) => return proxy::to_primary(cl, &addr, req, cl.ha.advertise().unwrap_or("")).await,
+            None => return Err(ApiError::new(503, "no primary manager is elected at the moment; retry later")),
+        }
+    }
+    let replicated = cl.ha.is_replicated();
+    let mut resp = handle(cl, ctx, r, req).await.unwrap_or_else(IntoResponse::into_response);
+    // Which primary served it: a replica's forward passes this header back to the client.
+    if let Some(v) = cl.ha.advertise().filter(|_| replicated).and_then(|a| HeaderValue::from_str(a).ok()) {
+        resp.headers_mut().insert(SERVED_BY, v);
+    }
+    Ok(resp)
+}
+
+/// Response header naming the primary (its `--advertise`) that served a request.
+pub const SERVED_BY: &str = "x-swarm-primary";
+
 async fn handle(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Result<Response, ApiError> {
     match r {
         Route::Local(Local::Ping) => Ok(system::ping()),
-        Route::Local(Local::Version) => Ok(system::version()),
+        Route::Local(Local::Version) => Ok(system::version(cl)),
         Route::Local(Local::Info) => Ok(system::info(cl)),
         Route::Local(Local::Events) => system::events(cl, ctx),
         Route::Local(Local::Metrics) => Ok(system::metrics(cl)),

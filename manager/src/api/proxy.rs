@@ -3,7 +3,7 @@
 //! client with its own 101 and splices the two raw streams, honouring half-close.
 use super::ApiError;
 use crate::cluster::client::Hijacked;
-use crate::cluster::{Cluster, Engine};
+use crate::cluster::{Cluster, Engine, NodeClient, NodeError};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -39,6 +39,11 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 
 /// Sends the request to `engine` at `path_and_query` and streams the answer back.
 pub async fn forward(cl: &Cluster, engine: &Engine, req: Request, path_and_query: &str) -> Result<Response, ApiError> {
+    relay(&engine.client, req, path_and_query, |r| engine.note(cl, r)).await
+}
+
+/// Sends the request through `client` and streams the answer back; `note` sees the outcome.
+async fn relay(client: &NodeClient, req: Request, path_and_query: &str, note: impl FnOnce(&Result<reqwest::Response, NodeError>)) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let headers = forward_headers(&parts.headers);
     let len = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -46,8 +51,8 @@ pub async fn forward(cl: &Cluster, engine: &Engine, req: Request, path_and_query
         Some(n) if n <= BUFFER_LIMIT => reqwest::Body::from(read_body(body, n as usize + 1).await?),
         _ => reqwest::Body::wrap_stream(body.into_data_stream()),
     };
-    let r = engine.client.send(parts.method, path_and_query, headers, body, None).await;
-    engine.note(cl, &r);
+    let r = client.send(parts.method, path_and_query, headers, body, None).await;
+    note(&r);
     let resp = r?;
     let mut out = Response::builder().status(resp.status().as_u16());
     if let Some(h) = out.headers_mut() {
@@ -82,13 +87,42 @@ fn wants_upgrade(req: &Request) -> bool {
 }
 
 /// Attach and exec start: a raw stream between the client and the node.
-pub async fn hijack(cl: &Cluster, engine: &Engine, mut req: Request, path_and_query: &str) -> Result<Response, ApiError> {
+pub async fn hijack(cl: &Cluster, engine: &Engine, req: Request, path_and_query: &str) -> Result<Response, ApiError> {
+    hijack_via(&engine.client, req, path_and_query, |r| engine.note(cl, r)).await
+}
+
+/// Header set on a request a replica forwards, naming the replica: a manager that receives one
+/// while it is not primary answers 503 instead of forwarding it again (no loops between
+/// managers with different views of the election).
+pub const FORWARDED_BY: &str = "x-swarm-forwarded-by";
+
+/// A replica's forward of any request to the primary manager at `addr`, with the manager's own
+/// TLS: upgrades (attach, exec) are hijacked, everything else streams both ways.
+pub async fn to_primary(cl: &Cluster, addr: &str, mut req: Request, me: &str) -> Result<Response, ApiError> {
+    let client = cl.manager_client(addr);
+    let pq = req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+    if let Ok(v) = HeaderValue::from_str(me) {
+        req.headers_mut().insert(FORWARDED_BY, v);
+    }
+    fn unreachable<T>(addr: &str, r: &Result<T, NodeError>) {
+        if let Err(e) = r {
+            tracing::warn!(primary = %addr, error = %e, "cannot reach the primary manager");
+        }
+    }
+    if wants_upgrade(&req) {
+        hijack_via(&client, req, &pq, |r| unreachable(addr, r)).await
+    } else {
+        relay(&client, req, &pq, |r| unreachable(addr, r)).await
+    }
+}
+
+async fn hijack_via(client: &NodeClient, mut req: Request, path_and_query: &str, note: impl FnOnce(&Result<Hijacked, NodeError>)) -> Result<Response, ApiError> {
     let wants = wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, body) = req.into_parts();
     let body = read_body(body, 1 << 20).await?;
-    let r = engine.client.hijack(parts.method, path_and_query, forward_headers(&parts.headers), body).await;
-    engine.note(cl, &r);
+    let r = client.hijack(parts.method, path_and_query, forward_headers(&parts.headers), body).await;
+    note(&r);
     match r? {
         Hijacked::Upgraded(node_io, headers) if wants => {
             tokio::spawn(async move {

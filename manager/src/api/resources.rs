@@ -175,20 +175,45 @@ fn find(e: &Engine, kind: Kind, id: &str) -> Option<Arc<Value>> {
     })
 }
 
-/// `GET /networks/{id}`, `GET /volumes/{name}`: from what the manager holds.
+/// `GET /networks/{id}`: from what the manager holds; a name (or ID prefix) that several nodes
+/// hold as different networks (every node's `bridge`) is ambiguous: `node/name` picks one.
+/// `GET /volumes/{name}`: the answer of the node holding it (`node/name`: that node).
 pub async fn inspect(cl: &Cluster, _ctx: &Ctx, kind: Kind, id: &str) -> Result<Response, ApiError> {
     let targets: Vec<(Arc<Engine>, String)> = match pinned(cl, id) {
         Some(p) => vec![p],
         None => healthy(cl).into_iter().map(|e| (e, id.to_string())).collect(),
     };
+    let mut found: Vec<(Arc<Engine>, String, Arc<Value>)> = vec![];
     for (e, name) in targets {
         if let Some(v) = find(&e, kind, &name) {
-            let mut v = (*v).clone();
-            local_name(&mut v, &e.name());
-            return Ok(Json(v).into_response());
+            found.push((e, name, v));
         }
     }
-    Err(ApiError::not_found(format!("No such {}: {id}", kind.what())))
+    let Some((e, name, v)) = found.first().cloned() else {
+        return Err(ApiError::not_found(format!("No such {}: {id}", kind.what())));
+    };
+    match kind {
+        Kind::Network => {
+            let mut ids: Vec<&str> = found.iter().filter_map(|(_, _, v)| v["Id"].as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() > 1 {
+                let nodes: Vec<String> = found.iter().map(|(e, _, _)| format!("{}/{id}", e.name())).collect();
+                return Err(ApiError::bad_request(format!(
+                    "network {id} is ambiguous ({} matches found based on name): name one of {}",
+                    ids.len(),
+                    nodes.join(", ")
+                )));
+            }
+            let mut v = (*v).clone();
+            local_name(&mut v, &e.name());
+            Ok(Json(v).into_response())
+        }
+        Kind::Volume => {
+            let v = call(cl, &e, Method::GET, &format!("/volumes/{name}"), None).await?;
+            Ok(Json(v).into_response())
+        }
+    }
 }
 
 /// Names of the healthy nodes holding a local-scope network named (or with the ID) `name`;

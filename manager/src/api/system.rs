@@ -30,11 +30,13 @@ fn host() -> (String, String, String) {
     (read("/proc/sys/kernel/hostname"), read("/proc/sys/kernel/osrelease"), os)
 }
 
-pub fn version() -> Response {
+pub fn version(cl: &Cluster) -> Response {
     let (_, kernel, _) = host();
+    let experimental = cl.opts.experimental;
     Json(json!({
         "Platform": {"Name": "Flotilla Swarm"},
-        "Components": [{"Name": "Swarm", "Version": SWARM_VERSION, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION}}],
+        "Components": [{"Name": "Swarm", "Version": SWARM_VERSION, "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Experimental": experimental.to_string()}}],
+        "Experimental": experimental,
         "Version": SWARM_VERSION,
         "ApiVersion": API_VERSION,
         "MinAPIVersion": MIN_API_VERSION,
@@ -104,12 +106,15 @@ pub fn node_status(s: &Summary) -> Vec<[String; 2]> {
 pub fn info(cl: &Cluster) -> Response {
     let mut sums: Vec<Summary> = cl.engines().iter().map(|e| e.summary(cl)).collect();
     sums.sort_by(|a, b| natural_cmp(&a.info.name, &b.info.name).then(a.addr.cmp(&b.addr)));
-    let mut status: Vec<[String; 2]> = vec![
-        ["Role".into(), "primary".into()],
+    let mut status: Vec<[String; 2]> = vec![["Role".into(), cl.ha.role().into()]];
+    if !cl.ha.is_primary() {
+        status.push(["Primary".into(), cl.ha.primary().unwrap_or_default()]);
+    }
+    status.extend([
         ["Strategy".into(), cl.scheduler.strategy_name().into()],
         ["Filters".into(), cl.scheduler.filter_names().join(", ")],
         ["Nodes".into(), sums.len().to_string()],
-    ];
+    ]);
     let (mut containers, mut running, mut paused, mut images, mut ncpu, mut mem) = (0, 0, 0, 0, 0i64, 0i64);
     for s in &sums {
         status.extend(node_status(s));
@@ -145,7 +150,7 @@ pub fn info(cl: &Cluster) -> Response {
         "RegistryConfig": {"InsecureRegistryCIDRs": [], "IndexConfigs": {}, "Mirrors": []},
         "NCPU": ncpu, "MemTotal": mem,
         "DockerRootDir": "", "Name": hostname, "Labels": [],
-        "ExperimentalBuild": false, "ServerVersion": SWARM_VERSION,
+        "ExperimentalBuild": cl.opts.experimental, "ServerVersion": SWARM_VERSION,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "Warnings": null,
     }))
@@ -231,6 +236,8 @@ pub fn metrics(cl: &Cluster) -> Response {
         running,
         images,
         event_listeners: cl.hub.listeners(),
+        primary: cl.ha.is_primary(),
+        elections: cl.ha.elections(),
     };
     let mut r = cl.metrics.render(&g).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

@@ -200,6 +200,15 @@ impl NodeClient {
     }
 }
 
+/// `k=v&…` with form encoding: the one query encoder of the manager's calls to nodes.
+pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
 /// Docker's `{"message": …}`, or the body as text.
 pub fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)

@@ -1,10 +1,10 @@
 //! `POST /containers/create` through the scheduler: parse, check the name cluster-wide, choose
 //! a node and reserve on it (under the placement lock), create there (pulling the image first
 //! if the node lacks it), then retry as classic Swarm does.
-use super::client::NodeError;
+use super::client::{encode_query, NodeError};
 use super::engine::Engine;
 use super::{Cluster, ClusterError};
-use crate::scheduler::request::LABEL_SWARM_ID;
+use crate::scheduler::request::{Reschedule, LABEL_SWARM_ID};
 use crate::scheduler::Request;
 use hyper::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
@@ -12,29 +12,36 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A node's "image not here" answer, in dockerd's and our engine's wordings.
-fn image_missing(e: &NodeError) -> bool {
-    match e {
-        NodeError::Status { status: 404, message } => {
-            let m = message.to_ascii_lowercase();
-            m.contains("no such image") || (m.contains("image") && m.contains("not found"))
+/// Why a create on one node failed.
+#[derive(Debug, thiserror::Error)]
+enum CreateError {
+    /// The node lacks the image (a 404 while its image list has no such image), and pulling it
+    /// there failed with this error.
+    #[error("image not on the node and not pulled: {0}")]
+    ImageMissing(NodeError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+impl From<CreateError> for NodeError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::ImageMissing(e) | CreateError::Node(e) => e,
         }
-        _ => false,
+    }
+}
+
+impl CreateError {
+    fn status(&self) -> Option<u16> {
+        match self {
+            CreateError::ImageMissing(e) | CreateError::Node(e) => e.status(),
+        }
     }
 }
 
 fn random_hex64() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
-}
-
-fn encode_query(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `image` with `:latest` when it has neither tag nor digest.
@@ -46,10 +53,40 @@ fn with_tag(image: &str) -> String {
     }
 }
 
+/// A container created through the scheduler.
+pub(crate) struct Created {
+    /// The node's answer (`{"Id", "Warnings"}`).
+    pub answer: Value,
+    pub engine: Arc<Engine>,
+    pub req: Request,
+    /// The create body as sent (placement rules in labels, swarm ID set).
+    pub body: Value,
+}
+
+impl Created {
+    pub fn id(&self) -> &str {
+        self.answer["Id"].as_str().unwrap_or("")
+    }
+}
+
 impl Cluster {
-    /// Schedules and creates a container; returns the node's `{"Id", "Warnings"}`.
-    pub async fn create(&self, name: Option<String>, mut body: Value, auth: Option<HeaderValue>) -> Result<Value, ClusterError> {
+    /// Schedules and creates a container; returns the node's `{"Id", "Warnings"}`. A container
+    /// with `reschedule:on-node-failure` is recorded (in etcd with etcd discovery) before the
+    /// create is acknowledged.
+    pub async fn create(&self, name: Option<String>, body: Value, auth: Option<HeaderValue>) -> Result<Value, ClusterError> {
         let started = Instant::now();
+        let r = self.create_scheduled(name, body, auth).await;
+        let r = match r {
+            Ok(c) if c.req.reschedule == Reschedule::OnNodeFailure => self.record_created(&c).await.map(|()| c.answer),
+            Ok(c) => Ok(c.answer),
+            Err(e) => Err(e),
+        };
+        self.metrics.observe_create(started.elapsed(), r.is_ok());
+        r
+    }
+
+    /// Schedules and creates a container; no record is written.
+    pub(crate) async fn create_scheduled(&self, name: Option<String>, mut body: Value, auth: Option<HeaderValue>) -> Result<Created, ClusterError> {
         let mut req = Request::from_config(name.as_deref(), &mut body)?;
         if req.image.is_empty() {
             return Err(ClusterError::InvalidParameter("No image was specified".into()));
@@ -74,15 +111,16 @@ impl Cluster {
         let mut retries = 0;
         let mut image_affinity = false;
         loop {
+            // A manager that lost its lease accepts no create (another primary may exist).
+            if !self.ha.is_primary() {
+                return Err(ClusterError::NotPrimary);
+            }
             let (engine, pending) = self.place(&req)?;
             let r = self.create_on(&engine, &pending, &req, &body, auth.clone()).await;
             engine.remove_pending(&pending);
             match r {
-                Ok(v) => {
-                    self.metrics.observe_create(started.elapsed(), true);
-                    return Ok(v);
-                }
-                Err(e) if image_missing(&e) && !image_affinity && !req.pinned_to_node() && self.image_somewhere(&req.image) => {
+                Ok(answer) => return Ok(Created { answer, engine, req, body }),
+                Err(CreateError::ImageMissing(_)) if !image_affinity && !req.pinned_to_node() && self.image_somewhere(&req.image) => {
                     tracing::info!(image = %req.image, "retrying on a node that has the image");
                     image_affinity = true;
                     req.affinities.push(format!("image=={}", req.image).parse().map_err(crate::scheduler::RequestError::from)?);
@@ -91,10 +129,7 @@ impl Cluster {
                     retries += 1;
                     tracing::info!(error = %e, retries, "create failed; retrying");
                 }
-                Err(e) => {
-                    self.metrics.observe_create(started.elapsed(), false);
-                    return Err(e.into());
-                }
+                Err(e) => return Err(NodeError::from(e).into()),
             }
         }
     }
@@ -112,13 +147,21 @@ impl Cluster {
         Ok((engine, pending))
     }
 
+    /// Whether `engine` lacks `image`, after reading its image list again.
+    async fn image_absent_on(&self, engine: &Engine, image: &str) -> bool {
+        if let Err(e) = engine.refresh_images(self).await {
+            tracing::debug!(node = %engine.addr, error = %e, "cannot list images");
+        }
+        !engine.has_image(image)
+    }
+
     fn image_somewhere(&self, image: &str) -> bool {
         self.validated().iter().any(|e| e.has_image(image))
     }
 
     /// Creates on `engine`, pulling the image once if the node lacks it, and records the result.
     /// On success the pending reservation is replaced by the container's record.
-    async fn create_on(&self, engine: &Engine, pending: &str, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, NodeError> {
+    async fn create_on(&self, engine: &Engine, pending: &str, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, CreateError> {
         let mut body = body.clone();
         let ncpu = engine.info().ncpu.max(1);
         if req.cpus > 0 {
@@ -126,14 +169,16 @@ impl Cluster {
             body["HostConfig"]["CpuShares"] = json!((req.cpus * 1024 + ncpu - 1) / ncpu);
         }
         let path = match &req.name {
-            Some(n) => format!("/containers/create?name={}", encode_query(n)),
+            Some(n) => format!("/containers/create?{}", encode_query([("name", n.as_str())])),
             None => "/containers/create".to_string(),
         };
         let mut r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
         engine.note(self, &r);
-        if let Err(e) = &r {
-            if image_missing(e) {
-                self.pull_on(engine, &with_tag(&req.image), auth).await?;
+        if let Err(NodeError::Status { status: 404, .. }) = &r {
+            // A 404 is the image only when the node's own list (read again) lacks it; dockerd and
+            // our engine word that answer differently, so the text decides nothing.
+            if self.image_absent_on(engine, &req.image).await {
+                self.pull_on(engine, &with_tag(&req.image), auth).await.map_err(CreateError::ImageMissing)?;
                 r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
                 engine.note(self, &r);
             }
@@ -163,7 +208,7 @@ impl Cluster {
         if let Some(a) = auth {
             h.insert("X-Registry-Auth", a);
         }
-        let path = format!("/images/create?fromImage={}&tag={}", encode_query(repo), encode_query(tag));
+        let path = format!("/images/create?{}", encode_query([("fromImage", repo), ("tag", tag)]));
         let r = engine.client.send(hyper::Method::POST, &path, h, reqwest::Body::from(""), None).await;
         engine.note(self, &r);
         let resp = engine.client.check(r?).await?;
@@ -185,12 +230,10 @@ mod tests {
     use super::*;
     #[test]
     fn helpers() {
-        assert!(image_missing(&NodeError::Status { status: 404, message: "No such image: busybox:latest".into() }));
-        assert!(!image_missing(&NodeError::Status { status: 404, message: "No such container: x".into() }));
         assert_eq!(with_tag("busybox"), "busybox:latest");
         assert_eq!(with_tag("localhost:5000/busybox"), "localhost:5000/busybox:latest");
         assert_eq!(with_tag("busybox:1"), "busybox:1");
-        assert_eq!(encode_query("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode_query([("name", "a b/c"), ("tag", "1")]), "name=a+b%2Fc&tag=1");
         assert_eq!(random_hex64().len(), 64);
     }
 }

@@ -1,7 +1,7 @@
 //! The cluster: the nodes discovery reports, what the manager knows of each, container lookup
 //! across nodes, and placement with pending reservations.
 pub mod client;
-mod create;
+pub(crate) mod create;
 pub mod engine;
 pub mod events;
 mod lookup;
@@ -18,12 +18,15 @@ pub use events::EventHub;
 pub use source::{NodeSource, StaticNodes};
 pub use view::Container;
 
+use crate::ha::store::Store;
+use crate::ha::Ha;
 use crate::metrics::Metrics;
 use crate::scheduler::{RequestError, SchedError, Scheduler};
 use discovery::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,20 +49,19 @@ pub enum ClusterError {
     NodeUnhealthy(String, String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// This manager lost its primary role while the request was served.
+    #[error("this manager is not the primary (its leader lease ended); retry through any manager")]
+    NotPrimary,
+    #[error(transparent)]
+    Store(#[from] crate::ha::store::StoreError),
 }
 
-impl ClusterError {
-    /// The HTTP status Docker would answer with.
-    pub fn status(&self) -> u16 {
-        match self {
-            ClusterError::NoSuchContainer(_) | ClusterError::NoSuchExec(_) | ClusterError::NoSuchImage(_) => 404,
-            ClusterError::NameInUse { .. } => 409,
-            ClusterError::Request(_) | ClusterError::InvalidParameter(_) => 400,
-            ClusterError::Node(NodeError::Status { status, .. }) => *status,
-            _ => 500,
-        }
-    }
-}
+
+/// How long the manager remembers which node runs an exec instance (dockerd forgets exited
+/// ones after minutes; a client asking later gets "No such exec instance").
+pub const EXEC_TTL: Duration = Duration::from_secs(3600);
+/// Exec records kept before expired ones are pruned.
+const EXEC_PRUNE_AT: usize = 10_000;
 
 /// `--strategy`, `--filter`, `--cluster-opt`, `--engine-*`.
 #[derive(Debug, Clone)]
@@ -76,6 +78,11 @@ pub struct ClusterOpts {
     pub failure_retry: u32,
     /// Connections to nodes open at once, all nodes together (event streams included).
     pub max_connections: usize,
+    /// `--heartbeat`: paces the retries of a broken node event stream (each failed retry counts
+    /// against the node's health) and the rescheduling watchdog's checks.
+    pub heartbeat: Duration,
+    /// `swarm --experimental`: reported by `/info` and `/version`.
+    pub experimental: bool,
 }
 
 impl Default for ClusterOpts {
@@ -89,6 +96,8 @@ impl Default for ClusterOpts {
             refresh_max: Duration::from_secs(60),
             failure_retry: 3,
             max_connections: pool::default_max_open(),
+            heartbeat: Duration::from_secs(60),
+            experimental: false,
         }
     }
 }
@@ -101,14 +110,20 @@ pub struct Shared {
     pub metrics: Metrics,
     transport: Arc<Transport>,
     engines: RwLock<BTreeMap<String, Arc<Engine>>>,
-    /// Exec ID -> node address.
-    execs: Mutex<HashMap<String, String>>,
+    /// Exec ID -> node address and when it was recorded (entries expire: [`EXEC_TTL`]).
+    execs: Mutex<HashMap<String, (String, Instant)>>,
     /// Held while a node is chosen and its reservation recorded.
     place: Mutex<()>,
     pending_seq: std::sync::atomic::AtomicU64,
     dirty: Arc<views::Dirty>,
     view_cache: Mutex<views::ViewCache>,
     shutdown: CancellationToken,
+    /// Primary or replica.
+    pub ha: Ha,
+    /// Records of reschedulable containers.
+    pub(crate) records: Store,
+    /// Discovery has delivered its first node set (until then an absent node is not a failed one).
+    discovered: AtomicBool,
 }
 
 /// A cheap handle on the cluster.
@@ -132,6 +147,17 @@ impl Shared {
 
 impl Cluster {
     pub fn new(opts: ClusterOpts, tls: Option<rustls::ClientConfig>, shutdown: CancellationToken) -> Result<Cluster, ClusterError> {
+        Self::with_ha(opts, tls, shutdown, Ha::standalone(), Store::memory())
+    }
+
+    /// A cluster whose role comes from `ha` and whose reschedule records live in `records`.
+    pub fn with_ha(
+        opts: ClusterOpts,
+        tls: Option<rustls::ClientConfig>,
+        shutdown: CancellationToken,
+        ha: Ha,
+        records: Store,
+    ) -> Result<Cluster, ClusterError> {
         let scheduler = Scheduler::new(&opts.filters, &opts.strategy)?;
         let transport = Arc::new(Transport::new(tls, opts.max_connections)?);
         Ok(Cluster(Arc::new(Shared {
@@ -147,6 +173,9 @@ impl Cluster {
             dirty: Default::default(),
             view_cache: Default::default(),
             shutdown,
+            ha,
+            records,
+            discovered: AtomicBool::new(false),
         })))
     }
 
@@ -178,6 +207,22 @@ impl Cluster {
             tokio::spawn(run.run(self.0.clone()));
             engines.insert(addr.clone(), e);
         }
+        self.discovered.store(true, Ordering::Release);
+    }
+
+    /// Whether discovery has delivered a node set yet.
+    pub fn discovered(&self) -> bool {
+        self.discovered.load(Ordering::Acquire)
+    }
+
+    /// A client for another manager (the primary), with the manager's own TLS.
+    pub fn manager_client(&self, addr: &str) -> NodeClient {
+        self.transport.client(addr)
+    }
+
+    /// The cancellation token everything of this cluster stops with.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Feeds the cluster from a node source until shutdown.
@@ -218,19 +263,75 @@ impl Cluster {
         })
     }
 
+    /// The node address recorded for an exec instance, unless expired.
+    fn exec_addr(&self, exec_id: &str) -> Option<String> {
+        let execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        execs.get(exec_id).filter(|(_, at)| at.elapsed() < EXEC_TTL).map(|(a, _)| a.clone())
+    }
+
     pub fn record_exec(&self, exec_id: &str, addr: &str) {
-        self.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(exec_id.to_string(), addr.to_string());
+        let mut execs = self.execs.lock().unwrap_or_else(|p| p.into_inner());
+        if execs.len() >= EXEC_PRUNE_AT {
+            execs.retain(|_, (_, at)| at.elapsed() < EXEC_TTL);
+            // Still full of fresh ones (a flood of execs): forget the oldest half.
+            if execs.len() >= EXEC_PRUNE_AT {
+                let mut ages: Vec<Instant> = execs.values().map(|(_, at)| *at).collect();
+                ages.sort_unstable();
+                let cut = ages[ages.len() / 2];
+                execs.retain(|_, (_, at)| *at > cut);
+            }
+        }
+        execs.insert(exec_id.to_string(), (addr.to_string(), Instant::now()));
     }
 
     pub fn exec_owner(&self, exec_id: &str) -> Result<Arc<Engine>, ClusterError> {
-        let addr = self.execs.lock().unwrap_or_else(|p| p.into_inner()).get(exec_id).cloned();
+        let addr = self.exec_addr(exec_id);
         addr.and_then(|a| self.engine(&a)).ok_or_else(|| ClusterError::NoSuchExec(exec_id.to_string()))
     }
 
-    /// The best healthy node for a request with no requirements (searches, auth, builds).
+    /// The node a build goes to, as classic Swarm chose it: build args named `constraint:…` or
+    /// `affinity:…` are placement rules (`--build-arg constraint:node==n1` arrives as the arg
+    /// `constraint:node` with the value `=n1`), and `cpushares`/`memory` are reserved.
+    pub fn engine_for_build(&self, buildargs: &BTreeMap<String, String>, cpus: i64, memory: i64) -> Result<Arc<Engine>, ClusterError> {
+        let env: Vec<String> = buildargs
+            .iter()
+            .filter(|(k, _)| k.starts_with("constraint:") || k.starts_with("affinity:"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut cfg = serde_json::json!({"Env": env, "HostConfig": {"CpuShares": cpus, "Memory": memory}});
+        let req = crate::scheduler::Request::from_config(None, &mut cfg)?;
+        let addr = self.with_views(|views| self.scheduler.pick(&req, views).map(|n| n.addr.clone()))?;
+        self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
+    }
+
+    /// The best healthy node for a request with no requirements (searches, auth).
     pub fn any_engine(&self) -> Result<Arc<Engine>, ClusterError> {
         let req = crate::scheduler::Request::default();
         let addr = self.with_views(|views| self.scheduler.pick(&req, views).map(|n| n.addr.clone()))?;
         self.engine(&addr).ok_or(ClusterError::Sched(SchedError::NoHealthyNode))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[tokio::test]
+    async fn exec_records_are_bounded() {
+        let c = Cluster::new(ClusterOpts::default(), None, CancellationToken::new()).unwrap();
+        for i in 0..EXEC_PRUNE_AT {
+            c.record_exec(&format!("e{i}"), "10.0.0.1:2375");
+        }
+        c.record_exec("newest", "10.0.0.2:2375");
+        let n = c.execs.lock().unwrap().len();
+        assert!(n <= EXEC_PRUNE_AT / 2 + 1, "{n} records kept");
+        assert_eq!(c.exec_addr("e0"), None, "the oldest are forgotten");
+        assert_eq!(c.exec_addr(&format!("e{}", EXEC_PRUNE_AT - 1)).as_deref(), Some("10.0.0.1:2375"), "the newer half stays");
+        assert_eq!(c.exec_addr("newest").as_deref(), Some("10.0.0.2:2375"));
+        // (The monotonic clock starts at boot: a machine up for less than the TTL cannot go back.)
+        if let Some(old) = Instant::now().checked_sub(EXEC_TTL) {
+            c.execs.lock().unwrap().get_mut("newest").unwrap().1 = old;
+            assert_eq!(c.exec_addr("newest"), None, "an expired record answers no more");
+            assert!(matches!(c.exec_owner("newest"), Err(ClusterError::NoSuchExec(_))));
+        }
     }
 }

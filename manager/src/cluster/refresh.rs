@@ -14,6 +14,35 @@ use std::time::{Duration, Instant};
 
 /// Re-read `/info` this often even when healthy.
 const SPEC_REFRESH: Duration = Duration::from_secs(300);
+/// The longest event line a node may send: a longer one breaks the stream (a node cannot make
+/// the manager buffer without bound).
+const MAX_EVENT_LINE: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+#[error("an event line longer than {0} bytes")]
+struct LineTooLong(usize);
+
+/// Splits a stream into newline-terminated lines, holding at most `MAX_EVENT_LINE` bytes of an
+/// unfinished one.
+#[derive(Default)]
+struct LineBuf {
+    buf: Vec<u8>,
+}
+
+impl LineBuf {
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, LineTooLong> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = vec![];
+        while let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+            out.push(self.buf.drain(..=nl).collect());
+        }
+        if self.buf.len() > MAX_EVENT_LINE {
+            self.buf = vec![];
+            return Err(LineTooLong(MAX_EVENT_LINE));
+        }
+        Ok(out)
+    }
+}
 /// Inspects in flight per node during a full refresh.
 const INSPECT_CONCURRENCY: usize = 8;
 
@@ -224,9 +253,13 @@ impl Engine {
         }
     }
 
-    /// Follows the node's `/events` until cancelled; restarts it after errors.
+    /// Follows the node's `/events` until cancelled; restarts it after errors. A stream that
+    /// breaks and each reconnection that fails count against the node's health (classic
+    /// Swarm's connection errors), retried at the heartbeat's pace: a dead node turns Unhealthy
+    /// after `--engine-failure-retry` of them, within seconds with `--heartbeat 1s`.
     async fn follow_events(self: Arc<Self>, sh: Arc<Shared>) {
-        let mut failures: u64 = 0;
+        let retry = (sh.opts.heartbeat / 2).clamp(Duration::from_millis(250), Duration::from_secs(2));
+        let mut failures: u32 = 0;
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -235,6 +268,7 @@ impl Engine {
                 .client
                 .send(hyper::Method::GET, "/events", Default::default(), reqwest::Body::from(""), None)
                 .await;
+            self.note(&sh, &r);
             let r = match r {
                 Ok(resp) => self.client.check(resp).await,
                 Err(e) => Err(e),
@@ -250,16 +284,22 @@ impl Engine {
                     // Events may have been missed while the stream was down.
                     self.wake.notify_one();
                     let mut body = resp.bytes_stream();
-                    let mut buf: Vec<u8> = vec![];
-                    loop {
+                    let mut lines = LineBuf::default();
+                    let broke = loop {
                         let chunk = tokio::select! {
                             c = body.next() => c,
                             _ = self.cancel.cancelled() => return,
                         };
-                        let Some(Ok(chunk)) = chunk else { break };
-                        buf.extend_from_slice(&chunk);
-                        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                            let line: Vec<u8> = buf.drain(..=nl).collect();
+                        let chunk = match chunk {
+                            Some(Ok(c)) => c,
+                            Some(Err(e)) => break e.to_string(),
+                            None => break "the node closed its event stream".to_string(),
+                        };
+                        let got = match lines.push(&chunk) {
+                            Ok(l) => l,
+                            Err(e) => break e.to_string(),
+                        };
+                        for line in got {
                             let Ok(ev) = serde_json::from_slice::<Value>(&line) else { continue };
                             self.apply_event(&sh, &ev).await;
                             if sh.hub.listeners() > 0 {
@@ -267,9 +307,12 @@ impl Engine {
                                 sh.hub.publish(enrich(ev, &self.addr, &info));
                             }
                         }
-                    }
+                    };
                     self.lock().events_live = false;
-                    Duration::from_secs(1)
+                    tracing::debug!(addr = %self.addr, reason = %broke, "event stream broken");
+                    let e: Result<(), NodeError> = Err(NodeError::Connect { addr: format!("tcp://{}", self.addr), detail: format!("event stream broken: {broke}") });
+                    self.note(&sh, &e);
+                    Duration::ZERO
                 }
                 Err(NodeError::Status { status, .. }) if status == 404 || status == 501 => {
                     tracing::info!(addr = %self.addr, "node has no event stream; relying on periodic refresh");
@@ -278,7 +321,12 @@ impl Engine {
                 Err(e) => {
                     failures += 1;
                     tracing::debug!(addr = %self.addr, error = %e, "event stream failed");
-                    Duration::from_secs((failures + 1).min(10))
+                    // Quick retries until the node is declared Unhealthy, then slower ones.
+                    if failures <= sh.opts.failure_retry {
+                        retry
+                    } else {
+                        Duration::from_secs(u64::from(failures - sh.opts.failure_retry).min(10)).max(retry)
+                    }
                 }
             };
             tokio::select! {
@@ -350,5 +398,20 @@ impl Engine {
                 tracing::debug!(addr = %self.addr, error = %e, "node refresh failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn event_lines_are_split_and_bounded() {
+        let mut l = LineBuf::default();
+        assert_eq!(l.push(b"{\"a\":1}\n{\"b\"").unwrap(), vec![b"{\"a\":1}\n".to_vec()]);
+        assert_eq!(l.push(b":2}\n").unwrap(), vec![b"{\"b\":2}\n".to_vec()]);
+        let big = vec![b'x'; MAX_EVENT_LINE];
+        assert!(l.push(&big).unwrap().is_empty(), "a line of exactly the limit is still held");
+        assert!(l.push(b"y").is_err(), "one byte more without a newline breaks the stream");
+        assert!(l.buf.is_empty(), "and frees what was held");
     }
 }

@@ -18,6 +18,34 @@ pub enum RequestError {
     Expr(#[from] ExprError),
     #[error("invalid label {label}: {detail}")]
     Label { label: &'static str, detail: String },
+    #[error("too many reschedule policies")]
+    TooManyReschedulePolicies,
+    #[error("invalid reschedule policy: {0}")]
+    InvalidReschedulePolicy(String),
+}
+
+/// What happens to a container when its node fails (`reschedule:…`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reschedule {
+    #[default]
+    Off,
+    /// Re-created on a healthy node when its node turns Unhealthy or leaves discovery.
+    OnNodeFailure,
+}
+
+impl Reschedule {
+    /// Classic Swarm's rules: at most one policy, `off` or `on-node-failure`.
+    fn parse(policies: &[String]) -> Result<Reschedule, RequestError> {
+        match policies {
+            [] => Ok(Reschedule::Off),
+            [p] => match p.as_str() {
+                "off" => Ok(Reschedule::Off),
+                "on-node-failure" => Ok(Reschedule::OnNodeFailure),
+                other => Err(RequestError::InvalidReschedulePolicy(other.to_string())),
+            },
+            _ => Err(RequestError::TooManyReschedulePolicies),
+        }
+    }
 }
 
 /// Everything the filters and strategies read.
@@ -34,10 +62,12 @@ pub struct Request {
     pub port_bindings: Vec<PortBinding>,
     pub exposed_ports: Vec<String>,
     pub network_mode: String,
-    /// Containers that must be on the same node: `--volumes-from`, `--link`, `--net=container:`.
+    /// Containers that must be on the same node: `--volumes-from` (`c[:ro]`), `--link`
+    /// (`[/]c[:alias]`), as given (the container is the part before `:`), and `--net=container:`.
     pub volumes_from: Vec<String>,
     pub links: Vec<String>,
     pub net_container: Option<String>,
+    pub reschedule: Reschedule,
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
@@ -100,7 +130,7 @@ impl Request {
         let constraints = merge(LABEL_CONSTRAINTS, constraints)?;
         let affinities = merge(LABEL_AFFINITIES, affinities)?;
         let whitelists = merge(LABEL_WHITELISTS, whitelists)?;
-        merge(LABEL_RESCHEDULE, reschedule)?;
+        let reschedule = Reschedule::parse(&merge(LABEL_RESCHEDULE, reschedule)?)?;
 
         let hc = cfg.get("HostConfig").cloned().unwrap_or(Value::Null);
         let mut port_bindings = vec![];
@@ -118,8 +148,8 @@ impl Request {
         let exposed_ports = cfg.get("ExposedPorts").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
         let network_mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or("").to_string();
         let net_container = network_mode.strip_prefix("container:").map(String::from);
-        let links = str_list(hc.get("Links")).into_iter().map(|l| l.split(':').next().unwrap_or("").trim_start_matches('/').to_string()).collect();
-        let volumes_from = str_list(hc.get("VolumesFrom")).into_iter().map(|v| v.split(':').next().unwrap_or("").to_string()).collect();
+        let links = str_list(hc.get("Links"));
+        let volumes_from = str_list(hc.get("VolumesFrom"));
         Ok(Request {
             name: name.filter(|n| !n.is_empty()).map(|n| n.trim_start_matches('/').to_string()),
             image: cfg.get("Image").and_then(Value::as_str).unwrap_or("").to_string(),
@@ -134,6 +164,7 @@ impl Request {
             volumes_from,
             links,
             net_container,
+            reschedule,
         })
     }
 
@@ -183,8 +214,8 @@ mod tests {
         assert_eq!(r.name.as_deref(), Some("web"));
         assert_eq!((r.cpus, r.memory), (2, 1024));
         assert_eq!(r.port_bindings[0].host_port, "8080");
-        assert_eq!(r.links, vec!["db"]);
-        assert_eq!(r.volumes_from, vec!["data"]);
+        assert_eq!(r.links, vec!["/db:db"]);
+        assert_eq!(r.volumes_from, vec!["data:ro"]);
         assert_eq!(r.net_container.as_deref(), Some("other"));
         assert_eq!(r.exposed_ports, vec!["80/tcp"]);
         assert!(r.pinned_to_node());
@@ -196,6 +227,19 @@ mod tests {
         assert_eq!(Request::from_config(None, &mut cfg).unwrap_err().to_string(), "One of operator ==, != is expected");
         let mut cfg = json!({"Image": "x", "Labels": {"com.docker.swarm.affinities": "nope"}});
         assert!(matches!(Request::from_config(None, &mut cfg), Err(RequestError::Label { .. })));
+    }
+
+    #[test]
+    fn reschedule_policies() {
+        let mut cfg = json!({"Image": "x", "Env": ["reschedule:on-node-failure"]});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap().reschedule, Reschedule::OnNodeFailure);
+        assert_eq!(cfg["Labels"][LABEL_RESCHEDULE], json!("[\"on-node-failure\"]"));
+        let mut cfg = json!({"Image": "x", "Labels": {LABEL_RESCHEDULE: "[\"off\"]"}});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap().reschedule, Reschedule::Off);
+        let mut cfg = json!({"Image": "x", "Env": ["reschedule:on-node-failure"], "Labels": {LABEL_RESCHEDULE: "[\"off\"]"}});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap_err().to_string(), "too many reschedule policies");
+        let mut cfg = json!({"Image": "x", "Env": ["reschedule:always"]});
+        assert_eq!(Request::from_config(None, &mut cfg).unwrap_err().to_string(), "invalid reschedule policy: always");
     }
 
     #[test]

@@ -191,3 +191,85 @@ async fn lookups_name_conflicts_and_listing() {
     let total: usize = s.nodes.iter().map(|n| n.container_count()).sum();
     assert_eq!(total, 51);
 }
+
+/// `reschedule:on-node-failure` through the watchdog's pass: a failed node's flagged container
+/// waits while nothing fits (it is not dropped), moves when a fitting node joins, keeps its
+/// name and swarm ID, starts because the old one ran; the unflagged one is left alone; the
+/// stale copy goes when the failed node returns; `rm` drops the record.
+#[tokio::test]
+async fn reschedule_waits_for_a_fitting_node_and_removes_stale_copies() {
+    let (n1, n2) = (SimNode::new("n1", 2, GIB, &["zone=a"]), SimNode::new("n2", 2, GIB, &["zone=b"]));
+    let s = setup(vec![n1.clone(), n2.clone()], "spread").await;
+    let addr_of = |name: &str| s.cluster.engines().into_iter().find(|e| e.name() == name).map(|e| e.addr.clone()).unwrap();
+    let (a1, a2) = (addr_of("n1"), addr_of("n2"));
+    let (st, v) = create(&s.app, "web", json!({"Image": "busybox", "Env": ["reschedule:on-node-failure", "constraint:zone==a"]})).await;
+    assert_eq!(st, 201, "{v}");
+    let old = v["Id"].as_str().unwrap().to_string();
+    assert_eq!(call(&s.app, "POST", "/v1.41/containers/web/start", None).await.0, 204);
+    assert_eq!(create(&s.app, "plain", json!({"Image": "busybox", "Env": ["constraint:zone==a"]})).await.0, 201);
+    let recs = s.cluster.records.list().await.unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0].name.as_str(), recs[0].id.as_str(), recs[0].node.as_str()), ("web", old.as_str(), a1.as_str()));
+    let swarm_id = recs[0].swarm_id.clone();
+
+    // n1 leaves discovery: nothing else has zone=a, so the move is recorded and waits.
+    let entry = |a: &str| discovery::Entry::parse(a).unwrap();
+    s.cluster.sync(&[entry(&a2)]);
+    s.cluster.reconcile_reschedules().await.unwrap();
+    let recs = s.cluster.records.list().await.unwrap();
+    assert_eq!(recs.len(), 1, "the record is kept");
+    assert_eq!(recs[0].moving.as_ref().map(|m| (m.from.as_str(), m.old_id.as_str(), m.start)), Some((a1.as_str(), old.as_str(), true)));
+    assert_eq!(n2.container_count(), 0);
+
+    // A node with zone=a joins: the next pass moves it there.
+    let n3 = SimNode::new("n3", 2, GIB, &["zone=a"]);
+    let stop3 = CancellationToken::new();
+    let _g = stop3.clone().drop_guard();
+    let a3 = serve(vec![n3.clone()], stop3).await.unwrap().remove(0);
+    s.cluster.sync(&[entry(&a2), entry(&a3)]);
+    for _ in 0..200 {
+        if s.cluster.views().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut events = s.cluster.hub.subscribe();
+    s.cluster.reconcile_reschedules().await.unwrap();
+    assert_eq!(node_of(&s.app, "web").await, "n3");
+    let (_, v) = call(&s.app, "GET", "/v1.41/containers/web/json", None).await;
+    assert_eq!(v["State"]["Running"], true);
+    assert_eq!(v["Config"]["Labels"]["com.docker.swarm.id"], json!(swarm_id));
+    let new = v["Id"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    let recs = s.cluster.records.list().await.unwrap();
+    assert_eq!((recs[0].id.as_str(), recs[0].node.as_str(), recs[0].moving.is_none()), (new.as_str(), a3.as_str(), true));
+    let ev = loop {
+        let ev = events.recv().await.unwrap();
+        if ev["Action"] == "reschedule" {
+            break ev;
+        }
+    };
+    assert_eq!((ev["Actor"]["Attributes"]["oldID"].as_str(), ev["Actor"]["Attributes"]["newID"].as_str()), (Some(old.as_str()), Some(new.as_str())));
+    assert_eq!((ev["Actor"]["Attributes"]["fromNode"].as_str(), ev["Actor"]["Attributes"]["toNode"].as_str()), (Some("n1"), Some("n3")));
+
+    // n1 comes back with its stale copy (and the unflagged container): only the copy goes.
+    assert_eq!(n1.container_count(), 2);
+    s.cluster.sync(&[entry(&a1), entry(&a2), entry(&a3)]);
+    for _ in 0..200 {
+        if s.cluster.views().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.cluster.reconcile_reschedules().await.unwrap();
+    assert_eq!(n1.container_count(), 1, "the stale copy is removed, `plain` stays");
+    assert_eq!(node_of(&s.app, "plain").await, "n1");
+    let (_, list) = call(&s.app, "GET", "/v1.41/containers/json?all=1", None).await;
+    let webs = list.as_array().unwrap().iter().filter(|c| c["Names"].to_string().contains("/web")).count();
+    assert_eq!(webs, 1, "{list}");
+
+    // Removed by the user: the record goes at the next pass.
+    assert_eq!(call(&s.app, "DELETE", "/v1.41/containers/web?force=1", None).await.0, 204);
+    s.cluster.reconcile_reschedules().await.unwrap();
+    assert!(s.cluster.records.list().await.unwrap().is_empty());
+}

@@ -1,7 +1,7 @@
 //! `create`: validate, bootstrap certs (once, locked), pre-create check (exit 3), reserve the
 //! name, let the driver build the host, provision it and check the engine over TLS. A failed
 //! create rolls back (driver removal + store entry), so no half machine stays behind.
-//! Several names are created in parallel.
+//! `--also` names are created in parallel with the first.
 use super::{for_each_parallel, msg, out, CommandError, Ctx};
 use crate::certs::{self, CaPaths};
 use crate::driver::{self, DriverFlags, State};
@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateArgs {
+    /// The machine's name, then the `--also` names.
     pub names: Vec<String>,
+    /// Positional arguments after the name (an error, as in Docker Machine).
+    pub extra: Vec<String>,
     pub driver: String,
     pub driver_flags: DriverFlags,
     pub engine: EngineOptions,
@@ -41,14 +44,17 @@ fn valid_discovery(d: &str) -> bool {
 }
 
 pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CommandError> {
+    if !a.extra.is_empty() {
+        return Err(msg(format!("Invalid command line. Found extra arguments [{}]", a.extra.join(" "))));
+    }
     if a.names.is_empty() {
-        return Err(msg("Error: No machine name specified"));
+        return Err(CommandError::NoMachineName);
     }
     if a.swarm.is_swarm && !valid_discovery(&a.swarm.discovery) {
         return Err(msg(format!("Swarm Discovery URL was in the wrong format: {:?}", a.swarm.discovery)));
     }
     if !driver::DRIVERS.contains(&a.driver.as_str()) {
-        return Err(msg(driver::DriverError::NotFound(a.driver.clone())));
+        return Err(ctx.driver_not_found(&a.driver));
     }
     if a.names.len() == 1 {
         return create_one(ctx, a, &a.names[0], &|l: &str| out(l));

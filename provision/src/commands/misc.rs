@@ -42,7 +42,7 @@ pub fn status(ctx: &Ctx, name: Option<&str>) -> Result<(), CommandError> {
 
 pub fn version(ctx: &Ctx, name: Option<&str>) -> Result<(), CommandError> {
     let Some(name) = name else {
-        println!("{} version {}, build flotilla", ctx.prog, env!("CARGO_PKG_VERSION"));
+        println!("{} version {}, build flotilla", ctx.prog_name(), env!("CARGO_PKG_VERSION"));
         return Ok(());
     };
     let m = ctx.load(name)?;

@@ -24,6 +24,9 @@ pub enum CommandError {
     PreCreate(String),
     #[error("Error: No machine name(s) specified and no \"default\" machine exists")]
     NoName,
+    /// `create` without a name (the binary prints create's help first).
+    #[error("Error: No machine name specified")]
+    NoMachineName,
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Exit silently with this code (e.g. the status of a command run by `machine ssh`).
@@ -80,8 +83,23 @@ impl Ctx {
 
     pub fn load(&self, name: &str) -> Result<Machine, CommandError> {
         let host = self.store.load(name)?;
-        let driver = driver::load(&host).map_err(msg)?;
+        let driver = driver::load(&host).map_err(|e| match e {
+            driver::DriverError::NotFound(d) => self.driver_not_found(&d),
+            e => msg(e),
+        })?;
         Ok(Machine { host, driver })
+    }
+
+    /// The binary's own name (`docker-machine` when run as that), as Docker Machine's
+    /// messages name it.
+    pub fn prog_name(&self) -> String {
+        std::path::Path::new(&self.prog).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "machine".into())
+    }
+
+    /// Docker Machine's message for a driver it does not have, with the plugin binary it
+    /// would have looked for (`docker-machine-driver-X` when run as `docker-machine`).
+    pub fn driver_not_found(&self, driver: &str) -> CommandError {
+        msg(format!("Driver \"{driver}\" not found. Do you have the plugin binary \"{}-driver-{driver}\" accessible in your PATH?", self.prog_name()))
     }
 
     pub fn provision_opts(&self, force_certs: bool) -> provisioner::Options {

@@ -20,7 +20,8 @@ pub enum DriverError {
     Unsupported(String),
     #[error("Host is not running")]
     NotRunning,
-    #[error("Driver \"{0}\" not found. Do you have the plugin binary \"machine-driver-{0}\" accessible in your PATH?")]
+    /// The commands name the plugin binary after the running binary (`Ctx::driver_not_found`).
+    #[error("Driver \"{0}\" not found")]
     NotFound(String),
     #[error("{0}")]
     Failed(String),

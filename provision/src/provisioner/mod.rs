@@ -3,6 +3,7 @@
 //! service files under `/etc/flotilla`, run the services under systemd (when it is PID 1) or
 //! our supervisor, and wait until the engine answers over TLS. Idempotent: files are compared
 //! by hash first, and a service restarts only when something it uses changed.
+pub mod arch;
 pub mod detect;
 pub mod files;
 
@@ -29,6 +30,12 @@ pub enum ProvisionError {
     EngineDown { detail: String, logs: String },
     #[error("the swarm {svc} did not come up: {detail}\n--- last lines of its log on the host ---\n{logs}")]
     SwarmDown { svc: &'static str, detail: String, logs: String },
+    #[error("the swarm binary {binary} is built for {built_for}, but the host is {host} (uname -m): pass --swarm-binary (or MACHINE_SWARM_BINARY) with a build for {host}")]
+    ArchMismatch { binary: PathBuf, built_for: String, host: String },
+    #[error("the swarm binary {0} is not a Linux executable (no ELF header): pass --swarm-binary with a build of swarm")]
+    NotElf(PathBuf),
+    #[error("{path}: {source}")]
+    Local { path: PathBuf, source: std::io::Error },
 }
 
 /// How to provision.
@@ -213,10 +220,22 @@ impl Provisioner<'_> {
         Ok(!ok)
     }
 
+    /// Fails unless the host's architecture (`uname -m`) runs `binary`.
+    pub fn check_arch(&self, binary: &Path) -> Result<(), ProvisionError> {
+        let local = arch::elf_arch(binary).map_err(|source| ProvisionError::Local { path: binary.into(), source })?;
+        let local = local.ok_or_else(|| ProvisionError::NotElf(binary.into()))?;
+        let host = run(self.ssh, "uname -m")?.trim().to_string();
+        if !local.runs_on.contains(&host.as_str()) {
+            return Err(ProvisionError::ArchMismatch { binary: binary.into(), built_for: local.name, host });
+        }
+        Ok(())
+    }
+
     /// The full run.
     pub fn provision(&self, opts: &Options) -> Result<Report, ProvisionError> {
         let mut rep = Report::default();
         let family = self.detect()?;
+        self.check_arch(&opts.swarm_binary)?;
         rep.os = Some(family);
         (self.log)(&format!("Provisioning with {}...", family.name()));
         self.set_hostname()?;

@@ -12,11 +12,12 @@ struct SimHost {
     fs: Mutex<BTreeMap<String, Vec<u8>>>,
     os_release: String,
     hostname: Mutex<String>,
+    arch: &'static str,
 }
 
 impl SimHost {
     fn new(os_release: &str) -> SimHost {
-        SimHost { fake: FakeSsh::new(), fs: Mutex::new(BTreeMap::new()), os_release: os_release.into(), hostname: Mutex::new("box".into()) }
+        SimHost { fake: FakeSsh::new(), fs: Mutex::new(BTreeMap::new()), os_release: os_release.into(), hostname: Mutex::new("box".into()), arch: "x86_64" }
     }
     fn execs(&self) -> Vec<String> {
         self.fake.calls().into_iter().filter(|c| c.starts_with("exec ")).collect()
@@ -29,6 +30,9 @@ impl Ssh for SimHost {
         let ok = |output: String| Ok(ExecOutput { status: 0, output });
         if cmd.starts_with("cat /etc/os-release") {
             return ok(self.os_release.clone());
+        }
+        if cmd == "uname -m" {
+            return ok(format!("{}\n", self.arch));
         }
         if cmd == "hostname" {
             return ok(format!("{}\n", self.hostname.lock().unwrap()));
@@ -89,7 +93,11 @@ fn fixture(master: bool) -> Fixture {
     let store = crate::store::Store::new(dir.path());
     let mdir = store.reserve("m1").unwrap();
     let bin = dir.path().join("swarm");
-    std::fs::write(&bin, b"#!fake swarm binary").unwrap();
+    // An x86_64 ELF header is all the provisioner reads of it.
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    (elf[4], elf[5], elf[18]) = (2, 1, 62);
+    std::fs::write(&bin, elf).unwrap();
     let mut ho = HostOptions { auth_options: AuthOptions::for_machine(&store.certs_dir(), &mdir, vec!["foo.example".into()]), ..Default::default() };
     ho.swarm_options.is_swarm = master;
     ho.swarm_options.master = master;
@@ -214,4 +222,21 @@ fn deprovision_stops_everything_and_reloads_systemd() {
     }
     // A systemd host forgets the removed units (LoadState not-found) only after a reload.
     assert!(e.contains("rm -rf /etc/flotilla /usr/local/bin/swarm; [ -d /run/systemd/system ] && systemctl daemon-reload"), "{e}");
+}
+
+#[test]
+fn a_binary_for_another_architecture_is_never_uploaded() {
+    let fx = fixture(false);
+    let mut sim = SimHost::new(DEBIAN);
+    sim.arch = "aarch64";
+    let p = Provisioner { host: &fx.host, driver: &fx.driver, ssh: &sim, log: &|_| {} };
+    let e = p.provision(&fx.opts).unwrap_err();
+    assert!(matches!(&e, ProvisionError::ArchMismatch { built_for, host, .. } if built_for == "x86_64" && host == "aarch64"), "{e}");
+    assert!(e.to_string().contains("is built for x86_64, but the host is aarch64 (uname -m)"), "{e}");
+    assert!(sim.fs.lock().unwrap().is_empty(), "nothing may be uploaded");
+    // Not an executable at all.
+    std::fs::write(&fx.opts.swarm_binary, "#!/bin/sh\n").unwrap();
+    let sim = SimHost::new(DEBIAN);
+    let p = Provisioner { host: &fx.host, driver: &fx.driver, ssh: &sim, log: &|_| {} };
+    assert!(matches!(p.provision(&fx.opts), Err(ProvisionError::NotElf(_))));
 }

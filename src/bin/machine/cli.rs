@@ -7,8 +7,11 @@ use provision::host::{EngineOptions, SwarmOptions};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "machine", version, about = "Create and manage Flotilla hosts (Docker Machine for Flotilla)")]
+#[command(name = "machine", about = "Create and manage Flotilla hosts (Docker Machine for Flotilla)")]
 pub struct Cli {
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
     /// Enable debug mode.
     #[arg(short = 'D', long, global = true, env = "MACHINE_DEBUG")]
     pub debug: bool,
@@ -24,7 +27,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "MACHINE_SWARM_BINARY")]
     pub swarm_binary: Option<PathBuf>,
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: Option<Cmd>,
 }
 
 #[derive(Args, Clone)]
@@ -146,9 +149,14 @@ pub enum Cmd {
 
 #[derive(Args)]
 pub struct CreateFlags {
-    /// Machine name(s); several are created in parallel.
-    #[arg(required = true)]
-    pub names: Vec<String>,
+    /// Machine name.
+    pub name: Option<String>,
+    /// Anything after the name: refused, as Docker Machine does.
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
+    /// Also create this machine, with the same options and in parallel (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub also: Vec<String>,
     /// Driver to create machine with: generic, local, none.
     #[arg(short = 'd', long, env = "MACHINE_DRIVER", default_value = "local")]
     pub driver: String,
@@ -239,7 +247,8 @@ impl CreateFlags {
             _ => None,
         };
         CreateArgs {
-            names: self.names,
+            names: self.name.map(|n| std::iter::once(n).chain(self.also).collect()).unwrap_or_default(),
+            extra: self.extra,
             driver: self.driver,
             driver_flags: DriverFlags {
                 generic_ip_address: self.generic_ip_address,

@@ -2,7 +2,7 @@
 //! into `provision::commands`; exit code 3 for pre-create check failures, 1 for other errors.
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cli::{Cli, Cmd};
 use provision::commands::{self as cmds, CommandError, Ctx};
 use provision::store::Store;
@@ -14,7 +14,12 @@ fn init_tracing(debug: bool) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().with_target(false).init();
 }
 
-fn run(cli: Cli) -> Result<(), CommandError> {
+/// The binary's name as run (`machine`, `docker-machine`).
+fn prog_name() -> String {
+    std::env::args_os().next().map(std::path::PathBuf::from).and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_else(|| "machine".into())
+}
+
+fn run(cli: Cli, cmd: Cmd) -> Result<(), CommandError> {
     let root = cli.storage_path.clone().unwrap_or_else(provision::store::default_root);
     let mut ctx = Ctx::new(Store::new(root));
     if let Some(b) = &cli.swarm_binary {
@@ -22,10 +27,21 @@ fn run(cli: Cli) -> Result<(), CommandError> {
     }
     ctx.prog = std::env::args().next().unwrap_or_else(|| "machine".into());
     let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    match cli.cmd {
+    match cmd {
         Cmd::Active { timeout } => cmds::ls::active(&ctx, Duration::from_secs(timeout)),
         Cmd::Config { name, swarm } => cmds::env::config(&ctx, name.as_deref(), swarm),
-        Cmd::Create(c) => cmds::create::create(&ctx, &c.into_args(&cli.tls)),
+        Cmd::Create(c) => {
+            let r = cmds::create::create(&ctx, &c.into_args(&cli.tls));
+            if let Err(CommandError::NoMachineName) = r {
+                // Docker Machine shows create's help above the error.
+                let mut cmd = Cli::command().bin_name(prog_name());
+                cmd.build();
+                if let Some(create) = cmd.find_subcommand_mut("create") {
+                    let _ = create.print_help();
+                }
+            }
+            r
+        }
         Cmd::Env { name, swarm, shell, unset, no_proxy } => {
             cmds::env::env(&ctx, &cmds::env::EnvArgs { name, swarm, shell, unset, no_proxy, command_line })
         }
@@ -51,7 +67,7 @@ fn run(cli: Cli) -> Result<(), CommandError> {
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -61,7 +77,8 @@ fn main() {
                         Some(clap::error::ContextValue::String(s)) => s.clone(),
                         _ => String::new(),
                     };
-                    eprintln!("machine: '{bad}' is not a machine command. See 'machine --help'.");
+                    let p = prog_name();
+                    eprintln!("{p}: '{bad}' is not a {p} command. See '{p} --help'.");
                     std::process::exit(1);
                 }
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
@@ -72,8 +89,17 @@ fn main() {
             }
         }
     };
+    if cli.version {
+        println!("{} version {}, build flotilla", prog_name(), env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    // No command: the help, and success (as Docker Machine).
+    let Some(cmd) = cli.cmd.take() else {
+        let _ = Cli::command().bin_name(prog_name()).print_help();
+        return;
+    };
     init_tracing(cli.debug);
-    if let Err(e) = run(cli) {
+    if let Err(e) = run(cli, cmd) {
         let text = e.to_string();
         if !text.is_empty() {
             eprintln!("{text}");

@@ -10,7 +10,12 @@ pub struct CreateArgs {
     discovery_url: Option<String>,
 }
 
-pub fn run(a: CreateArgs) -> anyhow::Result<()> {
+/// `log_level`: from `swarm -l`/`--debug` (create logs nothing otherwise).
+pub fn run(a: CreateArgs, log_level: Option<&str>) -> anyhow::Result<()> {
+    if let Some(l) = log_level {
+        crate::check_log_level(l)?;
+        crate::init_tracing(l)?;
+    }
     let base = a.discovery_url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
         anyhow!(
             "swarm create needs the token service's address: pass --discovery-url or set SWARM_DISCOVERY_URL \

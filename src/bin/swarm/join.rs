@@ -36,7 +36,7 @@ pub struct JoinArgs {
     #[arg(long)]
     no_engine: bool,
     #[command(flatten)]
-    engine: crate::EngineArgs,
+    pub(crate) engine: crate::EngineArgs,
     /// Discovery URL (see below).
     #[arg(env = "SWARM_DISCOVERY", value_name = "DISCOVERY")]
     discovery: Option<String>,

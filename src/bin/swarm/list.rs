@@ -20,7 +20,8 @@ pub struct ListArgs {
     discovery: Option<String>,
 }
 
-pub fn run(a: ListArgs) -> anyhow::Result<()> {
+/// `log_level`: from `swarm -l`/`--debug`, else warn.
+pub fn run(a: ListArgs, log_level: &str) -> anyhow::Result<()> {
     let url = crate::join::discovery_url(a.discovery, "list", "list a cluster")?;
     let timeout = crate::join::parse_duration("timeout", &a.timeout)?;
     if !timeout.is_positive() {
@@ -28,7 +29,8 @@ pub fn run(a: ListArgs) -> anyhow::Result<()> {
     }
     let opts = DiscoveryOpts::parse(&a.discovery_opt, a.discovery_url)?;
     let backend = Backend::from_url(&url, &opts)?;
-    crate::init_tracing("warn")?;
+    crate::check_log_level(log_level)?;
+    crate::init_tracing(log_level)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let entries = rt.block_on(async { tokio::time::timeout(timeout.abs, backend.list()).await });
     let entries = entries.map_err(|_| anyhow!("Timed out after {} listing {url}", discovery::duration::format(timeout.abs)))??;

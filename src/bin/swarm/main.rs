@@ -1,4 +1,7 @@
-//! `swarm`: engine, shim (internal), create/join/list/token-service, and later manage.
+//! `swarm`: engine, shim (internal), create/join/list/token-service/manage, with classic
+//! Swarm's global flags (`--debug`, `-l/--log-level`, `--experimental`, `-v/--version`) and its
+//! single-dash long flags (see `args`).
+mod args;
 mod create;
 mod join;
 mod list;
@@ -12,14 +15,30 @@ use std::path::PathBuf;
 mod manage;
 
 #[derive(Parser)]
-#[command(name = "swarm", version, about = "Flotilla: a Docker engine and classic-Swarm-compatible clustering")]
+#[command(name = "swarm", about = "Flotilla: a Docker engine and classic-Swarm-compatible clustering")]
 struct Cli {
+    /// Debug mode: log level debug unless --log-level is given.
+    #[arg(long, env = "DEBUG")]
+    debug: bool,
+    /// Log level of every command (trace, debug, info, warn, error); a subcommand's own
+    /// --log-level wins.
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Report the experimental build in `docker info`/`docker version` (manage, join, engine;
+    /// the other commands have no experimental features).
+    #[arg(long, global = true)]
+    experimental: bool,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Print the version.
+    Version,
     /// Run a single-host Docker engine.
     Engine(EngineArgs),
     /// Create a cluster on the token service and print its token.
@@ -91,9 +110,36 @@ struct EngineArgs {
     /// Log level: trace, debug, info, warn, error.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
+    /// Report the experimental build in `docker info`/`docker version` (set by `swarm --experimental`).
+    #[arg(skip)]
+    experimental: bool,
     /// Name shown in `docker info` (and used by swarm managers as the node name); default: the hostname.
     #[arg(long)]
     name: Option<String>,
+    /// Default log driver of containers: json-file or none.
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    log_driver: Option<String>,
+    /// Default log driver option key=value (repeatable), e.g. max-size=10m.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
+    /// Default ulimit of containers, name=soft[:hard] (repeatable).
+    #[arg(long = "default-ulimit", value_name = "NAME=SOFT[:HARD]")]
+    default_ulimit: Vec<String>,
+    /// Default size of containers' /dev/shm (e.g. 64m).
+    #[arg(long = "default-shm-size", value_name = "SIZE")]
+    default_shm_size: Option<String>,
+    /// DNS server of containers that set none (repeatable).
+    #[arg(long = "dns", value_name = "IP")]
+    dns: Vec<String>,
+    /// DNS search domain of containers that set none (repeatable).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// DNS option of containers that set none (repeatable).
+    #[arg(long = "dns-opt", value_name = "OPTION")]
+    dns_opt: Vec<String>,
+    /// Storage driver: overlay2 (or its alias overlay), the only one this engine has.
+    #[arg(long = "storage-driver", short = 's', value_name = "DRIVER")]
+    storage_driver: Option<String>,
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -157,6 +203,22 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     cfg.cgroup_parent = a.cgroup_parent;
     cfg.tls = engine::tls::TlsOptions::from_flags(a.tls, a.tlsverify, a.tlscacert, a.tlscert, a.tlskey)?;
     cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
+    cfg.experimental = a.experimental;
+    if let Some(d) = a.storage_driver.as_deref().filter(|d| !matches!(*d, "overlay2" | "overlay")) {
+        anyhow::bail!("invalid --storage-driver {d:?}: this engine stores images with overlay2 (overlay is accepted as the same)");
+    }
+    let d = &mut cfg.run_defaults;
+    d.log_driver = a.log_driver;
+    d.dns = a.dns;
+    d.dns_search = a.dns_search;
+    d.dns_options = a.dns_opt;
+    d.log_opts = parse_labels(&a.log_opt).context("invalid --log-opt")?.into_iter().collect();
+    d.ulimits = a.default_ulimit.iter().map(|u| engine::container::runopts::parse_ulimit(u).map_err(anyhow::Error::msg)).collect::<Result<_, _>>().context("invalid --default-ulimit")?;
+    if let Some(s) = &a.default_shm_size {
+        let bytes = engine::container::logopts::parse_size(s).filter(|b| *b > 0).with_context(|| format!("invalid --default-shm-size {s:?}"))?;
+        d.shm_size = Some(bytes as i64);
+    }
+    d.validate().map_err(|e| anyhow::anyhow!("invalid daemon default (--log-driver, --log-opt, --default-ulimit, --default-shm-size): {e}"))?;
     Ok(cfg)
 }
 
@@ -164,20 +226,85 @@ fn tokio_util_token() -> engine::CancellationToken {
     engine::CancellationToken::new()
 }
 
+/// Classic Swarm's global flags, as given before the subcommand.
+struct Globals {
+    debug: bool,
+    log_level: Option<String>,
+    experimental: bool,
+}
+
+impl Globals {
+    /// The log level of a subcommand whose own `--log-level` is `own` (`None` when not given):
+    /// its own, else the global one, else debug with `--debug`, else `default`.
+    fn level(&self, own: Option<&str>, default: &str) -> String {
+        match (own, self.log_level.as_deref()) {
+            (Some(l), _) | (None, Some(l)) => l.to_string(),
+            (None, None) if self.debug => "debug".into(),
+            (None, None) => default.into(),
+        }
+    }
+}
+
+/// `swarm version 0.1.0 (flotilla)`, named after the binary as classic Swarm did.
+fn print_version() {
+    let prog = std::env::args_os().next().map(PathBuf::from).and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_else(|| "swarm".into());
+    println!("{prog} version {} (flotilla)", env!("CARGO_PKG_VERSION"));
+}
+
+/// The subcommand's `--log-level` when the user gave it (not its default).
+fn own_level<'a>(m: &clap::ArgMatches, value: &'a str) -> Option<&'a str> {
+    match m.subcommand().and_then(|(_, sub)| sub.value_source("log_level")) {
+        Some(clap::parser::ValueSource::DefaultValue) | None => None,
+        Some(_) => Some(value),
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
-    let res = match cli.cmd {
-        Cmd::Engine(a) => {
+    use clap::{CommandFactory, FromArgMatches};
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The shim is started per container: no rewriting, nothing but its own arguments.
+    if raw.get(1).is_some_and(|a| a == "shim") {
+        std::process::exit(engine::shim::main(raw[2..].iter().map(|a| a.to_string_lossy().into_owned()).collect()));
+    }
+    let args = args::normalize(raw, &Cli::command());
+    let matches = Cli::command().try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let g = Globals { debug: cli.debug, log_level: cli.log_level, experimental: cli.experimental };
+    if cli.version {
+        print_version();
+        return;
+    }
+    let Some(cmd) = cli.cmd else {
+        let _ = Cli::command().print_help();
+        return;
+    };
+    let res = match cmd {
+        Cmd::Version => {
+            print_version();
+            Ok(())
+        }
+        Cmd::Engine(mut a) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
+            a.log_level = g.level(own_level(&matches, &a.log_level), "info");
+            a.experimental = g.experimental;
             engine(a)
         }
-        Cmd::Create(a) => create::run(a),
-        Cmd::Join(a) => join::run(a),
-        Cmd::List(a) => list::run(a),
-        Cmd::TokenService(a) => token_service::run(a),
-        Cmd::Manage(a) => {
+        Cmd::Create(a) => create::run(a, g.log_level.as_deref().or(g.debug.then_some("debug"))),
+        Cmd::Join(mut a) => {
+            a.engine.log_level = g.level(own_level(&matches, &a.engine.log_level), "info");
+            a.engine.experimental = g.experimental;
+            join::run(a)
+        }
+        Cmd::List(a) => list::run(a, &g.level(None, "warn")),
+        Cmd::TokenService(mut a) => {
+            a.log_level = g.level(own_level(&matches, &a.log_level), "info");
+            token_service::run(a)
+        }
+        Cmd::Manage(mut a) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            manage::run(a)
+            let own = own_level(&matches, a.log_level()).map(str::to_string);
+            a.apply_globals(g.level(own.as_deref(), "info"), g.experimental);
+            manage::check_first(&a).and_then(|()| manage::run(a))
         }
         Cmd::Shim { args } => std::process::exit(engine::shim::main(args)),
     };

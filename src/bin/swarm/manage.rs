@@ -38,21 +38,23 @@ pub struct ManageArgs {
     #[arg(short = 'c', long = "cluster-driver", default_value = "swarm")]
     cluster_driver: String,
     /// Minimum delay between two refreshes of a node.
-    #[arg(long = "engine-refresh-min-interval", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long = "engine-refresh-min-interval", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     refresh_min: Duration,
     /// Maximum delay between two refreshes of a node (jitter between min and max).
-    #[arg(long = "engine-refresh-max-interval", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long = "engine-refresh-max-interval", default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
     refresh_max: Duration,
     /// Failed connections before a node is marked Unhealthy.
-    #[arg(long = "engine-failure-retry", default_value_t = 3)]
+    #[arg(long = "engine-failure-retry", default_value_t = 3, allow_hyphen_values = true)]
     failure_retry: i64,
     /// Deprecated: use --engine-failure-retry.
-    #[arg(long = "engine-refresh-retry", default_value_t = 3, hide = true)]
+    #[arg(long = "engine-refresh-retry", default_value_t = 3, hide = true, allow_hyphen_values = true)]
     refresh_retry: i64,
-    /// Leader election between replicas (needs KV discovery; not available yet).
+    /// Leader election between managers (needs etcd discovery and --advertise): the primary
+    /// serves, replicas forward to it.
     #[arg(long)]
     replication: bool,
-    #[arg(long = "replication-ttl", default_value = "20s", value_parser = parse_duration, hide = true)]
+    /// Lease of the primary: a replica takes over within it when the primary dies.
+    #[arg(long = "replication-ttl", default_value = "20s", value_parser = parse_duration)]
     replication_ttl: Duration,
     /// Accepted for compatibility (CORS headers are not sent).
     #[arg(long = "api-enable-cors", visible_alias = "cors", hide = true)]
@@ -81,11 +83,36 @@ pub struct ManageArgs {
     /// Shorthand for --log-level debug.
     #[arg(long, env = "DEBUG")]
     debug: bool,
+    /// `swarm --experimental manage`: reported in `docker info` and `docker version`.
+    #[arg(skip)]
+    experimental: bool,
 }
 
-/// `30s`, `1m`, `500ms`, `1h`, `2h30m` or bare seconds.
+impl ManageArgs {
+    pub fn log_level(&self) -> &str {
+        &self.log_level
+    }
+
+    /// Applies `swarm`'s global flags: the resolved log level and `--experimental`.
+    pub fn apply_globals(&mut self, log_level: String, experimental: bool) {
+        self.log_level = log_level;
+        self.experimental = experimental;
+    }
+}
+
+/// Classic Swarm's first checks, in its order and wording, before anything else is looked at:
+/// the refresh intervals and retry counts, then the cluster options.
+pub fn check_first(a: &ManageArgs) -> anyhow::Result<()> {
+    cluster_opts(a).map(|_| ())
+}
+
+/// `30s`, `1m`, `500ms`, `1h`, `2h30m` or bare seconds; a negative one (`-10s`) is zero, which
+/// the checks then refuse as not positive.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
+    if let Some(neg) = s.strip_prefix('-') {
+        return parse_duration(neg).map(|_| Duration::ZERO);
+    }
     if let Ok(n) = s.parse::<f64>() {
         return Ok(Duration::from_secs_f64(n.max(0.0)));
     }
@@ -110,18 +137,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn cluster_opts(a: &ManageArgs) -> anyhow::Result<manager::ClusterOpts> {
-    let mut o = manager::ClusterOpts { strategy: a.strategy.clone(), filters: a.filter.clone(), ..Default::default() };
+    let mut o = manager::ClusterOpts { strategy: a.strategy.clone(), filters: a.filter.clone(), experimental: a.experimental, ..Default::default() };
     if a.refresh_min.is_zero() {
         bail!("min refresh interval should be a positive number");
     }
     if a.refresh_max < a.refresh_min {
         bail!("max refresh interval cannot be less than min refresh interval");
     }
-    if a.failure_retry <= 0 {
-        bail!("invalid failure retry count");
-    }
     if a.refresh_retry != 3 {
         bail!("--engine-refresh-retry is deprecated. Use --engine-failure-retry");
+    }
+    if a.failure_retry <= 0 {
+        bail!("invalid failure retry count");
     }
     o.refresh_min = a.refresh_min;
     o.refresh_max = a.refresh_max;
@@ -132,7 +159,7 @@ fn cluster_opts(a: &ManageArgs) -> anyhow::Result<manager::ClusterOpts> {
             "swarm.overcommit" => {
                 let f: f64 = v.parse().with_context(|| format!("invalid swarm.overcommit {v:?}"))?;
                 if f <= -1.0 {
-                    bail!("swarm.overcommit should be larger than -1, {f} is invalid");
+                    bail!("swarm.overcommit should be larger than -1, {f:.6} is invalid");
                 }
                 if f < 0.0 {
                     tracing::warn!("-1 < swarm.overcommit < 0 will make swarm take less resource than docker engine offers");
@@ -194,7 +221,6 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
         if a.replication_ttl.is_zero() {
             bail!("--replication-ttl should be a positive number");
         }
-        bail!("--replication is not available in this build yet");
     }
     if let Some(adv) = &a.advertise {
         let ok = adv.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_some_and(|p| p > 0);
@@ -204,9 +230,19 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
     }
     let discovery = a.discovery.clone().context("a discovery URL is required (argument or $SWARM_DISCOVERY), e.g. nodes://10.0.0.1:2375,10.0.0.2:2375")?;
     let source = node_source(&discovery, &a.discovery_opt, a.discovery_url.clone())?;
+    let etcd = match &source {
+        Source::Watch(discovery::Backend::Etcd(e)) => Some(e.clone()),
+        _ => None,
+    };
+    if a.replication && etcd.is_none() {
+        bail!("Leader election is only supported with consul, etcd and zookeeper discovery.");
+    }
+    let replication = a.replication.then(|| manager::Replication { advertise: a.advertise.clone().unwrap_or_default(), ttl: a.replication_ttl });
     let heartbeat = a.heartbeat;
     let hosts = a.host.iter().map(|h| manager::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
-    let cfg = manager::ManagerConfig { hosts, insecure_tcp: a.insecure_tcp, tls: tls_opts(&a)?, cluster: cluster_opts(&a)? };
+    let mut cluster = cluster_opts(&a)?;
+    cluster.heartbeat = heartbeat;
+    let cfg = manager::ManagerConfig { hosts, insecure_tcp: a.insecure_tcp, tls: tls_opts(&a)?, cluster, etcd, replication };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let token = manager::CancellationToken::new();
@@ -237,5 +273,7 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_duration("-10s").unwrap(), Duration::ZERO);
+        assert!(parse_duration("-x").is_err());
     }
 }

@@ -14,7 +14,7 @@ pub struct TokenServiceArgs {
     data: PathBuf,
     /// Log level: trace, debug, info, warn, error.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
-    log_level: String,
+    pub(crate) log_level: String,
 }
 
 /// `ip:port`, `:port`, `tcp://ip:port` or `http://ip:port` -> a socket address.

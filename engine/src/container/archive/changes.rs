@@ -16,7 +16,7 @@ pub const ADDED: u8 = 1;
 pub const DELETED: u8 = 2;
 
 /// What dockerd's init layer holds: never a user's change.
-const INIT_PATHS: &[&str] = &[
+pub(crate) const INIT_PATHS: &[&str] = &[
     "/.dockerenv", "/dev", "/dev/console", "/dev/pts", "/dev/shm", "/dev/mqueue", "/etc/hostname", "/etc/hosts",
     "/etc/mtab", "/etc/resolv.conf", "/proc", "/sys", "/sys/fs/cgroup",
 ];

@@ -127,7 +127,7 @@ fn join(prefix: &str, rel: &Path) -> Vec<u8> {
     }
 }
 
-fn append_item<W: Write>(b: &mut tar::Builder<W>, ts: &mut TarState, it: &Item, name: Vec<u8>) -> io::Result<()> {
+pub(crate) fn append_item<W: Write>(b: &mut tar::Builder<W>, ts: &mut TarState, it: &Item, name: Vec<u8>) -> io::Result<()> {
     let Some(mut h) = header_for(&it.stat) else { return Ok(()) };
     ts.name_owner(&mut h, &it.stat);
     if let Some(first) = ts.first_name(&it.stat, &name) {

@@ -1,12 +1,20 @@
 //! `dependency`: `--volumes-from`, `--link` and `--net=container:` need their containers on
-//! the same node.
+//! the same node. The conditions are classic Swarm's: the flags as given
+//! (`--volumes-from=data:ro`, `--link=/b1:foo`, `--net=container:x`).
 use super::Filter;
 use crate::scheduler::{NodeView, Request};
 
 pub struct Dependency;
 
-fn deps(req: &Request) -> impl Iterator<Item = &String> {
-    req.volumes_from.iter().chain(req.links.iter()).chain(req.net_container.iter())
+/// The container a `--volumes-from` or `--link` value names: the part before `:`.
+fn container_of(s: &str) -> &str {
+    s.split(':').next().unwrap_or("")
+}
+
+/// The containers named by the request.
+fn deps(req: &Request) -> impl Iterator<Item = &str> {
+    let named = req.volumes_from.iter().chain(&req.links).map(|s| container_of(s));
+    named.chain(req.net_container.iter().map(String::as_str))
 }
 
 impl Filter for Dependency {
@@ -20,7 +28,7 @@ impl Filter for Dependency {
         deps(req).all(|d| node.container(d).is_some())
     }
     fn explain(&self, req: &Request, node: &NodeView, _: bool) -> String {
-        let missing: Vec<&str> = deps(req).filter(|d| node.container(d).is_none()).map(String::as_str).collect();
+        let missing: Vec<&str> = deps(req).filter(|d| node.container(d).is_none()).map(|d| d.trim_start_matches('/')).collect();
         format!("does not hold container {}", missing.join(", "))
     }
     fn conditions(&self, req: &Request) -> Vec<String> {
@@ -41,10 +49,11 @@ mod tests {
         let mut n1 = node("n1");
         n1.containers.push(Arc::new(container("c1", "db")));
         n1.containers.push(Arc::new(container("c2", "data")));
-        let r = Request { links: vec!["db".into()], volumes_from: vec!["data".into()], ..Default::default() };
+        let r = Request { links: vec!["/db:foo".into()], volumes_from: vec!["data:ro".into()], ..Default::default() };
         assert!(Dependency.accepts(&r, &n1, true));
         assert!(!Dependency.accepts(&r, &node("n2"), true));
         assert_eq!(Dependency.explain(&r, &node("n2"), true), "does not hold container data, db");
+        assert_eq!(Dependency.conditions(&r), vec!["--volumes-from=data:ro", "--link=/db:foo"]);
         let r = Request { net_container: Some("other".into()), ..Default::default() };
         assert!(!Dependency.accepts(&r, &n1, true));
         assert_eq!(Dependency.conditions(&r), vec!["--net=container:other"]);

@@ -52,7 +52,7 @@ impl Filter for Port {
     }
     fn conditions(&self, req: &Request) -> Vec<String> {
         if req.network_mode == "host" {
-            req.exposed_ports.iter().map(|p| format!("port {} (Host mode)", p.split('/').next().unwrap_or(p))).collect()
+            req.exposed_ports.iter().map(|p| format!("port {p} (Host mode)")).collect()
         } else {
             req.port_bindings.iter().filter(|b| !b.host_port.is_empty()).map(|b| format!("port {} (Bridge mode)", b.host_port)).collect()
         }
@@ -106,7 +106,7 @@ mod tests {
         n.containers.push(Arc::new(c));
         let r = Request { network_mode: "host".into(), exposed_ports: vec!["80/tcp".into()], ..Default::default() };
         assert!(!Port.accepts(&r, &n, true));
-        assert_eq!(Port.conditions(&r), vec!["port 80 (Host mode)"]);
+        assert_eq!(Port.conditions(&r), vec!["port 80/tcp (Host mode)"]);
         let r = Request { network_mode: "host".into(), exposed_ports: vec!["81/tcp".into()], ..Default::default() };
         assert!(Port.accepts(&r, &n, true));
     }
