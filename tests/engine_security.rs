@@ -286,3 +286,113 @@ fn hostile_user_files_fail_fast_and_the_engine_keeps_answering() {
     assert_eq!(e.docker_ok(&["exec", &c, "echo", "alive"]).trim(), "alive");
     e.docker_ok(&["rm", "-f", &c, &c2]);
 }
+
+/// A hostile registry on 127.0.0.1: `/v2/evil` serves a manifest whose config digest is a
+/// path, `/v2/endless` a manifest body that never ends. Serves until the test ends.
+fn hostile_registry() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                if r.read_line(&mut first).is_err() || !first.starts_with("GET ") {
+                    return; // a TLS hello: not spoken here
+                }
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut w = conn;
+                let head = |ct: &str| {
+                    format!("HTTP/1.1 200 OK\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Type: {ct}\r\nConnection: close\r\n")
+                };
+                if path == "/v2/" {
+                    let _ = w.write_all(format!("{}Content-Length: 2\r\n\r\n{{}}", head("application/json")).as_bytes());
+                } else if path.starts_with("/v2/evil/manifests/") {
+                    let m = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:../../../../../../tmp/flotilla-evil","size":2},"layers":[]}"#;
+                    let ct = "application/vnd.docker.distribution.manifest.v2+json";
+                    let _ = w.write_all(format!("{}Content-Length: {}\r\n\r\n{m}", head(ct), m.len()).as_bytes());
+                } else if path.starts_with("/v2/endless/manifests/") {
+                    let _ = w.write_all(format!("{}\r\n", head("application/vnd.docker.distribution.manifest.v2+json")).as_bytes());
+                    let chunk = vec![b' '; 64 << 10];
+                    while w.write_all(&chunk).is_ok() {}
+                } else {
+                    let _ = w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn hostile_registries_get_clear_pull_errors() {
+    require_root!();
+    let e = engine();
+    let port = hostile_registry();
+    let quick = std::time::Duration::from_secs(60);
+    let o = e.docker_full(&["pull", &format!("127.0.0.1:{port}/evil:latest")], None, quick);
+    assert!(!o.success() && o.combined().contains("is not sha256: followed by 64 hex characters"), "{o}");
+    assert!(!std::path::Path::new("/tmp/flotilla-evil").exists());
+    let o = e.docker_full(&["pull", &format!("127.0.0.1:{port}/endless:latest")], None, quick);
+    assert!(!o.success() && o.combined().contains("is larger than 4194304 bytes"), "{o}");
+    // The engine still answers.
+    e.docker_ok(&["version"]);
+}
+
+/// An upstream DNS server on `127.99.x.y:53` that answers every A query with 10.11.12.13.
+fn fake_upstream_dns() -> String {
+    let ip = format!("127.99.{}.{}", std::process::id() % 250, 1 + std::process::id() / 250 % 250);
+    let sock = std::net::UdpSocket::bind(format!("{ip}:53")).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            let mut i = 12;
+            while i < n && q[i] != 0 {
+                i += q[i] as usize + 1;
+            }
+            if i + 5 > n {
+                continue;
+            }
+            let is_a = q[i + 1..i + 3] == [0, 1];
+            let mut r = q[..i + 5].to_vec();
+            r[2..4].copy_from_slice(&[0x81, 0x80]);
+            r[6..8].copy_from_slice(&[0, is_a as u8]);
+            r[8..12].fill(0);
+            if is_a {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 11, 12, 13]);
+            }
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    ip
+}
+
+#[test]
+fn internal_networks_get_no_upstream_dns() {
+    require_root!();
+    let e = engine_with_busybox();
+    let dns = fake_upstream_dns();
+    let (open, internal) = (e.unique("dnsopen"), e.unique("dnsint"));
+    e.docker_ok(&["network", "create", &open]);
+    e.docker_ok(&["network", "create", "--internal", &internal]);
+    let lookup = |net: &str| e.docker(&["run", "--rm", "--network", net, "--dns", &dns, "busybox", "nslookup", "-type=a", "outside.example"]);
+    // On a network with a way out, unknown names go upstream.
+    let o = lookup(&open);
+    assert!(o.success() && o.stdout.contains("10.11.12.13"), "{o}");
+    // Only on an internal network: nothing leaves, not even a query.
+    let o = lookup(&internal);
+    assert!(!o.stdout.contains("10.11.12.13"), "an internal network's container resolved an outside name: {o}");
+    // Names of containers on the internal network still resolve.
+    let peer = e.unique("dnspeer");
+    e.docker_ok(&["run", "-d", "--name", &peer, "--network", &internal, "busybox", "sleep", "1000"]);
+    let o = e.docker(&["run", "--rm", "--network", &internal, "busybox", "nslookup", &peer]);
+    assert!(o.success(), "{o}");
+    e.docker_ok(&["rm", "-f", &peer]);
+    e.docker_ok(&["network", "rm", &open, &internal]);
+}

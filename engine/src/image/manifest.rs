@@ -52,6 +52,19 @@ struct Raw {
     manifests: Vec<Descriptor>,
 }
 
+fn check_digests<'a>(ds: impl IntoIterator<Item = &'a Descriptor>) -> Result<(), ImageError> {
+    for d in ds {
+        // Digests become paths of the blob store: nothing else may pass.
+        if !super::reference::valid_digest(&d.digest) {
+            return Err(ImageError::Registry(format!(
+                "invalid manifest: digest {:?} is not sha256: followed by 64 hex characters",
+                d.digest
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A parsed manifest.
 #[derive(Debug, Clone)]
 pub enum Manifest {
@@ -72,10 +85,14 @@ impl Manifest {
         }
         let is_index = matches!(mt.as_deref(), Some(DOCKER_LIST | OCI_INDEX)) || (!raw.manifests.is_empty() && raw.config.is_none());
         if is_index {
+            check_digests(&raw.manifests)?;
             return Ok(Manifest::Index { manifests: raw.manifests });
         }
         match raw.config {
-            Some(config) => Ok(Manifest::Image { config, layers: raw.layers }),
+            Some(config) => {
+                check_digests(std::iter::once(&config).chain(&raw.layers))?;
+                Ok(Manifest::Image { config, layers: raw.layers })
+            }
             None => Err(ImageError::Registry("invalid manifest: no config".into())),
         }
     }
@@ -108,28 +125,40 @@ mod tests {
     #[test]
     fn parses_and_selects() {
         let idx = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:arm","size":1,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:v3","size":1,"platform":{"architecture":"amd64","os":"linux","variant":"v3"}},
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:amd","size":1,"platform":{"architecture":"amd64","os":"linux"}},
-            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:win","size":1,"platform":{"architecture":"amd64","os":"windows"}}]}"#;
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":1,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":1,"platform":{"architecture":"amd64","os":"linux","variant":"v3"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":1,"platform":{"architecture":"amd64","os":"linux"}},
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd","size":1,"platform":{"architecture":"amd64","os":"windows"}}]}"#;
         let Manifest::Index { manifests } = Manifest::parse(idx, None).unwrap() else { panic!("not an index") };
-        assert_eq!(select_platform(&manifests).unwrap().digest, "sha256:amd");
+        assert_eq!(select_platform(&manifests).unwrap().digest, "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
         let e = select_platform(&manifests[..1]).unwrap_err().to_string();
         assert_eq!(e, "no matching manifest for linux/amd64 in the manifest list entries");
 
-        let list = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:x","platform":{"architecture":"amd64","os":"linux"}}]}"#;
+        let list = br#"{"schemaVersion":2,"manifests":[{"digest":"sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee","platform":{"architecture":"amd64","os":"linux"}}]}"#;
         assert!(matches!(Manifest::parse(list, Some(DOCKER_LIST)).unwrap(), Manifest::Index { .. }));
 
         let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
-            "config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:c","size":3},
-            "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"sha256:l","size":9}]}"#;
+            "config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff","size":3},
+            "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":9}]}"#;
         let Manifest::Image { config, layers } = Manifest::parse(m, None).unwrap() else { panic!("not an image") };
-        assert_eq!(config.digest, "sha256:c");
+        assert_eq!(config.digest, "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff");
         assert_eq!(layers[0].size, 9);
         // OCI manifest without mediaType in the body
-        let m = br#"{"schemaVersion":2,"config":{"digest":"sha256:c","size":3},"layers":[]}"#;
+        let m = br#"{"schemaVersion":2,"config":{"digest":"sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff","size":3},"layers":[]}"#;
         assert!(matches!(Manifest::parse(m, Some(OCI_MANIFEST)).unwrap(), Manifest::Image { .. }));
         assert!(Manifest::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None).is_err());
         assert!(Manifest::parse(b"nope", None).is_err());
+    }
+
+    #[test]
+    fn digests_must_be_sha256_hex_before_they_become_paths() {
+        let good = format!("sha256:{}", "f".repeat(64));
+        for bad in ["sha256:../../../../etc/passwd", "sha256:FFFF", "md5:abc", &format!("sha256:{}", "F".repeat(64))] {
+            let m = format!(r#"{{"schemaVersion":2,"config":{{"digest":"{good}","size":3}},"layers":[{{"digest":"{bad}","size":1}}]}}"#);
+            let e = Manifest::parse(m.as_bytes(), Some(OCI_MANIFEST)).unwrap_err().to_string();
+            assert!(e.contains("is not sha256: followed by 64 hex characters"), "{bad}: {e}");
+            let idx = format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{bad}","platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#);
+            assert!(Manifest::parse(idx.as_bytes(), Some(DOCKER_LIST)).is_err(), "{bad}");
+        }
     }
 }

@@ -103,7 +103,7 @@ impl PreparedPull {
         progress.status_id(&format!("Pulling from {}", r.path), &shown).await;
 
         let resp = self.client.blob(&self.config.digest).await?;
-        let config_bytes = resp.bytes().await.map_err(|e| ImageError::Registry(format!("reading config: {e}")))?;
+        let config_bytes = super::registry::read_capped(resp, super::registry::MAX_CONFIG, "image config").await?;
         if digest_of(&config_bytes) != self.config.digest {
             return Err(ImageError::Registry(format!("config digest mismatch for {}", self.config.digest)));
         }
@@ -218,6 +218,13 @@ async fn download(svc: &ImageService, client: &RegistryClient, desc: &Descriptor
     let res: Result<(), ImageError> = async {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ImageError::Registry(format!("downloading {}: {e}", desc.digest)))?;
+            // The download stops at the size the manifest declares.
+            if desc.size > 0 && n + chunk.len() as u64 > desc.size as u64 {
+                return Err(ImageError::Registry(format!(
+                    "filesystem layer {} is larger than its declared size of {} bytes",
+                    desc.digest, desc.size
+                )));
+            }
             h.update(&chunk);
             f.write_all(&chunk).await?;
             n += chunk.len() as u64;

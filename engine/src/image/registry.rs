@@ -108,7 +108,7 @@ impl RemoteError {
             errors: Vec<E>,
         }
         let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = read_capped(resp, MAX_ERROR_BODY, "error response").await.unwrap_or_default();
         match serde_json::from_slice::<Body>(&body).ok().and_then(|b| b.errors.into_iter().next()) {
             Some(e) => {
                 let code_text = e.code.to_ascii_lowercase().replace('_', " ");
@@ -134,6 +134,36 @@ pub struct RegistryClient {
     repo: String,
     creds: Option<Credentials>,
     auth: Mutex<Option<String>>,
+}
+
+/// Connect and idle limits of every registry call; small documents (manifests, tokens, configs)
+/// also have a total one. Layers stream for as long as they keep coming.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+pub const TOTAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Size caps of what is read whole (Docker's manifest limit is 4 MiB).
+pub const MAX_MANIFEST: usize = 4 << 20;
+pub const MAX_CONFIG: usize = 8 << 20;
+pub const MAX_TOKEN_BODY: usize = 1 << 20;
+pub const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Reads a response body whole, failing once it passes `cap` bytes (an endless body ends the
+/// pull with an error instead of exhausting memory).
+pub async fn read_capped(resp: Response, cap: usize, what: &str) -> Result<Vec<u8>, ImageError> {
+    use futures_util::StreamExt;
+    let url = resp.url().to_string();
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(ImageError::Registry(format!("{what} from {url} is larger than {cap} bytes")));
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| transport(&url, e))?;
+        if out.len() + chunk.len() > cap {
+            return Err(ImageError::Registry(format!("{what} from {url} is larger than {cap} bytes")));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 fn transport(url: &str, e: reqwest::Error) -> ImageError {
@@ -164,6 +194,8 @@ impl RegistryClient {
             .user_agent(concat!("flotilla/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(insecure)
             .connect_timeout(std::time::Duration::from_secs(15))
+            // A registry that stops sending (a stalled body) fails the pull instead of hanging it.
+            .read_timeout(IDLE_TIMEOUT)
             .build()
             .map_err(|e| ImageError::Registry(format!("cannot create registry client: {e}")))?;
         let schemes: &[&str] = if insecure { &["https", "http"] } else { &["https"] };
@@ -227,7 +259,8 @@ impl RegistryClient {
             #[serde(default)]
             access_token: String,
         }
-        let t: Tok = resp.json().await.map_err(|e| ImageError::Registry(format!("invalid token response: {e}")))?;
+        let body = read_capped(resp, MAX_TOKEN_BODY, "token response").await?;
+        let t: Tok = serde_json::from_slice(&body).map_err(|e| ImageError::Registry(format!("invalid token response: {e}")))?;
         let tok = if t.token.is_empty() { t.access_token } else { t.token };
         *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("Bearer {tok}"));
         Ok(())
@@ -251,6 +284,7 @@ impl RegistryClient {
             .get(&url)
             .headers(self.headers())
             .header(ACCEPT, manifest::ACCEPT)
+            .timeout(TOTAL_TIMEOUT)
             .send()
             .await
             .map_err(|e| transport(&url, e))?;
@@ -258,8 +292,8 @@ impl RegistryClient {
             return Ok(Err(RemoteError::from_response(resp).await));
         }
         let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
-        let body = resp.bytes().await.map_err(|e| transport(&url, e))?;
-        Ok(Ok((body.to_vec(), ct)))
+        let body = read_capped(resp, MAX_MANIFEST, &format!("manifest {reference}")).await?;
+        Ok(Ok((body, ct)))
     }
 
     /// True when the registry already has the blob (`HEAD`).

@@ -63,7 +63,14 @@ impl dns::Names for Shared {
 
     fn upstream(&self, cid: &str) -> Vec<SocketAddr> {
         let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let servers: Vec<IpAddr> = st.sandboxes.get(cid).map(|s| s.dns.upstream.clone()).unwrap_or_default();
+        let Some(sb) = st.sandboxes.get(cid) else { return vec![] };
+        // A container only on `--internal` networks has no way out, DNS included (no data
+        // leaves through queries for names an outside server answers).
+        let internal_only = sb.endpoints.iter().all(|e| st.networks.get(&e.network_id).is_some_and(|n| n.net.internal));
+        if internal_only {
+            return vec![];
+        }
+        let servers: Vec<IpAddr> = sb.dns.upstream.clone();
         servers.into_iter().map(|ip| SocketAddr::new(ip, 53)).collect()
     }
 }
@@ -125,5 +132,9 @@ mod tests {
         assert_eq!(shared.lookup("c2", "example.com"), None);
         assert_eq!(shared.reverse("c2", web[0]), Some("web.appnet".into()));
         assert_eq!(shared.upstream("c2"), vec!["10.0.0.53:53".parse::<SocketAddr>().unwrap()]);
+        // Only on internal networks: nothing is forwarded.
+        shared.state.lock().unwrap().networks.get_mut("n2").unwrap().net.internal = true;
+        assert_eq!(shared.upstream("c3"), vec![]);
+        assert_eq!(shared.upstream("c2").len(), 1);
     }
 }

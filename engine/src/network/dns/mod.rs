@@ -22,6 +22,9 @@ pub const ADDR: &str = "127.0.0.11:53";
 /// TTL of answers about containers (dockerd uses 600).
 const TTL: u32 = 600;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+/// Queries one resolver answers at a time; more get SERVFAIL at once (each forward holds a
+/// socket and a 64 KiB buffer for up to [`UPSTREAM_TIMEOUT`]).
+const MAX_IN_FLIGHT: usize = 128;
 
 /// What the resolver asks the network service.
 pub trait Names: Send + Sync + 'static {
@@ -56,6 +59,12 @@ pub fn spawn<N: Names>(names: Arc<N>, cid: String, udp: std::net::UdpSocket, tcp
                 r = udp.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
                     let req = buf[..n].to_vec();
+                    if tasks.len() >= MAX_IN_FLIGHT {
+                        if let Some(q) = wire::parse_query(&req) {
+                            let _ = udp.try_send_to(&wire::error(&req, &q, wire::RCODE_SERVFAIL), peer);
+                        }
+                        continue;
+                    }
                     let (names, cid, udp) = (names.clone(), cid.clone(), udp.clone());
                     tasks.spawn(async move {
                         if let Some(resp) = answer(&*names, &cid, &req, false).await {
@@ -64,7 +73,8 @@ pub fn spawn<N: Names>(names: Arc<N>, cid: String, udp: std::net::UdpSocket, tcp
                     });
                 }
                 r = tcp.accept() => {
-                    if let Ok((stream, _)) = r {
+                    // A connection over the cap is closed at once.
+                    if let (Ok((stream, _)), true) = (r, tasks.len() < MAX_IN_FLIGHT) {
                         let (names, cid) = (names.clone(), cid.clone());
                         tasks.spawn(async move { serve_tcp(&*names, &cid, stream).await });
                     }

@@ -40,7 +40,7 @@ impl Program {
 
     pub fn decode(data: &[u8]) -> Option<Program> {
         let (flags, code) = data.split_first_chunk::<4>()?;
-        let ok = !code.is_empty() && code.len() % 8 == 0 && code.len() / 8 <= u16::MAX as usize;
+        let ok = !code.is_empty() && code.len().is_multiple_of(8) && code.len() / 8 <= u16::MAX as usize;
         ok.then(|| Program { flags: u32::from_le_bytes(*flags), code: code.to_vec() })
     }
 
@@ -217,7 +217,7 @@ mod tests {
                          {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}));
         let p = program(&f).unwrap();
         assert!(Arc::ptr_eq(&p, &program(&f).unwrap()), "cached");
-        assert!(!p.code.is_empty() && p.code.len() % 8 == 0);
+        assert!(!p.code.is_empty() && p.code.len().is_multiple_of(8));
         assert_eq!(Program::decode(&p.encode()).as_ref(), Some(&*p));
         assert_eq!(Program::decode(&[0, 0, 0, 0, 1, 2, 3]), None);
         let log = filter(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"], "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
