@@ -242,7 +242,7 @@ fn compose_up_build_and_build_prune() {
     let e = engine_with_busybox();
     let image = e.unique("composed");
     let ctx = Ctx::new(&[
-        ("app/Dockerfile", "FROM busybox\nARG MSG=unset\nRUN echo \"$MSG\" > /msg\nCMD [\"cat\", \"/msg\"]\n"),
+        ("app/Dockerfile", "FROM busybox\nARG MSG=unset\nWORKDIR /w/x\nRUN echo \"$MSG\" > /msg && pwd >> /msg\nCMD [\"head\", \"-1\", \"/msg\"]\n"),
         ("docker-compose.yml", &format!(
             "version: \"2.4\"\nservices:\n  app:\n    build:\n      context: ./app\n      args:\n        MSG: built-by-compose\n    image: {image}:latest\n"
         )),
@@ -275,13 +275,15 @@ fn compose_up_build_and_build_prune() {
         o.stdout
     };
     build();
-    assert_eq!(build().matches("Using cache").count(), 3);
+    assert_eq!(build().matches("Using cache").count(), 4);
     let pruned = e.api("POST", "/v1.41/build/prune", None).unwrap();
     assert_eq!(pruned.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
     assert!(v["CachesDeleted"].as_array().is_some_and(|a| a.len() >= 3), "{v}");
     assert!(!build().contains("Using cache"));
     assert_eq!(e.docker_ok(&["run", "--rm", &image]), "again\n");
+    // WORKDIR made the directory the RUN ran in.
+    assert_eq!(e.docker_ok(&["run", "--rm", &image, "sh", "-c", "pwd; cat /msg"]), "/w/x\nagain\n/w/x\n");
     // `-q` prints only the image id.
     let o = e.docker(&["build", "-q", "--build-arg", "MSG=quiet", &dir]);
     e.expect_ok(&o);
