@@ -292,3 +292,22 @@ fn compose_up_build_and_build_prune() {
     assert_eq!(e.docker_ok(&["run", "--rm", id]), "quiet\n");
     e.docker_ok(&["rmi", id, &image]);
 }
+
+#[test]
+fn distribution_inspect_asks_the_registry() {
+    require_root!();
+    let reg = Registry::start();
+    let digest = reg.push_busybox("dist/busybox", "v1");
+    let e = engine();
+    let r = e.api("GET", &format!("/v1.41/distribution/{}/dist/busybox:v1/json", reg.addr()), None).unwrap();
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Descriptor"]["digest"], digest.as_str(), "{v}");
+    assert!(v["Descriptor"]["size"].as_u64().is_some_and(|s| s > 0), "{v}");
+    assert_eq!(v["Platforms"][0]["os"], "linux", "{v}");
+    // Nothing was pulled.
+    assert_eq!(e.docker_ok(&["images", "-q"]).trim(), "");
+    let r = e.api("GET", &format!("/v1.41/distribution/{}/dist/nosuch:v1/json", reg.addr()), None).unwrap();
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+}
