@@ -294,11 +294,20 @@ fn compose_up_build_and_build_prune() {
 }
 
 #[test]
-fn distribution_inspect_asks_the_registry() {
+fn add_of_a_url_and_distribution_inspect_reach_the_registry() {
     require_root!();
     let reg = Registry::start();
     let digest = reg.push_busybox("dist/busybox", "v1");
-    let e = engine();
+    let e = engine_with_busybox();
+    // ADD of a URL fetches it (the registry's `/v2/` answers `{}`); COPY of one is refused.
+    let ctx = Ctx::new(&[("Dockerfile", &format!("FROM busybox\nADD http://{}/v2/ /fetched/\nADD http://{}/v2/ /named.json\n", reg.addr(), reg.addr()))]);
+    let o = e.docker(&["build", "-t", "fetched", &ctx.dir()]);
+    e.expect_ok(&o);
+    assert_eq!(e.docker_ok(&["run", "--rm", "fetched", "sh", "-c", "cat /fetched/v2 /named.json; stat -c %a /named.json"]), "{}{}600\n");
+    let ctx = Ctx::new(&[("Dockerfile", &format!("FROM busybox\nCOPY http://{}/v2/ /x\n", reg.addr()))]);
+    let o = e.docker(&["build", &ctx.dir()]);
+    assert!(!o.success() && o.stderr.contains("source can't be a URL for COPY"), "{o}");
+    e.docker_ok(&["rmi", "fetched", "busybox"]);
     let r = e.api("GET", &format!("/v1.41/distribution/{}/dist/busybox:v1/json", reg.addr()), None).unwrap();
     let body = String::from_utf8_lossy(&r.body).into_owned();
     assert_eq!(r.status, 200, "{body}");
