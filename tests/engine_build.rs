@@ -276,6 +276,10 @@ fn compose_up_build_and_build_prune() {
     };
     build();
     assert_eq!(build().matches("Using cache").count(), 4);
+    // `system df` counts the cache's step records.
+    let df = e.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    let count: usize = df.lines().find_map(|l| l.strip_prefix("Build Cache ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    assert!(count >= 4, "{df}");
     let pruned = e.api("POST", "/v1.41/build/prune", None).unwrap();
     assert_eq!(pruned.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
