@@ -324,3 +324,35 @@ fn add_of_a_url_and_distribution_inspect_reach_the_registry() {
     let r = e.api("GET", &format!("/v1.41/distribution/{}/dist/nosuch:v1/json", reg.addr()), None).unwrap();
     assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
 }
+
+#[test]
+fn build_options_target_labels_network_hosts_and_nocache() {
+    require_root!();
+    let e = engine_with_busybox();
+    let ctx = Ctx::new(&[(
+        "Dockerfile",
+        "FROM busybox AS first\nRUN echo first > /f\n\
+         FROM busybox AS second\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nCOPY --from=first /f /from-first\n\
+         RUN cat /etc/hosts > /hosts; ls /sys/class/net > /nets\nSTOPSIGNAL SIGTERM\nVOLUME /data\n\
+         FROM busybox AS third\nRUN exit 9\n",
+    )]);
+    let tag = e.unique("opts");
+    let args = ["build", "--target", "second", "--label", "built.by=test", "--network", "none", "--add-host", "h.test:10.1.2.3", "-t", &tag, &ctx.dir()];
+    let o = e.docker(&args);
+    e.expect_ok(&o);
+    assert!(!o.stdout.contains("exit 9"), "the stage after the target must not be built:\n{o}");
+    let out = e.docker_ok(&["run", "--rm", "--network", "none", &tag, "sh", "-c", "cat /from-first /nets; grep h.test /hosts"]);
+    assert_eq!(lines(&out)[..2], ["first", "lo"], "{out}");
+    assert!(out.contains("10.1.2.3"), "{out}");
+    assert_eq!(inspect(&e, &tag, "{{index .Config.Labels \"built.by\"}} {{.Config.StopSignal}} {{json .Config.Volumes}} {{json .Config.Shell}}"),
+        r#"test SIGTERM {"/data":{}} ["/bin/sh","-e","-c"]"#);
+    // --no-cache runs every step again; an unknown target is an error.
+    let mut nocache = args.to_vec();
+    nocache.insert(1, "--no-cache");
+    let o = e.docker(&nocache);
+    e.expect_ok(&o);
+    assert!(!o.stdout.contains("Using cache"), "{o}");
+    let o = e.docker(&["build", "--target", "nosuch", &ctx.dir()]);
+    assert!(!o.success() && o.stderr.contains("failed to reach build target nosuch"), "{o}");
+    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
+}
