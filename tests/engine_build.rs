@@ -312,6 +312,14 @@ fn add_of_a_url_and_distribution_inspect_reach_the_registry() {
     let o = e.docker(&["build", &ctx.dir()]);
     assert!(!o.success() && o.stderr.contains("source can't be a URL for COPY"), "{o}");
     e.docker_ok(&["rmi", "fetched", "busybox"]);
+    // FROM an image that is not here pulls it (as `--pull` always does).
+    let from = format!("{}/dist/busybox:v1", reg.addr());
+    let ctx = Ctx::new(&[("Dockerfile", &format!("FROM {from}\nRUN echo pulled-and-ran > /p\n"))]);
+    let o = e.docker(&["build", "--pull", "-t", "pulled", &ctx.dir()]);
+    e.expect_ok(&o);
+    assert!(o.stdout.contains("Pulling from dist/busybox") && o.stdout.contains("Downloaded newer image"), "{o}");
+    assert_eq!(e.docker_ok(&["run", "--rm", "pulled", "cat", "/p"]), "pulled-and-ran\n");
+    e.docker_ok(&["rmi", "pulled", &from]);
     let r = e.api("GET", &format!("/v1.41/distribution/{}/dist/busybox:v1/json", reg.addr()), None).unwrap();
     let body = String::from_utf8_lossy(&r.body).into_owned();
     assert_eq!(r.status, 200, "{body}");
