@@ -194,6 +194,12 @@ fn hostile_contexts_and_bad_dockerfiles_are_refused_with_nothing_left_behind() {
     let build_tmp = e.data_root().join("build/tmp");
     assert!(std::fs::read_dir(&build_tmp).map(|d| d.count()).unwrap_or(0) == 0, "build directories left behind");
 
+    // A body that is no tar is the Dockerfile itself (`docker build - < Dockerfile`).
+    let (status, body) = post_build(&e, "t=plain-dockerfile", b"FROM busybox\nRUN echo from-stdin > /s\n");
+    assert!(status == 200 && body.contains("Successfully tagged plain-dockerfile:latest"), "{status} {body}");
+    assert_eq!(e.docker_ok(&["run", "--rm", "plain-dockerfile", "cat", "/s"]), "from-stdin\n");
+    e.docker_ok(&["rmi", "plain-dockerfile"]);
+
     // Dockerfiles: missing, empty, too large, an unknown instruction (named with its line).
     let ctx = Ctx::new(&[("empty.Dockerfile", "\n# nothing\n"), ("bad.Dockerfile", "FROM busybox\nRUN true\nFROBNICATE now\n")]);
     ctx.write("big.Dockerfile", &format!("FROM busybox\n#{}\n", "x".repeat(1 << 20)));
