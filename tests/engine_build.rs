@@ -194,6 +194,12 @@ fn hostile_contexts_and_bad_dockerfiles_are_refused_with_nothing_left_behind() {
     let build_tmp = e.data_root().join("build/tmp");
     assert!(std::fs::read_dir(&build_tmp).map(|d| d.count()).unwrap_or(0) == 0, "build directories left behind");
 
+    // A body that is no tar is the Dockerfile itself (`docker build - < Dockerfile`).
+    let (status, body) = post_build(&e, "t=plain-dockerfile", b"FROM busybox\nRUN echo from-stdin > /s\n");
+    assert!(status == 200 && body.contains("Successfully tagged plain-dockerfile:latest"), "{status} {body}");
+    assert_eq!(e.docker_ok(&["run", "--rm", "plain-dockerfile", "cat", "/s"]), "from-stdin\n");
+    e.docker_ok(&["rmi", "plain-dockerfile"]);
+
     // Dockerfiles: missing, empty, too large, an unknown instruction (named with its line).
     let ctx = Ctx::new(&[("empty.Dockerfile", "\n# nothing\n"), ("bad.Dockerfile", "FROM busybox\nRUN true\nFROBNICATE now\n")]);
     ctx.write("big.Dockerfile", &format!("FROM busybox\n#{}\n", "x".repeat(1 << 20)));
@@ -242,7 +248,7 @@ fn compose_up_build_and_build_prune() {
     let e = engine_with_busybox();
     let image = e.unique("composed");
     let ctx = Ctx::new(&[
-        ("app/Dockerfile", "FROM busybox\nARG MSG=unset\nRUN echo \"$MSG\" > /msg\nCMD [\"cat\", \"/msg\"]\n"),
+        ("app/Dockerfile", "FROM busybox\nARG MSG=unset\nWORKDIR /w/x\nRUN echo \"$MSG\" > /msg && pwd >> /msg\nCMD [\"head\", \"-1\", \"/msg\"]\n"),
         ("docker-compose.yml", &format!(
             "version: \"2.4\"\nservices:\n  app:\n    build:\n      context: ./app\n      args:\n        MSG: built-by-compose\n    image: {image}:latest\n"
         )),
@@ -275,13 +281,19 @@ fn compose_up_build_and_build_prune() {
         o.stdout
     };
     build();
-    assert_eq!(build().matches("Using cache").count(), 3);
+    assert_eq!(build().matches("Using cache").count(), 4);
+    // `system df` counts the cache's step records.
+    let df = e.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    let count: usize = df.lines().find_map(|l| l.strip_prefix("Build Cache ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    assert!(count >= 4, "{df}");
     let pruned = e.api("POST", "/v1.41/build/prune", None).unwrap();
     assert_eq!(pruned.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
     assert!(v["CachesDeleted"].as_array().is_some_and(|a| a.len() >= 3), "{v}");
     assert!(!build().contains("Using cache"));
     assert_eq!(e.docker_ok(&["run", "--rm", &image]), "again\n");
+    // WORKDIR made the directory the RUN ran in.
+    assert_eq!(e.docker_ok(&["run", "--rm", &image, "sh", "-c", "pwd; cat /msg"]), "/w/x\nagain\n/w/x\n");
     // `-q` prints only the image id.
     let o = e.docker(&["build", "-q", "--build-arg", "MSG=quiet", &dir]);
     e.expect_ok(&o);
@@ -289,4 +301,72 @@ fn compose_up_build_and_build_prune() {
     assert!(id.starts_with("sha256:") && !o.stdout.contains("Step"), "{o}");
     assert_eq!(e.docker_ok(&["run", "--rm", id]), "quiet\n");
     e.docker_ok(&["rmi", id, &image]);
+}
+
+#[test]
+fn add_of_a_url_and_distribution_inspect_reach_the_registry() {
+    require_root!();
+    let reg = Registry::start();
+    let digest = reg.push_busybox("dist/busybox", "v1");
+    let e = engine_with_busybox();
+    // ADD of a URL fetches it (the registry's `/v2/` answers `{}`); COPY of one is refused.
+    let ctx = Ctx::new(&[("Dockerfile", &format!("FROM busybox\nADD http://{}/v2/ /fetched/\nADD http://{}/v2/ /named.json\n", reg.addr(), reg.addr()))]);
+    let o = e.docker(&["build", "-t", "fetched", &ctx.dir()]);
+    e.expect_ok(&o);
+    assert_eq!(e.docker_ok(&["run", "--rm", "fetched", "sh", "-c", "cat /fetched/v2 /named.json; stat -c %a /named.json"]), "{}{}600\n");
+    let ctx = Ctx::new(&[("Dockerfile", &format!("FROM busybox\nCOPY http://{}/v2/ /x\n", reg.addr()))]);
+    let o = e.docker(&["build", &ctx.dir()]);
+    assert!(!o.success() && o.stderr.contains("source can't be a URL for COPY"), "{o}");
+    e.docker_ok(&["rmi", "fetched", "busybox"]);
+    // FROM an image that is not here pulls it (as `--pull` always does).
+    let from = format!("{}/dist/busybox:v1", reg.addr());
+    let ctx = Ctx::new(&[("Dockerfile", &format!("FROM {from}\nRUN echo pulled-and-ran > /p\n"))]);
+    let o = e.docker(&["build", "--pull", "-t", "pulled", &ctx.dir()]);
+    e.expect_ok(&o);
+    assert!(o.stdout.contains("Pulling from dist/busybox") && o.stdout.contains("Downloaded newer image"), "{o}");
+    assert_eq!(e.docker_ok(&["run", "--rm", "pulled", "cat", "/p"]), "pulled-and-ran\n");
+    e.docker_ok(&["rmi", "pulled", &from]);
+    let r = e.api("GET", &format!("/v1.41/distribution/{}/dist/busybox:v1/json", reg.addr()), None).unwrap();
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Descriptor"]["digest"], digest.as_str(), "{v}");
+    assert!(v["Descriptor"]["size"].as_u64().is_some_and(|s| s > 0), "{v}");
+    assert_eq!(v["Platforms"][0]["os"], "linux", "{v}");
+    // Nothing was pulled.
+    assert_eq!(e.docker_ok(&["images", "-q"]).trim(), "");
+    let r = e.api("GET", &format!("/v1.41/distribution/{}/dist/nosuch:v1/json", reg.addr()), None).unwrap();
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn build_options_target_labels_network_hosts_and_nocache() {
+    require_root!();
+    let e = engine_with_busybox();
+    let ctx = Ctx::new(&[(
+        "Dockerfile",
+        "FROM busybox AS first\nRUN echo first > /f\n\
+         FROM busybox AS second\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nCOPY --from=first /f /from-first\n\
+         RUN cat /etc/hosts > /hosts; ls /sys/class/net > /nets\nSTOPSIGNAL SIGTERM\nVOLUME /data\n\
+         FROM busybox AS third\nRUN exit 9\n",
+    )]);
+    let tag = e.unique("opts");
+    let args = ["build", "--target", "second", "--label", "built.by=test", "--network", "none", "--add-host", "h.test:10.1.2.3", "-t", &tag, &ctx.dir()];
+    let o = e.docker(&args);
+    e.expect_ok(&o);
+    assert!(!o.stdout.contains("exit 9"), "the stage after the target must not be built:\n{o}");
+    let out = e.docker_ok(&["run", "--rm", "--network", "none", &tag, "sh", "-c", "cat /from-first /nets; grep h.test /hosts"]);
+    assert_eq!(lines(&out)[..2], ["first", "lo"], "{out}");
+    assert!(out.contains("10.1.2.3"), "{out}");
+    assert_eq!(inspect(&e, &tag, "{{index .Config.Labels \"built.by\"}} {{.Config.StopSignal}} {{json .Config.Volumes}} {{json .Config.Shell}}"),
+        r#"test SIGTERM {"/data":{}} ["/bin/sh","-e","-c"]"#);
+    // --no-cache runs every step again; an unknown target is an error.
+    let mut nocache = args.to_vec();
+    nocache.insert(1, "--no-cache");
+    let o = e.docker(&nocache);
+    e.expect_ok(&o);
+    assert!(!o.stdout.contains("Using cache"), "{o}");
+    let o = e.docker(&["build", "--target", "nosuch", &ctx.dir()]);
+    assert!(!o.success() && o.stderr.contains("failed to reach build target nosuch"), "{o}");
+    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
 }

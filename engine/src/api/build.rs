@@ -1,4 +1,4 @@
-//! `POST /commit`, `POST /build`, `POST /build/prune`: thin handlers over the container
+//! `POST /commit`, `POST /build`, `POST /build/prune`, `GET /distribution/{name}/json`: thin handlers over the container
 //! service's commit and the build service.
 use super::extract::pct_decode;
 use super::{ApiError, AppState, DockerJson};
@@ -18,7 +18,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/commit", post(commit)).route("/build", post(build)).route("/build/prune", post(prune))
+    Router::new()
+        .route("/commit", post(commit))
+        .route("/build", post(build))
+        .route("/build/prune", post(prune))
+        .route("/distribution/{*rest}", axum::routing::get(distribution))
 }
 
 fn unsupported(what: &str) -> ApiError {
@@ -136,6 +140,13 @@ async fn build(State(st): State<AppState>, RawQuery(q): RawQuery, body: Body) ->
     let mut r = Body::from_stream(stream).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
+}
+
+/// `GET /distribution/{name}/json` (names have slashes: one wildcard, the suffix checked here).
+async fn distribution(State(st): State<AppState>, axum::extract::Path(rest): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Result<Json<Value>, ApiError> {
+    let name = rest.strip_suffix("/json").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::not_found(format!("page not found: /distribution/{rest}")))?;
+    let creds = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()).and_then(crate::image::registry::Credentials::from_header);
+    Ok(Json(st.images.distribution(&pct_decode(name), creds).await?))
 }
 
 async fn prune(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {

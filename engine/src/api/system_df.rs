@@ -30,6 +30,8 @@ async fn df(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
         layers_of.values().flatten().map(|d| (d.clone(), st.images.layer_dir(d))).collect();
     let containers = st.containers.clone();
     let volumes = st.volumes.clone();
+    let build_cache = crate::build::cache::Cache::new(st.config.data_root.join("build/cache")).records(&st.images);
+    let builder_size: u64 = build_cache.iter().filter_map(|r| r["Size"].as_u64()).sum();
     let out = tokio::task::spawn_blocking(move || {
         let layer_size: HashMap<&String, u64> = layer_dirs.iter().map(|(d, p)| (d, crate::image::unpack::du(p))).collect();
         let mut layer_users: HashMap<&String, usize> = HashMap::new();
@@ -64,8 +66,8 @@ async fn df(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
             "Images": images,
             "Containers": ctrs,
             "Volumes": volumes.usage(),
-            "BuildCache": [],
-            "BuilderSize": 0,
+            "BuildCache": build_cache,
+            "BuilderSize": builder_size,
         })
     })
     .await

@@ -41,6 +41,32 @@ impl Cache {
         Ok(())
     }
 
+    /// The entries as `system df` lists build cache records: one per step image still there,
+    /// sized by the layer the step added (0 for a config-only step).
+    pub fn records(&self, images: &ImageService) -> Vec<serde_json::Value> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return vec![] };
+        let mut out = vec![];
+        for e in entries.flatten() {
+            let key = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = self.get(&key, images) else { continue };
+            let st = images.lock();
+            let Some(img) = st.images.get(&id) else { continue };
+            let parent = img.config.parent.clone().unwrap_or_default();
+            let parent_layers = st.images.get(&parent).map(|p| p.record.diff_ids.len()).unwrap_or(0);
+            let size = match img.record.diff_ids.len() > parent_layers {
+                true => img.record.diff_ids.last().and_then(|d| st.layers.get(d)).map(|l| l.size).unwrap_or(0),
+                false => 0,
+            };
+            let description = img.config.history.last().and_then(|h| h.created_by.clone()).unwrap_or_default();
+            out.push(serde_json::json!({
+                "ID": key, "Parent": parent, "Type": "regular", "Description": description,
+                "InUse": false, "Shared": false, "Size": size,
+                "CreatedAt": img.config.created.clone().unwrap_or_default(), "LastUsedAt": null, "UsageCount": 0,
+            }));
+        }
+        out
+    }
+
     /// Forgets every entry and deletes the step images no tag and no container holds.
     /// Returns the ids of the forgotten entries and the bytes reclaimed. Blocking.
     pub fn prune(&self, images: &ImageService) -> Result<(Vec<String>, u64), BuildError> {

@@ -17,6 +17,24 @@ pub fn unpack_context<R: Read>(r: R, dir: &Path) -> Result<(), BuildError> {
     check_links(dir, dir)
 }
 
+/// Whether a request body is a plain Dockerfile rather than a (maybe compressed) tar: text
+/// that is neither gzip nor has a tar header's `ustar` magic.
+pub fn is_plain_dockerfile(path: &Path) -> Result<bool, BuildError> {
+    let mut head = [0u8; 512];
+    let mut f = fs::File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let gzip = n >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    let tar = n >= 262 && &head[257..262] == b"ustar";
+    let text = n > 0 && std::str::from_utf8(&head[..n]).is_ok_and(|t| !t.contains('\0'));
+    Ok(!gzip && !tar && text)
+}
+
 /// Refuses symlinks that are absolute or climb out of the context.
 fn check_links(root: &Path, dir: &Path) -> Result<(), BuildError> {
     for e in fs::read_dir(dir)? {
@@ -171,6 +189,16 @@ mod tests {
         fs::create_dir_all(&ctx).unwrap();
         unpack_context(&tar_of(&[("a/b", tar::EntryType::Regular, "1"), ("a/l", tar::EntryType::Symlink, "../a/b")])[..], &ctx).unwrap();
         assert_eq!(fs::read_to_string(ctx.join("a/l")).unwrap(), "1");
+    }
+
+    #[test]
+    fn plain_dockerfile_bodies() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("body");
+        fs::write(&p, "FROM busybox\nRUN true\n").unwrap();
+        assert!(is_plain_dockerfile(&p).unwrap());
+        fs::write(&p, tar_of(&[("Dockerfile", tar::EntryType::Regular, "FROM x")])).unwrap();
+        assert!(!is_plain_dockerfile(&p).unwrap());
     }
 
     #[test]

@@ -223,10 +223,20 @@ pub async fn collect<R: Runtime>(b: &Builder<'_, R>, svc: &Arc<BuildService<R>>,
     let file = io::BufWriter::new(fs::File::create(&path)?);
     let mut g = Gather { b: tar::Builder::new(file), h: Sha256::new(), uid_gid, entries: 0 };
     let mut collected = Collected { path: path.clone(), hash: String::new(), single_file: None, count: 0 };
-    match &c.from {
-        Some(from) => collect_from(b, svc, c, from, &mut g, &mut collected).await?,
-        None => collect_context(b.context(), c, &mut g, &mut collected)?,
+    let mut fetched = vec![];
+    if c.add && c.from.is_none() {
+        for src in c.sources.iter().filter(|s| is_url(s)) {
+            fetched.push((src.clone(), fetch(src, b.work_dir()).await?));
+        }
     }
+    let res = match &c.from {
+        Some(from) => collect_from(b, svc, c, from, &mut g, &mut collected).await,
+        None => collect_context(b.context(), c, &fetched, &mut g, &mut collected),
+    };
+    for (_, f) in &fetched {
+        let _ = fs::remove_file(&f.0);
+    }
+    res?;
     let digest = hex::encode(g.h.finalize_reset());
     g.b.into_inner()?.flush()?;
     collected.hash = format!("{}:{digest}", if collected.count > 1 { "multi" } else if collected.single_file.is_some() { "file" } else { "dir" });
@@ -236,14 +246,50 @@ pub async fn collect<R: Runtime>(b: &Builder<'_, R>, svc: &Arc<BuildService<R>>,
     Ok(collected)
 }
 
-fn collect_context<W: Write>(ctx: &Path, c: &CopySpec, g: &mut Gather<W>, out: &mut Collected) -> Result<(), BuildError> {
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Downloads an `ADD <url>` source into the build's directory; returns (file, name).
+async fn fetch(url: &str, dir: &Path) -> Result<(PathBuf, String), BuildError> {
+    let err = |m: String| BuildError::Invalid(format!("ADD failed: {m}"));
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("flotilla/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let mut resp = http.get(url).send().await.map_err(|e| err(format!("failed to GET {url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(err(format!("failed to GET {url} with status {}", resp.status())));
+    }
+    let name = resp.url().path().rsplit('/').find(|s| !s.is_empty()).unwrap_or("download").to_string();
+    let path = dir.join(format!("fetch-{}", crate::ids::new_id()));
+    let mut f = tokio::fs::File::create(&path).await?;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| err(format!("reading {url}: {e}")))? {
+        tokio::io::AsyncWriteExt::write_all(&mut f, &chunk).await?;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut f).await?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    Ok((path, name))
+}
+
+fn collect_context<W: Write>(
+    ctx: &Path,
+    c: &CopySpec,
+    fetched: &[(String, (PathBuf, String))],
+    g: &mut Gather<W>,
+    out: &mut Collected,
+) -> Result<(), BuildError> {
     for src in &c.sources {
-        if src.starts_with("http://") || src.starts_with("https://") {
-            return Err(if c.add {
-                BuildError::Unsupported(format!("ADD from a URL ({src}) is not supported by this engine: download it into the build context instead"))
-            } else {
-                failed(format!("source can't be a URL for COPY: {src}"))
-            });
+        if let Some((_, (path, name))) = fetched.iter().find(|(u, _)| u == src) {
+            // A remote file: mode 0600, never extracted (as dockerd does).
+            out.count += 1;
+            out.single_file = Some(name.clone());
+            g.host(name, path, false)?;
+            continue;
+        }
+        if is_url(src) {
+            return Err(failed(format!("source can't be a URL for COPY: {src}")));
         }
         let rel = inside(src).ok_or_else(|| failed(format!("forbidden path outside the build context: {src} ()")))?;
         let matches = if has_glob(src) {

@@ -130,7 +130,12 @@ impl<R: Runtime> BuildService<R> {
         let dir = WorkDir(self.root.join("tmp").join(crate::ids::new_id()));
         let ctx = dir.0.join("context");
         std::fs::create_dir_all(&ctx)?;
-        let res = std::fs::File::open(context_tar).map_err(BuildError::from).and_then(|f| context::unpack_context(std::io::BufReader::new(f), &ctx));
+        let res = if context::is_plain_dockerfile(context_tar)? {
+            // A body that is no archive is the Dockerfile itself (`docker build - < Dockerfile`).
+            std::fs::copy(context_tar, ctx.join("Dockerfile")).map(|_| ()).map_err(BuildError::from)
+        } else {
+            std::fs::File::open(context_tar).map_err(BuildError::from).and_then(|f| context::unpack_context(std::io::BufReader::new(f), &ctx))
+        };
         let _ = std::fs::remove_file(context_tar);
         res?;
         let (name, bytes) = context::read_dockerfile(&ctx, &opts.dockerfile)?;

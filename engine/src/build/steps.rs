@@ -287,7 +287,13 @@ impl<'a, R: Runtime> Builder<'a, R> {
         };
         let mut cleanup = None;
         match effect {
-            Effect::Meta { .. } => {}
+            Effect::Meta { .. } => {
+                // WORKDIR makes its directory (RUN and containers start in it).
+                if let (Some(dir), Some(image)) = (config.get("WorkingDir").and_then(|w| w.as_str()).filter(|_| descriptor.starts_with("#(nop) WORKDIR")), &stage.image) {
+                    let (images, image, dir) = (self.svc.images.clone(), image.clone(), dir.to_string());
+                    new.layer = tokio::task::spawn_blocking(move || workdir_layer(&images, &image, &dir)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
+                }
+            }
             Effect::Run { argv, args } => {
                 let (cid, layer) = super::run::run_step(&self.svc, stage, &argv, &args, self.opts, self.out).await?;
                 new.container = Some(cid.clone());
@@ -352,6 +358,41 @@ pub fn container_layer(images: &crate::image::ImageService, data_root: &std::pat
     let upper = crate::container::record::Record::dir(data_root, cid).join("upper");
     let w = images.layer_writer()?;
     Ok(crate::container::archive::layer::write_layer(w, &upper)?.finish()?)
+}
+
+/// A layer that makes the directory `dir` in `image`, when it lacks it: every component as a
+/// directory entry, the existing ones with their metadata from the image (an entry in an upper
+/// layer replaces the lower one's mode and owner).
+fn workdir_layer(images: &crate::image::ImageService, image: &str, dir: &str) -> Result<Option<LayerTar>, BuildError> {
+    use std::os::unix::fs::MetadataExt;
+    let layers = images.resolve(image)?.layer_dirs;
+    let comps: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
+    let find = |rel: &str| layers.iter().rev().find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok());
+    if comps.is_empty() || find(&comps.join("/")).is_some_and(|m| m.is_dir()) {
+        return Ok(None);
+    }
+    let mut b = tar::Builder::new(images.layer_writer()?);
+    for n in 1..=comps.len() {
+        let rel = comps[..n].join("/");
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        match find(&rel) {
+            Some(m) if m.is_dir() => {
+                h.set_mode(m.mode() & 0o7777);
+                h.set_uid(m.uid() as u64);
+                h.set_gid(m.gid() as u64);
+                h.set_mtime(m.mtime().max(0) as u64);
+            }
+            Some(_) => return Err(BuildError::Invalid(format!("WORKDIR {dir}: /{rel} is not a directory"))),
+            None => {
+                h.set_mode(0o755);
+                h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+            }
+        }
+        b.append_data(&mut h, format!("{rel}/"), std::io::empty())?;
+    }
+    Ok(Some(b.into_inner()?.finish()?))
 }
 
 fn run_descriptor(argv: &[String], args: &[String]) -> String {

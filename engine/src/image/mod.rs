@@ -15,6 +15,7 @@ pub mod archive;
 pub mod child;
 pub mod config;
 pub mod delete;
+pub mod distribution;
 pub mod import;
 pub mod inspect;
 pub mod manifest;

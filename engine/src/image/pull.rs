@@ -26,7 +26,7 @@ pub struct PreparedPull {
     layers: Vec<Descriptor>,
 }
 
-fn not_found(r: &Reference, e: &RemoteError) -> ImageError {
+pub(crate) fn not_found(r: &Reference, e: &RemoteError) -> ImageError {
     match e.code.as_str() {
         "MANIFEST_UNKNOWN" => ImageError::RemoteNotFound(format!("manifest for {} not found: {}", r.familiar(), e.text)),
         "NAME_UNKNOWN" => ImageError::RemoteNotFound(format!("repository {} not found: {}", r.familiar_name(), e.text)),
