@@ -141,6 +141,7 @@ fn uts_userns_oom_and_runtime() {
     e.docker_ok(&["create", "--name", &name, "busybox", "true"]);
     assert_eq!(inspect(&e, &name, "{{.HostConfig.Runtime}}"), "runc");
     e.docker_ok(&["rm", &name]);
+    assert_eq!(e.docker_ok(&["info", "-f", "{{.DefaultRuntime}} {{range $k, $v := .Runtimes}}{{$k}}{{end}}"]).trim(), "runc runc");
 }
 
 #[test]

@@ -123,8 +123,9 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         "Labels": labels,
         "ExperimentalBuild": st.config.experimental,
         "ServerVersion": crate::ENGINE_VERSION,
-        "Runtimes": {"flotilla-shim": {"path": st.config.shim_binary}},
-        "DefaultRuntime": "flotilla-shim",
+        // One runtime, under the name clients pass (`--runtime runc`) and inspect shows.
+        "Runtimes": {"runc": {"path": st.config.shim_binary}},
+        "DefaultRuntime": "runc",
         "LiveRestoreEnabled": false,
         "Isolation": "",
         "InitBinary": "",
