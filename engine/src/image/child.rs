@@ -171,7 +171,7 @@ mod tests {
         assert!(c.history[1].empty_layer && !c.history[0].empty_layer);
         assert_eq!(c.author.as_deref(), Some("me"));
         assert_eq!(svc.resolve(&child).unwrap().run_config.cmd, vec!["sh"]);
-        assert_eq!(fs::read(&svc.resolve(&child).unwrap().layer_dirs[0].join("a")).unwrap(), b"1");
+        assert_eq!(fs::read(svc.resolve(&child).unwrap().layer_dirs[0].join("a")).unwrap(), b"1");
         // The temp tar is gone.
         assert_eq!(fs::read_dir(svc.root().join("tmp")).unwrap().count(), 0);
     }
