@@ -247,4 +247,46 @@ fn overlay_through_the_manager() {
     for node in &n {
         assert!(!node.ok(&["network", "ls"]).contains("mnet"));
     }
+
+    // docker-compose 1.29: a web and a client service pinned to different nodes on an overlay.
+    let dir = tempfile::Builder::new().prefix("flotilla-compose-").tempdir().expect("tempdir");
+    let file = format!(
+        r#"version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo overlay-web-ok > /www/index.html && exec httpd -f -p 80 -h /www"]
+    environment: ["constraint:node=={}"]
+  client:
+    image: busybox
+    depends_on: [web]
+    environment: ["constraint:node=={}"]
+    command: ["sh", "-c", "while true; do wget -qO- http://web/; sleep 1; done"]
+networks:
+  default:
+    driver: overlay
+"#,
+        names[0], names[1]
+    );
+    std::fs::write(dir.path().join("docker-compose.yml"), file).expect("compose file");
+    let project = format!("ov{}", std::process::id());
+    let compose = |args: &[&str]| {
+        let mut c = m.command("/usr/local/bin/docker-compose");
+        c.current_dir(dir.path()).args(["--ansi", "never", "-p", &project]).args(args);
+        testground::cmd::run(&mut c, None, Duration::from_secs(120))
+    };
+    let up = compose(&["up", "-d"]);
+    assert!(up.success(), "{up}\n{}", m.log());
+    let fetched = wait_until(Duration::from_secs(30), || compose(&["logs", "client"]).stdout.contains("overlay-web-ok"));
+    let down = || compose(&["down", "-t", "1"]);
+    if !fetched {
+        let logs = compose(&["logs"]);
+        down();
+        panic!("client did not reach web across nodes:\n{logs}");
+    }
+    assert_eq!(m.node_of(&format!("{project}_web_1")), names[0]);
+    assert_eq!(m.node_of(&format!("{project}_client_1")), names[1]);
+    let d = down();
+    assert!(d.success(), "{d}");
+    assert!(!m.docker_ok(&["network", "ls"]).contains(&project));
 }
