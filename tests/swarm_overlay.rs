@@ -66,7 +66,7 @@ fn links(h: &Host, kind: &str) -> String {
 fn containers_on_two_nodes_talk_over_an_overlay() {
     require_root!();
     let net = TestNet::new(2);
-    let etcd = Etcd::start_on(&[&net.gateway()], None);
+    let mut etcd = Etcd::start_on(&[&net.gateway()], None);
     let (mut agents, n) = nodes(&net, &etcd, 2);
 
     let id = n[0].ok(&["network", "create", "-d", "overlay", "--subnet", "10.231.0.0/24", "--label", "app=x", "-o", "com.docker.network.driver.mtu=1400", "ovnet"]);
@@ -168,6 +168,13 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     n[0].ok(&["network", "disconnect", "ovnet", "d1"]);
     assert!(wait_until(Duration::from_secs(10), || !n[1].docker(&["exec", "c3", "ping", "-c", "1", "-W", "1", "dd"]).success()), "dd still answers");
     n[0].ok(&["rm", "-f", "d1"]);
+
+    // etcd down: traffic keeps flowing, network changes fail with a clear error.
+    etcd.kill();
+    assert!(ping(&n[0], "c1", "c3"), "c1 -> c3 with etcd down");
+    let e = n[0].err(&["network", "create", "-d", "overlay", "down"]);
+    assert!(e.contains("cluster store"), "{e}");
+    etcd.start_again();
 
     // --internal: no way out, but the nodes still reach each other.
     n[0].ok(&["network", "create", "-d", "overlay", "--internal", "--subnet", "10.233.0.0/24", "inet"]);
