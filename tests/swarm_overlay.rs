@@ -113,6 +113,15 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     let e = n[0].err(&["run", "--rm", "--network", "ovnet", "--ip", "10.231.0.77", "busybox", "true"]);
     assert!(e.contains("already in use"), "{e}");
 
+    // A published port of an overlay container answers on its node's address.
+    n[1].ok(&["run", "-d", "--name", "w1", "--network", "ovnet", "-p", "8099:80", "busybox", "sh", "-c", "mkdir -p /www && echo ov-port-ok > /www/index.html && exec httpd -f -p 80 -h /www"]);
+    let get = || testground::http::tcp(&format!("{}:8099", net.host(1).ip()), &testground::http::Request { method: "GET", path: "/", headers: &[], body: b"" });
+    assert!(wait_until(Duration::from_secs(10), || get().is_ok_and(|r| r.text().contains("ov-port-ok"))), "{:?}", get());
+    // And by name from the other node.
+    let o = n[0].ok(&["exec", "c1", "wget", "-qO-", "http://w1/"]);
+    assert!(o.contains("ov-port-ok"), "{o}");
+    n[1].ok(&["rm", "-f", "w1"]);
+
     // Outside through NAT on the container's own node: the test bridge's gateway (the root netns).
     assert!(ping(&n[0], "c1", &net.gateway()), "c1 -> {} (NAT out)", net.gateway());
 
