@@ -66,7 +66,7 @@ fn links(h: &Host, kind: &str) -> String {
 fn containers_on_two_nodes_talk_over_an_overlay() {
     require_root!();
     let net = TestNet::new(2);
-    let etcd = Etcd::start_on(&[&net.gateway()], None);
+    let mut etcd = Etcd::start_on(&[&net.gateway()], None);
     let (mut agents, n) = nodes(&net, &etcd, 2);
 
     let id = n[0].ok(&["network", "create", "-d", "overlay", "--subnet", "10.231.0.0/24", "--label", "app=x", "-o", "com.docker.network.driver.mtu=1400", "ovnet"]);
@@ -112,6 +112,15 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     // An address is never given twice: taken on node 2, refused on node 1.
     let e = n[0].err(&["run", "--rm", "--network", "ovnet", "--ip", "10.231.0.77", "busybox", "true"]);
     assert!(e.contains("already in use"), "{e}");
+
+    // A published port of an overlay container answers on its node's address.
+    n[1].ok(&["run", "-d", "--name", "w1", "--network", "ovnet", "-p", "8099:80", "busybox", "sh", "-c", "mkdir -p /www && echo ov-port-ok > /www/index.html && exec httpd -f -p 80 -h /www"]);
+    let get = || testground::http::tcp(&format!("{}:8099", net.host(1).ip()), &testground::http::Request { method: "GET", path: "/", headers: &[], body: b"" });
+    assert!(wait_until(Duration::from_secs(10), || get().is_ok_and(|r| r.text().contains("ov-port-ok"))), "{:?}", get());
+    // And by name from the other node.
+    let o = n[0].ok(&["exec", "c1", "wget", "-qO-", "http://w1/"]);
+    assert!(o.contains("ov-port-ok"), "{o}");
+    n[1].ok(&["rm", "-f", "w1"]);
 
     // Outside through NAT on the container's own node: the test bridge's gateway (the root netns).
     assert!(ping(&n[0], "c1", &net.gateway()), "c1 -> {} (NAT out)", net.gateway());
@@ -168,6 +177,13 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     n[0].ok(&["network", "disconnect", "ovnet", "d1"]);
     assert!(wait_until(Duration::from_secs(10), || !n[1].docker(&["exec", "c3", "ping", "-c", "1", "-W", "1", "dd"]).success()), "dd still answers");
     n[0].ok(&["rm", "-f", "d1"]);
+
+    // etcd down: traffic keeps flowing, network changes fail with a clear error.
+    etcd.kill();
+    assert!(ping(&n[0], "c1", "c3"), "c1 -> c3 with etcd down");
+    let e = n[0].err(&["network", "create", "-d", "overlay", "down"]);
+    assert!(e.contains("cluster store"), "{e}");
+    etcd.start_again();
 
     // --internal: no way out, but the nodes still reach each other.
     n[0].ok(&["network", "create", "-d", "overlay", "--internal", "--subnet", "10.233.0.0/24", "inet"]);
@@ -247,4 +263,46 @@ fn overlay_through_the_manager() {
     for node in &n {
         assert!(!node.ok(&["network", "ls"]).contains("mnet"));
     }
+
+    // docker-compose 1.29: a web and a client service pinned to different nodes on an overlay.
+    let dir = tempfile::Builder::new().prefix("flotilla-compose-").tempdir().expect("tempdir");
+    let file = format!(
+        r#"version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo overlay-web-ok > /www/index.html && exec httpd -f -p 80 -h /www"]
+    environment: ["constraint:node=={}"]
+  client:
+    image: busybox
+    depends_on: [web]
+    environment: ["constraint:node=={}"]
+    command: ["sh", "-c", "while true; do wget -qO- http://web/; sleep 1; done"]
+networks:
+  default:
+    driver: overlay
+"#,
+        names[0], names[1]
+    );
+    std::fs::write(dir.path().join("docker-compose.yml"), file).expect("compose file");
+    let project = format!("ov{}", std::process::id());
+    let compose = |args: &[&str]| {
+        let mut c = m.command("/usr/local/bin/docker-compose");
+        c.current_dir(dir.path()).args(["--ansi", "never", "-p", &project]).args(args);
+        testground::cmd::run(&mut c, None, Duration::from_secs(120))
+    };
+    let up = compose(&["up", "-d"]);
+    assert!(up.success(), "{up}\n{}", m.log());
+    let fetched = wait_until(Duration::from_secs(30), || compose(&["logs", "client"]).stdout.contains("overlay-web-ok"));
+    let down = || compose(&["down", "-t", "1"]);
+    if !fetched {
+        let logs = compose(&["logs"]);
+        down();
+        panic!("client did not reach web across nodes:\n{logs}");
+    }
+    assert_eq!(m.node_of(&format!("{project}_web_1")), names[0]);
+    assert_eq!(m.node_of(&format!("{project}_client_1")), names[1]);
+    let d = down();
+    assert!(d.success(), "{d}");
+    assert!(!m.docker_ok(&["network", "ls"]).contains(&project));
 }

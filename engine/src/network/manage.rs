@@ -48,7 +48,7 @@ pub fn has_label(labels: &BTreeMap<String, String>, filter: &str) -> bool {
     }
 }
 
-fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
+pub(super) fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
     a.contains(b.network()) || b.contains(a.network())
 }
 

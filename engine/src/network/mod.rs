@@ -14,6 +14,9 @@
 //!   is `eth0`, `eth1`, … inside; the embedded resolver's sockets on 127.0.0.11:53 inside the
 //!   netns of containers on user-defined networks (held by the engine process);
 //! - a listening socket per published host port (held by the engine process);
+//! - with `--cluster-store`, per overlay network (see [`overlay`]): a bridge named as a user
+//!   network's, with a VXLAN device `vx<tag[..6]><vni hex>` enslaved (removed by `network rm`
+//!   on every node; `purge` removes the bridge, `ip link del vx…` the VXLAN);
 //! - `net.ipv4.ip_forward=1` (never reset);
 //! - iptables (see [`nat`]): chains `FLT-<tag>` (filter), `FLT-<tag>-NAT` and `FLT-<tag>-DNAT`
 //!   (nat), hooked into FORWARD, POSTROUTING, PREROUTING and OUTPUT; every rule carries

@@ -4,6 +4,7 @@ use super::kv::{GlobalNetwork, RemoteEndpoint, Snapshot};
 use super::{Overlay, DRIVER, OPT_MTU};
 use crate::network::sandbox::Attach;
 use crate::network::store::{self, Network};
+use crate::network::manage::overlaps;
 use crate::network::{bridge, nl, CreateNetwork, NetworkError, NetworkService, DEFAULT_NETWORK};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
@@ -13,10 +14,6 @@ use std::sync::Arc;
 const FIRST_VNI: u32 = 256;
 /// Compare-and-put retries before giving up under contention.
 const RETRIES: usize = 20;
-
-fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
-    a.contains(b.network()) || b.contains(a.network())
-}
 
 /// libnetwork's default pool for global networks: 10.0.0.0/8 in /24s.
 fn pool() -> impl Iterator<Item = Ipv4Network> {
