@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (engines under test need namespaces, mounts, cgroups)" >&2; exit 1; }
 ./scripts/install-deps.sh
 bash -n scripts/*.sh bench/engine bench/discovery bench/failover bench/build bench/overlay .ci/run
+# Formatting (rustfmt.toml) and lints are part of the test.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   # One build of every test binary, then all tests in parallel (each test has its own engine).
   cargo nextest run --config-file scripts/nextest.toml --workspace --no-fail-fast \

@@ -81,7 +81,10 @@ fn failover_and_reschedule() {
         let victim = 1 + t % 2;
         let name = format!("rs-{t}");
         let addr = c.manager_addr(p);
-        let body = format!(r#"{{"Image":"busybox","Cmd":["sleep","600"],"Env":["reschedule:on-node-failure","constraint:node==~{}"]}}"#, names[victim]);
+        let body = format!(
+            r#"{{"Image":"busybox","Cmd":["sleep","600"],"Env":["reschedule:on-node-failure","constraint:node==~{}"]}}"#,
+            names[victim]
+        );
         let (code, out) = create(&addr, &name, &body);
         assert_eq!(code, 201, "{out}");
         let old: String = serde_json::from_str::<serde_json::Value>(&out).unwrap()["Id"].as_str().unwrap().to_string();
@@ -114,7 +117,12 @@ fn failover_and_reschedule() {
     };
     println!("\n{trials} trials, --heartbeat 1s --replication-ttl {ttl}s --engine-failure-retry 2, 3 agents, 3 managers");
     println!("| metric | p50 | p99 | anchor | goal |\n|---|---|---|---|---|");
-    row("failover: SIGKILL of the primary → first create through a replica", &mut failover, &format!("TTL {ttl:.0} s (classic Swarm: about the TTL, 20 s by default)"), &format!("p99 ≤ {:.0} s", 2.0 * ttl));
+    row(
+        "failover: SIGKILL of the primary → first create through a replica",
+        &mut failover,
+        &format!("TTL {ttl:.0} s (classic Swarm: about the TTL, 20 s by default)"),
+        &format!("p99 ≤ {:.0} s", 2.0 * ttl),
+    );
     row(
         "reschedule: SIGKILL of an agent → the container running elsewhere",
         &mut reschedule,

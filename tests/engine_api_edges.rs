@@ -8,7 +8,16 @@ use std::time::Duration;
 fn swarm_mode_routes_say_not_a_swarm_manager() {
     require_root!();
     let e = engine();
-    for path in ["/v1.41/swarm", "/v1.41/nodes", "/v1.41/services", "/v1.41/tasks", "/v1.41/secrets", "/v1.41/configs", "/v1.41/nodes/abc", "/services/xyz"] {
+    for path in [
+        "/v1.41/swarm",
+        "/v1.41/nodes",
+        "/v1.41/services",
+        "/v1.41/tasks",
+        "/v1.41/secrets",
+        "/v1.41/configs",
+        "/v1.41/nodes/abc",
+        "/services/xyz",
+    ] {
         let r = e.api("GET", path, None).unwrap();
         assert_eq!(r.status, 503, "{path}: {}", r.text());
         assert_eq!(r.json().unwrap()["message"], "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.", "{path}");

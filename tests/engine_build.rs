@@ -8,18 +8,37 @@ fn commit_with_changes_and_pause_makes_a_runnable_image() {
     require_root!();
     let e = engine_with_busybox();
     let name = e.unique("src");
-    e.docker_ok(&["run", "-d", "--name", &name, "busybox", "sh", "-c",
-        "echo made > /made.txt; rm /bin/vi; mkdir -p /data && echo d > /data/f; touch /ready; sleep 300"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /made.txt; rm /bin/vi; mkdir -p /data && echo d > /data/f; touch /ready; sleep 300",
+    ]);
     assert!(wait_until(std::time::Duration::from_secs(20), || e.docker(&["exec", &name, "test", "-e", "/ready"]).success()));
     let repo = e.unique("committed");
     let out = e.docker_ok(&[
-        "commit", "--pause", "-a", "Flo Tilla", "-m", "a message",
-        "--change", r#"CMD ["cat","/made.txt"]"#,
-        "--change", "ENV GREETING=hi THERE=now",
-        "--change", "LABEL team=build",
-        "--change", "EXPOSE 8080",
-        "--change", "WORKDIR /data",
-        &name, &format!("{repo}:v1"),
+        "commit",
+        "--pause",
+        "-a",
+        "Flo Tilla",
+        "-m",
+        "a message",
+        "--change",
+        r#"CMD ["cat","/made.txt"]"#,
+        "--change",
+        "ENV GREETING=hi THERE=now",
+        "--change",
+        "LABEL team=build",
+        "--change",
+        "EXPOSE 8080",
+        "--change",
+        "WORKDIR /data",
+        &name,
+        &format!("{repo}:v1"),
     ]);
     let id = out.trim();
     assert!(id.starts_with("sha256:") && is_hex64(&id[7..]), "{out}");
@@ -113,14 +132,22 @@ fn multi_stage_build_then_cache_hits_then_a_changed_file_busts_the_cache() {
     let tag = e.unique("app");
     let o = e.docker(&["build", "--build-arg", "GREETING=hi", "-t", &tag, &ctx.dir()]);
     e.expect_ok(&o);
-    for needle in ["Step 1/17 : FROM ${BASE} AS builder", "Step 6/17 : RUN cat src/*.txt", "Successfully built ", &format!("Successfully tagged {tag}:latest")] {
+    for needle in [
+        "Step 1/17 : FROM ${BASE} AS builder",
+        "Step 6/17 : RUN cat src/*.txt",
+        "Successfully built ",
+        &format!("Successfully tagged {tag}:latest"),
+    ] {
         assert!(o.stdout.contains(needle), "{needle:?} missing:\n{o}");
     }
     assert!(!o.stdout.contains("Using cache"), "{o}");
     let run = e.docker_ok(&["run", "--rm", &tag]);
     assert_eq!(run, "hi, world\nalpha\nbeta\n");
     assert_eq!(e.docker_ok(&["run", "--rm", &tag, "sh", "-c", "id -u; pwd"]), "1234\n/app\n");
-    assert_eq!(inspect(&e, &tag, "{{.Config.User}} {{.Config.Labels.stage}} {{json .Config.Healthcheck.Test}}"), r#"runner final ["CMD-SHELL","test -e /app/all.txt"]"#);
+    assert_eq!(
+        inspect(&e, &tag, "{{.Config.User}} {{.Config.Labels.stage}} {{json .Config.Healthcheck.Test}}"),
+        r#"runner final ["CMD-SHELL","test -e /app/all.txt"]"#
+    );
     assert_eq!(inspect(&e, &tag, "{{json .Config.OnBuild}}"), r#"["RUN echo triggered > /tmp/onbuild"]"#);
     // The intermediate images are not listed (as with dockerd, the last image of the builder
     // stage is, as a dangling one); `-a` shows them.
@@ -310,7 +337,10 @@ fn add_of_a_url_and_distribution_inspect_reach_the_registry() {
     let digest = reg.push_busybox("dist/busybox", "v1");
     let e = engine_with_busybox();
     // ADD of a URL fetches it (the registry's `/v2/` answers `{}`); COPY of one is refused.
-    let ctx = Ctx::new(&[("Dockerfile", &format!("FROM busybox\nADD http://{}/v2/ /fetched/\nADD http://{}/v2/ /named.json\n", reg.addr(), reg.addr()))]);
+    let ctx = Ctx::new(&[(
+        "Dockerfile",
+        &format!("FROM busybox\nADD http://{}/v2/ /fetched/\nADD http://{}/v2/ /named.json\n", reg.addr(), reg.addr()),
+    )]);
     let o = e.docker(&["build", "-t", "fetched", &ctx.dir()]);
     e.expect_ok(&o);
     assert_eq!(e.docker_ok(&["run", "--rm", "fetched", "sh", "-c", "cat /fetched/v2 /named.json; stat -c %a /named.json"]), "{}{}600\n");
@@ -351,15 +381,30 @@ fn build_options_target_labels_network_hosts_and_nocache() {
          FROM busybox AS third\nRUN exit 9\n",
     )]);
     let tag = e.unique("opts");
-    let args = ["build", "--target", "second", "--label", "built.by=test", "--network", "none", "--add-host", "h.test:10.1.2.3", "-t", &tag, &ctx.dir()];
+    let args = [
+        "build",
+        "--target",
+        "second",
+        "--label",
+        "built.by=test",
+        "--network",
+        "none",
+        "--add-host",
+        "h.test:10.1.2.3",
+        "-t",
+        &tag,
+        &ctx.dir(),
+    ];
     let o = e.docker(&args);
     e.expect_ok(&o);
     assert!(!o.stdout.contains("exit 9"), "the stage after the target must not be built:\n{o}");
     let out = e.docker_ok(&["run", "--rm", "--network", "none", &tag, "sh", "-c", "cat /from-first /nets; grep h.test /hosts"]);
     assert_eq!(lines(&out)[..2], ["first", "lo"], "{out}");
     assert!(out.contains("10.1.2.3"), "{out}");
-    assert_eq!(inspect(&e, &tag, "{{index .Config.Labels \"built.by\"}} {{.Config.StopSignal}} {{json .Config.Volumes}} {{json .Config.Shell}}"),
-        r#"test SIGTERM {"/data":{}} ["/bin/sh","-e","-c"]"#);
+    assert_eq!(
+        inspect(&e, &tag, "{{index .Config.Labels \"built.by\"}} {{.Config.StopSignal}} {{json .Config.Volumes}} {{json .Config.Shell}}"),
+        r#"test SIGTERM {"/data":{}} ["/bin/sh","-e","-c"]"#
+    );
     // --no-cache runs every step again; an unknown target is an error.
     let mut nocache = args.to_vec();
     nocache.insert(1, "--no-cache");

@@ -44,7 +44,8 @@ fn exit_codes_and_streams_propagate() {
 fn stdin_is_forwarded_and_closed() {
     require_root!();
     let e = engine_with_busybox();
-    let o = e.docker_full(&["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"], Some(b"line1\nline2\n"), Duration::from_secs(60));
+    let o =
+        e.docker_full(&["run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done"], Some(b"line1\nline2\n"), Duration::from_secs(60));
     e.expect_ok(&o);
     assert_eq!(o.stdout, "line1\nline2\ndone\n");
 }
@@ -54,11 +55,17 @@ fn inside_the_container() {
     require_root!();
     let e = engine_with_busybox();
     // pid namespace, env/workdir/user/hostname from the command line, image PATH merged in.
-    let script = r#"echo $$; echo $FOO; pwd; id -u; hostname; echo $PATH; test -e /dev/null && echo devnull; test -d /proc/self && echo proc"#;
-    let out = e.docker_ok(&["run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", "--hostname", "hn1", "busybox", "sh", "-c", script]);
-    assert_eq!(lines(&out), ["1", "bar", "/tmp", "65534", "hn1", testground::image::DEFAULT_PATH.trim_start_matches("PATH="), "devnull", "proc"]);
+    let script =
+        r#"echo $$; echo $FOO; pwd; id -u; hostname; echo $PATH; test -e /dev/null && echo devnull; test -d /proc/self && echo proc"#;
+    let out =
+        e.docker_ok(&["run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", "--hostname", "hn1", "busybox", "sh", "-c", script]);
+    assert_eq!(
+        lines(&out),
+        ["1", "bar", "/tmp", "65534", "hn1", testground::image::DEFAULT_PATH.trim_start_matches("PATH="), "devnull", "proc"]
+    );
     // Default hostname is the short ID; /etc/hosts and /etc/resolv.conf exist.
-    let out = e.docker_ok(&["run", "--rm", "busybox", "sh", "-c", "hostname; test -f /etc/hosts && test -f /etc/resolv.conf && echo files"]);
+    let out =
+        e.docker_ok(&["run", "--rm", "busybox", "sh", "-c", "hostname; test -f /etc/hosts && test -f /etc/resolv.conf && echo files"]);
     let l = lines(&out);
     assert!(l[0].len() == 12 && l[0].bytes().all(|b| b.is_ascii_hexdigit()), "{out}");
     assert_eq!(l[1], "files");
@@ -93,7 +100,10 @@ fn detached_container_lifecycle() {
     assert_eq!(e.docker_ok(&["stop", "-t", "1", "web"]).trim(), "web");
     assert!(t.elapsed() < Duration::from_secs(8), "stop took {:?}", t.elapsed());
     assert_eq!(inspect(&e, "web", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
-    assert!(wait_until(Duration::from_secs(5), || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().is_empty()), "process {pid} still there");
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().is_empty()),
+        "process {pid} still there"
+    );
     assert_eq!(e.docker_ok(&["ps", "-q"]).trim(), "");
     let status = e.docker_ok(&["ps", "-a", "--format", "{{.Status}}"]);
     assert!(status.trim().starts_with("Exited (137)"), "{status}");
@@ -108,7 +118,16 @@ fn detached_container_lifecycle() {
 fn stop_uses_sigterm_first() {
     require_root!();
     let e = engine_with_busybox();
-    e.docker_ok(&["run", "-d", "--name", "polite", "busybox", "sh", "-c", "trap 'echo term; exit 0' TERM; echo ready; while true; do sleep 0.1; done"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo term; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
     assert!(wait_logs(&e, "polite", "ready"));
     let t = Instant::now();
     e.docker_ok(&["stop", "-t", "10", "polite"]);
@@ -176,7 +195,16 @@ fn names_conflicts_and_rm_rules() {
 fn kill_with_signal_and_wait() {
     require_root!();
     let e = engine_with_busybox();
-    e.docker_ok(&["run", "-d", "--name", "trapper", "busybox", "sh", "-c", "trap 'echo got USR1; exit 7' USR1; echo ready; while true; do sleep 0.1; done"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got USR1; exit 7' USR1; echo ready; while true; do sleep 0.1; done",
+    ]);
     assert!(wait_logs(&e, "trapper", "ready"));
     assert_eq!(e.docker_ok(&["kill", "-s", "USR1", "trapper"]).trim(), "trapper");
     assert_eq!(e.docker_ok(&["wait", "trapper"]).trim(), "7");
@@ -228,7 +256,25 @@ fn ps_filters_and_limit() {
 fn inspect_fields() {
     require_root!();
     let e = engine_with_busybox();
-    e.docker_ok(&["create", "--name", "insp", "-e", "FOO=bar", "--label", "a=b", "-w", "/tmp", "--hostname", "hn", "-u", "nobody", "busybox", "sh", "-c", "echo hi"]);
+    e.docker_ok(&[
+        "create",
+        "--name",
+        "insp",
+        "-e",
+        "FOO=bar",
+        "--label",
+        "a=b",
+        "-w",
+        "/tmp",
+        "--hostname",
+        "hn",
+        "-u",
+        "nobody",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&e.docker_ok(&["inspect", "insp"])).unwrap();
     let c = &v[0];
     assert!(is_hex64(c["Id"].as_str().unwrap()), "{c}");

@@ -41,7 +41,23 @@ fn past_events_in_order_with_filters() {
     let fmt = ["--format", "{{.Type}} {{.Action}}"];
     let all = past(&e, t0, &fmt);
     assert!(
-        in_order(&all, &["volume create", "container create", "network connect", "volume mount", "container start", "container die", "network disconnect", "volume unmount", "container destroy", "volume destroy", "image tag", "image untag"]),
+        in_order(
+            &all,
+            &[
+                "volume create",
+                "container create",
+                "network connect",
+                "volume mount",
+                "container start",
+                "container die",
+                "network disconnect",
+                "volume unmount",
+                "container destroy",
+                "volume destroy",
+                "image tag",
+                "image untag"
+            ]
+        ),
         "{all:#?}"
     );
     let containers = past(&e, t0, &["--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}}"]);

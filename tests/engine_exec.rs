@@ -37,7 +37,8 @@ fn exec_options_env_workdir_user_privileged() {
     require_root!();
     let e = engine_with_busybox();
     let c = sleeper(&e, "eo");
-    let out = e.docker_ok(&["exec", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", &c, "sh", "-c", "echo $FOO; pwd; id -u; echo $HOSTNAME"]);
+    let out =
+        e.docker_ok(&["exec", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", &c, "sh", "-c", "echo $FOO; pwd; id -u; echo $HOSTNAME"]);
     let short = inspect(&e, &c, "{{.Id}}")[..12].to_string();
     assert_eq!(lines(&out), ["bar", "/tmp", "65534", short.as_str()]);
     // Default capabilities, and every capability with --privileged.
@@ -71,9 +72,10 @@ fn exec_joins_namespaces_and_cgroup() {
     let procs = format!("/sys/fs/cgroup/pids{}/{id}/cgroup.procs", e.cgroup_parent());
     assert!(
         wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(&procs).unwrap_or_default().lines().any(|p| {
-                std::fs::read_to_string(format!("/proc/{}/cmdline", p.trim())).unwrap_or_default().starts_with("sleep\x00321")
-            })
+            std::fs::read_to_string(&procs)
+                .unwrap_or_default()
+                .lines()
+                .any(|p| std::fs::read_to_string(format!("/proc/{}/cmdline", p.trim())).unwrap_or_default().starts_with("sleep\x00321"))
         }),
         "no sleep 321 in {procs}"
     );
@@ -177,7 +179,11 @@ fn parallel_execs_keep_their_own_output_and_code() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (i, o) in outs.iter().enumerate() {
-        assert_eq!((o.code(), o.stdout.as_str(), o.stderr.as_str()), ((i % 5) as i32, format!("out-{i}\n").as_str(), format!("err-{i}\n").as_str()), "{o}");
+        assert_eq!(
+            (o.code(), o.stdout.as_str(), o.stderr.as_str()),
+            ((i % 5) as i32, format!("out-{i}\n").as_str(), format!("err-{i}\n").as_str()),
+            "{o}"
+        );
     }
 }
 
@@ -219,11 +225,8 @@ fn run_it_and_exec_it_with_a_pty() {
     let e = engine_with_busybox();
     let name = e.unique("tty");
     // run -it: a real terminal of the client's size, TERM=xterm, typed input, exit code.
-    let (out, code) = pty::run(
-        &e,
-        &["run", "-it", "--name", &name, "busybox", "sh"],
-        &[("# ", b"tty; stty size; echo $TERM\r"), ("xterm", b"exit 4\r")],
-    );
+    let (out, code) =
+        pty::run(&e, &["run", "-it", "--name", &name, "busybox", "sh"], &[("# ", b"tty; stty size; echo $TERM\r"), ("xterm", b"exit 4\r")]);
     assert_eq!(code, Some(4), "{out}");
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("33 97"), "{out}");
@@ -304,9 +307,7 @@ mod pty {
         for (k, v) in e.docker_env() {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap())).stdout(Stdio::from(slave.try_clone().unwrap())).stderr(Stdio::from(slave));
         // SAFETY: setsid and ioctl are async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {

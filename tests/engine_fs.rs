@@ -85,7 +85,12 @@ fn cp_stays_inside_the_container() {
     let ctr = e.unique("esc");
     // Symlinks that would point outside if resolved on the host.
     e.docker_ok(&[
-        "run", "--name", &ctr, "busybox", "sh", "-c",
+        "run",
+        "--name",
+        &ctr,
+        "busybox",
+        "sh",
+        "-c",
         &format!("ln -s {c} /abs; ln -s ../../../../../../../../{c} /rel; ln -s /etc /etclink; mkdir -p /tmp/d"),
     ]);
     let host = tempfile::tempdir().unwrap();

@@ -15,8 +15,21 @@ fn health_options_drive_state_events_and_ps() {
     let name = e.unique("hc");
     let t0 = chrono_now();
     e.docker_ok(&[
-        "run", "-d", "--name", &name, "--health-cmd", "test -f /tmp/ok && echo fine", "--health-interval", "200ms",
-        "--health-retries", "2", "--health-timeout", "2s", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--health-cmd",
+        "test -f /tmp/ok && echo fine",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "--health-timeout",
+        "2s",
+        "busybox",
+        "sleep",
+        "1000",
     ]);
     assert_eq!(health(&e, &name), "starting");
     assert!(e.docker_ok(&["ps", "--format", "{{.Status}}", "--filter", &format!("name={name}")]).contains("(health: starting)"));
@@ -37,7 +50,8 @@ fn health_options_drive_state_events_and_ps() {
     assert_eq!(e.docker_ok(&["ps", "-q", "--filter", "health=unhealthy"]).trim(), "");
     assert_eq!(e.docker_ok(&["ps", "-q", "--filter", "health=none"]).trim(), "");
     let ev = e.docker_ok(&["events", "--since", &t0, "--until", &chrono_now(), "--filter", &format!("container={name}")]);
-    let statuses: Vec<&str> = ev.lines().filter_map(|l| l.split("health_status: ").nth(1)).map(|r| r.split_whitespace().next().unwrap_or("")).collect();
+    let statuses: Vec<&str> =
+        ev.lines().filter_map(|l| l.split("health_status: ").nth(1)).map(|r| r.split_whitespace().next().unwrap_or("")).collect();
     assert_eq!(statuses, ["unhealthy", "healthy"], "{ev}");
     e.docker_ok(&["rm", "-f", &name]);
 }
@@ -60,7 +74,11 @@ fn image_with_healthcheck(tag: &str) -> Vec<u8> {
     });
     let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]);
     let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in [("layer.tar", layer), ("config.json", serde_json::to_vec(&config).unwrap()), ("manifest.json", serde_json::to_vec(&manifest).unwrap())] {
+    for (path, data) in [
+        ("layer.tar", layer),
+        ("config.json", serde_json::to_vec(&config).unwrap()),
+        ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
@@ -137,7 +155,14 @@ fn compose_waits_for_a_healthy_dependency() {
     let o = run(&["up", "-d"]);
     assert!(o.success(), "{o}");
     let started = |svc: &str| {
-        let id = e.docker_ok(&["ps", "-q", "--filter", &format!("label=com.docker.compose.service={svc}"), "--filter", &format!("label=com.docker.compose.project={project}")]);
+        let id = e.docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.compose.service={svc}"),
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ]);
         let t = inspect(&e, id.trim(), "{{.State.StartedAt}}");
         chrono_like_secs(&t)
     };

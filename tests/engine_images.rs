@@ -12,7 +12,12 @@ fn pull_from_registry_shows_progress_and_lists_the_image() {
     let e = engine();
     let name = format!("{}/busybox", reg.addr());
     let out = e.docker_ok(&["pull", &name]);
-    for needle in ["latest: Pulling from busybox", "Pull complete", &format!("Digest: {digest}"), &format!("Status: Downloaded newer image for {name}:latest")] {
+    for needle in [
+        "latest: Pulling from busybox",
+        "Pull complete",
+        &format!("Digest: {digest}"),
+        &format!("Status: Downloaded newer image for {name}:latest"),
+    ] {
         assert!(out.contains(needle), "{needle:?} missing from pull output:\n{out}");
     }
     let images = e.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
@@ -99,10 +104,7 @@ fn import_from_a_file_and_from_stdin() {
     e.expect_ok(&o);
     // Same layer, so the same layer digest; no Cmd given this time.
     assert_eq!(inspect(&e, "fromstdin", "{{json .RootFS.Layers}}"), inspect(&e, "imported:v1", "{{json .RootFS.Layers}}"));
-    assert_eq!(
-        sorted_lines(&e.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])),
-        ["fromstdin:latest", "imported:v1"]
-    );
+    assert_eq!(sorted_lines(&e.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])), ["fromstdin:latest", "imported:v1"]);
 }
 
 /// Images from each source run: import (relative applet links resolve inside the container,

@@ -20,8 +20,25 @@ fn limits_land_in_the_cgroup() {
     let e = engine_with_busybox();
     let n = e.unique("lim");
     e.docker_ok(&[
-        "run", "-d", "--name", &n, "-m", "64m", "--memory-swap", "128m", "--cpus", "0.5", "--cpu-shares", "512",
-        "--cpuset-cpus", "0", "--pids-limit", "50", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &n,
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sleep",
+        "1000",
     ]);
     let id = id_of(&e, &n);
     assert_eq!(cgroup_file(&e, &id, "memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
@@ -41,7 +58,8 @@ fn limits_land_in_the_cgroup() {
         format!("{} 500000000 512 50 0", 64u64 << 20)
     );
     // The pids limit holds.
-    let o = e.docker(&["exec", &n, "sh", "-c", "for i in $(seq 80); do sleep 5 & done 2>/dev/null; sleep 0.2; ls /proc | grep -c '^[0-9]'"]);
+    let o =
+        e.docker(&["exec", &n, "sh", "-c", "for i in $(seq 80); do sleep 5 & done 2>/dev/null; sleep 0.2; ls /proc | grep -c '^[0-9]'"]);
     let count: u32 = o.stdout.trim().parse().unwrap_or(0);
     assert!(count <= 52, "{o}");
     // dockerd's refusals.
@@ -56,7 +74,17 @@ fn oom_kill_is_reported() {
     require_root!();
     let e = engine_with_busybox();
     let n = e.unique("oom");
-    let o = e.docker(&["run", "--name", &n, "-m", "32m", "busybox", "sh", "-c", "x=$(head -c 150000000 /dev/zero | tr '\\0' a); echo survived"]);
+    let o = e.docker(&[
+        "run",
+        "--name",
+        &n,
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=$(head -c 150000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
     assert_eq!(o.code(), 137, "{o}");
     assert!(!o.stdout.contains("survived"), "{o}");
     assert_eq!(inspect(&e, &n, "{{.State.OOMKilled}} {{.State.ExitCode}}"), "true 137");
@@ -89,7 +117,10 @@ fn update_running_and_stopped_containers() {
     assert_eq!(cgroup_file(&e, &id, "cpu", "cpu.cfs_quota_us"), "30000");
     assert_eq!(cgroup_file(&e, &id, "cpu", "cpu.shares"), "256");
     assert_eq!(cgroup_file(&e, &id, "pids", "pids.max"), "30");
-    assert_eq!(inspect(&e, &n, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"), format!("{} 300000000 30", 48u64 << 20));
+    assert_eq!(
+        inspect(&e, &n, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"),
+        format!("{} 300000000 30", 48u64 << 20)
+    );
     // Raising memory past the memory+swap limit needs both (dockerd's words).
     let o = e.docker(&["update", "-m", "256m", &n]);
     assert!(!o.success() && o.stderr.contains("memoryswap"), "{o}");
@@ -326,7 +357,10 @@ fn restarting_container_refuses_rm_exec_and_bad_policies() {
             o.stderr.contains(words)
         })
     };
-    assert!(refused(&["rm", &c], &format!("You cannot remove a restarting container {id}. Stop the container before attempting removal or force remove")));
+    assert!(refused(
+        &["rm", &c],
+        &format!("You cannot remove a restarting container {id}. Stop the container before attempting removal or force remove")
+    ));
     assert!(refused(&["exec", &c, "true"], &format!("Container {id} is restarting, wait until the container is running")));
     assert_eq!(inspect(&e, &c, "{{.Id}}"), id);
     e.docker_ok(&["rm", "-f", &c]);

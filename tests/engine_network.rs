@@ -114,7 +114,10 @@ fn teardown_leaves_nothing_behind() {
     let roots = [e.data_root().parent().unwrap().to_path_buf(), e.exec_root().parent().unwrap().to_path_buf()];
     let notes = e.teardown();
     assert!(notes.is_empty(), "{notes:?}");
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().is_empty());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default().is_empty()
+    );
     assert!(!testground::cmd::run_args("ip", &["link", "show", &bridge]).success());
     for t in ["filter", "nat"] {
         let s = testground::cmd::run_args("iptables-save", &["-t", t]).stdout;

@@ -33,10 +33,7 @@ fn httpd(e: &Engine, args: &[&str]) -> String {
 
 fn dnat_rules(e: &Engine) -> Vec<String> {
     let nat = testground::cmd::run_args("iptables-save", &["-t", "nat"]).stdout;
-    nat.lines()
-        .filter(|l| l.contains("--to-destination") && l.contains(&format!("flotilla:{}", e.bridge())))
-        .map(String::from)
-        .collect()
+    nat.lines().filter(|l| l.contains("--to-destination") && l.contains(&format!("flotilla:{}", e.bridge()))).map(String::from).collect()
 }
 
 #[test]
@@ -66,7 +63,10 @@ fn published_port_answers_from_the_host_and_other_namespaces() {
     }
     // docker port, inspect, ps.
     assert_eq!(e.docker_ok(&["port", "web"]).trim(), format!("80/tcp -> 0.0.0.0:{port}"));
-    assert_eq!(inspect(&e, "web", "{{json .NetworkSettings.Ports}}"), format!(r#"{{"80/tcp":[{{"HostIp":"0.0.0.0","HostPort":"{port}"}}]}}"#));
+    assert_eq!(
+        inspect(&e, "web", "{{json .NetworkSettings.Ports}}"),
+        format!(r#"{{"80/tcp":[{{"HostIp":"0.0.0.0","HostPort":"{port}"}}]}}"#)
+    );
     let ps = e.docker_ok(&["ps", "--filter", "name=web", "--format", "{{.Ports}}"]);
     assert_eq!(ps.trim(), format!("0.0.0.0:{port}->80/tcp"));
     let ps = e.docker_ok(&["ps", "-q", "--filter", &format!("publish={port}")]);
@@ -91,7 +91,22 @@ fn publish_forms_ranges_and_publish_all() {
         l.local_addr().unwrap().port()
     };
     let range = format!("{range_lo}-{}", range_lo + 20);
-    httpd(&e, &["--name", "forms", "-p", &format!("127.0.0.1:{fixed}:80"), "-p", &format!("{range}:81"), "-p", "5353/udp", "--expose", "8080", "-P"]);
+    httpd(
+        &e,
+        &[
+            "--name",
+            "forms",
+            "-p",
+            &format!("127.0.0.1:{fixed}:80"),
+            "-p",
+            &format!("{range}:81"),
+            "-p",
+            "5353/udp",
+            "--expose",
+            "8080",
+            "-P",
+        ],
+    );
     assert_eq!(host_port(&e, "forms", "80/tcp"), fixed.to_string());
     let ports = e.docker_ok(&["port", "forms"]);
     assert!(ports.contains(&format!("80/tcp -> 127.0.0.1:{fixed}")), "{ports}");
@@ -230,8 +245,22 @@ fn published_udp_port_answers_from_the_host() {
     require_root!();
     let e = engine_with_busybox();
     e.docker_ok(&[
-        "run", "-d", "--name", "udpecho", "-p", "0:5353/udp", "-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro",
-        "-v", "/usr/lib64:/lib64:ro", "busybox", "/usr/bin/python3", "-c", UDP_ECHO,
+        "run",
+        "-d",
+        "--name",
+        "udpecho",
+        "-p",
+        "0:5353/udp",
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/usr/lib:/lib:ro",
+        "-v",
+        "/usr/lib64:/lib64:ro",
+        "busybox",
+        "/usr/bin/python3",
+        "-c",
+        UDP_ECHO,
     ]);
     let port = host_port(&e, "udpecho", "5353/udp");
     assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{port}");

@@ -47,7 +47,23 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
     let net = e.unique("appnet");
     // No --subnet: one is picked from the default pools.
     e.docker_ok(&["network", "create", &net]);
-    let web = e.docker_ok(&["run", "-d", "--name", "web", "--network", &net, "--network-alias", "www", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let web = e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        &net,
+        "--network-alias",
+        "www",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
     let short = web.trim()[..12].to_string();
     let script = "wget -q -O - http://web/hostname && wget -q -O - http://www/hostname && ping -c 1 -W 2 www >/dev/null && echo pinged";
     let out = e.docker_ok(&["run", "--rm", "--network", &net, "busybox", "sh", "-c", script]);
@@ -149,8 +165,19 @@ fn network_create_options_ls_inspect_rm_prune() {
     let net = e.unique("opts");
     let br = format!("{}x", e.bridge());
     let id = e.docker_ok(&[
-        "network", "create", "--subnet", &s0, "--gateway", &format!("{p0}254"), "--ip-range", &format!("{p0}128/25"),
-        "--label", "team=blue", "-o", &format!("com.docker.network.bridge.name={br}"), &net,
+        "network",
+        "create",
+        "--subnet",
+        &s0,
+        "--gateway",
+        &format!("{p0}254"),
+        "--ip-range",
+        &format!("{p0}128/25"),
+        "--label",
+        "team=blue",
+        "-o",
+        &format!("com.docker.network.bridge.name={br}"),
+        &net,
     ]);
     let id = id.trim().to_string();
     assert!(is_hex64(&id), "{id}");
@@ -213,7 +240,16 @@ fn container_network_mode_shares_the_other_containers_interfaces() {
     e.docker_ok(&["run", "-d", "--name", "web", "--network", &net, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     let ip = inspect(&e, "web", &net_ip(&net));
     let hostname = inspect(&e, "web", "{{.Config.Hostname}}");
-    let out = e.docker_ok(&["run", "--rm", "--network", "container:web", "busybox", "sh", "-c", "ip -4 -o addr show eth0; hostname; wget -q -O - http://127.0.0.1/hostname"]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; hostname; wget -q -O - http://127.0.0.1/hostname",
+    ]);
     assert!(out.contains(&format!("inet {ip}/24")), "{out}");
     assert_eq!(lines(&out)[1..], [hostname.clone(), hostname.clone()]);
     // By id too, and Docker's refusals.
@@ -240,8 +276,28 @@ fn links_dns_options_add_host_hostname_and_mac() {
     let db_ip = inspect(&e, "db", "{{.NetworkSettings.IPAddress}}");
     let script = "env | grep ^DB_ | sort; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf; echo ---; hostname";
     let out = e.docker_ok(&[
-        "run", "--rm", "--name", "app", "--link", "db:db", "--add-host", "extra.test:10.9.8.7", "--add-host", "gw.test:host-gateway",
-        "--dns", "10.1.1.1", "--dns-search", "corp.test", "--dns-option", "timeout:2", "--hostname", "apphost", "busybox", "sh", "-c", script,
+        "run",
+        "--rm",
+        "--name",
+        "app",
+        "--link",
+        "db:db",
+        "--add-host",
+        "extra.test:10.9.8.7",
+        "--add-host",
+        "gw.test:host-gateway",
+        "--dns",
+        "10.1.1.1",
+        "--dns-search",
+        "corp.test",
+        "--dns-option",
+        "timeout:2",
+        "--hostname",
+        "apphost",
+        "busybox",
+        "sh",
+        "-c",
+        script,
     ]);
     let parts: Vec<&str> = out.split("---\n").collect();
     let env = lines(parts[0]);
@@ -267,7 +323,8 @@ fn links_dns_options_add_host_hostname_and_mac() {
     assert!(!o.success() && o.stderr.contains("non running container"), "{o}");
 
     // --mac-address (the docker 28 CLI sends it only to API >= 1.44; this is what 1.41 clients send).
-    let body = br#"{"Image":"busybox","Cmd":["sh","-c","cat /sys/class/net/eth0/address"],"MacAddress":"02:42:12:34:56:78","HostConfig":{}}"#;
+    let body =
+        br#"{"Image":"busybox","Cmd":["sh","-c","cat /sys/class/net/eth0/address"],"MacAddress":"02:42:12:34:56:78","HostConfig":{}}"#;
     let r = e.api("POST", "/v1.41/containers/create?name=macc", Some(("application/json", body))).unwrap();
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     e.docker_ok(&["start", "macc"]);
@@ -309,7 +366,8 @@ fn nothing_is_left_behind_after_removing_everything() {
     let clean = || {
         let save = testground::cmd::run_args("iptables-save", &[]).stdout;
         let ours: Vec<String> = save.lines().filter(|l| l.contains(&format!("flotilla:{}", e.bridge()))).map(String::from).collect();
-        let left: Vec<String> = ours.into_iter().filter(|l| l.contains("DNAT --to") || l.contains(&user_bridge) || l.contains(&s0)).collect();
+        let left: Vec<String> =
+            ours.into_iter().filter(|l| l.contains("DNAT --to") || l.contains(&user_bridge) || l.contains(&s0)).collect();
         left
     };
     // (Removals reach iptables in the background, within milliseconds.)

@@ -30,10 +30,27 @@ fn empty_entrypoint_runs_the_command_and_string_entrypoints_are_lists() {
 fn limits_groups_and_no_new_privileges_inside() {
     require_root!();
     let e = engine_with_busybox();
-    let script = "ulimit -n; ulimit -Hn; ulimit -u; df -k /dev/shm | tail -n 1 | awk '{print $2}'; id -G; grep NoNewPrivs /proc/self/status";
+    let script =
+        "ulimit -n; ulimit -Hn; ulimit -u; df -k /dev/shm | tail -n 1 | awk '{print $2}'; id -G; grep NoNewPrivs /proc/self/status";
     let out = e.docker_ok(&[
-        "run", "--rm", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=300:400", "--shm-size", "128m", "--group-add", "1234",
-        "--group-add", "nogroup", "--security-opt", "no-new-privileges", "busybox", "sh", "-c", script,
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--ulimit",
+        "nproc=300:400",
+        "--shm-size",
+        "128m",
+        "--group-add",
+        "1234",
+        "--group-add",
+        "nogroup",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "sh",
+        "-c",
+        script,
     ]);
     let l = lines(&out);
     assert_eq!(l[..4], ["1024", "2048", "300", "131072"], "{out}");
@@ -42,11 +59,30 @@ fn limits_groups_and_no_new_privileges_inside() {
     assert_eq!(groups, ["0", "1234", "65534"], "{out}");
     assert_eq!(l[5].split_whitespace().collect::<Vec<_>>(), ["NoNewPrivs:", "1"]);
     // Defaults: 64 MiB of shm, no no_new_privs.
-    let out = e.docker_ok(&["run", "--rm", "busybox", "sh", "-c", "df -k /dev/shm | tail -n 1 | awk '{print $2}'; grep NoNewPrivs /proc/self/status; id -G"]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "df -k /dev/shm | tail -n 1 | awk '{print $2}'; grep NoNewPrivs /proc/self/status; id -G",
+    ]);
     assert_eq!(lines(&out)[..3], ["65536", "NoNewPrivs:\t0", "0"], "{out}");
     // An exec in the container has the same groups and no_new_privs.
     let name = e.unique("grp");
-    e.docker_ok(&["run", "-d", "--name", &name, "--group-add", "1234", "--security-opt", "no-new-privileges=true", "busybox", "sleep", "100"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--group-add",
+        "1234",
+        "--security-opt",
+        "no-new-privileges=true",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
     let out = e.docker_ok(&["exec", &name, "sh", "-c", "id -G; grep NoNewPrivs /proc/self/status"]);
     assert_eq!(lines(&out), ["0 1234", "NoNewPrivs:\t1"], "{out}");
     e.docker_ok(&["rm", "-f", &name]);
@@ -154,7 +190,10 @@ fn bad_options_are_refused_and_leave_nothing() {
         (&["--log-driver", "bogus"], "no log driver named 'bogus'"),
         (&["--log-driver", "syslog"], "\"syslog\" is not supported"),
         (&["--log-opt", "max-file=3"], "max-file cannot be set when max-size is not set"),
-        (&["--device", "/dev/no-such-device"], "error gathering device information while adding custom device \"/dev/no-such-device\": no such file or directory"),
+        (
+            &["--device", "/dev/no-such-device"],
+            "error gathering device information while adding custom device \"/dev/no-such-device\": no such file or directory",
+        ),
         (&["--device-cgroup-rule", "c 1:3"], "invalid device cgroup format 'c 1:3'"),
         (&["--security-opt", "apparmor=unconfined"], "AppArmor"),
         (&["--security-opt", "bogus=1"], "bogus=1"),
@@ -268,7 +307,21 @@ fn json_file_compress_gzips_rotated_files_and_logs_reads_them() {
     let e = engine_with_busybox();
     let name = e.unique("gz");
     let script = "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done";
-    e.docker_ok(&["run", "--name", &name, "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "--log-opt", "compress=true", "busybox", "sh", "-c", script]);
+    e.docker_ok(&[
+        "run",
+        "--name",
+        &name,
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "--log-opt",
+        "compress=true",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
     let id = inspect(&e, &name, "{{.Id}}");
     let dir = e.data_root().join("containers").join(&id);
     for n in [1, 2] {

@@ -64,7 +64,18 @@ fn privileged_gets_every_capability_device_and_unmasked_paths() {
     assert!(!l.iter().any(|x| x == "loop-control"), "{o}");
     assert_eq!(l[l.len() - 2..], ["1", "0"], "{o}");
     // systempaths=unconfined unmasks /proc only; label=disable is accepted (no SELinux here).
-    let out = e.docker_ok(&["run", "--rm", "--security-opt", "systempaths=unconfined", "--security-opt", "label=disable", "busybox", "sh", "-c", script]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--security-opt",
+        "label=disable",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
     let l = lines(&out);
     assert_eq!(l[l.len() - 2..], ["0", "0"], "{out}");
     // The privileged container can use a host device (the device cgroup allows everything).
@@ -103,7 +114,20 @@ fn ipc_host_shareable_and_container() {
     assert_ne!(out.trim(), host_ipc);
     // A shareable container's /dev/shm and IPC namespace are seen by one that joins it.
     let donor = e.unique("ipcsrc");
-    e.docker_ok(&["run", "-d", "--name", &donor, "--ipc", "shareable", "--shm-size", "8m", "busybox", "sh", "-c", "echo hi > /dev/shm/marker; sleep 1000"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &donor,
+        "--ipc",
+        "shareable",
+        "--shm-size",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /dev/shm/marker; sleep 1000",
+    ]);
     assert!(wait_until(std::time::Duration::from_secs(10), || e.docker(&["exec", &donor, "test", "-f", "/dev/shm/marker"]).success()));
     let donor_ns = e.docker_ok(&["exec", &donor, "readlink", "/proc/self/ns/ipc"]);
     let script = "readlink /proc/self/ns/ipc; cat /dev/shm/marker; df -k /dev/shm | tail -n 1 | awk '{print $2}'";
@@ -132,7 +156,9 @@ fn uts_userns_oom_and_runtime() {
     let name = e.unique("oom");
     e.docker_ok(&["run", "-d", "--name", &name, "-m", "32m", "--oom-kill-disable", "--runtime", "runc", "busybox", "sleep", "100"]);
     let id = inspect(&e, &name, "{{.Id}}");
-    let oom = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{}/{id}/memory.oom_control", e.cgroup_parent().trim_start_matches('/'))).unwrap();
+    let oom =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{}/{id}/memory.oom_control", e.cgroup_parent().trim_start_matches('/')))
+            .unwrap();
     assert!(oom.lines().any(|l| l == "oom_kill_disable 1"), "{oom}");
     assert_eq!(inspect(&e, &name, "{{.HostConfig.Runtime}} {{.HostConfig.OomKillDisable}}"), "runc true");
     e.docker_ok(&["rm", "-f", &name]);
@@ -149,7 +175,20 @@ fn sysctls_oom_score_swappiness_cgroupns_and_refused_fields() {
     require_root!();
     let e = engine_with_busybox();
     let script = "cat /proc/sys/kernel/msgmax /proc/self/oom_score_adj; readlink /proc/self/ns/cgroup";
-    let out = e.docker_ok(&["run", "--rm", "--sysctl", "kernel.msgmax=4096", "--oom-score-adj", "300", "--cgroupns", "host", "busybox", "sh", "-c", script]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "kernel.msgmax=4096",
+        "--oom-score-adj",
+        "300",
+        "--cgroupns",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
     let host_cgns = std::fs::read_link("/proc/self/ns/cgroup").unwrap().to_string_lossy().into_owned();
     assert_eq!(lines(&out), ["4096", "300", host_cgns.as_str()]);
     let out = e.docker_ok(&["run", "--rm", "busybox", "readlink", "/proc/self/ns/cgroup"]);
@@ -157,7 +196,8 @@ fn sysctls_oom_score_swappiness_cgroupns_and_refused_fields() {
     let name = e.unique("swap");
     e.docker_ok(&["run", "-d", "--name", &name, "--memory-swappiness", "7", "busybox", "sleep", "100"]);
     let id = inspect(&e, &name, "{{.Id}}");
-    let sw = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{}/{id}/memory.swappiness", e.cgroup_parent().trim_start_matches('/'))).unwrap();
+    let sw = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{}/{id}/memory.swappiness", e.cgroup_parent().trim_start_matches('/')))
+        .unwrap();
     assert_eq!(sw.trim(), "7");
     e.docker_ok(&["rm", "-f", &name]);
     // NetworkDisabled: only lo.

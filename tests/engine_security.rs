@@ -233,10 +233,7 @@ fn host_loopback_is_unreachable_from_containers() {
     let br = std::net::TcpListener::bind(format!("{gateway}:0")).unwrap();
     let probe = |dst: &str, port: u16| {
         let port = port.to_string();
-        let o = testground::cmd::run_args(
-            "nsenter",
-            &["-t", &pid, "-n", "python3", "-c", SYN_PROBE, &ip, dst, mac.trim(), &port],
-        );
+        let o = testground::cmd::run_args("nsenter", &["-t", &pid, "-n", "python3", "-c", SYN_PROBE, &ip, dst, mac.trim(), &port]);
         assert!(o.success(), "{o}");
         o.stdout.trim().to_string()
     };
@@ -267,7 +264,13 @@ fn hostile_user_files_fail_fast_and_the_engine_keeps_answering() {
     assert!(!o.success() && o.combined().contains("/etc/passwd: not a regular file"), "{o}");
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
     // A device at /etc/group (here /dev/zero's numbers: endless) is refused unopened.
-    e.docker_ok(&["exec", &c, "sh", "-c", "rm -f /etc/passwd /etc/group && echo 'nobody:x:65534:65534::/:/bin/sh' > /etc/passwd && mknod /etc/group c 1 5"]);
+    e.docker_ok(&[
+        "exec",
+        &c,
+        "sh",
+        "-c",
+        "rm -f /etc/passwd /etc/group && echo 'nobody:x:65534:65534::/:/bin/sh' > /etc/passwd && mknod /etc/group c 1 5",
+    ]);
     let o = e.docker_full(&["exec", "-u", "nobody", &c, "id"], None, quick);
     assert!(!o.success() && o.combined().contains("/etc/group: not a regular file"), "{o}");
     // A link to the host's files resolves inside the container's root.
@@ -308,7 +311,9 @@ fn hostile_registry() -> u16 {
                 let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
                 let mut w = conn;
                 let head = |ct: &str| {
-                    format!("HTTP/1.1 200 OK\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Type: {ct}\r\nConnection: close\r\n")
+                    format!(
+                        "HTTP/1.1 200 OK\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Type: {ct}\r\nConnection: close\r\n"
+                    )
                 };
                 if path == "/v2/" {
                     let _ = w.write_all(format!("{}Content-Length: 2\r\n\r\n{{}}", head("application/json")).as_bytes());
@@ -381,7 +386,8 @@ fn internal_networks_get_no_upstream_dns() {
     let (open, internal) = (e.unique("dnsopen"), e.unique("dnsint"));
     e.docker_ok(&["network", "create", &open]);
     e.docker_ok(&["network", "create", "--internal", &internal]);
-    let lookup = |net: &str| e.docker(&["run", "--rm", "--network", net, "--dns", &dns, "busybox", "nslookup", "-type=a", "outside.example"]);
+    let lookup =
+        |net: &str| e.docker(&["run", "--rm", "--network", net, "--dns", &dns, "busybox", "nslookup", "-type=a", "outside.example"]);
     // On a network with a way out, unknown names go upstream.
     let o = lookup(&open);
     assert!(o.success() && o.stdout.contains("10.11.12.13"), "{o}");

@@ -32,16 +32,24 @@ fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
     let p = |n: &str| certs.path(n).display().to_string();
     let e = Engine::start_with(
         EngineOpts::default()
-            .arg("-H").arg(&addr).arg("--tlsverify")
-            .arg("--tlscacert").arg(&p("ca.pem"))
-            .arg("--tlscert").arg(&p("server-cert.pem"))
-            .arg("--tlskey").arg(&p("server-key.pem")),
+            .arg("-H")
+            .arg(&addr)
+            .arg("--tlsverify")
+            .arg("--tlscacert")
+            .arg(&p("ca.pem"))
+            .arg("--tlscert")
+            .arg(&p("server-cert.pem"))
+            .arg("--tlskey")
+            .arg(&p("server-key.pem")),
     );
     let cert_path = certs.dir.path().display().to_string();
     // The docker CLI with DOCKER_CERT_PATH, exactly as against dockerd.
     let o = docker_tcp(&["--tlsverify", "-H", &addr, "version", "--format", "{{.Server.Version}}"], &[("DOCKER_CERT_PATH", &cert_path)]);
     assert!(o.success() && o.stdout.contains("flotilla"), "{o}");
-    let o = docker_tcp(&["version", "--format", "{{.Server.APIVersion}}"], &[("DOCKER_HOST", &addr), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &cert_path)]);
+    let o = docker_tcp(
+        &["version", "--format", "{{.Server.APIVersion}}"],
+        &[("DOCKER_HOST", &addr), ("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &cert_path)],
+    );
     assert_eq!(o.stdout.trim(), "1.41", "{o}");
     // Containers run through the TLS listener too (attach is a hijacked connection).
     e.load_busybox();
@@ -54,7 +62,15 @@ fn tlsverify_requires_a_client_certificate_signed_by_the_ca() {
     let o = curl(&["--cacert", &p("ca.pem"), &format!("https://127.0.0.1:{port}/_ping")]);
     assert!(!o.success(), "no client cert must be refused: {o}");
     // A client certificate from another CA is refused.
-    let o = curl(&["--cacert", &p("ca.pem"), "--cert", &p("rogue-cert.pem"), "--key", &p("rogue-key.pem"), &format!("https://127.0.0.1:{port}/_ping")]);
+    let o = curl(&[
+        "--cacert",
+        &p("ca.pem"),
+        "--cert",
+        &p("rogue-cert.pem"),
+        "--key",
+        &p("rogue-key.pem"),
+        &format!("https://127.0.0.1:{port}/_ping"),
+    ]);
     assert!(!o.success(), "a certificate of an unknown CA must be refused: {o}");
     // The right one works.
     let o = curl(&["--cacert", &p("ca.pem"), "--cert", &p("cert.pem"), "--key", &p("key.pem"), &format!("https://127.0.0.1:{port}/_ping")]);
@@ -68,9 +84,13 @@ fn plain_tcp_needs_an_explicit_flag() {
     let port = free_port();
     let o = cmd::run(
         Command::new(testground::engine::swarm_bin()).args([
-            "engine", "-H", &format!("tcp://127.0.0.1:{port}"),
-            "--data-root", &d.path().join("data").display().to_string(),
-            "--exec-root", &d.path().join("exec").display().to_string(),
+            "engine",
+            "-H",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--data-root",
+            &d.path().join("data").display().to_string(),
+            "--exec-root",
+            &d.path().join("exec").display().to_string(),
         ]),
         None,
         Duration::from_secs(30),
@@ -78,7 +98,11 @@ fn plain_tcp_needs_an_explicit_flag() {
     assert!(!o.success(), "{o}");
     assert!(o.stderr.contains("--insecure-tcp"), "the error names the flag: {o}");
     // TLS flags that do not fit together are refused before anything starts.
-    let o = cmd::run(Command::new(testground::engine::swarm_bin()).args(["engine", "--tlsverify", "--tlscert", "/x"]), None, Duration::from_secs(30));
+    let o = cmd::run(
+        Command::new(testground::engine::swarm_bin()).args(["engine", "--tlsverify", "--tlscert", "/x"]),
+        None,
+        Duration::from_secs(30),
+    );
     assert!(!o.success() && o.stderr.contains("--tlskey"), "{o}");
 }
 
@@ -99,9 +123,13 @@ fn refuses_to_start_without_root() {
     let d = tempfile::tempdir().unwrap();
     let o = cmd::run(
         Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(testground::engine::swarm_bin()).args([
-            "engine", "-H", &format!("unix://{}/d.sock", d.path().display()),
-            "--data-root", "/tmp/flotilla-nonroot-data-never-created",
-            "--exec-root", "/tmp/flotilla-nonroot-exec-never-created",
+            "engine",
+            "-H",
+            &format!("unix://{}/d.sock", d.path().display()),
+            "--data-root",
+            "/tmp/flotilla-nonroot-data-never-created",
+            "--exec-root",
+            "/tmp/flotilla-nonroot-exec-never-created",
         ]),
         None,
         Duration::from_secs(30),

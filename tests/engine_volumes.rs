@@ -136,20 +136,51 @@ fn binds_mount_flag_volumes_from_and_read_only() {
     // --mount type=bind,readonly and type=volume.
     let mv = e.unique("mv");
     let out = e.docker_ok(&[
-        "run", "--rm", "--mount", &format!("type=bind,source={h},target=/b,readonly"),
-        "--mount", &format!("type=volume,source={mv},target=/v"), "busybox", "sh", "-c", "cat /b/f; touch /b/y 2>/dev/null || echo ro; echo ok > /v/x; cat /v/x",
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,source={h},target=/b,readonly"),
+        "--mount",
+        &format!("type=volume,source={mv},target=/v"),
+        "busybox",
+        "sh",
+        "-c",
+        "cat /b/f; touch /b/y 2>/dev/null || echo ro; echo ok > /v/x; cat /v/x",
     ]);
     assert_eq!(lines(&out), ["from host", "ro", "ok"]);
     // --read-only: the rootfs refuses writes, volumes and binds do not.
     let out = e.docker_ok(&[
-        "run", "--rm", "--read-only", "-v", &format!("{mv}:/v"), "busybox", "sh", "-c", "touch /x 2>/dev/null || echo rootfs-ro; echo w > /v/w && echo vol-rw",
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        &format!("{mv}:/v"),
+        "busybox",
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null || echo rootfs-ro; echo w > /v/w && echo vol-rw",
     ]);
     assert_eq!(lines(&out), ["rootfs-ro", "vol-rw"]);
     // --volumes-from (and its :ro).
     let src = e.unique("src");
     let shared = e.unique("shared");
-    e.docker_ok(&["run", "--name", &src, "-v", &format!("{shared}:/shared"), "-v", &format!("{h}:/h"), "busybox", "sh", "-c", "echo from > /shared/x"]);
-    assert_eq!(lines(&e.docker_ok(&["run", "--rm", "--volumes-from", &src, "busybox", "sh", "-c", "cat /shared/x /h/f"])), ["from", "from host"]);
+    e.docker_ok(&[
+        "run",
+        "--name",
+        &src,
+        "-v",
+        &format!("{shared}:/shared"),
+        "-v",
+        &format!("{h}:/h"),
+        "busybox",
+        "sh",
+        "-c",
+        "echo from > /shared/x",
+    ]);
+    assert_eq!(
+        lines(&e.docker_ok(&["run", "--rm", "--volumes-from", &src, "busybox", "sh", "-c", "cat /shared/x /h/f"])),
+        ["from", "from host"]
+    );
     let o = e.docker(&["run", "--rm", "--volumes-from", &format!("{src}:ro"), "busybox", "sh", "-c", "touch /shared/y"]);
     assert!(!o.success() && o.stderr.contains("Read-only file system"), "{o}");
     let o = e.docker(&["create", "--volumes-from", "no-such-container", "busybox"]);
@@ -165,7 +196,15 @@ fn tmpfs_mounts() {
     require_root!();
     let e = engine_with_busybox();
     let out = e.docker_ok(&[
-        "run", "--rm", "--tmpfs", "/run/t:size=1m", "--mount", "type=tmpfs,target=/t2", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/run/t:size=1m",
+        "--mount",
+        "type=tmpfs,target=/t2",
+        "busybox",
+        "sh",
+        "-c",
         "grep -E ' /(run/t|t2) ' /proc/mounts | cut -d' ' -f2,3 | sort",
     ]);
     assert_eq!(lines(&out), ["/run/t tmpfs", "/t2 tmpfs"]);
@@ -173,7 +212,18 @@ fn tmpfs_mounts() {
     assert!(out.contains("size=1024k") && out.contains("noexec"), "{out}");
     // A tmpfs below a volume is mounted after it.
     let v = e.unique("tv");
-    let out = e.docker_ok(&["run", "--rm", "-v", &format!("{v}:/data"), "--tmpfs", "/data/tmp", "busybox", "sh", "-c", "grep ' /data' /proc/mounts | cut -d' ' -f2,3"]);
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{v}:/data"),
+        "--tmpfs",
+        "/data/tmp",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /data' /proc/mounts | cut -d' ' -f2,3",
+    ]);
     assert_eq!(lines(&out).last().map(String::as_str), Some("/data/tmp tmpfs"), "{out}");
 }
 
@@ -183,14 +233,20 @@ fn local_driver_options_mount_on_first_use() {
     let e = engine_with_busybox();
     let v = e.unique("tv");
     e.docker_ok(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=10m,nosuid", &v]);
-    assert_eq!(e.docker_ok(&["volume", "inspect", "-f", "{{.Options.type}} {{.Options.device}} {{.Options.o}}", &v]).trim(), "tmpfs tmpfs size=10m,nosuid");
+    assert_eq!(
+        e.docker_ok(&["volume", "inspect", "-f", "{{.Options.type}} {{.Options.device}} {{.Options.o}}", &v]).trim(),
+        "tmpfs tmpfs size=10m,nosuid"
+    );
     let data = e.docker_ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", &v]).trim().to_string();
     // Mounted when a container first uses it: a 10 MB tmpfs.
     let df = e.docker_ok(&["run", "--rm", "-v", &format!("{v}:/data"), "busybox", "sh", "-c", "df -k /data | tail -1; echo hi > /data/f"]);
     let cols: Vec<&str> = df.split_whitespace().collect();
     assert_eq!((cols[0], cols[1]), ("tmpfs", "10240"), "{df}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(mounts.lines().any(|l| l.split(' ').nth(4) == Some(data.as_str()) && l.contains(" - tmpfs ") && l.contains("nosuid")), "{data} not a tmpfs");
+    assert!(
+        mounts.lines().any(|l| l.split(' ').nth(4) == Some(data.as_str()) && l.contains(" - tmpfs ") && l.contains("nosuid")),
+        "{data} not a tmpfs"
+    );
     // `volume rm` unmounts it and removes it.
     e.docker_ok(&["volume", "rm", &v]);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

@@ -24,7 +24,10 @@ fn none_driver_store_and_messages() {
         assert!(cli.store().join("machines/n1").join(f).is_file(), "{f} copy missing");
     }
     // inspect -f over the record.
-    assert_eq!(cli.ok(&["inspect", "-f", "{{.Driver.IPAddress}} {{.DriverName}} {{json .HostOptions.EngineOptions.Labels}}", "n1"]).trim(), "127.0.0.1:9 none [\"zone=eu\"]");
+    assert_eq!(
+        cli.ok(&["inspect", "-f", "{{.Driver.IPAddress}} {{.DriverName}} {{json .HostOptions.EngineOptions.Labels}}", "n1"]).trim(),
+        "127.0.0.1:9 none [\"zone=eu\"]"
+    );
     assert_eq!(cli.ok(&["ip", "n1"]).trim(), "127.0.0.1:9");
     assert_eq!(cli.ok(&["url", "n1"]).trim(), "tcp://127.0.0.1:9");
     assert_eq!(cli.ok(&["status", "n1"]).trim(), "Running");
@@ -64,7 +67,10 @@ fn none_driver_store_and_messages() {
 fn names_flags_and_exit_codes() {
     let cli = Cli::new();
     let o = cli.machine(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9", "bad_name"]);
-    assert_eq!((o.code(), o.stderr.trim()), (1, "Error creating machine: Invalid hostname specified. Allowed hostname chars are: 0-9a-zA-Z . -"));
+    assert_eq!(
+        (o.code(), o.stderr.trim()),
+        (1, "Error creating machine: Invalid hostname specified. Allowed hostname chars are: 0-9a-zA-Z . -")
+    );
     let o = cli.machine(&["create", "-d", "none", "n2"]);
     assert_eq!((o.code(), o.stderr.trim()), (1, "--url option is required when no driver is selected"));
     let o = cli.machine(&["create", "-d", "generic", "g1"]);
@@ -80,7 +86,10 @@ fn names_flags_and_exit_codes() {
     let o = cli.machine(&["frobnicate"]);
     assert_eq!((o.code(), o.stderr.trim()), (1, "machine: 'frobnicate' is not a machine command. See 'machine --help'."));
     let o = cli.machine(&["inspect", "nope"]);
-    assert_eq!(o.stderr.trim(), "Docker machine \"nope\" does not exist. Use \"machine ls\" to list machines. Use \"machine create\" to add a new one.");
+    assert_eq!(
+        o.stderr.trim(),
+        "Docker machine \"nope\" does not exist. Use \"machine ls\" to list machines. Use \"machine create\" to add a new one."
+    );
     let o = cli.machine(&["url"]);
     assert_eq!(o.stderr.trim(), "Error: No machine name(s) specified and no \"default\" machine exists");
     let o = cli.machine(&["env", "-u", "m1"]);
@@ -108,7 +117,12 @@ fn parallel_creates_share_one_ca() {
             .map(|i| {
                 let store = store.clone();
                 s.spawn(move || {
-                    Command::new(MACHINE).arg("-s").arg(&store).args(["create", "-d", "none", "--url", &format!("tcp://127.0.0.1:{}", 9000 + i), &format!("p{i}")]).output().expect("spawn")
+                    Command::new(MACHINE)
+                        .arg("-s")
+                        .arg(&store)
+                        .args(["create", "-d", "none", "--url", &format!("tcp://127.0.0.1:{}", 9000 + i), &format!("p{i}")])
+                        .output()
+                        .expect("spawn")
                 })
             })
             .collect();
@@ -119,7 +133,13 @@ fn parallel_creates_share_one_ca() {
     }
     let created = outs.iter().filter(|o| String::from_utf8_lossy(&o.stdout).contains("Creating CA:")).count();
     assert_eq!(created, 1, "exactly one process creates the CA");
-    let v = Command::new("openssl").arg("verify").arg("-CAfile").arg(store.join("certs/ca.pem")).arg(store.join("certs/cert.pem")).output().expect("openssl");
+    let v = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(store.join("certs/ca.pem"))
+        .arg(store.join("certs/cert.pem"))
+        .output()
+        .expect("openssl");
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     // One command creates several machines in parallel with --also.
     let o = cli2.machine(&["create", "-d", "none", "--url", "tcp://127.0.0.1:9100", "--also", "q2", "--also", "q3", "q1"]);
@@ -162,7 +182,10 @@ fn command_line_like_docker_machine() {
         (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).trim().to_string())
     };
     let (code, _, err) = run(&["create", "-d", "bogus", "x"]);
-    assert_eq!((code, err.as_str()), (Some(1), "Driver \"bogus\" not found. Do you have the plugin binary \"docker-machine-driver-bogus\" accessible in your PATH?"));
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(1), "Driver \"bogus\" not found. Do you have the plugin binary \"docker-machine-driver-bogus\" accessible in your PATH?")
+    );
     let (_, out, _) = run(&["-v"]);
     assert!(out.starts_with("docker-machine version "), "{out}");
     let (_, _, err) = run(&["frob"]);

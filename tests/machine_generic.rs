@@ -107,7 +107,11 @@ fn generic_hosts_end_to_end() {
     let o = cli.machine(&["regenerate-certs", "-f", "m1"]);
     assert!(o.success(), "{o}");
     assert_ne!(cert(), before);
-    let text = Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(cli.store().join("machines/m1/server.pem")).output().expect("openssl");
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(cli.store().join("machines/m1/server.pem"))
+        .output()
+        .expect("openssl");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("DNS:foo.example") && text.contains(&format!("IP Address:{ip1}")) && text.contains("DNS:localhost"), "{text}");
     assert_eq!(cli.docker_ok(&["m1"], &["run", "--rm", "busybox", "echo", "still here"]).trim(), "still here");
@@ -151,7 +155,10 @@ fn generic_hosts_end_to_end() {
     cli.ok(&["rm", "-y", "m2"]);
     assert!(!cli.store().join("machines/m2").exists());
     assert_eq!(raw_ssh(&key, &ip2, "ls /etc/flotilla /usr/local/bin/swarm 2>/dev/null | wc -l").trim(), "0");
-    assert!(testground::wait_until(std::time::Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{engine2}")).exists()), "engine {engine2} still runs");
+    assert!(
+        testground::wait_until(std::time::Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{engine2}")).exists()),
+        "engine {engine2} still runs"
+    );
     cli.ok(&["rm", "-y", "m1"]);
     drop(h1);
     drop(h2);
@@ -185,7 +192,10 @@ fn no_sftp_and_foreign_architecture() {
     std::fs::write(&foreign, elf).expect("write");
     let o = cli.machine_swarm_bin(&foreign.display().to_string(), &create_args(&h, &ip, &k, &cg, "m1"), None, &[]);
     assert_eq!(o.code(), 1, "{o}");
-    assert!(o.stderr.contains(&format!("the swarm binary {} is built for aarch64, but the host is x86_64 (uname -m)", foreign.display())), "{o}");
+    assert!(
+        o.stderr.contains(&format!("the swarm binary {} is built for aarch64, but the host is x86_64 (uname -m)", foreign.display())),
+        "{o}"
+    );
     assert!(!cli.store().join("machines/m1").exists());
     assert_eq!(raw_ssh(&key, &ip, "ls /usr/local/bin/swarm 2>/dev/null | wc -l").trim(), "0");
 

@@ -75,7 +75,8 @@ fn local_cluster_lifecycle() {
     assert_eq!(cli.docker_ok(&["l3"], &["run", "--rm", "busybox", "echo", "l3 back"]).trim(), "l3 back");
 
     // rm: namespace, veth, cgroups, bridge and processes all go.
-    let ids: Vec<String> = ["l1", "l2", "l3"].iter().map(|m| cli.ok(&["inspect", "-f", "{{.Driver.HostID}}", m]).trim().to_string()).collect();
+    let ids: Vec<String> =
+        ["l1", "l2", "l3"].iter().map(|m| cli.ok(&["inspect", "-f", "{{.Driver.HostID}}", m]).trim().to_string()).collect();
     cli.ok(&["rm", "-y", "l1", "l2", "l3"]);
     for id in &ids {
         assert!(!Path::new(&format!("/run/netns/flm-{id}")).exists(), "netns flm-{id} left");

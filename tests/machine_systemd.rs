@@ -44,8 +44,22 @@ fn systemd_host_end_to_end() {
 
     // create: engine, swarm agent and manager, all as systemd units.
     let o = cli.machine(&[
-        "create", "-d", "generic", "--generic-ip-address", &ip, "--generic-ssh-key", &k, "--swarm", "--swarm-master", "--swarm-discovery", &disc,
-        "--swarm-join-opt", "heartbeat=1s", "--swarm-opt", "heartbeat=1s", "sd1",
+        "create",
+        "-d",
+        "generic",
+        "--generic-ip-address",
+        &ip,
+        "--generic-ssh-key",
+        &k,
+        "--swarm",
+        "--swarm-master",
+        "--swarm-discovery",
+        &disc,
+        "--swarm-join-opt",
+        "heartbeat=1s",
+        "--swarm-opt",
+        "heartbeat=1s",
+        "sd1",
     ]);
     assert!(o.success(), "{o}");
     assert!(o.stdout.contains("Provisioning with debian...") && o.stdout.contains("Docker is up and running!"), "{o}");
@@ -57,7 +71,8 @@ fn systemd_host_end_to_end() {
     let restarts = ssh(&cli, "sd1", &format!("systemctl show -p NRestarts --value {}", UNITS.join(" ")));
     assert_eq!(restarts.split_whitespace().collect::<Vec<_>>(), ["0", "0", "0"], "a unit crashed and was restarted by systemd");
     // The engine is systemd's process (its unit's cgroup), not our supervisor's.
-    let cg = ssh(&cli, "sd1", &format!("cat /proc/{}/comm /proc/{}/cgroup; ls /run/flotilla/*.supervisor 2>/dev/null; true", pids[0], pids[0]));
+    let cg =
+        ssh(&cli, "sd1", &format!("cat /proc/{}/comm /proc/{}/cgroup; ls /run/flotilla/*.supervisor 2>/dev/null; true", pids[0], pids[0]));
     assert!(cg.starts_with("swarm\n") && cg.contains(":name=systemd:/system.slice/flotilla-engine.service"), "{cg}");
     assert!(!cg.contains(".supervisor"), "{cg}");
     let logs = ssh(&cli, "sd1", "journalctl -u flotilla-engine --no-pager -q | wc -l");
@@ -107,7 +122,11 @@ fn systemd_host_end_to_end() {
     let pids = main_pids(&cli);
     let o = cli.machine_swarm_bin(&newer.display().to_string(), &["upgrade", "sd1"], None, &[]);
     assert!(o.success(), "{o}");
-    let want = String::from_utf8_lossy(&Command::new("sha256sum").arg(&newer).output().expect("sha256sum").stdout).split(' ').next().unwrap_or("").to_string();
+    let want = String::from_utf8_lossy(&Command::new("sha256sum").arg(&newer).output().expect("sha256sum").stdout)
+        .split(' ')
+        .next()
+        .unwrap_or("")
+        .to_string();
     assert!(ssh(&cli, "sd1", "sha256sum /usr/local/bin/swarm").starts_with(&want));
     let after = main_pids(&cli);
     assert!(after.iter().zip(&pids).all(|(a, b)| a != b), "upgrade did not restart every unit: {pids:?} -> {after:?}");
@@ -119,7 +138,11 @@ fn systemd_host_end_to_end() {
     let first = boot_id();
     assert!(!first.is_empty());
     let _ = cli.machine(&["ssh", "sd1", "reboot"]);
-    assert!(testground::wait_until(Duration::from_secs(90), || !matches!(boot_id().as_str(), "" | "?") && boot_id() != first), "host did not reboot; console:\n{}", host.console());
+    assert!(
+        testground::wait_until(Duration::from_secs(90), || !matches!(boot_id().as_str(), "" | "?") && boot_id() != first),
+        "host did not reboot; console:\n{}",
+        host.console()
+    );
     assert_eq!(host.boots(), 2);
     assert!(
         testground::wait_until(Duration::from_secs(60), || cli.docker(&["sd1"], &["version"]).success()),
@@ -152,7 +175,12 @@ fn systemd_host_end_to_end() {
         ))
         .output()
         .expect("ssh");
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(), ["0", "not-found", "not-found", "not-found", "0"], "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(),
+        ["0", "not-found", "not-found", "not-found", "0"],
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     drop(ts);
     drop(host);
     drop(net);
@@ -172,7 +200,8 @@ fn scp_delta_checks(cli: &Cli, name: &str) {
     ssh(cli, name, &format!("rm -rf {dir}; mkdir -p {dir}"));
     cli.ok(&["scp", "-r", "--delta", "-q", &src.display().to_string(), &dst]);
     assert_eq!(ssh(cli, name, &format!("cat {dir}/tree/a.txt {dir}/tree/sub/b.txt")), "first\nunchanged\n");
-    let inodes = || ssh(cli, name, &format!("stat -c %i {dir}/tree/a.txt {dir}/tree/sub/b.txt")).lines().map(String::from).collect::<Vec<_>>();
+    let inodes =
+        || ssh(cli, name, &format!("stat -c %i {dir}/tree/a.txt {dir}/tree/sub/b.txt")).lines().map(String::from).collect::<Vec<_>>();
     let before = inodes();
     std::fs::write(src.join("a.txt"), "second, longer\n").expect("write");
     let o = cli.ok(&["scp", "-r", "--delta", &src.display().to_string(), &dst]);

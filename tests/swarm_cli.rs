@@ -14,7 +14,10 @@ fn fails_with(args: &[&str], needle: &str) {
 #[test]
 fn help_works_for_every_command() {
     for (cmd, flags) in [
-        ("join", &["--advertise", "--heartbeat", "--ttl", "--delay", "--discovery-opt", "--no-engine", "SWARM_ADVERTISE", "SWARM_DISCOVERY"][..]),
+        (
+            "join",
+            &["--advertise", "--heartbeat", "--ttl", "--delay", "--discovery-opt", "--no-engine", "SWARM_ADVERTISE", "SWARM_DISCOVERY"][..],
+        ),
         ("list", &["--timeout", "--discovery-opt", "SWARM_DISCOVERY"][..]),
         ("create", &["--discovery-url", "SWARM_DISCOVERY_URL"][..]),
         ("token-service", &["--listen", "--data"][..]),
@@ -99,7 +102,10 @@ fn join_validates_like_classic_swarm() {
     fails_with(&["join", "--advertise", "10.0.0.1", d], "--advertise should be of the form ip:port or hostname:port");
     fails_with(&["join", "--advertise", "10.0.0.1:70000", d], "must be 1-65535");
     fails_with(&["join", "--advertise", "10.0.0.1:2375", "--heartbeat", "500ms", d], "--heartbeat should be at least one second");
-    fails_with(&["join", "--advertise", "10.0.0.1:2375", "--heartbeat", "2s", "--ttl", "2s", d], "--ttl must be strictly superior to the heartbeat value");
+    fails_with(
+        &["join", "--advertise", "10.0.0.1:2375", "--heartbeat", "2s", "--ttl", "2s", d],
+        "--ttl must be strictly superior to the heartbeat value",
+    );
     fails_with(&["join", "--advertise", "10.0.0.1:2375", "--heartbeat", "5s", "--ttl", "3s", d], "--ttl must be strictly superior");
     fails_with(&["join", "--advertise", "10.0.0.1:2375", "--delay", "-1s", d], "--delay should not be a negative number");
     fails_with(&["join", "--advertise", "10.0.0.1:2375", "--ttl", "3", d], "invalid --ttl: time: missing unit");
@@ -188,7 +194,18 @@ fn version_help_and_global_flags_like_classic_swarm() {
     let (p1, p2) = (free_port(), free_port());
     let addr = format!("127.0.0.1:{}", free_port());
     let nodes = format!("127.0.0.1:{p1},127.0.0.1:{p2}");
-    let m = Bg::start(&["-l", "debug", "-experimental", "manage", "-H", &addr, "-heartbeat=1s", "-cluster-opt", "swarm.overcommit=0.5", &nodes]);
+    let m = Bg::start(&[
+        "-l",
+        "debug",
+        "-experimental",
+        "manage",
+        "-H",
+        &addr,
+        "-heartbeat=1s",
+        "-cluster-opt",
+        "swarm.overcommit=0.5",
+        &nodes,
+    ]);
     let info = docker_ready(&addr, &["info", "--format", "{{.ExperimentalBuild}} {{json .SystemStatus}}"]);
     assert!(info.starts_with("true ") && info.contains("[\"Nodes\",\"2\"]"), "{info}");
     assert!(info.contains(&format!("127.0.0.1:{p1}")) && info.contains(&format!("127.0.0.1:{p2}")), "{info}");
@@ -235,7 +252,10 @@ fn manage_validates_like_classic_swarm() {
     check(&["--engine-refresh-min-interval", "0s"], "min refresh interval should be a positive number");
     check(&["-engine-refresh-min-interval", "-10s"], "min refresh interval should be a positive number");
     check(&["--engine-refresh-max-interval", "0s"], "max refresh interval cannot be less than min refresh interval");
-    check(&["--engine-refresh-min-interval", "30s", "-engine-refresh-max-interval", "20s"], "max refresh interval cannot be less than min refresh interval");
+    check(
+        &["--engine-refresh-min-interval", "30s", "-engine-refresh-max-interval", "20s"],
+        "max refresh interval cannot be less than min refresh interval",
+    );
     check(&["--engine-refresh-retry", "1"], "--engine-refresh-retry is deprecated. Use --engine-failure-retry");
     check(&["--engine-failure-retry", "-1"], "invalid failure retry count");
     check(&["-cluster-opt", "swarm.overcommit=-2"], "swarm.overcommit should be larger than -1, -2.000000 is invalid");

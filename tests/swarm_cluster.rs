@@ -172,7 +172,10 @@ fn token_discovery_cluster_acceptance() {
     http_nodes.dedup();
     assert_eq!(http_nodes.len(), 3, "one 8080 per node: {http_nodes:?}");
     let full = m.docker(&["create", "-p", "8080:80", "busybox", "true"]);
-    assert!(!full.success() && full.stderr.contains("[port 8080 (Bridge mode)]") && full.stderr.contains("is already used by container http-"), "{full}");
+    assert!(
+        !full.success() && full.stderr.contains("[port 8080 (Bridge mode)]") && full.stderr.contains("is already used by container http-"),
+        "{full}"
+    );
 
     // docker ps: node/name.
     let ps = lines(&m.docker_ok(&["ps", "--format", "{{.Names}}"]));
@@ -243,7 +246,13 @@ fn token_discovery_cluster_acceptance() {
     // An impossible constraint: the conditions, then why each node was turned down.
     let bad = m.docker(&["run", "-e", "constraint:zone==nowhere", "busybox", "true"]);
     assert!(!bad.success());
-    for want in ["Unable to find a node that satisfies the following conditions", "[zone==nowhere]", "node-1: constraint", "node-2: constraint", "node-3: constraint"] {
+    for want in [
+        "Unable to find a node that satisfies the following conditions",
+        "[zone==nowhere]",
+        "node-1: constraint",
+        "node-2: constraint",
+        "node-3: constraint",
+    ] {
         assert!(bad.stderr.contains(want), "error lacks {want:?}:\n{}", bad.stderr);
     }
 

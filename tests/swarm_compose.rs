@@ -103,7 +103,10 @@ fn compose_up_ps_logs_down_through_the_manager() {
 
     // A second up finds the project through the manager's label filters and changes nothing.
     let again = c.ok(&["up", "-d"]);
-    assert!(again.contains(&format!("{project}_web_1 is up-to-date")) && again.contains(&format!("{project}_client_1 is up-to-date")), "{again}");
+    assert!(
+        again.contains(&format!("{project}_web_1 is up-to-date")) && again.contains(&format!("{project}_client_1 is up-to-date")),
+        "{again}"
+    );
 
     // down: containers and the project network are gone.
     c.ok(&["down", "-t", "1"]);

@@ -16,7 +16,8 @@ fn agents_survive_an_etcd_restart() {
     let disc = format!("etcd://{}/flt", etcd.endpoint());
     let mut a1 = join(h1, &disc, &[]);
     let a2_addr = format!("{}:2376", h2.ip());
-    let args: Vec<String> = ["join", "--advertise", &a2_addr, "--no-engine", "--heartbeat", "1s", "--ttl", "3s", &disc].map(String::from).to_vec();
+    let args: Vec<String> =
+        ["join", "--advertise", &a2_addr, "--no-engine", "--heartbeat", "1s", "--ttl", "3s", &disc].map(String::from).to_vec();
     let mut a2 = h2.spawn("join", SWARM, &args);
     let both = vec![advertise(h1), a2_addr.clone()];
     wait_list(&[&disc], &both, Duration::from_secs(60));
@@ -34,7 +35,11 @@ fn agents_survive_an_etcd_restart() {
     etcd.start_again();
     wait_list(&[&disc], &both, Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(4)); // more than a TTL: heartbeats go on after the restart
-    assert_eq!(list(&[&disc]), { let mut b = both.clone(); b.sort(); b });
+    assert_eq!(list(&[&disc]), {
+        let mut b = both.clone();
+        b.sort();
+        b
+    });
 
     // A crashed agent vanishes after its TTL; a stopped one at once.
     a1.kill();
@@ -56,7 +61,8 @@ fn kv_path_and_tls_options() {
         format!("kv.keyfile={}", certs.client_key.display()),
         "kv.path=docker/nodes".to_string(),
     ];
-    let mut args: Vec<String> = ["join", "--advertise", "127.0.0.1:2399", "--no-engine", "--heartbeat", "1s", "--ttl", "3s"].map(String::from).to_vec();
+    let mut args: Vec<String> =
+        ["join", "--advertise", "127.0.0.1:2399", "--no-engine", "--heartbeat", "1s", "--ttl", "3s"].map(String::from).to_vec();
     for o in &opts {
         args.extend(["--discovery-opt".to_string(), o.clone()]);
     }

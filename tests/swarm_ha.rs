@@ -24,10 +24,18 @@ fn replicas_forward_and_a_replica_takes_over() {
         }
     }
     let metrics = |m: usize| {
-        let o = testground::cmd::run(std::process::Command::new("curl").args(["-s", &format!("http://{}/metrics", c.manager_addr(m))]), None, Duration::from_secs(10));
+        let o = testground::cmd::run(
+            std::process::Command::new("curl").args(["-s", &format!("http://{}/metrics", c.manager_addr(m))]),
+            None,
+            Duration::from_secs(10),
+        );
         o.stdout
     };
-    assert!(metrics(p).contains("swarm_manager_role{role=\"primary\"} 1") && metrics(p).contains("swarm_manager_elections_total 1"), "{}", metrics(p));
+    assert!(
+        metrics(p).contains("swarm_manager_role{role=\"primary\"} 1") && metrics(p).contains("swarm_manager_elections_total 1"),
+        "{}",
+        metrics(p)
+    );
     assert!(metrics(r).contains("swarm_manager_role{role=\"replica\"} 1"), "{}", metrics(r));
 
     // Everything through a replica.
@@ -39,17 +47,25 @@ fn replicas_forward_and_a_replica_takes_over() {
     c.docker_ok(r, &["run", "-d", "--name", "ha-web", "busybox", "sleep", "600"]);
     // `exec -it` needs a terminal: `script` gives the CLI one.
     let cmdline = format!("docker -H tcp://{} exec -it ha-web sh -c 'tty; echo it-works'", c.manager_addr(r));
-    let o = testground::cmd::run(std::process::Command::new("script").args(["-qec", &cmdline, "/dev/null"]).env("DOCKER_CONFIG", c.net.host(0).dir()), None, Duration::from_secs(30));
+    let o = testground::cmd::run(
+        std::process::Command::new("script").args(["-qec", &cmdline, "/dev/null"]).env("DOCKER_CONFIG", c.net.host(0).dir()),
+        None,
+        Duration::from_secs(30),
+    );
     assert!(o.success() && o.stdout.contains("it-works") && o.stdout.contains("/dev/pts/"), "{o}\n{}", c.logs());
     c.docker_ok(r, &["run", "-d", "--name", "ha-logger", "busybox", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.5; done"]);
     let logs = c.docker_ok(r, &["logs", "-f", "ha-logger"]);
     assert_eq!(logs.lines().collect::<Vec<_>>(), ["line1", "line2", "line3"], "{logs}");
     // docker-compose 1.29 through the replica.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("docker-compose.yml"), "version: '2'\nservices:\n  app:\n    image: busybox\n    command: sleep 600\n").unwrap();
+    std::fs::write(dir.path().join("docker-compose.yml"), "version: '2'\nservices:\n  app:\n    image: busybox\n    command: sleep 600\n")
+        .unwrap();
     let compose = |args: &[&str]| {
         let mut cmd = std::process::Command::new("docker-compose");
-        cmd.current_dir(dir.path()).env("DOCKER_HOST", format!("tcp://{}", c.manager_addr(r))).env("COMPOSE_PROJECT_NAME", "hacompose").args(args);
+        cmd.current_dir(dir.path())
+            .env("DOCKER_HOST", format!("tcp://{}", c.manager_addr(r)))
+            .env("COMPOSE_PROJECT_NAME", "hacompose")
+            .args(args);
         testground::cmd::run(&mut cmd, None, Duration::from_secs(120))
     };
     let o = compose(&["up", "-d"]);
@@ -100,12 +116,31 @@ fn a_primary_cut_off_from_etcd_steps_down() {
     let create = |m: usize, name: &str| -> (u16, String) {
         let url = format!("http://{}/v1.41/containers/create?name={name}", c.manager_addr(m));
         let o = testground::cmd::run(
-            std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-D", "-", "--max-time", "3", "-X", "POST", "-H", "Content-Type: application/json", "-d", r#"{"Image":"busybox","Cmd":["true"]}"#, &url]),
+            std::process::Command::new("curl").args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+                "--max-time",
+                "3",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                r#"{"Image":"busybox","Cmd":["true"]}"#,
+                &url,
+            ]),
             None,
             Duration::from_secs(10),
         );
         let status = o.stdout.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let by = o.stdout.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("x-swarm-primary:").map(|v| v.trim().to_string())).unwrap_or_default();
+        let by = o
+            .stdout
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-swarm-primary:").map(|v| v.trim().to_string()))
+            .unwrap_or_default();
         (status, by)
     };
     assert_eq!(create(p, "wc-before").0, 201);
@@ -155,7 +190,11 @@ fn a_primary_cut_off_from_etcd_steps_down() {
     let by_new: Vec<i64> = accepted.iter().filter(|(_, by)| *by != old).map(|(n, _)| created_at(n)).collect();
     assert!(!by_new.is_empty(), "no create was accepted by a new primary: {accepted:?}\n{}", c.logs());
     let (last_old, first_new) = (by_old.iter().max().copied().unwrap_or(0), *by_new.iter().min().unwrap());
-    assert!(last_old < first_new, "the old primary accepted a create {} ms after the new one's first: {accepted:?}", (last_old - first_new) / 1_000_000);
+    assert!(
+        last_old < first_new,
+        "the old primary accepted a create {} ms after the new one's first: {accepted:?}",
+        (last_old - first_new) / 1_000_000
+    );
     // Healing the partition: the old primary follows the new one.
     let heal = c.manager_host(p).run("iptables", &["-D", "OUTPUT", "-d", &gw, "-p", "tcp", "--dport", &port, "-j", "DROP"]);
     assert!(heal.success(), "{heal}");
@@ -240,7 +279,8 @@ fn containers_are_rescheduled_across_failover() {
         });
         assert!(gone, "the stale copy of {name} is still on node {a}\n{}", c.logs());
         // It did come back with its node (live restore), and the primary removed it.
-        let removed = c.managers.iter().flatten().any(|m| m.log().lines().any(|l| l.contains("removed a stale copy") && l.contains(stale.as_str())));
+        let removed =
+            c.managers.iter().flatten().any(|m| m.log().lines().any(|l| l.contains("removed a stale copy") && l.contains(stale.as_str())));
         assert!(removed, "no stale copy of {name} was removed\n{}", c.logs());
         let ps = c.docker_ok(np, &["ps", "-a", "--filter", &format!("name={name}"), "--format", "{{.Names}}"]);
         assert_eq!(ps.lines().filter(|l| l.ends_with(&format!("/{name}"))).count(), 1, "{ps}");
@@ -277,7 +317,23 @@ fn replicas_forward_over_tls() {
     std::fs::write(d.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n").unwrap();
     run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "manager-key.pem"]);
     run(&["req", "-new", "-key", "manager-key.pem", "-subj", "/CN=manager", "-out", "manager.csr"]);
-    run(&["x509", "-req", "-in", "manager.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-out", "manager-cert.pem", "-extfile", "manager.ext"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "manager.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "manager-cert.pem",
+        "-extfile",
+        "manager.ext",
+    ]);
     let p = |n: &str| d.join(n).display().to_string();
     let etcd = testground::etcd::Etcd::start();
     let disc = format!("etcd://{}/tlsha", etcd.endpoint());
@@ -286,8 +342,28 @@ fn replicas_forward_over_tls() {
     for port in &ports {
         let log = std::fs::File::create(d.join(format!("manage-{port}.log"))).unwrap();
         let child = std::process::Command::new(SWARM)
-            .args(["manage", "-H", &format!("tcp://127.0.0.1:{port}"), "--replication", "--advertise", &format!("127.0.0.1:{port}"), "--replication-ttl", "3s"])
-            .args(["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("manager-cert.pem"), "--tlskey", &p("manager-key.pem"), "-l", "debug", &disc])
+            .args([
+                "manage",
+                "-H",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--replication",
+                "--advertise",
+                &format!("127.0.0.1:{port}"),
+                "--replication-ttl",
+                "3s",
+            ])
+            .args([
+                "--tlsverify",
+                "--tlscacert",
+                &p("ca.pem"),
+                "--tlscert",
+                &p("manager-cert.pem"),
+                "--tlskey",
+                &p("manager-key.pem"),
+                "-l",
+                "debug",
+                &disc,
+            ])
             .env_remove("RUST_LOG")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -302,22 +378,38 @@ fn replicas_forward_over_tls() {
             let _ = self.0.wait();
         }
     }
-    let logs = || ports.iter().map(|p| std::fs::read_to_string(d.join(format!("manage-{p}.log"))).unwrap_or_default()).collect::<Vec<_>>().join("\n----\n");
+    let logs = || {
+        ports
+            .iter()
+            .map(|p| std::fs::read_to_string(d.join(format!("manage-{p}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
     let docker = |port: u16, args: &[&str]| {
         let mut c = std::process::Command::new(testground::engine::docker_cli());
-        c.env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}")).env("DOCKER_CERT_PATH", d).env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CONFIG", d).args(args);
+        c.env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+            .env("DOCKER_CERT_PATH", d)
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CONFIG", d)
+            .args(args);
         testground::cmd::run(&mut c, None, Duration::from_secs(30))
     };
     let role = |port: u16| {
         let o = docker(port, &["info", "--format", "{{json .SystemStatus}}"]);
-        serde_json::from_str::<Vec<(String, String)>>(o.stdout.trim()).ok().and_then(|s| s.into_iter().find(|(k, _)| k == "Role").map(|(_, v)| v))
+        serde_json::from_str::<Vec<(String, String)>>(o.stdout.trim())
+            .ok()
+            .and_then(|s| s.into_iter().find(|(k, _)| k == "Role").map(|(_, v)| v))
     };
     let mut primary = None;
-    assert!(wait_until(Duration::from_secs(30), || {
-        let roles: Vec<Option<String>> = ports.iter().map(|p| role(*p)).collect();
-        primary = ports.iter().zip(&roles).find(|(_, r)| r.as_deref() == Some("primary")).map(|(p, _)| *p);
-        roles.iter().filter(|r| r.as_deref() == Some("replica")).count() == 2 && primary.is_some()
-    }), "{}", logs());
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let roles: Vec<Option<String>> = ports.iter().map(|p| role(*p)).collect();
+            primary = ports.iter().zip(&roles).find(|(_, r)| r.as_deref() == Some("primary")).map(|(p, _)| *p);
+            roles.iter().filter(|r| r.as_deref() == Some("replica")).count() == 2 && primary.is_some()
+        }),
+        "{}",
+        logs()
+    );
     let primary = primary.unwrap();
     let replica = *ports.iter().find(|p| **p != primary).unwrap();
     // `docker version` is not served by a replica itself: it comes from the primary over TLS.
@@ -328,7 +420,10 @@ fn replicas_forward_over_tls() {
     // Without a client certificate, the replica refuses the client before forwarding anything.
     let empty = tempfile::tempdir().unwrap();
     let mut c = std::process::Command::new(testground::engine::docker_cli());
-    c.env("DOCKER_HOST", format!("tcp://127.0.0.1:{replica}")).env("DOCKER_CONFIG", empty.path()).env_remove("DOCKER_CERT_PATH").args(["--tls", "version"]);
+    c.env("DOCKER_HOST", format!("tcp://127.0.0.1:{replica}"))
+        .env("DOCKER_CONFIG", empty.path())
+        .env_remove("DOCKER_CERT_PATH")
+        .args(["--tls", "version"]);
     let o = testground::cmd::run(&mut c, None, Duration::from_secs(20));
     assert!(!o.success(), "{o}");
 }

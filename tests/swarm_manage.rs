@@ -142,7 +142,16 @@ fn cluster_of_three_places_by_constraints_and_affinity() {
     let m = Manager::start(&[&n1, &n2, &n3], &[]);
 
     let info = m.docker_ok(&["info"]);
-    for want in ["Nodes: 3", "Strategy: spread", "Filters: health, port, containerslots, dependency, affinity, constraint, whitelist", " node-1: 127.0.0.1:", "└ Labels: ", "zone=a", "storage=ssd", "└ Reserved Memory: 0 B / "] {
+    for want in [
+        "Nodes: 3",
+        "Strategy: spread",
+        "Filters: health, port, containerslots, dependency, affinity, constraint, whitelist",
+        " node-1: 127.0.0.1:",
+        "└ Labels: ",
+        "zone=a",
+        "storage=ssd",
+        "└ Reserved Memory: 0 B / ",
+    ] {
         assert!(info.contains(want), "docker info lacks {want:?}:\n{info}");
     }
 
@@ -220,7 +229,12 @@ fn cluster_of_three_places_by_constraints_and_affinity() {
     // Impossible constraint: the conditions and why each node was turned down.
     let bad = m.docker(&["run", "-e", "constraint:zone==nowhere", "busybox", "true"]);
     assert!(!bad.success());
-    for want in ["Unable to find a node that satisfies the following conditions", "[zone==nowhere]", "node-1: constraint: constraint zone==nowhere: label zone=a", "node-3: constraint"] {
+    for want in [
+        "Unable to find a node that satisfies the following conditions",
+        "[zone==nowhere]",
+        "node-1: constraint: constraint zone==nowhere: label zone=a",
+        "node-3: constraint",
+    ] {
         assert!(bad.stderr.contains(want), "error lacks {want:?}:\n{}", bad.stderr);
     }
     let unknown = m.docker(&["inspect", "nope-not-here"]);
@@ -302,7 +316,8 @@ fn dead_node_turns_unhealthy_and_is_avoided() {
     }
     let e = m.docker(&["create", "-e", "constraint:node==dies-2", "busybox", "true"]);
     assert!(!e.success() && e.stderr.contains("dies-2: health: node is not healthy"), "{e}");
-    let metrics = testground::http::tcp(&m.addr, &testground::http::Request { method: "GET", path: "/metrics", headers: &[], body: b"" }).expect("metrics");
+    let metrics = testground::http::tcp(&m.addr, &testground::http::Request { method: "GET", path: "/metrics", headers: &[], body: b"" })
+        .expect("metrics");
     let text = metrics.text();
     assert!(text.contains("swarm_nodes{state=\"unhealthy\"} 1") && text.contains("swarm_scheduling_seconds_bucket"), "{text}");
     let _ = PathBuf::new();
@@ -315,10 +330,27 @@ fn dual_use_cert(dir: &std::path::Path) {
         let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
         assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     };
-    std::fs::write(dir.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n").expect("ext");
+    std::fs::write(dir.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+        .expect("ext");
     run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "manager-key.pem"]);
     run(&["req", "-new", "-key", "manager-key.pem", "-subj", "/CN=manager", "-out", "manager.csr"]);
-    run(&["x509", "-req", "-in", "manager.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-out", "manager-cert.pem", "-extfile", "manager.ext"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "manager.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "manager-cert.pem",
+        "-extfile",
+        "manager.ext",
+    ]);
 }
 
 #[test]
@@ -329,10 +361,17 @@ fn tls_both_ways() {
     let p = |n: &str| certs.path(n).display().to_string();
     let port = free_port();
     let o = common::opts()
-        .arg("-H").arg(&format!("tcp://127.0.0.1:{port}"))
-        .arg("--tlsverify").arg("--tlscacert").arg(&p("ca.pem"))
-        .arg("--tlscert").arg(&p("server-cert.pem")).arg("--tlskey").arg(&p("server-key.pem"))
-        .arg("--name").arg("tls-node");
+        .arg("-H")
+        .arg(&format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify")
+        .arg("--tlscacert")
+        .arg(&p("ca.pem"))
+        .arg("--tlscert")
+        .arg(&p("server-cert.pem"))
+        .arg("--tlskey")
+        .arg(&p("server-key.pem"))
+        .arg("--name")
+        .arg("tls-node");
     let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
     let args = ["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("manager-cert.pem"), "--tlskey", &p("manager-key.pem")];
     let m = Manager::start_with(&[&n], &args, Some(certs.dir.path().to_path_buf()));
@@ -356,12 +395,29 @@ fn tls_with_a_ca_verifies_node_certificates() {
     let p = |n: &str| certs.path(n).display().to_string();
     let port = free_port();
     let o = common::opts()
-        .arg("-H").arg(&format!("tcp://127.0.0.1:{port}"))
-        .arg("--tlsverify").arg("--tlscacert").arg(&p("ca.pem"))
-        .arg("--tlscert").arg(&p("server-cert.pem")).arg("--tlskey").arg(&p("server-key.pem"))
-        .arg("--name").arg("tls-ca-node");
+        .arg("-H")
+        .arg(&format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify")
+        .arg("--tlscacert")
+        .arg(&p("ca.pem"))
+        .arg("--tlscert")
+        .arg(&p("server-cert.pem"))
+        .arg("--tlskey")
+        .arg(&p("server-key.pem"))
+        .arg("--name")
+        .arg("tls-ca-node");
     let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
-    let tls = |ca: &str| ["--tls".to_string(), "--tlscacert".into(), p(ca), "--tlscert".into(), p("manager-cert.pem"), "--tlskey".into(), p("manager-key.pem")];
+    let tls = |ca: &str| {
+        [
+            "--tls".to_string(),
+            "--tlscacert".into(),
+            p(ca),
+            "--tlscert".into(),
+            p("manager-cert.pem"),
+            "--tlskey".into(),
+            p("manager-key.pem"),
+        ]
+    };
     let good = tls("ca.pem");
     let good: Vec<&str> = good.iter().map(String::as_str).collect();
     let m = Manager::start_with(&[&n], &good, Some(certs.dir.path().to_path_buf()));
@@ -504,7 +560,11 @@ fn classic_swarm_answers_through_the_manager() {
     n0.engine.docker_ok(&["tag", "busybox", "only-on-0:v1"]);
     n1.engine.docker_ok(&["tag", "busybox", "only-on-1:v1"]);
     let images = || lines(&m.docker_ok(&["images", "--format", "{{.Repository}}"]));
-    assert!(wait_until(Duration::from_secs(10), || images().contains(&"only-on-0".to_string()) && images().contains(&"only-on-1".to_string())), "{:?}", images());
+    assert!(
+        wait_until(Duration::from_secs(10), || images().contains(&"only-on-0".to_string()) && images().contains(&"only-on-1".to_string())),
+        "{:?}",
+        images()
+    );
     let out = m.tmp.path().join("save.tar").display().to_string();
     let o = m.docker(&["save", "-o", &out, "only-on-0:v1", "only-on-1:v1"]);
     assert!(!o.success() && o.stderr.contains("Unable to find a healthy engine containing all images"), "{o}");

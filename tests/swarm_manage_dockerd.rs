@@ -38,9 +38,10 @@ fn dockerd_in(host: &Host) -> HostProc {
 
 /// Our engine in `host`, on tcp://<host ip>:2375.
 fn engine_in(host: &Host) -> HostProc {
-    let mut a: Vec<String> = ["engine", "-H", &format!("tcp://{}:2375", host.ip()), "--insecure-tcp", "--name", "flotilla-node", "--label", "kind=flotilla"]
-        .map(String::from)
-        .to_vec();
+    let mut a: Vec<String> =
+        ["engine", "-H", &format!("tcp://{}:2375", host.ip()), "--insecure-tcp", "--name", "flotilla-node", "--label", "kind=flotilla"]
+            .map(String::from)
+            .to_vec();
     a.extend(host.engine_args());
     host.spawn("engine", SWARM, &a)
 }
@@ -86,19 +87,42 @@ fn manages_a_real_dockerd_next_to_our_engine() {
         m.load_busybox();
         let o = m.docker(&["run", "--rm", "-e", "constraint:kind==dockerd", "busybox", "echo", "hello-from-dockerd"]);
         assert!(o.success() && o.stdout.contains("hello-from-dockerd"), "{o}\n{}", m.log());
-        m.docker_ok(&["run", "-d", "--name", "on-real", "-e", "constraint:kind==dockerd", "-p", "8080:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+        m.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "on-real",
+            "-e",
+            "constraint:kind==dockerd",
+            "-p",
+            "8080:80",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ]);
         m.docker_ok(&["run", "-d", "--name", "on-ours", "-e", "constraint:kind==flotilla", "busybox", "sleep", "100"]);
         let ps = m.docker_ok(&["ps", "--format", "{{.Names}}"]);
         assert!(ps.contains("flotilla-node/on-ours") && ps.contains("/on-real"), "{ps}");
         assert_eq!(m.docker_ok(&["inspect", "-f", "{{.Node.IP}}", "on-real"]).trim(), h2.ip());
         // dockerd's published port, through its own iptables in its host.
         let r = wait_until(Duration::from_secs(10), || {
-            testground::http::tcp(&format!("{}:8080", h2.ip()), &testground::http::Request { method: "GET", path: "/hostname", headers: &[], body: b"" })
-                .is_ok_and(|r| r.status == 200)
+            testground::http::tcp(
+                &format!("{}:8080", h2.ip()),
+                &testground::http::Request { method: "GET", path: "/hostname", headers: &[], body: b"" },
+            )
+            .is_ok_and(|r| r.status == 200)
         });
         assert!(r, "dockerd's published port does not answer");
         // dockerd has an event stream: the manager sees a container created behind its back.
-        let direct = docker_at(&format!("unix://{}", h2.socket().display()), &["run", "-d", "--name", "behind-the-back", "busybox", "sleep", "100"], Duration::from_secs(60));
+        let direct = docker_at(
+            &format!("unix://{}", h2.socket().display()),
+            &["run", "-d", "--name", "behind-the-back", "busybox", "sleep", "100"],
+            Duration::from_secs(60),
+        );
         assert!(direct.success(), "{direct}");
         assert!(wait_until(Duration::from_secs(10), || m.docker(&["ps", "--format", "{{.Names}}"]).stdout.contains("behind-the-back")));
         // Networks and volumes made on dockerd behind the manager's back come from its events too.
@@ -110,14 +134,20 @@ fn manages_a_real_dockerd_next_to_our_engine() {
         on_real(&["network", "create", "dockerd-net"]);
         on_real(&["volume", "create", "dockerd-vol"]);
         on_real(&["network", "connect", "dockerd-net", "behind-the-back"]);
-        let listed = |what: &str, name: &str| m.docker(&[what, "ls", "--format", "{{.Name}}"]).stdout.lines().any(|l| l.ends_with(&format!("/{name}")));
+        let listed = |what: &str, name: &str| {
+            m.docker(&[what, "ls", "--format", "{{.Name}}"]).stdout.lines().any(|l| l.ends_with(&format!("/{name}")))
+        };
         assert!(wait_until(Duration::from_secs(10), || listed("network", "dockerd-net") && listed("volume", "dockerd-vol")), "{}", m.log());
         let members = || m.docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}}{{end}}", "dockerd-net"]).stdout;
         assert!(wait_until(Duration::from_secs(10), || members().trim() == "behind-the-back"), "{:?}\n{}", members(), m.log());
         on_real(&["network", "disconnect", "dockerd-net", "behind-the-back"]);
         on_real(&["network", "rm", "dockerd-net"]);
         on_real(&["volume", "rm", "dockerd-vol"]);
-        assert!(wait_until(Duration::from_secs(10), || !listed("network", "dockerd-net") && !listed("volume", "dockerd-vol")), "{}", m.log());
+        assert!(
+            wait_until(Duration::from_secs(10), || !listed("network", "dockerd-net") && !listed("volume", "dockerd-vol")),
+            "{}",
+            m.log()
+        );
         let o = m.docker(&["exec", "on-real", "echo", "exec-on-dockerd"]);
         assert!(o.success() && o.stdout.contains("exec-on-dockerd"), "{o}");
         // Nothing of dockerd's is visible outside its host.
@@ -142,7 +172,8 @@ fn manages_a_real_dockerd_next_to_our_engine() {
     for pid in container_pids {
         // Killed with the host; it may take a moment to be reaped (zombies hold nothing).
         let gone = wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(format!("/proc/{pid}/status")).map_or(true, |s| s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .map_or(true, |s| s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
         });
         assert!(gone, "container process {pid} left");
     }

@@ -4,8 +4,8 @@
 //! alias in both directions over VXLAN; bad input is refused with a clear error; `network rm`
 //! leaves no device behind on any host.
 mod discovery_common;
-use discovery_common::*;
 use discovery_common::manager;
+use discovery_common::*;
 use std::time::Duration;
 use testground::cmd::Output;
 use testground::etcd::Etcd;
@@ -69,14 +69,32 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     let mut etcd = Etcd::start_on(&[&net.gateway()], None);
     let (mut agents, n) = nodes(&net, &etcd, 2);
 
-    let id = n[0].ok(&["network", "create", "-d", "overlay", "--subnet", "10.231.0.0/24", "--label", "app=x", "-o", "com.docker.network.driver.mtu=1400", "ovnet"]);
+    let id = n[0].ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.231.0.0/24",
+        "--label",
+        "app=x",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "ovnet",
+    ]);
     // Seen by the other node through the store, with the global scope.
     assert!(
-        wait_until(Duration::from_secs(10), || n[1].docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]).stdout.contains("ovnet overlay global")),
+        wait_until(Duration::from_secs(10), || n[1]
+            .docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"])
+            .stdout
+            .contains("ovnet overlay global")),
         "{}",
         n[1].docker(&["network", "ls"])
     );
-    assert_eq!(n[1].ok(&["network", "inspect", "-f", "{{.Id}} {{index .Labels \"app\"}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", "ovnet"]), format!("{id} x 10.231.0.0/24"));
+    assert_eq!(
+        n[1].ok(&["network", "inspect", "-f", "{{.Id}} {{index .Labels \"app\"}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", "ovnet"]),
+        format!("{id} x 10.231.0.0/24")
+    );
 
     // Bad input, each refused with a clear error, nothing changed.
     let e = n[1].err(&["network", "create", "-d", "overlay", "ovnet"]);
@@ -90,7 +108,21 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     assert_eq!(n[0].ok(&["network", "ls", "-q", "--filter", "driver=overlay"]).lines().count(), 1);
 
     n[0].ok(&["run", "-d", "--name", "c1", "--network", "ovnet", "busybox", "sleep", "600"]);
-    n[1].ok(&["run", "-d", "--name", "c2", "--network", "ovnet", "--network-alias", "web", "--ip", "10.231.0.77", "busybox", "sleep", "600"]);
+    n[1].ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c2",
+        "--network",
+        "ovnet",
+        "--network-alias",
+        "web",
+        "--ip",
+        "10.231.0.77",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
     let ip_of = |node: &Node, c: &str| node.ok(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", c]);
     let (ip1, ip2) = (ip_of(&n[0], "c1"), ip_of(&n[1], "c2"));
     assert_eq!(ip2, "10.231.0.77");
@@ -114,8 +146,26 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     assert!(e.contains("already in use"), "{e}");
 
     // A published port of an overlay container answers on its node's address.
-    n[1].ok(&["run", "-d", "--name", "w1", "--network", "ovnet", "-p", "8099:80", "busybox", "sh", "-c", "mkdir -p /www && echo ov-port-ok > /www/index.html && exec httpd -f -p 80 -h /www"]);
-    let get = || testground::http::tcp(&format!("{}:8099", net.host(1).ip()), &testground::http::Request { method: "GET", path: "/", headers: &[], body: b"" });
+    n[1].ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w1",
+        "--network",
+        "ovnet",
+        "-p",
+        "8099:80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo ov-port-ok > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let get = || {
+        testground::http::tcp(
+            &format!("{}:8099", net.host(1).ip()),
+            &testground::http::Request { method: "GET", path: "/", headers: &[], body: b"" },
+        )
+    };
     assert!(wait_until(Duration::from_secs(10), || get().is_ok_and(|r| r.text().contains("ov-port-ok"))), "{:?}", get());
     // And by name from the other node.
     let o = n[0].ok(&["exec", "c1", "wget", "-qO-", "http://w1/"]);
@@ -175,7 +225,10 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     n[0].ok(&["network", "connect", "--alias", "dd", "ovnet", "d1"]);
     assert!(ping(&n[1], "c3", "dd"), "c3 -> dd after connect");
     n[0].ok(&["network", "disconnect", "ovnet", "d1"]);
-    assert!(wait_until(Duration::from_secs(10), || !n[1].docker(&["exec", "c3", "ping", "-c", "1", "-W", "1", "dd"]).success()), "dd still answers");
+    assert!(
+        wait_until(Duration::from_secs(10), || !n[1].docker(&["exec", "c3", "ping", "-c", "1", "-W", "1", "dd"]).success()),
+        "dd still answers"
+    );
     n[0].ok(&["rm", "-f", "d1"]);
 
     // etcd down: traffic keeps flowing, network changes fail with a clear error.
@@ -204,7 +257,11 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
     n[1].ok(&["rm", "-f", "c3"]);
     // The other node's endpoints are gone from node 1 too.
     assert!(wait_until(Duration::from_secs(10), || !neigh().contains("10.231.0.")), "{}", neigh());
-    assert!(wait_until(Duration::from_secs(10), || n[0].docker(&["network", "rm", "ovnet"]).success()), "{}", n[0].docker(&["network", "rm", "ovnet"]));
+    assert!(
+        wait_until(Duration::from_secs(10), || n[0].docker(&["network", "rm", "ovnet"]).success()),
+        "{}",
+        n[0].docker(&["network", "rm", "ovnet"])
+    );
     for (i, h) in net.hosts().iter().enumerate() {
         assert!(
             wait_until(Duration::from_secs(10), || links(h, "vxlan").trim().is_empty() && !links(h, "bridge").contains(&id[..6])),
@@ -250,11 +307,24 @@ fn overlay_through_the_manager() {
     assert!(wait_until(Duration::from_secs(10), || ls(&m).trim() == "mnet global"), "{}", ls(&m));
     let names: Vec<String> = n.iter().map(|node| node.ok(&["info", "--format", "{{.Name}}"])).collect();
     for (i, c) in ["m1", "m2"].iter().enumerate() {
-        m.docker_ok(&["run", "-d", "--name", c, "--network", "mnet", "-e", &format!("constraint:node=={}", names[i]), "busybox", "sleep", "600"]);
+        m.docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            c,
+            "--network",
+            "mnet",
+            "-e",
+            &format!("constraint:node=={}", names[i]),
+            "busybox",
+            "sleep",
+            "600",
+        ]);
     }
     assert_eq!(m.node_of("m1"), names[0]);
     assert_eq!(m.node_of("m2"), names[1]);
-    let ping = |c: &str, to: &str| wait_until(Duration::from_secs(15), || m.docker(&["exec", c, "ping", "-c", "1", "-W", "1", to]).success());
+    let ping =
+        |c: &str, to: &str| wait_until(Duration::from_secs(15), || m.docker(&["exec", c, "ping", "-c", "1", "-W", "1", to]).success());
     assert!(ping("m1", "m2"), "m1 -> m2\n{}", m.log());
     assert!(ping("m2", "m1"), "m2 -> m1");
     m.docker_ok(&["rm", "-f", "m1", "m2"]);

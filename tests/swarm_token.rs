@@ -89,7 +89,9 @@ fn no_engine_registers_another_engines_address() {
     let (token, net, d) = svc.cluster(1);
     let h = net.host(0);
     let addr = format!("{}:2376", h.ip());
-    let args: Vec<String> = ["join", "--advertise", &addr, "--no-engine", "--heartbeat", "1s", "--ttl", "3s", "--delay", "500ms", &d].map(String::from).to_vec();
+    let args: Vec<String> = ["join", "--advertise", &addr, "--no-engine", "--heartbeat", "1s", "--ttl", "3s", "--delay", "500ms", &d]
+        .map(String::from)
+        .to_vec();
     let mut agent = h.spawn("join-no-engine", SWARM, &args);
     let l = ["--discovery-url".to_string(), svc.url(), format!("token://{token}")];
     let l: Vec<&str> = l.iter().map(String::as_str).collect();

@@ -65,7 +65,8 @@ pub async fn resolve(e: &Entry) -> Result<SocketAddr, AgentError> {
     if let Ok(ip) = e.host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, e.port));
     }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((e.host.as_str(), e.port)).await.map_err(|_| AgentError::Resolve(e.to_string()))?.collect();
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((e.host.as_str(), e.port)).await.map_err(|_| AgentError::Resolve(e.to_string()))?.collect();
     addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| AgentError::Resolve(e.to_string()))
 }
 
@@ -168,7 +169,11 @@ async fn finish(task: tokio::task::JoinHandle<Result<(), EngineError>>) -> Resul
 
 /// Waits until `probe` accepts a TCP connection. `Ok(false)` when `shutdown` came first; the
 /// engine's own error when it exits first.
-async fn wait_ready(probe: SocketAddr, task: &mut tokio::task::JoinHandle<Result<(), EngineError>>, shutdown: &CancellationToken) -> Result<bool, AgentError> {
+async fn wait_ready(
+    probe: SocketAddr,
+    task: &mut tokio::task::JoinHandle<Result<(), EngineError>>,
+    shutdown: &CancellationToken,
+) -> Result<bool, AgentError> {
     let deadline = tokio::time::Instant::now() + ENGINE_READY_TIMEOUT;
     loop {
         if tokio::net::TcpStream::connect(probe).await.is_ok() {
@@ -207,7 +212,10 @@ mod tests {
     fn validates_like_classic_swarm() {
         assert!(validate(&cfg("etcd://127.0.0.1:2379/x", 1, 3)).is_ok());
         assert_eq!(validate(&cfg("etcd://127.0.0.1:2379/x", 0, 3)).unwrap_err().to_string(), "--heartbeat should be at least one second");
-        assert_eq!(validate(&cfg("etcd://127.0.0.1:2379/x", 3, 3)).unwrap_err().to_string(), "--ttl must be strictly superior to the heartbeat value");
+        assert_eq!(
+            validate(&cfg("etcd://127.0.0.1:2379/x", 3, 3)).unwrap_err().to_string(),
+            "--ttl must be strictly superior to the heartbeat value"
+        );
         assert!(validate(&cfg("nodes://10.0.0.1:1", 1, 3)).unwrap_err().to_string().contains("static list"));
     }
 

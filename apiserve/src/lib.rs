@@ -103,10 +103,8 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// The PEM certificates in `path` (at least one).
 pub fn certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let read = |detail: String| TlsError::Read { what, path: path.to_path_buf(), detail };
-    let v: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| read(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| read(e.to_string()))?;
+    let v: Vec<_> =
+        CertificateDer::pem_file_iter(path).map_err(|e| read(e.to_string()))?.collect::<Result<_, _>>().map_err(|e| read(e.to_string()))?;
     if v.is_empty() {
         return Err(read("no PEM certificate found".into()));
     }

@@ -21,7 +21,15 @@ struct Args {
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { url: String::new(), token_url: None, n: 1000, conc: 50, samples: 100, heartbeat: Duration::from_secs(1), label: String::new() };
+    let mut a = Args {
+        url: String::new(),
+        token_url: None,
+        n: 1000,
+        conc: 50,
+        samples: 100,
+        heartbeat: Duration::from_secs(1),
+        label: String::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{x} needs a value"));
@@ -37,7 +45,9 @@ fn args() -> Result<Args, String> {
         }
     }
     if a.url.is_empty() {
-        return Err("usage: discovery_bench <discovery url> [--discovery-url BASE] [--n N] [--concurrency C] [--samples S] [--heartbeat D]".into());
+        return Err(
+            "usage: discovery_bench <discovery url> [--discovery-url BASE] [--n N] [--concurrency C] [--samples S] [--heartbeat D]".into(),
+        );
     }
     if a.label.is_empty() {
         a.label = a.url.split("://").next().unwrap_or("?").to_string();
@@ -157,8 +167,33 @@ async fn main() {
 
     let rate = |n: usize, w: Duration| n as f64 / w.as_secs_f64();
     println!("== {} ({})", a.label, a.url);
-    println!("  first registration : {} nodes in {:.2} s = {:>8.0} reg/s  (p50 {}, p99 {}, {} errors, concurrency {})", a.n, wall1.as_secs_f64(), rate(lat1.len(), wall1), ms(pct(&mut lat1, 0.5)), ms(pct(&mut lat1, 0.99)), err1, a.conc);
-    println!("  renewal (heartbeat): {} nodes in {:.2} s = {:>8.0} reg/s  (p50 {}, p99 {}, {} errors)", a.n, wall2.as_secs_f64(), rate(lat2.len(), wall2), ms(pct(&mut lat2, 0.5)), ms(pct(&mut lat2, 0.99)), err2);
+    println!(
+        "  first registration : {} nodes in {:.2} s = {:>8.0} reg/s  (p50 {}, p99 {}, {} errors, concurrency {})",
+        a.n,
+        wall1.as_secs_f64(),
+        rate(lat1.len(), wall1),
+        ms(pct(&mut lat1, 0.5)),
+        ms(pct(&mut lat1, 0.99)),
+        err1,
+        a.conc
+    );
+    println!(
+        "  renewal (heartbeat): {} nodes in {:.2} s = {:>8.0} reg/s  (p50 {}, p99 {}, {} errors)",
+        a.n,
+        wall2.as_secs_f64(),
+        rate(lat2.len(), wall2),
+        ms(pct(&mut lat2, 0.5)),
+        ms(pct(&mut lat2, 0.99)),
+        err2
+    );
     println!("  listed after registration: {listed}");
-    println!("  watcher sees a new node: p50 {}, p99 {}, max {} ({} of {} samples seen, heartbeat {})", ms(pct(&mut seen, 0.5)), ms(pct(&mut seen, 0.99)), ms(pct(&mut seen, 1.0)), seen.len(), a.samples, duration::format(a.heartbeat));
+    println!(
+        "  watcher sees a new node: p50 {}, p99 {}, max {} ({} of {} samples seen, heartbeat {})",
+        ms(pct(&mut seen, 0.5)),
+        ms(pct(&mut seen, 0.99)),
+        ms(pct(&mut seen, 1.0)),
+        seen.len(),
+        a.samples,
+        duration::format(a.heartbeat)
+    );
 }

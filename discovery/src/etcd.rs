@@ -140,7 +140,9 @@ impl EtcdDiscovery {
 
     fn entry_of(&self, kv: &etcd_client::KeyValue) -> Option<Entry> {
         let v = String::from_utf8_lossy(kv.value());
-        Entry::parse(&v).map_err(|e| tracing::warn!(key = %String::from_utf8_lossy(kv.key()), error = %e, "ignoring an invalid entry in etcd")).ok()
+        Entry::parse(&v)
+            .map_err(|e| tracing::warn!(key = %String::from_utf8_lossy(kv.key()), error = %e, "ignoring an invalid entry in etcd"))
+            .ok()
     }
 
     /// Keeps `lease` alive once; returns its remaining TTL (0 or less: expired).
@@ -154,7 +156,13 @@ impl EtcdDiscovery {
     }
 
     /// One watch session: list, send, watch until the stream breaks or `stop`.
-    async fn watch_session(&self, tx: &mpsc::Sender<WatchEvent>, last: &mut Option<Vec<Entry>>, stop: &CancellationToken, connected: &mut bool) -> Result<(), DiscoveryError> {
+    async fn watch_session(
+        &self,
+        tx: &mpsc::Sender<WatchEvent>,
+        last: &mut Option<Vec<Entry>>,
+        stop: &CancellationToken,
+        connected: &mut bool,
+    ) -> Result<(), DiscoveryError> {
         let mut c = self.client().await?;
         let prefix = format!("{}/", self.inner.dir);
         let resp = self.op("get", c.get(prefix.clone(), Some(GetOptions::new().with_prefix()))).await?;
@@ -229,7 +237,10 @@ impl Discovery for EtcdDiscovery {
             if self.keep_alive(&mut c, lease).await? > 0 {
                 // The lease lives: put the key back only if someone removed or changed it.
                 let txn = Txn::new()
-                    .when([Compare::value(key.clone(), CompareOp::Equal, value.clone()), Compare::lease(key.clone(), CompareOp::Equal, lease)])
+                    .when([
+                        Compare::value(key.clone(), CompareOp::Equal, value.clone()),
+                        Compare::lease(key.clone(), CompareOp::Equal, lease),
+                    ])
                     .or_else([TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)))]);
                 self.op("txn", c.txn(txn)).await?;
                 return Ok(());

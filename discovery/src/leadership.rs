@@ -9,7 +9,9 @@
 //! [`Leader::is_me`] reads the clock at each call: a leader cut off from etcd stops leading at
 //! `until` even if its own task is late, so two leaders never overlap.
 use crate::{DiscoveryError, EtcdDiscovery};
-use etcd_client::{Client, Compare, CompareOp, EventType, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -165,7 +167,14 @@ impl Candidate {
     }
 
     /// Leads while the lease lives; returns when it is lost or the key is taken away.
-    async fn lead(&self, c: &mut Client, lease: i64, expires: Instant, rev: i64, tx: &watch::Sender<Status>) -> Result<End, DiscoveryError> {
+    async fn lead(
+        &self,
+        c: &mut Client,
+        lease: i64,
+        expires: Instant,
+        rev: i64,
+        tx: &watch::Sender<Status>,
+    ) -> Result<End, DiscoveryError> {
         let mut until = expires - self.margin();
         tx.send_modify(|s| {
             s.leader = Leader::Me { until };

@@ -63,9 +63,7 @@ impl DiscoveryOpts {
             (Some(ca), Some(cert), Some(key)) => Some(TlsFiles { ca, cert, key }),
             (None, None, None) => None,
             _ => {
-                return Err(DiscoveryError::InvalidOpt(
-                    "TLS to the KV store needs all of kv.cacertfile, kv.certfile and kv.keyfile".into(),
-                ))
+                return Err(DiscoveryError::InvalidOpt("TLS to the KV store needs all of kv.cacertfile, kv.certfile and kv.keyfile".into()))
             }
         };
         Ok(out)

@@ -143,8 +143,11 @@ impl TokenDiscovery {
         let status = resp.status().as_u16();
         let got = resp.headers().get(INDEX_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         let body = check(&url, resp).await?;
-        let addrs: Vec<String> = serde_json::from_str(&body)
-            .map_err(|e| DiscoveryError::Http { url: url.clone(), status, body: format!("expected a JSON array of \"ip:port\": {e}") })?;
+        let addrs: Vec<String> = serde_json::from_str(&body).map_err(|e| DiscoveryError::Http {
+            url: url.clone(),
+            status,
+            body: format!("expected a JSON array of \"ip:port\": {e}"),
+        })?;
         let mut out = vec![];
         for a in addrs {
             match Entry::parse(&a) {
@@ -272,10 +275,13 @@ mod tests {
 
     /// A service of the hosted protocol: lists without an index, ignores `?index=`.
     async fn old_service(set: Arc<std::sync::Mutex<Vec<String>>>) -> String {
-        let app = axum::Router::new().route("/v1/clusters/{token}", axum::routing::get(move || {
-            let set = set.clone();
-            async move { axum::Json(set.lock().unwrap().clone()) }
-        }));
+        let app = axum::Router::new().route(
+            "/v1/clusters/{token}",
+            axum::routing::get(move || {
+                let set = set.clone();
+                async move { axum::Json(set.lock().unwrap().clone()) }
+            }),
+        );
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(l, app).await });

@@ -59,7 +59,10 @@ impl RunDefaults {
             return Err(format!("--dns {bad}: not an IP address"));
         }
         let hc = bollard_stubs::models::HostConfig {
-            log_config: Some(bollard_stubs::models::HostConfigLogConfig { typ: self.log_driver.clone(), config: Some(self.log_opts.clone()) }),
+            log_config: Some(bollard_stubs::models::HostConfigLogConfig {
+                typ: self.log_driver.clone(),
+                config: Some(self.log_opts.clone()),
+            }),
             ulimits: Some(self.ulimits.clone()),
             shm_size: self.shm_size,
             ..Default::default()

@@ -54,8 +54,7 @@ impl Default for EventBus {
 impl Event {
     pub fn new(typ: &str, action: &str, id: &str, attributes: &[(&str, &str)]) -> Event {
         let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        let attributes: BTreeMap<String, String> =
-            attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let attributes: BTreeMap<String, String> = attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let legacy = matches!(typ, "container" | "image");
         Event {
             status: legacy.then(|| action.to_string()),
@@ -124,8 +123,22 @@ pub struct EventFilter {
     filters: HashMap<String, Vec<String>>,
 }
 
-pub const FILTER_KEYS: &[&str] =
-    &["container", "daemon", "event", "image", "label", "network", "plugin", "scope", "type", "volume", "node", "service", "secret", "config"];
+pub const FILTER_KEYS: &[&str] = &[
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "plugin",
+    "scope",
+    "type",
+    "volume",
+    "node",
+    "service",
+    "secret",
+    "config",
+];
 
 impl EventFilter {
     /// Refuses unknown keys with Docker's text.

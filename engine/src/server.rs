@@ -73,19 +73,14 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
                     std::fs::create_dir_all(dir)?;
                 }
                 let _ = std::fs::remove_file(path);
-                let l = tokio::net::UnixListener::bind(path)
-                    .map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;
+                let l = tokio::net::UnixListener::bind(path).map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
                 tracing::info!(addr = %h, "API listening");
-                tasks.spawn(async move {
-                    axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await
-                });
+                tasks.spawn(async move { axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await });
             }
             Listen::Tcp(addr) => {
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;
                 if let Some(tls) = tls.clone() {
                     tracing::info!(addr = %h, "API listening (TLS)");
                     tasks.spawn(async move {
@@ -95,9 +90,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
                     continue;
                 }
                 tracing::info!(addr = %h, "API listening");
-                tasks.spawn(async move {
-                    axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await
-                });
+                tasks.spawn(async move { axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await });
             }
         }
     }

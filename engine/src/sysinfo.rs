@@ -16,9 +16,7 @@ pub fn host_info() -> HostInfo {
     let mem_total = fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
         })
         .unwrap_or(0)
         * 1024;
@@ -26,11 +24,8 @@ pub fn host_info() -> HostInfo {
     let kernel_version = uts.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
     let hostname = uts.as_ref().map(|u| u.nodename().to_string_lossy().into_owned()).unwrap_or_default();
     let osr = fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let field = |k: &str| {
-        osr.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")).map(|v| v.trim_matches('"').to_string()))
-            .unwrap_or_default()
-    };
+    let field =
+        |k: &str| osr.lines().find_map(|l| l.strip_prefix(&format!("{k}=")).map(|v| v.trim_matches('"').to_string())).unwrap_or_default();
     let operating_system = field("PRETTY_NAME");
     let os_version = field("VERSION_ID");
     HostInfo { ncpu, mem_total, kernel_version, operating_system, os_version, hostname, cgroup_version: cgroup_version() }

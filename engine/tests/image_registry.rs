@@ -104,13 +104,8 @@ async fn upload_blob(c: &reqwest::Client, base: &str, repo: &str, data: &[u8]) -
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let loc = if loc.starts_with("http") { loc } else { format!("{base}{loc}") };
     let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c
-        .put(format!("{loc}{sep}digest={d}"))
-        .header("Content-Type", "application/octet-stream")
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r =
+        c.put(format!("{loc}{sep}digest={d}")).header("Content-Type", "application/octet-stream").body(data.to_vec()).send().await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     d
 }
@@ -289,10 +284,12 @@ async fn pull_with_bearer_token_auth() {
         b.append(&h, &b"ok"[..]).unwrap();
         b.into_inner().unwrap()
     };
-    let config = serde_json::to_vec(&json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha(&tar)]}})).unwrap();
+    let config =
+        serde_json::to_vec(&json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[sha(&tar)]}})).unwrap();
     let manifest = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
         "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":sha(&config),"size":config.len()},
-        "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":sha(&tar),"size":tar.len()}]})).unwrap();
+        "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":sha(&tar),"size":tar.len()}]}))
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let blobs: Arc<std::collections::HashMap<String, Vec<u8>>> =
@@ -310,7 +307,16 @@ async fn pull_with_bearer_token_auth() {
     let (c1, c2, c3) = (challenge.clone(), challenge.clone(), challenge);
     let m = manifest.clone();
     let app = axum::Router::new()
-        .route("/v2/", axum::routing::get(move |h: HeaderMap| async move { if authed(&h) { "{}".into_response() } else { c1() } }))
+        .route(
+            "/v2/",
+            axum::routing::get(move |h: HeaderMap| async move {
+                if authed(&h) {
+                    "{}".into_response()
+                } else {
+                    c1()
+                }
+            }),
+        )
         .route(
             "/token",
             axum::routing::get(|h: HeaderMap, q: axum::extract::RawQuery| async move {

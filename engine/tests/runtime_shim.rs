@@ -51,11 +51,7 @@ fn make_rootfs(root: &Path) {
             let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
         }
     }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
-    )
-    .unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n").unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
@@ -112,9 +108,8 @@ impl World {
 
 fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
     let rel = path.trim_start_matches('/');
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| rd.flatten().map(|e| e.path().join(rel)).collect())
-        .unwrap_or_default();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir("/sys/fs/cgroup").map(|rd| rd.flatten().map(|e| e.path().join(rel)).collect()).unwrap_or_default();
     v.push(Path::new("/sys/fs/cgroup").join(rel));
     v
 }
@@ -200,8 +195,7 @@ async fn echo_hello_attach_before_start() {
     assert_eq!(lines.len(), 1, "{log}");
     assert_eq!(lines[0]["log"], "hello\n");
     assert_eq!(lines[0]["stream"], "stdout");
-    let exit_file: engine::runtime::Exit =
-        serde_json::from_slice(&std::fs::read(spec.state_dir.join("exit.json")).unwrap()).unwrap();
+    let exit_file: engine::runtime::Exit = serde_json::from_slice(&std::fs::read(spec.state_dir.join("exit.json")).unwrap()).unwrap();
     assert_eq!(exit_file.code, 0);
     // A second wait is answered too (by the lingering shim).
     assert_eq!(wait(rt, &spec).await.code, 0);
@@ -554,7 +548,9 @@ async fn exec_joins_the_container_and_reports_exit() {
     // stdin, stdout and stderr as pipes; the exit code; the container's hostname and cgroup.
     let es = ExecSpec {
         exec_id: "e1".into(),
-        args: ["sh", "-c", "read x; echo got=$x $(hostname); echo err >&2; cat /proc/self/cgroup | grep memory; exit 3"].map(String::from).to_vec(),
+        args: ["sh", "-c", "read x; echo got=$x $(hostname); echo err >&2; cat /proc/self/cgroup | grep memory; exit 3"]
+            .map(String::from)
+            .to_vec(),
         env: vec!["PATH=/bin".into()],
         cwd: "/".into(),
         stdin: true,
@@ -575,7 +571,13 @@ async fn exec_joins_the_container_and_reports_exit() {
     assert!(out.contains(":memory:/"), "{out}");
     assert_eq!(err, "err\n");
     // A tty: the pty master carries the output and takes resizes.
-    let es = ExecSpec { exec_id: "e2".into(), args: ["sh", "-c", "sleep 0.3; stty size"].map(String::from).to_vec(), tty: true, console_size: Some((10, 20)), ..Default::default() };
+    let es = ExecSpec {
+        exec_id: "e2".into(),
+        args: ["sh", "-c", "sleep 0.3; stty size"].map(String::from).to_vec(),
+        tty: true,
+        console_size: Some((10, 20)),
+        ..Default::default()
+    };
     let mut p = rt.exec(&spec.id, &spec.state_dir, &es).await.unwrap();
     let mut out = Vec::new();
     p.stdout.take().unwrap().read_to_end(&mut out).await.unwrap();

@@ -82,8 +82,16 @@ impl Metrics {
         let _ = writeln!(out, "# HELP swarm_containers Containers on all nodes.\n# TYPE swarm_containers gauge");
         let _ = writeln!(out, "swarm_containers{{state=\"all\"}} {}", g.containers);
         let _ = writeln!(out, "swarm_containers{{state=\"running\"}} {}", g.running);
-        let _ = writeln!(out, "# HELP swarm_images Images on all nodes (not deduplicated).\n# TYPE swarm_images gauge\nswarm_images {}", g.images);
-        let _ = writeln!(out, "# HELP swarm_event_listeners Clients following /events.\n# TYPE swarm_event_listeners gauge\nswarm_event_listeners {}", g.event_listeners);
+        let _ = writeln!(
+            out,
+            "# HELP swarm_images Images on all nodes (not deduplicated).\n# TYPE swarm_images gauge\nswarm_images {}",
+            g.images
+        );
+        let _ = writeln!(
+            out,
+            "# HELP swarm_event_listeners Clients following /events.\n# TYPE swarm_event_listeners gauge\nswarm_event_listeners {}",
+            g.event_listeners
+        );
         let _ = writeln!(out, "# HELP swarm_creates_total Container creates through the scheduler.\n# TYPE swarm_creates_total counter");
         let _ = writeln!(out, "swarm_creates_total{{result=\"ok\"}} {}", self.creates_ok.load(Ordering::Relaxed));
         let _ = writeln!(out, "swarm_creates_total{{result=\"error\"}} {}", self.creates_failed.load(Ordering::Relaxed));
@@ -105,7 +113,15 @@ mod tests {
         let m = Metrics::default();
         m.observe_placement(Duration::from_micros(300));
         m.observe_create(Duration::from_millis(3), true);
-        let g = Gauges { nodes: vec![("healthy", 2), ("pending", 1)], containers: 5, running: 3, images: 4, event_listeners: 0, primary: false, elections: 2 };
+        let g = Gauges {
+            nodes: vec![("healthy", 2), ("pending", 1)],
+            containers: 5,
+            running: 3,
+            images: 4,
+            event_listeners: 0,
+            primary: false,
+            elections: 2,
+        };
         let t = m.render(&g);
         assert!(t.contains("swarm_nodes{state=\"healthy\"} 2"));
         assert!(t.contains("swarm_scheduling_seconds_bucket{le=\"0.0005\"} 1"));

@@ -101,7 +101,10 @@ async fn handle(State(node): State<Arc<SimNode>>, req: Request) -> Response {
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     match (parts.method.as_str(), segs.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => "OK".into_response(),
-        ("GET", ["version"]) => Json(json!({"Version": "sim-1.0", "ApiVersion": "1.41", "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"})).into_response(),
+        ("GET", ["version"]) => {
+            Json(json!({"Version": "sim-1.0", "ApiVersion": "1.41", "MinAPIVersion": "1.24", "Os": "linux", "Arch": "amd64"}))
+                .into_response()
+        }
         ("GET", ["info"]) => Json(json!({
             "ID": node.id, "Name": node.name, "NCPU": node.ncpu, "MemTotal": node.memory, "Labels": node.labels,
             "Driver": "sim", "KernelVersion": "6.0-sim", "OperatingSystem": "Simulated Linux", "OSType": "linux",
@@ -109,15 +112,18 @@ async fn handle(State(node): State<Arc<SimNode>>, req: Request) -> Response {
         }))
         .into_response(),
         ("GET", ["images", "json"]) => Json(json!([{"Id": "sha256:5100000000000000000000000000000000000000000000000000000000000000",
-            "RepoTags": ["busybox:latest"], "RepoDigests": [], "Created": 1700000000, "Size": 1000000, "Labels": null, "Containers": -1}])).into_response(),
+            "RepoTags": ["busybox:latest"], "RepoDigests": [], "Created": 1700000000, "Size": 1000000, "Labels": null, "Containers": -1}]))
+        .into_response(),
         ("GET", ["containers", "json"]) => {
             let all = query.get("all").is_some_and(|v| v == "1" || v == "true");
             let rows: Vec<Value> = node
                 .lock()
                 .iter()
                 .filter(|(_, c)| all || c.running)
-                .map(|(id, c)| json!({"Id": id, "Names": [format!("/{}", c.name)], "Image": "busybox",
-                    "State": if c.running { "running" } else { "created" }, "Status": "", "Created": 0}))
+                .map(|(id, c)| {
+                    json!({"Id": id, "Names": [format!("/{}", c.name)], "Image": "busybox",
+                    "State": if c.running { "running" } else { "created" }, "Status": "", "Created": 0})
+                })
                 .collect();
             Json(rows).into_response()
         }
@@ -129,7 +135,10 @@ async fn handle(State(node): State<Arc<SimNode>>, req: Request) -> Response {
             let name = query.get("name").cloned().unwrap_or_else(|| format!("sim_{}_{n}", node.name));
             let mut cs = node.lock();
             if let Some((other, _)) = cs.iter().find(|(_, c)| c.name == name) {
-                return err(StatusCode::CONFLICT, format!("Conflict. The container name \"/{name}\" is already in use by container \"{other}\"."));
+                return err(
+                    StatusCode::CONFLICT,
+                    format!("Conflict. The container name \"/{name}\" is already in use by container \"{other}\"."),
+                );
             }
             let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
             cs.insert(id.clone(), SimContainer { name: name.clone(), config, created, running: false });

@@ -10,8 +10,6 @@ use std::sync::Arc;
 
 pub use apiserve::{certs, key, provider, roots, server_config, TlsError, TlsOptions};
 
-
-
 /// The client side (connections to nodes and to the primary manager): our certificate as
 /// client certificate; peers verified against the CA whenever one is given (`--tlsverify`, or
 /// `--tls --tlscacert`), not verified with `--tls` alone and no CA (classic Swarm's

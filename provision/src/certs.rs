@@ -4,8 +4,8 @@
 //! `localhost` and the `--tls-san` values. Keys are ECDSA P-256 (rcgen, ring).
 use crate::fsutil::{write_atomic, FileLock};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType, SerialNumber,
 };
 use std::io::Read;
 use std::net::IpAddr;
@@ -47,7 +47,12 @@ pub struct CaPaths {
 
 impl CaPaths {
     pub fn in_dir(dir: &Path) -> CaPaths {
-        CaPaths { ca_cert: dir.join("ca.pem"), ca_key: dir.join("ca-key.pem"), client_cert: dir.join("cert.pem"), client_key: dir.join("key.pem") }
+        CaPaths {
+            ca_cert: dir.join("ca.pem"),
+            ca_key: dir.join("ca-key.pem"),
+            client_cert: dir.join("cert.pem"),
+            client_key: dir.join("key.pem"),
+        }
     }
     fn lock_path(&self) -> PathBuf {
         self.ca_cert.with_file_name(".certs.lock")
@@ -69,7 +74,8 @@ pub fn bootstrap(p: &CaPaths, force_client: bool) -> Result<Bootstrapped, CertEr
     let lock = p.lock_path();
     let _l = FileLock::acquire(&lock).map_err(io(&lock))?;
     let mut done = Bootstrapped::default();
-    let ca_ok = [&p.ca_cert, &p.ca_key].iter().all(|f| f.is_file()) && cert_info(&p.ca_cert).is_ok_and(|i| i.valid_for_days(RENEW_BEFORE_DAYS));
+    let ca_ok =
+        [&p.ca_cert, &p.ca_key].iter().all(|f| f.is_file()) && cert_info(&p.ca_cert).is_ok_and(|i| i.valid_for_days(RENEW_BEFORE_DAYS));
     if !ca_ok {
         tracing::info!("creating CA: {}", p.ca_cert.display());
         let (cert, key) = make_ca(&user_org())?;
@@ -133,7 +139,8 @@ fn read(path: &Path) -> Result<String, CertError> {
 /// `sans` are IP addresses or DNS names. Returns (cert PEM, key PEM).
 pub fn issue(p: &CaPaths, org: &str, sans: &[String], client_auth: bool, client: bool) -> Result<(String, String), CertError> {
     let ca_key = KeyPair::from_pem(&read(&p.ca_key)?).map_err(|e| CertError::Parse { path: p.ca_key.clone(), detail: e.to_string() })?;
-    let issuer = Issuer::from_ca_cert_pem(&read(&p.ca_cert)?, ca_key).map_err(|e| CertError::Parse { path: p.ca_cert.clone(), detail: e.to_string() })?;
+    let issuer = Issuer::from_ca_cert_pem(&read(&p.ca_cert)?, ca_key)
+        .map_err(|e| CertError::Parse { path: p.ca_cert.clone(), detail: e.to_string() })?;
     let mut params = base_params(org);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyAgreement];
     params.use_authority_key_identifier_extension = true;
@@ -162,7 +169,15 @@ pub fn issue(p: &CaPaths, org: &str, sans: &[String], client_auth: bool, client:
 }
 
 /// Writes a server certificate for a machine: SANs = `extra_sans` + `ip` + `localhost`.
-pub fn write_server_cert(p: &CaPaths, machine: &str, ip: &str, extra_sans: &[String], client_auth: bool, cert_path: &Path, key_path: &Path) -> Result<(), CertError> {
+pub fn write_server_cert(
+    p: &CaPaths,
+    machine: &str,
+    ip: &str,
+    extra_sans: &[String],
+    client_auth: bool,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), CertError> {
     let mut sans: Vec<String> = extra_sans.to_vec();
     sans.push(ip.to_string());
     sans.push("localhost".into());
@@ -246,7 +261,9 @@ mod tests {
         assert!(i.subject.contains(".m1"), "{}", i.subject);
         assert_eq!(i.issuer, cert_info(&p.ca_cert).unwrap().subject);
         // openssl agrees that the chain verifies, when it is installed.
-        if let Ok(o) = std::process::Command::new("openssl").arg("verify").arg("-CAfile").arg(&p.ca_cert).arg(&sc).arg(&p.client_cert).output() {
+        if let Ok(o) =
+            std::process::Command::new("openssl").arg("verify").arg("-CAfile").arg(&p.ca_cert).arg(&sc).arg(&p.client_cert).output()
+        {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
         }
     }

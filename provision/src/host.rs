@@ -203,7 +203,8 @@ mod tests {
         assert!(ho["AuthOptions"]["ServerCertSANs"].is_array());
         assert_eq!(v["ConfigVersion"], 3);
         let b = serde_json::to_value(BaseDriver::default()).unwrap();
-        for k in ["IPAddress", "MachineName", "SSHUser", "SSHPort", "SSHKeyPath", "StorePath", "SwarmMaster", "SwarmHost", "SwarmDiscovery"] {
+        for k in ["IPAddress", "MachineName", "SSHUser", "SSHPort", "SSHKeyPath", "StorePath", "SwarmMaster", "SwarmHost", "SwarmDiscovery"]
+        {
             assert!(b.get(k).is_some(), "{k}");
         }
     }

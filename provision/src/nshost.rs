@@ -25,7 +25,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NsHostError + '_ {
 /// Runs a command, returning stdout; error with its stderr unless it succeeds.
 pub fn sh(prog: &str, args: &[&str]) -> Result<String, NsHostError> {
     let cmd = format!("{prog} {}", args.join(" "));
-    let o = Command::new(prog).args(args).stdin(Stdio::null()).output().map_err(|e| NsHostError::Cmd { cmd: cmd.clone(), output: e.to_string() })?;
+    let o = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| NsHostError::Cmd { cmd: cmd.clone(), output: e.to_string() })?;
     if !o.status.success() {
         return Err(NsHostError::Cmd { cmd, output: String::from_utf8_lossy(&o.stderr).trim().to_string() });
     }
@@ -181,7 +185,8 @@ impl NsHost {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| NsHostError::Cmd { cmd: "ip netns exec … host-init.sh".into(), output: e.to_string() })?;
+        let mut child =
+            cmd.spawn().map_err(|e| NsHostError::Cmd { cmd: "ip netns exec … host-init.sh".into(), output: e.to_string() })?;
         let pid = child.id();
         std::fs::write(self.pid_file(), pid.to_string()).map_err(io(&self.pid_file()))?;
         // Reap it whenever it ends (it outlives a short-lived `machine` process, which is fine).
@@ -274,7 +279,8 @@ pub fn tracking_root() -> PathBuf {
 }
 
 fn procs(dir: &Path) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let mut v: Vec<i32> =
+        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -375,7 +381,15 @@ mod tests {
         assert_eq!(a.len(), 8);
         assert_ne!(a, short_id(&["/store", "m2"]));
         assert_ne!(short_id(&["/a", "bc"]), short_id(&["/ab", "c"]));
-        let h = NsHost { id: a.clone(), hostname: "m1".into(), dir: "/s/m1".into(), bridge: "br".into(), ip: "10.9.0.2".parse().unwrap(), prefix: 24, gateway: "10.9.0.1".parse().unwrap() };
+        let h = NsHost {
+            id: a.clone(),
+            hostname: "m1".into(),
+            dir: "/s/m1".into(),
+            bridge: "br".into(),
+            ip: "10.9.0.2".parse().unwrap(),
+            prefix: 24,
+            gateway: "10.9.0.1".parse().unwrap(),
+        };
         assert!(h.veth().len() <= 15);
         assert_eq!(h.cgroup(), format!("/flm-{a}"));
         let s = h.init_script();

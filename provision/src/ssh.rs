@@ -51,7 +51,11 @@ pub struct SshTarget {
 impl SshTarget {
     /// `sudo ` for non-root users, empty for root.
     pub fn sudo(&self) -> &'static str {
-        if self.user == "root" { "" } else { "sudo " }
+        if self.user == "root" {
+            ""
+        } else {
+            "sudo "
+        }
     }
 }
 

@@ -192,7 +192,13 @@ mod tests {
     use crate::host::HostOptions;
 
     fn host(name: &str) -> Host {
-        Host { config_version: 3, driver: serde_json::json!({"IPAddress": "1.2.3.4"}), driver_name: "none".into(), host_options: HostOptions::default(), name: name.into() }
+        Host {
+            config_version: 3,
+            driver: serde_json::json!({"IPAddress": "1.2.3.4"}),
+            driver_name: "none".into(),
+            host_options: HostOptions::default(),
+            name: name.into(),
+        }
     }
 
     #[test]

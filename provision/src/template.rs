@@ -234,10 +234,14 @@ fn type_name(v: &Value) -> &'static str {
 fn eval(p: &[Cmd], dot: &Value) -> Result<Value, TemplateError> {
     let mut prev: Option<Value> = None;
     for c in p {
-        let mut args: Vec<Value> = c.args.iter().map(|a| match a {
-            Arg::Field(path) => field(dot, path),
-            Arg::Str(s) => Ok(Value::String(s.clone())),
-        }).collect::<Result<_, _>>()?;
+        let mut args: Vec<Value> = c
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Field(path) => field(dot, path),
+                Arg::Str(s) => Ok(Value::String(s.clone())),
+            })
+            .collect::<Result<_, _>>()?;
         if let Some(v) = prev.take() {
             args.push(v);
         }

@@ -45,7 +45,12 @@ pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<rustls::C
     Ok(Arc::new(cfg))
 }
 
-fn connect(cfg: &Arc<rustls::ClientConfig>, host: &str, port: u16, timeout: Duration) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, TlsCheckError> {
+fn connect(
+    cfg: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, TlsCheckError> {
     let addr = crate::driver::generic::join_host_port(host, port);
     let dial = |detail: String| TlsCheckError::Dial { addr: addr.clone(), detail };
     let sa = addr.to_socket_addrs().map_err(|e| dial(e.to_string()))?.next().ok_or_else(|| dial("no address".into()))?;
@@ -67,7 +72,9 @@ fn classify(e: std::io::Error, host: &str) -> TlsCheckError {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).cloned();
     match inner {
         Some(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-        | Some(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => TlsCheckError::NameMismatch(host.to_string()),
+        | Some(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
+            TlsCheckError::NameMismatch(host.to_string())
+        }
         Some(other) => TlsCheckError::Tls(other.to_string()),
         None => TlsCheckError::Tls(e.to_string()),
     }
@@ -99,8 +106,10 @@ pub fn get(cfg: &Arc<rustls::ClientConfig>, host: &str, port: u16, path: &str, t
 fn parse_response(buf: &[u8]) -> Result<(u16, String), TlsCheckError> {
     let text = String::from_utf8_lossy(buf);
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| TlsCheckError::Http("malformed HTTP response".into()))?;
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| TlsCheckError::Http("malformed status line".into()))?;
-    let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
+    let status: u16 =
+        head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| TlsCheckError::Http("malformed status line".into()))?;
+    let chunked =
+        head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
     let body = if chunked { dechunk(body) } else { body.to_string() };
     Ok((status, body))
 }

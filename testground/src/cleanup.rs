@@ -40,9 +40,7 @@ pub fn cleanup(r: &Resources) -> Vec<String> {
 }
 
 fn pids() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default()
+    std::fs::read_dir("/proc").map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect()).unwrap_or_default()
 }
 
 /// True when a `/proc/<pid>/cgroup` line's path is `parent` or below it.
@@ -88,7 +86,10 @@ pub fn kill_processes(r: &Resources, notes: &mut Vec<String>) {
         // Zombies cannot be killed further; they disappear when reaped.
         let alive: Vec<i32> = victims
             .into_iter()
-            .filter(|p| !std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|t| t.trim_start().starts_with('Z'))))
+            .filter(|p| {
+                !std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| s.rsplit(')').next().is_some_and(|t| t.trim_start().starts_with('Z')))
+            })
             .collect();
         if alive.is_empty() {
             return;
@@ -372,7 +373,21 @@ mod tests {
         assert_eq!(rules.len(), 2);
         assert_eq!(
             rules[0],
-            ["-D", "POSTROUTING", "-s", "10.160.1.0/24", "!", "-o", "fltt0042", "-m", "comment", "--comment", "flotilla fltt0042 nat", "-j", "MASQUERADE"]
+            [
+                "-D",
+                "POSTROUTING",
+                "-s",
+                "10.160.1.0/24",
+                "!",
+                "-o",
+                "fltt0042",
+                "-m",
+                "comment",
+                "--comment",
+                "flotilla fltt0042 nat",
+                "-j",
+                "MASQUERADE"
+            ]
         );
         assert_eq!(split_rule(r#"A "x \"y\"" "" b"#), ["A", "x \"y\"", "", "b"]);
     }

@@ -73,7 +73,14 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            return Output { cmdline, status: None, stdout: String::new(), stderr: format!("spawn failed: {e}"), timed_out: false, elapsed: start.elapsed() }
+            return Output {
+                cmdline,
+                status: None,
+                stdout: String::new(),
+                stderr: format!("spawn failed: {e}"),
+                timed_out: false,
+                elapsed: start.elapsed(),
+            }
         }
     };
     let writer = stdin.map(|data| {

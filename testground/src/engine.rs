@@ -129,28 +129,16 @@ impl Engine {
         let slot = Slot::acquire();
         let tmp = tempfile::Builder::new().prefix("flotilla-engine-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         // Short: unix socket paths (shim sockets) must stay below 108 bytes.
-        let exec_tmp = tempfile::Builder::new()
-            .prefix(&format!("fltx{}-", slot.index))
-            .tempdir_in("/tmp")
-            .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let exec_tmp =
+            tempfile::Builder::new().prefix(&format!("fltx{}-", slot.index)).tempdir_in("/tmp").unwrap_or_else(|e| panic!("tempdir: {e}"));
         let socket = tmp.path().join("docker.sock");
         let data_root = tmp.path().join("data");
         let exec_root = exec_tmp.path().join("exec");
         let docker_config = tmp.path().join("docker-config");
         let log = tmp.path().join("engine.log");
         std::fs::create_dir_all(&docker_config).unwrap_or_else(|e| panic!("mkdir: {e}"));
-        let mut engine = Engine {
-            child: None,
-            slot,
-            tmp: Some(tmp),
-            exec_tmp: Some(exec_tmp),
-            socket,
-            data_root,
-            exec_root,
-            docker_config,
-            log,
-            opts,
-        };
+        let mut engine =
+            Engine { child: None, slot, tmp: Some(tmp), exec_tmp: Some(exec_tmp), socket, data_root, exec_root, docker_config, log, opts };
         engine.spawn(&bin);
         engine
     }
@@ -404,11 +392,8 @@ impl Engine {
     pub fn teardown(&mut self) -> Vec<String> {
         self.terminate(Duration::from_secs(10));
         let mut notes = Vec::new();
-        let res = Resources {
-            bridge: Some(self.slot.bridge.clone()),
-            cgroup_parent: Some(self.slot.cgroup_parent.clone()),
-            roots: self.roots(),
-        };
+        let res =
+            Resources { bridge: Some(self.slot.bridge.clone()), cgroup_parent: Some(self.slot.cgroup_parent.clone()), roots: self.roots() };
         notes.extend(cleanup::cleanup(&res));
         if self.opts.dockerd {
             cleanup::dockerd_leftovers();

@@ -47,14 +47,68 @@ impl TlsCerts {
             }
             Ok(())
         };
-        ossl(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=flotilla-test-ca", "-keyout", &s(p("ca-key.pem")), "-out", &s(p("ca.pem"))])?;
+        ossl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=flotilla-test-ca",
+            "-keyout",
+            &s(p("ca-key.pem")),
+            "-out",
+            &s(p("ca.pem")),
+        ])?;
         let san: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).chain(["DNS:localhost".to_string()]).collect();
-        for (name, cn, ext) in [("server", "etcd", format!("subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth", san.join(","))), ("client", "client", "extendedKeyUsage=clientAuth".to_string())] {
+        for (name, cn, ext) in [
+            ("server", "etcd", format!("subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth", san.join(","))),
+            ("client", "client", "extendedKeyUsage=clientAuth".to_string()),
+        ] {
             std::fs::write(p(&format!("{name}.ext")), ext)?;
-            ossl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", &format!("/CN={cn}"), "-keyout", &s(p(&format!("{name}-key.pem"))), "-out", &s(p(&format!("{name}.csr")))])?;
-            ossl(&["x509", "-req", "-in", &s(p(&format!("{name}.csr"))), "-CA", &s(p("ca.pem")), "-CAkey", &s(p("ca-key.pem")), "-CAcreateserial", "-days", "2", "-extfile", &s(p(&format!("{name}.ext"))), "-out", &s(p(&format!("{name}.pem")))])?;
+            ossl(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &s(p(&format!("{name}-key.pem"))),
+                "-out",
+                &s(p(&format!("{name}.csr"))),
+            ])?;
+            ossl(&[
+                "x509",
+                "-req",
+                "-in",
+                &s(p(&format!("{name}.csr"))),
+                "-CA",
+                &s(p("ca.pem")),
+                "-CAkey",
+                &s(p("ca-key.pem")),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &s(p(&format!("{name}.ext"))),
+                "-out",
+                &s(p(&format!("{name}.pem"))),
+            ])?;
         }
-        Ok(TlsCerts { ca: p("ca.pem"), server_cert: p("server.pem"), server_key: p("server-key.pem"), client_cert: p("client.pem"), client_key: p("client-key.pem") })
+        Ok(TlsCerts {
+            ca: p("ca.pem"),
+            server_cert: p("server.pem"),
+            server_key: p("server-key.pem"),
+            client_cert: p("client.pem"),
+            client_key: p("client-key.pem"),
+        })
     }
 }
 
@@ -118,21 +172,35 @@ impl Etcd {
         let name = format!("flt{}", self.client_port);
         let logf = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path())?;
         let mut c = Command::new(ETCD_BIN);
-        c.arg("--name").arg(&name)
-            .arg("--data-dir").arg(self.dir().join("data"))
-            .arg("--listen-client-urls").arg(clients.join(","))
-            .arg("--advertise-client-urls").arg(&clients[0])
-            .arg("--listen-peer-urls").arg(&peer)
-            .arg("--initial-advertise-peer-urls").arg(&peer)
-            .arg("--initial-cluster").arg(format!("{name}={peer}"))
-            .arg("--log-level").arg("warn")
+        c.arg("--name")
+            .arg(&name)
+            .arg("--data-dir")
+            .arg(self.dir().join("data"))
+            .arg("--listen-client-urls")
+            .arg(clients.join(","))
+            .arg("--advertise-client-urls")
+            .arg(&clients[0])
+            .arg("--listen-peer-urls")
+            .arg(&peer)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer)
+            .arg("--initial-cluster")
+            .arg(format!("{name}={peer}"))
+            .arg("--log-level")
+            .arg("warn")
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)
             .stderr(logf);
         if let Some(t) = &self.tls {
-            c.arg("--cert-file").arg(&t.server_cert).arg("--key-file").arg(&t.server_key).arg("--trusted-ca-file").arg(&t.ca).arg("--client-cert-auth");
+            c.arg("--cert-file")
+                .arg(&t.server_cert)
+                .arg("--key-file")
+                .arg(&t.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
         }
         self.child = Some(c.spawn().context("spawning etcd")?);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -199,7 +267,15 @@ impl Etcd {
             *last += 1;
         }
         let body = format!(r#"{{"key":"{}","range_end":"{}"}}"#, b64(prefix.as_bytes()), b64(&end));
-        let r = crate::http::tcp(&self.endpoint(), &crate::http::Request { method: "POST", path: "/v3/kv/range", headers: &[("Content-Type", "application/json")], body: body.as_bytes() })?;
+        let r = crate::http::tcp(
+            &self.endpoint(),
+            &crate::http::Request {
+                method: "POST",
+                path: "/v3/kv/range",
+                headers: &[("Content-Type", "application/json")],
+                body: body.as_bytes(),
+            },
+        )?;
         let v = r.json()?;
         let mut out = vec![];
         for kv in v["kvs"].as_array().cloned().unwrap_or_default() {

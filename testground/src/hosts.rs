@@ -207,7 +207,12 @@ impl Host {
 
     /// A command running `program args` inside this host (netns, private mounts, hostname).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[String]) -> Command {
-        let script = format!("set -e\nhostname {}\n{}mount -t tmpfs -o mode=755 run-{} /run\nexec \"$@\"\n", self.hostname, cgroup_mount_script(), self.ns);
+        let script = format!(
+            "set -e\nhostname {}\n{}mount -t tmpfs -o mode=755 run-{} /run\nexec \"$@\"\n",
+            self.hostname,
+            cgroup_mount_script(),
+            self.ns
+        );
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns, "unshare", "--mount", "--uts", "--propagation", "private", "--", "sh", "-c", &script, "sh"]);
         c.arg(program);
@@ -243,7 +248,8 @@ impl Host {
         let mut roots = vec![];
         roots.extend(self.tmp.as_ref().map(|t| t.path().to_path_buf()));
         roots.extend(self.exec_tmp.as_ref().map(|t| t.path().to_path_buf()));
-        let mut notes = cleanup::cleanup(&Resources { bridge: None, cgroup_parent: Some(self.slot.cgroup_parent.clone()), roots: roots.clone() });
+        let mut notes =
+            cleanup::cleanup(&Resources { bridge: None, cgroup_parent: Some(self.slot.cgroup_parent.clone()), roots: roots.clone() });
         let o = run_args("ip", &["netns", "del", &self.ns]);
         if !o.success() {
             notes.push(format!("ip netns del {}: {}", self.ns, o.stderr.trim()));
@@ -343,7 +349,8 @@ mod tests {
         let (a, b) = (net.host(0), net.host(1));
         let o = a.run("busybox", &["ping", "-c", "1", "-W", "2", b.ip()]);
         assert!(o.success(), "{o}");
-        let o = a.run("sh", &["-c", "hostname; grep -c cgroup /proc/self/mounts; grep ' /run ' /proc/self/mounts; ip -4 -o addr show eth0"]);
+        let o =
+            a.run("sh", &["-c", "hostname; grep -c cgroup /proc/self/mounts; grep ' /run ' /proc/self/mounts; ip -4 -o addr show eth0"]);
         assert!(o.success(), "{o}");
         assert!(o.stdout.starts_with(&a.hostname), "{o}");
         assert!(o.stdout.contains("tmpfs") && o.stdout.contains(a.ip()), "{o}");

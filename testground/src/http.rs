@@ -37,7 +37,8 @@ pub struct Request<'a> {
 }
 
 fn send<S: Read + Write>(mut s: S, host: &str, req: &Request) -> Result<Response> {
-    let mut head = format!("{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: flotilla-testground\r\n", req.method, req.path);
+    let mut head =
+        format!("{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: flotilla-testground\r\n", req.method, req.path);
     for (k, v) in req.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -59,11 +60,10 @@ pub fn parse(raw: &[u8], head_only: bool) -> Result<Response> {
     let head = std::str::from_utf8(&raw[..end]).context("non-UTF-8 headers")?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let status: u16 =
+        status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let rest = &raw[end + 4..];
     let find = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
     let body = if head_only {
@@ -118,7 +118,8 @@ mod tests {
     fn parses_plain_and_chunked() {
         let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nhiEXTRA", false).unwrap();
         assert_eq!((r.status, r.body.as_slice(), r.header("x-a")), (200, &b"hi"[..], Some("b")));
-        let r = parse(b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n", false).unwrap();
+        let r =
+            parse(b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n", false).unwrap();
         assert_eq!((r.status, r.text().as_str()), (400, "abcde"));
         let r = parse(b"HTTP/1.1 101 UPGRADED\r\n\r\n", true).unwrap();
         assert!(r.body.is_empty());
@@ -143,7 +144,10 @@ mod tests {
         });
         let r = tcp(&addr, &Request { method: "PUT", path: "/x?y=1", headers: &[("A", "b")], body: b"abc" }).unwrap();
         let req = t.join().unwrap();
-        assert!(req.starts_with("PUT /x?y=1 HTTP/1.1\r\n") && req.contains("Content-Length: 3\r\n") && req.ends_with("\r\n\r\nabc"), "{req}");
+        assert!(
+            req.starts_with("PUT /x?y=1 HTTP/1.1\r\n") && req.contains("Content-Length: 3\r\n") && req.ends_with("\r\n\r\nabc"),
+            "{req}"
+        );
         assert_eq!((r.status, r.text().as_str()), (201, "done"));
     }
 }

@@ -48,8 +48,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 
 fn cache_key() -> Result<String> {
     use std::os::unix::fs::MetadataExt;
-    let md = std::fs::metadata(BUSYBOX_BIN)
-        .with_context(|| format!("{BUSYBOX_BIN} is missing: apt-get install busybox-static"))?;
+    let md = std::fs::metadata(BUSYBOX_BIN).with_context(|| format!("{BUSYBOX_BIN} is missing: apt-get install busybox-static"))?;
     Ok(format!("v{FORMAT}-{}-{}", md.len(), md.mtime()))
 }
 
@@ -164,10 +163,8 @@ pub struct Archive {
 /// The image config JSON for the given layers (diff_ids = sha256 of the uncompressed tars).
 pub fn image_config(layers: &[&[u8]], cmd: &[&str]) -> Vec<u8> {
     let diff_ids: Vec<String> = layers.iter().map(|l| sha256_digest(l)).collect();
-    let history: Vec<_> = layers
-        .iter()
-        .map(|_| json!({"created": CREATED, "created_by": "flotilla testground: busybox-static rootfs"}))
-        .collect();
+    let history: Vec<_> =
+        layers.iter().map(|_| json!({"created": CREATED, "created_by": "flotilla testground: busybox-static rootfs"})).collect();
     let cfg = json!({
         "architecture": "amd64",
         "os": "linux",
@@ -237,8 +234,7 @@ fn cached(name: &str, build: impl FnOnce() -> Result<Vec<u8>>) -> Result<PathBuf
 /// `docker import -c 'CMD ["sh"]' <tar> busybox:latest`.
 pub fn busybox_rootfs_tar() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| cached("busybox-rootfs", build_busybox_rootfs).unwrap_or_else(|e| panic!("busybox rootfs: {e:#}")))
-        .clone()
+    P.get_or_init(|| cached("busybox-rootfs", build_busybox_rootfs).unwrap_or_else(|e| panic!("busybox rootfs: {e:#}"))).clone()
 }
 
 fn busybox_archive() -> Result<Archive> {
@@ -249,10 +245,7 @@ fn busybox_archive() -> Result<Archive> {
 /// The busybox image as a `docker load` tarball tagged `busybox:latest`, cached per machine.
 pub fn busybox_image_archive() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        cached("busybox-image", || Ok(busybox_archive()?.tar)).unwrap_or_else(|e| panic!("busybox archive: {e:#}"))
-    })
-    .clone()
+    P.get_or_init(|| cached("busybox-image", || Ok(busybox_archive()?.tar)).unwrap_or_else(|e| panic!("busybox archive: {e:#}"))).clone()
 }
 
 /// The image ID (`sha256:<hex>`) that `busybox_image_archive()` loads as (and that a pull of
@@ -393,9 +386,7 @@ mod tests {
         let canary = Path::new("/tmp/flotilla-canary-x");
         for k in Hostile::ALL {
             let es = entries(&hostile_layer(k, canary).unwrap());
-            let bad = es.iter().any(|e| {
-                e.0.contains("..") || e.2.as_deref().is_some_and(|l| l == "/" || l.contains(".."))
-            });
+            let bad = es.iter().any(|e| e.0.contains("..") || e.2.as_deref().is_some_and(|l| l == "/" || l.contains("..")));
             assert!(bad, "{k:?} has no escaping entry: {:?}", es.iter().map(|e| &e.0).collect::<Vec<_>>());
         }
     }

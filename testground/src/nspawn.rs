@@ -162,7 +162,8 @@ impl Drop for SystemdNet {
         if self.forward_rule {
             run_args("iptables", &["-D", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"]);
         }
-        let mut notes = cleanup::cleanup(&Resources { bridge: Some(br.clone()), cgroup_parent: Some(self.slot.cgroup_parent.clone()), roots: vec![] });
+        let mut notes =
+            cleanup::cleanup(&Resources { bridge: Some(br.clone()), cgroup_parent: Some(self.slot.cgroup_parent.clone()), roots: vec![] });
         let dir = self.dir();
         cleanup::unmount_below(&dir, &mut notes);
         if dir.exists() && cleanup::mounts_below(&dir).is_empty() {
@@ -217,7 +218,10 @@ impl SystemdHost {
     fn write_identity(&self, authorized_keys: &str, gateway: &str) -> Result<()> {
         let m = self.merged();
         std::fs::write(m.join("etc/hostname"), format!("{}\n", self.name))?;
-        std::fs::write(m.join("etc/hosts"), format!("127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost ip6-localhost ip6-loopback\n", self.name))?;
+        std::fs::write(
+            m.join("etc/hosts"),
+            format!("127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost ip6-localhost ip6-loopback\n", self.name),
+        )?;
         let ssh = m.join("root/.ssh");
         std::fs::create_dir_all(&ssh)?;
         std::fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
@@ -226,7 +230,10 @@ impl SystemdHost {
         std::fs::create_dir_all(m.join("etc/systemd/network"))?;
         std::fs::write(
             m.join("etc/systemd/network/10-host0.network"),
-            format!("[Match]\nName=host0\n\n[Network]\nAddress={}/24\nGateway={gateway}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n", self.ip),
+            format!(
+                "[Match]\nName=host0\n\n[Network]\nAddress={}/24\nGateway={gateway}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+                self.ip
+            ),
         )?;
         Ok(())
     }
@@ -251,7 +258,8 @@ impl SystemdHost {
             self.merged().display().to_string(),
             format!("--bind={}:/var/lib/flotilla", self.dir.join("data").display()),
         ];
-        let (pid, stopping, done, boots, name) = (self.pid.clone(), self.stopping.clone(), self.done.clone(), self.boots.clone(), self.name.clone());
+        let (pid, stopping, done, boots, name) =
+            (self.pid.clone(), self.stopping.clone(), self.done.clone(), self.boots.clone(), self.name.clone());
         // Moves itself into the host's cgroups first: two guests' systemds must not share one.
         let script = "set -e; for p in $FLOTILLA_CGROUP_PROCS; do echo $$ > \"$p\"; done; exec systemd-nspawn \"$@\"";
         let spawn = move || -> std::io::Result<std::process::Child> {
@@ -354,7 +362,17 @@ mod tests {
 
     fn ssh(key: &Path, h: &SystemdHost, cmd: &str) -> Output {
         let mut c = Command::new("ssh");
-        c.args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=quiet", "-o", "ConnectTimeout=5", "-i"]);
+        c.args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=quiet",
+            "-o",
+            "ConnectTimeout=5",
+            "-i",
+        ]);
         c.arg(key).arg(format!("root@{}", h.ip())).arg(cmd);
         cmd::run(&mut c, None, Duration::from_secs(60))
     }

@@ -25,19 +25,50 @@ fn leaf(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) -> Result<()> {
     std::fs::write(dir.join(&extfile), ext)?;
     openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &key])?;
     openssl(dir, &["req", "-new", "-key", &key, "-subj", &format!("/CN={cn}"), "-out", &csr])?;
-    openssl(dir, &[
-        "x509", "-req", "-in", &csr, "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}-key.pem"),
-        "-CAcreateserial", "-days", "2", "-out", &crt, "-extfile", &extfile,
-    ])
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}-key.pem"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &crt,
+            "-extfile",
+            &extfile,
+        ],
+    )
 }
 
 fn ca(dir: &Path, name: &str) -> Result<()> {
     openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", &format!("{name}-key.pem")])?;
-    openssl(dir, &[
-        "req", "-x509", "-new", "-key", &format!("{name}-key.pem"), "-subj", &format!("/CN={name}"), "-days", "2",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        "-out", &format!("{name}.pem"),
-    ])
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &format!("{name}-key.pem"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    )
 }
 
 impl Certs {

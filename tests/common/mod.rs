@@ -1,8 +1,8 @@
 //! Shared helpers of the end-to-end tests: every test starts its own engine (unique socket,
 //! data root, bridge, subnet, cgroup parent) and drives it with the standard docker CLI only.
 #![allow(dead_code, unused_imports)]
-pub use testground::{require_root, wait_until, Engine, EngineOpts, Hostile, Registry};
 use std::time::Duration;
+pub use testground::{require_root, wait_until, Engine, EngineOpts, Hostile, Registry};
 
 /// Options with our `swarm` binary (built by cargo for this test).
 pub fn opts() -> EngineOpts {
@@ -43,9 +43,7 @@ pub fn inspect(e: &Engine, target: &str, format: &str) -> String {
 
 /// Polls `docker inspect` until the container's status is `status`.
 pub fn wait_status(e: &Engine, target: &str, status: &str) -> bool {
-    wait_until(Duration::from_secs(20), || {
-        e.docker(&["inspect", "-f", "{{.State.Status}}", target]).stdout.trim() == status
-    })
+    wait_until(Duration::from_secs(20), || e.docker(&["inspect", "-f", "{{.State.Status}}", target]).stdout.trim() == status)
 }
 
 /// Polls `docker logs` until it contains `needle`.

@@ -13,7 +13,8 @@ pub struct Manager {
 }
 
 /// Short refresh timings so state changes show quickly.
-pub const FAST: [&str; 8] = ["--heartbeat", "1s", "--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", "--engine-failure-retry", "2"];
+pub const FAST: [&str; 8] =
+    ["--heartbeat", "1s", "--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", "--engine-failure-retry", "2"];
 
 impl Manager {
     /// Starts `swarm manage -H tcp://127.0.0.1:<free> <FAST> <args>` and waits until `docker
@@ -89,7 +90,8 @@ impl Manager {
 
     /// Loads the test busybox image into every node through the manager.
     pub fn load_busybox(&self) {
-        let o = self.docker_full(&["load", "-i", &testground::busybox_image_archive().display().to_string()], None, Duration::from_secs(120));
+        let o =
+            self.docker_full(&["load", "-i", &testground::busybox_image_archive().display().to_string()], None, Duration::from_secs(120));
         assert!(o.success() && o.stdout.contains("busybox:latest"), "{o}\n{}", self.log());
     }
 

@@ -1,12 +1,12 @@
 //! Helpers of the discovery/agent end-to-end tests: running `swarm` subcommands, a real
 //! `swarm token-service` on a free port, agents (`swarm join`) inside netns hosts.
 #![allow(dead_code, unused_imports)]
-pub use testground::hosts::{docker_at, Host, HostProc, TestNet};
-pub use testground::{require_root, wait_until};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use testground::cmd::{self, Output};
+pub use testground::hosts::{docker_at, Host, HostProc, TestNet};
+pub use testground::{require_root, wait_until};
 
 pub mod manager;
 
@@ -93,7 +93,15 @@ impl TokenService {
         let f = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap_or_else(|e| panic!("log: {e}"));
         let f2 = f.try_clone().unwrap_or_else(|e| panic!("log: {e}"));
         let child = Command::new(SWARM)
-            .args(["token-service", "--listen", &format!("0.0.0.0:{}", self.port), "--data", &self.data().display().to_string(), "-l", "debug"])
+            .args([
+                "token-service",
+                "--listen",
+                &format!("0.0.0.0:{}", self.port),
+                "--data",
+                &self.data().display().to_string(),
+                "-l",
+                "debug",
+            ])
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -102,9 +110,7 @@ impl TokenService {
             .spawn()
             .unwrap_or_else(|e| panic!("spawning the token service: {e}"));
         self.child = Some(child);
-        let ok = wait_until(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
+        let ok = wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok());
         assert!(ok, "token service did not listen; log:\n{}", self.log());
     }
 
@@ -168,7 +174,8 @@ pub fn join(host: &Host, discovery: &str, extra: &[&str]) -> HostProc {
 /// [`join`] with another `--ttl` (e.g. long, so a killed agent stays listed and turns
 /// `Unhealthy` in a manager instead of vanishing).
 pub fn join_ttl(host: &Host, discovery: &str, ttl: &str, extra: &[&str]) -> HostProc {
-    let mut a: Vec<String> = vec!["join".into(), "--advertise".into(), advertise(host), "--heartbeat".into(), HEARTBEAT.into(), "--ttl".into(), ttl.into()];
+    let mut a: Vec<String> =
+        vec!["join".into(), "--advertise".into(), advertise(host), "--heartbeat".into(), HEARTBEAT.into(), "--ttl".into(), ttl.into()];
     a.extend(["--insecure-tcp".into(), "-l".into(), "debug".into()]);
     a.extend(host.engine_args());
     a.extend(extra.iter().map(|s| s.to_string()));

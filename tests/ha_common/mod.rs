@@ -57,9 +57,26 @@ impl HaCluster {
     fn spawn_manager(&self, m: usize) -> HostProc {
         let ttl = format!("{}s", REPLICATION_TTL.as_secs());
         let args: Vec<String> = [
-            "manage", "-H", &format!("tcp://0.0.0.0:{MANAGER_PORT}"), "--insecure-tcp", "--replication", "--advertise", &self.manager_addr(m),
-            "--replication-ttl", &ttl, "--heartbeat", "1s", "--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s",
-            "--engine-failure-retry", "2", "-l", "debug", &self.disc,
+            "manage",
+            "-H",
+            &format!("tcp://0.0.0.0:{MANAGER_PORT}"),
+            "--insecure-tcp",
+            "--replication",
+            "--advertise",
+            &self.manager_addr(m),
+            "--replication-ttl",
+            &ttl,
+            "--heartbeat",
+            "1s",
+            "--engine-refresh-min-interval",
+            "1s",
+            "--engine-refresh-max-interval",
+            "2s",
+            "--engine-failure-retry",
+            "2",
+            "-l",
+            "debug",
+            &self.disc,
         ]
         .map(String::from)
         .to_vec();
@@ -143,12 +160,18 @@ impl HaCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("no single primary after {timeout:?}: {:?}\n{}", (0..self.managers.len()).map(|m| self.role(m)).collect::<Vec<_>>(), self.logs());
+        panic!(
+            "no single primary after {timeout:?}: {:?}\n{}",
+            (0..self.managers.len()).map(|m| self.role(m)).collect::<Vec<_>>(),
+            self.logs()
+        );
     }
 
     /// Waits until manager `m` shows `n` healthy nodes.
     pub fn wait_healthy(&self, m: usize, n: usize, timeout: Duration) {
-        let ok = wait_until(timeout, || self.status(m).is_some_and(|s| s.iter().filter(|(k, v)| k.contains("Status") && v == "Healthy").count() == n));
+        let ok = wait_until(timeout, || {
+            self.status(m).is_some_and(|s| s.iter().filter(|(k, v)| k.contains("Status") && v == "Healthy").count() == n)
+        });
         assert!(ok, "manager {m} does not see {n} healthy nodes: {:?}\n{}", self.status(m), self.logs());
     }
 
@@ -159,7 +182,11 @@ impl HaCluster {
             if let Some(p) = p {
                 let log = p.log();
                 let lines: Vec<&str> = log.lines().collect();
-                out.push_str(&format!("--- manager {m} ({}) ---\n{}\n", self.manager_addr(m), lines[lines.len().saturating_sub(40)..].join("\n")));
+                out.push_str(&format!(
+                    "--- manager {m} ({}) ---\n{}\n",
+                    self.manager_addr(m),
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                ));
             }
         }
         out

@@ -67,11 +67,16 @@ impl Net {
         if !sftp {
             let cfg = ns.dir.join("ssh/sshd_config");
             let text = std::fs::read_to_string(&cfg).expect("sshd_config");
-            std::fs::write(&cfg, text.lines().filter(|l| !l.starts_with("Subsystem sftp")).map(|l| format!("{l}\n")).collect::<String>()).expect("sshd_config");
+            std::fs::write(&cfg, text.lines().filter(|l| !l.starts_with("Subsystem sftp")).map(|l| format!("{l}\n")).collect::<String>())
+                .expect("sshd_config");
         }
         ns.start().unwrap_or_else(|e| panic!("host {name}: {e}"));
         let h = TestHost { ns, _dir: dir };
-        assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open(&h.ip(), 22, Duration::from_millis(300))), "sshd of {name} not listening; log:\n{}", h.log());
+        assert!(
+            testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open(&h.ip(), 22, Duration::from_millis(300))),
+            "sshd of {name} not listening; log:\n{}",
+            h.log()
+        );
         h
     }
 }
@@ -199,7 +204,10 @@ impl Drop for Cli {
 
 /// The ls row of `name` split on whitespace.
 pub fn ls_row(ls: &str, name: &str) -> Vec<String> {
-    ls.lines().find(|l| l.split_whitespace().next() == Some(name)).map(|l| l.split_whitespace().map(String::from).collect()).unwrap_or_default()
+    ls.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// A child process killed (and reaped) on drop.
@@ -225,7 +233,8 @@ pub fn token_service(dir: &Path, gateway: &str) -> (Proc, String) {
             .expect("token service"),
     );
     assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open("127.0.0.1", port, Duration::from_millis(200))));
-    let o = Command::new(swarm()).args(["create", "--discovery-url", &format!("http://127.0.0.1:{port}/v1")]).output().expect("swarm create");
+    let o =
+        Command::new(swarm()).args(["create", "--discovery-url", &format!("http://127.0.0.1:{port}/v1")]).output().expect("swarm create");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
     (ts, format!("token://{gateway}:{port}/{token}"))

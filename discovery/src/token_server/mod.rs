@@ -50,9 +50,8 @@ impl From<StoreError> for ApiError {
 type St = State<Arc<TokenStore>>;
 
 async fn create(State(s): St) -> Result<String, ApiError> {
-    let token = tokio::task::spawn_blocking(move || s.create())
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let token =
+        tokio::task::spawn_blocking(move || s.create()).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     tracing::info!(token = %token, "cluster created");
     Ok(token)
 }

@@ -89,11 +89,16 @@ impl TokenStore {
         let mut state = State { base: now_ms(), ..State::default() };
         for e in std::fs::read_dir(&dir).map_err(io)?.flatten() {
             let p = e.path();
-            let Some(token) = p.file_stem().and_then(|s| s.to_str()).filter(|_| p.extension().is_some_and(|x| x == "json")) else { continue };
+            let Some(token) = p.file_stem().and_then(|s| s.to_str()).filter(|_| p.extension().is_some_and(|x| x == "json")) else {
+                continue;
+            };
             if !valid_token(token) {
                 continue;
             }
-            match std::fs::read(&p).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Cluster>(&b).map_err(|e| e.to_string())) {
+            match std::fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Cluster>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(c) => {
                     state.clusters.insert(token.to_string(), c);
                 }
@@ -101,7 +106,13 @@ impl TokenStore {
             }
         }
         tracing::info!(clusters = state.clusters.len(), dir = %dir.display(), "token store opened");
-        Ok(TokenStore { dir, state: Mutex::new(state), io: Mutex::new(()), changes: tokio::sync::watch::channel(0).0, closing: Default::default() })
+        Ok(TokenStore {
+            dir,
+            state: Mutex::new(state),
+            io: Mutex::new(()),
+            changes: tokio::sync::watch::channel(0).0,
+            closing: Default::default(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -32,7 +32,9 @@ fn unsupported(what: &str) -> ApiError {
 fn int(q: &str, k: &str) -> Result<Option<i64>, ApiError> {
     match first(q, k).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => v.parse::<i64>().map(|n| (n != 0).then_some(n)).map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
+        Some(v) => {
+            v.parse::<i64>().map(|n| (n != 0).then_some(n)).map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}")))
+        }
     }
 }
 
@@ -55,7 +57,9 @@ pub fn build_options(q: &str) -> Result<BuildOptions, ApiError> {
         return Err(unsupported("a remote build context (remote=)"));
     }
     if let Some(v) = set("version").filter(|v| v != "1") {
-        return Err(ApiError::bad_request(format!("builder version {v} (BuildKit) is not supported by this engine: use the classic builder (DOCKER_BUILDKIT=0)")));
+        return Err(ApiError::bad_request(format!(
+            "builder version {v} (BuildKit) is not supported by this engine: use the classic builder (DOCKER_BUILDKIT=0)"
+        )));
     }
     if let Some(p) = set("platform") {
         crate::build::steps::check_platform(&p)?;
@@ -136,15 +140,23 @@ async fn build(State(st): State<AppState>, RawQuery(q): RawQuery, body: Body) ->
             out.error(&e.to_string(), code);
         }
     });
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|v| Ok::<_, std::io::Error>(Bytes::from(format!("{v}\r\n"))));
+    let stream =
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|v| Ok::<_, std::io::Error>(Bytes::from(format!("{v}\r\n"))));
     let mut r = Body::from_stream(stream).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
 }
 
 /// `GET /distribution/{name}/json` (names have slashes: one wildcard, the suffix checked here).
-async fn distribution(State(st): State<AppState>, axum::extract::Path(rest): axum::extract::Path<String>, headers: axum::http::HeaderMap) -> Result<Json<Value>, ApiError> {
-    let name = rest.strip_suffix("/json").filter(|n| !n.is_empty()).ok_or_else(|| ApiError::not_found(format!("page not found: /distribution/{rest}")))?;
+async fn distribution(
+    State(st): State<AppState>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let name = rest
+        .strip_suffix("/json")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::not_found(format!("page not found: /distribution/{rest}")))?;
     let creds = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()).and_then(crate::image::registry::Credentials::from_header);
     Ok(Json(st.images.distribution(&pct_decode(name), creds).await?))
 }
@@ -179,7 +191,8 @@ async fn commit(
     DockerJson(body): DockerJson<Option<Map<String, Value>>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let q = q.unwrap_or_default();
-    let container = first(&q, "container").filter(|c| !c.is_empty()).ok_or_else(|| ApiError::bad_request("No container name or ID supplied"))?;
+    let container =
+        first(&q, "container").filter(|c| !c.is_empty()).ok_or_else(|| ApiError::bad_request("No container name or ID supplied"))?;
     let reference = import_reference(&first(&q, "repo").unwrap_or_default(), &first(&q, "tag").unwrap_or_default())?;
     // Every change is one instruction; a value may also hold several lines (docker-py joins them).
     let changes = all_values(&q, "changes").iter().flat_map(|c| c.lines().map(String::from).collect::<Vec<_>>()).collect();

@@ -30,11 +30,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    let opts = ListOptions {
-        all: p.flag("all"),
-        limit: p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize),
-        filters: p.filters()?,
-    };
+    let opts = ListOptions { all: p.flag("all"), limit: p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize), filters: p.filters()? };
     Ok(Json(st.containers.list(&opts)?))
 }
 
@@ -50,7 +46,9 @@ async fn create(
     // API 1.41 fields the body type no longer has: refused rather than dropped.
     for key in ["KernelMemory", "KernelMemoryTCP"] {
         if raw["HostConfig"][key].as_i64().is_some_and(|v| v != 0) {
-            return Err(ApiError::bad_request(format!("HostConfig.{key} (--kernel-memory) is not supported by this engine (cgroup kernel memory limits are deprecated)")));
+            return Err(ApiError::bad_request(format!(
+                "HostConfig.{key} (--kernel-memory) is not supported by this engine (cgroup kernel memory limits are deprecated)"
+            )));
         }
     }
     let mut raw = raw;

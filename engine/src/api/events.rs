@@ -18,9 +18,7 @@ pub fn routes() -> Router<AppState> {
 fn time_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
     match p.str(key).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => parse_time(s)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("failed to parse value {s} as a time for {key}"))),
+        Some(s) => parse_time(s).map(Some).ok_or_else(|| ApiError::bad_request(format!("failed to parse value {s} as a time for {key}"))),
     }
 }
 

@@ -146,7 +146,8 @@ async fn create(
 
 async fn start(State(st): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|e| ApiError::bad_request(format!("failed to read request body: {e}")))?;
+    let bytes =
+        axum::body::to_bytes(body, 1 << 20).await.map_err(|e| ApiError::bad_request(format!("failed to read request body: {e}")))?;
     let cfg: ExecStartConfig = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         ExecStartConfig::default()
     } else {

@@ -15,9 +15,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for DockerJson<T> {
             .await
             .map_err(|e| ApiError::bad_request(format!("failed to read request body: {e}")))?;
         let data: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) { b"{}" } else { &bytes };
-        serde_json::from_slice(data)
-            .map(DockerJson)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+        serde_json::from_slice(data).map(DockerJson).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
     }
 }
 
@@ -27,11 +25,7 @@ pub struct Params(pub HashMap<String, String>);
 
 impl Params {
     pub fn parse(query: &str) -> Self {
-        Params(
-            url_pairs(query)
-                .into_iter()
-                .collect(),
-        )
+        Params(url_pairs(query).into_iter().collect())
     }
     pub fn str(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(|s| s.as_str())
@@ -42,10 +36,7 @@ impl Params {
     pub fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
         match self.str(k) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
+            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
         }
     }
     /// `filters={"label":{"a=b":true}}` or the old `{"label":["a=b"]}` form.
@@ -59,8 +50,7 @@ pub fn parse_filters(raw: &str) -> Result<HashMap<String, Vec<String>>, ApiError
     if raw.trim().is_empty() {
         return Ok(out);
     }
-    let v: serde_json::Value =
-        serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filter: {e}")))?;
     let obj = v.as_object().ok_or_else(|| ApiError::bad_request("invalid filter: not an object"))?;
     for (k, val) in obj {
         let vals: Vec<String> = match val {
@@ -92,15 +82,13 @@ pub fn pct_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 2;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             c => out.push(c),
         }
         i += 1;

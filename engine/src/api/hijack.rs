@@ -10,10 +10,7 @@ pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
 
 /// True when the client asked to upgrade (the docker CLI always does for attach/exec start).
 pub fn wants_upgrade(req: &Request) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
+    req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
 }
 
 /// Answers 101 and runs `f` with the upgraded stream once hyper hands it over.

@@ -120,10 +120,7 @@ fn pull_reference(from: &str, tag: &str) -> Result<Reference, ImageError> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ImageError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("image task failed: {e}")))?
-        .map_err(ApiError::from)
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("image task failed: {e}")))?.map_err(ApiError::from)
 }
 
 async fn load(State(st): State<AppState>, body: Body) -> Result<Response, ApiError> {

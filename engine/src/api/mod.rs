@@ -78,7 +78,9 @@ async fn catch_panic(req: Request, next: axum::middleware::Next) -> axum::respon
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             tracing::error!(%method, %path, panic = %what, "request handler panicked");
-            axum::response::IntoResponse::into_response(ApiError::internal(format!("internal error in the engine ({method} {path}): {what}")))
+            axum::response::IntoResponse::into_response(ApiError::internal(format!(
+                "internal error in the engine ({method} {path}): {what}"
+            )))
         }
     }
 }
@@ -92,7 +94,10 @@ async fn trace(req: Request, next: axum::middleware::Next) -> axum::response::Re
     resp
 }
 
-async fn add_server_headers(axum::extract::State(st): axum::extract::State<AppState>, mut resp: axum::response::Response) -> axum::response::Response {
+async fn add_server_headers(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    mut resp: axum::response::Response,
+) -> axum::response::Response {
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(crate::API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static(if st.config.experimental { "true" } else { "false" }));

@@ -140,7 +140,10 @@ async fn inspect(State(st): State<AppState>, Path(id): Path<String>) -> Result<J
     Ok(Json(network_json(&st, &n, true)))
 }
 
-async fn create(State(st): State<AppState>, DockerJson(req): DockerJson<NetworkCreateRequest>) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create(
+    State(st): State<AppState>,
+    DockerJson(req): DockerJson<NetworkCreateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let configs = req.ipam.as_ref().and_then(|i| i.config.clone()).unwrap_or_default();
     let v4: Vec<_> = configs.iter().filter(|c| !c.subnet.as_deref().unwrap_or("").contains(':')).collect();
     if v4.len() > 1 {

@@ -55,8 +55,7 @@ async fn stats(State(st): State<AppState>, Path(id): Path<String>, p: Params) ->
     let stream = p.str("stream").is_none_or(|_| p.flag("stream"));
     let opts = StatsOptions { stream, one_shot: p.flag("one-shot") };
     let mut rx = st.containers.stats(&id, opts)?;
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-        .map(|v| Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{v}\n"))));
+    let body =
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(|v| Ok::<_, std::io::Error>(bytes::Bytes::from(format!("{v}\n"))));
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
 }
-

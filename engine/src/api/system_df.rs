@@ -23,7 +23,8 @@ async fn df(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     for i in &images {
         let id = i["Id"].as_str().unwrap_or("").to_string();
         let ins = st.images.inspect(&id)?;
-        let diff_ids = ins["RootFS"]["Layers"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(String::from)).collect()).unwrap_or_default();
+        let diff_ids =
+            ins["RootFS"]["Layers"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(String::from)).collect()).unwrap_or_default();
         layers_of.insert(id, diff_ids);
     }
     let layer_dirs: HashMap<String, std::path::PathBuf> =

@@ -36,12 +36,7 @@ async fn list(State(st): State<AppState>, p: Params) -> Result<Json<Value>, ApiE
 }
 
 async fn create(State(st): State<AppState>, DockerJson(b): DockerJson<CreateBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let v = st.volumes.create(
-        b.name.as_deref(),
-        b.driver.as_deref(),
-        b.labels.unwrap_or_default(),
-        b.driver_opts.unwrap_or_default(),
-    )?;
+    let v = st.volumes.create(b.name.as_deref(), b.driver.as_deref(), b.labels.unwrap_or_default(), b.driver_opts.unwrap_or_default())?;
     Ok((StatusCode::CREATED, Json(st.volumes.to_json(&v))))
 }
 

@@ -213,7 +213,12 @@ fn chown_ids(spec: &str, layers: &[PathBuf]) -> Result<(u32, u32), BuildError> {
 }
 
 /// Gathers the sources of `c` into a tar in the build's directory.
-pub async fn collect<R: Runtime>(b: &Builder<'_, R>, svc: &Arc<BuildService<R>>, stage: &Stage, c: &CopySpec) -> Result<Collected, BuildError> {
+pub async fn collect<R: Runtime>(
+    b: &Builder<'_, R>,
+    svc: &Arc<BuildService<R>>,
+    stage: &Stage,
+    c: &CopySpec,
+) -> Result<Collected, BuildError> {
     let layers = match &stage.image {
         Some(id) => svc.images.resolve(id)?.layer_dirs,
         None => vec![],
@@ -239,7 +244,16 @@ pub async fn collect<R: Runtime>(b: &Builder<'_, R>, svc: &Arc<BuildService<R>>,
     res?;
     let digest = hex::encode(g.h.finalize_reset());
     g.b.into_inner()?.flush()?;
-    collected.hash = format!("{}:{digest}", if collected.count > 1 { "multi" } else if collected.single_file.is_some() { "file" } else { "dir" });
+    collected.hash = format!(
+        "{}:{digest}",
+        if collected.count > 1 {
+            "multi"
+        } else if collected.single_file.is_some() {
+            "file"
+        } else {
+            "dir"
+        }
+    );
     if collected.count > 1 && !c.dest.ends_with('/') {
         return Err(failed("when using COPY with more than one source file, the destination must be a directory and end with a /".into()));
     }
@@ -297,7 +311,9 @@ fn collect_context<W: Write>(
         } else {
             let p = ctx.join(&rel);
             if fs::symlink_metadata(&p).is_err() {
-                return Err(failed(format!("file not found in build context or excluded by .dockerignore: stat {src}: file does not exist")));
+                return Err(failed(format!(
+                    "file not found in build context or excluded by .dockerignore: stat {src}: file does not exist"
+                )));
             }
             vec![rel]
         };
@@ -351,7 +367,9 @@ async fn collect_from<R: Runtime, W: Write + Send>(
     let res = async {
         for src in &c.sources {
             if has_glob(src) {
-                return Err(BuildError::Unsupported(format!("COPY --from with a wildcard ({src}) is not supported by this engine: name the path")));
+                return Err(BuildError::Unsupported(format!(
+                    "COPY --from with a wildcard ({src}) is not supported by this engine: name the path"
+                )));
             }
             let (stat, rx) = svc.containers.archive_get(&cid, src).await.map_err(|e| failed(e.to_string()))?;
             let is_dir = stat.mode & (1 << 31) != 0;
@@ -418,7 +436,12 @@ async fn placeholder<R: Runtime>(svc: &Arc<BuildService<R>>, image: &str) -> Res
 }
 
 /// Puts the gathered files at the destination; returns the container used (to remove) and the layer.
-pub async fn apply<R: Runtime>(svc: &Arc<BuildService<R>>, stage: &Stage, c: &CopySpec, col: &Collected) -> Result<(Option<String>, LayerTar), BuildError> {
+pub async fn apply<R: Runtime>(
+    svc: &Arc<BuildService<R>>,
+    stage: &Stage,
+    c: &CopySpec,
+    col: &Collected,
+) -> Result<(Option<String>, LayerTar), BuildError> {
     let dest = c.dest.clone();
     let Some(image) = stage.image.clone() else {
         // FROM scratch: the renamed tar is the layer.

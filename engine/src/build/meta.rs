@@ -10,9 +10,15 @@ use serde_json::{json, Map, Value};
 #[derive(Debug)]
 pub enum Effect {
     /// Only the config changes; `descriptor` is the step as recorded (`ENV A=b`).
-    Meta { descriptor: String, config: Map<String, Value> },
+    Meta {
+        descriptor: String,
+        config: Map<String, Value>,
+    },
     /// A command run in a container; `args` are the build args it sees (`k=v`).
-    Run { argv: Vec<String>, args: Vec<String> },
+    Run {
+        argv: Vec<String>,
+        args: Vec<String>,
+    },
     Copy(CopySpec),
 }
 
@@ -36,7 +42,11 @@ pub fn env_pairs(config: &Map<String, Value>) -> Vec<(String, String)> {
 
 fn shell_of(config: &Map<String, Value>) -> Vec<String> {
     let s = strings(config.get("Shell"));
-    if s.is_empty() { vec!["/bin/sh".into(), "-c".into()] } else { s }
+    if s.is_empty() {
+        vec!["/bin/sh".into(), "-c".into()]
+    } else {
+        s
+    }
 }
 
 /// The exec form as written, or the shell form run by the stage's SHELL.
@@ -263,7 +273,10 @@ mod tests {
         assert!(c["ExposedPorts"].get("53/udp").is_some() && c["ExposedPorts"].get("80/tcp").is_some());
         assert!(effect(&mut s, &instruction("EXPOSE abc", 4).unwrap(), '\\').is_err());
         assert!(effect(&mut s, &instruction("ONBUILD FROM x", 4).unwrap(), '\\').is_err());
-        assert!(effect(&mut s, &instruction("RUN --mount=type=cache true", 4).unwrap(), '\\').unwrap_err().to_string().contains("unknown flag: mount"));
+        assert!(effect(&mut s, &instruction("RUN --mount=type=cache true", 4).unwrap(), '\\')
+            .unwrap_err()
+            .to_string()
+            .contains("unknown flag: mount"));
         assert_eq!(duration_ns("1m30s"), Some(90_000_000_000));
     }
 }

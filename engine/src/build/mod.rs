@@ -134,7 +134,9 @@ impl<R: Runtime> BuildService<R> {
             // A body that is no archive is the Dockerfile itself (`docker build - < Dockerfile`).
             std::fs::copy(context_tar, ctx.join("Dockerfile")).map(|_| ()).map_err(BuildError::from)
         } else {
-            std::fs::File::open(context_tar).map_err(BuildError::from).and_then(|f| context::unpack_context(std::io::BufReader::new(f), &ctx))
+            std::fs::File::open(context_tar)
+                .map_err(BuildError::from)
+                .and_then(|f| context::unpack_context(std::io::BufReader::new(f), &ctx))
         };
         let _ = std::fs::remove_file(context_tar);
         res?;

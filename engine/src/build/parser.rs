@@ -9,8 +9,24 @@ pub const MAX_DOCKERFILE: usize = 1 << 20;
 
 /// Every instruction the classic builder knows.
 pub const INSTRUCTIONS: &[&str] = &[
-    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER", "WORKDIR",
-    "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
 ];
 
 /// Instructions whose arguments may be a JSON array.
@@ -121,7 +137,10 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Dockerfile, BuildError> {
     }
     if df.instructions[0].cmd != "FROM" && df.instructions.iter().take_while(|i| i.cmd != "FROM").any(|i| i.cmd != "ARG") {
         let first = df.instructions.iter().find(|i| i.cmd != "ARG" && i.cmd != "FROM").map(|i| i.line).unwrap_or(1);
-        return Err(BuildError::Parse { line: first, msg: "no build stage in current context: the first instruction must be FROM (or ARG)".into() });
+        return Err(BuildError::Parse {
+            line: first,
+            msg: "no build stage in current context: the first instruction must be FROM (or ARG)".into(),
+        });
     }
     Ok(df)
 }
@@ -156,11 +175,8 @@ pub fn instruction(logical: &str, line: usize) -> Result<Instruction, BuildError
             rest = after.trim_start();
         }
     }
-    let json = if JSON_FORMS.contains(&cmd.as_str()) && rest.starts_with('[') {
-        serde_json::from_str::<Vec<String>>(rest).ok()
-    } else {
-        None
-    };
+    let json =
+        if JSON_FORMS.contains(&cmd.as_str()) && rest.starts_with('[') { serde_json::from_str::<Vec<String>>(rest).ok() } else { None };
     if rest.is_empty() && !matches!(cmd.as_str(), "RUN" | "CMD" | "ENTRYPOINT") {
         return Err(BuildError::Parse { line, msg: format!("{cmd} requires at least one argument") });
     }

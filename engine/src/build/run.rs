@@ -50,7 +50,8 @@ pub async fn run_step<R: Runtime>(
     opts: &BuildOptions,
     out: &Output,
 ) -> Result<(String, LayerTar), BuildError> {
-    let image = stage.image.clone().ok_or_else(|| BuildError::Invalid("RUN needs a base image: FROM scratch has no shell to run it".into()))?;
+    let image =
+        stage.image.clone().ok_or_else(|| BuildError::Invalid("RUN needs a base image: FROM scratch has no shell to run it".into()))?;
     let s = |k: &str| stage.config.get(k).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(String::from);
     let body = ContainerCreateBody {
         image: Some(image),
@@ -79,7 +80,9 @@ pub async fn run_step<R: Runtime>(
         return Err(BuildError::RunFailed { cmd: argv.join(" "), code });
     }
     let (images, root, id2) = (svc.images.clone(), svc.data_root.clone(), cid.clone());
-    let layer = tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))?;
+    let layer = tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2))
+        .await
+        .map_err(|e| BuildError::Io(std::io::Error::other(e)))?;
     match layer {
         Ok(l) => Ok((cid, l)),
         Err(e) => {

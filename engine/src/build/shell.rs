@@ -176,9 +176,7 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
 }
 
 fn lex<E: Env + ?Sized>(s: &str, escape: char, env: &E, split: bool, line: usize) -> Result<Vec<String>, BuildError> {
-    Lexer { chars: s.chars().collect(), pos: 0, escape, env }
-        .words(split)
-        .map_err(|msg| BuildError::Parse { line, msg })
+    Lexer { chars: s.chars().collect(), pos: 0, escape, env }.words(split).map_err(|msg| BuildError::Parse { line, msg })
 }
 
 /// One word: quotes removed, variables expanded, whitespace kept.
@@ -206,7 +204,8 @@ pub fn key_values<E: Env + ?Sized>(s: &str, escape: char, env: &E, line: usize, 
     // Split on unquoted whitespace first (without expanding), then expand each part.
     let mut out = vec![];
     for part in split_raw(s, escape) {
-        let (k, v) = part.split_once('=').ok_or_else(|| BuildError::Parse { line, msg: format!("{what} names can not be blank: {part}") })?;
+        let (k, v) =
+            part.split_once('=').ok_or_else(|| BuildError::Parse { line, msg: format!("{what} names can not be blank: {part}") })?;
         let k = word(k, escape, env, line)?;
         if k.is_empty() {
             return Err(BuildError::Parse { line, msg: format!("{what} names can not be blank") });
@@ -280,7 +279,10 @@ mod tests {
     fn pairs() {
         let e = env();
         let kv = |s: &str| key_values(s, '\\', &e, 1, "ENV").unwrap();
-        assert_eq!(kv("X=1 Y=\"two words\" Z=$A"), [("X".into(), "1".into()), ("Y".into(), "two words".into()), ("Z".into(), "one".into())]);
+        assert_eq!(
+            kv("X=1 Y=\"two words\" Z=$A"),
+            [("X".into(), "1".into()), ("Y".into(), "two words".into()), ("Z".into(), "one".into())]
+        );
         assert_eq!(kv("X  a b $A"), [("X".to_string(), "a b one".to_string())]);
         assert!(key_values("=v", '\\', &e, 3, "LABEL").is_err());
         assert!(key_values("X", '\\', &e, 3, "ENV").is_err());

@@ -118,12 +118,8 @@ impl<'a, R: Runtime> Builder<'a, R> {
             }
             self.done.push(stage);
         }
-        let unused: Vec<&String> = self
-            .opts
-            .build_args
-            .keys()
-            .filter(|k| !self.used_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
-            .collect();
+        let unused: Vec<&String> =
+            self.opts.build_args.keys().filter(|k| !self.used_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str())).collect();
         if !unused.is_empty() {
             let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
             self.out.stream(format!("[Warning] One or more build-args [{}] were not consumed\n", names.join(" ")));
@@ -289,9 +285,13 @@ impl<'a, R: Runtime> Builder<'a, R> {
         match effect {
             Effect::Meta { .. } => {
                 // WORKDIR makes its directory (RUN and containers start in it).
-                if let (Some(dir), Some(image)) = (config.get("WorkingDir").and_then(|w| w.as_str()).filter(|_| descriptor.starts_with("#(nop) WORKDIR")), &stage.image) {
+                if let (Some(dir), Some(image)) =
+                    (config.get("WorkingDir").and_then(|w| w.as_str()).filter(|_| descriptor.starts_with("#(nop) WORKDIR")), &stage.image)
+                {
                     let (images, image, dir) = (self.svc.images.clone(), image.clone(), dir.to_string());
-                    new.layer = tokio::task::spawn_blocking(move || workdir_layer(&images, &image, &dir)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
+                    new.layer = tokio::task::spawn_blocking(move || workdir_layer(&images, &image, &dir))
+                        .await
+                        .map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
                 }
             }
             Effect::Run { argv, args } => {
@@ -308,7 +308,8 @@ impl<'a, R: Runtime> Builder<'a, R> {
             }
         }
         let images = self.svc.images.clone();
-        let id = tokio::task::spawn_blocking(move || images.create_child(new)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
+        let id =
+            tokio::task::spawn_blocking(move || images.create_child(new)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
         if let Some(cid) = cleanup {
             self.remove_container(&cid, true).await;
         }

@@ -164,8 +164,7 @@ impl View {
             };
             let host = merged.join(target.path.trim_start_matches('/'));
             let via = format!("/proc/self/fd/{}", target.fd.as_raw_fd());
-            mount(Some(&m.source), via.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(fsview::errno)?;
+            mount(Some(&m.source), via.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(fsview::errno)?;
             v.bound.push(host.clone());
             if !m.rw {
                 let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
@@ -191,7 +190,12 @@ fn mountpoint(root: &OwnedFd, dest: &str, dir: bool) -> io::Result<Resolved> {
     if dir {
         nix::sys::stat::mkdirat(Some(p.fd.as_raw_fd()), n, mode).map_err(fsview::errno)?;
     } else {
-        fsview::open_at(p.fd.as_raw_fd(), n, nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NOFOLLOW, mode)?;
+        fsview::open_at(
+            p.fd.as_raw_fd(),
+            n,
+            nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NOFOLLOW,
+            mode,
+        )?;
     }
     resolve(root, dest, true)
 }
@@ -334,21 +338,26 @@ impl<R: Runtime> ContainerService<R> {
         let key2 = key.to_string();
         let svc = self.clone();
         let key3 = key.to_string();
-        let job = async move { svc.with_view(&key3, move |v, _| {
-            let r = match resolve(&v.root, &path, false) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = stat_tx.send(Err(map_resolve(e, &path, &key2)));
-                    return Ok(());
+        let job = async move {
+            svc.with_view(&key3, move |v, _| {
+                let r = match resolve(&v.root, &path, false) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = stat_tx.send(Err(map_resolve(e, &path, &key2)));
+                        return Ok(());
+                    }
+                };
+                let _ = stat_tx.send(Ok(stat_of(v, &path, &r)));
+                let mut ts = tar_out::TarState::with_names(&read_etc(v, "/etc/passwd"), &read_etc(v, "/etc/group"));
+                if let Err(e) =
+                    tar_out::write_path(ChannelWriter::new(tx), &mut ts, &r, &base_name(&path)).and_then(|mut w| io::Write::flush(&mut w))
+                {
+                    tracing::info!(error = %e, "archive stream ended early");
                 }
-            };
-            let _ = stat_tx.send(Ok(stat_of(v, &path, &r)));
-            let mut ts = tar_out::TarState::with_names(&read_etc(v, "/etc/passwd"), &read_etc(v, "/etc/group"));
-            if let Err(e) = tar_out::write_path(ChannelWriter::new(tx), &mut ts, &r, &base_name(&path)).and_then(|mut w| io::Write::flush(&mut w)) {
-                tracing::info!(error = %e, "archive stream ended early");
-            }
-            Ok(())
-        }).await };
+                Ok(())
+            })
+            .await
+        };
         // The view lives in the job until the stream ends; the stat comes first.
         let handle = tokio::spawn(job);
         match stat_rx.await {
@@ -416,7 +425,9 @@ impl<R: Runtime> ContainerService<R> {
                     }
                 };
                 let mut b = tar::Builder::new(ChannelWriter::new(tx));
-                let res = tar_out::write_dir_contents(&mut b, &mut tar_out::TarState::default(), &root, "").and_then(|_| b.into_inner()).and_then(|mut w| io::Write::flush(&mut w));
+                let res = tar_out::write_dir_contents(&mut b, &mut tar_out::TarState::default(), &root, "")
+                    .and_then(|_| b.into_inner())
+                    .and_then(|mut w| io::Write::flush(&mut w));
                 if let Err(e) = res {
                     tracing::info!(error = %e, "export stream ended early");
                 }

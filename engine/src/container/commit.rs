@@ -24,9 +24,29 @@ pub struct CommitOptions {
 
 /// The container config fields an image keeps (dockerd drops the rest at commit).
 const IMAGE_FIELDS: &[&str] = &[
-    "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts", "Tty", "OpenStdin",
-    "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes", "WorkingDir", "Entrypoint", "OnBuild",
-    "Labels", "StopSignal", "StopTimeout", "Shell",
+    "Hostname",
+    "Domainname",
+    "User",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ExposedPorts",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Env",
+    "Cmd",
+    "Healthcheck",
+    "ArgsEscaped",
+    "Image",
+    "Volumes",
+    "WorkingDir",
+    "Entrypoint",
+    "OnBuild",
+    "Labels",
+    "StopSignal",
+    "StopTimeout",
+    "Shell",
 ];
 
 /// The image `config` object of a container: its config, the body's fields over it, then `changes`.

@@ -15,7 +15,12 @@ pub struct CreateRequest {
 /// Entrypoint and command as dockerd merges them with the image's: a user entrypoint drops
 /// the image's command unless one is given; `--entrypoint ""` (`[""]`) clears the entrypoint
 /// and runs the given command.
-fn command(user_entry: Option<&[String]>, user_cmd: Option<&[String]>, img_entry: &[String], img_cmd: &[String]) -> (Vec<String>, Vec<String>) {
+fn command(
+    user_entry: Option<&[String]>,
+    user_cmd: Option<&[String]>,
+    img_entry: &[String],
+    img_cmd: &[String],
+) -> (Vec<String>, Vec<String>) {
     let user_cmd = user_cmd.filter(|c| !c.is_empty()).map(<[String]>::to_vec);
     match user_entry.filter(|e| !e.is_empty()) {
         Some([only]) if only.is_empty() => (vec![], user_cmd.unwrap_or_default()),
@@ -42,9 +47,11 @@ impl<R: Runtime> ContainerService<R> {
     #[tracing::instrument(skip_all, fields(name = ?req.name))]
     pub async fn create(&self, req: CreateRequest) -> Result<(String, Vec<String>), ContainerError> {
         let body = req.body;
-        let image_name = body.image.clone().filter(|s| !s.is_empty()).ok_or_else(|| {
-            ContainerError::InvalidParam("config cannot be empty in order to create a container".into())
-        })?;
+        let image_name = body
+            .image
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ContainerError::InvalidParam("config cannot be empty in order to create a container".into()))?;
         let mut hc = body.host_config.clone().unwrap_or_default();
         if body.network_disabled == Some(true) {
             // dockerd gives such a container no network at all.
@@ -74,10 +81,8 @@ impl<R: Runtime> ContainerService<R> {
         let image = self.images.resolve(&image_name)?;
         let ic = &image.run_config;
         // Anonymous volumes: the image's VOLUMEs and `-v /path` (which the CLI sends in Config.Volumes).
-        let mut volumes: Vec<String> = self.images.inspect(&image.id)?["Config"]["Volumes"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut volumes: Vec<String> =
+            self.images.inspect(&image.id)?["Config"]["Volumes"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
         for v in body.volumes.iter().flatten() {
             if !volumes.contains(v) {
                 volumes.push(v.clone());

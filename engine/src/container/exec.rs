@@ -200,7 +200,10 @@ impl<R: Runtime> ContainerService<R> {
             done: watch::channel(false).0,
         });
         if !exec.cwd.starts_with('/') {
-            return Err(ContainerError::InvalidParam(format!("the working directory '{}' is invalid, it needs to be an absolute path", exec.cwd)));
+            return Err(ContainerError::InvalidParam(format!(
+                "the working directory '{}' is invalid, it needs to be an absolute path",
+                exec.cwd
+            )));
         }
         let cmd = exec.command();
         self.execs.insert(exec);

@@ -47,7 +47,9 @@ fn invalid(msg: &str) -> ContainerError {
 /// dockerd's checks of a create's healthcheck.
 pub fn validate(h: Option<&HealthConfig>) -> Result<(), ContainerError> {
     let Some(h) = h else { return Ok(()) };
-    for (v, what) in [(h.interval, "Interval"), (h.timeout, "Timeout"), (h.start_period, "StartPeriod"), (h.start_interval, "StartInterval")] {
+    for (v, what) in
+        [(h.interval, "Interval"), (h.timeout, "Timeout"), (h.start_period, "StartPeriod"), (h.start_interval, "StartInterval")]
+    {
         if v.is_some_and(|v| v != 0 && v < 1_000_000) {
             return Err(invalid(&format!("{what} in Healthcheck cannot be less than 1ms")));
         }
@@ -263,10 +265,18 @@ mod tests {
 
     #[test]
     fn merge_validate_and_args() {
-        let img = HealthConfig { test: Some(vec!["CMD".into(), "true".into()]), interval: Some(5_000_000_000), retries: Some(2), ..Default::default() };
+        let img = HealthConfig {
+            test: Some(vec!["CMD".into(), "true".into()]),
+            interval: Some(5_000_000_000),
+            retries: Some(2),
+            ..Default::default()
+        };
         let user = HealthConfig { interval: Some(1_000_000_000), ..Default::default() };
         let m = merge(Some(user), Some(img.clone())).unwrap();
-        assert_eq!((m.test.clone().unwrap(), m.interval, m.retries), (vec!["CMD".to_string(), "true".into()], Some(1_000_000_000), Some(2)));
+        assert_eq!(
+            (m.test.clone().unwrap(), m.interval, m.retries),
+            (vec!["CMD".to_string(), "true".into()], Some(1_000_000_000), Some(2))
+        );
         assert_eq!(probe_args(&m).unwrap(), ["true"]);
         let sh = HealthConfig { test: Some(vec!["CMD-SHELL".into(), "test -f /x".into()]), ..Default::default() };
         assert_eq!(probe_args(&sh).unwrap(), ["/bin/sh", "-c", "test -f /x"]);

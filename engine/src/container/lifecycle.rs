@@ -39,9 +39,7 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
     }
     let up = s.to_ascii_uppercase();
     let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| ContainerError::InvalidParam(format!("Invalid signal: {s}")))
+    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| ContainerError::InvalidParam(format!("Invalid signal: {s}")))
 }
 
 pub(super) fn now() -> String {

@@ -332,7 +332,9 @@ mod tests {
     fn tail_reads_backwards_across_chunks_and_files() {
         use std::io::Write;
         let d = tempfile::tempdir().unwrap();
-        let line = |i: usize| format!("{{\"log\":\"line {i} {}\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}}\n", "x".repeat(i % 300));
+        let line = |i: usize| {
+            format!("{{\"log\":\"line {i} {}\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}}\n", "x".repeat(i % 300))
+        };
         let old = d.path().join("c.log.1");
         let cur = d.path().join("c.log");
         let mut f = std::fs::File::create(&old).unwrap();
@@ -343,7 +345,8 @@ mod tests {
         let r = Renderer { tty: true, opts: LogOptions { stdout: true, ..Default::default() } };
         let f = std::fs::File::open(&cur).unwrap();
         let len = f.metadata().unwrap().len();
-        let text = |v: &[Bytes]| v.iter().map(|b| String::from_utf8_lossy(b).split(' ').take(2).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
+        let text =
+            |v: &[Bytes]| v.iter().map(|b| String::from_utf8_lossy(b).split(' ').take(2).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>();
         let (v, end) = tail(&r, std::slice::from_ref(&old), Some((&f, len)), 600);
         assert_eq!(v.len(), 600);
         assert_eq!(text(&v[..1]), ["line 900"]);

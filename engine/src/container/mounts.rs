@@ -200,7 +200,13 @@ impl<R: Runtime> ContainerService<R> {
                 "volume",
                 "mount",
                 &m.name,
-                &[("container", &rec.id), ("destination", &m.destination), ("driver", &m.driver), ("propagation", &m.propagation), ("read/write", &rw)],
+                &[
+                    ("container", &rec.id),
+                    ("destination", &m.destination),
+                    ("driver", &m.driver),
+                    ("propagation", &m.propagation),
+                    ("read/write", &rw),
+                ],
             );
         }
         Ok((binds, tmpfs))

@@ -55,7 +55,12 @@ pub fn parse_link(l: &str) -> Result<(String, String), ContainerError> {
 
 impl<R: Runtime> ContainerService<R> {
     /// Network mode and networks of a new container; refuses what Docker refuses.
-    pub(super) fn plan_network(&self, body: &ContainerCreateBody, hc: &HostConfig, mac: Option<&str>) -> Result<(NetMode, Vec<NetConf>), ContainerError> {
+    pub(super) fn plan_network(
+        &self,
+        body: &ContainerCreateBody,
+        hc: &HostConfig,
+        mac: Option<&str>,
+    ) -> Result<(NetMode, Vec<NetConf>), ContainerError> {
         let mode = hc.network_mode.as_deref().unwrap_or("");
         let eps = body.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref());
         let publishing = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true);
@@ -72,7 +77,9 @@ impl<R: Runtime> ContainerService<R> {
         match mode {
             "host" => {
                 if has(&hc.links) {
-                    return Err(bad("conflicting options: host type networking can't be used with links. This would result in undefined behavior"));
+                    return Err(bad(
+                        "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+                    ));
                 }
                 if mac.is_some() {
                     return Err(bad("conflicting options: mac-address and the network mode"));
@@ -98,7 +105,9 @@ impl<R: Runtime> ContainerService<R> {
                     return Err(bad("conflicting options: mac-address and the network mode"));
                 }
                 if has(&hc.links) {
-                    return Err(bad("conflicting options: container type network can't be used with links. This would result in undefined behavior"));
+                    return Err(bad(
+                        "conflicting options: container type network can't be used with links. This would result in undefined behavior",
+                    ));
                 }
                 // 400, not 404: the CLI answers a 404 of create by pulling the image.
                 let t = self.get(target).map_err(|e| bad(e.to_string()))?;
@@ -107,7 +116,12 @@ impl<R: Runtime> ContainerService<R> {
             m => {
                 let primary = if matches!(m, "" | "default") { crate::network::DEFAULT_NETWORK } else { m };
                 let mut keys: Vec<&str> = vec![primary];
-                keys.extend(eps.iter().flat_map(|e| e.keys()).map(String::as_str).filter(|k| !matches!(*k, "default" | "") && *k != primary && *k != m));
+                keys.extend(
+                    eps.iter()
+                        .flat_map(|e| e.keys())
+                        .map(String::as_str)
+                        .filter(|k| !matches!(*k, "default" | "") && *k != primary && *k != m),
+                );
                 let mut out: Vec<NetConf> = vec![];
                 for (i, key) in keys.iter().enumerate() {
                     let net = self.network.network(key).map_err(|_| bad(format!("network {key} not found")))?;
@@ -164,11 +178,17 @@ impl<R: Runtime> ContainerService<R> {
                 }
                 let netns = match &t.net_mode {
                     NetMode::Host => NetNs::Host,
-                    NetMode::Container(_) => return Err(bad(format!("cannot join network of container {tid}: it shares another container's"))),
+                    NetMode::Container(_) => {
+                        return Err(bad(format!("cannot join network of container {tid}: it shares another container's")))
+                    }
                     _ => NetNs::Path(self.network.netns_path(&t.id)),
                 };
                 let tdir = Record::dir(&self.cfg.data_root, &t.id);
-                let mounts = vec![(tdir.join("hosts"), "/etc/hosts"), (tdir.join("hostname"), "/etc/hostname"), (tdir.join("resolv.conf"), "/etc/resolv.conf")];
+                let mounts = vec![
+                    (tdir.join("hosts"), "/etc/hosts"),
+                    (tdir.join("hostname"), "/etc/hostname"),
+                    (tdir.join("resolv.conf"), "/etc/resolv.conf"),
+                ];
                 Ok(NetSetup { netns, mounts, env: vec![], hostname: t.config.hostname.clone(), pending: false })
             }
             NetMode::Host => {
@@ -214,7 +234,13 @@ impl<R: Runtime> ContainerService<R> {
                 let mut env = vec![];
                 if on_default {
                     for l in &links {
-                        if let Some(ip) = self.network.sandbox_endpoints(&l.target.id).iter().find(|e| e.network_id == self.network.network_id).map(|e| e.ip) {
+                        if let Some(ip) = self
+                            .network
+                            .sandbox_endpoints(&l.target.id)
+                            .iter()
+                            .find(|e| e.network_id == self.network.network_id)
+                            .map(|e| e.ip)
+                        {
                             hosts.push_str(&format!("{ip}\t{} {} {}\n", l.alias, &l.target.id[..12], l.target.name));
                             env.extend(etcfiles::link_env(&rec.name, &l.alias, ip, &l.target));
                         }
@@ -252,7 +278,9 @@ impl<R: Runtime> ContainerService<R> {
         match &rec.net_mode {
             NetMode::Host => return Err(forbid("container cannot be disconnected from host network or connected to host network".into())),
             NetMode::None | NetMode::Container(_) => {
-                return Err(forbid("container sharing network namespace with another container or host cannot be connected to any other network".into()))
+                return Err(forbid(
+                    "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+                ))
             }
             NetMode::Bridge => {}
         }
@@ -279,7 +307,12 @@ impl<R: Runtime> ContainerService<R> {
             r.clone()
         };
         self.save(&snapshot)?;
-        self.events.publish("network", "connect", &net.id, &[("container", rec.id.as_str()), ("name", net.name.as_str()), ("type", "bridge")]);
+        self.events.publish(
+            "network",
+            "connect",
+            &net.id,
+            &[("container", rec.id.as_str()), ("name", net.name.as_str()), ("type", "bridge")],
+        );
         Ok(())
     }
 
@@ -337,7 +370,12 @@ impl<R: Runtime> ContainerService<R> {
             r.clone()
         };
         self.save(&snapshot)?;
-        self.events.publish("network", "disconnect", &conf.id, &[("container", rec.id.as_str()), ("name", conf.name.as_str()), ("type", "bridge")]);
+        self.events.publish(
+            "network",
+            "disconnect",
+            &conf.id,
+            &[("container", rec.id.as_str()), ("name", conf.name.as_str()), ("type", "bridge")],
+        );
         Ok(())
     }
 

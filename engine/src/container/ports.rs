@@ -115,9 +115,8 @@ pub fn settings(rec: &Record) -> Value {
         return Value::Object(out);
     }
     for (port, proto) in exposed(rec) {
-        let b: Vec<Value> = mappings_of(rec, port, &proto)
-            .map(|m| json!({"HostIp": m.host_ip.to_string(), "HostPort": m.host_port.to_string()}))
-            .collect();
+        let b: Vec<Value> =
+            mappings_of(rec, port, &proto).map(|m| json!({"HostIp": m.host_ip.to_string(), "HostPort": m.host_port.to_string()})).collect();
         out.insert(format!("{port}/{proto}"), if b.is_empty() { Value::Null } else { Value::Array(b) });
     }
     Value::Object(out)
@@ -150,17 +149,20 @@ mod tests {
     fn hc(bindings: &[(&str, &str, &str)], all: bool) -> HostConfig {
         let mut m = std::collections::HashMap::new();
         for (k, ip, port) in bindings {
-            m.entry(k.to_string()).or_insert_with(|| Some(vec![])).as_mut().unwrap().push(PortBinding {
-                host_ip: Some(ip.to_string()),
-                host_port: Some(port.to_string()),
-            });
+            m.entry(k.to_string())
+                .or_insert_with(|| Some(vec![]))
+                .as_mut()
+                .unwrap()
+                .push(PortBinding { host_ip: Some(ip.to_string()), host_port: Some(port.to_string()) });
         }
         HostConfig { port_bindings: Some(m), publish_all_ports: Some(all), ..Default::default() }
     }
 
     #[test]
     fn parses_bindings() {
-        let s = specs(&hc(&[("80/tcp", "", "8080"), ("53/udp", "127.0.0.1", ""), ("81/tcp", "", "9000-9010"), ("82", "", "0")], false), &[]).unwrap();
+        let s =
+            specs(&hc(&[("80/tcp", "", "8080"), ("53/udp", "127.0.0.1", ""), ("81/tcp", "", "9000-9010"), ("82", "", "0")], false), &[])
+                .unwrap();
         assert_eq!(s.len(), 4);
         assert_eq!(s[0], PortSpec { proto: "udp".into(), container_port: 53, host_ip: Some(Ipv4Addr::LOCALHOST), host_ports: (0, 0) });
         assert_eq!(s[1], PortSpec { proto: "tcp".into(), container_port: 80, host_ip: None, host_ports: (8080, 8080) });

@@ -66,9 +66,10 @@ impl<R: Runtime> ContainerService<R> {
                 "label" | "label!" => {}
                 "until" => {
                     for v in vals {
-                        until = Some(parse_until(v, now).ok_or_else(|| {
-                            ContainerError::InvalidParam(format!("failed to parse value {v} as a time for until"))
-                        })?);
+                        until = Some(
+                            parse_until(v, now)
+                                .ok_or_else(|| ContainerError::InvalidParam(format!("failed to parse value {v} as a time for until")))?,
+                        );
                     }
                 }
                 other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),

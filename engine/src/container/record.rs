@@ -201,8 +201,11 @@ mod tests {
         std::fs::write(dir.join("upper/etc/hosts"), "x").unwrap();
         Record::remove_dir(root.path(), "abc");
         assert!(!dir.exists());
-        let left: Vec<String> =
-            std::fs::read_dir(root.path().join("containers")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let left: Vec<String> = std::fs::read_dir(root.path().join("containers"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         assert!(left.iter().all(|n| is_trash(n)), "{left:?}");
         // Removing what is not there is fine.
         Record::remove_dir(root.path(), "missing");

@@ -72,9 +72,7 @@ pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
         }
         let n = online_cpus();
         if nano < 0 || nano > (n as i64) * 1_000_000_000 {
-            return Err(invalid(format!(
-                "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
-            )));
+            return Err(invalid(format!("Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")));
         }
     }
     if hc.cpu_period.is_some_and(|p| p != 0 && !(1000..=1_000_000).contains(&p)) {
@@ -274,9 +272,7 @@ impl<R: Runtime> ContainerService<R> {
             return Err(ContainerError::Conflict(format!("Container {} is not paused", rec.id)));
         }
         let cgroup = self.cgroup(&rec.id)?;
-        tokio::task::spawn_blocking(move || cgroup.freeze(paused))
-            .await
-            .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        tokio::task::spawn_blocking(move || cgroup.freeze(paused)).await.map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
         let snapshot = {
             let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.state.paused = paused;

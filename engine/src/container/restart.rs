@@ -277,10 +277,7 @@ mod tests {
     use bollard_stubs::models::{RestartPolicy, RestartPolicyNameEnum};
 
     fn hc(name: RestartPolicyNameEnum, max: i64) -> HostConfig {
-        HostConfig {
-            restart_policy: Some(RestartPolicy { name: Some(name), maximum_retry_count: Some(max) }),
-            ..Default::default()
-        }
+        HostConfig { restart_policy: Some(RestartPolicy { name: Some(name), maximum_retry_count: Some(max) }), ..Default::default() }
     }
 
     #[test]

@@ -11,11 +11,7 @@ pub struct RootfsPaths {
 }
 
 pub fn paths(container_dir: &Path) -> RootfsPaths {
-    RootfsPaths {
-        upper: container_dir.join("upper"),
-        work: container_dir.join("work"),
-        merged: container_dir.join("rootfs"),
-    }
+    RootfsPaths { upper: container_dir.join("upper"), work: container_dir.join("work"), merged: container_dir.join("rootfs") }
 }
 
 /// True when `path` is a mount point (listed in /proc/self/mountinfo).

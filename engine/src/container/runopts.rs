@@ -91,8 +91,17 @@ pub fn validate(hc: &HostConfig) -> Result<(), ContainerError> {
 
 /// dockerd's namespaced sysctls (the only ones a container may set).
 fn namespaced_sysctl(key: &str) -> bool {
-    matches!(key, "kernel.msgmax" | "kernel.msgmnb" | "kernel.msgmni" | "kernel.sem" | "kernel.shmall" | "kernel.shmmax" | "kernel.shmmni" | "kernel.shm_rmid_forced")
-        || key.starts_with("fs.mqueue.")
+    matches!(
+        key,
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || key.starts_with("fs.mqueue.")
         || key.starts_with("net.")
 }
 
@@ -127,8 +136,15 @@ fn unsupported(hc: &HostConfig) -> Result<(), ContainerError> {
     if hc.blkio_weight.is_some_and(|w| w != 0) || hc.blkio_weight_device.as_ref().is_some_and(|l| !l.is_empty()) {
         return refuse("--blkio-weight", "this kernel's blkio controller has no weight");
     }
-    if listed(&hc.blkio_device_read_bps) || listed(&hc.blkio_device_write_bps) || listed(&hc.blkio_device_read_iops) || listed(&hc.blkio_device_write_iops) {
-        return refuse("--device-read-bps/--device-write-bps/--device-read-iops/--device-write-iops", "block I/O throttling is not implemented");
+    if listed(&hc.blkio_device_read_bps)
+        || listed(&hc.blkio_device_write_bps)
+        || listed(&hc.blkio_device_read_iops)
+        || listed(&hc.blkio_device_write_iops)
+    {
+        return refuse(
+            "--device-read-bps/--device-write-bps/--device-read-iops/--device-write-iops",
+            "block I/O throttling is not implemented",
+        );
     }
     if set(hc.cpu_realtime_period) || set(hc.cpu_realtime_runtime) {
         return refuse("--cpu-rt-period/--cpu-rt-runtime", "real-time scheduling is not available");
@@ -366,7 +382,6 @@ pub fn run_options(hc: &HostConfig) -> Result<RunOptions, ContainerError> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +393,10 @@ mod tests {
 
     #[test]
     fn capabilities_are_normalised_and_checked() {
-        assert_eq!(capabilities(&["net_admin".into(), "CAP_SYS_TIME".into(), "all".into()]).unwrap(), ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]);
+        assert_eq!(
+            capabilities(&["net_admin".into(), "CAP_SYS_TIME".into(), "all".into()]).unwrap(),
+            ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]
+        );
         let e = err(HostConfig { cap_add: Some(vec!["FOO".into()]), ..Default::default() });
         assert_eq!(e, "invalid CapAdd: unknown capability: \"CAP_FOO\"");
     }
@@ -409,16 +427,26 @@ mod tests {
     #[test]
     fn devices_and_rules_checked() {
         let d = |host: &str, perms: &str| HostConfig {
-            devices: Some(vec![DeviceMapping { path_on_host: Some(host.into()), path_in_container: Some("/dev/x".into()), cgroup_permissions: Some(perms.into()) }]),
+            devices: Some(vec![DeviceMapping {
+                path_on_host: Some(host.into()),
+                path_in_container: Some("/dev/x".into()),
+                cgroup_permissions: Some(perms.into()),
+            }]),
             ..Default::default()
         };
-        assert_eq!(err(d("/dev/nope-nope", "rwm")), "error gathering device information while adding custom device \"/dev/nope-nope\": no such file or directory");
+        assert_eq!(
+            err(d("/dev/nope-nope", "rwm")),
+            "error gathering device information while adding custom device \"/dev/nope-nope\": no such file or directory"
+        );
         assert!(err(d("/dev/null", "rwx")).contains("permissions"));
         assert_eq!(run_options(&d("/dev/null", "r")).unwrap().devices[0].permissions, "r");
         assert_eq!(parse_device_rule("c 1:3 rwm"), Some(DeviceRule { kind: 'c', major: Some(1), minor: Some(3), access: "rwm".into() }));
         assert_eq!(parse_device_rule("a *:* r").unwrap().major, None);
         assert!(parse_device_rule("x 1:3 rwm").is_none() && parse_device_rule("c 1 rwm").is_none());
-        assert_eq!(err(HostConfig { device_cgroup_rules: Some(vec!["c 1:3".into()]), ..Default::default() }), "invalid device cgroup format 'c 1:3'");
+        assert_eq!(
+            err(HostConfig { device_cgroup_rules: Some(vec!["c 1:3".into()]), ..Default::default() }),
+            "invalid device cgroup format 'c 1:3'"
+        );
     }
 
     #[test]
@@ -432,7 +460,10 @@ mod tests {
             ..Default::default()
         };
         let mut hc = HostConfig {
-            log_config: Some(HostConfigLogConfig { typ: Some(String::new()), config: Some([("max-size".to_string(), "1k".to_string())].into()) }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(String::new()),
+                config: Some([("max-size".to_string(), "1k".to_string())].into()),
+            }),
             ulimits: Some(vec![parse_ulimit("nofile=5:6").unwrap()]),
             ..Default::default()
         };
@@ -442,7 +473,8 @@ mod tests {
         assert_eq!(hc.shm_size, Some(1 << 20));
         let names: Vec<_> = hc.ulimits.iter().flatten().map(|u| (u.name.clone().unwrap(), u.soft.unwrap())).collect();
         assert_eq!(names, [("nofile".to_string(), 5), ("nproc".to_string(), 50)]);
-        let mut none = HostConfig { log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }), ..Default::default() };
+        let mut none =
+            HostConfig { log_config: Some(HostConfigLogConfig { typ: Some("none".into()), config: None }), ..Default::default() };
         apply_defaults(&mut none, &d);
         assert!(none.log_config.unwrap().config.unwrap().is_empty());
         assert_eq!(hc.dns, Some(vec!["192.0.2.1".to_string()]));
@@ -473,7 +505,8 @@ mod tests {
         assert!(err(HostConfig { pid_mode: Some("bogus".into()), ..Default::default() }).contains("--pid"));
         assert!(err(HostConfig { userns_mode: Some("remap".into()), ..Default::default() }).contains("--userns"));
         assert_eq!(err(HostConfig { runtime: Some("kata".into()), ..Default::default() }), "unknown or invalid runtime name: kata");
-        assert!(err(HostConfig { storage_opt: Some([("size".to_string(), "1G".to_string())].into()), ..Default::default() }).contains("storage-opt"));
+        assert!(err(HostConfig { storage_opt: Some([("size".to_string(), "1G".to_string())].into()), ..Default::default() })
+            .contains("storage-opt"));
         let o = run_options(&HostConfig { pid_mode: Some("host".into()), uts_mode: Some("host".into()), ..Default::default() }).unwrap();
         assert_eq!((o.pid, o.uts_host), (Namespace::Host, true));
         assert_eq!(joined_container(Some("container:web")), Some("web"));

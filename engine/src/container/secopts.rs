@@ -31,9 +31,7 @@ pub fn parse(opts: &[String]) -> Result<SecurityOpts, ContainerError> {
             }
         })?;
         match key {
-            "seccomp" => {
-                out.seccomp = SeccompProfile::parse(value).map_err(|e| ContainerError::InvalidParam(e.to_string()))?
-            }
+            "seccomp" => out.seccomp = SeccompProfile::parse(value).map_err(|e| ContainerError::InvalidParam(e.to_string()))?,
             // No AppArmor: `unconfined` is what every container gets; a profile cannot be applied.
             "apparmor" if value == "unconfined" => {}
             "apparmor" => return Err(ContainerError::InvalidParam(format!("{}: cannot apply --security-opt {opt}", apparmor_note()))),

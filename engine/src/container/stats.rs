@@ -2,7 +2,7 @@
 //! `docker stats` (cgroup counters and the container's network devices).
 use super::record::{NetMode, Record};
 use super::{ContainerError, ContainerService};
-use crate::cgroups::{CgroupStats, Cgroup};
+use crate::cgroups::{Cgroup, CgroupStats};
 use crate::runtime::Runtime;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -154,7 +154,8 @@ impl<R: Runtime> ContainerService<R> {
         if rec.state.restarting {
             return Err(ContainerError::Conflict(format!("Container {} is restarting, wait until the container is running", rec.id)));
         }
-        let args: Vec<String> = if ps_args.trim().is_empty() { vec!["-ef".into()] } else { ps_args.split_whitespace().map(String::from).collect() };
+        let args: Vec<String> =
+            if ps_args.trim().is_empty() { vec!["-ef".into()] } else { ps_args.split_whitespace().map(String::from).collect() };
         let pids = self.cgroup(&rec.id)?.pids()?;
         let list = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
         let run = |extra: Vec<String>| {
@@ -167,10 +168,7 @@ impl<R: Runtime> ContainerService<R> {
             out = run(vec![]).output().await?;
         }
         if !out.status.success() {
-            return Err(ContainerError::InvalidParam(format!(
-                "Error running ps: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(ContainerError::InvalidParam(format!("Error running ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }

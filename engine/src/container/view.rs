@@ -241,8 +241,8 @@ fn validate_filters(f: &HashMap<String, Vec<String>>) -> Result<(), ContainerErr
                     v.parse::<i32>().map_err(|_| ContainerError::InvalidParam(format!("invalid filter 'exited={v}'")))?;
                 }
             }
-            "id" | "name" | "label" | "ancestor" | "network" | "before" | "since" | "volume" | "health" | "publish"
-            | "expose" | "isolation" | "is-task" => {}
+            "id" | "name" | "label" | "ancestor" | "network" | "before" | "since" | "volume" | "health" | "publish" | "expose"
+            | "isolation" | "is-task" => {}
             other => return Err(ContainerError::InvalidParam(format!("Invalid filter '{other}'"))),
         }
     }
@@ -284,12 +284,12 @@ fn matches_filters(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<boo
                 }
                 any
             }
-            "network" => vals.iter().any(|v| {
-                v == rec.net_mode.name() || rec.networks.iter().any(|n| &n.name == v || n.id.starts_with(v.as_str()))
-            }),
-            "volume" => vals.iter().any(|v| {
-                rec.mounts.iter().any(|m| m.name == *v || m.destination == *v || m.source == std::path::Path::new(v))
-            }),
+            "network" => {
+                vals.iter().any(|v| v == rec.net_mode.name() || rec.networks.iter().any(|n| &n.name == v || n.id.starts_with(v.as_str())))
+            }
+            "volume" => {
+                vals.iter().any(|v| rec.mounts.iter().any(|m| m.name == *v || m.destination == *v || m.source == std::path::Path::new(v)))
+            }
             "publish" | "expose" => vals.iter().any(|v| port_filter(rec, key == "publish", v)),
             "health" => vals.iter().any(|v| v == super::health::filter_value(rec)),
             "before" | "since" | "isolation" | "is-task" => true,
@@ -358,7 +358,13 @@ impl<R: Runtime> ContainerService<R> {
 
 /// Links as dockerd shows them: `/<target>:/<this container>/<alias>`.
 fn links_json(rec: &Record) -> Vec<String> {
-    rec.host_config.links.iter().flatten().filter_map(|l| super::netconf::parse_link(l).ok()).map(|(t, a)| format!("/{t}:/{}/{a}", rec.name)).collect()
+    rec.host_config
+        .links
+        .iter()
+        .flatten()
+        .filter_map(|l| super::netconf::parse_link(l).ok())
+        .map(|(t, a)| format!("/{t}:/{}/{a}", rec.name))
+        .collect()
 }
 
 /// The stored host config, with links in dockerd's form (what `{{.HostConfig.Links}}` shows).

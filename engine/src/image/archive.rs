@@ -143,10 +143,7 @@ impl ImageService {
             for t in &f.tags {
                 let r = Reference::parse_tagged(t)?;
                 if let Some(old) = self.set_ref(&r, &id)? {
-                    lines.push(format!(
-                        "The image {} already exists, renaming the old one with ID {old} to empty string\n",
-                        r.familiar()
-                    ));
+                    lines.push(format!("The image {} already exists, renaming the old one with ID {old} to empty string\n", r.familiar()));
                 }
                 lines.push(format!("Loaded image: {}\n", r.familiar()));
             }
@@ -191,7 +188,8 @@ impl ImageService {
                 }
             }
             let id = super::lookup(&st, n)?;
-            let tag = parsed.and_then(|_| Reference::parse_tagged(n).ok()).filter(|r| !r.is_digest() && st.refs.get(&r.to_string()) == Some(&id));
+            let tag =
+                parsed.and_then(|_| Reference::parse_tagged(n).ok()).filter(|r| !r.is_digest() && st.refs.get(&r.to_string()) == Some(&id));
             add(id, tag);
         }
         Ok(plan)
@@ -295,7 +293,8 @@ mod tests {
         let blob = svc.put_blob(&tar, None).unwrap();
         let m = svc.register_layer(&blob, None, &mut |_| {}).unwrap();
         let cfg = serde_json::to_vec(&json!({"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z",
-            "rootfs":{"type":"layers","diff_ids":[m.diff_id]}})).unwrap();
+            "rootfs":{"type":"layers","diff_ids":[m.diff_id]}}))
+        .unwrap();
         let id = svc.commit_image(&cfg, None).unwrap();
         svc.set_ref(&Reference::parse_tagged("rt:one").unwrap(), &id).unwrap();
         svc.set_ref(&Reference::parse_tagged("rt:two").unwrap(), &id).unwrap();
@@ -328,13 +327,16 @@ mod tests {
         io::Write::write_all(&mut gz, &tar).unwrap();
         let gz = gz.finish().unwrap();
         let cfg = serde_json::to_vec(&json!({"architecture":"amd64","os":"linux",
-            "rootfs":{"type":"layers","diff_ids":[digest_of(&tar)]}})).unwrap();
+            "rootfs":{"type":"layers","diff_ids":[digest_of(&tar)]}}))
+        .unwrap();
         let man = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":digest_of(&cfg),"size":cfg.len()},
-            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":digest_of(&gz),"size":gz.len()}]})).unwrap();
+            "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":digest_of(&gz),"size":gz.len()}]}))
+        .unwrap();
         let index = serde_json::to_vec(&json!({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
             "manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":digest_of(&man),"size":man.len(),
-            "annotations":{"io.containerd.image.name":"docker.io/library/ocitest:v1","org.opencontainers.image.ref.name":"v1"}}]})).unwrap();
+            "annotations":{"io.containerd.image.name":"docker.io/library/ocitest:v1","org.opencontainers.image.ref.name":"v1"}}]}))
+        .unwrap();
         let mut tb = tar::Builder::new(Vec::new());
         append_file(&mut tb, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0).unwrap();
         append_file(&mut tb, "index.json", &index, 0).unwrap();

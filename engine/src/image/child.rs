@@ -119,7 +119,9 @@ impl ImageService {
             "history": history,
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         });
-        for (k, v) in [("parent", n.parent.clone()), ("container", n.container.clone()), ("author", opt(&n.author)), ("comment", opt(&n.comment))] {
+        for (k, v) in
+            [("parent", n.parent.clone()), ("container", n.container.clone()), ("author", opt(&n.author)), ("comment", opt(&n.comment))]
+        {
             if let Some(v) = v {
                 cfg[k] = json!(v);
             }

@@ -88,11 +88,7 @@ impl ImageConfigFile {
                 .and_then(|l| l.as_object())
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
                 .unwrap_or_default(),
-            exposed_ports: c
-                .get("ExposedPorts")
-                .and_then(|p| p.as_object())
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default(),
+            exposed_ports: c.get("ExposedPorts").and_then(|p| p.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default(),
             stop_signal: c.get("StopSignal").and_then(|s| s.as_str()).filter(|s| !s.is_empty()).map(String::from),
             healthcheck: c.get("Healthcheck").filter(|h| h.is_object()).and_then(|h| serde_json::from_value(h.clone()).ok()),
         }
@@ -100,11 +96,7 @@ impl ImageConfigFile {
 
     /// Seconds since the epoch of `created` (0 when absent or malformed).
     pub fn created_unix(&self) -> i64 {
-        self.created
-            .as_deref()
-            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
-            .map(|t| t.timestamp())
-            .unwrap_or(0)
+        self.created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).map(|t| t.timestamp()).unwrap_or(0)
     }
 }
 

@@ -64,7 +64,12 @@ impl ImageService {
             }
         }
         if mask & ACTIVE_REFERENCE != 0 && !self.refs_of(id).is_empty() {
-            return Some(Conflict { id: id.into(), hard: false, used: false, message: "image is referenced in multiple repositories".into() });
+            return Some(Conflict {
+                id: id.into(),
+                hard: false,
+                used: false,
+                message: "image is referenced in multiple repositories".into(),
+            });
         }
         if mask & STOPPED != 0 {
             if let Some(u) = users.iter().find(|u| !u.running) {
@@ -250,7 +255,10 @@ mod tests {
         let e = svc.delete("busybox", false, false).unwrap_err().to_string();
         assert_eq!(e, format!("conflict: unable to remove repository reference \"busybox\" (must force) - container cccccccccccc is using its referenced image {}", short(&id)));
         let e = svc.delete(&id, true, false).unwrap_err().to_string();
-        assert_eq!(e, format!("conflict: unable to delete {} (cannot be forced) - image is being used by running container cccccccccccc", short(&id)));
+        assert_eq!(
+            e,
+            format!("conflict: unable to delete {} (cannot be forced) - image is being used by running container cccccccccccc", short(&id))
+        );
         // running container: forced rmi by name only untags
         let r = svc.delete("busybox", true, false).unwrap();
         assert_eq!(r, vec![json!({"Untagged": "busybox:latest"})]);

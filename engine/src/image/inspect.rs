@@ -56,7 +56,11 @@ fn label_ok(img: &Image, wanted: &[String]) -> bool {
 /// dockerd marshals a nil map as `null`.
 fn labels_or_null(img: &Image) -> Value {
     let l = img.config.run_config().labels;
-    if l.is_empty() { Value::Null } else { json!(l) }
+    if l.is_empty() {
+        Value::Null
+    } else {
+        json!(l)
+    }
 }
 
 fn tags_and_digests(refs: &[Reference]) -> (Vec<String>, Vec<String>) {

@@ -75,8 +75,7 @@ pub enum Manifest {
 impl Manifest {
     /// Parses a manifest body; `content_type` is the response's Content-Type, if any.
     pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Self, ImageError> {
-        let raw: Raw = serde_json::from_slice(body)
-            .map_err(|e| ImageError::Registry(format!("invalid manifest: {e}")))?;
+        let raw: Raw = serde_json::from_slice(body).map_err(|e| ImageError::Registry(format!("invalid manifest: {e}")))?;
         let mt = raw.media_type.clone().or_else(|| content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_string()));
         if raw.schema_version == 1 || mt.as_deref() == Some(DOCKER_SCHEMA1) {
             return Err(ImageError::Registry(
@@ -100,9 +99,7 @@ impl Manifest {
 
 /// Picks the linux/amd64 entry of an index (a variant-less or `v1` entry first).
 pub fn select_platform(manifests: &[Descriptor]) -> Result<&Descriptor, ImageError> {
-    let amd64 = |d: &&Descriptor| {
-        d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-    };
+    let amd64 = |d: &&Descriptor| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64");
     manifests
         .iter()
         .filter(amd64)
@@ -157,7 +154,8 @@ mod tests {
             let m = format!(r#"{{"schemaVersion":2,"config":{{"digest":"{good}","size":3}},"layers":[{{"digest":"{bad}","size":1}}]}}"#);
             let e = Manifest::parse(m.as_bytes(), Some(OCI_MANIFEST)).unwrap_err().to_string();
             assert!(e.contains("is not sha256: followed by 64 hex characters"), "{bad}: {e}");
-            let idx = format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{bad}","platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#);
+            let idx =
+                format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{bad}","platform":{{"architecture":"amd64","os":"linux"}}}}]}}"#);
             assert!(Manifest::parse(idx.as_bytes(), Some(DOCKER_LIST)).is_err(), "{bad}");
         }
     }

@@ -60,9 +60,7 @@ impl Classify for ImageError {
         match self {
             ImageError::NotFound(_) | ImageError::RemoteNotFound(_) => ErrorKind::NotFound,
             ImageError::Conflict(_) => ErrorKind::Conflict,
-            ImageError::Invalid(_) | ImageError::Unpack(unpack::UnpackError::Refused { .. }) => {
-                ErrorKind::InvalidParameter
-            }
+            ImageError::Invalid(_) | ImageError::Unpack(unpack::UnpackError::Refused { .. }) => ErrorKind::InvalidParameter,
             ImageError::Unauthorized(_) => ErrorKind::Forbidden,
             ImageError::Registry(_) | ImageError::Io(_) | ImageError::Unpack(_) => ErrorKind::Internal,
         }
@@ -104,7 +102,6 @@ pub struct ImageUser {
 
 /// Tells the image store which containers use an image id (`sha256:<hex>`).
 pub type InUse = Arc<dyn Fn(&str) -> Vec<ImageUser> + Send + Sync>;
-
 
 /// One image in memory: its record plus its parsed config.
 #[derive(Debug, Clone)]

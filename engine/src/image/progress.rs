@@ -71,11 +71,8 @@ pub fn bar(current: u64, total: u64) -> String {
     }
     let pct = ((current as f64 / total as f64 * 100.0) as usize / 2).min(50);
     let pb = format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct));
-    let nums = if current > total {
-        format!("{:>8}", human_size(current))
-    } else {
-        format!("{:>8}/{}", human_size(current), human_size(total))
-    };
+    let nums =
+        if current > total { format!("{:>8}", human_size(current)) } else { format!("{:>8}/{}", human_size(current), human_size(total)) };
     pb + &nums
 }
 
@@ -99,7 +96,11 @@ fn g4(x: f64) -> String {
     let digits = x.abs().log10().floor() as i32 + 1;
     let decimals = (4 - digits).max(0) as usize;
     let s = format!("{x:.decimals$}");
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

@@ -134,7 +134,8 @@ impl PreparedPull {
         let sem = Arc::new(tokio::sync::Semaphore::new(3));
         let mut handles = std::collections::HashMap::new();
         for &i in &todo {
-            let (svc, client, desc, p, sem) = (self.svc.clone(), self.client.clone(), self.layers[i].clone(), progress.clone(), sem.clone());
+            let (svc, client, desc, p, sem) =
+                (self.svc.clone(), self.client.clone(), self.layers[i].clone(), progress.clone(), sem.clone());
             let blob_present = svc.blob_path(&desc.digest).exists();
             handles.insert(
                 i,
@@ -153,7 +154,8 @@ impl PreparedPull {
             let Some(mut h) = handles.remove(&i) else { continue };
             (&mut h.0).await.map_err(|e| ImageError::Registry(format!("download task failed: {e}")))??;
             let total = desc.size.max(0) as u64;
-            let (svc, p, blob, diff, id12) = (self.svc.clone(), progress.clone(), desc.digest.clone(), diff_ids[i].clone(), short(&desc.digest).to_string());
+            let (svc, p, blob, diff, id12) =
+                (self.svc.clone(), progress.clone(), desc.digest.clone(), diff_ids[i].clone(), short(&desc.digest).to_string());
             tokio::task::spawn_blocking(move || {
                 let mut last = Instant::now() - Duration::from_secs(1);
                 let mut cb = |n: u64| {
@@ -247,10 +249,7 @@ async fn download(svc: &ImageService, client: &RegistryClient, desc: &Descriptor
     let got = format!("sha256:{}", hex::encode(h.finalize()));
     if got != desc.digest || (desc.size > 0 && n != desc.size as u64) {
         let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(ImageError::Registry(format!(
-            "filesystem layer verification failed for digest {}",
-            desc.digest
-        )));
+        return Err(ImageError::Registry(format!("filesystem layer verification failed for digest {}", desc.digest)));
     }
     svc.adopt_blob(&tmp, &desc.digest)?;
     p.send(layer_msg("Download complete", id12)).await;

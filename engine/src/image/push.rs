@@ -35,7 +35,13 @@ impl ImageService {
         res
     }
 
-    async fn push_inner(self: &Arc<Self>, name: &str, tag: &str, creds: Option<Credentials>, progress: &Progress) -> Result<(), ImageError> {
+    async fn push_inner(
+        self: &Arc<Self>,
+        name: &str,
+        tag: &str,
+        creds: Option<Credentials>,
+        progress: &Progress,
+    ) -> Result<(), ImageError> {
         let mut r = Reference::parse(name)?;
         if !tag.is_empty() {
             r.tag = Some(tag.to_string());
@@ -63,9 +69,8 @@ impl ImageService {
         for (d, blob) in diff_ids.iter().zip(&blobs).rev() {
             let short = super::pull::short(d).to_string();
             let path = self.blob_path(blob);
-            let data = tokio::task::spawn_blocking(move || gzip_layer(&path))
-                .await
-                .map_err(|e| ImageError::Io(std::io::Error::other(e)))??;
+            let data =
+                tokio::task::spawn_blocking(move || gzip_layer(&path)).await.map_err(|e| ImageError::Io(std::io::Error::other(e)))??;
             let digest = digest_of(&data);
             let size = data.len() as u64;
             if client.has_blob(&digest).await? {

@@ -112,9 +112,7 @@ impl Reference {
             return Err(invalid("invalid reference format"));
         }
         if is_hex64(s) {
-            return Err(invalid(format!(
-                "invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"
-            )));
+            return Err(invalid(format!("invalid repository name ({s}), cannot specify 64-byte hexadecimal strings")));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
@@ -141,9 +139,7 @@ impl Reference {
         }
         if path.split('/').any(|c| !valid_path_component(c)) {
             if path.to_ascii_lowercase().split('/').all(valid_path_component) {
-                return Err(invalid(format!(
-                    "invalid reference format: repository name ({path}) must be lowercase"
-                )));
+                return Err(invalid(format!("invalid reference format: repository name ({path}) must be lowercase")));
             }
             return Err(invalid("invalid reference format"));
         }
@@ -218,9 +214,7 @@ impl Reference {
 /// Docker's `splitDockerDomain`.
 fn split_domain(name: &str) -> (String, String) {
     let (domain, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" || first.to_lowercase() != first =>
-        {
+        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" || first.to_lowercase() != first => {
             (first.to_string(), rest.to_string())
         }
         _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),

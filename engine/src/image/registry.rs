@@ -60,10 +60,12 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 pub fn is_insecure(host: &str, insecure: &[String]) -> bool {
     let bare = host_only(host);
     let ip: Option<std::net::IpAddr> = bare.trim_matches(|c| c == '[' || c == ']').parse().ok();
-    if bare == "localhost" || ip.is_some_and(|i| match i {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(_) => false,
-    }) {
+    if bare == "localhost"
+        || ip.is_some_and(|i| match i {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(_) => false,
+        })
+    {
         return true;
     }
     insecure.iter().any(|entry| {
@@ -234,11 +236,10 @@ impl RegistryClient {
             return Err(ImageError::Unauthorized(format!("unsupported registry auth challenge: {challenge:?}")));
         }
         let realm = params.iter().find(|(k, _)| k == "realm").map(|(_, v)| v.clone()).unwrap_or_default();
-        let mut q: Vec<(String, String)> =
-            params.iter().filter(|(k, _)| k == "service").cloned().collect();
+        let mut q: Vec<(String, String)> = params.iter().filter(|(k, _)| k == "service").cloned().collect();
         q.push(("scope".into(), format!("repository:{}:{actions}", self.repo)));
-        let url = reqwest::Url::parse_with_params(&realm, &q)
-            .map_err(|e| ImageError::Registry(format!("invalid token realm {realm:?}: {e}")))?;
+        let url =
+            reqwest::Url::parse_with_params(&realm, &q).map_err(|e| ImageError::Registry(format!("invalid token realm {realm:?}: {e}")))?;
         let mut req = self.http.get(url);
         if let Some(c) = &self.creds {
             if !c.registry_token.is_empty() {
@@ -419,7 +420,9 @@ mod tests {
         assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p?>"));
         assert_eq!(base64_encode(b"u:p"), "dTpw");
         assert_eq!(base64_decode("dTpw").unwrap(), b"u:p");
-        let (s, p) = parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#);
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        );
         assert_eq!(s, "Bearer");
         assert_eq!(p[0], ("realm".into(), "https://auth.docker.io/token".into()));
         assert_eq!(p[1].1, "registry.docker.io");

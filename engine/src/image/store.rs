@@ -65,9 +65,8 @@ pub(crate) fn load_state(root: &Path) -> Result<State, ImageError> {
             }
         };
         let Some(rec) = rec else { continue };
-        let cfg = fs::read(root.join("blobs/sha256").join(hex_of(&rec.id)))
-            .map_err(ImageError::from)
-            .and_then(|b| ImageConfigFile::parse(&b));
+        let cfg =
+            fs::read(root.join("blobs/sha256").join(hex_of(&rec.id))).map_err(ImageError::from).and_then(|b| ImageConfigFile::parse(&b));
         match cfg {
             Ok(config) if rec.diff_ids.iter().all(|d| st.layers.contains_key(d)) => {
                 st.images.insert(rec.id.clone(), Image { record: rec, config });
@@ -150,12 +149,7 @@ impl ImageService {
 
     /// Unpacks the stored blob `blob` as a layer, once per diff id; checks the diff id when
     /// `expected` is given. `progress` sees the compressed bytes read. Blocking.
-    pub fn register_layer(
-        &self,
-        blob: &str,
-        expected: Option<&str>,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<LayerMeta, ImageError> {
+    pub fn register_layer(&self, blob: &str, expected: Option<&str>, progress: &mut dyn FnMut(u64)) -> Result<LayerMeta, ImageError> {
         if let Some(e) = expected {
             if let Some(m) = self.lock().layers.get(e) {
                 return Ok(m.clone());
@@ -169,10 +163,7 @@ impl ImageService {
             let st: UnpackStats = unpack::unpack(reader, &work.join("diff"), UnpackOptions::LAYER)?;
             if let Some(e) = expected {
                 if e != st.diff_id {
-                    return Err(ImageError::Invalid(format!(
-                        "layer {blob}: diff id mismatch: expected {e}, got {}",
-                        st.diff_id
-                    )));
+                    return Err(ImageError::Invalid(format!("layer {blob}: diff id mismatch: expected {e}, got {}", st.diff_id)));
                 }
             }
             let meta = LayerMeta { diff_id: st.diff_id.clone(), blob: blob.to_string(), tar_size: st.tar_size, size: st.size };
@@ -284,8 +275,7 @@ impl ImageService {
         // Hidden images no container uses any more go first (asked without holding our lock).
         let hidden: Vec<String> = self.lock().images.values().filter(|i| i.record.removed).map(|i| i.record.id.clone()).collect();
         let can_ask = self.in_use.read().unwrap_or_else(|p| p.into_inner()).is_some();
-        let unused: Vec<String> =
-            if can_ask { hidden.into_iter().filter(|id| self.users_of(id).is_empty()).collect() } else { vec![] };
+        let unused: Vec<String> = if can_ask { hidden.into_iter().filter(|id| self.users_of(id).is_empty()).collect() } else { vec![] };
         for id in &unused {
             self.remove_image_record(id, false)?;
         }

@@ -225,8 +225,7 @@ impl Unpacker<'_> {
             }
             tar::EntryType::Symlink => {
                 let link = e.link_name_bytes().ok_or_else(|| refused(&raw, "symlink without target"))?;
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &target)
-                    .map_err(|er| io_err(&target, er))?;
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &target).map_err(|er| io_err(&target, er))?;
             }
             tar::EntryType::Link => {
                 let link = e.link_name_bytes().ok_or_else(|| refused(&raw, "hard link without target"))?;
@@ -314,7 +313,11 @@ fn mknod(p: &Path, kind: libc::mode_t, major: u32, minor: u32) -> io::Result<()>
     let c = cpath(p)?;
     // SAFETY: c is a valid NUL-terminated path; mknod has no memory effects on our side.
     let r = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, libc::makedev(major, minor)) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn lchown(p: &Path, uid: u64, gid: u64) -> io::Result<()> {
@@ -326,7 +329,11 @@ pub fn set_xattr(p: &Path, key: &str, value: &[u8]) -> io::Result<()> {
     let k = CString::new(key).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr key contains NUL"))?;
     // SAFETY: valid C strings and a valid buffer of value.len() bytes.
     let r = unsafe { libc::lsetxattr(c.as_ptr(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn set_times(p: &Path, mtime: i64) -> io::Result<()> {
@@ -335,7 +342,11 @@ fn set_times(p: &Path, mtime: i64) -> io::Result<()> {
     let times = [ts, ts];
     // SAFETY: valid path and a two-element timespec array as utimensat expects.
     let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Size in bytes of regular files below `dir` (for layers unpacked before sizes were recorded).

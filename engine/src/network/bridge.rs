@@ -109,16 +109,9 @@ pub async fn ensure_bridge(h: &Handle, name: &str, addr: Ipv4Network) -> NlResul
 /// the peer to be up in the same request fails with ENOTCONN, as `ip link add … peer … up` does.)
 pub async fn add_veth(h: &Handle, host_name: &str, bridge: u32, netns: &OwnedFd, peer: &str, mac: [u8; 6]) -> NlResult<()> {
     let peer_name = peer;
-    let peer = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(peer_name.to_string())
-        .address(mac.to_vec())
-        .setns_by_fd(netns.as_raw_fd())
-        .build();
-    let msg = LinkVeth::new(host_name, peer_name)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .controller(bridge)
-        .up()
-        .build();
+    let peer =
+        LinkMessageBuilder::<LinkUnspec>::new().name(peer_name.to_string()).address(mac.to_vec()).setns_by_fd(netns.as_raw_fd()).build();
+    let msg = LinkVeth::new(host_name, peer_name).set_info_data(InfoData::Veth(InfoVeth::Peer(peer))).controller(bridge).up().build();
     h.link().add(msg).execute().await
 }
 

@@ -43,8 +43,8 @@ impl Ipam {
     /// A new empty allocator. `subnet` may carry host bits (`10.1.2.1/24` means `10.1.2.0/24`);
     /// it needs room for at least one address besides the gateway (prefix <= 30).
     pub fn new(subnet: Ipv4Network, gateway: Ipv4Addr) -> Result<Self, IpamError> {
-        let subnet = Ipv4Network::new(subnet.network(), subnet.prefix())
-            .map_err(|e| IpamError::InvalidSubnet(subnet.to_string(), e.to_string()))?;
+        let subnet =
+            Ipv4Network::new(subnet.network(), subnet.prefix()).map_err(|e| IpamError::InvalidSubnet(subnet.to_string(), e.to_string()))?;
         if subnet.prefix() > 30 {
             return Err(IpamError::InvalidSubnet(subnet.to_string(), "prefix must be at most /30".into()));
         }
@@ -56,8 +56,8 @@ impl Ipam {
 
     /// Restricts dynamic allocation to `range` (`--ip-range`), which must lie inside the subnet.
     pub fn with_range(mut self, range: Ipv4Network) -> Result<Self, IpamError> {
-        let range = Ipv4Network::new(range.network(), range.prefix())
-            .map_err(|e| IpamError::InvalidSubnet(range.to_string(), e.to_string()))?;
+        let range =
+            Ipv4Network::new(range.network(), range.prefix()).map_err(|e| IpamError::InvalidSubnet(range.to_string(), e.to_string()))?;
         if !self.subnet.contains(range.network()) || !self.subnet.contains(range.broadcast()) {
             return Err(IpamError::InvalidSubnet(range.to_string(), format!("ip-range is not inside subnet {}", self.subnet)));
         }

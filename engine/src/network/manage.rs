@@ -95,7 +95,9 @@ impl NetworkService {
             "" | "bridge" => {}
             super::overlay::DRIVER => {}
             d @ ("host" | "null") => return Err(NetworkError::Forbidden(format!("only one instance of \"{d}\" network is allowed"))),
-            d => return Err(NetworkError::Invalid(format!("plugin \"{d}\" not found: only the bridge driver is supported by this engine"))),
+            d => {
+                return Err(NetworkError::Invalid(format!("plugin \"{d}\" not found: only the bridge driver is supported by this engine")))
+            }
         }
         if req.ipv6 {
             return Err(NetworkError::Invalid("IPv6 networks are not supported by this engine".into()));
@@ -143,9 +145,11 @@ impl NetworkService {
             None => {
                 let mut taken: Vec<Ipv4Network> = ours.iter().map(|(n, _)| *n).collect();
                 taken.extend(bridge::local_networks(&h).await.map_err(nl("list addresses"))?);
-                pool()
-                    .find(|c| !taken.iter().any(|t| overlaps(t, c)))
-                    .ok_or_else(|| NetworkError::Forbidden("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into()))?
+                pool().find(|c| !taken.iter().any(|t| overlaps(t, c))).ok_or_else(|| {
+                    NetworkError::Forbidden(
+                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+                    )
+                })?
             }
         };
         let gateway = match &req.gateway {
@@ -182,7 +186,12 @@ impl NetworkService {
             let _ = store::remove_network(&self.data_dir, &net.id);
             return Err(e);
         }
-        self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).networks.insert(id.clone(), NetState { net: net.clone(), ipam });
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .networks
+            .insert(id.clone(), NetState { net: net.clone(), ipam });
         if let Err(e) = self.sync_firewall().await {
             tracing::warn!(error = %e, "firewall update after network create failed");
         }
@@ -236,9 +245,7 @@ impl NetworkService {
                 .filter(|n| !st.sandboxes.values().any(|sb| sb.endpoints.iter().any(|e| e.network_id == n.id)))
                 .filter(|n| f.labels.iter().all(|l| has_label(&n.labels, l)))
                 .filter(|n| !f.labels_not.iter().any(|l| has_label(&n.labels, l)))
-                .filter(|n| {
-                    f.until.is_none_or(|u| chrono::DateTime::parse_from_rfc3339(&n.created).is_ok_and(|c| c.timestamp() < u))
-                })
+                .filter(|n| f.until.is_none_or(|u| chrono::DateTime::parse_from_rfc3339(&n.created).is_ok_and(|c| c.timestamp() < u)))
                 .cloned()
                 .collect()
         };

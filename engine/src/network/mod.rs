@@ -57,8 +57,8 @@ pub mod store;
 pub use manage::{has_label, CreateNetwork, PruneFilters};
 pub use portmap::PortSpec;
 pub use sandbox::{Attach, Sandbox, SandboxReq};
-pub use store::{Network, PortMapping, DEFAULT_NETWORK};
 use store::{NetState, SandboxRec};
+pub use store::{Network, PortMapping, DEFAULT_NETWORK};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -200,9 +200,7 @@ fn parse_cidr(cfg: &crate::EngineConfig) -> Result<ipnetwork::Ipv4Network, Netwo
     if name.is_empty() || name.len() > 15 || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
         return Err(NetworkError::Setup(format!("invalid bridge name {name:?}")));
     }
-    cfg.bridge_cidr
-        .parse()
-        .map_err(|e| NetworkError::Setup(format!("invalid bridge address {:?}: {e}", cfg.bridge_cidr)))
+    cfg.bridge_cidr.parse().map_err(|e| NetworkError::Setup(format!("invalid bridge address {:?}: {e}", cfg.bridge_cidr)))
 }
 
 impl NetworkService {
@@ -275,10 +273,7 @@ impl NetworkService {
     /// Subnet (CIDR) and gateway of the default bridge, for `docker network inspect bridge`/info.
     pub fn subnet(&self) -> (String, Ipv4Addr) {
         let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.networks
-            .get(&self.network_id)
-            .map(|s| (s.net.subnet.clone(), s.net.gateway))
-            .unwrap_or((String::new(), Ipv4Addr::UNSPECIFIED))
+        st.networks.get(&self.network_id).map(|s| (s.net.subnet.clone(), s.net.gateway)).unwrap_or((String::new(), Ipv4Addr::UNSPECIFIED))
     }
 
     /// The default network's record.

@@ -34,7 +34,11 @@ impl dns::Names for Shared {
             }
             // Containers of other nodes on the same overlay network.
             for r in self.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&mine.network_id).into_iter().flatten() {
-                let hit = |n: &str| r.name.eq_ignore_ascii_case(n) || (n.len() == 12 && r.container_id.starts_with(n)) || r.aliases.iter().any(|a| a.eq_ignore_ascii_case(n));
+                let hit = |n: &str| {
+                    r.name.eq_ignore_ascii_case(n)
+                        || (n.len() == 12 && r.container_id.starts_with(n))
+                        || r.aliases.iter().any(|a| a.eq_ignore_ascii_case(n))
+                };
                 if hit(name) || short.is_some_and(hit) {
                     ips.push(r.ip);
                 }
@@ -115,13 +119,18 @@ mod tests {
         add_net("n2", "other", "10.78.0.1/24");
         add_net("n0", "bridge", "10.79.0.1/24");
         let web_id = format!("{}{}", "ab".repeat(6), "0".repeat(52));
-        for (id, name, net, aliases) in
-            [(web_id.as_str(), "web", "n1", &["www"][..]), ("c2", "client", "n1", &[][..]), ("c3", "lonely", "n2", &[][..]), ("c4", "b1", "n0", &[][..]), ("c5", "b2", "n0", &[][..])]
-        {
+        for (id, name, net, aliases) in [
+            (web_id.as_str(), "web", "n1", &["www"][..]),
+            ("c2", "client", "n1", &[][..]),
+            ("c3", "lonely", "n2", &[][..]),
+            ("c4", "b1", "n0", &[][..]),
+            ("c5", "b2", "n0", &[][..]),
+        ] {
             st.networks.get_mut(net).unwrap().ipam.allocate(id).unwrap();
             st.sandboxes.insert(id.into(), sandbox(id, name, net, aliases));
         }
-        let shared = Shared { state: Mutex::new(st), live: Mutex::default(), fw: Default::default(), tag: "t".into(), remote: Mutex::default() };
+        let shared =
+            Shared { state: Mutex::new(st), live: Mutex::default(), fw: Default::default(), tag: "t".into(), remote: Mutex::default() };
         let web = vec!["10.77.0.2".parse::<Ipv4Addr>().unwrap()];
         assert_eq!(shared.lookup("c2", "web"), Some(web.clone()));
         assert_eq!(shared.lookup("c2", "www"), Some(web.clone()));

@@ -190,13 +190,8 @@ pub fn render(tag: &str, nets: &[NetRules], ports: &[PortRule]) -> String {
 
 /// Runs `iptables -w -t <table> <args>`; `Ok(false)` when it exits non-zero, with its stderr.
 async fn run(table: &str, args: &[String]) -> Result<(bool, String), String> {
-    let out = Command::new("iptables")
-        .arg("-w")
-        .args(["-t", table])
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| format!("running iptables: {e}"))?;
+    let out =
+        Command::new("iptables").arg("-w").args(["-t", table]).args(args).output().await.map_err(|e| format!("running iptables: {e}"))?;
     Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).trim().to_string()))
 }
 
@@ -289,7 +284,10 @@ mod tests {
         );
         assert_eq!(p.jumps[0].chain, "FORWARD");
         assert_eq!(p.jumps[0].args.join(" "), "-m comment --comment flotilla:flt0 -j FLT-flt0");
-        assert_eq!((p.jumps[1].chain.as_str(), p.jumps[1].args.join(" ")), ("INPUT", "-m comment --comment flotilla:flt0 -j FLT-flt0-IN".into()));
+        assert_eq!(
+            (p.jumps[1].chain.as_str(), p.jumps[1].args.join(" ")),
+            ("INPUT", "-m comment --comment flotilla:flt0 -j FLT-flt0-IN".into())
+        );
         assert_eq!(p.jumps[3].args.join(" "), "-m addrtype --dst-type LOCAL -m comment --comment flotilla:flt0 -j FLT-flt0-DNAT");
         assert!(p.jumps.iter().all(|r| r.args.contains(&"flotilla:flt0".to_string())));
     }
@@ -322,7 +320,13 @@ mod tests {
 
     #[test]
     fn render_with_host_ip() {
-        let ports = [PortRule { proto: "udp".into(), host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 53, ip: "10.0.0.2".parse().unwrap(), port: 5353 }];
+        let ports = [PortRule {
+            proto: "udp".into(),
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host_port: 53,
+            ip: "10.0.0.2".parse().unwrap(),
+            port: 5353,
+        }];
         let r = render("t", &[], &ports);
         assert!(r.contains("-A FLT-t-DNAT -p udp -d 127.0.0.1 -m udp --dport 53 "), "{r}");
     }

@@ -44,9 +44,11 @@ pub(super) async fn plumb(p: Plumb, ns: &OwnedFd, inner: &rtnetlink::Handle) -> 
         super::overlay::set_mtu(&h, &ep.veth, mtu).await.map_err(nl(format!("mtu of {}", ep.veth)))?;
         super::overlay::set_mtu(inner, &ep.ifname, mtu).await.map_err(nl(format!("mtu of {}", ep.ifname)))?;
     }
-    bridge::configure_inside(inner, &ep.ifname, ep.ip, ep.prefix_len, route.then_some(ep.gateway))
-        .await
-        .map_err(nl(format!("configure {} in {}", ep.ifname, ep.netns.display())))?;
+    bridge::configure_inside(inner, &ep.ifname, ep.ip, ep.prefix_len, route.then_some(ep.gateway)).await.map_err(nl(format!(
+        "configure {} in {}",
+        ep.ifname,
+        ep.netns.display()
+    )))?;
     tracing::debug!(network = %ep.network_name, ifname = %ep.ifname, us = t0.elapsed().as_micros() as u64, "endpoint plumbed");
     Ok(())
 }

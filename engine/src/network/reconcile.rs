@@ -110,7 +110,9 @@ impl NetworkService {
         };
         for (cid, m) in ports {
             match portmap::rebind(&m.proto, m.host_ip, m.host_port) {
-                Ok(r) => self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid).or_default().ports.push((m, r)),
+                Ok(r) => {
+                    self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid).or_default().ports.push((m, r))
+                }
                 Err(e) => tracing::warn!(container = %cid, port = m.host_port, error = %e, "cannot take a published host port again"),
             }
         }

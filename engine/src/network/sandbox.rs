@@ -1,8 +1,8 @@
 //! A container's sandbox: its netns with one interface per network, its published ports and
 //! its embedded resolver. Set up at start, torn down at exit, changed live by
 //! `docker network connect/disconnect`.
-use super::store::{self, DnsConf, EndpointRec, SandboxRec};
 use super::plumb::{plumb, reap_veths, start_resolver_in, Plumb};
+use super::store::{self, DnsConf, EndpointRec, SandboxRec};
 use super::{bridge, dns, endpoint_id, ipam, netns, nl, portmap, veth_name};
 use super::{Endpoint, NetworkError, NetworkService, PortMapping, PortSpec};
 use std::collections::BTreeMap;
@@ -104,11 +104,19 @@ impl NetworkService {
     /// Waits for the background part of [`NetworkService::setup_started`] of `container_id`
     /// and for the NAT rules of its published ports; its error if it failed.
     pub async fn ready(&self, container_id: &str) -> Result<(), NetworkError> {
-        let pending = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(container_id).and_then(|l| l.pending.take());
+        let pending =
+            self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(container_id).and_then(|l| l.pending.take());
         if let Some(task) = pending {
             task.await.map_err(|e| NetworkError::Setup(format!("network setup: {e}")))??;
         }
-        let ports = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.get(container_id).is_some_and(|s| !s.ports.is_empty());
+        let ports = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .sandboxes
+            .get(container_id)
+            .is_some_and(|s| !s.ports.is_empty());
         if ports {
             self.sync_firewall().await?;
         }
@@ -176,7 +184,8 @@ impl NetworkService {
     #[tracing::instrument(skip_all, fields(container = %container_id))]
     pub async fn disconnect(&self, container_id: &str) -> Result<(), NetworkError> {
         // A setup still plumbing in the background is stopped first (it could start a resolver).
-        let pending = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(container_id).and_then(|l| l.pending.take());
+        let pending =
+            self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(container_id).and_then(|l| l.pending.take());
         if let Some(task) = pending {
             task.abort();
             let _ = task.await;
@@ -217,10 +226,7 @@ impl NetworkService {
             tokio::spawn(reap_veths(watch, veths));
         }
         self.overlay_release(container_id, held).await;
-        tracing::debug!(
-            us = t0.elapsed().as_micros() as u64,
-            "sandbox removed"
-        );
+        tracing::debug!(us = t0.elapsed().as_micros() as u64, "sandbox removed");
         Ok(())
     }
 
@@ -244,7 +250,13 @@ impl NetworkService {
             }
         };
         self.save_sandbox(container_id)?;
-        let has_resolver = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(container_id).is_some_and(|l| l.resolver.is_some());
+        let has_resolver = self
+            .shared
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(container_id)
+            .is_some_and(|l| l.resolver.is_some());
         if !has_resolver && self.wants_resolver(container_id) {
             self.start_resolver(container_id).await?;
         }
@@ -325,7 +337,14 @@ impl NetworkService {
     }
 
     /// Allocates the address of `cid` on `network`, records the endpoint and plumbs its veth.
-    async fn attach_one(&self, cid: &str, ns: &OwnedFd, inner: &rtnetlink::Handle, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
+    async fn attach_one(
+        &self,
+        cid: &str,
+        ns: &OwnedFd,
+        inner: &rtnetlink::Handle,
+        network: &str,
+        attach: &Attach,
+    ) -> Result<Endpoint, NetworkError> {
         let (ep, p) = self.allocate_claimed(cid, network, attach).await?;
         plumb(p, ns, inner).await?;
         Ok(ep)
@@ -395,7 +414,13 @@ impl NetworkService {
                 return Err(NetworkError::Forbidden(format!("endpoint with name {who} already exists in network {net_name}")));
             }
             let ifname = (0..).map(|i| format!("eth{i}")).find(|n| !sb.endpoints.iter().any(|e| &e.ifname == n)).expect("a free name");
-            let rec = EndpointRec { network_id: net_id.clone(), ifname: ifname.clone(), aliases: attach.aliases.clone(), mac: mac.clone(), default_route: route };
+            let rec = EndpointRec {
+                network_id: net_id.clone(),
+                ifname: ifname.clone(),
+                aliases: attach.aliases.clone(),
+                mac: mac.clone(),
+                default_route: route,
+            };
             sb.endpoints.push(rec);
             let eid = endpoint_id(&net_id, cid);
             let ep = Endpoint {
@@ -438,9 +463,9 @@ impl NetworkService {
         let mut out = vec![];
         for spec in specs {
             let (port, res) = portmap::reserve(spec).map_err(|e| match e {
-                NetworkError::PortInUse(m) => NetworkError::PortInUse(format!(
-                    "driver failed programming external connectivity on endpoint {name} ({eid}): {m}"
-                )),
+                NetworkError::PortInUse(m) => {
+                    NetworkError::PortInUse(format!("driver failed programming external connectivity on endpoint {name} ({eid}): {m}"))
+                }
                 e => e,
             })?;
             let m = PortMapping {
@@ -450,7 +475,14 @@ impl NetworkService {
                 host_port: port,
                 container_ip: target,
             };
-            self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid.to_string()).or_default().ports.push((m.clone(), res));
+            self.shared
+                .live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(cid.to_string())
+                .or_default()
+                .ports
+                .push((m.clone(), res));
             out.push(m);
         }
         let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -463,9 +495,7 @@ impl NetworkService {
     /// Does `cid` sit on a network with DNS?
     pub(super) fn wants_resolver(&self, cid: &str) -> bool {
         let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.sandboxes
-            .get(cid)
-            .is_some_and(|sb| sb.endpoints.iter().any(|e| st.networks.get(&e.network_id).is_some_and(|s| s.net.dns())))
+        st.sandboxes.get(cid).is_some_and(|sb| sb.endpoints.iter().any(|e| st.networks.get(&e.network_id).is_some_and(|s| s.net.dns())))
     }
 
     /// Binds 127.0.0.11:53 inside the container's netns and serves it.

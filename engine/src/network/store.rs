@@ -248,8 +248,8 @@ pub fn parse_subnet(s: &str) -> Result<Ipv4Network, NetworkError> {
 /// The default network for a bridge `name` with address `cidr` (gateway/prefix): reuses the
 /// stored record `old` (keeping its id and, when the subnet did not change, its allocations).
 pub fn default_network(old: Option<NetState>, bridge: &str, cidr: Ipv4Network) -> Result<NetState, NetworkError> {
-    let subnet = Ipv4Network::new(cidr.network(), cidr.prefix())
-        .map_err(|e| NetworkError::Setup(format!("invalid bridge address {cidr}: {e}")))?;
+    let subnet =
+        Ipv4Network::new(cidr.network(), cidr.prefix()).map_err(|e| NetworkError::Setup(format!("invalid bridge address {cidr}: {e}")))?;
     let gateway = cidr.ip();
     match old {
         Some(mut s) if s.net.subnet == subnet.to_string() && s.net.gateway == gateway => {
@@ -319,7 +319,13 @@ mod tests {
             container_id: "c1".into(),
             name: "web".into(),
             netns: "/x/c1".into(),
-            endpoints: vec![EndpointRec { network_id: "n".into(), ifname: "eth0".into(), aliases: vec!["w".into()], mac: "02:42:0a:00:00:02".into(), default_route: true }],
+            endpoints: vec![EndpointRec {
+                network_id: "n".into(),
+                ifname: "eth0".into(),
+                aliases: vec!["w".into()],
+                mac: "02:42:0a:00:00:02".into(),
+                default_route: true,
+            }],
             ports: vec![],
             dns: DnsConf::default(),
             links: BTreeMap::new(),

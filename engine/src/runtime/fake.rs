@@ -94,15 +94,8 @@ impl Runtime for FakeRuntime {
 
     async fn wait(&self, id: &str, _state_dir: &Path) -> Result<Exit, RuntimeError> {
         self.record("wait", format!("wait {id}"))?;
-        let mut rx = lock(&self.exits)
-            .get(id)
-            .map(|tx| tx.subscribe())
-            .ok_or_else(|| RuntimeError::NotRunning(id.to_string()))?;
-        let exit = rx
-            .wait_for(|e| e.is_some())
-            .await
-            .map_err(|_| RuntimeError::Shim("fake runtime dropped".into()))?
-            .clone();
+        let mut rx = lock(&self.exits).get(id).map(|tx| tx.subscribe()).ok_or_else(|| RuntimeError::NotRunning(id.to_string()))?;
+        let exit = rx.wait_for(|e| e.is_some()).await.map_err(|_| RuntimeError::Shim("fake runtime dropped".into()))?.clone();
         exit.ok_or_else(|| RuntimeError::Shim("no exit".into()))
     }
 

@@ -22,20 +22,20 @@
 //! - The shim writes the json-file log at `spec.log_path` (one
 //!   `{"log":"..","stream":"stdout|stderr","time":"RFC3339Nano"}` object per line).
 pub mod exec;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod fdstream;
-pub mod seccomp;
 pub mod options;
+pub mod seccomp;
 pub mod shim_client;
 pub mod spec;
 pub mod spec_opts;
 pub mod user;
-#[cfg(any(test, feature = "testing"))]
-pub mod fake;
 
+pub use crate::shim::protocol::Status;
 pub use exec::{ExecProcess, ExecSpec};
 pub use fdstream::FdStream;
 pub use shim_client::ShimState;
-pub use crate::shim::protocol::Status;
 
 use crate::{Classify, ErrorKind};
 use std::path::PathBuf;
@@ -163,20 +163,45 @@ pub type AttachStream = tokio::net::UnixStream;
 pub trait Runtime: Send + Sync + 'static {
     fn create(&self, spec: &RunSpec) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
     fn start(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<u32, RuntimeError>> + Send;
-    fn signal(&self, id: &str, state_dir: &std::path::Path, signal: i32) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    fn signal(
+        &self,
+        id: &str,
+        state_dir: &std::path::Path,
+        signal: i32,
+    ) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
     fn wait(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<Exit, RuntimeError>> + Send;
-    fn attach(&self, id: &str, state_dir: &std::path::Path, opts: AttachOpts) -> impl std::future::Future<Output = Result<AttachStream, RuntimeError>> + Send;
+    fn attach(
+        &self,
+        id: &str,
+        state_dir: &std::path::Path,
+        opts: AttachOpts,
+    ) -> impl std::future::Future<Output = Result<AttachStream, RuntimeError>> + Send;
     /// Removes what the shim left (bundle, libcontainer state). Idempotent.
     fn delete(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
     /// Status, pid and (once exited) the exit of a container, from its shim or its exit file;
     /// `None` when neither exists (the shim is gone without a trace, e.g. after a reboot).
-    fn state(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<Option<ShimState>, RuntimeError>> + Send;
+    fn state(
+        &self,
+        id: &str,
+        state_dir: &std::path::Path,
+    ) -> impl std::future::Future<Output = Result<Option<ShimState>, RuntimeError>> + Send;
     /// Sets the tty size of a container started with a tty (no-op without one).
-    fn resize(&self, id: &str, state_dir: &std::path::Path, height: u16, width: u16) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    fn resize(
+        &self,
+        id: &str,
+        state_dir: &std::path::Path,
+        height: u16,
+        width: u16,
+    ) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
     /// Runs a further process in the running container's namespaces and cgroups (`docker
     /// exec`). Returns once the process runs, with its stdio; `ExecProcess::exit` resolves with
     /// its exit code. Errors of a command that cannot run come back as `RuntimeError::Exec`.
-    fn exec(&self, id: &str, state_dir: &std::path::Path, spec: &ExecSpec) -> impl std::future::Future<Output = Result<ExecProcess, RuntimeError>> + Send;
+    fn exec(
+        &self,
+        id: &str,
+        state_dir: &std::path::Path,
+        spec: &ExecSpec,
+    ) -> impl std::future::Future<Output = Result<ExecProcess, RuntimeError>> + Send;
 }
 
 /// The real runtime: one `swarm shim` process per container.

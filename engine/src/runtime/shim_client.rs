@@ -10,7 +10,6 @@ impl ShimRuntime {
     pub fn new(shim_binary: impl Into<std::path::PathBuf>, runtime_root: impl Into<std::path::PathBuf>) -> Self {
         ShimRuntime { shim_binary: shim_binary.into(), runtime_root: runtime_root.into() }
     }
-
 }
 
 /// What `ShimRuntime::state` reports (for reconnecting after an engine restart).

@@ -41,8 +41,7 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-pub const READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// Docker's default PATH, added when the configured environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -87,9 +86,7 @@ pub fn process_env(spec: &RunSpec, hostname: &str, user: &ExecUser) -> Vec<Strin
 }
 
 fn default_mounts() -> Vec<Value> {
-    let m = |dest: &str, typ: &str, src: &str, opts: &[&str]| {
-        json!({"destination": dest, "type": typ, "source": src, "options": opts})
-    };
+    let m = |dest: &str, typ: &str, src: &str, opts: &[&str]| json!({"destination": dest, "type": typ, "source": src, "options": opts});
     vec![
         m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         m("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
@@ -136,7 +133,8 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
         extra.push((depth(&b.destination), json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts})));
     }
     for t in &spec.tmpfs {
-        extra.push((depth(&t.destination), json!({"destination": t.destination, "type": "tmpfs", "source": "tmpfs", "options": t.options})));
+        extra
+            .push((depth(&t.destination), json!({"destination": t.destination, "type": "tmpfs", "source": "tmpfs", "options": t.options})));
     }
     extra.sort_by_key(|(d, _)| *d);
     mounts.extend(extra.into_iter().map(|(_, m)| m));
@@ -403,10 +401,7 @@ mod tests {
         assert_eq!(r.readonly(), Some(false));
         let mounts = s.mounts().as_ref().unwrap();
         let dests: Vec<_> = mounts.iter().map(|m| m.destination().to_string_lossy().into_owned()).collect();
-        assert_eq!(
-            dests,
-            ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm", "/etc/hosts"]
-        );
+        assert_eq!(dests, ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm", "/etc/hosts"]);
         let shm = &mounts[6];
         assert!(shm.options().as_ref().unwrap().contains(&"size=67108864".to_string()));
         let hosts = &mounts[7];

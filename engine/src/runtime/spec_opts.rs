@@ -65,8 +65,7 @@ pub fn capabilities(opts: &RunOptions) -> Vec<String> {
     } else if is_all(&opts.cap_drop) {
         opts.cap_add.clone()
     } else {
-        let mut v: Vec<String> =
-            DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|c| !opts.cap_drop.contains(c)).collect();
+        let mut v: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|c| !opts.cap_drop.contains(c)).collect();
         v.extend(opts.cap_add.iter().cloned());
         v
     };
@@ -121,10 +120,8 @@ fn apply_group_add(spec: &mut Value, opts: &RunOptions, rootfs: &Path) -> Result
         return Ok(());
     }
     let gids = resolve_groups(&opts.group_add, rootfs)?;
-    let mut all: Vec<u64> = spec["process"]["user"]["additionalGids"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
+    let mut all: Vec<u64> =
+        spec["process"]["user"]["additionalGids"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
     for g in &gids {
         if !all.contains(&(*g as u64)) {
             all.push(*g as u64);
@@ -241,7 +238,10 @@ fn apply_devices(spec: &mut Value, opts: &RunOptions) -> Result<(), RuntimeError
         }
         for (h, c) in nodes {
             let Some(dev) = linux_device(&h, &c)? else {
-                return Err(spec_err(format!("error gathering device information while adding custom device {:?}: not a device node", h.display().to_string())));
+                return Err(spec_err(format!(
+                    "error gathering device information while adding custom device {:?}: not a device node",
+                    h.display().to_string()
+                )));
             };
             let rule = device_rule(dev["type"].as_str().unwrap_or("c"), dev["major"].as_i64(), dev["minor"].as_i64(), permissions);
             push_device(spec, dev);
@@ -398,18 +398,30 @@ mod tests {
         };
         apply(&mut s, &o, Path::new("/nonexistent")).unwrap();
         let dev = &s["linux"]["devices"][0];
-        assert_eq!((dev["path"].as_str(), dev["type"].as_str(), dev["major"].as_u64(), dev["minor"].as_u64()), (Some("/dev/xnull"), Some("c"), Some(1), Some(3)));
+        assert_eq!(
+            (dev["path"].as_str(), dev["type"].as_str(), dev["major"].as_u64(), dev["minor"].as_u64()),
+            (Some("/dev/xnull"), Some("c"), Some(1), Some(3))
+        );
         let rules = s["linux"]["resources"]["devices"].as_array().unwrap();
         assert_eq!(rules[1], json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"}));
         assert_eq!(rules[2], json!({"allow": true, "type": "c", "major": 1, "access": "rwm"}));
-        let missing = RunOptions { devices: vec![Device { host: "/dev/nope-x".into(), container: "/dev/nope-x".into(), permissions: "rwm".into() }], ..Default::default() };
+        let missing = RunOptions {
+            devices: vec![Device { host: "/dev/nope-x".into(), container: "/dev/nope-x".into(), permissions: "rwm".into() }],
+            ..Default::default()
+        };
         assert!(apply(&mut base(), &missing, Path::new("/")).unwrap_err().to_string().contains("/dev/nope-x"));
     }
 
     #[test]
     fn privileged_and_namespaces() {
         let mut s = base();
-        let o = RunOptions { privileged: true, pid: Namespace::Host, ipc: Namespace::Join("/proc/7/ns/ipc".into()), uts_host: true, ..Default::default() };
+        let o = RunOptions {
+            privileged: true,
+            pid: Namespace::Host,
+            ipc: Namespace::Join("/proc/7/ns/ipc".into()),
+            uts_host: true,
+            ..Default::default()
+        };
         apply(&mut s, &o, Path::new("/")).unwrap();
         assert_eq!(s["linux"]["resources"]["devices"], json!([{"allow": true, "access": "rwm"}]));
         assert_eq!(s["linux"]["maskedPaths"], json!([]));

@@ -75,11 +75,7 @@ pub fn parse_user(user: &str, passwd: &str, group: &str) -> Result<ExecUser, Run
             out.uid = uid;
             None
         }
-        (None, None) => {
-            return Err(RuntimeError::Spec(format!(
-                "unable to find user {user_arg}: no matching entries in passwd file"
-            )))
-        }
+        (None, None) => return Err(RuntimeError::Spec(format!("unable to find user {user_arg}: no matching entries in passwd file"))),
     };
     match group_arg.filter(|g| !g.is_empty()) {
         Some(g) => {
@@ -91,17 +87,12 @@ pub fn parse_user(user: &str, passwd: &str, group: &str) -> Result<ExecUser, Run
             out.gid = match (found, numeric_gid) {
                 (Some(e), _) => e.gid,
                 (None, Some(gid)) => gid,
-                (None, None) => {
-                    return Err(RuntimeError::Spec(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    )))
-                }
+                (None, None) => return Err(RuntimeError::Spec(format!("unable to find group {g}: no matching entries in group file"))),
             };
         }
         None => {
             if let Some(name) = matched_name {
-                out.additional_gids =
-                    parse_group(group).filter(|e| e.members.contains(&name)).map(|e| e.gid).collect();
+                out.additional_gids = parse_group(group).filter(|e| e.members.contains(&name)).map(|e| e.gid).collect();
             }
         }
     }

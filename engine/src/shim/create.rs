@@ -129,12 +129,7 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
         }
         None
     };
-    let container = builder
-        .as_init(&cfg.bundle)
-        .with_systemd(false)
-        .with_detach(true)
-        .build()
-        .map_err(|e| docker_wording(lc_err(e)));
+    let container = builder.as_init(&cfg.bundle).with_systemd(false).with_detach(true).build().map_err(|e| docker_wording(lc_err(e)));
     if let Some((listener, path)) = console {
         let _ = std::fs::remove_file(&path);
         let container = container?;
@@ -224,7 +219,8 @@ mod tests {
 
     #[test]
     fn create_errors_in_docker_words() {
-        let lc = "failed to create container: exec process failed with error error in executing process : executable 'nope' not found in $PATH";
+        let lc =
+            "failed to create container: exec process failed with error error in executing process : executable 'nope' not found in $PATH";
         assert!(docker_wording(lc.into()).ends_with(": exec: \"nope\": executable file not found in $PATH: unknown"));
         let abs = "x: executable '/bin/nope' not found in $PATH";
         assert!(docker_wording(abs.into()).contains("stat /bin/nope: no such file or directory"));

@@ -3,8 +3,8 @@
 //! child: the loop watches its pidfd, reaps it and reports its exit code on the request's
 //! connection.
 use super::create::{pipe, seccomp_program};
-use super::protocol::{ExecReply, ExecRequest, Status};
 use super::plan::Plan;
+use super::protocol::{ExecReply, ExecRequest, Status};
 use super::spawn::{spawn, Failure, Stdio};
 use super::supervisor::{pidfd_open, trim_heap, Shim};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};

@@ -71,7 +71,9 @@ fn become_init(spec: &Spec) {
     let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else { return };
     // Fields after the command: the 3rd field of stat is the first here; arg_start is the 48th.
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let (Some(start), Some(end)) = (fields.get(45).and_then(|s| s.parse::<usize>().ok()), fields.get(46).and_then(|s| s.parse::<usize>().ok())) else {
+    let (Some(start), Some(end)) =
+        (fields.get(45).and_then(|s| s.parse::<usize>().ok()), fields.get(46).and_then(|s| s.parse::<usize>().ok()))
+    else {
         return;
     };
     if end <= start {

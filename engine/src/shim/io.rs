@@ -241,7 +241,15 @@ impl Hub {
     /// Sends `reply` on `conn` and registers it for output (and for `close`); `input` is what
     /// the client sent after its request (with `stdin`). Returns false when the hub is closed
     /// (the process has exited).
-    pub fn register(&mut self, conn: UnixStream, stdout: bool, stderr: bool, stdin: bool, reply: &[u8], input: Vec<u8>) -> io::Result<bool> {
+    pub fn register(
+        &mut self,
+        conn: UnixStream,
+        stdout: bool,
+        stderr: bool,
+        stdin: bool,
+        reply: &[u8],
+        input: Vec<u8>,
+    ) -> io::Result<bool> {
         if self.closed {
             return Ok(false);
         }
@@ -356,11 +364,7 @@ mod tests {
     use super::*;
 
     fn log_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     #[test]

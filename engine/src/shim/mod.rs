@@ -99,9 +99,7 @@ fn wait_readable_or_exit(r: &File, daemon: nix::unistd::Pid) {
         libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
     ];
     // SAFETY: fds is a valid array of two pollfds.
-    while unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0
-        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-    {}
+    while unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {}
     // SAFETY: pidfd is ours and closed once.
     unsafe { libc::close(pidfd) };
 }

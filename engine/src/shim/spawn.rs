@@ -281,7 +281,13 @@ fn capset(effective: u64, permitted: u64, inheritable: u64) -> libc::c_long {
 }
 
 /// The child: everything up to the exec. Returns only on failure.
-fn child(t: &Target, init: RawFd, plan: &Plan, stdio: &Stdio, sock: Option<(RawFd, Option<(u16, u16)>)>) -> Result<std::convert::Infallible, Failure> {
+fn child(
+    t: &Target,
+    init: RawFd,
+    plan: &Plan,
+    stdio: &Stdio,
+    sock: Option<(RawFd, Option<(u16, u16)>)>,
+) -> Result<std::convert::Infallible, Failure> {
     reset_signals();
     // Nothing of the shim's stays open in the container's process.
     // SAFETY: marks our own fds close-on-exec.

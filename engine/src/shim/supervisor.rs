@@ -208,10 +208,7 @@ fn oom_killed(cgroup_path: &str) -> bool {
     let count = |file: PathBuf| -> u64 {
         std::fs::read_to_string(file)
             .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok()))
-            })
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("oom_kill ").and_then(|n| n.trim().parse().ok())))
             .unwrap_or(0)
     };
     count(Path::new("/sys/fs/cgroup/memory").join(rel).join("memory.oom_control")) > 0

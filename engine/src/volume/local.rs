@@ -34,7 +34,8 @@ pub fn is_empty(data: &Path) -> bool {
 
 /// The directory's modification time as RFC 3339 (for volumes found without metadata).
 pub fn created_at(dir: &Path) -> String {
-    let t = std::fs::metadata(dir).and_then(|m| m.modified()).map(chrono::DateTime::<chrono::Utc>::from).unwrap_or_else(|_| chrono::Utc::now());
+    let t =
+        std::fs::metadata(dir).and_then(|m| m.modified()).map(chrono::DateTime::<chrono::Utc>::from).unwrap_or_else(|_| chrono::Utc::now());
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

@@ -177,7 +177,12 @@ impl VolumeService {
     }
 
     pub fn get(&self, name: &str) -> Result<Volume, VolumeError> {
-        self.vols.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned().ok_or_else(|| VolumeError::NotFound(name.to_string()))
+        self.vols
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| VolumeError::NotFound(name.to_string()))
     }
 
     pub fn exists(&self, name: &str) -> bool {

@@ -76,8 +76,16 @@ pub fn mount_on(data: &Path, opts: &BTreeMap<String, String>) -> Result<(), Volu
     let (flags, fs_data) = parse_o(opts.get("o").map(String::as_str).unwrap_or(""));
     let fstype = (typ != "none").then_some(typ.as_str());
     let fs_data = (!fs_data.is_empty()).then_some(fs_data.as_str());
-    mount(Some(device.as_str()), data, fstype, flags, fs_data)
-        .map_err(|e| VolumeError::Invalid(format!("error while mounting volume '{}': failed to mount local volume: mount {device}:{}, flags: {:#x}, data: {}: {}", data.display(), data.display(), flags.bits(), fs_data.unwrap_or(""), e.desc())))
+    mount(Some(device.as_str()), data, fstype, flags, fs_data).map_err(|e| {
+        VolumeError::Invalid(format!(
+            "error while mounting volume '{}': failed to mount local volume: mount {device}:{}, flags: {:#x}, data: {}: {}",
+            data.display(),
+            data.display(),
+            flags.bits(),
+            fs_data.unwrap_or(""),
+            e.desc()
+        ))
+    })
 }
 
 /// Unmounts what [`mount_on`] mounted (before the volume's directory is removed).

@@ -324,10 +324,16 @@ mod tests {
     #[test]
     fn binds() {
         let m = parse_bind("data:/var/lib/x").unwrap();
-        assert_eq!((m.kind, m.name.as_str(), m.destination.as_str(), m.mode.as_str(), m.rw), (MountKind::Volume, "data", "/var/lib/x", "z", true));
+        assert_eq!(
+            (m.kind, m.name.as_str(), m.destination.as_str(), m.mode.as_str(), m.rw),
+            (MountKind::Volume, "data", "/var/lib/x", "z", true)
+        );
         assert!(m.copy_data && !m.anonymous);
         let m = parse_bind("/host/dir/:/h:ro").unwrap();
-        assert_eq!((m.kind, m.source.to_str().unwrap(), m.destination.as_str(), m.rw, m.propagation.as_str()), (MountKind::Bind, "/host/dir", "/h", false, "rprivate"));
+        assert_eq!(
+            (m.kind, m.source.to_str().unwrap(), m.destination.as_str(), m.rw, m.propagation.as_str()),
+            (MountKind::Bind, "/host/dir", "/h", false, "rprivate")
+        );
         let m = parse_bind("/anon").unwrap();
         assert!(m.anonymous && m.kind == MountKind::Volume && m.mode.is_empty());
         let m = parse_bind("/anon:ro").unwrap();
@@ -348,7 +354,13 @@ mod tests {
         let vol = Mount { typ: Some(MountType::VOLUME), target: Some("/mv".into()), ..Default::default() };
         let m = parse_mount(&vol).unwrap();
         assert!(m.anonymous && m.mode == "z");
-        let bind = Mount { typ: Some(MountType::BIND), source: Some("/h".into()), target: Some("/mb".into()), read_only: Some(true), ..Default::default() };
+        let bind = Mount {
+            typ: Some(MountType::BIND),
+            source: Some("/h".into()),
+            target: Some("/mb".into()),
+            read_only: Some(true),
+            ..Default::default()
+        };
         let m = parse_mount(&bind).unwrap();
         assert_eq!((m.kind, m.rw, m.propagation.as_str(), m.create_source), (MountKind::Bind, false, "rprivate", false));
         let tmp = Mount {
@@ -361,7 +373,9 @@ mod tests {
         assert_eq!(m.tmpfs_options, ["size=1048576", "mode=1777"]);
         assert!(!m.hidden);
         assert!(parse_mount(&Mount { typ: Some(MountType::BIND), target: Some("/x".into()), ..Default::default() }).is_err());
-        assert!(parse_mount(&Mount { typ: Some(MountType::VOLUME), ..Default::default() }).unwrap_err().contains("Target must not be empty"));
+        assert!(parse_mount(&Mount { typ: Some(MountType::VOLUME), ..Default::default() })
+            .unwrap_err()
+            .contains("Target must not be empty"));
     }
     #[test]
     fn tmpfs_and_volumes_from() {

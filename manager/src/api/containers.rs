@@ -45,7 +45,8 @@ fn place_with_network(cl: &Cluster, body: &mut Value) {
     let mode = body["HostConfig"]["NetworkMode"].as_str().unwrap_or("").to_string();
     let eps = body.get_mut("NetworkingConfig").and_then(|n| n.get_mut("EndpointsConfig")).and_then(Value::as_object_mut);
     if let Some(eps) = eps {
-        let pinned: Vec<String> = eps.keys().filter(|k| k.split_once('/').is_some_and(|(n, _)| cl.engine_named(n).is_some())).cloned().collect();
+        let pinned: Vec<String> =
+            eps.keys().filter(|k| k.split_once('/').is_some_and(|(n, _)| cl.engine_named(n).is_some())).cloned().collect();
         for k in pinned {
             if let (Some(v), Some((_, net))) = (eps.remove(&k), k.split_once('/')) {
                 eps.insert(net.to_string(), v);
@@ -102,7 +103,8 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
     let f = parse_filters(ctx.query.get("filters"))?;
     // `ps -n N`/`-l` (limit) include stopped containers, as dockerd and classic Swarm do.
     let limit = ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|n| *n > 0);
-    let all = ctx.flag("all") || limit.is_some() || f.get("status").is_some_and(|s| s.iter().any(|x| x != "running")) || f.contains_key("exited");
+    let all =
+        ctx.flag("all") || limit.is_some() || f.get("status").is_some_and(|s| s.iter().any(|x| x != "running")) || f.contains_key("exited");
     let now = chrono::Utc::now();
     let engines = cl.validated();
     let mut records = vec![];
@@ -228,7 +230,11 @@ pub async fn proxied(cl: &Cluster, ctx: &Ctx, to: Owner, mode: Mode, req: Reques
         }
         Mode::Inspect => {
             if engine.health() != Health::Healthy {
-                return Err(ApiError::internal(format!("Container {} is on node {}, which is unhealthy", id.unwrap_or_default(), engine.name())));
+                return Err(ApiError::internal(format!(
+                    "Container {} is on node {}, which is unhealthy",
+                    id.unwrap_or_default(),
+                    engine.name()
+                )));
             }
             let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
             if !s.is_success() {

@@ -204,7 +204,8 @@ pub async fn tag(cl: &Cluster, ctx: &Ctx, name: &str) -> Result<Response, ApiErr
     let path = ctx.node_path(&format!("/images/{name}/tag"), true);
     let mut errors = vec![];
     for e in nodes {
-        let r = e.client.send(Method::POST, &path, HeaderMap::new(), reqwest::Body::from(""), Some(crate::cluster::client::CALL_TIMEOUT)).await;
+        let r =
+            e.client.send(Method::POST, &path, HeaderMap::new(), reqwest::Body::from(""), Some(crate::cluster::client::CALL_TIMEOUT)).await;
         e.note(cl, &r);
         let r = match r {
             Ok(resp) => e.client.check(resp).await.map(|_| ()),
@@ -234,7 +235,10 @@ pub async fn remove(cl: &Cluster, ctx: &Ctx, name: &str) -> Result<Response, Api
     let mut errors = vec![];
     let mut status = 500;
     for e in nodes {
-        let r = e.client.send(Method::DELETE, &path, HeaderMap::new(), reqwest::Body::from(""), Some(crate::cluster::client::CALL_TIMEOUT)).await;
+        let r = e
+            .client
+            .send(Method::DELETE, &path, HeaderMap::new(), reqwest::Body::from(""), Some(crate::cluster::client::CALL_TIMEOUT))
+            .await;
         e.note(cl, &r);
         let r = match r {
             Ok(resp) => e.client.check(resp).await,
@@ -273,11 +277,8 @@ pub async fn on_holder(cl: &Cluster, ctx: &Ctx, name: &str, rest: &str, req: Req
 /// `GET /images/get?names=…`: a healthy node holding every named image.
 pub async fn save_many(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
     let names: Vec<&String> = ctx.pairs.iter().filter(|(k, _)| k == "names").map(|(_, v)| v).collect();
-    let e = cl
-        .validated()
-        .into_iter()
-        .find(|e| e.health() == Health::Healthy && names.iter().all(|n| e.has_image(n)))
-        .ok_or_else(|| {
+    let e =
+        cl.validated().into_iter().find(|e| e.health() == Health::Healthy && names.iter().all(|n| e.has_image(n))).ok_or_else(|| {
             let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
             ApiError::not_found(format!("Unable to find a healthy engine containing all images: {}", names.join(", ")))
         })?;

@@ -42,12 +42,7 @@ impl Ctx {
     fn from_uri(uri: &axum::http::Uri, version: Option<&str>) -> Ctx {
         let pairs: Vec<(String, String)> =
             uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-        Ctx {
-            version: version.map(String::from),
-            raw_query: uri.query().map(String::from),
-            query: pairs.iter().cloned().collect(),
-            pairs,
-        }
+        Ctx { version: version.map(String::from), raw_query: uri.query().map(String::from), query: pairs.iter().cloned().collect(), pairs }
     }
 
     /// `path` under the client's version prefix, with the client's query when `with_query`.

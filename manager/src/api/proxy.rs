@@ -43,7 +43,12 @@ pub async fn forward(cl: &Cluster, engine: &Engine, req: Request, path_and_query
 }
 
 /// Sends the request through `client` and streams the answer back; `note` sees the outcome.
-async fn relay(client: &NodeClient, req: Request, path_and_query: &str, note: impl FnOnce(&Result<reqwest::Response, NodeError>)) -> Result<Response, ApiError> {
+async fn relay(
+    client: &NodeClient,
+    req: Request,
+    path_and_query: &str,
+    note: impl FnOnce(&Result<reqwest::Response, NodeError>),
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let headers = forward_headers(&parts.headers);
     let len = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -65,7 +70,12 @@ async fn relay(client: &NodeClient, req: Request, path_and_query: &str, note: im
 }
 
 /// Like [`forward`] but reads the whole answer (small JSON answers the manager post-processes).
-pub async fn forward_buffered(cl: &Cluster, engine: &Engine, req: Request, path_and_query: &str) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
+pub async fn forward_buffered(
+    cl: &Cluster,
+    engine: &Engine,
+    req: Request,
+    path_and_query: &str,
+) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
     let resp = forward(cl, engine, req, path_and_query).await?;
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, 64 << 20).await.map_err(|e| ApiError::internal(format!("reading node answer: {e}")))?;
@@ -116,7 +126,12 @@ pub async fn to_primary(cl: &Cluster, addr: &str, mut req: Request, me: &str) ->
     }
 }
 
-async fn hijack_via(client: &NodeClient, mut req: Request, path_and_query: &str, note: impl FnOnce(&Result<Hijacked, NodeError>)) -> Result<Response, ApiError> {
+async fn hijack_via(
+    client: &NodeClient,
+    mut req: Request,
+    path_and_query: &str,
+    note: impl FnOnce(&Result<Hijacked, NodeError>),
+) -> Result<Response, ApiError> {
     let wants = wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, body) = req.into_parts();

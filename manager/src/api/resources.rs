@@ -233,7 +233,11 @@ pub fn network_nodes(cl: &Cluster, name: &str) -> Vec<String> {
 /// `POST /networks/create`, `POST /volumes/create`.
 pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result<Response, ApiError> {
     let body = read_body(req.into_body(), 1 << 20).await?;
-    let mut v: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))? };
+    let mut v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+    };
     let name = v["Name"].as_str().unwrap_or("").to_string();
     let targets: Vec<Arc<Engine>> = match pinned(cl, &name) {
         Some((e, n)) => {

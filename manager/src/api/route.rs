@@ -10,7 +10,10 @@ pub enum Route {
     /// Applied on several nodes.
     Fanout(Fanout),
     Schedule(Schedule),
-    Proxy { to: Owner, mode: Mode },
+    Proxy {
+        to: Owner,
+        mode: Mode,
+    },
     Unsupported,
 }
 
@@ -56,16 +59,28 @@ pub enum Schedule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
     /// The node holding the container; `rest` is the path after the ID (`/logs`, `` …).
-    Container { id: String, rest: String },
-    Exec { id: String, rest: String },
+    Container {
+        id: String,
+        rest: String,
+    },
+    Exec {
+        id: String,
+        rest: String,
+    },
     /// The first node holding the image.
-    Image { name: String, rest: String },
+    Image {
+        name: String,
+        rest: String,
+    },
     /// `images/get?names=…`: a node holding them all.
     ImagesGet,
     /// `commit?container=`: the container's node.
     CommitSource,
     /// `networks/{id}/connect|disconnect`: the node of the container in the body.
-    NetworkMember { id: String, rest: String },
+    NetworkMember {
+        id: String,
+        rest: String,
+    },
     /// The scheduler's pick for an empty request (search, auth).
     AnyNode,
 }
@@ -250,7 +265,14 @@ mod tests {
 
     #[test]
     fn unsupported_like_classic() {
-        for (m, p) in [("GET", "/swarm"), ("GET", "/services"), ("GET", "/nodes"), ("GET", "/system/df"), ("POST", "/containers/prune"), ("GET", "/plugins")] {
+        for (m, p) in [
+            ("GET", "/swarm"),
+            ("GET", "/services"),
+            ("GET", "/nodes"),
+            ("GET", "/system/df"),
+            ("POST", "/containers/prune"),
+            ("GET", "/plugins"),
+        ] {
             assert_eq!(r(m, p), Route::Unsupported, "{m} {p}");
         }
     }

@@ -13,7 +13,12 @@ pub enum ServeError {
 }
 
 /// Binds every listener, then serves until `shutdown`.
-pub async fn serve(app: Router, hosts: &[Listen], tls: Option<Arc<rustls::ServerConfig>>, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn serve(
+    app: Router,
+    hosts: &[Listen],
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     let mut tasks = tokio::task::JoinSet::new();
     for h in hosts {
         let app = app.clone();

@@ -165,11 +165,15 @@ fn event_time(v: &Value) -> i64 {
 fn keep(ev: &Value, f: &std::collections::BTreeMap<String, Vec<String>>) -> bool {
     let attrs = &ev["Actor"]["Attributes"];
     f.iter().all(|(k, vals)| {
-        let any = |cands: &[&str]| vals.iter().any(|v| cands.iter().any(|c| !c.is_empty() && (c == v || (v.len() >= 12 && c.starts_with(v.as_str())))));
+        let any = |cands: &[&str]| {
+            vals.iter().any(|v| cands.iter().any(|c| !c.is_empty() && (c == v || (v.len() >= 12 && c.starts_with(v.as_str())))))
+        };
         match k.as_str() {
             "type" => any(&[ev["Type"].as_str().unwrap_or("")]),
             "event" => vals.iter().any(|v| ev["Action"].as_str().unwrap_or("").split(':').next() == Some(v.as_str())),
-            "container" => ev["Type"] == "container" && any(&[ev["Actor"]["ID"].as_str().unwrap_or(""), attrs["name"].as_str().unwrap_or("")]),
+            "container" => {
+                ev["Type"] == "container" && any(&[ev["Actor"]["ID"].as_str().unwrap_or(""), attrs["name"].as_str().unwrap_or("")])
+            }
             "image" => any(&[attrs["image"].as_str().unwrap_or(""), ev["Actor"]["ID"].as_str().unwrap_or("")]),
             "node" => any(&[ev["node"]["Name"].as_str().unwrap_or(""), ev["node"]["Id"].as_str().unwrap_or("")]),
             "label" => vals.iter().all(|v| match v.split_once('=') {
@@ -186,7 +190,8 @@ pub fn events(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
     let f = super::containers::parse_filters(ctx.query.get("filters"))?;
     let until = ctx.query.get("until").and_then(|u| u.split('.').next().and_then(|s| s.parse::<i64>().ok()));
     let rx = cl.hub.subscribe();
-    let deadline = until.map(|u| tokio::time::Instant::now() + std::time::Duration::from_secs((u - chrono::Utc::now().timestamp()).max(0) as u64));
+    let deadline =
+        until.map(|u| tokio::time::Instant::now() + std::time::Duration::from_secs((u - chrono::Utc::now().timestamp()).max(0) as u64));
     let s = futures_util::stream::unfold((rx, f), move |(mut rx, f)| async move {
         loop {
             let next = match deadline {

@@ -33,7 +33,9 @@ fn raise_fd_limit() {
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -149,7 +151,8 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let entries: Vec<discovery::Entry> = addrs.lines().filter(|l| !l.is_empty()).map(|a| discovery::Entry::parse(a).expect("address")).collect();
+    let entries: Vec<discovery::Entry> =
+        addrs.lines().filter(|l| !l.is_empty()).map(|a| discovery::Entry::parse(a).expect("address")).collect();
     let token = manager::CancellationToken::new();
     let cluster = Cluster::new(ClusterOpts::default(), None, token.clone()).expect("cluster");
     let t = Instant::now();
@@ -205,10 +208,7 @@ async fn bench(n: usize, creates: usize, conc: usize, total: usize, poll: bool) 
     }
     let con_rate = con.len() as f64 / t.elapsed().as_secs_f64();
     let cpu_us = |now: f64, then: f64| (now - then) * 1e6 / con.len().max(1) as f64;
-    let cpu = (
-        cpu_us(cpu_secs(std::process::id()), cpu0.0),
-        cpu_us(children.iter().map(|c| cpu_secs(c.id())).sum::<f64>(), cpu0.1),
-    );
+    let cpu = (cpu_us(cpu_secs(std::process::id()), cpu0.0), cpu_us(children.iter().map(|c| cpu_secs(c.id())).sum::<f64>(), cpu0.1));
     con.sort();
 
     let mut have = seq.len() + con.len();

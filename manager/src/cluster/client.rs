@@ -1,6 +1,7 @@
 //! Talking to one node over the Docker API: pooled keep-alive connections (one bounded pool
 //! shared by every node, [`super::pool`]) for plain calls and streams, answered as reqwest
 //! responses; a dedicated hyper connection with upgrades for hijacked attach/exec.
+use super::pool::{BoxError, Pool, PoolError, PooledBody};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderMap, HeaderValue, CONNECTION, HOST, UPGRADE};
@@ -9,7 +10,6 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use super::pool::{BoxError, Pool, PoolError, PooledBody};
 
 /// Timeout of the manager's own calls (validation, refresh, inspect).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);

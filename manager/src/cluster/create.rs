@@ -86,7 +86,12 @@ impl Cluster {
     }
 
     /// Schedules and creates a container; no record is written.
-    pub(crate) async fn create_scheduled(&self, name: Option<String>, mut body: Value, auth: Option<HeaderValue>) -> Result<Created, ClusterError> {
+    pub(crate) async fn create_scheduled(
+        &self,
+        name: Option<String>,
+        mut body: Value,
+        auth: Option<HeaderValue>,
+    ) -> Result<Created, ClusterError> {
         let mut req = Request::from_config(name.as_deref(), &mut body)?;
         if req.image.is_empty() {
             return Err(ClusterError::InvalidParameter("No image was specified".into()));
@@ -161,7 +166,14 @@ impl Cluster {
 
     /// Creates on `engine`, pulling the image once if the node lacks it, and records the result.
     /// On success the pending reservation is replaced by the container's record.
-    async fn create_on(&self, engine: &Engine, pending: &str, req: &Request, body: &Value, auth: Option<HeaderValue>) -> Result<Value, CreateError> {
+    async fn create_on(
+        &self,
+        engine: &Engine,
+        pending: &str,
+        req: &Request,
+        body: &Value,
+        auth: Option<HeaderValue>,
+    ) -> Result<Value, CreateError> {
         let mut body = body.clone();
         let ncpu = engine.info().ncpu.max(1);
         if req.cpus > 0 {

@@ -268,11 +268,7 @@ impl Engine {
         }
         let pct = (sh.opts.overcommit * 100.0) as i64;
         let healthy = st.health == Health::Healthy;
-        let health = if healthy {
-            100 - (st.failures as i64) * 100 / (sh.opts.failure_retry.max(1) as i64)
-        } else {
-            0
-        };
+        let health = if healthy { 100 - (st.failures as i64) * 100 / (sh.opts.failure_retry.max(1) as i64) } else { 0 };
         let mut containers: Vec<Arc<ContainerView>> = st.containers.values().map(|e| e.c.sched.clone()).collect();
         containers.extend(st.pending.values().cloned());
         let mut v = NodeView {
@@ -389,7 +385,8 @@ impl Engine {
     pub fn has_image(&self, name: &str) -> bool {
         let st = self.lock();
         let n = name.strip_prefix("sha256:").unwrap_or(name);
-        let tagged = if crate::scheduler::node::repo_of(name) == name && !name.contains('@') { format!("{name}:latest") } else { name.to_string() };
+        let tagged =
+            if crate::scheduler::node::repo_of(name) == name && !name.contains('@') { format!("{name}:latest") } else { name.to_string() };
         st.image_views.iter().any(|i| {
             let id = i.id.strip_prefix("sha256:").unwrap_or(&i.id);
             (n.len() >= 12 && id.starts_with(n)) || i.repo_tags.iter().any(|t| *t == tagged || t == name)

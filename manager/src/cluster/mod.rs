@@ -56,7 +56,6 @@ pub enum ClusterError {
     Store(#[from] crate::ha::store::StoreError),
 }
 
-
 /// How long the manager remembers which node runs an exec instance (dockerd forgets exited
 /// ones after minutes; a client asking later gets "No such exec instance").
 pub const EXEC_TTL: Duration = Duration::from_secs(3600);

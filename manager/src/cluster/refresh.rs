@@ -69,7 +69,9 @@ impl Engine {
             });
         }
         let mut labels = std::collections::BTreeMap::new();
-        for (k, f) in [("storagedriver", "Driver"), ("kernelversion", "KernelVersion"), ("operatingsystem", "OperatingSystem"), ("ostype", "OSType")] {
+        for (k, f) in
+            [("storagedriver", "Driver"), ("kernelversion", "KernelVersion"), ("operatingsystem", "OperatingSystem"), ("ostype", "OSType")]
+        {
             labels.insert(k.to_string(), info[f].as_str().unwrap_or("").to_string());
         }
         for l in info["Labels"].as_array().into_iter().flatten().filter_map(Value::as_str) {
@@ -94,7 +96,11 @@ impl Engine {
             let host = self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(h, _)| h).trim_matches(['[', ']']);
             match host.parse::<std::net::IpAddr>() {
                 Ok(ip) => ip.to_string(),
-                Err(_) => tokio::net::lookup_host(&self.addr).await.ok().and_then(|mut a| a.next()).map_or(host.to_string(), |a| a.ip().to_string()),
+                Err(_) => tokio::net::lookup_host(&self.addr)
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .map_or(host.to_string(), |a| a.ip().to_string()),
             }
         };
         let mut st = self.lock();
@@ -229,8 +235,8 @@ impl Engine {
                         }
                     }),
                     a if a.starts_with("exec_") => true,
-                    "attach" | "detach" | "resize" | "top" | "archive-path" | "extract-to-dir" | "export" | "copy" | "commit"
-                    | "kill" | "stop" | "oom" => true,
+                    "attach" | "detach" | "resize" | "top" | "archive-path" | "extract-to-dir" | "export" | "copy" | "commit" | "kill"
+                    | "stop" | "oom" => true,
                     _ => false,
                 };
                 if !known && !id.is_empty() {
@@ -264,10 +270,7 @@ impl Engine {
             if self.cancel.is_cancelled() {
                 return;
             }
-            let r = self
-                .client
-                .send(hyper::Method::GET, "/events", Default::default(), reqwest::Body::from(""), None)
-                .await;
+            let r = self.client.send(hyper::Method::GET, "/events", Default::default(), reqwest::Body::from(""), None).await;
             self.note(&sh, &r);
             let r = match r {
                 Ok(resp) => self.client.check(resp).await,
@@ -310,7 +313,8 @@ impl Engine {
                     };
                     self.lock().events_live = false;
                     tracing::debug!(addr = %self.addr, reason = %broke, "event stream broken");
-                    let e: Result<(), NodeError> = Err(NodeError::Connect { addr: format!("tcp://{}", self.addr), detail: format!("event stream broken: {broke}") });
+                    let e: Result<(), NodeError> =
+                        Err(NodeError::Connect { addr: format!("tcp://{}", self.addr), detail: format!("event stream broken: {broke}") });
                     self.note(&sh, &e);
                     Duration::ZERO
                 }

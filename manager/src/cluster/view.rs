@@ -207,7 +207,9 @@ impl Container {
             labels: &self.sched.labels,
             state: &self.state,
             status: self.status_text(now),
-            host_config: PsHostConfig { network_mode: if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode } },
+            host_config: PsHostConfig {
+                network_mode: if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode },
+            },
             network_settings: PsNetworks { networks: if self.networks.is_null() { &EMPTY_OBJECT } else { &self.networks } },
             mounts: if self.mounts.is_null() { &EMPTY_ARRAY } else { &self.mounts },
         }

@@ -44,13 +44,32 @@ impl Cluster {
         let id = c.id().to_string();
         let name = match &c.req.name {
             Some(n) => n.clone(),
-            None => c.engine.client.get_json(&format!("/containers/{id}/json")).await.ok().and_then(|v| v["Name"].as_str().map(|n| n.trim_start_matches('/').to_string())).unwrap_or_default(),
+            None => c
+                .engine
+                .client
+                .get_json(&format!("/containers/{id}/json"))
+                .await
+                .ok()
+                .and_then(|v| v["Name"].as_str().map(|n| n.trim_start_matches('/').to_string()))
+                .unwrap_or_default(),
         };
         let swarm_id = c.body["Labels"][crate::scheduler::request::LABEL_SWARM_ID].as_str().unwrap_or("").to_string();
-        let rec = Record { swarm_id, name, config: c.body.clone(), node: c.engine.addr.clone(), node_name: c.engine.name(), id: id.clone(), moving: None };
+        let rec = Record {
+            swarm_id,
+            name,
+            config: c.body.clone(),
+            node: c.engine.addr.clone(),
+            node_name: c.engine.name(),
+            id: id.clone(),
+            moving: None,
+        };
         if let Err(e) = self.records.put(&rec).await {
             tracing::warn!(container = %id, error = %e, "cannot record the reschedule policy; removing the container");
-            let _ = c.engine.client.send(hyper::Method::DELETE, &format!("/containers/{id}?force=1&v=1"), HeaderMap::new(), reqwest::Body::from(""), None).await;
+            let _ = c
+                .engine
+                .client
+                .send(hyper::Method::DELETE, &format!("/containers/{id}?force=1&v=1"), HeaderMap::new(), reqwest::Body::from(""), None)
+                .await;
             c.engine.remove(&id);
             return Err(e.into());
         }
@@ -178,14 +197,20 @@ impl Cluster {
     /// Force-removes a copy left on a node that came back after its container was moved.
     async fn remove_stale(&self, rec: &Record, stale: &Copy) {
         let id = stale.c.id();
-        let r = stale.engine.client.send(hyper::Method::DELETE, &format!("/containers/{id}?force=1&v=1"), HeaderMap::new(), reqwest::Body::from(""), None).await;
+        let r = stale
+            .engine
+            .client
+            .send(hyper::Method::DELETE, &format!("/containers/{id}?force=1&v=1"), HeaderMap::new(), reqwest::Body::from(""), None)
+            .await;
         stale.engine.note(self, &r);
         match r {
             Ok(resp) if resp.status().is_success() || resp.status().as_u16() == 404 => {
                 stale.engine.remove(id);
                 tracing::info!(node = %stale.engine.name(), container = %id, name = %rec.name, "removed a stale copy of a rescheduled container");
             }
-            Ok(resp) => tracing::warn!(node = %stale.engine.name(), container = %id, status = resp.status().as_u16(), "cannot remove a stale copy"),
+            Ok(resp) => {
+                tracing::warn!(node = %stale.engine.name(), container = %id, status = resp.status().as_u16(), "cannot remove a stale copy")
+            }
             Err(e) => tracing::warn!(node = %stale.engine.name(), container = %id, error = %e, "cannot remove a stale copy"),
         }
     }

@@ -120,7 +120,15 @@ mod tests {
     #[tokio::test]
     async fn memory_store_keeps_one_record_per_swarm_id() {
         let s = Store::memory();
-        let mut r = Record { swarm_id: "s1".into(), name: "web".into(), config: serde_json::json!({"Image": "busybox"}), node: "a:1".into(), node_name: "n1".into(), id: "c1".into(), moving: None };
+        let mut r = Record {
+            swarm_id: "s1".into(),
+            name: "web".into(),
+            config: serde_json::json!({"Image": "busybox"}),
+            node: "a:1".into(),
+            node_name: "n1".into(),
+            id: "c1".into(),
+            moving: None,
+        };
         s.put(&r).await.unwrap();
         r.moving = Some(Move { from: "a:1".into(), from_name: "n1".into(), old_id: "c1".into(), start: true });
         s.put(&r).await.unwrap();

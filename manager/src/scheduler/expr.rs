@@ -49,8 +49,7 @@ fn valid_key(k: &str) -> bool {
 }
 
 fn valid_value(v: &str) -> bool {
-    !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || ":-_.*/()?+[]\\^$|".contains(c))
+    !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || ":-_.*/()?+[]\\^$|".contains(c))
 }
 
 impl FromStr for Expr {

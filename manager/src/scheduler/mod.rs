@@ -212,10 +212,7 @@ mod tests {
 
     #[test]
     fn impossible_constraint_lists_conditions_and_reasons() {
-        let nodes: Vec<_> = vec![
-            Arc::new(labelled("node-1", &[("zone", "eu")])),
-            Arc::new(labelled("node-2", &[("zone", "us")])),
-        ];
+        let nodes: Vec<_> = vec![Arc::new(labelled("node-1", &[("zone", "eu")])), Arc::new(labelled("node-2", &[("zone", "us")]))];
         let s = Scheduler::new(&[], "spread").unwrap();
         let e = s.select(&req_with(&["constraint:zone==asia"]), &nodes).unwrap_err().to_string();
         assert_eq!(

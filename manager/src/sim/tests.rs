@@ -17,7 +17,12 @@ struct Setup {
 async fn setup(nodes: Vec<Arc<SimNode>>, strategy: &str) -> Setup {
     let stop = CancellationToken::new();
     let addrs = serve(nodes.clone(), stop.clone()).await.unwrap();
-    let opts = ClusterOpts { strategy: strategy.into(), refresh_min: Duration::from_secs(1), refresh_max: Duration::from_secs(2), ..Default::default() };
+    let opts = ClusterOpts {
+        strategy: strategy.into(),
+        refresh_min: Duration::from_secs(1),
+        refresh_max: Duration::from_secs(2),
+        ..Default::default()
+    };
     let cluster = Cluster::new(opts, None, stop.clone()).unwrap();
     let entries: Vec<discovery::Entry> = addrs.iter().map(|a| discovery::Entry::parse(a).unwrap()).collect();
     cluster.sync(&entries);
@@ -58,7 +63,11 @@ async fn node_of(app: &Router, name: &str) -> String {
 #[tokio::test]
 async fn placement_names_info_and_events() {
     let s = setup(
-        vec![SimNode::new("n1", 2, GIB, &["zone=a"]), SimNode::new("n2", 2, GIB, &["zone=b"]), SimNode::new("n3", 2, GIB, &["zone=b", "containerslots=1"])],
+        vec![
+            SimNode::new("n1", 2, GIB, &["zone=a"]),
+            SimNode::new("n2", 2, GIB, &["zone=b"]),
+            SimNode::new("n3", 2, GIB, &["zone=b", "containerslots=1"]),
+        ],
         "spread",
     )
     .await;
@@ -94,7 +103,8 @@ async fn placement_names_info_and_events() {
     assert_eq!(ps.as_array().unwrap().len(), 1);
 
     let (_, info) = call(&s.app, "GET", "/info", None).await;
-    let status: Vec<(String, String)> = info["SystemStatus"].as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into())).collect();
+    let status: Vec<(String, String)> =
+        info["SystemStatus"].as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into())).collect();
     assert!(status.contains(&("Nodes".into(), "3".into())), "{status:?}");
     assert!(status.contains(&("  └ Containers".into(), "2 (0 Running, 0 Paused, 2 Stopped)".into())), "{status:?}");
     assert_eq!(info["Containers"], 3);
@@ -177,7 +187,9 @@ async fn lookups_name_conflicts_and_listing() {
     }
     let node = node_of(&s.app, "web").await;
     // By name, /node/name, 12-char ID, unique ID prefix, swarm ID and its prefix.
-    for q in ["web".to_string(), format!("{node}/web"), id[..12].to_string(), id[..20].to_string(), "abcdef0123456789".into(), "abcdef01".into()] {
+    for q in
+        ["web".to_string(), format!("{node}/web"), id[..12].to_string(), id[..20].to_string(), "abcdef0123456789".into(), "abcdef01".into()]
+    {
         let (st, v) = call(&s.app, "GET", &format!("/v1.41/containers/{q}/json"), None).await;
         assert_eq!((st, v["Id"].as_str()), (200, Some(id.as_str())), "lookup {q}: {v}");
     }
@@ -249,7 +261,10 @@ async fn reschedule_waits_for_a_fitting_node_and_removes_stale_copies() {
             break ev;
         }
     };
-    assert_eq!((ev["Actor"]["Attributes"]["oldID"].as_str(), ev["Actor"]["Attributes"]["newID"].as_str()), (Some(old.as_str()), Some(new.as_str())));
+    assert_eq!(
+        (ev["Actor"]["Attributes"]["oldID"].as_str(), ev["Actor"]["Attributes"]["newID"].as_str()),
+        (Some(old.as_str()), Some(new.as_str()))
+    );
     assert_eq!((ev["Actor"]["Attributes"]["fromNode"].as_str(), ev["Actor"]["Attributes"]["toNode"].as_str()), (Some("n1"), Some("n3")));
 
     // n1 comes back with its stale copy (and the unflagged container): only the copy goes.

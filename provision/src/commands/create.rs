@@ -110,7 +110,13 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
         config_version: CONFIG_VERSION,
         driver: drv.to_json(),
         driver_name: a.driver.clone(),
-        host_options: HostOptions { driver: a.driver.clone(), engine_options: a.engine.clone(), swarm_options: swarm, auth_options: auth, ..Default::default() },
+        host_options: HostOptions {
+            driver: a.driver.clone(),
+            engine_options: a.engine.clone(),
+            swarm_options: swarm,
+            auth_options: auth,
+            ..Default::default()
+        },
         name: name.into(),
     };
     {
@@ -123,7 +129,8 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
     let res = (|| -> Result<(), CommandError> {
         ctx.store.save(&host)?;
         log("Creating machine...");
-        drv.create(&|l: &str| log(&format!("({name}) {l}"))).map_err(|e| msg(format!("Error creating machine: Error in driver during machine creation: {e}")))?;
+        drv.create(&|l: &str| log(&format!("({name}) {l}")))
+            .map_err(|e| msg(format!("Error creating machine: Error in driver during machine creation: {e}")))?;
         host.driver = drv.to_json();
         ctx.store.save(&host)?;
         log("Waiting for machine to be running, this may take a few minutes...");
@@ -140,7 +147,8 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
         log("Detecting operating system of created instance...");
         log("Waiting for SSH to be available...");
         let t = drv.ssh_target().ok_or_else(|| msg("driver has no SSH access"))?;
-        let ssh = Ssh2Client::connect_retry(&t, ctx.ssh_wait).map_err(|e| msg(format!("Error creating machine: Error detecting OS: {e}")))?;
+        let ssh =
+            Ssh2Client::connect_retry(&t, ctx.ssh_wait).map_err(|e| msg(format!("Error creating machine: Error detecting OS: {e}")))?;
         log("Detecting the provisioner...");
         let p = Provisioner { host: &host, driver: drv.as_ref(), ssh: &ssh, log };
         p.provision(&ctx.provision_opts(false)).map_err(|e| msg(format!("Error creating machine: Error running provisioning: {e}")))?;

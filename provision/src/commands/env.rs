@@ -23,7 +23,10 @@ pub fn check_connection(ctx: &Ctx, m: &mut Machine, swarm: bool, log: &dyn Fn(&s
     if m.driver.provisions() {
         let covers = certs::cert_info(Path::new(&a.server_cert_path)).is_ok_and(|i| i.covers(&ip));
         if !covers {
-            log(&format!("The server certificate of \"{}\" does not name its address {ip} (did the IP change?): regenerating it...", m.name()));
+            log(&format!(
+                "The server certificate of \"{}\" does not name its address {ip} (did the IP change?): regenerating it...",
+                m.name()
+            ));
             regenerate(ctx, m, log)?;
         }
     }
@@ -79,25 +82,46 @@ struct Shell {
 
 fn shell_for(name: &str) -> Shell {
     match name {
-        "fish" => Shell { set: |k, v| format!("set -gx {k} \"{v}\";"), unset: |k| format!("set -e {k};"), hint: |c| format!("# Run this command to configure your shell: \n# eval ({c})") },
+        "fish" => Shell {
+            set: |k, v| format!("set -gx {k} \"{v}\";"),
+            unset: |k| format!("set -e {k};"),
+            hint: |c| format!("# Run this command to configure your shell: \n# eval ({c})"),
+        },
         "powershell" | "pwsh" => Shell {
             set: |k, v| format!("$Env:{k} = \"{v}\""),
             unset: |k| format!("Remove-Item Env:\\\\{k}"),
             hint: |c| format!("# Run this command to configure your shell: \n# & {c} | Invoke-Expression"),
         },
-        "cmd" => Shell { set: |k, v| format!("SET {k}={v}"), unset: |k| format!("SET {k}="), hint: |c| format!("REM Run this command to configure your shell: \nREM \t@FOR /f \"tokens=*\" %i IN ('{c}') DO @%i") },
-        "tcsh" | "csh" => Shell { set: |k, v| format!("setenv {k} \"{v}\";"), unset: |k| format!("unsetenv {k};"), hint: |c| format!(": Run this command to configure your shell: \n: eval `{c}`") },
+        "cmd" => Shell {
+            set: |k, v| format!("SET {k}={v}"),
+            unset: |k| format!("SET {k}="),
+            hint: |c| format!("REM Run this command to configure your shell: \nREM \t@FOR /f \"tokens=*\" %i IN ('{c}') DO @%i"),
+        },
+        "tcsh" | "csh" => Shell {
+            set: |k, v| format!("setenv {k} \"{v}\";"),
+            unset: |k| format!("unsetenv {k};"),
+            hint: |c| format!(": Run this command to configure your shell: \n: eval `{c}`"),
+        },
         "emacs" => Shell {
             set: |k, v| format!("(setenv \"{k}\" \"{v}\")"),
             unset: |k| format!("(setenv \"{k}\" nil)"),
-            hint: |c| format!(";; Run this buffer to configure your shell: \n;; (with-temp-buffer (shell-command \"{c}\" (current-buffer)) (eval-buffer))"),
+            hint: |c| {
+                format!(";; Run this buffer to configure your shell: \n;; (with-temp-buffer (shell-command \"{c}\" (current-buffer)) (eval-buffer))")
+            },
         },
-        _ => Shell { set: |k, v| format!("export {k}=\"{v}\""), unset: |k| format!("unset {k}"), hint: |c| format!("# Run this command to configure your shell: \n# eval $({c})") },
+        _ => Shell {
+            set: |k, v| format!("export {k}=\"{v}\""),
+            unset: |k| format!("unset {k}"),
+            hint: |c| format!("# Run this command to configure your shell: \n# eval $({c})"),
+        },
     }
 }
 
 fn detect_shell() -> String {
-    std::env::var("SHELL").ok().and_then(|s| Path::new(&s).file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "bash".into())
+    std::env::var("SHELL")
+        .ok()
+        .and_then(|s| Path::new(&s).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "bash".into())
 }
 
 /// `NO_PROXY`/`no_proxy` with `ip` added (idempotent).

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-pub const DEFAULT_FORMAT: &str = "table {{.Name}}\t{{.Active}}\t{{.DriverName}}\t{{.State}}\t{{.URL}}\t{{.Swarm}}\t{{.DockerVersion}}\t{{.Error}}";
+pub const DEFAULT_FORMAT: &str =
+    "table {{.Name}}\t{{.Active}}\t{{.DriverName}}\t{{.State}}\t{{.URL}}\t{{.Swarm}}\t{{.DockerVersion}}\t{{.Error}}";
 
 #[derive(Debug, Clone, Default)]
 pub struct LsArgs {
@@ -53,7 +54,10 @@ fn swarm_master(h: &Host, all: &[Host]) -> String {
     if !s.is_swarm {
         return String::new();
     }
-    all.iter().find(|o| o.host_options.swarm_options.master && o.host_options.swarm_options.discovery == s.discovery).map(|o| o.name.clone()).unwrap_or_default()
+    all.iter()
+        .find(|o| o.host_options.swarm_options.master && o.host_options.swarm_options.discovery == s.discovery)
+        .map(|o| o.name.clone())
+        .unwrap_or_default()
 }
 
 fn static_match(f: &Filters, h: &Host, all: &[Host]) -> bool {
@@ -111,7 +115,11 @@ fn query(h: &Host, all: &[Host], timeout: Duration) -> BTreeMap<&'static str, Va
             Ok(url) => {
                 r.insert("URL", json!(url));
                 let ip = d.ip().unwrap_or_default();
-                let ip = ip.rsplit_once(':').filter(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok()).map(|(h, _)| h.to_string()).unwrap_or(ip);
+                let ip = ip
+                    .rsplit_once(':')
+                    .filter(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+                    .map(|(h, _)| h.to_string())
+                    .unwrap_or(ip);
                 let swarm_url = format!("tcp://{}", driver::generic::join_host_port(&ip, h.host_options.swarm_options.manager_port()));
                 if !docker_host.is_empty() && docker_host == url {
                     active = "*".into();
@@ -236,7 +244,9 @@ pub fn ls(ctx: &Ctx, a: &LsArgs) -> Result<(), CommandError> {
     if !f.state.is_empty() {
         rows.retain(|r| f.state.contains(&r["State"].as_str().unwrap_or("").to_lowercase()));
     }
-    rows.sort_by(|x, y| crate::store::natural_cmp(&x["Name"].as_str().unwrap_or("").to_lowercase(), &y["Name"].as_str().unwrap_or("").to_lowercase()));
+    rows.sort_by(|x, y| {
+        crate::store::natural_cmp(&x["Name"].as_str().unwrap_or("").to_lowercase(), &y["Name"].as_str().unwrap_or("").to_lowercase())
+    });
     if a.quiet {
         for r in &rows {
             println!("{}", r["Name"].as_str().unwrap_or(""));

@@ -62,7 +62,13 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(store: Store) -> Ctx {
-        Ctx { store, swarm_binary: default_swarm_binary(), prog: "machine".into(), ssh_wait: Duration::from_secs(120), engine_wait: Duration::from_secs(60) }
+        Ctx {
+            store,
+            swarm_binary: default_swarm_binary(),
+            prog: "machine".into(),
+            ssh_wait: Duration::from_secs(120),
+            engine_wait: Duration::from_secs(60),
+        }
     }
 
     /// Names given, else `default` if that machine exists.
@@ -99,7 +105,10 @@ impl Ctx {
     /// Docker Machine's message for a driver it does not have, with the plugin binary it
     /// would have looked for (`docker-machine-driver-X` when run as `docker-machine`).
     pub fn driver_not_found(&self, driver: &str) -> CommandError {
-        msg(format!("Driver \"{driver}\" not found. Do you have the plugin binary \"{}-driver-{driver}\" accessible in your PATH?", self.prog_name()))
+        msg(format!(
+            "Driver \"{driver}\" not found. Do you have the plugin binary \"{}-driver-{driver}\" accessible in your PATH?",
+            self.prog_name()
+        ))
     }
 
     pub fn provision_opts(&self, force_certs: bool) -> provisioner::Options {
@@ -135,7 +144,10 @@ impl Machine {
 
     /// Connects over SSH, retrying while the host boots.
     pub fn ssh(&self, wait: Duration) -> Result<Ssh2Client, CommandError> {
-        let t = self.driver.ssh_target().ok_or_else(|| msg(format!("machine {:?} has no SSH access (driver {})", self.name(), self.driver.driver_name())))?;
+        let t = self
+            .driver
+            .ssh_target()
+            .ok_or_else(|| msg(format!("machine {:?} has no SSH access (driver {})", self.name(), self.driver.driver_name())))?;
         Ssh2Client::connect_retry(&t, wait).map_err(|e| match e {
             SshError::NeverUp(_) => msg(e),
             other => msg(format!("Error connecting to {}: {other}", self.name())),
@@ -143,7 +155,12 @@ impl Machine {
     }
 
     /// Runs `f` with a provisioner for this machine.
-    pub fn with_provisioner<T>(&self, ctx: &Ctx, log: &dyn Fn(&str), f: impl FnOnce(&Provisioner) -> Result<T, provisioner::ProvisionError>) -> Result<T, CommandError> {
+    pub fn with_provisioner<T>(
+        &self,
+        ctx: &Ctx,
+        log: &dyn Fn(&str),
+        f: impl FnOnce(&Provisioner) -> Result<T, provisioner::ProvisionError>,
+    ) -> Result<T, CommandError> {
         let ssh = self.ssh(ctx.ssh_wait)?;
         let p = Provisioner { host: &self.host, driver: self.driver.as_ref(), ssh: &ssh, log };
         f(&p).map_err(msg)
@@ -186,7 +203,11 @@ pub fn for_each_parallel(names: &[String], f: impl Fn(&str) -> Result<(), Comman
         _ => {
             let code = errors.iter().map(|e| e.exit_code()).max().unwrap_or(1);
             let text = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
-            if code == 3 { Err(CommandError::PreCreate(text)) } else { Err(CommandError::Msg(text)) }
+            if code == 3 {
+                Err(CommandError::PreCreate(text))
+            } else {
+                Err(CommandError::Msg(text))
+            }
         }
     }
 }

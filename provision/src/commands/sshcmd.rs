@@ -10,9 +10,26 @@ use std::time::Duration;
 /// Docker Machine's options for the external client.
 pub fn base_options() -> Vec<String> {
     [
-        "-F", "/dev/null", "-o", "ConnectionAttempts=3", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no", "-o", "ControlPath=none",
-        "-o", "LogLevel=quiet", "-o", "PasswordAuthentication=no", "-o", "ServerAliveInterval=60", "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null",
+        "-F",
+        "/dev/null",
+        "-o",
+        "ConnectionAttempts=3",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        "-o",
+        "LogLevel=quiet",
+        "-o",
+        "PasswordAuthentication=no",
+        "-o",
+        "ServerAliveInterval=60",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -24,7 +24,11 @@ fn default_port() -> u16 {
 
 impl Generic {
     pub fn from_flags(base: BaseDriver, f: &DriverFlags) -> Result<Self, DriverError> {
-        let ip = f.generic_ip_address.clone().filter(|s| !s.is_empty()).ok_or_else(|| DriverError::Flag("generic driver requires the --generic-ip-address option".into()))?;
+        let ip = f
+            .generic_ip_address
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| DriverError::Flag("generic driver requires the --generic-ip-address option".into()))?;
         let mut base = base;
         base.ip_address = ip;
         base.ssh_user = f.generic_ssh_user.clone();
@@ -122,7 +126,11 @@ impl Driver for Generic {
 
 /// `host:port`, bracketing IPv6 addresses.
 pub fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +142,12 @@ mod tests {
         let e = Generic::from_flags(BaseDriver::default(), &DriverFlags::default()).unwrap_err();
         assert_eq!(e.to_string(), "generic driver requires the --generic-ip-address option");
         let d = tempfile::tempdir().unwrap();
-        let f = DriverFlags { generic_ip_address: Some("127.0.0.1".into()), generic_ssh_key: "/nonexistent/key".into(), generic_ssh_port: 1, ..Default::default() };
+        let f = DriverFlags {
+            generic_ip_address: Some("127.0.0.1".into()),
+            generic_ssh_key: "/nonexistent/key".into(),
+            generic_ssh_port: 1,
+            ..Default::default()
+        };
         let base = BaseDriver { machine_name: "g".into(), store_path: d.path().display().to_string(), ..Default::default() };
         let g = Generic::from_flags(base.clone(), &f).unwrap();
         assert_eq!(g.pre_create_check().unwrap_err().to_string(), "SSH key does not exist: \"/nonexistent/key\"");

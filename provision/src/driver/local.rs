@@ -38,7 +38,10 @@ fn failed(e: impl std::fmt::Display) -> DriverError {
 impl Local {
     pub fn from_flags(base: BaseDriver, f: &DriverFlags) -> Result<Self, DriverError> {
         if nshost::parse_subnet(&f.local_subnet).is_none() {
-            return Err(DriverError::Flag(format!("invalid --local-subnet {:?}: expected an IPv4 CIDR with a prefix of 8 to 30", f.local_subnet)));
+            return Err(DriverError::Flag(format!(
+                "invalid --local-subnet {:?}: expected an IPv4 CIDR with a prefix of 8 to 30",
+                f.local_subnet
+            )));
         }
         if f.local_bridge.is_empty() || f.local_bridge.len() > 15 {
             return Err(DriverError::Flag(format!("invalid --local-bridge {:?}: 1 to 15 characters", f.local_bridge)));
@@ -78,7 +81,10 @@ impl Local {
         let (net, prefix) = nshost::parse_subnet(&self.subnet).ok_or_else(|| failed("invalid subnet"))?;
         let used: Vec<String> = self.neighbours().into_iter().map(|l| l.base.ip_address).collect();
         let size = 1u32 << (32 - prefix);
-        (2..size - 1).map(|n| nshost::nth(net, n)).find(|ip| !used.contains(&ip.to_string())).ok_or_else(|| failed(format!("no free address left in {}", self.subnet)))
+        (2..size - 1)
+            .map(|n| nshost::nth(net, n))
+            .find(|ip| !used.contains(&ip.to_string()))
+            .ok_or_else(|| failed(format!("no free address left in {}", self.subnet)))
     }
 
     fn store_lock(&self) -> Result<crate::fsutil::FileLock, DriverError> {
@@ -111,7 +117,9 @@ impl Driver for Local {
         }
         let store = Path::new(&self.base.store_path);
         if let Some(p) = nshost::PRIVATE_DIRS.iter().find(|p| store.starts_with(p)) {
-            return Err(DriverError::PreCreate(format!("the local driver cannot keep its hosts in a store under {p} (each host gets a private copy of it): use --storage-path")));
+            return Err(DriverError::PreCreate(format!(
+                "the local driver cannot keep its hosts in a store under {p} (each host gets a private copy of it): use --storage-path"
+            )));
         }
         Ok(())
     }
@@ -120,7 +128,11 @@ impl Driver for Local {
         let key = dir.join("id_ed25519");
         if !key.is_file() {
             log("Creating SSH key...");
-            nshost::sh("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-C", &format!("machine-{}", self.base.machine_name), "-f", &key.display().to_string()]).map_err(failed)?;
+            nshost::sh(
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-C", &format!("machine-{}", self.base.machine_name), "-f", &key.display().to_string()],
+            )
+            .map_err(failed)?;
         }
         self.base.ssh_key_path = key.display().to_string();
         let pubkey = std::fs::read_to_string(dir.join("id_ed25519.pub")).map_err(failed)?;
@@ -207,7 +219,13 @@ mod tests {
     #[test]
     fn flags_and_ip_allocation() {
         let d = tempfile::tempdir().unwrap();
-        let base = |n: &str| BaseDriver { machine_name: n.into(), store_path: d.path().display().to_string(), ssh_user: "root".into(), ssh_port: 22, ..Default::default() };
+        let base = |n: &str| BaseDriver {
+            machine_name: n.into(),
+            store_path: d.path().display().to_string(),
+            ssh_user: "root".into(),
+            ssh_port: 22,
+            ..Default::default()
+        };
         let bad = DriverFlags { local_subnet: "10.0.0.0".into(), ..Default::default() };
         assert!(Local::from_flags(base("a"), &bad).is_err());
         let f = DriverFlags { local_bridge: "flmtest".into(), local_subnet: "10.250.3.0/29".into(), ..Default::default() };
@@ -216,7 +234,14 @@ mod tests {
         a.base.ip_address = "10.250.3.2".into();
         let s = crate::store::Store::new(d.path());
         s.reserve("a").unwrap();
-        s.save(&Host { config_version: 3, driver: a.to_json(), driver_name: "local".into(), host_options: Default::default(), name: "a".into() }).unwrap();
+        s.save(&Host {
+            config_version: 3,
+            driver: a.to_json(),
+            driver_name: "local".into(),
+            host_options: Default::default(),
+            name: "a".into(),
+        })
+        .unwrap();
         let b = Local::from_flags(base("b"), &f).unwrap();
         assert_eq!(b.allocate_ip().unwrap().to_string(), "10.250.3.3");
         assert_ne!(a.host_id, b.host_id);

@@ -22,7 +22,11 @@ fn host_port(url: &str) -> Option<String> {
 
 impl NoneDriver {
     pub fn from_flags(base: BaseDriver, f: &DriverFlags) -> Result<Self, DriverError> {
-        let url = f.url.clone().filter(|u| !u.is_empty()).ok_or_else(|| DriverError::Flag("--url option is required when no driver is selected".into()))?;
+        let url = f
+            .url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| DriverError::Flag("--url option is required when no driver is selected".into()))?;
         let mut base = base;
         base.ip_address = host_port(&url).ok_or_else(|| DriverError::Flag(format!("invalid --url {url:?}")))?;
         base.ssh_user = String::new();

@@ -17,11 +17,21 @@ pub fn parse_os_release(text: &str) -> OsRelease {
     for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let Some((k, v)) = l.split_once('=') else { continue };
         let v = v.trim();
-        let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\''))).unwrap_or(v);
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+            .unwrap_or(v);
         fields.insert(k.trim().to_string(), v.replace("\\\"", "\"").replace("\\$", "$").replace("\\\\", "\\"));
     }
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    OsRelease { id: get("ID").to_lowercase(), id_like: get("ID_LIKE").to_lowercase(), version_id: get("VERSION_ID"), pretty_name: get("PRETTY_NAME"), fields }
+    OsRelease {
+        id: get("ID").to_lowercase(),
+        id_like: get("ID_LIKE").to_lowercase(),
+        version_id: get("VERSION_ID"),
+        pretty_name: get("PRETTY_NAME"),
+        fields,
+    }
 }
 
 /// OS families the provisioner knows; they differ in how packages are installed.

@@ -59,8 +59,17 @@ fn line(args: &[String]) -> String {
 /// `/etc/flotilla/engine.cmd`: `swarm engine` serving TLS on `0.0.0.0:port` and the local socket.
 pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
     let e = &h.host_options.engine_options;
-    let mut a: Vec<String> = vec![REMOTE_BIN.into(), "engine".into(), "-H".into(), format!("tcp://0.0.0.0:{port}"), "-H".into(), ENGINE_SOCKET.into()];
-    a.extend(["--tlsverify".into(), "--tlscacert".into(), CA.into(), "--tlscert".into(), SERVER_CERT.into(), "--tlskey".into(), SERVER_KEY.into()]);
+    let mut a: Vec<String> =
+        vec![REMOTE_BIN.into(), "engine".into(), "-H".into(), format!("tcp://0.0.0.0:{port}"), "-H".into(), ENGINE_SOCKET.into()];
+    a.extend([
+        "--tlsverify".into(),
+        "--tlscacert".into(),
+        CA.into(),
+        "--tlscert".into(),
+        SERVER_CERT.into(),
+        "--tlskey".into(),
+        SERVER_KEY.into(),
+    ]);
     for l in &e.labels {
         a.extend(["--label".into(), l.clone()]);
     }
@@ -106,7 +115,11 @@ pub fn agent_cmd(h: &Host, ip: &str, port: u16) -> String {
 pub fn manager_cmd(h: &Host, ip: &str) -> String {
     let s = &h.host_options.swarm_options;
     let port = s.manager_port();
-    let advertise = if s.address.is_empty() { crate::driver::generic::join_host_port(ip, port) } else { s.address.trim_start_matches("tcp://").to_string() };
+    let advertise = if s.address.is_empty() {
+        crate::driver::generic::join_host_port(ip, port)
+    } else {
+        s.address.trim_start_matches("tcp://").to_string()
+    };
     let mut a: Vec<String> = vec![REMOTE_BIN.into()];
     if s.is_experimental {
         a.push("--experimental".into());
@@ -147,7 +160,11 @@ pub fn env_file(env: &[String]) -> String {
 
 pub fn systemd_unit(svc: Svc) -> String {
     let (desc, after, extra) = match svc {
-        Svc::Engine => ("Flotilla engine", "network-online.target", "Delegate=yes\nKillMode=process\nLimitNOFILE=1048576\nLimitNPROC=infinity\nTasksMax=infinity\n"),
+        Svc::Engine => (
+            "Flotilla engine",
+            "network-online.target",
+            "Delegate=yes\nKillMode=process\nLimitNOFILE=1048576\nLimitNPROC=infinity\nTasksMax=infinity\n",
+        ),
         Svc::Agent => ("Flotilla swarm agent", "flotilla-engine.service", ""),
         Svc::Manager => ("Flotilla swarm manager", "flotilla-engine.service", ""),
     };

@@ -102,7 +102,12 @@ pub fn wanted_services(h: &Host) -> Vec<Svc> {
 /// The local CA and client certificate paths recorded for the machine.
 pub fn ca_paths(h: &Host) -> CaPaths {
     let a = &h.host_options.auth_options;
-    CaPaths { ca_cert: a.ca_cert_path.clone().into(), ca_key: a.ca_private_key_path.clone().into(), client_cert: a.client_cert_path.clone().into(), client_key: a.client_key_path.clone().into() }
+    CaPaths {
+        ca_cert: a.ca_cert_path.clone().into(),
+        ca_key: a.ca_private_key_path.clone().into(),
+        client_cert: a.client_cert_path.clone().into(),
+        client_key: a.client_key_path.clone().into(),
+    }
 }
 
 impl Provisioner<'_> {
@@ -195,13 +200,21 @@ impl Provisioner<'_> {
         let ca = ca_paths(self.host);
         certs::bootstrap(&ca, false)?;
         let ip = self.ip()?;
-        let ip_host = ip.rsplit_once(':').filter(|_| !ip.contains('[') && ip.matches(':').count() == 1).map(|(h, _)| h.to_string()).unwrap_or(ip.clone());
+        let ip_host = ip
+            .rsplit_once(':')
+            .filter(|_| !ip.contains('[') && ip.matches(':').count() == 1)
+            .map(|(h, _)| h.to_string())
+            .unwrap_or(ip.clone());
         let (sc, sk) = (PathBuf::from(&a.server_cert_path), PathBuf::from(&a.server_key_path));
         let ca_subject = certs::cert_info(&ca.ca_cert)?.subject;
         let ok = !force
             && sk.is_file()
             && certs::cert_info(&sc).is_ok_and(|i| {
-                i.valid_for_days(certs::RENEW_BEFORE_DAYS) && i.covers(&ip_host) && i.covers("localhost") && a.server_cert_sans.iter().all(|s| i.covers(s)) && i.issuer == ca_subject
+                i.valid_for_days(certs::RENEW_BEFORE_DAYS)
+                    && i.covers(&ip_host)
+                    && i.covers("localhost")
+                    && a.server_cert_sans.iter().all(|s| i.covers(s))
+                    && i.issuer == ca_subject
             });
         if !ok {
             (self.log)("Generating server certificate...");
@@ -307,7 +320,14 @@ impl Provisioner<'_> {
         for svc in Svc::ALL.iter().filter(|s| !wanted.contains(s)) {
             if remote.contains_key(&svc.cmd_path()) {
                 (self.log)(&format!("Stopping the swarm {}...", svc.name()));
-                self.root(&format!("sh {ctl} stop {n}; rm -f {c} {e} {u}", ctl = files::CTL, n = svc.name(), c = svc.cmd_path(), e = svc.env_path(), u = svc.unit_path()))?;
+                self.root(&format!(
+                    "sh {ctl} stop {n}; rm -f {c} {e} {u}",
+                    ctl = files::CTL,
+                    n = svc.name(),
+                    c = svc.cmd_path(),
+                    e = svc.env_path(),
+                    u = svc.unit_path()
+                ))?;
                 rep.stopped.push(*svc);
             }
         }
@@ -336,7 +356,9 @@ impl Provisioner<'_> {
         let sub = if svc == Svc::Agent { "join" } else { "manage" };
         let o = self.ssh.exec(&format!("{} {sub} --help >/dev/null 2>&1", files::REMOTE_BIN))?;
         if o.status != 0 {
-            return Err(ProvisionError::Failed(format!("the swarm binary on the host has no `{sub}` command: upload a build that has it with --swarm-binary")));
+            return Err(ProvisionError::Failed(format!(
+                "the swarm binary on the host has no `{sub}` command: upload a build that has it with --swarm-binary"
+            )));
         }
         Ok(())
     }

@@ -17,7 +17,13 @@ struct SimHost {
 
 impl SimHost {
     fn new(os_release: &str) -> SimHost {
-        SimHost { fake: FakeSsh::new(), fs: Mutex::new(BTreeMap::new()), os_release: os_release.into(), hostname: Mutex::new("box".into()), arch: "x86_64" }
+        SimHost {
+            fake: FakeSsh::new(),
+            fs: Mutex::new(BTreeMap::new()),
+            os_release: os_release.into(),
+            hostname: Mutex::new("box".into()),
+            arch: "x86_64",
+        }
     }
     fn execs(&self) -> Vec<String> {
         self.fake.calls().into_iter().filter(|c| c.starts_with("exec ")).collect()
@@ -98,7 +104,8 @@ fn fixture(master: bool) -> Fixture {
     elf[..4].copy_from_slice(b"\x7fELF");
     (elf[4], elf[5], elf[18]) = (2, 1, 62);
     std::fs::write(&bin, elf).unwrap();
-    let mut ho = HostOptions { auth_options: AuthOptions::for_machine(&store.certs_dir(), &mdir, vec!["foo.example".into()]), ..Default::default() };
+    let mut ho =
+        HostOptions { auth_options: AuthOptions::for_machine(&store.certs_dir(), &mdir, vec!["foo.example".into()]), ..Default::default() };
     ho.swarm_options.is_swarm = master;
     ho.swarm_options.master = master;
     ho.swarm_options.agent = master;
@@ -120,7 +127,9 @@ fn first_run_installs_everything_and_second_changes_nothing() {
     let r1 = p.provision(&fx.opts).unwrap();
     assert_eq!(r1.os, Some(Family::Debian));
     assert!(r1.regenerated_cert);
-    for f in [files::REMOTE_BIN, files::CA, files::SERVER_CERT, files::SERVER_KEY, files::CTL, files::SUPERVISOR, "/etc/flotilla/engine.cmd"] {
+    for f in
+        [files::REMOTE_BIN, files::CA, files::SERVER_CERT, files::SERVER_KEY, files::CTL, files::SUPERVISOR, "/etc/flotilla/engine.cmd"]
+    {
         assert!(r1.uploaded.iter().any(|u| u == f), "{f} not uploaded: {:?}", r1.uploaded);
         assert!(sim.fs.lock().unwrap().contains_key(f), "{f} not on host");
     }
@@ -206,7 +215,12 @@ fn non_root_users_go_through_sudo() {
     let p = Provisioner { host: &fx.host, driver: &fx.driver, ssh: &sim, log: &|_| {} };
     p.provision(&fx.opts).unwrap();
     let execs = sim.execs();
-    assert!(execs.iter().any(|c| c.starts_with("exec sudo sh -c 'install -m 755 /tmp/.flotilla-upload-_usr_local_bin_swarm /usr/local/bin/swarm")), "{execs:?}");
+    assert!(
+        execs
+            .iter()
+            .any(|c| c.starts_with("exec sudo sh -c 'install -m 755 /tmp/.flotilla-upload-_usr_local_bin_swarm /usr/local/bin/swarm")),
+        "{execs:?}"
+    );
     assert!(execs.iter().any(|c| c.starts_with("exec sudo sh -c 'sh /etc/flotilla/ctl.sh restart engine'")), "{execs:?}");
 }
 

@@ -243,7 +243,9 @@ pub struct CreateFlags {
 impl CreateFlags {
     pub fn into_args(self, tls: &TlsFlags) -> CreateArgs {
         let ca_override = match (&tls.tls_ca_cert, &tls.tls_ca_key, &tls.tls_client_cert, &tls.tls_client_key) {
-            (Some(a), Some(b), Some(c), Some(d)) => Some(CaPaths { ca_cert: a.clone(), ca_key: b.clone(), client_cert: c.clone(), client_key: d.clone() }),
+            (Some(a), Some(b), Some(c), Some(d)) => {
+                Some(CaPaths { ca_cert: a.clone(), ca_key: b.clone(), client_cert: c.clone(), client_key: d.clone() })
+            }
             _ => None,
         };
         CreateArgs {

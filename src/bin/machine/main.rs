@@ -16,7 +16,11 @@ fn init_tracing(debug: bool) {
 
 /// The binary's name as run (`machine`, `docker-machine`).
 fn prog_name() -> String {
-    std::env::args_os().next().map(std::path::PathBuf::from).and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_else(|| "machine".into())
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "machine".into())
 }
 
 fn run(cli: Cli, cmd: Cmd) -> Result<(), CommandError> {
@@ -56,7 +60,9 @@ fn run(cli: Cli, cmd: Cmd) -> Result<(), CommandError> {
         Cmd::Restart { names } => cmds::lifecycle::restart(&ctx, &names),
         Cmd::Rm { names, force, yes } => cmds::lifecycle::rm(&ctx, &names, force, yes),
         Cmd::Ssh { args } => cmds::sshcmd::ssh(&ctx, &args, cli.native_ssh),
-        Cmd::Scp { src, dst, recursive, delta, quiet } => cmds::sshcmd::scp(&ctx, &cmds::sshcmd::ScpArgs { src, dst, recursive, delta, quiet }),
+        Cmd::Scp { src, dst, recursive, delta, quiet } => {
+            cmds::sshcmd::scp(&ctx, &cmds::sshcmd::ScpArgs { src, dst, recursive, delta, quiet })
+        }
         Cmd::Start { names } => cmds::lifecycle::start(&ctx, &names),
         Cmd::Status { name } => cmds::misc::status(&ctx, name.as_deref()),
         Cmd::Stop { names } => cmds::lifecycle::stop(&ctx, &names),

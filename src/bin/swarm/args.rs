@@ -108,12 +108,42 @@ mod tests {
     #[test]
     fn single_dash_long_flags() {
         assert_eq!(
-            norm(&["swarm", "-l", "debug", "-experimental", "manage", "-H", "127.0.0.1:1", "-cluster-opt", "swarm.overcommit=-2", "-heartbeat=1s", "nodes://h:1"]),
-            ["swarm", "-l", "debug", "--experimental", "manage", "-H", "127.0.0.1:1", "--cluster-opt", "swarm.overcommit=-2", "--heartbeat=1s", "nodes://h:1"]
+            norm(&[
+                "swarm",
+                "-l",
+                "debug",
+                "-experimental",
+                "manage",
+                "-H",
+                "127.0.0.1:1",
+                "-cluster-opt",
+                "swarm.overcommit=-2",
+                "-heartbeat=1s",
+                "nodes://h:1"
+            ]),
+            [
+                "swarm",
+                "-l",
+                "debug",
+                "--experimental",
+                "manage",
+                "-H",
+                "127.0.0.1:1",
+                "--cluster-opt",
+                "swarm.overcommit=-2",
+                "--heartbeat=1s",
+                "nodes://h:1"
+            ]
         );
         // A value that looks like a flag stays a value; unknown words stay as they are.
-        assert_eq!(norm(&["swarm", "manage", "--cluster-opt", "-debug", "-nonsense"]), ["swarm", "manage", "--cluster-opt", "-debug", "-nonsense"]);
-        assert_eq!(norm(&["swarm", "join", "-advertise", "1.2.3.4:5", "-insecure-tcp", "token://x"]), ["swarm", "join", "--advertise", "1.2.3.4:5", "--insecure-tcp", "token://x"]);
+        assert_eq!(
+            norm(&["swarm", "manage", "--cluster-opt", "-debug", "-nonsense"]),
+            ["swarm", "manage", "--cluster-opt", "-debug", "-nonsense"]
+        );
+        assert_eq!(
+            norm(&["swarm", "join", "-advertise", "1.2.3.4:5", "-insecure-tcp", "token://x"]),
+            ["swarm", "join", "--advertise", "1.2.3.4:5", "--insecure-tcp", "token://x"]
+        );
         // Global flags may follow the subcommand's name in Go's style too; `--` ends it all.
         assert_eq!(norm(&["swarm", "list", "-timeout", "2s", "--", "-timeout"]), ["swarm", "list", "--timeout", "2s", "--", "-timeout"]);
         assert_eq!(norm(&["swarm", "shim", "-debug"]), ["swarm", "shim", "-debug"]);

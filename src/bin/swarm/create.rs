@@ -2,8 +2,10 @@
 use anyhow::anyhow;
 
 #[derive(clap::Args)]
-#[command(after_help = "Serve the token service with `swarm token-service --listen ADDR --data DIR`, then use the token as token://<token> \
-with the same --discovery-url (or token://<host:port>/<token>).")]
+#[command(
+    after_help = "Serve the token service with `swarm token-service --listen ADDR --data DIR`, then use the token as token://<token> \
+with the same --discovery-url (or token://<host:port>/<token>)."
+)]
 pub struct CreateArgs {
     /// Base URL of the token service (e.g. http://10.0.0.1:8500/v1).
     #[arg(long = "discovery-url", env = "SWARM_DISCOVERY_URL", value_name = "URL")]

@@ -152,8 +152,7 @@ struct EngineArgs {
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid --log-level {level:?}"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     Ok(())
 }
@@ -222,13 +221,21 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     d.dns_search = a.dns_search;
     d.dns_options = a.dns_opt;
     d.log_opts = parse_labels(&a.log_opt).context("invalid --log-opt")?.into_iter().collect();
-    d.ulimits = a.default_ulimit.iter().map(|u| engine::container::runopts::parse_ulimit(u).map_err(anyhow::Error::msg)).collect::<Result<_, _>>().context("invalid --default-ulimit")?;
+    d.ulimits = a
+        .default_ulimit
+        .iter()
+        .map(|u| engine::container::runopts::parse_ulimit(u).map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()
+        .context("invalid --default-ulimit")?;
     if let Some(s) = &a.default_shm_size {
-        let bytes = engine::container::logopts::parse_size(s).filter(|b| *b > 0).with_context(|| format!("invalid --default-shm-size {s:?}"))?;
+        let bytes =
+            engine::container::logopts::parse_size(s).filter(|b| *b > 0).with_context(|| format!("invalid --default-shm-size {s:?}"))?;
         d.shm_size = Some(bytes as i64);
     }
-    d.validate().map_err(|e| anyhow::anyhow!("invalid daemon default (--log-driver, --log-opt, --default-ulimit, --default-shm-size): {e}"))?;
-    cfg.cluster_store = engine::network::overlay::ClusterStore::parse(a.cluster_store.as_deref(), a.cluster_advertise.as_deref(), &a.cluster_store_opt)?;
+    d.validate()
+        .map_err(|e| anyhow::anyhow!("invalid daemon default (--log-driver, --log-opt, --default-ulimit, --default-shm-size): {e}"))?;
+    cfg.cluster_store =
+        engine::network::overlay::ClusterStore::parse(a.cluster_store.as_deref(), a.cluster_advertise.as_deref(), &a.cluster_store_opt)?;
     Ok(cfg)
 }
 
@@ -257,7 +264,11 @@ impl Globals {
 
 /// `swarm version 0.1.0 (flotilla)`, named after the binary as classic Swarm did.
 fn print_version() {
-    let prog = std::env::args_os().next().map(PathBuf::from).and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_else(|| "swarm".into());
+    let prog = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "swarm".into());
     println!("{prog} version {} (flotilla)", env!("CARGO_PKG_VERSION"));
 }
 

@@ -119,7 +119,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("invalid duration {s:?}: missing unit"))?;
+        let num_len =
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("invalid duration {s:?}: missing unit"))?;
         let n: f64 = rest[..num_len].parse().map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[num_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
@@ -137,7 +138,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn cluster_opts(a: &ManageArgs) -> anyhow::Result<manager::ClusterOpts> {
-    let mut o = manager::ClusterOpts { strategy: a.strategy.clone(), filters: a.filter.clone(), experimental: a.experimental, ..Default::default() };
+    let mut o = manager::ClusterOpts {
+        strategy: a.strategy.clone(),
+        filters: a.filter.clone(),
+        experimental: a.experimental,
+        ..Default::default()
+    };
     if a.refresh_min.is_zero() {
         bail!("min refresh interval should be a positive number");
     }
@@ -228,7 +234,10 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
             bail!("--advertise should be of the form ip:port or hostname:port");
         }
     }
-    let discovery = a.discovery.clone().context("a discovery URL is required (argument or $SWARM_DISCOVERY), e.g. nodes://10.0.0.1:2375,10.0.0.2:2375")?;
+    let discovery = a
+        .discovery
+        .clone()
+        .context("a discovery URL is required (argument or $SWARM_DISCOVERY), e.g. nodes://10.0.0.1:2375,10.0.0.2:2375")?;
     let source = node_source(&discovery, &a.discovery_opt, a.discovery_url.clone())?;
     let etcd = match &source {
         Source::Watch(discovery::Backend::Etcd(e)) => Some(e.clone()),
@@ -237,7 +246,8 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
     if a.replication && etcd.is_none() {
         bail!("Leader election is only supported with consul, etcd and zookeeper discovery.");
     }
-    let replication = a.replication.then(|| manager::Replication { advertise: a.advertise.clone().unwrap_or_default(), ttl: a.replication_ttl });
+    let replication =
+        a.replication.then(|| manager::Replication { advertise: a.advertise.clone().unwrap_or_default(), ttl: a.replication_ttl });
     let heartbeat = a.heartbeat;
     let hosts = a.host.iter().map(|h| manager::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>, _>>()?;
     let mut cluster = cluster_opts(&a)?;

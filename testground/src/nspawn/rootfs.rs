@@ -31,17 +31,23 @@ fn apt_mirror() -> String {
     }
     let uris = texts.iter().flat_map(|t| t.lines()).filter_map(|l| l.trim().strip_prefix("URIs:")).flat_map(|u| u.split_whitespace());
     let debs = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
-    let debs: Vec<String> =
-        debs.lines().filter_map(|l| l.trim().strip_prefix("deb ")).filter_map(|r| r.split_whitespace().find(|w| w.contains("://"))).map(String::from).collect();
-    uris.map(String::from)
-        .chain(debs)
-        .find(|u| !u.contains("security"))
-        .unwrap_or_else(|| "http://deb.debian.org/debian".into())
+    let debs: Vec<String> = debs
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("deb "))
+        .filter_map(|r| r.split_whitespace().find(|w| w.contains("://")))
+        .map(String::from)
+        .collect();
+    uris.map(String::from).chain(debs).find(|u| !u.contains("security")).unwrap_or_else(|| "http://deb.debian.org/debian".into())
 }
 
 /// An exclusive flock(2) on `path`, held until the file is dropped.
 fn lock(path: &Path) -> Result<std::fs::File> {
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).with_context(|| format!("open {}", path.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
     // SAFETY: flock(2) on an fd we own; blocks until the lock is ours.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         bail!("flock {}: {}", path.display(), std::io::Error::last_os_error());
@@ -92,19 +98,32 @@ fn configure_rootfs(r: &Path) -> Result<()> {
     std::fs::write(r.join("etc/machine-id"), "")?;
     let _ = std::fs::remove_file(r.join("var/lib/dbus/machine-id"));
     std::fs::create_dir_all(r.join("etc/ssh/sshd_config.d"))?;
-    std::fs::write(r.join("etc/ssh/sshd_config.d/flotilla-test.conf"), "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n")?;
+    std::fs::write(
+        r.join("etc/ssh/sshd_config.d/flotilla-test.conf"),
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n",
+    )?;
     // No audit capability in the container: pam_loginuid would refuse every login.
     let pam = r.join("etc/pam.d/sshd");
     let text = std::fs::read_to_string(&pam)?;
     std::fs::write(&pam, text.replace("required     pam_loginuid.so", "optional     pam_loginuid.so"))?;
     std::fs::write(r.join("etc/systemd/system/testhost-cgroup-rw.service"), CGROUP_RW_UNIT)?;
     run_ok(
-        Command::new("systemctl").arg(format!("--root={}", r.display())).args(["enable", "testhost-cgroup-rw.service", "systemd-networkd.service", "ssh.service"]),
+        Command::new("systemctl").arg(format!("--root={}", r.display())).args([
+            "enable",
+            "testhost-cgroup-rw.service",
+            "systemd-networkd.service",
+            "ssh.service",
+        ]),
         Duration::from_secs(60),
     )?;
     // Nothing to wait for on a static address; and no consoles to log in on.
     run_ok(
-        Command::new("systemctl").arg(format!("--root={}", r.display())).args(["mask", "systemd-networkd-wait-online.service", "console-getty.service", "getty@.service"]),
+        Command::new("systemctl").arg(format!("--root={}", r.display())).args([
+            "mask",
+            "systemd-networkd-wait-online.service",
+            "console-getty.service",
+            "getty@.service",
+        ]),
         Duration::from_secs(60),
     )?;
     Ok(())

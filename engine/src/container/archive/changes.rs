@@ -17,8 +17,19 @@ pub const DELETED: u8 = 2;
 
 /// What dockerd's init layer holds: never a user's change.
 pub(crate) const INIT_PATHS: &[&str] = &[
-    "/.dockerenv", "/dev", "/dev/console", "/dev/pts", "/dev/shm", "/dev/mqueue", "/etc/hostname", "/etc/hosts",
-    "/etc/mtab", "/etc/resolv.conf", "/proc", "/sys", "/sys/fs/cgroup",
+    "/.dockerenv",
+    "/dev",
+    "/dev/console",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/mqueue",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/mtab",
+    "/etc/resolv.conf",
+    "/proc",
+    "/sys",
+    "/sys/fs/cgroup",
 ];
 
 /// Whether `rel` exists in one layer: `Some(true)` present, `Some(false)` whited out, `None` absent.

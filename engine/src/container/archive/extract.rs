@@ -114,7 +114,12 @@ impl Extractor<'_> {
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let fd = open_at(pfd, name, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW, Mode::from_bits_truncate(0o600))?;
+                let fd = open_at(
+                    pfd,
+                    name,
+                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
+                    Mode::from_bits_truncate(0o600),
+                )?;
                 let mut f = std::fs::File::from(fd);
                 io::copy(&mut e, &mut f)?;
             }
@@ -135,8 +140,7 @@ impl Extractor<'_> {
                     return Err(refused("hard link to a directory"));
                 }
                 let (sp, sn) = src.parent.as_ref().ok_or_else(|| refused("hard link to the root"))?;
-                nix::unistd::linkat(Some(sp.as_raw_fd()), sn.as_os_str(), Some(pfd), name, AtFlags::empty())
-                    .map_err(errno)?;
+                nix::unistd::linkat(Some(sp.as_raw_fd()), sn.as_os_str(), Some(pfd), name, AtFlags::empty()).map_err(errno)?;
                 return Ok(());
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -171,7 +175,11 @@ impl Extractor<'_> {
 fn chown_empty_path(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: AT_EMPTY_PATH with an empty C string acts on fd itself.
     let r = unsafe { libc::fchownat(fd, c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn set_times(dir: RawFd, name: &OsStr, mtime: i64) -> io::Result<()> {
@@ -180,7 +188,11 @@ fn set_times(dir: RawFd, name: &OsStr, mtime: i64) -> io::Result<()> {
     let times = [ts, ts];
     // SAFETY: valid dirfd, C string and a two-element timespec array; never follows a link.
     let r = unsafe { libc::utimensat(dir, n.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Removes `name` in `dir` (a whole tree for a directory), through fds only.
@@ -192,7 +204,8 @@ pub fn remove_tree(dir: RawFd, name: &OsStr) -> io::Result<()> {
         Err(e) => return Err(errno(e)),
     }
     let sub = open_at(dir, name, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW, Mode::empty())?;
-    let names: Vec<_> = std::fs::read_dir(format!("/proc/self/fd/{}", sub.as_raw_fd()))?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let names: Vec<_> =
+        std::fs::read_dir(format!("/proc/self/fd/{}", sub.as_raw_fd()))?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     for n in names {
         remove_tree(sub.as_raw_fd(), &n)?;
     }
@@ -273,7 +286,8 @@ mod tests {
         let bad = tar_of(&[("../x", tar::EntryType::Regular, b"x", None)]);
         assert!(extract(&root, &dest, bad.as_slice(), ExtractOptions::default()).is_err());
         let clash = tar_of(&[("dir", tar::EntryType::Regular, b"x", None)]);
-        let e = extract(&root, &dest, clash.as_slice(), ExtractOptions { no_overwrite_dir_non_dir: true, chown: Some((0, 0)) }).unwrap_err();
+        let e =
+            extract(&root, &dest, clash.as_slice(), ExtractOptions { no_overwrite_dir_non_dir: true, chown: Some((0, 0)) }).unwrap_err();
         assert!(e.to_string().contains("cannot overwrite directory"), "{e}");
         extract(&root, &dest, clash.as_slice(), ExtractOptions { no_overwrite_dir_non_dir: false, chown: Some((0, 0)) }).unwrap();
         assert_eq!(std::fs::read(r.join("dir")).unwrap(), b"x");

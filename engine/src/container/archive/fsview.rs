@@ -104,10 +104,7 @@ pub fn resolve(root: &OwnedFd, path: &str, follow_last: bool) -> io::Result<Reso
         }
         stack.push((fd, c));
     }
-    let path = format!(
-        "/{}",
-        stack.iter().map(|(_, n)| String::from_utf8_lossy(n.as_bytes()).into_owned()).collect::<Vec<_>>().join("/")
-    );
+    let path = format!("/{}", stack.iter().map(|(_, n)| String::from_utf8_lossy(n.as_bytes()).into_owned()).collect::<Vec<_>>().join("/"));
     match stack.pop() {
         None => {
             let fd = root.try_clone()?;
@@ -156,8 +153,8 @@ fn pseudo_fs(fd: &OwnedFd) -> bool {
     match fstatfs(fd) {
         Ok(s) => {
             let t = s.filesystem_type();
-            [PROC_SUPER_MAGIC, SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEVPTS_SUPER_MAGIC].contains(&t)
-                || t.0 == 0x19800202 // mqueue
+            [PROC_SUPER_MAGIC, SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEVPTS_SUPER_MAGIC].contains(&t) || t.0 == 0x19800202
+            // mqueue
         }
         Err(_) => false,
     }
@@ -172,10 +169,8 @@ pub fn walk(
     leave: &mut dyn FnMut(&Path, &FileStat) -> io::Result<()>,
 ) -> io::Result<()> {
     // Listing through the fd's magic link reads exactly this directory.
-    let mut names: Vec<OsString> = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
+    let mut names: Vec<OsString> =
+        std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
         let st = match fstatat(Some(dir.as_raw_fd()), name.as_os_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {

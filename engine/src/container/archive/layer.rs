@@ -101,11 +101,8 @@ mod tests {
         assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
         crate::image::unpack::set_xattr(&up.join("app/cache"), "trusted.overlay.opaque", b"y").unwrap();
         let tar = write_layer(Vec::new(), up).unwrap();
-        let names: Vec<String> = tar::Archive::new(&tar[..])
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        let names: Vec<String> =
+            tar::Archive::new(&tar[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
         assert_eq!(names, ["app/", "app/cache/", "app/cache/.wh..wh..opq", "app/x", "etc/", "etc/.wh.gone", "etc/motd"]);
     }
 }

@@ -161,7 +161,12 @@ pub(crate) fn append_item<W: Write>(b: &mut tar::Builder<W>, ts: &mut TarState, 
 }
 
 /// Writes everything below the directory `dir`, names prefixed by `prefix` (none when empty).
-pub fn write_dir_contents<W: Write>(b: &mut tar::Builder<W>, ts: &mut TarState, dir: &std::os::fd::OwnedFd, prefix: &str) -> io::Result<()> {
+pub fn write_dir_contents<W: Write>(
+    b: &mut tar::Builder<W>,
+    ts: &mut TarState,
+    dir: &std::os::fd::OwnedFd,
+    prefix: &str,
+) -> io::Result<()> {
     fsview::walk(
         dir,
         Path::new(""),

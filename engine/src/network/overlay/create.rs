@@ -2,9 +2,9 @@
 //! network (claimed in etcd, never given twice cluster-wide).
 use super::kv::{GlobalNetwork, RemoteEndpoint, Snapshot};
 use super::{Overlay, DRIVER, OPT_MTU};
+use crate::network::manage::overlaps;
 use crate::network::sandbox::Attach;
 use crate::network::store::{self, Network};
-use crate::network::manage::overlaps;
 use crate::network::{bridge, nl, CreateNetwork, NetworkError, NetworkService, DEFAULT_NETWORK};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
@@ -36,7 +36,9 @@ impl NetworkService {
     pub(crate) async fn create_overlay(&self, req: CreateNetwork, name: String) -> Result<Network, NetworkError> {
         let ov = self.overlay()?.clone();
         if let Some(k) = req.options.keys().find(|k| k.as_str() != OPT_MTU) {
-            return Err(NetworkError::Invalid(format!("overlay network option {k} is not supported by this engine (supported: {OPT_MTU})")));
+            return Err(NetworkError::Invalid(format!(
+                "overlay network option {k} is not supported by this engine (supported: {OPT_MTU})"
+            )));
         }
         if let Some(m) = req.options.get(OPT_MTU) {
             if !m.parse::<u32>().is_ok_and(|m| (576..=9000).contains(&m)) {
@@ -62,9 +64,9 @@ impl NetworkService {
                     return Err(NetworkError::Forbidden("Pool overlaps with other one on this address space".into()))
                 }
                 Some(n) => n,
-                None => pool()
-                    .find(|c| !taken.iter().chain(&host_nets).any(|t| overlaps(t, c)))
-                    .ok_or_else(|| NetworkError::Forbidden("could not find an available, non-overlapping IPv4 address pool for the overlay network".into()))?,
+                None => pool().find(|c| !taken.iter().chain(&host_nets).any(|t| overlaps(t, c))).ok_or_else(|| {
+                    NetworkError::Forbidden("could not find an available, non-overlapping IPv4 address pool for the overlay network".into())
+                })?,
             };
             let gateway = match &req.gateway {
                 Some(g) => g.parse::<Ipv4Addr>().map_err(|_| NetworkError::Invalid(format!("invalid gateway address {g}")))?,
@@ -154,7 +156,9 @@ impl NetworkService {
                 ));
             }
             if !usable(want) {
-                return Err(NetworkError::Invalid(format!("invalid address {want}: it does not belong to any of this network's subnets ({subnet})")));
+                return Err(NetworkError::Invalid(format!(
+                    "invalid address {want}: it does not belong to any of this network's subnets ({subnet})"
+                )));
             }
             if !ov.kv.claim(&net.id, want, cid, ov.lease()).await? {
                 return Err(NetworkError::Conflict(format!("Address already in use: {want} on network {}", net.name)));

@@ -70,7 +70,9 @@ impl Kv {
     pub async fn connect(cfg: &ClusterStore) -> Result<Kv, KvError> {
         let endpoints = cfg.endpoints.join(",");
         let err = |what: &str, reason: String| KvError::Store { endpoints: endpoints.clone(), what: what.into(), reason };
-        let mut o = ConnectOptions::new().with_connect_timeout(Duration::from_secs(3)).with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
+        let mut o = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
         let mut eps = cfg.endpoints.clone();
         if let Some(t) = &cfg.tls {
             let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| err("TLS files", format!("{}: {e}", p.display())));
@@ -173,9 +175,11 @@ impl Kv {
     /// Claims `ip` for `cid` again under `lease`: `Ok(false)` when another container holds it.
     pub async fn reclaim(&self, net: &str, ip: Ipv4Addr, cid: &str, lease: i64) -> Result<bool, KvError> {
         let key = self.claim_key(net, ip);
-        let txn = Txn::new()
-            .when([Compare::value(key.clone(), CompareOp::Equal, cid)])
-            .and_then([TxnOp::put(key, cid, Some(PutOptions::new().with_lease(lease)))]);
+        let txn = Txn::new().when([Compare::value(key.clone(), CompareOp::Equal, cid)]).and_then([TxnOp::put(
+            key,
+            cid,
+            Some(PutOptions::new().with_lease(lease)),
+        )]);
         let mut c = self.client.clone();
         if self.op("claim address again", c.txn(txn)).await?.succeeded() {
             return Ok(true);
@@ -194,7 +198,9 @@ impl Kv {
     pub async fn put_endpoint(&self, ep: &RemoteEndpoint, lease: i64) -> Result<(), KvError> {
         let v = serde_json::to_vec(ep).map_err(|e| KvError::Record { key: ep.container_id.clone(), reason: e.to_string() })?;
         let mut c = self.client.clone();
-        self.op("put endpoint", c.put(self.ep_key(&ep.network_id, &ep.container_id), v, Some(PutOptions::new().with_lease(lease)))).await.map(|_| ())
+        self.op("put endpoint", c.put(self.ep_key(&ep.network_id, &ep.container_id), v, Some(PutOptions::new().with_lease(lease))))
+            .await
+            .map(|_| ())
     }
 
     pub async fn delete_endpoint(&self, net: &str, cid: &str) -> Result<(), KvError> {

@@ -72,10 +72,9 @@ impl Overlay {
     /// Connects to the store, takes a lease and starts the watch and keep-alive tasks.
     pub(super) async fn start(cfg: &ClusterStore, shared: Arc<Shared>, data_dir: std::path::PathBuf) -> Result<Arc<Overlay>, NetworkError> {
         let h = bridge::host()?;
-        let vtep = link::advertise_ip(&h, &cfg.advertise)
-            .await
-            .map_err(nl(format!("address of {}", cfg.advertise)))?
-            .ok_or_else(|| NetworkError::Setup(format!("--cluster-advertise {}: no such address or interface with an IPv4 address", cfg.advertise)))?;
+        let vtep = link::advertise_ip(&h, &cfg.advertise).await.map_err(nl(format!("address of {}", cfg.advertise)))?.ok_or_else(|| {
+            NetworkError::Setup(format!("--cluster-advertise {}: no such address or interface with an IPv4 address", cfg.advertise))
+        })?;
         let kv = Kv::connect(cfg).await?;
         let lease = kv.grant().await?;
         let ov = Arc::new(Overlay { kv, vtep, lease: lease.into(), data_dir, installed: Default::default(), known: Default::default() });

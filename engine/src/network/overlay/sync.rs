@@ -82,7 +82,12 @@ impl Overlay {
         let mut gone: Vec<String> = installed.keys().filter(|id| !want.contains_key(*id)).cloned().collect();
         {
             let st = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            gone.extend(st.networks.values().filter(|s| s.net.driver == super::DRIVER && !want.contains_key(&s.net.id) && !installed.contains_key(&s.net.id)).map(|s| s.net.id.clone()));
+            gone.extend(
+                st.networks
+                    .values()
+                    .filter(|s| s.net.driver == super::DRIVER && !want.contains_key(&s.net.id) && !installed.contains_key(&s.net.id))
+                    .map(|s| s.net.id.clone()),
+            );
         }
         for id in gone {
             let inst = installed.remove(&id).unwrap_or_default();
@@ -112,10 +117,14 @@ impl Overlay {
             let mtu = super::mtu_of(&net).unwrap_or(super::DEFAULT_MTU);
             let made = async {
                 let subnet = store::parse_subnet(&net.subnet)?;
-                let cidr = ipnetwork::Ipv4Network::new(net.gateway, subnet.prefix()).map_err(|e| crate::network::NetworkError::Invalid(e.to_string()))?;
-                let br = bridge::ensure_bridge(&h, &net.bridge, cidr).await.map_err(crate::network::nl(format!("bridge {}", net.bridge)))?;
+                let cidr = ipnetwork::Ipv4Network::new(net.gateway, subnet.prefix())
+                    .map_err(|e| crate::network::NetworkError::Invalid(e.to_string()))?;
+                let br =
+                    bridge::ensure_bridge(&h, &net.bridge, cidr).await.map_err(crate::network::nl(format!("bridge {}", net.bridge)))?;
                 bridge::route_localnet(&net.bridge)?;
-                let index = link::ensure_vxlan(&h, &vxlan, g.vni, self.vtep, mtu, br).await.map_err(crate::network::nl(format!("vxlan {vxlan}")))?;
+                let index = link::ensure_vxlan(&h, &vxlan, g.vni, self.vtep, mtu, br)
+                    .await
+                    .map_err(crate::network::nl(format!("vxlan {vxlan}")))?;
                 link::set_mtu(&h, &net.bridge, mtu).await.map_err(crate::network::nl(format!("mtu of {}", net.bridge)))?;
                 store::save_network(&self.data_dir, &net)?;
                 let ipam = store::new_ipam(&net)?;

@@ -220,7 +220,9 @@ mod tests {
         assert!(!p.code.is_empty() && p.code.len().is_multiple_of(8));
         assert_eq!(Program::decode(&p.encode()).as_ref(), Some(&*p));
         assert_eq!(Program::decode(&[0, 0, 0, 0, 1, 2, 3]), None);
-        let log = filter(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"], "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
+        let log = filter(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"], "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+        );
         assert_eq!(program(&log).unwrap().flags, libc::SECCOMP_FILTER_FLAG_LOG as u32);
     }
 
@@ -237,7 +239,10 @@ mod tests {
         assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
         assert!(caps.permitted().as_ref().unwrap().contains(&Capability::SysAdmin));
         assert!(caps.effective().as_ref().unwrap().contains(&Capability::SysAdmin));
-        let mut none: Spec = serde_json::from_value(json!({"ociVersion": "1.0.2", "root": {"path": "/r"}, "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}})).unwrap();
+        let mut none: Spec = serde_json::from_value(
+            json!({"ociVersion": "1.0.2", "root": {"path": "/r"}, "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}}),
+        )
+        .unwrap();
         assert!(for_bundle(&mut none).unwrap().is_none());
     }
 }

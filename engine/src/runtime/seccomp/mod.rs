@@ -208,7 +208,9 @@ fn translate(p: &DockerProfile, caps: &[impl AsRef<str>]) -> Result<Value, Secco
     }
     let archs = p.architectures.clone().unwrap_or_default();
     if !archs.is_empty() && p.arch_map.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(bad("both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'".into()));
+        return Err(bad(
+            "both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'".into(),
+        ));
     }
     let (arch, go_arch) = native_arch();
     let mut architectures = archs;
@@ -347,7 +349,8 @@ mod tests {
         assert!(spec["linux"].get("seccomp").is_none());
         apply(&mut spec, &SeccompProfile::Default, true).unwrap();
         assert!(spec["linux"].get("seccomp").is_none());
-        let custom = SeccompProfile::parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"}]}"#).unwrap();
+        let custom =
+            SeccompProfile::parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"}]}"#).unwrap();
         let mut spec = base.clone();
         apply(&mut spec, &custom, false).unwrap();
         assert_eq!(spec["linux"]["seccomp"]["syscalls"][0]["names"], json!(["mkdir"]));
@@ -379,4 +382,3 @@ mod tests {
         assert_eq!(kernel_version("x"), None);
     }
 }
-

@@ -12,7 +12,11 @@ impl Filter for Health {
         node.healthy && node.health > 0
     }
     fn explain(&self, _: &Request, node: &NodeView, _: bool) -> String {
-        if node.healthy { "failing health checks".into() } else { "node is not healthy".into() }
+        if node.healthy {
+            "failing health checks".into()
+        } else {
+            "node is not healthy".into()
+        }
     }
 }
 
