@@ -16,8 +16,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// How long an exited exec's stream waits for output still held open by its children.
-const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// How long an exited exec's stream waits for more output while children of the process still
+/// hold its pipes open. The stream usually ends at once, at the pipes' EOF; this only bounds a
+/// background child's hold (counted from the exit, then from each chunk), and is long enough
+/// that a loaded machine still delivers what the process wrote before it exited.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// Docker's default detach sequence: ctrl-p, ctrl-q.
 pub const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
 
@@ -244,6 +247,10 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
         tokio::select! {
             chunk = rx.recv() => match chunk {
                 Some(b) => {
+                    // Output still coming after the exit: the grace counts from the last chunk.
+                    if grace.is_some() {
+                        grace = Some(tokio::time::Instant::now() + EXIT_GRACE);
+                    }
                     if cw.write_all(&b).await.is_err() {
                         // The client is gone: let go of the process (a tty hangs up).
                         input.abort();

@@ -89,9 +89,9 @@ impl NetworkService {
             return Err(NetworkError::Invalid(format!("invalid network name: {:?}", req.name)));
         }
         match req.driver.as_str() {
-            "" | "bridge" if req.attachable => {
-                return Err(NetworkError::Invalid("--attachable is only supported on overlay networks".into()))
-            }
+            // Attachable asks that standalone containers may join: every bridge network lets
+            // them (docker-compose sends Attachable for every network it creates, as dockerd
+            // accepts it for local networks).
             "" | "bridge" => {}
             super::overlay::DRIVER => {}
             d @ ("host" | "null") => return Err(NetworkError::Forbidden(format!("only one instance of \"{d}\" network is allowed"))),

@@ -1,7 +1,7 @@
 //! Images across nodes: the union for `docker images`, pulls and loads on every node with
 //! per-node progress, tag/rmi wherever the image is, reads from the first node holding it.
 use super::containers::parse_filters;
-use super::proxy::{forward, forward_headers, read_body};
+use super::proxy::{fan_out, forward, forward_headers};
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
 use crate::cluster::{Cluster, Engine, NodeError};
@@ -93,7 +93,12 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, A
     if engines.is_empty() {
         return Err(ApiError::internal("No healthy node available in the cluster"));
     }
-    let body = if ctx.query.get("fromSrc").is_some_and(|s| s == "-") { read_body(req.into_body(), 4 << 30).await? } else { Bytes::new() };
+    // An import's archive streams to every node at once, as load's does.
+    let mut bodies = if ctx.query.get("fromSrc").is_some_and(|s| s == "-") {
+        fan_out(req.into_body(), engines.len())
+    } else {
+        engines.iter().map(|_| reqwest::Body::from("")).collect()
+    };
     let image = match (ctx.query.get("fromImage"), ctx.query.get("tag")) {
         (Some(i), Some(t)) if !t.is_empty() => format!("{i}:{t}"),
         (Some(i), _) => i.clone(),
@@ -104,10 +109,11 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, A
     let cl = cl.clone();
     tokio::spawn(async move {
         let tasks = engines.into_iter().map(|e| {
-            let (tx, headers, body, path, image, cl) = (tx.clone(), headers.clone(), body.clone(), path.clone(), image.clone(), cl.clone());
+            let body = bodies.pop().unwrap_or_else(|| reqwest::Body::from(""));
+            let (tx, headers, path, image, cl) = (tx.clone(), headers.clone(), path.clone(), image.clone(), cl.clone());
             async move {
                 let name = e.name();
-                let r = e.client.send(Method::POST, &path, headers, reqwest::Body::from(body), None).await;
+                let r = e.client.send(Method::POST, &path, headers, body, None).await;
                 e.note(&cl, &r);
                 let resp = match r {
                     Ok(resp) => e.client.check(resp).await,
@@ -158,13 +164,13 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, A
 /// `POST /images/load`: the archive goes to every validated node.
 pub async fn load(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
     let headers = forward_headers(req.headers());
-    let body = read_body(req.into_body(), 4 << 30).await?;
     let engines = cl.validated();
+    let bodies = fan_out(req.into_body(), engines.len());
     let path = ctx.node_path("/images/load", true);
-    let calls = engines.iter().map(|e| {
-        let (headers, body, path) = (headers.clone(), body.clone(), path.clone());
+    let calls = engines.iter().zip(bodies).map(|(e, body)| {
+        let (headers, path) = (headers.clone(), path.clone());
         async move {
-            let r = e.client.send(Method::POST, &path, headers, reqwest::Body::from(body), None).await;
+            let r = e.client.send(Method::POST, &path, headers, body, None).await;
             e.note(cl, &r);
             let r = match r {
                 Ok(resp) => e.client.check(resp).await,

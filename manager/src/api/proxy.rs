@@ -37,6 +37,43 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))
 }
 
+/// Chunks of a fanned-out body waiting for the slowest node, per node.
+const FAN_OUT_DEPTH: usize = 8;
+
+/// One client body sent to `n` nodes at once (`load`, `import` on every node) without holding
+/// it: each chunk goes to every node still reading, and the client is read only as fast as the
+/// slowest of them takes it, so the manager holds at most a few chunks per node, whatever the
+/// size of the upload. A node that fails drops out; the others go on.
+pub fn fan_out(body: Body, n: usize) -> Vec<reqwest::Body> {
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(FAN_OUT_DEPTH)).unzip();
+    if n > 0 {
+        tokio::spawn(async move {
+            let mut txs = txs;
+            let mut s = body.into_data_stream();
+            while let Some(chunk) = s.next().await {
+                let item = chunk.map_err(|e| e.to_string());
+                let mut alive = Vec::with_capacity(txs.len());
+                for tx in txs {
+                    let sent = tx.send(item.clone().map_err(std::io::Error::other)).await;
+                    if sent.is_ok() {
+                        alive.push(tx);
+                    }
+                }
+                txs = alive;
+                if txs.is_empty() || item.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rxs.into_iter()
+        .map(|rx| {
+            let s = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+            reqwest::Body::wrap_stream(s)
+        })
+        .collect()
+}
+
 /// Sends the request to `engine` at `path_and_query` and streams the answer back.
 pub async fn forward(cl: &Cluster, engine: &Engine, req: Request, path_and_query: &str) -> Result<Response, ApiError> {
     relay(&engine.client, req, path_and_query, |r| engine.note(cl, r)).await

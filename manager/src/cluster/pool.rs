@@ -25,6 +25,12 @@ const SLOT_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_PER_NODE: usize = 4;
 /// Idle connections older than this are not reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Every exchange with a node gets its answer's headers within this time, also the ones that
+/// have no timeout of their own (relayed and streaming calls, whose bodies may then go on for
+/// as long as they last: logs -f, events, pulls). A node that accepts a request and never
+/// answers cannot hold a client and a connection forever. Long enough for a stop with a long
+/// grace period or a large upload (load, import, build context) sent with the request.
+pub const HEADERS_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -55,6 +61,7 @@ pub struct Pool {
     open: Arc<Semaphore>,
     max_open: usize,
     idle: Mutex<HashMap<String, Vec<Idle>>>,
+    headers_timeout: Duration,
 }
 
 /// Open connections allowed by default: three quarters of the soft file-descriptor limit (the
@@ -68,7 +75,13 @@ pub fn default_max_open() -> usize {
 
 impl Pool {
     pub fn new(tls: Option<Arc<rustls::ClientConfig>>, max_open: usize) -> Pool {
-        Pool { tls, open: Arc::new(Semaphore::new(max_open)), max_open, idle: Mutex::new(HashMap::new()) }
+        Pool { tls, open: Arc::new(Semaphore::new(max_open)), max_open, idle: Mutex::new(HashMap::new()), headers_timeout: HEADERS_TIMEOUT }
+    }
+
+    /// The same pool with another bound on the time to an answer's headers.
+    pub fn with_headers_timeout(mut self, t: Duration) -> Pool {
+        self.headers_timeout = t;
+        self
     }
 
     /// Connections open now (busy and idle).
@@ -188,7 +201,8 @@ impl Pool {
     }
 
     /// Sends `req` (origin-form URI) to `addr` on a pooled connection. `timeout` bounds the whole
-    /// exchange, reading the answer included.
+    /// exchange, reading the answer included; without one, the answer's headers still have to
+    /// come within the pool's headers timeout.
     pub async fn send(
         self: &Arc<Self>,
         addr: &str,
@@ -215,10 +229,10 @@ impl Pool {
             let resp = tx.send_request(req).await?;
             Ok((tx, resp))
         };
-        let (tx, resp) = match deadline {
-            Some(d) => tokio::time::timeout_at(d, exchange).await.map_err(|_| PoolError::Timeout)??,
-            None => exchange.await?,
-        };
+        let headers_by = tokio::time::Instant::now() + self.headers_timeout;
+        let (tx, resp) = tokio::time::timeout_at(deadline.map_or(headers_by, |d| d.min(headers_by)), exchange)
+            .await
+            .map_err(|_| PoolError::Timeout)??;
         let (parts, body) = resp.into_parts();
         let back = Some((self.clone(), addr.to_string(), tx));
         let deadline = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
@@ -324,6 +338,24 @@ mod tests {
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(pool.open_connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_never_answers_times_out_even_without_a_call_timeout() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        // Accepts and reads, never answers.
+        let hold = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(s);
+        });
+        let pool = Arc::new(Pool::new(None, 4).with_headers_timeout(Duration::from_millis(300)));
+        let t0 = Instant::now();
+        let r = pool.send(&addr, get(), None).await;
+        assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(|_| ()));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        hold.abort();
     }
 
     #[tokio::test]
