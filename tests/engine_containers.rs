@@ -32,6 +32,15 @@ fn exit_codes_and_streams_propagate() {
     // A command that does not exist: 127 like Docker.
     let o = e.docker(&["run", "--rm", "busybox", "/no/such/binary"]);
     assert!(o.code() == 127 || o.code() == 126, "{o}");
+    // The container's own exit code, as dockerd records it: 127 not found, 126 not executable.
+    for (cmd, code) in [("/no/such/binary", "127"), ("no-such-command", "127"), ("/etc", "126")] {
+        let name = e.unique("cannot-run");
+        e.docker_ok(&["create", "--name", &name, "busybox", cmd]);
+        let o = e.docker(&["start", &name]);
+        assert_ne!(o.code(), 0, "{o}");
+        assert_eq!(e.docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &name]).trim(), code, "{cmd}");
+        e.docker_ok(&["rm", &name]);
+    }
     // Output from the very first byte arrives (attach happens before start).
     let o = e.docker(&["run", "--rm", "busybox", "sh", "-c", "printf first; sleep 0.2; printf ' last'"]);
     assert_eq!(o.stdout, "first last", "{o}");

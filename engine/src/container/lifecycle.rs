@@ -2,7 +2,7 @@
 use super::record::{NetMode, Record, Status};
 use super::rootfs;
 use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
-use crate::runtime::{AttachOpts, AttachStream, Exit, RunSpec, Runtime};
+use crate::runtime::{AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -113,14 +113,11 @@ impl<R: Runtime> ContainerService<R> {
                 self.release_resources(&rec).await;
                 self.network_event("disconnect", &rec);
                 let msg = e.to_string();
-                let lower = msg.to_ascii_lowercase();
-                // dockerd's exit codes for a command that cannot run: 127 missing, 126 not executable.
-                let (code, invalid) = if lower.contains("executable file not found") || lower.contains("no such file or directory") {
-                    (127, true)
-                } else if lower.contains("permission denied") {
-                    (126, true)
-                } else {
-                    (128, false)
+                // dockerd's exit codes for a command that cannot run (127 missing, 126 not
+                // executable) come typed from the runtime; any other failure is 128.
+                let (code, invalid) = match &e {
+                    ContainerError::Runtime(RuntimeError::Exec { code, .. }) => (*code, true),
+                    _ => (128, false),
                 };
                 let snapshot = {
                     let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

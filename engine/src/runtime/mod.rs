@@ -53,7 +53,8 @@ pub enum RuntimeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Seccomp(#[from] seccomp::SeccompError),
-    /// An exec'd command could not start; `code` is what dockerd reports (126, 127).
+    /// A container's or an exec's command could not start; `code` is what dockerd reports
+    /// (126 not executable, 127 not found).
     #[error("{message}")]
     Exec { message: String, code: i32 },
 }

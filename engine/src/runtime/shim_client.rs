@@ -169,7 +169,12 @@ impl Runtime for ShimRuntime {
             return Ok(());
         }
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        Err(RuntimeError::Shim(if msg.is_empty() { format!("shim failed: {}", out.status) } else { msg }))
+        let message = if msg.is_empty() { format!("shim failed: {}", out.status) } else { msg };
+        Err(match out.status.code() {
+            // The command cannot run: the exit code the container gets (dockerd's 126, 127).
+            Some(code @ (crate::shim::COMMAND_NOT_EXECUTABLE | crate::shim::COMMAND_NOT_FOUND)) => RuntimeError::Exec { message, code },
+            _ => RuntimeError::Shim(message),
+        })
     }
 
     async fn start(&self, id: &str, state_dir: &Path) -> Result<u32, RuntimeError> {

@@ -76,26 +76,43 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Rewords libcontainer's create errors the way runc/dockerd word them; the docker CLI picks its
-/// exit code from these words (127 for "executable file not found"/"no such file or directory",
-/// 126 for "permission denied").
-fn docker_wording(err: String) -> String {
+/// Why a container could not be created, with the exit code dockerd gives a command that
+/// cannot run (127: not found, 126: not executable), so the engine decides the container's
+/// exit code from a field, never from the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateFailure {
+    pub message: String,
+    pub code: Option<i32>,
+}
+
+impl From<String> for CreateFailure {
+    fn from(message: String) -> Self {
+        CreateFailure { message, code: None }
+    }
+}
+
+/// libcontainer's create errors in the words of runc/dockerd (the docker CLI prints them), with
+/// the exit code. This is the one place where an error's text is read: libcontainer checks the
+/// executable inside the container's init process and sends the result back across that
+/// process boundary as text only (`ExecutorValidationError::ArgValidationError(String)`).
+fn docker_wording(err: String) -> CreateFailure {
     const PREFIX: &str = "failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process";
     let quoted = |rest: &str| rest.split('\'').next().unwrap_or_default().to_string();
     if let Some((_, rest)) = err.split_once("executable '") {
         let exe = quoted(rest);
         if rest.contains("not found in $PATH") {
-            return if exe.contains('/') {
+            let message = if exe.contains('/') {
                 format!("{PREFIX}: exec: \"{exe}\": stat {exe}: no such file or directory: unknown")
             } else {
                 format!("{PREFIX}: exec: \"{exe}\": executable file not found in $PATH: unknown")
             };
+            return CreateFailure { message, code: Some(127) };
         }
         if rest.contains("does not have correct permissions") {
-            return format!("{PREFIX}: exec: \"{exe}\": permission denied: unknown");
+            return CreateFailure { message: format!("{PREFIX}: exec: \"{exe}\": permission denied: unknown"), code: Some(126) };
         }
     }
-    err
+    CreateFailure::from(err)
 }
 
 pub(super) fn pipe() -> Result<(File, File), String> {
@@ -104,7 +121,7 @@ pub(super) fn pipe() -> Result<(File, File), String> {
 }
 
 /// Creates the container; returns it with the shim's ends of its stdio.
-pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, Stdio), String> {
+pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, Stdio), CreateFailure> {
     let lc_err = |e: libcontainer::error::LibcontainerError| error_chain(&e);
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::Linux)
         .with_root_path(&cfg.runtime_root)
@@ -221,12 +238,18 @@ mod tests {
     fn create_errors_in_docker_words() {
         let lc =
             "failed to create container: exec process failed with error error in executing process : executable 'nope' not found in $PATH";
-        assert!(docker_wording(lc.into()).ends_with(": exec: \"nope\": executable file not found in $PATH: unknown"));
+        let f = docker_wording(lc.into());
+        assert!(f.message.ends_with(": exec: \"nope\": executable file not found in $PATH: unknown"));
+        assert_eq!(f.code, Some(127));
         let abs = "x: executable '/bin/nope' not found in $PATH";
-        assert!(docker_wording(abs.into()).contains("stat /bin/nope: no such file or directory"));
+        let f = docker_wording(abs.into());
+        assert!(f.message.contains("stat /bin/nope: no such file or directory"));
+        assert_eq!(f.code, Some(127));
         let perm = "x: executable '/etc' at path '\"/etc\"' does not have correct permissions";
-        assert!(docker_wording(perm.into()).contains("exec: \"/etc\": permission denied"));
-        assert_eq!(docker_wording("other".into()), "other");
+        let f = docker_wording(perm.into());
+        assert!(f.message.contains("exec: \"/etc\": permission denied"));
+        assert_eq!(f.code, Some(126));
+        assert_eq!(docker_wording("other".into()), CreateFailure { message: "other".into(), code: None });
     }
 
     #[test]

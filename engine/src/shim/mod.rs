@@ -104,6 +104,10 @@ fn wait_readable_or_exit(r: &File, daemon: nix::unistd::Pid) {
     unsafe { libc::close(pidfd) };
 }
 
+/// The spawner's exit status for a container whose command cannot run (dockerd's exit codes).
+pub const COMMAND_NOT_EXECUTABLE: i32 = 126;
+pub const COMMAND_NOT_FOUND: i32 = 127;
+
 /// The spawner's side: one line from the daemon. The container's init keeps a copy of the pipe
 /// until it execs, so EOF never comes while it waits for `start`: if the daemon dies before it
 /// reports, notice that through its pidfd instead.
@@ -133,10 +137,11 @@ fn wait_ready(mut r: File, daemon: nix::unistd::Pid) -> i32 {
         }
     }
     match serde_json::from_slice::<Ready>(&line) {
-        Ok(Ready { error: None }) => 0,
-        Ok(Ready { error: Some(e) }) => {
+        Ok(Ready { error: None, .. }) => 0,
+        // The spawner's exit status carries the code (126, 127) to the engine; 1 for the rest.
+        Ok(Ready { error: Some(e), code }) => {
             eprintln!("{e}");
-            1
+            code.filter(|c| matches!(*c, COMMAND_NOT_EXECUTABLE | COMMAND_NOT_FOUND)).unwrap_or(1)
         }
         Err(_) => {
             eprintln!("shim exited before the container was created");

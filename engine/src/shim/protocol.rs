@@ -111,6 +111,9 @@ impl Response {
 pub struct Ready {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With `error`: the exit code dockerd gives a command that cannot run (126, 127).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
 }
 
 /// What `docker exec` runs (see [`Request::Exec`]).

@@ -4,7 +4,7 @@
 //! container's output, attached clients, and pidfds of the init and of `docker exec` processes
 //! (`exec.rs`). With no other thread, forking (libcontainer's create, and every exec's child)
 //! is safe at any time, and no thread stack or malloc arena costs memory.
-use super::create::{create, error_chain};
+use super::create::{create, error_chain, CreateFailure};
 use super::enter::Target;
 use super::exec::Running;
 use super::io::{Hub, LogFile, Output};
@@ -67,8 +67,9 @@ pub(super) struct Shim {
     pub quit: bool,
 }
 
-fn send_ready(ready: &mut File, error: Option<String>) {
-    let mut line = serde_json::to_vec(&Ready { error }).unwrap_or_else(|_| b"{}".to_vec());
+fn send_ready(ready: &mut File, error: Option<CreateFailure>) {
+    let (error, code) = error.map_or((None, None), |f| (Some(f.message), f.code));
+    let mut line = serde_json::to_vec(&Ready { error, code }).unwrap_or_else(|_| b"{}".to_vec());
     line.push(b'\n');
     let _ = ready.write_all(&line);
 }
@@ -117,7 +118,7 @@ pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd) -> i32 {
         }
     };
     let fail = |ready: &mut File, container: &mut Container, e: String| {
-        send_ready(ready, Some(e));
+        send_ready(ready, Some(e.into()));
         let _ = container.delete(true);
         1
     };
