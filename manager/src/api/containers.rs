@@ -4,6 +4,7 @@ use super::proxy::{forward, forward_buffered, hijack, read_body, respond};
 use super::route::{Mode, Owner};
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
+use crate::cluster::model::ContainerState;
 use crate::cluster::Cluster;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -131,12 +132,12 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
         f.iter().all(|(k, vals)| match k.as_str() {
             "id" => vals.iter().any(|v| c.id().starts_with(v.as_str())),
             "name" => vals.iter().any(|v| regex_or_substring(v, &full)),
-            "status" => vals.iter().any(|v| *v == c.state),
+            "status" => vals.iter().any(|v| *v == c.state.as_str()),
             "label" => vals.iter().all(|v| match v.split_once('=') {
                 Some((k, want)) => c.sched.labels.get(k).is_some_and(|x| x == want),
                 None => c.sched.labels.contains_key(v),
             }),
-            "exited" => c.state == "exited" && vals.iter().any(|v| v.parse::<i64>().ok() == Some(c.exit_code)),
+            "exited" => c.state == ContainerState::Exited && vals.iter().any(|v| v.parse::<i64>().ok() == Some(c.exit_code)),
             "ancestor" => vals.iter().any(|v| {
                 c.sched.image == *v
                     || crate::scheduler::node::repo_of(&c.sched.image) == v

@@ -3,6 +3,7 @@
 //! event stream, the safety-net refresh) is in `refresh.rs`.
 use super::client::{NodeClient, NodeError};
 use super::events::swarm_event;
+use super::model::ContainerState;
 use super::view::Container;
 use super::Shared;
 use crate::scheduler::{ContainerView, ImageView, NodeView};
@@ -413,8 +414,8 @@ impl Engine {
     pub fn summary(&self, sh: &Shared) -> Summary {
         let view = self.view(sh);
         let st = self.lock();
-        let running = st.containers.values().filter(|e| e.c.state == "running").count();
-        let paused = st.containers.values().filter(|e| e.c.state == "paused").count();
+        let running = st.containers.values().filter(|e| e.c.state == ContainerState::Running).count();
+        let paused = st.containers.values().filter(|e| e.c.state == ContainerState::Paused).count();
         Summary {
             addr: self.addr.clone(),
             health: st.health,

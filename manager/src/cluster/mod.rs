@@ -5,6 +5,7 @@ pub(crate) mod create;
 pub mod engine;
 pub mod events;
 mod lookup;
+pub mod model;
 pub mod pool;
 mod refresh;
 pub mod resources;

@@ -4,6 +4,7 @@
 use super::client::NodeError;
 use super::engine::{Engine, Health};
 use super::events::{enrich, swarm_event};
+use super::model::{ContainerState, NodeEvent, PsRowIn};
 use super::view::Container;
 use super::Shared;
 use futures_util::StreamExt;
@@ -46,8 +47,8 @@ impl LineBuf {
 /// Inspects in flight per node during a full refresh.
 const INSPECT_CONCURRENCY: usize = 8;
 
-fn parse_time(ev: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
-    let n = ev["timeNano"].as_i64().or_else(|| ev["time"].as_i64().map(|s| s * 1_000_000_000))?;
+fn event_time(ev: &NodeEvent) -> Option<chrono::DateTime<chrono::Utc>> {
+    let n = if ev.time_nano != 0 { ev.time_nano } else { ev.time.checked_mul(1_000_000_000).filter(|n| *n != 0)? };
     Some(chrono::DateTime::from_timestamp_nanos(n))
 }
 
@@ -155,16 +156,19 @@ impl Engine {
         let start_seq = self.lock().seq;
         let r = self.client.get_json("/containers/json?all=1").await;
         self.note(sh, &r);
-        let rows = r?.as_array().cloned().unwrap_or_default();
+        let rows: Vec<PsRowIn> = serde::Deserialize::deserialize(&r?).unwrap_or_default();
         let mut seen = HashSet::with_capacity(rows.len());
         let mut stale = vec![];
         {
             let st = self.lock();
             for row in &rows {
-                let Some(id) = row["Id"].as_str() else { continue };
+                let id = row.id.as_str();
+                if id.is_empty() {
+                    continue;
+                }
                 seen.insert(id.to_string());
                 match st.containers.get(id) {
-                    Some(e) if Some(e.c.state.as_str()) == row["State"].as_str() => {}
+                    Some(e) if e.c.state.as_str() == row.state => {}
                     _ => stale.push(id.to_string()),
                 }
             }
@@ -189,31 +193,30 @@ impl Engine {
 
     /// Applies one event from the node; returns whether it changed images.
     async fn apply_event(&self, sh: &Shared, ev: &Value) {
-        let typ = ev["Type"].as_str().unwrap_or(if ev.get("status").is_some() { "container" } else { "" });
-        let action = ev["Action"].as_str().or(ev["status"].as_str()).unwrap_or("");
-        let id = ev["Actor"]["ID"].as_str().or(ev["id"].as_str()).unwrap_or("").to_string();
+        let ev = NodeEvent::read(ev);
+        let (typ, action) = (ev.typ(), ev.action());
+        let id = ev.actor_id().to_string();
         match typ {
             "container" => {
-                let at = parse_time(ev);
-                let attrs = &ev["Actor"]["Attributes"];
+                let at = event_time(&ev);
                 let known = match action {
                     "destroy" => {
                         self.remove(&id);
                         true
                     }
                     "start" => self.update(&id, |c| {
-                        c.state = "running".into();
+                        c.state = ContainerState::Running;
                         c.started_at = at;
                     }),
                     "die" => self.update(&id, |c| {
-                        c.state = "exited".into();
+                        c.state = ContainerState::Exited;
                         c.finished_at = at;
-                        c.exit_code = attrs["exitCode"].as_str().and_then(|x| x.parse().ok()).unwrap_or(c.exit_code);
+                        c.exit_code = ev.attr("exitCode").and_then(|x| x.parse().ok()).unwrap_or(c.exit_code);
                     }),
-                    "pause" => self.update(&id, |c| c.state = "paused".into()),
-                    "unpause" => self.update(&id, |c| c.state = "running".into()),
+                    "pause" => self.update(&id, |c| c.state = ContainerState::Paused),
+                    "unpause" => self.update(&id, |c| c.state = ContainerState::Running),
                     "rename" => self.update(&id, |c| {
-                        if let Some(n) = attrs["name"].as_str() {
+                        if let Some(n) = ev.attr("name") {
                             c.name = n.trim_start_matches('/').to_string();
                             let mut s = (*c.sched).clone();
                             s.names = vec![c.name.clone()];
@@ -226,7 +229,7 @@ impl Engine {
                     "create" if self.get(&id).is_some_and(|c| !c.name.is_empty()) => true,
                     "create" => self.update(&id, |c| {
                         if c.name.is_empty() {
-                            if let Some(n) = attrs["name"].as_str() {
+                            if let Some(n) = ev.attr("name") {
                                 c.name = n.trim_start_matches('/').to_string();
                                 let mut s = (*c.sched).clone();
                                 s.names = vec![c.name.clone()];
@@ -250,7 +253,7 @@ impl Engine {
                 self.apply_resource_event(sh, typ, action, &id).await;
                 // A connect/disconnect changes the container's networks too (`ps` shows them).
                 if typ == "network" && matches!(action, "connect" | "disconnect") {
-                    if let Some(c) = ev["Actor"]["Attributes"]["container"].as_str().filter(|c| !c.is_empty()) {
+                    if let Some(c) = ev.attr("container").filter(|c| !c.is_empty()) {
                         let _ = self.refresh_container(sh, c).await;
                     }
                 }

@@ -1,6 +1,7 @@
 //! The manager's record of a node's containers, built from `docker inspect` output, and what
 //! it turns into: the scheduler's [`ContainerView`] and `docker ps` rows (`/node/name`, node IP
 //! in ports, status text computed at list time so it never goes stale).
+use super::model::{ContainerState, Inspect};
 use crate::scheduler::{ContainerView, Labels, PortBinding};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -13,8 +14,7 @@ pub struct Container {
     pub name: String,
     pub command: String,
     pub created: i64,
-    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`.
-    pub state: String,
+    pub state: ContainerState,
     pub exit_code: i64,
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -23,14 +23,6 @@ pub struct Container {
     pub ports: Vec<Value>,
     pub networks: Value,
     pub mounts: Value,
-}
-
-fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    let mut cur = v;
-    for p in path {
-        cur = &cur[*p];
-    }
-    cur.as_str().unwrap_or("")
 }
 
 fn time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -45,72 +37,62 @@ fn port_parts(key: &str) -> (i64, &str) {
 impl Container {
     /// Parses `GET /containers/{id}/json`. `ncpu` converts CpuShares back to CPUs.
     pub fn from_inspect(v: &Value, ncpu: i64) -> Container {
-        let hc = &v["HostConfig"];
-        let cfg = &v["Config"];
-        let st = &v["State"];
-        let labels: Labels =
-            cfg["Labels"].as_object().map(|m| m.iter().map(|(k, x)| (k, x.as_str().unwrap_or(""))).collect()).unwrap_or_default();
+        Container::from_model(Inspect::read(v), ncpu)
+    }
+
+    fn from_model(i: Inspect, ncpu: i64) -> Container {
+        let hc = i.host_config;
+        let cfg = i.config;
+        let labels: Labels = cfg.labels.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect();
         let mut port_bindings = vec![];
-        if let Some(m) = hc["PortBindings"].as_object() {
-            for (cport, list) in m {
-                for b in list.as_array().into_iter().flatten() {
-                    port_bindings.push(PortBinding {
-                        host_ip: s(b, &["HostIp"]).to_string(),
-                        host_port: s(b, &["HostPort"]).to_string(),
-                        container_port: cport.clone(),
-                    });
-                }
+        for (cport, list) in &hc.port_bindings {
+            for b in list.iter().flatten() {
+                port_bindings.push(PortBinding {
+                    host_ip: b.host_ip.clone(),
+                    host_port: b.host_port.clone(),
+                    container_port: cport.clone(),
+                });
             }
         }
-        let exposed_ports: Vec<String> = cfg["ExposedPorts"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-        let name = s(v, &["Name"]).trim_start_matches('/').to_string();
-        let shares = hc["CpuShares"].as_i64().unwrap_or(0);
-        let cpus = if shares > 0 && ncpu > 0 { shares * ncpu / 1024 } else { 0 };
-        let state = match s(st, &["Status"]) {
-            "" if st["Running"].as_bool() == Some(true) => "running".to_string(),
-            "" => "exited".to_string(),
-            x => x.to_string(),
-        };
+        let exposed_ports: Vec<String> = cfg.exposed_ports.keys().cloned().collect();
+        let name = i.name.trim_start_matches('/').to_string();
+        let cpus = if hc.cpu_shares > 0 && ncpu > 0 { hc.cpu_shares * ncpu / 1024 } else { 0 };
         let mut ports = vec![];
-        match v["NetworkSettings"]["Ports"].as_object() {
-            Some(m) if !m.is_empty() => {
-                for (key, list) in m {
-                    let (priv_port, proto) = port_parts(key);
-                    match list.as_array() {
-                        Some(bs) if !bs.is_empty() => {
-                            for b in bs {
-                                ports.push(json!({"IP": s(b, &["HostIp"]), "PrivatePort": priv_port,
-                                    "PublicPort": s(b, &["HostPort"]).parse::<i64>().unwrap_or(0), "Type": proto}));
-                            }
-                        }
-                        _ => ports.push(json!({"PrivatePort": priv_port, "Type": proto})),
+        if i.network_settings.ports.is_empty() {
+            for k in &exposed_ports {
+                let (priv_port, proto) = port_parts(k);
+                ports.push(json!({"PrivatePort": priv_port, "Type": proto}));
+            }
+        }
+        for (key, list) in &i.network_settings.ports {
+            let (priv_port, proto) = port_parts(key);
+            match list {
+                Some(bs) if !bs.is_empty() => {
+                    for b in bs {
+                        ports.push(json!({"IP": b.host_ip, "PrivatePort": priv_port,
+                            "PublicPort": b.host_port.parse::<i64>().unwrap_or(0), "Type": proto}));
                     }
                 }
-            }
-            _ => {
-                for k in &exposed_ports {
-                    let (priv_port, proto) = port_parts(k);
-                    ports.push(json!({"PrivatePort": priv_port, "Type": proto}));
-                }
+                _ => ports.push(json!({"PrivatePort": priv_port, "Type": proto})),
             }
         }
-        let command = {
-            let path = s(v, &["Path"]);
-            let args: Vec<&str> = v["Args"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-            std::iter::once(path).chain(args).filter(|x| !x.is_empty()).collect::<Vec<_>>().join(" ")
-        };
-        let created = chrono::DateTime::parse_from_rfc3339(s(v, &["Created"])).map(|t| t.timestamp()).unwrap_or(0);
+        let command = std::iter::once(i.path.as_str())
+            .chain(i.args.iter().map(String::as_str))
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let created = chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0);
         let sched = ContainerView {
-            id: s(v, &["Id"]).to_string(),
+            id: i.id,
             names: vec![name.clone()],
-            image: s(cfg, &["Image"]).to_string(),
-            image_id: s(v, &["Image"]).to_string(),
+            image: cfg.image,
+            image_id: i.image,
             labels,
             cpus,
-            memory: hc["Memory"].as_i64().unwrap_or(0),
+            memory: hc.memory,
             port_bindings,
             exposed_ports,
-            network_mode: s(hc, &["NetworkMode"]).to_string(),
+            network_mode: hc.network_mode,
             pending: false,
         };
         Container {
@@ -118,14 +100,14 @@ impl Container {
             name,
             command,
             created,
-            state,
-            exit_code: st["ExitCode"].as_i64().unwrap_or(0),
-            started_at: time(s(st, &["StartedAt"])),
-            finished_at: time(s(st, &["FinishedAt"])),
-            health: st["Health"]["Status"].as_str().filter(|h| !h.is_empty()).map(String::from),
+            state: i.state.state(),
+            exit_code: i.state.exit_code,
+            started_at: time(&i.state.started_at),
+            finished_at: time(&i.state.finished_at),
+            health: i.state.health.map(|h| h.status).filter(|h| !h.is_empty()),
             ports,
-            networks: v["NetworkSettings"]["Networks"].clone(),
-            mounts: v["Mounts"].clone(),
+            networks: i.network_settings.networks,
+            mounts: i.mounts,
         }
     }
 
@@ -152,7 +134,7 @@ impl Container {
         &self.sched.id
     }
     pub fn running(&self) -> bool {
-        matches!(self.state.as_str(), "running" | "paused" | "restarting")
+        self.state.is_up()
     }
     pub fn swarm_id(&self) -> Option<&str> {
         self.sched.labels.get(crate::scheduler::request::LABEL_SWARM_ID)
@@ -161,20 +143,20 @@ impl Container {
     /// Docker's status text (`Up 5 minutes`, `Exited (0) 2 seconds ago`, …) at `now`.
     pub fn status_text(&self, now: chrono::DateTime<chrono::Utc>) -> String {
         let ago = |t: Option<chrono::DateTime<chrono::Utc>>| human_duration(t.map_or(0, |t| (now - t).num_seconds()));
-        match self.state.as_str() {
-            "running" | "paused" => {
+        match self.state {
+            ContainerState::Running | ContainerState::Paused => {
                 let mut s = format!("Up {}", ago(self.started_at));
-                if self.state == "paused" {
+                if self.state == ContainerState::Paused {
                     s.push_str(" (Paused)");
                 } else if let Some(h) = &self.health {
                     s.push_str(&format!(" ({h})"));
                 }
                 s
             }
-            "restarting" => format!("Restarting ({}) {} ago", self.exit_code, ago(self.finished_at)),
-            "removing" => "Removal In Progress".into(),
-            "dead" => "Dead".into(),
-            "created" => "Created".into(),
+            ContainerState::Restarting => format!("Restarting ({}) {} ago", self.exit_code, ago(self.finished_at)),
+            ContainerState::Removing => "Removal In Progress".into(),
+            ContainerState::Dead => "Dead".into(),
+            ContainerState::Created => "Created".into(),
             _ if self.started_at.is_none() => "Created".into(),
             _ if self.finished_at.is_none() => String::new(),
             _ => format!("Exited ({}) {} ago", self.exit_code, ago(self.finished_at)),
@@ -205,7 +187,7 @@ impl Container {
             created: self.created,
             ports,
             labels: &self.sched.labels,
-            state: &self.state,
+            state: self.state,
             status: self.status_text(now),
             host_config: PsHostConfig {
                 network_mode: if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode },
@@ -275,7 +257,7 @@ pub struct PsRow<'a> {
     pub created: i64,
     pub ports: Vec<std::borrow::Cow<'a, Value>>,
     pub labels: &'a Labels,
-    pub state: &'a str,
+    pub state: ContainerState,
     pub status: String,
     pub host_config: PsHostConfig<'a>,
     pub network_settings: PsNetworks<'a>,

@@ -14,6 +14,7 @@
 //!   goes too.
 use super::store::{Move, Record};
 use crate::cluster::create::Created;
+use crate::cluster::model::ContainerState;
 use crate::cluster::{Cluster, ClusterError, Container, Engine, Health};
 use hyper::header::HeaderMap;
 use serde_json::{json, Value};
@@ -177,7 +178,7 @@ impl Cluster {
             engine.note(self, &r);
             match r {
                 Ok(_) => {
-                    engine.update(&id, |c| c.state = "running".into());
+                    engine.update(&id, |c| c.state = ContainerState::Running);
                 }
                 Err(e) if e.status() == Some(304) => {}
                 Err(e) => tracing::warn!(container = %id, error = %e, "rescheduled, but the container did not start"),

@@ -1,0 +1,302 @@
+//! Typed models of what the manager reads from its nodes' answers: a container's inspect, a
+//! `docker ps` row and an event. Fields the manager only passes on (networks, mounts) stay raw
+//! JSON; everything it decides on is typed here, so a missing or odd field has one default in
+//! one place instead of a lookup at every use.
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A container's state, as Docker names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl ContainerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+        }
+    }
+
+    /// Docker's name for a state; `None` for a name it does not use.
+    pub fn parse(s: &str) -> Option<ContainerState> {
+        Some(match s {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited,
+            "dead" => ContainerState::Dead,
+            _ => return None,
+        })
+    }
+
+    /// Has a process (what `docker ps` without `-a` lists).
+    pub fn is_up(self) -> bool {
+        matches!(self, ContainerState::Running | ContainerState::Paused | ContainerState::Restarting)
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ContainerState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// `null` and absent alike become the default (Docker sends `null` for empty maps and lists).
+fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One host binding of a port (`HostConfig.PortBindings`, `NetworkSettings.Ports`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostBinding {
+    #[serde(deserialize_with = "nullable")]
+    pub host_ip: String,
+    #[serde(deserialize_with = "nullable")]
+    pub host_port: String,
+}
+
+/// Port key (`80/tcp`) to its host bindings.
+pub type PortMap = BTreeMap<String, Option<Vec<HostBinding>>>;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub image: String,
+    #[serde(deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(deserialize_with = "nullable")]
+    pub exposed_ports: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectHostConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub port_bindings: PortMap,
+    #[serde(deserialize_with = "nullable")]
+    pub cpu_shares: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub memory: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub network_mode: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Health {
+    #[serde(deserialize_with = "nullable")]
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectState {
+    #[serde(deserialize_with = "nullable")]
+    pub status: String,
+    #[serde(deserialize_with = "nullable")]
+    pub running: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub exit_code: i64,
+    #[serde(deserialize_with = "nullable")]
+    pub started_at: String,
+    #[serde(deserialize_with = "nullable")]
+    pub finished_at: String,
+    pub health: Option<Health>,
+}
+
+impl InspectState {
+    /// The state; engines older than API 1.21 only say `Running`.
+    pub fn state(&self) -> ContainerState {
+        match ContainerState::parse(&self.status) {
+            Some(s) => s,
+            None if self.running => ContainerState::Running,
+            None => ContainerState::Exited,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectNetworkSettings {
+    #[serde(deserialize_with = "nullable")]
+    pub ports: PortMap,
+    /// Passed on as the node gave it.
+    pub networks: Value,
+}
+
+/// `GET /containers/{id}/json`: what the manager reads of it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Inspect {
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(deserialize_with = "nullable")]
+    pub created: String,
+    #[serde(deserialize_with = "nullable")]
+    pub path: String,
+    #[serde(deserialize_with = "nullable")]
+    pub args: Vec<String>,
+    /// The image's id.
+    #[serde(deserialize_with = "nullable")]
+    pub image: String,
+    #[serde(deserialize_with = "nullable")]
+    pub config: InspectConfig,
+    #[serde(deserialize_with = "nullable")]
+    pub host_config: InspectHostConfig,
+    #[serde(deserialize_with = "nullable")]
+    pub state: InspectState,
+    #[serde(deserialize_with = "nullable")]
+    pub network_settings: InspectNetworkSettings,
+    /// Passed on as the node gave it.
+    pub mounts: Value,
+}
+
+impl Inspect {
+    /// Reads an inspect answer; fields it lacks or cannot read take their defaults.
+    pub fn read(v: &Value) -> Inspect {
+        Inspect::deserialize(v).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "unreadable container inspect");
+            Inspect::default()
+        })
+    }
+}
+
+/// A `GET /containers/json` row: what the refresh compares.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PsRowIn {
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub state: String,
+}
+
+/// The actor of an event.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Actor {
+    #[serde(rename = "ID", deserialize_with = "nullable")]
+    pub id: String,
+    #[serde(rename = "Attributes", deserialize_with = "nullable")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One line of a node's `GET /events`, in the current form (`Type`, `Action`, `Actor`) or the
+/// old one (`status`, `id`, `from`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NodeEvent {
+    #[serde(rename = "Type", deserialize_with = "nullable")]
+    pub typ: String,
+    #[serde(rename = "Action", deserialize_with = "nullable")]
+    pub action: String,
+    #[serde(rename = "Actor", deserialize_with = "nullable")]
+    pub actor: Actor,
+    pub status: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub time: i64,
+    #[serde(rename = "timeNano", deserialize_with = "nullable")]
+    pub time_nano: i64,
+}
+
+impl NodeEvent {
+    pub fn read(v: &Value) -> NodeEvent {
+        NodeEvent::deserialize(v).unwrap_or_default()
+    }
+
+    /// The object type (old-style events are all about containers).
+    pub fn typ(&self) -> &str {
+        if self.typ.is_empty() && self.status.is_some() {
+            "container"
+        } else {
+            &self.typ
+        }
+    }
+
+    pub fn action(&self) -> &str {
+        if self.action.is_empty() {
+            self.status.as_deref().unwrap_or("")
+        } else {
+            &self.action
+        }
+    }
+
+    pub fn actor_id(&self) -> &str {
+        if self.actor.id.is_empty() {
+            &self.id
+        } else {
+            &self.actor.id
+        }
+    }
+
+    pub fn attr(&self, k: &str) -> Option<&str> {
+        self.actor.attributes.get(k).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nulls_and_absent_fields_take_defaults() {
+        let i = Inspect::read(&json!({
+            "Id": "abc", "Config": {"Labels": null, "ExposedPorts": null},
+            "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}], "81/tcp": null}},
+            "State": {"Running": true}, "NetworkSettings": {"Ports": null}
+        }));
+        assert_eq!(i.id, "abc");
+        assert!(i.config.labels.is_empty());
+        assert_eq!(i.host_config.port_bindings["80/tcp"].as_ref().unwrap()[0].host_port, "8080");
+        assert!(i.host_config.port_bindings["81/tcp"].is_none());
+        assert_eq!(i.state.state(), ContainerState::Running);
+        assert!(i.state.health.is_none());
+        assert_eq!(Inspect::read(&json!("not an object")).id, "");
+        // A fresh create's record has no HostConfig yet.
+        let fresh = Inspect::read(&json!({"Id": "x", "HostConfig": null, "State": {"Status": "created"}}));
+        assert_eq!((fresh.id.as_str(), fresh.state.state()), ("x", ContainerState::Created));
+    }
+
+    #[test]
+    fn states_round_trip_and_old_events_read() {
+        for s in ["created", "running", "paused", "restarting", "removing", "exited", "dead"] {
+            assert_eq!(ContainerState::parse(s).unwrap().as_str(), s);
+        }
+        assert_eq!(ContainerState::parse("weird"), None);
+        let old = NodeEvent::read(&json!({"status": "die", "id": "c1", "from": "busybox", "time": 5}));
+        assert_eq!((old.typ(), old.action(), old.actor_id()), ("container", "die", "c1"));
+        let new =
+            NodeEvent::read(&json!({"Type": "network", "Action": "connect", "Actor": {"ID": "n1", "Attributes": {"container": "c1"}}}));
+        assert_eq!((new.typ(), new.action(), new.actor_id(), new.attr("container")), ("network", "connect", "n1", Some("c1")));
+    }
+}
