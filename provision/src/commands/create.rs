@@ -97,7 +97,7 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
     }
     // DOCKER_CERT_PATH is the machine directory: it holds copies of the CA and client cert
     // from the start (provisioning refreshes them), so even `none` machines work with `env`.
-    for (src, f, mode) in [(&ca.ca_cert, "ca.pem", 0o644), (&ca.client_cert, "cert.pem", 0o644), (&ca.client_key, "key.pem", 0o600)] {
+    for (src, f, mode) in [(&ca.ca_cert, "ca.pem", 0o600), (&ca.client_cert, "cert.pem", 0o600), (&ca.client_key, "key.pem", 0o600)] {
         if let Ok(data) = std::fs::read(src) {
             let _ = crate::fsutil::write_atomic(&dir.join(f), &data, mode);
         }
@@ -149,6 +149,7 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
         let t = drv.ssh_target().ok_or_else(|| msg("driver has no SSH access"))?;
         let ssh =
             Ssh2Client::connect_retry(&t, ctx.ssh_wait).map_err(|e| msg(format!("Error creating machine: Error detecting OS: {e}")))?;
+        super::note_first_use(name, &ssh.host_key, log);
         log("Detecting the provisioner...");
         let p = Provisioner { host: &host, driver: drv.as_ref(), ssh: &ssh, log };
         p.provision(&ctx.provision_opts(false)).map_err(|e| msg(format!("Error creating machine: Error running provisioning: {e}")))?;

@@ -148,10 +148,29 @@ impl Machine {
             .driver
             .ssh_target()
             .ok_or_else(|| msg(format!("machine {:?} has no SSH access (driver {})", self.name(), self.driver.driver_name())))?;
-        Ssh2Client::connect_retry(&t, wait).map_err(|e| match e {
+        let c = Ssh2Client::connect_retry(&t, wait).map_err(|e| match e {
             SshError::NeverUp(_) => msg(e),
             other => msg(format!("Error connecting to {}: {other}", self.name())),
-        })
+        })?;
+        note_first_use(self.name(), &c.host_key, &|l: &str| err(l));
+        Ok(c)
+    }
+
+    /// Checks the host's SSH key against the record (recording it on first use) without
+    /// logging in: before handing over to OpenSSH, which checks the same record.
+    pub fn check_host_key(&self, t: &crate::ssh::SshTarget) -> Result<(), CommandError> {
+        match Ssh2Client::check_host_key(t, Duration::from_secs(15)) {
+            Ok(v) => {
+                note_first_use(self.name(), &v, &|l: &str| err(l));
+                Ok(())
+            }
+            Err(e @ SshError::HostKey(_)) => Err(msg(format!("Error connecting to {}: {e}", self.name()))),
+            // Unreachable hosts and the like: OpenSSH reports those in its own words.
+            Err(e) => {
+                tracing::debug!(error = %e, "host key check skipped");
+                Ok(())
+            }
+        }
     }
 
     /// Runs `f` with a provisioner for this machine.
@@ -177,6 +196,13 @@ impl Machine {
             Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_string(),
             _ => ip,
         })
+    }
+}
+
+/// Says which SSH host key was trusted on first use.
+pub fn note_first_use(name: &str, v: &crate::hostkey::Verified, log: &dyn Fn(&str)) {
+    if let crate::hostkey::Verified::Recorded(key) = v {
+        log(&format!("Trusting the SSH host key of \"{name}\" on first use: {key}"));
     }
 }
 

@@ -226,8 +226,15 @@ impl Provisioner<'_> {
             let data = std::fs::read(src).map_err(|e| ProvisionError::Failed(format!("{}: {e}", src.display())))?;
             let dst = dir.join(name);
             if std::fs::read(&dst).ok().as_deref() != Some(&data[..]) {
-                let mode = if name == "key.pem" { 0o600 } else { 0o644 };
-                crate::fsutil::write_atomic(&dst, &data, mode).map_err(|e| ProvisionError::Failed(format!("{}: {e}", dst.display())))?;
+                crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| ProvisionError::Failed(format!("{}: {e}", dst.display())))?;
+            }
+        }
+        // Stores made before certificates were 0600 too.
+        for f in [sc.clone(), sk.clone(), dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem")] {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::metadata(&f).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| ProvisionError::Failed(format!("{}: {e}", f.display())))?;
             }
         }
         Ok(!ok)

@@ -105,6 +105,9 @@ pub enum Cmd {
         /// Also re-issue the client certificate (and the CA when it expires soon).
         #[arg(long)]
         client_certs: bool,
+        /// Forget the SSH host key recorded on first use, and trust the one the host presents now.
+        #[arg(long)]
+        reset_host_key: bool,
     },
     /// Restart a machine.
     Restart { names: Vec<String> },
