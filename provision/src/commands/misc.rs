@@ -61,6 +61,7 @@ fn reprovision(ctx: &Ctx, n: &str, force_certs: bool) -> Result<(), CommandError
     if m.state(Duration::from_secs(5)) != State::Running {
         return Err(msg(format!("Host \"{n}\" is not running")));
     }
+    super::check_engine_options(ctx, &m.host, &m.ip_host()?, m.driver.engine_port())?;
     let log = |l: &str| out(&format!("({n}) {l}"));
     m.with_provisioner(ctx, &log, |p| p.provision(&ctx.provision_opts(force_certs)).map(|_| ()))
 }

@@ -116,6 +116,18 @@ impl Ctx {
     }
 }
 
+/// Has the `swarm` binary that will run the engine check the engine options (its own parser
+/// and validation) here, before anything is created or uploaded. A binary that does not run
+/// on this machine is checked on the host by the provisioner instead.
+pub fn check_engine_options(ctx: &Ctx, host: &Host, ip: &str, port: u16) -> Result<(), CommandError> {
+    use crate::provisioner::{engine_check, files};
+    if !engine_check::runs_here(&ctx.swarm_binary) {
+        tracing::info!(binary = %ctx.swarm_binary.display(), "swarm binary does not run here: the host checks the engine options");
+        return Ok(());
+    }
+    engine_check::check_local(&ctx.swarm_binary, &files::engine_args(host, ip, port, &[])).map_err(msg)
+}
+
 /// `swarm` next to the running `machine` binary.
 pub fn default_swarm_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("MACHINE_SWARM_BINARY").filter(|p| !p.is_empty()) {

@@ -1,7 +1,7 @@
 //! What a provisioned host holds, as pure functions of the machine's options: the command
 //! line and environment of each Flotilla service (engine, swarm agent, swarm manager), the
 //! systemd unit, and the small supervisor used where systemd is not PID 1.
-use crate::host::Host;
+use crate::host::{EngineOptions, Host};
 use crate::ssh::quote;
 
 pub const REMOTE_DIR: &str = "/etc/flotilla";
@@ -57,10 +57,22 @@ fn line(args: &[String]) -> String {
 }
 
 /// `/etc/flotilla/engine.cmd`: `swarm engine` serving TLS on `0.0.0.0:port` and the local socket.
-pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
-    let e = &h.host_options.engine_options;
-    let mut a: Vec<String> =
-        vec![REMOTE_BIN.into(), "engine".into(), "-H".into(), format!("tcp://0.0.0.0:{port}"), "-H".into(), ENGINE_SOCKET.into()];
+pub fn engine_cmd(h: &Host, ip: &str, port: u16, driver_flags: &[String]) -> String {
+    let mut a: Vec<String> = vec![REMOTE_BIN.into(), "engine".into()];
+    a.extend(engine_args(h, ip, port, driver_flags));
+    line(&a)
+}
+
+/// The arguments of `swarm engine` on the machine at `ip` (what `swarm check-engine` validates).
+pub fn engine_args(h: &Host, ip: &str, port: u16, driver_flags: &[String]) -> Vec<String> {
+    let _ = ip;
+    option_args(&h.host_options.engine_options, &h.driver_name, port, driver_flags)
+}
+
+/// The engine's flags from its options; `defaults` (driver flags) give way to an
+/// `--engine-opt` of the same name.
+fn option_args(e: &EngineOptions, driver_name: &str, port: u16, defaults: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["-H".into(), format!("tcp://0.0.0.0:{port}"), "-H".into(), ENGINE_SOCKET.into()];
     a.extend([
         "--tlsverify".into(),
         "--tlscacert".into(),
@@ -73,7 +85,7 @@ pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
     for l in &e.labels {
         a.extend(["--label".into(), l.clone()]);
     }
-    a.extend(["--label".into(), format!("provider={}", h.driver_name)]);
+    a.extend(["--label".into(), format!("provider={driver_name}")]);
     for r in &e.insecure_registry {
         a.extend(["--insecure-registry".into(), r.clone()]);
     }
@@ -86,12 +98,15 @@ pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
     if !e.log_level.is_empty() {
         a.extend(["--log-level".into(), e.log_level.clone()]);
     }
-    // A user's --engine-opt replaces a driver flag of the same name.
+    if !e.storage_driver.is_empty() {
+        a.extend(["--storage-driver".into(), e.storage_driver.clone()]);
+    }
+    // A user's --engine-opt replaces a default flag of the same name.
     let user = dash_flags(&e.arbitrary_flags);
     let name = |f: &str| f.split('=').next().unwrap_or(f).to_string();
-    a.extend(driver_flags.iter().filter(|d| !user.iter().any(|u| name(u) == name(d))).cloned());
+    a.extend(defaults.iter().filter(|d| !user.iter().any(|u| name(u) == name(d))).cloned());
     a.extend(user);
-    line(&a)
+    a
 }
 
 /// `/etc/flotilla/agent.cmd`: registers the engine's address in discovery (`swarm join`).
@@ -259,7 +274,7 @@ mod tests {
     #[test]
     fn command_lines() {
         let h = host();
-        let e = engine_cmd(&h, 2376, &["--cgroup-parent=/flm-1/engine".into()]);
+        let e = engine_cmd(&h, "10.0.0.5", 2376, &["--cgroup-parent=/flm-1/engine".into()]);
         assert_eq!(
             e,
             "exec /usr/local/bin/swarm engine -H tcp://0.0.0.0:2376 -H unix:///var/run/flotilla.sock --tlsverify --tlscacert /etc/flotilla/ca.pem \

@@ -199,7 +199,7 @@ pub struct CreateFlags {
     /// Specify labels for the created engine.
     #[arg(long)]
     pub engine_label: Vec<String>,
-    /// Specify a storage driver (Flotilla's engine always uses overlay; kept for compatibility).
+    /// Specify a storage driver: overlay2 (or overlay), the one Flotilla's engine has; others are refused.
     #[arg(long, default_value = "")]
     pub engine_storage_driver: String,
     /// Specify environment variables to set in the engine.
