@@ -205,6 +205,10 @@ pub struct CreateFlags {
     /// Specify environment variables to set in the engine.
     #[arg(long)]
     pub engine_env: Vec<String>,
+    /// Cluster store of the engine for overlay networks (etcd://ip:port[,ip:port]/prefix), with
+    /// --cluster-advertise at the machine's engine address. Default with --swarm: an etcd:// --swarm-discovery.
+    #[arg(long, default_value = "")]
+    pub engine_cluster_store: String,
     /// Ignored (the `swarm` binary is uploaded instead of installing Docker).
     #[arg(long, env = "MACHINE_DOCKER_INSTALL_URL", default_value = "")]
     pub engine_install_url: String,
@@ -273,6 +277,7 @@ impl CreateFlags {
                 storage_driver: self.engine_storage_driver,
                 registry_mirror: self.engine_registry_mirror,
                 install_url: self.engine_install_url,
+                cluster_store: self.engine_cluster_store,
                 ..Default::default()
             },
             swarm: SwarmOptions {
