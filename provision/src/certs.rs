@@ -80,7 +80,7 @@ pub fn bootstrap(p: &CaPaths, force_client: bool) -> Result<Bootstrapped, CertEr
         tracing::info!("creating CA: {}", p.ca_cert.display());
         let (cert, key) = make_ca(&user_org())?;
         write_atomic(&p.ca_key, key.as_bytes(), 0o600).map_err(io(&p.ca_key))?;
-        write_atomic(&p.ca_cert, cert.as_bytes(), 0o644).map_err(io(&p.ca_cert))?;
+        write_atomic(&p.ca_cert, cert.as_bytes(), 0o600).map_err(io(&p.ca_cert))?;
         done.created_ca = true;
     }
     let client_ok = !done.created_ca
@@ -92,7 +92,7 @@ pub fn bootstrap(p: &CaPaths, force_client: bool) -> Result<Bootstrapped, CertEr
         let org = format!("{}.{}", user_org(), "<bootstrap>");
         let (cert, key) = issue(p, &org, &[], false, true)?;
         write_atomic(&p.client_key, key.as_bytes(), 0o600).map_err(io(&p.client_key))?;
-        write_atomic(&p.client_cert, cert.as_bytes(), 0o644).map_err(io(&p.client_cert))?;
+        write_atomic(&p.client_cert, cert.as_bytes(), 0o600).map_err(io(&p.client_cert))?;
         done.created_client = true;
     }
     Ok(done)
@@ -183,7 +183,7 @@ pub fn write_server_cert(
     sans.push("localhost".into());
     let (cert, key) = issue(p, &format!("{}.{machine}", user_org()), &sans, client_auth, false)?;
     write_atomic(key_path, key.as_bytes(), 0o600).map_err(io(key_path))?;
-    write_atomic(cert_path, cert.as_bytes(), 0o644).map_err(io(cert_path))
+    write_atomic(cert_path, cert.as_bytes(), 0o600).map_err(io(cert_path))
 }
 
 /// What matters about an existing certificate.

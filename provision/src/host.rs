@@ -48,6 +48,10 @@ pub struct EngineOptions {
     pub registry_mirror: Vec<String>,
     #[serde(rename = "InstallURL")]
     pub install_url: String,
+    /// `--engine-cluster-store` (Flotilla's): the engine's `--cluster-store` for overlay
+    /// networks (with `--cluster-advertise` at the machine's engine address).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster_store: String,
 }
 
 impl Default for EngineOptions {
@@ -66,6 +70,7 @@ impl Default for EngineOptions {
             tls_verify: true,
             registry_mirror: vec![],
             install_url: String::new(),
+            cluster_store: String::new(),
         }
     }
 }

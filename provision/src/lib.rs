@@ -5,7 +5,9 @@
 //! ```text
 //! commands::create ─► store (reserve NAME, config.json v3) ─► certs::bootstrap (locked CA)
 //!        │                 driver::{generic,none,local}.create  (local: nshost = netns + sshd)
+//!        ├─► provisioner::engine_check: `swarm check-engine <engine flags>` (before anything)
 //!        └─► ssh::Ssh2Client::connect_retry ─► provisioner::Provisioner::provision
+//!              (host key: hostkey::KnownHosts, trusted on first use, then pinned)
 //!              detect OS · hostname · upload swarm + certs + /etc/flotilla/*.cmd (by hash)
 //!              · ctl.sh start|restart engine [manager] [agent] (systemd or supervisor)
 //!              · wait for GET /_ping over TLS (tlsclient)
@@ -19,6 +21,7 @@ pub mod commands;
 pub mod driver;
 pub mod fsutil;
 pub mod host;
+pub mod hostkey;
 pub mod nshost;
 pub mod provisioner;
 pub mod ssh;

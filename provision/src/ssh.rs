@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::hostkey::{HostKey, HostKeyError, KnownHosts, Verified};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
     #[error("ssh: dial tcp {addr}: {detail}")]
@@ -25,6 +27,8 @@ pub enum SshError {
     NeverUp(String),
     #[error("{path}: {source}")]
     Local { path: PathBuf, source: std::io::Error },
+    #[error("ssh: {0}")]
+    HostKey(#[from] HostKeyError),
 }
 
 impl SshError {
@@ -46,6 +50,9 @@ pub struct SshTarget {
     pub user: String,
     /// Private key; `None` = ssh-agent, then `~/.ssh/id_{ed25519,ecdsa,rsa}`.
     pub key: Option<PathBuf>,
+    /// The machine's host key record (trust on first use, then pinned); `None` checks
+    /// nothing (a host that is not a machine yet).
+    pub known_hosts: Option<KnownHosts>,
 }
 
 impl SshTarget {
@@ -96,27 +103,65 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The real client (libssh2). Host keys are not verified, as Docker Machine does
-/// (`StrictHostKeyChecking=no`).
+/// The real client (libssh2). The host key is checked against the machine's record
+/// ([`SshTarget::known_hosts`]) right after the handshake, before anything is sent.
 pub struct Ssh2Client {
     sess: Mutex<ssh2::Session>,
     /// Set once the host refused the SFTP subsystem: files then go through `cat`.
     no_sftp: std::sync::atomic::AtomicBool,
+    /// What the host key check found on connecting.
+    pub host_key: Verified,
 }
 
 const OP_TIMEOUT_MS: u32 = 10 * 60 * 1000;
 
 impl Ssh2Client {
-    /// One connection attempt with a dial timeout.
-    pub fn connect(t: &SshTarget, timeout: Duration) -> Result<Ssh2Client, SshError> {
-        let addr_s = if t.host.contains(':') { format!("[{}]:{}", t.host, t.port) } else { format!("{}:{}", t.host, t.port) };
+    /// Dials and shakes hands (no login), then checks the host key against the record.
+    fn handshake(t: &SshTarget, timeout: Duration) -> Result<(ssh2::Session, Verified), SshError> {
+        let addr_s = crate::driver::generic::join_host_port(&t.host, t.port);
         let dial = |detail: String| SshError::Dial { addr: addr_s.clone(), detail };
         let addr = addr_s.to_socket_addrs().map_err(|e| dial(e.to_string()))?.next().ok_or_else(|| dial("no address".into()))?;
+        let recorded = match &t.known_hosts {
+            Some(kh) => kh.load()?.map(|(_, k)| k),
+            None => None,
+        };
         let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| dial(e.to_string()))?;
         let mut sess = ssh2::Session::new().map_err(sess_err)?;
+        if let Some(k) = &recorded {
+            // Ask for the recorded key's type first, so a host with several keys shows the same one.
+            let supported = sess.supported_algs(ssh2::MethodType::HostKey).unwrap_or_default();
+            let mut prefs: Vec<&str> = k.algorithms().into_iter().filter(|a| supported.contains(a)).collect();
+            let rest: Vec<&str> = supported.iter().copied().filter(|a| !prefs.contains(a)).collect();
+            prefs.extend(rest);
+            if let Err(e) = sess.method_pref(ssh2::MethodType::HostKey, &prefs.join(",")) {
+                tracing::debug!(error = %e, "host key preference not set");
+            }
+        }
         sess.set_tcp_stream(tcp);
         sess.set_timeout(timeout.as_millis().min(u32::MAX as u128) as u32);
         sess.handshake().map_err(|e| SshError::Handshake(e.to_string()))?;
+        let verified = match &t.known_hosts {
+            Some(kh) => {
+                let presented = sess
+                    .host_key()
+                    .and_then(|(blob, _)| HostKey::from_blob(blob))
+                    .ok_or_else(|| HostKeyError::Missing { addr: addr_s.clone() })?;
+                kh.verify(&t.host, t.port, &presented)?
+            }
+            None => Verified::Known,
+        };
+        Ok((sess, verified))
+    }
+
+    /// Checks the host key only (no login): what `machine ssh`/`scp` do before handing over
+    /// to OpenSSH, which then checks the same record itself.
+    pub fn check_host_key(t: &SshTarget, timeout: Duration) -> Result<Verified, SshError> {
+        Ssh2Client::handshake(t, timeout).map(|(_, v)| v)
+    }
+
+    /// One connection attempt with a dial timeout.
+    pub fn connect(t: &SshTarget, timeout: Duration) -> Result<Ssh2Client, SshError> {
+        let (sess, host_key) = Ssh2Client::handshake(t, timeout)?;
         let auth = |detail: String| SshError::Auth { user: t.user.clone(), detail };
         match &t.key {
             Some(k) => {
@@ -152,7 +197,7 @@ impl Ssh2Client {
         }
         sess.set_timeout(OP_TIMEOUT_MS);
         sess.set_keepalive(true, 30);
-        Ok(Ssh2Client { sess: Mutex::new(sess), no_sftp: Default::default() })
+        Ok(Ssh2Client { sess: Mutex::new(sess), no_sftp: Default::default(), host_key })
     }
 
     /// Connects and runs `exit 0`, retrying transient failures with back-off (0.2 s doubling
@@ -378,7 +423,7 @@ mod tests {
     #[test]
     fn dial_failure_is_transient_and_bounded() {
         // Port 1 on loopback: nothing listens.
-        let t = SshTarget { host: "127.0.0.1".into(), port: 1, user: "root".into(), key: None };
+        let t = SshTarget { host: "127.0.0.1".into(), port: 1, user: "root".into(), key: None, known_hosts: None };
         let start = Instant::now();
         let e = Ssh2Client::connect_retry(&t, Duration::from_millis(1500)).err().unwrap();
         assert!(matches!(e, SshError::NeverUp(_)), "{e}");

@@ -56,6 +56,20 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CommandError> {
     if !driver::DRIVERS.contains(&a.driver.as_str()) {
         return Err(ctx.driver_not_found(&a.driver));
     }
+    if a.driver != "none" {
+        // Before anything is created: the engine options as the host's engine will get them
+        // (the address is the host's when known; only its form matters to the check).
+        let probe = Host {
+            config_version: CONFIG_VERSION,
+            driver: serde_json::Value::Null,
+            driver_name: a.driver.clone(),
+            host_options: HostOptions { engine_options: a.engine.clone(), swarm_options: swarm_options(a), ..Default::default() },
+            name: a.names.first().cloned().unwrap_or_default(),
+        };
+        let ip = a.driver_flags.generic_ip_address.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+        super::check_engine_options(ctx, &probe, &ip, a.driver_flags.generic_engine_port)
+            .map_err(|e| msg(format!("Error creating machine: {e}")))?;
+    }
     if a.names.len() == 1 {
         return create_one(ctx, a, &a.names[0], &|l: &str| out(l));
     }
@@ -64,6 +78,15 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CommandError> {
         return Err(msg(format!("Docker machine \"{d}\" given twice")));
     }
     for_each_parallel(&a.names, |n| create_one(ctx, a, n, &|l: &str| out(&format!("[{n}] {l}"))))
+}
+
+/// The swarm options recorded (`--swarm-master` or `--swarm` make it a swarm machine).
+fn swarm_options(a: &CreateArgs) -> crate::host::SwarmOptions {
+    let mut swarm = a.swarm.clone();
+    if swarm.master || swarm.agent {
+        swarm.is_swarm = true;
+    }
+    swarm
 }
 
 fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)) -> Result<(), CommandError> {
@@ -97,15 +120,12 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
     }
     // DOCKER_CERT_PATH is the machine directory: it holds copies of the CA and client cert
     // from the start (provisioning refreshes them), so even `none` machines work with `env`.
-    for (src, f, mode) in [(&ca.ca_cert, "ca.pem", 0o644), (&ca.client_cert, "cert.pem", 0o644), (&ca.client_key, "key.pem", 0o600)] {
+    for (src, f, mode) in [(&ca.ca_cert, "ca.pem", 0o600), (&ca.client_cert, "cert.pem", 0o600), (&ca.client_key, "key.pem", 0o600)] {
         if let Ok(data) = std::fs::read(src) {
             let _ = crate::fsutil::write_atomic(&dir.join(f), &data, mode);
         }
     }
-    let mut swarm = a.swarm.clone();
-    if swarm.master || swarm.agent {
-        swarm.is_swarm = true;
-    }
+    let swarm = swarm_options(a);
     let mut host = Host {
         config_version: CONFIG_VERSION,
         driver: drv.to_json(),
@@ -149,6 +169,7 @@ fn create_one(ctx: &Ctx, a: &CreateArgs, name: &str, log: &(dyn Fn(&str) + Sync)
         let t = drv.ssh_target().ok_or_else(|| msg("driver has no SSH access"))?;
         let ssh =
             Ssh2Client::connect_retry(&t, ctx.ssh_wait).map_err(|e| msg(format!("Error creating machine: Error detecting OS: {e}")))?;
+        super::note_first_use(name, &ssh.host_key, log);
         log("Detecting the provisioner...");
         let p = Provisioner { host: &host, driver: drv.as_ref(), ssh: &ssh, log };
         p.provision(&ctx.provision_opts(false)).map_err(|e| msg(format!("Error creating machine: Error running provisioning: {e}")))?;

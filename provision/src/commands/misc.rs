@@ -61,6 +61,7 @@ fn reprovision(ctx: &Ctx, n: &str, force_certs: bool) -> Result<(), CommandError
     if m.state(Duration::from_secs(5)) != State::Running {
         return Err(msg(format!("Host \"{n}\" is not running")));
     }
+    super::check_engine_options(ctx, &m.host, &m.ip_host()?, m.driver.engine_port())?;
     let log = |l: &str| out(&format!("({n}) {l}"));
     m.with_provisioner(ctx, &log, |p| p.provision(&ctx.provision_opts(force_certs)).map(|_| ()))
 }
@@ -70,7 +71,21 @@ pub fn provision(ctx: &Ctx, names: &[String]) -> Result<(), CommandError> {
     for_each_parallel(&names, |n| reprovision(ctx, n, false))
 }
 
-pub fn regenerate_certs(ctx: &Ctx, names: &[String], force: bool, client_certs: bool) -> Result<(), CommandError> {
+/// Forgets the SSH host key recorded for machine `n` (the next connection records the
+/// key the host presents then).
+fn reset_host_key(ctx: &Ctx, n: &str) -> Result<(), CommandError> {
+    let m = ctx.load(n)?;
+    let Some(kh) = m.driver.ssh_target().and_then(|t| t.known_hosts) else {
+        return Ok(());
+    };
+    match kh.reset().map_err(msg)? {
+        Some(old) => out(&format!("Forgetting the recorded SSH host key of \"{n}\": {}", old.describe())),
+        None => out(&format!("No SSH host key was recorded for \"{n}\"")),
+    }
+    Ok(())
+}
+
+pub fn regenerate_certs(ctx: &Ctx, names: &[String], force: bool, client_certs: bool, reset_host_keys: bool) -> Result<(), CommandError> {
     let names = ctx.names_or_default(names)?;
     if !force && !confirm("Regenerate TLS machine certs?  Warning: this is irreversible. (y/n): ") {
         return Ok(());
@@ -89,6 +104,9 @@ pub fn regenerate_certs(ctx: &Ctx, names: &[String], force: bool, client_certs: 
         }
     }
     for_each_parallel(&names, |n| {
+        if reset_host_keys {
+            reset_host_key(ctx, n)?;
+        }
         out(&format!("Regenerating TLS certificates for \"{n}\""));
         reprovision(ctx, n, true)
     })

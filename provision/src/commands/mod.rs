@@ -116,6 +116,18 @@ impl Ctx {
     }
 }
 
+/// Has the `swarm` binary that will run the engine check the engine options (its own parser
+/// and validation) here, before anything is created or uploaded. A binary that does not run
+/// on this machine is checked on the host by the provisioner instead.
+pub fn check_engine_options(ctx: &Ctx, host: &Host, ip: &str, port: u16) -> Result<(), CommandError> {
+    use crate::provisioner::{engine_check, files};
+    if !engine_check::runs_here(&ctx.swarm_binary) {
+        tracing::info!(binary = %ctx.swarm_binary.display(), "swarm binary does not run here: the host checks the engine options");
+        return Ok(());
+    }
+    engine_check::check_local(&ctx.swarm_binary, &files::engine_args(host, ip, port, &[])).map_err(msg)
+}
+
 /// `swarm` next to the running `machine` binary.
 pub fn default_swarm_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("MACHINE_SWARM_BINARY").filter(|p| !p.is_empty()) {
@@ -148,10 +160,29 @@ impl Machine {
             .driver
             .ssh_target()
             .ok_or_else(|| msg(format!("machine {:?} has no SSH access (driver {})", self.name(), self.driver.driver_name())))?;
-        Ssh2Client::connect_retry(&t, wait).map_err(|e| match e {
+        let c = Ssh2Client::connect_retry(&t, wait).map_err(|e| match e {
             SshError::NeverUp(_) => msg(e),
             other => msg(format!("Error connecting to {}: {other}", self.name())),
-        })
+        })?;
+        note_first_use(self.name(), &c.host_key, &|l: &str| err(l));
+        Ok(c)
+    }
+
+    /// Checks the host's SSH key against the record (recording it on first use) without
+    /// logging in: before handing over to OpenSSH, which checks the same record.
+    pub fn check_host_key(&self, t: &crate::ssh::SshTarget) -> Result<(), CommandError> {
+        match Ssh2Client::check_host_key(t, Duration::from_secs(15)) {
+            Ok(v) => {
+                note_first_use(self.name(), &v, &|l: &str| err(l));
+                Ok(())
+            }
+            Err(e @ SshError::HostKey(_)) => Err(msg(format!("Error connecting to {}: {e}", self.name()))),
+            // Unreachable hosts and the like: OpenSSH reports those in its own words.
+            Err(e) => {
+                tracing::debug!(error = %e, "host key check skipped");
+                Ok(())
+            }
+        }
     }
 
     /// Runs `f` with a provisioner for this machine.
@@ -177,6 +208,13 @@ impl Machine {
             Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_string(),
             _ => ip,
         })
+    }
+}
+
+/// Says which SSH host key was trusted on first use.
+pub fn note_first_use(name: &str, v: &crate::hostkey::Verified, log: &dyn Fn(&str)) {
+    if let crate::hostkey::Verified::Recorded(key) = v {
+        log(&format!("Trusting the SSH host key of \"{name}\" on first use: {key}"));
     }
 }
 

@@ -7,9 +7,10 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
-/// Docker Machine's options for the external client.
-pub fn base_options() -> Vec<String> {
-    [
+/// Docker Machine's options for the external client, except that host keys are checked
+/// against the machines' records (`known`), never accepted blindly.
+pub fn base_options(known: &[std::path::PathBuf]) -> Vec<String> {
+    let mut v: Vec<String> = [
         "-F",
         "/dev/null",
         "-o",
@@ -27,13 +28,33 @@ pub fn base_options() -> Vec<String> {
         "-o",
         "ServerAliveInterval=60",
         "-o",
-        "StrictHostKeyChecking=no",
+        "StrictHostKeyChecking=yes",
         "-o",
-        "UserKnownHostsFile=/dev/null",
+        "UpdateHostKeys=no",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    let quoted = |p: &std::path::PathBuf| {
+        let s = p.display().to_string();
+        if s.contains(char::is_whitespace) {
+            format!("\"{s}\"")
+        } else {
+            s
+        }
+    };
+    let files: Vec<String> = known.iter().map(quoted).collect();
+    let files = if files.is_empty() { "/dev/null".to_string() } else { files.join(" ") };
+    v.extend(["-o".into(), format!("UserKnownHostsFile={files}")]);
+    v
+}
+
+/// The machine's host key record (checked now, recorded on first use), for OpenSSH.
+fn checked_known_hosts(m: &Machine, t: &SshTarget) -> Result<Vec<std::path::PathBuf>, CommandError> {
+    m.check_host_key(t)?;
+    Ok(t.known_hosts.iter().map(|k| k.path.clone()).collect())
 }
 
 fn in_path(prog: &str) -> bool {
@@ -75,7 +96,7 @@ pub fn ssh(ctx: &Ctx, args: &[String], native: bool) -> Result<(), CommandError>
         print!("{}", o.output);
         return if o.status == 0 { Ok(()) } else { Err(CommandError::Exit(o.status)) };
     }
-    let mut a = base_options();
+    let mut a = base_options(&checked_known_hosts(&m, &t)?);
     a.push(format!("{}@{}", t.user, t.host));
     a.extend(key_args(&t));
     a.extend(["-p".into(), t.port.to_string()]);
@@ -122,6 +143,7 @@ pub fn scp(ctx: &Ctx, a: &ScpArgs) -> Result<(), CommandError> {
     let exists = |n: &str| ctx.store.exists(n);
     let sides = [parse_side(&a.src, &exists), parse_side(&a.dst, &exists)];
     let mut keys = vec![];
+    let mut known = vec![];
     let mut ports = std::collections::BTreeSet::new();
     let mut rendered = vec![];
     let mut machines = vec![];
@@ -131,6 +153,7 @@ pub fn scp(ctx: &Ctx, a: &ScpArgs) -> Result<(), CommandError> {
             Side::Remote { user, machine, path } => {
                 let m = ctx.load(machine)?;
                 let t = target(&m)?;
+                known.extend(checked_known_hosts(&m, &t)?);
                 ports.insert(t.port);
                 if let Some(k) = &t.key {
                     keys.extend(["-i".to_string(), k.display().to_string()]);
@@ -144,7 +167,7 @@ pub fn scp(ctx: &Ctx, a: &ScpArgs) -> Result<(), CommandError> {
         return Err(msg("the two machines use different SSH ports: copy in two steps through this machine"));
     }
     let port = ports.into_iter().next().unwrap_or(22).to_string();
-    let mut opts = base_options();
+    let mut opts = base_options(&known);
     if !keys.is_empty() {
         opts.extend(["-o".into(), "IdentitiesOnly=yes".into()]);
         opts.extend(keys);

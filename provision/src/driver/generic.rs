@@ -38,10 +38,16 @@ impl Generic {
 }
 
 impl Generic {
-    /// The login before `create` copied the key.
+    /// The login before `create` copied the key (the machine has no host key record yet).
     fn login_target(&self) -> crate::ssh::SshTarget {
         let key = (!self.ssh_key.is_empty()).then(|| self.ssh_key.clone().into());
-        crate::ssh::SshTarget { host: self.base.ip_address.clone(), port: self.base.ssh_port, user: self.base.ssh_user.clone(), key }
+        crate::ssh::SshTarget {
+            host: self.base.ip_address.clone(),
+            port: self.base.ssh_port,
+            user: self.base.ssh_user.clone(),
+            key,
+            known_hosts: None,
+        }
     }
 }
 

@@ -110,11 +110,12 @@ pub trait Driver: Send + Sync {
     /// `tcp://IP:port` of the engine, an error when the host is not running.
     fn url(&self) -> Result<String, DriverError>;
     fn engine_port(&self) -> u16;
-    /// How to log in, `None` for drivers without SSH (`none`).
+    /// How to log in (with the machine's host key record), `None` for drivers without SSH (`none`).
     fn ssh_target(&self) -> Option<SshTarget> {
         let b = self.base();
         let key = (!b.ssh_key_path.is_empty()).then(|| b.ssh_key_path.clone().into());
-        Some(SshTarget { host: b.ip_address.clone(), port: b.ssh_port, user: b.ssh_user.clone(), key })
+        let known_hosts = Some(crate::hostkey::KnownHosts::in_dir(&b.machine_name, &machine_dir(b)));
+        Some(SshTarget { host: b.ip_address.clone(), port: b.ssh_port, user: b.ssh_user.clone(), key, known_hosts })
     }
     /// Whether `create` provisions the host (false for `none`).
     fn provisions(&self) -> bool {

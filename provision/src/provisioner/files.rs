@@ -1,7 +1,7 @@
 //! What a provisioned host holds, as pure functions of the machine's options: the command
 //! line and environment of each Flotilla service (engine, swarm agent, swarm manager), the
 //! systemd unit, and the small supervisor used where systemd is not PID 1.
-use crate::host::Host;
+use crate::host::{EngineOptions, Host, SwarmOptions};
 use crate::ssh::quote;
 
 pub const REMOTE_DIR: &str = "/etc/flotilla";
@@ -57,10 +57,37 @@ fn line(args: &[String]) -> String {
 }
 
 /// `/etc/flotilla/engine.cmd`: `swarm engine` serving TLS on `0.0.0.0:port` and the local socket.
-pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
-    let e = &h.host_options.engine_options;
-    let mut a: Vec<String> =
-        vec![REMOTE_BIN.into(), "engine".into(), "-H".into(), format!("tcp://0.0.0.0:{port}"), "-H".into(), ENGINE_SOCKET.into()];
+pub fn engine_cmd(h: &Host, ip: &str, port: u16, driver_flags: &[String]) -> String {
+    let mut a: Vec<String> = vec![REMOTE_BIN.into(), "engine".into()];
+    a.extend(engine_args(h, ip, port, driver_flags));
+    line(&a)
+}
+
+/// `--cluster-store`/`--cluster-advertise` (overlay networks): the store of
+/// `--engine-cluster-store`, else a swarm's etcd discovery; advertised at `ip:port`, the
+/// machine's engine address.
+pub fn cluster_flags(e: &EngineOptions, s: &SwarmOptions, ip: &str, port: u16) -> Vec<String> {
+    let store = if !e.cluster_store.is_empty() {
+        e.cluster_store.clone()
+    } else if s.is_swarm && s.discovery.starts_with("etcd://") {
+        s.discovery.clone()
+    } else {
+        return vec![];
+    };
+    vec![format!("--cluster-store={store}"), format!("--cluster-advertise={}", crate::driver::generic::join_host_port(ip, port))]
+}
+
+/// The arguments of `swarm engine` on the machine at `ip` (what `swarm check-engine` validates).
+pub fn engine_args(h: &Host, ip: &str, port: u16, driver_flags: &[String]) -> Vec<String> {
+    let mut defaults = driver_flags.to_vec();
+    defaults.extend(cluster_flags(&h.host_options.engine_options, &h.host_options.swarm_options, ip, port));
+    option_args(&h.host_options.engine_options, &h.driver_name, port, &defaults)
+}
+
+/// The engine's flags from its options; `defaults` (driver and cluster flags) give way to an
+/// `--engine-opt` of the same name.
+fn option_args(e: &EngineOptions, driver_name: &str, port: u16, defaults: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["-H".into(), format!("tcp://0.0.0.0:{port}"), "-H".into(), ENGINE_SOCKET.into()];
     a.extend([
         "--tlsverify".into(),
         "--tlscacert".into(),
@@ -73,7 +100,7 @@ pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
     for l in &e.labels {
         a.extend(["--label".into(), l.clone()]);
     }
-    a.extend(["--label".into(), format!("provider={}", h.driver_name)]);
+    a.extend(["--label".into(), format!("provider={driver_name}")]);
     for r in &e.insecure_registry {
         a.extend(["--insecure-registry".into(), r.clone()]);
     }
@@ -86,12 +113,15 @@ pub fn engine_cmd(h: &Host, port: u16, driver_flags: &[String]) -> String {
     if !e.log_level.is_empty() {
         a.extend(["--log-level".into(), e.log_level.clone()]);
     }
-    // A user's --engine-opt replaces a driver flag of the same name.
+    if !e.storage_driver.is_empty() {
+        a.extend(["--storage-driver".into(), e.storage_driver.clone()]);
+    }
+    // A user's --engine-opt replaces a default flag of the same name.
     let user = dash_flags(&e.arbitrary_flags);
     let name = |f: &str| f.split('=').next().unwrap_or(f).to_string();
-    a.extend(driver_flags.iter().filter(|d| !user.iter().any(|u| name(u) == name(d))).cloned());
+    a.extend(defaults.iter().filter(|d| !user.iter().any(|u| name(u) == name(d))).cloned());
     a.extend(user);
-    line(&a)
+    a
 }
 
 /// `/etc/flotilla/agent.cmd`: registers the engine's address in discovery (`swarm join`).
@@ -259,7 +289,7 @@ mod tests {
     #[test]
     fn command_lines() {
         let h = host();
-        let e = engine_cmd(&h, 2376, &["--cgroup-parent=/flm-1/engine".into()]);
+        let e = engine_cmd(&h, "10.0.0.5", 2376, &["--cgroup-parent=/flm-1/engine".into()]);
         assert_eq!(
             e,
             "exec /usr/local/bin/swarm engine -H tcp://0.0.0.0:2376 -H unix:///var/run/flotilla.sock --tlsverify --tlscacert /etc/flotilla/ca.pem \
@@ -273,6 +303,23 @@ mod tests {
         let mut h2 = h.clone();
         h2.host_options.swarm_options.address = "tcp://1.2.3.4:4000".into();
         assert!(manager_cmd(&h2, "10.0.0.5").contains("--advertise 1.2.3.4:4000 "));
+    }
+
+    #[test]
+    fn cluster_store_from_etcd_discovery_or_flag() {
+        let mut h = host();
+        let port_of = |h: &Host| engine_cmd(h, "10.0.0.5", 2376, &[]);
+        assert!(!port_of(&h).contains("--cluster-store"), "token discovery has no store");
+        h.host_options.swarm_options.is_swarm = true;
+        h.host_options.swarm_options.discovery = "etcd://10.0.0.1:2379/flt".into();
+        assert!(port_of(&h).ends_with(" --cluster-store=etcd://10.0.0.1:2379/flt --cluster-advertise=10.0.0.5:2376 --cgroup-parent=/x\n"));
+        h.host_options.engine_options.cluster_store = "etcd://10.0.0.2:2379/net".into();
+        assert!(port_of(&h).contains(" --cluster-store=etcd://10.0.0.2:2379/net --cluster-advertise=10.0.0.5:2376 "));
+        // A user's own --engine-opt wins.
+        h.host_options.engine_options.arbitrary_flags.push("cluster-advertise=eth0:2376".into());
+        let c = port_of(&h);
+        assert!(c.contains(" --cluster-store=etcd://10.0.0.2:2379/net ") && c.ends_with(" --cluster-advertise=eth0:2376\n"), "{c}");
+        assert_eq!(c.matches("--cluster-advertise").count(), 1, "{c}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! by hash first, and a service restarts only when something it uses changed.
 pub mod arch;
 pub mod detect;
+pub mod engine_check;
 pub mod files;
 
 use crate::certs::{self, CaPaths, CertError};
@@ -36,6 +37,8 @@ pub enum ProvisionError {
     NotElf(PathBuf),
     #[error("{path}: {source}")]
     Local { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    EngineFlags(#[from] engine_check::EngineCheckError),
 }
 
 /// How to provision.
@@ -226,8 +229,15 @@ impl Provisioner<'_> {
             let data = std::fs::read(src).map_err(|e| ProvisionError::Failed(format!("{}: {e}", src.display())))?;
             let dst = dir.join(name);
             if std::fs::read(&dst).ok().as_deref() != Some(&data[..]) {
-                let mode = if name == "key.pem" { 0o600 } else { 0o644 };
-                crate::fsutil::write_atomic(&dst, &data, mode).map_err(|e| ProvisionError::Failed(format!("{}: {e}", dst.display())))?;
+                crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| ProvisionError::Failed(format!("{}: {e}", dst.display())))?;
+            }
+        }
+        // Stores made before certificates were 0600 too.
+        for f in [sc.clone(), sk.clone(), dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem")] {
+            use std::os::unix::fs::PermissionsExt;
+            if std::fs::metadata(&f).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| ProvisionError::Failed(format!("{}: {e}", f.display())))?;
             }
         }
         Ok(!ok)
@@ -275,7 +285,7 @@ impl Provisioner<'_> {
         }
         for svc in &wanted {
             let cmd = match svc {
-                Svc::Engine => files::engine_cmd(self.host, port, &self.driver.engine_flags()),
+                Svc::Engine => files::engine_cmd(self.host, &ip, port, &self.driver.engine_flags()),
                 Svc::Agent => files::agent_cmd(self.host, &ip, port),
                 Svc::Manager => files::manager_cmd(self.host, &ip),
             };
@@ -300,6 +310,11 @@ impl Provisioner<'_> {
             (self.log)(&format!("Uploading {} to the host...", opts.swarm_binary.display()));
             self.put(files::REMOTE_BIN, None, Some(&opts.swarm_binary), 0o755)?;
             changed.push(files::REMOTE_BIN.into());
+        }
+        if !engine_check::runs_here(&opts.swarm_binary) {
+            // Not checked before (the binary does not run here): the host checks, before any
+            // configuration is written.
+            self.check_engine_remote(&ip, port)?;
         }
         (self.log)("Setting Flotilla configuration on the remote daemon...");
         for (path, data, mode) in &want {
@@ -350,6 +365,17 @@ impl Provisioner<'_> {
             }
         }
         Ok(rep)
+    }
+
+    /// `swarm check-engine` with the engine's flags, run by the binary on the host.
+    fn check_engine_remote(&self, ip: &str, port: u16) -> Result<(), ProvisionError> {
+        let args = files::engine_args(self.host, ip, port, &self.driver.engine_flags());
+        let quoted: Vec<String> = args.iter().map(|a| quote(a)).collect();
+        let o = self.ssh.exec(&format!("{} {} {}", files::REMOTE_BIN, engine_check::CHECK_CMD, quoted.join(" ")))?;
+        if o.status != 0 {
+            return Err(engine_check::EngineCheckError::Refused { reason: engine_check::reason(&o.output) }.into());
+        }
+        Ok(())
     }
 
     fn check_subcommand(&self, svc: Svc) -> Result<(), ProvisionError> {

@@ -105,6 +105,9 @@ pub enum Cmd {
         /// Also re-issue the client certificate (and the CA when it expires soon).
         #[arg(long)]
         client_certs: bool,
+        /// Forget the SSH host key recorded on first use, and trust the one the host presents now.
+        #[arg(long)]
+        reset_host_key: bool,
     },
     /// Restart a machine.
     Restart { names: Vec<String> },
@@ -196,12 +199,16 @@ pub struct CreateFlags {
     /// Specify labels for the created engine.
     #[arg(long)]
     pub engine_label: Vec<String>,
-    /// Specify a storage driver (Flotilla's engine always uses overlay; kept for compatibility).
+    /// Specify a storage driver: overlay2 (or overlay), the one Flotilla's engine has; others are refused.
     #[arg(long, default_value = "")]
     pub engine_storage_driver: String,
     /// Specify environment variables to set in the engine.
     #[arg(long)]
     pub engine_env: Vec<String>,
+    /// Cluster store of the engine for overlay networks (etcd://ip:port[,ip:port]/prefix), with
+    /// --cluster-advertise at the machine's engine address. Default with --swarm: an etcd:// --swarm-discovery.
+    #[arg(long, default_value = "")]
+    pub engine_cluster_store: String,
     /// Ignored (the `swarm` binary is uploaded instead of installing Docker).
     #[arg(long, env = "MACHINE_DOCKER_INSTALL_URL", default_value = "")]
     pub engine_install_url: String,
@@ -270,6 +277,7 @@ impl CreateFlags {
                 storage_driver: self.engine_storage_driver,
                 registry_mirror: self.engine_registry_mirror,
                 install_url: self.engine_install_url,
+                cluster_store: self.engine_cluster_store,
                 ..Default::default()
             },
             swarm: SwarmOptions {

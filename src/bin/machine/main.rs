@@ -56,7 +56,9 @@ fn run(cli: Cli, cmd: Cmd) -> Result<(), CommandError> {
             cmds::ls::ls(&ctx, &cmds::ls::LsArgs { quiet, filters: filter, timeout: Duration::from_secs(timeout), format })
         }
         Cmd::Provision { names } => cmds::misc::provision(&ctx, &names),
-        Cmd::RegenerateCerts { names, force, client_certs } => cmds::misc::regenerate_certs(&ctx, &names, force, client_certs),
+        Cmd::RegenerateCerts { names, force, client_certs, reset_host_key } => {
+            cmds::misc::regenerate_certs(&ctx, &names, force, client_certs, reset_host_key)
+        }
         Cmd::Restart { names } => cmds::lifecycle::restart(&ctx, &names),
         Cmd::Rm { names, force, yes } => cmds::lifecycle::rm(&ctx, &names, force, yes),
         Cmd::Ssh { args } => cmds::sshcmd::ssh(&ctx, &args, cli.native_ssh),

@@ -55,6 +55,10 @@ enum Cmd {
     /// Run a manager: one Docker API for the nodes found through discovery.
     #[command(visible_alias = "m")]
     Manage(manage::ManageArgs),
+    /// Internal: checks `swarm engine` flags (as `engine` parses and validates them) and exits;
+    /// `machine create --engine-opt` runs it before provisioning anything.
+    #[command(hide = true)]
+    CheckEngine(EngineArgs),
     /// Internal: the per-container supervisor started by the engine.
     #[command(hide = true, disable_help_flag = true)]
     Shim {
@@ -327,6 +331,7 @@ fn main() {
             a.apply_globals(g.level(own.as_deref(), "info"), g.experimental);
             manage::check_first(&a).and_then(|()| manage::run(a))
         }
+        Cmd::CheckEngine(a) => check_log_level(&a.log_level).and_then(|()| engine_config(a)).map(|_| println!("engine flags OK")),
         Cmd::Shim { args } => std::process::exit(engine::shim::main(args)),
     };
     if let Err(e) = res {
