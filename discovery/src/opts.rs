@@ -24,8 +24,8 @@ pub struct DiscoveryOpts {
     /// (`--discovery-url` / `SWARM_DISCOVERY_URL`), e.g. `http://10.0.0.1:8500/v1`.
     pub token_url: Option<String>,
     /// CA certificate(s) that sign an https token service's certificate
-    /// (`--discovery-cacert` / `SWARM_DISCOVERY_CACERT`). With one, the explicit form
-    /// `token://<host:port>/<token>` speaks https too.
+    /// (`--discovery-cacert` / `SWARM_DISCOVERY_CACERT`). With one (or an https `token_url`),
+    /// the explicit form `token://<host:port>/<token>` speaks https too.
     pub token_ca: Option<PathBuf>,
 }
 

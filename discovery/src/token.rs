@@ -7,8 +7,10 @@
 //! - `DELETE <base>/clusters/<token>/<ip:port>` -> deregister (our addition, used on clean
 //!   shutdown; ignored when a server does not know it).
 //!
-//! `<base>` is `--discovery-url` (e.g. `http://10.0.0.1:8500/v1`) for `token://<token>`, or
-//! `http://<host:port[/path]>` for the explicit form, as classic Swarm (which used https) did.
+//! `<base>` is `--discovery-url` (e.g. `https://10.0.0.1:8500/v1`) for `token://<token>`, or
+//! `<scheme>://<host:port[/path]>` for the explicit form: https when `--discovery-cacert` is
+//! given or `--discovery-url` is https (classic Swarm always used https), else http. With
+//! `--discovery-cacert`, only certificates signed by that CA are trusted.
 //!
 //! Blocking watch (our addition, as Consul's blocking queries): `swarm token-service` answers a
 //! list with the cluster's membership index in [`INDEX_HEADER`], and
@@ -165,8 +167,12 @@ impl TokenDiscovery {
         let rest = rest.trim().trim_end_matches('/');
         let ca = opts.token_ca.as_deref();
         let (base, token) = match rest.rsplit_once('/') {
-            // The explicit host form: https when a CA for the service is given, else http.
-            Some((host_path, token)) => (format!("{}://{host_path}", if ca.is_some() { "https" } else { "http" }), token),
+            // The explicit host form: https when a CA for the service is given or the configured
+            // service URL is https, else http.
+            Some((host_path, token)) => {
+                let https = ca.is_some() || opts.token_url.as_deref().is_some_and(|u| u.trim().starts_with("https://"));
+                (format!("{}://{host_path}", if https { "https" } else { "http" }), token)
+            }
             None => (opts.token_url.clone().ok_or(DiscoveryError::NoTokenService)?, rest),
         };
         if !valid_token(token) {
@@ -331,6 +337,8 @@ mod tests {
         assert_eq!((d.base(), d.token()), ("http://127.0.0.1:8500", "abc"));
         let d = TokenDiscovery::parse("h:1/v1/abc", &opts(Some("http://other"))).unwrap();
         assert_eq!(d.base(), "http://h:1/v1");
+        let d = TokenDiscovery::parse("h:2/abc", &opts(Some("https://other"))).unwrap();
+        assert_eq!(d.base(), "https://h:2");
         let d = TokenDiscovery::parse("abc", &opts(Some("127.0.0.1:8500"))).unwrap();
         assert_eq!(d.base(), "http://127.0.0.1:8500");
         assert!(matches!(TokenDiscovery::parse("abc", &opts(None)), Err(DiscoveryError::NoTokenService)));
