@@ -27,7 +27,7 @@ trap 'exit 130' INT TERM
 LOCAL=(-d local --local-bridge "$BRIDGE" --local-subnet "$SUBNET")
 
 echo "== token service on :$PORT (the hosts reach it at $GW, the bridge's address)"
-"$BIN/swarm" token-service --listen "0.0.0.0:$PORT" --data "$DEMO/tokens" >"$DEMO/token-service.log" 2>&1 &
+"$BIN/swarm" token-service --insecure-http --listen "0.0.0.0:$PORT" --data "$DEMO/tokens" >"$DEMO/token-service.log" 2>&1 &
 TS_PID=$!
 sleep 1
 TOKEN=$("$BIN/swarm" create --discovery-url "http://127.0.0.1:$PORT/v1")

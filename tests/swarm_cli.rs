@@ -19,8 +19,8 @@ fn help_works_for_every_command() {
             &["--advertise", "--heartbeat", "--ttl", "--delay", "--discovery-opt", "--no-engine", "SWARM_ADVERTISE", "SWARM_DISCOVERY"][..],
         ),
         ("list", &["--timeout", "--discovery-opt", "SWARM_DISCOVERY"][..]),
-        ("create", &["--discovery-url", "SWARM_DISCOVERY_URL"][..]),
-        ("token-service", &["--listen", "--data"][..]),
+        ("create", &["--discovery-url", "SWARM_DISCOVERY_URL", "--discovery-cacert", "SWARM_DISCOVERY_CACERT"][..]),
+        ("token-service", &["--listen", "--data", "--tlscert", "--tlskey", "--insecure-http", "--max-entries", "--create-rate-limit"][..]),
     ] {
         let o = swarm(&[cmd, "--help"]);
         assert!(o.success(), "{o}");

@@ -69,6 +69,12 @@ impl Backend {
         if url.is_empty() {
             return Err(DiscoveryError::Empty);
         }
+        if opts.token_ca.is_some() {
+            let scheme = url.split_once("://").map_or("nodes", |(s, _)| s);
+            if scheme != "token" {
+                return Err(DiscoveryError::TokenCaNotToken { scheme: scheme.to_string() });
+            }
+        }
         match url.split_once("://") {
             None => Ok(Backend::Nodes(NodesDiscovery::parse(url)?)),
             Some(("nodes", _)) => Ok(Backend::Nodes(NodesDiscovery::parse(url)?)),
@@ -141,6 +147,12 @@ pub enum DiscoveryError {
     NotSupported { scheme: &'static str },
     #[error("token discovery needs the token service's address: pass --discovery-url or set SWARM_DISCOVERY_URL (e.g. http://10.0.0.1:8500/v1, served by `swarm token-service`), or use token://<host:port>/<token>")]
     NoTokenService,
+    #[error("--discovery-cacert {path}: {reason}")]
+    TokenCa { path: String, reason: String },
+    #[error("--discovery-cacert is the CA of an https token service, but the token service URL is {url}: use https://")]
+    TokenCaNeedsHttps { url: String },
+    #[error("--discovery-cacert is for token:// discovery; {scheme}:// does not use it (etcd:// takes --discovery-opt kv.cacertfile)")]
+    TokenCaNotToken { scheme: String },
     #[error("cannot reach the token service at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("token service at {url} answered {status}: {body}")]

@@ -23,15 +23,25 @@ pub struct DiscoveryOpts {
     /// Base URL of the token service for `token://<token>` and `swarm create`
     /// (`--discovery-url` / `SWARM_DISCOVERY_URL`), e.g. `http://10.0.0.1:8500/v1`.
     pub token_url: Option<String>,
+    /// CA certificate(s) that sign an https token service's certificate
+    /// (`--discovery-cacert` / `SWARM_DISCOVERY_CACERT`). With one (or an https `token_url`),
+    /// the explicit form `token://<host:port>/<token>` speaks https too.
+    pub token_ca: Option<PathBuf>,
 }
 
 impl Default for DiscoveryOpts {
     fn default() -> Self {
-        DiscoveryOpts { kv_path: DEFAULT_KV_PATH.into(), tls: None, token_url: None }
+        DiscoveryOpts { kv_path: DEFAULT_KV_PATH.into(), tls: None, token_url: None, token_ca: None }
     }
 }
 
 impl DiscoveryOpts {
+    /// Sets the token service's CA file (`--discovery-cacert`); an empty value is none.
+    pub fn with_token_ca(mut self, ca: Option<PathBuf>) -> Self {
+        self.token_ca = ca.filter(|p| !p.as_os_str().is_empty());
+        self
+    }
+
     /// Parses repeated `--discovery-opt key=value` flags. Unknown keys are refused (a typo
     /// would otherwise silently drop TLS).
     pub fn parse(opts: &[String], token_url: Option<String>) -> Result<Self, DiscoveryError> {

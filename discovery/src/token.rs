@@ -7,8 +7,10 @@
 //! - `DELETE <base>/clusters/<token>/<ip:port>` -> deregister (our addition, used on clean
 //!   shutdown; ignored when a server does not know it).
 //!
-//! `<base>` is `--discovery-url` (e.g. `http://10.0.0.1:8500/v1`) for `token://<token>`, or
-//! `http://<host:port[/path]>` for the explicit form, as classic Swarm (which used https) did.
+//! `<base>` is `--discovery-url` (e.g. `https://10.0.0.1:8500/v1`) for `token://<token>`, or
+//! `<scheme>://<host:port[/path]>` for the explicit form: https when `--discovery-cacert` is
+//! given or `--discovery-url` is https (classic Swarm always used https), else http. With
+//! `--discovery-cacert`, only certificates signed by that CA are trusted.
 //!
 //! Blocking watch (our addition, as Consul's blocking queries): `swarm token-service` answers a
 //! list with the cluster's membership index in [`INDEX_HEADER`], and
@@ -16,6 +18,7 @@
 //! watch uses it, so a join shows at once; with a service that sends no index (the hosted
 //! protocol), it polls every heartbeat as classic Swarm did.
 use crate::{watch, Discovery, DiscoveryError, DiscoveryOpts, Entry, WatchEvent};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Time limit of one HTTP request to the token service (beyond a blocking list's wait).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest answer read from a token service (a list of 10,000 long hostnames fits).
+pub const MAX_RESPONSE: usize = 8 << 20;
 /// The response header with a cluster's membership index.
 pub const INDEX_HEADER: &str = "x-flotilla-index";
 /// How long one blocking list of the watch waits before the service answers unchanged.
@@ -37,6 +42,8 @@ struct Inner {
     base: String,
     token: String,
     client: reqwest::Client,
+    /// `<base>/clusters/<token prefix>…`: the cluster URL as errors show it.
+    shown: String,
 }
 
 /// Normalizes a token service base URL: adds `http://` when no scheme is given, drops a
@@ -51,14 +58,55 @@ pub fn normalize_base(url: &str) -> Result<String, DiscoveryError> {
     Ok(u)
 }
 
-/// An HTTP client for the token service (rustls with ring for https bases).
-pub fn http_client() -> Result<reqwest::Client, DiscoveryError> {
+/// An HTTP client for the token service (rustls with ring for https bases). With `ca`, only
+/// certificates signed by the CA(s) in that PEM file are trusted; otherwise the system's roots.
+pub fn http_client(ca: Option<&Path>) -> Result<reqwest::Client, DiscoveryError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| DiscoveryError::Unreachable { url: String::new(), reason: e.to_string() })
+    let mut b = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).connect_timeout(Duration::from_secs(5));
+    if let Some(ca) = ca {
+        let bad = |reason: String| DiscoveryError::TokenCa { path: ca.display().to_string(), reason };
+        let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate found".into()));
+        }
+        b = b.tls_certs_only(certs);
+    }
+    b.build().map_err(|e| DiscoveryError::Unreachable { url: String::new(), reason: e.to_string() })
+}
+
+/// The first characters of a token, for logs and errors: the token is the cluster's credential
+/// and is never shown whole.
+pub fn redact(token: &str) -> String {
+    let prefix: String = token.chars().take(REDACTED_PREFIX).collect();
+    if prefix.len() < token.len() {
+        format!("{prefix}…")
+    } else {
+        prefix
+    }
+}
+
+/// How many characters of a token [`redact`] keeps.
+pub const REDACTED_PREFIX: usize = 6;
+
+/// `token://…` with the token part redacted (see [`redact`]); other URLs as they are.
+pub fn redact_url(url: &str) -> String {
+    match url.strip_prefix("token://") {
+        Some(rest) => match rest.trim_end_matches('/').rsplit_once('/') {
+            Some((host, token)) => format!("token://{host}/{}", redact(token)),
+            None => format!("token://{}", redact(rest)),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// A token service base for use with `ca`: a CA is only for https.
+fn checked_base(url: &str, ca: Option<&Path>) -> Result<String, DiscoveryError> {
+    let base = normalize_base(url)?;
+    if ca.is_some() && base.starts_with("http://") {
+        return Err(DiscoveryError::TokenCaNeedsHttps { url: base });
+    }
+    Ok(base)
 }
 
 fn valid_token(t: &str) -> bool {
@@ -70,6 +118,7 @@ fn unreachable(url: &str, e: reqwest::Error) -> DiscoveryError {
         return DiscoveryError::Unreachable { url: url.to_string(), reason: format!("no answer within {REQUEST_TIMEOUT:?}") };
     }
     // The innermost cause says it best ("Connection refused (os error 111)").
+    let e = e.without_url();
     let mut reason = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -79,23 +128,34 @@ fn unreachable(url: &str, e: reqwest::Error) -> DiscoveryError {
     DiscoveryError::Unreachable { url: url.to_string(), reason }
 }
 
-async fn check(url: &str, resp: reqwest::Response) -> Result<String, DiscoveryError> {
+async fn check(url: &str, mut resp: reqwest::Response) -> Result<String, DiscoveryError> {
     let status = resp.status();
-    let body = resp.text().await.map_err(|e| unreachable(url, e))?;
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| unreachable(url, e))? {
+        if buf.len() + chunk.len() > MAX_RESPONSE {
+            return Err(DiscoveryError::Http {
+                url: url.to_string(),
+                status: status.as_u16(),
+                body: format!("answer longer than {MAX_RESPONSE} bytes, the client's limit"),
+            });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let body = String::from_utf8_lossy(&buf).into_owned();
     if !status.is_success() {
         return Err(DiscoveryError::Http { url: url.to_string(), status: status.as_u16(), body: body.trim().to_string() });
     }
     Ok(body)
 }
 
-/// `POST <base>/clusters`: creates a cluster and returns its token.
-pub async fn create_cluster(base: &str) -> Result<String, DiscoveryError> {
-    let base = normalize_base(base)?;
+/// `POST <base>/clusters`: creates a cluster and returns its token. `ca`: see [`http_client`].
+pub async fn create_cluster(base: &str, ca: Option<&Path>) -> Result<String, DiscoveryError> {
+    let base = checked_base(base, ca)?;
     let url = format!("{base}/clusters");
-    let resp = http_client()?.post(&url).send().await.map_err(|e| unreachable(&url, e))?;
+    let resp = http_client(ca)?.post(&url).send().await.map_err(|e| unreachable(&url, e))?;
     let token = check(&url, resp).await?.trim().to_string();
     if !valid_token(&token) {
-        return Err(DiscoveryError::Http { url, status: 200, body: format!("not a token: {token:?}") });
+        return Err(DiscoveryError::Http { url, status: 200, body: format!("not a token: {:?}", redact(&token)) });
     }
     Ok(token)
 }
@@ -103,21 +163,34 @@ pub async fn create_cluster(base: &str) -> Result<String, DiscoveryError> {
 impl TokenDiscovery {
     /// Parses the part after `token://`.
     pub fn parse(rest: &str, opts: &DiscoveryOpts) -> Result<Self, DiscoveryError> {
-        let invalid = |reason: &str| DiscoveryError::InvalidUrl { url: format!("token://{rest}"), reason: reason.into() };
+        let invalid = |reason: &str| DiscoveryError::InvalidUrl { url: redact_url(&format!("token://{rest}")), reason: reason.into() };
         let rest = rest.trim().trim_end_matches('/');
+        let ca = opts.token_ca.as_deref();
         let (base, token) = match rest.rsplit_once('/') {
-            Some((host_path, token)) => (normalize_base(&format!("http://{host_path}"))?, token),
-            None => (normalize_base(opts.token_url.as_deref().ok_or(DiscoveryError::NoTokenService)?)?, rest),
+            // The explicit host form: https when a CA for the service is given or the configured
+            // service URL is https, else http.
+            Some((host_path, token)) => {
+                let https = ca.is_some() || opts.token_url.as_deref().is_some_and(|u| u.trim().starts_with("https://"));
+                (format!("{}://{host_path}", if https { "https" } else { "http" }), token)
+            }
+            None => (opts.token_url.clone().ok_or(DiscoveryError::NoTokenService)?, rest),
         };
         if !valid_token(token) {
             return Err(invalid("the token must be letters, digits, '-' or '_' (as printed by `swarm create`)"));
         }
-        Self::new(&base, token)
+        Self::with_ca(&base, token, ca)
     }
 
     /// A client for cluster `token` at `base` (see [`normalize_base`]).
     pub fn new(base: &str, token: &str) -> Result<Self, DiscoveryError> {
-        Ok(TokenDiscovery { inner: Arc::new(Inner { base: normalize_base(base)?, token: token.to_string(), client: http_client()? }) })
+        Self::with_ca(base, token, None)
+    }
+
+    /// As [`TokenDiscovery::new`], trusting only the CA(s) in `ca` for an https `base`.
+    pub fn with_ca(base: &str, token: &str, ca: Option<&Path>) -> Result<Self, DiscoveryError> {
+        let base = checked_base(base, ca)?;
+        let shown = format!("{base}/clusters/{}", redact(token));
+        Ok(TokenDiscovery { inner: Arc::new(Inner { base, token: token.to_string(), client: http_client(ca)?, shown }) })
     }
 
     pub fn base(&self) -> &str {
@@ -139,12 +212,12 @@ impl TokenDiscovery {
             None => self.inner.client.get(&url),
             Some(i) => self.inner.client.get(format!("{url}?index={i}&wait={}ms", wait.as_millis())).timeout(wait + REQUEST_TIMEOUT),
         };
-        let resp = req.send().await.map_err(|e| unreachable(&url, e))?;
+        let resp = req.send().await.map_err(|e| unreachable(&self.inner.shown, e))?;
         let status = resp.status().as_u16();
         let got = resp.headers().get(INDEX_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        let body = check(&url, resp).await?;
+        let body = check(&self.inner.shown, resp).await?;
         let addrs: Vec<String> = serde_json::from_str(&body).map_err(|e| DiscoveryError::Http {
-            url: url.clone(),
+            url: self.inner.shown.clone(),
             status,
             body: format!("expected a JSON array of \"ip:port\": {e}"),
         })?;
@@ -161,8 +234,8 @@ impl TokenDiscovery {
     /// `DELETE <base>/clusters/<token>`.
     pub async fn delete_cluster(&self) -> Result<(), DiscoveryError> {
         let url = self.cluster_url();
-        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&url, e))?;
-        check(&url, resp).await.map(drop)
+        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&self.inner.shown, e))?;
+        check(&self.inner.shown, resp).await.map(drop)
     }
 }
 
@@ -182,14 +255,14 @@ impl Discovery for TokenDiscovery {
             .body(me.to_string())
             .send()
             .await
-            .map_err(|e| unreachable(&url, e))?;
-        check(&url, resp).await.map(drop)
+            .map_err(|e| unreachable(&self.inner.shown, e))?;
+        check(&self.inner.shown, resp).await.map(drop)
     }
 
     async fn deregister(&self, me: &Entry) -> Result<(), DiscoveryError> {
         let url = format!("{}/{me}", self.cluster_url());
-        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&url, e))?;
-        match check(&url, resp).await {
+        let resp = self.inner.client.delete(&url).send().await.map_err(|e| unreachable(&self.inner.shown, e))?;
+        match check(&self.inner.shown, resp).await {
             Ok(_) => Ok(()),
             // A server without the deregister route: the entry expires after its TTL.
             Err(DiscoveryError::Http { status: 404 | 405, .. }) => Ok(()),
@@ -264,6 +337,8 @@ mod tests {
         assert_eq!((d.base(), d.token()), ("http://127.0.0.1:8500", "abc"));
         let d = TokenDiscovery::parse("h:1/v1/abc", &opts(Some("http://other"))).unwrap();
         assert_eq!(d.base(), "http://h:1/v1");
+        let d = TokenDiscovery::parse("h:2/abc", &opts(Some("https://other"))).unwrap();
+        assert_eq!(d.base(), "https://h:2");
         let d = TokenDiscovery::parse("abc", &opts(Some("127.0.0.1:8500"))).unwrap();
         assert_eq!(d.base(), "http://127.0.0.1:8500");
         assert!(matches!(TokenDiscovery::parse("abc", &opts(None)), Err(DiscoveryError::NoTokenService)));
@@ -271,6 +346,24 @@ mod tests {
         assert!(TokenDiscovery::parse("h:1/a b", &opts(None)).is_err());
         assert!(TokenDiscovery::parse("h:99999/abc", &opts(None)).is_err());
         assert!(normalize_base("ftp://x").is_err());
+    }
+
+    #[test]
+    fn redacts_tokens_and_checks_the_ca() {
+        assert_eq!(redact("0123456789abcdef"), "012345…");
+        assert_eq!(redact("abc"), "abc");
+        assert_eq!(redact_url("token://h:1/v1/0123456789"), "token://h:1/v1/012345…");
+        assert_eq!(redact_url("token://0123456789"), "token://012345…");
+        assert_eq!(redact_url("etcd://h:1/p"), "etcd://h:1/p");
+        let with_ca = |url: &str| DiscoveryOpts { token_ca: Some("/nonexistent/ca.pem".into()), ..opts(Some(url)) };
+        let e = TokenDiscovery::parse("abc", &with_ca("http://h:1/v1")).err().unwrap();
+        assert!(matches!(e, DiscoveryError::TokenCaNeedsHttps { .. }), "{e}");
+        let e = TokenDiscovery::parse("abc", &with_ca("https://h:1/v1")).err().unwrap();
+        assert!(matches!(e, DiscoveryError::TokenCa { .. }) && e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let e = crate::Backend::from_url("etcd://h:1/p", &with_ca("https://h:1")).err().unwrap();
+        assert!(matches!(e, DiscoveryError::TokenCaNotToken { .. }), "{e}");
+        let d = TokenDiscovery::new("http://h:1/v1", "0123456789abcdef").unwrap();
+        assert!(!d.inner.shown.contains("0123456789abcdef") && d.inner.shown.ends_with("/clusters/012345…"));
     }
 
     /// A service of the hosted protocol: lists without an index, ignores `?index=`.
@@ -298,7 +391,7 @@ mod tests {
         let base = format!("http://{}/v1", l.local_addr().unwrap());
         let stop = CancellationToken::new();
         tokio::spawn(crate::token_server::serve(l, store, stop.clone()));
-        let d = TokenDiscovery::new(&base, &create_cluster(&base).await.unwrap()).unwrap();
+        let d = TokenDiscovery::new(&base, &create_cluster(&base, None).await.unwrap()).unwrap();
         let mut rx = d.watch(Duration::from_secs(60), stop.clone());
         assert!(rx.recv().await.unwrap().unwrap().is_empty());
         tokio::time::sleep(Duration::from_millis(200)).await;

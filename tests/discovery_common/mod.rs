@@ -69,12 +69,23 @@ pub struct TokenService {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Flags after `--listen`/`--data`/`-l`.
+    args: Vec<String>,
+    https: bool,
 }
 
 impl TokenService {
+    /// Plain HTTP on every address (`--insecure-http`).
     pub fn start() -> TokenService {
+        Self::start_with(&["--insecure-http"])
+    }
+
+    /// With these flags (`--tlscert`/`--tlskey` make it https, see [`TokenService::url`]).
+    pub fn start_with(args: &[&str]) -> TokenService {
         let dir = tempfile::Builder::new().prefix("flotilla-tokensvc-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let mut s = TokenService { child: None, port: free_port(), dir };
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let https = args.iter().any(|a| a == "--tlscert");
+        let mut s = TokenService { child: None, port: free_port(), dir, args, https };
         s.spawn();
         s
     }
@@ -102,6 +113,7 @@ impl TokenService {
                 "-l",
                 "debug",
             ])
+            .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -114,9 +126,9 @@ impl TokenService {
         assert!(ok, "token service did not listen; log:\n{}", self.log());
     }
 
-    /// Base URL on loopback, as given to `--discovery-url`.
+    /// Base URL on loopback, as given to `--discovery-url` (https:// with `--tlscert`).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
+        format!("{}://127.0.0.1:{}/v1", if self.https { "https" } else { "http" }, self.port)
     }
     /// `host:port` on another address of this machine (e.g. a test bridge's gateway).
     pub fn addr_on(&self, ip: &str) -> String {

@@ -225,7 +225,7 @@ pub fn token_service(dir: &Path, gateway: &str) -> (Proc, String) {
     let port = std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
     let ts = Proc(
         Command::new(swarm())
-            .args(["token-service", "--listen", &format!("0.0.0.0:{port}"), "--data"])
+            .args(["token-service", "--insecure-http", "--listen", &format!("0.0.0.0:{port}"), "--data"])
             .arg(dir.join("token-data"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

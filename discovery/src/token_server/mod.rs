@@ -1,39 +1,65 @@
 //! `swarm token-service`: the hosted discovery service's protocol (see [`crate::token`]) over
-//! plain HTTP, both under `/v1` and at the root, with entries expiring after their TTL and
-//! clusters kept in a file-backed [`TokenStore`].
+//! HTTPS (or plain HTTP, see [`serve`]), both under `/v1` and at the root, with entries expiring
+//! after their TTL and clusters kept in a file-backed [`TokenStore`].
+//!
+//! Limits, each refused with an error naming it: clusters and entries per cluster
+//! ([`StoreLimits`]), the TTL, the request body ([`MAX_BODY`]) and cluster creates per client
+//! per minute ([`RateLimiter`]). Tokens are credentials: logs show their first characters only.
+pub mod ratelimit;
+pub mod serve;
 pub mod store;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use crate::token::redact;
+use axum::extract::rejection::StringRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
+pub use ratelimit::RateLimiter;
+pub use serve::{run, serve, serve_with, RunOptions, ServeOptions};
 use std::sync::Arc;
 use std::time::Duration;
-pub use store::{StoreError, TokenStore};
-use tokio_util::sync::CancellationToken;
+pub use store::{StoreError, StoreLimits, TokenStore};
 
 /// TTL of a registration without `?ttl=` (classic Swarm's default `--ttl`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(180);
+
+/// Longest request body (a registration's `ip:port` or `hostname:port`).
+pub const MAX_BODY: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("--tlscert/--tlskey: {0}")]
+    Tls(#[from] apiserve::TlsError),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: String, error: std::io::Error },
     #[error("token service: {0}")]
     Serve(std::io::Error),
 }
 
-struct ApiError(StatusCode, String);
+struct ApiError(StatusCode, String, Option<Duration>);
+
+impl ApiError {
+    fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        ApiError(status, msg.into(), None)
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.0.is_server_error() {
             tracing::error!(status = %self.0, "{}", self.1);
+        } else {
+            tracing::debug!(status = %self.0, "{}", self.1);
         }
-        (self.0, format!("{}\n", self.1)).into_response()
+        let mut r = (self.0, format!("{}\n", self.1)).into_response();
+        if let Some(wait) = self.2 {
+            r.headers_mut().insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+        }
+        r
     }
 }
 
@@ -41,19 +67,52 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match e {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-            StoreError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::TooManyClusters { .. } | StoreError::TooManyEntries { .. } => StatusCode::FORBIDDEN,
+            StoreError::TtlTooLong { .. } => StatusCode::BAD_REQUEST,
+            StoreError::Io { .. } | StoreError::Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError(status, e.to_string())
+        ApiError::new(status, e.to_string())
     }
 }
 
-type St = State<Arc<TokenStore>>;
+/// What the handlers share.
+pub struct App {
+    store: Arc<TokenStore>,
+    creates: RateLimiter,
+}
 
-async fn create(State(s): St) -> Result<String, ApiError> {
-    let token =
-        tokio::task::spawn_blocking(move || s.create()).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    tracing::info!(token = %token, "cluster created");
+type St = State<Arc<App>>;
+type Peer = ConnectInfo<std::net::SocketAddr>;
+
+fn join_error(e: tokio::task::JoinError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+async fn create(State(app): St, ConnectInfo(peer): Peer) -> Result<String, ApiError> {
+    if let Err(wait) = app.creates.take(peer.ip()) {
+        let msg = format!(
+            "too many cluster creates from {}: the limit is {} per minute per client (swarm token-service --create-rate-limit); retry in {}s",
+            peer.ip(),
+            app.creates.per_minute(),
+            wait.as_secs().max(1)
+        );
+        tracing::warn!(client = %peer.ip(), "create refused by the rate limit");
+        return Err(ApiError(StatusCode::TOO_MANY_REQUESTS, msg, Some(wait)));
+    }
+    let s = app.store.clone();
+    let token = tokio::task::spawn_blocking(move || s.create()).await.map_err(join_error)??;
+    tracing::info!(token = %redact(&token), client = %peer.ip(), "cluster created");
     Ok(token)
+}
+
+/// The body as text, or an error naming [`MAX_BODY`].
+fn body_text(body: Result<String, StringRejection>) -> Result<String, ApiError> {
+    body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body above the token service's limit of {MAX_BODY} bytes"))
+        }
+        status => ApiError::new(status, r.body_text()),
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -61,17 +120,23 @@ struct TtlQuery {
     ttl: Option<String>,
 }
 
-async fn register(State(s): St, Path(token): Path<String>, Query(q): Query<TtlQuery>, body: String) -> Result<&'static str, ApiError> {
-    let entry = crate::Entry::parse(body.trim()).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+async fn register(
+    State(app): St,
+    Path(token): Path<String>,
+    Query(q): Query<TtlQuery>,
+    body: Result<String, StringRejection>,
+) -> Result<&'static str, ApiError> {
+    let body = body_text(body)?;
+    let entry = crate::Entry::parse(body.trim()).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let ttl = match q.ttl.as_deref() {
         None => DEFAULT_TTL,
         Some(t) => match t.parse::<u64>() {
             Ok(n) if n > 0 => Duration::from_secs(n),
-            _ => return Err(ApiError(StatusCode::BAD_REQUEST, format!("invalid ttl {t:?}: expected a number of seconds above 0"))),
+            _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("invalid ttl {t:?}: expected a number of seconds above 0"))),
         },
     };
-    s.register(&token, &entry.to_string(), ttl)?;
-    tracing::debug!(token = %token, entry = %entry, ttl = ttl.as_secs(), "registered");
+    app.store.register(&token, &entry.to_string(), ttl)?;
+    tracing::debug!(token = %redact(&token), entry = %entry, ttl = ttl.as_secs(), "registered");
     Ok("OK")
 }
 
@@ -89,15 +154,16 @@ struct ListQuery {
 /// `GET /clusters/<token>[?index=N[&wait=30s]]`: the live entries, with the cluster's
 /// membership index in [`crate::token::INDEX_HEADER`]. With `index`, a blocking query (as
 /// Consul's): the answer waits until the index differs from `N`, or `wait` passes.
-async fn list(State(s): St, Path(token): Path<String>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn list(State(app): St, Path(token): Path<String>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
     let wait = match q.wait.as_deref() {
         None => DEFAULT_WAIT,
         Some(w) => crate::duration::parse(w)
             .ok()
             .and_then(|d| d.non_negative())
-            .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, format!("invalid wait {w:?}: expected a duration such as 30s")))?
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid wait {w:?}: expected a duration such as 30s")))?
             .min(MAX_WAIT),
     };
+    let s = &app.store;
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = s.changes();
     loop {
@@ -111,80 +177,42 @@ async fn list(State(s): St, Path(token): Path<String>, Query(q): Query<ListQuery
     }
 }
 
-async fn delete_cluster(State(s): St, Path(token): Path<String>) -> Result<&'static str, ApiError> {
-    tokio::task::spawn_blocking(move || s.delete(&token))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+async fn delete_cluster(State(app): St, Path(token): Path<String>) -> Result<&'static str, ApiError> {
+    let s = app.store.clone();
+    let shown = redact(&token);
+    tokio::task::spawn_blocking(move || s.delete(&token)).await.map_err(join_error)??;
+    tracing::info!(token = %shown, "cluster deleted");
     Ok("OK")
 }
 
-async fn deregister(State(s): St, Path((token, entry)): Path<(String, String)>) -> Result<&'static str, ApiError> {
-    let entry = crate::Entry::parse(&entry).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    s.deregister(&token, &entry.to_string())?;
-    tracing::debug!(token = %token, entry = %entry, "deregistered");
+async fn deregister(State(app): St, Path((token, entry)): Path<(String, String)>) -> Result<&'static str, ApiError> {
+    let entry = crate::Entry::parse(&entry).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    app.store.deregister(&token, &entry.to_string())?;
+    tracing::debug!(token = %redact(&token), entry = %entry, "deregistered");
     Ok("OK")
 }
 
 /// The routes, under `/v1` and at the root (so `token://host:port/<token>` and a base URL
-/// ending in `/v1` both work).
-pub fn router(store: Arc<TokenStore>) -> Router {
+/// ending in `/v1` both work). Requests need [`ConnectInfo`] (the client's address).
+pub fn router(store: Arc<TokenStore>, creates_per_minute: u32) -> Router {
+    let app = Arc::new(App { store, creates: RateLimiter::new(creates_per_minute) });
     let api = Router::new()
         .route("/clusters", post(create))
         .route("/clusters/{token}", post(register).get(list).delete(delete_cluster))
         .route("/clusters/{token}/{entry}", delete(deregister));
-    Router::new().nest("/v1", api.clone()).merge(api).route("/_ping", axum::routing::get(|| async { "OK" })).with_state(store)
-}
-
-/// Serves on `listener` until `stop`, flushing registrations every [`store::FLUSH_EVERY`] and
-/// once more at the end.
-pub async fn serve(listener: tokio::net::TcpListener, store: Arc<TokenStore>, stop: CancellationToken) -> Result<(), ServerError> {
-    let flusher = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(store::FLUSH_EVERY) => {}
-                }
-                let s = store.clone();
-                match tokio::task::spawn_blocking(move || s.flush()).await {
-                    Ok(Err(e)) => tracing::error!(error = %e, "flushing registrations"),
-                    Err(e) => tracing::error!(error = %e, "flush task"),
-                    Ok(Ok(_)) => {}
-                }
-            }
-        })
-    };
-    // Blocking lists must not hold the graceful shutdown back for their whole wait.
-    let closer = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            store.close();
-        })
-    };
-    let res = axum::serve(listener, router(store.clone())).with_graceful_shutdown(stop.clone().cancelled_owned()).await;
-    closer.abort();
-    stop.cancel();
-    let _ = flusher.await;
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
-    flushed?;
-    res.map_err(ServerError::Serve)
-}
-
-/// Opens the store under `data`, binds `addr` and serves until `stop`.
-pub async fn run(addr: &str, data: &std::path::Path, stop: CancellationToken) -> Result<(), ServerError> {
-    let store = Arc::new(TokenStore::open(data)?);
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| ServerError::Listen { addr: addr.to_string(), error })?;
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string());
-    tracing::info!(addr = %local, data = %data.display(), "token service listening");
-    serve(listener, store, stop).await
+    Router::new()
+        .nest("/v1", api.clone())
+        .merge(api)
+        .route("/_ping", axum::routing::get(|| async { "OK" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{Discovery, Entry, TokenDiscovery};
+    use tokio_util::sync::CancellationToken;
 
     #[tokio::test]
     async fn client_and_server_speak_the_protocol() {
@@ -195,7 +223,7 @@ mod tests {
         let stop = CancellationToken::new();
         let srv = tokio::spawn(serve(l, store, stop.clone()));
         let base = format!("http://{addr}/v1");
-        let token = crate::token::create_cluster(&base).await.unwrap();
+        let token = crate::token::create_cluster(&base, None).await.unwrap();
         let d = TokenDiscovery::new(&base, &token).unwrap();
         let me = Entry::parse("10.1.0.2:2375").unwrap();
         d.register(&me, Duration::from_secs(30)).await.unwrap();
@@ -235,7 +263,7 @@ mod tests {
         d.delete_cluster().await.unwrap();
         assert!(d.list().await.is_err());
         // A blocking list does not hold a shutdown back.
-        let d = TokenDiscovery::new(&base, &crate::token::create_cluster(&base).await.unwrap()).unwrap();
+        let d = TokenDiscovery::new(&base, &crate::token::create_cluster(&base, None).await.unwrap()).unwrap();
         let (_, index) = d.list_indexed(None, Duration::ZERO).await.unwrap();
         let pending = tokio::spawn(async move { d.list_indexed(index, Duration::from_secs(30)).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -244,7 +272,7 @@ mod tests {
         srv.await.unwrap().unwrap();
         assert!(t0.elapsed() < Duration::from_secs(5), "shutdown took {:?}", t0.elapsed());
         let _ = pending.await;
-        let e = crate::token::create_cluster(&base).await.unwrap_err().to_string();
+        let e = crate::token::create_cluster(&base, None).await.unwrap_err().to_string();
         assert!(e.contains("cannot reach the token service"), "{e}");
     }
 }

@@ -20,15 +20,38 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often registrations are written to disk.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Longest TTL accepted (a year).
-pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// What one store holds at most (`swarm token-service --max-clusters/--max-entries/--max-ttl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    pub max_clusters: usize,
+    /// Entries per cluster (live or not yet flushed as expired).
+    pub max_entries: usize,
+    /// Longest `?ttl=` of a registration.
+    pub max_ttl: Duration,
+}
+
+impl Default for StoreLimits {
+    /// 100,000 clusters of up to 10,000 entries (a 10,000-node cluster fits), TTLs up to a day.
+    fn default() -> Self {
+        StoreLimits { max_clusters: 100_000, max_entries: 10_000, max_ttl: Duration::from_secs(24 * 3600) }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("no cluster with token {0:?} (create one with `swarm create`)")]
+    #[error("no cluster with token {:?} (create one with `swarm create`)", crate::token::redact(.0))]
     NotFound(String),
     #[error("token service store {path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
+    #[error("the token service holds its maximum of {max} clusters (swarm token-service --max-clusters): delete unused clusters or raise the limit")]
+    TooManyClusters { max: usize },
+    #[error("cluster {} has its maximum of {max} entries (swarm token-service --max-entries): entry {entry} refused", crate::token::redact(.token))]
+    TooManyEntries { token: String, entry: String, max: usize },
+    #[error("ttl {ttl}s is above the token service's limit of {max}s (swarm token-service --max-ttl)")]
+    TtlTooLong { ttl: u64, max: u64 },
+    #[error("cannot read the operating system's random generator: {0}")]
+    Entropy(String),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -62,6 +85,7 @@ impl State {
 
 pub struct TokenStore {
     dir: PathBuf,
+    limits: StoreLimits,
     state: Mutex<State>,
     /// Serializes file writes and removals so a flush never resurrects a deleted cluster.
     io: Mutex<()>,
@@ -80,11 +104,22 @@ fn valid_token(t: &str) -> bool {
 }
 
 impl TokenStore {
-    /// Opens (creating) the store under `data`, loading every cluster file.
+    /// Opens (creating) the store under `data` with the default [`StoreLimits`].
     pub fn open(data: &Path) -> Result<TokenStore, StoreError> {
+        Self::open_with(data, StoreLimits::default())
+    }
+
+    /// Opens (creating) the store under `data`, loading every cluster file. `data` and its
+    /// `clusters/` are made 0700 and the cluster files 0600 (file names are the tokens).
+    pub fn open_with(data: &Path, limits: StoreLimits) -> Result<TokenStore, StoreError> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = data.join("clusters");
         let io = |error| StoreError::Io { path: dir.clone(), error };
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io)?;
+        for d in [data, dir.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|error| StoreError::Io { path: d.to_path_buf(), error })?;
+        }
         fsutil::remove_stale_tmp(&dir);
         let mut state = State { base: now_ms(), ..State::default() };
         for e in std::fs::read_dir(&dir).map_err(io)?.flatten() {
@@ -95,6 +130,9 @@ impl TokenStore {
             if !valid_token(token) {
                 continue;
             }
+            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(token = %crate::token::redact(token), error = %e, "cannot make a cluster file 0600");
+            }
             match std::fs::read(&p)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Cluster>(&b).map_err(|e| e.to_string()))
@@ -102,12 +140,13 @@ impl TokenStore {
                 Ok(c) => {
                     state.clusters.insert(token.to_string(), c);
                 }
-                Err(e) => tracing::warn!(file = %p.display(), error = %e, "skipping an unreadable cluster file"),
+                Err(e) => tracing::warn!(token = %crate::token::redact(token), error = %e, "skipping an unreadable cluster file"),
             }
         }
         tracing::info!(clusters = state.clusters.len(), dir = %dir.display(), "token store opened");
         Ok(TokenStore {
             dir,
+            limits,
             state: Mutex::new(state),
             io: Mutex::new(()),
             changes: tokio::sync::watch::channel(0).0,
@@ -124,17 +163,33 @@ impl TokenStore {
     fn path(&self, token: &str) -> PathBuf {
         self.dir.join(format!("{token}.json"))
     }
+    /// The path of `token`'s file as errors show it (the token redacted).
+    fn shown_path(&self, token: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", crate::token::redact(token)))
+    }
     fn write(&self, token: &str, c: &Cluster) -> Result<(), StoreError> {
         let p = self.path(token);
-        let data = serde_json::to_vec(c).map_err(|e| StoreError::Io { path: p.clone(), error: std::io::Error::other(e) })?;
-        fsutil::write_atomic(&p, &data).map_err(|error| StoreError::Io { path: p, error })
+        let data = serde_json::to_vec(c).map_err(|e| StoreError::Io { path: self.shown_path(token), error: std::io::Error::other(e) })?;
+        fsutil::write_atomic_mode(&p, &data, 0o600).map_err(|error| StoreError::Io { path: self.shown_path(token), error })
     }
 
-    /// Creates a cluster (durably) and returns its token: 32 lowercase hex digits.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Creates a cluster (durably) and returns its token: 32 lowercase hex digits, 128 bits
+    /// read from the operating system's CSPRNG (getrandom(2)).
     pub fn create(&self) -> Result<String, StoreError> {
-        let token = hex::encode(rand::random::<[u8; 16]>());
+        use rand::TryRng;
+        let mut bytes = [0u8; 16];
+        rand::rngs::SysRng.try_fill_bytes(&mut bytes).map_err(|e| StoreError::Entropy(e.to_string()))?;
+        let token = hex::encode(bytes);
         let c = Cluster { created: now_ms() / 1000, nodes: BTreeMap::new() };
+        // Clusters are only added under the io lock: the count cannot move under us.
         let _io = self.lock_io();
+        if self.lock().clusters.len() >= self.limits.max_clusters {
+            return Err(StoreError::TooManyClusters { max: self.limits.max_clusters });
+        }
         self.write(&token, &c)?;
         self.lock().clusters.insert(token.clone(), c);
         Ok(token)
@@ -160,12 +215,32 @@ impl TokenStore {
         self.changes.subscribe()
     }
 
-    /// Registers `entry` in `token` for `ttl` (capped at [`MAX_TTL`]).
+    /// Registers `entry` in `token` for `ttl`. A TTL above the limit, and a new entry in a
+    /// cluster at its limit of entries, are refused.
     pub fn register(&self, token: &str, entry: &str, ttl: Duration) -> Result<(), StoreError> {
+        let max = self.limits;
+        if ttl > max.max_ttl {
+            return Err(StoreError::TtlTooLong { ttl: ttl.as_secs(), max: max.max_ttl.as_secs() });
+        }
         let now = now_ms();
         let mut s = self.lock();
         let c = s.clusters.get_mut(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
-        let new = c.nodes.insert(entry.to_string(), now + ttl.min(MAX_TTL).as_millis() as u64).is_none_or(|exp| exp <= now);
+        if !c.nodes.contains_key(entry) && c.nodes.len() >= max.max_entries {
+            // Expired entries not flushed yet make room first.
+            let before = c.nodes.len();
+            c.nodes.retain(|_, exp| *exp > now);
+            let full = c.nodes.len() >= max.max_entries;
+            if c.nodes.len() != before {
+                s.dirty.insert(token.to_string());
+                s.bump(token);
+                self.changed();
+            }
+            if full {
+                return Err(StoreError::TooManyEntries { token: token.to_string(), entry: entry.to_string(), max: max.max_entries });
+            }
+        }
+        let c = s.clusters.get_mut(token).ok_or_else(|| StoreError::NotFound(token.to_string()))?;
+        let new = c.nodes.insert(entry.to_string(), now + ttl.as_millis() as u64).is_none_or(|exp| exp <= now);
         s.dirty.insert(token.to_string());
         if new {
             s.bump(token);
@@ -212,7 +287,7 @@ impl TokenStore {
         }
         self.changed();
         let p = self.path(token);
-        fsutil::remove_durable(&p).map_err(|error| StoreError::Io { path: p, error })
+        fsutil::remove_durable(&p).map_err(|error| StoreError::Io { path: self.shown_path(token), error })
     }
 
     /// Drops expired entries and writes every changed cluster. Returns how many were written.
@@ -294,5 +369,33 @@ mod tests {
         let s = TokenStore::open(dir.path()).unwrap();
         assert!(s.list("bad").is_err());
         assert!(s.list(&t2).is_ok());
+    }
+
+    #[test]
+    fn limits_and_private_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StoreLimits { max_clusters: 2, max_entries: 2, max_ttl: Duration::from_secs(60) };
+        let s = TokenStore::open_with(dir.path(), limits).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(dir.path()), mode(&dir.path().join("clusters"))), (0o700, 0o700));
+        let t = s.create().unwrap();
+        assert_eq!(mode(&dir.path().join(format!("clusters/{t}.json"))), 0o600);
+        assert_ne!(s.create().unwrap(), t);
+        let e = s.create().unwrap_err();
+        assert!(matches!(e, StoreError::TooManyClusters { max: 2 }) && e.to_string().contains("--max-clusters"), "{e}");
+        let e = s.register(&t, "10.0.0.1:1", Duration::from_secs(61)).unwrap_err();
+        assert!(e.to_string().contains("limit of 60s"), "{e}");
+        s.register(&t, "10.0.0.1:1", Duration::from_secs(60)).unwrap();
+        s.register(&t, "10.0.0.2:1", Duration::from_millis(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        // The expired entry makes room; then the cluster is full, but heartbeats still pass.
+        s.register(&t, "10.0.0.3:1", Duration::from_secs(60)).unwrap();
+        let e = s.register(&t, "10.0.0.4:1", Duration::from_secs(60)).unwrap_err();
+        assert!(matches!(e, StoreError::TooManyEntries { max: 2, .. }), "{e}");
+        assert!(e.to_string().contains("--max-entries") && !e.to_string().contains(&t), "{e}");
+        s.register(&t, "10.0.0.1:1", Duration::from_secs(60)).unwrap();
+        assert_eq!(s.list(&t).unwrap().len(), 2);
+        assert!(!StoreError::NotFound(t.clone()).to_string().contains(&t));
     }
 }

@@ -29,9 +29,13 @@ pub struct JoinArgs {
     /// Discovery option (repeatable): kv.path, kv.cacertfile, kv.certfile, kv.keyfile.
     #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
     discovery_opt: Vec<String>,
-    /// Base URL of the token service for token://<token> (e.g. http://10.0.0.1:8500/v1).
+    /// Base URL of the token service for token://<token> (e.g. https://10.0.0.1:8500/v1).
     #[arg(long = "discovery-url", env = "SWARM_DISCOVERY_URL", value_name = "URL")]
     discovery_url: Option<String>,
+    /// CA certificate (PEM) of an https token service: only certificates it signs are trusted;
+    /// token://<host:port>/<token> then speaks https.
+    #[arg(long = "discovery-cacert", env = "SWARM_DISCOVERY_CACERT", value_name = "PATH")]
+    discovery_cacert: Option<std::path::PathBuf>,
     /// Start no engine: only register --advertise, where another engine (e.g. dockerd) serves.
     #[arg(long)]
     no_engine: bool,
@@ -75,7 +79,7 @@ pub fn run(a: JoinArgs) -> anyhow::Result<()> {
     if ttl.negative || ttl.abs <= heartbeat.abs {
         bail!("--ttl must be strictly superior to the heartbeat value");
     }
-    let opts = DiscoveryOpts::parse(&a.discovery_opt, a.discovery_url)?;
+    let opts = DiscoveryOpts::parse(&a.discovery_opt, a.discovery_url)?.with_token_ca(a.discovery_cacert);
     let backend = Backend::from_url(&url, &opts)?;
     crate::check_log_level(&a.engine.log_level)?;
     let log_level = a.engine.log_level.clone();
@@ -107,7 +111,7 @@ pub fn run(a: JoinArgs) -> anyhow::Result<()> {
     crate::init_tracing(&log_level)?;
     // The engine's registry client (and https token services) use rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing::info!(addr = %cfg.advertise, discovery = %url, engine = cfg.engine.is_some(), "joining");
+    tracing::info!(addr = %cfg.advertise, discovery = %discovery::token::redact_url(&url), engine = cfg.engine.is_some(), "joining");
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let token = CancellationToken::new();

@@ -34,6 +34,10 @@ pub struct ManageArgs {
     /// Base URL of the token service for token://<token> discovery.
     #[arg(long = "discovery-url", env = "SWARM_DISCOVERY_URL")]
     discovery_url: Option<String>,
+    /// CA certificate (PEM) of an https token service: only certificates it signs are trusted;
+    /// token://<host:port>/<token> then speaks https.
+    #[arg(long = "discovery-cacert", env = "SWARM_DISCOVERY_CACERT", value_name = "PATH")]
+    discovery_cacert: Option<std::path::PathBuf>,
     /// Cluster driver (only "swarm").
     #[arg(short = 'c', long = "cluster-driver", default_value = "swarm")]
     cluster_driver: String,
@@ -195,13 +199,17 @@ enum Source {
     Watch(discovery::Backend),
 }
 
-fn node_source(url: &str, opts: &[String], token_url: Option<String>) -> anyhow::Result<Source> {
+fn node_source(url: &str, opts: &[String], token_url: Option<String>, token_ca: Option<PathBuf>) -> anyhow::Result<Source> {
+    let token_ca = token_ca.filter(|p| !p.as_os_str().is_empty());
     match url.split_once("://") {
+        None | Some(("nodes", _)) if token_ca.is_some() => {
+            Err(discovery::DiscoveryError::TokenCaNotToken { scheme: "nodes".into() }.into())
+        }
         None | Some(("nodes", _)) => {
             Ok(Source::Static(manager::StaticNodes::parse(url).map_err(|e| anyhow::anyhow!("discovery {url:?}: {e}"))?))
         }
         Some(_) => {
-            let opts = discovery::DiscoveryOpts::parse(opts, token_url)?;
+            let opts = discovery::DiscoveryOpts::parse(opts, token_url)?.with_token_ca(token_ca);
             Ok(Source::Watch(discovery::Backend::from_url(url, &opts)?))
         }
     }
@@ -238,7 +246,7 @@ pub fn run(a: ManageArgs) -> anyhow::Result<()> {
         .discovery
         .clone()
         .context("a discovery URL is required (argument or $SWARM_DISCOVERY), e.g. nodes://10.0.0.1:2375,10.0.0.2:2375")?;
-    let source = node_source(&discovery, &a.discovery_opt, a.discovery_url.clone())?;
+    let source = node_source(&discovery, &a.discovery_opt, a.discovery_url.clone(), a.discovery_cacert.clone())?;
     let etcd = match &source {
         Source::Watch(discovery::Backend::Etcd(e)) => Some(e.clone()),
         _ => None,
