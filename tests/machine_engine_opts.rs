@@ -4,20 +4,7 @@
 //! engine a cluster store for overlay networks.
 mod machine_support;
 use machine_support::*;
-use std::process::Command;
 use testground::etcd::Etcd;
-
-/// Plain OpenSSH to a test host, bypassing machine.
-fn raw_ssh(key: &std::path::Path, ip: &str, cmd: &str) -> String {
-    let o = Command::new("ssh")
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=quiet", "-i"])
-        .arg(key)
-        .arg(format!("root@{ip}"))
-        .arg(cmd)
-        .output()
-        .expect("ssh");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// The running engine's command line on the host, one argument per line.
 fn engine_cmdline(key: &std::path::Path, ip: &str) -> String {

@@ -10,18 +10,6 @@ fn create_args<'a>(h: &'a TestHost, ip: &'a str, key: &'a str, cg: &'a str, name
     vec!["create", "-d", "generic", "--generic-ip-address", ip, "--generic-ssh-key", key, "--engine-opt", cg, name]
 }
 
-/// Plain OpenSSH to a test host, bypassing machine.
-fn raw_ssh(key: &std::path::Path, ip: &str, cmd: &str) -> String {
-    let o = Command::new("ssh")
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=quiet", "-i"])
-        .arg(key)
-        .arg(format!("root@{ip}"))
-        .arg(cmd)
-        .output()
-        .expect("ssh");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn generic_hosts_end_to_end() {
     require_root!();

@@ -239,3 +239,15 @@ pub fn token_service(dir: &Path, gateway: &str) -> (Proc, String) {
     let token = String::from_utf8_lossy(&o.stdout).trim().to_string();
     (ts, format!("token://{gateway}:{port}/{token}"))
 }
+
+/// Plain OpenSSH to a test host, bypassing machine.
+pub fn raw_ssh(key: &Path, ip: &str, cmd: &str) -> String {
+    let o = Command::new("ssh")
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=quiet", "-i"])
+        .arg(key)
+        .arg(format!("root@{ip}"))
+        .arg(cmd)
+        .output()
+        .expect("ssh");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
