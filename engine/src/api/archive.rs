@@ -46,26 +46,45 @@ async fn get_archive(State(st): State<AppState>, Path(id): Path<String>, p: Para
     Ok(with_stat(r, &stat))
 }
 
+/// What of an upload the engine still reads after refusing it, and for how long: the client
+/// then reads the error instead of failing on a broken pipe (Go's server does the same).
+const DRAIN_LIMIT: usize = 1 << 20;
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn put_archive(State(st): State<AppState>, Path(id): Path<String>, p: Params, body: Body) -> Result<StatusCode, ApiError> {
     let path = path_param(&p)?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
-    let pump = tokio::spawn(async move {
+    let mut pump = tokio::spawn(async move {
         let mut s = body.into_data_stream();
+        let mut tx = Some(tx);
+        let mut drained = 0usize;
         while let Some(chunk) = s.next().await {
-            match chunk {
-                Ok(b) => {
-                    if tx.send(b).await.is_err() {
-                        return;
-                    }
-                }
+            let b = match chunk {
+                Ok(b) => b,
                 Err(e) => {
                     tracing::info!(error = %e, "archive upload aborted");
                     return;
+                }
+            };
+            match &tx {
+                Some(t) => {
+                    if t.send(b).await.is_err() {
+                        tx = None;
+                    }
+                }
+                None => {
+                    drained += b.len();
+                    if drained > DRAIN_LIMIT {
+                        return;
+                    }
                 }
             }
         }
     });
     let res = st.containers.archive_put(&id, &path, p.flag("noOverwriteDirNonDir"), p.flag("copyUIDGID"), rx).await;
+    if res.is_err() {
+        let _ = tokio::time::timeout(DRAIN_WAIT, &mut pump).await;
+    }
     pump.abort();
     res?;
     Ok(StatusCode::OK)
