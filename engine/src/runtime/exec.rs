@@ -134,7 +134,7 @@ impl ShimRuntime {
             Ok(spec::exec_process(&base, &es2, &user))
         })
         .await
-        .map_err(|e| RuntimeError::Shim(format!("exec: {e}")))?
+        .map_err(|e| RuntimeError::shim(id, format!("exec: {e}")))?
         .map_err(|e| match e {
             RuntimeError::NotRunning(_) => RuntimeError::NotRunning(id.to_string()),
             e => e,
@@ -147,7 +147,7 @@ impl ShimRuntime {
             detach: es.detach,
             console_size: es.console_size,
         });
-        let mut line = serde_json::to_vec(&req).map_err(|e| RuntimeError::Shim(e.to_string()))?;
+        let mut line = serde_json::to_vec(&req).map_err(|e| RuntimeError::shim(id, e.to_string()))?;
         line.push(b'\n');
         let mut ctrl = tokio::net::UnixStream::connect(protocol::socket_path(state_dir))
             .await
@@ -169,7 +169,7 @@ impl ShimRuntime {
                 Err(e) => return Err(e.into()),
             }
         };
-        let reply: ExecReply = serde_json::from_slice(&got[..nl]).map_err(|e| RuntimeError::Shim(format!("exec: {e}")))?;
+        let reply: ExecReply = serde_json::from_slice(&got[..nl]).map_err(|e| RuntimeError::shim(id, format!("exec: {e}")))?;
         if reply.not_running {
             return Err(RuntimeError::NotRunning(id.to_string()));
         }
@@ -187,7 +187,7 @@ impl ShimRuntime {
         if es.detach {
             return Ok(p);
         }
-        let missing = || RuntimeError::Shim("the shim sent no stdio for the exec".into());
+        let missing = || RuntimeError::shim(id, "the shim sent no stdio for the exec");
         if es.tty {
             let master = fds.next().ok_or_else(missing)?;
             if es.stdin {

@@ -95,8 +95,8 @@ impl Runtime for FakeRuntime {
     async fn wait(&self, id: &str, _state_dir: &Path) -> Result<Exit, RuntimeError> {
         self.record("wait", format!("wait {id}"))?;
         let mut rx = lock(&self.exits).get(id).map(|tx| tx.subscribe()).ok_or_else(|| RuntimeError::NotRunning(id.to_string()))?;
-        let exit = rx.wait_for(|e| e.is_some()).await.map_err(|_| RuntimeError::Shim("fake runtime dropped".into()))?.clone();
-        exit.ok_or_else(|| RuntimeError::Shim("no exit".into()))
+        let exit = rx.wait_for(|e| e.is_some()).await.map_err(|_| RuntimeError::shim(id, "fake runtime dropped"))?.clone();
+        exit.ok_or_else(|| RuntimeError::shim(id, "no exit"))
     }
 
     async fn attach(&self, id: &str, _state_dir: &Path, o: AttachOpts) -> Result<AttachStream, RuntimeError> {
@@ -166,7 +166,7 @@ mod tests {
         let waiter = rt.wait("c1", d);
         rt.signal("c1", d, libc::SIGTERM).await.unwrap();
         assert_eq!(waiter.await.unwrap().code, 143);
-        rt.fail_next("delete", RuntimeError::Shim("boom".into()));
+        rt.fail_next("delete", RuntimeError::shim("c1", "boom"));
         assert!(rt.delete("c1", d).await.is_err());
         assert_eq!(rt.calls(), ["create c1", "start c1", "signal c1 15", "wait c1", "delete c1"]);
     }

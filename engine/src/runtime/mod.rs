@@ -42,8 +42,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("{0}")]
-    Shim(String),
+    /// The container's shim failed or answered with an error.
+    #[error("{detail}")]
+    Shim { id: String, detail: String },
     #[error("container {0} is not running")]
     NotRunning(String),
     /// The configuration cannot be turned into a runnable spec (e.g. an unknown `--user`).
@@ -57,6 +58,13 @@ pub enum RuntimeError {
     /// (126 not executable, 127 not found).
     #[error("{message}")]
     Exec { message: String, code: i32 },
+}
+
+impl RuntimeError {
+    /// A shim error of container `id`.
+    pub fn shim(id: &str, detail: impl Into<String>) -> RuntimeError {
+        RuntimeError::Shim { id: id.to_string(), detail: detail.into() }
+    }
 }
 
 impl Classify for RuntimeError {

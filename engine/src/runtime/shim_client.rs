@@ -23,12 +23,6 @@ pub struct ShimState {
 /// The shim is not there (no socket, refused, or it hung up before answering).
 struct Gone;
 
-impl From<Gone> for RuntimeError {
-    fn from(_: Gone) -> Self {
-        RuntimeError::Shim("container shim is not running".into())
-    }
-}
-
 fn read_exit(state_dir: &Path) -> Result<Option<Exit>, RuntimeError> {
     Ok(crate::fsutil::read_json(&protocol::exit_path(state_dir))?)
 }
@@ -64,7 +58,7 @@ fn check(id: &str, r: Response) -> Result<Response, RuntimeError> {
     match r.error {
         None => Ok(r),
         Some(_) if r.not_running => Err(RuntimeError::NotRunning(id.to_string())),
-        Some(e) => Err(RuntimeError::Shim(e)),
+        Some(e) => Err(RuntimeError::shim(id, e)),
     }
 }
 
@@ -155,7 +149,7 @@ impl Runtime for ShimRuntime {
         let owned = spec.clone();
         tokio::task::spawn_blocking(move || this.write_bundle(&owned))
             .await
-            .map_err(|e| RuntimeError::Shim(format!("writing bundle: {e}")))??;
+            .map_err(|e| RuntimeError::shim(&spec.id, format!("writing bundle: {e}")))??;
         let out = tokio::process::Command::new(&self.shim_binary)
             .arg("shim")
             .arg(&spec.state_dir)
@@ -173,13 +167,13 @@ impl Runtime for ShimRuntime {
         Err(match out.status.code() {
             // The command cannot run: the exit code the container gets (dockerd's 126, 127).
             Some(code @ (crate::shim::COMMAND_NOT_EXECUTABLE | crate::shim::COMMAND_NOT_FOUND)) => RuntimeError::Exec { message, code },
-            _ => RuntimeError::Shim(message),
+            _ => RuntimeError::shim(&spec.id, message),
         })
     }
 
     async fn start(&self, id: &str, state_dir: &Path) -> Result<u32, RuntimeError> {
         let r = call(id, state_dir, &Request::Start).await?;
-        r.pid.ok_or_else(|| RuntimeError::Shim("shim did not report a pid".into()))
+        r.pid.ok_or_else(|| RuntimeError::shim(id, "shim did not report a pid"))
     }
 
     async fn signal(&self, id: &str, state_dir: &Path, signal: i32) -> Result<(), RuntimeError> {
@@ -193,7 +187,7 @@ impl Runtime for ShimRuntime {
             }
         }
         // The shim is gone (or hung up): it wrote the exit file before answering anyone.
-        read_exit(state_dir)?.ok_or_else(|| RuntimeError::Shim(format!("container {id}: shim is gone and left no exit status")))
+        read_exit(state_dir)?.ok_or_else(|| RuntimeError::shim(id, format!("container {id}: shim is gone and left no exit status")))
     }
 
     async fn attach(&self, id: &str, state_dir: &Path, opts: AttachOpts) -> Result<AttachStream, RuntimeError> {
@@ -223,8 +217,9 @@ impl Runtime for ShimRuntime {
         let _ = request(state_dir, &Request::Delete).await;
         let state_dir = state_dir.to_path_buf();
         let runtime_root = self.runtime_root.clone();
-        let id = id.to_string();
+        let owned_id = id.to_string();
         tokio::task::spawn_blocking(move || {
+            let id = owned_id;
             let cfg: Option<ShimConfig> = crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)).ok().flatten();
             if let Some(cfg) = &cfg {
                 remove_cgroups(&cfg.cgroup_path);
@@ -238,6 +233,6 @@ impl Runtime for ShimRuntime {
             }
         })
         .await
-        .map_err(|e| RuntimeError::Shim(format!("delete: {e}")))?
+        .map_err(|e| RuntimeError::shim(id, format!("delete: {e}")))?
     }
 }
