@@ -93,7 +93,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
             "CPUShares": true,
             "CPUSet": true,
             "PidsLimit": true,
-            "IPv4Forwarding": true,
+            "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1"),
             "BridgeNfIptables": true,
             "BridgeNfIp6tables": true,
             "Debug": false,
@@ -116,7 +116,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
                 "AllowNondistributableArtifactsHostnames": [],
                 "InsecureRegistryCIDRs": insecure,
                 "IndexConfigs": index_configs,
-                "Mirrors": []
+                "Mirrors": st.config.pull.mirrors.iter().map(|m| format!("{m}/")).collect::<Vec<_>>()
             },
             "NCPU": h.ncpu,
             "MemTotal": h.mem_total,
