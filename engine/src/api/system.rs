@@ -85,7 +85,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
             "Images": st.images.count(),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file", "local", "none"]},
             "MemoryLimit": true,
             "SwapLimit": true,
             "CpuCfsPeriod": true,
