@@ -130,6 +130,8 @@ pub struct ImageService {
     gc_pending: std::sync::atomic::AtomicBool,
     /// `--registry-mirror`, `--max-concurrent-downloads`.
     pub(crate) pull: crate::config::PullOptions,
+    /// Makes an unpacked layer durable before it is recorded ([`store::syncfs`]; a seam for tests).
+    pub(crate) layer_sync: fn(&Path) -> std::io::Result<()>,
 }
 
 impl ImageService {
@@ -151,6 +153,7 @@ impl ImageService {
             writers: Mutex::new(0),
             gc_pending: std::sync::atomic::AtomicBool::new(false),
             pull: Default::default(),
+            layer_sync: store::syncfs,
         };
         // Whatever an interrupted operation left behind (hidden images wait for `set_in_use`).
         svc.collect_garbage()?;
