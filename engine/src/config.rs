@@ -34,6 +34,60 @@ pub struct EngineConfig {
     pub cluster_store: Option<crate::network::overlay::ClusterStore>,
     /// What a container gets when its create does not say (dockerd's daemon flags).
     pub run_defaults: RunDefaults,
+    /// `--mtu`, `--iptables`, `--ip-forward`, `--ip-masq` (dockerd's networking flags).
+    pub net: NetFlags,
+    /// `--registry-mirror`, `--max-concurrent-downloads`.
+    pub pull: PullOptions,
+}
+
+/// dockerd's host networking flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetFlags {
+    /// MTU of the default bridge and of its containers' veths (`None`: the kernel's 1500).
+    pub mtu: Option<u32>,
+    /// `--iptables=false`: no chains and no rules at all (no NAT, no isolation, no published ports).
+    pub iptables: bool,
+    /// `--ip-forward=false`: `net.ipv4.ip_forward` is left as it is.
+    pub ip_forward: bool,
+    /// `--ip-masq=false`: no MASQUERADE rule for the default bridge's subnet.
+    pub ip_masq: bool,
+}
+
+impl Default for NetFlags {
+    fn default() -> Self {
+        NetFlags { mtu: None, iptables: true, ip_forward: true, ip_masq: true }
+    }
+}
+
+/// How images are pulled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullOptions {
+    /// Registries tried, in order, before Docker Hub for Docker Hub images (`http(s)://host[:port]`).
+    pub mirrors: Vec<String>,
+    /// Layers downloaded at the same time by one pull (dockerd: 3).
+    pub max_concurrent_downloads: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions { mirrors: vec![], max_concurrent_downloads: 3 }
+    }
+}
+
+impl PullOptions {
+    /// Checks a `--registry-mirror` as dockerd does (`http://` or `https://`, a host, no path
+    /// beyond `/`) and returns it without a trailing slash.
+    pub fn parse_mirror(m: &str) -> Result<String, String> {
+        let m = m.trim_end_matches('/');
+        let rest = m
+            .strip_prefix("http://")
+            .or_else(|| m.strip_prefix("https://"))
+            .ok_or_else(|| format!("invalid --registry-mirror {m:?}: it must start with http:// or https://"))?;
+        if rest.is_empty() || rest.contains('/') || rest.contains('?') || rest.contains('#') {
+            return Err(format!("invalid --registry-mirror {m:?}: a mirror is a scheme and host[:port], with no path"));
+        }
+        Ok(m.to_string())
+    }
 }
 
 /// `--log-driver`, `--log-opt`, `--default-ulimit`, `--default-shm-size` of the daemon.
@@ -90,6 +144,21 @@ impl EngineConfig {
             experimental: false,
             cluster_store: None,
             run_defaults: RunDefaults::default(),
+            net: NetFlags::default(),
+            pull: PullOptions::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_are_scheme_and_host() {
+        assert_eq!(PullOptions::parse_mirror("http://127.0.0.1:5000/").unwrap(), "http://127.0.0.1:5000");
+        assert_eq!(PullOptions::parse_mirror("https://mirror.example").unwrap(), "https://mirror.example");
+        assert!(PullOptions::parse_mirror("127.0.0.1:5000").unwrap_err().contains("http://"));
+        assert!(PullOptions::parse_mirror("http://m.example/v2/x").unwrap_err().contains("no path"));
     }
 }

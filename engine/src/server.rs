@@ -51,7 +51,9 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     crate::dataroot::secure(&cfg.data_root, &cfg.exec_root)?;
     let cfg = Arc::new(cfg);
     let events = EventBus::default();
-    let images = Arc::new(ImageService::open(&cfg.data_root, &cfg.insecure_registries)?);
+    let mut images = ImageService::open(&cfg.data_root, &cfg.insecure_registries)?;
+    images.set_pull_options(cfg.pull.clone());
+    let images = Arc::new(images);
     let network = Arc::new(NetworkService::start(&cfg).await?);
     let containers = ContainerService::open(cfg.clone(), images.clone(), network.clone(), events.clone()).await?;
     {

@@ -35,10 +35,10 @@ fn network_json(st: &AppState, n: &Network, with_containers: bool) -> Value {
         options = json!({
             "com.docker.network.bridge.default_bridge": "true",
             "com.docker.network.bridge.enable_icc": "true",
-            "com.docker.network.bridge.enable_ip_masquerade": "true",
+            "com.docker.network.bridge.enable_ip_masquerade": n.options.get("com.docker.network.bridge.enable_ip_masquerade").map_or("true", |v| v.as_str()),
             "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
             "com.docker.network.bridge.name": n.bridge,
-            "com.docker.network.driver.mtu": "1500",
+            "com.docker.network.driver.mtu": n.options.get("com.docker.network.driver.mtu").map_or("1500", |v| v.as_str()),
         });
     }
     let mut containers = serde_json::Map::new();
@@ -144,6 +144,17 @@ async fn create(
     State(st): State<AppState>,
     DockerJson(req): DockerJson<NetworkCreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(ipam) = &req.ipam {
+        if let Some(d) = ipam.driver.as_deref().filter(|d| !d.is_empty() && *d != "default") {
+            return Err(ApiError::bad_request(format!("IPAM driver {d:?} is not supported by this engine: only \"default\" is")));
+        }
+        if let Some((k, _)) = ipam.options.iter().flatten().next() {
+            return Err(ApiError::bad_request(format!("IPAM option {k:?} is not supported by the default IPAM driver of this engine")));
+        }
+        if ipam.config.iter().flatten().any(|c| c.auxiliary_addresses.as_ref().is_some_and(|a| !a.is_empty())) {
+            return Err(ApiError::bad_request("auxiliary addresses (--aux-address) are not supported by this engine"));
+        }
+    }
     let configs = req.ipam.as_ref().and_then(|i| i.config.clone()).unwrap_or_default();
     let v4: Vec<_> = configs.iter().filter(|c| !c.subnet.as_deref().unwrap_or("").contains(':')).collect();
     if v4.len() > 1 {

@@ -85,7 +85,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
             "Images": st.images.count(),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file", "local", "none"]},
             "MemoryLimit": true,
             "SwapLimit": true,
             "CpuCfsPeriod": true,
@@ -93,7 +93,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
             "CPUShares": true,
             "CPUSet": true,
             "PidsLimit": true,
-            "IPv4Forwarding": true,
+            "IPv4Forwarding": std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1"),
             "BridgeNfIptables": true,
             "BridgeNfIp6tables": true,
             "Debug": false,
@@ -116,7 +116,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
                 "AllowNondistributableArtifactsHostnames": [],
                 "InsecureRegistryCIDRs": insecure,
                 "IndexConfigs": index_configs,
-                "Mirrors": []
+                "Mirrors": st.config.pull.mirrors.iter().map(|m| format!("{m}/")).collect::<Vec<_>>()
             },
             "NCPU": h.ncpu,
             "MemTotal": h.mem_total,

@@ -1,13 +1,14 @@
 //! `docker cp` (`HEAD|GET|PUT /containers/{id}/archive`), `docker export` and `docker diff`.
 //!
 //! Paths are resolved in a [`View`] of the container: a running container's own mount
-//! namespace (`/proc/<pid>/root`, volumes and tmpfs included); a stopped one's rootfs,
+//! namespace (its root reached through [`pidroot`], volumes and tmpfs included); a stopped one's rootfs,
 //! mounted for the operation with its volumes and binds bound in (as dockerd does), under the
 //! container's operation lock. All file access goes through [`fsview`], never a host path.
 pub mod changes;
 pub mod extract;
 pub mod fsview;
 pub mod layer;
+pub mod pidroot;
 pub mod tar_out;
 
 use super::record::Record;
@@ -132,7 +133,8 @@ impl View {
             rw_mounts: rec.mounts.iter().filter(|m| m.rw).map(|m| m.destination.clone()).collect(),
         };
         if pid > 0 {
-            return Ok(view(fsview::open_root(&PathBuf::from(format!("/proc/{pid}/root")))?, None));
+            // Through a pidfd-checked handle on the container's process, never a bare pid.
+            return Ok(view(pidroot::open(pid, &rec.id)?, None));
         }
         let dir = Record::dir(data_root, &rec.id);
         let merged = rootfs::paths(&dir).merged;

@@ -160,6 +160,10 @@ impl<R: Runtime> ContainerService<R> {
         let state_dir = self.state_dir(&rec.id);
         let options = self.run_options_for(rec)?;
         let log = super::logopts::log_config(&rec.host_config)?;
+        if log.driver == crate::runtime::options::LogDriver::Local {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("local-logs"))?;
+        }
         let spec = RunSpec {
             id: rec.id.clone(),
             rootfs: merged,
@@ -175,7 +179,7 @@ impl<R: Runtime> ContainerService<R> {
             mounts,
             tmpfs,
             cgroup_path: self.cgroup_path(&rec.id),
-            log_path: dir.join(format!("{}-json.log", rec.id)),
+            log_path: super::logopts::log_file(&dir, &rec.id, log.driver),
             state_dir: state_dir.clone(),
             readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
             resources: super::resources::from_host_config(&rec.host_config),

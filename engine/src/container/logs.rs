@@ -94,7 +94,7 @@ impl<R: Runtime> ContainerService<R> {
         if cfg.driver == crate::runtime::options::LogDriver::None {
             return Err(ContainerError::LogsNotReadable);
         }
-        let path = super::Record::dir(&self.cfg.data_root, &rec.id).join(format!("{}-json.log", rec.id));
+        let path = super::logopts::log_file(&super::Record::dir(&self.cfg.data_root, &rec.id), &rec.id, cfg.driver);
         let (tx, rx) = mpsc::channel(64);
         let mut gen = ctr.subscribe();
         let r = Renderer { tty: rec.tty(), opts };

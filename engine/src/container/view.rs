@@ -173,7 +173,7 @@ pub fn inspect(rec: &Record, data_root: &std::path::Path) -> Value {
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": dir.join(format!("{}-json.log", rec.id)),
+        "LogPath": super::logopts::log_file(&dir, &rec.id, super::logopts::log_config(&rec.host_config).unwrap_or_default().driver),
         "Name": format!("/{}", rec.name),
         "RestartCount": rec.restart_count,
         "Driver": "overlay2",

@@ -19,6 +19,7 @@ pub mod distribution;
 pub mod import;
 pub mod inspect;
 pub mod manifest;
+mod mirror;
 pub mod progress;
 pub mod pull;
 pub mod push;
@@ -127,6 +128,10 @@ pub struct ImageService {
     /// Pulls/loads/imports in progress; garbage collection is deferred while any runs.
     writers: Mutex<usize>,
     gc_pending: std::sync::atomic::AtomicBool,
+    /// `--registry-mirror`, `--max-concurrent-downloads`.
+    pub(crate) pull: crate::config::PullOptions,
+    /// Makes an unpacked layer durable before it is recorded ([`store::syncfs`]; a seam for tests).
+    pub(crate) layer_sync: fn(&Path) -> std::io::Result<()>,
 }
 
 impl ImageService {
@@ -147,10 +152,17 @@ impl ImageService {
             in_use: RwLock::new(None),
             writers: Mutex::new(0),
             gc_pending: std::sync::atomic::AtomicBool::new(false),
+            pull: Default::default(),
+            layer_sync: store::syncfs,
         };
         // Whatever an interrupted operation left behind (hidden images wait for `set_in_use`).
         svc.collect_garbage()?;
         Ok(svc)
+    }
+
+    /// Sets the daemon's `--registry-mirror` and `--max-concurrent-downloads`.
+    pub fn set_pull_options(&mut self, pull: crate::config::PullOptions) {
+        self.pull = pull;
     }
 
     pub fn root(&self) -> &Path {

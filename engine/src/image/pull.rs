@@ -1,6 +1,6 @@
 //! `docker pull`: resolve the manifest (before any output, so "not found" is a plain HTTP
 //! error like dockerd's), then stream dockerd's progress messages while layers download
-//! (3 at a time, digests verified) and unpack in order.
+//! (`--max-concurrent-downloads` at a time, 3 by default, digests verified) and unpack in order.
 use super::manifest::{select_platform, Descriptor, Manifest};
 use super::progress::{bar_msg, layer_msg, Progress};
 use super::reference::Reference;
@@ -45,10 +45,9 @@ pub(crate) fn not_found(r: &Reference, e: &RemoteError) -> ImageError {
 impl ImageService {
     /// Connects to the registry and fetches the manifest for `r` (which has a tag or digest).
     pub async fn prepare_pull(self: &Arc<Self>, r: Reference, creds: Option<Credentials>) -> Result<PreparedPull, ImageError> {
-        let host = r.registry_host().to_string();
-        let client = RegistryClient::connect(&host, &r.path, self.is_insecure(&host), creds).await?;
         let wanted = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_else(|| "latest".into());
-        let (body, ct) = client.manifest(&wanted).await?.map_err(|e| not_found(&r, &e))?;
+        let super::mirror::Found { client, manifest } = self.manifest_source(&r, creds, &wanted).await?;
+        let (body, ct) = manifest.map_err(|e| not_found(&r, &e))?;
         let digest = digest_of(&body);
         if let Some(d) = &r.digest {
             if d != &digest {
@@ -128,10 +127,11 @@ impl PreparedPull {
                 todo.push(i);
             }
         }
-        for &i in todo.iter().skip(3) {
+        let parallel = self.svc.pull.max_concurrent_downloads.max(1);
+        for &i in todo.iter().skip(parallel) {
             progress.layer("Waiting", short(&self.layers[i].digest)).await;
         }
-        let sem = Arc::new(tokio::sync::Semaphore::new(3));
+        let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
         let mut handles = std::collections::HashMap::new();
         for &i in &todo {
             let (svc, client, desc, p, sem) =

@@ -11,6 +11,18 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// Flushes every file of the filesystem holding `dir` (one `syncfs`: an unpacked layer's files
+/// and directories at once, without a walk).
+pub fn syncfs(dir: &Path) -> io::Result<()> {
+    let d = fs::File::open(dir)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs takes an open fd and touches no memory of ours.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `images/<hex>.json`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageRecord {
@@ -167,6 +179,9 @@ impl ImageService {
                 }
             }
             let meta = LayerMeta { diff_id: st.diff_id.clone(), blob: blob.to_string(), tar_size: st.tar_size, size: st.size };
+            // The contents reach the disk before the layer is marked complete (meta.json, then
+            // the rename into layers/): a crash never leaves a truncated layer that is reused.
+            (self.layer_sync)(&work.join("diff"))?;
             fsutil::write_json(&work.join("meta.json"), &meta)?;
             Ok(meta)
         })();
@@ -359,6 +374,39 @@ pub(crate) mod tests {
             b.append(&h, *d).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// What the recording layer sync saw: (the dir, whether meta.json existed then).
+    static SYNCED: std::sync::Mutex<Vec<(PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
+
+    fn recording_sync(dir: &Path) -> io::Result<()> {
+        let marked = dir.parent().is_some_and(|w| w.join("meta.json").exists());
+        SYNCED.lock().unwrap().push((dir.to_path_buf(), marked));
+        syncfs(dir)
+    }
+
+    fn failing_sync(_: &Path) -> io::Result<()> {
+        Err(io::Error::other("disk on fire"))
+    }
+
+    #[test]
+    fn layer_contents_are_synced_before_the_layer_is_complete() {
+        let d = tempfile::tempdir().unwrap();
+        let mut svc = ImageService::open(d.path(), &[]).unwrap();
+        svc.layer_sync = failing_sync;
+        let blob = svc.put_blob(&layer_tar(&[("a.txt", b"contents")]), None).unwrap();
+        // A sync that fails leaves no layer behind, on disk or in the state.
+        assert!(svc.register_layer(&blob, Some(&blob), &mut |_| {}).unwrap_err().to_string().contains("disk on fire"));
+        assert!(!svc.has_layer(&blob));
+        assert_eq!(fs::read_dir(svc.root().join("layers")).unwrap().count(), 0);
+        svc.layer_sync = recording_sync;
+        let m = svc.register_layer(&blob, Some(&blob), &mut |_| {}).unwrap();
+        let seen = SYNCED.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "one sync per layer: {seen:?}");
+        assert!(seen[0].0.ends_with("diff"), "{seen:?}");
+        assert!(!seen[0].1, "synced before meta.json marked the layer complete");
+        assert!(svc.layer_dir(&m.diff_id).join("a.txt").exists());
+        assert!(svc.layer_dir(&m.diff_id).parent().unwrap().join("meta.json").exists());
     }
 
     #[test]

@@ -48,6 +48,17 @@ pub fn has_label(labels: &BTreeMap<String, String>, filter: &str) -> bool {
     }
 }
 
+/// A network name as dockerd takes it: anything but blank, spaces included. Refused: `/`
+/// (no API path could name it) and `:` (`--network container:x` would be ambiguous).
+fn check_name(name: &str) -> Result<(), NetworkError> {
+    if name.trim().is_empty() || name.contains('/') || name.contains(':') || name.chars().any(char::is_control) {
+        return Err(NetworkError::Invalid(format!(
+            "invalid network name {name:?}: it must not be blank, nor contain '/', ':' or control characters"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn overlaps(a: &Ipv4Network, b: &Ipv4Network) -> bool {
     a.contains(b.network()) || b.contains(a.network())
 }
@@ -84,10 +95,8 @@ impl NetworkService {
     #[tracing::instrument(skip_all, fields(name = %req.name))]
     pub async fn create_network(&self, req: CreateNetwork) -> Result<Network, NetworkError> {
         let _ops = self.ops.lock().await;
-        let name = req.name.trim().to_string();
-        if name.is_empty() || name.contains('/') || name.contains(':') || name.chars().any(char::is_whitespace) {
-            return Err(NetworkError::Invalid(format!("invalid network name: {:?}", req.name)));
-        }
+        let name = req.name.clone();
+        check_name(&name)?;
         match req.driver.as_str() {
             // Attachable asks that standalone containers may join: every bridge network lets
             // them (docker-compose sends Attachable for every network it creates, as dockerd
@@ -102,6 +111,7 @@ impl NetworkService {
         if req.ipv6 {
             return Err(NetworkError::Invalid("IPv6 networks are not supported by this engine".into()));
         }
+        super::flags::check_mtu_option(&req.options)?;
         if self.networks().iter().any(|n| n.name == name) {
             return Err(NetworkError::Conflict(format!("network with name {name} already exists")));
         }
@@ -177,6 +187,9 @@ impl NetworkService {
         let ipam = store::new_ipam(&net)?;
         let cidr = Ipv4Network::new(gateway, subnet.prefix()).map_err(|e| NetworkError::Invalid(e.to_string()))?;
         bridge::ensure_bridge(&h, &bridge_name, cidr).await.map_err(nl(format!("bridge {bridge_name}")))?;
+        if let Some(m) = super::flags::bridge_mtu(&net) {
+            super::overlay::set_mtu(&h, &bridge_name, m).await.map_err(nl(format!("mtu of {bridge_name}")))?;
+        }
         let saved = bridge::route_localnet(&bridge_name)
             .map_err(NetworkError::from)
             .and_then(|_| store::save_network(&self.data_dir, &net))
@@ -274,6 +287,14 @@ mod tests {
         assert!(overlaps(&a, &"10.1.2.0/24".parse().unwrap()));
         assert!(overlaps(&"10.0.0.0/8".parse().unwrap(), &a));
         assert!(!overlaps(&a, &"10.2.0.0/16".parse().unwrap()));
+    }
+
+    #[test]
+    fn names_may_have_spaces() {
+        assert!(check_name("my net").is_ok());
+        assert!(check_name("  ").is_err());
+        assert!(check_name("a/b").is_err());
+        assert!(check_name("a\nb").is_err());
     }
 
     #[test]

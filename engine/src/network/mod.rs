@@ -17,10 +17,10 @@
 //! - with `--cluster-store`, per overlay network (see [`overlay`]): a bridge named as a user
 //!   network's, with a VXLAN device `vx<tag[..6]><vni hex>` enslaved (removed by `network rm`
 //!   on every node; `purge` removes the bridge, `ip link del vx…` the VXLAN);
-//! - `net.ipv4.ip_forward=1` (never reset);
+//! - `net.ipv4.ip_forward=1` (never reset; not set with `--ip-forward=false`);
 //! - iptables (see [`nat`]): chains `FLT-<tag>` (filter), `FLT-<tag>-NAT` and `FLT-<tag>-DNAT`
 //!   (nat), hooked into FORWARD, POSTROUTING, PREROUTING and OUTPUT; every rule carries
-//!   `-m comment --comment flotilla:<tag>`.
+//!   `-m comment --comment flotilla:<tag>` (none at all with `--iptables=false`).
 //!
 //! Everything can be removed with [`NetworkService::purge`], or by hand:
 //! ```text
@@ -42,6 +42,7 @@ use std::sync::{Arc, Mutex};
 
 mod bridge;
 pub mod dns;
+mod flags;
 pub mod ipam;
 mod manage;
 mod names;
@@ -149,6 +150,8 @@ pub(crate) struct Shared {
     tag: String,
     /// Endpoints of other nodes on overlay networks, by network id (for the resolver).
     remote: Mutex<BTreeMap<String, Vec<overlay::kv::RemoteEndpoint>>>,
+    /// `--iptables` (false: no chains, no rules, no published ports).
+    firewall: bool,
 }
 
 #[derive(Default)]
@@ -217,7 +220,8 @@ impl NetworkService {
 
         let mut all = store::load_all(&data_dir)?;
         let old = all.iter().position(|s| s.net.name == DEFAULT_NETWORK).map(|i| all.remove(i));
-        let default = store::default_network(old, &cfg.bridge_name, cidr)?;
+        let mut default = store::default_network(old, &cfg.bridge_name, cidr)?;
+        flags::default_options(&mut default.net, &cfg.net);
         store::save_network(&data_dir, &default.net)?;
         let network_id = default.net.id.clone();
         let mut networks = BTreeMap::new();
@@ -236,12 +240,17 @@ impl NetworkService {
                 fw: Default::default(),
                 tag: cfg.bridge_name.clone(),
                 remote: Mutex::default(),
+                firewall: cfg.net.iptables,
             }),
             ops: Default::default(),
             overlay: Default::default(),
         };
-        enable_ip_forward()?;
-        nat::apply(&nat::plan(&svc.bridge_name)).await.map_err(NetworkError::Iptables)?;
+        if cfg.net.ip_forward {
+            enable_ip_forward()?;
+        }
+        if cfg.net.iptables {
+            nat::apply(&nat::plan(&svc.bridge_name)).await.map_err(NetworkError::Iptables)?;
+        }
         svc.reconcile().await?;
         if let Some(cs) = &cfg.cluster_store {
             let ov = overlay::Overlay::start(cs, svc.shared.clone(), svc.data_dir.clone()).await?;
@@ -435,6 +444,9 @@ impl Shared {
     /// One `iptables-restore` with the rules of the current state, skipped when they equal the
     /// rules last applied. Serialised, so the last caller always applies the latest state.
     async fn sync_firewall(&self) -> Result<(), NetworkError> {
+        if !self.firewall {
+            return Ok(());
+        }
         let mut last = self.fw.lock().await;
         let rules = {
             let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

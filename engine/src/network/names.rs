@@ -129,8 +129,14 @@ mod tests {
             st.networks.get_mut(net).unwrap().ipam.allocate(id).unwrap();
             st.sandboxes.insert(id.into(), sandbox(id, name, net, aliases));
         }
-        let shared =
-            Shared { state: Mutex::new(st), live: Mutex::default(), fw: Default::default(), tag: "t".into(), remote: Mutex::default() };
+        let shared = Shared {
+            state: Mutex::new(st),
+            live: Mutex::default(),
+            fw: Default::default(),
+            tag: "t".into(),
+            remote: Mutex::default(),
+            firewall: true,
+        };
         let web = vec!["10.77.0.2".parse::<Ipv4Addr>().unwrap()];
         assert_eq!(shared.lookup("c2", "web"), Some(web.clone()));
         assert_eq!(shared.lookup("c2", "www"), Some(web.clone()));

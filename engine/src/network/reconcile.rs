@@ -18,15 +18,21 @@ impl NetworkService {
     pub(super) async fn reconcile(&self) -> Result<(), NetworkError> {
         let h = bridge::host()?;
         // Every network's bridge, with its address.
-        let nets: Vec<(String, String, String, std::net::Ipv4Addr)> = {
+        let nets: Vec<(String, String, String, std::net::Ipv4Addr, Option<u32>)> = {
             let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            st.networks.values().map(|s| (s.net.id.clone(), s.net.bridge.clone(), s.net.subnet.clone(), s.net.gateway)).collect()
+            st.networks
+                .values()
+                .map(|s| (s.net.id.clone(), s.net.bridge.clone(), s.net.subnet.clone(), s.net.gateway, super::flags::bridge_mtu(&s.net)))
+                .collect()
         };
         let mut bridges = BTreeSet::new();
-        for (_, br, subnet, gw) in &nets {
+        for (_, br, subnet, gw, mtu) in &nets {
             let cidr = format!("{gw}/{}", store::parse_subnet(subnet)?.prefix());
             let cidr = cidr.parse().map_err(|e| NetworkError::Setup(format!("{cidr}: {e}")))?;
             bridge::ensure_bridge(&h, br, cidr).await.map_err(nl(format!("bridge {br}")))?;
+            if let Some(m) = mtu {
+                super::overlay::set_mtu(&h, br, *m).await.map_err(nl(format!("mtu of {br}")))?;
+            }
             bridge::route_localnet(br).map_err(|e| NetworkError::Setup(format!("route_localnet on {br}: {e}")))?;
             bridges.insert(br.clone());
         }

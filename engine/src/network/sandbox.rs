@@ -407,7 +407,7 @@ impl NetworkService {
             let route = !s.net.internal && !has_route;
             let (gateway, prefix, bridge_name, subnet, net_name) =
                 (s.net.gateway, s.ipam.subnet().prefix(), s.net.bridge.clone(), s.net.subnet.clone(), s.net.name.clone());
-            let mtu = super::overlay::mtu_of(&s.net);
+            let mtu = super::overlay::mtu_of(&s.net).or_else(|| super::flags::bridge_mtu(&s.net));
             let sb = st.sandboxes.get_mut(cid).ok_or_else(|| NetworkError::Setup(format!("no sandbox for {cid}")))?;
             if sb.endpoints.iter().any(|e| e.network_id == net_id) {
                 let who = if sb.name.is_empty() { cid.to_string() } else { sb.name.clone() };
@@ -447,6 +447,12 @@ impl NetworkService {
     fn publish(&self, cid: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, NetworkError> {
         if specs.is_empty() {
             return Ok(vec![]);
+        }
+        if !self.shared.firewall {
+            return Err(NetworkError::Invalid(
+                "cannot publish ports: the engine runs with --iptables=false, and publishes ports through NAT only (no userland proxy)"
+                    .into(),
+            ));
         }
         let (target, name, eid) = {
             let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -120,6 +120,9 @@ pub enum LogDriver {
     JsonFile,
     /// Output goes nowhere; `docker logs` is refused.
     None,
+    /// dockerd's `local` driver: the same lines as json-file, in `local-logs/container.log`
+    /// of the container's directory, rotated by default (20m, 5 files, compressed).
+    Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -153,6 +153,31 @@ struct EngineArgs {
     /// Cluster store option: kv.cacertfile, kv.certfile, kv.keyfile (repeatable).
     #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
     cluster_store_opt: Vec<String>,
+    /// MTU of the default bridge network's links (default: 1500).
+    #[arg(long = "mtu", value_name = "BYTES")]
+    mtu: Option<u32>,
+    /// Registry tried first for Docker Hub images: http(s)://host[:port] (repeatable).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    registry_mirror: Vec<String>,
+    /// Layers one pull downloads at the same time (default 3).
+    #[arg(long = "max-concurrent-downloads", value_name = "N", default_value_t = 3)]
+    max_concurrent_downloads: usize,
+    /// Published ports always go through NAT here (no proxy process): false is what this engine
+    /// does; true is accepted as the same (ports answer on the host's addresses and 127.0.0.1).
+    #[arg(long = "userland-proxy", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    userland_proxy: Option<bool>,
+    /// Refused: there is no userland proxy to run.
+    #[arg(long = "userland-proxy-path", value_name = "PATH", hide = true)]
+    userland_proxy_path: Option<String>,
+    /// Add iptables rules (NAT, isolation, published ports); false: none at all.
+    #[arg(long = "iptables", value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    iptables: bool,
+    /// Set net.ipv4.ip_forward=1 at start; false: leave it as it is.
+    #[arg(long = "ip-forward", value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    ip_forward: bool,
+    /// Masquerade the default bridge's outgoing traffic; false: no MASQUERADE rule for its subnet.
+    #[arg(long = "ip-masq", value_name = "BOOL", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    ip_masq: bool,
 }
 
 fn init_tracing(level: &str) -> anyhow::Result<()> {
@@ -198,6 +223,8 @@ fn engine(a: EngineArgs) -> anyhow::Result<()> {
 /// The engine configuration from `swarm engine` flags (also flattened into `swarm join`).
 fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     let mut cfg = engine::EngineConfig::with_defaults();
+    cfg.net = net_flags(&a)?;
+    cfg.pull = pull_options(&a)?;
     if !a.host.is_empty() {
         cfg.hosts = a.host.iter().map(|h| engine::config::Listen::parse(h).map_err(anyhow::Error::msg)).collect::<Result<_, _>>()?;
     }
@@ -241,6 +268,35 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
     cfg.cluster_store =
         engine::network::overlay::ClusterStore::parse(a.cluster_store.as_deref(), a.cluster_advertise.as_deref(), &a.cluster_store_opt)?;
     Ok(cfg)
+}
+
+/// `--mtu`, `--iptables`, `--ip-forward`, `--ip-masq`, `--userland-proxy`.
+fn net_flags(a: &EngineArgs) -> anyhow::Result<engine::config::NetFlags> {
+    if let Some(m) = a.mtu.filter(|m| !(68..=65535).contains(m)) {
+        anyhow::bail!("invalid --mtu {m}: it must be between 68 and 65535");
+    }
+    if let Some(p) = &a.userland_proxy_path {
+        anyhow::bail!("--userland-proxy-path {p:?} is not supported: this engine publishes ports through NAT and runs no userland proxy");
+    }
+    if !a.iptables && a.userland_proxy == Some(true) {
+        anyhow::bail!(
+            "--userland-proxy=true with --iptables=false is not supported: this engine publishes ports through NAT only, and runs no userland proxy"
+        );
+    }
+    Ok(engine::config::NetFlags { mtu: a.mtu, iptables: a.iptables, ip_forward: a.ip_forward, ip_masq: a.ip_masq && a.iptables })
+}
+
+/// `--registry-mirror`, `--max-concurrent-downloads`.
+fn pull_options(a: &EngineArgs) -> anyhow::Result<engine::config::PullOptions> {
+    if a.max_concurrent_downloads == 0 {
+        anyhow::bail!("invalid --max-concurrent-downloads 0: it must be at least 1");
+    }
+    let mirrors = a
+        .registry_mirror
+        .iter()
+        .map(|m| engine::config::PullOptions::parse_mirror(m).map_err(anyhow::Error::msg))
+        .collect::<Result<_, _>>()?;
+    Ok(engine::config::PullOptions { mirrors, max_concurrent_downloads: a.max_concurrent_downloads })
 }
 
 fn tokio_util_token() -> engine::CancellationToken {
