@@ -27,6 +27,9 @@ fn has(v: &Option<Vec<String>>) -> bool {
     v.as_ref().is_some_and(|x| !x.is_empty())
 }
 
+/// A `--link` to a container of another node: (alias, container id).
+type RemoteLink = (String, String);
+
 fn bad(msg: impl Into<String>) -> ContainerError {
     ContainerError::InvalidParam(msg.into())
 }
@@ -257,7 +260,7 @@ impl<R: Runtime> ContainerService<R> {
     /// The running containers `--link` names; Docker's error when one is not running. And
     /// (alias, container id) of those running on another node, on one of the container's
     /// overlay networks (answered by the embedded DNS only).
-    fn resolve_links(&self, rec: &Record) -> Result<(Vec<etcfiles::Link>, Vec<(String, String)>), ContainerError> {
+    fn resolve_links(&self, rec: &Record) -> Result<(Vec<etcfiles::Link>, Vec<RemoteLink>), ContainerError> {
         let mut out = vec![];
         let mut remote = vec![];
         for l in rec.host_config.links.iter().flatten() {

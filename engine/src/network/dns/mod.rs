@@ -203,6 +203,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn round_robin_puts_each_address_first_in_turn() {
+        let all: Vec<Ipv4Addr> = ["10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().map(|s| s.parse().unwrap()).collect();
+        let firsts: std::collections::BTreeSet<Ipv4Addr> = (0..3)
+            .map(|_| {
+                let mut v = all.clone();
+                round_robin(&mut v);
+                let mut sorted = v.clone();
+                sorted.sort();
+                assert_eq!(sorted, all, "same addresses, rotated");
+                v[0]
+            })
+            .collect();
+        assert_eq!(firsts.len(), 3);
+    }
+
     fn query(name: &str, qtype: u16) -> Vec<u8> {
         let mut b = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         for l in name.split('.') {

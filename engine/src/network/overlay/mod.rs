@@ -158,3 +158,17 @@ pub(super) fn is_our_vxlan(tag: &str, name: &str) -> bool {
     let t = &tag[..tag.len().min(6)];
     name.strip_prefix("vx").and_then(|r| r.strip_prefix(t)).is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn our_vxlan_names() {
+        let n = super::Overlay::vxlan_name("fltt0042", 256);
+        assert_eq!(n, "vxfltt00000100");
+        assert!(n.len() <= 15);
+        assert!(super::is_our_vxlan("fltt0042", &n));
+        assert!(!super::is_our_vxlan("fltt0042", "vxfltt0000010"));
+        assert!(!super::is_our_vxlan("flt0", &n));
+        assert!(!super::is_our_vxlan("fltt0042", "vethabcdef0"));
+    }
+}
