@@ -4,63 +4,12 @@
 //! alias in both directions over VXLAN; bad input is refused with a clear error; `network rm`
 //! leaves no device behind on any host.
 mod discovery_common;
+mod overlay_common;
 use discovery_common::manager;
 use discovery_common::*;
+use overlay_common::*;
 use std::time::Duration;
-use testground::cmd::Output;
 use testground::etcd::Etcd;
-
-const T: Duration = Duration::from_secs(60);
-
-struct Node {
-    url: String,
-}
-
-impl Node {
-    fn docker(&self, args: &[&str]) -> Output {
-        docker_at(&self.url, args, T)
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(o.success(), "{o}");
-        o.stdout.trim().to_string()
-    }
-    /// The error of a command that must fail.
-    fn err(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(!o.success(), "should have failed: {o}");
-        o.stderr
-    }
-}
-
-fn disc_of(etcd: &Etcd) -> String {
-    format!("etcd://{}/flt", etcd.endpoint())
-}
-
-fn store_of(etcd: &Etcd) -> String {
-    format!("etcd://{}/fltnet", etcd.endpoint())
-}
-
-fn nodes(net: &TestNet, etcd: &Etcd, n: usize) -> (Vec<HostProc>, Vec<Node>) {
-    let (disc, store) = (disc_of(etcd), store_of(etcd));
-    let agents: Vec<HostProc> = (0..n).map(|i| join(net.host(i), &disc, &["--cluster-store", &store])).collect();
-    let want: Vec<String> = (0..n).map(|i| advertise(net.host(i))).collect();
-    wait_list(&[&disc], &want, T);
-    let nodes: Vec<Node> = (0..n).map(|i| Node { url: format!("tcp://{}", advertise(net.host(i))) }).collect();
-    let archive = testground::busybox_image_archive();
-    for node in &nodes {
-        assert!(wait_until(T, || node.docker(&["version"]).success()), "engine at {} not up", node.url);
-        node.ok(&["load", "-i", &archive.display().to_string()]);
-    }
-    (agents, nodes)
-}
-
-/// Every link of `kind` (vxlan, bridge) in the host.
-fn links(h: &Host, kind: &str) -> String {
-    let o = h.run("ip", &["-o", "link", "show", "type", kind]);
-    assert!(o.success(), "{o}");
-    o.stdout
-}
 
 #[test]
 fn containers_on_two_nodes_talk_over_an_overlay() {
@@ -123,7 +72,7 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
         "sleep",
         "600",
     ]);
-    let ip_of = |node: &Node, c: &str| node.ok(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", c]);
+    let ip_of = |node: &Node, c: &str| node.ip_of(c);
     let (ip1, ip2) = (ip_of(&n[0], "c1"), ip_of(&n[1], "c2"));
     assert_eq!(ip2, "10.231.0.77");
     assert!(ip1.starts_with("10.231.0.") && ip1 != ip2, "{ip1}");
@@ -198,27 +147,30 @@ fn containers_on_two_nodes_talk_over_an_overlay() {
         n[i % 2].ok(&["rm", "-f", &format!("p{i}")]);
     }
 
-    // Node 2's agent dies and starts again: its overlay network, VXLAN and FDB come back
-    // (a container started after it and c1 reach each other both ways), and the endpoints
-    // of the old engine's lease are gone from node 1 within the lease TTL. (A container of
-    // the old agent keeps no network here: each agent of a test host gets a new mount
-    // namespace, so the old netns mounts are not visible to the new agent.)
+    // Node 2's agent dies (SIGKILL): its endpoints are gone from node 1 within the lease TTL.
+    // It starts again: c2 (which ran on meanwhile) keeps its address, its endpoint is published
+    // again, and the VXLAN and FDB come back: c1 and c2 reach each other by name both ways,
+    // and so does a container started after the restart.
     agents[1].kill();
-    agents[1] = join(net.host(1), &disc_of(&etcd), &["--cluster-store", &store_of(&etcd)]);
+    let neigh = || net.host(0).run("ip", &["neigh", "show", "nud", "permanent"]).stdout;
+    assert!(
+        wait_until(Duration::from_secs(20), || !neigh().contains(&format!("{ip2} "))),
+        "c2's entry stays on node 1 past the lease TTL:\n{}",
+        neigh()
+    );
+    agents[1] = agent(&net, &etcd, 1);
     assert!(wait_until(T, || n[1].docker(&["version"]).success()), "{}", agents[1].log());
+    assert_eq!(ip_of(&n[1], "c2"), ip2, "c2's address after node 2's restart");
+    assert!(ping(&n[0], "c1", "c2"), "c1 -> c2 after node 2's restart\n{}", agents[1].log());
+    assert!(ping(&n[1], "c2", "c1"), "c2 -> c1 after node 2's restart\n{}", agents[1].log());
+    assert!(ping(&n[0], "c1", &ip2));
     n[1].ok(&["run", "-d", "--name", "c3", "--network", "ovnet", "busybox", "sleep", "600"]);
     let ip3 = ip_of(&n[1], "c3");
     assert!(ping(&n[0], "c1", "c3"), "c1 -> c3 after node 2's restart\n{}", agents[1].log());
     assert!(ping(&n[1], "c3", "c1"), "c3 -> c1 after node 2's restart");
-    assert!(ping(&n[0], "c1", &ip3));
-    let neigh = || net.host(0).run("ip", &["neigh", "show", "nud", "permanent"]).stdout;
-    assert!(
-        wait_until(Duration::from_secs(15), || !neigh().contains(&format!("{ip2} "))),
-        "c2's entry stays on node 1 past the lease TTL:\n{}",
-        neigh()
-    );
-    assert!(neigh().contains(&format!("{ip3} ")), "{}", neigh());
+    assert!(neigh().contains(&format!("{ip3} ")) && neigh().contains(&format!("{ip2} ")), "{}", neigh());
     n[1].ok(&["rm", "-f", "c2"]);
+    assert!(wait_until(Duration::from_secs(10), || !neigh().contains(&format!("{ip2} "))), "c2 removed, entry stays:\n{}", neigh());
 
     // connect/disconnect of a running container (on the default bridge) with an alias.
     n[0].ok(&["run", "-d", "--name", "d1", "busybox", "sleep", "600"]);

@@ -74,6 +74,15 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
         .iter()
         .map(|r| (r.clone(), json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false})))
         .collect();
+    let store = st.network.cluster_store();
+    let mut warnings = vec![format!("WARNING: {}: containers run without an AppArmor profile", crate::container::secopts::apparmor_note())];
+    if let Some(why) = store.as_ref().and_then(|s| s.unreachable.as_ref()) {
+        warnings.push(format!("WARNING: cluster store unreachable, overlay networks are unavailable until it answers: {why}"));
+    }
+    let mut net_plugins = vec!["bridge", "host", "null"];
+    if store.is_some() {
+        net_plugins.push("overlay");
+    }
     Ok((
         StatusCode::OK,
         Json(json!({
@@ -85,7 +94,7 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
             "Images": st.images.count(),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file", "local", "none"]},
+            "Plugins": {"Volume": ["local"], "Network": net_plugins, "Log": ["json-file", "local", "none"]},
             "MemoryLimit": true,
             "SwapLimit": true,
             "CpuCfsPeriod": true,
@@ -133,8 +142,10 @@ async fn info(State(st): State<AppState>) -> Result<(StatusCode, Json<serde_json
             "InitBinary": "",
             "SecurityOptions": crate::runtime::seccomp::info_entry().into_iter().chain(["name=cgroupns"]).collect::<Vec<_>>(),
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
-            // `--security-opt apparmor=<profile>` is refused: say why.
-            "Warnings": [format!("WARNING: {}: containers run without an AppArmor profile", crate::container::secopts::apparmor_note())],
+            "ClusterStore": store.as_ref().map(|s| s.url.clone()).unwrap_or_default(),
+            "ClusterAdvertise": store.as_ref().map(|s| s.advertise.clone()).unwrap_or_default(),
+            // `--security-opt apparmor=<profile>` is refused: say why; and an unreachable cluster store.
+            "Warnings": warnings,
         })),
     ))
 }

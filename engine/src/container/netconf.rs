@@ -27,6 +27,9 @@ fn has(v: &Option<Vec<String>>) -> bool {
     v.as_ref().is_some_and(|x| !x.is_empty())
 }
 
+/// A `--link` to a container of another node: (alias, container id).
+type RemoteLink = (String, String);
+
 fn bad(msg: impl Into<String>) -> ContainerError {
     ContainerError::InvalidParam(msg.into())
 }
@@ -199,7 +202,7 @@ impl<R: Runtime> ContainerService<R> {
                 Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None, pending: false })
             }
             NetMode::None | NetMode::Bridge => {
-                let links = self.resolve_links(rec)?;
+                let (links, remote_links) = self.resolve_links(rec)?;
                 let mut networks = vec![];
                 for n in &rec.networks {
                     let key = if self.network.network(&n.id).is_ok() { n.id.clone() } else { n.name.clone() };
@@ -216,7 +219,7 @@ impl<R: Runtime> ContainerService<R> {
                         vec![]
                     },
                     dns_servers: dns.servers.iter().filter_map(|s| s.parse().ok()).collect(),
-                    links: links.iter().map(|l| (l.alias.clone(), l.target.id.clone())).collect(),
+                    links: links.iter().map(|l| (l.alias.clone(), l.target.id.clone())).chain(remote_links).collect(),
                 };
                 let sb = self.network.setup_started(&req).await.map_err(|e| match e {
                     NetworkError::NotFound(n) => ContainerError::NetworkNotFound(n),
@@ -254,18 +257,30 @@ impl<R: Runtime> ContainerService<R> {
         }
     }
 
-    /// The running containers `--link` names; Docker's error when one is not running.
-    fn resolve_links(&self, rec: &Record) -> Result<Vec<etcfiles::Link>, ContainerError> {
+    /// The running containers `--link` names; Docker's error when one is not running. And
+    /// (alias, container id) of those running on another node, on one of the container's
+    /// overlay networks (answered by the embedded DNS only).
+    fn resolve_links(&self, rec: &Record) -> Result<(Vec<etcfiles::Link>, Vec<RemoteLink>), ContainerError> {
         let mut out = vec![];
+        let mut remote = vec![];
         for l in rec.host_config.links.iter().flatten() {
             let (name, alias) = parse_link(l)?;
-            let target = self.get(&name).map_err(|_| bad(format!("could not get container for {name}")))?.record();
+            let target = match self.get(&name) {
+                Ok(c) => c.record(),
+                Err(_) => {
+                    let nets: Vec<&str> = rec.networks.iter().flat_map(|n| [n.id.as_str(), n.name.as_str()]).collect();
+                    let id =
+                        self.network.remote_container(&name, &nets).ok_or_else(|| bad(format!("could not get container for {name}")))?;
+                    remote.push((alias, id));
+                    continue;
+                }
+            };
             if !target.running() {
                 return Err(bad(format!("Cannot link to a non running container: /{} AS /{}/{alias}", target.name, rec.name)));
             }
             out.push(etcfiles::Link { alias, target });
         }
-        Ok(out)
+        Ok((out, remote))
     }
 
     /// `docker network connect`: live for a running container, recorded for the next start otherwise.

@@ -16,7 +16,8 @@
 //! - a listening socket per published host port (held by the engine process);
 //! - with `--cluster-store`, per overlay network (see [`overlay`]): a bridge named as a user
 //!   network's, with a VXLAN device `vx<tag[..6]><vni hex>` enslaved (removed by `network rm`
-//!   on every node; `purge` removes the bridge, `ip link del vx…` the VXLAN);
+//!   on every node, and by a clean stop where no container uses the network; `purge` removes
+//!   the bridge, `ip link del vx…` the VXLAN);
 //! - `net.ipv4.ip_forward=1` (never reset; not set with `--ip-forward=false`);
 //! - iptables (see [`nat`]): chains `FLT-<tag>` (filter), `FLT-<tag>-NAT` and `FLT-<tag>-DNAT`
 //!   (nat), hooked into FORWARD, POSTROUTING, PREROUTING and OUTPUT; every rule carries
@@ -32,7 +33,8 @@
 //! State (see [`store`]): `<data-root>/network/<network id>/{network.json,ipam.json}` and
 //! `<exec-root>/network/sandboxes/<container id>.json`. On start the service reconciles the host
 //! with it: bridges of known networks are ensured, our stray bridges and veths deleted, sandboxes
-//! whose netns is gone released, ports taken again, resolvers restarted, and our chains rebuilt.
+//! whose netns is gone released (a netns whose mount is gone but whose container runs on is
+//! mounted again from the container's process), ports taken again, resolvers restarted, and our chains rebuilt.
 use crate::{Classify, ErrorKind};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -87,6 +89,12 @@ pub enum NetworkError {
     /// A host port cannot be taken.
     #[error("{0}")]
     PortInUse(String),
+    /// The cluster store (etcd) failed or did not answer.
+    #[error("{0}")]
+    Store(#[from] overlay::kv::KvError),
+    /// The cluster store never answered since the engine started (503).
+    #[error("{0}")]
+    StoreDown(String),
 }
 
 impl From<ipam::IpamError> for NetworkError {
@@ -107,6 +115,7 @@ impl Classify for NetworkError {
             NetworkError::Invalid(_) => ErrorKind::InvalidParameter,
             NetworkError::Conflict(_) => ErrorKind::Conflict,
             NetworkError::Forbidden(_) => ErrorKind::Forbidden,
+            NetworkError::StoreDown(_) => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }
     }
@@ -185,7 +194,7 @@ pub struct NetworkService {
     /// Serialises network create/remove.
     ops: tokio::sync::Mutex<()>,
     /// Overlay networks, with `--cluster-store`.
-    overlay: std::sync::OnceLock<Arc<overlay::Overlay>>,
+    overlay: Option<Arc<overlay::Slot>>,
 }
 
 /// Endpoint id of `container_id` on network `network_id`: deterministic, so disconnect and
@@ -228,7 +237,7 @@ impl NetworkService {
         networks.insert(network_id.clone(), default);
         networks.extend(all.into_iter().map(|s| (s.net.id.clone(), s)));
 
-        let svc = NetworkService {
+        let mut svc = NetworkService {
             bridge_name: cfg.bridge_name.clone(),
             network_id,
             data_dir,
@@ -243,7 +252,7 @@ impl NetworkService {
                 firewall: cfg.net.iptables,
             }),
             ops: Default::default(),
-            overlay: Default::default(),
+            overlay: None,
         };
         if cfg.net.ip_forward {
             enable_ip_forward()?;
@@ -253,8 +262,7 @@ impl NetworkService {
         }
         svc.reconcile().await?;
         if let Some(cs) = &cfg.cluster_store {
-            let ov = overlay::Overlay::start(cs, svc.shared.clone(), svc.data_dir.clone()).await?;
-            let _ = svc.overlay.set(ov);
+            svc.overlay = Some(overlay::Slot::start(cs, svc.shared.clone(), svc.data_dir.clone()).await?);
         }
         tracing::info!(network = %svc.network_id, subnet = %cidr, "networks ready");
         Ok(svc)

@@ -12,6 +12,20 @@ fn answers_to(sb: &SandboxRec, e: &EndpointRec, name: &str) -> bool {
         || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
+impl super::NetworkService {
+    /// The id of a container of another node, by name or id (prefix of 12+), with an endpoint on
+    /// one of `networks` (ids or names): the target of a `--link` across nodes.
+    pub fn remote_container(&self, name: &str, networks: &[&str]) -> Option<String> {
+        let ids: Vec<String> = networks.iter().filter_map(|n| self.network(n).ok()).map(|n| n.id).collect();
+        let name = name.trim_start_matches('/');
+        let remote = self.shared.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ids.iter()
+            .flat_map(|id| remote.get(id).into_iter().flatten())
+            .find(|r| r.name == name || r.container_id == name || (name.len() >= 12 && r.container_id.starts_with(name)))
+            .map(|r| r.container_id.clone())
+    }
+}
+
 impl dns::Names for Shared {
     fn lookup(&self, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -24,6 +38,9 @@ impl dns::Names for Shared {
             // Legacy links of this container: alias -> that container's address here.
             if let Some(target) = me.links.get(name).or_else(|| short.and_then(|s| me.links.get(s))) {
                 ips.extend(net.ipam.get(target));
+                // Or a container of another node on this overlay network.
+                let remote = self.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                ips.extend(remote.get(&mine.network_id).into_iter().flatten().filter(|r| &r.container_id == target).map(|r| r.ip));
             }
             for other in st.sandboxes.values() {
                 for e in other.endpoints.iter().filter(|e| e.network_id == mine.network_id) {
@@ -44,7 +61,8 @@ impl dns::Names for Shared {
                 }
             }
         }
-        ips.dedup();
+        let mut seen = std::collections::BTreeSet::new();
+        ips.retain(|ip| seen.insert(*ip));
         (!ips.is_empty()).then_some(ips)
     }
 
@@ -103,6 +121,7 @@ mod tests {
             ports: vec![],
             dns: store::DnsConf { upstream: vec!["10.0.0.53".parse().unwrap()] },
             links: BTreeMap::new(),
+            netns_ino: 0,
         }
     }
 

@@ -46,6 +46,34 @@ pub fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// The inode of the netns `fd` refers to (what `/proc/<pid>/ns/net` shows as `net:[<inode>]`).
+pub fn inode(fd: &OwnedFd) -> u64 {
+    nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(fd)).map(|s| s.st_ino).unwrap_or(0)
+}
+
+/// Finds a process in the netns with inode `ino` and bind-mounts that netns on `path` again:
+/// for a container that outlived its engine when the mount did not (the engine came back in
+/// another mount namespace, or someone unmounted it). `Ok(false)` when no process is in it.
+pub fn adopt(path: &Path, ino: u64) -> io::Result<bool> {
+    if ino == 0 {
+        return Ok(false);
+    }
+    let want = format!("net:[{ino}]");
+    let Some(src) = fs::read_dir("/proc")?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .map(|e| e.path().join("ns/net"))
+        .find(|p| fs::read_link(p).is_ok_and(|l| l.as_os_str() == want.as_str()))
+    else {
+        return Ok(false);
+    };
+    let _ = umount2(path, MntFlags::MNT_DETACH);
+    OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(|e| ctx(e, path))?;
+    mount(Some(&src), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| io::Error::other(format!("bind-mount {} on {}: {e}", src.display(), path.display())))?;
+    Ok(is_netns(path))
+}
+
 /// Runs `f` on a fresh std thread (which may change its namespaces and then dies) and awaits it.
 async fn on_thread<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();

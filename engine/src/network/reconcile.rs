@@ -44,6 +44,11 @@ impl NetworkService {
                 kept.push(sb);
                 continue;
             }
+            if sb.netns == self.netns_path(&sb.container_id) && self.adopt(&h, &sb).await {
+                tracing::info!(container = %sb.container_id, "netns of a running container mounted again from its process");
+                kept.push(sb);
+                continue;
+            }
             tracing::info!(container = %sb.container_id, "releasing the network of a container whose netns is gone");
             for e in &sb.endpoints {
                 let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));
@@ -100,7 +105,7 @@ impl NetworkService {
         for br in &bridges {
             let Some(idx) = bridge::link_index(&h, br).await.map_err(nl("find bridge"))? else { continue };
             for port in bridge::ports_of(&h, idx).await.map_err(nl("list bridge ports"))? {
-                if !expected_veths.contains(&port) {
+                if !expected_veths.contains(&port) && !super::overlay::is_our_vxlan(&self.bridge_name, &port) {
                     tracing::info!(link = %port, bridge = %br, "removing a stray veth");
                     bridge::delete_link(&h, &port).await.map_err(nl(format!("delete {port}")))?;
                 }
@@ -131,6 +136,27 @@ impl NetworkService {
             }
         }
         Ok(())
+    }
+}
+
+impl NetworkService {
+    /// The netns of a sandbox whose mount is gone but whose container still runs: mounted again
+    /// from a process in it. Only when its host veths are still there (they die with the netns,
+    /// so a netns of the same inode made since is never taken for it).
+    async fn adopt(&self, h: &rtnetlink::Handle, sb: &store::SandboxRec) -> bool {
+        for e in &sb.endpoints {
+            let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));
+            if !bridge::link_index(h, &veth).await.is_ok_and(|i| i.is_some()) {
+                return false;
+            }
+        }
+        match netns::adopt(&sb.netns, sb.netns_ino) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(container = %sb.container_id, error = %e, "cannot mount the netns of a running container again");
+                false
+            }
+        }
     }
 }
 

@@ -142,6 +142,7 @@ impl NetworkService {
             ports: vec![],
             dns: DnsConf { upstream },
             links: req.links.clone(),
+            netns_ino: netns::inode(&ns.fd),
         };
         self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.insert(cid.to_string(), rec);
         let t_ns = t0.elapsed();

@@ -127,6 +127,10 @@ pub struct SandboxRec {
     /// Legacy links on user-defined networks: alias -> container id (resolved by this container only).
     #[serde(default)]
     pub links: BTreeMap<String, String>,
+    /// Inode of the netns (0: unknown), to find it again through a process in it when its
+    /// mount is gone (see [`super::netns::adopt`]).
+    #[serde(default)]
+    pub netns_ino: u64,
 }
 
 fn sandbox_dir(root: &Path) -> PathBuf {
@@ -329,6 +333,7 @@ mod tests {
             ports: vec![],
             dns: DnsConf::default(),
             links: BTreeMap::new(),
+            netns_ino: 0,
         };
         save_sandbox(d.path(), &sb).unwrap();
         // A sandbox directory is not mistaken for a network.

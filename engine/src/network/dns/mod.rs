@@ -109,8 +109,12 @@ async fn answer<N: Names>(names: &N, cid: &str, req: &[u8], tcp: bool) -> Option
     if q.qclass == wire::CLASS_IN {
         match q.qtype {
             wire::TYPE_A | wire::TYPE_AAAA => {
-                if let Some(ips) = names.lookup(cid, &q.name) {
-                    let ips = if q.qtype == wire::TYPE_A { ips } else { vec![] };
+                if let Some(mut ips) = names.lookup(cid, &q.name) {
+                    if q.qtype == wire::TYPE_A {
+                        round_robin(&mut ips);
+                    } else {
+                        ips.clear();
+                    }
                     return Some(wire::a_answer(req, &q, &ips, TTL));
                 }
             }
@@ -130,6 +134,16 @@ async fn answer<N: Names>(names: &N, cid: &str, req: &[u8], tcp: bool) -> Option
         }
     }
     Some(wire::error(req, &q, wire::RCODE_SERVFAIL))
+}
+
+/// Several addresses for one name (a shared alias, here and on other nodes): each answer starts
+/// one further, so clients that take the first spread over all (dockerd shuffles them).
+fn round_robin(ips: &mut [Ipv4Addr]) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    if ips.len() > 1 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ips.rotate_left(n % ips.len());
+    }
 }
 
 async fn forward_udp(server: SocketAddr, req: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -187,6 +201,22 @@ mod tests {
         fn upstream(&self, _: &str) -> Vec<SocketAddr> {
             vec![]
         }
+    }
+
+    #[test]
+    fn round_robin_puts_each_address_first_in_turn() {
+        let all: Vec<Ipv4Addr> = ["10.0.0.2", "10.0.0.3", "10.0.0.4"].iter().map(|s| s.parse().unwrap()).collect();
+        let firsts: std::collections::BTreeSet<Ipv4Addr> = (0..3)
+            .map(|_| {
+                let mut v = all.clone();
+                round_robin(&mut v);
+                let mut sorted = v.clone();
+                sorted.sort();
+                assert_eq!(sorted, all, "same addresses, rotated");
+                v[0]
+            })
+            .collect();
+        assert_eq!(firsts.len(), 3);
     }
 
     fn query(name: &str, qtype: u16) -> Vec<u8> {

@@ -22,13 +22,24 @@ fn pool() -> impl Iterator<Item = Ipv4Network> {
 
 impl NetworkService {
     fn overlay(&self) -> Result<&Arc<Overlay>, NetworkError> {
-        self.overlay.get().ok_or_else(|| {
-            NetworkError::Invalid(
+        let Some(slot) = &self.overlay else {
+            return Err(NetworkError::Invalid(
                 "overlay networks need a cluster store: start the engine with --cluster-store etcd://<ip:port>/<prefix> \
                  and --cluster-advertise <ip|interface>:<port>"
                     .into(),
-            )
-        })
+            ));
+        };
+        slot.overlay()
+    }
+
+    /// The overlay side when it is ready (`None`: no cluster store, or not reached yet).
+    pub(in crate::network) fn overlay_ready(&self) -> Option<&Arc<Overlay>> {
+        self.overlay.as_ref().and_then(|s| s.get())
+    }
+
+    /// `--cluster-store` and whether it answers, for `docker info`.
+    pub fn cluster_store(&self) -> Option<super::StoreStatus> {
+        self.overlay.as_ref().map(|s| s.status())
     }
 
     /// `docker network create -d overlay`: validated, then written to etcd with a
@@ -178,7 +189,7 @@ impl NetworkService {
 
     /// After an attach: publishes the endpoint (with this node as its VXLAN endpoint).
     pub(crate) async fn overlay_publish(&self, cid: &str, ep: &crate::network::Endpoint) -> Result<(), NetworkError> {
-        let Some(ov) = self.overlay.get() else { return Ok(()) };
+        let Some(ov) = self.overlay_ready() else { return Ok(()) };
         let (is_overlay, name) = {
             let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             (
@@ -213,7 +224,7 @@ impl NetworkService {
 
     /// Removes the endpoints of `cid` from the store and gives its addresses back.
     pub(crate) async fn overlay_release(&self, cid: &str, held: Vec<(String, Ipv4Addr)>) {
-        let Some(ov) = self.overlay.get() else { return };
+        let Some(ov) = self.overlay_ready() else { return };
         for (net, ip) in held {
             let r = async {
                 ov.kv.delete_endpoint(&net, cid).await?;

@@ -8,13 +8,17 @@
 //!
 //! What an engine leaves on the host, besides a bridge network's: per overlay network the
 //! VXLAN device `vx<tag[..6]><vni hex>`; its bridge is named as a bridge network's. `network rm`
-//! removes both on every node. In etcd: claims and endpoints under the engine's lease (gone
-//! [`kv::LEASE_TTL`] seconds after it dies).
+//! removes both on every node, and a clean engine stop removes them where no container uses the
+//! network ([`teardown`]). In etcd: claims and endpoints under the engine's lease (gone
+//! [`kv::LEASE_TTL`] seconds after it dies; published again by the next start, which keeps the
+//! containers' addresses). A store that does not answer at start is waited for ([`slot`]).
 pub mod config;
 mod create;
 pub mod kv;
 mod link;
+mod slot;
 mod sync;
+mod teardown;
 
 use super::{bridge, nl, NetworkError, Shared};
 use kv::{GlobalNetwork, Kv, RemoteEndpoint};
@@ -25,6 +29,8 @@ use std::sync::{Arc, Mutex};
 pub use config::ClusterStore;
 pub use create::check_name;
 pub(super) use link::set_mtu;
+pub(crate) use slot::Slot;
+pub use slot::StoreStatus;
 
 /// The driver name.
 pub const DRIVER: &str = "overlay";
@@ -52,6 +58,8 @@ pub struct Overlay {
     installed: tokio::sync::Mutex<BTreeMap<String, Installed>>,
     /// The global networks as last read (by id).
     known: Mutex<BTreeMap<String, GlobalNetwork>>,
+    /// Set at a clean engine stop: store changes are no longer applied.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -77,7 +85,15 @@ impl Overlay {
         })?;
         let kv = Kv::connect(cfg).await?;
         let lease = kv.grant().await?;
-        let ov = Arc::new(Overlay { kv, vtep, lease: lease.into(), data_dir, installed: Default::default(), known: Default::default() });
+        let ov = Arc::new(Overlay {
+            kv,
+            vtep,
+            lease: lease.into(),
+            data_dir,
+            installed: Default::default(),
+            known: Default::default(),
+            stopped: Default::default(),
+        });
         let snap = ov.kv.snapshot().await?;
         ov.apply(&shared, &snap).await;
         // Containers that outlived an engine restart: their addresses and endpoints, under the new lease.
@@ -136,8 +152,23 @@ impl Overlay {
     }
 }
 
-impl From<kv::KvError> for NetworkError {
-    fn from(e: kv::KvError) -> Self {
-        NetworkError::Setup(e.to_string())
+/// Is `name` a VXLAN device this engine (tag `tag`) makes? Such a port of an overlay bridge is
+/// no stray veth: it is kept at start, so traffic flows on until the store is read again.
+pub(super) fn is_our_vxlan(tag: &str, name: &str) -> bool {
+    let t = &tag[..tag.len().min(6)];
+    name.strip_prefix("vx").and_then(|r| r.strip_prefix(t)).is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn our_vxlan_names() {
+        let n = super::Overlay::vxlan_name("fltt0042", 256);
+        assert_eq!(n, "vxfltt00000100");
+        assert!(n.len() <= 15);
+        assert!(super::is_our_vxlan("fltt0042", &n));
+        assert!(!super::is_our_vxlan("fltt0042", "vxfltt0000010"));
+        assert!(!super::is_our_vxlan("flt0", &n));
+        assert!(!super::is_our_vxlan("fltt0042", "vethabcdef0"));
     }
 }

@@ -74,6 +74,9 @@ impl Overlay {
     /// Brings this node in line with `snap`. Errors are logged (the next change retries).
     pub(crate) async fn apply(&self, shared: &Shared, snap: &Snapshot) {
         let mut installed = self.installed.lock().await;
+        if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let want: BTreeMap<String, GlobalNetwork> = snap.networks.iter().map(|g| (g.net.id.clone(), g.clone())).collect();
         *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = want.clone();
         let Ok(h) = bridge::host() else { return };
