@@ -6,7 +6,7 @@
 mod common;
 mod discovery_common;
 
-use common::{lines, require_root, wait_until, Engine};
+use common::{lines, require_root, Engine};
 use discovery_common::manager::Manager;
 use std::time::Duration;
 
@@ -78,9 +78,9 @@ fn a_build_lands_on_the_constrained_node_and_runs_through_the_manager() {
         // On the named node only.
         assert!(images(target).contains(&image), "{image} not on {node_name}: {:?}", images(target));
         assert!(!images(other).contains(&image), "{image} also on the other node: {:?}", images(other));
-        // The manager knows where it is, and runs it there (no registry has it).
-        let ok = wait_until(Duration::from_secs(10), || m.docker(&["image", "inspect", &image]).success());
-        assert!(ok, "{}", m.docker(&["image", "inspect", &image]));
+        // The manager knows where it is as soon as the build has answered (no waiting for the
+        // node's events), and runs it there (no registry has it).
+        m.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &image]);
         let out = m.docker_ok(&["run", "--rm", &image]);
         assert_eq!(out, format!("built-{node_name}\n"));
         let c = target.engine.unique("runs");
