@@ -244,7 +244,11 @@ impl ImageService {
                 fsutil::write_json(&self.root().join("images").join(format!("{}.json", hex_of(id))), &rec)?;
             }
         }
-        fsutil::write_json(&self.root().join("refs.json"), &st.refs)?;
+        // A tag that already names this image (every warm `docker build -t`) leaves the file as
+        // it is: no rewrite, no fsync.
+        if prev.as_deref() != Some(id) {
+            fsutil::write_json(&self.root().join("refs.json"), &st.refs)?;
+        }
         Ok(prev.filter(|p| p != id))
     }
 

@@ -291,8 +291,9 @@ pub async fn save_many(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response
     forward(cl, &e, req, &ctx.node_path("/images/get", true)).await
 }
 
-/// `POST /build`: on the scheduler's pick.
-/// `POST /build`: on one node chosen by the scheduler (build-arg constraints, cpu/memory).
+/// `POST /build`: on one node chosen by the scheduler (build-arg constraints, cpu/memory). The
+/// node's image list is read again before the answer ends, so the built image is known (for
+/// `image inspect`, and for creates that follow it to that node) once the client sees the end.
 pub async fn build(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
     let args: BTreeMap<String, String> = match ctx.query.get("buildargs").filter(|a| !a.is_empty()) {
         Some(a) => serde_json::from_str::<BTreeMap<String, Option<String>>>(a)
@@ -305,5 +306,13 @@ pub async fn build(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, Ap
     let num = |k: &str| ctx.query.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     let e = cl.engine_for_build(&args, num("cpushares"), num("memory"))?;
     tracing::info!(node = %e.name(), "build scheduled");
-    forward(cl, &e, req, &ctx.node_path("/build", true)).await
+    let (parts, body) = forward(cl, &e, req, &ctx.node_path("/build", true)).await?.into_parts();
+    let cl = cl.clone();
+    let refresh = futures_util::stream::once(async move {
+        if let Err(err) = e.refresh_images(&cl).await {
+            tracing::warn!(node = %e.name(), error = %err, "cannot list images after a build");
+        }
+    })
+    .filter_map(|()| async { None::<Result<Bytes, axum::Error>> });
+    Ok(Response::from_parts(parts, Body::from_stream(body.into_data_stream().chain(refresh))))
 }

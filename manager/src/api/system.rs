@@ -17,6 +17,9 @@ pub fn ping() -> Response {
     let mut r = "OK".into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    // Builds go to a node's classic builder (`POST /build`): the docker CLI then uses it, and
+    // does not look for BuildKit.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
