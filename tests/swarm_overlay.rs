@@ -249,10 +249,10 @@ fn overlay_needs_a_cluster_store() {
 #[test]
 fn overlay_through_the_manager() {
     require_root!();
-    let net = TestNet::new(2);
+    let net = TestNet::new(3);
     let etcd = Etcd::start_on(&[&net.gateway()], None);
-    let (_agents, n) = nodes(&net, &etcd, 2);
-    let m = manager::Manager::start(&[&format!("etcd://{}/flt", etcd.endpoint())], 2);
+    let (_agents, n) = nodes(&net, &etcd, 3);
+    let m = manager::Manager::start(&[&format!("etcd://{}/flt", etcd.endpoint())], 3);
     m.docker_ok(&["network", "create", "-d", "overlay", "--subnet", "10.232.0.0/24", "mnet"]);
     // Listed once, without a node prefix.
     let ls = |m: &manager::Manager| m.docker_ok(&["network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}} {{.Scope}}"]);
@@ -279,7 +279,29 @@ fn overlay_through_the_manager() {
         |c: &str, to: &str| wait_until(Duration::from_secs(15), || m.docker(&["exec", c, "ping", "-c", "1", "-W", "1", to]).success());
     assert!(ping("m1", "m2"), "m1 -> m2\n{}", m.log());
     assert!(ping("m2", "m1"), "m2 -> m1");
-    m.docker_ok(&["rm", "-f", "m1", "m2"]);
+    // A busybox httpd on node-3, reached from node-1 by its network alias.
+    m.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "m3",
+        "--network",
+        "mnet",
+        "--network-alias",
+        "webalias",
+        "-e",
+        &format!("constraint:node=={}", names[2]),
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo node3-web-ok > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    assert_eq!(m.node_of("m3"), names[2]);
+    let fetched = wait_until(Duration::from_secs(15), || {
+        m.docker(&["exec", "m1", "wget", "-qO-", "http://webalias/"]).stdout.contains("node3-web-ok")
+    });
+    assert!(fetched, "m1 (node-1) could not fetch from webalias on node-3\n{}", m.log());
+    m.docker_ok(&["rm", "-f", "m1", "m2", "m3"]);
     m.docker_ok(&["network", "rm", "mnet"]);
     assert!(wait_until(Duration::from_secs(10), || ls(&m).trim().is_empty()), "{}", ls(&m));
     for node in &n {
