@@ -1,7 +1,8 @@
 #![recursion_limit = "256"]
 //! Flotilla's single-host Docker engine: the Docker Engine API over unix sockets and TCP,
 //! an image store stacked with overlayfs, containers run by youki's libcontainer under a
-//! per-container shim, and a default bridge network.
+//! per-container shim, bridge networks (the default one and user-defined ones) and, with a
+//! cluster store, overlay networks across engines; the classic builder and commit.
 //!
 //! Crate map (see ../shared/DESIGN.md):
 //! - `api`       HTTP front: routes, `/vX.Y` prefixes, Docker error bodies, hijack.
@@ -9,7 +10,9 @@
 //! - `container` the container service (records, names, lifecycle) the API calls.
 //! - `runtime`   the `Runtime` seam: OCI spec building and the shim client.
 //! - `shim`      the re-executed `swarm shim` process (no tokio) that owns one container.
-//! - `network`   default bridge: IPAM, bridge/veth over netlink, NAT with iptables.
+//! - `network`   bridge and overlay networks: IPAM, bridge/veth/VXLAN over netlink, NAT with
+//!               iptables, the embedded DNS.
+//! - `build`     `POST /build` (the classic builder: Dockerfile, cache, context).
 //! - `volume`    volumes (local driver) and the parsing of a container's mounts.
 
 pub mod api;

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod build;
 pub mod containers;
+pub mod control;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -10,7 +11,6 @@ pub mod extract;
 pub mod hijack;
 pub mod images;
 pub mod networks;
-pub mod ops;
 pub mod swarm_mode;
 pub mod system;
 pub mod system_df;
@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(volumes::routes())
         .merge(networks::routes())
         .merge(exec::routes())
-        .merge(ops::routes())
+        .merge(control::routes())
         .merge(build::routes())
         .merge(swarm_mode::routes())
         .fallback(not_found)

@@ -92,7 +92,7 @@ impl<R: Runtime> ContainerService<R> {
                 }
                 let snapshot = r.clone();
                 drop(r);
-                // netperf: a user's start after a stop must survive a power loss (unless-stopped).
+                // a user's start after a stop must survive a power loss (unless-stopped).
                 if manual && rec.manually_stopped {
                     self.save(&snapshot)?;
                 } else {
@@ -147,7 +147,7 @@ impl<R: Runtime> ContainerService<R> {
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         let layers = rec.layer_dirs.clone();
         let dir2 = dir.clone();
-        // netperf: `--rm` containers get a volatile overlay (no syncfs at unmount).
+        // `--rm` containers get a volatile overlay (no syncfs at unmount).
         let volatile = rec.auto_remove();
         let merged = tokio::task::spawn_blocking(move || rootfs::mount_rootfs_with(&dir2, &layers, volatile))
             .await
@@ -192,7 +192,7 @@ impl<R: Runtime> ContainerService<R> {
         if spec.options.oom_kill_disable {
             self.cgroup(&rec.id)?.disable_oom_killer()?;
         }
-        // netperf: the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
+        // the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
         if net.pending {
             self.network.ready(&rec.id).await?;
         }
@@ -458,7 +458,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         }
         let _ = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await;
-        // netperf: renamed away at once, deleted in the background.
+        // renamed away at once, deleted in the background.
         Record::remove_dir(&self.cfg.data_root, &rec.id);
         ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         self.execs.forget_container(&rec.id);

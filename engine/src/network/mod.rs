@@ -1,7 +1,6 @@
-//! Networks: the default bridge and user-defined bridge networks (IPAM, bridge and veths over
+//! Networks: the default bridge, user-defined bridge networks and overlay networks (IPAM, bridge and veths over
 //! netlink, NAT, isolation and published ports with iptables), each container's sandbox (its
 //! netns with one interface per network) and the embedded DNS resolver.
-//! OWNER: network helper.
 //!
 //! # What an engine leaves on the host
 //!

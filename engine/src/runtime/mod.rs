@@ -1,5 +1,5 @@
 //! The `Runtime` seam between the container service and the per-container shim.
-//! OWNER: runtime/shim helper. The container service only calls this trait.
+//! The container service only calls this trait.
 //!
 //! Contract:
 //! - `create` writes the OCI bundle for `spec` under `spec.state_dir`, starts a shim

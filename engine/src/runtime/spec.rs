@@ -1,4 +1,4 @@
-//! RunSpec -> OCI runtime spec (pure). OWNER: runtime/shim helper.
+//! RunSpec -> OCI runtime spec (pure).
 //!
 //! Mirrors what dockerd 20.10 hands runc for a non-privileged container: Docker's default
 //! mounts, capability set, masked and read-only /proc paths, deny-all device cgroup (libcontainer

@@ -1,4 +1,4 @@
-//! `swarm shim`: the per-container supervisor process (no tokio). OWNER: runtime/shim helper.
+//! `swarm shim`: the per-container supervisor process (no tokio).
 //!
 //! `swarm shim <state_dir>` reads `<state_dir>/shim.json` ([`protocol::ShimConfig`]), forks a
 //! daemon (own session, stdio on /dev/null, its stderr appended to `<state_dir>/shim.log`) and

@@ -3,9 +3,10 @@
 //! the binary exits with (3 for pre-create check failures, 1 otherwise).
 pub mod create;
 pub mod env;
+pub mod info;
 pub mod lifecycle;
 pub mod ls;
-pub mod misc;
+pub mod maintain;
 pub mod sshcmd;
 
 use crate::driver::{self, Driver, State};

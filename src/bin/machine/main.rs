@@ -49,15 +49,15 @@ fn run(cli: Cli, cmd: Cmd) -> Result<(), CommandError> {
         Cmd::Env { name, swarm, shell, unset, no_proxy } => {
             cmds::env::env(&ctx, &cmds::env::EnvArgs { name, swarm, shell, unset, no_proxy, command_line })
         }
-        Cmd::Inspect { name, format } => cmds::misc::inspect(&ctx, name.as_deref(), format.as_deref()),
-        Cmd::Ip { names } => cmds::misc::ip(&ctx, &names),
+        Cmd::Inspect { name, format } => cmds::info::inspect(&ctx, name.as_deref(), format.as_deref()),
+        Cmd::Ip { names } => cmds::info::ip(&ctx, &names),
         Cmd::Kill { names } => cmds::lifecycle::kill(&ctx, &names),
         Cmd::Ls { quiet, filter, timeout, format } => {
             cmds::ls::ls(&ctx, &cmds::ls::LsArgs { quiet, filters: filter, timeout: Duration::from_secs(timeout), format })
         }
-        Cmd::Provision { names } => cmds::misc::provision(&ctx, &names),
+        Cmd::Provision { names } => cmds::maintain::provision(&ctx, &names),
         Cmd::RegenerateCerts { names, force, client_certs, reset_host_key } => {
-            cmds::misc::regenerate_certs(&ctx, &names, force, client_certs, reset_host_key)
+            cmds::maintain::regenerate_certs(&ctx, &names, force, client_certs, reset_host_key)
         }
         Cmd::Restart { names } => cmds::lifecycle::restart(&ctx, &names),
         Cmd::Rm { names, force, yes } => cmds::lifecycle::rm(&ctx, &names, force, yes),
@@ -66,11 +66,11 @@ fn run(cli: Cli, cmd: Cmd) -> Result<(), CommandError> {
             cmds::sshcmd::scp(&ctx, &cmds::sshcmd::ScpArgs { src, dst, recursive, delta, quiet })
         }
         Cmd::Start { names } => cmds::lifecycle::start(&ctx, &names),
-        Cmd::Status { name } => cmds::misc::status(&ctx, name.as_deref()),
+        Cmd::Status { name } => cmds::info::status(&ctx, name.as_deref()),
         Cmd::Stop { names } => cmds::lifecycle::stop(&ctx, &names),
-        Cmd::Upgrade { names } => cmds::misc::upgrade(&ctx, &names),
-        Cmd::Url { name } => cmds::misc::url(&ctx, name.as_deref()),
-        Cmd::Version { name } => cmds::misc::version(&ctx, name.as_deref()),
+        Cmd::Upgrade { names } => cmds::maintain::upgrade(&ctx, &names),
+        Cmd::Url { name } => cmds::info::url(&ctx, name.as_deref()),
+        Cmd::Version { name } => cmds::info::version(&ctx, name.as_deref()),
     }
 }
 

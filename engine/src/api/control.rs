@@ -1,4 +1,4 @@
-//! Container operations of the runtime side: update, pause/unpause, rename, top, stats, resize.
+//! Container control on the runtime side: update, pause/unpause, rename, top, stats, resize.
 use super::{ApiError, AppState, DockerJson, Params};
 use crate::container::{StatsOptions, UpdateRequest};
 use axum::body::Body;
