@@ -10,8 +10,8 @@
 //! - `container` the container service (records, names, lifecycle) the API calls.
 //! - `runtime`   the `Runtime` seam: OCI spec building and the shim client.
 //! - `shim`      the re-executed `swarm shim` process (no tokio) that owns one container.
-//! - `network`   bridge and overlay networks: IPAM, bridge/veth/VXLAN over netlink, NAT with
-//!               iptables, the embedded DNS.
+//! - `network`   bridge and overlay networks: IPAM, bridge/veth/VXLAN over netlink, NAT
+//!   with iptables, the embedded DNS.
 //! - `build`     `POST /build` (the classic builder: Dockerfile, cache, context).
 //! - `volume`    volumes (local driver) and the parsing of a container's mounts.
 
