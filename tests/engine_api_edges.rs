@@ -67,3 +67,43 @@ print("demux", api.exec_start(x["Id"], demux=True))
     );
     e.docker_ok(&["rm", "-f", &name]);
 }
+
+/// Output never rides in the same read as the 101: the engine waits until the client has read
+/// the headers before it sends any (docker-py parses the headers through a buffered reader and
+/// then reads the raw socket, so bytes that came with the headers were lost).
+#[test]
+fn exec_output_waits_until_the_client_has_read_the_101() {
+    require_root!();
+    let e = engine_with_busybox();
+    let name = e.unique("hdr");
+    e.docker_ok(&["run", "-d", "--name", &name, "busybox", "sleep", "100"]);
+    let create = r#"{"Cmd":["echo","after-headers"],"AttachStdout":true,"AttachStderr":true}"#;
+    let r = e.api("POST", &format!("/v1.41/containers/{name}/exec"), Some(("application/json", create.as_bytes()))).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json().unwrap()["Id"].as_str().unwrap().to_string();
+    // A client that is slow to read: 300 ms pass between the request and its first read.
+    let script = format!(
+        r#"
+import socket, time
+s = socket.socket(socket.AF_UNIX)
+s.connect("{sock}")
+body = b'{{"Detach":false,"Tty":false}}'
+s.sendall(b"POST /v1.41/exec/{id}/start HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+time.sleep(0.3)
+first = s.recv(65536)
+print("first-ends-with-headers", first.endswith(b"\r\n\r\n"), first.startswith(b"HTTP/1.1 101"))
+rest = b""
+while True:
+    c = s.recv(65536)
+    if not c:
+        break
+    rest += c
+print("rest-has-output", b"after-headers" in rest)
+"#,
+        sock = e.socket().display()
+    );
+    let o = testground::cmd::run(std::process::Command::new("python3").args(["-c", &script]), None, Duration::from_secs(60));
+    e.expect_ok(&o);
+    assert_eq!(lines(&o.stdout), ["first-ends-with-headers True True", "rest-has-output True"], "{o}");
+    e.docker_ok(&["rm", "-f", &name]);
+}

@@ -79,7 +79,8 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
                 tracing::info!(addr = %h, "API listening");
-                tasks.spawn(async move { axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await });
+                let svc = app.into_make_service_with_connect_info::<crate::api::hijack::UnixConn>();
+                tasks.spawn(async move { axum::serve(l, svc).with_graceful_shutdown(token.cancelled_owned()).await });
             }
             Listen::Tcp(addr) => {
                 let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;

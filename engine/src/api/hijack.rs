@@ -5,8 +5,41 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
 
 pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
+
+/// The socket of a connection on a unix listener (the engine's `ConnectInfo` there).
+#[derive(Clone, Copy, Debug)]
+pub struct UnixConn(pub RawFd);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>> for UnixConn {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        UnixConn(stream.io().as_raw_fd())
+    }
+}
+
+/// How long a hijacked stream waits for the client to read the 101 before output goes out.
+const HEADERS_READ_WAIT: Duration = Duration::from_millis(500);
+
+/// Waits (up to [`HEADERS_READ_WAIT`]) until the client has read everything sent on `fd` so
+/// far: the 101. Clients that parse the headers through a buffered reader and then read the raw
+/// socket (docker-py) would otherwise lose output that arrived together with the headers.
+/// `SIOCOUTQ` on a unix socket counts what the peer has not read yet.
+async fn headers_read_by_client(fd: RawFd) {
+    let until = tokio::time::Instant::now() + HEADERS_READ_WAIT;
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ writes one int; `fd` is the connection's socket, kept open by the
+        // upgraded stream this runs before.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unread) };
+        if r != 0 || unread == 0 || tokio::time::Instant::now() >= until {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 /// True when the client asked to upgrade (the docker CLI always does for attach/exec start).
 pub fn wants_upgrade(req: &Request) -> bool {
@@ -19,10 +52,16 @@ where
     F: FnOnce(Upgraded) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let unix = req.extensions().get::<axum::extract::ConnectInfo<UnixConn>>().map(|c| c.0 .0);
     let on = hyper::upgrade::on(req);
     tokio::spawn(async move {
         match on.await {
-            Ok(up) => f(TokioIo::new(up)).await,
+            Ok(up) => {
+                if let Some(fd) = unix {
+                    headers_read_by_client(fd).await;
+                }
+                f(TokioIo::new(up)).await
+            }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
