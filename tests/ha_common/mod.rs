@@ -10,6 +10,10 @@ use testground::etcd::Etcd;
 pub const MANAGER_PORT: u16 = 3376;
 /// `--replication-ttl` of the tests.
 pub const REPLICATION_TTL: Duration = Duration::from_secs(3);
+/// The agents' discovery `--ttl`: failures are found through the nodes' event streams within a
+/// heartbeat or two, so the registration may live longer than the default tests' 3 s, which a
+/// loaded machine (a late keep-alive, a slow etcd fsync) could let expire under a live agent.
+const AGENT_TTL: &str = "10s";
 
 pub struct HaCluster {
     pub net: TestNet,
@@ -30,7 +34,7 @@ impl HaCluster {
         let disc = format!("etcd://{}/flt", etcd.endpoint());
         let mut c = HaCluster { net, etcd, disc, n_agents: agents, agents: vec![], managers: vec![] };
         for i in 0..agents {
-            let a = join(c.net.host(i), &c.disc, &[]);
+            let a = join_ttl(c.net.host(i), &c.disc, AGENT_TTL, &[]);
             c.agents.push(Some(a));
         }
         for i in 0..managers {
@@ -104,7 +108,7 @@ impl HaCluster {
     /// Starts agent `a` again with the same data root (its containers come back with it).
     pub fn restart_agent(&mut self, a: usize) {
         self.agents[a] = None;
-        self.agents[a] = Some(join(self.net.host(a), &self.disc, &[]));
+        self.agents[a] = Some(join_ttl(self.net.host(a), &self.disc, AGENT_TTL, &[]));
     }
 
     pub fn docker_t(&self, m: usize, args: &[&str], timeout: Duration) -> Output {
