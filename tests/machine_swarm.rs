@@ -59,6 +59,70 @@ fn swarm_cluster_through_the_manager() {
     drop(ts);
 }
 
+/// A token service served over HTTPS with a private CA: `machine create --swarm` with the
+/// user's `SWARM_DISCOVERY_CACERT` copies that CA to the host, and the agent registers through it.
+#[test]
+fn swarm_join_through_an_https_token_service() {
+    require_root!();
+    let slot = testground::slot::Slot::acquire();
+    let cli = Cli::new();
+    let subnet = format!("{}0/24", slot.prefix());
+    let gw = slot.gateway();
+    let certs = testground::tls::Certs::generate_for(&[&gw]).expect("certs");
+    let p = |n: &str| certs.path(n).display().to_string();
+    let port = std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let _ts = Proc(
+        Command::new(swarm())
+            .args([
+                "token-service",
+                "--listen",
+                &format!("0.0.0.0:{port}"),
+                "--tlscert",
+                &p("server-cert.pem"),
+                "--tlskey",
+                &p("server-key.pem"),
+            ])
+            .arg("--data")
+            .arg(cli.dir.path().join("token-data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("token service"),
+    );
+    assert!(testground::wait_until(Duration::from_secs(10), || provision::driver::tcp_open("127.0.0.1", port, Duration::from_millis(200))));
+    let ca = p("ca.pem");
+    let o = Command::new(swarm())
+        .args(["create", "--discovery-url", &format!("https://127.0.0.1:{port}/v1"), "--discovery-cacert", &ca])
+        .output()
+        .expect("swarm create");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let disc = format!("token://{gw}:{port}/{}", String::from_utf8_lossy(&o.stdout).trim());
+
+    let args = [
+        "create",
+        "-d",
+        "local",
+        "--local-bridge",
+        slot.bridge.as_str(),
+        "--local-subnet",
+        subnet.as_str(),
+        "--swarm",
+        "--swarm-discovery",
+        disc.as_str(),
+        "--swarm-join-opt",
+        "heartbeat=1s",
+        "hn",
+    ];
+    let o = cli.machine_with(&args, None, &[("SWARM_DISCOVERY_CACERT", ca.as_str())]);
+    assert!(o.success(), "{o}");
+    let ip = cli.ok(&["ip", "hn"]).trim().to_string();
+    let listed = || {
+        let o = Command::new(swarm()).args(["list", "--discovery-cacert", &ca, &disc]).output().expect("list");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(testground::wait_until(Duration::from_secs(20), || listed().contains(&format!("{ip}:2376"))), "swarm list: {}", listed());
+}
+
 /// A manager alone (`--swarm-master` without `--swarm`) over a static node list: the docker
 /// CLI through `machine env --swarm` sees both engines and runs containers on them.
 #[test]

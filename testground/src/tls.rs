@@ -75,10 +75,16 @@ impl Certs {
     /// CA `ca.pem`, server `server-{cert,key}.pem`, client `cert.pem`/`key.pem`, and a second,
     /// untrusted CA's client `rogue-{cert,key}.pem`.
     pub fn generate() -> Result<Certs> {
+        Certs::generate_for(&[])
+    }
+
+    /// As [`Certs::generate`], with the server certificate also valid for `ips`.
+    pub fn generate_for(ips: &[&str]) -> Result<Certs> {
         let dir = tempfile::Builder::new().prefix("flotilla-tls-").tempdir()?;
         let d = dir.path();
         ca(d, "ca")?;
-        leaf(d, "ca", "server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")?;
+        let san: String = ips.iter().map(|ip| format!(",IP:{ip}")).collect();
+        leaf(d, "ca", "server", "localhost", &format!("subjectAltName=IP:127.0.0.1,DNS:localhost{san}\nextendedKeyUsage=serverAuth\n"))?;
         leaf(d, "ca", "client", "client", "extendedKeyUsage=clientAuth\n")?;
         std::fs::rename(d.join("client-cert.pem"), d.join("cert.pem"))?;
         std::fs::rename(d.join("client-key.pem"), d.join("key.pem"))?;

@@ -12,6 +12,22 @@ pub const CA: &str = "/etc/flotilla/ca.pem";
 pub const SERVER_CERT: &str = "/etc/flotilla/server.pem";
 pub const SERVER_KEY: &str = "/etc/flotilla/server-key.pem";
 pub const ENGINE_SOCKET: &str = "unix:///var/run/flotilla.sock";
+/// The CA of an https token service, copied from the user's `SWARM_DISCOVERY_CACERT`.
+pub const DISCOVERY_CA: &str = "/etc/flotilla/discovery-ca.pem";
+
+/// What the services get of the user's token-service settings: `SWARM_DISCOVERY_URL` as it
+/// is, and `SWARM_DISCOVERY_CACERT` pointing at the host's copy of that CA (the file's path on
+/// this machine means nothing on the host). Returns the env lines and the CA file to upload.
+pub fn discovery_env(url: Option<String>, cacert: Option<String>) -> (Vec<String>, Option<String>) {
+    let mut env = vec![];
+    if let Some(u) = url {
+        env.push(format!("SWARM_DISCOVERY_URL={u}"));
+    }
+    if cacert.is_some() {
+        env.push(format!("SWARM_DISCOVERY_CACERT={DISCOVERY_CA}"));
+    }
+    (env, cacert)
+}
 
 /// A service the host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +288,14 @@ esac
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn discovery_settings_reach_the_host() {
+        assert_eq!(discovery_env(None, None), (vec![], None));
+        let (env, ca) = discovery_env(Some("https://ts:8500".into()), Some("/home/u/ca.pem".into()));
+        assert_eq!(env, ["SWARM_DISCOVERY_URL=https://ts:8500", "SWARM_DISCOVERY_CACERT=/etc/flotilla/discovery-ca.pem"]);
+        assert_eq!(ca.as_deref(), Some("/home/u/ca.pem"));
+    }
+
     use super::*;
     use crate::host::HostOptions;
 

@@ -280,8 +280,13 @@ impl Provisioner<'_> {
             (files::SUPERVISOR.into(), files::supervisor_script().into_bytes(), 0o755),
         ];
         let mut env = self.host.host_options.engine_options.env.clone();
-        if let Ok(u) = std::env::var("SWARM_DISCOVERY_URL") {
-            env.push(format!("SWARM_DISCOVERY_URL={u}"));
+        let (disc_env, disc_ca) = files::discovery_env(
+            std::env::var("SWARM_DISCOVERY_URL").ok(),
+            std::env::var("SWARM_DISCOVERY_CACERT").ok().filter(|p| !p.is_empty()),
+        );
+        env.extend(disc_env);
+        if let Some(ca) = disc_ca {
+            want.push((files::DISCOVERY_CA.into(), read(&ca)?, 0o644));
         }
         for svc in &wanted {
             let cmd = match svc {
