@@ -195,6 +195,21 @@ where
     }
 }
 
+/// The Docker Engine API version the engine and the manager advertise (what dockerd 20.10
+/// serves; docker 28 negotiates down to it).
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version they accept.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// Compares `a.b` version strings numerically.
+pub fn version_lt(a: &str, b: &str) -> bool {
+    let p = |s: &str| -> (u32, u32) {
+        let mut it = s.split('.').map(|x| x.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    };
+    p(a) < p(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

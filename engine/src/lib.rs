@@ -37,10 +37,7 @@ pub use config::EngineConfig;
 pub use server::{run, EngineError};
 pub use tokio_util::sync::CancellationToken;
 
-/// API version we advertise (what dockerd 20.10 serves; docker 28 negotiates down to it).
-pub const API_VERSION: &str = "1.41";
-/// Oldest API version we accept.
-pub const MIN_API_VERSION: &str = "1.24";
+pub use apiserve::{API_VERSION, MIN_API_VERSION};
 /// Our engine version as shown by `docker version`.
 pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-flotilla");
 

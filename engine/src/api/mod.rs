@@ -144,14 +144,7 @@ pub fn strip_version(mut req: Request) -> Request {
     req
 }
 
-/// Compares `a.b` version strings numerically.
-pub fn version_lt(a: &str, b: &str) -> bool {
-    let p = |s: &str| -> (u32, u32) {
-        let mut it = s.split('.').map(|x| x.parse().unwrap_or(0));
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
-    };
-    p(a) < p(b)
-}
+pub use apiserve::version_lt;
 
 #[cfg(test)]
 mod tests {

@@ -20,9 +20,8 @@ use axum::Router;
 use route::{Aggregate, Fanout, Local, Owner, Route, Schedule};
 use std::collections::BTreeMap;
 
-/// API version the manager advertises (clients negotiate down to it).
-pub const API_VERSION: &str = "1.41";
-pub const MIN_API_VERSION: &str = "1.24";
+/// The API versions the manager advertises and accepts, shared with the engine.
+pub use apiserve::{API_VERSION, MIN_API_VERSION};
 /// What `docker version` / `docker info` show as the server version.
 pub const SWARM_VERSION: &str = concat!("swarm/", env!("CARGO_PKG_VERSION"));
 
@@ -169,11 +168,4 @@ async fn handle(cl: &Cluster, ctx: &Ctx, r: Route, req: Request) -> Result<Respo
     }
 }
 
-/// Compares `a.b` versions numerically.
-pub fn version_lt(a: &str, b: &str) -> bool {
-    let p = |s: &str| -> (u32, u32) {
-        let mut it = s.split('.').map(|x| x.parse().unwrap_or(0));
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
-    };
-    p(a) < p(b)
-}
+pub use apiserve::version_lt;
