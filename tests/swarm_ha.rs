@@ -309,31 +309,8 @@ fn replication_flags_are_checked() {
 fn replicas_forward_over_tls() {
     let certs = testground::tls::Certs::generate().expect("certs");
     let d = certs.dir.path();
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
-        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    };
     // The managers' certificate serves clients and authenticates the replicas to the primary.
-    std::fs::write(d.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n").unwrap();
-    run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "manager-key.pem"]);
-    run(&["req", "-new", "-key", "manager-key.pem", "-subj", "/CN=manager", "-out", "manager.csr"]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "manager.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "manager-cert.pem",
-        "-extfile",
-        "manager.ext",
-    ]);
+    certs.add_manager().expect("manager certificate");
     let p = |n: &str| d.join(n).display().to_string();
     let etcd = testground::etcd::Etcd::start();
     let disc = format!("etcd://{}/tlsha", etcd.endpoint());

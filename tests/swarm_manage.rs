@@ -323,41 +323,8 @@ fn dead_node_turns_unhealthy_and_is_avoided() {
     let _ = PathBuf::new();
 }
 
-/// A certificate good for both ends (the manager is a server to clients and a client to nodes),
-/// signed by the test CA.
-fn dual_use_cert(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-        assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    };
-    std::fs::write(dir.join("manager.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
-        .expect("ext");
-    run(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "manager-key.pem"]);
-    run(&["req", "-new", "-key", "manager-key.pem", "-subj", "/CN=manager", "-out", "manager.csr"]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "manager.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "manager-cert.pem",
-        "-extfile",
-        "manager.ext",
-    ]);
-}
-
-#[test]
-fn tls_both_ways() {
-    require_root!();
-    let certs = testground::tls::Certs::generate().expect("certs");
-    dual_use_cert(certs.dir.path());
+/// An engine serving TLS with the test CA's server certificate, requiring client certificates.
+fn tls_node(certs: &testground::tls::Certs, name: &str) -> Node {
     let p = |n: &str| certs.path(n).display().to_string();
     let port = free_port();
     let o = common::opts()
@@ -371,8 +338,17 @@ fn tls_both_ways() {
         .arg("--tlskey")
         .arg(&p("server-key.pem"))
         .arg("--name")
-        .arg("tls-node");
-    let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
+        .arg(name);
+    Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") }
+}
+
+#[test]
+fn tls_both_ways() {
+    require_root!();
+    let certs = testground::tls::Certs::generate().expect("certs");
+    certs.add_manager().expect("manager certificate");
+    let p = |n: &str| certs.path(n).display().to_string();
+    let n = tls_node(&certs, "tls-node");
     let args = ["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("manager-cert.pem"), "--tlskey", &p("manager-key.pem")];
     let m = Manager::start_with(&[&n], &args, Some(certs.dir.path().to_path_buf()));
     m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
@@ -391,22 +367,9 @@ fn tls_both_ways() {
 fn tls_with_a_ca_verifies_node_certificates() {
     require_root!();
     let certs = testground::tls::Certs::generate().expect("certs");
-    dual_use_cert(certs.dir.path());
+    certs.add_manager().expect("manager certificate");
     let p = |n: &str| certs.path(n).display().to_string();
-    let port = free_port();
-    let o = common::opts()
-        .arg("-H")
-        .arg(&format!("tcp://127.0.0.1:{port}"))
-        .arg("--tlsverify")
-        .arg("--tlscacert")
-        .arg(&p("ca.pem"))
-        .arg("--tlscert")
-        .arg(&p("server-cert.pem"))
-        .arg("--tlskey")
-        .arg(&p("server-key.pem"))
-        .arg("--name")
-        .arg("tls-ca-node");
-    let n = Node { engine: Engine::start_with(o), addr: format!("127.0.0.1:{port}") };
+    let n = tls_node(&certs, "tls-ca-node");
     let tls = |ca: &str| {
         [
             "--tls".to_string(),

@@ -95,4 +95,16 @@ impl Certs {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Another certificate signed by the test CA: `<name>-cert.pem` and `<name>-key.pem`, with
+    /// `ext` (openssl extension lines, e.g. subjectAltName and extendedKeyUsage).
+    pub fn add_leaf(&self, name: &str, cn: &str, ext: &str) -> Result<()> {
+        leaf(self.dir.path(), "ca", name, cn, ext)
+    }
+
+    /// `manager-{cert,key}.pem`: good for both ends (a manager serves clients and is a client
+    /// of its nodes and of the primary), for 127.0.0.1.
+    pub fn add_manager(&self) -> Result<()> {
+        self.add_leaf("manager", "manager", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+    }
 }

@@ -1,6 +1,6 @@
 //! `POST /commit`, `POST /build`, `POST /build/prune`, `GET /distribution/{name}/json`: thin handlers over the container
 //! service's commit and the build service.
-use super::extract::pct_decode;
+use super::extract::{all_values, pct_decode};
 use super::{ApiError, AppState, DockerJson};
 use crate::build::output::Output;
 use crate::build::{BuildError, BuildOptions, BuildService, RunOptions};
@@ -165,16 +165,6 @@ async fn prune(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let svc = BuildService::new(st.images.clone(), st.containers.clone(), &st.config.data_root);
     let (deleted, reclaimed) = svc.prune().await?;
     Ok(Json(json!({ "CachesDeleted": deleted, "SpaceReclaimed": reclaimed })))
-}
-
-/// Every value of `key` in a raw query (`changes=a&changes=b`), decoded.
-pub fn all_values(query: &str, key: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .filter(|(k, _)| pct_decode(k) == key)
-        .map(|(_, v)| pct_decode(v))
-        .collect()
 }
 
 fn first(query: &str, key: &str) -> Option<String> {

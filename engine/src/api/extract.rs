@@ -74,6 +74,16 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every value of `key` in a raw query (`names=a&names=b`), decoded.
+pub fn all_values(query: &str, key: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .filter(|(k, _)| pct_decode(k) == key)
+        .map(|(_, v)| pct_decode(v))
+        .collect()
+}
+
 /// Percent-decoding with `+` as space (form encoding, as Go's url.Values).
 pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();

@@ -1,7 +1,7 @@
 //! Image routes: pull/import (`/images/create`), load, save (`/images/get`), list, and the
 //! per-image routes under `/images/{name}/...` (names contain slashes, so one wildcard route
 //! dispatches on the suffix).
-use super::extract::pct_decode;
+use super::extract::all_values;
 use super::{ApiError, AppState, Params};
 use crate::image::import::import_reference;
 use crate::image::inspect::ListFilters;
@@ -27,16 +27,6 @@ pub fn routes() -> Router<AppState> {
         .route("/images/get", get(save_many))
         .route("/images/prune", post(prune))
         .route("/images/{*rest}", axum::routing::any(per_image))
-}
-
-/// Every value of `key` in a raw query (`names=a&names=b`).
-fn all_values(query: &str, key: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .filter(|(k, _)| pct_decode(k) == key)
-        .map(|(_, v)| pct_decode(v))
-        .collect()
 }
 
 /// A body of newline-delimited JSON messages (dockerd ends each with `\r\n`).
