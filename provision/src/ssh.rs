@@ -77,6 +77,9 @@ pub struct ExecOutput {
 pub trait Ssh: Send + Sync {
     /// Runs `cmd` through the login shell; stdout and stderr combined.
     fn exec(&self, cmd: &str) -> Result<ExecOutput, SshError>;
+    /// Runs `cmd` through the login shell; stdout only. What the login shell's rc files
+    /// print on stderr (a `pyenv rehash` failing, say) never reaches an answer that is parsed.
+    fn exec_stdout(&self, cmd: &str) -> Result<ExecOutput, SshError>;
     /// Writes `data` to the remote file `path` (as the login user) with `mode`.
     fn upload(&self, data: &[u8], path: &str, mode: i32) -> Result<(), SshError>;
     /// Copies the local file `local` to the remote `path` (streamed) with `mode`.
@@ -89,6 +92,16 @@ pub trait Ssh: Send + Sync {
 /// returns the output.
 pub fn run(ssh: &dyn Ssh, cmd: &str) -> Result<String, SshError> {
     let o = ssh.exec(cmd)?;
+    if o.status != 0 {
+        return Err(SshError::Command { command: cmd.into(), status: o.status, output: o.output });
+    }
+    Ok(o.output)
+}
+
+/// Like [`run`], but returns stdout only: for answers that are parsed (`uname -m`,
+/// `/etc/os-release`, `hostname`, checksums).
+pub fn read(ssh: &dyn Ssh, cmd: &str) -> Result<String, SshError> {
+    let o = ssh.exec_stdout(cmd)?;
     if o.status != 0 {
         return Err(SshError::Command { command: cmd.into(), status: o.status, output: o.output });
     }
@@ -227,11 +240,11 @@ impl Ssh2Client {
     }
 }
 
-impl Ssh for Ssh2Client {
-    fn exec(&self, cmd: &str) -> Result<ExecOutput, SshError> {
+impl Ssh2Client {
+    fn exec_with(&self, cmd: &str, stderr: ssh2::ExtendedData) -> Result<ExecOutput, SshError> {
         let sess = self.sess();
         let mut ch = sess.channel_session().map_err(sess_err)?;
-        ch.handle_extended_data(ssh2::ExtendedData::Merge).map_err(sess_err)?;
+        ch.handle_extended_data(stderr).map_err(sess_err)?;
         ch.exec(cmd).map_err(sess_err)?;
         let mut out = Vec::new();
         ch.read_to_end(&mut out).map_err(|e| SshError::Session(e.to_string()))?;
@@ -239,6 +252,16 @@ impl Ssh for Ssh2Client {
         let status = ch.exit_status().map_err(sess_err)?;
         tracing::debug!(cmd, status, "ssh exec");
         Ok(ExecOutput { status, output: String::from_utf8_lossy(&out).into_owned() })
+    }
+}
+
+impl Ssh for Ssh2Client {
+    fn exec(&self, cmd: &str) -> Result<ExecOutput, SshError> {
+        self.exec_with(cmd, ssh2::ExtendedData::Merge)
+    }
+
+    fn exec_stdout(&self, cmd: &str) -> Result<ExecOutput, SshError> {
+        self.exec_with(cmd, ssh2::ExtendedData::Ignore)
     }
 
     fn upload(&self, data: &[u8], path: &str, mode: i32) -> Result<(), SshError> {
@@ -353,6 +376,8 @@ pub struct FakeSsh {
     calls: Mutex<Vec<String>>,
     script: Mutex<Vec<(String, ExecOutput)>>,
     files: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+    /// What the login shell prints on stderr before every command.
+    login_noise: Mutex<String>,
 }
 
 impl FakeSsh {
@@ -362,6 +387,11 @@ impl FakeSsh {
     /// Commands containing `pattern` answer `status`/`output` (first match wins).
     pub fn on(&self, pattern: &str, status: i32, output: &str) -> &Self {
         self.script.lock().unwrap_or_else(|e| e.into_inner()).push((pattern.into(), ExecOutput { status, output: output.into() }));
+        self
+    }
+    /// Every command's stderr starts with `noise`, as when the login shell's rc files complain.
+    pub fn with_login_noise(&self, noise: &str) -> &Self {
+        *self.login_noise.lock().unwrap_or_else(|e| e.into_inner()) = noise.into();
         self
     }
     /// Everything done so far: `exec CMD` / `upload PATH MODE`.
@@ -378,6 +408,11 @@ impl FakeSsh {
 
 impl Ssh for FakeSsh {
     fn exec(&self, cmd: &str) -> Result<ExecOutput, SshError> {
+        let mut o = self.exec_stdout(cmd)?;
+        o.output.insert_str(0, &self.login_noise.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(o)
+    }
+    fn exec_stdout(&self, cmd: &str) -> Result<ExecOutput, SshError> {
         self.record(format!("exec {cmd}"));
         let script = self.script.lock().unwrap_or_else(|e| e.into_inner());
         Ok(script.iter().find(|(p, _)| cmd.contains(p.as_str())).map(|(_, o)| o.clone()).unwrap_or_default())

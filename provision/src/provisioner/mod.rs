@@ -11,7 +11,7 @@ pub mod files;
 use crate::certs::{self, CaPaths, CertError};
 use crate::driver::Driver;
 use crate::host::Host;
-use crate::ssh::{quote, run, Ssh, SshError};
+use crate::ssh::{quote, read, run, Ssh, SshError};
 use detect::Family;
 use files::Svc;
 use sha2::Digest;
@@ -124,13 +124,19 @@ impl Provisioner<'_> {
         Ok(run(self.ssh, &c)?)
     }
 
+    /// Like [`Self::root`], stdout only, for answers that are parsed.
+    fn root_read(&self, cmd: &str) -> Result<String, ProvisionError> {
+        let c = if self.user() == "root" { cmd.to_string() } else { format!("sudo sh -c {}", quote(cmd)) };
+        Ok(read(self.ssh, &c)?)
+    }
+
     fn ip(&self) -> Result<String, ProvisionError> {
         self.driver.ip().map_err(|e| ProvisionError::Failed(e.to_string()))
     }
 
     /// Detects the OS from `/etc/os-release` (generic fallback).
     pub fn detect(&self) -> Result<Family, ProvisionError> {
-        let text = run(self.ssh, "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true")?;
+        let text = read(self.ssh, "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null || true")?;
         let os = detect::parse_os_release(&text);
         let f = Family::detect(&os);
         if f == Family::Generic {
@@ -159,7 +165,7 @@ impl Provisioner<'_> {
     /// sha256 of remote files (absent ones are missing from the map).
     fn remote_hashes(&self, paths: &[String]) -> Result<BTreeMap<String, String>, ProvisionError> {
         let args: Vec<String> = paths.iter().map(|p| quote(p)).collect();
-        let out = self.root(&format!("sha256sum {} 2>/dev/null; true", args.join(" ")))?;
+        let out = self.root_read(&format!("sha256sum {} 2>/dev/null; true", args.join(" ")))?;
         Ok(out
             .lines()
             .filter_map(|l| l.split_once("  ").or_else(|| l.split_once(" *")))
@@ -169,7 +175,7 @@ impl Provisioner<'_> {
 
     fn set_hostname(&self) -> Result<(), ProvisionError> {
         let name = &self.host.name;
-        let cur = run(self.ssh, "hostname")?;
+        let cur = read(self.ssh, "hostname")?;
         if cur.trim() == name {
             return Ok(());
         }
@@ -247,7 +253,7 @@ impl Provisioner<'_> {
     pub fn check_arch(&self, binary: &Path) -> Result<(), ProvisionError> {
         let local = arch::elf_arch(binary).map_err(|source| ProvisionError::Local { path: binary.into(), source })?;
         let local = local.ok_or_else(|| ProvisionError::NotElf(binary.into()))?;
-        let host = run(self.ssh, "uname -m")?.trim().to_string();
+        let host = read(self.ssh, "uname -m")?.trim().to_string();
         if !local.runs_on.contains(&host.as_str()) {
             return Err(ProvisionError::ArchMismatch { binary: binary.into(), built_for: local.name, host });
         }

@@ -13,6 +13,8 @@ struct SimHost {
     os_release: String,
     hostname: Mutex<String>,
     arch: &'static str,
+    /// What the login shell prints on stderr before every command (rc files complaining).
+    login_noise: &'static str,
 }
 
 impl SimHost {
@@ -23,6 +25,7 @@ impl SimHost {
             os_release: os_release.into(),
             hostname: Mutex::new("box".into()),
             arch: "x86_64",
+            login_noise: "",
         }
     }
     fn execs(&self) -> Vec<String> {
@@ -32,6 +35,11 @@ impl SimHost {
 
 impl Ssh for SimHost {
     fn exec(&self, cmd: &str) -> Result<ExecOutput, SshError> {
+        let mut o = self.exec_stdout(cmd)?;
+        o.output.insert_str(0, self.login_noise);
+        Ok(o)
+    }
+    fn exec_stdout(&self, cmd: &str) -> Result<ExecOutput, SshError> {
         let _ = self.fake.exec(cmd);
         let ok = |output: String| Ok(ExecOutput { status: 0, output });
         if cmd.starts_with("cat /etc/os-release") {
@@ -152,6 +160,22 @@ fn first_run_installs_everything_and_second_changes_nothing() {
     assert_eq!(r2.started, vec![Svc::Engine]);
     let new: Vec<String> = sim.execs()[before..].to_vec();
     assert!(!new.iter().any(|c| c.contains("restart") || c.contains("hostname m1")), "{new:?}");
+}
+
+#[test]
+fn a_login_shell_that_complains_on_stderr_does_not_confuse_the_answers() {
+    // Seen on a host whose ~/.bashrc runs `pyenv init -`: every command's stderr began with
+    // `pyenv: cannot rehash`, and `uname -m` read as that text.
+    let fx = fixture(false);
+    let mut sim = SimHost::new(DEBIAN);
+    sim.login_noise = "rm: cannot remove '/root/.pyenv/shims/tmp.q3HgXJVTEX': No such file or directory\npyenv: cannot rehash: /root/.pyenv/shims isn't writable\n";
+    let p = Provisioner { host: &fx.host, driver: &fx.driver, ssh: &sim, log: &|_| {} };
+    let r = p.provision(&fx.opts).unwrap();
+    assert_eq!(r.os, Some(Family::Debian));
+    assert_eq!(*sim.hostname.lock().unwrap(), "m1");
+    // Checksums read from stdout only: a second run uploads nothing.
+    let r2 = p.provision(&fx.opts).unwrap();
+    assert!(r2.uploaded.is_empty(), "{:?}", r2.uploaded);
 }
 
 #[test]
