@@ -2,6 +2,8 @@
 //! in memory, the nodes are real HTTP servers on loopback ports.
 use super::*;
 use crate::cluster::{Cluster, ClusterOpts};
+use axum::body::Body;
+use axum::Router;
 use std::time::Duration;
 use tower::ServiceExt;
 
