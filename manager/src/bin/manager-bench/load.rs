@@ -1,0 +1,229 @@
+//! The load driver: the same creates, `info` and `ps -a` against whichever manager runs, with
+//! the manager's RSS and CPU read from /proc by its pid. One row per manager.
+use crate::managed::Managed;
+use crate::sims::Sims;
+use crate::{DiscoveryForm, RunOpts};
+use anyhow::Context;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Past this many nodes, `{nodes}` is a `file://` path (a command line has limits).
+const NODES_URL_MAX: usize = 64;
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(String::from)).unwrap_or_default()
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// CPU seconds (user + system) used so far by process `pid`.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // SAFETY: sysconf(3) has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz.max(1.0)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+pub fn print_header(conc: usize) {
+    println!("| manager | nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | event streams | node conns / manager fds | failed creates | load (start / end) | CPU µs per concurrent create (manager / simulator / client) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+}
+
+/// Creates through one manager; failures are counted (and the first few printed).
+#[derive(Clone)]
+struct Driver {
+    client: reqwest::Client,
+    base: String,
+    failed: Arc<AtomicUsize>,
+}
+
+impl Driver {
+    async fn create(&self) -> Duration {
+        let t = Instant::now();
+        let r = self
+            .client
+            .post(format!("{}/v1.41/containers/create", self.base))
+            .header("Content-Type", "application/json")
+            .body(manager::sim::BENCH_CREATE)
+            .send()
+            .await;
+        let failure = match r {
+            Ok(r) if r.status().as_u16() == 201 => match r.bytes().await {
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            },
+            Ok(r) => Some(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(msg) = failure {
+            if self.failed.fetch_add(1, Ordering::Relaxed) < 3 {
+                eprintln!("create failed: {msg}");
+            }
+        }
+        t.elapsed()
+    }
+
+    /// `count` creates, `conc` at a time; their latencies.
+    async fn creates(&self, count: usize, conc: usize) -> Vec<Duration> {
+        let per = count.div_ceil(conc);
+        let tasks: Vec<_> = (0..conc)
+            .map(|_| {
+                let d = self.clone();
+                tokio::spawn(async move {
+                    let mut v = Vec::with_capacity(per);
+                    for _ in 0..per {
+                        v.push(d.create().await);
+                    }
+                    v
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(per * conc);
+        for t in tasks {
+            all.extend(t.await.expect("a create task does not panic"));
+        }
+        all
+    }
+
+    async fn timed_get(&self, path: &str) -> anyhow::Result<(Duration, bytes::Bytes)> {
+        let t = Instant::now();
+        let b = self.client.get(format!("{}{path}", self.base)).send().await?.error_for_status()?.bytes().await?;
+        Ok((t.elapsed(), b))
+    }
+}
+
+pub async fn run(o: RunOpts) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("manager-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let prefill = if o.prefill { o.containers.div_ceil(o.nodes) } else { 0 };
+    let sims = Sims::start(o.nodes, prefill, o.poll, dir.clone()).await?;
+    let nodes_arg = match o.discovery {
+        DiscoveryForm::Nodes => format!("nodes://{}", sims.addrs.join(",")),
+        DiscoveryForm::Auto if o.nodes <= NODES_URL_MAX => format!("nodes://{}", sims.addrs.join(",")),
+        DiscoveryForm::Auto | DiscoveryForm::File => {
+            let file = dir.join("nodes");
+            std::fs::write(&file, sims.addrs.join("\n") + "\n").with_context(|| format!("write {}", file.display()))?;
+            format!("file://{}", file.display())
+        }
+    };
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(manager::tls::plain_client_config())
+        .pool_max_idle_per_host(o.concurrency * 2)
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    for (i, (name, template)) in o.managers.iter().enumerate() {
+        if i > 0 {
+            sims.reset(&client, Duration::from_secs(30)).await?;
+        }
+        let var = if i == 0 { "MANAGER_CMD".to_string() } else { format!("MANAGER{}_CMD", i + 1) };
+        let mut m = Managed::start(&var, template, &nodes_arg, dir.join(format!("manager-{i}.log")))?;
+        let row = measure(&o, name, &mut m, &sims, &client).await;
+        m.stop().await;
+        let row = row.with_context(|| format!("{name} ({var}); its log: {}", m.log.display()))?;
+        println!("{row}");
+        std::io::stdout().flush()?;
+    }
+    drop(sims);
+    // Kept when a manager failed: its log is in there.
+    std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
+    Ok(())
+}
+
+async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: &reqwest::Client) -> anyhow::Result<String> {
+    let n = o.nodes;
+    let join = m.wait_ready(client, n, o.ready_timeout).await?;
+    eprintln!("{name}: {n} nodes validated in {:.1} s", join.as_secs_f64());
+    // Every node's event stream is open before the creates start (as far as the manager opens them).
+    let t = Instant::now();
+    let mut streams = sims.stats(client).await?.event_streams;
+    while !o.poll && streams < n && t.elapsed() < Duration::from_secs(60 + n as u64 / 100) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        streams = sims.stats(client).await?.event_streams;
+    }
+    let load_before = loadavg();
+    let d = Driver { client: client.clone(), base: m.base.clone(), failed: Arc::new(AtomicUsize::new(0)) };
+    let sim_pids = sims.pids();
+    let sim_cpu = || sim_pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
+
+    let t = Instant::now();
+    let mut seq = d.creates(o.creates, 1).await;
+    let seq_rate = seq.len() as f64 / t.elapsed().as_secs_f64();
+    seq.sort();
+
+    let me = std::process::id();
+    let cpu0 = (cpu_secs(m.pid), sim_cpu(), cpu_secs(me));
+    let t = Instant::now();
+    let mut con = d.creates(o.creates, o.concurrency).await;
+    let con_rate = con.len() as f64 / t.elapsed().as_secs_f64();
+    let per = |now: f64, then: f64| (now - then) * 1e6 / con.len().max(1) as f64;
+    let cpu = (per(cpu_secs(m.pid), cpu0.0), per(sim_cpu(), cpu0.1), per(cpu_secs(me), cpu0.2));
+    con.sort();
+
+    let made = seq.len() + con.len();
+    let mut have = made + if o.prefill { o.containers.div_ceil(n) * n } else { 0 };
+    let t = Instant::now();
+    while have < o.containers {
+        let batch = (o.containers - have).min(o.concurrency * 100);
+        have += d.creates(batch, o.concurrency).await.len();
+    }
+    let fill = t.elapsed();
+    let filled = have - made;
+    let rss_held = rss_mib(m.pid);
+    let (mut info, mut ps, mut ps_bytes, mut held) = (vec![], vec![], 0, 0);
+    for _ in 0..5 {
+        let (dt, body) = d.timed_get("/v1.41/info").await?;
+        info.push(dt);
+        let v: serde_json::Value = serde_json::from_slice(&body).context("the manager's /info is not JSON")?;
+        held = v["Containers"].as_u64().unwrap_or(0);
+        let (dt, body) = d.timed_get("/v1.41/containers/json?all=1").await?;
+        ps.push(dt);
+        ps_bytes = body.len();
+    }
+    info.sort();
+    ps.sort();
+    let rss = rss_mib(m.pid);
+    let stats = sims.stats(client).await?;
+    let fill_rate = if o.prefill { "prefilled".to_string() } else { format!("{:.0}/s", filled as f64 / fill.as_secs_f64().max(0.001)) };
+    Ok(format!(
+        "| {name} | {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {held} ({fill_rate}) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {streams} | {} / {} | {} | {load_before} / {} | {:.0} / {:.0} / {:.0} |",
+        pct(&seq, 0.5),
+        pct(&seq, 0.99),
+        pct(&con, 0.5),
+        pct(&con, 0.99),
+        pct(&info, 0.5),
+        pct(&ps, 0.5),
+        ps_bytes as f64 / (1 << 20) as f64,
+        join.as_secs_f64(),
+        stats.connections.saturating_sub(sims.pids().len()),
+        open_fds(m.pid),
+        d.failed.load(Ordering::Relaxed),
+        loadavg(),
+        cpu.0,
+        cpu.1,
+        cpu.2,
+    ))
+}
