@@ -159,7 +159,7 @@ fn list(node: &SimNode, f: &Filters, all: bool, size: bool, limit: Option<usize>
         .filter(|(id, c)| f.accepts(id, c))
         .collect();
     // Newest first, as Docker lists them.
-    rows.sort_by(|a, b| b.1.seq.cmp(&a.1.seq));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.seq));
     if let Some(n) = limit.filter(|n| *n > 0) {
         rows.truncate(n);
     }

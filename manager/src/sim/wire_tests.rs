@@ -27,7 +27,7 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (u1
 async fn info_version_and_ping_carry_what_classic_reads() {
     let n = SimNode::new("sim-7", 4, 8 << 30, &["zone=a", "disk=ssd"]);
     n.prefill(3);
-    let app = app(&[n.clone()]);
+    let app = app(std::slice::from_ref(&n));
     let (st, info) = call(&app, "GET", "/v1.24/info", None).await;
     assert_eq!(st, 200);
     assert_eq!(info["ID"], json!(n.id));
@@ -54,7 +54,7 @@ async fn info_version_and_ping_carry_what_classic_reads() {
 async fn containers_list_filter_inspect_and_operate() {
     let n = SimNode::new("n1", 2, 1 << 30, &[]);
     n.prefill(4);
-    let app = app(&[n.clone()]);
+    let app = app(std::slice::from_ref(&n));
     let (_, all) = call(&app, "GET", "/v1.41/containers/json?all=1", None).await;
     let all = all.as_array().unwrap().clone();
     assert_eq!(all.len(), 4);
@@ -107,7 +107,7 @@ async fn containers_list_filter_inspect_and_operate() {
 #[tokio::test]
 async fn images_networks_volumes() {
     let n = SimNode::new("n1", 2, 1 << 30, &[]);
-    let app = app(&[n.clone()]);
+    let app = app(std::slice::from_ref(&n));
     let (_, imgs) = call(&app, "GET", "/v1.41/images/json", None).await;
     assert_eq!(imgs[0]["RepoTags"], json!(["busybox:latest"]));
     assert_eq!(call(&app, "GET", "/images/busybox/json", None).await.0, 200);
