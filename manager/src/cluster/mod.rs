@@ -116,7 +116,7 @@ pub struct Shared {
     place: Mutex<()>,
     pending_seq: std::sync::atomic::AtomicU64,
     dirty: Arc<views::Dirty>,
-    view_cache: Mutex<views::ViewCache>,
+    view_cache: Mutex<crate::scheduler::NodeIndex>,
     shutdown: CancellationToken,
     /// Primary or replica.
     pub ha: Ha,
