@@ -10,13 +10,15 @@ pub mod pool;
 mod refresh;
 pub mod resources;
 pub mod source;
+pub mod status;
 pub mod view;
 mod views;
 
 pub use client::{NodeClient, NodeError, Transport};
-pub use engine::{Engine, Health, NodeInfo, Summary};
+pub use engine::{Engine, Health, NodeInfo};
 pub use events::EventHub;
 pub use source::{NodeSource, StaticNodes};
+pub use status::{NodeStatus, Summary};
 pub use view::Container;
 
 use crate::ha::store::Store;
