@@ -7,6 +7,7 @@ pub mod events;
 mod lookup;
 pub mod model;
 pub mod pool;
+pub mod ps;
 mod refresh;
 pub mod resources;
 pub mod source;
