@@ -148,18 +148,18 @@ mod tests {
     fn sample(i: usize) -> Value {
         let status = ["running", "exited", "created", "paused"][i % 4];
         json!({
-            "Id": format!("id{i}"), "Name": if i % 3 == 0 { "/we\"b".to_string() } else { format!("/web{i}") },
+            "Id": format!("id{i}"), "Name": if i.is_multiple_of(3) { "/we\"b".to_string() } else { format!("/web{i}") },
             "Created": "2024-01-01T00:00:00Z", "Path": "httpd", "Args": ["-f", "a\\b"],
             "Image": "sha256:img",
-            "State": {"Status": status, "Running": i % 4 == 0, "ExitCode": 3,
+            "State": {"Status": status, "Running": i.is_multiple_of(4), "ExitCode": 3,
                       "StartedAt": "2024-01-01T00:00:00Z", "FinishedAt": "2024-01-01T00:01:00Z",
-                      "Health": if i % 5 == 0 { json!({"Status": "healthy"}) } else { Value::Null }},
+                      "Health": if i.is_multiple_of(5) { json!({"Status": "healthy"}) } else { Value::Null }},
             "Config": {"Image": "busybox", "Labels": {"com.docker.swarm.id": "sw1", "q\"uote": "line\nbreak"}, "ExposedPorts": {"80/tcp": {}}},
-            "HostConfig": {"Memory": 1048576, "NetworkMode": if i % 2 == 0 { "bridge" } else { "" }},
-            "NetworkSettings": if i % 2 == 0 {
+            "HostConfig": {"Memory": 1048576, "NetworkMode": if i.is_multiple_of(2) { "bridge" } else { "" }},
+            "NetworkSettings": if i.is_multiple_of(2) {
                 json!({"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "53/udp": null}, "Networks": {"bridge": {"IPAddress": "10.0.0.2"}}})
             } else { json!({}) },
-            "Mounts": if i % 2 == 0 { json!([{"Type": "volume"}]) } else { Value::Null },
+            "Mounts": if i.is_multiple_of(2) { json!([{"Type": "volume"}]) } else { Value::Null },
         })
     }
 
@@ -169,7 +169,7 @@ mod tests {
         for i in 0..40 {
             let c = Arc::new(Container::from_inspect(&sample(i), 4));
             let node = Arc::new(NodeInfo {
-                name: if i % 7 == 0 { "n\"1".into() } else { "node-1".into() },
+                name: if i.is_multiple_of(7) { "n\"1".into() } else { "node-1".into() },
                 ip: "10.0.0.5".into(),
                 ..Default::default()
             });
