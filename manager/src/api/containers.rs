@@ -5,6 +5,7 @@ use super::route::{Mode, Owner};
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
 use crate::cluster::model::ContainerState;
+use crate::cluster::ps::PsRecord;
 use crate::cluster::Cluster;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -121,10 +122,10 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             if !all && (!c.running() || !healthy) {
                 continue;
             }
-            records.push((c, info.clone(), healthy));
+            records.push(PsRecord::new(c, info.clone(), healthy));
         }
     }
-    records.retain(|(c, info, _)| {
+    records.retain(|PsRecord { c, node: info, .. }| {
         if f.is_empty() {
             return true;
         }
@@ -154,11 +155,11 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             _ => true,
         })
     });
-    records.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.created));
+    records.sort_by_key(|r| std::cmp::Reverse(r.created));
     if let Some(n) = limit {
         records.truncate(n as usize);
     }
-    let body = axum::body::Body::from_stream(crate::cluster::view::ps_stream(records, now));
+    let body = axum::body::Body::from_stream(crate::cluster::ps::ps_stream(records, now));
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

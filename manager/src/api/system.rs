@@ -1,8 +1,9 @@
 //! `/_ping`, `/version`, `/info` (classic Swarm's SystemStatus layout), `/events` (merged),
 //! `/metrics`.
 use super::{ApiError, Ctx, API_VERSION, MIN_API_VERSION, SWARM_VERSION};
-use crate::cluster::engine::{Health, Summary};
+use crate::cluster::engine::Health;
 use crate::cluster::Cluster;
+use crate::cluster::{NodeStatus, Summary};
 use crate::metrics::Gauges;
 use crate::scheduler::strategy::weigh::human_bytes;
 use axum::body::Body;
@@ -12,6 +13,7 @@ use axum::Json;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 pub fn ping() -> Response {
     let mut r = "OK".into_response();
@@ -106,9 +108,17 @@ pub fn node_status(s: &Summary) -> Vec<[String; 2]> {
     v
 }
 
+/// A node's `SystemStatus` rows as JSON, without the enclosing brackets (cached per node).
+fn render_node(s: &Summary) -> Box<str> {
+    let rows = serde_json::to_string(&node_status(s)).unwrap_or_else(|_| "[]".into());
+    rows[1..rows.len() - 1].into()
+}
+
+/// `GET /info`: the counts are summed from per-node counters and each node's rows are
+/// rendered once per change, so the answer is mostly a copy of cached text.
 pub fn info(cl: &Cluster) -> Response {
-    let mut sums: Vec<Summary> = cl.engines().iter().map(|e| e.summary(cl)).collect();
-    sums.sort_by(|a, b| natural_cmp(&a.info.name, &b.info.name).then(a.addr.cmp(&b.addr)));
+    let mut sums: Vec<Arc<NodeStatus>> = cl.engines().iter().map(|e| e.status(cl, render_node)).collect();
+    sums.sort_by(|a, b| natural_cmp(&a.summary.info.name, &b.summary.info.name).then(a.summary.addr.cmp(&b.summary.addr)));
     let mut status: Vec<[String; 2]> = vec![["Role".into(), cl.ha.role().into()]];
     if !cl.ha.is_primary() {
         status.push(["Primary".into(), cl.ha.primary().unwrap_or_default()]);
@@ -119,8 +129,7 @@ pub fn info(cl: &Cluster) -> Response {
         ["Nodes".into(), sums.len().to_string()],
     ]);
     let (mut containers, mut running, mut paused, mut images, mut ncpu, mut mem) = (0, 0, 0, 0, 0i64, 0i64);
-    for s in &sums {
-        status.extend(node_status(s));
+    for s in sums.iter().map(|s| &s.summary) {
         containers += s.containers;
         running += s.running;
         paused += s.paused;
@@ -131,7 +140,7 @@ pub fn info(cl: &Cluster) -> Response {
         }
     }
     let (hostname, kernel, os) = host();
-    Json(json!({
+    let head = json!({
         "ID": "",
         "Containers": containers,
         "ContainersRunning": running,
@@ -140,7 +149,6 @@ pub fn info(cl: &Cluster) -> Response {
         "Images": images,
         "Driver": "",
         "DriverStatus": null,
-        "SystemStatus": status,
         "Plugins": {"Volume": null, "Network": null, "Log": null},
         "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
         "PidsLimit": true, "IPv4Forwarding": true, "BridgeNfIptables": true, "BridgeNfIp6tables": true, "OomKillDisable": true,
@@ -156,8 +164,21 @@ pub fn info(cl: &Cluster) -> Response {
         "ExperimentalBuild": cl.opts.experimental, "ServerVersion": SWARM_VERSION,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "Warnings": null,
-    }))
-    .into_response()
+    });
+    // `SystemStatus` is spliced in as text: the head's rows, then every node's cached rows.
+    let mut body = serde_json::to_vec(&head).expect("a JSON value serializes");
+    body.pop(); // the closing brace
+    body.extend_from_slice(b",\"SystemStatus\":");
+    let rows = serde_json::to_vec(&status).expect("strings serialize");
+    body.extend_from_slice(&rows[..rows.len() - 1]);
+    for s in &sums {
+        if !s.lines.is_empty() {
+            body.push(b',');
+            body.extend_from_slice(s.lines.as_bytes());
+        }
+    }
+    body.extend_from_slice(b"]}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn event_time(v: &Value) -> i64 {

@@ -143,7 +143,7 @@ impl Cluster {
     fn place(&self, req: &Request) -> Result<(Arc<Engine>, String), ClusterError> {
         let _g = self.place.lock().unwrap_or_else(|p| p.into_inner());
         let t = Instant::now();
-        let best = self.with_views(|views| self.scheduler.pick(req, views).map(|n| n.addr.clone()));
+        let best = self.with_index(|idx| self.scheduler.pick_indexed(req, idx).map(|n| n.addr.clone()));
         self.metrics.observe_placement(t.elapsed());
         let addr = &best?;
         let engine = self.engine(addr).ok_or(crate::scheduler::SchedError::NoHealthyNode)?;

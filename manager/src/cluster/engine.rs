@@ -34,7 +34,7 @@ impl std::fmt::Display for Health {
 }
 
 /// What validation learnt from `/info` and `/version`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     pub id: String,
     pub name: String,
@@ -66,6 +66,11 @@ pub(crate) struct State {
     pub containers: HashMap<String, Entry>,
     /// How many known containers carry each name (name conflicts without a scan).
     names: HashMap<Box<str>, u32>,
+    /// How many known containers are running and paused (kept by `put`/`take`, for `info`).
+    pub running: usize,
+    pub paused: usize,
+    /// What `docker info` last printed about this node (see `status.rs`).
+    pub status: Option<Arc<super::status::NodeStatus>>,
     pub seq: u64,
     /// `GET /images/json` rows.
     pub images: Arc<Vec<Value>>,
@@ -86,6 +91,14 @@ impl State {
         self.view = None;
         self.dirty.mark(&self.addr);
     }
+    fn counted(&mut self, state: ContainerState, add: bool) {
+        let n = match state {
+            ContainerState::Running => &mut self.running,
+            ContainerState::Paused => &mut self.paused,
+            _ => return,
+        };
+        *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    }
     fn name_added(&mut self, name: &str) {
         if !name.is_empty() {
             *self.names.entry(name.into()).or_default() += 1;
@@ -103,10 +116,12 @@ impl State {
     /// when what it sees changed.
     pub fn put(&mut self, c: Arc<Container>) {
         self.seq += 1;
-        let (sched, name) = (c.sched.clone(), c.name.clone());
+        let (sched, name, state) = (c.sched.clone(), c.name.clone(), c.state);
+        self.counted(state, true);
         let sched_changed = match self.containers.insert(c.id().to_string(), Entry { c, seq: self.seq }) {
             Some(old) => {
                 self.name_removed(&old.c.name);
+                self.counted(old.c.state, false);
                 !Arc::ptr_eq(&old.c.sched, &sched)
             }
             None => true,
@@ -119,6 +134,7 @@ impl State {
     pub fn take(&mut self, id: &str) -> Option<Entry> {
         let e = self.containers.remove(id)?;
         self.name_removed(&e.c.name);
+        self.counted(e.c.state, false);
         self.invalidate();
         Some(e)
     }
@@ -131,6 +147,7 @@ impl State {
     pub fn clear_containers(&mut self) {
         self.containers.clear();
         self.names.clear();
+        (self.running, self.paused) = (0, 0);
         self.invalidate();
     }
     pub fn has_name(&self, name: &str) -> bool {
@@ -144,25 +161,6 @@ pub struct Engine {
     state: Mutex<State>,
     pub(crate) cancel: CancellationToken,
     pub(crate) wake: Notify,
-}
-
-/// A copy of what `docker info` prints about a node.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    pub addr: String,
-    pub health: Health,
-    pub info: NodeInfo,
-    pub validated: bool,
-    pub error: Option<String>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub containers: usize,
-    pub running: usize,
-    pub paused: usize,
-    pub images: usize,
-    pub used_cpus: i64,
-    pub used_memory: i64,
-    pub total_cpus: i64,
-    pub total_memory: i64,
 }
 
 impl Engine {
@@ -182,6 +180,9 @@ impl Engine {
                 spec_checked: std::time::Instant::now(),
                 containers: HashMap::new(),
                 names: HashMap::new(),
+                running: 0,
+                paused: 0,
+                status: None,
                 seq: 0,
                 images: Arc::new(vec![]),
                 image_views: Arc::new(vec![]),
@@ -409,29 +410,6 @@ impl Engine {
         st.images = Arc::new(rows);
         st.image_views = Arc::new(views);
         st.invalidate();
-    }
-
-    pub fn summary(&self, sh: &Shared) -> Summary {
-        let view = self.view(sh);
-        let st = self.lock();
-        let running = st.containers.values().filter(|e| e.c.state == ContainerState::Running).count();
-        let paused = st.containers.values().filter(|e| e.c.state == ContainerState::Paused).count();
-        Summary {
-            addr: self.addr.clone(),
-            health: st.health,
-            info: st.info.clone(),
-            validated: st.validated,
-            error: st.error.clone(),
-            updated_at: st.updated_at,
-            containers: st.containers.len(),
-            running,
-            paused,
-            images: st.images.len(),
-            used_cpus: view.as_ref().map_or(0, |v| v.used_cpus),
-            used_memory: view.as_ref().map_or(0, |v| v.used_memory),
-            total_cpus: view.as_ref().map_or(st.info.ncpu, |v| v.total_cpus),
-            total_memory: view.as_ref().map_or(st.info.memory, |v| v.total_memory),
-        }
     }
 
     /// Marks the node gone (removed from discovery) and stops its tasks.

@@ -7,16 +7,19 @@ pub mod events;
 mod lookup;
 pub mod model;
 pub mod pool;
+pub mod ps;
 mod refresh;
 pub mod resources;
 pub mod source;
+pub mod status;
 pub mod view;
 mod views;
 
 pub use client::{NodeClient, NodeError, Transport};
-pub use engine::{Engine, Health, NodeInfo, Summary};
+pub use engine::{Engine, Health, NodeInfo};
 pub use events::EventHub;
 pub use source::{NodeSource, StaticNodes};
+pub use status::{NodeStatus, Summary};
 pub use view::Container;
 
 use crate::ha::store::Store;
@@ -116,7 +119,7 @@ pub struct Shared {
     place: Mutex<()>,
     pending_seq: std::sync::atomic::AtomicU64,
     dirty: Arc<views::Dirty>,
-    view_cache: Mutex<views::ViewCache>,
+    view_cache: Mutex<crate::scheduler::NodeIndex>,
     shutdown: CancellationToken,
     /// Primary or replica.
     pub ha: Ha,

@@ -198,53 +198,11 @@ impl Container {
     }
 }
 
-/// Rows serialized per chunk of a streamed `docker ps` answer.
-const PS_CHUNK: usize = 1024;
-
-/// A `GET /containers/json` answer serialized as it is sent, a chunk of rows at a time (a list
-/// of a million containers never sits in memory as one JSON document). Each record: the
-/// container, its node's name and IP, and whether the node is healthy (if not, the status is
-/// `Host Down`).
-pub fn ps_stream(
-    records: Vec<(Arc<Container>, Arc<super::NodeInfo>, bool)>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
-    futures_util::stream::unfold(Some(0usize), move |next| {
-        let out = next.map(|start| {
-            let mut buf = Vec::with_capacity(PS_CHUNK * 512);
-            buf.push(if start == 0 { b'[' } else { b',' });
-            let end = (start + PS_CHUNK).min(records.len());
-            for (i, (c, info, healthy)) in records[start..end].iter().enumerate() {
-                if i > 0 {
-                    buf.push(b',');
-                }
-                let mut row = c.ps_row(&info.name, &info.ip, now);
-                if !healthy {
-                    row.status = "Host Down".into();
-                }
-                if let Err(e) = serde_json::to_writer(&mut buf, &row) {
-                    return (Err(std::io::Error::other(e)), None);
-                }
-            }
-            if end == records.len() {
-                if start == 0 && end == 0 {
-                    buf.truncate(0);
-                    buf.push(b'[');
-                }
-                buf.push(b']');
-                (Ok(bytes::Bytes::from(buf)), None)
-            } else {
-                (Ok(bytes::Bytes::from(buf)), Some(end))
-            }
-        });
-        std::future::ready(out)
-    })
-}
-
 static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(Map::new()));
 static EMPTY_ARRAY: Value = Value::Array(Vec::new());
 
-/// One `docker ps` row, serialized straight from the manager's record.
+/// One `docker ps` row, serialized straight from the manager's record (the reference for the
+/// streamed writer in `ps.rs`).
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PsRow<'a> {
@@ -334,31 +292,6 @@ mod tests {
         assert_eq!(row["Ports"][0]["PublicPort"], 8080);
     }
 
-    #[tokio::test]
-    async fn ps_streams_valid_json() {
-        use futures_util::StreamExt;
-        let info = Arc::new(super::super::NodeInfo { name: "node-1".into(), ip: "10.0.0.5".into(), ..Default::default() });
-        let now = chrono::Utc::now();
-        for n in [0, 1, PS_CHUNK, PS_CHUNK + 3] {
-            let records: Vec<_> = (0..n)
-                .map(|i| {
-                    let mut v = sample();
-                    v["Id"] = json!(format!("id{i}"));
-                    (Arc::new(Container::from_inspect(&v, 4)), info.clone(), i != 0)
-                })
-                .collect();
-            let chunks: Vec<_> = ps_stream(records, now).collect().await;
-            let body: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
-            let rows: Vec<Value> = serde_json::from_slice(&body).unwrap();
-            assert_eq!(rows.len(), n);
-            if n > 1 {
-                assert_eq!(rows[0]["Status"], "Host Down");
-                assert_eq!(rows[n - 1]["Id"], format!("id{}", n - 1));
-                assert_eq!(rows[1]["Names"], json!(["/node-1/web"]));
-            }
-        }
-    }
-
     #[test]
     fn status_texts() {
         let mut v = sample();
@@ -370,5 +303,52 @@ mod tests {
         assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Created");
         assert_eq!(human_duration(3600 * 3), "3 hours");
         assert_eq!(human_duration(61), "About a minute");
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    /// `cargo test --release -p manager --lib ps_speed -- --ignored --nocapture`
+    #[tokio::test]
+    #[ignore]
+    async fn ps_speed() {
+        use futures_util::StreamExt;
+        let n: usize = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        let infos: Vec<_> = (0..10_000)
+            .map(|i| Arc::new(super::super::NodeInfo { name: format!("node-{i}"), ip: "127.0.0.1".into(), ..Default::default() }))
+            .collect();
+        let t = std::time::Instant::now();
+        let mut records: Vec<_> = (0..n)
+            .map(|i| {
+                let body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
+                    "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
+                let c = Container::from_create(&format!("{:064x}", i * 7919), &format!("name_{i}"), &body, 1);
+                super::super::ps::PsRecord::new(Arc::new(c), infos[i % infos.len()].clone(), true)
+            })
+            .collect();
+        eprintln!("build {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        records.sort_by_key(|r| std::cmp::Reverse(r.created));
+        eprintln!("sort {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let now = chrono::Utc::now();
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut bytes = 0;
+        for r in &records {
+            serde_json::to_writer(&mut buf, &r.c.ps_row(&r.node.name, &r.node.ip, now)).unwrap();
+            if buf.len() > 1 << 19 {
+                bytes += buf.len();
+                buf.clear();
+            }
+        }
+        eprintln!("serde rows {:?} {} MiB", t.elapsed(), bytes >> 20);
+        let t = std::time::Instant::now();
+        let mut s = std::pin::pin!(super::super::ps::ps_stream(records, chrono::Utc::now()));
+        let mut bytes = 0;
+        while let Some(c) = s.next().await {
+            bytes += c.unwrap().len();
+        }
+        eprintln!("stream {:?} {} MiB", t.elapsed(), bytes >> 20);
     }
 }

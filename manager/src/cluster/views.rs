@@ -1,8 +1,9 @@
 //! The scheduler's snapshots of every node, kept current incrementally: a node whose snapshot
 //! changed marks itself dirty (under its own lock, [`Dirty::mark`]) and a placement re-reads
-//! only the dirty nodes instead of visiting every node.
+//! only the dirty nodes instead of visiting every node. The snapshots sit in the scheduler's
+//! [`NodeIndex`], which a placement searches without visiting every node either.
 use super::Cluster;
-use crate::scheduler::NodeView;
+use crate::scheduler::{NodeIndex, NodeView};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -22,33 +23,21 @@ impl Dirty {
     }
 }
 
-/// Snapshots of the validated nodes, in address order (the order of the node map).
-#[derive(Default)]
-pub struct ViewCache(Vec<Arc<NodeView>>);
-
-impl ViewCache {
-    fn apply(&mut self, addr: &str, v: Option<Arc<NodeView>>) {
-        match (self.0.binary_search_by(|x| x.addr.as_str().cmp(addr)), v) {
-            (Ok(i), Some(v)) => self.0[i] = v,
-            (Ok(i), None) => {
-                self.0.remove(i);
-            }
-            (Err(i), Some(v)) => self.0.insert(i, v),
-            (Err(_), None) => {}
-        }
-    }
-}
-
 impl Cluster {
     /// Runs `f` over the current snapshots of the validated nodes (the cache stays locked
     /// meanwhile: keep `f` short and free of awaits).
     pub fn with_views<R>(&self, f: impl FnOnce(&[Arc<NodeView>]) -> R) -> R {
-        let mut cache = self.view_cache.lock().unwrap_or_else(|p| p.into_inner());
+        self.with_index(|idx| f(idx.nodes()))
+    }
+
+    /// Runs `f` over the index of the current snapshots (locked meanwhile, as above).
+    pub fn with_index<R>(&self, f: impl FnOnce(&mut NodeIndex) -> R) -> R {
+        let mut idx = self.view_cache.lock().unwrap_or_else(|p| p.into_inner());
         for addr in self.dirty.take() {
             let v = self.engine(&addr).and_then(|e| e.view(self));
-            cache.apply(&addr, v);
+            idx.apply(&addr, v, self.scheduler.strategy());
         }
-        f(&cache.0)
+        f(&mut idx)
     }
 
     /// Snapshots of the validated nodes for the scheduler.
@@ -65,13 +54,14 @@ mod tests {
     }
     #[test]
     fn keeps_address_order() {
-        let mut c = ViewCache::default();
+        let mut c = NodeIndex::default();
+        let s = crate::scheduler::strategy::by_name("spread").unwrap();
         for a in ["b:1", "a:1", "c:1", "a:1"] {
-            c.apply(a, v(a));
+            c.apply(a, v(a), s.as_ref());
         }
-        c.apply("b:1", None);
-        c.apply("zz:1", None);
-        let addrs: Vec<&str> = c.0.iter().map(|n| n.addr.as_str()).collect();
+        c.apply("b:1", None, s.as_ref());
+        c.apply("zz:1", None, s.as_ref());
+        let addrs: Vec<&str> = c.nodes().iter().map(|n| n.addr.as_str()).collect();
         assert_eq!(addrs, ["a:1", "c:1"]);
         let d = Dirty::default();
         let a: Arc<str> = "a:1".into();

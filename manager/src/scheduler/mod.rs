@@ -14,14 +14,17 @@
 //! and records a pending reservation, so concurrent creates see each other.
 pub mod expr;
 pub mod filter;
+pub mod index;
 pub mod labels;
 pub mod node;
+mod pick;
 pub mod request;
 pub mod strategy;
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use filter::{Filter, DEFAULT_FILTERS};
+pub use index::NodeIndex;
 pub use labels::Labels;
 pub use node::{ContainerView, ImageView, NodeView, PortBinding};
 pub use request::{Request, RequestError};
@@ -99,6 +102,10 @@ impl Scheduler {
 
     pub fn strategy_name(&self) -> &'static str {
         self.strategy.name()
+    }
+
+    pub fn strategy(&self) -> &dyn Strategy {
+        self.strategy.as_ref()
     }
 
     pub fn filter_names(&self) -> Vec<&'static str> {

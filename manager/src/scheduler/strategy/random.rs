@@ -13,6 +13,9 @@ impl Strategy for Random {
         nodes.shuffle(&mut rand::rng());
         Ok(nodes)
     }
+    fn uniform(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! `spread`: the least loaded node first (ties: fewer containers); failing nodes are penalised.
-use super::{weigh::weigh, Strategy};
+use super::{weigh::weigh, weigh::weight, RankKey, Strategy};
 use crate::scheduler::{NodeView, Request, SchedError};
 
 pub struct Spread;
@@ -21,6 +21,9 @@ impl Strategy for Spread {
     fn best<'n>(&self, req: &Request, nodes: Vec<&'n NodeView>) -> Result<&'n NodeView, SchedError> {
         // `min_by` keeps the first of equal minima, as the stable sort in `rank` does.
         weigh(req, nodes, -10)?.into_iter().min_by(order).map(|(n, _)| n).ok_or(SchedError::NoHealthyNode)
+    }
+    fn key(&self, req: &Request, node: &NodeView) -> Option<RankKey> {
+        weight(req, node, -10).map(|w| (w, node.containers.len() as i64))
     }
 }
 

@@ -21,17 +21,22 @@ pub fn misfit(req: &Request, n: &NodeView) -> Option<String> {
     None
 }
 
+/// `n`'s weight for `req`, or `None` when the request does not fit there.
+pub fn weight(req: &Request, n: &NodeView, health_factor: i64) -> Option<i64> {
+    if n.total_memory < req.memory || n.total_cpus < req.cpus {
+        return None;
+    }
+    let cpu = if req.cpus > 0 { (n.used_cpus + req.cpus) * 100 / n.total_cpus } else { 100 };
+    let mem = if req.memory > 0 { (n.used_memory + req.memory) * 100 / n.total_memory } else { 100 };
+    (cpu <= 100 && mem <= 100).then_some(cpu + mem + health_factor * n.health)
+}
+
 /// Weighs every node that has room; fails with each node's shortfall when none has.
 pub fn weigh<'n>(req: &Request, nodes: Vec<&'n NodeView>, health_factor: i64) -> Result<Vec<(&'n NodeView, i64)>, SchedError> {
     let mut out = Vec::with_capacity(nodes.len());
     for n in &nodes {
-        if n.total_memory < req.memory || n.total_cpus < req.cpus {
-            continue;
-        }
-        let cpu = if req.cpus > 0 { (n.used_cpus + req.cpus) * 100 / n.total_cpus } else { 100 };
-        let mem = if req.memory > 0 { (n.used_memory + req.memory) * 100 / n.total_memory } else { 100 };
-        if cpu <= 100 && mem <= 100 {
-            out.push((*n, cpu + mem + health_factor * n.health));
+        if let Some(w) = weight(req, n, health_factor) {
+            out.push((*n, w));
         }
     }
     if out.is_empty() {

@@ -1,0 +1,206 @@
+//! `GET /containers/json` streamed: rows are written straight from the manager's records into
+//! the chunk being sent, 1,024 rows at a time, with no per-row value, map or string built on
+//! the way (a list of a million containers never sits in memory, and costs little more than
+//! copying its bytes). The output is the JSON [`super::view::PsRow`] serializes to; a test
+//! holds the two together.
+use super::view::Container;
+use super::NodeInfo;
+use serde_json::Value;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Rows serialized per chunk of the answer.
+pub const PS_CHUNK: usize = 1024;
+
+/// One row to send: the container, its node, and whether the node is healthy (if not, the
+/// status is `Host Down`).
+pub struct PsRecord {
+    /// Sort key, held inline so sorting a million rows does not chase a million pointers.
+    pub created: i64,
+    pub c: Arc<Container>,
+    pub node: Arc<NodeInfo>,
+    pub healthy: bool,
+}
+
+impl PsRecord {
+    pub fn new(c: Arc<Container>, node: Arc<NodeInfo>, healthy: bool) -> PsRecord {
+        PsRecord { created: c.created, c, node, healthy }
+    }
+}
+
+/// True when `s` goes into a JSON string as it is (what serde_json escapes: `"`, `\`, controls).
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// Writes `s` as a JSON string.
+fn string(buf: &mut Vec<u8>, s: &str) {
+    if plain(s) {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *buf, s).expect("a string serializes into memory");
+    }
+}
+
+fn value(buf: &mut Vec<u8>, v: &Value, null_as: &[u8]) {
+    if v.is_null() {
+        buf.extend_from_slice(null_as);
+    } else {
+        serde_json::to_writer(&mut *buf, v).expect("a JSON value serializes into memory");
+    }
+}
+
+/// Appends one row (as [`Container::ps_row`] would serialize).
+pub fn write_row(buf: &mut Vec<u8>, r: &PsRecord, now: chrono::DateTime<chrono::Utc>) {
+    let (c, s) = (&r.c, &r.c.sched);
+    buf.extend_from_slice(b"{\"Id\":");
+    string(buf, &s.id);
+    buf.extend_from_slice(b",\"Names\":[");
+    if plain(&r.node.name) && plain(&c.name) {
+        buf.extend_from_slice(b"\"/");
+        buf.extend_from_slice(r.node.name.as_bytes());
+        buf.push(b'/');
+        buf.extend_from_slice(c.name.as_bytes());
+        buf.push(b'"');
+    } else {
+        string(buf, &format!("/{}/{}", r.node.name, c.name));
+    }
+    buf.extend_from_slice(b"],\"Image\":");
+    string(buf, &s.image);
+    buf.extend_from_slice(b",\"ImageID\":");
+    string(buf, &s.image_id);
+    buf.extend_from_slice(b",\"Command\":");
+    string(buf, &c.command);
+    write!(buf, ",\"Created\":{},\"Ports\":[", c.created).expect("writes into memory");
+    for (i, p) in c.ports.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        if matches!(p["IP"].as_str(), Some("0.0.0.0") | Some("::")) {
+            let mut p = p.clone();
+            p["IP"] = Value::String(r.node.ip.clone());
+            value(buf, &p, b"null");
+        } else {
+            value(buf, p, b"null");
+        }
+    }
+    buf.extend_from_slice(b"],\"Labels\":{");
+    for (i, (k, v)) in s.labels.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        string(buf, k);
+        buf.push(b':');
+        string(buf, v);
+    }
+    buf.extend_from_slice(b"},\"State\":\"");
+    buf.extend_from_slice(c.state.as_str().as_bytes());
+    buf.extend_from_slice(b"\",\"Status\":");
+    if r.healthy {
+        string(buf, &c.status_text(now));
+    } else {
+        buf.extend_from_slice(b"\"Host Down\"");
+    }
+    buf.extend_from_slice(b",\"HostConfig\":{\"NetworkMode\":");
+    string(buf, if s.network_mode.is_empty() { "default" } else { &s.network_mode });
+    buf.extend_from_slice(b"},\"NetworkSettings\":{\"Networks\":");
+    value(buf, &c.networks, b"{}");
+    buf.extend_from_slice(b"},\"Mounts\":");
+    value(buf, &c.mounts, b"[]");
+    buf.push(b'}');
+}
+
+/// The answer as a stream of chunks, serialized as it is sent.
+pub fn ps_stream(
+    records: Vec<PsRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold(Some(0usize), move |next| {
+        let out = next.map(|start| {
+            let end = (start + PS_CHUNK).min(records.len());
+            let mut buf = Vec::with_capacity((end - start) * 448 + 2);
+            buf.push(if start == 0 { b'[' } else { b',' });
+            for (i, r) in records[start..end].iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_row(&mut buf, r, now);
+            }
+            if end == records.len() {
+                buf.push(b']');
+                (Ok(bytes::Bytes::from(buf)), None)
+            } else {
+                (Ok(bytes::Bytes::from(buf)), Some(end))
+            }
+        });
+        std::future::ready(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use serde_json::json;
+
+    fn sample(i: usize) -> Value {
+        let status = ["running", "exited", "created", "paused"][i % 4];
+        json!({
+            "Id": format!("id{i}"), "Name": if i.is_multiple_of(3) { "/we\"b".to_string() } else { format!("/web{i}") },
+            "Created": "2024-01-01T00:00:00Z", "Path": "httpd", "Args": ["-f", "a\\b"],
+            "Image": "sha256:img",
+            "State": {"Status": status, "Running": i.is_multiple_of(4), "ExitCode": 3,
+                      "StartedAt": "2024-01-01T00:00:00Z", "FinishedAt": "2024-01-01T00:01:00Z",
+                      "Health": if i.is_multiple_of(5) { json!({"Status": "healthy"}) } else { Value::Null }},
+            "Config": {"Image": "busybox", "Labels": {"com.docker.swarm.id": "sw1", "q\"uote": "line\nbreak"}, "ExposedPorts": {"80/tcp": {}}},
+            "HostConfig": {"Memory": 1048576, "NetworkMode": if i.is_multiple_of(2) { "bridge" } else { "" }},
+            "NetworkSettings": if i.is_multiple_of(2) {
+                json!({"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "53/udp": null}, "Networks": {"bridge": {"IPAddress": "10.0.0.2"}}})
+            } else { json!({}) },
+            "Mounts": if i.is_multiple_of(2) { json!([{"Type": "volume"}]) } else { Value::Null },
+        })
+    }
+
+    #[test]
+    fn rows_are_what_ps_row_serializes_to() {
+        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:05:00Z").unwrap().with_timezone(&chrono::Utc);
+        for i in 0..40 {
+            let c = Arc::new(Container::from_inspect(&sample(i), 4));
+            let node = Arc::new(NodeInfo {
+                name: if i.is_multiple_of(7) { "n\"1".into() } else { "node-1".into() },
+                ip: "10.0.0.5".into(),
+                ..Default::default()
+            });
+            let healthy = i % 6 != 0;
+            let mut want = serde_json::to_value(c.ps_row(&node.name, &node.ip, now)).unwrap();
+            if !healthy {
+                want["Status"] = json!("Host Down");
+            }
+            let mut buf = vec![];
+            write_row(&mut buf, &PsRecord::new(c, node, healthy), now);
+            let got: Value = serde_json::from_slice(&buf).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&buf)));
+            assert_eq!(got, want, "row {i}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ps_streams_valid_json() {
+        let info = Arc::new(NodeInfo { name: "node-1".into(), ip: "10.0.0.5".into(), ..Default::default() });
+        let now = chrono::Utc::now();
+        for n in [0, 1, PS_CHUNK, PS_CHUNK + 3] {
+            let records: Vec<_> =
+                (0..n).map(|i| PsRecord::new(Arc::new(Container::from_inspect(&sample(i), 4)), info.clone(), i != 0)).collect();
+            let chunks: Vec<_> = ps_stream(records, now).collect().await;
+            let body: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+            let rows: Vec<Value> = serde_json::from_slice(&body).unwrap();
+            assert_eq!(rows.len(), n);
+            if n > 1 {
+                assert_eq!(rows[0]["Status"], "Host Down");
+                assert_eq!(rows[n - 1]["Id"], format!("id{}", n - 1));
+                assert_eq!(rows[1]["Names"], json!(["/node-1/web1"]));
+            }
+        }
+    }
+}
