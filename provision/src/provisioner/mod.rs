@@ -28,9 +28,9 @@ pub enum ProvisionError {
     #[error("{0}")]
     Failed(String),
     #[error("Unable to verify the Docker daemon is listening: {detail}\n--- last lines of the engine's log on the host ---\n{logs}")]
-    EngineDown { detail: String, logs: String },
+    EngineDown { detail: ProbeError, logs: String },
     #[error("the swarm {svc} did not come up: {detail}\n--- last lines of its log on the host ---\n{logs}")]
-    SwarmDown { svc: &'static str, detail: String, logs: String },
+    SwarmDown { svc: &'static str, detail: ProbeError, logs: String },
     #[error("the swarm binary {binary} is built for {built_for}, but the host is {host} (uname -m): pass --swarm-binary (or MACHINE_SWARM_BINARY) with a build for {host}")]
     ArchMismatch { binary: PathBuf, built_for: String, host: String },
     #[error("the swarm binary {0} is not a Linux executable (no ELF header): pass --swarm-binary with a build of swarm")]
@@ -39,6 +39,15 @@ pub enum ProvisionError {
     Local { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     EngineFlags(#[from] engine_check::EngineCheckError),
+}
+
+/// Why a service did not answer over TLS (the last attempt of [`poll`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Tls(#[from] crate::tlsclient::TlsCheckError),
+    #[error("GET {path}: {status} {body}")]
+    Status { path: &'static str, status: u16, body: String },
 }
 
 /// How to provision.
@@ -443,11 +452,10 @@ impl Provisioner<'_> {
         let ip = self.ip()?;
         let res = poll(wait, || {
             let ca = ca_paths(self.host);
-            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key).map_err(|e| e.to_string())?;
-            match crate::tlsclient::get(&cfg, &ip, self.driver.engine_port(), "/_ping", Duration::from_secs(5)) {
-                Ok((200, _)) => Ok(()),
-                Ok((s, b)) => Err(format!("GET /_ping: {s} {}", b.trim())),
-                Err(e) => Err(e.to_string()),
+            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key)?;
+            match crate::tlsclient::get(&cfg, &ip, self.driver.engine_port(), "/_ping", Duration::from_secs(5))? {
+                (200, _) => Ok(()),
+                (status, b) => Err(ProbeError::Status { path: "/_ping", status, body: b.trim().to_string() }),
             }
         });
         res.map_err(|detail| ProvisionError::EngineDown { detail, logs: self.logs(Svc::Engine) })
@@ -458,15 +466,15 @@ impl Provisioner<'_> {
         let port = self.host.host_options.swarm_options.manager_port();
         let res = poll(wait, || {
             let ca = ca_paths(self.host);
-            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key).map_err(|e| e.to_string())?;
-            crate::tlsclient::handshake(&cfg, &ip, port, Duration::from_secs(5)).map_err(|e| e.to_string())
+            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key)?;
+            Ok(crate::tlsclient::handshake(&cfg, &ip, port, Duration::from_secs(5))?)
         });
         res.map_err(|detail| ProvisionError::SwarmDown { svc: "manager", detail, logs: self.logs(Svc::Manager) })
     }
 }
 
 /// Calls `f` every 500 ms until it succeeds or `wait` passes; returns the last error.
-fn poll(wait: Duration, mut f: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+fn poll<E>(wait: Duration, mut f: impl FnMut() -> Result<(), E>) -> Result<(), E> {
     let deadline = Instant::now() + wait;
     loop {
         match f() {
