@@ -36,8 +36,10 @@ pub enum ServerError {
     Tls(#[from] apiserve::TlsError),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: String, error: std::io::Error },
-    #[error("token service: {0}")]
-    Serve(std::io::Error),
+    #[error("token service: serving {addr}: {source}")]
+    Serve { addr: String, source: std::io::Error },
+    #[error("token service: the final flush of the registrations did not finish: {0}")]
+    FlushTask(tokio::task::JoinError),
 }
 
 struct ApiError(StatusCode, String, Option<Duration>);

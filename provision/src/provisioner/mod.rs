@@ -38,6 +38,8 @@ pub enum ProvisionError {
     #[error("{path}: {source}")]
     Local { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
+    Driver(#[from] crate::driver::DriverError),
+    #[error(transparent)]
     EngineFlags(#[from] engine_check::EngineCheckError),
 }
 
@@ -80,16 +82,20 @@ pub struct Provisioner<'a> {
     pub log: &'a dyn Fn(&str),
 }
 
+fn local_io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
+    move |source| ProvisionError::Local { path: path.to_path_buf(), source }
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
 fn file_sha256(p: &Path) -> Result<String, ProvisionError> {
-    let mut f = std::fs::File::open(p).map_err(|e| ProvisionError::Failed(format!("{}: {e}", p.display())))?;
+    let mut f = std::fs::File::open(p).map_err(local_io(p))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| ProvisionError::Failed(format!("{}: {e}", p.display())))?;
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(local_io(p))?;
         if n == 0 {
             break;
         }
@@ -140,7 +146,7 @@ impl Provisioner<'_> {
     }
 
     fn ip(&self) -> Result<String, ProvisionError> {
-        self.driver.ip().map_err(|e| ProvisionError::Failed(e.to_string()))
+        Ok(self.driver.ip()?)
     }
 
     /// Detects the OS from `/etc/os-release` (generic fallback).
@@ -241,18 +247,17 @@ impl Provisioner<'_> {
         }
         let dir = PathBuf::from(&a.store_path);
         for (src, name) in [(&ca.ca_cert, "ca.pem"), (&ca.client_cert, "cert.pem"), (&ca.client_key, "key.pem")] {
-            let data = std::fs::read(src).map_err(|e| ProvisionError::Failed(format!("{}: {e}", src.display())))?;
+            let data = std::fs::read(src).map_err(local_io(src))?;
             let dst = dir.join(name);
             if std::fs::read(&dst).ok().as_deref() != Some(&data[..]) {
-                crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| ProvisionError::Failed(format!("{}: {e}", dst.display())))?;
+                crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(local_io(&dst))?;
             }
         }
         // Stores made before certificates were 0600 too.
         for f in [sc.clone(), sk.clone(), dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem")] {
             use std::os::unix::fs::PermissionsExt;
             if std::fs::metadata(&f).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| ProvisionError::Failed(format!("{}: {e}", f.display())))?;
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).map_err(local_io(&f))?;
             }
         }
         Ok(!ok)
@@ -284,7 +289,7 @@ impl Provisioner<'_> {
         let port = self.driver.engine_port();
         let systemd = self.ssh.exec("[ -d /run/systemd/system ]")?.status == 0;
         let wanted = wanted_services(self.host);
-        let read = |p: &str| std::fs::read(p).map_err(|e| ProvisionError::Failed(format!("{p}: {e}")));
+        let read = |p: &str| std::fs::read(p).map_err(local_io(Path::new(p)));
 
         // Desired files: (remote path, content, mode).
         let mut want: Vec<(String, Vec<u8>, i32)> = vec![
