@@ -71,7 +71,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::TooManyClusters { .. } | StoreError::TooManyEntries { .. } => StatusCode::FORBIDDEN,
             StoreError::TtlTooLong { .. } => StatusCode::BAD_REQUEST,
-            StoreError::Io { .. } | StoreError::Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Io { .. } | StoreError::Encode { .. } | StoreError::Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }
