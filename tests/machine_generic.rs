@@ -106,7 +106,7 @@ fn generic_hosts_end_to_end() {
 
     // The host's IP changes (here: a second address, and the record points at it): `env`
     // notices the certificate no longer names the host, re-issues it, and docker works.
-    let ip1b = format!("{}{}", net.slot.prefix(), 200);
+    let ip1b = format!("{}{}", net.bridge.slot.prefix(), 200);
     let o = Command::new("ip").args(["-n", &h1.ns.netns(), "addr", "add", &format!("{ip1b}/24"), "dev", "eth0"]).output().expect("ip");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cfg_path = cli.store().join("machines/m1/config.json");

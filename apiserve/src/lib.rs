@@ -15,16 +15,27 @@ pub enum Listen {
     Tcp(std::net::SocketAddr),
 }
 
+/// Why a `-H` address does not parse (`{0}` is the address as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListenError {
+    #[error("invalid host {0:?}: unix socket path is empty")]
+    EmptyUnixPath(String),
+    #[error("invalid host {0:?}: only unix:// and tcp:// are supported")]
+    UnsupportedScheme(String),
+    #[error("invalid host {0:?}: expected tcp://IP:PORT or unix:///path")]
+    BadAddress(String),
+}
+
 impl Listen {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ListenError> {
         if let Some(p) = s.strip_prefix("unix://") {
             if p.is_empty() {
-                return Err(format!("invalid host {s:?}: unix socket path is empty"));
+                return Err(ListenError::EmptyUnixPath(s.to_string()));
             }
             return Ok(Listen::Unix(PathBuf::from(p)));
         }
         if s.contains("://") && !s.starts_with("tcp://") {
-            return Err(format!("invalid host {s:?}: only unix:// and tcp:// are supported"));
+            return Err(ListenError::UnsupportedScheme(s.to_string()));
         }
         let rest = s.strip_prefix("tcp://").unwrap_or(s);
         if rest.starts_with('/') {
@@ -33,7 +44,7 @@ impl Listen {
         let rest = rest.trim_end_matches('/');
         let rest = if rest.starts_with(':') { format!("0.0.0.0{rest}") } else { rest.to_string() };
         let rest = if rest.starts_with("localhost:") { rest.replacen("localhost", "127.0.0.1", 1) } else { rest };
-        rest.parse().map(Listen::Tcp).map_err(|_| format!("invalid host {s:?}: expected tcp://IP:PORT or unix:///path"))
+        rest.parse().map(Listen::Tcp).map_err(|_| ListenError::BadAddress(s.to_string()))
     }
 
     pub fn is_loopback(&self) -> bool {
@@ -219,9 +230,9 @@ mod tests {
         assert_eq!(Listen::parse("tcp://127.0.0.1:2375").unwrap(), Listen::Tcp("127.0.0.1:2375".parse().unwrap()));
         assert_eq!(Listen::parse("tcp://:2375").unwrap(), Listen::Tcp("0.0.0.0:2375".parse().unwrap()));
         assert_eq!(Listen::parse("localhost:1").unwrap(), Listen::Tcp("127.0.0.1:1".parse().unwrap()));
-        assert!(Listen::parse("tcp://nohost").is_err());
-        assert!(Listen::parse("fd://").is_err());
-        assert!(Listen::parse("unix://").is_err());
+        assert_eq!(Listen::parse("tcp://nohost").unwrap_err(), ListenError::BadAddress("tcp://nohost".into()));
+        assert_eq!(Listen::parse("fd://").unwrap_err().to_string(), "invalid host \"fd://\": only unix:// and tcp:// are supported");
+        assert_eq!(Listen::parse("unix://").unwrap_err(), ListenError::EmptyUnixPath("unix://".into()));
     }
     #[test]
     fn tls_flags_are_checked_together() {

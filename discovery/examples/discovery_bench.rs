@@ -20,7 +20,22 @@ struct Args {
     label: String,
 }
 
-fn args() -> Result<Args, String> {
+/// Why the command line is refused (printed as is).
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error("{0} needs a value")]
+    Missing(String),
+    #[error("{flag}: {source}")]
+    Number { flag: String, source: std::num::ParseIntError },
+    #[error(transparent)]
+    Duration(#[from] duration::DurationError),
+    #[error("unexpected argument {0:?}")]
+    Unexpected(String),
+    #[error("usage: discovery_bench <discovery url> [--discovery-url BASE] [--n N] [--concurrency C] [--samples S] [--heartbeat D]")]
+    Usage,
+}
+
+fn args() -> Result<Args, ArgsError> {
     let mut a = Args {
         url: String::new(),
         token_url: None,
@@ -32,22 +47,21 @@ fn args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
-        let mut val = || it.next().ok_or_else(|| format!("{x} needs a value"));
+        let mut val = || it.next().ok_or_else(|| ArgsError::Missing(x.clone()));
+        let number = |v: String| v.parse().map_err(|source| ArgsError::Number { flag: x.clone(), source });
         match x.as_str() {
             "--discovery-url" => a.token_url = Some(val()?),
-            "--n" => a.n = val()?.parse().map_err(|e| format!("--n: {e}"))?,
-            "--concurrency" => a.conc = val()?.parse().map_err(|e| format!("--concurrency: {e}"))?,
-            "--samples" => a.samples = val()?.parse().map_err(|e| format!("--samples: {e}"))?,
+            "--n" => a.n = number(val()?)?,
+            "--concurrency" => a.conc = number(val()?)?,
+            "--samples" => a.samples = number(val()?)?,
             "--heartbeat" => a.heartbeat = duration::parse(&val()?)?.abs,
             "--label" => a.label = val()?,
             _ if a.url.is_empty() && !x.starts_with('-') => a.url = x,
-            _ => return Err(format!("unexpected argument {x:?}")),
+            _ => return Err(ArgsError::Unexpected(x)),
         }
     }
     if a.url.is_empty() {
-        return Err(
-            "usage: discovery_bench <discovery url> [--discovery-url BASE] [--n N] [--concurrency C] [--samples S] [--heartbeat D]".into(),
-        );
+        return Err(ArgsError::Usage);
     }
     if a.label.is_empty() {
         a.label = a.url.split("://").next().unwrap_or("?").to_string();

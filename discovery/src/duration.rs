@@ -20,11 +20,22 @@ impl GoDuration {
     }
 }
 
+/// Why a duration does not parse, in Go's words (`{0}` is the whole input).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("time: invalid duration {0:?}")]
+    Invalid(String),
+    #[error("time: missing unit in duration {0:?}")]
+    MissingUnit(String),
+    #[error("time: unknown unit {unit:?} in duration {input:?}")]
+    UnknownUnit { unit: String, input: String },
+}
+
 /// Parses like Go: a sequence of decimal numbers each with a unit (ns, us, µs, ms, s, m, h),
 /// optionally signed; `0` alone needs no unit.
-pub fn parse(s: &str) -> Result<GoDuration, String> {
+pub fn parse(s: &str) -> Result<GoDuration, DurationError> {
     let orig = s;
-    let invalid = || format!("time: invalid duration {orig:?}");
+    let invalid = || DurationError::Invalid(orig.to_string());
     let (negative, mut s) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -48,7 +59,7 @@ pub fn parse(s: &str) -> Result<GoDuration, String> {
         let unit_len = s.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(s.len());
         let unit = &s[..unit_len];
         if unit.is_empty() {
-            return Err(format!("time: missing unit in duration {orig:?}"));
+            return Err(DurationError::MissingUnit(orig.to_string()));
         }
         let nanos_per = match unit {
             "ns" => 1.0,
@@ -57,7 +68,7 @@ pub fn parse(s: &str) -> Result<GoDuration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return Err(format!("time: unknown unit {unit:?} in duration {orig:?}")),
+            _ => return Err(DurationError::UnknownUnit { unit: unit.to_string(), input: orig.to_string() }),
         };
         total += value * nanos_per;
         s = &s[unit_len..];
@@ -103,9 +114,10 @@ mod tests {
         assert_eq!(d("0"), Duration::ZERO);
         assert!(parse("-1s").unwrap().negative);
         assert!(parse("-1s").unwrap().non_negative().is_none());
-        assert_eq!(parse("10").unwrap_err(), "time: missing unit in duration \"10\"");
-        assert_eq!(parse("10x").unwrap_err(), "time: unknown unit \"x\" in duration \"10x\"");
-        assert_eq!(parse("abc").unwrap_err(), "time: invalid duration \"abc\"");
+        assert_eq!(parse("10").unwrap_err().to_string(), "time: missing unit in duration \"10\"");
+        assert_eq!(parse("10x").unwrap_err().to_string(), "time: unknown unit \"x\" in duration \"10x\"");
+        assert_eq!(parse("abc").unwrap_err(), DurationError::Invalid("abc".into()));
+        assert_eq!(parse("abc").unwrap_err().to_string(), "time: invalid duration \"abc\"");
         assert!(parse("").is_err() && parse("s").is_err() && parse("1..2s").is_err());
     }
     #[test]

@@ -1,4 +1,5 @@
-//! Reading /proc/*/mountinfo, shared by the engine and the test support.
+//! Reading /proc/*/mountinfo, shared by the engine, the `local` machine driver and the test
+//! support.
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for a backslash).
 pub fn unescape_mount(s: &str) -> String {
@@ -17,6 +18,45 @@ pub fn unescape_mount(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A cgroup hierarchy (v1 or v2) mounted below `/sys/fs/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    pub mount_point: String,
+    /// `cgroup` (v1) or `cgroup2`.
+    pub fstype: String,
+    /// Super options without `rw`/`ro`, comma-separated: the v1 controllers and `name=…`.
+    pub options: String,
+}
+
+impl CgroupMount {
+    /// A v1 hierarchy with `controller` (e.g. `pids`).
+    pub fn has_controller(&self, controller: &str) -> bool {
+        self.fstype == "cgroup" && self.options.split(',').any(|o| o == controller)
+    }
+}
+
+/// The cgroup hierarchies below `/sys/fs/cgroup` listed in `mountinfo` (the text of
+/// `/proc/<pid>/mountinfo`), in mount order.
+pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    let mut v = vec![];
+    for l in mountinfo.lines() {
+        let Some((pre, post)) = l.split_once(" - ") else { continue };
+        let mp = pre.split_whitespace().nth(4).unwrap_or("");
+        let mut post = post.split_whitespace();
+        let (fstype, _src, opts) = (post.next().unwrap_or(""), post.next(), post.next().unwrap_or(""));
+        if (fstype == "cgroup" || fstype == "cgroup2") && mp.starts_with("/sys/fs/cgroup") {
+            let o: Vec<&str> = opts.split(',').filter(|o| !["rw", "ro"].contains(o)).collect();
+            v.push(CgroupMount { mount_point: mp.to_string(), fstype: fstype.to_string(), options: o.join(",") });
+        }
+    }
+    v
+}
+
+/// [`cgroup_mounts`] of this process (none when /proc cannot be read).
+pub fn own_cgroup_mounts() -> Vec<CgroupMount> {
+    cgroup_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +66,25 @@ mod tests {
         assert_eq!(unescape_mount(r"/tmp/a\040b"), "/tmp/a b");
         assert_eq!(unescape_mount(r"/x\\"), r"/x\\");
         assert_eq!(unescape_mount(r"/a\134b"), r"/a\b");
+    }
+
+    #[test]
+    fn cgroup_hierarchies() {
+        let info = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                    39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n\
+                    40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
+                    41 23 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n\
+                    42 23 0:39 / /mnt/cg rw - cgroup cgroup rw,cpu\n";
+        let m = cgroup_mounts(info);
+        let got: Vec<(&str, &str, &str)> = m.iter().map(|c| (&*c.mount_point, &*c.fstype, &*c.options)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/sys/fs/cgroup/pids", "cgroup", "pids"),
+                ("/sys/fs/cgroup/systemd", "cgroup", "name=systemd"),
+                ("/sys/fs/cgroup/unified", "cgroup2", "nsdelegate")
+            ]
+        );
+        assert!(m[0].has_controller("pids") && !m[1].has_controller("pids") && !m[2].has_controller("nsdelegate"));
     }
 }

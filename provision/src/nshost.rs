@@ -4,7 +4,9 @@
 //! a plain directory (overlayfs cannot stack on overlayfs), cgroup hierarchies visible (`ip
 //! netns exec` hides them) and its own sshd. Every process of the host lives in the cgroup
 //! `/flm-<id>` (pids hierarchy), so stopping it reaches everything it started.
-//! Used by the `local` driver and by the end-to-end tests as "remote" hosts. Needs root.
+//! Used by the `local` driver and by the machine end-to-end tests as "remote" hosts; its
+//! building blocks ([`ensure_bridge`], [`connect_netns`], [`enter`], [`setup_script`]) also
+//! make testground's test hosts. Needs root.
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -112,10 +114,9 @@ impl NsHost {
     fn init_script(&self) -> String {
         let d = self.dir.display();
         let mut s = String::from("#!/bin/sh\n# Runs in the host's own mount and UTS namespaces, then becomes its sshd.\nset -e\n");
-        s += &format!("hostname {}\n", self.hostname);
-        s += &cgroup_mounts();
+        s += &setup_script(&self.hostname, &self.id);
         s += &format!("mkdir -p {t}{cg}\necho $$ > {t}{cg}/cgroup.procs\n", t = tracking_root().display(), cg = self.cgroup());
-        s += &format!("mount -t tmpfs -o mode=755 run-{} /run\nmkdir -p /run/sshd\n", self.id);
+        s += "mkdir -p /run/sshd\n";
         for p in PRIVATE_DIRS {
             s += &format!("mkdir -p {d}/root/upper{p} {d}/root/work{p}\nmount -t overlay ovl -o lowerdir={p},upperdir={d}/root/upper{p},workdir={d}/root/work{p} {p}\n");
         }
@@ -127,26 +128,7 @@ impl NsHost {
 
     /// Creates the namespace and its veth on the bridge with the host's address (idempotent).
     pub fn ensure_network(&self) -> Result<(), NsHostError> {
-        let ns = self.netns();
-        if !Path::new("/run/netns").join(&ns).exists() {
-            sh("ip", &["netns", "add", &ns])?;
-        }
-        if sh("ip", &["link", "show", &self.veth()]).is_err() {
-            sh("ip", &["link", "add", &self.veth(), "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
-        }
-        sh("ip", &["link", "set", &self.veth(), "master", &self.bridge, "up"])?;
-        let cidr = format!("{}/{}", self.ip, self.prefix);
-        let have = sh("ip", &["-n", &ns, "-4", "-o", "addr", "show", "dev", "eth0"]).unwrap_or_default();
-        if !have.contains(&format!(" {cidr} ")) {
-            sh("ip", &["-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
-        }
-        sh("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        sh("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
-        let routes = sh("ip", &["-n", &ns, "route", "show", "default"]).unwrap_or_default();
-        if routes.trim().is_empty() {
-            sh("ip", &["-n", &ns, "route", "add", "default", "via", &self.gateway.to_string()])?;
-        }
-        Ok(())
+        connect_netns(&self.netns(), &self.veth(), &self.bridge, (self.ip, self.prefix), self.gateway)
     }
 
     /// The sshd's pid when the host runs.
@@ -172,12 +154,8 @@ impl NsHost {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_file()).map_err(io(&self.log_file()))?;
         let log2 = log.try_clone().map_err(io(&self.log_file()))?;
         let init = self.dir.join("host-init.sh");
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.netns(), "unshare", "--mount", "--uts", "--propagation", "private", "sh"])
-            .arg(&init)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+        let mut cmd = enter(&self.netns());
+        cmd.arg("sh").arg(&init).stdin(Stdio::null()).stdout(log).stderr(log2);
         // SAFETY: setsid(2) in the child between fork and exec is async-signal-safe.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
@@ -238,44 +216,66 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// cgroup mounts under /sys/fs/cgroup as `(mount point, fstype, options)`.
-fn cgroup_mount_list() -> Vec<(String, String, String)> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v = vec![];
-    for l in mi.lines() {
-        let Some((pre, post)) = l.split_once(" - ") else { continue };
-        let mp = pre.split_whitespace().nth(4).unwrap_or("");
-        let mut post = post.split_whitespace();
-        let (fstype, _src, opts) = (post.next().unwrap_or(""), post.next(), post.next().unwrap_or(""));
-        if (fstype == "cgroup" || fstype == "cgroup2") && mp.starts_with("/sys/fs/cgroup") {
-            let o: Vec<&str> = opts.split(',').filter(|o| !["rw", "ro"].contains(o)).collect();
-            v.push((mp.to_string(), fstype.to_string(), o.join(",")));
-        }
-    }
-    v
-}
-
 /// Shell lines that re-mount this machine's cgroup hierarchies (hidden by `ip netns exec`).
 fn cgroup_mounts() -> String {
-    let list = cgroup_mount_list();
+    let list = ::fsutil::own_cgroup_mounts();
     let mut s = String::new();
-    if !list.iter().any(|(mp, _, _)| mp == "/sys/fs/cgroup") {
+    if !list.iter().any(|m| m.mount_point == "/sys/fs/cgroup") {
         s += "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup\n";
     }
-    for (mp, fs, opts) in list {
-        let o = if opts.is_empty() { String::new() } else { format!(" -o {opts}") };
-        s += &format!("mkdir -p {mp}\nmount -t {fs}{o} {fs} {mp}\n");
+    for m in list {
+        let o = if m.options.is_empty() { String::new() } else { format!(" -o {}", m.options) };
+        s += &format!("mkdir -p {mp}\nmount -t {fs}{o} {fs} {mp}\n", mp = m.mount_point, fs = m.fstype);
     }
     s
 }
 
 /// The hierarchy used to track a host's processes: pids (v1) or the cgroup2 root.
 pub fn tracking_root() -> PathBuf {
-    let list = cgroup_mount_list();
-    if let Some((mp, _, _)) = list.iter().find(|(_, fs, o)| fs == "cgroup" && o.split(',').any(|x| x == "pids")) {
-        return PathBuf::from(mp);
+    let list = ::fsutil::own_cgroup_mounts();
+    if let Some(m) = list.iter().find(|m| m.has_controller("pids")) {
+        return PathBuf::from(&m.mount_point);
     }
-    list.iter().find(|(_, fs, _)| fs == "cgroup2").map(|(mp, _, _)| PathBuf::from(mp)).unwrap_or_else(|| "/sys/fs/cgroup".into())
+    list.iter().find(|m| m.fstype == "cgroup2").map(|m| PathBuf::from(&m.mount_point)).unwrap_or_else(|| "/sys/fs/cgroup".into())
+}
+
+/// A command entering a host: `ip netns exec <netns>`, then new mount and UTS namespaces
+/// (`unshare --mount --uts --propagation private`); the caller adds the program.
+pub fn enter(netns: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", netns, "unshare", "--mount", "--uts", "--propagation", "private"]);
+    c
+}
+
+/// The first shell lines run by [`enter`]: the hostname, this machine's cgroup hierarchies
+/// (`ip netns exec` remounts /sys and hides them) and a private tmpfs `/run` (`run-<tag>`).
+pub fn setup_script(hostname: &str, tag: &str) -> String {
+    format!("hostname {hostname}\n{}mount -t tmpfs -o mode=755 run-{tag} /run\n", cgroup_mounts())
+}
+
+/// Creates network namespace `netns` (unless it exists) with `eth0` (`ip/prefix`, default
+/// route via `gateway`) and its host-side peer `veth` on `bridge`; idempotent.
+pub fn connect_netns(netns: &str, veth: &str, bridge: &str, (ip, prefix): (Ipv4Addr, u8), gateway: Ipv4Addr) -> Result<(), NsHostError> {
+    let ns = netns;
+    if !Path::new("/run/netns").join(ns).exists() {
+        sh("ip", &["netns", "add", ns])?;
+    }
+    if sh("ip", &["link", "show", veth]).is_err() {
+        sh("ip", &["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])?;
+    }
+    sh("ip", &["link", "set", veth, "master", bridge, "up"])?;
+    let cidr = format!("{ip}/{prefix}");
+    let have = sh("ip", &["-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"]).unwrap_or_default();
+    if !have.contains(&format!(" {cidr} ")) {
+        sh("ip", &["-n", ns, "addr", "add", &cidr, "dev", "eth0"])?;
+    }
+    sh("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+    sh("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
+    let routes = sh("ip", &["-n", ns, "route", "show", "default"]).unwrap_or_default();
+    if routes.trim().is_empty() {
+        sh("ip", &["-n", ns, "route", "add", "default", "via", &gateway.to_string()])?;
+    }
+    Ok(())
 }
 
 fn procs(dir: &Path) -> Vec<i32> {
@@ -311,8 +311,8 @@ fn rmdir_tree(dir: &Path) {
 
 /// Removes `cg` (and below) from every hierarchy.
 pub fn remove_cgroups(cg: &str) {
-    for (mp, _, _) in cgroup_mount_list() {
-        rmdir_tree(&Path::new(&mp).join(cg.trim_start_matches('/')));
+    for m in ::fsutil::own_cgroup_mounts() {
+        rmdir_tree(&Path::new(&m.mount_point).join(cg.trim_start_matches('/')));
     }
 }
 

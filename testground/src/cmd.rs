@@ -123,6 +123,24 @@ pub fn run_args(program: &str, args: &[&str]) -> Output {
     run(Command::new(program).args(args), None, Duration::from_secs(60))
 }
 
+/// SIGTERM to `c`, SIGKILL after `grace`; the exit status if it exited in time.
+pub fn terminate(mut c: std::process::Child, grace: Duration) -> Option<ExitStatus> {
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    loop {
+        match c.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

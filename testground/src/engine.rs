@@ -253,21 +253,8 @@ impl Engine {
 
     /// SIGTERM, then SIGKILL after `grace`. Returns the exit status if it exited in time.
     pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        // SAFETY: kill(2) of our own child.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + grace;
-        loop {
-            match c.try_wait() {
-                Ok(Some(st)) => return Some(st),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    return None;
-                }
-            }
-        }
+        let c = self.child.take()?;
+        cmd::terminate(c, grace)
     }
 
     pub fn pid(&self) -> Option<u32> {

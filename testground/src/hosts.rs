@@ -1,7 +1,9 @@
 //! Network-namespace "hosts" on a test bridge, each with its own address, for multi-host tests
-//! on one machine (see reference/environment.md §8):
-//! - a bridge in the root namespace holding the subnet's `.1` (a testground [`Slot`] gives the
-//!   unique bridge name and subnet), with a `FORWARD` accept rule so hosts reach each other;
+//! on one machine (see reference/environment.md §8), made with the `local` machine driver's
+//! building blocks (`provision::nshost`):
+//! - a [`TestBridge`] in the root namespace holding the subnet's `.1` (a testground [`Slot`]
+//!   gives the unique bridge name and subnet), with a `FORWARD` accept rule so hosts reach each
+//!   other;
 //! - per host: a netns `<bridge>-h<N>` with `eth0` = `.N+1`, default route via the bridge, and
 //!   its own slot for an engine inside (cgroup parent, engine bridge and subnet, data roots);
 //! - commands run through `ip netns exec <ns> unshare --mount --uts`, which re-mounts the cgroup
@@ -13,15 +15,62 @@
 use crate::cleanup::{self, Resources};
 use crate::cmd::{self, run_args, Output};
 use crate::slot::Slot;
+use provision::nshost;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A bridge from a testground [`Slot`] with the slot's gateway `/24` and a `FORWARD` accept
+/// rule; removed (with its rule, links and the slot's leftovers) on drop.
+pub struct TestBridge {
+    pub slot: Slot,
+}
+
+impl TestBridge {
+    /// A bridge on a new slot.
+    pub fn new() -> TestBridge {
+        TestBridge::on(Slot::acquire())
+    }
+    /// A bridge on `slot`. Panics on failure (after removing what was made).
+    pub fn on(slot: Slot) -> TestBridge {
+        let b = TestBridge { slot };
+        nshost::ensure_bridge(&b.slot.bridge, b.gateway_ip(), 24).unwrap_or_else(|e| panic!("testground bridge: {e}"));
+        b
+    }
+    pub fn name(&self) -> &str {
+        &self.slot.bridge
+    }
+    /// The bridge's own address (`.1`).
+    pub fn gateway_ip(&self) -> Ipv4Addr {
+        self.slot.gateway().parse().expect("a slot's gateway is an IPv4 address")
+    }
+    /// The subnet's `n`th address (1 = the gateway).
+    pub fn ip(&self, n: u32) -> Ipv4Addr {
+        nshost::nth(self.gateway_ip(), n - 1)
+    }
+}
+
+impl Default for TestBridge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        nshost::remove_bridge(&self.slot.bridge);
+        let notes = cleanup::cleanup(&Resources { bridge: Some(self.slot.bridge.clone()), cgroup_parent: None, roots: vec![] });
+        if !notes.is_empty() {
+            eprintln!("testground: bridge {} cleanup incomplete:\n  {}", self.slot.bridge, notes.join("\n  "));
+        }
+    }
+}
+
 /// A test bridge with `n` hosts.
 pub struct TestNet {
-    slot: Slot,
     hosts: Vec<Host>,
-    forward_rule: bool,
+    bridge: TestBridge,
 }
 
 /// One netns host: its address, an engine's unique names and roots.
@@ -39,36 +88,6 @@ pub struct HostProc {
     child: Option<Child>,
     name: String,
     log: PathBuf,
-}
-
-fn must(o: Output) {
-    assert!(o.success(), "testground hosts: {o}");
-}
-
-/// Lines that re-create every cgroup mount of ours below /sys/fs/cgroup (tmpfs, v1
-/// hierarchies with their controllers, cgroup2), from /proc/self/mounts.
-fn cgroup_mount_script() -> String {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let mut s = String::new();
-    for l in mounts.lines() {
-        let f: Vec<&str> = l.split(' ').collect();
-        if f.len() < 4 || !(f[1] == "/sys/fs/cgroup" || f[1].starts_with("/sys/fs/cgroup/")) {
-            continue;
-        }
-        let mp = f[1];
-        match f[2] {
-            "tmpfs" => s.push_str(&format!("mount -t tmpfs -o mode=755 cgroup {mp}\n")),
-            "cgroup2" => s.push_str(&format!("mkdir -p {mp}; mount -t cgroup2 cgroup2 {mp}\n")),
-            "cgroup" => {
-                let std_opts = ["rw", "ro", "nosuid", "nodev", "noexec", "relatime", "noatime", "nodiratime", "strictatime"];
-                let opts: Vec<&str> = f[3].split(',').filter(|o| !std_opts.contains(o)).collect();
-                let opts = if opts.iter().all(|o| o.starts_with("name=")) { format!("none,{}", opts.join(",")) } else { opts.join(",") };
-                s.push_str(&format!("mkdir -p {mp}; mount -t cgroup -o {opts} cgroup {mp}\n"));
-            }
-            _ => {}
-        }
-    }
-    s
 }
 
 /// Kills every process in netns `ns` until none is left.
@@ -101,14 +120,7 @@ impl TestNet {
                 run_args("ip", &["netns", "del", name]);
             }
         }
-        let mut net = TestNet { slot, hosts: vec![], forward_rule: false };
-        let (br, gw) = (net.slot.bridge.clone(), net.slot.gateway());
-        must(run_args("ip", &["link", "add", &br, "type", "bridge"]));
-        must(run_args("ip", &["addr", "add", &format!("{gw}/24"), "dev", &br]));
-        must(run_args("ip", &["link", "set", &br, "up"]));
-        // Once a dockerd has run here, FORWARD drops bridged traffic between the hosts.
-        must(run_args("iptables", &["-I", "FORWARD", "-i", &br, "-o", &br, "-j", "ACCEPT"]));
-        net.forward_rule = true;
+        let mut net = TestNet { hosts: vec![], bridge: TestBridge::on(slot) };
         for i in 1..=n {
             let h = net.add_host(i);
             net.hosts.push(h);
@@ -117,25 +129,21 @@ impl TestNet {
     }
 
     fn add_host(&self, i: usize) -> Host {
-        let br = &self.slot.bridge;
+        let br = self.bridge.name();
         let ns = format!("{br}-h{i}");
-        let veth = format!("{br}v{i}");
-        let ip = format!("{}{}", self.slot.prefix(), i + 1);
-        must(run_args("ip", &["netns", "add", &ns]));
+        let ip = self.bridge.ip(i as u32 + 1);
         let host = Host {
             ns: ns.clone(),
             hostname: format!("h{i}-{br}"),
-            ip: ip.clone(),
+            ip: ip.to_string(),
             slot: Slot::acquire(),
             tmp: Some(tempfile::Builder::new().prefix("flotilla-host-").tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))),
             exec_tmp: Some(tempfile::Builder::new().prefix("flth").tempdir_in("/tmp").unwrap_or_else(|e| panic!("tempdir: {e}"))),
         };
-        must(run_args("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]));
-        must(run_args("ip", &["link", "set", &veth, "master", br, "up"]));
-        must(run_args("ip", &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]));
-        must(run_args("ip", &["-n", &ns, "link", "set", "lo", "up"]));
-        must(run_args("ip", &["-n", &ns, "link", "set", "eth0", "up"]));
-        must(run_args("ip", &["-n", &ns, "route", "add", "default", "via", &self.slot.gateway()]));
+        if let Err(e) = nshost::connect_netns(&ns, &format!("{br}v{i}"), br, (ip, 24), self.bridge.gateway_ip()) {
+            host.teardown();
+            panic!("testground hosts: {e}");
+        }
         host
     }
 
@@ -148,26 +156,18 @@ impl TestNet {
     }
     /// The bridge's own address in the test subnet (the root namespace as seen by the hosts).
     pub fn gateway(&self) -> String {
-        self.slot.gateway()
+        self.bridge.slot.gateway()
     }
     pub fn bridge(&self) -> &str {
-        &self.slot.bridge
+        self.bridge.name()
     }
 }
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        let mut notes = vec![];
-        for h in self.hosts.drain(..) {
-            notes.extend(h.teardown());
-        }
-        if self.forward_rule {
-            let br = &self.slot.bridge;
-            run_args("iptables", &["-D", "FORWARD", "-i", br, "-o", br, "-j", "ACCEPT"]);
-        }
-        notes.extend(cleanup::cleanup(&Resources { bridge: Some(self.slot.bridge.clone()), cgroup_parent: None, roots: vec![] }));
+        let notes: Vec<String> = self.hosts.drain(..).flat_map(Host::teardown).collect();
         if !notes.is_empty() {
-            eprintln!("testground: test net {} cleanup incomplete:\n  {}", self.slot.bridge, notes.join("\n  "));
+            eprintln!("testground: test net {} cleanup incomplete:\n  {}", self.bridge.name(), notes.join("\n  "));
         }
     }
 }
@@ -207,14 +207,9 @@ impl Host {
 
     /// A command running `program args` inside this host (netns, private mounts, hostname).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[String]) -> Command {
-        let script = format!(
-            "set -e\nhostname {}\n{}mount -t tmpfs -o mode=755 run-{} /run\nexec \"$@\"\n",
-            self.hostname,
-            cgroup_mount_script(),
-            self.ns
-        );
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, "unshare", "--mount", "--uts", "--propagation", "private", "--", "sh", "-c", &script, "sh"]);
+        let script = format!("set -e\n{}exec \"$@\"\n", nshost::setup_script(&self.hostname, &self.ns));
+        let mut c = nshost::enter(&self.ns);
+        c.args(["--", "sh", "-c", &script, "sh"]);
         c.arg(program);
         c.args(args);
         c
@@ -284,21 +279,8 @@ impl HostProc {
     }
     /// SIGTERM, SIGKILL after `grace`; the exit status if it exited in time.
     pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        // SAFETY: kill(2) of our own child.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + grace;
-        loop {
-            match c.try_wait() {
-                Ok(Some(st)) => return Some(st),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    return None;
-                }
-            }
-        }
+        let c = self.child.take()?;
+        cmd::terminate(c, grace)
     }
     /// Waits until the log contains `needle`, the process exits, or `timeout`; panics with the
     /// log unless found.

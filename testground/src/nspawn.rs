@@ -42,14 +42,7 @@ fn run_ok(c: &mut Command, timeout: Duration) -> Result<Output> {
 
 /// Mount points of the cgroup hierarchies (v1 and v2) here.
 fn hierarchies() -> Vec<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 2 && (f[2] == "cgroup" || f[2] == "cgroup2") && f[1].starts_with("/sys/fs/cgroup")).then(|| PathBuf::from(f[1]))
-        })
-        .collect()
+    fsutil::own_cgroup_mounts().into_iter().map(|m| PathBuf::from(m.mount_point)).collect()
 }
 
 /// Creates `rel` (e.g. `fltt0042/h1`) in every hierarchy (cpuset gets its parent's cpus and

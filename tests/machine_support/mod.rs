@@ -3,11 +3,11 @@
 //! driver), and a `machine` CLI bound to a private store. Everything is removed on drop.
 #![allow(dead_code)]
 use provision::nshost::{self, NsHost};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use testground::hosts::TestBridge;
 #[allow(unused_imports)]
 pub use testground::{require_root, Output};
 
@@ -20,26 +20,23 @@ pub fn swarm() -> String {
 
 /// A bridge with its own /24 (from a testground slot, so parallel tests never clash).
 pub struct Net {
-    pub slot: testground::slot::Slot,
+    pub bridge: TestBridge,
     next: AtomicU32,
 }
 
 impl Net {
     pub fn new() -> Net {
-        let slot = testground::slot::Slot::acquire();
-        let gw: Ipv4Addr = slot.gateway().parse().expect("gateway");
-        nshost::ensure_bridge(&slot.bridge, gw, 24).unwrap_or_else(|e| panic!("bridge: {e}"));
-        Net { slot, next: AtomicU32::new(2) }
+        Net { bridge: TestBridge::new(), next: AtomicU32::new(2) }
     }
     pub fn bridge(&self) -> &str {
-        &self.slot.bridge
+        self.bridge.name()
     }
     pub fn gateway(&self) -> String {
-        self.slot.gateway()
+        self.bridge.slot.gateway()
     }
     /// `10.16X.Y.0/24`
     pub fn subnet(&self) -> String {
-        format!("{}0/24", self.slot.prefix())
+        format!("{}0/24", self.bridge.slot.prefix())
     }
     /// A new SSH host on this network, with `authorized_keys` for root.
     pub fn host(&self, name: &str, authorized_keys: &str) -> TestHost {
@@ -58,10 +55,10 @@ impl Net {
             id: nshost::short_id(&[&dir.path().display().to_string(), name]),
             hostname: format!("{name}-base"),
             dir: dir.path().to_path_buf(),
-            bridge: self.slot.bridge.clone(),
-            ip: format!("{}{n}", self.slot.prefix()).parse().expect("ip"),
+            bridge: self.bridge().to_string(),
+            ip: self.bridge.ip(n),
             prefix: 24,
-            gateway: self.gateway().parse().expect("gw"),
+            gateway: self.bridge.gateway_ip(),
         };
         ns.prepare(authorized_keys).unwrap_or_else(|e| panic!("host {name}: {e}"));
         if !sftp {
@@ -78,12 +75,6 @@ impl Net {
             h.log()
         );
         h
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        nshost::remove_bridge(&self.slot.bridge);
     }
 }
 

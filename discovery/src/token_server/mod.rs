@@ -36,8 +36,10 @@ pub enum ServerError {
     Tls(#[from] apiserve::TlsError),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: String, error: std::io::Error },
-    #[error("token service: {0}")]
-    Serve(std::io::Error),
+    #[error("token service: serving {addr}: {source}")]
+    Serve { addr: String, source: std::io::Error },
+    #[error("token service: the final flush of the registrations did not finish: {0}")]
+    FlushTask(tokio::task::JoinError),
 }
 
 struct ApiError(StatusCode, String, Option<Duration>);
@@ -69,7 +71,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::TooManyClusters { .. } | StoreError::TooManyEntries { .. } => StatusCode::FORBIDDEN,
             StoreError::TtlTooLong { .. } => StatusCode::BAD_REQUEST,
-            StoreError::Io { .. } | StoreError::Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Io { .. } | StoreError::Encode { .. } | StoreError::Entropy(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }

@@ -74,11 +74,12 @@ pub async fn serve_with(
         })
     };
     let app = router(store.clone(), opts.creates_per_minute);
+    let addr = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
     let res = match opts.tls {
         None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .await
-            .map_err(ServerError::Serve),
+            .map_err(|source| ServerError::Serve { addr, source }),
         Some(cfg) => {
             apiserve::serve_tls(listener, tokio_rustls::TlsAcceptor::from(cfg), app, stop.clone()).await;
             Ok(())
@@ -87,7 +88,7 @@ pub async fn serve_with(
     closer.abort();
     stop.cancel();
     let _ = flusher.await;
-    let flushed = tokio::task::spawn_blocking(move || store.flush()).await.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
+    let flushed = tokio::task::spawn_blocking(move || store.flush()).await.map_err(ServerError::FlushTask)?;
     flushed?;
     res
 }

@@ -44,6 +44,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("token service store {path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
+    #[error("token service store {path}: {source}")]
+    Encode { path: PathBuf, source: serde_json::Error },
     #[error("the token service holds its maximum of {max} clusters (swarm token-service --max-clusters): delete unused clusters or raise the limit")]
     TooManyClusters { max: usize },
     #[error("cluster {} has its maximum of {max} entries (swarm token-service --max-entries): entry {entry} refused", crate::token::redact(.token))]
@@ -169,7 +171,7 @@ impl TokenStore {
     }
     fn write(&self, token: &str, c: &Cluster) -> Result<(), StoreError> {
         let p = self.path(token);
-        let data = serde_json::to_vec(c).map_err(|e| StoreError::Io { path: self.shown_path(token), error: std::io::Error::other(e) })?;
+        let data = serde_json::to_vec(c).map_err(|source| StoreError::Encode { path: self.shown_path(token), source })?;
         fsutil::write_atomic_mode(&p, &data, 0o600).map_err(|error| StoreError::Io { path: self.shown_path(token), error })
     }
 

@@ -84,8 +84,12 @@ impl Driver for Generic {
         let src = Path::new(&self.ssh_key);
         let name = src.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "id_rsa".into());
         let dst = machine_dir(&self.base).join(&name);
-        let data = std::fs::read(src).map_err(|e| DriverError::Failed(format!("reading SSH key {}: {e}", src.display())))?;
-        crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| DriverError::Failed(format!("copying SSH key: {e}")))?;
+        let data = std::fs::read(src).map_err(|source| DriverError::Io { op: "reading SSH key", path: src.into(), source })?;
+        crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|source| DriverError::Io {
+            op: "copying SSH key to",
+            path: dst.clone(),
+            source,
+        })?;
         let mut pub_src = src.as_os_str().to_os_string();
         pub_src.push(".pub");
         if let Ok(p) = std::fs::read(&pub_src) {

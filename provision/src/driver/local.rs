@@ -88,7 +88,8 @@ impl Local {
     }
 
     fn store_lock(&self) -> Result<crate::fsutil::FileLock, DriverError> {
-        crate::fsutil::FileLock::acquire(&Path::new(&self.base.store_path).join(".local.lock")).map_err(failed)
+        let path = Path::new(&self.base.store_path).join(".local.lock");
+        crate::fsutil::FileLock::acquire(&path).map_err(|source| DriverError::Io { op: "locking", path, source })
     }
 }
 
@@ -131,11 +132,11 @@ impl Driver for Local {
             nshost::sh(
                 "ssh-keygen",
                 &["-q", "-t", "ed25519", "-N", "", "-C", &format!("machine-{}", self.base.machine_name), "-f", &key.display().to_string()],
-            )
-            .map_err(failed)?;
+            )?;
         }
         self.base.ssh_key_path = key.display().to_string();
-        let pubkey = std::fs::read_to_string(dir.join("id_ed25519.pub")).map_err(failed)?;
+        let pub_path = dir.join("id_ed25519.pub");
+        let pubkey = std::fs::read_to_string(&pub_path).map_err(|source| DriverError::Io { op: "reading", path: pub_path, source })?;
         {
             let _l = self.store_lock()?;
             let ip = self.allocate_ip()?;
@@ -150,13 +151,14 @@ impl Driver for Local {
                 name: self.base.machine_name.clone(),
             });
             host.driver = self.to_json();
-            crate::fsutil::write_atomic(&claim, &serde_json::to_vec_pretty(&host).unwrap_or_default(), 0o600).map_err(failed)?;
+            crate::fsutil::write_atomic(&claim, &serde_json::to_vec_pretty(&host).unwrap_or_default(), 0o600)
+                .map_err(|source| DriverError::Io { op: "writing", path: claim.clone(), source })?;
             let h = self.nshost();
             log(&format!("Creating host {} on bridge {} ({})...", self.base.ip_address, self.bridge, h.netns()));
-            nshost::ensure_bridge(&self.bridge, h.gateway, h.prefix).map_err(failed)?;
-            h.prepare(&pubkey).map_err(failed)?;
+            nshost::ensure_bridge(&self.bridge, h.gateway, h.prefix)?;
+            h.prepare(&pubkey)?;
         }
-        self.nshost().start().map_err(failed)
+        Ok(self.nshost().start()?)
     }
     fn state(&self, timeout: Duration) -> State {
         let h = self.nshost();
@@ -184,7 +186,7 @@ impl Driver for Local {
     fn start(&mut self) -> Result<(), DriverError> {
         let h = self.nshost();
         let _ = nshost::ensure_bridge(&self.bridge, h.gateway, h.prefix);
-        h.start().map_err(failed)
+        Ok(h.start()?)
     }
     fn stop(&mut self) -> Result<(), DriverError> {
         self.nshost().stop(Duration::from_secs(10));

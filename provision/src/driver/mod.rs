@@ -6,7 +6,7 @@ pub mod none;
 
 use crate::host::{BaseDriver, Host};
 use crate::ssh::SshTarget;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,10 @@ pub enum DriverError {
     NotFound(String),
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Host(#[from] crate::nshost::NsHostError),
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("invalid driver state in config.json: {0}")]
     Config(#[from] serde_json::Error),
 }

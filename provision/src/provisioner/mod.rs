@@ -28,9 +28,9 @@ pub enum ProvisionError {
     #[error("{0}")]
     Failed(String),
     #[error("Unable to verify the Docker daemon is listening: {detail}\n--- last lines of the engine's log on the host ---\n{logs}")]
-    EngineDown { detail: String, logs: String },
+    EngineDown { detail: ProbeError, logs: String },
     #[error("the swarm {svc} did not come up: {detail}\n--- last lines of its log on the host ---\n{logs}")]
-    SwarmDown { svc: &'static str, detail: String, logs: String },
+    SwarmDown { svc: &'static str, detail: ProbeError, logs: String },
     #[error("the swarm binary {binary} is built for {built_for}, but the host is {host} (uname -m): pass --swarm-binary (or MACHINE_SWARM_BINARY) with a build for {host}")]
     ArchMismatch { binary: PathBuf, built_for: String, host: String },
     #[error("the swarm binary {0} is not a Linux executable (no ELF header): pass --swarm-binary with a build of swarm")]
@@ -38,7 +38,18 @@ pub enum ProvisionError {
     #[error("{path}: {source}")]
     Local { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
+    Driver(#[from] crate::driver::DriverError),
+    #[error(transparent)]
     EngineFlags(#[from] engine_check::EngineCheckError),
+}
+
+/// Why a service did not answer over TLS (the last attempt of [`poll`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Tls(#[from] crate::tlsclient::TlsCheckError),
+    #[error("GET {path}: {status} {body}")]
+    Status { path: &'static str, status: u16, body: String },
 }
 
 /// How to provision.
@@ -71,16 +82,20 @@ pub struct Provisioner<'a> {
     pub log: &'a dyn Fn(&str),
 }
 
+fn local_io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
+    move |source| ProvisionError::Local { path: path.to_path_buf(), source }
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
 fn file_sha256(p: &Path) -> Result<String, ProvisionError> {
-    let mut f = std::fs::File::open(p).map_err(|e| ProvisionError::Failed(format!("{}: {e}", p.display())))?;
+    let mut f = std::fs::File::open(p).map_err(local_io(p))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| ProvisionError::Failed(format!("{}: {e}", p.display())))?;
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(local_io(p))?;
         if n == 0 {
             break;
         }
@@ -131,7 +146,7 @@ impl Provisioner<'_> {
     }
 
     fn ip(&self) -> Result<String, ProvisionError> {
-        self.driver.ip().map_err(|e| ProvisionError::Failed(e.to_string()))
+        Ok(self.driver.ip()?)
     }
 
     /// Detects the OS from `/etc/os-release` (generic fallback).
@@ -232,18 +247,17 @@ impl Provisioner<'_> {
         }
         let dir = PathBuf::from(&a.store_path);
         for (src, name) in [(&ca.ca_cert, "ca.pem"), (&ca.client_cert, "cert.pem"), (&ca.client_key, "key.pem")] {
-            let data = std::fs::read(src).map_err(|e| ProvisionError::Failed(format!("{}: {e}", src.display())))?;
+            let data = std::fs::read(src).map_err(local_io(src))?;
             let dst = dir.join(name);
             if std::fs::read(&dst).ok().as_deref() != Some(&data[..]) {
-                crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| ProvisionError::Failed(format!("{}: {e}", dst.display())))?;
+                crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(local_io(&dst))?;
             }
         }
         // Stores made before certificates were 0600 too.
         for f in [sc.clone(), sk.clone(), dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem")] {
             use std::os::unix::fs::PermissionsExt;
             if std::fs::metadata(&f).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| ProvisionError::Failed(format!("{}: {e}", f.display())))?;
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).map_err(local_io(&f))?;
             }
         }
         Ok(!ok)
@@ -275,7 +289,7 @@ impl Provisioner<'_> {
         let port = self.driver.engine_port();
         let systemd = self.ssh.exec("[ -d /run/systemd/system ]")?.status == 0;
         let wanted = wanted_services(self.host);
-        let read = |p: &str| std::fs::read(p).map_err(|e| ProvisionError::Failed(format!("{p}: {e}")));
+        let read = |p: &str| std::fs::read(p).map_err(local_io(Path::new(p)));
 
         // Desired files: (remote path, content, mode).
         let mut want: Vec<(String, Vec<u8>, i32)> = vec![
@@ -443,11 +457,10 @@ impl Provisioner<'_> {
         let ip = self.ip()?;
         let res = poll(wait, || {
             let ca = ca_paths(self.host);
-            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key).map_err(|e| e.to_string())?;
-            match crate::tlsclient::get(&cfg, &ip, self.driver.engine_port(), "/_ping", Duration::from_secs(5)) {
-                Ok((200, _)) => Ok(()),
-                Ok((s, b)) => Err(format!("GET /_ping: {s} {}", b.trim())),
-                Err(e) => Err(e.to_string()),
+            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key)?;
+            match crate::tlsclient::get(&cfg, &ip, self.driver.engine_port(), "/_ping", Duration::from_secs(5))? {
+                (200, _) => Ok(()),
+                (status, b) => Err(ProbeError::Status { path: "/_ping", status, body: b.trim().to_string() }),
             }
         });
         res.map_err(|detail| ProvisionError::EngineDown { detail, logs: self.logs(Svc::Engine) })
@@ -458,15 +471,15 @@ impl Provisioner<'_> {
         let port = self.host.host_options.swarm_options.manager_port();
         let res = poll(wait, || {
             let ca = ca_paths(self.host);
-            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key).map_err(|e| e.to_string())?;
-            crate::tlsclient::handshake(&cfg, &ip, port, Duration::from_secs(5)).map_err(|e| e.to_string())
+            let cfg = crate::tlsclient::client_config(&ca.ca_cert, &ca.client_cert, &ca.client_key)?;
+            Ok(crate::tlsclient::handshake(&cfg, &ip, port, Duration::from_secs(5))?)
         });
         res.map_err(|detail| ProvisionError::SwarmDown { svc: "manager", detail, logs: self.logs(Svc::Manager) })
     }
 }
 
 /// Calls `f` every 500 ms until it succeeds or `wait` passes; returns the last error.
-fn poll(wait: Duration, mut f: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+fn poll<E>(wait: Duration, mut f: impl FnMut() -> Result<(), E>) -> Result<(), E> {
     let deadline = Instant::now() + wait;
     loop {
         match f() {

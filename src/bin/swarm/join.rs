@@ -26,6 +26,21 @@ pub struct JoinArgs {
     /// Wait a random time below this before the first registration (avoids synchronized joins).
     #[arg(long, default_value = "0s", value_name = "DURATION", allow_hyphen_values = true)]
     delay: String,
+    #[command(flatten)]
+    pub(crate) discovery_flags: DiscoveryFlags,
+    /// Start no engine: only register --advertise, where another engine (e.g. dockerd) serves.
+    #[arg(long)]
+    no_engine: bool,
+    #[command(flatten)]
+    pub(crate) engine: crate::EngineArgs,
+    /// Discovery URL (see below).
+    #[arg(env = "SWARM_DISCOVERY", value_name = "DISCOVERY")]
+    discovery: Option<String>,
+}
+
+/// The discovery backend's flags of `join` and `list`.
+#[derive(clap::Args)]
+pub struct DiscoveryFlags {
     /// Discovery option (repeatable): kv.path, kv.cacertfile, kv.certfile, kv.keyfile.
     #[arg(long = "discovery-opt", value_name = "KEY=VALUE")]
     discovery_opt: Vec<String>,
@@ -36,14 +51,12 @@ pub struct JoinArgs {
     /// token://<host:port>/<token> then speaks https.
     #[arg(long = "discovery-cacert", env = "SWARM_DISCOVERY_CACERT", value_name = "PATH")]
     discovery_cacert: Option<std::path::PathBuf>,
-    /// Start no engine: only register --advertise, where another engine (e.g. dockerd) serves.
-    #[arg(long)]
-    no_engine: bool,
-    #[command(flatten)]
-    pub(crate) engine: crate::EngineArgs,
-    /// Discovery URL (see below).
-    #[arg(env = "SWARM_DISCOVERY", value_name = "DISCOVERY")]
-    discovery: Option<String>,
+}
+
+impl DiscoveryFlags {
+    pub fn opts(self) -> Result<DiscoveryOpts, discovery::DiscoveryError> {
+        Ok(DiscoveryOpts::parse(&self.discovery_opt, self.discovery_url)?.with_token_ca(self.discovery_cacert))
+    }
 }
 
 /// Parses a Go duration flag with classic Swarm's message on error.
@@ -79,7 +92,7 @@ pub fn run(a: JoinArgs) -> anyhow::Result<()> {
     if ttl.negative || ttl.abs <= heartbeat.abs {
         bail!("--ttl must be strictly superior to the heartbeat value");
     }
-    let opts = DiscoveryOpts::parse(&a.discovery_opt, a.discovery_url)?.with_token_ca(a.discovery_cacert);
+    let opts = a.discovery_flags.opts()?;
     let backend = Backend::from_url(&url, &opts)?;
     crate::check_log_level(&a.engine.log_level)?;
     let log_level = a.engine.log_level.clone();

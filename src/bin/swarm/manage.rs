@@ -110,9 +110,20 @@ pub fn check_first(a: &ManageArgs) -> anyhow::Result<()> {
     cluster_opts(a).map(|_| ())
 }
 
+/// Why a duration flag of `manage` does not parse (`input` is the trimmed value).
+#[derive(Debug, thiserror::Error)]
+pub enum DurationFlagError {
+    #[error("invalid duration {input:?}: missing unit")]
+    MissingUnit { input: String },
+    #[error("invalid duration {input:?}")]
+    Invalid { input: String },
+    #[error("invalid duration {input:?}: unknown unit {unit:?}")]
+    UnknownUnit { input: String, unit: String },
+}
+
 /// `30s`, `1m`, `500ms`, `1h`, `2h30m` or bare seconds; a negative one (`-10s`) is zero, which
 /// the checks then refuse as not positive.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationFlagError> {
     let s = s.trim();
     if let Some(neg) = s.strip_prefix('-') {
         return parse_duration(neg).map(|_| Duration::ZERO);
@@ -124,8 +135,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut rest = s;
     while !rest.is_empty() {
         let num_len =
-            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| format!("invalid duration {s:?}: missing unit"))?;
-        let n: f64 = rest[..num_len].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| DurationFlagError::MissingUnit { input: s.into() })?;
+        let n: f64 = rest[..num_len].parse().map_err(|_| DurationFlagError::Invalid { input: s.into() })?;
         rest = &rest[num_len..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
@@ -133,7 +144,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            u => return Err(format!("invalid duration {s:?}: unknown unit {u:?}")),
+            u => return Err(DurationFlagError::UnknownUnit { input: s.into(), unit: u.into() }),
         };
         total += n * mult;
         rest = &rest[unit_len..];
