@@ -117,8 +117,8 @@ fn render_node(s: &Summary) -> Box<str> {
 /// `GET /info`: the counts are summed from per-node counters and each node's rows are
 /// rendered once per change, so the answer is mostly a copy of cached text.
 pub fn info(cl: &Cluster) -> Response {
-    let mut sums: Vec<Arc<NodeStatus>> = cl.engines().iter().map(|e| e.status(cl, render_node)).collect();
-    sums.sort_by(|a, b| natural_cmp(&a.summary.info.name, &b.summary.info.name).then(a.summary.addr.cmp(&b.summary.addr)));
+    let sums: Vec<Arc<NodeStatus>> =
+        cl.node_statuses(render_node, |a, b| natural_cmp(&a.info.name, &b.info.name).then(a.addr.cmp(&b.addr)));
     let mut status: Vec<[String; 2]> = vec![["Role".into(), cl.ha.role().into()]];
     if !cl.ha.is_primary() {
         status.push(["Primary".into(), cl.ha.primary().unwrap_or_default()]);
@@ -166,7 +166,8 @@ pub fn info(cl: &Cluster) -> Response {
         "Warnings": null,
     });
     // `SystemStatus` is spliced in as text: the head's rows, then every node's cached rows.
-    let mut body = serde_json::to_vec(&head).expect("a JSON value serializes");
+    let mut body = Vec::with_capacity(8192 + sums.iter().map(|s| s.lines.len() + 1).sum::<usize>());
+    serde_json::to_writer(&mut body, &head).expect("a JSON value serializes");
     body.pop(); // the closing brace
     body.extend_from_slice(b",\"SystemStatus\":");
     let rows = serde_json::to_vec(&status).expect("strings serialize");

@@ -120,6 +120,7 @@ pub struct Shared {
     pending_seq: std::sync::atomic::AtomicU64,
     dirty: Arc<views::Dirty>,
     view_cache: Mutex<crate::scheduler::NodeIndex>,
+    status_order: Mutex<status::StatusOrder>,
     shutdown: CancellationToken,
     /// Primary or replica.
     pub ha: Ha,
@@ -175,6 +176,7 @@ impl Cluster {
             pending_seq: Default::default(),
             dirty: Default::default(),
             view_cache: Default::default(),
+            status_order: Default::default(),
             shutdown,
             ha,
             records,
