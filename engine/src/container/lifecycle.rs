@@ -93,7 +93,7 @@ impl<R: Runtime> ContainerService<R> {
                 let snapshot = r.clone();
                 drop(r);
                 // a user's start after a stop must survive a power loss (unless-stopped).
-                if manual && rec.manually_stopped {
+                if manual && rec.manually_stopped && super::restart::stop_matters(&rec.host_config) {
                     self.save(&snapshot)?;
                 } else {
                     self.save_state(&snapshot)?;
