@@ -93,7 +93,7 @@ impl<R: Runtime> ContainerService<R> {
                 let snapshot = r.clone();
                 drop(r);
                 // a user's start after a stop must survive a power loss (unless-stopped).
-                if manual && rec.manually_stopped {
+                if manual && rec.manually_stopped && super::restart::stop_matters(&rec.host_config) {
                     self.save(&snapshot)?;
                 } else {
                     self.save_state(&snapshot)?;
@@ -149,10 +149,12 @@ impl<R: Runtime> ContainerService<R> {
         let dir2 = dir.clone();
         // `--rm` containers get a volatile overlay (no syncfs at unmount).
         let volatile = rec.auto_remove();
-        let merged = tokio::task::spawn_blocking(move || rootfs::mount_rootfs_with(&dir2, &layers, volatile))
-            .await
-            .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
-        let net = self.setup_network(ctr, rec, &dir).await?;
+        let mount = tokio::task::spawn_blocking(move || rootfs::mount_rootfs_with(&dir2, &layers, volatile));
+        // The overlay is mounted while the network is set up: neither needs the other. Both are
+        // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
+        let (merged, net) = tokio::join!(mount, self.setup_network(ctr, rec, &dir));
+        let merged = merged.map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        let net = net?;
         let mut env = rec.config.env.clone().unwrap_or_default();
         env.extend(net.env.iter().cloned());
         self.network_event("connect", rec);
@@ -211,19 +213,25 @@ impl<R: Runtime> ContainerService<R> {
 
     /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
     pub(super) async fn release_resources(&self, rec: &Record) {
-        if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
-            if let Err(e) = self.network.disconnect(&rec.id).await {
-                tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
+        let network = async {
+            if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
+                if let Err(e) = self.network.disconnect(&rec.id).await {
+                    tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
+                }
             }
-        }
-        let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        super::joins::release_shm(&dir);
-        if let Err(e) = rootfs::unmount_rootfs(&dir) {
-            tracing::warn!(container = %rec.id, error = %e, "unmount failed");
-        }
-        if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
-            tracing::warn!(container = %rec.id, error = %e, "runtime cleanup failed");
-        }
+        };
+        let own = async {
+            let dir = Record::dir(&self.cfg.data_root, &rec.id);
+            super::joins::release_shm(&dir);
+            if let Err(e) = rootfs::unmount_rootfs(&dir) {
+                tracing::warn!(container = %rec.id, error = %e, "unmount failed");
+            }
+            if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
+                tracing::warn!(container = %rec.id, error = %e, "runtime cleanup failed");
+            }
+        };
+        // Independent (the network's side, the container's own): on the path of every `run --rm`.
+        tokio::join!(network, own);
     }
 
     /// Waits (in a task) for the process to exit, then records it.

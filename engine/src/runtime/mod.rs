@@ -3,7 +3,8 @@
 //!
 //! Contract:
 //! - `create` writes the OCI bundle for `spec` under `spec.state_dir`, starts a shim
-//!   (`<shim_binary> shim ...`, its own session, survives the engine), which creates the
+//!   (`<shim_binary> shim ...`, its own session, survives the engine; the spawner itself is
+//!   started ahead of time, one spare at a time: [`shim_pool`]), which creates the
 //!   container with libcontainer (state Created, the process not yet running) and listens
 //!   on `<state_dir>/shim.sock`. Returns once the shim answers or with the shim's error text.
 //! - `attach` connects to the shim and returns a stream: reading yields exactly what the
@@ -28,6 +29,7 @@ pub mod fdstream;
 pub mod options;
 pub mod seccomp;
 pub mod shim_client;
+pub mod shim_pool;
 pub mod spec;
 pub mod spec_opts;
 pub mod user;
@@ -218,4 +220,6 @@ pub struct ShimRuntime {
     pub shim_binary: PathBuf,
     /// libcontainer's state root (under the exec root).
     pub runtime_root: PathBuf,
+    /// The next container's spawner, started ahead of time.
+    pool: shim_pool::ShimPool,
 }

@@ -8,7 +8,10 @@ use tokio::net::UnixStream;
 
 impl ShimRuntime {
     pub fn new(shim_binary: impl Into<std::path::PathBuf>, runtime_root: impl Into<std::path::PathBuf>) -> Self {
-        ShimRuntime { shim_binary: shim_binary.into(), runtime_root: runtime_root.into() }
+        let (shim_binary, runtime_root) = (shim_binary.into(), runtime_root.into());
+        // The runtime root is `<exec_root>/runtime`: spare spawners name the exec root.
+        let exec_root = runtime_root.parent().map(Path::to_path_buf).unwrap_or_else(|| runtime_root.clone());
+        ShimRuntime { pool: super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root), shim_binary, runtime_root }
     }
 }
 
@@ -73,41 +76,40 @@ fn io_err(what: &str, path: &Path, e: io::Error) -> RuntimeError {
     RuntimeError::Io(io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))
 }
 
-impl ShimRuntime {
-    fn write_bundle(&self, spec: &RunSpec) -> Result<ShimConfig, RuntimeError> {
-        let exec_user = user::resolve_user(&spec.rootfs, &spec.user)?;
-        let mut oci = spec::build(spec, &exec_user)?;
-        let bundle = spec.state_dir.join(protocol::BUNDLE_DIR);
-        let bpf = bundle.join(super::seccomp::bpf::BPF_FILE);
-        match super::seccomp::bpf::for_bundle(&mut oci)? {
-            Some(program) => crate::fsutil::write_runtime(&bpf, &program.encode()).map_err(|e| io_err("writing", &bpf, e))?,
-            None => match std::fs::remove_file(&bpf) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("removing", &bpf, e)),
-                _ => {}
-            },
-        }
-        let config = bundle.join("config.json");
-        protocol::write_runtime_json(&config, &oci).map_err(|e| io_err("writing", &config, e))?;
-        let cfg = ShimConfig {
-            id: spec.id.clone(),
-            bundle,
-            runtime_root: self.runtime_root.clone(),
-            log_path: spec.log_path.clone(),
-            tty: spec.tty,
-            open_stdin: spec.open_stdin,
-            stdin_once: spec.stdin_once,
-            cgroup_path: spec.cgroup_path.clone(),
-            console_size: spec.console_size,
-            log: spec.log.clone(),
-        };
-        let path = spec.state_dir.join(protocol::CONFIG_FILE);
-        protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;
-        // A previous run's leftovers must not answer for this one.
-        for stale in [protocol::EXIT_FILE, protocol::SOCKET_FILE] {
-            let _ = std::fs::remove_file(spec.state_dir.join(stale));
-        }
-        Ok(cfg)
+/// Writes the OCI bundle and the shim's config for `spec` under its state dir.
+fn write_bundle(spec: &RunSpec, runtime_root: &Path) -> Result<ShimConfig, RuntimeError> {
+    let exec_user = user::resolve_user(&spec.rootfs, &spec.user)?;
+    let mut oci = spec::build(spec, &exec_user)?;
+    let bundle = spec.state_dir.join(protocol::BUNDLE_DIR);
+    let bpf = bundle.join(super::seccomp::bpf::BPF_FILE);
+    match super::seccomp::bpf::for_bundle(&mut oci)? {
+        Some(program) => crate::fsutil::write_runtime(&bpf, &program.encode()).map_err(|e| io_err("writing", &bpf, e))?,
+        None => match std::fs::remove_file(&bpf) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("removing", &bpf, e)),
+            _ => {}
+        },
     }
+    let config = bundle.join("config.json");
+    protocol::write_runtime_json(&config, &oci).map_err(|e| io_err("writing", &config, e))?;
+    let cfg = ShimConfig {
+        id: spec.id.clone(),
+        bundle,
+        runtime_root: runtime_root.to_path_buf(),
+        log_path: spec.log_path.clone(),
+        tty: spec.tty,
+        open_stdin: spec.open_stdin,
+        stdin_once: spec.stdin_once,
+        cgroup_path: spec.cgroup_path.clone(),
+        console_size: spec.console_size,
+        log: spec.log.clone(),
+    };
+    let path = spec.state_dir.join(protocol::CONFIG_FILE);
+    protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;
+    // A previous run's leftovers must not answer for this one.
+    for stale in [protocol::EXIT_FILE, protocol::SOCKET_FILE] {
+        let _ = std::fs::remove_file(spec.state_dir.join(stale));
+    }
+    Ok(cfg)
 }
 
 /// Removes the cgroup dirs a crashed shim may have left (every v1 hierarchy and v2), killing
@@ -145,20 +147,12 @@ impl Runtime for ShimRuntime {
         // A shim of a previous run of this container may still linger: let it finish (it
         // deletes its libcontainer state) and go, so it can't answer for the new one.
         let _ = request(&spec.state_dir, &Request::Delete).await;
-        let this = ShimRuntime::new(self.shim_binary.clone(), self.runtime_root.clone());
         let owned = spec.clone();
-        tokio::task::spawn_blocking(move || this.write_bundle(&owned))
+        let runtime_root = self.runtime_root.clone();
+        tokio::task::spawn_blocking(move || write_bundle(&owned, &runtime_root))
             .await
             .map_err(|e| RuntimeError::shim(&spec.id, format!("writing bundle: {e}")))??;
-        let out = tokio::process::Command::new(&self.shim_binary)
-            .arg("shim")
-            .arg(&spec.state_dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .output()
-            .await
-            .map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
+        let out = self.pool.run(&spec.state_dir).await.map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
         if out.status.success() {
             return Ok(());
         }

@@ -38,10 +38,30 @@ fn reset_sigpipe() {
     }
 }
 
+/// `swarm shim --pooled <exec_root>`: started ahead of time by the engine
+/// (`runtime::shim_pool`), it waits for one line on stdin, the state dir of the container to
+/// create, then runs as `swarm shim <state_dir>` would. EOF first (the engine went away, or
+/// dropped it): it exits 0 having done nothing. The exec root is in its arguments only so that
+/// whoever looks for an engine's processes by their command line finds it and its daemon.
+pub const POOLED_FLAG: &str = "--pooled";
+
 /// Entry point of `swarm shim <args>`; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
     reset_sigpipe();
-    let Some(state_dir) = args.first().map(PathBuf::from) else {
+    let state_dir = if args.first().map(String::as_str) == Some(POOLED_FLAG) {
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(_) if !line.trim_end_matches('\n').is_empty() => Some(PathBuf::from(line.trim_end_matches('\n'))),
+            Ok(_) => return 0,
+            Err(e) => {
+                eprintln!("shim: reading the state dir: {e}");
+                return 2;
+            }
+        }
+    } else {
+        args.first().map(PathBuf::from)
+    };
+    let Some(state_dir) = state_dir else {
         eprintln!("usage: swarm shim <state-dir>");
         return 2;
     };

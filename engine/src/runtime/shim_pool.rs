@@ -1,0 +1,89 @@
+//! One `swarm shim` spawner started ahead of time, so that a container's start does not wait
+//! for the exec of the engine's (large) binary, its dynamic loading and relocations: the pooled
+//! process (`swarm shim --pooled <exec_root>`, see [`crate::shim::POOLED_FLAG`]) blocks reading
+//! one line, the container's state dir, from its stdin, and then runs exactly as
+//! `swarm shim <state_dir>` does (same exit code, same stderr). A taken spawner is replaced at
+//! once, while the one taken creates its container on the other core.
+//!
+//! What it leaves on the host: at most one idle process, a child of the engine. It exits by
+//! itself when its stdin closes (the engine went away, even by SIGKILL), and is killed when the
+//! pool is dropped.
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::sync::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+
+pub struct ShimPool {
+    binary: PathBuf,
+    exec_root: PathBuf,
+    ready: Mutex<Option<Child>>,
+}
+
+impl ShimPool {
+    pub fn new(binary: PathBuf, exec_root: PathBuf) -> Self {
+        ShimPool { binary, exec_root, ready: Mutex::new(None) }
+    }
+
+    fn spawn(&self) -> io::Result<Child> {
+        Command::new(&self.binary)
+            .arg("shim")
+            .arg(crate::shim::POOLED_FLAG)
+            .arg(&self.exec_root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+    }
+
+    /// The spawner made ahead of time, unless it is gone (then none).
+    fn take(&self) -> Option<Child> {
+        let mut child = self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
+        match child.try_wait() {
+            Ok(None) => Some(child),
+            _ => None,
+        }
+    }
+
+    /// Makes the next spawner unless one is ready. A failure is only logged: the next
+    /// [`ShimPool::run`] spawns its own.
+    fn fill(&self) {
+        if self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+            return;
+        }
+        match self.spawn() {
+            Ok(child) => {
+                let old = self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(child);
+                drop(old); // a concurrent fill won the race: its child is killed
+            }
+            Err(e) => tracing::warn!(binary = %self.binary.display(), error = %e, "starting a spare shim ahead of time failed"),
+        }
+    }
+
+    /// Runs `swarm shim <state_dir>` through the spawner made ahead of time (or a new one) and
+    /// returns its exit status and output, as `Command::output` would.
+    pub async fn run(&self, state_dir: &Path) -> io::Result<Output> {
+        let mut child = match self.take() {
+            Some(c) => c,
+            None => self.spawn()?,
+        };
+        let mut line = state_dir.as_os_str().as_encoded_bytes().to_vec();
+        line.push(b'\n');
+        if hand_over(&mut child, &line).await.is_err() {
+            // It died after `take` looked: a new one, once.
+            child = self.spawn()?;
+            hand_over(&mut child, &line).await?;
+        }
+        // The next one starts while this one creates the container.
+        self.fill();
+        child.wait_with_output().await
+    }
+}
+
+/// Writes the state dir line to the spawner and closes its stdin.
+async fn hand_over(child: &mut Child, line: &[u8]) -> io::Result<()> {
+    let mut stdin = child.stdin.take().ok_or_else(|| io::Error::other("shim spawner without stdin"))?;
+    stdin.write_all(line).await
+}
