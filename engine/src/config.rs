@@ -59,6 +59,20 @@ impl Default for NetFlags {
     }
 }
 
+/// A daemon flag this engine refuses, with the flag's value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid --registry-mirror {mirror:?}: it must start with http:// or https://")]
+    MirrorScheme { mirror: String },
+    #[error("invalid --registry-mirror {mirror:?}: a mirror is a scheme and host[:port], with no path")]
+    MirrorPath { mirror: String },
+    #[error("--dns {value}: not an IP address")]
+    Dns { value: String },
+    /// `--log-driver`, `--log-opt`, `--default-ulimit` or `--default-shm-size`, refused as a create would refuse it.
+    #[error("{0}")]
+    RunDefaults(#[source] crate::container::ContainerError),
+}
+
 /// How images are pulled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullOptions {
@@ -77,14 +91,14 @@ impl Default for PullOptions {
 impl PullOptions {
     /// Checks a `--registry-mirror` as dockerd does (`http://` or `https://`, a host, no path
     /// beyond `/`) and returns it without a trailing slash.
-    pub fn parse_mirror(m: &str) -> Result<String, String> {
+    pub fn parse_mirror(m: &str) -> Result<String, ConfigError> {
         let m = m.trim_end_matches('/');
         let rest = m
             .strip_prefix("http://")
             .or_else(|| m.strip_prefix("https://"))
-            .ok_or_else(|| format!("invalid --registry-mirror {m:?}: it must start with http:// or https://"))?;
+            .ok_or_else(|| ConfigError::MirrorScheme { mirror: m.to_string() })?;
         if rest.is_empty() || rest.contains('/') || rest.contains('?') || rest.contains('#') {
-            return Err(format!("invalid --registry-mirror {m:?}: a mirror is a scheme and host[:port], with no path"));
+            return Err(ConfigError::MirrorPath { mirror: m.to_string() });
         }
         Ok(m.to_string())
     }
@@ -108,9 +122,9 @@ pub struct RunDefaults {
 impl RunDefaults {
     /// Checks the flags as a create would check a container's own (a bad daemon flag stops
     /// the engine at start with the option named).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(bad) = self.dns.iter().find(|d| d.parse::<std::net::IpAddr>().is_err()) {
-            return Err(format!("--dns {bad}: not an IP address"));
+            return Err(ConfigError::Dns { value: bad.clone() });
         }
         let hc = bollard_stubs::models::HostConfig {
             log_config: Some(bollard_stubs::models::HostConfigLogConfig {
@@ -121,7 +135,7 @@ impl RunDefaults {
             shm_size: self.shm_size,
             ..Default::default()
         };
-        crate::container::runopts::validate(&hc).map_err(|e| e.to_string())
+        crate::container::runopts::validate(&hc).map_err(ConfigError::RunDefaults)
     }
 }
 
@@ -158,7 +172,21 @@ mod tests {
     fn mirrors_are_scheme_and_host() {
         assert_eq!(PullOptions::parse_mirror("http://127.0.0.1:5000/").unwrap(), "http://127.0.0.1:5000");
         assert_eq!(PullOptions::parse_mirror("https://mirror.example").unwrap(), "https://mirror.example");
-        assert!(PullOptions::parse_mirror("127.0.0.1:5000").unwrap_err().contains("http://"));
-        assert!(PullOptions::parse_mirror("http://m.example/v2/x").unwrap_err().contains("no path"));
+        let e = PullOptions::parse_mirror("127.0.0.1:5000").unwrap_err();
+        assert!(matches!(&e, ConfigError::MirrorScheme { mirror } if mirror == "127.0.0.1:5000"), "{e:?}");
+        assert!(e.to_string().contains("http://"));
+        let e = PullOptions::parse_mirror("http://m.example/v2/x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --registry-mirror \"http://m.example/v2/x\": a mirror is a scheme and host[:port], with no path"
+        );
+    }
+
+    #[test]
+    fn a_bad_dns_default_is_named() {
+        let d = RunDefaults { dns: vec!["8.8.8.8".into(), "dns.example".into()], ..Default::default() };
+        let e = d.validate().unwrap_err();
+        assert!(matches!(&e, ConfigError::Dns { value } if value == "dns.example"), "{e:?}");
+        assert_eq!(e.to_string(), "--dns dns.example: not an IP address");
     }
 }

@@ -7,13 +7,14 @@ use crate::image::ImageService;
 use crate::network::NetworkService;
 use crate::EngineConfig;
 use axum::ServiceExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("{0}")]
-    Preflight(String),
+    Preflight(#[from] crate::sysinfo::PreflightError),
     #[error("refusing to listen on {0} without TLS; pass --insecure-tcp to allow it")]
     InsecureTcp(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -26,13 +27,16 @@ pub enum EngineError {
     Container(#[from] crate::container::ContainerError),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// Creating or securing the data root or the exec root (`dataroot::secure`).
+    #[error("preparing {} and {}: {source}", data_root.display(), exec_root.display())]
+    DataRoot { data_root: PathBuf, exec_root: PathBuf, source: std::io::Error },
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
 }
 
 /// Runs the engine until `shutdown` is cancelled. Containers keep running afterwards.
 pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), EngineError> {
-    crate::sysinfo::preflight().map_err(EngineError::Preflight)?;
+    crate::sysinfo::preflight()?;
     let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose()?;
     for h in &cfg.hosts {
         if let Listen::Tcp(a) = h {
@@ -48,7 +52,11 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
             tracing::warn!(addr = %a, "listening on TCP without TLS: anyone who can reach this address controls the engine");
         }
     }
-    crate::dataroot::secure(&cfg.data_root, &cfg.exec_root)?;
+    crate::dataroot::secure(&cfg.data_root, &cfg.exec_root).map_err(|source| EngineError::DataRoot {
+        data_root: cfg.data_root.clone(),
+        exec_root: cfg.exec_root.clone(),
+        source,
+    })?;
     let cfg = Arc::new(cfg);
     let events = EventBus::default();
     let mut images = ImageService::open(&cfg.data_root, &cfg.insecure_registries)?;
@@ -72,7 +80,11 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
         match h {
             Listen::Unix(path) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+                        op: "creating the socket directory",
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
                 }
                 let _ = std::fs::remove_file(path);
                 let l = tokio::net::UnixListener::bind(path).map_err(|source| EngineError::Listen { addr: h.to_string(), source })?;
@@ -109,4 +121,25 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     }
     tracing::info!("engine stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_their_paths() {
+        let e = EngineError::Io {
+            op: "creating the socket directory",
+            path: "/run/x".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.to_string(), "creating the socket directory /run/x: permission denied");
+        let e = EngineError::DataRoot {
+            data_root: "/var/lib/f".into(),
+            exec_root: "/run/f".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.to_string(), "preparing /var/lib/f and /run/f: permission denied");
+    }
 }

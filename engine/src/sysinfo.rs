@@ -42,18 +42,48 @@ pub fn cgroup_version() -> &'static str {
     }
 }
 
+/// Why this host cannot run the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreflightError {
+    #[error("the engine must run as root (it creates namespaces, mounts and cgroups)")]
+    NotRoot { euid: u32 },
+    #[error("the kernel has no overlayfs (\"overlay\" is missing from {})", path.display())]
+    NoOverlay { path: std::path::PathBuf },
+    #[error("no cgroup filesystem is mounted (need cgroup v1 controllers or cgroup2 at /sys/fs/cgroup)")]
+    NoCgroup { mounts: std::path::PathBuf },
+}
+
+const FILESYSTEMS: &str = "/proc/filesystems";
+const MOUNTS: &str = "/proc/self/mounts";
+
 /// Why this host cannot run the engine, if it cannot (root, overlayfs, cgroups).
-pub fn preflight() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the engine must run as root (it creates namespaces, mounts and cgroups)".into());
+pub fn preflight() -> Result<(), PreflightError> {
+    let euid = nix::unistd::geteuid();
+    if !euid.is_root() {
+        return Err(PreflightError::NotRoot { euid: euid.as_raw() });
     }
-    let fss = fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    let fss = fs::read_to_string(FILESYSTEMS).unwrap_or_default();
     if !fss.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
-        return Err("the kernel has no overlayfs (\"overlay\" is missing from /proc/filesystems)".into());
+        return Err(PreflightError::NoOverlay { path: FILESYSTEMS.into() });
     }
-    let cg = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let cg = fs::read_to_string(MOUNTS).unwrap_or_default();
     if !cg.lines().any(|l| l.split_whitespace().nth(2).is_some_and(|t| t == "cgroup" || t == "cgroup2")) {
-        return Err("no cgroup filesystem is mounted (need cgroup v1 controllers or cgroup2 at /sys/fs/cgroup)".into());
+        return Err(PreflightError::NoCgroup { mounts: MOUNTS.into() });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preflight_texts_name_what_was_read() {
+        let e = PreflightError::NoOverlay { path: FILESYSTEMS.into() };
+        assert_eq!(e.to_string(), "the kernel has no overlayfs (\"overlay\" is missing from /proc/filesystems)");
+        assert_eq!(
+            PreflightError::NotRoot { euid: 1000 }.to_string(),
+            "the engine must run as root (it creates namespaces, mounts and cgroups)"
+        );
+    }
 }

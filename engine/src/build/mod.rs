@@ -31,6 +31,9 @@ use std::sync::Arc;
 pub enum BuildError {
     #[error("Dockerfile parse error line {line}: {msg}")]
     Parse { line: usize, msg: String },
+    /// A word of the Dockerfile that the shell lexer rejects (quotes, `${...}`).
+    #[error("Dockerfile parse error line {line}: {source}")]
+    Shell { line: usize, source: shell::ShellError },
     #[error("{0}")]
     Invalid(String),
     /// A query option this engine does not implement.
@@ -50,7 +53,9 @@ pub enum BuildError {
 impl Classify for BuildError {
     fn kind(&self) -> ErrorKind {
         match self {
-            BuildError::Parse { .. } | BuildError::Invalid(_) | BuildError::Unsupported(_) => ErrorKind::InvalidParameter,
+            BuildError::Parse { .. } | BuildError::Shell { .. } | BuildError::Invalid(_) | BuildError::Unsupported(_) => {
+                ErrorKind::InvalidParameter
+            }
             BuildError::RunFailed { .. } => ErrorKind::Internal,
             BuildError::Image(e) => e.kind(),
             BuildError::Container(e) => e.kind(),

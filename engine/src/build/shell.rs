@@ -3,6 +3,41 @@
 //! `${VAR:?message}`, single and double quotes, and the escape character.
 use super::BuildError;
 
+/// Why a word could not be lexed; `BuildError::Shell` adds the Dockerfile line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShellError {
+    #[error("unexpected end of statement while looking for matching {0}")]
+    UnterminatedQuote(Quote),
+    #[error("bad substitution: missing variable name")]
+    MissingName,
+    /// `${name:` and nothing after the colon.
+    #[error("bad substitution")]
+    MissingModifier { name: String },
+    /// `${name:?word}` with `name` unset (or empty): the word, or moby's default text.
+    #[error("{name}: {}", message.as_deref().unwrap_or("is not allowed to be unset"))]
+    Unset { name: String, message: Option<String> },
+    #[error("unsupported modifier ({modifier}) in substitution")]
+    UnsupportedModifier { name: String, modifier: char },
+    /// `${name` without its closing brace (`name` empty when it ended inside the word).
+    #[error("missing '}}' in substitution{}", if name.is_empty() { String::new() } else { format!(" of {name}") })]
+    MissingBrace { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quote {
+    Single,
+    Double,
+}
+
+impl std::fmt::Display for Quote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Quote::Single => "single-quote",
+            Quote::Double => "double-quote",
+        })
+    }
+}
+
 /// Looks a variable up (the stage's ENV, then its ARGs).
 pub trait Env {
     fn get(&self, name: &str) -> Option<String>;
@@ -38,7 +73,7 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
     }
 
     /// Words: `Some(word)` each; unquoted whitespace separates them.
-    fn words(&mut self, split: bool) -> Result<Vec<String>, String> {
+    fn words(&mut self, split: bool) -> Result<Vec<String>, ShellError> {
         let mut out = vec![];
         let mut cur = String::new();
         let mut have = false;
@@ -56,7 +91,7 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
                         match self.next() {
                             Some('\'') => break,
                             Some(c) => cur.push(c),
-                            None => return Err("unexpected end of statement while looking for matching single-quote".into()),
+                            None => return Err(ShellError::UnterminatedQuote(Quote::Single)),
                         }
                     }
                 }
@@ -76,7 +111,7 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
                                 None => cur.push(c),
                             },
                             Some(c) => cur.push(c),
-                            None => return Err("unexpected end of statement while looking for matching double-quote".into()),
+                            None => return Err(ShellError::UnterminatedQuote(Quote::Double)),
                         }
                     }
                 }
@@ -118,20 +153,20 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
     }
 
     /// After a `$`.
-    fn dollar(&mut self) -> Result<String, String> {
+    fn dollar(&mut self) -> Result<String, ShellError> {
         match self.peek() {
             Some('{') => {
                 self.pos += 1;
                 let name = self.name();
                 if name.is_empty() {
-                    return Err("bad substitution: missing variable name".into());
+                    return Err(ShellError::MissingName);
                 }
                 let val = self.env.get(&name);
                 match self.next() {
                     Some('}') => Ok(val.unwrap_or_default()),
                     Some(c @ (':' | '-' | '+' | '?')) => {
                         let colon = c == ':';
-                        let op = if colon { self.next().ok_or("bad substitution")? } else { c };
+                        let op = if colon { self.next().ok_or_else(|| ShellError::MissingModifier { name: name.clone() })? } else { c };
                         let word = self.until_brace()?;
                         let set = match &val {
                             Some(v) => !colon || !v.is_empty(),
@@ -141,11 +176,11 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
                             '-' => Ok(if set { val.unwrap_or_default() } else { word }),
                             '+' => Ok(if set { word } else { String::new() }),
                             '?' if set => Ok(val.unwrap_or_default()),
-                            '?' => Err(format!("{name}: {}", if word.is_empty() { "is not allowed to be unset" } else { &word })),
-                            other => Err(format!("unsupported modifier ({other}) in substitution")),
+                            '?' => Err(ShellError::Unset { name, message: Some(word).filter(|w| !w.is_empty()) }),
+                            modifier => Err(ShellError::UnsupportedModifier { name, modifier }),
                         }
                     }
-                    _ => Err(format!("missing '}}' in substitution of {name}")),
+                    _ => Err(ShellError::MissingBrace { name }),
                 }
             }
             Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
@@ -157,7 +192,7 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
     }
 
     /// The word of `${x:-word}`, expanded, up to the closing brace.
-    fn until_brace(&mut self) -> Result<String, String> {
+    fn until_brace(&mut self) -> Result<String, ShellError> {
         let mut out = String::new();
         loop {
             match self.next() {
@@ -169,14 +204,14 @@ impl<E: Env + ?Sized> Lexer<'_, E> {
                     }
                 }
                 Some(c) => out.push(c),
-                None => return Err("missing '}' in substitution".into()),
+                None => return Err(ShellError::MissingBrace { name: String::new() }),
             }
         }
     }
 }
 
 fn lex<E: Env + ?Sized>(s: &str, escape: char, env: &E, split: bool, line: usize) -> Result<Vec<String>, BuildError> {
-    Lexer { chars: s.chars().collect(), pos: 0, escape, env }.words(split).map_err(|msg| BuildError::Parse { line, msg })
+    Lexer { chars: s.chars().collect(), pos: 0, escape, env }.words(split).map_err(|source| BuildError::Shell { line, source })
 }
 
 /// One word: quotes removed, variables expanded, whitespace kept.
@@ -273,6 +308,26 @@ mod tests {
         assert!(word("${A", '\\', &e, 1).is_err());
         assert_eq!(words("x \"$S\" '$A'  y", '\\', &e, 1).unwrap(), ["x", "a b", "$A", "y"]);
         assert_eq!(word("C:`$A", '`', &e, 1).unwrap(), "C:$A");
+    }
+
+    #[test]
+    fn errors_carry_the_variable_and_line() {
+        let e = env();
+        let err = |s: &str| match word(s, '\\', &e, 4).unwrap_err() {
+            BuildError::Shell { line, source } => (line, source),
+            other => panic!("not a shell error: {other:?}"),
+        };
+        assert_eq!(err("${NOPE:?}"), (4, ShellError::Unset { name: "NOPE".into(), message: None }));
+        assert_eq!(err("${NOPE:?}").1.to_string(), "NOPE: is not allowed to be unset");
+        assert_eq!(err("${A:%x}").1, ShellError::UnsupportedModifier { name: "A".into(), modifier: '%' });
+        assert_eq!(err("${A:%x}").1.to_string(), "unsupported modifier (%) in substitution");
+        assert_eq!(err("${A").1.to_string(), "missing '}' in substitution of A");
+        assert_eq!(err("${A:-x").1.to_string(), "missing '}' in substitution");
+        assert_eq!(err("${}").1, ShellError::MissingName);
+        assert_eq!(err("${A:").1, ShellError::MissingModifier { name: "A".into() });
+        assert_eq!(err("'x").1.to_string(), "unexpected end of statement while looking for matching single-quote");
+        assert_eq!(err("\"x").1.to_string(), "unexpected end of statement while looking for matching double-quote");
+        assert_eq!(word("${A", '\\', &e, 9).unwrap_err().to_string(), "Dockerfile parse error line 9: missing '}' in substitution of A");
     }
 
     #[test]

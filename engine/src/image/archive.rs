@@ -4,7 +4,7 @@ use super::manifest::{select_platform, Manifest};
 use super::reference::Reference;
 use super::store::digest_of;
 use super::unpack::{self, UnpackOptions};
-use super::{hex_of, ImageError, ImageService};
+use super::{hex_of, ImageError, ImageService, IoContext};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ fn inside(root: &Path, rel: &str) -> Result<PathBuf, ImageError> {
         p.push(String::from_utf8_lossy(c).as_ref());
     }
     let real = p.canonicalize().map_err(|e| ImageError::Invalid(format!("archive is missing {rel}: {e}")))?;
-    let base = root.canonicalize()?;
+    let base = root.canonicalize().at("resolving", root)?;
     if !real.starts_with(&base) {
         return Err(ImageError::Invalid(format!("invalid path in archive: {rel}")));
     }
@@ -45,7 +45,8 @@ struct Found {
 }
 
 fn docker_archive(root: &Path) -> Result<Vec<Found>, ImageError> {
-    let data = fs::read(inside(root, "manifest.json")?)?;
+    let manifest = inside(root, "manifest.json")?;
+    let data = fs::read(&manifest).at("reading", &manifest)?;
     let entries: Vec<ArchiveEntry> =
         serde_json::from_slice(&data).map_err(|e| ImageError::Invalid(format!("invalid manifest.json: {e}")))?;
     entries
@@ -62,18 +63,21 @@ fn docker_archive(root: &Path) -> Result<Vec<Found>, ImageError> {
 
 fn oci_layout(root: &Path) -> Result<Vec<Found>, ImageError> {
     let blob = |d: &str| inside(root, &format!("blobs/sha256/{}", hex_of(d)));
-    let index = fs::read(inside(root, "index.json")?)?;
+    let index = inside(root, "index.json")?;
+    let index = fs::read(&index).at("reading", &index)?;
     let Manifest::Index { manifests } = Manifest::parse(&index, Some(super::manifest::OCI_INDEX))? else {
         return Err(ImageError::Invalid("index.json is not an index".into()));
     };
     let mut out = Vec::new();
     for desc in &manifests {
         let name = desc.annotations.as_ref().and_then(|a| a.get("io.containerd.image.name").cloned());
-        let mut body = fs::read(blob(&desc.digest)?)?;
+        let path = blob(&desc.digest)?;
+        let mut body = fs::read(&path).at("reading", &path)?;
         let mut m = Manifest::parse(&body, Some(&desc.media_type))?;
         if let Manifest::Index { manifests: inner } = &m {
             let pick = select_platform(inner)?.digest.clone();
-            body = fs::read(blob(&pick)?)?;
+            let path = blob(&pick)?;
+            body = fs::read(&path).at("reading", &path)?;
             m = Manifest::parse(&body, None)?;
         }
         let Manifest::Image { config, layers } = m else {
@@ -93,7 +97,7 @@ impl ImageService {
     pub fn load_archive(&self, archive: &Path) -> Result<Vec<String>, ImageError> {
         let writer = self.writer();
         let work = self.tmp_path("load");
-        fs::create_dir_all(&work)?;
+        fs::create_dir_all(&work).at("creating", &work)?;
         let res = self.load_unpacked(archive, &work);
         let _ = fs::remove_dir_all(&work);
         if res.is_err() {
@@ -103,7 +107,7 @@ impl ImageService {
     }
 
     fn load_unpacked(&self, archive: &Path, work: &Path) -> Result<Vec<String>, ImageError> {
-        unpack::unpack(fs::File::open(archive)?, work, UnpackOptions::PLAIN)?;
+        unpack::unpack(fs::File::open(archive).at("opening", archive)?, work, UnpackOptions::PLAIN)?;
         let found = if work.join("manifest.json").exists() {
             docker_archive(work)?
         } else if work.join("index.json").exists() {
@@ -115,7 +119,7 @@ impl ImageService {
         };
         let mut lines = Vec::new();
         for f in found {
-            let config_bytes = fs::read(&f.config)?;
+            let config_bytes = fs::read(&f.config).at("reading", &f.config)?;
             let cfg = super::config::ImageConfigFile::parse(&config_bytes)?;
             if cfg.rootfs.diff_ids.len() != f.layers.len() {
                 return Err(ImageError::Invalid(format!(
@@ -128,7 +132,7 @@ impl ImageService {
                 if self.has_layer(diff_id) {
                     continue;
                 }
-                let (tmp, digest, _) = self.spool(fs::File::open(path)?)?;
+                let (tmp, digest, _) = self.spool(fs::File::open(path).at("opening", path)?)?;
                 if self.blob_path(&digest).exists() {
                     let _ = fs::remove_file(&tmp);
                 } else {
@@ -205,10 +209,12 @@ impl ImageService {
             let (config_bytes, diff_ids, created) = {
                 let st = self.lock();
                 let img = st.images.get(id).ok_or_else(|| ImageError::NotFound(id.clone()))?;
-                (fs::read(self.blob_path(id))?, img.record.diff_ids.clone(), img.config.created.clone().unwrap_or_default())
+                let config = self.blob_path(id);
+                (fs::read(&config).at("reading", &config)?, img.record.diff_ids.clone(), img.config.created.clone().unwrap_or_default())
             };
             let mtime = chrono::DateTime::parse_from_rfc3339(&created).map(|t| t.timestamp().max(0) as u64).unwrap_or(0);
-            append_file(&mut tb, &format!("{}.json", hex_of(id)), &config_bytes, mtime)?;
+            let name = format!("{}.json", hex_of(id));
+            append_file(&mut tb, &name, &config_bytes, mtime).at(WRITING, Path::new(&name))?;
             let mut layers = Vec::new();
             let mut chain = String::new();
             let mut parent = String::new();
@@ -218,22 +224,25 @@ impl ImageService {
                 layers.push(format!("{dir}/layer.tar"));
                 if written.insert(dir.clone()) {
                     let meta = self.lock().layers.get(d).cloned().ok_or_else(|| ImageError::NotFound(format!("layer {d}")))?;
-                    append_dir(&mut tb, &dir, mtime)?;
-                    append_file(&mut tb, &format!("{dir}/VERSION"), b"1.0", mtime)?;
+                    append_dir(&mut tb, &dir, mtime).at(WRITING, Path::new(&dir))?;
+                    append_file(&mut tb, &format!("{dir}/VERSION"), b"1.0", mtime).at(WRITING, &Path::new(&dir).join("VERSION"))?;
                     let mut v1 = json!({"id": dir, "created": created, "container_config": {"Cmd": null}});
                     if !parent.is_empty() {
                         v1["parent"] = json!(parent);
                     }
-                    append_file(&mut tb, &format!("{dir}/json"), v1.to_string().as_bytes(), mtime)?;
-                    let blob = fs::File::open(self.blob_path(&meta.blob))?;
+                    append_file(&mut tb, &format!("{dir}/json"), v1.to_string().as_bytes(), mtime)
+                        .at(WRITING, &Path::new(&dir).join("json"))?;
+                    let blob_path = self.blob_path(&meta.blob);
+                    let blob = fs::File::open(&blob_path).at("opening", &blob_path)?;
+                    let entry = Path::new(&dir).join("layer.tar");
                     let reader = unpack::decompressed(io::BufReader::new(blob))?;
                     let mut h = tar::Header::new_gnu();
-                    h.set_path(format!("{dir}/layer.tar"))?;
+                    h.set_path(&entry).at(WRITING, &entry)?;
                     h.set_size(meta.tar_size);
                     h.set_mode(0o644);
                     h.set_mtime(mtime);
                     h.set_cksum();
-                    tb.append(&h, reader.take(meta.tar_size))?;
+                    tb.append(&h, reader.take(meta.tar_size)).at(WRITING, &entry)?;
                 }
                 parent = dir;
             }
@@ -249,15 +258,19 @@ impl ImageService {
             });
         }
         let m = serde_json::to_vec(&manifest).map_err(|e| ImageError::Invalid(e.to_string()))?;
-        append_file(&mut tb, "manifest.json", &m, 0)?;
+        append_file(&mut tb, "manifest.json", &m, 0).at(WRITING, Path::new("manifest.json"))?;
         if !repositories.is_empty() {
             let r = serde_json::to_vec(&repositories).map_err(|e| ImageError::Invalid(e.to_string()))?;
-            append_file(&mut tb, "repositories", &r, 0)?;
+            append_file(&mut tb, "repositories", &r, 0).at(WRITING, Path::new("repositories"))?;
         }
-        tb.into_inner()?.flush()?;
+        let last = if repositories.is_empty() { "manifest.json" } else { "repositories" };
+        tb.into_inner().and_then(|mut w| w.flush()).at("finishing the image archive after", Path::new(last))?;
         Ok(())
     }
 }
+
+/// The operation of a save's io errors; the path is the entry inside the archive.
+const WRITING: &str = "writing the image archive entry";
 
 fn append_file<W: Write>(tb: &mut tar::Builder<W>, path: &str, data: &[u8], mtime: u64) -> io::Result<()> {
     let mut h = tar::Header::new_gnu();

@@ -1,7 +1,7 @@
 //! `docker import`: a root filesystem tarball (maybe compressed) becomes a one-layer image.
 use super::config::{apply_changes, empty_container_config};
 use super::reference::Reference;
-use super::{ImageError, ImageService};
+use super::{ImageError, ImageService, IoContext};
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -37,7 +37,7 @@ impl ImageService {
         E: std::fmt::Display,
     {
         let tmp = self.tmp_path("upload");
-        let mut f = tokio::fs::File::create(&tmp).await?;
+        let mut f = tokio::fs::File::create(&tmp).await.at("creating", &tmp)?;
         let mut h = Sha256::new();
         let mut n = 0u64;
         let res: Result<(), ImageError> = async {
@@ -45,9 +45,9 @@ impl ImageService {
                 let chunk = chunk.map_err(|e| ImageError::Invalid(format!("reading request body: {e}")))?;
                 h.update(&chunk);
                 n += chunk.len() as u64;
-                f.write_all(&chunk).await?;
+                f.write_all(&chunk).await.at("writing", &tmp)?;
             }
-            f.flush().await?;
+            f.flush().await.at("writing", &tmp)?;
             Ok(())
         }
         .await;

@@ -52,8 +52,20 @@ pub enum ImageError {
     Unauthorized(String),
     #[error("{0}")]
     Unpack(#[from] unpack::UnpackError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// A file of the image store (or an archive being loaded) that could not be read or written.
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+/// Attaches the operation and the path to an io error of this module.
+pub(crate) trait IoContext<T> {
+    fn at(self, op: &'static str, path: &Path) -> Result<T, ImageError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, op: &'static str, path: &Path) -> Result<T, ImageError> {
+        self.map_err(|source| ImageError::Io { op, path: path.to_path_buf(), source })
+    }
 }
 
 impl Classify for ImageError {
@@ -63,7 +75,7 @@ impl Classify for ImageError {
             ImageError::Conflict(_) => ErrorKind::Conflict,
             ImageError::Invalid(_) | ImageError::Unpack(unpack::UnpackError::Refused { .. }) => ErrorKind::InvalidParameter,
             ImageError::Unauthorized(_) => ErrorKind::Forbidden,
-            ImageError::Registry(_) | ImageError::Io(_) | ImageError::Unpack(_) => ErrorKind::Internal,
+            ImageError::Registry(_) | ImageError::Io { .. } | ImageError::Unpack(_) => ErrorKind::Internal,
         }
     }
 }
@@ -139,10 +151,11 @@ impl ImageService {
     pub fn open(data_root: &Path, insecure_registries: &[String]) -> Result<Self, ImageError> {
         let root = data_root.join("image");
         for d in ["blobs/sha256", "layers", "images"] {
-            std::fs::create_dir_all(root.join(d))?;
+            let dir = root.join(d);
+            std::fs::create_dir_all(&dir).at("creating", &dir)?;
         }
         let _ = std::fs::remove_dir_all(root.join("tmp"));
-        std::fs::create_dir_all(root.join("tmp"))?;
+        std::fs::create_dir_all(root.join("tmp")).at("creating", &root.join("tmp"))?;
         let state = store::load_state(&root)?;
         tracing::debug!(images = state.images.len(), layers = state.layers.len(), "image store opened");
         let svc = ImageService {
@@ -340,6 +353,18 @@ mod tests {
         assert_eq!(lookup(&st, "nope").unwrap_err().to_string(), "No such image: nope:latest");
         assert_eq!(lookup(&st, "sha256:ff").unwrap_err().to_string(), "No such image: sha256:ff");
         assert!(matches!(lookup(&st, "nope"), Err(ImageError::NotFound(_))));
+    }
+
+    #[test]
+    fn io_errors_name_the_operation_and_path() {
+        let d = tempfile::tempdir().unwrap();
+        // A file where the store wants its directories.
+        std::fs::write(d.path().join("image"), b"").unwrap();
+        let e = ImageService::open(d.path(), &[]).err().expect("open over a file fails");
+        let want = d.path().join("image/blobs/sha256");
+        assert!(matches!(&e, ImageError::Io { op: "creating", path, .. } if *path == want), "{e:?}");
+        assert!(e.to_string().starts_with(&format!("creating {}: ", want.display())), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Internal);
     }
 
     #[test]

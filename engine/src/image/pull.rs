@@ -6,7 +6,7 @@ use super::progress::{bar_msg, layer_msg, Progress};
 use super::reference::Reference;
 use super::registry::{Credentials, RegistryClient, RemoteError};
 use super::store::digest_of;
-use super::{hex_of, ImageError, ImageService};
+use super::{hex_of, ImageError, ImageService, IoContext};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -212,7 +212,7 @@ async fn download(svc: &ImageService, client: &RegistryClient, desc: &Descriptor
     let resp = client.blob(&desc.digest).await?;
     let total = if desc.size > 0 { desc.size as u64 } else { resp.content_length().unwrap_or(0) };
     let tmp = svc.tmp_path("dl");
-    let mut f = tokio::fs::File::create(&tmp).await?;
+    let mut f = tokio::fs::File::create(&tmp).await.at("creating", &tmp)?;
     let mut h = Sha256::new();
     let mut n = 0u64;
     let mut last = Instant::now() - Duration::from_secs(1);
@@ -228,15 +228,15 @@ async fn download(svc: &ImageService, client: &RegistryClient, desc: &Descriptor
                 )));
             }
             h.update(&chunk);
-            f.write_all(&chunk).await?;
+            f.write_all(&chunk).await.at("writing", &tmp)?;
             n += chunk.len() as u64;
             if last.elapsed() >= Duration::from_millis(100) {
                 last = Instant::now();
                 p.send(bar_msg("Downloading", id12, n, total)).await;
             }
         }
-        f.flush().await?;
-        f.sync_all().await?;
+        f.flush().await.at("writing", &tmp)?;
+        f.sync_all().await.at("syncing", &tmp)?;
         Ok(())
     }
     .await;

@@ -4,7 +4,7 @@ use super::progress::{layer_msg, Progress};
 use super::reference::Reference;
 use super::registry::{Credentials, RegistryClient};
 use super::store::digest_of;
-use super::{hex_of, ImageError, ImageService};
+use super::{hex_of, ImageError, ImageService, IoContext};
 use serde_json::json;
 use std::io::Read;
 use std::sync::Arc;
@@ -15,13 +15,13 @@ const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// The layer as the registry gets it: the stored blob when it is gzip, else gzip of the tar.
 fn gzip_layer(blob: &std::path::Path) -> Result<Vec<u8>, ImageError> {
-    let data = std::fs::read(blob)?;
+    let data = std::fs::read(blob).at("reading", blob)?;
     if data.starts_with(&[0x1f, 0x8b]) {
         return Ok(data);
     }
     let mut enc = flate2::read::GzEncoder::new(&data[..], flate2::Compression::fast());
     let mut out = Vec::with_capacity(data.len() / 2);
-    enc.read_to_end(&mut out)?;
+    enc.read_to_end(&mut out).at("compressing", blob)?;
     Ok(out)
 }
 
@@ -69,8 +69,10 @@ impl ImageService {
         for (d, blob) in diff_ids.iter().zip(&blobs).rev() {
             let short = super::pull::short(d).to_string();
             let path = self.blob_path(blob);
-            let data =
-                tokio::task::spawn_blocking(move || gzip_layer(&path)).await.map_err(|e| ImageError::Io(std::io::Error::other(e)))??;
+            let data = {
+                let path2 = path.clone();
+                tokio::task::spawn_blocking(move || gzip_layer(&path2)).await.map_err(std::io::Error::other).at("compressing", &path)??
+            };
             let digest = digest_of(&data);
             let size = data.len() as u64;
             if client.has_blob(&digest).await? {
@@ -84,7 +86,7 @@ impl ImageService {
             layers.push((digest, size));
         }
         layers.reverse();
-        let config = std::fs::read(self.blob_path(&id))?;
+        let config = std::fs::read(self.blob_path(&id)).at("reading", &self.blob_path(&id))?;
         let config_digest = format!("sha256:{}", hex_of(&id));
         if !client.has_blob(&config_digest).await? {
             client.put_blob(&config_digest, config.clone()).await?;

@@ -2,7 +2,7 @@
 use super::config::ImageConfigFile;
 use super::reference::Reference;
 use super::unpack::{self, UnpackOptions, UnpackStats};
-use super::{hex_of, Image, ImageError, ImageService, State};
+use super::{hex_of, Image, ImageError, ImageService, IoContext, State};
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,7 +59,7 @@ pub struct LayerMeta {
 
 pub(crate) fn load_state(root: &Path) -> Result<State, ImageError> {
     let mut st = State::default();
-    for e in fs::read_dir(root.join("layers"))?.flatten() {
+    for e in fs::read_dir(root.join("layers")).at("listing", &root.join("layers"))?.flatten() {
         let meta: Option<LayerMeta> = fsutil::read_json(&e.path().join("meta.json")).unwrap_or(None);
         match meta {
             Some(m) if e.path().join("diff").is_dir() => {
@@ -68,7 +68,7 @@ pub(crate) fn load_state(root: &Path) -> Result<State, ImageError> {
             _ => tracing::warn!(path = %e.path().display(), "ignoring incomplete layer"),
         }
     }
-    for e in fs::read_dir(root.join("images"))?.flatten() {
+    for e in fs::read_dir(root.join("images")).at("listing", &root.join("images"))?.flatten() {
         let rec: Option<ImageRecord> = match fsutil::read_json(&e.path()) {
             Ok(r) => r,
             Err(err) => {
@@ -77,8 +77,8 @@ pub(crate) fn load_state(root: &Path) -> Result<State, ImageError> {
             }
         };
         let Some(rec) = rec else { continue };
-        let cfg =
-            fs::read(root.join("blobs/sha256").join(hex_of(&rec.id))).map_err(ImageError::from).and_then(|b| ImageConfigFile::parse(&b));
+        let config_path = root.join("blobs/sha256").join(hex_of(&rec.id));
+        let cfg = fs::read(&config_path).at("reading", &config_path).and_then(|b| ImageConfigFile::parse(&b));
         match cfg {
             Ok(config) if rec.diff_ids.iter().all(|d| st.layers.contains_key(d)) => {
                 st.images.insert(rec.id.clone(), Image { record: rec, config });
@@ -86,7 +86,8 @@ pub(crate) fn load_state(root: &Path) -> Result<State, ImageError> {
             _ => tracing::warn!(id = %rec.id, "ignoring image with missing config or layers"),
         }
     }
-    let refs: BTreeMap<String, String> = fsutil::read_json(&root.join("refs.json"))?.unwrap_or_default();
+    let refs_path = root.join("refs.json");
+    let refs: BTreeMap<String, String> = fsutil::read_json(&refs_path).at("reading", &refs_path)?.unwrap_or_default();
     st.refs = refs.into_iter().filter(|(_, id)| st.images.contains_key(id)).collect();
     Ok(st)
 }
@@ -112,7 +113,7 @@ impl ImageService {
         }
         let path = self.blob_path(&d);
         if !path.exists() {
-            fsutil::write_atomic(&path, data)?;
+            fsutil::write_atomic(&path, data).at("writing", &path)?;
         }
         Ok(d)
     }
@@ -120,16 +121,17 @@ impl ImageService {
     /// Moves a fully written temp file into the blob store after checking its digest.
     pub fn adopt_blob(&self, tmp: &Path, digest: &str) -> Result<(), ImageError> {
         let path = self.blob_path(digest);
-        fs::File::open(tmp)?.sync_all()?;
-        fs::rename(tmp, &path)?;
-        fs::File::open(path.parent().unwrap_or(self.root()))?.sync_all()?;
+        fs::File::open(tmp).and_then(|f| f.sync_all()).at("syncing", tmp)?;
+        fs::rename(tmp, &path).at("moving a blob into place at", &path)?;
+        let dir = path.parent().unwrap_or(self.root());
+        fs::File::open(dir).and_then(|f| f.sync_all()).at("syncing", dir)?;
         Ok(())
     }
 
     /// Copies a stream into a temp file, hashing it; returns (temp path, digest, length).
     pub fn spool<R: Read>(&self, mut r: R) -> Result<(PathBuf, String, u64), ImageError> {
         let tmp = self.tmp_path("blob");
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = fs::File::create(&tmp).at("creating", &tmp)?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut n = 0u64;
@@ -140,11 +142,11 @@ impl ImageService {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = fs::remove_file(&tmp);
-                    return Err(e.into());
+                    return Err(e).at("spooling a stream into", &tmp);
                 }
             };
             h.update(&buf[..k]);
-            f.write_all(&buf[..k])?;
+            f.write_all(&buf[..k]).at("writing", &tmp)?;
             n += k as u64;
         }
         Ok((tmp, format!("sha256:{}", hex::encode(h.finalize())), n))
@@ -168,9 +170,9 @@ impl ImageService {
             }
         }
         let work = self.tmp_path("layer");
-        fs::create_dir_all(work.join("diff"))?;
+        fs::create_dir_all(work.join("diff")).at("creating", &work.join("diff"))?;
         let res = (|| {
-            let f = fs::File::open(self.blob_path(blob))?;
+            let f = fs::File::open(self.blob_path(blob)).at("opening", &self.blob_path(blob))?;
             let reader = Counting { inner: io::BufReader::new(f), n: 0, cb: progress };
             let st: UnpackStats = unpack::unpack(reader, &work.join("diff"), UnpackOptions::LAYER)?;
             if let Some(e) = expected {
@@ -181,8 +183,8 @@ impl ImageService {
             let meta = LayerMeta { diff_id: st.diff_id.clone(), blob: blob.to_string(), tar_size: st.tar_size, size: st.size };
             // The contents reach the disk before the layer is marked complete (meta.json, then
             // the rename into layers/): a crash never leaves a truncated layer that is reused.
-            (self.layer_sync)(&work.join("diff"))?;
-            fsutil::write_json(&work.join("meta.json"), &meta)?;
+            (self.layer_sync)(&work.join("diff")).at("syncing", &work.join("diff"))?;
+            fsutil::write_json(&work.join("meta.json"), &meta).at("writing", &work.join("meta.json"))?;
             Ok(meta)
         })();
         let meta = match res {
@@ -203,11 +205,12 @@ impl ImageService {
         if dest.exists() {
             // Left over from an interrupted run and not in the state: replace it.
             let junk = self.tmp_path("junk");
-            fs::rename(&dest, &junk)?;
+            fs::rename(&dest, &junk).at("moving aside", &dest)?;
             let _ = fs::remove_dir_all(&junk);
         }
-        fs::rename(&work, &dest)?;
-        fs::File::open(self.root().join("layers"))?.sync_all()?;
+        fs::rename(&work, &dest).at("moving a layer into place at", &dest)?;
+        let layers = self.root().join("layers");
+        fs::File::open(&layers).and_then(|f| f.sync_all()).at("syncing", &layers)?;
         st.layers.insert(meta.diff_id.clone(), meta.clone());
         Ok(meta)
     }
@@ -228,7 +231,8 @@ impl ImageService {
                 rec.manifests.push(m.to_string());
             }
         }
-        fsutil::write_json(&self.root().join("images").join(format!("{}.json", hex_of(&id))), &rec)?;
+        let path = self.root().join("images").join(format!("{}.json", hex_of(&id)));
+        fsutil::write_json(&path, &rec).at("writing", &path)?;
         st.images.insert(id.clone(), Image { record: rec, config });
         Ok(id)
     }
@@ -241,15 +245,21 @@ impl ImageService {
             if let Some(img) = st.images.get_mut(id) {
                 img.record.last_tag_time = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
                 let rec = img.record.clone();
-                fsutil::write_json(&self.root().join("images").join(format!("{}.json", hex_of(id))), &rec)?;
+                let path = self.root().join("images").join(format!("{}.json", hex_of(id)));
+                fsutil::write_json(&path, &rec).at("writing", &path)?;
             }
         }
         // A tag that already names this image (every warm `docker build -t`) leaves the file as
         // it is: no rewrite, no fsync.
         if prev.as_deref() != Some(id) {
-            fsutil::write_json(&self.root().join("refs.json"), &st.refs)?;
+            self.write_refs(&st.refs)?;
         }
         Ok(prev.filter(|p| p != id))
+    }
+
+    fn write_refs(&self, refs: &BTreeMap<String, String>) -> Result<(), ImageError> {
+        let path = self.root().join("refs.json");
+        fsutil::write_json(&path, refs).at("writing", &path)
     }
 
     /// Removes a reference; returns whether it existed.
@@ -257,7 +267,7 @@ impl ImageService {
         let mut st = self.lock();
         let had = st.refs.remove(&r.to_string()).is_some();
         if had {
-            fsutil::write_json(&self.root().join("refs.json"), &st.refs)?;
+            self.write_refs(&st.refs)?;
         }
         Ok(had)
     }
@@ -272,12 +282,12 @@ impl ImageService {
     pub(crate) fn remove_image_record(&self, id: &str, keep: bool) -> Result<(), ImageError> {
         let mut st = self.lock();
         st.refs.retain(|_, v| v != id);
-        fsutil::write_json(&self.root().join("refs.json"), &st.refs)?;
+        self.write_refs(&st.refs)?;
         let path = self.root().join("images").join(format!("{}.json", hex_of(id)));
         if keep {
             if let Some(img) = st.images.get_mut(id) {
                 img.record.removed = true;
-                fsutil::write_json(&path, &img.record)?;
+                fsutil::write_json(&path, &img.record).at("writing", &path)?;
             }
         } else {
             st.images.remove(id);
@@ -322,7 +332,8 @@ impl ImageService {
                 live.extend(img.record.manifests.iter().cloned());
             }
             drop(st);
-            for e in fs::read_dir(self.root().join("blobs/sha256"))?.flatten() {
+            let blobs = self.root().join("blobs/sha256");
+            for e in fs::read_dir(&blobs).at("listing", &blobs)?.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !live.contains(&format!("sha256:{name}")) && !name.ends_with(".tmp") {
                     let _ = fs::remove_file(e.path());

@@ -18,8 +18,9 @@ pub enum UnpackError {
     Compression(&'static str),
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
-    #[error("reading layer: {0}")]
-    Read(#[from] io::Error),
+    /// The layer stream itself failed (truncated, corrupt gzip, bad tar header).
+    #[error("reading layer: {op}: {source}")]
+    Read { op: &'static str, source: io::Error },
 }
 
 /// What the unpacker should do besides writing files.
@@ -55,7 +56,7 @@ pub enum Compression {
 
 /// Looks at the magic bytes; refuses formats we cannot read.
 pub fn detect<R: BufRead>(r: &mut R) -> Result<Compression, UnpackError> {
-    let head = r.fill_buf()?;
+    let head = r.fill_buf().map_err(read_err("detecting the compression"))?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Compression::Gzip)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -110,19 +111,23 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, opts: UnpackOptions) -> Result<Un
     let hashing = Hashing::new(decompressed(reader)?);
     let mut ar = tar::Archive::new(hashing);
     let mut u = Unpacker { dest, opts, dirs: Vec::new(), size: 0 };
-    for entry in ar.entries()? {
-        u.entry(entry?)?;
+    for entry in ar.entries().map_err(read_err("reading the tar stream"))? {
+        u.entry(entry.map_err(read_err("reading a tar entry"))?)?;
     }
     // Directory times last: adding children changes them.
     for (p, mtime) in u.dirs.iter().rev() {
         set_times(p, *mtime).map_err(|e| io_err(p, e))?;
     }
-    let (diff_id, tar_size) = ar.into_inner().finish()?;
+    let (diff_id, tar_size) = ar.into_inner().finish().map_err(read_err("reading the end of the stream"))?;
     Ok(UnpackStats { size: u.size, diff_id, tar_size })
 }
 
 fn io_err(p: &Path, source: io::Error) -> UnpackError {
     UnpackError::Io { path: p.display().to_string(), source }
+}
+
+fn read_err(op: &'static str) -> impl FnOnce(io::Error) -> UnpackError {
+    move |source| UnpackError::Read { op, source }
 }
 
 fn refused(path: &[u8], why: &'static str) -> UnpackError {

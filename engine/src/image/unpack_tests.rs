@@ -198,3 +198,17 @@ fn refuses_unsupported_compression() {
     let e = unpack(&[0x28u8, 0xb5, 0x2f, 0xfd, 0, 0][..], &s.root(), UnpackOptions::LAYER).unwrap_err();
     assert!(matches!(e, UnpackError::Compression("zstd")));
 }
+
+#[test]
+fn a_truncated_gzip_stream_says_what_was_being_read() {
+    let s = Sandbox::new();
+    let e = unpack(&[0x1fu8, 0x8b, 8, 0][..], &s.root(), UnpackOptions::LAYER).unwrap_err();
+    assert!(matches!(e, UnpackError::Read { .. }), "{e:?}");
+    assert!(e.to_string().starts_with("reading layer: reading "), "{e}");
+}
+
+#[test]
+fn file_errors_name_the_path() {
+    let e = io_err(Path::new("/l/etc/passwd"), io::Error::from(io::ErrorKind::PermissionDenied));
+    assert_eq!(e.to_string(), "/l/etc/passwd: permission denied");
+}
