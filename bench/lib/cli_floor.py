@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""A server that answers the requests of `docker exec C true` at once with canned answers, so
-`docker exec` against it measures what the docker CLI costs by itself (its floor).
+"""A server that answers the requests of `docker exec C true`, `docker stats --no-stream C` and
+`docker network connect N C` at once with canned answers, so those commands against it measure
+what the docker CLI costs by itself (its floor). The 28.x CLI's `stats --no-stream` waits for its
+first 500 ms display tick after the answer, so its floor is above 0.5 s.
 Usage: cli_floor.py SOCKET (serves until killed)."""
 import asyncio, json, os, sys
 
 PATH = sys.argv[1]
+STATS = json.dumps({"read": "2026-12-03T00:00:00Z", "preread": "2026-12-03T00:00:00Z", "id": "c" * 64, "name": "/c",
+                    "cpu_stats": {}, "precpu_stats": {}, "memory_stats": {}}).encode() + b"\n"
 INSPECT = json.dumps({"Id": "c" * 64, "Name": "/c", "State": {"Status": "running", "Running": True, "Pid": 1},
                       "Config": {"Tty": False, "Cmd": ["sleep"]}, "HostConfig": {}}).encode()
 
@@ -35,6 +39,12 @@ async def handle(r, w):
                 await w.drain()
                 w.close()
                 return
+            elif "/containers/" in url and "/stats" in url:
+                w.write(resp("200 OK", STATS))
+            elif "/networks/" in url and (url.endswith("/connect") or url.endswith("/disconnect")):
+                w.write(resp("200 OK"))
+            elif url.endswith("/version"):
+                w.write(resp("200 OK", b'{"Os":"linux","ApiVersion":"1.41","Version":"floor"}'))
             elif "/exec/e1/json" in url:
                 w.write(resp("200 OK", b'{"ID":"e1","Running":false,"ExitCode":0}'))
             else:
