@@ -244,6 +244,8 @@ fn stats_no_stream_at_once_with_real_cpu() {
     assert!(v["preread"].as_str().unwrap().starts_with("0001-01-01"), "{v}");
     assert_eq!(v["precpu_stats"]["cpu_usage"]["total_usage"], 0, "{v}");
     assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{v}");
+    let r = e.api("GET", &format!("/v1.41/containers/{busy}/stats?stream=1&one-shot=1"), None).unwrap();
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     // The idle container has one too (its start's).
     let r = e.api("GET", &format!("/v1.41/containers/{idle}/stats?stream=0"), None).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

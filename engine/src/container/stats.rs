@@ -186,6 +186,9 @@ impl<R: Runtime> ContainerService<R> {
     /// kept (see [`super::stats_collector`]), so `stream=0` answers at once; `one-shot=1` sends
     /// one sample with no `precpu_stats`, as dockerd does.
     pub fn stats(self: &Arc<Self>, key: &str, opts: StatsOptions) -> Result<mpsc::Receiver<Value>, ContainerError> {
+        if opts.stream && opts.one_shot {
+            return Err(ContainerError::InvalidParam("cannot have stream=true and one-shot=true".into()));
+        }
         let ctr = self.get(key)?;
         let id = ctr.id();
         let cgroup = self.cgroup(&id)?;

@@ -222,7 +222,7 @@ impl Task {
                     let _ = tokio::task::spawn_blocking(move || t.sample_all(&asked)).await;
                     tracing::trace!(containers = n, us = t0.elapsed().as_micros() as u64, "stats sampled");
                 }
-                _ = self.shared.wake.notified(), if !active => tick.reset_immediately(),
+                _ = self.shared.wake.notified(), if !active => tick.reset(),
             }
         }
     }
