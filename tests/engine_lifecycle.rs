@@ -212,8 +212,10 @@ fn stats_no_stream_at_once_with_real_cpu() {
     let out = e.docker_ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}}", &busy, &idle]);
     let took = asked.elapsed();
     let used = (usage() - u0) as f64 / t0.elapsed().as_nanos() as f64 * 100.0;
-    let rows: std::collections::HashMap<String, Vec<String>> =
-        lines(&out).into_iter().map(|l| (l.split_whitespace().next().unwrap().to_string(), l.split_whitespace().map(String::from).collect())).collect();
+    let rows: std::collections::HashMap<String, Vec<String>> = lines(&out)
+        .into_iter()
+        .map(|l| (l.split_whitespace().next().unwrap().to_string(), l.split_whitespace().map(String::from).collect()))
+        .collect();
     let (b, i) = (percent(&rows[&busy][1]), percent(&rows[&idle][1]));
     assert!(used > 20.0, "the loop hardly ran ({used:.1}%): {out}");
     if used > 60.0 {

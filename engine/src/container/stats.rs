@@ -2,8 +2,8 @@
 //! `docker stats` (cgroup counters and the container's network devices; the previous CPU sample
 //! comes from [`super::stats_collector`]).
 use super::record::{NetMode, Record};
-use super::{ContainerError, ContainerService};
 use super::stats_collector::CpuSample;
+use super::{ContainerError, ContainerService};
 use crate::cgroups::{Cgroup, CgroupStats};
 use crate::runtime::Runtime;
 use serde_json::{json, Value};

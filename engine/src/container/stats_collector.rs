@@ -172,13 +172,7 @@ impl Drop for StatsCollector {
 /// See [`StatsCollector::previous`].
 fn pick(samples: &VecDeque<Arc<CpuSample>>, now: &CpuSample) -> Option<Arc<CpuSample>> {
     let usable = |s: &&Arc<CpuSample>| s.at <= now.at && s.cpu.total_ns <= now.cpu.total_ns && s.system_ns <= now.system_ns;
-    samples
-        .iter()
-        .rev()
-        .filter(usable)
-        .find(|s| now.at.duration_since(s.at) >= MIN_WINDOW)
-        .or_else(|| samples.iter().find(usable))
-        .cloned()
+    samples.iter().rev().filter(usable).find(|s| now.at.duration_since(s.at) >= MIN_WINDOW).or_else(|| samples.iter().find(usable)).cloned()
 }
 
 #[derive(Clone)]
@@ -251,12 +245,7 @@ mod tests {
     use super::*;
 
     fn s(at: Instant, total: u64, system: u64) -> Arc<CpuSample> {
-        Arc::new(CpuSample {
-            at,
-            read: String::new(),
-            cpu: CpuUsage { total_ns: total, ..Default::default() },
-            system_ns: system,
-        })
+        Arc::new(CpuSample { at, read: String::new(), cpu: CpuUsage { total_ns: total, ..Default::default() }, system_ns: system })
     }
 
     #[test]
