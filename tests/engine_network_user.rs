@@ -429,15 +429,15 @@ fn connect_of_a_running_container_replaces_a_leftover_link() {
     e.docker_ok(&["network", "disconnect", &net, &c]);
     assert!(wait_until(std::time::Duration::from_secs(5), || !veths().contains(&added[0])));
     let _leftover = Link(added[0].clone());
-    assert!(testground::cmd::run_args("ip", &["link", "add", &added[0], "type", "dummy"]).success());
+    assert!(testground::cmd::run_args("ip", &["link", "add", &added[0], "type", "bridge"]).success());
     e.docker_ok(&["network", "connect", &net, &c]);
     let ip = inspect(&e, &c, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"));
     assert!(ip.starts_with(&base), "{ip}");
     let inside = e.docker_ok(&["exec", &c, "sh", "-c", "ip -o -4 addr show eth1; ip -o link show eth1; ip route"]);
-    assert!(inside.contains(&format!("{ip}/24")) && inside.contains("state UP"), "{inside}");
+    assert!(inside.contains(&format!("{ip}/24")) && inside.contains("LOWER_UP"), "{inside}");
     assert!(inside.contains(&format!("{base}0/24 dev eth1")), "{inside}");
     let link = testground::cmd::run_args("ip", &["-d", "-o", "link", "show", &added[0]]).stdout;
-    assert!(link.contains("veth") && !link.contains("dummy"), "{link}");
+    assert!(link.contains("veth") && !link.contains("bridge forward_delay"), "{link}");
     e.docker_ok(&["rm", "-f", &c]);
     e.docker_ok(&["network", "rm", &net]);
 }
