@@ -185,6 +185,76 @@ fn pause_unpause_rename_top_stats() {
     assert_eq!(inspect(&e, &renamed, "{{.State.Status}} {{.State.Paused}}"), "exited false");
 }
 
+/// A percentage as the CLI prints it (`12.34%`).
+fn percent(s: &str) -> f64 {
+    s.trim_end_matches('%').parse().unwrap_or_else(|_| panic!("not a percentage: {s}"))
+}
+
+/// `docker stats --no-stream` answers at once (the previous CPU sample is one the engine kept),
+/// and its numbers are real: a busy loop shows what its cgroup used over about the last second,
+/// an idle container about 0, memory above 0. `one-shot=1` has no previous sample.
+#[test]
+fn stats_no_stream_at_once_with_real_cpu() {
+    require_root!();
+    let e = engine_with_busybox();
+    let busy = e.unique("busy");
+    let idle = e.unique("idle");
+    e.docker_ok(&["run", "-d", "--name", &busy, "busybox", "sh", "-c", "while :; do :; done"]);
+    e.docker_ok(&["run", "-d", "--name", &idle, "busybox", "sleep", "1000"]);
+    let id = id_of(&e, &busy);
+    let usage = || cgroup_file(&e, &id, "cpuacct", "cpuacct.usage").parse::<u64>().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // What the loop used, from its cgroup, over a window around the CLI's (percent of one CPU,
+    // the CLI's unit). On a loaded machine it gets less than a whole CPU.
+    let (u0, t0) = (usage(), Instant::now());
+    std::thread::sleep(Duration::from_millis(1000));
+    let asked = Instant::now();
+    let out = e.docker_ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}}", &busy, &idle]);
+    let took = asked.elapsed();
+    let used = (usage() - u0) as f64 / t0.elapsed().as_nanos() as f64 * 100.0;
+    let rows: std::collections::HashMap<String, Vec<String>> = lines(&out)
+        .into_iter()
+        .map(|l| (l.split_whitespace().next().unwrap().to_string(), l.split_whitespace().map(String::from).collect()))
+        .collect();
+    let (b, i) = (percent(&rows[&busy][1]), percent(&rows[&idle][1]));
+    assert!(used > 20.0, "the loop hardly ran ({used:.1}%): {out}");
+    if used > 60.0 {
+        assert!(b > 50.0, "busy loop at {b}% while its cgroup says {used:.1}%: {out}");
+    }
+    assert!(b > used * 0.5 - 5.0 && b < used * 1.5 + 10.0, "busy loop at {b}% while its cgroup says {used:.1}%: {out}");
+    assert!(i < 5.0, "idle container at {i}%: {out}");
+    for name in [&busy, &idle] {
+        assert!(!rows[name][2].starts_with("0B"), "no memory use: {out}");
+    }
+    // dockerd takes 1-2 s here (it waits for two samples a second apart); the CLI adds 0.5 s.
+    assert!(took < Duration::from_millis(1500), "stats --no-stream took {took:?}");
+    // The API answers at once, with a previous sample from before the request.
+    let t = Instant::now();
+    let r = e.api("GET", &format!("/v1.41/containers/{busy}/stats?stream=0"), None).unwrap();
+    let took = t.elapsed();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(took < Duration::from_millis(400), "stream=0 took {took:?}");
+    let (read, pre) = (v["read"].as_str().unwrap(), v["preread"].as_str().unwrap());
+    assert!(!pre.starts_with("0001") && pre < read, "{v}");
+    let cpu = |k: &str| v[k]["cpu_usage"]["total_usage"].as_u64().unwrap();
+    let sys = |k: &str| v[k]["system_cpu_usage"].as_u64().unwrap();
+    assert!(cpu("cpu_stats") > cpu("precpu_stats") && sys("cpu_stats") > sys("precpu_stats"), "{v}");
+    assert!(v["memory_stats"]["usage"].as_u64().unwrap() > 0, "{v}");
+    // one-shot: a single sample, no previous one (as dockerd).
+    let r = e.api("GET", &format!("/v1.41/containers/{busy}/stats?stream=0&one-shot=1"), None).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(v["preread"].as_str().unwrap().starts_with("0001-01-01"), "{v}");
+    assert_eq!(v["precpu_stats"]["cpu_usage"]["total_usage"], 0, "{v}");
+    assert!(v["cpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{v}");
+    let r = e.api("GET", &format!("/v1.41/containers/{busy}/stats?stream=1&one-shot=1"), None).unwrap();
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // The idle container has one too (its start's).
+    let r = e.api("GET", &format!("/v1.41/containers/{idle}/stats?stream=0"), None).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(!v["preread"].as_str().unwrap().starts_with("0001"), "{v}");
+    e.docker_ok(&["rm", "-f", &busy, &idle]);
+}
+
 #[test]
 fn restart_policies() {
     require_root!();

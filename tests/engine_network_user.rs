@@ -395,3 +395,49 @@ fn nothing_is_left_behind_after_removing_everything() {
 fn net_ip(net: &str) -> String {
     format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}")
 }
+
+/// Deletes a link by name when dropped (a test's own leftover).
+struct Link(String);
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        testground::cmd::run_args("ip", &["link", "del", &self.0]);
+    }
+}
+
+fn veths() -> std::collections::BTreeSet<String> {
+    let out = testground::cmd::run_args("ip", &["-o", "link", "show", "type", "veth"]).stdout;
+    out.lines().filter_map(|l| l.split(':').nth(1)).map(|n| n.trim().split('@').next().unwrap_or("").to_string()).collect()
+}
+
+/// `network connect` of a running container configures its new interface (address, up, the
+/// network's route) at once, also when a link left behind (say, by a crash) holds the name of
+/// its host-side veth: that link is replaced.
+#[test]
+fn connect_of_a_running_container_replaces_a_leftover_link() {
+    require_root!();
+    let (e, _g) = engine_and_guard();
+    let (subnet, base) = user_subnet(&e, 2);
+    let net = e.unique("lv");
+    e.docker_ok(&["network", "create", "--subnet", &subnet, &net]);
+    let c = e.unique("lvc");
+    e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
+    let before = veths();
+    e.docker_ok(&["network", "connect", &net, &c]);
+    let added: Vec<String> = veths().difference(&before).cloned().collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    e.docker_ok(&["network", "disconnect", &net, &c]);
+    assert!(wait_until(std::time::Duration::from_secs(5), || !veths().contains(&added[0])));
+    let _leftover = Link(added[0].clone());
+    assert!(testground::cmd::run_args("ip", &["link", "add", &added[0], "type", "bridge"]).success());
+    e.docker_ok(&["network", "connect", &net, &c]);
+    let ip = inspect(&e, &c, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"));
+    assert!(ip.starts_with(&base), "{ip}");
+    let inside = e.docker_ok(&["exec", &c, "sh", "-c", "ip -o -4 addr show eth1; ip -o link show eth1; ip route"]);
+    assert!(inside.contains(&format!("{ip}/24")) && inside.contains("LOWER_UP"), "{inside}");
+    assert!(inside.contains(&format!("{base}0/24 dev eth1")), "{inside}");
+    let link = testground::cmd::run_args("ip", &["-d", "-o", "link", "show", &added[0]]).stdout;
+    assert!(link.contains("veth") && !link.contains("bridge forward_delay"), "{link}");
+    e.docker_ok(&["rm", "-f", &c]);
+    e.docker_ok(&["network", "rm", &net]);
+}

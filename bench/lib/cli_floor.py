@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""A server that answers the requests of `docker exec C true`, `docker run --rm IMAGE CMD` and
-`docker run -d IMAGE CMD` at once with canned answers, so those commands against it measure what
-the docker CLI costs by itself (its floor).
+"""A server that answers the requests of `docker exec C true`, `docker run --rm IMAGE CMD`,
+`docker run -d IMAGE CMD`, `docker stats --no-stream C` and `docker network connect N C` at once
+with canned answers, so those commands against it measure what the docker CLI costs by itself (its
+floor). The 28.x CLI's `stats --no-stream` waits for its first 500 ms display tick after the
+answer, so its floor is above 0.5 s.
 Usage: cli_floor.py SOCKET (serves until killed)."""
 import asyncio, json, os, sys
 
 PATH = sys.argv[1]
 CID = "c" * 64
+STATS = json.dumps({"read": "2026-12-03T00:00:00Z", "preread": "2026-12-03T00:00:00Z", "id": CID, "name": "/c",
+                    "cpu_stats": {}, "precpu_stats": {}, "memory_stats": {}}).encode() + b"\n"
 INSPECT = json.dumps({"Id": CID, "Name": "/c", "State": {"Status": "running", "Running": True, "Pid": 1},
                       "Config": {"Tty": False, "Cmd": ["sleep"]}, "HostConfig": {}}).encode()
 
@@ -44,6 +48,12 @@ async def handle(r, w):
                 w.write(resp("200 OK", b'{"Error":null,"StatusCode":0}'))
             elif "/containers/" in path and path.endswith("/start"):
                 w.write(resp("204 No Content"))
+            elif "/containers/" in path and path.endswith("/stats"):
+                w.write(resp("200 OK", STATS))
+            elif "/networks/" in path and (path.endswith("/connect") or path.endswith("/disconnect")):
+                w.write(resp("200 OK"))
+            elif path.endswith("/version"):
+                w.write(resp("200 OK", b'{"Os":"linux","ApiVersion":"1.41","Version":"floor"}'))
             elif "/containers/" in path and path.endswith("/json"):
                 w.write(resp("200 OK", INSPECT))
             elif "/containers/" in path and path.endswith("/exec"):

@@ -257,19 +257,36 @@ impl Cgroup {
         Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// CPU counters alone (what `precpu_stats` needs): 4 small reads on v1, one on v2.
+    pub fn cpu_usage(&self) -> CpuUsage {
+        if self.v2 {
+            return cpu_usage_v2(&parse_kv(&read(&self.file("", "cpu.stat")).unwrap_or_default()));
+        }
+        let percpu = read(&self.file("cpuacct", "cpuacct.usage_percpu"))
+            .map(|s| s.split_whitespace().filter_map(|v| v.parse().ok()).collect())
+            .unwrap_or_default();
+        let cpuacct = parse_kv(&read(&self.file("cpuacct", "cpuacct.stat")).unwrap_or_default());
+        // cpuacct.stat is in USER_HZ ticks.
+        let tick_ns = 1_000_000_000 / clock_ticks();
+        let cpu = parse_kv(&read(&self.file("cpu", "cpu.stat")).unwrap_or_default());
+        CpuUsage {
+            total_ns: read_u64(&self.file("cpuacct", "cpuacct.usage")).unwrap_or(0),
+            user_ns: cpuacct.get("user").map(|t| t * tick_ns).unwrap_or(0),
+            system_ns: cpuacct.get("system").map(|t| t * tick_ns).unwrap_or(0),
+            percpu_ns: percpu,
+            throttled_periods: cpu.get("nr_throttled").copied().unwrap_or(0),
+            periods: cpu.get("nr_periods").copied().unwrap_or(0),
+            throttled_ns: cpu.get("throttled_time").copied().unwrap_or(0),
+        }
+    }
+
     /// Usage counters for `docker stats`.
     pub fn stats(&self) -> CgroupStats {
         if self.v2 {
             let cpu = parse_kv(&read(&self.file("", "cpu.stat")).unwrap_or_default());
             let mem_stat = parse_kv(&read(&self.file("", "memory.stat")).unwrap_or_default());
             return CgroupStats {
-                cpu_total_ns: cpu.get("usage_usec").map(|u| u * 1000).unwrap_or(0),
-                cpu_user_ns: cpu.get("user_usec").map(|u| u * 1000).unwrap_or(0),
-                cpu_system_ns: cpu.get("system_usec").map(|u| u * 1000).unwrap_or(0),
-                percpu_ns: vec![],
-                throttled_periods: cpu.get("nr_throttled").copied().unwrap_or(0),
-                periods: cpu.get("nr_periods").copied().unwrap_or(0),
-                throttled_ns: cpu.get("throttled_usec").map(|u| u * 1000).unwrap_or(0),
+                cpu: cpu_usage_v2(&cpu),
                 mem_usage: read_u64(&self.file("", "memory.current")).unwrap_or(0),
                 mem_max_usage: 0,
                 mem_limit: read(&self.file("", "memory.max")).ok().and_then(|s| s.trim().parse().ok()),
@@ -280,22 +297,9 @@ impl Cgroup {
                 blkio: vec![],
             };
         }
-        let percpu = read(&self.file("cpuacct", "cpuacct.usage_percpu"))
-            .map(|s| s.split_whitespace().filter_map(|v| v.parse().ok()).collect())
-            .unwrap_or_default();
-        let cpuacct = parse_kv(&read(&self.file("cpuacct", "cpuacct.stat")).unwrap_or_default());
-        // cpuacct.stat is in USER_HZ ticks.
-        let tick_ns = 1_000_000_000 / clock_ticks();
-        let cpu = parse_kv(&read(&self.file("cpu", "cpu.stat")).unwrap_or_default());
         let mem_limit = read_u64(&self.file("memory", "memory.limit_in_bytes"));
         CgroupStats {
-            cpu_total_ns: read_u64(&self.file("cpuacct", "cpuacct.usage")).unwrap_or(0),
-            cpu_user_ns: cpuacct.get("user").map(|t| t * tick_ns).unwrap_or(0),
-            cpu_system_ns: cpuacct.get("system").map(|t| t * tick_ns).unwrap_or(0),
-            percpu_ns: percpu,
-            throttled_periods: cpu.get("nr_throttled").copied().unwrap_or(0),
-            periods: cpu.get("nr_periods").copied().unwrap_or(0),
-            throttled_ns: cpu.get("throttled_time").copied().unwrap_or(0),
+            cpu: self.cpu_usage(),
             mem_usage: read_u64(&self.file("memory", "memory.usage_in_bytes")).unwrap_or(0),
             mem_max_usage: read_u64(&self.file("memory", "memory.max_usage_in_bytes")).unwrap_or(0),
             // The kernel's "unlimited" is a page-rounded i64::MAX.
@@ -347,15 +351,33 @@ pub struct BlkioEntry {
     pub value: u64,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct CgroupStats {
-    pub cpu_total_ns: u64,
-    pub cpu_user_ns: u64,
-    pub cpu_system_ns: u64,
+/// CPU time used by a cgroup, and its throttling by a CPU quota.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuUsage {
+    pub total_ns: u64,
+    pub user_ns: u64,
+    pub system_ns: u64,
     pub percpu_ns: Vec<u64>,
     pub periods: u64,
     pub throttled_periods: u64,
     pub throttled_ns: u64,
+}
+
+fn cpu_usage_v2(cpu: &std::collections::BTreeMap<String, u64>) -> CpuUsage {
+    CpuUsage {
+        total_ns: cpu.get("usage_usec").map(|u| u * 1000).unwrap_or(0),
+        user_ns: cpu.get("user_usec").map(|u| u * 1000).unwrap_or(0),
+        system_ns: cpu.get("system_usec").map(|u| u * 1000).unwrap_or(0),
+        percpu_ns: vec![],
+        throttled_periods: cpu.get("nr_throttled").copied().unwrap_or(0),
+        periods: cpu.get("nr_periods").copied().unwrap_or(0),
+        throttled_ns: cpu.get("throttled_usec").map(|u| u * 1000).unwrap_or(0),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CgroupStats {
+    pub cpu: CpuUsage,
     pub mem_usage: u64,
     pub mem_max_usage: u64,
     /// None = unlimited.
@@ -452,8 +474,9 @@ mod tests {
         std::fs::write(d.path().join("pids/flt/abc/pids.current"), "3\n").unwrap();
         std::fs::write(d.path().join("pids/flt/abc/pids.max"), "max\n").unwrap();
         let s = cg.stats();
-        assert_eq!(s.cpu_total_ns, 123456);
-        assert_eq!(s.percpu_ns, vec![100000, 23456]);
+        assert_eq!(s.cpu.total_ns, 123456);
+        assert_eq!(s.cpu.percpu_ns, vec![100000, 23456]);
+        assert_eq!(cg.cpu_usage(), s.cpu);
         assert_eq!(s.mem_usage, 4096);
         assert_eq!(s.mem_limit, None);
         assert_eq!(s.mem_stat["total_inactive_file"], 5);

@@ -69,6 +69,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
         images.set_in_use(Arc::new(move |id: &str| c.image_users(id)));
     }
     let volumes = containers.volumes();
+    let state_containers = containers.clone();
     let state = AppState { config: cfg.clone(), images, containers, network: network.clone(), events, volumes };
     let app = api::router(state);
     let app = tower::Layer::layer(&tower::util::MapRequestLayer::new(api::strip_version as fn(_) -> _), app);
@@ -113,6 +114,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     shutdown.cancelled().await;
     // Hijacked streams may hold connections open; do not wait for them forever.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
+    state_containers.shutdown().await;
     network.shutdown().await;
     for h in &cfg.hosts {
         if let Listen::Unix(p) = h {

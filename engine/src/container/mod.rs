@@ -25,6 +25,7 @@ mod rootfs;
 pub mod runopts;
 pub mod secopts;
 mod stats;
+pub mod stats_collector;
 mod view;
 
 pub use archive::PathStat;
@@ -173,6 +174,8 @@ pub struct ContainerService<R: Runtime = ShimRuntime> {
     table: Mutex<Table>,
     execs: exec::ExecTable,
     restarts: restart::Restarts,
+    /// Recent CPU samples for `stats` (its task starts after [`Self::load`]).
+    stats: stats_collector::StatsCollector,
 }
 
 impl ContainerService<ShimRuntime> {
@@ -205,6 +208,7 @@ impl<R: Runtime> ContainerService<R> {
             }
         };
         let volumes = Arc::new(VolumeService::open(&cfg.data_root, events.clone())?);
+        let stats = stats_collector::StatsCollector::new(&cfg.cgroup_parent);
         let svc = Arc::new(ContainerService {
             cfg,
             images,
@@ -216,11 +220,20 @@ impl<R: Runtime> ContainerService<R> {
             table: Mutex::new(Table::default()),
             execs: Default::default(),
             restarts: Default::default(),
+            stats,
         });
         let weak = Arc::downgrade(&svc);
         svc.volumes.set_users(Arc::new(move |name: &str| weak.upgrade().map(|s| s.volume_users(name)).unwrap_or_default()));
+        let events = svc.events.subscribe();
         svc.load().await?;
+        let running = svc.all().iter().map(|c| c.record()).filter(|r| r.running()).map(|r| r.id).collect();
+        svc.stats.start(events, running);
         Ok(svc)
+    }
+
+    /// Stops the service's own background work (containers keep running).
+    pub async fn shutdown(&self) {
+        self.stats.shutdown().await;
     }
 
     /// Loads every record; containers that were running are watched again (their shim

@@ -1,6 +1,8 @@
 //! `docker top` (host `ps` filtered to the container's processes, as dockerd does) and
-//! `docker stats` (cgroup counters and the container's network devices).
+//! `docker stats` (cgroup counters and the container's network devices; the previous CPU sample
+//! comes from [`super::stats_collector`]).
 use super::record::{NetMode, Record};
+use super::stats_collector::CpuSample;
 use super::{ContainerError, ContainerService};
 use crate::cgroups::{Cgroup, CgroupStats};
 use crate::runtime::Runtime;
@@ -8,10 +10,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Interval between two frames of a stats stream (and dockerd's collection period).
 const STREAM_INTERVAL: Duration = Duration::from_secs(1);
-/// With `stream=0`, the CPU delta is measured over this window.
+/// With `stream=0` and no sample kept for the container, the CPU delta is measured over this window.
 const ONE_FRAME_WINDOW: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,31 +80,36 @@ fn host_memory() -> u64 {
         .unwrap_or(0)
 }
 
+/// One frame's sample: every counter, with its CPU side kept apart for the collector.
 struct Sample {
-    read: String,
     cg: CgroupStats,
-    system_ns: u64,
+    cpu: Arc<CpuSample>,
 }
 
 fn sample(cg: Option<&Cgroup>) -> Sample {
-    Sample {
-        read: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        cg: cg.map(|c| c.stats()).unwrap_or_default(),
-        system_ns: crate::cgroups::system_cpu_ns(&std::fs::read_to_string("/proc/stat").unwrap_or_default()),
-    }
+    let at = std::time::Instant::now();
+    let read = super::stats_collector::now_rfc3339();
+    let stats = cg.map(|c| c.stats()).unwrap_or_default();
+    let system_ns = crate::cgroups::system_cpu_ns(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
+    let cpu = Arc::new(CpuSample { at, read, cpu: stats.cpu.clone(), system_ns });
+    Sample { cg: stats, cpu }
 }
 
-fn cpu_json(s: Option<&Sample>, online: usize) -> Value {
+async fn sample_off_runtime(cg: Option<Cgroup>) -> Option<Sample> {
+    tokio::task::spawn_blocking(move || sample(cg.as_ref())).await.ok()
+}
+
+fn cpu_json(s: Option<&CpuSample>, online: usize) -> Value {
     let Some(s) = s else {
         return json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}});
     };
-    let c = &s.cg;
+    let c = &s.cpu;
     json!({
         "cpu_usage": {
-            "total_usage": c.cpu_total_ns,
+            "total_usage": c.total_ns,
             "percpu_usage": c.percpu_ns,
-            "usage_in_kernelmode": c.cpu_system_ns,
-            "usage_in_usermode": c.cpu_user_ns,
+            "usage_in_kernelmode": c.system_ns,
+            "usage_in_usermode": c.user_ns,
         },
         "system_cpu_usage": s.system_ns,
         "online_cpus": online,
@@ -109,11 +117,11 @@ fn cpu_json(s: Option<&Sample>, online: usize) -> Value {
     })
 }
 
-fn frame(rec: &Record, cur: &Sample, pre: Option<&Sample>, networks: Option<serde_json::Map<String, Value>>) -> Value {
+fn frame(rec: &Record, cur: &Sample, pre: Option<&CpuSample>, networks: Option<serde_json::Map<String, Value>>) -> Value {
     let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let c = &cur.cg;
     let mut v = json!({
-        "read": cur.read,
+        "read": cur.cpu.read,
         "preread": pre.map(|p| p.read.clone()).unwrap_or_else(|| super::record::ZERO_TIME.to_string()),
         "pids_stats": {"current": c.pids_current},
         "blkio_stats": {
@@ -123,7 +131,7 @@ fn frame(rec: &Record, cur: &Sample, pre: Option<&Sample>, networks: Option<serd
         },
         "num_procs": 0,
         "storage_stats": {},
-        "cpu_stats": cpu_json(Some(cur), online),
+        "cpu_stats": cpu_json(Some(&cur.cpu), online),
         "precpu_stats": cpu_json(pre, online),
         "memory_stats": {
             "usage": c.mem_usage,
@@ -174,35 +182,56 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     /// `GET /containers/{id}/stats`: one frame, or one per second until the receiver is
-    /// dropped or the container stops.
+    /// dropped or the container stops. The first frame compares with a sample the collector
+    /// kept (see [`super::stats_collector`]), so `stream=0` answers at once; `one-shot=1` sends
+    /// one sample with no `precpu_stats`, as dockerd does.
     pub fn stats(self: &Arc<Self>, key: &str, opts: StatsOptions) -> Result<mpsc::Receiver<Value>, ContainerError> {
+        if opts.stream && opts.one_shot {
+            return Err(ContainerError::InvalidParam("cannot have stream=true and one-shot=true".into()));
+        }
         let ctr = self.get(key)?;
-        let cgroup = self.cgroup(&ctr.id())?;
+        let id = ctr.id();
+        let cgroup = self.cgroup(&id)?;
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut prev: Option<Sample> = None;
-            loop {
-                let rec = ctr.record();
-                let running = rec.running();
-                let cg = running.then_some(&cgroup);
-                if !opts.stream && !opts.one_shot && running && prev.is_none() {
-                    let c = cgroup.clone();
-                    prev = tokio::task::spawn_blocking(move || sample(Some(&c))).await.ok();
-                    tokio::time::sleep(ONE_FRAME_WINDOW).await;
+        let svc = self.clone();
+        let span = tracing::debug_span!("stats", container = %id, stream = opts.stream, one_shot = opts.one_shot);
+        tokio::spawn(
+            async move {
+                let mut prev: Option<Arc<CpuSample>> = None;
+                let mut first = true;
+                loop {
+                    let rec = ctr.record();
+                    let running = rec.running();
+                    let Some(mut cur) = sample_off_runtime(running.then(|| cgroup.clone())).await else { return };
+                    if first && running && !opts.one_shot {
+                        prev = svc.stats.previous(&id, &cur.cpu);
+                        if prev.is_none() && !opts.stream {
+                            // Nothing kept (the collector missed the start): measure over a short window.
+                            tracing::debug!("no earlier sample; measuring over a short window");
+                            prev = Some(cur.cpu.clone());
+                            tokio::time::sleep(ONE_FRAME_WINDOW).await;
+                            let Some(again) = sample_off_runtime(Some(cgroup.clone())).await else { return };
+                            cur = again;
+                        }
+                    }
+                    if running {
+                        svc.stats.record(&id, cur.cpu.clone());
+                    }
+                    first = false;
+                    let networks = (running && rec.net_mode != NetMode::Host && rec.state.pid > 0)
+                        .then(|| std::fs::read_to_string(format!("/proc/{}/net/dev", rec.state.pid)).ok())
+                        .flatten()
+                        .map(|t| parse_net_dev(&t));
+                    tracing::debug!(preread = prev.as_ref().map(|p| p.read.as_str()), "stats frame");
+                    if tx.send(frame(&rec, &cur, prev.as_deref(), networks)).await.is_err() || !opts.stream || !running {
+                        return;
+                    }
+                    prev = Some(cur.cpu);
+                    tokio::time::sleep(STREAM_INTERVAL).await;
                 }
-                let c = cg.cloned();
-                let Ok(cur) = tokio::task::spawn_blocking(move || sample(c.as_ref())).await else { return };
-                let networks = (running && rec.net_mode != NetMode::Host && rec.state.pid > 0)
-                    .then(|| std::fs::read_to_string(format!("/proc/{}/net/dev", rec.state.pid)).ok())
-                    .flatten()
-                    .map(|t| parse_net_dev(&t));
-                if tx.send(frame(&rec, &cur, prev.as_ref(), networks)).await.is_err() || !opts.stream || !running {
-                    return;
-                }
-                prev = Some(cur);
-                tokio::time::sleep(STREAM_INTERVAL).await;
             }
-        });
+            .instrument(span),
+        );
         Ok(rx)
     }
 }

@@ -133,7 +133,7 @@ pub async fn configure_inside(h: &Handle, ifname: &str, ip: Ipv4Addr, prefix: u8
         h.link().set(LinkUnspec::new_with_index(lo).up().build()).execute().await?;
     }
     match gateway {
-        Some(gw) => default_route(h, ifname, gw).await,
+        Some(gw) => default_route_via(h, dev, gw).await,
         None => Ok(()),
     }
 }
@@ -141,6 +141,11 @@ pub async fn configure_inside(h: &Handle, ifname: &str, ip: Ipv4Addr, prefix: u8
 /// Inside a netns: the default route goes via `gateway` on `ifname` (replacing any other).
 pub async fn default_route(h: &Handle, ifname: &str, gateway: Ipv4Addr) -> NlResult<()> {
     let dev = link_index(h, ifname).await?.ok_or(rtnetlink::Error::RequestFailed)?;
+    default_route_via(h, dev, gateway).await
+}
+
+/// [`default_route`] on the link with index `dev` (no lookup by name).
+async fn default_route_via(h: &Handle, dev: u32, gateway: Ipv4Addr) -> NlResult<()> {
     let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(dev).build();
     h.route().add(route).replace().execute().await
 }

@@ -37,9 +37,16 @@ pub(super) async fn plumb(p: Plumb, ns: &OwnedFd, inner: &rtnetlink::Handle) -> 
             i
         }
     };
-    // A leftover pair of an earlier attempt would make the name clash.
-    bridge::delete_link(&h, &ep.veth).await.map_err(nl(format!("delete {}", ep.veth)))?;
-    bridge::add_veth(&h, &ep.veth, br, ns, &ep.ifname, mac).await.map_err(nl(format!("create veth {}", ep.veth)))?;
+    // A leftover pair of an earlier attempt makes the name clash: deleted, then created again
+    // (asked only then, not before every creation: one netlink round trip less).
+    match bridge::add_veth(&h, &ep.veth, br, ns, &ep.ifname, mac).await {
+        Err(e) if bridge::errno(&e) == Some(libc::EEXIST) => {
+            tracing::debug!(veth = %ep.veth, "a leftover veth had the name; replacing it");
+            bridge::delete_link(&h, &ep.veth).await.map_err(nl(format!("delete {}", ep.veth)))?;
+            bridge::add_veth(&h, &ep.veth, br, ns, &ep.ifname, mac).await.map_err(nl(format!("create veth {}", ep.veth)))?;
+        }
+        r => r.map_err(nl(format!("create veth {}", ep.veth)))?,
+    }
     if let Some(mtu) = mtu {
         super::overlay::set_mtu(&h, &ep.veth, mtu).await.map_err(nl(format!("mtu of {}", ep.veth)))?;
         super::overlay::set_mtu(inner, &ep.ifname, mtu).await.map_err(nl(format!("mtu of {}", ep.ifname)))?;
