@@ -1,8 +1,9 @@
 //! What `docker info` prints about each node, kept per node: the counts come from counters the
 //! node's record keeps as containers come and go (no scan of its containers), and the node's
 //! lines are rendered once and rendered again only when something they show changed.
-use super::engine::{Engine, Health, NodeInfo};
+use super::engine::{Engine, Health, NodeInfo, State};
 use super::Shared;
+use crate::scheduler::NodeView;
 use std::sync::Arc;
 
 /// A copy of what `docker info` prints about a node.
@@ -67,22 +68,8 @@ impl Engine {
     pub fn summary(&self, sh: &Shared) -> Summary {
         let view = self.view(sh);
         let st = self.lock();
-        Summary {
-            addr: self.addr.clone(),
-            health: st.health,
-            info: st.info.clone(),
-            validated: st.validated,
-            error: st.error.clone(),
-            updated_at: st.updated_at,
-            containers: st.containers.len(),
-            running: st.running,
-            paused: st.paused,
-            images: st.images.len(),
-            used_cpus: view.as_ref().map_or(0, |v| v.used_cpus),
-            used_memory: view.as_ref().map_or(0, |v| v.used_memory),
-            total_cpus: view.as_ref().map_or(st.info.ncpu, |v| v.total_cpus),
-            total_memory: view.as_ref().map_or(st.info.memory, |v| v.total_memory),
-        }
+        let (used, total) = resources(&st, view.as_deref());
+        summary_of(&self.addr, &st, used, total)
     }
 
     /// The summary and its rendered lines, rendered again only when what they show changed
@@ -90,8 +77,7 @@ impl Engine {
     pub fn status(&self, sh: &Shared, render: Render) -> Arc<NodeStatus> {
         let view = self.view(sh);
         let mut st = self.lock();
-        let (used_cpus, used_memory) = view.as_ref().map_or((0, 0), |v| (v.used_cpus, v.used_memory));
-        let (total_cpus, total_memory) = view.as_ref().map_or((st.info.ncpu, st.info.memory), |v| (v.total_cpus, v.total_memory));
+        let ((used_cpus, used_memory), (total_cpus, total_memory)) = resources(&st, view.as_deref());
         if let Some(s) = &st.status {
             let m = &s.summary;
             let same = m.health == st.health
@@ -108,25 +94,35 @@ impl Engine {
                 return s.clone();
             }
         }
-        let summary = Summary {
-            addr: self.addr.clone(),
-            health: st.health,
-            info: st.info.clone(),
-            validated: st.validated,
-            error: st.error.clone(),
-            updated_at: st.updated_at,
-            containers: st.containers.len(),
-            running: st.running,
-            paused: st.paused,
-            images: st.images.len(),
-            used_cpus,
-            used_memory,
-            total_cpus,
-            total_memory,
-        };
+        let summary = summary_of(&self.addr, &st, (used_cpus, used_memory), (total_cpus, total_memory));
         let s = Arc::new(NodeStatus { lines: render(&summary), summary });
         st.status = Some(s.clone());
         s
+    }
+}
+
+/// (used CPUs, used memory) and (total CPUs, total memory) of a node: from its scheduler view,
+/// or its `/info` before it has one.
+fn resources(st: &State, view: Option<&NodeView>) -> ((i64, i64), (i64, i64)) {
+    view.map_or(((0, 0), (st.info.ncpu, st.info.memory)), |v| ((v.used_cpus, v.used_memory), (v.total_cpus, v.total_memory)))
+}
+
+fn summary_of(addr: &str, st: &State, (used_cpus, used_memory): (i64, i64), (total_cpus, total_memory): (i64, i64)) -> Summary {
+    Summary {
+        addr: addr.to_string(),
+        health: st.health,
+        info: st.info.clone(),
+        validated: st.validated,
+        error: st.error.clone(),
+        updated_at: st.updated_at,
+        containers: st.containers.len(),
+        running: st.running,
+        paused: st.paused,
+        images: st.images.len(),
+        used_cpus,
+        used_memory,
+        total_cpus,
+        total_memory,
     }
 }
 
