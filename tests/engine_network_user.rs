@@ -406,7 +406,16 @@ impl Drop for Link {
 }
 
 fn veths() -> std::collections::BTreeSet<String> {
-    let out = testground::cmd::run_args("ip", &["-o", "link", "show", "type", "veth"]).stdout;
+    link_names(&["-o", "link", "show", "type", "veth"])
+}
+
+/// The veths enslaved to `bridge`.
+fn veths_on(bridge: &str) -> std::collections::BTreeSet<String> {
+    link_names(&["-o", "link", "show", "master", bridge, "type", "veth"])
+}
+
+fn link_names(args: &[&str]) -> std::collections::BTreeSet<String> {
+    let out = testground::cmd::run_args("ip", args).stdout;
     out.lines().filter_map(|l| l.split(':').nth(1)).map(|n| n.trim().split('@').next().unwrap_or("").to_string()).collect()
 }
 
@@ -419,12 +428,15 @@ fn connect_of_a_running_container_replaces_a_leftover_link() {
     let (e, _g) = engine_and_guard();
     let (subnet, base) = user_subnet(&e, 2);
     let net = e.unique("lv");
-    e.docker_ok(&["network", "create", "--subnet", &subnet, &net]);
+    // Its own bridge name, so the veths counted are this network's only (other tests run in
+    // parallel and make veths of their own).
+    let br = e.unique("lv").replace('-', "");
+    e.docker_ok(&["network", "create", "--subnet", &subnet, "-o", &format!("com.docker.network.bridge.name={br}"), &net]);
     let c = e.unique("lvc");
     e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
-    let before = veths();
+    assert!(veths_on(&br).is_empty());
     e.docker_ok(&["network", "connect", &net, &c]);
-    let added: Vec<String> = veths().difference(&before).cloned().collect();
+    let added: Vec<String> = veths_on(&br).into_iter().collect();
     assert_eq!(added.len(), 1, "{added:?}");
     e.docker_ok(&["network", "disconnect", &net, &c]);
     assert!(wait_until(std::time::Duration::from_secs(5), || !veths().contains(&added[0])));
