@@ -141,7 +141,8 @@ fn https_with_a_ca_for_create_join_list_and_manage() {
         Proc::spawn(&["join", "--advertise", &a2, "--no-engine", "--heartbeat", "1s", "--ttl", "3s", "--discovery-cacert", &ca, &explicit]);
     let list_args = ["--discovery-url", url.as_str(), "--discovery-cacert", ca.as_str(), bare.as_str()];
     wait_list(&list_args, &[a1.clone(), a2.clone()], Duration::from_secs(20));
-    assert!(j2.log().contains("registered"), "{}", j2.log());
+    // The service may list the entry before the agent has read its answer and logged it.
+    assert!(testground::wait_until(Duration::from_secs(10), || j2.log().contains("registered")), "{}", j2.log());
     // The agent's log names the cluster by a prefix of its token only.
     assert!(!j2.log().contains(&token) && j2.log().contains(&token[..6]), "{}", j2.log());
 
