@@ -14,6 +14,7 @@
 //!   with iptables, the embedded DNS.
 //! - `build`     `POST /build` (the classic builder: Dockerfile, cache, context).
 //! - `volume`    volumes (local driver) and the parsing of a container's mounts.
+//! - `tasks`     the owner of each service's background tasks (spawned, cancelled, awaited).
 
 pub mod api;
 pub mod build;
@@ -30,6 +31,7 @@ pub mod runtime;
 pub mod server;
 pub mod shim;
 pub mod sysinfo;
+pub mod tasks;
 pub mod tls;
 pub mod volume;
 
