@@ -99,7 +99,7 @@ pub fn run(a: JoinArgs) -> anyhow::Result<()> {
     let engine = if a.no_engine {
         None
     } else {
-        if !a.engine.insecure_tcp && !a.engine.tls && !a.engine.tlsverify {
+        if !a.engine.insecure_tcp && !a.engine.tls.tls && !a.engine.tls.tlsverify {
             bail!(
                 "swarm join serves the Docker API on tcp://{advertise} for the managers: \
                  pass --tlsverify --tlscacert --tlscert --tlskey to serve it with TLS, \

@@ -5,12 +5,14 @@ mod args;
 mod create;
 mod join;
 mod list;
+mod tls_flags;
 mod token_service;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use tls_flags::TlsFlags;
 
 mod manage;
 
@@ -96,21 +98,8 @@ struct EngineArgs {
     /// Parent cgroup of every container (cgroupfs path).
     #[arg(long = "cgroup-parent", default_value = "/flotilla")]
     cgroup_parent: String,
-    /// Serve TCP listeners with TLS (implied by --tlsverify).
-    #[arg(long)]
-    tls: bool,
-    /// Serve TLS and require client certificates signed by --tlscacert.
-    #[arg(long)]
-    tlsverify: bool,
-    /// Trust certificates signed by this CA only.
-    #[arg(long, value_name = "PATH")]
-    tlscacert: Option<PathBuf>,
-    /// Path to the server's TLS certificate.
-    #[arg(long, value_name = "PATH")]
-    tlscert: Option<PathBuf>,
-    /// Path to the server's TLS key.
-    #[arg(long, value_name = "PATH")]
-    tlskey: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsFlags,
     /// Log level: trace, debug, info, warn, error.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
@@ -240,7 +229,7 @@ fn engine_config(a: EngineArgs) -> anyhow::Result<engine::EngineConfig> {
         anyhow::bail!("invalid --cgroup-parent {:?}: must be an absolute cgroup path", a.cgroup_parent);
     }
     cfg.cgroup_parent = a.cgroup_parent;
-    cfg.tls = engine::tls::TlsOptions::from_flags(a.tls, a.tlsverify, a.tlscacert, a.tlscert, a.tlskey)?;
+    cfg.tls = engine::tls::TlsOptions::from_flags(a.tls.tls, a.tls.tlsverify, a.tls.tlscacert, a.tls.tlscert, a.tls.tlskey)?;
     cfg.shim_binary = std::env::current_exe().context("cannot find our own binary")?;
     cfg.experimental = a.experimental;
     if let Some(d) = a.storage_driver.as_deref().filter(|d| !matches!(*d, "overlay2" | "overlay")) {

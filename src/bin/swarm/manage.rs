@@ -66,21 +66,8 @@ pub struct ManageArgs {
     /// Allow plain TCP on non-loopback addresses (anyone reaching it controls the cluster).
     #[arg(long)]
     insecure_tcp: bool,
-    /// Serve TLS and present --tlscert to nodes (node certificates are not verified).
-    #[arg(long)]
-    tls: bool,
-    /// TLS both ways, verified against --tlscacert (client certificates required).
-    #[arg(long)]
-    tlsverify: bool,
-    /// Trust certificates signed by this CA only (clients and nodes).
-    #[arg(long, value_name = "PATH")]
-    tlscacert: Option<PathBuf>,
-    /// The manager's certificate: served to clients and presented to nodes.
-    #[arg(long, value_name = "PATH")]
-    tlscert: Option<PathBuf>,
-    /// The key of --tlscert.
-    #[arg(long, value_name = "PATH")]
-    tlskey: Option<PathBuf>,
+    #[command(flatten)]
+    tls: super::TlsFlags,
     /// Log level: trace, debug, info, warn, error.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
@@ -201,7 +188,13 @@ fn cluster_opts(a: &ManageArgs) -> anyhow::Result<manager::ClusterOpts> {
 }
 
 fn tls_opts(a: &ManageArgs) -> anyhow::Result<Option<manager::tls::TlsOptions>> {
-    Ok(manager::tls::TlsOptions::from_flags(a.tls, a.tlsverify, a.tlscacert.clone(), a.tlscert.clone(), a.tlskey.clone())?)
+    Ok(manager::tls::TlsOptions::from_flags(
+        a.tls.tls,
+        a.tls.tlsverify,
+        a.tls.tlscacert.clone(),
+        a.tls.tlscert.clone(),
+        a.tls.tlskey.clone(),
+    )?)
 }
 
 /// Where the manager learns its nodes: a static list, or a discovery backend it watches.
