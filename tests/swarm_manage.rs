@@ -4,13 +4,11 @@ mod common;
 
 use common::{lines, require_root, wait_until, Engine};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use testground::cmd::{self, Output};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
+use testground::manager::{free_port, ManagerProcess};
 
 /// A node: one of our engines with a TCP listener and a node name.
 struct Node {
@@ -30,11 +28,7 @@ fn node(name: &str, labels: &[&str]) -> Node {
 
 /// A manager process with a docker CLI pointed at it.
 struct Manager {
-    child: Option<Child>,
-    addr: String,
-    tmp: tempfile::TempDir,
-    /// `DOCKER_CERT_PATH` when the manager serves TLS.
-    cert_path: Option<PathBuf>,
+    proc: ManagerProcess,
 }
 
 impl Manager {
@@ -44,61 +38,32 @@ impl Manager {
 
     fn start_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
         let m = Self::spawn_with(nodes, args, cert_path);
-        let n = nodes.len();
-        let ready = wait_until(Duration::from_secs(30), || m.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
-        assert!(ready, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", m.docker(&["info"]), m.log());
+        m.proc.wait_healthy(nodes.len(), Duration::from_secs(30));
         m
     }
 
     /// Starts the manager without waiting for its nodes.
     fn spawn_with(nodes: &[&Node], args: &[&str], cert_path: Option<PathBuf>) -> Manager {
-        let tmp = tempfile::Builder::new().prefix("flotilla-manager-").tempdir().expect("tempdir");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(tmp.path().join("manager.log")).expect("log");
         let discovery = format!("nodes://{}", nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>().join(","));
-        let child = Command::new(env!("CARGO_BIN_EXE_swarm"))
-            .args(["manage", "-H", &format!("tcp://{addr}"), "-l", "debug"])
-            .args(if args.contains(&"--engine-refresh-min-interval") {
-                &["--engine-failure-retry", "2"][..]
-            } else {
-                &["--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", "--engine-failure-retry", "2"][..]
-            })
-            .args(args)
-            .arg(&discovery)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn swarm manage");
-        std::fs::create_dir_all(tmp.path().join("docker-config")).expect("mkdir");
-        Manager { child: Some(child), addr, tmp, cert_path }
+        let timings: &[&str] = if args.contains(&"--engine-refresh-min-interval") {
+            &["--engine-failure-retry", "2"]
+        } else {
+            &["--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", "--engine-failure-retry", "2"]
+        };
+        let all: Vec<&str> = ["-l", "debug"].iter().chain(timings).chain(args).copied().chain([discovery.as_str()]).collect();
+        Manager { proc: ManagerProcess::spawn(env!("CARGO_BIN_EXE_swarm"), &all).with_client_certs(cert_path) }
     }
 
     fn log(&self) -> String {
-        let s = std::fs::read_to_string(self.tmp.path().join("manager.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        self.proc.log_tail(60)
     }
 
     fn docker_full(&self, args: &[&str], timeout: Duration) -> Output {
-        let mut c = Command::new(testground::engine::docker_cli());
-        for v in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION"] {
-            c.env_remove(v);
-        }
-        c.env("DOCKER_HOST", format!("tcp://{}", self.addr)).env("DOCKER_CONFIG", self.tmp.path().join("docker-config"));
-        if let Some(p) = &self.cert_path {
-            c.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", p);
-        }
-        c.args(args);
-        cmd::run(&mut c, None, timeout)
+        self.proc.docker(args, None, timeout)
     }
 
     fn docker_in(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut c = Command::new(testground::engine::docker_cli());
-        c.env("DOCKER_HOST", format!("tcp://{}", self.addr)).env("DOCKER_CONFIG", self.tmp.path().join("docker-config"));
-        c.args(args);
-        cmd::run(&mut c, Some(stdin), Duration::from_secs(30))
+        self.proc.docker(args, Some(stdin), Duration::from_secs(30))
     }
 
     fn docker(&self, args: &[&str]) -> Output {
@@ -114,22 +79,6 @@ impl Manager {
     /// The node a container landed on (from the manager's inspect).
     fn node_of(&self, container: &str) -> String {
         self.docker_ok(&["inspect", "-f", "{{.Node.Name}}", container]).trim().to_string()
-    }
-}
-
-impl Drop for Manager {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill(2) of our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            if !wait_until(Duration::from_secs(5), || matches!(c.try_wait(), Ok(Some(_)))) {
-                let _ = c.kill();
-            }
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- manager log tail ---\n{}", self.log());
-        }
     }
 }
 
@@ -316,8 +265,9 @@ fn dead_node_turns_unhealthy_and_is_avoided() {
     }
     let e = m.docker(&["create", "-e", "constraint:node==dies-2", "busybox", "true"]);
     assert!(!e.success() && e.stderr.contains("dies-2: health: node is not healthy"), "{e}");
-    let metrics = testground::http::tcp(&m.addr, &testground::http::Request { method: "GET", path: "/metrics", headers: &[], body: b"" })
-        .expect("metrics");
+    let metrics =
+        testground::http::tcp(&m.proc.addr, &testground::http::Request { method: "GET", path: "/metrics", headers: &[], body: b"" })
+            .expect("metrics");
     let text = metrics.text();
     assert!(text.contains("swarm_nodes{state=\"unhealthy\"} 1") && text.contains("swarm_scheduling_seconds_bucket"), "{text}");
     let _ = PathBuf::new();
@@ -356,7 +306,7 @@ fn tls_both_ways() {
     assert!(out.contains("over-tls-both-ways"), "{out}");
     // A client without a certificate is turned away.
     let mut c = Command::new(testground::engine::docker_cli());
-    c.env("DOCKER_HOST", format!("tcp://{}", m.addr)).env("DOCKER_CONFIG", m.tmp.path()).args(["--tls", "info"]);
+    c.env("DOCKER_HOST", format!("tcp://{}", m.proc.addr)).env("DOCKER_CONFIG", m.proc.dir()).args(["--tls", "info"]);
     let plain = cmd::run(&mut c, None, Duration::from_secs(20));
     assert!(!plain.success(), "{plain}");
 }
@@ -528,7 +478,7 @@ fn classic_swarm_answers_through_the_manager() {
         "{:?}",
         images()
     );
-    let out = m.tmp.path().join("save.tar").display().to_string();
+    let out = m.proc.dir().join("save.tar").display().to_string();
     let o = m.docker(&["save", "-o", &out, "only-on-0:v1", "only-on-1:v1"]);
     assert!(!o.success() && o.stderr.contains("Unable to find a healthy engine containing all images"), "{o}");
     m.docker_ok(&["save", "-o", &out, "only-on-0:v1", "busybox"]);

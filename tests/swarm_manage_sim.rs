@@ -5,11 +5,11 @@
 //! passes (`nodes://` and `file://`) are used.
 use manager::sim::{serve, SimNode};
 use manager::CancellationToken;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use testground::cmd::{self, Output};
+use testground::cmd::Output;
 use testground::http;
+use testground::manager::ManagerProcess;
 use testground::wait_until;
 
 /// Simulated nodes served by a runtime of their own, stopped on drop.
@@ -47,39 +47,23 @@ impl Drop for SimCluster {
     }
 }
 
-/// A `swarm manage` process, killed on drop.
+/// A `swarm manage` process, stopped on drop.
 struct Manager {
-    child: Child,
-    addr: String,
-    tmp: tempfile::TempDir,
+    proc: ManagerProcess,
 }
 
 impl Manager {
-    fn start(discovery: &str, tmp: tempfile::TempDir) -> Manager {
-        let addr = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("addr").to_string()
-        };
-        let log = std::fs::File::create(tmp.path().join("manager.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_swarm"))
-            .args(["manage", "-H", &format!("tcp://{addr}"), "--engine-refresh-min-interval", "1s"])
-            .args(["--engine-refresh-max-interval", "2s", discovery])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn swarm manage");
-        std::fs::create_dir_all(tmp.path().join("docker-config")).expect("mkdir");
-        Manager { child, addr, tmp }
+    fn start(discovery: &str) -> Manager {
+        let args = ["--engine-refresh-min-interval", "1s", "--engine-refresh-max-interval", "2s", discovery];
+        Manager { proc: ManagerProcess::spawn(env!("CARGO_BIN_EXE_swarm"), &args) }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.tmp.path().join("manager.log")).unwrap_or_default()
+        self.proc.log_tail(usize::MAX)
     }
 
     fn get(&self, path: &str) -> Option<serde_json::Value> {
-        let r = http::tcp(&self.addr, &http::Request { method: "GET", path, headers: &[], body: b"" }).ok()?;
+        let r = http::tcp(&self.proc.addr, &http::Request { method: "GET", path, headers: &[], body: b"" }).ok()?;
         (r.status == 200).then(|| r.json().ok()).flatten()
     }
 
@@ -95,18 +79,7 @@ impl Manager {
     }
 
     fn docker(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("/usr/local/bin/docker");
-        c.args(["-H", &format!("tcp://{}", self.addr)]).args(args);
-        c.env("DOCKER_CONFIG", self.tmp.path().join("docker-config")).env_remove("DOCKER_HOST").env_remove("DOCKER_CONTEXT");
-        cmd::run(&mut c, None, Duration::from_secs(30))
-    }
-}
-
-impl Drop for Manager {
-    fn drop(&mut self) {
-        // Already exited is fine.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.docker(args, None, Duration::from_secs(30))
     }
 }
 
@@ -117,7 +90,7 @@ fn tmp() -> tempfile::TempDir {
 #[test]
 fn swarm_manage_validates_simulated_nodes_and_lists_their_containers() {
     let sims = SimCluster::start(3, 4);
-    let m = Manager::start(&format!("nodes://{}", sims.addrs.join(",")), tmp());
+    let m = Manager::start(&format!("nodes://{}", sims.addrs.join(",")));
     m.wait_healthy(3);
     let info = m.get("/v1.41/info").expect("info");
     assert_eq!(info["Containers"], 12, "{info}");
@@ -165,7 +138,7 @@ fn swarm_manage_reads_simulated_nodes_from_a_file() {
     let dir = tmp();
     let list = dir.path().join("nodes");
     std::fs::write(&list, sims.addrs.join("\n") + "\n").expect("write node list");
-    let m = Manager::start(&format!("file://{}", list.display()), dir);
+    let m = Manager::start(&format!("file://{}", list.display()));
     m.wait_healthy(5);
     assert_eq!(m.get("/v1.41/containers/json?all=1").expect("ps").as_array().map(Vec::len), Some(10));
 }

@@ -17,6 +17,7 @@ pub mod etcd;
 pub mod hosts;
 pub mod http;
 pub mod image;
+pub mod manager;
 pub mod nspawn;
 pub mod registry;
 pub mod slot;

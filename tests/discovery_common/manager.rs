@@ -1,15 +1,15 @@
 //! A `swarm manage` process on a loopback port with a docker CLI (and docker-compose) pointed
 //! at it; stopped on drop, its log tail printed when the test panics.
-use super::{free_port, wait_until, SWARM};
+use super::SWARM;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-use testground::cmd::{self, Output};
+use testground::cmd::Output;
+use testground::manager::ManagerProcess;
 
 pub struct Manager {
-    child: Option<Child>,
+    proc: ManagerProcess,
     pub addr: String,
-    tmp: tempfile::TempDir,
 }
 
 /// Short refresh timings so state changes show quickly.
@@ -20,57 +20,33 @@ impl Manager {
     /// Starts `swarm manage -H tcp://127.0.0.1:<free> <FAST> <args>` and waits until `docker
     /// info` shows `healthy` healthy nodes.
     pub fn start(args: &[&str], healthy: usize) -> Manager {
-        let tmp = tempfile::Builder::new().prefix("flotilla-manager-").tempdir().expect("tempdir");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(tmp.path().join("manager.log")).expect("log");
-        let child = Command::new(SWARM)
-            .args(["manage", "-H", &format!("tcp://{addr}"), "-l", "debug"])
-            .args(FAST)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("SWARM_DISCOVERY")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn swarm manage");
-        std::fs::create_dir_all(tmp.path().join("docker-config")).expect("mkdir");
-        let m = Manager { child: Some(child), addr, tmp };
+        let all: Vec<&str> = ["-l", "debug"].into_iter().chain(FAST).chain(args.iter().copied()).collect();
+        let proc = ManagerProcess::spawn(SWARM, &all);
+        let m = Manager { addr: proc.addr.clone(), proc };
         m.wait_healthy(healthy, Duration::from_secs(60));
         m
     }
 
     /// Waits until `docker info` shows exactly `n` healthy nodes.
     pub fn wait_healthy(&self, n: usize, timeout: Duration) {
-        let ok = wait_until(timeout, || self.docker(&["info"]).stdout.matches("└ Status: Healthy").count() == n);
-        assert!(ok, "the manager did not see {n} healthy nodes:\n{}\n--- manager log ---\n{}", self.docker(&["info"]), self.log());
+        self.proc.wait_healthy(n, timeout)
     }
 
     pub fn dir(&self) -> &Path {
-        self.tmp.path()
+        self.proc.dir()
     }
 
     pub fn log(&self) -> String {
-        let s = std::fs::read_to_string(self.tmp.path().join("manager.log")).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(80)..].join("\n")
+        self.proc.log_tail(80)
     }
 
     /// A command with DOCKER_HOST pointed at the manager and a private config dir.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new(program);
-        for v in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION", "COMPOSE_PROJECT_NAME", "COMPOSE_FILE"] {
-            c.env_remove(v);
-        }
-        c.env("DOCKER_HOST", format!("tcp://{}", self.addr)).env("DOCKER_CONFIG", self.tmp.path().join("docker-config"));
-        c
+        self.proc.command(program)
     }
 
     pub fn docker_full(&self, args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> Output {
-        let mut c = self.command(testground::engine::docker_cli());
-        c.args(args);
-        cmd::run(&mut c, stdin, timeout)
+        self.proc.docker(args, stdin, timeout)
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
@@ -97,22 +73,6 @@ impl Manager {
 
     /// SIGTERM, then SIGKILL after 5 s.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill(2) of our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            if !wait_until(Duration::from_secs(5), || matches!(c.try_wait(), Ok(Some(_)))) {
-                let _ = c.kill();
-            }
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Manager {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("--- manager log tail ({}) ---\n{}", self.addr, self.log());
-        }
+        self.proc.stop()
     }
 }

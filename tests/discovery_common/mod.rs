@@ -59,9 +59,7 @@ pub fn wait_list(args: &[&str], want: &[String], timeout: Duration) -> Duration 
     panic!("swarm list {args:?} gave {last:?}, want {want:?} (waited {timeout:?})");
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("free port: {e}"))
-}
+pub use testground::manager::free_port;
 
 /// `swarm token-service` listening on 0.0.0.0:<free port> (so both loopback and netns hosts
 /// reach it), its store in a temp dir. Killed on drop.
