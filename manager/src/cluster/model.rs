@@ -2,10 +2,19 @@
 //! `docker ps` row and an event. Fields the manager only passes on (networks, mounts) stay raw
 //! JSON; everything it decides on is typed here, so a missing or odd field has one default in
 //! one place instead of a lookup at every use.
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+
+mod create;
+mod resource;
+mod system;
+
+pub use create::{set_field, CreateConfig, CreateHostConfig, Created, NetworkMember, NetworkingConfig};
+pub use resource::{EndpointSettings, ImageRow, ProgressLine, Resource, VolumeList};
+pub use system::{SystemInfo, SystemVersion};
 
 /// A container's state, as Docker names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +78,29 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: 
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A field of the wrong type reads as absent (the default), as a lookup on raw JSON did; the
+/// document itself is passed on unchanged, so the node still sees (and judges) the odd value.
+fn lenient<'de, D: serde::Deserializer<'de>, T: Default + DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    Ok(T::deserialize(Value::deserialize(d)?).unwrap_or_default())
+}
+
+/// A list of strings; anything else in it is skipped, and a non-list reads as empty.
+fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(a) => a.into_iter().filter_map(|x| if let Value::String(s) = x { Some(s) } else { None }).collect(),
+        _ => vec![],
+    })
+}
+
+/// A map of strings (labels, attributes); entries of another type are skipped, and a non-map
+/// reads as empty.
+fn string_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Object(m) => m.into_iter().filter_map(|(k, x)| if let Value::String(s) = x { Some((k, s)) } else { None }).collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
 /// One host binding of a port (`HostConfig.PortBindings`, `NetworkSettings.Ports`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -77,6 +109,14 @@ pub struct HostBinding {
     pub host_ip: String,
     #[serde(deserialize_with = "nullable")]
     pub host_port: String,
+}
+
+/// A binding's host address as the node gave it (`None`: absent or not a string), for the
+/// manager to fill in the node's address.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BindingAddr {
+    #[serde(rename = "HostIp", default, deserialize_with = "lenient")]
+    pub host_ip: Option<String>,
 }
 
 /// Port key (`80/tcp`) to its host bindings.
@@ -226,6 +266,19 @@ pub struct NodeEvent {
     pub time: i64,
     #[serde(rename = "timeNano", deserialize_with = "nullable")]
     pub time_nano: i64,
+    /// The node the manager attached to a merged event (absent on a node's own stream).
+    #[serde(deserialize_with = "lenient")]
+    pub node: EventNode,
+}
+
+/// The `node` object of a merged event.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventNode {
+    #[serde(deserialize_with = "lenient")]
+    pub name: String,
+    #[serde(deserialize_with = "lenient")]
+    pub id: String,
 }
 
 impl NodeEvent {
