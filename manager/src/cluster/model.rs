@@ -13,7 +13,7 @@ mod resource;
 mod system;
 
 pub use create::{set_field, CreateConfig, CreateHostConfig, Created, NetworkMember, NetworkingConfig};
-pub use resource::{EndpointSettings, ImageRow, ProgressLine, Resource, VolumeList};
+pub use resource::{EndpointSettings, ImageRow, MountPoint, ProgressLine, Resource, VolumeList};
 pub use system::{SystemInfo, SystemVersion};
 
 /// A container's state, as Docker names it.

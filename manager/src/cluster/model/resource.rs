@@ -115,6 +115,21 @@ impl ImageRow {
     }
 }
 
+/// A container's mount (`Mounts[]` of its inspect): the volume it names, if any.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountPoint {
+    #[serde(deserialize_with = "lenient")]
+    pub name: Option<String>,
+}
+
+impl MountPoint {
+    /// A container's mounts; what cannot be read is left out.
+    pub fn read_all(mounts: &Value) -> Vec<MountPoint> {
+        mounts.as_array().into_iter().flatten().filter_map(|m| MountPoint::deserialize(m).ok()).collect()
+    }
+}
+
 /// A line of a pull's progress stream (`POST /images/create`): only its error matters.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -224,6 +239,8 @@ mod tests {
         assert_eq!(line(r#"{"errorDetail":{"message":"pull access denied"},"error":"denied"}"#).error(), Some("pull access denied"));
         assert_eq!(line(r#"{"error":"not found"}"#).error(), Some("not found"));
         assert_eq!(line(r#"{"status":"Downloading","progressDetail":{"current":1}}"#).error(), None);
+        let mounts = MountPoint::read_all(&json!([{"Type": "volume", "Name": "data"}, {"Type": "bind", "Source": "/x"}, 3]));
+        assert_eq!(mounts.iter().map(|m| m.name.as_deref()).collect::<Vec<_>>(), [Some("data"), None]);
         assert_eq!(VolumeList::deserialize(json!({"Volumes": null, "Warnings": null})).unwrap().volumes.len(), 0);
     }
 }
