@@ -72,7 +72,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
         }
     }
     let mut out: Vec<(ImageRow, Value)> = by_id.into_values().collect();
-    out.sort_by(|(a, _), (b, _)| b.created.cmp(&a.created));
+    out.sort_by_key(|(row, _)| std::cmp::Reverse(row.created));
     let out: Vec<Value> = out.into_iter().map(|(_, doc)| doc).collect();
     Ok(Json(out).into_response())
 }

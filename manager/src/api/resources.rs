@@ -5,7 +5,7 @@ use super::containers::parse_filters;
 use super::proxy::read_body;
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
-use crate::cluster::model::{Created, Resource};
+use crate::cluster::model::{Created, NamedBody, Resource};
 use crate::cluster::{Cluster, Engine, NodeError};
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -35,14 +35,6 @@ impl Kind {
             Kind::Volume => "volume",
         }
     }
-}
-
-/// The body of `POST /networks/create` or `POST /volumes/create`: its name is read (a
-/// `node/name` pins the create), the body forwarded.
-#[derive(Debug, Default, Deserialize)]
-struct CreateResource {
-    #[serde(rename = "Name", default)]
-    name: String,
 }
 
 fn healthy(cl: &Cluster) -> Vec<Arc<Engine>> {
@@ -212,7 +204,7 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    let name = CreateResource::deserialize(&v).unwrap_or_default().name;
+    let name = NamedBody::deserialize(&v).unwrap_or_default().name;
     let targets: Vec<Arc<Engine>> = match pinned(cl, &name) {
         Some((e, n)) => {
             if let Some(obj) = v.as_object_mut() {

@@ -12,8 +12,8 @@ mod create;
 mod resource;
 mod system;
 
-pub use create::{set_field, CreateConfig, CreateHostConfig, Created, NetworkMember, NetworkingConfig};
-pub use resource::{EndpointSettings, ImageRow, MountPoint, ProgressLine, Resource, VolumeList};
+pub use create::{set_field, CreateConfig, CreateHostConfig, Created, NamedBody, NetworkMember, NetworkingConfig};
+pub use resource::{EndpointSettings, ErrorBody, ImageRow, MountPoint, ProgressLine, Resource, VolumeList};
 pub use system::{SystemInfo, SystemVersion};
 
 /// A container's state, as Docker names it.

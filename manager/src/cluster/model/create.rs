@@ -103,6 +103,14 @@ pub struct NetworkMember {
     pub rest: Map<String, Value>,
 }
 
+/// The body of `POST /networks/create` or `POST /volumes/create`: its name is read (a
+/// `node/name` pins the create), the body forwarded.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NamedBody {
+    #[serde(rename = "Name", default, deserialize_with = "lenient")]
+    pub name: String,
+}
+
 /// Sets `section.key` (`HostConfig.NetworkMode`, `Labels.com.docker.swarm.id`) in a
 /// forwarded document, making `section` an object when it is missing or not one. A document
 /// that is not an object is left alone.
@@ -178,6 +186,8 @@ mod tests {
         assert_eq!(m.container, "web");
         let out = serde_json::to_string(&NetworkMember { container: "0123".into(), ..m }).unwrap();
         assert_eq!(out, r#"{"Container":"0123","EndpointConfig":{"Aliases":["a"]},"Force":true}"#);
+        assert_eq!(NamedBody::deserialize(json!({"Name": "node-1/front", "Driver": "bridge"})).unwrap().name, "node-1/front");
+        assert_eq!(NamedBody::deserialize(json!({"Name": null})).unwrap().name, "");
     }
 
     #[test]

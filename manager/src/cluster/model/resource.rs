@@ -1,6 +1,7 @@
-//! What the manager reads of its nodes' networks, volumes and images. Their documents are
-//! passed on to clients (local ones renamed `node/name`), so each record keeps the node's
-//! document next to the fields the manager decides on.
+//! What the manager reads of its nodes' networks, volumes and images (and of pull progress
+//! and error answers). Network and volume documents are passed on to clients (local ones
+//! renamed `node/name`), so each record keeps the node's document next to the fields the
+//! manager decides on.
 use super::{lenient, nullable, string_map, strings};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -154,6 +155,14 @@ impl ProgressLine {
     }
 }
 
+/// A node's error answer (`{"message": …}`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ErrorBody {
+    #[serde(deserialize_with = "lenient")]
+    pub message: Option<String>,
+}
+
 /// A container's endpoint on one network (`NetworkSettings.Networks.<name>`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -241,6 +250,11 @@ mod tests {
         assert_eq!(line(r#"{"status":"Downloading","progressDetail":{"current":1}}"#).error(), None);
         let mounts = MountPoint::read_all(&json!([{"Type": "volume", "Name": "data"}, {"Type": "bind", "Source": "/x"}, 3]));
         assert_eq!(mounts.iter().map(|m| m.name.as_deref()).collect::<Vec<_>>(), [Some("data"), None]);
+        assert_eq!(
+            serde_json::from_str::<ErrorBody>(r#"{"message":"No such image: x"}"#).unwrap().message.as_deref(),
+            Some("No such image: x")
+        );
+        assert_eq!(serde_json::from_str::<ErrorBody>(r#"{"error":"x"}"#).unwrap().message, None);
         assert_eq!(VolumeList::deserialize(json!({"Volumes": null, "Warnings": null})).unwrap().volumes.len(), 0);
     }
 }
