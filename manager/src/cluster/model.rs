@@ -351,5 +351,15 @@ mod tests {
         let new =
             NodeEvent::read(&json!({"Type": "network", "Action": "connect", "Actor": {"ID": "n1", "Attributes": {"container": "c1"}}}));
         assert_eq!((new.typ(), new.action(), new.actor_id(), new.attr("container")), ("network", "connect", "n1", Some("c1")));
+        // A merged event as classic Swarm (and this manager) sends it: the node attached.
+        let merged = NodeEvent::read(&json!({
+            "status": "start", "id": "c1", "from": "busybox node:node-1", "Type": "container", "Action": "start",
+            "Actor": {"ID": "c1", "Attributes": {"image": "busybox", "name": "web", "node.name": "node-1"}},
+            "scope": "local", "time": 1_700_000_000, "timeNano": 1_700_000_000_000_000_000_i64,
+            "node": {"Name": "node-1", "Id": "ABCD:EFGH", "Addr": "10.0.0.1:2375", "Ip": "10.0.0.1"}
+        }));
+        assert_eq!((merged.node.name.as_str(), merged.node.id.as_str(), merged.time), ("node-1", "ABCD:EFGH", 1_700_000_000));
+        assert_eq!(merged.attr("node.name"), Some("node-1"));
+        assert_eq!(NodeEvent::read(&json!({"Type": "image", "node": "odd"})).typ, "image", "an odd node spoils nothing else");
     }
 }
