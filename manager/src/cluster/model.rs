@@ -238,6 +238,13 @@ pub struct PsRowIn {
     pub state: String,
 }
 
+impl PsRowIn {
+    /// The row's state; `None` for a name Docker does not use (or none: old engines).
+    pub fn container_state(&self) -> Option<ContainerState> {
+        ContainerState::parse(&self.state)
+    }
+}
+
 /// The actor of an event.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -346,6 +353,9 @@ mod tests {
             assert_eq!(ContainerState::parse(s).unwrap().as_str(), s);
         }
         assert_eq!(ContainerState::parse("weird"), None);
+        let row = PsRowIn::deserialize(json!({"Id": "c1", "Names": ["/web"], "State": "running", "Status": "Up 2 minutes"})).unwrap();
+        assert_eq!(row.container_state(), Some(ContainerState::Running));
+        assert_eq!(PsRowIn::deserialize(json!({"Id": "c1", "Status": "Up"})).unwrap().container_state(), None);
         let old = NodeEvent::read(&json!({"status": "die", "id": "c1", "from": "busybox", "time": 5}));
         assert_eq!((old.typ(), old.action(), old.actor_id()), ("container", "die", "c1"));
         let new =
