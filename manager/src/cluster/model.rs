@@ -1,7 +1,11 @@
-//! Typed models of what the manager reads from its nodes' answers: a container's inspect, a
-//! `docker ps` row and an event. Fields the manager only passes on (networks, mounts) stay raw
-//! JSON; everything it decides on is typed here, so a missing or odd field has one default in
-//! one place instead of a lookup at every use.
+//! Typed models of what the manager reads from its nodes' answers and its clients' requests:
+//! here a container's inspect, a `docker ps` row and an event; in `create` the create bodies
+//! it schedules and the answers to them; in `resource` networks, volumes, images, pull
+//! progress and error answers; in `system` a node's `/info` and `/version`. Fields the manager
+//! only passes on (networks, mounts, whole documents) stay raw JSON; everything it decides on is
+//! typed here, so a missing or odd field has one default in one place instead of a lookup at
+//! every use. Reads are tolerant (a field of the wrong type reads as absent), since the
+//! documents go on to the node or client unchanged.
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
