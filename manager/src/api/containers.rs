@@ -4,7 +4,7 @@ use super::proxy::{forward, forward_buffered, hijack, read_body, respond};
 use super::route::{Mode, Owner};
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
-use crate::cluster::model::ContainerState;
+use crate::cluster::model::{BindingAddr, ContainerState, CreateConfig, Created, EndpointSettings, NetworkMember};
 use crate::cluster::ps::PsRecord;
 use crate::cluster::Cluster;
 use axum::extract::Request;
@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `POST /containers/create?name=`
 pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
@@ -28,7 +29,7 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, A
     let mut body = body;
     place_with_network(cl, &mut body);
     let v = cl.create(name, body, auth).await?;
-    Ok((StatusCode::CREATED, Json(json!({"Id": v["Id"], "Warnings": v.get("Warnings").cloned().unwrap_or(json!([]))}))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({"Id": v.id, "Warnings": v.warnings}))).into_response())
 }
 
 /// Network modes that name no network object.
@@ -44,20 +45,24 @@ fn place_with_network(cl: &Cluster, body: &mut Value) {
     if !body.is_object() {
         return;
     }
-    let mode = body["HostConfig"]["NetworkMode"].as_str().unwrap_or("").to_string();
-    let eps = body.get_mut("NetworkingConfig").and_then(|n| n.get_mut("EndpointsConfig")).and_then(Value::as_object_mut);
-    if let Some(eps) = eps {
-        let pinned: Vec<String> =
-            eps.keys().filter(|k| k.split_once('/').is_some_and(|(n, _)| cl.engine_named(n).is_some())).cloned().collect();
-        for k in pinned {
-            if let (Some(v), Some((_, net))) = (eps.remove(&k), k.split_once('/')) {
-                eps.insert(net.to_string(), v);
+    let read = CreateConfig::read(body);
+    let mode = read.host_config.network_mode;
+    // The endpoints' networks, `node/net` keys renamed `net` (in the body too).
+    let mut networks = BTreeSet::new();
+    for k in read.networking_config.endpoints_config.keys() {
+        match k.split_once('/').filter(|(n, _)| cl.engine_named(n).is_some()) {
+            Some((_, net)) => {
+                rename_endpoint(body, k, net);
+                networks.insert(net.to_string());
+            }
+            None => {
+                networks.insert(k.clone());
             }
         }
     }
     let net = if builtin_network_mode(&mode) {
-        match body["NetworkingConfig"]["EndpointsConfig"].as_object().and_then(|m| m.keys().next()) {
-            Some(k) if !builtin_network_mode(k) => k.clone(),
+        match networks.into_iter().next() {
+            Some(k) if !builtin_network_mode(&k) => k,
             _ => return,
         }
     } else {
@@ -73,9 +78,22 @@ fn place_with_network(cl: &Cluster, body: &mut Value) {
         many => format!("constraint:node==/^({})$/", many.iter().map(|n| regex::escape(n)).collect::<Vec<_>>().join("|")),
     };
     tracing::debug!(network = %net, %expr, "placing with the network");
-    match body.get_mut("Env").and_then(Value::as_array_mut) {
+    let Some(obj) = body.as_object_mut() else { return };
+    match obj.get_mut("Env").and_then(Value::as_array_mut) {
         Some(env) => env.push(json!(expr)),
-        None => body["Env"] = json!([expr]),
+        None => {
+            obj.insert("Env".into(), json!([expr]));
+        }
+    }
+}
+
+/// Renames an endpoint of a forwarded create body (`NetworkingConfig.EndpointsConfig`).
+fn rename_endpoint(body: &mut Value, from: &str, to: &str) {
+    let eps = body.get_mut("NetworkingConfig").and_then(|n| n.get_mut("EndpointsConfig")).and_then(Value::as_object_mut);
+    if let Some(eps) = eps {
+        if let Some(v) = eps.remove(from) {
+            eps.insert(to.to_string(), v);
+        }
     }
 }
 
@@ -148,9 +166,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             // By network name (the node's local name) or ID prefix, as dockerd.
             "network" => vals.iter().any(|v| {
                 let v = v.split_once('/').filter(|(n, _)| *n == info.name).map_or(v.as_str(), |(_, x)| x);
-                c.networks.as_object().is_some_and(|m| {
-                    m.iter().any(|(name, s)| name == v || s["NetworkID"].as_str().is_some_and(|id| !v.is_empty() && id.starts_with(v)))
-                })
+                EndpointSettings::read_all(&c.networks).iter().any(|(name, s)| name == v || (!v.is_empty() && s.network_id.starts_with(v)))
             }),
             _ => true,
         })
@@ -224,7 +240,7 @@ pub async fn proxied(cl: &Cluster, ctx: &Ctx, to: Owner, mode: Mode, req: Reques
         Mode::ExecCreate => {
             let (s, h, b) = forward_buffered(cl, &engine, req, &pq).await?;
             if s.is_success() {
-                if let Some(eid) = serde_json::from_slice::<Value>(&b).ok().and_then(|v| v["Id"].as_str().map(String::from)) {
+                if let Some(eid) = serde_json::from_slice::<Created>(&b).ok().map(|v| v.id).filter(|id| !id.is_empty()) {
                     cl.record_exec(&eid, &engine.addr);
                 }
             }
@@ -246,15 +262,16 @@ pub async fn proxied(cl: &Cluster, ctx: &Ctx, to: Owner, mode: Mode, req: Reques
             let info = engine.info();
             let sum = engine.summary(cl);
             let labels: serde_json::Map<String, Value> = info.labels.iter().map(|(k, x)| (k.clone(), json!(x))).collect();
-            v["Node"] = json!({"ID": info.id, "IP": info.ip, "Addr": engine.addr, "Name": info.name,
+            let node = json!({"ID": info.id, "IP": info.ip, "Addr": engine.addr, "Name": info.name,
                 "Cpus": sum.total_cpus, "Memory": sum.total_memory, "Labels": labels});
-            if let Some(ports) = v["NetworkSettings"]["Ports"].as_object_mut() {
-                for list in ports.values_mut().filter_map(Value::as_array_mut) {
-                    for b in list {
-                        if matches!(b["HostIp"].as_str(), Some("") | Some("0.0.0.0")) {
-                            b["HostIp"] = json!(info.ip);
-                        }
-                    }
+            let Some(obj) = v.as_object_mut() else { return Ok(Json(v).into_response()) };
+            obj.insert("Node".into(), node);
+            // Bindings on every address are shown on the node's.
+            let ports = obj.get_mut("NetworkSettings").and_then(|n| n.get_mut("Ports")).and_then(Value::as_object_mut);
+            for b in ports.into_iter().flat_map(|p| p.values_mut()).filter_map(Value::as_array_mut).flatten() {
+                let unbound = BindingAddr::deserialize(&*b).is_ok_and(|h| matches!(h.host_ip.as_deref(), Some("" | "0.0.0.0")));
+                if let (true, Some(b)) = (unbound, b.as_object_mut()) {
+                    b.insert("HostIp".into(), json!(info.ip));
                 }
             }
             Ok(Json(v).into_response())
@@ -276,13 +293,12 @@ pub async fn network_member(cl: &Cluster, ctx: &Ctx, id: &str, rest: &str, req: 
     let (parts, body) = req.into_parts();
     let body = read_body(body, 1 << 20).await?;
     let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    let cid = v["Container"].as_str().unwrap_or("");
-    let (engine, c) = cl.lookup(cid)?;
-    let mut v = v.clone();
-    v["Container"] = json!(c.id());
+    let mut member = NetworkMember::deserialize(v).unwrap_or_default();
+    let (engine, c) = cl.lookup(&member.container)?;
+    member.container = c.id().to_string();
     let net = id.split_once('/').filter(|(n, _)| *n == engine.name()).map_or(id, |(_, x)| x);
     let pq = ctx.node_path(&format!("/networks/{net}{rest}"), true);
-    let data = serde_json::to_vec(&v).unwrap_or_default();
+    let data = serde_json::to_vec(&member).unwrap_or_default();
     let mut req = Request::from_parts(parts, axum::body::Body::from(data.clone()));
     req.headers_mut().insert(axum::http::header::CONTENT_LENGTH, data.len().into());
     forward(cl, &engine, req, &pq).await

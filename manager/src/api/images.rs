@@ -4,6 +4,7 @@ use super::containers::parse_filters;
 use super::proxy::{fan_out, forward, forward_headers};
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
+use crate::cluster::model::ImageRow;
 use crate::cluster::{Cluster, Engine, NodeError};
 use axum::body::Body;
 use axum::extract::Request;
@@ -45,30 +46,34 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
         });
         futures_util::future::join_all(calls).await
     };
-    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    // By ID: the first node's row, with every node's tags and digests.
+    let mut by_id: BTreeMap<String, (ImageRow, Value)> = BTreeMap::new();
     for rows in per_node {
         for row in rows.iter() {
-            let id = row["Id"].as_str().unwrap_or("").to_string();
-            match by_id.get_mut(&id) {
+            let read = ImageRow::read(row);
+            match by_id.get_mut(&read.id) {
                 None => {
-                    by_id.insert(id, row.clone());
+                    by_id.insert(read.id.clone(), (read, row.clone()));
                 }
-                Some(have) => {
-                    for k in ["RepoTags", "RepoDigests"] {
-                        let mut set: Vec<Value> = have[k].as_array().cloned().unwrap_or_default();
-                        for t in row[k].as_array().into_iter().flatten() {
-                            if !set.contains(t) {
-                                set.push(t.clone());
+                Some((have, doc)) => {
+                    for (set, more) in [(&mut have.repo_tags, read.repo_tags), (&mut have.repo_digests, read.repo_digests)] {
+                        for t in more {
+                            if !set.contains(&t) {
+                                set.push(t);
                             }
                         }
-                        have[k] = json!(set);
+                    }
+                    if let Some(obj) = doc.as_object_mut() {
+                        obj.insert("RepoTags".into(), json!(have.repo_tags));
+                        obj.insert("RepoDigests".into(), json!(have.repo_digests));
                     }
                 }
             }
         }
     }
-    let mut out: Vec<Value> = by_id.into_values().collect();
-    out.sort_by(|a, b| b["Created"].as_i64().cmp(&a["Created"].as_i64()));
+    let mut out: Vec<(ImageRow, Value)> = by_id.into_values().collect();
+    out.sort_by_key(|(row, _)| std::cmp::Reverse(row.created));
+    let out: Vec<Value> = out.into_iter().map(|(_, doc)| doc).collect();
     Ok(Json(out).into_response())
 }
 

@@ -5,11 +5,13 @@ use super::containers::parse_filters;
 use super::proxy::read_body;
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
+use crate::cluster::model::{Created, NamedBody, Resource};
 use crate::cluster::{Cluster, Engine, NodeError};
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -45,15 +47,6 @@ fn pinned(cl: &Cluster, id: &str) -> Option<(Arc<Engine>, String)> {
     cl.engine_named(node).map(|e| (e, name.to_string()))
 }
 
-fn local_name(row: &mut Value, node: &str) {
-    let local = row["Scope"].as_str().is_none_or(|s| s == "local");
-    if local {
-        if let Some(n) = row["Name"].as_str() {
-            row["Name"] = json!(format!("{node}/{n}"));
-        }
-    }
-}
-
 async fn call(cl: &Cluster, e: &Engine, method: Method, path: &str, body: Option<&Value>) -> Result<Value, NodeError> {
     let r = match (method, body) {
         (Method::POST, Some(b)) => e.client.post_json(path, b, HeaderMap::new()).await,
@@ -75,40 +68,24 @@ fn matches_value(pat: &str, s: &str) -> bool {
     pat == s || regex::Regex::new(pat).map(|re| re.is_match(s)).unwrap_or_else(|_| s.contains(pat))
 }
 
-fn has_label(row: &Value, want: &str) -> bool {
-    let labels = &row["Labels"];
-    match want.split_once('=') {
-        Some((k, v)) => labels[k].as_str() == Some(v),
-        None => labels.get(want).is_some(),
-    }
-}
-
-/// The predefined networks `type=builtin` means.
-fn builtin_network(row: &Value) -> bool {
-    matches!(row["Name"].as_str(), Some("bridge" | "host" | "none")) || matches!(row["Driver"].as_str(), Some("host" | "null"))
-}
-
 /// Whether a cached network or volume passes the `filters` (the `node` filter aside): values
 /// of one key are alternatives, keys all apply, labels all apply. `in_use`: the node's volumes
 /// some container refers to.
-fn passes(kind: Kind, row: &Value, f: &BTreeMap<String, Vec<String>>, in_use: &HashSet<String>) -> Result<bool, ApiError> {
-    let name = row["Name"].as_str().unwrap_or("");
+fn passes(kind: Kind, row: &Resource, f: &BTreeMap<String, Vec<String>>, in_use: &HashSet<String>) -> Result<bool, ApiError> {
+    let name = row.name.as_deref().unwrap_or("");
     for (k, vals) in f.iter().filter(|(_, v)| !v.is_empty()) {
         let any = |p: &dyn Fn(&str) -> bool| vals.iter().any(|v| p(v));
         let ok = match (kind, k.as_str()) {
             (_, "name") => any(&|v| matches_value(v, name)),
-            (_, "driver") => any(&|v| row["Driver"].as_str() == Some(v)),
-            (_, "label") => vals.iter().all(|v| has_label(row, v)),
-            (Kind::Network, "id") => any(&|v| row["Id"].as_str().is_some_and(|id| id.starts_with(v) || matches_value(v, id))),
-            (Kind::Network, "scope") => any(&|v| row["Scope"].as_str() == Some(v)),
+            (_, "driver") => any(&|v| row.driver.as_deref() == Some(v)),
+            (_, "label") => vals.iter().all(|v| row.has_label(v)),
+            (Kind::Network, "id") => any(&|v| row.id.as_deref().is_some_and(|id| id.starts_with(v) || matches_value(v, id))),
+            (Kind::Network, "scope") => any(&|v| row.scope.as_deref() == Some(v)),
             (Kind::Network, "type") => any(&|v| match v {
-                "custom" => !builtin_network(row),
-                _ => builtin_network(row),
+                "custom" => !row.is_builtin_network(),
+                _ => row.is_builtin_network(),
             }),
-            (Kind::Network, "dangling") => {
-                let dangling = !builtin_network(row) && row["Containers"].as_object().is_none_or(|m| m.is_empty());
-                any(&|v| matches!(v, "true" | "1") == dangling)
-            }
+            (Kind::Network, "dangling") => any(&|v| matches!(v, "true" | "1") == row.is_dangling_network()),
             (Kind::Volume, "dangling") => any(&|v| matches!(v, "true" | "1") != in_use.contains(name)),
             (_, other) => return Err(ApiError::bad_request(format!("Invalid filter '{other}'"))),
         };
@@ -119,15 +96,6 @@ fn passes(kind: Kind, row: &Value, f: &BTreeMap<String, Vec<String>>, in_use: &H
     Ok(true)
 }
 
-/// A cached record as `GET /networks` or `GET /volumes` lists it.
-fn list_row(kind: Kind, v: &Value) -> Value {
-    let mut row = v.clone();
-    if matches!(kind, Kind::Network) && row.get("Containers").is_some() {
-        row["Containers"] = json!({});
-    }
-    row
-}
-
 /// `GET /networks`, `GET /volumes`: from what the manager holds of every healthy node.
 pub async fn list(cl: &Cluster, ctx: &Ctx, kind: Kind) -> Result<Response, ApiError> {
     let mut f = parse_filters(ctx.query.get("filters"))?;
@@ -136,6 +104,8 @@ pub async fn list(cl: &Cluster, ctx: &Ctx, kind: Kind) -> Result<Response, ApiEr
         return Err(ApiError::bad_request(format!("invalid filter: 'type'='{bad}'")));
     }
     let mut out: Vec<Value> = vec![];
+    // (ID, name) of each row, as shown: a global object held by several nodes is listed once.
+    let mut shown: Vec<(Option<String>, Option<String>)> = vec![];
     for e in healthy(cl) {
         let node = e.info();
         if !nodes.as_ref().is_none_or(|ns| ns.iter().any(|n| *n == node.name || *n == node.id)) {
@@ -153,13 +123,11 @@ pub async fn list(cl: &Cluster, ctx: &Ctx, kind: Kind) -> Result<Response, ApiEr
             if !passes(kind, &v, &f, &in_use)? {
                 continue;
             }
-            let global = v["Scope"].as_str().is_some_and(|s| s != "local");
-            if global && out.iter().any(|o| o["Id"] == v["Id"] && o["Name"] == v["Name"]) {
+            if !v.is_local() && shown.iter().any(|(id, name)| *id == v.id && *name == v.name) {
                 continue;
             }
-            let mut row = list_row(kind, &v);
-            local_name(&mut row, &node.name);
-            out.push(row);
+            shown.push((v.id.clone(), v.shown_name(&node.name)));
+            out.push(v.shown(&node.name, matches!(kind, Kind::Network)));
         }
     }
     Ok(match kind {
@@ -168,7 +136,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx, kind: Kind) -> Result<Response, ApiEr
     })
 }
 
-fn find(e: &Engine, kind: Kind, id: &str) -> Option<Arc<Value>> {
+fn find(e: &Engine, kind: Kind, id: &str) -> Option<Arc<Resource>> {
     e.with_resources(|r| match kind {
         Kind::Network => r.find_network(id),
         Kind::Volume => r.find_volume(id),
@@ -183,7 +151,7 @@ pub async fn inspect(cl: &Cluster, _ctx: &Ctx, kind: Kind, id: &str) -> Result<R
         Some(p) => vec![p],
         None => healthy(cl).into_iter().map(|e| (e, id.to_string())).collect(),
     };
-    let mut found: Vec<(Arc<Engine>, String, Arc<Value>)> = vec![];
+    let mut found: Vec<(Arc<Engine>, String, Arc<Resource>)> = vec![];
     for (e, name) in targets {
         if let Some(v) = find(&e, kind, &name) {
             found.push((e, name, v));
@@ -194,7 +162,7 @@ pub async fn inspect(cl: &Cluster, _ctx: &Ctx, kind: Kind, id: &str) -> Result<R
     };
     match kind {
         Kind::Network => {
-            let mut ids: Vec<&str> = found.iter().filter_map(|(_, _, v)| v["Id"].as_str()).collect();
+            let mut ids: Vec<&str> = found.iter().filter_map(|(_, _, v)| v.id.as_deref()).collect();
             ids.sort_unstable();
             ids.dedup();
             if ids.len() > 1 {
@@ -205,9 +173,7 @@ pub async fn inspect(cl: &Cluster, _ctx: &Ctx, kind: Kind, id: &str) -> Result<R
                     nodes.join(", ")
                 )));
             }
-            let mut v = (*v).clone();
-            local_name(&mut v, &e.name());
-            Ok(Json(v).into_response())
+            Ok(Json(v.shown(&e.name(), false)).into_response())
         }
         Kind::Volume => {
             let v = call(cl, &e, Method::GET, &format!("/volumes/{name}"), None).await?;
@@ -222,7 +188,7 @@ pub fn network_nodes(cl: &Cluster, name: &str) -> Vec<String> {
     let mut out = vec![];
     for e in healthy(cl) {
         let Some(v) = find(&e, Kind::Network, name) else { continue };
-        if v["Scope"].as_str().is_some_and(|s| s != "local") {
+        if !v.is_local() {
             return vec![];
         }
         out.push(e.name());
@@ -238,10 +204,12 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    let name = v["Name"].as_str().unwrap_or("").to_string();
+    let name = NamedBody::deserialize(&v).unwrap_or_default().name;
     let targets: Vec<Arc<Engine>> = match pinned(cl, &name) {
         Some((e, n)) => {
-            v["Name"] = json!(n);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("Name".into(), json!(n));
+            }
             vec![e]
         }
         None => match kind {
@@ -261,11 +229,12 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result
                 // Listed right away, without waiting for the node's event.
                 match kind {
                     Kind::Network => {
-                        if let Some(id) = r["Id"].as_str() {
-                            let _ = e.refresh_network(cl, id).await;
+                        let id = Created::read(&r).id;
+                        if !id.is_empty() {
+                            let _ = e.refresh_network(cl, &id).await;
                         }
                     }
-                    Kind::Volume => e.update_resources(|res| res.put_volume(r.clone())),
+                    Kind::Volume => e.update_resources(|res| res.put_volume(Resource::read(r.clone()))),
                 }
                 first.get_or_insert(r);
             }
@@ -283,7 +252,7 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result
 fn forget(e: &Engine, kind: Kind, name: &str) {
     e.update_resources(|r| match kind {
         Kind::Network => {
-            if let Some(id) = r.find_network(name).and_then(|v| v["Id"].as_str().map(String::from)) {
+            if let Some(id) = r.find_network(name).and_then(|v| v.id.clone()) {
                 r.drop_network(&id);
             }
         }

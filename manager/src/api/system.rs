@@ -2,6 +2,7 @@
 //! `/metrics`.
 use super::{ApiError, Ctx, API_VERSION, MIN_API_VERSION, SWARM_VERSION};
 use crate::cluster::engine::Health;
+use crate::cluster::model::NodeEvent;
 use crate::cluster::Cluster;
 use crate::cluster::{NodeStatus, Summary};
 use crate::metrics::Gauges;
@@ -11,7 +12,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -182,28 +183,23 @@ pub fn info(cl: &Cluster) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn event_time(v: &Value) -> i64 {
-    v["time"].as_i64().unwrap_or(0)
-}
-
-/// Does `ev` pass the `filters` (type, event, container, image, node, label)?
-fn keep(ev: &Value, f: &std::collections::BTreeMap<String, Vec<String>>) -> bool {
-    let attrs = &ev["Actor"]["Attributes"];
+/// Does `ev` pass the `filters` (type, event, container, image, node, label)? Old-style
+/// fields (`status`, `id`) are not matched, as classic Swarm.
+fn keep(ev: &NodeEvent, f: &std::collections::BTreeMap<String, Vec<String>>) -> bool {
+    let attr = |k: &str| ev.attr(k).unwrap_or("");
     f.iter().all(|(k, vals)| {
         let any = |cands: &[&str]| {
             vals.iter().any(|v| cands.iter().any(|c| !c.is_empty() && (c == v || (v.len() >= 12 && c.starts_with(v.as_str())))))
         };
         match k.as_str() {
-            "type" => any(&[ev["Type"].as_str().unwrap_or("")]),
-            "event" => vals.iter().any(|v| ev["Action"].as_str().unwrap_or("").split(':').next() == Some(v.as_str())),
-            "container" => {
-                ev["Type"] == "container" && any(&[ev["Actor"]["ID"].as_str().unwrap_or(""), attrs["name"].as_str().unwrap_or("")])
-            }
-            "image" => any(&[attrs["image"].as_str().unwrap_or(""), ev["Actor"]["ID"].as_str().unwrap_or("")]),
-            "node" => any(&[ev["node"]["Name"].as_str().unwrap_or(""), ev["node"]["Id"].as_str().unwrap_or("")]),
+            "type" => any(&[&ev.typ]),
+            "event" => vals.iter().any(|v| ev.action.split(':').next() == Some(v.as_str())),
+            "container" => ev.typ == "container" && any(&[&ev.actor.id, attr("name")]),
+            "image" => any(&[attr("image"), &ev.actor.id]),
+            "node" => any(&[&ev.node.name, &ev.node.id]),
             "label" => vals.iter().all(|v| match v.split_once('=') {
-                Some((lk, lv)) => attrs[lk].as_str() == Some(lv),
-                None => attrs.get(v).is_some(),
+                Some((lk, lv)) => ev.attr(lk) == Some(lv),
+                None => ev.attr(v).is_some(),
             }),
             _ => true,
         }
@@ -228,10 +224,11 @@ pub fn events(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             };
             match next {
                 Ok(ev) => {
-                    if until.is_some_and(|u| event_time(&ev) > u) {
+                    let read = NodeEvent::read(&ev);
+                    if until.is_some_and(|u| read.time > u) {
                         return None;
                     }
-                    if !keep(&ev, &f) {
+                    if !keep(&read, &f) {
                         continue;
                     }
                     let mut b = serde_json::to_vec(&*ev).unwrap_or_default();
@@ -322,12 +319,19 @@ mod tests {
 
     #[test]
     fn event_filters() {
-        let ev = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abcdef0123456789", "Attributes": {"name": "web"}}, "node": {"Name": "node-1"}});
+        let ev = NodeEvent::read(
+            &json!({"Type": "container", "Action": "start", "Actor": {"ID": "abcdef0123456789", "Attributes": {"name": "web", "com.x": "1"}}, "node": {"Name": "node-1"}}),
+        );
         let f = |k: &str, v: &str| [(k.to_string(), vec![v.to_string()])].into_iter().collect();
         assert!(keep(&ev, &f("container", "web")));
         assert!(keep(&ev, &f("node", "node-1")));
         assert!(!keep(&ev, &f("node", "node-2")));
         assert!(keep(&ev, &f("event", "start")));
         assert!(!keep(&ev, &f("type", "image")));
+        assert!(keep(&ev, &f("container", "abcdef012345")));
+        assert!(keep(&ev, &f("label", "com.x=1")) && keep(&ev, &f("label", "com.x")) && !keep(&ev, &f("label", "com.x=2")));
+        // Old-style events (no `Type`) are not containers to the filter.
+        let old = NodeEvent::read(&json!({"status": "start", "id": "abcdef0123456789", "from": "busybox", "time": 1}));
+        assert!(!keep(&old, &f("container", "abcdef012345")));
     }
 }

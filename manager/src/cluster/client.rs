@@ -211,9 +211,9 @@ pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
 
 /// Docker's `{"message": …}`, or the body as text.
 pub fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
+    serde_json::from_slice::<super::model::ErrorBody>(body)
         .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(String::from))
+        .and_then(|e| e.message)
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
 }
 

@@ -3,6 +3,7 @@
 //! if the node lacks it), then retry as classic Swarm does.
 use super::client::{encode_query, NodeError};
 use super::engine::Engine;
+use super::model::{self, CreateConfig};
 use super::{Cluster, ClusterError};
 use crate::scheduler::request::{Reschedule, LABEL_SWARM_ID};
 use crate::scheduler::Request;
@@ -55,8 +56,8 @@ fn with_tag(image: &str) -> String {
 
 /// A container created through the scheduler.
 pub(crate) struct Created {
-    /// The node's answer (`{"Id", "Warnings"}`).
-    pub answer: Value,
+    /// The node's answer.
+    pub answer: model::Created,
     pub engine: Arc<Engine>,
     pub req: Request,
     /// The create body as sent (placement rules in labels, swarm ID set).
@@ -65,15 +66,15 @@ pub(crate) struct Created {
 
 impl Created {
     pub fn id(&self) -> &str {
-        self.answer["Id"].as_str().unwrap_or("")
+        &self.answer.id
     }
 }
 
 impl Cluster {
-    /// Schedules and creates a container; returns the node's `{"Id", "Warnings"}`. A container
+    /// Schedules and creates a container; returns the node's answer. A container
     /// with `reschedule:on-node-failure` is recorded (in etcd with etcd discovery) before the
     /// create is acknowledged.
-    pub async fn create(&self, name: Option<String>, body: Value, auth: Option<HeaderValue>) -> Result<Value, ClusterError> {
+    pub async fn create(&self, name: Option<String>, body: Value, auth: Option<HeaderValue>) -> Result<model::Created, ClusterError> {
         let started = Instant::now();
         let r = self.create_scheduled(name, body, auth).await;
         let r = match r {
@@ -96,14 +97,14 @@ impl Cluster {
         if req.image.is_empty() {
             return Err(ClusterError::InvalidParameter("No image was specified".into()));
         }
-        if body["Labels"].get(LABEL_SWARM_ID).and_then(Value::as_str).is_none_or(str::is_empty) {
-            body["Labels"][LABEL_SWARM_ID] = json!(random_hex64());
+        if CreateConfig::read(&body).labels.get(LABEL_SWARM_ID).is_none_or(String::is_empty) {
+            model::set_field(&mut body, "Labels", LABEL_SWARM_ID, json!(random_hex64()));
         }
         // `--net node/net`: the network of that node.
         if let Some((node, net)) = req.network_mode.split_once('/') {
             if self.engine_named(node).is_some() {
                 let (node, net) = (node.to_string(), net.to_string());
-                body["HostConfig"]["NetworkMode"] = json!(net);
+                model::set_field(&mut body, "HostConfig", "NetworkMode", json!(net));
                 req.network_mode = net;
                 req.constraints.push(format!("node=={node}").parse().map_err(crate::scheduler::RequestError::from)?);
             }
@@ -173,12 +174,12 @@ impl Cluster {
         req: &Request,
         body: &Value,
         auth: Option<HeaderValue>,
-    ) -> Result<Value, CreateError> {
+    ) -> Result<model::Created, CreateError> {
         let mut body = body.clone();
         let ncpu = engine.info().ncpu.max(1);
         if req.cpus > 0 {
             // Swarm's CpuShares are CPUs; the node wants real shares.
-            body["HostConfig"]["CpuShares"] = json!((req.cpus * 1024 + ncpu - 1) / ncpu);
+            model::set_field(&mut body, "HostConfig", "CpuShares", json!((req.cpus * 1024 + ncpu - 1) / ncpu));
         }
         let path = match &req.name {
             Some(n) => format!("/containers/create?{}", encode_query([("name", n.as_str())])),
@@ -195,8 +196,8 @@ impl Cluster {
                 engine.note(self, &r);
             }
         }
-        let v = r?;
-        let id = v["Id"].as_str().unwrap_or("").to_string();
+        let v = model::Created::read(&r?);
+        let id = v.id.clone();
         let name = req.name.clone().unwrap_or_default();
         if engine.events_live() {
             // The node's events keep this record current from here on: no inspect needed.
@@ -226,10 +227,8 @@ impl Cluster {
         let resp = engine.client.check(r?).await?;
         let body = resp.bytes().await.map_err(|e| NodeError::Decode { addr: engine.addr.clone(), detail: e.to_string() })?;
         for line in body.split(|b| *b == b'\n') {
-            if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                if let Some(m) = v.get("errorDetail").and_then(|d| d.get("message")).and_then(Value::as_str).or(v["error"].as_str()) {
-                    return Err(NodeError::Status { status: 404, message: m.to_string() });
-                }
+            if let Some(m) = serde_json::from_slice::<model::ProgressLine>(line).ok().as_ref().and_then(model::ProgressLine::error) {
+                return Err(NodeError::Status { status: 404, message: m.to_string() });
             }
         }
         let _ = engine.refresh_images(self).await;

@@ -4,6 +4,7 @@
 use super::client::{NodeClient, NodeError};
 use super::events::swarm_event;
 use super::model::ContainerState;
+use super::model::ImageRow;
 use super::view::Container;
 use super::Shared;
 use crate::scheduler::{ContainerView, ImageView, NodeView};
@@ -398,12 +399,9 @@ impl Engine {
     pub fn set_images(&self, rows: Vec<Value>) {
         let views = rows
             .iter()
-            .map(|r| ImageView {
-                id: r["Id"].as_str().unwrap_or("").to_string(),
-                repo_tags: r["RepoTags"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).filter(|t| *t != "<none>:<none>").map(String::from).collect())
-                    .unwrap_or_default(),
+            .map(|r| {
+                let row = ImageRow::read(r);
+                ImageView { id: row.id, repo_tags: row.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect() }
             })
             .collect();
         let mut st = self.lock();

@@ -1,11 +1,24 @@
-//! Typed models of what the manager reads from its nodes' answers: a container's inspect, a
-//! `docker ps` row and an event. Fields the manager only passes on (networks, mounts) stay raw
-//! JSON; everything it decides on is typed here, so a missing or odd field has one default in
-//! one place instead of a lookup at every use.
+//! Typed models of what the manager reads from its nodes' answers and its clients' requests:
+//! here a container's inspect, a `docker ps` row and an event; in `create` the create bodies
+//! it schedules and the answers to them; in `resource` networks, volumes, images, pull
+//! progress and error answers; in `system` a node's `/info` and `/version`. Fields the manager
+//! only passes on (networks, mounts, whole documents) stay raw JSON; everything it decides on is
+//! typed here, so a missing or odd field has one default in one place instead of a lookup at
+//! every use. Reads are tolerant (a field of the wrong type reads as absent), since the
+//! documents go on to the node or client unchanged.
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+
+mod create;
+mod resource;
+mod system;
+
+pub use create::{set_field, CreateConfig, CreateHostConfig, Created, NamedBody, NetworkMember, NetworkingConfig};
+pub use resource::{EndpointSettings, ErrorBody, ImageRow, MountPoint, ProgressLine, Resource, VolumeList};
+pub use system::{SystemInfo, SystemVersion};
 
 /// A container's state, as Docker names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +82,29 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: 
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A field of the wrong type reads as absent (the default), as a lookup on raw JSON did; the
+/// document itself is passed on unchanged, so the node still sees (and judges) the odd value.
+fn lenient<'de, D: serde::Deserializer<'de>, T: Default + DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    Ok(T::deserialize(Value::deserialize(d)?).unwrap_or_default())
+}
+
+/// A list of strings; anything else in it is skipped, and a non-list reads as empty.
+fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(a) => a.into_iter().filter_map(|x| if let Value::String(s) = x { Some(s) } else { None }).collect(),
+        _ => vec![],
+    })
+}
+
+/// A map of strings (labels, attributes); entries of another type are skipped, and a non-map
+/// reads as empty.
+fn string_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Object(m) => m.into_iter().filter_map(|(k, x)| if let Value::String(s) = x { Some((k, s)) } else { None }).collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
 /// One host binding of a port (`HostConfig.PortBindings`, `NetworkSettings.Ports`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -77,6 +113,14 @@ pub struct HostBinding {
     pub host_ip: String,
     #[serde(deserialize_with = "nullable")]
     pub host_port: String,
+}
+
+/// A binding's host address as the node gave it (`None`: absent or not a string), for the
+/// manager to fill in the node's address.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BindingAddr {
+    #[serde(rename = "HostIp", default, deserialize_with = "lenient")]
+    pub host_ip: Option<String>,
 }
 
 /// Port key (`80/tcp`) to its host bindings.
@@ -198,6 +242,13 @@ pub struct PsRowIn {
     pub state: String,
 }
 
+impl PsRowIn {
+    /// The row's state; `None` for a name Docker does not use (or none: old engines).
+    pub fn container_state(&self) -> Option<ContainerState> {
+        ContainerState::parse(&self.state)
+    }
+}
+
 /// The actor of an event.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -226,6 +277,19 @@ pub struct NodeEvent {
     pub time: i64,
     #[serde(rename = "timeNano", deserialize_with = "nullable")]
     pub time_nano: i64,
+    /// The node the manager attached to a merged event (absent on a node's own stream).
+    #[serde(deserialize_with = "lenient")]
+    pub node: EventNode,
+}
+
+/// The `node` object of a merged event.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventNode {
+    #[serde(deserialize_with = "lenient")]
+    pub name: String,
+    #[serde(deserialize_with = "lenient")]
+    pub id: String,
 }
 
 impl NodeEvent {
@@ -293,10 +357,23 @@ mod tests {
             assert_eq!(ContainerState::parse(s).unwrap().as_str(), s);
         }
         assert_eq!(ContainerState::parse("weird"), None);
+        let row = PsRowIn::deserialize(json!({"Id": "c1", "Names": ["/web"], "State": "running", "Status": "Up 2 minutes"})).unwrap();
+        assert_eq!(row.container_state(), Some(ContainerState::Running));
+        assert_eq!(PsRowIn::deserialize(json!({"Id": "c1", "Status": "Up"})).unwrap().container_state(), None);
         let old = NodeEvent::read(&json!({"status": "die", "id": "c1", "from": "busybox", "time": 5}));
         assert_eq!((old.typ(), old.action(), old.actor_id()), ("container", "die", "c1"));
         let new =
             NodeEvent::read(&json!({"Type": "network", "Action": "connect", "Actor": {"ID": "n1", "Attributes": {"container": "c1"}}}));
         assert_eq!((new.typ(), new.action(), new.actor_id(), new.attr("container")), ("network", "connect", "n1", Some("c1")));
+        // A merged event as classic Swarm (and this manager) sends it: the node attached.
+        let merged = NodeEvent::read(&json!({
+            "status": "start", "id": "c1", "from": "busybox node:node-1", "Type": "container", "Action": "start",
+            "Actor": {"ID": "c1", "Attributes": {"image": "busybox", "name": "web", "node.name": "node-1"}},
+            "scope": "local", "time": 1_700_000_000, "timeNano": 1_700_000_000_000_000_000_i64,
+            "node": {"Name": "node-1", "Id": "ABCD:EFGH", "Addr": "10.0.0.1:2375", "Ip": "10.0.0.1"}
+        }));
+        assert_eq!((merged.node.name.as_str(), merged.node.id.as_str(), merged.time), ("node-1", "ABCD:EFGH", 1_700_000_000));
+        assert_eq!(merged.attr("node.name"), Some("node-1"));
+        assert_eq!(NodeEvent::read(&json!({"Type": "image", "node": "odd"})).typ, "image", "an odd node spoils nothing else");
     }
 }

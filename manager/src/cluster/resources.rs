@@ -4,8 +4,10 @@
 //! `volume ls`, the inspects and the scheduler's network lookup read only this.
 use super::client::NodeError;
 use super::engine::Engine;
+use super::model::{MountPoint, Resource, VolumeList};
 use super::Shared;
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 const INSPECT_CONCURRENCY: usize = 8;
 
 struct Stamped {
-    v: Arc<Value>,
+    v: Arc<Resource>,
     /// When it was stored, so a full list never drops a newer record.
     seq: u64,
 }
@@ -46,19 +48,21 @@ fn key(kind: &str, id: &str) -> String {
 }
 
 impl Resources {
-    fn stamp(&mut self, v: Value) -> Stamped {
+    fn stamp(&mut self, v: Resource) -> Stamped {
         self.seq += 1;
         Stamped { v: Arc::new(v), seq: self.seq }
     }
 
-    pub fn put_network(&mut self, v: Value) {
-        let Some(id) = v["Id"].as_str().map(String::from) else { return };
+    /// Stores a network's inspect (one without an ID is ignored).
+    pub fn put_network(&mut self, v: Resource) {
+        let Some(id) = v.id.clone() else { return };
         let s = self.stamp(v);
         self.dropped.remove(&key("n", &id));
         self.networks.insert(id, s);
     }
-    pub fn put_volume(&mut self, v: Value) {
-        let Some(name) = v["Name"].as_str().map(String::from) else { return };
+    /// Stores a volume (one without a name is ignored).
+    pub fn put_volume(&mut self, v: Resource) {
+        let Some(name) = v.name.clone() else { return };
         let s = self.stamp(v);
         self.dropped.remove(&key("v", &name));
         self.volumes.insert(name, s);
@@ -75,14 +79,14 @@ impl Resources {
     }
 
     /// Docker's lookup: full ID, then name, then a unique ID prefix.
-    pub fn find_network(&self, want: &str) -> Option<Arc<Value>> {
+    pub fn find_network(&self, want: &str) -> Option<Arc<Resource>> {
         if want.is_empty() {
             return None;
         }
         if let Some(s) = self.networks.get(want) {
             return Some(s.v.clone());
         }
-        if let Some(s) = self.networks.values().find(|s| s.v["Name"].as_str() == Some(want)) {
+        if let Some(s) = self.networks.values().find(|s| s.v.name.as_deref() == Some(want)) {
             return Some(s.v.clone());
         }
         let mut by_prefix = self.networks.iter().filter(|(id, _)| id.starts_with(want));
@@ -91,20 +95,20 @@ impl Resources {
             _ => None,
         }
     }
-    pub fn find_volume(&self, name: &str) -> Option<Arc<Value>> {
+    pub fn find_volume(&self, name: &str) -> Option<Arc<Resource>> {
         self.volumes.get(name).map(|s| s.v.clone())
     }
 
     /// Networks by name.
-    pub fn networks(&self) -> Vec<Arc<Value>> {
+    pub fn networks(&self) -> Vec<Arc<Resource>> {
         let mut v: Vec<_> = self.networks.values().map(|s| s.v.clone()).collect();
-        v.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
     /// Volumes by name.
-    pub fn volumes(&self) -> Vec<Arc<Value>> {
+    pub fn volumes(&self) -> Vec<Arc<Resource>> {
         let mut v: Vec<_> = self.volumes.values().map(|s| s.v.clone()).collect();
-        v.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
@@ -139,8 +143,8 @@ impl Resources {
     /// A full network list taken when `seq` was `start`: keeps listed networks and those stored
     /// since, drops the rest. Returns the listed IDs to inspect (all of them when `all`, else
     /// those not known), skipping any dropped since `start`.
-    fn merge_network_list(&mut self, start: u64, rows: &[Value], all: bool) -> Vec<String> {
-        let listed: HashSet<&str> = rows.iter().filter_map(|r| r["Id"].as_str()).collect();
+    fn merge_network_list(&mut self, start: u64, rows: &[Resource], all: bool) -> Vec<String> {
+        let listed: HashSet<&str> = rows.iter().filter_map(|r| r.id.as_deref()).collect();
         self.networks.retain(|id, s| listed.contains(id.as_str()) || s.seq > start);
         let dropped = &self.dropped;
         listed
@@ -153,11 +157,11 @@ impl Resources {
 
     /// A full volume list taken when `seq` was `start`: stores the volumes not known (unless
     /// dropped since), drops those not listed and not stored since.
-    fn merge_volume_list(&mut self, start: u64, rows: Vec<Value>) {
-        let listed: HashSet<String> = rows.iter().filter_map(|r| r["Name"].as_str().map(String::from)).collect();
+    fn merge_volume_list(&mut self, start: u64, rows: Vec<Resource>) {
+        let listed: HashSet<String> = rows.iter().filter_map(|r| r.name.clone()).collect();
         self.volumes.retain(|n, s| listed.contains(n) || s.seq > start);
         for row in rows {
-            let Some(name) = row["Name"].as_str() else { continue };
+            let Some(name) = row.name.as_deref() else { continue };
             let gone = self.dropped.get(&key("v", name)).is_some_and(|at| *at > start);
             if !gone && !self.volumes.contains_key(name) {
                 self.put_volume(row);
@@ -186,7 +190,7 @@ impl Engine {
         self.note(sh, &r);
         match r {
             Ok(v) => {
-                self.lock().res.put_network(v);
+                self.lock().res.put_network(Resource::read(v));
                 Ok(())
             }
             Err(NodeError::Status { status: 404, .. }) => {
@@ -203,7 +207,7 @@ impl Engine {
         self.note(sh, &r);
         match r {
             Ok(v) => {
-                self.lock().res.put_volume(v);
+                self.lock().res.put_volume(Resource::read(v));
                 Ok(())
             }
             Err(NodeError::Status { status: 404, .. }) => {
@@ -227,10 +231,14 @@ impl Engine {
         let vols = self.client.get_json("/volumes").await;
         self.note(sh, &vols);
         let vols = missing_is_empty(vols, json!({"Volumes": []}))?;
-        let rows = nets.as_array().cloned().unwrap_or_default();
+        let rows: Vec<Resource> = match nets {
+            Value::Array(rows) => rows.into_iter().map(Resource::read).collect(),
+            _ => vec![],
+        };
+        let vols: Vec<Resource> = VolumeList::deserialize(&vols).unwrap_or_default().volumes.into_iter().map(Resource::read).collect();
         let to_inspect = {
             let mut st = self.lock();
-            st.res.merge_volume_list(start, vols["Volumes"].as_array().cloned().unwrap_or_default());
+            st.res.merge_volume_list(start, vols);
             st.res.merge_network_list(start, &rows, all)
         };
         let results: Vec<_> = futures_util::stream::iter(to_inspect)
@@ -275,9 +283,9 @@ impl Engine {
     pub fn volumes_in_use(&self) -> HashSet<String> {
         let mut out = HashSet::new();
         self.each_container(|c| {
-            for m in c.mounts.as_array().into_iter().flatten() {
-                if let Some(n) = m["Name"].as_str().filter(|n| !n.is_empty()) {
-                    out.insert(n.to_string());
+            for m in MountPoint::read_all(&c.mounts) {
+                if let Some(n) = m.name.filter(|n| !n.is_empty()) {
+                    out.insert(n);
                 }
             }
         });
@@ -289,14 +297,14 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn net(id: &str, name: &str) -> Value {
-        json!({"Id": id, "Name": name, "Scope": "local", "Driver": "bridge", "Containers": {}})
+    fn net(id: &str, name: &str) -> Resource {
+        Resource::read(json!({"Id": id, "Name": name, "Scope": "local", "Driver": "bridge", "Containers": {}}))
     }
-    fn vol(name: &str) -> Value {
-        json!({"Name": name, "Driver": "local", "Scope": "local"})
+    fn vol(name: &str) -> Resource {
+        Resource::read(json!({"Name": name, "Driver": "local", "Scope": "local"}))
     }
-    fn names(v: Vec<Arc<Value>>) -> Vec<String> {
-        v.iter().map(|x| x["Name"].as_str().unwrap().to_string()).collect()
+    fn names(v: Vec<Arc<Resource>>) -> Vec<String> {
+        v.iter().map(|x| x.name.clone().unwrap()).collect()
     }
 
     #[test]
@@ -306,8 +314,8 @@ mod tests {
         r.put_network(net("abc123", "front"));
         assert_eq!(r.apply_event("network", "connect", "abc123"), Some(Fetch::Network("abc123".into())));
         assert_eq!(r.apply_event("network", "disconnect", "abc123"), Some(Fetch::Network("abc123".into())));
-        assert_eq!(r.find_network("front").unwrap()["Id"], "abc123");
-        assert_eq!(r.find_network("abc").unwrap()["Name"], "front");
+        assert_eq!(r.find_network("front").unwrap().id.as_deref(), Some("abc123"));
+        assert_eq!(r.find_network("abc").unwrap().name.as_deref(), Some("front"));
         assert_eq!(r.apply_event("network", "destroy", "abc123"), None);
         assert!(r.find_network("front").is_none());
         assert_eq!(r.apply_event("network", "create", ""), None);
@@ -334,10 +342,10 @@ mod tests {
         r.put_network(net("aa11", "one"));
         r.put_network(net("aa22", "two"));
         assert!(r.find_network("aa").is_none());
-        assert_eq!(r.find_network("aa2").unwrap()["Name"], "two");
+        assert_eq!(r.find_network("aa2").unwrap().name.as_deref(), Some("two"));
         // A name wins over an ID prefix.
         r.put_network(net("ff00", "aa"));
-        assert_eq!(r.find_network("aa").unwrap()["Id"], "ff00");
+        assert_eq!(r.find_network("aa").unwrap().id.as_deref(), Some("ff00"));
         assert_eq!(names(r.networks()), ["aa", "one", "two"]);
     }
 

@@ -1,7 +1,7 @@
 //! Where the node list comes from. The manager only needs full entry sets whenever they
 //! change; a static `nodes://` list is one source, and discovery's watch channel (token, etcd,
 //! file backends) plugs in as another since it yields the same thing.
-use discovery::Entry;
+use discovery::{Entry, WatchEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +37,7 @@ impl NodeSource for mpsc::Receiver<Vec<Entry>> {
 
 /// A discovery watch (`Discovery::watch`: full sets, or errors while the backend is
 /// unreachable). Errors are logged and the current node set is kept.
-impl<E: std::fmt::Display + Send + 'static> NodeSource for mpsc::Receiver<Result<Vec<Entry>, E>> {
+impl NodeSource for mpsc::Receiver<WatchEvent> {
     fn watch(mut self, stop: CancellationToken) -> mpsc::Receiver<Vec<Entry>> {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
@@ -73,9 +73,9 @@ mod tests {
 
     #[tokio::test]
     async fn watch_errors_keep_the_set() {
-        let (tx, raw) = mpsc::channel::<Result<Vec<Entry>, String>>(4);
+        let (tx, raw) = mpsc::channel::<WatchEvent>(4);
         let mut rx = raw.watch(CancellationToken::new());
-        tx.send(Err("etcd down".into())).await.unwrap();
+        tx.send(Err(discovery::DiscoveryError::Etcd { endpoints: "10.0.0.9:2379".into(), reason: "down".into() })).await.unwrap();
         tx.send(Ok(vec![Entry::parse("10.0.0.1:2375").unwrap()])).await.unwrap();
         drop(tx);
         assert_eq!(rx.recv().await.unwrap().len(), 1);

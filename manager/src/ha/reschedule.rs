@@ -14,7 +14,7 @@
 //!   goes too.
 use super::store::{Move, Record};
 use crate::cluster::create::Created;
-use crate::cluster::model::ContainerState;
+use crate::cluster::model::{ContainerState, CreateConfig, Inspect, NodeEvent};
 use crate::cluster::{Cluster, ClusterError, Container, Engine, Health};
 use hyper::header::HeaderMap;
 use serde_json::{json, Value};
@@ -51,10 +51,10 @@ impl Cluster {
                 .get_json(&format!("/containers/{id}/json"))
                 .await
                 .ok()
-                .and_then(|v| v["Name"].as_str().map(|n| n.trim_start_matches('/').to_string()))
+                .map(|v| Inspect::read(&v).name.trim_start_matches('/').to_string())
                 .unwrap_or_default(),
         };
-        let swarm_id = c.body["Labels"][crate::scheduler::request::LABEL_SWARM_ID].as_str().unwrap_or("").to_string();
+        let swarm_id = CreateConfig::read(&c.body).labels.remove(crate::scheduler::request::LABEL_SWARM_ID).unwrap_or_default();
         let rec = Record {
             swarm_id,
             name,
@@ -235,7 +235,7 @@ impl Cluster {
                     _ = cl.ha.changed() => {}
                     ev = events.recv() => {
                         let node_event = match ev {
-                            Ok(ev) => ev["Type"] == "swarm",
+                            Ok(ev) => NodeEvent::read(&ev).typ == "swarm",
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                         };
@@ -255,7 +255,7 @@ fn reschedule_event(rec: &Record, mv: &Move, from_name: &str, to: &Engine) -> Va
     let now = chrono::Utc::now();
     let nanos = now.timestamp_nanos_opt().unwrap_or_default();
     let info = to.info();
-    let image = rec.config["Image"].as_str().unwrap_or("");
+    let image = CreateConfig::read(&rec.config).image;
     json!({
         "status": "reschedule", "id": rec.id, "from": image,
         "Type": "container", "Action": "reschedule",

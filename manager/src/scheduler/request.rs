@@ -4,7 +4,9 @@
 //! merged arrays are written back as labels, so the node keeps a record of the rules.
 use super::expr::{Expr, ExprError};
 use super::node::{ContainerView, PortBinding};
-use serde_json::{json, Map, Value};
+use crate::cluster::model::CreateConfig;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 pub const LABEL_CONSTRAINTS: &str = "com.docker.swarm.constraints";
 pub const LABEL_AFFINITIES: &str = "com.docker.swarm.affinities";
@@ -70,13 +72,9 @@ pub struct Request {
     pub reschedule: Reschedule,
 }
 
-fn str_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
-}
-
 /// Reads a label holding a JSON array of strings.
-fn label_array(labels: &Map<String, Value>, key: &'static str) -> Result<Vec<String>, RequestError> {
-    match labels.get(key).and_then(Value::as_str) {
+fn label_array(labels: &BTreeMap<String, String>, key: &'static str) -> Result<Vec<String>, RequestError> {
+    match labels.get(key).map(String::as_str) {
         None | Some("") => Ok(vec![]),
         Some(s) => serde_json::from_str(s).map_err(|e| RequestError::Label { label: key, detail: e.to_string() }),
     }
@@ -89,13 +87,13 @@ impl Request {
         if !cfg.is_object() {
             *cfg = json!({});
         }
+        let read = CreateConfig::read(cfg);
         let mut constraints = vec![];
         let mut affinities = vec![];
         let mut whitelists = vec![];
         let mut reschedule = vec![];
-        let env = str_list(cfg.get("Env"));
-        let mut kept = Vec::with_capacity(env.len());
-        for e in env {
+        let mut kept = Vec::with_capacity(read.env.len());
+        for e in read.env {
             if let Some(x) = e.strip_prefix("constraint:") {
                 constraints.push(x.to_string());
             } else if let Some(x) = e.strip_prefix("affinity:") {
@@ -112,13 +110,14 @@ impl Request {
         if obj.contains_key("Env") {
             obj.insert("Env".into(), json!(kept));
         }
+        // The body is forwarded: labels of any type stay, a non-map `Labels` becomes a map.
         let labels = obj.entry("Labels").or_insert_with(|| json!({}));
         if !labels.is_object() {
             *labels = json!({});
         }
         let labels = labels.as_object_mut().expect("made an object above");
         let mut merge = |key: &'static str, extra: Vec<String>| -> Result<Vec<String>, RequestError> {
-            let mut all = label_array(labels, key)?;
+            let mut all = label_array(&read.labels, key)?;
             all.extend(extra);
             if !all.is_empty() {
                 labels.insert(key.into(), Value::String(serde_json::to_string(&all).unwrap_or_default()));
@@ -130,37 +129,31 @@ impl Request {
         let whitelists = merge(LABEL_WHITELISTS, whitelists)?;
         let reschedule = Reschedule::parse(&merge(LABEL_RESCHEDULE, reschedule)?)?;
 
-        let hc = cfg.get("HostConfig").cloned().unwrap_or(Value::Null);
+        let hc = read.host_config;
         let mut port_bindings = vec![];
-        if let Some(m) = hc.get("PortBindings").and_then(Value::as_object) {
-            for (cport, list) in m {
-                for b in list.as_array().into_iter().flatten() {
-                    port_bindings.push(PortBinding {
-                        host_ip: b.get("HostIp").and_then(Value::as_str).unwrap_or("").to_string(),
-                        host_port: b.get("HostPort").and_then(Value::as_str).unwrap_or("").to_string(),
-                        container_port: cport.clone(),
-                    });
-                }
+        for (cport, list) in &hc.port_bindings {
+            for b in list.iter().flatten() {
+                port_bindings.push(PortBinding {
+                    host_ip: b.host_ip.clone(),
+                    host_port: b.host_port.clone(),
+                    container_port: cport.clone(),
+                });
             }
         }
-        let exposed_ports = cfg.get("ExposedPorts").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
-        let network_mode = hc.get("NetworkMode").and_then(Value::as_str).unwrap_or("").to_string();
-        let net_container = network_mode.strip_prefix("container:").map(String::from);
-        let links = str_list(hc.get("Links"));
-        let volumes_from = str_list(hc.get("VolumesFrom"));
+        let net_container = hc.network_mode.strip_prefix("container:").map(String::from);
         Ok(Request {
             name: name.filter(|n| !n.is_empty()).map(|n| n.trim_start_matches('/').to_string()),
-            image: cfg.get("Image").and_then(Value::as_str).unwrap_or("").to_string(),
+            image: read.image,
             constraints: super::expr::parse_all(&constraints)?,
             affinities: super::expr::parse_all(&affinities)?,
             whitelists: super::expr::parse_all(&whitelists)?,
-            cpus: hc.get("CpuShares").and_then(Value::as_i64).unwrap_or(0),
-            memory: hc.get("Memory").and_then(Value::as_i64).unwrap_or(0),
+            cpus: hc.cpu_shares,
+            memory: hc.memory,
             port_bindings,
-            exposed_ports,
-            network_mode,
-            volumes_from,
-            links,
+            exposed_ports: read.exposed_ports.into_keys().collect(),
+            network_mode: hc.network_mode,
+            volumes_from: hc.volumes_from,
+            links: hc.links,
             net_container,
             reschedule,
         })
