@@ -16,6 +16,9 @@ use crate::tasks::Tasks;
 
 pub type NlResult<T> = Result<T, rtnetlink::Error>;
 
+/// A link's name and the index of its master (the bridge it is enslaved to).
+pub type LinkEntry = (String, Option<u32>);
+
 /// The errno of a netlink error reply (positive, e.g. `libc::EEXIST`).
 pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
@@ -159,7 +162,7 @@ pub async fn ports_of(h: &Handle, master: u32) -> NlResult<Vec<String>> {
 }
 
 /// Every link of the netns: (name, index of its master).
-pub async fn all_links(h: &Handle) -> NlResult<Vec<(String, Option<u32>)>> {
+pub async fn all_links(h: &Handle) -> NlResult<Vec<LinkEntry>> {
     use rtnetlink::packet_route::link::LinkAttribute;
     let mut out = vec![];
     let mut links = h.link().get().execute();

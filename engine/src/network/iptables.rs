@@ -42,13 +42,11 @@ pub struct RealIptables;
 impl Iptables for RealIptables {
     fn run<'a>(&'a self, table: &'a str, args: &'a [String]) -> BoxFuture<'a, Result<Exit, NatError>> {
         Box::pin(async move {
-            let out = Command::new("iptables")
-                .arg("-w")
-                .args(["-t", table])
-                .args(args)
-                .output()
-                .await
-                .map_err(|source| NatError::Io { op: "running", command: "iptables".into(), source })?;
+            let out = Command::new("iptables").arg("-w").args(["-t", table]).args(args).output().await.map_err(|source| NatError::Io {
+                op: "running",
+                command: "iptables".into(),
+                source,
+            })?;
             Ok(Exit { success: out.status.success(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
         })
     }

@@ -6,7 +6,7 @@
 //! over a socket opened inside a container's netns. Each connection is a [`Links`], on which the
 //! operations run. The service opens one per operation (as before), so it does not depend on the
 //! tokio runtime it was started on.
-use super::bridge::{self, NlResult};
+use super::bridge::{self, LinkEntry, NlResult};
 use super::overlay::link;
 use crate::tasks::Tasks;
 use futures_util::future::BoxFuture;
@@ -26,8 +26,14 @@ pub trait Links: Send + Sync {
     /// Bridge `name` exists, is up and carries exactly `addr`; returns its index.
     fn ensure_bridge<'a>(&'a self, name: &'a str, addr: Ipv4Network) -> BoxFuture<'a, NlResult<u32>>;
     /// The veth pair `host_name` (on bridge index `bridge`) <-> `peer` inside `netns`, with `mac`.
-    fn add_veth<'a>(&'a self, host_name: &'a str, bridge: u32, netns: &'a OwnedFd, peer: &'a str, mac: [u8; 6])
-        -> BoxFuture<'a, NlResult<()>>;
+    fn add_veth<'a>(
+        &'a self,
+        host_name: &'a str,
+        bridge: u32,
+        netns: &'a OwnedFd,
+        peer: &'a str,
+        mac: [u8; 6],
+    ) -> BoxFuture<'a, NlResult<()>>;
     /// `lo` up.
     fn loopback_up(&self) -> BoxFuture<'_, NlResult<()>>;
     /// `ifname` gets `ip/prefix` and goes up, `lo` up, default route via `gateway` if given.
@@ -37,7 +43,7 @@ pub trait Links: Send + Sync {
     /// Names of the links enslaved to the link with index `master`.
     fn ports_of(&self, master: u32) -> BoxFuture<'_, NlResult<Vec<String>>>;
     /// Every link: (name, index of its master).
-    fn all_links(&self) -> BoxFuture<'_, NlResult<Vec<(String, Option<u32>)>>>;
+    fn all_links(&self) -> BoxFuture<'_, NlResult<Vec<LinkEntry>>>;
     /// Every IPv4 network configured on an interface.
     fn local_networks(&self) -> BoxFuture<'_, NlResult<Vec<Ipv4Network>>>;
     /// The MTU of link `name` (nothing when it does not exist).
@@ -137,7 +143,7 @@ impl Links for RealLinks {
     fn ports_of(&self, master: u32) -> BoxFuture<'_, NlResult<Vec<String>>> {
         Box::pin(bridge::ports_of(&self.0, master))
     }
-    fn all_links(&self) -> BoxFuture<'_, NlResult<Vec<(String, Option<u32>)>>> {
+    fn all_links(&self) -> BoxFuture<'_, NlResult<Vec<LinkEntry>>> {
         Box::pin(bridge::all_links(&self.0))
     }
     fn local_networks(&self) -> BoxFuture<'_, NlResult<Vec<Ipv4Network>>> {

@@ -325,7 +325,7 @@ impl NetworkService {
 
     /// Takes the host ports of `specs`, pointing at the container's primary (first non-internal)
     /// endpoint. Docker's wording when a port is taken.
-    fn publish(&self, cid: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, NetworkError> {
+    pub(super) fn publish(&self, cid: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, NetworkError> {
         if specs.is_empty() {
             return Ok(vec![]);
         }

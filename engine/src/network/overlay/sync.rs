@@ -122,16 +122,13 @@ impl Overlay {
                 let subnet = store::parse_subnet(&net.subnet)?;
                 let cidr = ipnetwork::Ipv4Network::new(net.gateway, subnet.prefix())
                     .map_err(|e| crate::network::NetworkError::Invalid(e.to_string()))?;
-                let br =
-                    h.ensure_bridge(&net.bridge, cidr).await.map_err(crate::network::nl(format!("bridge {}", net.bridge)))?;
+                let br = h.ensure_bridge(&net.bridge, cidr).await.map_err(crate::network::nl(format!("bridge {}", net.bridge)))?;
                 shared.netlink.route_localnet(&net.bridge).map_err(crate::network::io_at(
                     "setting route_localnet on",
                     format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
                 ))?;
-                let index = h
-                    .ensure_vxlan(&vxlan, g.vni, self.vtep, mtu, br)
-                    .await
-                    .map_err(crate::network::nl(format!("vxlan {vxlan}")))?;
+                let index =
+                    h.ensure_vxlan(&vxlan, g.vni, self.vtep, mtu, br).await.map_err(crate::network::nl(format!("vxlan {vxlan}")))?;
                 h.set_mtu(&net.bridge, mtu).await.map_err(crate::network::nl(format!("mtu of {}", net.bridge)))?;
                 store::save_network(&self.data_dir, &net)?;
                 let ipam = store::new_ipam(&net)?;
