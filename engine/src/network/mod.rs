@@ -34,6 +34,11 @@
 //! with it: bridges of known networks are ensured, our stray bridges and veths deleted, sandboxes
 //! whose netns is gone released (a netns whose mount is gone but whose container runs on is
 //! mounted again from the container's process), ports taken again, resolvers restarted, and our chains rebuilt.
+//!
+//! The kernel is reached through two seams, [`netlink::Netlink`] and [`iptables::Iptables`]
+//! (real in the engine, recording fakes in the root-free tests of [`tests`]). The service's
+//! background work (netlink connections, resolvers, veth reaping, deferred rule updates, the
+//! overlay's store watch) runs on one [`Tasks`], stopped and awaited by [`NetworkService::shutdown`].
 use crate::events::EventBus;
 use crate::tasks::Tasks;
 use crate::{Classify, ErrorKind};

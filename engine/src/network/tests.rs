@@ -192,6 +192,46 @@ async fn a_restart_removes_our_stray_bridges_and_veths_and_keeps_the_rest() {
     assert!(calls.contains(&"host delete_link vethdead000".to_string()), "{calls:?}");
 }
 
+#[tokio::test]
+async fn a_restart_releases_a_sandbox_whose_netns_is_gone() {
+    let e = env();
+    let svc = e.start().await.expect("start");
+    let net = svc.network_id.clone();
+    {
+        let mut st = svc.shared.state.lock().unwrap();
+        let s = st.networks.get_mut(&net).unwrap();
+        s.ipam.allocate("c9").unwrap();
+        store::save_ipam(&svc.data_dir, &net, &s.ipam).unwrap();
+    }
+    let rec = SandboxRec {
+        container_id: "c9".into(),
+        name: "gone".into(),
+        netns: svc.netns_path("c9"),
+        endpoints: vec![store::EndpointRec {
+            network_id: net.clone(),
+            ifname: "eth0".into(),
+            aliases: vec![],
+            mac: "02:42:ac:1f:00:02".into(),
+            default_route: true,
+        }],
+        ports: vec![],
+        dns: Default::default(),
+        links: Default::default(),
+        netns_ino: 0,
+    };
+    store::save_sandbox(&svc.run_dir, &rec).unwrap();
+    drop(svc);
+    let svc = e.start().await.expect("restart");
+    let veth = veth_name(&endpoint_id(&net, "c9"));
+    assert!(e.nl.calls().contains(&format!("host delete_link {veth}")), "{:?}", e.nl.calls());
+    assert_eq!(svc.endpoint("c9"), None);
+    assert!(store::load_sandboxes(&svc.run_dir).unwrap().is_empty(), "the record is left");
+    // Its address is released, in memory and on disk.
+    assert_eq!(svc.shared.state.lock().unwrap().networks[&net].ipam.get("c9"), None);
+    let on_disk = store::load_all(&svc.data_dir).unwrap();
+    assert_eq!(on_disk.iter().find(|s| s.net.id == net).map(|s| s.ipam.get("c9")), Some(None));
+}
+
 fn endpoint(veth: &str) -> Endpoint {
     Endpoint {
         netns: "/run/test/netns/c1".into(),
