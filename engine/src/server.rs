@@ -62,7 +62,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     let mut images = ImageService::open(&cfg.data_root, &cfg.insecure_registries)?;
     images.set_pull_options(cfg.pull.clone());
     let images = Arc::new(images);
-    let network = Arc::new(NetworkService::start(&cfg).await?);
+    let network = Arc::new(NetworkService::start(&cfg, events.clone()).await?);
     let containers = ContainerService::open(cfg.clone(), images.clone(), network.clone(), events.clone()).await?;
     {
         let c = containers.clone();

@@ -143,7 +143,7 @@ async fn bridge_connect_ping_disconnect_purge() {
     let env = Env::new();
     let cfg = &env.cfg;
     let br = cfg.bridge_name.clone();
-    let svc = NetworkService::start(cfg).await.expect("start");
+    let svc = NetworkService::start(cfg, engine::events::EventBus::default()).await.expect("start");
     let (subnet, gw) = svc.subnet();
     assert_eq!(format!("{gw}/24"), cfg.bridge_cidr);
     assert!(subnet.ends_with(".0/24"), "{subnet}");
@@ -162,7 +162,7 @@ async fn bridge_connect_ping_disconnect_purge() {
     let before = rules.len();
     let svc = {
         drop(svc);
-        NetworkService::start(cfg).await.expect("restart")
+        NetworkService::start(cfg, engine::events::EventBus::default()).await.expect("restart")
     };
     assert_eq!(rules_with(&br).len(), before, "rules duplicated on restart");
 
@@ -229,7 +229,7 @@ async fn bridge_connect_ping_disconnect_purge() {
 async fn restart_keeps_live_allocations_and_releases_dead_ones() {
     let env = Env::new();
     let cfg = &env.cfg;
-    let svc = NetworkService::start(cfg).await.expect("start");
+    let svc = NetworkService::start(cfg, engine::events::EventBus::default()).await.expect("start");
     let live = svc.connect("live").await.expect("connect live");
     let dead = svc.connect("dead").await.expect("connect dead");
     let net_id = svc.network_id.clone();
@@ -239,7 +239,7 @@ async fn restart_keeps_live_allocations_and_releases_dead_ones() {
     nix::mount::umount2(&dead.netns, nix::mount::MntFlags::MNT_DETACH).expect("umount");
     std::fs::remove_file(&dead.netns).expect("rm netns");
 
-    let svc = NetworkService::start(cfg).await.expect("restart");
+    let svc = NetworkService::start(cfg, engine::events::EventBus::default()).await.expect("restart");
     assert_eq!(svc.network_id, net_id, "network id is stable");
     assert_eq!(svc.endpoint("live"), Some(live.clone()));
     assert!(svc.endpoint("dead").is_none());
@@ -256,7 +256,7 @@ async fn restart_keeps_live_allocations_and_releases_dead_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_connects_and_a_vanished_bridge() {
     let env = Env::new();
-    let svc = std::sync::Arc::new(NetworkService::start(&env.cfg).await.expect("start"));
+    let svc = std::sync::Arc::new(NetworkService::start(&env.cfg, engine::events::EventBus::default()).await.expect("start"));
     let ids: Vec<String> = (0..8).map(|i| format!("many-{i}")).collect();
     let t = Instant::now();
     let eps = futures_util::future::join_all(ids.iter().map(|id| svc.connect(id))).await;

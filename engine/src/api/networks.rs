@@ -178,14 +178,11 @@ async fn create(
             attachable: req.attachable.unwrap_or(false),
         })
         .await?;
-    st.events.publish("network", "create", &net.id, &[("name", net.name.as_str()), ("type", net.driver.as_str())]);
     Ok((StatusCode::CREATED, Json(json!({"Id": net.id, "Warning": ""}))))
 }
 
 async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let n = st.network.network(&id)?;
-    st.network.remove_network(&n.id).await?;
-    st.events.publish("network", "destroy", &n.id, &[("name", n.name.as_str()), ("type", n.driver.as_str())]);
+    st.network.remove_network(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

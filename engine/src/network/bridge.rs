@@ -1,7 +1,8 @@
 //! Links over netlink (rtnetlink, no `ip`): the bridge with its address, veth pairs whose peer
 //! is created directly inside a container netns as `eth0`, and the netns side (address, `lo`,
 //! default route). A connection is opened per operation so the service does not depend on the
-//! tokio runtime it was started on.
+//! tokio runtime it was started on; its driver task is spawned on the service's [`Tasks`] (it ends
+//! when the last handle is dropped). The service reaches all this through [`super::netlink`].
 use futures_util::TryStreamExt;
 use ipnetwork::Ipv4Network;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -11,7 +12,12 @@ use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, Ro
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
+use crate::tasks::Tasks;
+
 pub type NlResult<T> = Result<T, rtnetlink::Error>;
+
+/// A link's name and the index of its master (the bridge it is enslaved to).
+pub type LinkEntry = (String, Option<u32>);
 
 /// The errno of a netlink error reply (positive, e.g. `libc::EEXIST`).
 pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -22,18 +28,18 @@ pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
 }
 
 /// A handle on a new connection in the caller's (host) netns.
-pub fn host() -> std::io::Result<Handle> {
+pub fn host(tasks: &Tasks) -> std::io::Result<Handle> {
     let (conn, handle, _) = rtnetlink::new_connection()?;
-    tokio::spawn(conn);
+    tasks.spawn(conn);
     Ok(handle)
 }
 
 /// A handle driven by tokio over a netlink socket opened inside another netns.
-pub fn in_netns(socket: OwnedFd) -> Handle {
+pub fn in_netns(tasks: &Tasks, socket: OwnedFd) -> Handle {
     // SAFETY: we own `socket`; TokioSocket takes over the descriptor.
     let socket = unsafe { TokioSocket::from_raw_fd(socket.into_raw_fd()) };
     let (conn, handle, _) = rtnetlink::from_socket(socket);
-    tokio::spawn(conn);
+    tasks.spawn(conn);
     handle
 }
 
@@ -156,7 +162,7 @@ pub async fn ports_of(h: &Handle, master: u32) -> NlResult<Vec<String>> {
 }
 
 /// Every link of the netns: (name, index of its master).
-pub async fn all_links(h: &Handle) -> NlResult<Vec<(String, Option<u32>)>> {
+pub async fn all_links(h: &Handle) -> NlResult<Vec<LinkEntry>> {
     use rtnetlink::packet_route::link::LinkAttribute;
     let mut out = vec![];
     let mut links = h.link().get().execute();
@@ -192,7 +198,7 @@ pub fn route_localnet(dev: &str) -> std::io::Result<()> {
 }
 
 /// Link notifications (`RTNLGRP_LINK`) of the host netns, to see links go without polling.
-pub struct LinkWatch {
+pub struct RealLinkWatch {
     handle: Handle,
     events: LinkEvents,
 }
@@ -202,14 +208,14 @@ type LinkEvents = futures_util::stream::BoxStream<
     (rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>, rtnetlink::sys::SocketAddr),
 >;
 
-/// Subscribes to link notifications; links removed from now on are seen by [`LinkWatch::wait_gone`].
-pub fn watch_links() -> std::io::Result<LinkWatch> {
+/// Subscribes to link notifications; links removed from now on are seen by [`RealLinkWatch::wait_gone`].
+pub fn watch_links(tasks: &Tasks) -> std::io::Result<RealLinkWatch> {
     let (conn, handle, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])?;
-    tokio::spawn(conn);
-    Ok(LinkWatch { handle, events: Box::pin(events) })
+    tasks.spawn(conn);
+    Ok(RealLinkWatch { handle, events: Box::pin(events) })
 }
 
-impl LinkWatch {
+impl RealLinkWatch {
     /// Waits until none of the links `names` (as they are now: by index, so a new link of the
     /// same name does not count) exists, at most `timeout`; returns the indexes of those still there.
     pub async fn wait_gone(mut self, names: &[String], timeout: std::time::Duration) -> NlResult<Vec<u32>> {

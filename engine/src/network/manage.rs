@@ -1,6 +1,6 @@
 //! `docker network create/rm/prune`: user-defined bridge networks.
 use super::store::{self, NetState, Network};
-use super::{bridge, nl, NetworkError, NetworkService, DEFAULT_NETWORK};
+use super::{io_at, nl, os, NetworkError, NetworkService, DEFAULT_NETWORK};
 use ipnetwork::Ipv4Network;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -76,7 +76,7 @@ struct PoolLock(#[allow(dead_code)] std::os::unix::net::UnixListener);
 impl PoolLock {
     async fn acquire() -> Result<PoolLock, NetworkError> {
         use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(POOL_LOCK)?;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(POOL_LOCK).map_err(os("subnet pool lock"))?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             match std::os::unix::net::UnixListener::bind_addr(&addr) {
@@ -91,9 +91,21 @@ impl PoolLock {
 }
 
 impl NetworkService {
-    /// Creates a user-defined bridge network: its record, IPAM state, bridge and rules.
+    /// Creates a user-defined network (bridge: its record, IPAM state, bridge and rules; overlay:
+    /// in the cluster store) and publishes its `create` event.
     #[tracing::instrument(skip_all, fields(name = %req.name))]
     pub async fn create_network(&self, req: CreateNetwork) -> Result<Network, NetworkError> {
+        let net = self.create_locked(req).await?;
+        self.publish_event("create", &net);
+        Ok(net)
+    }
+
+    /// A network's event: `network <action>` with its name and driver.
+    fn publish_event(&self, action: &str, net: &Network) {
+        self.events.publish("network", action, &net.id, &[("name", net.name.as_str()), ("type", net.driver.as_str())]);
+    }
+
+    async fn create_locked(&self, req: CreateNetwork) -> Result<Network, NetworkError> {
         let _ops = self.ops.lock().await;
         let name = req.name.clone();
         check_name(&name)?;
@@ -127,13 +139,13 @@ impl NetworkService {
             st.networks.values().filter_map(|s| Some((store::parse_subnet(&s.net.subnet).ok()?, s.net.bridge.clone()))).collect()
         };
         let id = crate::ids::new_id();
-        let h = bridge::host()?;
+        let h = self.shared.netlink.host().map_err(os("netlink connection"))?;
         let bridge_name = match req.options.get(OPT_BRIDGE_NAME).filter(|b| !b.is_empty()) {
             Some(b) => {
                 if b.len() > 15 || b.contains('/') || b.chars().any(char::is_whitespace) {
                     return Err(NetworkError::Invalid(format!("invalid bridge name {b:?}")));
                 }
-                if ours.iter().any(|(_, x)| x == b) || bridge::link_index(&h, b).await.map_err(nl("find link"))?.is_some() {
+                if ours.iter().any(|(_, x)| x == b) || h.link_index(b).await.map_err(nl("find link"))?.is_some() {
                     return Err(NetworkError::Conflict(format!("bridge name {b} is already in use")));
                 }
                 b.clone()
@@ -154,7 +166,7 @@ impl NetworkService {
             }
             None => {
                 let mut taken: Vec<Ipv4Network> = ours.iter().map(|(n, _)| *n).collect();
-                taken.extend(bridge::local_networks(&h).await.map_err(nl("list addresses"))?);
+                taken.extend(h.local_networks().await.map_err(nl("list addresses"))?);
                 pool().find(|c| !taken.iter().any(|t| overlaps(t, c))).ok_or_else(|| {
                     NetworkError::Forbidden(
                         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
@@ -186,16 +198,19 @@ impl NetworkService {
         };
         let ipam = store::new_ipam(&net)?;
         let cidr = Ipv4Network::new(gateway, subnet.prefix()).map_err(|e| NetworkError::Invalid(e.to_string()))?;
-        bridge::ensure_bridge(&h, &bridge_name, cidr).await.map_err(nl(format!("bridge {bridge_name}")))?;
+        h.ensure_bridge(&bridge_name, cidr).await.map_err(nl(format!("bridge {bridge_name}")))?;
         if let Some(m) = super::flags::bridge_mtu(&net) {
-            super::overlay::set_mtu(&h, &bridge_name, m).await.map_err(nl(format!("mtu of {bridge_name}")))?;
+            h.set_mtu(&bridge_name, m).await.map_err(nl(format!("mtu of {bridge_name}")))?;
         }
-        let saved = bridge::route_localnet(&bridge_name)
-            .map_err(NetworkError::from)
+        let saved = self
+            .shared
+            .netlink
+            .route_localnet(&bridge_name)
+            .map_err(io_at("setting route_localnet on", format!("/proc/sys/net/ipv4/conf/{bridge_name}/route_localnet")))
             .and_then(|_| store::save_network(&self.data_dir, &net))
             .and_then(|_| store::save_ipam(&self.data_dir, &net.id, &ipam));
         if let Err(e) = saved {
-            let _ = bridge::delete_link(&h, &bridge_name).await;
+            let _ = h.delete_link(&bridge_name).await;
             let _ = store::remove_network(&self.data_dir, &net.id);
             return Err(e);
         }
@@ -213,11 +228,14 @@ impl NetworkService {
     }
 
     /// `docker network rm`: refused for predefined networks and while containers are attached.
+    /// Publishes the network's `destroy` event.
     #[tracing::instrument(skip_all, fields(network = %key))]
     pub async fn remove_network(&self, key: &str) -> Result<(), NetworkError> {
         let _ops = self.ops.lock().await;
         let net = self.network(key)?;
-        self.remove_locked(&net).await
+        self.remove_locked(&net).await?;
+        self.publish_event("destroy", &net);
+        Ok(())
     }
 
     async fn remove_locked(&self, net: &Network) -> Result<(), NetworkError> {
@@ -238,8 +256,8 @@ impl NetworkService {
             }
             st.networks.remove(&net.id);
         }
-        let h = bridge::host()?;
-        bridge::delete_link(&h, &net.bridge).await.map_err(nl(format!("delete {}", net.bridge)))?;
+        let h = self.shared.netlink.host().map_err(os("netlink connection"))?;
+        h.delete_link(&net.bridge).await.map_err(nl(format!("delete {}", net.bridge)))?;
         store::remove_network(&self.data_dir, &net.id)?;
         self.sync_firewall().await?;
         tracing::info!(network = %net.id, "network removed");

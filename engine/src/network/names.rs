@@ -155,6 +155,9 @@ mod tests {
             tag: "t".into(),
             remote: Mutex::default(),
             firewall: true,
+            netlink: std::sync::Arc::new(crate::network::fake::FakeNetlink::default()),
+            iptables: std::sync::Arc::new(crate::network::fake::FakeIptables::default()),
+            tasks: crate::tasks::Tasks::new("test"),
         };
         let web = vec!["10.77.0.2".parse::<Ipv4Addr>().unwrap()];
         assert_eq!(shared.lookup("c2", "web"), Some(web.clone()));

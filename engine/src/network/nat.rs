@@ -1,5 +1,5 @@
-//! iptables rules of one engine, as data plus a small executor that shells out to `iptables -w`
-//! and `iptables-restore` (iptables-nft here). Everything lives in chains named after the engine's
+//! iptables rules of one engine, as data plus a small executor over the [`Iptables`] seam
+//! (`iptables -w` and `iptables-restore`, see [`super::iptables`]). Everything lives in chains named after the engine's
 //! default bridge (`<tag>`), so two engines (and dockerd) on one host never touch each other's
 //! rules, and every rule carries `-m comment --comment flotilla:<tag>`:
 //!
@@ -26,9 +26,8 @@
 //! The contents of our chains are rewritten as a whole with one `iptables-restore --noflush`
 //! (declaring a chain there flushes it), so a change is atomic per table and a restart rebuilds
 //! exactly what the state says.
+pub use super::iptables::{Exit, Iptables, NatError, RealIptables};
 use std::net::Ipv4Addr;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
 /// What the rules need to know about one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,17 +187,15 @@ pub fn render(tag: &str, nets: &[NetRules], ports: &[PortRule]) -> String {
     o
 }
 
-/// Runs `iptables -w -t <table> <args>`; `Ok(false)` when it exits non-zero, with its stderr.
-async fn run(table: &str, args: &[String]) -> Result<(bool, String), String> {
-    let out =
-        Command::new("iptables").arg("-w").args(["-t", table]).args(args).output().await.map_err(|e| format!("running iptables: {e}"))?;
-    Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).trim().to_string()))
+/// Runs `iptables -w -t <table> <args>`: whether it succeeded, with its stderr.
+async fn run(ipt: &dyn Iptables, table: &str, args: &[String]) -> Result<Exit, NatError> {
+    ipt.run(table, args).await
 }
 
-async fn must(table: &str, args: Vec<String>) -> Result<(), String> {
-    match run(table, &args).await? {
-        (true, _) => Ok(()),
-        (false, err) => Err(format!("iptables -t {table} {}: {err}", args.join(" "))),
+async fn must(ipt: &dyn Iptables, table: &str, args: Vec<String>) -> Result<(), NatError> {
+    match run(ipt, table, &args).await? {
+        Exit { success: true, .. } => Ok(()),
+        Exit { stderr, .. } => Err(NatError::Failed { command: format!("iptables -t {table} {}", args.join(" ")), stderr }),
     }
 }
 
@@ -209,54 +206,39 @@ fn with(op: &str, chain: &str, extra: &[String]) -> Vec<String> {
 }
 
 /// Creates our chains (when missing) and hooks them in. Idempotent; leaves chain contents alone.
-pub async fn apply(plan: &Plan) -> Result<(), String> {
+pub async fn apply(ipt: &dyn Iptables, plan: &Plan) -> Result<(), NatError> {
     for (table, chain) in &plan.chains {
-        if run(table, &with("-N", chain, &[])).await?.0 {
+        if run(ipt, table, &with("-N", chain, &[])).await?.success {
             tracing::debug!(table, chain, "created iptables chain");
         }
     }
     for j in &plan.jumps {
-        if !run(j.table, &with("-C", &j.chain, &j.args)).await?.0 {
+        if !run(ipt, j.table, &with("-C", &j.chain, &j.args)).await?.success {
             let mut args = vec!["-I".to_string(), j.chain.clone(), "1".to_string()];
             args.extend(j.args.iter().cloned());
-            must(j.table, args).await?;
+            must(ipt, j.table, args).await?;
         }
     }
     Ok(())
 }
 
 /// Replaces the contents of our chains with `rules` (see [`render`]) in one transaction.
-pub async fn restore(rules: &str) -> Result<(), String> {
-    let mut child = Command::new("iptables-restore")
-        .args(["-w", "--noflush"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("running iptables-restore: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(rules.as_bytes()).await.map_err(|e| format!("writing to iptables-restore: {e}"))?;
-    }
-    let out = child.wait_with_output().await.map_err(|e| format!("iptables-restore: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("iptables-restore: {}\n{rules}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
+pub async fn restore(ipt: &dyn Iptables, rules: &str) -> Result<(), NatError> {
+    ipt.restore(rules).await
 }
 
 /// Removes the jumps (every copy) and our chains. Idempotent: missing pieces are fine.
-pub async fn remove(plan: &Plan) -> Result<(), String> {
+pub async fn remove(ipt: &dyn Iptables, plan: &Plan) -> Result<(), NatError> {
     for j in &plan.jumps {
         for _ in 0..16 {
-            if !run(j.table, &with("-D", &j.chain, &j.args)).await?.0 {
+            if !run(ipt, j.table, &with("-D", &j.chain, &j.args)).await?.success {
                 break;
             }
         }
     }
     for (table, chain) in &plan.chains {
-        if run(table, &with("-F", chain, &[])).await?.0 {
-            must(table, with("-X", chain, &[])).await?;
+        if run(ipt, table, &with("-F", chain, &[])).await?.success {
+            must(ipt, table, with("-X", chain, &[])).await?;
         }
     }
     Ok(())

@@ -3,7 +3,8 @@
 //! resolver's sockets. `NetworkService::setup_started` runs it in the background while the
 //! runtime creates the container; `connect_endpoint` awaits it. And the veths of a sandbox
 //! torn down, watched as they go with its netns.
-use super::{bridge, dns, netns, nl, store, Endpoint, NetworkError, Shared};
+use super::netlink::{LinkWatch, Links, Netlink};
+use super::{bridge, dns, netns, nl, os, store, Endpoint, NetworkError, Shared};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,37 +22,37 @@ pub(super) struct Plumb {
 }
 
 /// Creates the endpoint's veth pair (the inside end directly in the netns `ns`, as `ep.ifname`)
-/// and configures the inside through `inner` (a netlink handle in that netns).
-pub(super) async fn plumb(p: Plumb, ns: &OwnedFd, inner: &rtnetlink::Handle) -> Result<(), NetworkError> {
+/// and configures the inside through `inner` (a netlink connection in that netns).
+pub(super) async fn plumb(netlink: &dyn Netlink, p: Plumb, ns: &OwnedFd, inner: &dyn Links) -> Result<(), NetworkError> {
     let t0 = std::time::Instant::now();
     let Plumb { ep, bridge: bridge_name, subnet, route, mac, mtu } = p;
-    let h = bridge::host()?;
-    let br = match bridge::link_index(&h, &bridge_name).await.map_err(nl("find bridge"))? {
+    let h = netlink.host().map_err(os("netlink connection"))?;
+    let br = match h.link_index(&bridge_name).await.map_err(nl("find bridge"))? {
         Some(i) => i,
         None => {
             tracing::warn!(bridge = %bridge_name, "bridge vanished; recreating it");
             let cidr = format!("{}/{}", ep.gateway, store::parse_subnet(&subnet)?.prefix());
             let cidr = cidr.parse().map_err(|e| NetworkError::Setup(format!("{cidr}: {e}")))?;
-            let i = bridge::ensure_bridge(&h, &bridge_name, cidr).await.map_err(nl(format!("bridge {bridge_name}")))?;
-            let _ = bridge::route_localnet(&bridge_name);
+            let i = h.ensure_bridge(&bridge_name, cidr).await.map_err(nl(format!("bridge {bridge_name}")))?;
+            let _ = netlink.route_localnet(&bridge_name);
             i
         }
     };
     // A leftover pair of an earlier attempt makes the name clash: deleted, then created again
     // (asked only then, not before every creation: one netlink round trip less).
-    match bridge::add_veth(&h, &ep.veth, br, ns, &ep.ifname, mac).await {
+    match h.add_veth(&ep.veth, br, ns, &ep.ifname, mac).await {
         Err(e) if bridge::errno(&e) == Some(libc::EEXIST) => {
             tracing::debug!(veth = %ep.veth, "a leftover veth had the name; replacing it");
-            bridge::delete_link(&h, &ep.veth).await.map_err(nl(format!("delete {}", ep.veth)))?;
-            bridge::add_veth(&h, &ep.veth, br, ns, &ep.ifname, mac).await.map_err(nl(format!("create veth {}", ep.veth)))?;
+            h.delete_link(&ep.veth).await.map_err(nl(format!("delete {}", ep.veth)))?;
+            h.add_veth(&ep.veth, br, ns, &ep.ifname, mac).await.map_err(nl(format!("create veth {}", ep.veth)))?;
         }
         r => r.map_err(nl(format!("create veth {}", ep.veth)))?,
     }
     if let Some(mtu) = mtu {
-        super::overlay::set_mtu(&h, &ep.veth, mtu).await.map_err(nl(format!("mtu of {}", ep.veth)))?;
-        super::overlay::set_mtu(inner, &ep.ifname, mtu).await.map_err(nl(format!("mtu of {}", ep.ifname)))?;
+        h.set_mtu(&ep.veth, mtu).await.map_err(nl(format!("mtu of {}", ep.veth)))?;
+        inner.set_mtu(&ep.ifname, mtu).await.map_err(nl(format!("mtu of {}", ep.ifname)))?;
     }
-    bridge::configure_inside(inner, &ep.ifname, ep.ip, ep.prefix_len, route.then_some(ep.gateway)).await.map_err(nl(format!(
+    inner.configure_inside(&ep.ifname, ep.ip, ep.prefix_len, route.then_some(ep.gateway)).await.map_err(nl(format!(
         "configure {} in {}",
         ep.ifname,
         ep.netns.display()
@@ -63,8 +64,12 @@ pub(super) async fn plumb(p: Plumb, ns: &OwnedFd, inner: &rtnetlink::Handle) -> 
 /// Binds 127.0.0.11:53 inside the netns at `path` and serves it for container `cid`.
 pub(super) async fn start_resolver_in(shared: &Arc<Shared>, cid: &str, path: &Path) -> Result<(), NetworkError> {
     let addr = dns::ADDR.parse().map_err(|e| NetworkError::Setup(format!("{e}")))?;
-    let (udp, tcp) = netns::resolver_sockets(path, addr).await?;
-    let r = dns::spawn(shared.clone(), cid.to_string(), udp, tcp)?;
+    let (udp, tcp) = netns::resolver_sockets(path, addr).await.map_err(|source| NetworkError::Io {
+        op: "binding the resolver's sockets in",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let r = dns::spawn(&shared.tasks, shared.clone(), cid.to_string(), udp, tcp).map_err(os("serving the resolver's sockets"))?;
     shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid.to_string()).or_default().resolver = Some(r);
     Ok(())
 }
@@ -75,7 +80,7 @@ const NETNS_TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_milli
 
 /// Waits for the veths of a netns just unmounted to go with it; deletes those still there after
 /// [`NETNS_TEARDOWN_WAIT`] (something else still holds the netns).
-pub(super) async fn reap_veths(watch: bridge::LinkWatch, veths: Vec<String>) {
+pub(super) async fn reap_veths(netlink: std::sync::Arc<dyn Netlink>, watch: Box<dyn LinkWatch>, veths: Vec<String>) {
     let t0 = std::time::Instant::now();
     let left = match watch.wait_gone(&veths, NETNS_TEARDOWN_WAIT).await {
         Ok(left) => left,
@@ -86,10 +91,10 @@ pub(super) async fn reap_veths(watch: bridge::LinkWatch, veths: Vec<String>) {
     };
     if !left.is_empty() {
         tracing::debug!(links = ?veths, "the netns is still in use; deleting its veths");
-        match bridge::host() {
+        match netlink.host() {
             Ok(h) => {
                 for i in left {
-                    if let Err(e) = bridge::delete_index(&h, i).await {
+                    if let Err(e) = h.delete_index(i).await {
                         tracing::warn!(index = i, error = %e, "deleting a veth failed");
                     }
                 }

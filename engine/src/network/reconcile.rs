@@ -1,6 +1,7 @@
 //! Bringing the host in line with the state when the engine starts (after a clean stop, a
 //! crash or a SIGKILL): the containers' sandboxes survive the engine, everything else is rebuilt.
-use super::{bridge, endpoint_id, netns, nl, portmap, store, veth_name, NetworkError, NetworkService};
+use super::netlink::Links;
+use super::{endpoint_id, io_at, netns, nl, os, portmap, store, veth_name, NetworkError, NetworkService};
 use std::collections::BTreeSet;
 
 /// Is `name` a bridge this engine would have made for a user-defined network (`<tag>-<hex>`)?
@@ -16,7 +17,7 @@ pub(super) fn is_our_bridge_name(tag: &str, name: &str) -> bool {
 
 impl NetworkService {
     pub(super) async fn reconcile(&self) -> Result<(), NetworkError> {
-        let h = bridge::host()?;
+        let h = self.shared.netlink.host().map_err(os("netlink connection"))?;
         // Every network's bridge, with its address.
         let nets: Vec<(String, String, String, std::net::Ipv4Addr, Option<u32>)> = {
             let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -29,11 +30,11 @@ impl NetworkService {
         for (_, br, subnet, gw, mtu) in &nets {
             let cidr = format!("{gw}/{}", store::parse_subnet(subnet)?.prefix());
             let cidr = cidr.parse().map_err(|e| NetworkError::Setup(format!("{cidr}: {e}")))?;
-            bridge::ensure_bridge(&h, br, cidr).await.map_err(nl(format!("bridge {br}")))?;
+            h.ensure_bridge(br, cidr).await.map_err(nl(format!("bridge {br}")))?;
             if let Some(m) = mtu {
-                super::overlay::set_mtu(&h, br, *m).await.map_err(nl(format!("mtu of {br}")))?;
+                h.set_mtu(br, *m).await.map_err(nl(format!("mtu of {br}")))?;
             }
-            bridge::route_localnet(br).map_err(|e| NetworkError::Setup(format!("route_localnet on {br}: {e}")))?;
+            self.shared.netlink.route_localnet(br).map_err(|e| NetworkError::Setup(format!("route_localnet on {br}: {e}")))?;
             bridges.insert(br.clone());
         }
 
@@ -44,7 +45,7 @@ impl NetworkService {
                 kept.push(sb);
                 continue;
             }
-            if sb.netns == self.netns_path(&sb.container_id) && self.adopt(&h, &sb).await {
+            if sb.netns == self.netns_path(&sb.container_id) && self.adopt(&*h, &sb).await {
                 tracing::info!(container = %sb.container_id, "netns of a running container mounted again from its process");
                 kept.push(sb);
                 continue;
@@ -52,9 +53,10 @@ impl NetworkService {
             tracing::info!(container = %sb.container_id, "releasing the network of a container whose netns is gone");
             for e in &sb.endpoints {
                 let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));
-                bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
+                h.delete_link(&veth).await.map_err(nl(format!("delete {veth}")))?;
             }
-            netns::remove(&self.netns_path(&sb.container_id))?;
+            let path = self.netns_path(&sb.container_id);
+            netns::remove(&path).map_err(io_at("removing netns", &path))?;
             store::remove_sandbox(&self.run_dir, &sb.container_id)?;
         }
         let kept_ids: BTreeSet<String> = kept.iter().map(|s| s.container_id.clone()).collect();
@@ -62,7 +64,7 @@ impl NetworkService {
             for e in rd.flatten() {
                 if !kept_ids.contains(&*e.file_name().to_string_lossy()) {
                     tracing::info!(netns = %e.path().display(), "removing a netns without a sandbox");
-                    netns::remove(&e.path())?;
+                    netns::remove(&e.path()).map_err(io_at("removing netns", e.path()))?;
                 }
             }
         }
@@ -96,18 +98,18 @@ impl NetworkService {
         }
 
         // Stray veths on our bridges and stray bridges of ours.
-        for (name, _) in bridge::all_links(&h).await.map_err(nl("list links"))? {
+        for (name, _) in h.all_links().await.map_err(nl("list links"))? {
             if is_our_bridge_name(&self.bridge_name, &name) && !bridges.contains(&name) {
                 tracing::info!(bridge = %name, "removing a bridge of a network that no longer exists");
-                bridge::delete_link(&h, &name).await.map_err(nl(format!("delete {name}")))?;
+                h.delete_link(&name).await.map_err(nl(format!("delete {name}")))?;
             }
         }
         for br in &bridges {
-            let Some(idx) = bridge::link_index(&h, br).await.map_err(nl("find bridge"))? else { continue };
-            for port in bridge::ports_of(&h, idx).await.map_err(nl("list bridge ports"))? {
+            let Some(idx) = h.link_index(br).await.map_err(nl("find bridge"))? else { continue };
+            for port in h.ports_of(idx).await.map_err(nl("list bridge ports"))? {
                 if !expected_veths.contains(&port) && !super::overlay::is_our_vxlan(&self.bridge_name, &port) {
                     tracing::info!(link = %port, bridge = %br, "removing a stray veth");
-                    bridge::delete_link(&h, &port).await.map_err(nl(format!("delete {port}")))?;
+                    h.delete_link(&port).await.map_err(nl(format!("delete {port}")))?;
                 }
             }
         }
@@ -143,10 +145,10 @@ impl NetworkService {
     /// The netns of a sandbox whose mount is gone but whose container still runs: mounted again
     /// from a process in it. Only when its host veths are still there (they die with the netns,
     /// so a netns of the same inode made since is never taken for it).
-    async fn adopt(&self, h: &rtnetlink::Handle, sb: &store::SandboxRec) -> bool {
+    async fn adopt(&self, h: &dyn Links, sb: &store::SandboxRec) -> bool {
         for e in &sb.endpoints {
             let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));
-            if !bridge::link_index(h, &veth).await.is_ok_and(|i| i.is_some()) {
+            if !h.link_index(&veth).await.is_ok_and(|i| i.is_some()) {
                 return false;
             }
         }

@@ -1,13 +1,12 @@
 //! A container's sandbox: its netns with one interface per network, its published ports and
 //! its embedded resolver. Set up at start, torn down at exit, changed live by
-//! `docker network connect/disconnect`.
+//! `docker network connect/disconnect` ([`super::attach`]).
 use super::plumb::{plumb, reap_veths, start_resolver_in, Plumb};
 use super::store::{self, DnsConf, EndpointRec, SandboxRec};
-use super::{bridge, dns, endpoint_id, ipam, netns, nl, portmap, veth_name};
+use super::{dns, endpoint_id, io_at, ipam, netns, nl, os, portmap, veth_name};
 use super::{Endpoint, NetworkError, NetworkService, PortMapping, PortSpec};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 /// How a container joins one network.
@@ -131,8 +130,8 @@ impl NetworkService {
         if exists || netns::is_netns(&path) {
             self.disconnect(cid).await?;
         }
-        std::fs::create_dir_all(&self.netns_dir)?;
-        let ns = netns::open_or_create(&path).await?;
+        std::fs::create_dir_all(&self.netns_dir).map_err(io_at("creating", &self.netns_dir))?;
+        let ns = netns::open_or_create(&path).await.map_err(io_at("creating netns", &path))?;
         let upstream = if req.dns_servers.is_empty() { host_nameservers() } else { req.dns_servers.clone() };
         let rec = SandboxRec {
             container_id: cid.to_string(),
@@ -162,12 +161,12 @@ impl NetworkService {
         }
         let shared = self.shared.clone();
         let (id, p2) = (cid.to_string(), path.clone());
-        let task = tokio::spawn(async move {
+        let task = self.shared.tasks.spawn(async move {
             let t0 = std::time::Instant::now();
-            let inner = bridge::in_netns(ns.netlink);
-            bridge::loopback_up(&inner).await.map_err(nl("bring lo up"))?;
+            let inner = shared.netlink.in_netns(ns.netlink);
+            inner.loopback_up().await.map_err(nl("bring lo up"))?;
             for p in plumbs {
-                plumb(p, &ns.fd, &inner).await?;
+                plumb(&*shared.netlink, p, &ns.fd, &*inner).await?;
             }
             if resolver {
                 start_resolver_in(&shared, &id, &p2).await?;
@@ -217,143 +216,24 @@ impl NetworkService {
         // short while. A new start of the container deletes a leftover pair first.
         let t0 = std::time::Instant::now();
         let veths: Vec<String> = nets.iter().map(|net| veth_name(&endpoint_id(net, container_id))).collect();
-        let watch = if veths.is_empty() { None } else { Some(bridge::watch_links()?) };
-        netns::remove(&self.netns_path(container_id))?;
+        let watch = if veths.is_empty() { None } else { Some(self.shared.netlink.watch_links().map_err(os("watching links"))?) };
+        let path = self.netns_path(container_id);
+        netns::remove(&path).map_err(io_at("removing netns", &path))?;
         store::remove_sandbox(&self.run_dir, container_id)?;
         if had_ports {
             self.schedule_firewall();
         }
         if let Some(watch) = watch {
-            tokio::spawn(reap_veths(watch, veths));
+            self.shared.tasks.spawn(reap_veths(self.shared.netlink.clone(), watch, veths));
         }
         self.overlay_release(container_id, held).await;
         tracing::debug!(us = t0.elapsed().as_micros() as u64, "sandbox removed");
         Ok(())
     }
 
-    /// `docker network connect` of a running container: a new interface in its netns.
-    #[tracing::instrument(skip_all, fields(container = %container_id, network = %network))]
-    pub async fn connect_endpoint(&self, container_id: &str, network: &str, attach: &Attach) -> Result<Endpoint, NetworkError> {
-        let path = self.netns_path(container_id);
-        let known = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).sandboxes.contains_key(container_id);
-        if !known || !netns::is_netns(&path) {
-            return Err(NetworkError::Conflict(format!("container {container_id} has no network namespace of its own")));
-        }
-        let ns = netns::open_or_create(&path).await?;
-        let inner = bridge::in_netns(ns.netlink);
-        let ep = match self.attach_one(container_id, &ns.fd, &inner, network, attach).await {
-            Ok(ep) => ep,
-            Err(e) => {
-                if let Ok(net) = self.network(network) {
-                    let _ = self.detach_one(container_id, &net.id).await;
-                }
-                return Err(e);
-            }
-        };
-        self.save_sandbox(container_id)?;
-        let has_resolver = self
-            .shared
-            .live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(container_id)
-            .is_some_and(|l| l.resolver.is_some());
-        if !has_resolver && self.wants_resolver(container_id) {
-            self.start_resolver(container_id).await?;
-        }
-        Ok(ep)
-    }
-
-    /// `docker network disconnect` of a running container: its interface on `network` goes,
-    /// with the ports published through it; the default route moves to another network.
-    #[tracing::instrument(skip_all, fields(container = %container_id, network = %network))]
-    pub async fn disconnect_endpoint(&self, container_id: &str, network: &str) -> Result<(), NetworkError> {
-        let net = self.network(network)?;
-        let connected = {
-            let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            st.sandboxes.get(container_id).is_some_and(|s| s.endpoints.iter().any(|e| e.network_id == net.id))
-        };
-        if !connected {
-            return Err(NetworkError::Forbidden(format!("container {container_id} is not connected to network {}", net.name)));
-        }
-        self.detach_one(container_id, &net.id).await?;
-        self.save_sandbox(container_id)
-    }
-
-    /// Removes one endpoint (record, address, veth, ports through it; moves the default route).
-    async fn detach_one(&self, cid: &str, network_id: &str) -> Result<(), NetworkError> {
-        let held = self.overlay_held(cid, Some(network_id));
-        let (ip, route) = {
-            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut ip = None;
-            if let Some(s) = st.networks.get_mut(network_id) {
-                ip = s.ipam.release(cid);
-                if ip.is_some() {
-                    store::save_ipam(&self.data_dir, network_id, &s.ipam)?;
-                }
-            }
-            let mut route = None;
-            let internal: Vec<String> = st.networks.values().filter(|s| s.net.internal).map(|s| s.net.id.clone()).collect();
-            let gateways: BTreeMap<String, Ipv4Addr> = st.networks.values().map(|s| (s.net.id.clone(), s.net.gateway)).collect();
-            if let Some(sb) = st.sandboxes.get_mut(cid) {
-                let had_route = sb.endpoints.iter().any(|e| e.network_id == network_id && e.default_route);
-                sb.endpoints.retain(|e| e.network_id != network_id);
-                if had_route {
-                    if let Some(e) = sb.endpoints.iter_mut().find(|e| !internal.contains(&e.network_id)) {
-                        e.default_route = true;
-                        route = gateways.get(&e.network_id).map(|gw| (e.ifname.clone(), *gw));
-                    }
-                }
-            }
-            (ip, route)
-        };
-        let mut ports_changed = false;
-        if let Some(ip) = ip {
-            let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(sb) = st.sandboxes.get_mut(cid) {
-                let before = sb.ports.len();
-                sb.ports.retain(|p| p.container_ip != ip);
-                ports_changed = sb.ports.len() != before;
-            }
-            if let Some(live) = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(cid) {
-                live.ports.retain(|(m, _)| m.container_ip != ip);
-            }
-        }
-        let h = bridge::host()?;
-        let veth = veth_name(&endpoint_id(network_id, cid));
-        bridge::delete_link(&h, &veth).await.map_err(nl(format!("delete {veth}")))?;
-        if let Some((ifname, gw)) = route {
-            let path = self.netns_path(cid);
-            if netns::is_netns(&path) {
-                let ns = netns::open_or_create(&path).await?;
-                let inner = bridge::in_netns(ns.netlink);
-                bridge::default_route(&inner, &ifname, gw).await.map_err(nl(format!("default route via {ifname}")))?;
-            }
-        }
-        if ports_changed {
-            self.schedule_firewall();
-        }
-        self.overlay_release(cid, held).await;
-        Ok(())
-    }
-
-    /// Allocates the address of `cid` on `network`, records the endpoint and plumbs its veth.
-    async fn attach_one(
-        &self,
-        cid: &str,
-        ns: &OwnedFd,
-        inner: &rtnetlink::Handle,
-        network: &str,
-        attach: &Attach,
-    ) -> Result<Endpoint, NetworkError> {
-        let (ep, p) = self.allocate_claimed(cid, network, attach).await?;
-        plumb(p, ns, inner).await?;
-        Ok(ep)
-    }
-
     /// [`Self::allocate`], with the address claimed in the cluster store first on an overlay
     /// network (given back if the allocation fails) and the endpoint published after.
-    async fn allocate_claimed(&self, cid: &str, network: &str, attach: &Attach) -> Result<(Endpoint, Plumb), NetworkError> {
+    pub(super) async fn allocate_claimed(&self, cid: &str, network: &str, attach: &Attach) -> Result<(Endpoint, Plumb), NetworkError> {
         let claimed = self.overlay_claim(cid, network, attach).await?;
         let (ep, p) = match self.allocate(cid, network, &claimed) {
             Ok(r) => r,
@@ -445,7 +325,7 @@ impl NetworkService {
 
     /// Takes the host ports of `specs`, pointing at the container's primary (first non-internal)
     /// endpoint. Docker's wording when a port is taken.
-    fn publish(&self, cid: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, NetworkError> {
+    pub(super) fn publish(&self, cid: &str, specs: &[PortSpec]) -> Result<Vec<PortMapping>, NetworkError> {
         if specs.is_empty() {
             return Ok(vec![]);
         }

@@ -8,7 +8,7 @@
 //! after a power loss the netns are gone and the start-up reconcile releases whatever is on disk):
 //! that saves 10-20 ms per fsync on every start and stop. Network records are fsynced.
 use super::ipam::Ipam;
-use super::NetworkError;
+use super::{io_at, NetworkError};
 use crate::fsutil;
 use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
@@ -138,12 +138,14 @@ fn sandbox_dir(root: &Path) -> PathBuf {
 }
 
 pub fn save_sandbox(root: &Path, sb: &SandboxRec) -> Result<(), NetworkError> {
-    Ok(fsutil::write_runtime_json(&sandbox_dir(root).join(format!("{}.json", sb.container_id)), sb)?)
+    let path = sandbox_dir(root).join(format!("{}.json", sb.container_id));
+    fsutil::write_runtime_json(&path, sb).map_err(io_at("writing", &path))
 }
 
 pub fn remove_sandbox(root: &Path, container_id: &str) -> Result<(), NetworkError> {
-    match std::fs::remove_file(sandbox_dir(root).join(format!("{container_id}.json"))) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+    let path = sandbox_dir(root).join(format!("{container_id}.json"));
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at("removing", path)(e)),
         _ => Ok(()),
     }
 }
@@ -154,9 +156,9 @@ pub fn load_sandboxes(root: &Path) -> Result<Vec<SandboxRec>, NetworkError> {
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(io_at("reading", dir)(e)),
     };
-    fsutil::remove_stale_tmp(&dir)?;
+    fsutil::remove_stale_tmp(&dir).map_err(io_at("cleaning", &dir))?;
     let mut out = vec![];
     for e in rd.flatten() {
         let p = e.path();
@@ -174,8 +176,9 @@ pub fn load_sandboxes(root: &Path) -> Result<Vec<SandboxRec>, NetworkError> {
 
 /// Removes a network's directory (records and IPAM state).
 pub fn remove_network(root: &Path, id: &str) -> Result<(), NetworkError> {
-    match std::fs::remove_dir_all(net_dir(root, id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+    let dir = net_dir(root, id);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at("removing", dir)(e)),
         _ => Ok(()),
     }
 }
@@ -198,17 +201,18 @@ pub fn load_all(root: &Path) -> Result<Vec<NetState>, NetworkError> {
     let rd = match std::fs::read_dir(root) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(io_at("reading", root)(e)),
     };
     for entry in rd.flatten() {
         let dir = entry.path();
         if !dir.is_dir() {
             continue;
         }
-        fsutil::remove_stale_tmp(&dir)?;
+        fsutil::remove_stale_tmp(&dir).map_err(io_at("cleaning", &dir))?;
         let loaded = (|| -> Result<Option<NetState>, NetworkError> {
-            let Some(net) = fsutil::read_json::<Network>(&dir.join("network.json"))? else { return Ok(None) };
-            let ipam = match fsutil::read_json::<Ipam>(&dir.join("ipam.json"))? {
+            let (net_file, ipam_file) = (dir.join("network.json"), dir.join("ipam.json"));
+            let Some(net) = fsutil::read_json::<Network>(&net_file).map_err(io_at("reading", &net_file))? else { return Ok(None) };
+            let ipam = match fsutil::read_json::<Ipam>(&ipam_file).map_err(io_at("reading", &ipam_file))? {
                 Some(mut ipam) => {
                     ipam.reindex();
                     ipam
@@ -227,11 +231,13 @@ pub fn load_all(root: &Path) -> Result<Vec<NetState>, NetworkError> {
 }
 
 pub fn save_network(root: &Path, net: &Network) -> Result<(), NetworkError> {
-    Ok(fsutil::write_json(&net_dir(root, &net.id).join("network.json"), net)?)
+    let path = net_dir(root, &net.id).join("network.json");
+    fsutil::write_json(&path, net).map_err(io_at("writing", &path))
 }
 
 pub fn save_ipam(root: &Path, id: &str, ipam: &Ipam) -> Result<(), NetworkError> {
-    Ok(fsutil::write_runtime_json(&net_dir(root, id).join("ipam.json"), ipam)?)
+    let path = net_dir(root, id).join("ipam.json");
+    fsutil::write_runtime_json(&path, ipam).map_err(io_at("writing", &path))
 }
 
 /// A fresh allocator for `net` (its subnet, gateway and `--ip-range`).

@@ -46,12 +46,20 @@ impl Drop for Resolver {
     }
 }
 
-/// Starts serving on the given (non-blocking) sockets.
-pub fn spawn<N: Names>(names: Arc<N>, cid: String, udp: std::net::UdpSocket, tcp: std::net::TcpListener) -> std::io::Result<Resolver> {
+/// Starts serving on the given (non-blocking) sockets, as a task of `tasks` (it ends when the
+/// [`Resolver`] is dropped or the service shuts down).
+pub fn spawn<N: Names>(
+    tasks: &crate::tasks::Tasks,
+    names: Arc<N>,
+    cid: String,
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+) -> std::io::Result<Resolver> {
     let udp = Arc::new(UdpSocket::from_std(udp)?);
     let tcp = TcpListener::from_std(tcp)?;
-    let task = tokio::spawn(async move {
-        // Children (forwards, TCP connections) die with this task: the JoinSet aborts them on drop.
+    let task = tasks.spawn_until_shutdown(async move {
+        // Children (forwards, TCP connections) die with this task: the JoinSet is owned by it and
+        // aborts them when dropped, i.e. when the resolver is aborted or the service shuts down.
         let mut tasks = JoinSet::new();
         let mut buf = vec![0u8; 4096];
         loop {
@@ -248,7 +256,7 @@ mod tests {
         udp.set_nonblocking(true).unwrap();
         tcp.set_nonblocking(true).unwrap();
         let (ua, ta) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
-        let r = spawn(Arc::new(Fixed), "c".into(), udp, tcp).unwrap();
+        let r = spawn(&crate::tasks::Tasks::new("test"), Arc::new(Fixed), "c".into(), udp, tcp).unwrap();
         let resp = forward_udp(ua, &query("web", wire::TYPE_A)).await.unwrap();
         assert_eq!(&resp[resp.len() - 4..], &[10, 5, 0, 2]);
         let resp = forward_tcp(ta, &query("web", wire::TYPE_A)).await.unwrap();

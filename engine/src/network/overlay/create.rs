@@ -5,7 +5,7 @@ use super::{Overlay, DRIVER, OPT_MTU};
 use crate::network::manage::overlaps;
 use crate::network::sandbox::Attach;
 use crate::network::store::{self, Network};
-use crate::network::{bridge, nl, CreateNetwork, NetworkError, NetworkService, DEFAULT_NETWORK};
+use crate::network::{nl, os, CreateNetwork, NetworkError, NetworkService, DEFAULT_NETWORK};
 use ipnetwork::Ipv4Network;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -60,8 +60,8 @@ impl NetworkService {
             Some(s) => Some(store::parse_subnet(s).map_err(|_| NetworkError::Invalid(format!("invalid subnet {s}")))?),
             None => None,
         };
-        let h = bridge::host()?;
-        let host_nets = bridge::local_networks(&h).await.map_err(nl("list addresses"))?;
+        let h = self.shared.netlink.host().map_err(os("netlink connection"))?;
+        let host_nets = h.local_networks().await.map_err(nl("list addresses"))?;
         for _ in 0..RETRIES {
             let snap = ov.kv.snapshot().await?;
             let local: Vec<Network> = self.networks().into_iter().filter(|n| n.driver != DRIVER).collect();

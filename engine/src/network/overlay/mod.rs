@@ -15,12 +15,12 @@
 pub mod config;
 mod create;
 pub mod kv;
-mod link;
+pub(super) mod link;
 mod slot;
 mod sync;
 mod teardown;
 
-use super::{bridge, nl, NetworkError, Shared};
+use super::{nl, os, NetworkError, Shared};
 use kv::{GlobalNetwork, Kv, RemoteEndpoint};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 
 pub use config::ClusterStore;
 pub use create::check_name;
-pub(super) use link::set_mtu;
 pub(crate) use slot::Slot;
 pub use slot::StoreStatus;
 
@@ -79,8 +78,8 @@ struct Peer {
 impl Overlay {
     /// Connects to the store, takes a lease and starts the watch and keep-alive tasks.
     pub(super) async fn start(cfg: &ClusterStore, shared: Arc<Shared>, data_dir: std::path::PathBuf) -> Result<Arc<Overlay>, NetworkError> {
-        let h = bridge::host()?;
-        let vtep = link::advertise_ip(&h, &cfg.advertise).await.map_err(nl(format!("address of {}", cfg.advertise)))?.ok_or_else(|| {
+        let h = shared.netlink.host().map_err(os("netlink connection"))?;
+        let vtep = h.advertise_ip(&cfg.advertise).await.map_err(nl(format!("address of {}", cfg.advertise)))?.ok_or_else(|| {
             NetworkError::Setup(format!("--cluster-advertise {}: no such address or interface with an IPv4 address", cfg.advertise))
         })?;
         let kv = Kv::connect(cfg).await?;
@@ -98,8 +97,8 @@ impl Overlay {
         ov.apply(&shared, &snap).await;
         // Containers that outlived an engine restart: their addresses and endpoints, under the new lease.
         ov.reassert(&shared).await;
-        tokio::spawn(sync::keep_alive(ov.clone(), shared.clone()));
-        tokio::spawn(sync::watch(ov.clone(), shared, snap.revision));
+        shared.tasks.spawn_until_shutdown(sync::keep_alive(ov.clone(), shared.clone()));
+        shared.tasks.spawn_until_shutdown(sync::watch(ov.clone(), shared.clone(), snap.revision));
         tracing::info!(vtep = %vtep, store = ?cfg.endpoints, "overlay networks ready");
         Ok(ov)
     }

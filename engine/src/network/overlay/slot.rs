@@ -53,7 +53,7 @@ impl Slot {
                     RETRY.as_secs()
                 );
                 *slot.down.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
-                tokio::spawn(retry(slot.clone(), cfg.clone(), shared, data_dir));
+                shared.tasks.spawn_until_shutdown(retry(slot.clone(), cfg.clone(), shared.clone(), data_dir));
             }
             Err(e) => return Err(e),
         }

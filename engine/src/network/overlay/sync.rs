@@ -2,9 +2,9 @@
 //! node's overlay networks (state, bridge, VXLAN), its FDB/neighbour entries for other nodes'
 //! endpoints and the resolver's view of remote names to what etcd holds.
 use super::kv::{GlobalNetwork, Snapshot};
-use super::{link, Installed, Overlay, Peer};
+use super::{Installed, Overlay, Peer};
 use crate::network::store::{self, NetState};
-use crate::network::{bridge, Shared};
+use crate::network::Shared;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +79,7 @@ impl Overlay {
         }
         let want: BTreeMap<String, GlobalNetwork> = snap.networks.iter().map(|g| (g.net.id.clone(), g.clone())).collect();
         *self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = want.clone();
-        let Ok(h) = bridge::host() else { return };
+        let Ok(h) = shared.netlink.host() else { return };
         let mut changed = false;
         // Networks gone from the store (also those recorded here and removed while this engine was away).
         let mut gone: Vec<String> = installed.keys().filter(|id| !want.contains_key(*id)).cloned().collect();
@@ -95,9 +95,9 @@ impl Overlay {
         for id in gone {
             let inst = installed.remove(&id).unwrap_or_default();
             let br = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).networks.remove(&id).map(|s| s.net.bridge);
-            let _ = bridge::delete_link(&h, &inst.vxlan).await;
+            let _ = h.delete_link(&inst.vxlan).await;
             if let Some(br) = br {
-                if let Err(e) = bridge::delete_link(&h, &br).await {
+                if let Err(e) = h.delete_link(&br).await {
                     tracing::warn!(bridge = %br, error = %e, "overlay bridge not removed");
                 }
             }
@@ -122,13 +122,14 @@ impl Overlay {
                 let subnet = store::parse_subnet(&net.subnet)?;
                 let cidr = ipnetwork::Ipv4Network::new(net.gateway, subnet.prefix())
                     .map_err(|e| crate::network::NetworkError::Invalid(e.to_string()))?;
-                let br =
-                    bridge::ensure_bridge(&h, &net.bridge, cidr).await.map_err(crate::network::nl(format!("bridge {}", net.bridge)))?;
-                bridge::route_localnet(&net.bridge)?;
-                let index = link::ensure_vxlan(&h, &vxlan, g.vni, self.vtep, mtu, br)
-                    .await
-                    .map_err(crate::network::nl(format!("vxlan {vxlan}")))?;
-                link::set_mtu(&h, &net.bridge, mtu).await.map_err(crate::network::nl(format!("mtu of {}", net.bridge)))?;
+                let br = h.ensure_bridge(&net.bridge, cidr).await.map_err(crate::network::nl(format!("bridge {}", net.bridge)))?;
+                shared.netlink.route_localnet(&net.bridge).map_err(crate::network::io_at(
+                    "setting route_localnet on",
+                    format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
+                ))?;
+                let index =
+                    h.ensure_vxlan(&vxlan, g.vni, self.vtep, mtu, br).await.map_err(crate::network::nl(format!("vxlan {vxlan}")))?;
+                h.set_mtu(&net.bridge, mtu).await.map_err(crate::network::nl(format!("mtu of {}", net.bridge)))?;
                 store::save_network(&self.data_dir, &net)?;
                 let ipam = store::new_ipam(&net)?;
                 Ok::<_, crate::network::NetworkError>((index, ipam))
@@ -165,7 +166,7 @@ impl Overlay {
                 .filter_map(|e| Some(Peer { ip: e.ip, mac: mac_bytes(&e.mac)?, vtep: e.vtep }))
                 .collect();
             for p in inst.peers.difference(&want).cloned().collect::<Vec<_>>() {
-                match link::del_peer(&h, inst.index, p.ip, p.mac, p.vtep).await {
+                match h.del_peer(inst.index, p.ip, p.mac, p.vtep).await {
                     Ok(()) => {
                         inst.peers.remove(&p);
                     }
@@ -173,7 +174,7 @@ impl Overlay {
                 }
             }
             for p in want.difference(&inst.peers.clone()).cloned().collect::<Vec<_>>() {
-                match link::add_peer(&h, inst.index, p.ip, p.mac, p.vtep).await {
+                match h.add_peer(inst.index, p.ip, p.mac, p.vtep).await {
                     Ok(()) => {
                         tracing::debug!(network = %id, ip = %p.ip, vtep = %p.vtep, "peer added");
                         inst.peers.insert(p);

@@ -3,20 +3,11 @@
 //! next start sets it up again). Networks with running containers keep everything, so those
 //! containers keep talking to the other nodes while the engine is away.
 use super::Overlay;
-use crate::network::{bridge, NetworkService, Shared};
+use crate::network::Shared;
 use std::collections::BTreeSet;
 
-impl NetworkService {
-    /// Called once when the engine stops cleanly (see [`Overlay::shutdown`]).
-    pub async fn shutdown(&self) {
-        if let Some(ov) = self.overlay_ready() {
-            ov.shutdown(&self.shared).await;
-        }
-    }
-}
-
 impl Overlay {
-    /// Removes the devices of unused overlay networks and stops applying store changes. The
+    /// Called once by `NetworkService::shutdown`. Removes the devices of unused overlay networks and stops applying store changes. The
     /// engine's lease is revoked when no container here is on an overlay network (nothing of
     /// this node stays in the store); otherwise it runs out by itself.
     pub(crate) async fn shutdown(&self, shared: &Shared) {
@@ -26,7 +17,7 @@ impl Overlay {
             let st = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             st.sandboxes.values().flat_map(|sb| sb.endpoints.iter().map(|e| e.network_id.clone())).collect()
         };
-        let h = match bridge::host() {
+        let h = match shared.netlink.host() {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "overlay devices not removed at shutdown");
@@ -36,12 +27,12 @@ impl Overlay {
         let unused: Vec<String> = installed.keys().filter(|id| !used.contains(*id)).cloned().collect();
         for id in &unused {
             let Some(inst) = installed.remove(id) else { continue };
-            if let Err(e) = bridge::delete_link(&h, &inst.vxlan).await {
+            if let Err(e) = h.delete_link(&inst.vxlan).await {
                 tracing::warn!(vxlan = %inst.vxlan, error = %e, "vxlan not removed at shutdown");
             }
             let br = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).networks.remove(id).map(|s| s.net.bridge);
             if let Some(br) = br {
-                if let Err(e) = bridge::delete_link(&h, &br).await {
+                if let Err(e) = h.delete_link(&br).await {
                     tracing::warn!(bridge = %br, error = %e, "overlay bridge not removed at shutdown");
                 }
             }
