@@ -4,7 +4,7 @@ use super::containers::parse_filters;
 use super::proxy::{fan_out, forward, forward_headers};
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
-use crate::cluster::model::ImageRow;
+use crate::cluster::model::{ImageRow, ProgressLine};
 use crate::cluster::{Cluster, Engine, NodeError};
 use axum::body::Body;
 use axum::extract::Request;
@@ -133,12 +133,12 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, req: Request) -> Result<Response, A
                             buf.extend_from_slice(&chunk);
                             while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                                 let l: Vec<u8> = buf.drain(..=nl).collect();
-                                let Ok(v) = serde_json::from_slice::<Value>(&l) else { continue };
-                                if let Some(m) = v["errorDetail"]["message"].as_str().or(v["error"].as_str()) {
+                                let Ok(p) = serde_json::from_slice::<ProgressLine>(&l) else { continue };
+                                if let Some(m) = p.error() {
                                     failed = Some(m.to_string());
                                     continue;
                                 }
-                                let status = v["status"].as_str().unwrap_or("");
+                                let status = p.status.as_deref().unwrap_or("");
                                 let _ = tx.send(line(json!({"status": format!("Pulling {image}... : {status}"), "id": name}))).await;
                             }
                         }

@@ -204,7 +204,7 @@ pub async fn create(cl: &Cluster, ctx: &Ctx, kind: Kind, req: Request) -> Result
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    let name = NamedBody::deserialize(&v).unwrap_or_default().name;
+    let name = crate::cluster::model::object(&v).and_then(|v| NamedBody::deserialize(v).ok()).unwrap_or_default().name;
     let targets: Vec<Arc<Engine>> = match pinned(cl, &name) {
         Some((e, n)) => {
             if let Some(obj) = v.as_object_mut() {

@@ -211,8 +211,10 @@ pub fn encode_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
 
 /// Docker's `{"message": …}`, or the body as text.
 pub fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<super::model::ErrorBody>(body)
+    serde_json::from_slice::<serde_json::Value>(body)
         .ok()
+        .filter(serde_json::Value::is_object)
+        .and_then(|v| serde_json::from_value::<super::model::ErrorBody>(v).ok())
         .and_then(|e| e.message)
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
 }

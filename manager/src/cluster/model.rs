@@ -88,6 +88,31 @@ fn lenient<'de, D: serde::Deserializer<'de>, T: Default + DeserializeOwned>(d: D
     Ok(T::deserialize(Value::deserialize(d)?).unwrap_or_default())
 }
 
+/// `v` when it is a JSON object. serde's derive also reads a struct from an array (by
+/// position), which a lookup by name never did: the `read` functions take objects only.
+pub(crate) fn object(v: &Value) -> Option<&Value> {
+    v.is_object().then_some(v)
+}
+
+/// Port bindings (`HostConfig.PortBindings`) read entry by entry: a binding that is not an
+/// object reads as an empty one (any host port, as dockerd takes `[null]`), a port whose value is
+/// not a list reads as no binding, and a non-map as none at all.
+fn port_bindings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PortMap, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Object(m) => m
+            .into_iter()
+            .map(|(k, v)| {
+                let list = match v {
+                    Value::Array(a) => Some(a.into_iter().map(|b| HostBinding::deserialize(b).unwrap_or_default()).collect()),
+                    _ => None,
+                };
+                (k, list)
+            })
+            .collect(),
+        _ => PortMap::new(),
+    })
+}
+
 /// A list of strings; anything else in it is skipped, and a non-list reads as empty.
 fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
@@ -225,6 +250,9 @@ pub struct Inspect {
 impl Inspect {
     /// Reads an inspect answer; fields it lacks or cannot read take their defaults.
     pub fn read(v: &Value) -> Inspect {
+        if object(v).is_none() {
+            return Inspect::default();
+        }
         Inspect::deserialize(v).unwrap_or_else(|e| {
             tracing::debug!(error = %e, "unreadable container inspect");
             Inspect::default()
@@ -294,7 +322,7 @@ pub struct EventNode {
 
 impl NodeEvent {
     pub fn read(v: &Value) -> NodeEvent {
-        NodeEvent::deserialize(v).unwrap_or_default()
+        object(v).and_then(|v| NodeEvent::deserialize(v).ok()).unwrap_or_default()
     }
 
     /// The object type (old-style events are all about containers).

@@ -2,7 +2,7 @@
 //! `POST /networks/{id}/connect`) and of the nodes' answers to them. The request bodies are
 //! forwarded to the node as the client sent them, with the few fields the manager sets written
 //! into the raw document ([`set_field`]); these structs are read views of them.
-use super::{lenient, nullable, string_map, strings, HostBinding};
+use super::{lenient, nullable, object, port_bindings, string_map, strings, HostBinding};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct CreateHostConfig {
-    /// Port key (`80/tcp`) to its host bindings (`null`: none).
-    #[serde(deserialize_with = "lenient")]
+    /// Port key (`80/tcp`) to its host bindings (`null`: none). Read entry by entry: an odd
+    /// binding spoils only itself.
+    #[serde(deserialize_with = "port_bindings")]
     pub port_bindings: BTreeMap<String, Option<Vec<HostBinding>>>,
     #[serde(deserialize_with = "lenient")]
     pub network_mode: String,
@@ -62,7 +63,7 @@ pub struct CreateConfig {
 impl CreateConfig {
     /// Reads a create body; what it lacks or cannot read takes its default.
     pub fn read(v: &Value) -> CreateConfig {
-        CreateConfig::deserialize(v).unwrap_or_default()
+        object(v).and_then(|v| CreateConfig::deserialize(v).ok()).unwrap_or_default()
     }
 }
 
@@ -89,7 +90,7 @@ impl Default for Created {
 
 impl Created {
     pub fn read(v: &Value) -> Created {
-        Created::deserialize(v).unwrap_or_default()
+        object(v).and_then(|v| Created::deserialize(v).ok()).unwrap_or_default()
     }
 }
 
@@ -175,6 +176,22 @@ mod tests {
         assert!(c.host_config.links.is_empty() && c.host_config.port_bindings.is_empty());
         assert_eq!(CreateConfig::read(&json!([1, 2])).image, "");
         assert_eq!(CreateConfig::read(&json!({"HostConfig": null})).host_config.memory, 0);
+    }
+
+    #[test]
+    fn an_odd_port_binding_spoils_only_itself() {
+        let c = CreateConfig::read(&json!({"HostConfig": {"PortBindings": {
+            "80/tcp": [{"HostPort": "8080"}],
+            "443/tcp": [null],
+            "53/udp": [{"HostPort": 53}],
+            "22/tcp": "nope",
+        }}}));
+        let pb = &c.host_config.port_bindings;
+        assert_eq!(pb["80/tcp"].as_ref().unwrap()[0].host_port, "8080", "{pb:?}");
+        assert_eq!(pb["443/tcp"].as_ref().unwrap()[0].host_port, "", "[null] is any host port");
+        assert_eq!(pb["53/udp"].as_ref().unwrap()[0].host_port, "", "{pb:?}");
+        assert!(pb["22/tcp"].is_none(), "{pb:?}");
+        assert_eq!(Created::read(&json!(["abc", []])).id, "", "an array is not an answer");
     }
 
     #[test]

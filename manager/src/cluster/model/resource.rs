@@ -34,7 +34,7 @@ pub struct Resource {
 impl Resource {
     /// Reads a node's document, kept whole for clients.
     pub fn read(doc: Value) -> Resource {
-        let mut r = Resource::deserialize(&doc).unwrap_or_default();
+        let mut r = super::object(&doc).and_then(|d| Resource::deserialize(d).ok()).unwrap_or_default();
         r.doc = doc;
         r
     }
@@ -112,7 +112,7 @@ pub struct ImageRow {
 
 impl ImageRow {
     pub fn read(v: &Value) -> ImageRow {
-        ImageRow::deserialize(v).unwrap_or_default()
+        super::object(v).and_then(|v| ImageRow::deserialize(v).ok()).unwrap_or_default()
     }
 }
 
@@ -127,7 +127,7 @@ pub struct MountPoint {
 impl MountPoint {
     /// A container's mounts; what cannot be read is left out.
     pub fn read_all(mounts: &Value) -> Vec<MountPoint> {
-        mounts.as_array().into_iter().flatten().filter_map(|m| MountPoint::deserialize(m).ok()).collect()
+        mounts.as_array().into_iter().flatten().filter_map(|m| super::object(m).and_then(|m| MountPoint::deserialize(m).ok())).collect()
     }
 }
 
@@ -139,6 +139,9 @@ pub struct ProgressLine {
     pub error_detail: Option<ErrorDetail>,
     #[serde(deserialize_with = "lenient")]
     pub error: Option<String>,
+    /// The progress text (`Pulling fs layer`, `Download complete`, …).
+    #[serde(deserialize_with = "lenient")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -175,7 +178,10 @@ impl EndpointSettings {
     /// A container's networks, by name; what cannot be read is left out.
     pub fn read_all(networks: &Value) -> BTreeMap<String, EndpointSettings> {
         match networks.as_object() {
-            Some(m) => m.iter().map(|(k, v)| (k.clone(), EndpointSettings::deserialize(v).unwrap_or_default())).collect(),
+            Some(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), super::object(v).and_then(|v| EndpointSettings::deserialize(v).ok()).unwrap_or_default()))
+                .collect(),
             None => BTreeMap::new(),
         }
     }

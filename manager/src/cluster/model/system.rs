@@ -34,7 +34,7 @@ pub struct SystemInfo {
 
 impl SystemInfo {
     pub fn read(v: &Value) -> SystemInfo {
-        SystemInfo::deserialize(v).unwrap_or_default()
+        super::object(v).and_then(|v| SystemInfo::deserialize(v).ok()).unwrap_or_default()
     }
 }
 
@@ -50,7 +50,7 @@ pub struct SystemVersion {
 
 impl SystemVersion {
     pub fn read(v: &Value) -> SystemVersion {
-        SystemVersion::deserialize(v).unwrap_or_default()
+        super::object(v).and_then(|v| SystemVersion::deserialize(v).ok()).unwrap_or_default()
     }
 }
 
