@@ -233,9 +233,7 @@ impl NetworkService {
     pub async fn remove_network(&self, key: &str) -> Result<(), NetworkError> {
         let _ops = self.ops.lock().await;
         let net = self.network(key)?;
-        self.remove_locked(&net).await?;
-        self.publish_event("destroy", &net);
-        Ok(())
+        self.remove_locked(&net).await
     }
 
     async fn remove_locked(&self, net: &Network) -> Result<(), NetworkError> {
@@ -243,7 +241,9 @@ impl NetworkService {
             return Err(NetworkError::Forbidden(format!("{} is a pre-defined network and cannot be removed", net.name)));
         }
         if net.driver == super::overlay::DRIVER {
-            return self.remove_overlay(net).await;
+            self.remove_overlay(net).await?;
+            self.publish_event("destroy", net);
+            return Ok(());
         }
         {
             let mut st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -259,6 +259,9 @@ impl NetworkService {
         let h = self.shared.netlink.host().map_err(os("netlink connection"))?;
         h.delete_link(&net.bridge).await.map_err(nl(format!("delete {}", net.bridge)))?;
         store::remove_network(&self.data_dir, &net.id)?;
+        // Gone from here on (as `prune` removes networks too): its event goes out even when the
+        // firewall update below fails (the next update drops the rules left behind).
+        self.publish_event("destroy", net);
         self.sync_firewall().await?;
         tracing::info!(network = %net.id, "network removed");
         Ok(())

@@ -130,8 +130,13 @@ async fn a_failing_restore_is_a_typed_error_naming_the_command() {
     let e = env();
     let svc = e.start().await.expect("start");
     let net = svc.create_network(create("n1")).await.expect("create");
+    let mut rx = e.events.subscribe();
     e.ipt.fail_restore("iptables-restore: line 7 failed");
     let err = svc.remove_network(&net.id).await.expect_err("the rules update fails");
+    // The network is gone all the same, and its event says so.
+    assert!(svc.network("n1").is_err(), "the network is still listed");
+    let ev = rx.try_recv().expect("a destroy event");
+    assert_eq!((ev.action.as_str(), ev.actor.id.as_str()), ("destroy", net.id.as_str()));
     match err {
         NetworkError::Iptables(NatError::Restore { command, stderr, rules }) => {
             assert_eq!(command, "iptables-restore");
@@ -175,6 +180,13 @@ async fn network_create_and_remove_publish_their_events_and_remove_the_bridge() 
     // A refused removal publishes nothing.
     assert!(svc.remove_network("bridge").await.is_err());
     assert!(rx.try_recv().is_err());
+    // A prune publishes a destroy per network it removes, as dockerd does.
+    let a = svc.create_network(create("prune-a")).await.expect("create");
+    let _ = rx.try_recv();
+    let gone = svc.prune_networks(&Default::default()).await.expect("prune");
+    assert_eq!(gone, ["prune-a"]);
+    let ev = rx.try_recv().expect("a destroy event from prune");
+    assert_eq!((ev.action.as_str(), ev.actor.id.as_str()), ("destroy", a.id.as_str()));
 }
 
 #[tokio::test]
