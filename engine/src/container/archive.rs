@@ -361,6 +361,7 @@ impl<R: Runtime> ContainerService<R> {
             .await
         };
         // The view lives in the job until the stream ends; the stat comes first.
+        // Serves one request: it ends with its stream.
         let handle = tokio::spawn(job);
         match stat_rx.await {
             Ok(Ok(stat)) => Ok((stat, rx)),
@@ -409,6 +410,7 @@ impl<R: Runtime> ContainerService<R> {
         let (tx, rx) = mpsc::channel::<Bytes>(8);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ContainerError>>();
         self.publish("export", &rec, &[]);
+        // Serves one request: it ends with its stream.
         tokio::spawn(async move {
             let _op = ctr.op.lock().await;
             let layers = rec.layer_dirs.clone();

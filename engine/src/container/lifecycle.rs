@@ -1,6 +1,5 @@
 //! start, attach, wait, stop, kill, remove, and what happens when a process exits.
 use super::record::{NetMode, Record, Status};
-use super::rootfs;
 use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
 use crate::runtime::{AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError};
 use std::sync::Arc;
@@ -149,7 +148,8 @@ impl<R: Runtime> ContainerService<R> {
         let dir2 = dir.clone();
         // `--rm` containers get a volatile overlay (no syncfs at unmount).
         let volatile = rec.auto_remove();
-        let mount = tokio::task::spawn_blocking(move || rootfs::mount_rootfs_with(&dir2, &layers, volatile));
+        let fs = self.rootfs.clone();
+        let mount = tokio::task::spawn_blocking(move || fs.mount(&dir2, &layers, volatile));
         // The overlay is mounted while the network is set up: neither needs the other. Both are
         // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
         let (merged, net) = tokio::join!(mount, self.setup_network(ctr, rec, &dir));
@@ -215,7 +215,7 @@ impl<R: Runtime> ContainerService<R> {
     pub(super) async fn release_resources(&self, rec: &Record) {
         let network = async {
             if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
-                if let Err(e) = self.network.disconnect(&rec.id).await {
+                if let Err(e) = self.network.release(&rec.id).await {
                     tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
                 }
             }
@@ -223,7 +223,7 @@ impl<R: Runtime> ContainerService<R> {
         let own = async {
             let dir = Record::dir(&self.cfg.data_root, &rec.id);
             super::joins::release_shm(&dir);
-            if let Err(e) = rootfs::unmount_rootfs(&dir) {
+            if let Err(e) = self.rootfs.unmount(&dir) {
                 tracing::warn!(container = %rec.id, error = %e, "unmount failed");
             }
             if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
@@ -234,12 +234,19 @@ impl<R: Runtime> ContainerService<R> {
         tokio::join!(network, own);
     }
 
-    /// Waits (in a task) for the process to exit, then records it.
+    /// Waits (in a task) for the process to exit, then records it. The wait ends at the
+    /// service's shutdown (the container keeps running); an exit being recorded is finished.
     pub(super) fn watch_exit(self: &Arc<Self>, ctr: Arc<Ctr>) {
         let svc = self.clone();
-        tokio::spawn(async move {
+        let stop = self.tasks.token();
+        self.tasks.spawn(async move {
             let id = ctr.id();
-            let exit = match svc.runtime.wait(&id, &svc.state_dir(&id)).await {
+            let state_dir = svc.state_dir(&id);
+            let waited = tokio::select! {
+                _ = stop.cancelled() => return,
+                w = svc.runtime.wait(&id, &state_dir) => w,
+            };
+            let exit = match waited {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(container = %id, error = %e, "lost track of the container's process");
@@ -284,7 +291,7 @@ impl<R: Runtime> ContainerService<R> {
         if !self.schedule_restart(ctr, &snapshot) && snapshot.auto_remove() {
             let svc = self.clone();
             let id = snapshot.id.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 if let Err(e) = svc.remove_with(&id, true, true).await {
                     tracing::warn!(container = %id, error = %e, "auto-remove failed");
                 }
@@ -454,8 +461,8 @@ impl<R: Runtime> ContainerService<R> {
         }
         let rec = ctr.record();
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        rootfs::unmount_rootfs(&dir)?;
-        if rootfs::is_mounted(&rootfs::paths(&dir).merged) {
+        self.rootfs.unmount(&dir)?;
+        if self.rootfs.is_mounted(&dir) {
             return Err(ContainerError::Conflict(format!("container {} rootfs is still mounted", rec.id)));
         }
         {

@@ -14,6 +14,7 @@ mod lifecycle;
 pub mod logopts;
 mod logs;
 mod mounts;
+pub mod net;
 mod netconf;
 pub mod ports;
 mod prune;
@@ -21,7 +22,7 @@ pub mod record;
 mod rename;
 mod resources;
 pub(crate) mod restart;
-mod rootfs;
+pub mod rootfs;
 pub mod runopts;
 pub mod secopts;
 mod stats;
@@ -44,9 +45,12 @@ use crate::events::EventBus;
 use crate::image::ImageService;
 use crate::network::NetworkService;
 use crate::runtime::{AttachOpts, AttachStream, Runtime, ShimRuntime};
+use crate::tasks::Tasks;
 use crate::volume::VolumeService;
 use crate::{Classify, EngineConfig, ErrorKind};
+use net::ContainerNetwork;
 use record::Record;
+use rootfs::Rootfs;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -107,6 +111,10 @@ impl Classify for ContainerError {
     }
 }
 
+/// How long [`ContainerService::shutdown`] waits for work already begun (a removal, a start by
+/// a restart policy).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
     pub total: usize,
@@ -165,9 +173,13 @@ struct Table {
 pub struct ContainerService<R: Runtime = ShimRuntime> {
     cfg: Arc<EngineConfig>,
     images: Arc<ImageService>,
-    network: Arc<NetworkService>,
+    network: Arc<dyn ContainerNetwork>,
+    /// The overlay mounts (a seam: mounting needs root).
+    rootfs: Arc<dyn Rootfs>,
     events: EventBus,
     runtime: Arc<R>,
+    /// The service's background tasks: exit watchers, restart backoffs, health probes, samplers.
+    tasks: Tasks,
     /// Volumes (opened here so the volume store can ask which containers use a volume).
     volumes: Arc<VolumeService>,
     daemon_id: String,
@@ -186,15 +198,17 @@ impl ContainerService<ShimRuntime> {
         events: EventBus,
     ) -> Result<Arc<Self>, ContainerError> {
         let runtime = Arc::new(ShimRuntime::new(cfg.shim_binary.clone(), cfg.exec_root.join("runtime")));
-        Self::with_runtime(cfg, images, network, events, runtime).await
+        Self::with_runtime(cfg, images, network, Arc::new(rootfs::OverlayRootfs), events, runtime).await
     }
 }
 
 impl<R: Runtime> ContainerService<R> {
+    /// The service over its seams: the runtime, the network and the rootfs mounts.
     pub async fn with_runtime(
         cfg: Arc<EngineConfig>,
         images: Arc<ImageService>,
-        network: Arc<NetworkService>,
+        network: Arc<dyn ContainerNetwork>,
+        rootfs: Arc<dyn Rootfs>,
         events: EventBus,
         runtime: Arc<R>,
     ) -> Result<Arc<Self>, ContainerError> {
@@ -213,8 +227,10 @@ impl<R: Runtime> ContainerService<R> {
             cfg,
             images,
             network,
+            rootfs,
             events,
             runtime,
+            tasks: Tasks::new("containers"),
             volumes,
             daemon_id,
             table: Mutex::new(Table::default()),
@@ -227,13 +243,15 @@ impl<R: Runtime> ContainerService<R> {
         let events = svc.events.subscribe();
         svc.load().await?;
         let running = svc.all().iter().map(|c| c.record()).filter(|r| r.running()).map(|r| r.id).collect();
-        svc.stats.start(events, running);
+        svc.stats.start(&svc.tasks, events, running);
         Ok(svc)
     }
 
-    /// Stops the service's own background work (containers keep running).
+    /// Stops the service's own background work and waits for it, up to [`SHUTDOWN_GRACE`]
+    /// (containers keep running; the next engine watches them again).
     pub async fn shutdown(&self) {
         self.stats.shutdown().await;
+        self.tasks.shutdown(SHUTDOWN_GRACE).await;
     }
 
     /// Loads every record; containers that were running are watched again (their shim
@@ -281,9 +299,7 @@ impl<R: Runtime> ContainerService<R> {
         let reclaims = stopped.into_iter().map(|ctr| async move {
             let rec = ctr.record();
             let dir = Record::dir(&self.cfg.data_root, &rec.id);
-            let leftovers = self.state_dir(&rec.id).exists()
-                || self.network.netns_path(&rec.id).exists()
-                || rootfs::is_mounted(&rootfs::paths(&dir).merged);
+            let leftovers = self.state_dir(&rec.id).exists() || self.network.netns_path(&rec.id).exists() || self.rootfs.is_mounted(&dir);
             if leftovers {
                 tracing::info!(container = %rec.id, "reclaiming what an unfinished start left");
                 self.release_resources(&rec).await;

@@ -241,7 +241,7 @@ impl<R: Runtime> ContainerService<R> {
                             .network
                             .sandbox_endpoints(&l.target.id)
                             .iter()
-                            .find(|e| e.network_id == self.network.network_id)
+                            .find(|e| e.network_id == self.network.default_network_id())
                             .map(|e| e.ip)
                         {
                             hosts.push_str(&format!("{ip}\t{} {} {}\n", l.alias, &l.target.id[..12], l.target.name));

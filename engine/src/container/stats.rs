@@ -195,6 +195,7 @@ impl<R: Runtime> ContainerService<R> {
         let (tx, rx) = mpsc::channel(4);
         let svc = self.clone();
         let span = tracing::debug_span!("stats", container = %id, stream = opts.stream, one_shot = opts.one_shot);
+        // Serves one request: it ends when the client goes (the receiver is dropped).
         tokio::spawn(
             async move {
                 let mut prev: Option<Arc<CpuSample>> = None;
