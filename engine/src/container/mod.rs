@@ -27,6 +27,8 @@ pub mod runopts;
 pub mod secopts;
 mod stats;
 pub mod stats_collector;
+#[cfg(test)]
+mod tests;
 mod view;
 
 pub use archive::PathStat;
