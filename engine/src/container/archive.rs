@@ -292,7 +292,7 @@ fn map_resolve(e: io::Error, path: &str, key: &str) -> ContainerError {
     if e.kind() == io::ErrorKind::NotFound {
         not_found(path, key)
     } else {
-        ContainerError::Io(io::Error::new(e.kind(), format!("lstat {path}: {e}")))
+        ContainerError::Io { op: "lstat", path: path.into(), source: e }
     }
 }
 
@@ -309,16 +309,27 @@ impl<R: Runtime> ContainerService<R> {
         let data_root = self.cfg.data_root.clone();
         if rec.running() && rec.state.pid > 0 {
             let pid = rec.state.pid;
-            return tokio::task::spawn_blocking(move || f(&View::open(&rec, &data_root, pid)?, &rec))
-                .await
-                .map_err(|e| ContainerError::Io(io::Error::other(e)))?;
+            return tokio::task::spawn_blocking(move || {
+                f(
+                    &View::open(&rec, &data_root, pid)
+                        .map_err(ContainerError::io("opening the files of", Record::dir(&data_root, &rec.id)))?,
+                    &rec,
+                )
+            })
+            .await
+            .map_err(ContainerError::task("reading the container's files"))?;
         }
         let _op = ctr.op.lock().await;
         let rec = ctr.record();
         let pid = if rec.running() { rec.state.pid } else { 0 };
-        tokio::task::spawn_blocking(move || f(&View::open(&rec, &data_root, pid)?, &rec))
-            .await
-            .map_err(|e| ContainerError::Io(io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || {
+            f(
+                &View::open(&rec, &data_root, pid).map_err(ContainerError::io("opening the files of", Record::dir(&data_root, &rec.id)))?,
+                &rec,
+            )
+        })
+        .await
+        .map_err(ContainerError::task("reading the container's files"))?
     }
 
     /// `HEAD /containers/{id}/archive`.
@@ -368,7 +379,8 @@ impl<R: Runtime> ContainerService<R> {
             Ok(Err(e)) => Err(e),
             Err(_) => match handle.await {
                 Ok(Err(e)) => Err(e),
-                _ => Err(ContainerError::Io(io::Error::other("archive task failed"))),
+                Err(e) => Err(ContainerError::Task { op: "archive", source: e }),
+                Ok(Ok(())) => Err(ContainerError::TaskFailed("archive")),
             },
         }
     }
@@ -396,7 +408,7 @@ impl<R: Runtime> ContainerService<R> {
             let opts = extract::ExtractOptions { no_overwrite_dir_non_dir, chown };
             extract::extract(&v.root, &dest, ChannelReader::new(body), opts).map_err(|e| match e {
                 extract::ExtractError::Refused(m) => ContainerError::InvalidParam(m),
-                extract::ExtractError::Io(e) => ContainerError::Io(e),
+                extract::ExtractError::Io { op, path, source } => ContainerError::Io { op, path: path.into(), source },
             })
         })
         .await
@@ -424,7 +436,7 @@ impl<R: Runtime> ContainerService<R> {
                         r
                     }
                     Err(e) => {
-                        let _ = ready_tx.send(Err(ContainerError::Io(e)));
+                        let _ = ready_tx.send(Err(ContainerError::io("opening the rootfs of", &dir)(e)));
                         return;
                     }
                 };
@@ -442,7 +454,7 @@ impl<R: Runtime> ContainerService<R> {
             })
             .await;
         });
-        ready_rx.await.map_err(|_| ContainerError::Io(io::Error::other("export task failed")))??;
+        ready_rx.await.map_err(|_| ContainerError::TaskFailed("export"))??;
         Ok(rx)
     }
 
@@ -451,10 +463,11 @@ impl<R: Runtime> ContainerService<R> {
         let rec = self.get(key)?.record();
         let upper = rootfs::paths(&Record::dir(&self.cfg.data_root, &rec.id)).upper;
         let layers = rec.layer_dirs.clone();
+        let dir = upper.clone();
         tokio::task::spawn_blocking(move || changes::changes(&upper, &layers))
             .await
-            .map_err(|e| ContainerError::Io(io::Error::other(e)))?
-            .map_err(ContainerError::Io)
+            .map_err(ContainerError::task("listing the changes"))?
+            .map_err(ContainerError::io("comparing with the image", dir))
     }
 }
 

@@ -341,7 +341,7 @@ impl<R: Runtime> ContainerService<R> {
         let exec = self.execs.get(exec_id)?;
         let st = lock(&exec.state);
         match &st.pty {
-            Some(pty) => crate::runtime::fdstream::resize_pty(pty.as_raw_fd(), height, width).map_err(ContainerError::Io),
+            Some(pty) => crate::runtime::fdstream::resize_pty(pty.as_raw_fd(), height, width).map_err(ContainerError::Resize),
             None if st.running => Ok(()),
             None if st.ended.is_none() => {
                 exec.size.send_replace(Some((height, width)));

@@ -153,7 +153,8 @@ impl<R: Runtime> ContainerService<R> {
         // The overlay is mounted while the network is set up: neither needs the other. Both are
         // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
         let (merged, net) = tokio::join!(mount, self.setup_network(ctr, rec, &dir));
-        let merged = merged.map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        let merged =
+            merged.map_err(ContainerError::task("mounting the rootfs"))?.map_err(ContainerError::io("mounting the rootfs of", &dir))?;
         let net = net?;
         let mut env = rec.config.env.clone().unwrap_or_default();
         env.extend(net.env.iter().cloned());
@@ -164,7 +165,8 @@ impl<R: Runtime> ContainerService<R> {
         let log = super::logopts::log_config(&rec.host_config)?;
         if log.driver == crate::runtime::options::LogDriver::Local {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("local-logs"))?;
+            let logs = dir.join("local-logs");
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&logs).map_err(ContainerError::io("creating", &logs))?;
         }
         let spec = RunSpec {
             id: rec.id.clone(),
@@ -461,7 +463,7 @@ impl<R: Runtime> ContainerService<R> {
         }
         let rec = ctr.record();
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        self.rootfs.unmount(&dir)?;
+        self.rootfs.unmount(&dir).map_err(ContainerError::io("unmounting the rootfs of", &dir))?;
         if self.rootfs.is_mounted(&dir) {
             return Err(ContainerError::Conflict(format!("container {} rootfs is still mounted", rec.id)));
         }

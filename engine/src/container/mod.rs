@@ -81,8 +81,18 @@ pub enum ContainerError {
     /// A path inside a container that does not exist (`docker cp`).
     #[error("{0}")]
     PathNotFound(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// A file operation of the engine failed: what it did (`op`) and on which `path`.
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// A background or blocking task of an operation died (panicked or was cancelled).
+    #[error("{op}: {source}")]
+    Task { op: &'static str, source: tokio::task::JoinError },
+    /// A task of an operation ended without an answer.
+    #[error("{0} task failed")]
+    TaskFailed(&'static str),
+    /// Setting a pty's size failed.
+    #[error("resizing the exec's tty: {0}")]
+    Resize(std::io::Error),
     #[error("No such exec instance: {0}")]
     ExecNotFound(String),
     #[error("{0}")]
@@ -90,6 +100,18 @@ pub enum ContainerError {
     /// `docker logs` of a container whose log driver keeps nothing (`none`).
     #[error("configured logging driver does not support reading")]
     LogsNotReadable,
+}
+
+impl ContainerError {
+    /// An io error of `op` on `path` (for `map_err`).
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ContainerError {
+        let path = path.into();
+        move |source| ContainerError::Io { op, path, source }
+    }
+    /// A blocking or spawned task of `op` that died (for `map_err` on its `JoinHandle`).
+    pub fn task(op: &'static str) -> impl FnOnce(tokio::task::JoinError) -> ContainerError {
+        move |source| ContainerError::Task { op, source }
+    }
 }
 
 impl Classify for ContainerError {
@@ -108,7 +130,9 @@ impl Classify for ContainerError {
             ContainerError::Image(e) => e.kind(),
             ContainerError::Runtime(e) => e.kind(),
             ContainerError::Network(e) => e.kind(),
-            ContainerError::Io(_) => ErrorKind::Internal,
+            ContainerError::Io { .. } | ContainerError::Task { .. } | ContainerError::TaskFailed(_) | ContainerError::Resize(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -219,7 +243,7 @@ impl<R: Runtime> ContainerService<R> {
             Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
             _ => {
                 let id = crate::ids::new_id();
-                crate::fsutil::write_atomic(&id_path, id.as_bytes())?;
+                crate::fsutil::write_atomic(&id_path, id.as_bytes()).map_err(ContainerError::io("writing", &id_path))?;
                 id
             }
         };
@@ -260,16 +284,16 @@ impl<R: Runtime> ContainerService<R> {
     /// answers `wait`, or its exit file tells how they ended).
     async fn load(self: &Arc<Self>) -> Result<(), ContainerError> {
         let dir = self.cfg.data_root.join("containers");
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(ContainerError::io("creating", &dir))?;
         let mut running = vec![];
         let mut stopped = vec![];
-        for e in std::fs::read_dir(&dir)?.flatten() {
+        for e in std::fs::read_dir(&dir).map_err(ContainerError::io("reading", &dir))?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
             if record::is_trash(&id) {
                 let _ = std::fs::remove_dir_all(e.path());
                 continue;
             }
-            crate::fsutil::remove_stale_tmp(&e.path())?;
+            crate::fsutil::remove_stale_tmp(&e.path()).map_err(ContainerError::io("removing temp files in", e.path()))?;
             let rec: Record = match crate::fsutil::read_json(&Record::file(&self.cfg.data_root, &id)) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
@@ -382,7 +406,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     fn save(&self, rec: &Record) -> Result<(), ContainerError> {
-        rec.save(&self.cfg.data_root)?;
+        rec.save(&self.cfg.data_root).map_err(ContainerError::io("saving", Record::file(&self.cfg.data_root, &rec.id)))?;
         Ok(())
     }
 
@@ -391,7 +415,7 @@ impl<R: Runtime> ContainerService<R> {
     /// then finds it stopped and records that); an engine crash keeps the page cache. What must
     /// survive one (create, a user's start after a stop, renames, networks) goes through [`Self::save`].
     fn save_state(&self, rec: &Record) -> Result<(), ContainerError> {
-        rec.save_state(&self.cfg.data_root)?;
+        rec.save_state(&self.cfg.data_root).map_err(ContainerError::io("saving", Record::file(&self.cfg.data_root, &rec.id)))?;
         Ok(())
     }
 

@@ -171,9 +171,9 @@ impl<R: Runtime> ContainerService<R> {
             c.args(&args).args(extra).stdin(std::process::Stdio::null()).kill_on_drop(true);
             c
         };
-        let mut out = run(vec!["-q".into(), list]).output().await?;
+        let mut out = run(vec!["-q".into(), list]).output().await.map_err(ContainerError::io("running", "ps"))?;
         if !out.status.success() {
-            out = run(vec![]).output().await?;
+            out = run(vec![]).output().await.map_err(ContainerError::io("running", "ps"))?;
         }
         if !out.status.success() {
             return Err(ContainerError::InvalidParam(format!("Error running ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
