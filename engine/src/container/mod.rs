@@ -19,6 +19,7 @@ mod netconf;
 pub mod ports;
 mod prune;
 pub mod record;
+mod remove;
 mod rename;
 mod resources;
 pub(crate) mod restart;
