@@ -77,3 +77,19 @@ async fn a_start_of_an_unknown_container_is_not_found() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(h.rt.calls().is_empty() && h.net.calls().is_empty());
 }
+
+#[tokio::test]
+async fn an_unusable_data_root_is_named_in_the_error() {
+    let h = Harness::new().await;
+    h.svc.shutdown().await;
+    let containers = h.cfg.data_root.join("containers");
+    std::fs::remove_dir_all(&containers).unwrap();
+    std::fs::write(&containers, b"not a directory").unwrap();
+    let err = h.try_reopen().await.err().expect("opened over a file");
+    match &err {
+        ContainerError::Io { op, path, .. } => assert_eq!((*op, path), ("creating", &containers)),
+        other => panic!("not an io error with its path: {other:?}"),
+    }
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.to_string().contains(&containers.display().to_string()), "{err}");
+}

@@ -71,10 +71,12 @@ impl Harness {
 
     /// A second service over the same data root and fakes (an engine restart).
     pub(super) async fn reopen(&self) -> Svc {
+        self.try_reopen().await.expect("container service again")
+    }
+
+    pub(super) async fn try_reopen(&self) -> Result<Svc, super::ContainerError> {
         let (net, fs) = (self.net.clone(), self.fs.clone());
-        ContainerService::with_runtime(self.cfg.clone(), self.images.clone(), net, fs, self.events.clone(), self.rt.clone())
-            .await
-            .expect("container service again")
+        ContainerService::with_runtime(self.cfg.clone(), self.images.clone(), net, fs, self.events.clone(), self.rt.clone()).await
     }
 
     /// Creates a container named `name` running the image's command.
