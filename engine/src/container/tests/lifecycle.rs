@@ -146,3 +146,19 @@ async fn a_reopened_service_watches_running_containers_again() {
     assert!(!h.net.has_sandbox(&id) && !h.fs.mounted(&id));
     again.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_auto_remove_container_is_gone_after_its_exit() {
+    let mut h = Harness::new().await;
+    let id = h.create("lc-rm-auto", HostConfig { auto_remove: Some(true), ..Default::default() }).await;
+    h.rt.script_exits(&[0]);
+    h.svc.start(&id).await.expect("start");
+    until("the removal", || h.svc.get(&id).is_err()).await;
+    assert!(!h.dir(&id).exists());
+    assert!(!h.net.has_sandbox(&id) && !h.fs.mounted(&id));
+    // dockerd's order for `docker run --rm`.
+    assert_eq!(h.actions(&id), ["create", "start", "die 0", "destroy"]);
+    // Its removal was the service's own work: nothing is left running at shutdown.
+    tokio::time::timeout(Duration::from_secs(2), h.svc.shutdown()).await.expect("shutdown");
+    assert!(h.svc.tasks.is_empty());
+}
