@@ -175,7 +175,7 @@ async fn start(State(st): State<AppState>, Path(id): Path<String>, req: Request)
     let svc = st.containers.clone();
     let started = tokio::spawn(async move { svc.exec_start(&id, false).await });
     Ok(hijack::upgrade(req, move |client| async move {
-        let started = started.await.unwrap_or_else(|e| Err(crate::container::ContainerError::Io(std::io::Error::other(e.to_string()))));
+        let started = started.await.unwrap_or_else(|e| Err(crate::container::ContainerError::Task { op: "exec start", source: e }));
         match started {
             Ok(mut io) => {
                 io.tty = tty;

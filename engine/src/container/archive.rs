@@ -5,6 +5,7 @@
 //! mounted for the operation with its volumes and binds bound in (as dockerd does), under the
 //! container's operation lock. All file access goes through [`fsview`], never a host path.
 pub mod changes;
+mod export;
 pub mod extract;
 pub mod fsview;
 pub mod layer;
@@ -292,7 +293,7 @@ fn map_resolve(e: io::Error, path: &str, key: &str) -> ContainerError {
     if e.kind() == io::ErrorKind::NotFound {
         not_found(path, key)
     } else {
-        ContainerError::Io(io::Error::new(e.kind(), format!("lstat {path}: {e}")))
+        ContainerError::Io { op: "lstat", path: path.into(), source: e }
     }
 }
 
@@ -309,16 +310,27 @@ impl<R: Runtime> ContainerService<R> {
         let data_root = self.cfg.data_root.clone();
         if rec.running() && rec.state.pid > 0 {
             let pid = rec.state.pid;
-            return tokio::task::spawn_blocking(move || f(&View::open(&rec, &data_root, pid)?, &rec))
-                .await
-                .map_err(|e| ContainerError::Io(io::Error::other(e)))?;
+            return tokio::task::spawn_blocking(move || {
+                f(
+                    &View::open(&rec, &data_root, pid)
+                        .map_err(ContainerError::io("opening the files of", Record::dir(&data_root, &rec.id)))?,
+                    &rec,
+                )
+            })
+            .await
+            .map_err(ContainerError::task("reading the container's files"))?;
         }
         let _op = ctr.op.lock().await;
         let rec = ctr.record();
         let pid = if rec.running() { rec.state.pid } else { 0 };
-        tokio::task::spawn_blocking(move || f(&View::open(&rec, &data_root, pid)?, &rec))
-            .await
-            .map_err(|e| ContainerError::Io(io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || {
+            f(
+                &View::open(&rec, &data_root, pid).map_err(ContainerError::io("opening the files of", Record::dir(&data_root, &rec.id)))?,
+                &rec,
+            )
+        })
+        .await
+        .map_err(ContainerError::task("reading the container's files"))?
     }
 
     /// `HEAD /containers/{id}/archive`.
@@ -361,13 +373,15 @@ impl<R: Runtime> ContainerService<R> {
             .await
         };
         // The view lives in the job until the stream ends; the stat comes first.
+        // Serves one request: it ends with its stream.
         let handle = tokio::spawn(job);
         match stat_rx.await {
             Ok(Ok(stat)) => Ok((stat, rx)),
             Ok(Err(e)) => Err(e),
             Err(_) => match handle.await {
                 Ok(Err(e)) => Err(e),
-                _ => Err(ContainerError::Io(io::Error::other("archive task failed"))),
+                Err(e) => Err(ContainerError::Task { op: "archive", source: e }),
+                Ok(Ok(())) => Err(ContainerError::TaskFailed("archive")),
             },
         }
     }
@@ -395,64 +409,10 @@ impl<R: Runtime> ContainerService<R> {
             let opts = extract::ExtractOptions { no_overwrite_dir_non_dir, chown };
             extract::extract(&v.root, &dest, ChannelReader::new(body), opts).map_err(|e| match e {
                 extract::ExtractError::Refused(m) => ContainerError::InvalidParam(m),
-                extract::ExtractError::Io(e) => ContainerError::Io(e),
+                extract::ExtractError::Io { op, path, source } => ContainerError::Io { op, path: path.into(), source },
             })
         })
         .await
-    }
-
-    /// `GET /containers/{id}/export`: the container's root filesystem (without volumes) as a tar.
-    pub async fn export(&self, key: &str) -> Result<mpsc::Receiver<Bytes>, ContainerError> {
-        let ctr = self.get(key)?;
-        let rec = ctr.record();
-        let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        let (tx, rx) = mpsc::channel::<Bytes>(8);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ContainerError>>();
-        self.publish("export", &rec, &[]);
-        tokio::spawn(async move {
-            let _op = ctr.op.lock().await;
-            let layers = rec.layer_dirs.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let merged = rootfs::paths(&dir).merged;
-                let was_mounted = rootfs::is_mounted(&merged);
-                let root = rootfs::mount_rootfs(&dir, &layers).and_then(|m| fsview::open_root(&m));
-                let root = match root {
-                    Ok(r) => {
-                        let _ = ready_tx.send(Ok(()));
-                        r
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(ContainerError::Io(e)));
-                        return;
-                    }
-                };
-                let mut b = tar::Builder::new(ChannelWriter::new(tx));
-                let res = tar_out::write_dir_contents(&mut b, &mut tar_out::TarState::default(), &root, "")
-                    .and_then(|_| b.into_inner())
-                    .and_then(|mut w| io::Write::flush(&mut w));
-                if let Err(e) = res {
-                    tracing::info!(error = %e, "export stream ended early");
-                }
-                drop(root);
-                if !was_mounted {
-                    let _ = rootfs::unmount_rootfs(&dir);
-                }
-            })
-            .await;
-        });
-        ready_rx.await.map_err(|_| ContainerError::Io(io::Error::other("export task failed")))??;
-        Ok(rx)
-    }
-
-    /// `GET /containers/{id}/changes`: `(path, kind)` with kind 0 = C, 1 = A, 2 = D.
-    pub async fn changes(&self, key: &str) -> Result<Vec<(String, u8)>, ContainerError> {
-        let rec = self.get(key)?.record();
-        let upper = rootfs::paths(&Record::dir(&self.cfg.data_root, &rec.id)).upper;
-        let layers = rec.layer_dirs.clone();
-        tokio::task::spawn_blocking(move || changes::changes(&upper, &layers))
-            .await
-            .map_err(|e| ContainerError::Io(io::Error::other(e)))?
-            .map_err(ContainerError::Io)
     }
 }
 

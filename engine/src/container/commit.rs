@@ -75,7 +75,7 @@ impl<R: Runtime> ContainerService<R> {
         let freeze = opts.pause && rec.running() && !rec.state.paused;
         let cgroup = if freeze { Some(self.cgroup(&rec.id)?) } else { None };
         if let Some(cg) = cgroup.clone() {
-            tokio::task::spawn_blocking(move || cg.freeze(true)).await.map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+            tokio::task::spawn_blocking(move || cg.freeze(true)).await.map_err(ContainerError::task("pausing for the commit"))??;
         }
         let upper = rootfs::paths(&Record::dir(&self.cfg.data_root, &rec.id)).upper;
         let images = self.images.clone();
@@ -91,16 +91,17 @@ impl<R: Runtime> ContainerService<R> {
             comment: opts.comment.clone(),
             created_by,
         };
+        let upper_dir = upper.clone();
         let layer = tokio::task::spawn_blocking(move || {
             let w = images.layer_writer()?;
             write_layer(w, &upper)?.finish()
         })
         .await
-        .map_err(|e| ContainerError::Io(std::io::Error::other(e)));
+        .map_err(ContainerError::task("writing the commit's layer"));
         if let Some(cg) = cgroup {
             let _ = tokio::task::spawn_blocking(move || cg.freeze(false)).await;
         }
-        let layer = layer??;
+        let layer = layer?.map_err(ContainerError::io("writing a layer of", upper_dir))?;
         let images = self.images.clone();
         let reference = opts.reference.clone();
         let id = tokio::task::spawn_blocking(move || -> Result<String, ContainerError> {
@@ -111,7 +112,7 @@ impl<R: Runtime> ContainerService<R> {
             Ok(id)
         })
         .await
-        .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        .map_err(ContainerError::task("storing the committed image"))??;
         self.publish("commit", &rec, &[("comment", opts.comment.as_str()), ("imageID", id.as_str())]);
         if let Some(r) = &opts.reference {
             let name = r.familiar();

@@ -141,10 +141,10 @@ impl ExecTable {
     }
 }
 
-/// Reads a stream to its end in the background; returns None.
-fn drain(s: Option<FdStream>) -> Option<FdStream> {
+/// Reads a stream to its end in the background (until the process closes it); returns None.
+fn drain(tasks: &crate::tasks::Tasks, s: Option<FdStream>) -> Option<FdStream> {
     if let Some(mut s) = s {
-        tokio::spawn(async move {
+        tasks.spawn_until_shutdown(async move {
             let _ = tokio::io::copy(&mut s, &mut tokio::io::sink()).await;
         });
     }
@@ -309,11 +309,11 @@ impl<R: Runtime> ContainerService<R> {
         self.publish(&format!("exec_start: {cmd}"), &rec, &[("execID", exec.id.as_str())]);
         io.stdin = p.stdin;
         // Output nobody attached to is read and dropped (the process must not get EPIPE).
-        io.stdout = if exec.attach_stdout || exec.tty { p.stdout } else { drain(p.stdout) };
-        io.stderr = if exec.attach_stderr { p.stderr } else { drain(p.stderr) };
+        io.stdout = if exec.attach_stdout || exec.tty { p.stdout } else { drain(&self.tasks, p.stdout) };
+        io.stderr = if exec.attach_stderr { p.stderr } else { drain(&self.tasks, p.stderr) };
         let svc = self.clone();
         let exit = p.exit;
-        tokio::spawn(async move {
+        self.tasks.spawn_until_shutdown(async move {
             let code = exit.await.unwrap_or(255);
             exec.finish(code);
             let c = code.to_string();
@@ -341,7 +341,7 @@ impl<R: Runtime> ContainerService<R> {
         let exec = self.execs.get(exec_id)?;
         let st = lock(&exec.state);
         match &st.pty {
-            Some(pty) => crate::runtime::fdstream::resize_pty(pty.as_raw_fd(), height, width).map_err(ContainerError::Io),
+            Some(pty) => crate::runtime::fdstream::resize_pty(pty.as_raw_fd(), height, width).map_err(ContainerError::Resize),
             None if st.running => Ok(()),
             None if st.ended.is_none() => {
                 exec.size.send_replace(Some((height, width)));

@@ -156,7 +156,7 @@ impl<R: Runtime> ContainerService<R> {
         let svc = self.clone();
         let mut gen = ctr.subscribe();
         let run = gen.borrow().starts;
-        tokio::spawn(async move {
+        self.tasks.spawn_until_shutdown(async move {
             let interval = nanos(cfg.interval, DEFAULT_INTERVAL);
             let timeout = nanos(cfg.timeout, DEFAULT_TIMEOUT);
             let start_period = nanos(cfg.start_period, Duration::ZERO);

@@ -60,7 +60,7 @@ impl<R: Runtime> ContainerService<R> {
         }
         if hc.ipc_mode.as_deref() == Some("shareable") {
             let dir = shm_dir(&super::Record::dir(&self.cfg.data_root, &rec.id));
-            mount_shm(&dir, o.shm_size.unwrap_or(64 << 20))?;
+            mount_shm(&dir, o.shm_size.unwrap_or(64 << 20)).map_err(ContainerError::io("mounting the shareable /dev/shm", &dir))?;
             o.shm_dir = Some(dir);
         }
         Ok(o)

@@ -1,6 +1,5 @@
 //! start, attach, wait, stop, kill, remove, and what happens when a process exits.
 use super::record::{NetMode, Record, Status};
-use super::rootfs;
 use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
 use crate::runtime::{AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError};
 use std::sync::Arc;
@@ -149,11 +148,13 @@ impl<R: Runtime> ContainerService<R> {
         let dir2 = dir.clone();
         // `--rm` containers get a volatile overlay (no syncfs at unmount).
         let volatile = rec.auto_remove();
-        let mount = tokio::task::spawn_blocking(move || rootfs::mount_rootfs_with(&dir2, &layers, volatile));
+        let fs = self.rootfs.clone();
+        let mount = tokio::task::spawn_blocking(move || fs.mount(&dir2, &layers, volatile));
         // The overlay is mounted while the network is set up: neither needs the other. Both are
         // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
         let (merged, net) = tokio::join!(mount, self.setup_network(ctr, rec, &dir));
-        let merged = merged.map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        let merged =
+            merged.map_err(ContainerError::task("mounting the rootfs"))?.map_err(ContainerError::io("mounting the rootfs of", &dir))?;
         let net = net?;
         let mut env = rec.config.env.clone().unwrap_or_default();
         env.extend(net.env.iter().cloned());
@@ -164,7 +165,8 @@ impl<R: Runtime> ContainerService<R> {
         let log = super::logopts::log_config(&rec.host_config)?;
         if log.driver == crate::runtime::options::LogDriver::Local {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join("local-logs"))?;
+            let logs = dir.join("local-logs");
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&logs).map_err(ContainerError::io("creating", &logs))?;
         }
         let spec = RunSpec {
             id: rec.id.clone(),
@@ -215,7 +217,7 @@ impl<R: Runtime> ContainerService<R> {
     pub(super) async fn release_resources(&self, rec: &Record) {
         let network = async {
             if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
-                if let Err(e) = self.network.disconnect(&rec.id).await {
+                if let Err(e) = self.network.release(&rec.id).await {
                     tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
                 }
             }
@@ -223,7 +225,7 @@ impl<R: Runtime> ContainerService<R> {
         let own = async {
             let dir = Record::dir(&self.cfg.data_root, &rec.id);
             super::joins::release_shm(&dir);
-            if let Err(e) = rootfs::unmount_rootfs(&dir) {
+            if let Err(e) = self.rootfs.unmount(&dir) {
                 tracing::warn!(container = %rec.id, error = %e, "unmount failed");
             }
             if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
@@ -234,12 +236,19 @@ impl<R: Runtime> ContainerService<R> {
         tokio::join!(network, own);
     }
 
-    /// Waits (in a task) for the process to exit, then records it.
+    /// Waits (in a task) for the process to exit, then records it. The wait ends at the
+    /// service's shutdown (the container keeps running); an exit being recorded is finished.
     pub(super) fn watch_exit(self: &Arc<Self>, ctr: Arc<Ctr>) {
         let svc = self.clone();
-        tokio::spawn(async move {
+        let stop = self.tasks.token();
+        self.tasks.spawn(async move {
             let id = ctr.id();
-            let exit = match svc.runtime.wait(&id, &svc.state_dir(&id)).await {
+            let state_dir = svc.state_dir(&id);
+            let waited = tokio::select! {
+                _ = stop.cancelled() => return,
+                w = svc.runtime.wait(&id, &state_dir) => w,
+            };
+            let exit = match waited {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(container = %id, error = %e, "lost track of the container's process");
@@ -284,7 +293,7 @@ impl<R: Runtime> ContainerService<R> {
         if !self.schedule_restart(ctr, &snapshot) && snapshot.auto_remove() {
             let svc = self.clone();
             let id = snapshot.id.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 if let Err(e) = svc.remove_with(&id, true, true).await {
                     tracing::warn!(container = %id, error = %e, "auto-remove failed");
                 }
@@ -406,11 +415,6 @@ impl<R: Runtime> ContainerService<R> {
         Ok(())
     }
 
-    /// Removes a container (`force` kills a running one first).
-    pub async fn remove(&self, key: &str, force: bool) -> Result<(), ContainerError> {
-        self.remove_with(key, force, false).await
-    }
-
     /// Publishes a network event (`connect`, `disconnect`) for the container's network.
     fn network_event(&self, action: &str, rec: &Record) {
         let nets: Vec<(String, String)> = if rec.networks.is_empty() {
@@ -421,62 +425,6 @@ impl<R: Runtime> ContainerService<R> {
         for (id, name) in nets {
             self.events.publish("network", action, &id, &[("container", &rec.id), ("name", &name), ("type", "bridge")]);
         }
-    }
-
-    /// Removes a container; `volumes` also removes its anonymous volumes (`rm -v`, `--rm`).
-    #[tracing::instrument(skip_all, fields(container = %key))]
-    pub async fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
-        let ctr = self.get(key)?;
-        let _op = ctr.op.lock().await;
-        let rec = ctr.record();
-        if (rec.running() || rec.state.restarting) && !force {
-            let state = if rec.running() { "running" } else { "restarting" };
-            return Err(ContainerError::Conflict(format!(
-                "You cannot remove a {state} container {}. Stop the container before attempting removal or force remove",
-                rec.id
-            )));
-        }
-        // Marked as stopped by the user, so its exit does not schedule a restart.
-        self.cancel_restart(&ctr, true);
-        let rec = ctr.record();
-        if rec.running() {
-            if !force {
-                return Err(ContainerError::Conflict(format!(
-                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
-                    rec.id
-                )));
-            }
-            let mut rx = ctr.subscribe();
-            let exits = rx.borrow().exits;
-            self.runtime.signal(&rec.id, &self.state_dir(&rec.id), libc::SIGKILL).await?;
-            self.thaw_for_signal(&rec).await;
-            let _ = rx.wait_for(|g| g.exits > exits).await;
-        }
-        let rec = ctr.record();
-        let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        rootfs::unmount_rootfs(&dir)?;
-        if rootfs::is_mounted(&rootfs::paths(&dir).merged) {
-            return Err(ContainerError::Conflict(format!("container {} rootfs is still mounted", rec.id)));
-        }
-        {
-            let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            t.by_id.remove(&rec.id);
-            if t.names.get(&rec.name) == Some(&rec.id) {
-                t.names.remove(&rec.name);
-            }
-        }
-        let _ = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await;
-        // renamed away at once, deleted in the background.
-        Record::remove_dir(&self.cfg.data_root, &rec.id);
-        ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-        self.execs.forget_container(&rec.id);
-        ctr.gen.send_modify(|g| g.removed = true);
-        self.publish("destroy", &rec, &[]);
-        if volumes {
-            self.drop_anonymous(&rec.mounts);
-        }
-        tracing::info!("removed");
-        Ok(())
     }
 }
 

@@ -98,6 +98,7 @@ impl<R: Runtime> ContainerService<R> {
         let (tx, rx) = mpsc::channel(64);
         let mut gen = ctr.subscribe();
         let r = Renderer { tty: rec.tty(), opts };
+        // Serves one request: it ends when the client goes (the receiver is dropped).
         tokio::spawn(async move {
             let files = cfg.files(&path);
             let older = &files[..files.len() - 1];

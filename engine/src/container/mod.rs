@@ -14,18 +14,22 @@ mod lifecycle;
 pub mod logopts;
 mod logs;
 mod mounts;
+pub mod net;
 mod netconf;
 pub mod ports;
 mod prune;
 pub mod record;
+mod remove;
 mod rename;
 mod resources;
 pub(crate) mod restart;
-mod rootfs;
+pub mod rootfs;
 pub mod runopts;
 pub mod secopts;
 mod stats;
 pub mod stats_collector;
+#[cfg(test)]
+mod tests;
 mod view;
 
 pub use archive::PathStat;
@@ -44,9 +48,12 @@ use crate::events::EventBus;
 use crate::image::ImageService;
 use crate::network::NetworkService;
 use crate::runtime::{AttachOpts, AttachStream, Runtime, ShimRuntime};
+use crate::tasks::Tasks;
 use crate::volume::VolumeService;
 use crate::{Classify, EngineConfig, ErrorKind};
+use net::ContainerNetwork;
 use record::Record;
+use rootfs::Rootfs;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -75,8 +82,18 @@ pub enum ContainerError {
     /// A path inside a container that does not exist (`docker cp`).
     #[error("{0}")]
     PathNotFound(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// A file operation of the engine failed: what it did (`op`) and on which `path`.
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// A background or blocking task of an operation died (panicked or was cancelled).
+    #[error("{op}: {source}")]
+    Task { op: &'static str, source: tokio::task::JoinError },
+    /// A task of an operation ended without an answer.
+    #[error("{0} task failed")]
+    TaskFailed(&'static str),
+    /// Setting a pty's size failed.
+    #[error("resizing the exec's tty: {0}")]
+    Resize(std::io::Error),
     #[error("No such exec instance: {0}")]
     ExecNotFound(String),
     #[error("{0}")]
@@ -84,6 +101,18 @@ pub enum ContainerError {
     /// `docker logs` of a container whose log driver keeps nothing (`none`).
     #[error("configured logging driver does not support reading")]
     LogsNotReadable,
+}
+
+impl ContainerError {
+    /// An io error of `op` on `path` (for `map_err`).
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ContainerError {
+        let path = path.into();
+        move |source| ContainerError::Io { op, path, source }
+    }
+    /// A blocking or spawned task of `op` that died (for `map_err` on its `JoinHandle`).
+    pub fn task(op: &'static str) -> impl FnOnce(tokio::task::JoinError) -> ContainerError {
+        move |source| ContainerError::Task { op, source }
+    }
 }
 
 impl Classify for ContainerError {
@@ -102,10 +131,16 @@ impl Classify for ContainerError {
             ContainerError::Image(e) => e.kind(),
             ContainerError::Runtime(e) => e.kind(),
             ContainerError::Network(e) => e.kind(),
-            ContainerError::Io(_) => ErrorKind::Internal,
+            ContainerError::Io { .. } | ContainerError::Task { .. } | ContainerError::TaskFailed(_) | ContainerError::Resize(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }
+
+/// How long [`ContainerService::shutdown`] waits for work already begun (a removal, a start by
+/// a restart policy).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
@@ -165,9 +200,13 @@ struct Table {
 pub struct ContainerService<R: Runtime = ShimRuntime> {
     cfg: Arc<EngineConfig>,
     images: Arc<ImageService>,
-    network: Arc<NetworkService>,
+    network: Arc<dyn ContainerNetwork>,
+    /// The overlay mounts (a seam: mounting needs root).
+    rootfs: Arc<dyn Rootfs>,
     events: EventBus,
     runtime: Arc<R>,
+    /// The service's background tasks: exit watchers, restart backoffs, health probes, samplers.
+    tasks: Tasks,
     /// Volumes (opened here so the volume store can ask which containers use a volume).
     volumes: Arc<VolumeService>,
     daemon_id: String,
@@ -186,15 +225,17 @@ impl ContainerService<ShimRuntime> {
         events: EventBus,
     ) -> Result<Arc<Self>, ContainerError> {
         let runtime = Arc::new(ShimRuntime::new(cfg.shim_binary.clone(), cfg.exec_root.join("runtime")));
-        Self::with_runtime(cfg, images, network, events, runtime).await
+        Self::with_runtime(cfg, images, network, Arc::new(rootfs::OverlayRootfs), events, runtime).await
     }
 }
 
 impl<R: Runtime> ContainerService<R> {
+    /// The service over its seams: the runtime, the network and the rootfs mounts.
     pub async fn with_runtime(
         cfg: Arc<EngineConfig>,
         images: Arc<ImageService>,
-        network: Arc<NetworkService>,
+        network: Arc<dyn ContainerNetwork>,
+        rootfs: Arc<dyn Rootfs>,
         events: EventBus,
         runtime: Arc<R>,
     ) -> Result<Arc<Self>, ContainerError> {
@@ -203,7 +244,7 @@ impl<R: Runtime> ContainerService<R> {
             Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
             _ => {
                 let id = crate::ids::new_id();
-                crate::fsutil::write_atomic(&id_path, id.as_bytes())?;
+                crate::fsutil::write_atomic(&id_path, id.as_bytes()).map_err(ContainerError::io("writing", &id_path))?;
                 id
             }
         };
@@ -213,8 +254,10 @@ impl<R: Runtime> ContainerService<R> {
             cfg,
             images,
             network,
+            rootfs,
             events,
             runtime,
+            tasks: Tasks::new("containers"),
             volumes,
             daemon_id,
             table: Mutex::new(Table::default()),
@@ -227,29 +270,31 @@ impl<R: Runtime> ContainerService<R> {
         let events = svc.events.subscribe();
         svc.load().await?;
         let running = svc.all().iter().map(|c| c.record()).filter(|r| r.running()).map(|r| r.id).collect();
-        svc.stats.start(events, running);
+        svc.stats.start(&svc.tasks, events, running);
         Ok(svc)
     }
 
-    /// Stops the service's own background work (containers keep running).
+    /// Stops the service's own background work and waits for it, up to [`SHUTDOWN_GRACE`]
+    /// (containers keep running; the next engine watches them again).
     pub async fn shutdown(&self) {
         self.stats.shutdown().await;
+        self.tasks.shutdown(SHUTDOWN_GRACE).await;
     }
 
     /// Loads every record; containers that were running are watched again (their shim
     /// answers `wait`, or its exit file tells how they ended).
     async fn load(self: &Arc<Self>) -> Result<(), ContainerError> {
         let dir = self.cfg.data_root.join("containers");
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(ContainerError::io("creating", &dir))?;
         let mut running = vec![];
         let mut stopped = vec![];
-        for e in std::fs::read_dir(&dir)?.flatten() {
+        for e in std::fs::read_dir(&dir).map_err(ContainerError::io("reading", &dir))?.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
             if record::is_trash(&id) {
                 let _ = std::fs::remove_dir_all(e.path());
                 continue;
             }
-            crate::fsutil::remove_stale_tmp(&e.path())?;
+            crate::fsutil::remove_stale_tmp(&e.path()).map_err(ContainerError::io("removing temp files in", e.path()))?;
             let rec: Record = match crate::fsutil::read_json(&Record::file(&self.cfg.data_root, &id)) {
                 Ok(Some(r)) => r,
                 Ok(None) => {
@@ -281,9 +326,7 @@ impl<R: Runtime> ContainerService<R> {
         let reclaims = stopped.into_iter().map(|ctr| async move {
             let rec = ctr.record();
             let dir = Record::dir(&self.cfg.data_root, &rec.id);
-            let leftovers = self.state_dir(&rec.id).exists()
-                || self.network.netns_path(&rec.id).exists()
-                || rootfs::is_mounted(&rootfs::paths(&dir).merged);
+            let leftovers = self.state_dir(&rec.id).exists() || self.network.netns_path(&rec.id).exists() || self.rootfs.is_mounted(&dir);
             if leftovers {
                 tracing::info!(container = %rec.id, "reclaiming what an unfinished start left");
                 self.release_resources(&rec).await;
@@ -364,7 +407,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     fn save(&self, rec: &Record) -> Result<(), ContainerError> {
-        rec.save(&self.cfg.data_root)?;
+        rec.save(&self.cfg.data_root).map_err(ContainerError::io("saving", Record::file(&self.cfg.data_root, &rec.id)))?;
         Ok(())
     }
 
@@ -373,7 +416,7 @@ impl<R: Runtime> ContainerService<R> {
     /// then finds it stopped and records that); an engine crash keeps the page cache. What must
     /// survive one (create, a user's start after a stop, renames, networks) goes through [`Self::save`].
     fn save_state(&self, rec: &Record) -> Result<(), ContainerError> {
-        rec.save_state(&self.cfg.data_root)?;
+        rec.save_state(&self.cfg.data_root).map_err(ContainerError::io("saving", Record::file(&self.cfg.data_root, &rec.id)))?;
         Ok(())
     }
 

@@ -154,14 +154,16 @@ impl<R: Runtime> ContainerService<R> {
                 match m.kind {
                     MountKind::Volume => {
                         volumes.ensure_mounted(&m.name)?;
-                        std::fs::create_dir_all(&m.source)?;
+                        std::fs::create_dir_all(&m.source).map_err(ContainerError::io("creating the volume directory", &m.source))?;
                         if m.copy_data && local::is_empty(&m.source) {
                             if let Err(e) = copy_image_content(&root, &m.destination, &m.source) {
                                 tracing::warn!(volume = %m.name, error = %e, "copying image content into the volume failed");
                             }
                         }
                     }
-                    MountKind::Bind if m.create_source && !m.source.exists() => std::fs::create_dir_all(&m.source)?,
+                    MountKind::Bind if m.create_source && !m.source.exists() => {
+                        std::fs::create_dir_all(&m.source).map_err(ContainerError::io("creating the bind source", &m.source))?
+                    }
                     MountKind::Bind if !m.source.exists() => {
                         return Err(invalid(format!(
                             "invalid mount config for type \"bind\": bind source path does not exist: {}",
@@ -174,7 +176,7 @@ impl<R: Runtime> ContainerService<R> {
             Ok(())
         })
         .await
-        .map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        .map_err(ContainerError::task("preparing the mounts"))??;
         let user: HashSet<&str> = rec.mounts.iter().map(|m| m.destination.as_str()).collect();
         let mut binds: Vec<BindMount> = rec
             .mounts

@@ -198,7 +198,7 @@ impl<R: Runtime> ContainerService<R> {
                 let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
                 hosts.push_str(&extra);
                 let resolv = if dns.is_empty() { host_resolv } else { etcfiles::resolv_conf(&host_resolv, false, &dns) };
-                let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv)?;
+                let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv).map_err(ContainerError::io("writing /etc files in", dir))?;
                 Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None, pending: false })
             }
             NetMode::None | NetMode::Bridge => {
@@ -241,7 +241,7 @@ impl<R: Runtime> ContainerService<R> {
                             .network
                             .sandbox_endpoints(&l.target.id)
                             .iter()
-                            .find(|e| e.network_id == self.network.network_id)
+                            .find(|e| e.network_id == self.network.default_network_id())
                             .map(|e| e.ip)
                         {
                             hosts.push_str(&format!("{ip}\t{} {} {}\n", l.alias, &l.target.id[..12], l.target.name));
@@ -251,7 +251,7 @@ impl<R: Runtime> ContainerService<R> {
                 }
                 hosts.push_str(&extra);
                 let resolv = etcfiles::resolv_conf(&host_resolv, sb.resolver, &dns);
-                let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv)?;
+                let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv).map_err(ContainerError::io("writing /etc files in", dir))?;
                 Ok(NetSetup { netns: NetNs::Path(sb.netns), mounts, env, hostname: None, pending: true })
             }
         }

@@ -236,7 +236,7 @@ impl<R: Runtime> ContainerService<R> {
             let cgroup = self.cgroup(&rec.id)?;
             tokio::task::spawn_blocking(move || cgroup.update(&cg))
                 .await
-                .map_err(|e| ContainerError::Io(std::io::Error::other(e)))?
+                .map_err(ContainerError::task("updating the cgroup"))?
                 .map_err(|e| ContainerError::Conflict(format!("Cannot update container {}: {e}", rec.id)))?;
         }
         let snapshot = {
@@ -272,7 +272,7 @@ impl<R: Runtime> ContainerService<R> {
             return Err(ContainerError::Conflict(format!("Container {} is not paused", rec.id)));
         }
         let cgroup = self.cgroup(&rec.id)?;
-        tokio::task::spawn_blocking(move || cgroup.freeze(paused)).await.map_err(|e| ContainerError::Io(std::io::Error::other(e)))??;
+        tokio::task::spawn_blocking(move || cgroup.freeze(paused)).await.map_err(ContainerError::task("freezing the cgroup"))??;
         let snapshot = {
             let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.state.paused = paused;

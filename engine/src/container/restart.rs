@@ -135,7 +135,8 @@ impl<R: Runtime> ContainerService<R> {
             self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&rec.id);
             return false;
         }
-        let token = CancellationToken::new();
+        // A child of the service's token: shutdown ends the backoff too.
+        let token = self.tasks.token();
         let delay = {
             let mut m = self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let prev = m.get(&rec.id).map(|p| p.delay);
@@ -152,7 +153,7 @@ impl<R: Runtime> ContainerService<R> {
         tracing::info!(container = %rec.id, ms = delay.as_millis() as u64, "restarting by policy");
         let svc = self.clone();
         let ctr = ctr.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
@@ -273,7 +274,7 @@ impl<R: Runtime> ContainerService<R> {
                 continue;
             }
             let svc = self.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 tracing::info!(container = %rec.id, "starting again by its restart policy");
                 if let Err(e) = svc.start_by_policy(&rec.id).await {
                     tracing::warn!(container = %rec.id, error = %e, "restart by policy failed");

@@ -69,6 +69,95 @@ pub fn unmount_rootfs(container_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The overlay mount of a start and its unmount, behind a seam: mounting needs CAP_SYS_ADMIN, so
+/// the service's tests use `FakeRootfs` (which only makes the directories and records the calls).
+pub trait Rootfs: Send + Sync + 'static {
+    /// Mounts the rootfs of the container in `container_dir` (see [`mount_rootfs_with`]).
+    fn mount(&self, container_dir: &Path, layer_dirs: &[PathBuf], volatile: bool) -> io::Result<PathBuf>;
+    /// Unmounts it if mounted (see [`unmount_rootfs`]).
+    fn unmount(&self, container_dir: &Path) -> io::Result<()>;
+    /// True while the rootfs of `container_dir` is mounted.
+    fn is_mounted(&self, container_dir: &Path) -> bool;
+}
+
+/// The real rootfs: overlayfs over the image layers.
+pub struct OverlayRootfs;
+
+impl Rootfs for OverlayRootfs {
+    fn mount(&self, container_dir: &Path, layer_dirs: &[PathBuf], volatile: bool) -> io::Result<PathBuf> {
+        mount_rootfs_with(container_dir, layer_dirs, volatile)
+    }
+    fn unmount(&self, container_dir: &Path) -> io::Result<()> {
+        unmount_rootfs(container_dir)
+    }
+    fn is_mounted(&self, container_dir: &Path) -> bool {
+        is_mounted(&paths(container_dir).merged)
+    }
+}
+
+#[cfg(test)]
+pub(crate) use fake::FakeRootfs;
+
+#[cfg(test)]
+mod fake {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::sync::{Mutex, MutexGuard};
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records `mount <id>` / `unmount <id>` (the container directory's name), keeps which are
+    /// mounted, and makes the directories the real one makes; `fail_next_mount` fails one mount.
+    #[derive(Default)]
+    pub(crate) struct FakeRootfs {
+        calls: Mutex<Vec<String>>,
+        mounted: Mutex<BTreeSet<PathBuf>>,
+        fail_mount: Mutex<bool>,
+    }
+
+    fn name(dir: &Path) -> String {
+        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    impl FakeRootfs {
+        pub(crate) fn calls(&self) -> Vec<String> {
+            lock(&self.calls).clone()
+        }
+        pub(crate) fn fail_next_mount(&self) {
+            *lock(&self.fail_mount) = true;
+        }
+        /// True while the rootfs of the container `id` is mounted.
+        pub(crate) fn mounted(&self, id: &str) -> bool {
+            lock(&self.mounted).iter().any(|d| name(d) == id)
+        }
+    }
+
+    impl Rootfs for FakeRootfs {
+        fn mount(&self, container_dir: &Path, _layers: &[PathBuf], _volatile: bool) -> io::Result<PathBuf> {
+            lock(&self.calls).push(format!("mount {}", name(container_dir)));
+            if std::mem::take(&mut *lock(&self.fail_mount)) {
+                return Err(io::Error::other("scripted mount failure"));
+            }
+            let p = paths(container_dir);
+            for d in [&p.upper, &p.work, &p.merged] {
+                std::fs::create_dir_all(d)?;
+            }
+            lock(&self.mounted).insert(container_dir.to_path_buf());
+            Ok(p.merged)
+        }
+        fn unmount(&self, container_dir: &Path) -> io::Result<()> {
+            lock(&self.calls).push(format!("unmount {}", name(container_dir)));
+            lock(&self.mounted).remove(container_dir);
+            Ok(())
+        }
+        fn is_mounted(&self, container_dir: &Path) -> bool {
+            lock(&self.mounted).contains(container_dir)
+        }
+    }
+}
+
 /// The host's resolv.conf without loopback nameservers (unreachable from a container's
 /// namespace); Google's public DNS when nothing is left, as dockerd does.
 pub fn container_resolv_conf(host: &str) -> String {

@@ -7,6 +7,17 @@ use crate::runtime::exec::CAPABILITY_NAMES;
 use crate::runtime::options::{Device, DeviceRule, Namespace, RunOptions, Ulimit, ULIMITS};
 use bollard_stubs::models::HostConfig;
 
+/// An option given in a form this engine does not read (dockerd's words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunOptsError {
+    /// `--ulimit`/`--default-ulimit` not `name=soft[:hard]` with numbers.
+    #[error("invalid ulimit argument: {0}")]
+    Ulimit(String),
+    /// A `--cap-add`/`--cap-drop` name the kernel does not know.
+    #[error("unknown capability: {0:?}")]
+    UnknownCapability(String),
+}
+
 fn invalid(msg: impl Into<String>) -> ContainerError {
     ContainerError::InvalidParam(msg.into())
 }
@@ -54,10 +65,11 @@ pub fn apply_defaults(hc: &mut HostConfig, d: &crate::config::RunDefaults) {
 }
 
 /// `name=soft[:hard]` (dockerd's `--default-ulimit`, the CLI's `--ulimit`).
-pub fn parse_ulimit(s: &str) -> Result<bollard_stubs::models::ResourcesUlimits, String> {
-    let (name, values) = s.split_once('=').ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+pub fn parse_ulimit(s: &str) -> Result<bollard_stubs::models::ResourcesUlimits, RunOptsError> {
+    let bad = || RunOptsError::Ulimit(s.to_string());
+    let (name, values) = s.split_once('=').ok_or_else(bad)?;
     let (soft, hard) = values.split_once(':').unwrap_or((values, values));
-    let num = |v: &str| v.parse::<i64>().map_err(|_| format!("invalid ulimit argument: {s}"));
+    let num = |v: &str| v.parse::<i64>().map_err(|_| bad());
     Ok(bollard_stubs::models::ResourcesUlimits { name: Some(name.to_string()), soft: Some(num(soft)?), hard: Some(num(hard)?) })
 }
 
@@ -171,7 +183,7 @@ fn unsupported(hc: &HostConfig) -> Result<(), ContainerError> {
 }
 
 /// `--cap-add`/`--cap-drop` entries as `CAP_X` (or `ALL`), as dockerd normalises them.
-pub fn capabilities(caps: &[String]) -> Result<Vec<String>, String> {
+pub fn capabilities(caps: &[String]) -> Result<Vec<String>, RunOptsError> {
     caps.iter()
         .map(|c| {
             let up = c.trim().to_ascii_uppercase();
@@ -182,7 +194,7 @@ pub fn capabilities(caps: &[String]) -> Result<Vec<String>, String> {
             if CAPABILITY_NAMES.contains(&name.as_str()) {
                 Ok(name)
             } else {
-                Err(format!("unknown capability: {name:?}"))
+                Err(RunOptsError::UnknownCapability(name))
             }
         })
         .collect()
@@ -358,8 +370,8 @@ pub fn run_options(hc: &HostConfig) -> Result<RunOptions, ContainerError> {
     };
     Ok(RunOptions {
         privileged: hc.privileged == Some(true),
-        cap_add: capabilities(list(&hc.cap_add)).map_err(invalid)?,
-        cap_drop: capabilities(list(&hc.cap_drop)).map_err(invalid)?,
+        cap_add: capabilities(list(&hc.cap_add)).map_err(|e| invalid(e.to_string()))?,
+        cap_drop: capabilities(list(&hc.cap_drop)).map_err(|e| invalid(e.to_string()))?,
         no_new_privileges: sec.no_new_privileges,
         masked_paths: if sec.unconfined_paths { Some(vec![]) } else { hc.masked_paths.clone() },
         readonly_paths: if sec.unconfined_paths { Some(vec![]) } else { hc.readonly_paths.clone() },
@@ -478,7 +490,9 @@ mod tests {
         apply_defaults(&mut none, &d);
         assert!(none.log_config.unwrap().config.unwrap().is_empty());
         assert_eq!(hc.dns, Some(vec!["192.0.2.1".to_string()]));
-        assert!(parse_ulimit("nofile").is_err());
+        assert_eq!(parse_ulimit("nofile").unwrap_err(), RunOptsError::Ulimit("nofile".into()));
+        assert_eq!(parse_ulimit("nofile=x:1").unwrap_err(), RunOptsError::Ulimit("nofile=x:1".into()));
+        assert_eq!(capabilities(&["foo".into()]).unwrap_err(), RunOptsError::UnknownCapability("CAP_FOO".into()));
     }
 
     #[test]

@@ -67,8 +67,16 @@ fn not_yet(opt: &str) -> ContainerError {
 mod tests {
     use super::*;
 
-    fn p(opts: &[&str]) -> Result<SecurityOpts, String> {
-        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map_err(|e| e.to_string())
+    fn p(opts: &[&str]) -> Result<SecurityOpts, ContainerError> {
+        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    /// The refusal of `opts`: always a bad parameter (400), in dockerd's words.
+    fn refusal(opts: &[&str]) -> String {
+        match p(opts) {
+            Err(ContainerError::InvalidParam(m)) => m,
+            other => panic!("{opts:?} not refused as a bad parameter: {other:?}"),
+        }
     }
 
     #[test]
@@ -79,15 +87,15 @@ mod tests {
         assert_eq!(p(&["seccomp=unconfined", "seccomp=builtin"]).unwrap().seccomp, SeccompProfile::Default);
         let json = r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#;
         assert_eq!(p(&[&format!("seccomp={json}")]).unwrap().seccomp, SeccompProfile::Custom(json.into()));
-        assert!(p(&["seccomp={bad"]).unwrap_err().starts_with("Decoding seccomp profile failed"));
+        assert!(refusal(&["seccomp={bad"]).starts_with("Decoding seccomp profile failed"));
     }
 
     #[test]
     fn refused_options() {
-        assert_eq!(p(&["foo"]).unwrap_err(), r#"invalid --security-opt 1: "foo""#);
-        assert_eq!(p(&["foo=bar"]).unwrap_err(), r#"invalid --security-opt 2: "foo=bar""#);
-        assert!(p(&["apparmor=docker-default"]).unwrap_err().contains("AppArmor"));
-        assert!(p(&["label=type:svirt_apache_t"]).unwrap_err().contains("SELinux is not available"));
+        assert_eq!(refusal(&["foo"]), r#"invalid --security-opt 1: "foo""#);
+        assert_eq!(refusal(&["foo=bar"]), r#"invalid --security-opt 2: "foo=bar""#);
+        assert!(refusal(&["apparmor=docker-default"]).contains("AppArmor"));
+        assert!(refusal(&["label=type:svirt_apache_t"]).contains("SELinux is not available"));
         assert!(p(&["apparmor=unconfined", "label=disable", "disable"]).is_ok());
         // Privilege options are the run options' to check (runopts).
         assert!(p(&["no-new-privileges", "no-new-privileges=true", "systempaths=unconfined"]).is_ok());

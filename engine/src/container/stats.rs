@@ -171,9 +171,9 @@ impl<R: Runtime> ContainerService<R> {
             c.args(&args).args(extra).stdin(std::process::Stdio::null()).kill_on_drop(true);
             c
         };
-        let mut out = run(vec!["-q".into(), list]).output().await?;
+        let mut out = run(vec!["-q".into(), list]).output().await.map_err(ContainerError::io("running", "ps"))?;
         if !out.status.success() {
-            out = run(vec![]).output().await?;
+            out = run(vec![]).output().await.map_err(ContainerError::io("running", "ps"))?;
         }
         if !out.status.success() {
             return Err(ContainerError::InvalidParam(format!("Error running ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
@@ -195,6 +195,7 @@ impl<R: Runtime> ContainerService<R> {
         let (tx, rx) = mpsc::channel(4);
         let svc = self.clone();
         let span = tracing::debug_span!("stats", container = %id, stream = opts.stream, one_shot = opts.one_shot);
+        // Serves one request: it ends when the client goes (the receiver is dropped).
         tokio::spawn(
             async move {
                 let mut prev: Option<Arc<CpuSample>> = None;

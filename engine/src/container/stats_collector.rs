@@ -11,10 +11,11 @@
 //!   compares with about a second ago, as dockerd does.
 //!
 //! A `die` or `destroy` event drops a container's samples (its counters restart with its cgroup).
-//! The task is owned here: [`StatsCollector::start`] spawns it, [`StatsCollector::shutdown`] (or
-//! dropping the collector) cancels it. It holds no file open and leaves nothing on the host.
+//! The task is owned here: [`StatsCollector::start`] spawns it on the service's [`Tasks`] (whose
+//! shutdown ends it), [`StatsCollector::shutdown`] (or dropping the collector) cancels it. It holds no file open and leaves nothing on the host.
 use crate::cgroups::{Cgroup, CpuUsage};
 use crate::events::Event;
+use crate::tasks::Tasks;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -100,7 +101,7 @@ pub struct StatsCollector {
     cgroup_parent: String,
     shared: Arc<Shared>,
     cancel: CancellationToken,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<JoinHandle<Option<()>>>>,
 }
 
 impl StatsCollector {
@@ -117,9 +118,9 @@ impl StatsCollector {
     /// Spawns the task: a baseline sample at every start in `events`, and one a second while
     /// containers are asked about. `running` are the containers already running (after an engine
     /// restart); they get a baseline now.
-    pub fn start(&self, events: broadcast::Receiver<Event>, running: Vec<String>) {
+    pub fn start(&self, tasks: &Tasks, events: broadcast::Receiver<Event>, running: Vec<String>) {
         let task = Task { cgroup_parent: self.cgroup_parent.clone(), shared: self.shared.clone(), cancel: self.cancel.clone() };
-        let handle = tokio::spawn(async move {
+        let handle = tasks.spawn_until_shutdown(async move {
             if !running.is_empty() {
                 let t = task.clone();
                 let _ = tokio::task::spawn_blocking(move || t.sample_all(&running)).await;
@@ -269,7 +270,7 @@ mod tests {
     async fn requests_keep_samples_and_events_drop_them() {
         let c = StatsCollector::new("/flotilla-test-none/");
         let bus = crate::events::EventBus::default();
-        c.start(bus.subscribe(), vec![]);
+        c.start(&Tasks::new("test"), bus.subscribe(), vec![]);
         let t0 = Instant::now();
         assert!(c.previous("abc", &s(t0, 1, 1)).is_none());
         for i in 0..6 {

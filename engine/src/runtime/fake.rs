@@ -3,9 +3,10 @@
 //! Every call is recorded as one line (`create <id>`, `start <id>`, `signal <id> <sig>`, `wait
 //! <id>`, `attach <id> in=.. out=.. err=..`, `delete <id>`). A failure can be scripted once per
 //! operation. `wait` resolves once the test calls [`FakeRuntime::exit`], or `start` when
-//! `exit_on_start` is set, or a terminating signal (SIGKILL/SIGTERM/SIGINT/SIGHUP/SIGQUIT) is sent.
+//! `exit_on_start` is set or an exit is scripted ([`FakeRuntime::script_exits`]), or a
+//! terminating signal (SIGKILL/SIGTERM/SIGINT/SIGHUP/SIGQUIT) is sent.
 use super::{AttachOpts, AttachStream, ExecProcess, ExecSpec, Exit, FdStream, RunSpec, Runtime, RuntimeError};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -22,6 +23,8 @@ pub struct FakeRuntime {
     exits: Mutex<HashMap<String, watch::Sender<Option<Exit>>>>,
     specs: Mutex<HashMap<String, RunSpec>>,
     peers: Mutex<HashMap<String, Vec<tokio::net::UnixStream>>>,
+    /// Exit codes of the next starts, one each (before `exit_on_start`).
+    scripted: Mutex<VecDeque<i32>>,
     /// When set, `start` makes the process exit at once with this code.
     pub exit_on_start: Mutex<Option<i32>>,
     /// Exit code of every exec (which prints `exec <args>` on stdout and exits at once).
@@ -46,6 +49,17 @@ impl FakeRuntime {
     /// The next call of `op` ("create", "start", "signal", "wait", "attach", "delete") fails.
     pub fn fail_next(&self, op: &'static str, err: RuntimeError) {
         lock(&self.fail).insert(op, err);
+    }
+
+    /// The next starts exit at once with these codes, one each, in order; later starts run on
+    /// (or exit with `exit_on_start`).
+    pub fn script_exits(&self, codes: &[i32]) {
+        lock(&self.scripted).extend(codes.iter().copied());
+    }
+
+    /// How many calls so far start with `prefix` (`"start "`, `"signal <id> 9"`).
+    pub fn count(&self, prefix: &str) -> usize {
+        lock(&self.calls).iter().filter(|c| c.starts_with(prefix)).count()
     }
 
     /// The spec `create` received for `id`.
@@ -78,7 +92,8 @@ impl Runtime for FakeRuntime {
 
     async fn start(&self, id: &str, _state_dir: &Path) -> Result<u32, RuntimeError> {
         self.record("start", format!("start {id}"))?;
-        if let Some(code) = *lock(&self.exit_on_start) {
+        let scripted = lock(&self.scripted).pop_front();
+        if let Some(code) = scripted.or(*lock(&self.exit_on_start)) {
             self.exit(id, code);
         }
         Ok(4242)

@@ -2,7 +2,10 @@
 //! Whiteouts (0:0 character devices) are deletions, entries the layers have are changes,
 //! the rest additions. The files dockerd keeps in its init layer (mountpoints of /etc/hosts,
 //! /proc, ...) are not reported, nor directories listed only because of them.
+use super::super::record::Record;
+use super::super::{rootfs, ContainerError, ContainerService};
 use super::fsview::{self, file_type, open_at};
+use crate::runtime::Runtime;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, Mode, SFlag};
 use std::collections::BTreeMap;
@@ -101,6 +104,20 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<(String, u8)>
         }
     }
     Ok(out.into_iter().collect())
+}
+
+impl<R: Runtime> ContainerService<R> {
+    /// `GET /containers/{id}/changes`: `(path, kind)` with kind 0 = C, 1 = A, 2 = D.
+    pub async fn changes(&self, key: &str) -> Result<Vec<(String, u8)>, ContainerError> {
+        let rec = self.get(key)?.record();
+        let upper = rootfs::paths(&Record::dir(&self.cfg.data_root, &rec.id)).upper;
+        let layers = rec.layer_dirs.clone();
+        let dir = upper.clone();
+        tokio::task::spawn_blocking(move || changes(&upper, &layers))
+            .await
+            .map_err(ContainerError::task("listing the changes"))?
+            .map_err(ContainerError::io("comparing with the image", dir))
+    }
 }
 
 #[cfg(test)]

@@ -22,12 +22,19 @@ pub struct ExtractOptions {
 pub enum ExtractError {
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Io(#[from] io::Error),
+    /// `op` failed on `path` (a path in the container).
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: String, source: io::Error },
 }
 
 fn refused(s: impl Into<String>) -> ExtractError {
     ExtractError::Refused(s.into())
+}
+
+/// An io error of `op` on the container path `path` (for `map_err`).
+fn io_err(op: &'static str, path: impl Into<String>) -> impl FnOnce(io::Error) -> ExtractError {
+    let path = path.into();
+    move |source| ExtractError::Io { op, path, source }
 }
 
 fn cstr(name: &OsStr) -> io::Result<CString> {
@@ -67,19 +74,21 @@ impl Extractor<'_> {
 
     /// The directory `comps` below the destination, created (0755) where missing.
     fn dir(&self, comps: &[&[u8]]) -> Result<OwnedFd, ExtractError> {
-        match resolve(self.root, &self.path_of(comps), true) {
+        let path = self.path_of(comps);
+        match resolve(self.root, &path, true) {
             Ok(r) if is_dir(&r.stat) => return Ok(r.fd),
             Ok(r) => return Err(refused(format!("cannot extract below {}: not a directory", r.path))),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !comps.is_empty() => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(io_err("resolving", path)(e)),
         }
         let parent = self.dir(&comps[..comps.len() - 1])?;
         let name = OsStr::from_bytes(comps[comps.len() - 1]);
         match nix::sys::stat::mkdirat(Some(parent.as_raw_fd()), name, Mode::from_bits_truncate(0o755)) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
-            Err(e) => return Err(errno(e).into()),
+            Err(e) => return Err(io_err("creating the directory", path)(errno(e))),
         }
-        Ok(open_at(parent.as_raw_fd(), name, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW, Mode::empty())?)
+        open_at(parent.as_raw_fd(), name, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW, Mode::empty())
+            .map_err(io_err("opening", path))
     }
 
     fn entry<R: Read>(&mut self, mut e: tar::Entry<'_, R>) -> Result<(), ExtractError> {
@@ -92,8 +101,8 @@ impl Extractor<'_> {
         let h = e.header().clone();
         let kind = h.entry_type();
         let existing = fstatat(Some(pfd), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        let full = self.path_of(&comps);
         if let Some(st) = existing {
-            let full = self.path_of(&comps);
             if self.opts.no_overwrite_dir_non_dir {
                 if is_dir(&st) && !kind.is_dir() {
                     return Err(refused(format!("cannot overwrite directory {full:?} with non-directory {full:?}")));
@@ -103,14 +112,16 @@ impl Extractor<'_> {
                 }
             }
             if !(is_dir(&st) && kind.is_dir()) {
-                remove_tree(pfd, name)?;
+                remove_tree(pfd, name).map_err(io_err("removing", &full))?;
             }
         }
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         match kind {
             tar::EntryType::Directory => {
                 if !existing.is_some_and(|s| is_dir(&s)) {
-                    nix::sys::stat::mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700)).map_err(errno)?;
+                    nix::sys::stat::mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700))
+                        .map_err(errno)
+                        .map_err(io_err("creating the directory", &full))?;
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -119,28 +130,32 @@ impl Extractor<'_> {
                     name,
                     OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
                     Mode::from_bits_truncate(0o600),
-                )?;
+                )
+                .map_err(io_err("creating", &full))?;
                 let mut f = std::fs::File::from(fd);
-                io::copy(&mut e, &mut f)?;
+                io::copy(&mut e, &mut f).map_err(io_err("writing", &full))?;
             }
             tar::EntryType::Symlink => {
                 let target = e.link_name_bytes().ok_or_else(|| refused("symlink without target"))?;
-                let t = cstr(OsStr::from_bytes(&target))?;
-                let n = cstr(name)?;
+                let t = cstr(OsStr::from_bytes(&target)).map_err(io_err("linking", &full))?;
+                let n = cstr(name).map_err(io_err("linking", &full))?;
                 // SAFETY: valid C strings; symlinkat creates the link relative to pfd.
                 if unsafe { libc::symlinkat(t.as_ptr(), pfd, n.as_ptr()) } != 0 {
-                    return Err(io::Error::last_os_error().into());
+                    return Err(io_err("linking", full)(io::Error::last_os_error()));
                 }
             }
             tar::EntryType::Link => {
                 let target = e.link_name_bytes().ok_or_else(|| refused("hard link without target"))?;
                 let tcomps = components(&target)?;
-                let src = resolve(self.root, &self.path_of(&tcomps), false)?;
+                let tpath = self.path_of(&tcomps);
+                let src = resolve(self.root, &tpath, false).map_err(io_err("resolving", tpath))?;
                 if is_dir(&src.stat) {
                     return Err(refused("hard link to a directory"));
                 }
                 let (sp, sn) = src.parent.as_ref().ok_or_else(|| refused("hard link to the root"))?;
-                nix::unistd::linkat(Some(sp.as_raw_fd()), sn.as_os_str(), Some(pfd), name, AtFlags::empty()).map_err(errno)?;
+                nix::unistd::linkat(Some(sp.as_raw_fd()), sn.as_os_str(), Some(pfd), name, AtFlags::empty())
+                    .map_err(errno)
+                    .map_err(io_err("linking", &full))?;
                 return Ok(());
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -150,23 +165,26 @@ impl Extractor<'_> {
                     _ => SFlag::S_IFIFO,
                 };
                 let dev = libc::makedev(h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0));
-                nix::sys::stat::mknodat(Some(pfd), name, t, Mode::from_bits_truncate(0o600), dev).map_err(errno)?;
+                nix::sys::stat::mknodat(Some(pfd), name, t, Mode::from_bits_truncate(0o600), dev)
+                    .map_err(errno)
+                    .map_err(io_err("creating the node", &full))?;
             }
             _ => return Ok(()), // pax/GNU metadata are consumed by the tar crate
         }
         let (uid, gid) = self.opts.chown.unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
         // Owner and mode through an O_PATH fd of the entry itself: never through a link.
-        let fd = open_at(pfd, name, OFlag::O_PATH | OFlag::O_NOFOLLOW, Mode::empty())?;
-        chown_empty_path(fd.as_raw_fd(), uid, gid)?;
+        let fd = open_at(pfd, name, OFlag::O_PATH | OFlag::O_NOFOLLOW, Mode::empty()).map_err(io_err("opening", &full))?;
+        chown_empty_path(fd.as_raw_fd(), uid, gid).map_err(io_err("changing the owner of", &full))?;
         if !kind.is_symlink() {
             let p = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(io_err("changing the mode of", &full))?;
         }
         let mtime = h.mtime().unwrap_or(0) as i64;
         if kind.is_dir() {
             self.dir_times.push((self.path_of(&comps), mtime));
         } else {
-            set_times(pfd, name, mtime)?;
+            set_times(pfd, name, mtime).map_err(io_err("setting the times of", &full))?;
         }
         Ok(())
     }
@@ -217,8 +235,8 @@ pub fn extract<R: Read>(root: &OwnedFd, dest: &Resolved, reader: R, opts: Extrac
     let r = crate::image::unpack::decompressed(reader).map_err(|e| refused(e.to_string()))?;
     let mut ar = tar::Archive::new(r);
     let mut x = Extractor { root, dest: dest.path.clone(), opts, dir_times: vec![] };
-    for entry in ar.entries()? {
-        x.entry(entry?)?;
+    for entry in ar.entries().map_err(io_err("reading the archive for", &dest.path))? {
+        x.entry(entry.map_err(io_err("reading the archive for", &dest.path))?)?;
     }
     for (p, mtime) in x.dir_times.iter().rev() {
         if let Ok(r) = resolve(root, p, false) {
