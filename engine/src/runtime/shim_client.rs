@@ -27,7 +27,8 @@ pub struct ShimState {
 struct Gone;
 
 fn read_exit(state_dir: &Path) -> Result<Option<Exit>, RuntimeError> {
-    Ok(crate::fsutil::read_json(&protocol::exit_path(state_dir))?)
+    let path = protocol::exit_path(state_dir);
+    crate::fsutil::read_json(&path).map_err(|e| io_err("reading", &path, e))
 }
 
 /// Connects and sends one request line.
@@ -72,8 +73,8 @@ async fn call(id: &str, state_dir: &Path, req: &Request) -> Result<Response, Run
     }
 }
 
-fn io_err(what: &str, path: &Path, e: io::Error) -> RuntimeError {
-    RuntimeError::Io(io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))
+fn io_err(what: &'static str, path: &Path, e: io::Error) -> RuntimeError {
+    RuntimeError::io(what, path, e)
 }
 
 /// Writes the OCI bundle and the shim's config for `spec` under its state dir.
