@@ -212,7 +212,7 @@ impl<'a, R: Runtime> Builder<'a, R> {
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
         let out = self.out.clone();
-        let fwd = tokio::spawn(async move {
+        let fwd = self.svc.images.tasks().spawn(async move {
             while let Some(v) = rx.recv().await {
                 if let Some(s) = v.get("status").and_then(|s| s.as_str()) {
                     if v.get("progressDetail").is_none_or(|d| d.as_object().is_none_or(|o| o.is_empty())) {

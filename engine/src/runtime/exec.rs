@@ -180,7 +180,7 @@ impl ShimRuntime {
         }
         let rest = got[nl + 1..].to_vec();
         let (tx, exit) = oneshot::channel();
-        tokio::spawn(async move {
+        self.tasks.spawn_until_shutdown(async move {
             let code = read_exit(ctrl, rest).await;
             let _ = tx.send(code.unwrap_or(255));
         });

@@ -228,4 +228,6 @@ pub struct ShimRuntime {
     pub runtime_root: PathBuf,
     /// The next container's spawner, started ahead of time.
     pool: shim_pool::ShimPool,
+    /// The readers of exec exits (one per running exec).
+    tasks: crate::tasks::Tasks,
 }

@@ -11,7 +11,13 @@ impl ShimRuntime {
         let (shim_binary, runtime_root) = (shim_binary.into(), runtime_root.into());
         // The runtime root is `<exec_root>/runtime`: spare spawners name the exec root.
         let exec_root = runtime_root.parent().map(Path::to_path_buf).unwrap_or_else(|| runtime_root.clone());
-        ShimRuntime { pool: super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root), shim_binary, runtime_root }
+        let pool = super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root);
+        ShimRuntime { pool, shim_binary, runtime_root, tasks: crate::tasks::Tasks::new("runtime") }
+    }
+
+    /// Stops reading exec exits (their waiters see the exit as unknown); for the engine's shutdown.
+    pub async fn shutdown(&self) {
+        self.tasks.shutdown(std::time::Duration::from_secs(1)).await;
     }
 }
 
