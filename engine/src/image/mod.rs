@@ -56,6 +56,9 @@ pub enum ImageError {
     /// A file of the image store (or an archive being loaded) that could not be read or written.
     #[error("{op} {}: {source}", path.display())]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// A task of an image operation (`what`) panicked or was cancelled.
+    #[error("{what}: {source}")]
+    Join { what: &'static str, source: tokio::task::JoinError },
 }
 
 /// Attaches the operation and the path to an io error of this module.
@@ -76,7 +79,7 @@ impl Classify for ImageError {
             ImageError::Conflict(_) => ErrorKind::Conflict,
             ImageError::Invalid(_) | ImageError::Unpack(unpack::UnpackError::Refused { .. }) => ErrorKind::InvalidParameter,
             ImageError::Unauthorized(_) => ErrorKind::Forbidden,
-            ImageError::Registry(_) | ImageError::Io { .. } | ImageError::Unpack(_) => ErrorKind::Internal,
+            ImageError::Registry(_) | ImageError::Io { .. } | ImageError::Join { .. } | ImageError::Unpack(_) => ErrorKind::Internal,
         }
     }
 }

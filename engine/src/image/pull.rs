@@ -157,7 +157,7 @@ impl PreparedPull {
         for &i in &todo {
             let desc = &self.layers[i];
             let Some(mut h) = handles.remove(&i) else { continue };
-            (&mut h.0).await.map_err(|e| ImageError::Registry(format!("download task failed: {e}")))??;
+            (&mut h.0).await.map_err(|source| ImageError::Join { what: "download task failed", source })??;
             let total = desc.size.max(0) as u64;
             let (svc, p, blob, diff, id12) =
                 (self.svc.clone(), progress.clone(), desc.digest.clone(), diff_ids[i].clone(), short(&desc.digest).to_string());
@@ -174,7 +174,7 @@ impl PreparedPull {
                     svc.register_layer(&blob, Some(&diff), &mut cb)
                 })
                 .await
-                .map_err(|e| ImageError::Registry(format!("extract task failed: {e}")))??;
+                .map_err(|source| ImageError::Join { what: "extract task failed", source })??;
             progress.layer("Pull complete", short(&desc.digest)).await;
         }
 
