@@ -172,6 +172,12 @@ mod tests {
     }
 
     #[test]
+    fn io_errors_name_the_op_and_path() {
+        let e = is_plain_dockerfile(Path::new("/nonexistent-flotilla-ctx")).unwrap_err().to_string();
+        assert!(e.starts_with("opening /nonexistent-flotilla-ctx: "), "{e}");
+    }
+
+    #[test]
     fn hostile_contexts_write_nothing_outside() {
         let d = tempfile::tempdir().unwrap();
         let ctx = d.path().join("ctx");

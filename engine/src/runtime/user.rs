@@ -257,4 +257,10 @@ mod tests {
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         assert!(matches!(read_in_root(d.path(), "real/passwd", 10), Err(RootFileError::TooLarge(10))));
     }
+
+    #[test]
+    fn io_errors_name_the_op_and_path() {
+        let e = read_in_root(Path::new("/nonexistent-flotilla-root"), "etc/passwd", 10).unwrap_err();
+        assert!(e.to_string().starts_with("open /nonexistent-flotilla-root: "), "{e}");
+    }
 }
