@@ -1,6 +1,9 @@
 //! What the engine's and the manager's API servers share: TLS material loading, the
 //! dockerd-style server configuration (`--tls`/`--tlsverify`), and the TLS accept loop that
 //! serves an axum app with upgrades (attach/exec hijacks).
+mod error;
+pub use error::ApiError;
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;

@@ -140,13 +140,24 @@ pub const FILTER_KEYS: &[&str] = &[
     "config",
 ];
 
+/// Why a `--filter` of `docker events` is refused (Docker's text).
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("invalid filter '{0}'")]
+    UnknownKey(String),
+}
+
+impl crate::Classify for FilterError {
+    fn kind(&self) -> crate::ErrorKind {
+        crate::ErrorKind::InvalidParameter
+    }
+}
+
 impl EventFilter {
     /// Refuses unknown keys with Docker's text.
-    pub fn new(filters: HashMap<String, Vec<String>>) -> Result<Self, String> {
-        for k in filters.keys() {
-            if !FILTER_KEYS.contains(&k.as_str()) {
-                return Err(format!("invalid filter '{k}'"));
-            }
+    pub fn new(filters: HashMap<String, Vec<String>>) -> Result<Self, FilterError> {
+        if let Some(k) = filters.keys().find(|k| !FILTER_KEYS.contains(&k.as_str())) {
+            return Err(FilterError::UnknownKey(k.clone()));
         }
         Ok(EventFilter { filters })
     }

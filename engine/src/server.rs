@@ -59,7 +59,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     })?;
     let cfg = Arc::new(cfg);
     let events = EventBus::default();
-    let mut images = ImageService::open(&cfg.data_root, &cfg.insecure_registries)?;
+    let mut images = ImageService::open(&cfg.data_root, &cfg.insecure_registries, events.clone())?;
     images.set_pull_options(cfg.pull.clone());
     let images = Arc::new(images);
     let network = Arc::new(NetworkService::start(&cfg, events.clone()).await?);
@@ -70,6 +70,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     }
     let volumes = containers.volumes();
     let state_containers = containers.clone();
+    let state_images = images.clone();
     let state = AppState { config: cfg.clone(), images, containers, network: network.clone(), events, volumes };
     let app = api::router(state);
     let app = tower::Layer::layer(&tower::util::MapRequestLayer::new(api::strip_version as fn(_) -> _), app);
@@ -115,6 +116,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
     // Hijacked streams may hold connections open; do not wait for them forever.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
     state_containers.shutdown().await;
+    state_images.shutdown().await;
     network.shutdown().await;
     for h in &cfg.hosts {
         if let Listen::Unix(p) = h {

@@ -189,7 +189,7 @@ async fn pull_from_real_registry() {
     let base = format!("http://{host}");
     let (mdigest, diff_id, layer, index_digest) = push_busybox(&base).await;
     let data = tempfile::tempdir().unwrap();
-    let svc = Arc::new(ImageService::open(data.path(), &[]).unwrap());
+    let svc = Arc::new(ImageService::open(data.path(), &[], Default::default()).unwrap());
     let name = format!("{host}/it/busybox");
 
     // First pull: everything downloads.
@@ -349,7 +349,7 @@ async fn pull_with_bearer_token_auth() {
         );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let data = tempfile::tempdir().unwrap();
-    let svc = Arc::new(ImageService::open(data.path(), &[]).unwrap());
+    let svc = Arc::new(ImageService::open(data.path(), &[], Default::default()).unwrap());
     let name = format!("127.0.0.1:{port}/priv/img:latest");
 
     // Without credentials the token service refuses.

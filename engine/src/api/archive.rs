@@ -54,6 +54,7 @@ const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 async fn put_archive(State(st): State<AppState>, Path(id): Path<String>, p: Params, body: Body) -> Result<StatusCode, ApiError> {
     let path = path_param(&p)?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
+    // Owned by its request: it feeds the request's body to the extraction and ends with it.
     let mut pump = tokio::spawn(async move {
         let mut s = body.into_data_stream();
         let mut tx = Some(tx);

@@ -130,7 +130,8 @@ async fn build(State(st): State<AppState>, RawQuery(q): RawQuery, body: Body) ->
     let (s2, o2) = (svc.clone(), opts.clone());
     let prepared = tokio::task::spawn_blocking(move || s2.prepare(&tmp, &o2)).await.map_err(|e| ApiError::internal(e.to_string()))??;
     let (out, mut rx) = Output::new(opts.quiet);
-    tokio::spawn(async move {
+    // The image service owns builds (the client may go away): they end with the engine.
+    st.images.tasks().spawn_until_shutdown(async move {
         if let Err(e) = svc.build(prepared, opts, &out).await {
             let code = match &e {
                 BuildError::RunFailed { code, .. } => Some(*code),

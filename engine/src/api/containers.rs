@@ -164,6 +164,7 @@ async fn attach(State(st): State<AppState>, Path(id): Path<String>, p: Params, r
 async fn pipe(client: hijack::Upgraded, shim: crate::runtime::AttachStream, keys: Vec<u8>) {
     let (cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
+    // Owned by its hijacked stream: aborted below when the output ends.
     let mut input = tokio::spawn(async move {
         let end = super::exec::copy_input(cr, &mut sw, keys).await;
         if end == super::exec::InputEnd::Eof {
@@ -180,10 +181,10 @@ async fn pipe(client: hijack::Upgraded, shim: crate::runtime::AttachStream, keys
                 let _ = cw.shutdown().await;
                 // Stay connected to the shim without a reader, as dockerd does: the
                 // container's stdin stays open (also with StdinOnce) and its output is dropped.
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut sr, &mut tokio::io::sink()).await;
-                    drop(sw);
-                });
+                // The hijacked connection's task (see `hijack::upgrade`) does this until the
+                // shim's stream ends.
+                let _ = tokio::io::copy(&mut sr, &mut tokio::io::sink()).await;
+                drop(sw);
                 return;
             }
             let _ = tokio::io::copy(&mut sr, &mut cw).await;

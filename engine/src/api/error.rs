@@ -1,32 +1,9 @@
-//! `ApiError`: the only place that knows Docker's status codes. Body: `{"message": "..."}`.
+//! The engine's side of the wire error ([`apiserve::ApiError`], shared with the manager): the
+//! only place that maps the engine's [`ErrorKind`]s to Docker's status codes.
 use crate::{Classify, ErrorKind};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
-    }
-}
+pub use apiserve::ApiError;
 
 pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
@@ -41,28 +18,31 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
-impl<E: Classify + std::fmt::Display> From<E> for ApiError {
-    fn from(e: E) -> Self {
-        ApiError { status: status_of(e.kind()), message: e.to_string() }
-    }
+/// The wire error of any classified engine error: its kind's status and its text.
+pub fn classified<E: Classify + std::fmt::Display>(e: E) -> ApiError {
+    ApiError::with_status(status_of(e.kind()), e.to_string())
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, "{}", self.message);
-        } else {
-            tracing::debug!(status = %self.status, "{}", self.message);
-        }
-        if self.status == StatusCode::NOT_MODIFIED {
-            return self.status.into_response();
-        }
-        (self.status, Json(serde_json::json!({ "message": self.message }))).into_response()
-    }
+/// `?` in handlers: `ApiError` is apiserve's, so the orphan rule wants one `From` per engine
+/// error type (a blanket `impl<E: Classify>` is not allowed on a foreign type). An error type
+/// that implements `Classify` and reaches a handler is listed here.
+macro_rules! from_classified {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                classified(e)
+            }
+        })*
+    };
 }
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
+from_classified!(
+    crate::container::ContainerError,
+    crate::image::ImageError,
+    crate::network::NetworkError,
+    crate::volume::VolumeError,
+    crate::build::BuildError,
+    crate::runtime::RuntimeError,
+    crate::cgroups::CgroupError,
+    crate::events::FilterError,
+);

@@ -29,10 +29,11 @@ fn now_nanos() -> i64 {
 async fn events(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let since = time_param(&p, "since")?;
     let until = time_param(&p, "until")?;
-    let filter = EventFilter::new(p.filters()?).map_err(ApiError::bad_request)?;
+    let filter = EventFilter::new(p.filters()?)?;
     // As dockerd: `until` alone replays the whole history up to it.
     let (past, rx) = st.events.subscribe_since(since.or(until.map(|_| 0)));
     let (tx, out) = mpsc::channel::<Bytes>(64);
+    // Owned by its request: it ends when the client goes away (the body's receiver drops).
     tokio::spawn(forward(past, rx, filter, until, tx));
     let stream = futures_util::stream::unfold(out, |mut out| async move {
         let b = out.recv().await?;

@@ -173,6 +173,7 @@ async fn start(State(st): State<AppState>, Path(id): Path<String>, req: Request)
     // The process starts while the 101 goes out; its output waits in the pipes until the
     // stream pumps it (so nothing precedes the 101 on the wire).
     let svc = st.containers.clone();
+    // Owned by its request: the hijacked stream below awaits it.
     let started = tokio::spawn(async move { svc.exec_start(&id, false).await });
     Ok(hijack::upgrade(req, move |client| async move {
         let started = started.await.unwrap_or_else(|e| Err(crate::container::ContainerError::Task { op: "exec start", source: e }));
@@ -222,11 +223,13 @@ async fn pump(client: hijack::Upgraded, mut io: ExecIo, keys: Vec<u8>) {
     let mut readers = vec![];
     for (src, stream) in [(io.stdout.take(), 1u8), (io.stderr.take(), 2u8)] {
         if let Some(src) = src {
+            // Owned by its hijacked stream: they end with the process's output.
             readers.push(tokio::spawn(read_into(src, stream, io.tty, tx.clone())));
         }
     }
     drop(tx);
     let (det_tx, mut det_rx) = tokio::sync::oneshot::channel::<()>();
+    // Owned by its hijacked stream (aborted when the exec's stream ends).
     let input = match io.stdin.take() {
         Some(mut stdin) => tokio::spawn(async move {
             if copy_input(cr, &mut stdin, keys).await == InputEnd::Detached {

@@ -54,6 +54,7 @@ where
 {
     let unix = req.extensions().get::<axum::extract::ConnectInfo<UnixConn>>().map(|c| c.0 .0);
     let on = hyper::upgrade::on(req);
+    // Owned by its hijacked stream: it serves the upgraded connection and ends with it.
     tokio::spawn(async move {
         match on.await {
             Ok(up) => {

@@ -62,16 +62,9 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, RawQuery(q): Raw
     if let Some(from) = p.str("fromImage").filter(|s| !s.is_empty()) {
         let creds = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()).and_then(Credentials::from_header);
         let r = pull_reference(from, p.str("tag").unwrap_or(""))?;
-        let name = r.familiar();
         let prepared = st.images.prepare_pull(r, creds).await?;
         let (tx, rx) = mpsc::channel(256);
-        let events = st.events.clone();
-        tokio::spawn(async move {
-            match prepared.run(&Progress::new(tx)).await {
-                Ok(_) => events.publish("image", "pull", &name, &[("name", &name)]),
-                Err(e) => tracing::info!(error = %e, "pull failed"),
-            }
-        });
+        st.images.start_pull(prepared, Progress::new(tx));
         return Ok(json_stream(rx));
     }
     if let Some(src) = p.str("fromSrc").filter(|s| !s.is_empty()) {
@@ -83,8 +76,7 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, RawQuery(q): Raw
         let message = p.str("message").unwrap_or("").to_string();
         let (tmp, digest, _) = st.images.spool_stream(body.into_data_stream()).await?;
         let svc = st.images.clone();
-        let id = blocking(move || svc.import_file(&tmp, &digest, name.as_ref(), &changes, &message)).await?;
-        st.events.publish("image", "import", &id, &[("name", &id)]);
+        let id = blocking(move || svc.import_published(&tmp, &digest, name.as_ref(), &changes, &message)).await?;
         return Ok(json_lines(vec![json!({ "status": id })]));
     }
     Err(ApiError::bad_request("fromImage or fromSrc is required"))
@@ -110,6 +102,7 @@ fn pull_reference(from: &str, tag: &str) -> Result<Reference, ImageError> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ImageError> + Send + 'static) -> Result<T, ApiError> {
+    // Owned by its request: awaited here.
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("image task failed: {e}")))?.map_err(ApiError::from)
 }
 
@@ -118,34 +111,24 @@ async fn load(State(st): State<AppState>, body: Body) -> Result<Response, ApiErr
     let svc = st.images.clone();
     let res = blocking({
         let tmp = tmp.clone();
-        move || svc.load_archive(&tmp)
+        move || svc.load_published(&tmp)
     })
     .await;
     let _ = tokio::fs::remove_file(&tmp).await;
     let lines = res?;
-    for l in &lines {
-        let name = l.trim().strip_prefix("Loaded image ID: ").or_else(|| l.trim().strip_prefix("Loaded image: "));
-        if let Some(name) = name {
-            let id = st.images.resolve_id(name).unwrap_or_else(|_| name.to_string());
-            st.events.publish("image", "load", &id, &[("name", name)]);
-        }
-    }
     Ok(json_lines(lines.into_iter().map(|l| json!({ "stream": l })).collect()))
 }
 
 async fn save_many(State(st): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let names = all_values(&q.unwrap_or_default(), "names");
-    save_events(&st, &names);
     save(st.images, names).await
 }
 
 /// Streams a docker-archive of `names`.
 async fn save(svc: Arc<ImageService>, names: Vec<String>) -> Result<Response, ApiError> {
-    if names.is_empty() {
-        return Err(ApiError::bad_request("no images specified"));
-    }
-    let plan = svc.save_plan(&names)?;
+    let plan = svc.save_published(&names)?;
     let (tx, rx) = mpsc::channel::<Bytes>(16);
+    // Owned by its request: it writes the response body and ends when the client goes away.
     tokio::task::spawn_blocking(move || {
         let w = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
         if let Err(e) = svc.write_archive(&plan, w) {
@@ -196,8 +179,7 @@ async fn prune(State(st): State<AppState>, p: Params) -> Result<Json<Value>, Api
     let f = p.filters()?;
     let all = f.get("dangling").and_then(|v| v.first()).is_some_and(|v| v == "false" || v == "0");
     let svc = st.images.clone();
-    let (deleted, reclaimed) = blocking(move || svc.prune(all)).await?;
-    delete_events(&st, "", &deleted);
+    let (deleted, reclaimed) = blocking(move || svc.prune_published(all)).await?;
     Ok(Json(json!({ "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed })))
 }
 
@@ -213,9 +195,7 @@ async fn per_image(
     if method == Method::DELETE {
         let svc = st.images.clone();
         let (force, prune) = (p.flag("force"), !p.flag("noprune"));
-        let id = st.images.resolve_id(&rest).unwrap_or_default();
-        let records = blocking(move || svc.delete(&rest, force, prune)).await?;
-        delete_events(&st, &id, &records);
+        let records = blocking(move || svc.delete_published(&rest, force, prune)).await?;
         return Ok(Json(records).into_response());
     }
     if method == Method::GET {
@@ -226,19 +206,13 @@ async fn per_image(
             return Ok(Json(st.images.history(&name)?).into_response());
         }
         if let Some(name) = split("/get") {
-            save_events(&st, std::slice::from_ref(&name));
             return save(st.images, vec![name]).await;
         }
     }
     if method == Method::POST {
         if let Some(name) = split("/tag") {
             let (repo, tag) = (p.str("repo").unwrap_or(""), p.str("tag").unwrap_or(""));
-            st.images.tag(&name, repo, tag)?;
-            if let Ok(id) = st.images.resolve_id(&name) {
-                let full = format!("{repo}:{}", if tag.is_empty() { "latest" } else { tag });
-                let new = Reference::parse(&full).map(|r| r.familiar()).unwrap_or(full);
-                st.events.publish("image", "tag", &id, &[("name", &new)]);
-            }
+            st.images.tag_published(&name, repo, tag)?;
             return Ok(StatusCode::CREATED.into_response());
         }
         if let Some(name) = split("/push") {
@@ -247,36 +221,11 @@ async fn per_image(
             let full = if tag.is_empty() { name.clone() } else { format!("{name}:{tag}") };
             st.images.resolve_id(&full)?;
             let (tx, rx) = mpsc::channel(256);
-            let svc = st.images.clone();
-            tokio::spawn(async move {
-                if let Err(e) = svc.push(&name, &tag, creds, &Progress::new(tx)).await {
-                    tracing::info!(error = %e, "push failed");
-                }
-            });
+            st.images.start_push(name, tag, creds, Progress::new(tx));
             return Ok(json_stream(rx));
         }
     }
     Err(ApiError::not_found(format!("page not found: /images/{rest}")))
-}
-
-/// `untag` and `delete` events for the records of an image removal (`id`: the image named).
-fn delete_events(st: &AppState, id: &str, records: &[Value]) {
-    for r in records {
-        if r.get("Untagged").is_some() && !id.is_empty() {
-            st.events.publish("image", "untag", id, &[("name", id)]);
-        }
-        if let Some(d) = r.get("Deleted").and_then(|d| d.as_str()) {
-            st.events.publish("image", "delete", d, &[("name", d)]);
-        }
-    }
-}
-
-fn save_events(st: &AppState, names: &[String]) {
-    for n in names {
-        if let Ok(id) = st.images.resolve_id(n) {
-            st.events.publish("image", "save", &id, &[("name", n)]);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,15 +23,15 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn not_manager() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, NOT_A_MANAGER)
+    ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, NOT_A_MANAGER)
 }
 
 async fn not_part() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")
+    ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")
 }
 
 async fn not_available() -> ApiError {
-    ApiError::new(
+    ApiError::with_status(
         StatusCode::NOT_IMPLEMENTED,
         "swarm mode is not available on this engine: Flotilla is classic Swarm (run `swarm manage` and `swarm join`)",
     )

@@ -36,8 +36,9 @@ impl Cache {
     }
 
     pub fn put(&self, key: &str, id: &str) -> Result<(), BuildError> {
-        std::fs::create_dir_all(&self.dir)?;
-        crate::fsutil::write_atomic(&self.dir.join(key), id.as_bytes())?;
+        std::fs::create_dir_all(&self.dir).map_err(BuildError::io("creating", &self.dir))?;
+        let path = self.dir.join(key);
+        crate::fsutil::write_atomic(&path, id.as_bytes()).map_err(BuildError::io("writing", &path))?;
         Ok(())
     }
 
@@ -76,11 +77,11 @@ impl Cache {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(BuildError::io("reading", &self.dir)(e)),
         };
         for e in entries.flatten() {
             let id = std::fs::read_to_string(e.path()).unwrap_or_default().trim().to_string();
-            std::fs::remove_file(e.path())?;
+            std::fs::remove_file(e.path()).map_err(BuildError::io("removing", &e.path()))?;
             deleted.push(e.file_name().to_string_lossy().into_owned());
             if images.resolve_id(&id).is_ok_and(|r| r == id) && images.refs_of(&id).is_empty() && images.users_of(&id).is_empty() {
                 if let Err(err) = images.delete(&id, false, true) {

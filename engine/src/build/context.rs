@@ -21,10 +21,10 @@ pub fn unpack_context<R: Read>(r: R, dir: &Path) -> Result<(), BuildError> {
 /// that is neither gzip nor has a tar header's `ustar` magic.
 pub fn is_plain_dockerfile(path: &Path) -> Result<bool, BuildError> {
     let mut head = [0u8; 512];
-    let mut f = fs::File::open(path)?;
+    let mut f = fs::File::open(path).map_err(BuildError::io("opening", path))?;
     let mut n = 0;
     while n < head.len() {
-        match f.read(&mut head[n..])? {
+        match f.read(&mut head[n..]).map_err(BuildError::io("reading", path))? {
             0 => break,
             k => n += k,
         }
@@ -37,12 +37,12 @@ pub fn is_plain_dockerfile(path: &Path) -> Result<bool, BuildError> {
 
 /// Refuses symlinks that are absolute or climb out of the context.
 fn check_links(root: &Path, dir: &Path) -> Result<(), BuildError> {
-    for e in fs::read_dir(dir)? {
-        let e = e?;
+    for e in fs::read_dir(dir).map_err(BuildError::io("reading", dir))? {
+        let e = e.map_err(BuildError::io("reading", dir))?;
         let p = e.path();
-        let ft = e.file_type()?;
+        let ft = e.file_type().map_err(BuildError::io("stat", &p))?;
         if ft.is_symlink() {
-            let target = fs::read_link(&p)?;
+            let target = fs::read_link(&p).map_err(BuildError::io("reading link", &p))?;
             let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
             if target.is_absolute() {
                 return Err(BuildError::Invalid(format!(
@@ -105,7 +105,7 @@ pub fn read_dockerfile(dir: &Path, name: &str) -> Result<(String, Vec<u8>), Buil
         if meta.len() as usize > super::parser::MAX_DOCKERFILE {
             return Err(BuildError::Invalid(format!("{shown} is too large: {} bytes (the limit is 1 MiB)", meta.len())));
         }
-        return Ok((shown.to_string(), fs::read(&p)?));
+        return Ok((shown.to_string(), fs::read(&p).map_err(BuildError::io("reading", &p))?));
     }
     Err(missing())
 }
@@ -121,22 +121,23 @@ pub fn apply_dockerignore(dir: &Path) -> Result<(), BuildError> {
 }
 
 fn prune(root: &Path, rel: &Path, pats: &Patterns) -> Result<(), BuildError> {
-    for e in fs::read_dir(root.join(rel))? {
-        let e = e?;
+    let dir = root.join(rel);
+    for e in fs::read_dir(&dir).map_err(BuildError::io("reading", &dir))? {
+        let e = e.map_err(BuildError::io("reading", &dir))?;
         let child = rel.join(e.file_name());
         let excluded = pats.excludes(&child.to_string_lossy());
-        let is_dir = e.file_type()?.is_dir();
+        let p = root.join(&child);
+        let is_dir = e.file_type().map_err(BuildError::io("stat", &p))?.is_dir();
         if is_dir && (!excluded || pats.has_exceptions()) {
             prune(root, &child, pats)?;
-            if excluded && fs::read_dir(root.join(&child))?.next().is_none() {
-                fs::remove_dir(root.join(&child))?;
+            if excluded && fs::read_dir(&p).map_err(BuildError::io("reading", &p))?.next().is_none() {
+                fs::remove_dir(&p).map_err(BuildError::io("removing", &p))?;
             }
         } else if excluded {
-            let p = root.join(&child);
             if is_dir {
-                fs::remove_dir_all(&p)?;
+                fs::remove_dir_all(&p).map_err(BuildError::io("removing", &p))?;
             } else {
-                fs::remove_file(&p)?;
+                fs::remove_file(&p).map_err(BuildError::io("removing", &p))?;
             }
         }
     }
@@ -168,6 +169,12 @@ mod tests {
             }
         }
         b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn io_errors_name_the_op_and_path() {
+        let e = is_plain_dockerfile(Path::new("/nonexistent-flotilla-ctx")).unwrap_err().to_string();
+        assert!(e.starts_with("opening /nonexistent-flotilla-ctx: "), "{e}");
     }
 
     #[test]

@@ -225,7 +225,7 @@ pub async fn collect<R: Runtime>(
     };
     let uid_gid = c.chown.as_deref().map(|s| chown_ids(s, &layers)).transpose()?;
     let path = b.work_dir().join(format!("copy-{}.tar", crate::ids::new_id()));
-    let file = io::BufWriter::new(fs::File::create(&path)?);
+    let file = io::BufWriter::new(fs::File::create(&path).map_err(BuildError::io("creating", &path))?);
     let mut g = Gather { b: tar::Builder::new(file), h: Sha256::new(), uid_gid, entries: 0 };
     let mut collected = Collected { path: path.clone(), hash: String::new(), single_file: None, count: 0 };
     let mut fetched = vec![];
@@ -243,7 +243,7 @@ pub async fn collect<R: Runtime>(
     }
     res?;
     let digest = hex::encode(g.h.finalize_reset());
-    g.b.into_inner()?.flush()?;
+    g.b.into_inner().and_then(|mut w| w.flush()).map_err(BuildError::io("writing", &path))?;
     collected.hash = format!(
         "{}:{digest}",
         if collected.count > 1 {
@@ -278,12 +278,12 @@ async fn fetch(url: &str, dir: &Path) -> Result<(PathBuf, String), BuildError> {
     }
     let name = resp.url().path().rsplit('/').find(|s| !s.is_empty()).unwrap_or("download").to_string();
     let path = dir.join(format!("fetch-{}", crate::ids::new_id()));
-    let mut f = tokio::fs::File::create(&path).await?;
+    let mut f = tokio::fs::File::create(&path).await.map_err(BuildError::io("creating", &path))?;
     while let Some(chunk) = resp.chunk().await.map_err(|e| err(format!("reading {url}: {e}")))? {
-        tokio::io::AsyncWriteExt::write_all(&mut f, &chunk).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut f, &chunk).await.map_err(BuildError::io("writing", &path))?;
     }
-    tokio::io::AsyncWriteExt::flush(&mut f).await?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    tokio::io::AsyncWriteExt::flush(&mut f).await.map_err(BuildError::io("writing", &path))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(BuildError::io("chmod", &path))?;
     Ok((path, name))
 }
 
@@ -299,7 +299,7 @@ fn collect_context<W: Write>(
             // A remote file: mode 0600, never extracted (as dockerd does).
             out.count += 1;
             out.single_file = Some(name.clone());
-            g.host(name, path, false)?;
+            g.host(name, path, false).map_err(BuildError::io("adding", path))?;
             continue;
         }
         if is_url(src) {
@@ -307,7 +307,7 @@ fn collect_context<W: Write>(
         }
         let rel = inside(src).ok_or_else(|| failed(format!("forbidden path outside the build context: {src} ()")))?;
         let matches = if has_glob(src) {
-            glob_context(ctx, &rel.to_string_lossy())?
+            glob_context(ctx, &rel.to_string_lossy()).map_err(BuildError::io("matching in", ctx))?
         } else {
             let p = ctx.join(&rel);
             if fs::symlink_metadata(&p).is_err() {
@@ -327,20 +327,23 @@ fn collect_context<W: Write>(
             let base = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             out.count += 1;
             if m.is_dir() {
-                let mut names: Vec<_> = fs::read_dir(&p)?.flatten().map(|e| e.file_name()).collect();
+                let mut names: Vec<_> = fs::read_dir(&p).map_err(BuildError::io("reading", &p))?.flatten().map(|e| e.file_name()).collect();
                 names.sort();
                 for n in names {
-                    g.host(&n.to_string_lossy(), &p.join(&n), false)?;
+                    let child = p.join(&n);
+                    g.host(&n.to_string_lossy(), &child, false).map_err(BuildError::io("adding", &child))?;
                 }
             } else if c.add && is_archive(&p) {
-                let r = crate::image::unpack::decompressed(fs::File::open(&p)?).map_err(|e| failed(format!("{src}: {e}")))?;
+                let f = fs::File::open(&p).map_err(BuildError::io("opening", &p))?;
+                let r = crate::image::unpack::decompressed(f).map_err(|e| failed(format!("{src}: {e}")))?;
                 g.archive(r, &|n| {
                     let n = n.trim_start_matches("./").trim_start_matches('/');
                     (!n.is_empty()).then(|| n.to_string())
-                })?;
+                })
+                .map_err(BuildError::io("extracting", &p))?;
             } else {
                 out.single_file = Some(base.clone());
-                g.host(&base, &p, true)?;
+                g.host(&base, &p, true).map_err(BuildError::io("adding", &p))?;
             }
         }
     }
@@ -410,9 +413,12 @@ async fn collect_from<R: Runtime, W: Write + Send>(
                 Ok(())
             });
             while let Some((name, h, data)) = rx2.recv().await {
-                g.add(&name, h, &mut &data[..])?;
+                g.add(&name, h, &mut &data[..]).map_err(BuildError::io("adding", Path::new(&name)))?;
             }
-            reader.await.map_err(|e| BuildError::Io(io::Error::other(e)))??;
+            reader
+                .await
+                .map_err(BuildError::join("COPY --from reader"))?
+                .map_err(BuildError::io("reading COPY --from source", Path::new(src)))?;
         }
         Ok(())
     }
@@ -448,11 +454,11 @@ pub async fn apply<R: Runtime>(
         let target = Target::new(&dest, col, false);
         let (images, path) = (svc.images.clone(), col.path.clone());
         let layer = tokio::task::spawn_blocking(move || -> Result<LayerTar, BuildError> {
-            let w = images.layer_writer()?;
-            Ok(target.rewrite(&path, w)?.finish()?)
+            let w = images.layer_writer().map_err(BuildError::io("writing the layer of", &path))?;
+            target.rewrite(&path, w).and_then(|w| w.finish()).map_err(BuildError::io("writing the layer of", &path))
         })
         .await
-        .map_err(|e| BuildError::Io(io::Error::other(e)))??;
+        .map_err(BuildError::join("COPY layer"))??;
         return Ok((None, layer));
     };
     let cid = placeholder(svc, &image).await?;
@@ -466,9 +472,9 @@ pub async fn apply<R: Runtime>(
         let path = col.path.clone();
         let writer = tokio::task::spawn_blocking(move || target.rewrite(&path, ChannelWriter::new(tx)).and_then(|mut w| w.flush()));
         svc.containers.archive_put(&cid, "/", false, false, rx).await.map_err(|e| failed(e.to_string()))?;
-        writer.await.map_err(|e| BuildError::Io(io::Error::other(e)))??;
+        writer.await.map_err(BuildError::join("COPY writer"))?.map_err(BuildError::io("rewriting", &col.path))?;
         let (images, root, id2) = (svc.images.clone(), svc.data_root.clone(), cid.clone());
-        tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2)).await.map_err(|e| BuildError::Io(io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2)).await.map_err(BuildError::join("COPY layer"))?
     }
     .await;
     match res {

@@ -46,8 +46,21 @@ pub enum BuildError {
     Image(#[from] crate::image::ImageError),
     #[error("{0}")]
     Container(#[from] crate::container::ContainerError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// `op` (what was being done) on `path` failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// A blocking step (`what`) panicked or was cancelled.
+    #[error("{what}: {source}")]
+    Join { what: &'static str, source: tokio::task::JoinError },
+}
+
+impl BuildError {
+    pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
+        move |source| BuildError::Io { op, path: path.to_path_buf(), source }
+    }
+    pub(crate) fn join(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> BuildError {
+        move |source| BuildError::Join { what, source }
+    }
 }
 
 impl Classify for BuildError {
@@ -59,7 +72,7 @@ impl Classify for BuildError {
             BuildError::RunFailed { .. } => ErrorKind::Internal,
             BuildError::Image(e) => e.kind(),
             BuildError::Container(e) => e.kind(),
-            BuildError::Io(_) => ErrorKind::Internal,
+            BuildError::Io { .. } | BuildError::Join { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -134,13 +147,13 @@ impl<R: Runtime> BuildService<R> {
     pub fn prepare(&self, context_tar: &Path, opts: &BuildOptions) -> Result<Prepared, BuildError> {
         let dir = WorkDir(self.root.join("tmp").join(crate::ids::new_id()));
         let ctx = dir.0.join("context");
-        std::fs::create_dir_all(&ctx)?;
+        std::fs::create_dir_all(&ctx).map_err(BuildError::io("creating", &ctx))?;
         let res = if context::is_plain_dockerfile(context_tar)? {
             // A body that is no archive is the Dockerfile itself (`docker build - < Dockerfile`).
-            std::fs::copy(context_tar, ctx.join("Dockerfile")).map(|_| ()).map_err(BuildError::from)
+            std::fs::copy(context_tar, ctx.join("Dockerfile")).map(|_| ()).map_err(BuildError::io("copying", context_tar))
         } else {
             std::fs::File::open(context_tar)
-                .map_err(BuildError::from)
+                .map_err(BuildError::io("opening", context_tar))
                 .and_then(|f| context::unpack_context(std::io::BufReader::new(f), &ctx))
         };
         let _ = std::fs::remove_file(context_tar);
@@ -167,7 +180,7 @@ impl<R: Runtime> BuildService<R> {
         for t in &opts.tags {
             let img = self.images.clone();
             let (t2, id2) = (t.clone(), id.clone());
-            tokio::task::spawn_blocking(move || img.set_ref(&t2, &id2)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
+            tokio::task::spawn_blocking(move || img.set_ref(&t2, &id2)).await.map_err(BuildError::join("tagging"))??;
             if !opts.quiet {
                 out.stream(format!("Successfully tagged {}\n", t.familiar()));
             }
@@ -179,7 +192,7 @@ impl<R: Runtime> BuildService<R> {
     pub async fn prune(&self) -> Result<(Vec<String>, u64), BuildError> {
         let cache = self.cache();
         let images = self.images.clone();
-        tokio::task::spawn_blocking(move || cache.prune(&images)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || cache.prune(&images)).await.map_err(BuildError::join("build cache prune"))?
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn run_step<R: Runtime>(
     let cs = svc.containers.clone();
     let (cid, _) = cs.create(CreateRequest { name: None, body, mac_address: None }).await?;
     out.stream(format!(" ---> Running in {}\n", &cid[..12]));
-    let res = run_in(&cs, &cid, out).await;
+    let res = run_in(&cs, svc.images.tasks(), &cid, out).await;
     let code = match res {
         Ok(c) => c,
         Err(e) => {
@@ -80,9 +80,7 @@ pub async fn run_step<R: Runtime>(
         return Err(BuildError::RunFailed { cmd: argv.join(" "), code });
     }
     let (images, root, id2) = (svc.images.clone(), svc.data_root.clone(), cid.clone());
-    let layer = tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2))
-        .await
-        .map_err(|e| BuildError::Io(std::io::Error::other(e)))?;
+    let layer = tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2)).await.map_err(BuildError::join("RUN layer"))?;
     match layer {
         Ok(l) => Ok((cid, l)),
         Err(e) => {
@@ -93,12 +91,18 @@ pub async fn run_step<R: Runtime>(
 }
 
 /// Starts the container, streams its output, returns its exit code.
-async fn run_in<R: Runtime>(cs: &Arc<crate::container::ContainerService<R>>, cid: &str, out: &Output) -> Result<i64, BuildError> {
+async fn run_in<R: Runtime>(
+    cs: &Arc<crate::container::ContainerService<R>>,
+    tasks: &crate::tasks::Tasks,
+    cid: &str,
+    out: &Output,
+) -> Result<i64, BuildError> {
     let wait = cs.wait(cid, WaitCondition::NextExit).await?;
     cs.start(cid).await?;
     let mut logs = cs.logs(cid, LogOptions { stdout: true, stderr: true, follow: true, ..Default::default() })?;
     let out2 = out.clone();
-    let fwd = tokio::spawn(async move {
+    // Owned by the image service, like the build; it ends with the container's logs.
+    let fwd = tasks.spawn(async move {
         let mut buf = Vec::new();
         while let Some(chunk) = logs.recv().await {
             buf.extend_from_slice(&chunk);

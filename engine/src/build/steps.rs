@@ -212,7 +212,7 @@ impl<'a, R: Runtime> Builder<'a, R> {
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(64);
         let out = self.out.clone();
-        let fwd = tokio::spawn(async move {
+        let fwd = self.svc.images.tasks().spawn(async move {
             while let Some(v) = rx.recv().await {
                 if let Some(s) = v.get("status").and_then(|s| s.as_str()) {
                     if v.get("progressDetail").is_none_or(|d| d.as_object().is_none_or(|o| o.is_empty())) {
@@ -291,7 +291,7 @@ impl<'a, R: Runtime> Builder<'a, R> {
                     let (images, image, dir) = (self.svc.images.clone(), image.clone(), dir.to_string());
                     new.layer = tokio::task::spawn_blocking(move || workdir_layer(&images, &image, &dir))
                         .await
-                        .map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
+                        .map_err(BuildError::join("WORKDIR layer"))??;
                 }
             }
             Effect::Run { argv, args } => {
@@ -308,8 +308,7 @@ impl<'a, R: Runtime> Builder<'a, R> {
             }
         }
         let images = self.svc.images.clone();
-        let id =
-            tokio::task::spawn_blocking(move || images.create_child(new)).await.map_err(|e| BuildError::Io(std::io::Error::other(e)))??;
+        let id = tokio::task::spawn_blocking(move || images.create_child(new)).await.map_err(BuildError::join("committing a step"))??;
         if let Some(cid) = cleanup {
             self.remove_container(&cid, true).await;
         }
@@ -357,8 +356,10 @@ impl<'a, R: Runtime> Builder<'a, R> {
 /// A step's layer: the tar of a container's upper dir.
 pub fn container_layer(images: &crate::image::ImageService, data_root: &std::path::Path, cid: &str) -> Result<LayerTar, BuildError> {
     let upper = crate::container::record::Record::dir(data_root, cid).join("upper");
-    let w = images.layer_writer()?;
-    Ok(crate::container::archive::layer::write_layer(w, &upper)?.finish()?)
+    let w = images.layer_writer().map_err(BuildError::io("writing the layer of", &upper))?;
+    crate::container::archive::layer::write_layer(w, &upper)
+        .and_then(|w| w.finish())
+        .map_err(BuildError::io("writing the layer of", &upper))
 }
 
 /// A layer that makes the directory `dir` in `image`, when it lacks it: every component as a
@@ -372,7 +373,8 @@ fn workdir_layer(images: &crate::image::ImageService, image: &str, dir: &str) ->
     if comps.is_empty() || find(&comps.join("/")).is_some_and(|m| m.is_dir()) {
         return Ok(None);
     }
-    let mut b = tar::Builder::new(images.layer_writer()?);
+    let io = |source| BuildError::Io { op: "writing the WORKDIR layer for", path: dir.into(), source };
+    let mut b = tar::Builder::new(images.layer_writer().map_err(io)?);
     for n in 1..=comps.len() {
         let rel = comps[..n].join("/");
         let mut h = tar::Header::new_gnu();
@@ -391,9 +393,9 @@ fn workdir_layer(images: &crate::image::ImageService, image: &str, dir: &str) ->
                 h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
             }
         }
-        b.append_data(&mut h, format!("{rel}/"), std::io::empty())?;
+        b.append_data(&mut h, format!("{rel}/"), std::io::empty()).map_err(io)?;
     }
-    Ok(Some(b.into_inner()?.finish()?))
+    Ok(Some(b.into_inner().and_then(|w| w.finish()).map_err(io)?))
 }
 
 fn run_descriptor(argv: &[String], args: &[String]) -> String {

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-fn invalid(e: String) -> ContainerError {
-    ContainerError::InvalidParam(e)
+fn invalid(e: impl ToString) -> ContainerError {
+    ContainerError::InvalidParam(e.to_string())
 }
 
 fn depth(dest: &str) -> usize {

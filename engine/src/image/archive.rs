@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn save_load_roundtrip_keeps_id() {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let tar = crate::image::store::tests::layer_tar(&[("a", b"1"), ("b/c", b"22")]);
         let blob = svc.put_blob(&tar, None).unwrap();
         let m = svc.register_layer(&blob, None, &mut |_| {}).unwrap();
@@ -318,7 +318,7 @@ mod tests {
         svc.write_archive(&plan, &mut out).unwrap();
 
         let d2 = tempfile::tempdir().unwrap();
-        let svc2 = Arc::new(ImageService::open(d2.path(), &[]).unwrap());
+        let svc2 = Arc::new(ImageService::open(d2.path(), &[], Default::default()).unwrap());
         let p = d2.path().join("a.tar");
         fs::write(&p, &out).unwrap();
         let lines = svc2.load_archive(&p).unwrap();
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn loads_oci_layout() {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let tar = crate::image::store::tests::layer_tar(&[("etc/os", b"oci")]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         io::Write::write_all(&mut gz, &tar).unwrap();
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn failed_load_leaves_no_garbage() {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let tar = crate::image::store::tests::layer_tar(&[("f", b"x")]);
         let cfg = br#"{"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
         let mut tb = tar::Builder::new(Vec::new());
@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn refuses_archive_paths_outside() {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let mut tb = tar::Builder::new(Vec::new());
         let m = br#"[{"Config":"../../etc/passwd","RepoTags":null,"Layers":[]}]"#;
         append_file(&mut tb, "manifest.json", m, 0).unwrap();

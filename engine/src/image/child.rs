@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn children_stack_layers_and_history() {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let mut w = svc.layer_writer().unwrap();
         w.write_all(&crate::image::store::tests::layer_tar(&[("a", b"1")])).unwrap();
         let base = NewImage {

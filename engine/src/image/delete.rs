@@ -222,7 +222,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Arc<ImageService>, String) {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let tar = crate::image::store::tests::layer_tar(&[("f", b"x")]);
         let blob = svc.put_blob(&tar, None).unwrap();
         let m = svc.register_layer(&blob, None, &mut |_| {}).unwrap();

@@ -135,7 +135,7 @@ mod tests {
     #[tokio::test]
     async fn imports_gzipped_tar_with_changes() {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let tar = crate::image::store::tests::layer_tar(&[("bin/x", b"x")]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &tar).unwrap();

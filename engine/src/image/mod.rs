@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod manifest;
 mod mirror;
 pub mod progress;
+mod published;
 pub mod pull;
 pub mod push;
 pub mod reference;
@@ -55,6 +56,9 @@ pub enum ImageError {
     /// A file of the image store (or an archive being loaded) that could not be read or written.
     #[error("{op} {}: {source}", path.display())]
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// A task of an image operation (`what`) panicked or was cancelled.
+    #[error("{what}: {source}")]
+    Join { what: &'static str, source: tokio::task::JoinError },
 }
 
 /// Attaches the operation and the path to an io error of this module.
@@ -75,7 +79,7 @@ impl Classify for ImageError {
             ImageError::Conflict(_) => ErrorKind::Conflict,
             ImageError::Invalid(_) | ImageError::Unpack(unpack::UnpackError::Refused { .. }) => ErrorKind::InvalidParameter,
             ImageError::Unauthorized(_) => ErrorKind::Forbidden,
-            ImageError::Registry(_) | ImageError::Io { .. } | ImageError::Unpack(_) => ErrorKind::Internal,
+            ImageError::Registry(_) | ImageError::Io { .. } | ImageError::Join { .. } | ImageError::Unpack(_) => ErrorKind::Internal,
         }
     }
 }
@@ -144,11 +148,15 @@ pub struct ImageService {
     pub(crate) pull: crate::config::PullOptions,
     /// Makes an unpacked layer durable before it is recorded ([`store::syncfs`]; a seam for tests).
     pub(crate) layer_sync: fn(&Path) -> std::io::Result<()>,
+    /// Where the client-facing operations publish their `image` events ([`published`]).
+    events: crate::events::EventBus,
+    /// Pulls and pushes in progress.
+    tasks: crate::tasks::Tasks,
 }
 
 impl ImageService {
-    /// Opens (creating if needed) the store under `<data_root>/image`.
-    pub fn open(data_root: &Path, insecure_registries: &[String]) -> Result<Self, ImageError> {
+    /// Opens (creating if needed) the store under `<data_root>/image`; image events go to `events`.
+    pub fn open(data_root: &Path, insecure_registries: &[String], events: crate::events::EventBus) -> Result<Self, ImageError> {
         let root = data_root.join("image");
         for d in ["blobs/sha256", "layers", "images"] {
             let dir = root.join(d);
@@ -167,6 +175,8 @@ impl ImageService {
             gc_pending: std::sync::atomic::AtomicBool::new(false),
             pull: Default::default(),
             layer_sync: store::syncfs,
+            events,
+            tasks: crate::tasks::Tasks::new("images"),
         };
         // Whatever an interrupted operation left behind (hidden images wait for `set_in_use`).
         svc.collect_garbage()?;
@@ -360,7 +370,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         // A file where the store wants its directories.
         std::fs::write(d.path().join("image"), b"").unwrap();
-        let e = ImageService::open(d.path(), &[]).err().expect("open over a file fails");
+        let e = ImageService::open(d.path(), &[], Default::default()).err().expect("open over a file fails");
         let want = d.path().join("image/blobs/sha256");
         assert!(matches!(&e, ImageError::Io { op: "creating", path, .. } if *path == want), "{e:?}");
         assert!(e.to_string().starts_with(&format!("creating {}: ", want.display())), "{e}");
@@ -370,7 +380,7 @@ mod tests {
     #[test]
     fn in_use_callback() {
         let d = tempfile::tempdir().unwrap();
-        let svc = ImageService::open(d.path(), &[]).unwrap();
+        let svc = ImageService::open(d.path(), &[], Default::default()).unwrap();
         assert!(svc.users_of("x").is_empty());
         svc.set_in_use(Arc::new(|id: &str| vec![ImageUser { container_id: format!("c-{id}"), running: false }]));
         assert_eq!(svc.users_of("x")[0].container_id, "c-x");

@@ -81,6 +81,11 @@ impl ImageService {
 }
 
 impl PreparedPull {
+    /// The reference being pulled.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
     /// Downloads, verifies and unpacks; reports progress; returns the image id. Errors are also
     /// sent on the progress stream (dockerd's `errorDetail`).
     pub async fn run(self, progress: &Progress) -> Result<String, ImageError> {
@@ -139,7 +144,7 @@ impl PreparedPull {
             let blob_present = svc.blob_path(&desc.digest).exists();
             handles.insert(
                 i,
-                AbortOnDrop(tokio::spawn(async move {
+                AbortOnDrop(self.svc.tasks().spawn(async move {
                     if blob_present {
                         p.layer("Download complete", short(&desc.digest)).await;
                         return Ok(());
@@ -152,22 +157,24 @@ impl PreparedPull {
         for &i in &todo {
             let desc = &self.layers[i];
             let Some(mut h) = handles.remove(&i) else { continue };
-            (&mut h.0).await.map_err(|e| ImageError::Registry(format!("download task failed: {e}")))??;
+            (&mut h.0).await.map_err(|source| ImageError::Join { what: "download task failed", source })??;
             let total = desc.size.max(0) as u64;
             let (svc, p, blob, diff, id12) =
                 (self.svc.clone(), progress.clone(), desc.digest.clone(), diff_ids[i].clone(), short(&desc.digest).to_string());
-            tokio::task::spawn_blocking(move || {
-                let mut last = Instant::now() - Duration::from_secs(1);
-                let mut cb = |n: u64| {
-                    if last.elapsed() >= Duration::from_millis(100) || n >= total {
-                        last = Instant::now();
-                        p.send_blocking(bar_msg("Extracting", &id12, n, total.max(n)));
-                    }
-                };
-                svc.register_layer(&blob, Some(&diff), &mut cb)
-            })
-            .await
-            .map_err(|e| ImageError::Registry(format!("extract task failed: {e}")))??;
+            self.svc
+                .tasks()
+                .spawn_blocking(move || {
+                    let mut last = Instant::now() - Duration::from_secs(1);
+                    let mut cb = |n: u64| {
+                        if last.elapsed() >= Duration::from_millis(100) || n >= total {
+                            last = Instant::now();
+                            p.send_blocking(bar_msg("Extracting", &id12, n, total.max(n)));
+                        }
+                    };
+                    svc.register_layer(&blob, Some(&diff), &mut cb)
+                })
+                .await
+                .map_err(|source| ImageError::Join { what: "extract task failed", source })??;
             progress.layer("Pull complete", short(&desc.digest)).await;
         }
 

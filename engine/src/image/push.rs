@@ -71,7 +71,9 @@ impl ImageService {
             let path = self.blob_path(blob);
             let data = {
                 let path2 = path.clone();
-                tokio::task::spawn_blocking(move || gzip_layer(&path2)).await.map_err(std::io::Error::other).at("compressing", &path)??
+                tokio::task::spawn_blocking(move || gzip_layer(&path2))
+                    .await
+                    .map_err(|source| ImageError::Join { what: "compressing a layer", source })??
             };
             let digest = digest_of(&data);
             let size = data.len() as u64;

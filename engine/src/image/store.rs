@@ -407,7 +407,7 @@ pub(crate) mod tests {
     #[test]
     fn layer_contents_are_synced_before_the_layer_is_complete() {
         let d = tempfile::tempdir().unwrap();
-        let mut svc = ImageService::open(d.path(), &[]).unwrap();
+        let mut svc = ImageService::open(d.path(), &[], Default::default()).unwrap();
         svc.layer_sync = failing_sync;
         let blob = svc.put_blob(&layer_tar(&[("a.txt", b"contents")]), None).unwrap();
         // A sync that fails leaves no layer behind, on disk or in the state.
@@ -427,7 +427,7 @@ pub(crate) mod tests {
     #[test]
     fn layers_once_images_refs_gc_and_reopen() {
         let d = tempfile::tempdir().unwrap();
-        let svc = Arc::new(ImageService::open(d.path(), &[]).unwrap());
+        let svc = Arc::new(ImageService::open(d.path(), &[], Default::default()).unwrap());
         let tar = layer_tar(&[("hello.txt", b"hi")]);
         let blob = svc.put_blob(&tar, None).unwrap();
         let m = svc.register_layer(&blob, Some(&blob), &mut |_| {}).unwrap();
@@ -451,7 +451,7 @@ pub(crate) mod tests {
         assert_eq!(res.run_config.cmd, vec!["sh"]);
         assert_eq!(res.layer_dirs, vec![svc.layer_dir(&m.diff_id)]);
         drop(svc);
-        let svc = ImageService::open(d.path(), &[]).unwrap();
+        let svc = ImageService::open(d.path(), &[], Default::default()).unwrap();
         assert_eq!(svc.count(), 1);
         assert_eq!(svc.resolve_id("busybox:latest").unwrap(), id);
         assert_eq!(svc.image_ref_name(&id).as_deref(), Some("busybox:latest"));

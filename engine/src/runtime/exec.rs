@@ -116,12 +116,13 @@ fn recv_with_fds(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::
     Ok(msg.bytes)
 }
 
-fn stream(fd: OwnedFd) -> Result<FdStream, RuntimeError> {
-    Ok(FdStream::new(fd)?)
+/// The engine's end of one stdio fd the shim sent over its socket `sock`.
+fn stream(fd: OwnedFd, sock: &Path) -> Result<FdStream, RuntimeError> {
+    FdStream::new(fd).map_err(|e| RuntimeError::io("registering an exec stdio fd from", sock, e))
 }
 
-fn dup(fd: &OwnedFd) -> Result<OwnedFd, RuntimeError> {
-    Ok(fd.try_clone()?)
+fn dup(fd: &OwnedFd, sock: &Path) -> Result<OwnedFd, RuntimeError> {
+    fd.try_clone().map_err(|e| RuntimeError::io("duplicating the exec pty from", sock, e))
 }
 
 impl ShimRuntime {
@@ -129,7 +130,9 @@ impl ShimRuntime {
         let bundle_config = state_dir.join(protocol::BUNDLE_DIR).join("config.json");
         let es2 = es.clone();
         let process = tokio::task::spawn_blocking(move || -> Result<_, RuntimeError> {
-            let base: spec::ExecBase = crate::fsutil::read_json(&bundle_config)?.ok_or_else(|| RuntimeError::NotRunning(String::new()))?;
+            let base: spec::ExecBase = crate::fsutil::read_json(&bundle_config)
+                .map_err(|e| RuntimeError::io("reading", &bundle_config, e))?
+                .ok_or_else(|| RuntimeError::NotRunning(String::new()))?;
             let user = user::resolve_user(&base.rootfs(), &es2.user)?;
             Ok(spec::exec_process(&base, &es2, &user))
         })
@@ -149,10 +152,9 @@ impl ShimRuntime {
         });
         let mut line = serde_json::to_vec(&req).map_err(|e| RuntimeError::shim(id, e.to_string()))?;
         line.push(b'\n');
-        let mut ctrl = tokio::net::UnixStream::connect(protocol::socket_path(state_dir))
-            .await
-            .map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
-        ctrl.write_all(&line).await?;
+        let sock = protocol::socket_path(state_dir);
+        let mut ctrl = tokio::net::UnixStream::connect(&sock).await.map_err(|_| RuntimeError::NotRunning(id.to_string()))?;
+        ctrl.write_all(&line).await.map_err(|e| RuntimeError::io("sending the exec request to", &sock, e))?;
         // The first reply line, with the fds it carries.
         let mut got = Vec::new();
         let mut fds = Vec::new();
@@ -161,12 +163,12 @@ impl ShimRuntime {
             if let Some(i) = got.iter().position(|&b| b == b'\n') {
                 break i;
             }
-            ctrl.readable().await?;
+            ctrl.readable().await.map_err(|e| RuntimeError::io("waiting for the exec reply on", &sock, e))?;
             match ctrl.try_io(Interest::READABLE, || recv_with_fds(ctrl.as_raw_fd(), &mut buf, &mut fds)) {
                 Ok(0) => return Err(RuntimeError::NotRunning(id.to_string())),
                 Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(RuntimeError::io("reading the exec reply from", &sock, e)),
             }
         };
         let reply: ExecReply = serde_json::from_slice(&got[..nl]).map_err(|e| RuntimeError::shim(id, format!("exec: {e}")))?;
@@ -178,7 +180,7 @@ impl ShimRuntime {
         }
         let rest = got[nl + 1..].to_vec();
         let (tx, exit) = oneshot::channel();
-        tokio::spawn(async move {
+        self.tasks.spawn_until_shutdown(async move {
             let code = read_exit(ctrl, rest).await;
             let _ = tx.send(code.unwrap_or(255));
         });
@@ -191,15 +193,15 @@ impl ShimRuntime {
         if es.tty {
             let master = fds.next().ok_or_else(missing)?;
             if es.stdin {
-                p.stdin = Some(stream(dup(&master)?)?);
+                p.stdin = Some(stream(dup(&master, &sock)?, &sock)?);
             }
-            p.stdout = Some(stream(dup(&master)?)?);
+            p.stdout = Some(stream(dup(&master, &sock)?, &sock)?);
             p.pty = Some(master);
         } else {
-            p.stdout = Some(stream(fds.next().ok_or_else(missing)?)?);
-            p.stderr = Some(stream(fds.next().ok_or_else(missing)?)?);
+            p.stdout = Some(stream(fds.next().ok_or_else(missing)?, &sock)?);
+            p.stderr = Some(stream(fds.next().ok_or_else(missing)?, &sock)?);
             if es.stdin {
-                p.stdin = Some(stream(fds.next().ok_or_else(missing)?)?);
+                p.stdin = Some(stream(fds.next().ok_or_else(missing)?, &sock)?);
             }
         }
         Ok(p)

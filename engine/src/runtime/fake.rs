@@ -82,6 +82,11 @@ impl FakeRuntime {
     }
 }
 
+/// An io error of the fake (it has no paths: the op names the fd or call).
+fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    move |e| RuntimeError::io(op, Path::new("fake"), e)
+}
+
 impl Runtime for FakeRuntime {
     async fn create(&self, spec: &RunSpec) -> Result<(), RuntimeError> {
         self.record("create", format!("create {}", spec.id))?;
@@ -116,7 +121,7 @@ impl Runtime for FakeRuntime {
 
     async fn attach(&self, id: &str, _state_dir: &Path, o: AttachOpts) -> Result<AttachStream, RuntimeError> {
         self.record("attach", format!("attach {id} in={} out={} err={}", o.stdin, o.stdout, o.stderr))?;
-        let (ours, theirs) = tokio::net::UnixStream::pair()?;
+        let (ours, theirs) = tokio::net::UnixStream::pair().map_err(io("socketpair"))?;
         lock(&self.peers).entry(id.to_string()).or_default().push(theirs);
         Ok(ours)
     }
@@ -137,9 +142,9 @@ impl Runtime for FakeRuntime {
 
     async fn exec(&self, id: &str, _state_dir: &Path, spec: &ExecSpec) -> Result<ExecProcess, RuntimeError> {
         self.record("exec", format!("exec {id} {}", spec.args.join(" ")))?;
-        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-        std::fs::File::from(out_w).write_all(format!("exec {}\n", spec.args.join(" ")).as_bytes())?;
+        let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io("pipe")(e.into()))?;
+        let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io("pipe")(e.into()))?;
+        std::fs::File::from(out_w).write_all(format!("exec {}\n", spec.args.join(" ")).as_bytes()).map_err(io("write"))?;
         drop(err_w);
         let (tx, exit) = tokio::sync::oneshot::channel();
         let _ = tx.send(*lock(&self.exec_exit));
@@ -147,8 +152,8 @@ impl Runtime for FakeRuntime {
         Ok(ExecProcess {
             pid: 4243,
             stdin: None,
-            stdout: if detach { None } else { Some(FdStream::new(out_r)?) },
-            stderr: if detach { None } else { Some(FdStream::new(err_r)?) },
+            stdout: if detach { None } else { Some(FdStream::new(out_r).map_err(io("stdout"))?) },
+            stderr: if detach { None } else { Some(FdStream::new(err_r).map_err(io("stderr"))?) },
             pty: None,
             exit,
         })

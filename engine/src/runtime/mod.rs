@@ -52,8 +52,9 @@ pub enum RuntimeError {
     /// The configuration cannot be turned into a runnable spec (e.g. an unknown `--user`).
     #[error("{0}")]
     Spec(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// `op` (what was being done) on `path` failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Seccomp(#[from] seccomp::SeccompError),
     /// A container's or an exec's command could not start; `code` is what dockerd reports
@@ -63,6 +64,11 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// `op` on `path` failed with `source`.
+    pub fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> RuntimeError {
+        RuntimeError::Io { op, path: path.to_path_buf(), source }
+    }
+
     /// A shim error of container `id`.
     pub fn shim(id: &str, detail: impl Into<String>) -> RuntimeError {
         RuntimeError::Shim { id: id.to_string(), detail: detail.into() }
@@ -222,4 +228,6 @@ pub struct ShimRuntime {
     pub runtime_root: PathBuf,
     /// The next container's spawner, started ahead of time.
     pool: shim_pool::ShimPool,
+    /// The readers of exec exits (one per running exec).
+    tasks: crate::tasks::Tasks,
 }

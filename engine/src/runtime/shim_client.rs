@@ -11,7 +11,13 @@ impl ShimRuntime {
         let (shim_binary, runtime_root) = (shim_binary.into(), runtime_root.into());
         // The runtime root is `<exec_root>/runtime`: spare spawners name the exec root.
         let exec_root = runtime_root.parent().map(Path::to_path_buf).unwrap_or_else(|| runtime_root.clone());
-        ShimRuntime { pool: super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root), shim_binary, runtime_root }
+        let pool = super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root);
+        ShimRuntime { pool, shim_binary, runtime_root, tasks: crate::tasks::Tasks::new("runtime") }
+    }
+
+    /// Stops reading exec exits (their waiters see the exit as unknown); for the engine's shutdown.
+    pub async fn shutdown(&self) {
+        self.tasks.shutdown(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -27,7 +33,8 @@ pub struct ShimState {
 struct Gone;
 
 fn read_exit(state_dir: &Path) -> Result<Option<Exit>, RuntimeError> {
-    Ok(crate::fsutil::read_json(&protocol::exit_path(state_dir))?)
+    let path = protocol::exit_path(state_dir);
+    crate::fsutil::read_json(&path).map_err(|e| io_err("reading", &path, e))
 }
 
 /// Connects and sends one request line.
@@ -72,8 +79,8 @@ async fn call(id: &str, state_dir: &Path, req: &Request) -> Result<Response, Run
     }
 }
 
-fn io_err(what: &str, path: &Path, e: io::Error) -> RuntimeError {
-    RuntimeError::Io(io::Error::new(e.kind(), format!("{what} {}: {e}", path.display())))
+fn io_err(what: &'static str, path: &Path, e: io::Error) -> RuntimeError {
+    RuntimeError::io(what, path, e)
 }
 
 /// Writes the OCI bundle and the shim's config for `spec` under its state dir.

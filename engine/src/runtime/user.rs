@@ -109,8 +109,9 @@ pub enum RootFileError {
     NotRegular,
     #[error("larger than {0} bytes")]
     TooLarge(u64),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    /// `op` (`open`, `stat`, `read`) of `path` (inside the root, or the root itself) failed.
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: String, source: std::io::Error },
 }
 
 /// Reads `rel` inside the container's root `rootfs` as the container would see it there: every
@@ -136,21 +137,26 @@ pub fn read_in_root(rootfs: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>
         // SAFETY: the kernel just returned this fd.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
     };
-    let root = open(libc::AT_FDCWD, rootfs.as_os_str().as_bytes(), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let io = |op: &'static str, path: &dyn std::fmt::Display| {
+        let path = path.to_string();
+        move |source| RootFileError::Io { op, path, source }
+    };
+    let root =
+        open(libc::AT_FDCWD, rootfs.as_os_str().as_bytes(), libc::O_PATH | libc::O_DIRECTORY, 0).map_err(io("open", &rootfs.display()))?;
     let path = match open(root.as_raw_fd(), rel.as_bytes(), libc::O_PATH, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS) {
         Ok(fd) => fd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(io("open", &rel)(e)),
     };
-    let st = nix::sys::stat::fstat(path.as_raw_fd()).map_err(std::io::Error::from)?;
+    let st = nix::sys::stat::fstat(path.as_raw_fd()).map_err(|e| io("stat", &rel)(e.into()))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(RootFileError::NotRegular);
     }
     // The same inode, now for reading (never blocking).
     let magic = format!("/proc/self/fd/{}", path.as_raw_fd());
-    let file = std::fs::File::from(open(libc::AT_FDCWD, magic.as_bytes(), libc::O_RDONLY | libc::O_NONBLOCK, 0)?);
+    let file = std::fs::File::from(open(libc::AT_FDCWD, magic.as_bytes(), libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(io("open", &rel))?);
     let mut data = Vec::new();
-    file.take(cap + 1).read_to_end(&mut data)?;
+    file.take(cap + 1).read_to_end(&mut data).map_err(io("read", &rel))?;
     if data.len() as u64 > cap {
         return Err(RootFileError::TooLarge(cap));
     }
@@ -250,5 +256,11 @@ mod tests {
         assert_eq!(resolve_user(d.path(), "33:5").unwrap().gid, 5, "numeric users need no names");
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         assert!(matches!(read_in_root(d.path(), "real/passwd", 10), Err(RootFileError::TooLarge(10))));
+    }
+
+    #[test]
+    fn io_errors_name_the_op_and_path() {
+        let e = read_in_root(Path::new("/nonexistent-flotilla-root"), "etc/passwd", 10).unwrap_err();
+        assert!(e.to_string().starts_with("open /nonexistent-flotilla-root: "), "{e}");
     }
 }

@@ -12,7 +12,7 @@ use oci_spec::runtime::Spec;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The container's stdio as the shim sees it.
@@ -50,7 +50,7 @@ impl CleanSignals {
             unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
         }
         if let Some(program) = &self.seccomp {
-            bpf::load_in_init(program).map_err(ExecutorError::Other)?;
+            bpf::load_in_init(program).map_err(|e| ExecutorError::Other(e.to_string()))?;
         }
         DefaultExecutor {}.exec(spec)
     }
@@ -115,8 +115,33 @@ fn docker_wording(err: String) -> CreateFailure {
     CreateFailure::from(err)
 }
 
-pub(super) fn pipe() -> Result<(File, File), String> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+/// Why the container's stdio or seccomp program could not be set up (the texts reach the user).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StdioError {
+    #[error("pipe: {0}")]
+    Pipe(nix::Error),
+    #[error("console socket: {0}")]
+    ConsoleSocket(std::io::Error),
+    #[error("console socket: no pty received: {0}")]
+    NoPtyAccepted(std::io::Error),
+    #[error("console socket: no pty received")]
+    NoPty,
+    #[error("pty: {0}")]
+    Pty(std::io::Error),
+    #[error("invalid seccomp program {}", .0.display())]
+    BadProgram(PathBuf),
+    #[error("{}: {source}", path.display())]
+    ReadProgram { path: PathBuf, source: std::io::Error },
+}
+
+impl From<StdioError> for CreateFailure {
+    fn from(e: StdioError) -> Self {
+        CreateFailure::from(e.to_string())
+    }
+}
+
+pub(super) fn pipe() -> Result<(File, File), StdioError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(StdioError::Pipe)?;
     Ok((File::from(r), File::from(w)))
 }
 
@@ -131,7 +156,7 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
     let console = if cfg.tty {
         let path = state_dir.join(protocol::CONSOLE_SOCKET_FILE);
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).map_err(|e| format!("console socket: {e}"))?;
+        let listener = UnixListener::bind(&path).map_err(StdioError::ConsoleSocket)?;
         builder = builder.with_console_socket(Some(&path));
         Some((listener, path))
     } else {
@@ -151,9 +176,9 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
         let _ = std::fs::remove_file(&path);
         let container = container?;
         let master = receive_pty_master(&listener)?;
-        let read = master.try_clone().map_err(|e| format!("pty: {e}"))?;
+        let read = master.try_clone().map_err(StdioError::Pty)?;
         if cfg.open_stdin {
-            stdio.stdin = Some(File::from(master.try_clone().map_err(|e| format!("pty: {e}"))?));
+            stdio.stdin = Some(File::from(master.try_clone().map_err(StdioError::Pty)?));
         }
         stdio.outputs = vec![(File::from(read), STDOUT)];
         stdio.pty = Some(master);
@@ -163,21 +188,21 @@ pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, S
 }
 
 /// The program the engine wrote next to the bundle (none: the container runs unconfined).
-pub(super) fn seccomp_program(bundle: &Path) -> Result<Option<Program>, String> {
+pub(super) fn seccomp_program(bundle: &Path) -> Result<Option<Program>, StdioError> {
     let path = bundle.join(bpf::BPF_FILE);
     match std::fs::read(&path) {
-        Ok(data) => Program::decode(&data).map(Some).ok_or_else(|| format!("invalid seccomp program {}", path.display())),
+        Ok(data) => Program::decode(&data).map(Some).ok_or(StdioError::BadProgram(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(StdioError::ReadProgram { path, source }),
     }
 }
 
 /// libcontainer's init sent the pty master over the console socket before `build` returned.
-fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, String> {
-    listener.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;
-    let (conn, _) = listener.accept().map_err(|e| format!("console socket: no pty received: {e}"))?;
-    conn.set_nonblocking(false).map_err(|e| format!("console socket: {e}"))?;
-    receive_fd(&conn, Instant::now() + Duration::from_secs(5)).ok_or_else(|| "console socket: no pty received".to_string())
+fn receive_pty_master(listener: &UnixListener) -> Result<OwnedFd, StdioError> {
+    listener.set_nonblocking(true).map_err(StdioError::ConsoleSocket)?;
+    let (conn, _) = listener.accept().map_err(StdioError::NoPtyAccepted)?;
+    conn.set_nonblocking(false).map_err(StdioError::ConsoleSocket)?;
+    receive_fd(&conn, Instant::now() + Duration::from_secs(5)).ok_or(StdioError::NoPty)
 }
 
 /// Every signal back to its default action and unblocked (the shim's handlers and mask must

@@ -42,24 +42,44 @@ fn ns_id(pid: &str, name: &str) -> Option<(u64, u64)> {
     std::fs::metadata(format!("/proc/{pid}/ns/{name}")).ok().map(|m| (m.dev(), m.ino()))
 }
 
-fn read(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+/// Why the target of an exec cannot be resolved (the texts reach `docker exec` after
+/// `OCI runtime exec failed: exec failed: `).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum EnterError {
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("namespaces of the container's init ({0}) are not readable")]
+    Namespaces(String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("cap_last_cap: {0}")]
+    LastCap(std::num::ParseIntError),
+    #[error("no mount of the {hierarchy} cgroup hierarchy holds {path}")]
+    NoCgroupMount { hierarchy: String, path: String },
+}
+
+fn io_at(path: &str) -> impl FnOnce(std::io::Error) -> EnterError + '_ {
+    move |source| EnterError::Io { path: path.to_string(), source }
+}
+
+fn read(path: &str) -> Result<String, EnterError> {
+    std::fs::read_to_string(path).map_err(io_at(path))
 }
 
 impl Target {
     /// Resolves the target of `init` (a pid the shim may read /proc of).
-    pub fn resolve(init: i32) -> Result<Target, String> {
+    pub fn resolve(init: i32) -> Result<Target, EnterError> {
         let pid = init.to_string();
         let differs = |name: &str| match (ns_id(&pid, name), ns_id("self", name)) {
             (Some(theirs), Some(ours)) => Ok(theirs != ours),
-            _ => Err(format!("namespaces of the container's init ({pid}) are not readable")),
+            _ => Err(EnterError::Namespaces(pid.clone())),
         };
-        let last_cap = read("/proc/sys/kernel/cap_last_cap")?.trim().parse().map_err(|e| format!("cap_last_cap: {e}"))?;
-        let exe = std::fs::metadata("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
+        let last_cap = read("/proc/sys/kernel/cap_last_cap")?.trim().parse().map_err(EnterError::LastCap)?;
+        let exe = std::fs::metadata("/proc/self/exe").map_err(io_at("/proc/self/exe"))?;
         let oom_score_adj = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).ok().map(|s| s.trim().to_string());
         let mut t = Target { last_cap, shim_exe: (exe.dev(), exe.ino()), oom_score_adj, ..Default::default() };
         if differs("pid")? {
-            let own = std::fs::File::open("/proc/self/ns/pid").map_err(|e| format!("/proc/self/ns/pid: {e}"))?;
+            let own = std::fs::File::open("/proc/self/ns/pid").map_err(io_at("/proc/self/ns/pid"))?;
             t.own_pid_ns = Some(own.into());
         }
         for (name, flag) in NAMESPACES {
@@ -69,7 +89,7 @@ impl Target {
         }
         let files = cgroup_files(&read(&format!("/proc/{pid}/cgroup"))?, &read("/proc/self/cgroup")?, &read("/proc/self/mountinfo")?)?;
         for f in files {
-            let file = std::fs::OpenOptions::new().write(true).open(&f).map_err(|e| format!("{f}: {e}"))?;
+            let file = std::fs::OpenOptions::new().write(true).open(&f).map_err(io_at(&f))?;
             t.cgroup_files.push((file.into(), f));
         }
         Ok(t)
@@ -118,7 +138,7 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
 
 /// The files that move a process from the shim's cgroups (`ours`) into the init's (`theirs`):
 /// `tasks` of every v1 hierarchy where they differ, `cgroup.procs` for v2.
-fn cgroup_files(theirs: &str, ours: &str, mountinfo: &str) -> Result<Vec<String>, String> {
+fn cgroup_files(theirs: &str, ours: &str, mountinfo: &str) -> Result<Vec<String>, EnterError> {
     let mounts = cgroup_mounts(mountinfo);
     let mut files = vec![];
     for (id, controllers, path) in cgroup_lines(theirs) {
@@ -133,8 +153,8 @@ fn cgroup_files(theirs: &str, ours: &str, mountinfo: &str) -> Result<Vec<String>
                 && (m.root == "/" || path == m.root || path.starts_with(&format!("{}/", m.root)))
         });
         let Some(m) = found else {
-            let what = if v2 { "cgroup2".to_string() } else { controllers.to_string() };
-            return Err(format!("no mount of the {what} cgroup hierarchy holds {path}"));
+            let hierarchy = if v2 { "cgroup2".to_string() } else { controllers.to_string() };
+            return Err(EnterError::NoCgroupMount { hierarchy, path: path.to_string() });
         };
         let rel = if m.root == "/" { path } else { &path[m.root.len()..] };
         let file = if v2 { "cgroup.procs" } else { "tasks" };
@@ -169,8 +189,8 @@ mod tests {
     fn v2_uses_cgroup_procs_and_unreachable_paths_are_errors() {
         let files = cgroup_files("0::/system.slice/c1\n", "0::/user.slice\n", MOUNTINFO).unwrap();
         assert_eq!(files, ["/sys/fs/cgroup/unified/system.slice/c1/cgroup.procs"]);
-        let err = cgroup_files("4:memory:/elsewhere/c1\n", "4:memory:/\n", MOUNTINFO).unwrap_err();
-        assert!(err.contains("memory"), "{err}");
+        let err = cgroup_files("4:memory:/elsewhere/c1\n", "4:memory:/\n", MOUNTINFO).unwrap_err().to_string();
+        assert_eq!(err, "no mount of the memory cgroup hierarchy holds /elsewhere/c1");
         assert!(cgroup_files("9:blkio:/c1\n", "9:blkio:/\n", MOUNTINFO).is_err());
     }
 

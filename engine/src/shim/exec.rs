@@ -2,8 +2,9 @@
 //! spawned from the engine and no runtime binary runs per exec. The process is the shim's
 //! child: the loop watches its pidfd, reaps it and reports its exit code on the request's
 //! connection.
-use super::create::{pipe, seccomp_program};
-use super::plan::Plan;
+use super::create::{pipe, seccomp_program, StdioError};
+use super::enter::EnterError;
+use super::plan::{Plan, PlanError};
 use super::protocol::{ExecReply, ExecRequest, Status};
 use super::spawn::{spawn, Failure, Stdio};
 use super::supervisor::{pidfd_open, trim_heap, Shim};
@@ -46,8 +47,22 @@ fn fail(ctrl: &UnixStream, message: String, code: i32) {
     let _ = send_line(ctrl, &ExecReply { error: Some(message), code: Some(code), ..Default::default() }, &[]);
 }
 
-fn dev_null() -> Result<File, String> {
-    std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| format!("/dev/null: {e}"))
+/// Why an exec process could not be prepared (the shim answers 126 with it, after
+/// `OCI runtime exec failed: exec failed: `).
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("/dev/null: {0}")]
+    DevNull(std::io::Error),
+    #[error(transparent)]
+    Stdio(#[from] StdioError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Enter(#[from] EnterError),
+}
+
+fn dev_null() -> Result<File, SetupError> {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(SetupError::DevNull)
 }
 
 /// Handles a [`ExecRequest`]: starts the process and answers with its pid and stdio, or the
@@ -87,7 +102,7 @@ pub(super) fn start(shim: &mut Shim, conn: UnixStream, req: ExecRequest) {
 }
 
 /// Wires the process's stdio; returns the child's side and the engine's ends.
-fn stdio(req: &ExecRequest) -> Result<(Stdio, Vec<OwnedFd>), String> {
+fn stdio(req: &ExecRequest) -> Result<(Stdio, Vec<OwnedFd>), SetupError> {
     if req.detach {
         return Ok((Stdio::Fds([dev_null()?.into(), dev_null()?.into(), dev_null()?.into()]), vec![]));
     }
@@ -109,10 +124,11 @@ fn stdio(req: &ExecRequest) -> Result<(Stdio, Vec<OwnedFd>), String> {
 
 /// Starts the process; returns its pid and the engine's ends of its stdio.
 fn run(shim: &mut Shim, req: &ExecRequest) -> Result<(Pid, Vec<OwnedFd>), Failure> {
-    let internal = |e: String| (format!("OCI runtime exec failed: exec failed: {e}: unknown"), 126);
-    let plan = Plan::from_json(&req.process, seccomp_program(&shim.cfg.bundle).map_err(internal)?).map_err(internal)?;
+    let internal = |e: SetupError| (format!("OCI runtime exec failed: exec failed: {e}: unknown"), 126);
+    let seccomp = seccomp_program(&shim.cfg.bundle).map_err(|e| internal(e.into()))?;
+    let plan = Plan::from_json(&req.process, seccomp).map_err(|e| internal(e.into()))?;
     let (stdio, mut ours) = stdio(req).map_err(internal)?;
-    let (target, init) = shim.exec_target().map_err(internal)?;
+    let (target, init) = shim.exec_target().map_err(|e| internal(e.into()))?;
     match spawn(target, init.as_fd(), &plan, stdio) {
         Ok((pid, master)) => {
             ours.extend(master);

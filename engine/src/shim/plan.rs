@@ -73,14 +73,30 @@ pub(super) struct Plan {
     pub seccomp: Option<crate::runtime::seccomp::bpf::Program>,
 }
 
-fn cstring(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"))
+/// Why the OCI process the engine sent cannot be run (the texts reach `docker exec` after
+/// `OCI runtime exec failed: exec failed: `).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PlanError {
+    #[error("invalid exec process: {0}")]
+    Invalid(serde_json::Error),
+    #[error("no exec command specified")]
+    NoCommand,
+    #[error("{0:?} contains a NUL byte")]
+    Nul(String),
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    #[error("unknown rlimit type {0:?}")]
+    UnknownRlimit(String),
 }
 
-fn cap_mask(names: &[String]) -> Result<u64, String> {
+fn cstring(s: &str) -> Result<CString, PlanError> {
+    CString::new(s).map_err(|_| PlanError::Nul(s.to_string()))
+}
+
+fn cap_mask(names: &[String]) -> Result<u64, PlanError> {
     names.iter().try_fold(0u64, |m, n| match CAPABILITY_NAMES.iter().position(|c| c == n) {
         Some(i) => Ok(m | 1 << i),
-        None => Err(format!("unknown capability {n:?}")),
+        None => Err(PlanError::UnknownCapability(n.clone())),
     })
 }
 
@@ -108,16 +124,16 @@ fn rlimit_resource(kind: &str) -> Option<libc::c_int> {
 
 impl Plan {
     /// Reads the OCI process the engine sent; `seccomp` is the container's filter.
-    pub fn from_json(v: &serde_json::Value, seccomp: Option<crate::runtime::seccomp::bpf::Program>) -> Result<Plan, String> {
-        let p = Process::deserialize(v).map_err(|e| format!("invalid exec process: {e}"))?;
-        let arg0 = p.args.first().cloned().filter(|a| !a.is_empty()).ok_or("no exec command specified")?;
+    pub fn from_json(v: &serde_json::Value, seccomp: Option<crate::runtime::seccomp::bpf::Program>) -> Result<Plan, PlanError> {
+        let p = Process::deserialize(v).map_err(PlanError::Invalid)?;
+        let arg0 = p.args.first().cloned().filter(|a| !a.is_empty()).ok_or(PlanError::NoCommand)?;
         let cwd = if p.cwd.is_empty() { "/".to_string() } else { p.cwd };
         let rlimits = p
             .rlimits
             .iter()
             .map(|r| match rlimit_resource(&r.kind) {
                 Some(res) => Ok((res, libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard })),
-                None => Err(format!("unknown rlimit type {:?}", r.kind)),
+                None => Err(PlanError::UnknownRlimit(r.kind.clone())),
             })
             .collect::<Result<_, _>>()?;
         let path = p.env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or_default().to_string();
@@ -165,8 +181,9 @@ mod tests {
         assert_eq!(plan.rlimits[0].0, libc::RLIMIT_NOFILE as libc::c_int);
         assert_eq!((plan.rlimits[0].1.rlim_cur, plan.rlimits[0].1.rlim_max), (512, 1024));
         assert!(plan.seccomp.is_none());
-        assert!(Plan::from_json(&json!({"args": []}), None).is_err());
-        assert!(Plan::from_json(&json!({"args": ["x"], "capabilities": {"bounding": ["CAP_NOPE"]}}), None).is_err());
+        assert_eq!(Plan::from_json(&json!({"args": []}), None).err().unwrap().to_string(), "no exec command specified");
+        let nope = Plan::from_json(&json!({"args": ["x"], "capabilities": {"bounding": ["CAP_NOPE"]}}), None);
+        assert_eq!(nope.err().unwrap().to_string(), "unknown capability \"CAP_NOPE\"");
         assert!(Plan::from_json(&json!({"args": ["x"], "rlimits": [{"type": "RLIMIT_X", "hard": 1, "soft": 1}]}), None).is_err());
         let filter = crate::runtime::seccomp::bpf::Program { flags: 0, code: vec![0; 8] };
         assert!(Plan::from_json(&json!({"args": ["x"]}), Some(filter)).unwrap().seccomp.is_some());

@@ -5,7 +5,7 @@
 //! (`exec.rs`). With no other thread, forking (libcontainer's create, and every exec's child)
 //! is safe at any time, and no thread stack or malloc arena costs memory.
 use super::create::{create, error_chain, CreateFailure};
-use super::enter::Target;
+use super::enter::{EnterError, Target};
 use super::exec::Running;
 use super::io::{Hub, LogFile, Output};
 use super::protocol::{self, Ready, Response, ShimConfig, Status};
@@ -401,16 +401,16 @@ impl Shim {
     }
 
     /// What an exec joins (resolved at the first one), and the init's pidfd.
-    pub fn exec_target(&mut self) -> Result<(&Target, BorrowedFd<'_>), String> {
+    pub fn exec_target(&mut self) -> Result<(&Target, BorrowedFd<'_>), EnterError> {
         if self.init_pidfd.is_none() {
-            return Err(format!("container {} is not running", self.cfg.id));
+            return Err(EnterError::NotRunning(self.cfg.id.clone()));
         }
         if self.target.is_none() {
             self.target = Some(Target::resolve(self.init.as_raw())?);
         }
         match (&self.target, &self.init_pidfd) {
             (Some(t), Some(p)) => Ok((t, p.as_fd())),
-            _ => Err(format!("container {} is not running", self.cfg.id)),
+            _ => Err(EnterError::NotRunning(self.cfg.id.clone())),
         }
     }
 

@@ -6,6 +6,42 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Why one `-v`, `--mount`, `--tmpfs` or `--volumes-from` entry does not parse (Docker's texts).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid volume specification: '{0}'")]
+    Malformed(String),
+    /// A `-v`/`--tmpfs` entry (`raw`) whose destination is refused.
+    #[error("invalid volume specification: '{raw}': invalid mount config for type \"{typ}\": {reason}")]
+    Bind { raw: String, typ: String, reason: ConfigError },
+    /// A `--mount` entry of type `typ` that is refused.
+    #[error("invalid mount config for type \"{typ}\": {reason}")]
+    Mount { typ: String, reason: ConfigError },
+    #[error("invalid mode: {0}")]
+    Mode(String),
+    #[error(transparent)]
+    Name(#[from] super::VolumeError),
+    #[error("error looking up volume plugin {0}: plugin \"{0}\" not found")]
+    NoPlugin(String),
+    #[error("mount type \"{0}\" is not supported by this engine")]
+    UnsupportedType(String),
+}
+
+/// What is wrong with one field of a mount (the tail of [`SpecError::Bind`] and [`SpecError::Mount`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("field Target must not be empty")]
+    EmptyTarget,
+    #[error("field Source must not be empty")]
+    EmptySource,
+    #[error("field Source must be empty")]
+    SourceNotAllowed,
+    #[error("invalid mount path: '{0}' mount path must be absolute")]
+    RelativePath(String),
+    #[error("invalid specification: destination can't be '/'")]
+    RootDestination,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountKind {
@@ -140,37 +176,34 @@ pub fn clean_path(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn check_destination(raw: &str, typ: &str, dst: &str) -> Result<String, String> {
+fn check_destination(raw: &str, typ: &str, dst: &str) -> Result<String, SpecError> {
+    let refuse = |reason| SpecError::Bind { raw: raw.to_string(), typ: typ.to_string(), reason };
     if !dst.starts_with('/') {
-        return Err(format!(
-            "invalid volume specification: '{raw}': invalid mount config for type \"{typ}\": invalid mount path: '{dst}' mount path must be absolute"
-        ));
+        return Err(refuse(ConfigError::RelativePath(dst.to_string())));
     }
     let d = clean_path(dst);
     if d == "/" {
-        return Err(format!(
-            "invalid volume specification: '{raw}': invalid mount config for type \"{typ}\": invalid specification: destination can't be '/'"
-        ));
+        return Err(refuse(ConfigError::RootDestination));
     }
     Ok(d)
 }
 
 /// One `-v` / `HostConfig.Binds` entry: `dst`, `dst:mode`, `src:dst` or `src:dst:mode`.
 /// An absolute `src` is a bind mount, any other a named volume.
-pub fn parse_bind(raw: &str) -> Result<MountPoint, String> {
+pub fn parse_bind(raw: &str) -> Result<MountPoint, SpecError> {
     let parts: Vec<&str> = raw.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
         [d] => ("", *d, ""),
         [a, b] if valid_mode(b) && !b.starts_with('/') => ("", *a, *b),
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
-        _ => return Err(format!("invalid volume specification: '{raw}'")),
+        _ => return Err(SpecError::Malformed(raw.to_string())),
     };
     if dst.is_empty() {
-        return Err(format!("invalid volume specification: '{raw}'"));
+        return Err(SpecError::Malformed(raw.to_string()));
     }
     if !mode.is_empty() && !valid_mode(mode) {
-        return Err(format!("invalid mode: {mode}"));
+        return Err(SpecError::Mode(mode.to_string()));
     }
     let kind = if src.starts_with('/') { MountKind::Bind } else { MountKind::Volume };
     let dst = check_destination(raw, kind.as_str(), dst)?;
@@ -193,7 +226,7 @@ pub fn parse_bind(raw: &str) -> Result<MountPoint, String> {
             if src.is_empty() {
                 m.anonymous = true;
             } else {
-                super::check_name(src).map_err(|e| e.to_string())?;
+                super::check_name(src)?;
                 m.name = src.to_string();
                 if mode.is_empty() {
                     m.mode = "z".into();
@@ -205,19 +238,19 @@ pub fn parse_bind(raw: &str) -> Result<MountPoint, String> {
 }
 
 /// One `--mount` / `HostConfig.Mounts` entry.
-pub fn parse_mount(spec: &Mount) -> Result<MountPoint, String> {
+pub fn parse_mount(spec: &Mount) -> Result<MountPoint, SpecError> {
     let typ = spec.typ.unwrap_or(MountType::VOLUME);
-    let tname = typ.to_string();
+    let refuse = |reason| SpecError::Mount { typ: typ.to_string(), reason };
     let target = spec.target.clone().unwrap_or_default();
     if target.is_empty() {
-        return Err(format!("invalid mount config for type \"{tname}\": field Target must not be empty"));
+        return Err(refuse(ConfigError::EmptyTarget));
     }
     if !target.starts_with('/') {
-        return Err(format!("invalid mount config for type \"{tname}\": invalid mount path: '{target}' mount path must be absolute"));
+        return Err(refuse(ConfigError::RelativePath(target)));
     }
     let dst = clean_path(&target);
     if dst == "/" {
-        return Err(format!("invalid mount config for type \"{tname}\": invalid specification: destination can't be '/'"));
+        return Err(refuse(ConfigError::RootDestination));
     }
     let source = spec.source.clone().unwrap_or_default();
     let ro = spec.read_only.unwrap_or(false);
@@ -227,7 +260,7 @@ pub fn parse_mount(spec: &Mount) -> Result<MountPoint, String> {
             if source.is_empty() {
                 m.anonymous = true;
             } else {
-                super::check_name(&source).map_err(|e| e.to_string())?;
+                super::check_name(&source)?;
                 m.name = source;
             }
             m.mode = "z".into();
@@ -235,17 +268,17 @@ pub fn parse_mount(spec: &Mount) -> Result<MountPoint, String> {
                 m.copy_data = !o.no_copy.unwrap_or(false);
                 m.volume_labels = o.labels.clone().unwrap_or_default().into_iter().collect();
                 if let Some(d) = o.driver_config.as_ref().and_then(|d| d.name.clone()).filter(|d| !d.is_empty() && d != "local") {
-                    return Err(format!("error looking up volume plugin {d}: plugin \"{d}\" not found"));
+                    return Err(SpecError::NoPlugin(d));
                 }
             }
             m
         }
         MountType::BIND => {
             if source.is_empty() {
-                return Err("invalid mount config for type \"bind\": field Source must not be empty".into());
+                return Err(refuse(ConfigError::EmptySource));
             }
             if !source.starts_with('/') {
-                return Err(format!("invalid mount config for type \"bind\": invalid mount path: '{source}' mount path must be absolute"));
+                return Err(refuse(ConfigError::RelativePath(source)));
             }
             let mut m = MountPoint::new(MountKind::Bind, dst);
             m.source = PathBuf::from(clean_path(&source));
@@ -256,7 +289,7 @@ pub fn parse_mount(spec: &Mount) -> Result<MountPoint, String> {
         }
         MountType::TMPFS => {
             if !source.is_empty() {
-                return Err("invalid mount config for type \"tmpfs\": field Source must be empty".into());
+                return Err(refuse(ConfigError::SourceNotAllowed));
             }
             let mut m = MountPoint::new(MountKind::Tmpfs, dst);
             if let Some(o) = &spec.tmpfs_options {
@@ -269,14 +302,14 @@ pub fn parse_mount(spec: &Mount) -> Result<MountPoint, String> {
             }
             m
         }
-        other => return Err(format!("mount type \"{other}\" is not supported by this engine")),
+        other => return Err(SpecError::UnsupportedType(other.to_string())),
     };
     m.rw = !ro;
     Ok(m)
 }
 
 /// One `--tmpfs dst[:opts]` entry (`HostConfig.Tmpfs`).
-pub fn parse_tmpfs(dst: &str, opts: &str) -> Result<MountPoint, String> {
+pub fn parse_tmpfs(dst: &str, opts: &str) -> Result<MountPoint, SpecError> {
     let raw = if opts.is_empty() { dst.to_string() } else { format!("{dst}:{opts}") };
     let dst = check_destination(&raw, "tmpfs", dst)?;
     let mut m = MountPoint::new(MountKind::Tmpfs, dst);
@@ -292,12 +325,12 @@ pub fn parse_tmpfs(dst: &str, opts: &str) -> Result<MountPoint, String> {
 }
 
 /// `--volumes-from name[:ro|:rw]`: the container and the access override.
-pub fn parse_volumes_from(raw: &str) -> Result<(String, Option<bool>), String> {
+pub fn parse_volumes_from(raw: &str) -> Result<(String, Option<bool>), SpecError> {
     match raw.split_once(':') {
         None => Ok((raw.to_string(), None)),
         Some((c, "rw")) => Ok((c.to_string(), Some(true))),
         Some((c, "ro")) => Ok((c.to_string(), Some(false))),
-        Some((_, m)) => Err(format!("invalid mode: {m}")),
+        Some((_, m)) => Err(SpecError::Mode(m.to_string())),
     }
 }
 
@@ -342,10 +375,10 @@ mod tests {
         assert!(!m.copy_data && m.mode == "nocopy");
         let m = parse_bind("/h:/c:ro,rshared").unwrap();
         assert_eq!(m.propagation, "rshared");
-        assert_eq!(parse_bind("vv:/x:bogus").unwrap_err(), "invalid mode: bogus");
-        assert!(parse_bind("rel:rel").unwrap_err().contains("mount path must be absolute"));
-        assert!(parse_bind("vv:/").unwrap_err().contains("destination can't be '/'"));
-        assert!(parse_bind("../x:/d").unwrap_err().contains("includes invalid characters"));
+        assert_eq!(parse_bind("vv:/x:bogus").unwrap_err().to_string(), "invalid mode: bogus");
+        assert!(parse_bind("rel:rel").unwrap_err().to_string().contains("mount path must be absolute"));
+        assert!(parse_bind("vv:/").unwrap_err().to_string().contains("destination can't be '/'"));
+        assert!(parse_bind("../x:/d").unwrap_err().to_string().contains("includes invalid characters"));
         assert!(parse_bind("a:b:c:d").is_err());
         assert_eq!(parse_bind("v1:/a/../b/").unwrap().destination, "/b");
     }
@@ -372,9 +405,13 @@ mod tests {
         let m = parse_mount(&tmp).unwrap();
         assert_eq!(m.tmpfs_options, ["size=1048576", "mode=1777"]);
         assert!(!m.hidden);
-        assert!(parse_mount(&Mount { typ: Some(MountType::BIND), target: Some("/x".into()), ..Default::default() }).is_err());
+        assert_eq!(
+            parse_mount(&Mount { typ: Some(MountType::BIND), target: Some("/x".into()), ..Default::default() }).unwrap_err().to_string(),
+            "invalid mount config for type \"bind\": field Source must not be empty"
+        );
         assert!(parse_mount(&Mount { typ: Some(MountType::VOLUME), ..Default::default() })
             .unwrap_err()
+            .to_string()
             .contains("Target must not be empty"));
     }
     #[test]
@@ -382,7 +419,10 @@ mod tests {
         let m = parse_tmpfs("/run", "size=1m,exec").unwrap();
         assert!(m.hidden);
         assert_eq!(tmpfs_mount_options(&m), ["nosuid", "nodev", "size=1m"]);
-        assert!(parse_tmpfs("rel", "").is_err());
+        assert_eq!(
+            parse_tmpfs("rel", "ro").unwrap_err().to_string(),
+            "invalid volume specification: 'rel:ro': invalid mount config for type \"tmpfs\": invalid mount path: 'rel' mount path must be absolute"
+        );
         assert_eq!(parse_volumes_from("c1").unwrap(), ("c1".to_string(), None));
         assert_eq!(parse_volumes_from("c1:ro").unwrap(), ("c1".to_string(), Some(false)));
         assert!(parse_volumes_from("c1:zz").is_err());

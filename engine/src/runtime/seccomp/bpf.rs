@@ -172,10 +172,20 @@ pub fn for_bundle(spec: &mut Spec) -> Result<Option<Arc<Program>>, SeccompError>
     Ok(Some(program))
 }
 
+/// Why the container's init could not load its filter (runs in the init: the text reaches the
+/// user through libcontainer).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("loading the seccomp filter: {0}")]
+    Load(std::io::Error),
+    #[error("dropping CAP_SYS_ADMIN after the seccomp filter: {0}")]
+    DropAdmin(std::io::Error),
+}
+
 /// In the container's init, just before its exec: loads the program, then drops CAP_SYS_ADMIN
 /// from the permitted and effective sets unless the container has it (its bounding set).
-pub fn load_in_init(program: &Program) -> Result<(), String> {
-    program.load().map_err(|e| format!("loading the seccomp filter: {}", std::io::Error::from_raw_os_error(e)))?;
+pub fn load_in_init(program: &Program) -> Result<(), LoadError> {
+    program.load().map_err(|e| LoadError::Load(std::io::Error::from_raw_os_error(e)))?;
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) } == 1 {
         return Ok(());
@@ -195,7 +205,7 @@ pub fn load_in_init(program: &Program) -> Result<(), String> {
         }
     };
     if r != 0 {
-        return Err(format!("dropping CAP_SYS_ADMIN after the seccomp filter: {}", std::io::Error::last_os_error()));
+        return Err(LoadError::DropAdmin(std::io::Error::last_os_error()));
     }
     Ok(())
 }
