@@ -279,6 +279,7 @@ impl<R: Runtime> ContainerService<R> {
     pub async fn shutdown(&self) {
         self.stats.shutdown().await;
         self.tasks.shutdown(SHUTDOWN_GRACE).await;
+        self.runtime.shutdown().await;
     }
 
     /// Loads every record; containers that were running are watched again (their shim

@@ -219,6 +219,11 @@ pub trait Runtime: Send + Sync + 'static {
         state_dir: &std::path::Path,
         spec: &ExecSpec,
     ) -> impl std::future::Future<Output = Result<ExecProcess, RuntimeError>> + Send;
+    /// Stops the runtime's own background work, for the engine's shutdown (containers and
+    /// their shims keep running). Nothing to stop by default.
+    fn shutdown(&self) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// The real runtime: one `swarm shim` process per container.

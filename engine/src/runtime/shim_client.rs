@@ -14,11 +14,6 @@ impl ShimRuntime {
         let pool = super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root);
         ShimRuntime { pool, shim_binary, runtime_root, tasks: crate::tasks::Tasks::new("runtime") }
     }
-
-    /// Stops reading exec exits (their waiters see the exit as unknown); for the engine's shutdown.
-    pub async fn shutdown(&self) {
-        self.tasks.shutdown(std::time::Duration::from_secs(1)).await;
-    }
 }
 
 /// What `ShimRuntime::state` reports (for reconnecting after an engine restart).
@@ -150,6 +145,11 @@ fn remove_cgroups(cgroup_path: &str) {
 }
 
 impl Runtime for ShimRuntime {
+    /// Stops reading exec exits (their waiters see the exit as unknown).
+    async fn shutdown(&self) {
+        self.tasks.shutdown(std::time::Duration::from_secs(1)).await;
+    }
+
     async fn create(&self, spec: &RunSpec) -> Result<(), RuntimeError> {
         // A shim of a previous run of this container may still linger: let it finish (it
         // deletes its libcontainer state) and go, so it can't answer for the new one.

@@ -43,7 +43,8 @@ impl Harness {
         cfg.exec_root = dir.path().join("exec");
         cfg.cgroup_parent = format!("/flotilla-unit-{}", std::process::id());
         let cfg = Arc::new(cfg);
-        let images = Arc::new(ImageService::open(&cfg.data_root, &[]).expect("image store"));
+        let events = EventBus::default();
+        let images = Arc::new(ImageService::open(&cfg.data_root, &[], events.clone()).expect("image store"));
         let mut config = serde_json::Map::new();
         config.insert("Cmd".into(), serde_json::json!(["/bin/app", "--flag"]));
         let image = images
@@ -58,7 +59,6 @@ impl Harness {
                 created_by: "test".into(),
             })
             .expect("image");
-        let events = EventBus::default();
         let seen = events.subscribe();
         let rt = Arc::new(FakeRuntime::new());
         let net = Arc::new(FakeNetwork::new(dir.path().join("netns")));
