@@ -46,8 +46,11 @@ fn send<S: Read + Write>(mut s: S, host: &str, req: &Request) -> Result<Response
         head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    s.write_all(req.body)?;
+    // One write: a server that answers from the head alone may close before a separate body
+    // write arrives, and the client would see a broken pipe instead of its answer.
+    let mut wire = head.into_bytes();
+    wire.extend_from_slice(req.body);
+    s.write_all(&wire)?;
     s.flush()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).context("reading response")?;
