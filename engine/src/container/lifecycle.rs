@@ -45,23 +45,41 @@ pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// Who starts a container: what a start must still find true once it holds the container.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum StartBy {
+    /// `docker start`: also resets the restart count and a user's earlier stop.
+    User,
+    /// The restart policy after a backoff: only while the restart is still pending (a user's
+    /// stop, kill or removal in the meantime ends it).
+    Backoff,
+    /// The restart policy at engine start (`always`, `unless-stopped`, or a restart that was
+    /// pending when the engine went away).
+    EngineStart,
+}
+
 impl<R: Runtime> ContainerService<R> {
     /// `docker start`: also resets the restart count and a user's earlier stop.
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
-        self.start_with(key, true).await
+        self.start_with(key, StartBy::User).await
     }
 
     /// A start by the restart policy (keeps the restart count).
-    pub(super) async fn start_by_policy(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
-        self.start_with(key, false).await
+    pub(super) async fn start_by_policy(self: &Arc<Self>, key: &str, by: StartBy) -> Result<(), ContainerError> {
+        self.start_with(key, by).await
     }
 
-    #[tracing::instrument(skip_all, fields(container = %key))]
-    async fn start_with(self: &Arc<Self>, key: &str, manual: bool) -> Result<(), ContainerError> {
+    #[tracing::instrument(skip_all, fields(container = %key, by = ?by))]
+    async fn start_with(self: &Arc<Self>, key: &str, by: StartBy) -> Result<(), ContainerError> {
+        let manual = by == StartBy::User;
         let ctr = self.get(key)?;
         let op = ctr.op.lock().await;
         if manual {
             self.cancel_restart(&ctr, false);
+        } else if by == StartBy::Backoff && !ctr.record().state.restarting {
+            // A stop, kill or start by the user came first, while this start waited.
+            tracing::debug!("restart by policy no longer pending");
+            return Ok(());
         }
         let rec = ctr.record();
         match rec.state.status {

@@ -3,6 +3,7 @@
 //! starts at 100 ms and doubles up to a minute (reset when the run lasted 10 s or more); a
 //! user's stop or kill ends it; at engine start, containers whose policy wants them up come back
 //! (and running ones are reattached, or recorded as exited if they ended meanwhile).
+use super::lifecycle::StartBy;
 use super::record::{Record, ZERO_TIME};
 use super::{ContainerError, ContainerService, Ctr};
 use crate::runtime::Runtime;
@@ -175,7 +176,7 @@ impl<R: Runtime> ContainerService<R> {
         if let Some(p) = self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&id) {
             p.cancel = None;
         }
-        if let Err(e) = self.start_by_policy(&id).await {
+        if let Err(e) = self.start_by_policy(&id, StartBy::Backoff).await {
             if matches!(e, ContainerError::NotModified(_)) {
                 return; // started meanwhile
             }
@@ -276,7 +277,7 @@ impl<R: Runtime> ContainerService<R> {
             let svc = self.clone();
             self.tasks.spawn(async move {
                 tracing::info!(container = %rec.id, "starting again by its restart policy");
-                if let Err(e) = svc.start_by_policy(&rec.id).await {
+                if let Err(e) = svc.start_by_policy(&rec.id, StartBy::EngineStart).await {
                     tracing::warn!(container = %rec.id, error = %e, "restart by policy failed");
                 }
             });

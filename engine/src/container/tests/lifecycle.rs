@@ -52,9 +52,14 @@ async fn an_exit_is_recorded_with_its_code() {
     assert!(!h.net.has_sandbox(&id) && !h.fs.mounted(&id));
     assert_eq!(h.actions(&id), ["create", "start", "die 3"]);
     // Started again: a second run with its own exit.
-    h.rt.exit_on_start.lock().unwrap().replace(0);
+    h.rt.exit_on_start.lock().unwrap().replace(5);
     h.svc.start(&id).await.expect("start again");
-    until("the second exit", || h.svc.get(&id).unwrap().record().state.exit_code == 0).await;
+    until("the second exit", || {
+        let r = h.svc.get(&id).unwrap().record();
+        !r.running() && r.state.exit_code == 5
+    })
+    .await;
+    assert_eq!(h.actions(&id), ["start", "die 5"]);
     assert_eq!(h.rt.count("start "), 2);
 }
 
@@ -144,6 +149,25 @@ async fn a_reopened_service_watches_running_containers_again() {
     until("the exit seen by the new service", || again.get(&id).unwrap().record().state.exit_code == 9).await;
     assert_eq!(again.get(&id).unwrap().record().state.status, Status::Exited);
     assert!(!h.net.has_sandbox(&id) && !h.fs.mounted(&id));
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_exit_while_the_engine_is_away_is_recorded_at_its_return() {
+    let mut h = Harness::new().await;
+    let id = h.create("lc-away", HostConfig::default()).await;
+    h.svc.start(&id).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), h.svc.shutdown()).await.expect("shutdown");
+    assert_eq!(h.actions(&id), ["create", "start"]);
+    // The process ends while no engine watches it.
+    h.rt.exit(&id, 9);
+
+    let again = h.reopen().await;
+    until("the exit recorded", || again.get(&id).unwrap().record().state.status == Status::Exited).await;
+    let rec = again.get(&id).unwrap().record();
+    assert_eq!((rec.state.exit_code, rec.state.pid), (9, 0));
+    assert!(!h.net.has_sandbox(&id) && !h.fs.mounted(&id), "the network or the rootfs is still held");
+    assert_eq!(h.actions(&id), ["die 9"]);
     again.shutdown().await;
 }
 
