@@ -4,7 +4,7 @@
 use super::client::NodeError;
 use super::engine::{Engine, Health};
 use super::events::{enrich, swarm_event};
-use super::model::{ContainerState, NodeEvent, PsRowIn};
+use super::model::{ContainerState, NodeEvent, PsRowIn, SystemInfo, SystemVersion};
 use super::view::Container;
 use super::Shared;
 use futures_util::StreamExt;
@@ -57,12 +57,10 @@ impl Engine {
     pub async fn validate(&self, sh: &Shared) -> Result<(), NodeError> {
         let info = self.client.get_json("/info").await;
         self.note(sh, &info);
-        let info = info?;
         let version = self.client.get_json("/version").await;
         self.note(sh, &version);
-        let version = version?;
-        let ncpu = info["NCPU"].as_i64().unwrap_or(0);
-        let memory = info["MemTotal"].as_i64().unwrap_or(0);
+        let (info, version) = (SystemInfo::read(&info?), SystemVersion::read(&version?));
+        let (ncpu, memory) = (info.ncpu, info.mem_total);
         if ncpu <= 0 || memory <= 0 {
             return Err(NodeError::Decode {
                 addr: self.addr.clone(),
@@ -70,12 +68,15 @@ impl Engine {
             });
         }
         let mut labels = std::collections::BTreeMap::new();
-        for (k, f) in
-            [("storagedriver", "Driver"), ("kernelversion", "KernelVersion"), ("operatingsystem", "OperatingSystem"), ("ostype", "OSType")]
-        {
-            labels.insert(k.to_string(), info[f].as_str().unwrap_or("").to_string());
+        for (k, v) in [
+            ("storagedriver", &info.driver),
+            ("kernelversion", &info.kernel_version),
+            ("operatingsystem", &info.operating_system),
+            ("ostype", info.os_type.as_ref().unwrap_or(&String::new())),
+        ] {
+            labels.insert(k.to_string(), v.clone());
         }
-        for l in info["Labels"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for l in &info.labels {
             let Some((k, v)) = l.split_once('=') else {
                 return Err(NodeError::Decode { addr: self.addr.clone(), detail: format!("invalid label {l:?} (expected key=value)") });
             };
@@ -85,8 +86,7 @@ impl Engine {
             }
             labels.insert(k.to_string(), v.to_string());
         }
-        let id = info["ID"].as_str().unwrap_or("").to_string();
-        let id = if id.is_empty() { self.addr.clone() } else { id };
+        let id = if info.id.is_empty() { self.addr.clone() } else { info.id.clone() };
         if let Some(other) = sh.engine_with_id(&id, &self.addr) {
             return Err(NodeError::Decode {
                 addr: self.addr.clone(),
@@ -107,14 +107,14 @@ impl Engine {
         let mut st = self.lock();
         let changed = st.validated && st.info.id != id;
         st.info.id = id;
-        st.info.name = info["Name"].as_str().unwrap_or("").to_string();
+        st.info.name = info.name;
         st.info.ip = ip;
         st.info.labels = labels;
         st.info.ncpu = ncpu;
         st.info.memory = memory;
-        st.info.server_version = info["ServerVersion"].as_str().or(version["Version"].as_str()).unwrap_or("").to_string();
-        st.info.api_version = version["ApiVersion"].as_str().unwrap_or("").to_string();
-        st.info.os_type = info["OSType"].as_str().unwrap_or("linux").to_string();
+        st.info.server_version = info.server_version.unwrap_or(version.version);
+        st.info.api_version = version.api_version;
+        st.info.os_type = info.os_type.unwrap_or_else(|| "linux".into());
         st.spec_checked = Instant::now();
         st.updated_at = chrono::Utc::now();
         st.invalidate();
@@ -168,7 +168,7 @@ impl Engine {
                 }
                 seen.insert(id.to_string());
                 match st.containers.get(id) {
-                    Some(e) if e.c.state.as_str() == row.state => {}
+                    Some(e) if row.container_state() == Some(e.c.state) => {}
                     _ => stale.push(id.to_string()),
                 }
             }

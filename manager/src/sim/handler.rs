@@ -79,7 +79,7 @@ async fn route(s: Served, req: Request) -> Response {
         ("GET", ["volumes", name]) => err(StatusCode::NOT_FOUND, format!("get {name}: no such volume")),
         ("GET", ["containers", "json"]) => match Filters::parse(query.get("filters").map(String::as_str)) {
             Ok(f) => list(node, &f, flag("all"), flag("size"), query.get("limit").and_then(|l| l.parse().ok())),
-            Err(e) => err(StatusCode::BAD_REQUEST, e),
+            Err(e) => err(StatusCode::BAD_REQUEST, e.to_string()),
         },
         ("POST", ["containers", "create"]) => {
             let Ok(body) = axum::body::to_bytes(body, 16 << 20).await else {
@@ -105,24 +105,37 @@ async fn route(s: Served, req: Request) -> Response {
     }
 }
 
+/// Why a `filters` query of `GET /containers/json` is refused (dockerd's words).
+#[derive(Debug, thiserror::Error)]
+enum FilterError {
+    #[error("invalid filter: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid filter: not an object")]
+    NotAnObject,
+    #[error("Invalid filter '{0}'")]
+    Unknown(String),
+    #[error("invalid filter: values of '{0}'")]
+    Values(String),
+}
+
 /// `filters` of `GET /containers/json`: `id` (prefix), `name` (substring), `status`, `label`
 /// (`key` or `key=value`); both `{"k":["v"]}` and the old `{"k":{"v":true}}`.
 #[derive(Default)]
 struct Filters(HashMap<String, Vec<String>>);
 
 impl Filters {
-    fn parse(raw: Option<&str>) -> Result<Filters, String> {
+    fn parse(raw: Option<&str>) -> Result<Filters, FilterError> {
         let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Ok(Filters::default()) };
-        let v: Value = serde_json::from_str(raw).map_err(|e| format!("invalid filter: {e}"))?;
+        let v: Value = serde_json::from_str(raw)?;
         let mut out = HashMap::new();
-        for (k, vals) in v.as_object().ok_or("invalid filter: not an object")? {
+        for (k, vals) in v.as_object().ok_or(FilterError::NotAnObject)? {
             if !matches!(k.as_str(), "id" | "name" | "status" | "label") {
-                return Err(format!("Invalid filter '{k}'"));
+                return Err(FilterError::Unknown(k.clone()));
             }
             let vals: Vec<String> = match vals {
                 Value::Array(a) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
                 Value::Object(o) => o.iter().filter(|(_, on)| on.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect(),
-                _ => return Err(format!("invalid filter: values of '{k}'")),
+                _ => return Err(FilterError::Values(k.clone())),
             };
             out.insert(k.clone(), vals);
         }
