@@ -2,11 +2,8 @@
 //! TCP only with an explicit `--insecure-tcp`.
 use std::process::Command;
 use std::time::Duration;
+use testground::port::free_port;
 use testground::{cmd, require_root, Engine, EngineOpts};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn docker_tcp(args: &[&str], envs: &[(&str, &str)]) -> testground::Output {
     let mut c = Command::new(testground::engine::docker_cli());

@@ -20,10 +20,6 @@ pub struct Etcd {
     tls: Option<TlsCerts>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A CA, a server certificate (for the given IPs) and a client certificate, made with openssl.
 #[derive(Debug, Clone)]
 pub struct TlsCerts {
@@ -135,8 +131,8 @@ impl Etcd {
                 child: None,
                 dir: Some(dir),
                 ips: ips.iter().map(|s| s.to_string()).collect(),
-                client_port: free_port()?,
-                peer_port: free_port()?,
+                client_port: crate::port::free_port(),
+                peer_port: crate::port::free_port(),
                 tls: tls.clone(),
             };
             match e.spawn() {

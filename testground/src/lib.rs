@@ -19,6 +19,7 @@ pub mod http;
 pub mod image;
 pub mod manager;
 pub mod nspawn;
+pub mod port;
 pub mod registry;
 pub mod slot;
 pub mod tls;

@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A free TCP port on loopback (bound, then released: good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("free port: {e}"))
-}
+/// A free TCP port (see [`crate::port`]).
+pub use crate::port::free_port;
 
 pub struct ManagerProcess {
     child: Option<Child>,

@@ -20,10 +20,6 @@ pub struct Registry {
     log: PathBuf,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl Registry {
     /// Starts `docker-registry serve` and waits until `GET /v2/` answers. Panics on failure.
     pub fn start() -> Registry {
@@ -37,7 +33,7 @@ impl Registry {
         let dir = tempfile::Builder::new().prefix("flotilla-registry-").tempdir()?;
         let mut last = String::new();
         for _ in 0..5 {
-            let addr = format!("127.0.0.1:{}", free_port()?);
+            let addr = format!("127.0.0.1:{}", crate::port::free_port());
             let config = dir.path().join("config.yml");
             let data = dir.path().join("data");
             std::fs::write(
