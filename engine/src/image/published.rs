@@ -135,18 +135,10 @@ impl ImageService {
 mod tests {
     use super::*;
     use crate::events::EventBus;
-    use serde_json::json;
 
     fn setup() -> (tempfile::TempDir, EventBus, Arc<ImageService>, String) {
-        let d = tempfile::tempdir().unwrap();
         let bus = EventBus::default();
-        let svc = Arc::new(ImageService::open(d.path(), &[], bus.clone()).unwrap());
-        let tar = crate::image::store::tests::layer_tar(&[("f", b"x")]);
-        let blob = svc.put_blob(&tar, None).unwrap();
-        let m = svc.register_layer(&blob, None, &mut |_| {}).unwrap();
-        let cfg = serde_json::to_vec(&json!({"os":"linux","rootfs":{"type":"layers","diff_ids":[m.diff_id]}})).unwrap();
-        let id = svc.commit_image(&cfg, None).unwrap();
-        svc.set_ref(&Reference::parse_tagged("busybox").unwrap(), &id).unwrap();
+        let (d, svc, id) = crate::image::store::tests::one_layer_image(bus.clone());
         (d, bus, svc, id)
     }
 

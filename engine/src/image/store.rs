@@ -391,6 +391,19 @@ pub(crate) mod tests {
         b.into_inner().unwrap()
     }
 
+    /// A store in a temp dir holding one one-layer image tagged `busybox`: (dir, store, image id).
+    pub(crate) fn one_layer_image(bus: crate::events::EventBus) -> (tempfile::TempDir, Arc<ImageService>, String) {
+        let d = tempfile::tempdir().unwrap();
+        let svc = Arc::new(ImageService::open(d.path(), &[], bus).unwrap());
+        let tar = layer_tar(&[("f", b"x")]);
+        let blob = svc.put_blob(&tar, None).unwrap();
+        let m = svc.register_layer(&blob, None, &mut |_| {}).unwrap();
+        let cfg = serde_json::to_vec(&serde_json::json!({"os":"linux","rootfs":{"type":"layers","diff_ids":[m.diff_id]}})).unwrap();
+        let id = svc.commit_image(&cfg, None).unwrap();
+        svc.set_ref(&crate::image::Reference::parse_tagged("busybox").unwrap(), &id).unwrap();
+        (d, svc, id)
+    }
+
     /// What the recording layer sync saw: (the dir, whether meta.json existed then).
     static SYNCED: std::sync::Mutex<Vec<(PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
 
