@@ -199,6 +199,15 @@ async fn echo_hello_attach_before_start() {
     assert_eq!(exit_file.code, 0);
     // A second wait is answered too (by the lingering shim).
     assert_eq!(wait(rt, &spec).await.code, 0);
+    // The shim itself removes the cgroups (every hierarchy) and libcontainer's state once the
+    // init is gone, before the engine asks.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let left = || cgroup_dirs(&spec.cgroup_path).into_iter().filter(|d| d.exists()).collect::<Vec<_>>();
+    while (!left().is_empty() || w.dir.path().join("lc").join(&spec.id).exists()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(left(), Vec::<PathBuf>::new(), "cgroups left after the exit");
+    assert!(!w.dir.path().join("lc").join(&spec.id).exists(), "libcontainer's state left after the exit");
     let t = Instant::now();
     rt.delete(&spec.id, &spec.state_dir).await.unwrap();
     eprintln!("delete {:?}", t.elapsed());
