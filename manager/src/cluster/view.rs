@@ -465,7 +465,8 @@ mod speed {
     }
 
     /// Bytes per record held by nodes, learnt from inspects shaped as the simulator's
-    /// (`PREFILL` containers: busybox, `true`, every other one running):
+    /// (`PREFILL` containers: busybox, `true`, every other one running), or with `CREATED=1`
+    /// made by creates through the manager (the create body and its swarm ID label):
     /// `ROWS=200000 cargo test --release -p manager --lib record_size -- --ignored --nocapture`
     #[tokio::test]
     #[ignore]
@@ -478,9 +479,17 @@ mod speed {
                 super::super::Engine::new(&addr, c.transport.client(&addr), c.dirty.clone())
             })
             .collect();
+        let created = std::env::var("CREATED").is_ok_and(|v| v == "1");
         let before = rss();
         for i in 0..n {
-            engines[i % engines.len()].upsert(Container::from_inspect(&sim_inspect(i), 4));
+            let c = if created {
+                let body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
+                    "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
+                Container::from_create(&format!("{:064x}", i * 7919 + 1), &format!("name_{i}"), &body, 4)
+            } else {
+                Container::from_inspect(&sim_inspect(i), 4)
+            };
+            engines[i % engines.len()].upsert(c);
         }
         let after = rss();
         eprintln!("{n} records: {} MiB, {} bytes each", (after - before) >> 20, (after - before) / n);
