@@ -127,7 +127,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
         ctx.flag("all") || limit.is_some() || f.get("status").is_some_and(|s| s.iter().any(|x| x != "running")) || f.contains_key("exited");
     let now = chrono::Utc::now();
     let engines = cl.validated();
-    let mut records = vec![];
+    let mut records = Vec::with_capacity(engines.iter().map(|e| e.container_count()).sum());
     for e in &engines {
         let info = std::sync::Arc::new(e.info());
         let healthy = e.health() == Health::Healthy;
@@ -136,12 +136,11 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
                 continue;
             }
         }
-        for c in e.containers() {
-            if !all && (!c.running() || !healthy) {
-                continue;
+        e.each_container(|c| {
+            if all || (c.running() && healthy) {
+                records.push(PsRecord::new(c.clone(), info.clone(), healthy));
             }
-            records.push(PsRecord::new(c, info.clone(), healthy));
-        }
+        });
     }
     records.retain(|PsRecord { c, node: info, .. }| {
         if f.is_empty() {
@@ -158,7 +157,7 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             }),
             "exited" => c.state == ContainerState::Exited && vals.iter().any(|v| v.parse::<i64>().ok() == Some(c.exit_code)),
             "ancestor" => vals.iter().any(|v| {
-                c.sched.image == *v
+                *c.sched.image == **v
                     || crate::scheduler::node::repo_of(&c.sched.image) == v
                     || (v.len() >= 12 && c.sched.image_id.trim_start_matches("sha256:").starts_with(v.trim_start_matches("sha256:")))
             }),
@@ -166,7 +165,9 @@ pub async fn list(cl: &Cluster, ctx: &Ctx) -> Result<Response, ApiError> {
             // By network name (the node's local name) or ID prefix, as dockerd.
             "network" => vals.iter().any(|v| {
                 let v = v.split_once('/').filter(|(n, _)| *n == info.name).map_or(v.as_str(), |(_, x)| x);
-                EndpointSettings::read_all(&c.networks).iter().any(|(name, s)| name == v || (!v.is_empty() && s.network_id.starts_with(v)))
+                EndpointSettings::read_all(&c.networks.value())
+                    .iter()
+                    .any(|(name, s)| name == v || (!v.is_empty() && s.network_id.starts_with(v)))
             }),
             _ => true,
         })

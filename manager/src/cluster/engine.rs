@@ -64,9 +64,12 @@ pub(crate) struct State {
     pub validated: bool,
     pub spec_checked: std::time::Instant,
     /// Use [`State::put`] / [`State::take`] / [`State::retain`] so `names` stays in step.
-    pub containers: HashMap<String, Entry>,
+    /// By ID (the key shares the record's ID).
+    pub containers: HashMap<Arc<str>, Entry>,
+    /// The networks documents of the latest records, to share their text.
+    recent_networks: super::packed::Recent,
     /// How many known containers carry each name (name conflicts without a scan).
-    names: HashMap<Box<str>, u32>,
+    names: HashMap<Arc<str>, u32>,
     /// How many known containers are running and paused (kept by `put`/`take`, for `info`).
     pub running: usize,
     pub paused: usize,
@@ -82,6 +85,8 @@ pub(crate) struct State {
     pub events_live: bool,
     /// Networks and volumes.
     pub res: super::resources::Resources,
+    /// Changed since `docker info` last looked (and listed in `dirty`'s statuses).
+    pub(crate) status_marked: bool,
     addr: Arc<str>,
     dirty: Arc<super::views::Dirty>,
 }
@@ -100,9 +105,9 @@ impl State {
         };
         *n = if add { *n + 1 } else { n.saturating_sub(1) };
     }
-    fn name_added(&mut self, name: &str) {
+    fn name_added(&mut self, name: &Arc<str>) {
         if !name.is_empty() {
-            *self.names.entry(name.into()).or_default() += 1;
+            *self.names.entry(name.clone()).or_default() += 1;
         }
     }
     fn name_removed(&mut self, name: &str) {
@@ -114,12 +119,17 @@ impl State {
         }
     }
     /// Stores a record (replacing any with the same ID); the scheduler's view is rebuilt only
-    /// when what it sees changed.
-    pub fn put(&mut self, c: Arc<Container>) {
+    /// when what it sees changed. Networks equal to a recent record's share its text.
+    pub fn put(&mut self, mut c: Container) {
+        c.networks = self.recent_networks.share(std::mem::take(&mut c.networks));
+        let c = Arc::new(c);
         self.seq += 1;
         let (sched, name, state) = (c.sched.clone(), c.name.clone(), c.state);
         self.counted(state, true);
-        let sched_changed = match self.containers.insert(c.id().to_string(), Entry { c, seq: self.seq }) {
+        // Removed first: a replaced entry would keep its old key, a second copy of the ID.
+        let old = self.containers.remove(c.id());
+        self.containers.insert(c.sched.id.clone(), Entry { c, seq: self.seq });
+        let sched_changed = match old {
             Some(old) => {
                 self.name_removed(&old.c.name);
                 self.counted(old.c.state, false);
@@ -140,7 +150,7 @@ impl State {
         Some(e)
     }
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &Entry) -> bool) {
-        let gone: Vec<String> = self.containers.iter().filter(|(id, e)| !keep(id, e)).map(|(id, _)| id.clone()).collect();
+        let gone: Vec<Arc<str>> = self.containers.iter().filter(|(id, e)| !keep(id, e)).map(|(id, _)| id.clone()).collect();
         for id in gone {
             self.take(&id);
         }
@@ -153,6 +163,36 @@ impl State {
     }
     pub fn has_name(&self, name: &str) -> bool {
         self.names.contains_key(name)
+    }
+}
+
+/// A node's state, locked. Any mutable use marks the node (once until `docker info` looks
+/// again), so `info` rereads only the nodes that changed, and no change can be missed.
+pub(crate) struct StateGuard<'a> {
+    g: MutexGuard<'a, State>,
+    changed: bool,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.g
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.changed = true;
+        &mut self.g
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        if self.changed && !self.g.status_marked {
+            self.g.status_marked = true;
+            self.g.dirty.mark_status(&self.g.addr);
+        }
     }
 }
 
@@ -181,6 +221,7 @@ impl Engine {
                 spec_checked: std::time::Instant::now(),
                 containers: HashMap::new(),
                 names: HashMap::new(),
+                recent_networks: Default::default(),
                 running: 0,
                 paused: 0,
                 status: None,
@@ -191,6 +232,7 @@ impl Engine {
                 view: None,
                 events_live: false,
                 res: Default::default(),
+                status_marked: false,
                 addr: addr.into(),
                 dirty,
             }),
@@ -199,7 +241,15 @@ impl Engine {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    /// The node's state, locked. A change made through the guard marks the node for
+    /// `docker info` to look at again (see [`StateGuard`]).
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        StateGuard { g: self.lock_quiet(), changed: false }
+    }
+
+    /// The state, locked, without marking a change: only for caches derived from the state
+    /// (the scheduler's view, the `docker info` lines).
+    pub(crate) fn lock_quiet(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -262,7 +312,7 @@ impl Engine {
 
     /// The scheduler's snapshot (rebuilt only after a change); `None` until validated.
     pub fn view(&self, sh: &Shared) -> Option<Arc<NodeView>> {
-        let mut st = self.lock();
+        let mut st = self.lock_quiet();
         if !st.validated || matches!(st.health, Health::Pending | Health::Disconnected) {
             return None;
         }
@@ -308,12 +358,12 @@ impl Engine {
         }
     }
     pub fn pending_names(&self) -> Vec<String> {
-        self.lock().pending.values().flat_map(|c| c.names.clone()).collect()
+        self.lock().pending.values().flat_map(|c| c.names.iter().map(|n| n.to_string())).collect()
     }
 
     pub fn upsert(&self, c: Container) {
         let mut st = self.lock();
-        st.put(Arc::new(c));
+        st.put(c);
         st.updated_at = chrono::Utc::now();
     }
 
@@ -321,7 +371,7 @@ impl Engine {
     pub fn insert_new(&self, c: Container) {
         let mut st = self.lock();
         if !st.containers.contains_key(c.id()) {
-            st.put(Arc::new(c));
+            st.put(c);
         }
     }
 
@@ -332,7 +382,7 @@ impl Engine {
             st.invalidate();
         }
         if let Some(c) = c.filter(|c| !st.containers.contains_key(c.id())) {
-            st.put(Arc::new(c));
+            st.put(c);
         }
     }
 
@@ -343,14 +393,14 @@ impl Engine {
         let Some(e) = st.containers.get(id) else { return false };
         let mut c = (*e.c).clone();
         f(&mut c);
-        st.put(Arc::new(c));
+        st.put(c);
         true
     }
 
     /// Whether a known container (or a pending create) on this node is named `name`.
     pub fn name_taken(&self, name: &str) -> bool {
         let st = self.lock();
-        st.has_name(name) || st.pending.values().any(|c| c.names.iter().any(|n| n == name))
+        st.has_name(name) || st.pending.values().any(|c| c.names.iter().any(|n| &**n == name))
     }
 
     /// The ID of the container named `name` here, if any.
@@ -359,7 +409,7 @@ impl Engine {
         if !st.has_name(name) {
             return None;
         }
-        st.containers.values().find(|e| e.c.name == name).map(|e| e.c.id().to_string())
+        st.containers.values().find(|e| &*e.c.name == name).map(|e| e.c.id().to_string())
     }
 
     pub fn remove(&self, id: &str) {

@@ -30,7 +30,7 @@ impl Cluster {
         let rules: [Rule; 5] = [
             &|c, _| q.len() == 12 && c.id().starts_with(q),
             &|c, _| c.swarm_id() == Some(q) || (q.len() == 12 && c.swarm_id().is_some_and(|s| s.starts_with(q))),
-            &|c, node_ok| node_ok && c.name == name,
+            &|c, node_ok| node_ok && &*c.name == name,
             &|c, _| c.id().starts_with(q),
             &|c, _| c.swarm_id().is_some_and(|s| s.starts_with(q)),
         ];

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod events;
 mod lookup;
 pub mod model;
+pub mod packed;
 pub mod pool;
 pub mod ps;
 mod refresh;

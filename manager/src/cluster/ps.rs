@@ -3,10 +3,9 @@
 //! the way (a list of a million containers never sits in memory, and costs little more than
 //! copying its bytes). The output is the JSON [`super::view::PsRow`] serializes to; a test
 //! holds the two together.
+use super::packed::{escaped, int, string, PsPort};
 use super::view::Container;
 use super::NodeInfo;
-use serde_json::Value;
-use std::io::Write;
 use std::sync::Arc;
 
 /// Rows serialized per chunk of the answer.
@@ -28,63 +27,42 @@ impl PsRecord {
     }
 }
 
-/// True when `s` goes into a JSON string as it is (what serde_json escapes: `"`, `\`, controls).
-fn plain(s: &str) -> bool {
-    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
-}
-
-/// Writes `s` as a JSON string.
-fn string(buf: &mut Vec<u8>, s: &str) {
-    if plain(s) {
-        buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *buf, s).expect("a string serializes into memory");
-    }
-}
-
-fn value(buf: &mut Vec<u8>, v: &Value, null_as: &[u8]) {
-    if v.is_null() {
-        buf.extend_from_slice(null_as);
-    } else {
-        serde_json::to_writer(&mut *buf, v).expect("a JSON value serializes into memory");
-    }
-}
-
-/// Appends one row (as [`Container::ps_row`] would serialize).
+/// Appends one row (as [`Container::ps_row`] would serialize), with no allocation of its own.
 pub fn write_row(buf: &mut Vec<u8>, r: &PsRecord, now: chrono::DateTime<chrono::Utc>) {
     let (c, s) = (&r.c, &r.c.sched);
     buf.extend_from_slice(b"{\"Id\":");
     string(buf, &s.id);
-    buf.extend_from_slice(b",\"Names\":[");
-    if plain(&r.node.name) && plain(&c.name) {
-        buf.extend_from_slice(b"\"/");
-        buf.extend_from_slice(r.node.name.as_bytes());
-        buf.push(b'/');
-        buf.extend_from_slice(c.name.as_bytes());
-        buf.push(b'"');
-    } else {
-        string(buf, &format!("/{}/{}", r.node.name, c.name));
-    }
-    buf.extend_from_slice(b"],\"Image\":");
+    buf.extend_from_slice(b",\"Names\":[\"/");
+    escaped(buf, &r.node.name);
+    buf.push(b'/');
+    escaped(buf, &c.name);
+    buf.extend_from_slice(b"\"],\"Image\":");
     string(buf, &s.image);
     buf.extend_from_slice(b",\"ImageID\":");
     string(buf, &s.image_id);
     buf.extend_from_slice(b",\"Command\":");
     string(buf, &c.command);
-    write!(buf, ",\"Created\":{},\"Ports\":[", c.created).expect("writes into memory");
+    buf.extend_from_slice(b",\"Created\":");
+    int(buf, c.created);
+    buf.extend_from_slice(b",\"Ports\":[");
     for (i, p) in c.ports.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        if matches!(p["IP"].as_str(), Some("0.0.0.0") | Some("::")) {
-            let mut p = p.clone();
-            p["IP"] = Value::String(r.node.ip.clone());
-            value(buf, &p, b"null");
+        if let Some((ip, port)) = &p.public {
+            buf.extend_from_slice(b"{\"IP\":");
+            string(buf, if PsPort::any_address(ip) { &r.node.ip } else { ip });
+            buf.extend_from_slice(b",\"PrivatePort\":");
+            int(buf, p.private_port);
+            buf.extend_from_slice(b",\"PublicPort\":");
+            int(buf, *port);
         } else {
-            value(buf, p, b"null");
+            buf.extend_from_slice(b"{\"PrivatePort\":");
+            int(buf, p.private_port);
         }
+        buf.extend_from_slice(b",\"Type\":");
+        string(buf, &p.typ);
+        buf.push(b'}');
     }
     buf.extend_from_slice(b"],\"Labels\":{");
     for (i, (k, v)) in s.labels.iter().enumerate() {
@@ -98,17 +76,21 @@ pub fn write_row(buf: &mut Vec<u8>, r: &PsRecord, now: chrono::DateTime<chrono::
     buf.extend_from_slice(b"},\"State\":\"");
     buf.extend_from_slice(c.state.as_str().as_bytes());
     buf.extend_from_slice(b"\",\"Status\":");
-    if r.healthy {
-        string(buf, &c.status_text(now));
-    } else {
+    if !r.healthy {
         buf.extend_from_slice(b"\"Host Down\"");
+    } else if c.plain_status() {
+        buf.push(b'"');
+        c.write_status(buf, now);
+        buf.push(b'"');
+    } else {
+        string(buf, &c.status_text(now));
     }
     buf.extend_from_slice(b",\"HostConfig\":{\"NetworkMode\":");
     string(buf, if s.network_mode.is_empty() { "default" } else { &s.network_mode });
     buf.extend_from_slice(b"},\"NetworkSettings\":{\"Networks\":");
-    value(buf, &c.networks, b"{}");
+    buf.extend_from_slice(c.networks.text().unwrap_or("{}").as_bytes());
     buf.extend_from_slice(b"},\"Mounts\":");
-    value(buf, &c.mounts, b"[]");
+    buf.extend_from_slice(c.mounts.text().unwrap_or("[]").as_bytes());
     buf.push(b'}');
 }
 
@@ -117,10 +99,11 @@ pub fn ps_stream(
     records: Vec<PsRecord>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
-    futures_util::stream::unfold(Some(0usize), move |next| {
-        let out = next.map(|start| {
+    // The state: the next row, and the size of the last chunk (the next one is sized after it).
+    futures_util::stream::unfold(Some((0usize, PS_CHUNK * 448)), move |next| {
+        let out = next.map(|(start, size)| {
             let end = (start + PS_CHUNK).min(records.len());
-            let mut buf = Vec::with_capacity((end - start) * 448 + 2);
+            let mut buf = Vec::with_capacity(size + size / 8 + 2);
             buf.push(if start == 0 { b'[' } else { b',' });
             for (i, r) in records[start..end].iter().enumerate() {
                 if i > 0 {
@@ -132,7 +115,8 @@ pub fn ps_stream(
                 buf.push(b']');
                 (Ok(bytes::Bytes::from(buf)), None)
             } else {
-                (Ok(bytes::Bytes::from(buf)), Some(end))
+                let size = buf.len();
+                (Ok(bytes::Bytes::from(buf)), Some((end, size)))
             }
         });
         std::future::ready(out)
@@ -143,7 +127,7 @@ pub fn ps_stream(
 mod tests {
     use super::*;
     use futures_util::StreamExt;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn sample(i: usize) -> Value {
         let status = ["running", "exited", "created", "paused"][i % 4];

@@ -283,7 +283,7 @@ impl Engine {
     pub fn volumes_in_use(&self) -> HashSet<String> {
         let mut out = HashSet::new();
         self.each_container(|c| {
-            for m in MountPoint::read_all(&c.mounts) {
+            for m in MountPoint::read_all(&c.mounts.value()) {
                 if let Some(n) = m.name.filter(|n| !n.is_empty()) {
                     out.insert(n);
                 }

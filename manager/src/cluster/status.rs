@@ -4,6 +4,7 @@
 use super::engine::{Engine, Health, NodeInfo, State};
 use super::Shared;
 use crate::scheduler::NodeView;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A copy of what `docker info` prints about a node.
@@ -36,30 +37,97 @@ pub struct NodeStatus {
 /// Renders a node's lines (the API decides how they read).
 pub type Render = fn(&Summary) -> Box<str>;
 
-/// The order `docker info` lists the nodes in, kept until a node's address or name changes.
+/// What `docker info` last showed of every node, in its order. A node is read again only when
+/// its state changed since (the engine's lock marks it: `engine::StateGuard`), or when the
+/// nodes themselves changed; the nodes' rows are kept concatenated until one of them changes.
 #[derive(Default)]
 pub struct StatusOrder {
-    /// (address, name) of each node, in the order of the node map.
-    keys: Vec<(String, String)>,
-    /// Positions in that order, sorted.
+    /// The nodes, in the order of the node map.
+    engines: Vec<Arc<Engine>>,
+    /// Position of each node's address in `engines`.
+    at: HashMap<String, usize>,
+    /// Each node's status, as `engines`.
+    statuses: Vec<Arc<NodeStatus>>,
+    /// Positions in `docker info`'s order.
     order: Vec<usize>,
+    /// What `docker info` shows of all of them: the sums and the rows.
+    shown: Option<Arc<Statuses>>,
+}
+
+/// Every node's part of `docker info`.
+#[derive(Debug, Default)]
+pub struct Statuses {
+    pub nodes: usize,
+    pub containers: usize,
+    pub running: usize,
+    pub paused: usize,
+    pub images: usize,
+    /// CPUs and memory of the validated nodes still in the cluster.
+    pub ncpu: i64,
+    pub memory: i64,
+    /// Every node's rendered lines in order, each but the empty ones after a comma.
+    pub rows: bytes::Bytes,
+}
+
+impl Statuses {
+    fn of(all: &[Arc<NodeStatus>], order: &[usize]) -> Statuses {
+        let mut s = Statuses { nodes: all.len(), ..Default::default() };
+        let mut rows = Vec::with_capacity(all.iter().map(|n| n.lines.len() + 1).sum());
+        for n in order.iter().map(|i| &all[*i]) {
+            let m = &n.summary;
+            s.containers += m.containers;
+            s.running += m.running;
+            s.paused += m.paused;
+            s.images += m.images;
+            if m.validated && m.health != Health::Disconnected {
+                s.ncpu += m.total_cpus;
+                s.memory += m.total_memory;
+            }
+            if !n.lines.is_empty() {
+                rows.push(b',');
+                rows.extend_from_slice(n.lines.as_bytes());
+            }
+        }
+        s.rows = rows.into();
+        s
+    }
 }
 
 impl super::Cluster {
-    /// Every node's status, sorted by `cmp` (sorted again only when the nodes or their names
-    /// changed).
-    pub fn node_statuses(&self, render: Render, cmp: fn(&Summary, &Summary) -> std::cmp::Ordering) -> Vec<Arc<NodeStatus>> {
-        let all: Vec<Arc<NodeStatus>> = self.engines().iter().map(|e| e.status(self, render)).collect();
+    /// Every node's part of `docker info`, in `cmp`'s order (sorted again only when the nodes
+    /// or their names changed). Only the nodes whose state changed since the last call are
+    /// read; `render` and `cmp` must be the same functions on every call.
+    pub fn node_statuses(&self, render: Render, cmp: fn(&Summary, &Summary) -> std::cmp::Ordering) -> Arc<Statuses> {
+        let engines = self.engines();
         let mut o = self.status_order.lock().unwrap_or_else(|p| p.into_inner());
-        let same =
-            o.keys.len() == all.len() && o.keys.iter().zip(&all).all(|((a, n), s)| *a == s.summary.addr && *n == s.summary.info.name);
-        if !same {
-            let mut order: Vec<usize> = (0..all.len()).collect();
-            order.sort_by(|a, b| cmp(&all[*a].summary, &all[*b].summary));
-            o.order = order;
-            o.keys = all.iter().map(|s| (s.summary.addr.clone(), s.summary.info.name.clone())).collect();
+        let changed = self.dirty.take_statuses();
+        let same_nodes = o.engines.len() == engines.len() && o.engines.iter().zip(&engines).all(|(a, b)| Arc::ptr_eq(a, b));
+        let mut resort = !same_nodes;
+        if !same_nodes {
+            o.statuses = engines.iter().map(|e| e.status(self, render)).collect();
+            o.at = engines.iter().enumerate().map(|(i, e)| (e.addr.clone(), i)).collect();
+            o.engines = engines;
+            o.shown = None;
+        } else {
+            for addr in changed {
+                let Some(&i) = o.at.get(&*addr) else { continue };
+                let s = o.engines[i].status(self, render);
+                if !Arc::ptr_eq(&s, &o.statuses[i]) {
+                    resort |= s.summary.info.name != o.statuses[i].summary.info.name;
+                    o.statuses[i] = s;
+                    o.shown = None;
+                }
+            }
         }
-        o.order.iter().map(|i| all[*i].clone()).collect()
+        if resort {
+            let mut order: Vec<usize> = (0..o.statuses.len()).collect();
+            order.sort_by(|a, b| cmp(&o.statuses[*a].summary, &o.statuses[*b].summary));
+            o.order = order;
+        }
+        if o.shown.is_none() {
+            o.shown = Some(Arc::new(Statuses::of(&o.statuses, &o.order)));
+        }
+        o.shown.clone().expect("just set")
     }
 }
 
@@ -74,9 +142,11 @@ impl Engine {
 
     /// The summary and its rendered lines, rendered again only when what they show changed
     /// (`UpdatedAt` is shown to the second). `render` must be the same function on every call.
+    /// Clears the node's mark: a change from here on marks it again.
     pub fn status(&self, sh: &Shared, render: Render) -> Arc<NodeStatus> {
+        self.lock_quiet().status_marked = false;
         let view = self.view(sh);
-        let mut st = self.lock();
+        let mut st = self.lock_quiet();
         let ((used_cpus, used_memory), (total_cpus, total_memory)) = resources(&st, view.as_deref());
         if let Some(s) = &st.status {
             let m = &s.summary;
@@ -160,6 +230,45 @@ mod tests {
         assert_eq!((s.containers, s.running, s.paused), (3, 1, 0));
         e.lock().clear_containers();
         assert_eq!(&*e.status(&c, render).lines, "0/0/0");
+    }
+
+    fn named(s: &Summary) -> Box<str> {
+        format!("\"{}={}\"", s.info.name, s.containers).into()
+    }
+
+    fn by_name(a: &Summary, b: &Summary) -> std::cmp::Ordering {
+        a.info.name.cmp(&b.info.name)
+    }
+
+    #[tokio::test]
+    async fn info_follows_every_change_and_rereads_only_changed_nodes() {
+        let c = Cluster::new(ClusterOpts::default(), None, CancellationToken::new()).unwrap();
+        let mut es = vec![];
+        for (i, name) in ["b", "a", "c"].into_iter().enumerate() {
+            let addr = format!("10.0.0.{i}:2375");
+            let e = Arc::new(Engine::new(&addr, c.transport.client(&addr), c.dirty.clone()));
+            e.lock().info.name = name.into();
+            c.engines.write().unwrap().insert(addr, e.clone());
+            es.push(e);
+        }
+        let rows = |s: &Statuses| String::from_utf8(s.rows.to_vec()).unwrap();
+        let first = c.node_statuses(named, by_name);
+        assert_eq!((rows(&first).as_str(), first.nodes, first.containers), (r#","a=0","b=0","c=0""#, 3, 0));
+        assert!(Arc::ptr_eq(&first, &c.node_statuses(named, by_name)), "nothing changed: the same answer");
+        es[0].upsert(container("x", "running"));
+        let s = c.node_statuses(named, by_name);
+        assert_eq!((rows(&s).as_str(), s.containers, s.running), (r#","a=0","b=1","c=0""#, 1, 1));
+        es[2].lock().info.name = "0".into();
+        assert_eq!(rows(&c.node_statuses(named, by_name)), r#","0=0","a=0","b=1""#, "a new name sorts again");
+        es[1].lock().spec_checked = std::time::Instant::now();
+        let before = c.node_statuses(named, by_name);
+        es[1].lock().spec_checked = std::time::Instant::now();
+        assert!(Arc::ptr_eq(&before, &c.node_statuses(named, by_name)), "a change info does not show keeps the answer");
+        es[0].update("x", |c| c.state = crate::cluster::model::ContainerState::Paused);
+        let s = c.node_statuses(named, by_name);
+        assert_eq!((s.running, s.paused), (0, 1));
+        c.engines.write().unwrap().remove("10.0.0.1:2375");
+        assert_eq!(rows(&c.node_statuses(named, by_name)), r#","0=0","b=1""#);
     }
 }
 

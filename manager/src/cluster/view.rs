@@ -1,7 +1,12 @@
 //! The manager's record of a node's containers, built from `docker inspect` output, and what
 //! it turns into: the scheduler's [`ContainerView`] and `docker ps` rows (`/node/name`, node IP
-//! in ports, status text computed at list time so it never goes stale).
+//! in ports, status text computed at list time so it never goes stale). A record is packed:
+//! typed fields for what `ps`, its filters and the scheduler read, repeated strings (image,
+//! image ID, network mode, port types) shared, and the documents only passed on (networks,
+//! mounts) held as compact JSON text (`packed.rs`).
 use super::model::{ContainerState, Inspect};
+use super::packed::{PsPort, RawJson};
+use crate::scheduler::labels::intern;
 use crate::scheduler::{ContainerView, Labels, PortBinding};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -10,19 +15,21 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Container {
     pub sched: Arc<ContainerView>,
-    /// Name without the leading `/`.
-    pub name: String,
-    pub command: String,
+    /// Name without the leading `/` (shared with the scheduler's view).
+    pub name: Arc<str>,
+    /// Shared with other records' equal commands (`packed::share`).
+    pub command: Arc<str>,
     pub created: i64,
     pub state: ContainerState,
     pub exit_code: i64,
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub health: Option<String>,
+    pub health: Option<Box<str>>,
     /// `docker ps` style `Ports` entries.
-    pub ports: Vec<Value>,
-    pub networks: Value,
-    pub mounts: Value,
+    pub ports: Box<[PsPort]>,
+    /// `NetworkSettings.Networks`, as the node gave it.
+    pub networks: RawJson,
+    pub mounts: RawJson,
 }
 
 fn time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -55,25 +62,26 @@ impl Container {
             }
         }
         let exposed_ports: Vec<String> = cfg.exposed_ports.keys().cloned().collect();
-        let name = i.name.trim_start_matches('/').to_string();
+        let name: Arc<str> = i.name.trim_start_matches('/').into();
         let cpus = if hc.cpu_shares > 0 && ncpu > 0 { hc.cpu_shares * ncpu / 1024 } else { 0 };
         let mut ports = vec![];
+        let port = |key: &str, public: Option<(Arc<str>, i64)>| {
+            let (private_port, proto) = port_parts(key);
+            PsPort { public, private_port, typ: intern(proto) }
+        };
         if i.network_settings.ports.is_empty() {
             for k in &exposed_ports {
-                let (priv_port, proto) = port_parts(k);
-                ports.push(json!({"PrivatePort": priv_port, "Type": proto}));
+                ports.push(port(k, None));
             }
         }
         for (key, list) in &i.network_settings.ports {
-            let (priv_port, proto) = port_parts(key);
             match list {
                 Some(bs) if !bs.is_empty() => {
                     for b in bs {
-                        ports.push(json!({"IP": b.host_ip, "PrivatePort": priv_port,
-                            "PublicPort": b.host_port.parse::<i64>().unwrap_or(0), "Type": proto}));
+                        ports.push(port(key, Some((intern(&b.host_ip), b.host_port.parse::<i64>().unwrap_or(0)))));
                     }
                 }
-                _ => ports.push(json!({"PrivatePort": priv_port, "Type": proto})),
+                _ => ports.push(port(key, None)),
             }
         }
         let command = std::iter::once(i.path.as_str())
@@ -83,31 +91,31 @@ impl Container {
             .join(" ");
         let created = chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0);
         let sched = ContainerView {
-            id: i.id,
-            names: vec![name.clone()],
-            image: cfg.image,
-            image_id: i.image,
+            id: i.id.into(),
+            names: Box::new([name.clone()]),
+            image: intern(&cfg.image),
+            image_id: intern(&i.image),
             labels,
             cpus,
             memory: hc.memory,
             port_bindings,
             exposed_ports,
-            network_mode: hc.network_mode,
+            network_mode: intern(&hc.network_mode),
             pending: false,
         };
         Container {
             sched: Arc::new(sched),
             name,
-            command,
+            command: super::packed::share(&command),
             created,
             state: i.state.state(),
             exit_code: i.state.exit_code,
             started_at: time(&i.state.started_at),
             finished_at: time(&i.state.finished_at),
-            health: i.state.health.map(|h| h.status).filter(|h| !h.is_empty()),
-            ports,
-            networks: i.network_settings.networks,
-            mounts: i.mounts,
+            health: i.state.health.map(|h| h.status).filter(|h| !h.is_empty()).map(Into::into),
+            ports: ports.into(),
+            networks: RawJson::new(&i.network_settings.networks),
+            mounts: RawJson::new(&i.mounts),
         }
     }
 
@@ -142,42 +150,55 @@ impl Container {
 
     /// Docker's status text (`Up 5 minutes`, `Exited (0) 2 seconds ago`, …) at `now`.
     pub fn status_text(&self, now: chrono::DateTime<chrono::Utc>) -> String {
-        let ago = |t: Option<chrono::DateTime<chrono::Utc>>| human_duration(t.map_or(0, |t| (now - t).num_seconds()));
+        let mut buf = Vec::with_capacity(32);
+        self.write_status(&mut buf, now);
+        String::from_utf8(buf).expect("status text is UTF-8")
+    }
+
+    /// Appends the status text (as it is: only the health can hold what JSON escapes, see
+    /// [`Container::plain_status`]).
+    pub fn write_status(&self, buf: &mut Vec<u8>, now: chrono::DateTime<chrono::Utc>) {
+        let ago = |buf: &mut Vec<u8>, t: Option<chrono::DateTime<chrono::Utc>>| {
+            write_human_duration(buf, t.map_or(0, |t| (now - t).num_seconds()))
+        };
+        let code = |buf: &mut Vec<u8>, word: &[u8]| {
+            buf.extend_from_slice(word);
+            buf.extend_from_slice(b" (");
+            super::packed::int(buf, self.exit_code);
+            buf.extend_from_slice(b") ");
+            ago(buf, self.finished_at);
+            buf.extend_from_slice(b" ago");
+        };
         match self.state {
             ContainerState::Running | ContainerState::Paused => {
-                let mut s = format!("Up {}", ago(self.started_at));
+                buf.extend_from_slice(b"Up ");
+                ago(buf, self.started_at);
                 if self.state == ContainerState::Paused {
-                    s.push_str(" (Paused)");
+                    buf.extend_from_slice(b" (Paused)");
                 } else if let Some(h) = &self.health {
-                    s.push_str(&format!(" ({h})"));
+                    buf.extend_from_slice(b" (");
+                    buf.extend_from_slice(h.as_bytes());
+                    buf.push(b')');
                 }
-                s
             }
-            ContainerState::Restarting => format!("Restarting ({}) {} ago", self.exit_code, ago(self.finished_at)),
-            ContainerState::Removing => "Removal In Progress".into(),
-            ContainerState::Dead => "Dead".into(),
-            ContainerState::Created => "Created".into(),
-            _ if self.started_at.is_none() => "Created".into(),
-            _ if self.finished_at.is_none() => String::new(),
-            _ => format!("Exited ({}) {} ago", self.exit_code, ago(self.finished_at)),
+            ContainerState::Restarting => code(buf, b"Restarting"),
+            ContainerState::Removing => buf.extend_from_slice(b"Removal In Progress"),
+            ContainerState::Dead => buf.extend_from_slice(b"Dead"),
+            ContainerState::Created => buf.extend_from_slice(b"Created"),
+            _ if self.started_at.is_none() => buf.extend_from_slice(b"Created"),
+            _ if self.finished_at.is_none() => {}
+            _ => code(buf, b"Exited"),
         }
     }
 
-    /// A `GET /containers/json` row, as seen through the manager.
+    /// Whether the status text needs no escaping in a JSON string.
+    pub fn plain_status(&self) -> bool {
+        self.health.as_deref().is_none_or(super::packed::plain)
+    }
+
+    /// A `GET /containers/json` row, as seen through the manager (the reference for the
+    /// writer in `ps.rs`).
     pub fn ps_row<'a>(&'a self, node_name: &str, node_ip: &str, now: chrono::DateTime<chrono::Utc>) -> PsRow<'a> {
-        let ports = self
-            .ports
-            .iter()
-            .map(|p| {
-                if matches!(p["IP"].as_str(), Some("0.0.0.0") | Some("::")) {
-                    let mut p = p.clone();
-                    p["IP"] = json!(node_ip);
-                    std::borrow::Cow::Owned(p)
-                } else {
-                    std::borrow::Cow::Borrowed(p)
-                }
-            })
-            .collect();
         PsRow {
             id: &self.sched.id,
             names: [format!("/{node_name}/{}", self.name)],
@@ -185,24 +206,23 @@ impl Container {
             image_id: &self.sched.image_id,
             command: &self.command,
             created: self.created,
-            ports,
+            ports: self.ports.iter().map(|p| p.to_value(node_ip)).collect(),
             labels: &self.sched.labels,
             state: self.state,
             status: self.status_text(now),
             host_config: PsHostConfig {
                 network_mode: if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode },
             },
-            network_settings: PsNetworks { networks: if self.networks.is_null() { &EMPTY_OBJECT } else { &self.networks } },
-            mounts: if self.mounts.is_null() { &EMPTY_ARRAY } else { &self.mounts },
+            network_settings: PsNetworks {
+                networks: if self.networks.is_null() { Value::Object(Map::new()) } else { self.networks.value() },
+            },
+            mounts: if self.mounts.is_null() { Value::Array(vec![]) } else { self.mounts.value() },
         }
     }
 }
 
-static EMPTY_OBJECT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::Object(Map::new()));
-static EMPTY_ARRAY: Value = Value::Array(Vec::new());
-
-/// One `docker ps` row, serialized straight from the manager's record (the reference for the
-/// streamed writer in `ps.rs`).
+/// One `docker ps` row, serialized from the manager's record (the reference for the streamed
+/// writer in `ps.rs`).
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PsRow<'a> {
@@ -213,13 +233,13 @@ pub struct PsRow<'a> {
     pub image_id: &'a str,
     pub command: &'a str,
     pub created: i64,
-    pub ports: Vec<std::borrow::Cow<'a, Value>>,
+    pub ports: Vec<Value>,
     pub labels: &'a Labels,
     pub state: ContainerState,
     pub status: String,
     pub host_config: PsHostConfig<'a>,
-    pub network_settings: PsNetworks<'a>,
-    pub mounts: &'a Value,
+    pub network_settings: PsNetworks,
+    pub mounts: Value,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -229,29 +249,38 @@ pub struct PsHostConfig<'a> {
 }
 
 #[derive(Debug, serde::Serialize)]
-pub struct PsNetworks<'a> {
+pub struct PsNetworks {
     #[serde(rename = "Networks")]
-    pub networks: &'a Value,
+    pub networks: Value,
 }
 
 /// go-units' HumanDuration.
 pub fn human_duration(secs: i64) -> String {
+    let mut buf = vec![];
+    write_human_duration(&mut buf, secs);
+    String::from_utf8(buf).expect("durations are ASCII")
+}
+
+/// Appends go-units' HumanDuration of `secs`.
+pub fn write_human_duration(buf: &mut Vec<u8>, secs: i64) {
     let secs = secs.max(0);
     let minutes = secs / 60;
     let hours = (secs as f64 / 3600.0 + 0.5) as i64;
-    match () {
-        _ if secs < 1 => "Less than a second".into(),
-        _ if secs == 1 => "1 second".into(),
-        _ if secs < 60 => format!("{secs} seconds"),
-        _ if minutes == 1 => "About a minute".into(),
-        _ if minutes < 60 => format!("{minutes} minutes"),
-        _ if hours == 1 => "About an hour".into(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
-        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", secs / 3600 / 24 / 365),
-    }
+    let (n, unit): (i64, &[u8]) = match () {
+        _ if secs < 1 => return buf.extend_from_slice(b"Less than a second"),
+        _ if secs == 1 => return buf.extend_from_slice(b"1 second"),
+        _ if secs < 60 => (secs, b" seconds"),
+        _ if minutes == 1 => return buf.extend_from_slice(b"About a minute"),
+        _ if minutes < 60 => (minutes, b" minutes"),
+        _ if hours == 1 => return buf.extend_from_slice(b"About an hour"),
+        _ if hours < 48 => (hours, b" hours"),
+        _ if hours < 24 * 7 * 2 => (hours / 24, b" days"),
+        _ if hours < 24 * 30 * 2 => (hours / 24 / 7, b" weeks"),
+        _ if hours < 24 * 365 * 2 => (hours / 24 / 30, b" months"),
+        _ => (secs / 3600 / 24 / 365, b" years"),
+    };
+    super::packed::int(buf, n);
+    buf.extend_from_slice(unit);
 }
 
 #[cfg(test)]
@@ -276,7 +305,7 @@ mod tests {
         assert_eq!(c.sched.cpus, 2);
         assert_eq!(c.sched.memory, 1048576);
         assert_eq!(c.sched.port_bindings[0].host_port, "8080");
-        assert_eq!(c.command, "httpd -f");
+        assert_eq!(&*c.command, "httpd -f");
         assert_eq!(c.swarm_id(), Some("sw1"));
         assert!(c.finished_at.is_none());
     }
@@ -292,6 +321,71 @@ mod tests {
         assert_eq!(row["Ports"][0]["PublicPort"], 8080);
     }
 
+    /// An inspect as Docker 20.10 (and the simulator) sends it, with every field the record keeps.
+    fn full(i: usize) -> Value {
+        json!({
+            "Id": format!("{i:064x}"), "Created": "2024-01-01T00:00:00.123456789Z", "Path": "sh", "Args": ["-c", "sleep \"1\""],
+            "State": {"Status": "running", "Running": true, "Paused": false, "Pid": 10_000 + i, "ExitCode": 2, "Error": "",
+                      "StartedAt": "2024-01-01T00:00:01Z", "FinishedAt": "2024-01-01T00:00:00.5Z", "Health": {"Status": "healthy"}},
+            "Image": "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "Name": format!("/pre_{i}"),
+            "RestartCount": 0, "Driver": "overlay2", "Mounts": [{"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                      "Destination": "/data", "Driver": "local", "Mode": "z", "RW": true, "Propagation": ""}],
+            "Config": {"Hostname": "0123456789ab", "Image": "busybox:latest", "Env": ["PATH=/bin"], "Cmd": ["sh"],
+                       "Labels": {"com.docker.swarm.id": format!("{i:064x}"), "tier": "web"}, "ExposedPorts": {"80/tcp": {}, "53/udp": {}}},
+            "HostConfig": {"CpuShares": 2048, "Memory": 1_048_576, "NetworkMode": "bridge",
+                           "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}, {"HostIp": "10.1.1.1", "HostPort": "8081"}]}},
+            "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "10.1.1.1", "HostPort": "8081"}],
+                                          "53/udp": null},
+                "Networks": {"bridge": {"IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "n".repeat(64),
+                    "EndpointID": "e".repeat(64), "Gateway": "172.17.0.1", "IPAddress": "172.17.0.2", "IPPrefixLen": 16,
+                    "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "02:42:ac:11:00:02", "DriverOpts": null}}}
+        })
+    }
+
+    #[test]
+    fn the_packed_record_keeps_what_the_node_sent() {
+        let v = full(7);
+        let c = Container::from_inspect(&v, 4);
+        let s = &c.sched;
+        assert_eq!((&*s.id, c.id(), &*c.name), (v["Id"].as_str().unwrap(), &*s.id, "pre_7"));
+        assert!(s.names.len() == 1 && Arc::ptr_eq(&s.names[0], &c.name));
+        assert_eq!((&*s.image, &*s.image_id), ("busybox:latest", v["Image"].as_str().unwrap()));
+        assert_eq!(serde_json::to_value(&s.labels).unwrap(), v["Config"]["Labels"]);
+        assert_eq!(c.swarm_id(), v["Id"].as_str());
+        assert_eq!((s.cpus, s.memory, &*s.network_mode), (8, 1_048_576, "bridge"));
+        let bindings: Vec<_> =
+            s.port_bindings.iter().map(|b| (b.container_port.as_str(), b.host_ip.as_str(), b.host_port.as_str())).collect();
+        assert_eq!(bindings, [("80/tcp", "", "8080"), ("80/tcp", "10.1.1.1", "8081")]);
+        assert_eq!(s.exposed_ports, ["53/udp", "80/tcp"]);
+        assert_eq!(&*c.command, "sh -c sleep \"1\"");
+        assert_eq!(c.created, 1_704_067_200);
+        assert_eq!((c.state, c.exit_code, c.health.as_deref()), (ContainerState::Running, 2, Some("healthy")));
+        assert_eq!(c.started_at.unwrap().to_rfc3339(), "2024-01-01T00:00:01+00:00");
+        assert_eq!(c.finished_at.unwrap().timestamp_millis(), 1_704_067_200_500);
+        let ports: Vec<Value> = c.ports.iter().map(|p| p.to_value("192.168.0.9")).collect();
+        assert_eq!(
+            ports,
+            [
+                json!({"PrivatePort": 53, "Type": "udp"}),
+                json!({"IP": "192.168.0.9", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}),
+                json!({"IP": "10.1.1.1", "PrivatePort": 80, "PublicPort": 8081, "Type": "tcp"}),
+            ]
+        );
+        assert_eq!(c.networks.value(), v["NetworkSettings"]["Networks"]);
+        assert_eq!(c.mounts.value(), v["Mounts"]);
+        // What `ps` filters read of them.
+        let eps = crate::cluster::model::EndpointSettings::read_all(&c.networks.value());
+        assert_eq!(eps["bridge"].network_id, "n".repeat(64));
+        let mounts = crate::cluster::model::MountPoint::read_all(&c.mounts.value());
+        assert_eq!(mounts[0].name.as_deref(), Some("data"));
+        // Repeated strings are shared between records.
+        let d = Container::from_inspect(&full(8), 4);
+        assert!(Arc::ptr_eq(&c.sched.image, &d.sched.image) && Arc::ptr_eq(&c.sched.image_id, &d.sched.image_id));
+        // A record with nothing but an ID.
+        let e = Container::from_inspect(&json!({"Id": "x"}), 1);
+        assert!(e.networks.is_null() && e.mounts.is_null() && e.ports.is_empty() && e.health.is_none());
+    }
+
     #[test]
     fn status_texts() {
         let mut v = sample();
@@ -303,13 +397,106 @@ mod tests {
         assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Created");
         assert_eq!(human_duration(3600 * 3), "3 hours");
         assert_eq!(human_duration(61), "About a minute");
+        let all = [0, 1, 5, 59, 60, 119, 120, 3599, 3600, 5400, 7200, 86_400 * 3, 86_400 * 20, 86_400 * 100, 86_400 * 800];
+        let got: Vec<String> = all.iter().map(|s| human_duration(*s)).collect();
+        assert_eq!(
+            got,
+            [
+                "Less than a second",
+                "1 second",
+                "5 seconds",
+                "59 seconds",
+                "About a minute",
+                "About a minute",
+                "2 minutes",
+                "59 minutes",
+                "About an hour",
+                "2 hours",
+                "2 hours",
+                "3 days",
+                "2 weeks",
+                "3 months",
+                "2 years"
+            ]
+        );
+        v["State"] =
+            json!({"Status": "restarting", "ExitCode": 1, "StartedAt": "2024-01-01T00:00:00Z", "FinishedAt": "2024-01-01T00:00:10Z"});
+        assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Restarting (1) 2 seconds ago");
+        v["State"] = json!({"Status": "running", "StartedAt": "2024-01-01T00:00:00Z", "Health": {"Status": "un\"healthy"}});
+        assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Up 12 seconds (un\"healthy)");
     }
 }
 
 #[cfg(test)]
 mod speed {
     use super::*;
-    /// `cargo test --release -p manager --lib ps_speed -- --ignored --nocapture`
+
+    fn rss() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        statm.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4096
+    }
+
+    /// An inspect shaped as the simulator's for its prefilled containers (busybox, `true`,
+    /// every other one running, on the bridge network).
+    fn sim_inspect(i: usize) -> Value {
+        let up = i.is_multiple_of(2);
+        let s = |v: String| if up { v } else { String::new() };
+        json!({
+            "Id": format!("{:064x}", i * 7919 + 1), "Created": "2026-12-04T10:00:00.123456789Z", "Path": "true", "Args": [],
+            "State": {"Status": if up { "running" } else { "exited" }, "Running": up, "ExitCode": 0,
+                      "StartedAt": "2026-12-04T10:00:00.123456789Z",
+                      "FinishedAt": if up { "0001-01-01T00:00:00Z" } else { "2026-12-04T10:00:01.123456789Z" }},
+            "Image": "sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741", "Name": format!("/pre_sim-{}_{i}", i % 1000),
+            "Mounts": [], "Config": {"Image": "busybox", "Cmd": ["true"], "Labels": {}},
+            "HostConfig": {"Memory": 1_048_576, "NetworkMode": "default", "PortBindings": {}},
+            "NetworkSettings": {"Ports": {}, "Networks": {"bridge": {"IPAMConfig": null, "Links": null, "Aliases": null,
+                "NetworkID": format!("{:064x}", i % 1000), "EndpointID": s(format!("{:064x}", i * 31 + 7)), "Gateway": s("172.17.0.1".into()),
+                "IPAddress": s(format!("172.17.{}.{}", (i / 250) % 250, i % 250 + 2)), "IPPrefixLen": if up { 16 } else { 0 },
+                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "MacAddress": s(format!("02:42:ac:11:{:02x}:{:02x}", (i / 250) % 250, i % 250 + 2)), "DriverOpts": null}}}
+        })
+    }
+
+    fn thread_cpu() -> std::time::Duration {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    /// Bytes per record held by nodes, learnt from inspects shaped as the simulator's
+    /// (`PREFILL` containers: busybox, `true`, every other one running), or with `CREATED=1`
+    /// made by creates through the manager (the create body and its swarm ID label):
+    /// `ROWS=200000 cargo test --release -p manager --lib record_size -- --ignored --nocapture`
+    #[tokio::test]
+    #[ignore]
+    async fn record_size() {
+        let n: usize = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+        let c = super::super::Cluster::new(Default::default(), None, tokio_util::sync::CancellationToken::new()).unwrap();
+        let engines: Vec<_> = (0..1000)
+            .map(|i| {
+                let addr = format!("10.0.{}.{}:2375", i / 250, i % 250);
+                super::super::Engine::new(&addr, c.transport.client(&addr), c.dirty.clone())
+            })
+            .collect();
+        let created = std::env::var("CREATED").is_ok_and(|v| v == "1");
+        let before = rss();
+        for i in 0..n {
+            let c = if created {
+                let body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
+                    "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
+                Container::from_create(&format!("{:064x}", i * 7919 + 1), &format!("name_{i}"), &body, 4)
+            } else {
+                Container::from_inspect(&sim_inspect(i), 4)
+            };
+            engines[i % engines.len()].upsert(c);
+        }
+        let after = rss();
+        eprintln!("{n} records: {} MiB, {} bytes each", (after - before) >> 20, (after - before) / n);
+    }
+    /// `docker ps` rows, wall and CPU time; `INSPECTED=1`: records learnt from inspects
+    /// (networks held), else made by creates through the manager:
+    /// `ROWS=1000000 cargo test --release -p manager --lib ps_speed -- --ignored --nocapture`
     #[tokio::test]
     #[ignore]
     async fn ps_speed() {
@@ -319,19 +506,24 @@ mod speed {
             .map(|i| Arc::new(super::super::NodeInfo { name: format!("node-{i}"), ip: "127.0.0.1".into(), ..Default::default() }))
             .collect();
         let t = std::time::Instant::now();
+        let inspected = std::env::var("INSPECTED").is_ok_and(|v| v == "1");
         let mut records: Vec<_> = (0..n)
             .map(|i| {
-                let body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
-                    "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
-                let c = Container::from_create(&format!("{:064x}", i * 7919), &format!("name_{i}"), &body, 1);
+                let c = if inspected {
+                    Container::from_inspect(&sim_inspect(i), 4)
+                } else {
+                    let body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
+                        "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
+                    Container::from_create(&format!("{:064x}", i * 7919), &format!("name_{i}"), &body, 1)
+                };
                 super::super::ps::PsRecord::new(Arc::new(c), infos[i % infos.len()].clone(), true)
             })
             .collect();
         eprintln!("build {:?}", t.elapsed());
-        let t = std::time::Instant::now();
+        let (t, cpu) = (std::time::Instant::now(), thread_cpu());
         records.sort_by_key(|r| std::cmp::Reverse(r.created));
-        eprintln!("sort {:?}", t.elapsed());
-        let t = std::time::Instant::now();
+        eprintln!("sort {:?} wall, {:?} CPU", t.elapsed(), thread_cpu() - cpu);
+        let (t, cpu) = (std::time::Instant::now(), thread_cpu());
         let now = chrono::Utc::now();
         let mut buf = Vec::with_capacity(1 << 20);
         let mut bytes = 0;
@@ -342,13 +534,19 @@ mod speed {
                 buf.clear();
             }
         }
-        eprintln!("serde rows {:?} {} MiB", t.elapsed(), bytes >> 20);
-        let t = std::time::Instant::now();
-        let mut s = std::pin::pin!(super::super::ps::ps_stream(records, chrono::Utc::now()));
-        let mut bytes = 0;
-        while let Some(c) = s.next().await {
-            bytes += c.unwrap().len();
+        eprintln!("serde rows (the reference) {:?} wall, {:?} CPU, {} MiB", t.elapsed(), thread_cpu() - cpu, bytes >> 20);
+        let loops: usize = std::env::var("LOOPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        let records = Arc::new(records);
+        for _ in 0..loops {
+            let (t, cpu) = (std::time::Instant::now(), thread_cpu());
+            let records = Arc::try_unwrap(records.clone())
+                .unwrap_or_else(|r| r.iter().map(|r| super::super::ps::PsRecord::new(r.c.clone(), r.node.clone(), r.healthy)).collect());
+            let mut s = std::pin::pin!(super::super::ps::ps_stream(records, chrono::Utc::now()));
+            let mut bytes = 0;
+            while let Some(c) = s.next().await {
+                bytes += c.unwrap().len();
+            }
+            eprintln!("stream {:?} wall, {:?} CPU, {} MiB", t.elapsed(), thread_cpu() - cpu, bytes >> 20);
         }
-        eprintln!("stream {:?} {} MiB", t.elapsed(), bytes >> 20);
     }
 }

@@ -7,19 +7,37 @@ use crate::scheduler::{NodeIndex, NodeView};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-/// Addresses of the nodes whose snapshot changed since the cache last looked.
+/// Addresses of the nodes whose snapshot changed since the cache last looked, and of those
+/// whose state changed since `docker info` last looked (`status.rs`).
 #[derive(Default)]
-pub struct Dirty(Mutex<HashSet<Arc<str>>>);
+pub struct Dirty {
+    views: Mutex<HashSet<Arc<str>>>,
+    statuses: Mutex<HashSet<Arc<str>>>,
+}
+
+fn insert(set: &Mutex<HashSet<Arc<str>>>, addr: &Arc<str>) {
+    let mut d = set.lock().unwrap_or_else(|p| p.into_inner());
+    if !d.contains(addr) {
+        d.insert(addr.clone());
+    }
+}
+
+fn take(set: &Mutex<HashSet<Arc<str>>>) -> HashSet<Arc<str>> {
+    std::mem::take(&mut *set.lock().unwrap_or_else(|p| p.into_inner()))
+}
 
 impl Dirty {
     pub fn mark(&self, addr: &Arc<str>) {
-        let mut d = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if !d.contains(addr) {
-            d.insert(addr.clone());
-        }
+        insert(&self.views, addr);
     }
     fn take(&self) -> HashSet<Arc<str>> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        take(&self.views)
+    }
+    pub fn mark_status(&self, addr: &Arc<str>) {
+        insert(&self.statuses, addr);
+    }
+    pub fn take_statuses(&self) -> HashSet<Arc<str>> {
+        take(&self.statuses)
     }
 }
 

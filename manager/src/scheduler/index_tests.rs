@@ -21,7 +21,7 @@ fn random_node(rng: &mut StdRng, name: &str) -> NodeView {
         labels.insert("containerslots".to_string(), rng.random_range(0..4).to_string());
     }
     let containers =
-        (0..rng.random_range(0..6)).map(|i| Arc::new(ContainerView { id: format!("{name}-c{i}"), ..Default::default() })).collect();
+        (0..rng.random_range(0..6)).map(|i| Arc::new(ContainerView { id: format!("{name}-c{i}").into(), ..Default::default() })).collect();
     NodeView {
         id: format!("id-{name}"),
         name: name.to_string(),

@@ -22,12 +22,13 @@ impl PortBinding {
 /// A container as placement needs it (running, stopped or pending).
 #[derive(Debug, Clone, Default)]
 pub struct ContainerView {
-    pub id: String,
-    /// Names without the leading `/`.
-    pub names: Vec<String>,
-    /// The image as asked for (`busybox`, `busybox:latest`, …).
-    pub image: String,
-    pub image_id: String,
+    /// Shared with the key of the node's record (`cluster/engine.rs`).
+    pub id: Arc<str>,
+    /// Names without the leading `/` (shared with the node's record).
+    pub names: Box<[Arc<str>]>,
+    /// The image as asked for (`busybox`, `busybox:latest`, …); shared (`labels::intern`).
+    pub image: Arc<str>,
+    pub image_id: Arc<str>,
     pub labels: super::Labels,
     /// CPUs reserved (Swarm's meaning of CpuShares).
     pub cpus: i64,
@@ -35,14 +36,14 @@ pub struct ContainerView {
     pub port_bindings: Vec<PortBinding>,
     /// `80/tcp`, used for host-network port conflicts.
     pub exposed_ports: Vec<String>,
-    pub network_mode: String,
+    pub network_mode: Arc<str>,
     /// A reservation for a create still in flight.
     pub pending: bool,
 }
 
 impl ContainerView {
     pub fn host_network(&self) -> bool {
-        self.network_mode == "host"
+        &*self.network_mode == "host"
     }
 }
 
@@ -111,7 +112,7 @@ impl NodeView {
         let n = id_or_name.trim_start_matches('/');
         self.containers
             .iter()
-            .find(|c| c.id == n || c.names.iter().any(|x| x == n))
+            .find(|c| &*c.id == n || c.names.iter().any(|x| &**x == n))
             .or_else(|| if n.len() >= 12 { self.containers.iter().find(|c| c.id.starts_with(n)) } else { None })
             .map(|c| c.as_ref())
     }

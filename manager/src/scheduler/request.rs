@@ -7,6 +7,7 @@ use super::node::{ContainerView, PortBinding};
 use crate::cluster::model::CreateConfig;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const LABEL_CONSTRAINTS: &str = "com.docker.swarm.constraints";
 pub const LABEL_AFFINITIES: &str = "com.docker.swarm.affinities";
@@ -162,14 +163,14 @@ impl Request {
     /// The reservation a pending create holds on its node.
     pub fn pending_view(&self, id: String) -> ContainerView {
         ContainerView {
-            id,
-            names: self.name.iter().cloned().collect(),
-            image: self.image.clone(),
+            id: id.into(),
+            names: self.name.iter().map(|n| Arc::from(n.as_str())).collect(),
+            image: self.image.as_str().into(),
             cpus: self.cpus,
             memory: self.memory,
             port_bindings: self.port_bindings.clone(),
             exposed_ports: self.exposed_ports.clone(),
-            network_mode: self.network_mode.clone(),
+            network_mode: self.network_mode.as_str().into(),
             pending: true,
             ..Default::default()
         }

@@ -53,7 +53,7 @@ pub fn with_image(mut n: NodeView, id: &str, tags: &[&str]) -> NodeView {
 }
 
 pub fn container(id: &str, name: &str) -> ContainerView {
-    ContainerView { id: id.into(), names: vec![name.into()], image: "busybox".into(), ..Default::default() }
+    ContainerView { id: id.into(), names: Box::new([name.into()]), image: "busybox".into(), ..Default::default() }
 }
 
 /// A request from env entries such as `constraint:node==n1`.

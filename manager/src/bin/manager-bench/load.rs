@@ -40,6 +40,18 @@ fn cpu_secs(pid: u32) -> f64 {
     (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz.max(1.0)
 }
 
+/// CPU seconds used so far by every thread of process `pid`, to the nanosecond (each task's
+/// `schedstat`; `stat` counts in clock ticks, too coarse for one call).
+fn cpu_secs_fine(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0.0 };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()))
+        .sum();
+    ns as f64 / 1e9
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -49,8 +61,8 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 pub fn print_header(conc: usize) {
-    println!("| manager | nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | event streams | node conns / manager fds | failed creates | load (start / end) | CPU µs per concurrent create (manager / simulator / client) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| manager | nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | event streams | node conns / manager fds | failed creates | load (start / end) | CPU µs per concurrent create (manager / simulator / client) | manager CPU ms per info / ps -a, median, less idle (idle CPU) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 /// Creates through one manager; failures are counted (and the first few printed).
@@ -194,22 +206,38 @@ async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: 
     let filled = have - made;
     let rss_held = rss_mib(m.pid);
     let (mut info, mut ps, mut ps_bytes, mut held) = (vec![], vec![], 0, 0);
+    // The manager's CPU seconds spent on each call (other processes share the cores: the wall
+    // time moves with the load, this much less), less what it spends meanwhile when idle (the
+    // nodes' refreshes and event streams), measured over a second before the calls.
+    let (mut info_cpu, mut ps_cpu) = (vec![], vec![]);
+    let (t0, c0) = (Instant::now(), cpu_secs_fine(m.pid));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = (cpu_secs_fine(m.pid) - c0) / t0.elapsed().as_secs_f64();
     for _ in 0..5 {
+        let c0 = cpu_secs_fine(m.pid);
         let (dt, body) = d.timed_get("/v1.41/info").await?;
+        info_cpu.push(cpu_secs_fine(m.pid) - c0 - idle * dt.as_secs_f64());
         info.push(dt);
         let v: serde_json::Value = serde_json::from_slice(&body).context("the manager's /info is not JSON")?;
         held = v["Containers"].as_u64().unwrap_or(0);
+        let c0 = cpu_secs_fine(m.pid);
         let (dt, body) = d.timed_get("/v1.41/containers/json?all=1").await?;
+        ps_cpu.push(cpu_secs_fine(m.pid) - c0 - idle * dt.as_secs_f64());
         ps.push(dt);
         ps_bytes = body.len();
     }
     info.sort();
     ps.sort();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1e3
+    };
+    let (info_cpu, ps_cpu) = (median(&mut info_cpu), median(&mut ps_cpu));
     let rss = rss_mib(m.pid);
     let stats = sims.stats(client).await?;
     let fill_rate = if o.prefill { "prefilled".to_string() } else { format!("{:.0}/s", filled as f64 / fill.as_secs_f64().max(0.001)) };
     Ok(format!(
-        "| {name} | {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {held} ({fill_rate}) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {streams} | {} / {} | {} | {load_before} / {} | {:.0} / {:.0} / {:.0} |",
+        "| {name} | {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {held} ({fill_rate}) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {streams} | {} / {} | {} | {load_before} / {} | {:.0} / {:.0} / {:.0} | {info_cpu:.1} / {ps_cpu:.0} (idle {:.0}%) |",
         pct(&seq, 0.5),
         pct(&seq, 0.99),
         pct(&con, 0.5),
@@ -225,5 +253,6 @@ async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: 
         cpu.0,
         cpu.1,
         cpu.2,
+        idle * 100.0,
     ))
 }

@@ -10,7 +10,7 @@ fn holds(e: &Expr, node: &NodeView) -> bool {
     if e.key_is("container") {
         e.matches(node.containers.iter().flat_map(|c| {
             let short = &c.id[..c.id.len().min(12)];
-            [c.id.as_str(), short].into_iter().chain(c.names.iter().map(String::as_str))
+            [&*c.id, short].into_iter().chain(c.names.iter().map(|n| &**n))
         }))
     } else if e.key_is("image") {
         e.matches(node.images.iter().flat_map(|i| i.match_candidates()))

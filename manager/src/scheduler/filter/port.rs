@@ -44,7 +44,7 @@ impl Filter for Port {
     fn explain(&self, req: &Request, node: &NodeView, _: bool) -> String {
         match conflict(req, node) {
             Some((c, p)) => {
-                let who = c.names.first().cloned().unwrap_or_else(|| c.id[..c.id.len().min(12)].to_string());
+                let who = c.names.first().map(|n| n.to_string()).unwrap_or_else(|| c.id[..c.id.len().min(12)].to_string());
                 format!("port {p} is already used by container {who}")
             }
             None => String::new(),
