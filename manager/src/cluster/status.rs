@@ -273,13 +273,14 @@ mod tests {
 }
 
 #[cfg(test)]
-mod speed {
+pub(crate) mod speed {
     use super::*;
     use crate::cluster::view::Container;
     use crate::cluster::{Cluster, ClusterOpts};
     use tokio_util::sync::CancellationToken;
 
-    fn thread_cpu() -> std::time::Duration {
+    /// CPU time of the calling thread (speed tests read it around the work they time).
+    pub(crate) fn thread_cpu() -> std::time::Duration {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid timespec for the call to fill.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };

@@ -51,16 +51,7 @@ impl Container {
         let hc = i.host_config;
         let cfg = i.config;
         let labels: Labels = cfg.labels.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect();
-        let mut port_bindings = vec![];
-        for (cport, list) in &hc.port_bindings {
-            for b in list.iter().flatten() {
-                port_bindings.push(PortBinding {
-                    host_ip: b.host_ip.clone(),
-                    host_port: b.host_port.clone(),
-                    container_port: cport.clone(),
-                });
-            }
-        }
+        let port_bindings = PortBinding::all_of(&hc.port_bindings);
         let exposed_ports: Vec<String> = cfg.exposed_ports.keys().cloned().collect();
         let name: Arc<str> = i.name.trim_start_matches('/').into();
         let cpus = if hc.cpu_shares > 0 && ncpu > 0 { hc.cpu_shares * ncpu / 1024 } else { 0 };
@@ -457,12 +448,7 @@ mod speed {
         })
     }
 
-    fn thread_cpu() -> std::time::Duration {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a valid timespec for the call to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-    }
+    use crate::cluster::status::speed::thread_cpu;
 
     /// Bytes per record held by nodes, learnt from inspects shaped as the simulator's
     /// (`PREFILL` containers: busybox, `true`, every other one running), or with `CREATED=1`

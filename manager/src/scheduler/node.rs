@@ -14,6 +14,17 @@ pub struct PortBinding {
 }
 
 impl PortBinding {
+    /// Every binding of a `PortBindings` map (`HostConfig`), in the map's order.
+    pub fn all_of(map: &crate::cluster::model::PortMap) -> Vec<PortBinding> {
+        let mut out = vec![];
+        for (cport, list) in map {
+            for b in list.iter().flatten() {
+                out.push(PortBinding { host_ip: b.host_ip.clone(), host_port: b.host_port.clone(), container_port: cport.clone() });
+            }
+        }
+        out
+    }
+
     pub fn any_ip(&self) -> bool {
         matches!(self.host_ip.as_str(), "" | "0.0.0.0" | "::")
     }

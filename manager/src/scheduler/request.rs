@@ -131,16 +131,7 @@ impl Request {
         let reschedule = Reschedule::parse(&merge(LABEL_RESCHEDULE, reschedule)?)?;
 
         let hc = read.host_config;
-        let mut port_bindings = vec![];
-        for (cport, list) in &hc.port_bindings {
-            for b in list.iter().flatten() {
-                port_bindings.push(PortBinding {
-                    host_ip: b.host_ip.clone(),
-                    host_port: b.host_port.clone(),
-                    container_port: cport.clone(),
-                });
-            }
-        }
+        let port_bindings = PortBinding::all_of(&hc.port_bindings);
         let net_container = hc.network_mode.strip_prefix("container:").map(String::from);
         Ok(Request {
             name: name.filter(|n| !n.is_empty()).map(|n| n.trim_start_matches('/').to_string()),
