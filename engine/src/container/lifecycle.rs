@@ -110,10 +110,16 @@ impl<R: Runtime> ContainerService<R> {
                 let snapshot = r.clone();
                 drop(r);
                 // a user's start after a stop must survive a power loss (unless-stopped).
-                if manual && rec.manually_stopped && super::restart::stop_matters(&rec.host_config) {
-                    self.save(&snapshot)?;
+                let saved = if manual && rec.manually_stopped && super::restart::stop_matters(&rec.host_config) {
+                    self.save(&snapshot)
                 } else {
-                    self.save_state(&snapshot)?;
+                    self.save_state(&snapshot)
+                };
+                // The process runs whatever the disk says: it is watched and announced all the
+                // same (as dockerd, which logs a failed checkpoint after a start). An engine
+                // restart asks the shim, so a stale record is corrected then.
+                if let Err(e) = saved {
+                    tracing::error!(error = %e, "recording the start failed; the container runs");
                 }
                 ctr.gen.send_modify(|g| {
                     g.starts += 1;

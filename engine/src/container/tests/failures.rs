@@ -1,7 +1,7 @@
 //! Starts that fail: what is released, what is recorded, and the error's kind.
 use super::super::record::Status;
 use super::super::ContainerError;
-use super::Harness;
+use super::{until, Harness};
 use crate::network::NetworkError;
 use crate::runtime::RuntimeError;
 use crate::{Classify, ErrorKind};
@@ -92,4 +92,22 @@ async fn an_unusable_data_root_is_named_in_the_error() {
     }
     assert_eq!(err.kind(), ErrorKind::Internal);
     assert!(err.to_string().contains(&containers.display().to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn a_start_whose_record_cannot_be_saved_still_runs_and_is_watched() {
+    let mut h = Harness::new().await;
+    let id = h.create("fl-unsaved", HostConfig::default()).await;
+    // The record's file becomes a directory: every later save of it fails.
+    let file = super::super::record::Record::file(&h.cfg.data_root, &id);
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    h.svc.start(&id).await.expect("the process started: the start is not a failure");
+    assert_eq!(h.status(&id), Status::Running);
+    h.rt.exit(&id, 3);
+    until("the exit seen", || h.svc.get(&id).unwrap().record().state.exit_code == 3).await;
+    assert_eq!(h.status(&id), Status::Exited);
+    assert!(!h.net.has_sandbox(&id) && !h.fs.mounted(&id));
+    assert_eq!(h.actions(&id), ["create", "start", "die 3"]);
+    std::fs::remove_dir(&file).unwrap();
 }
