@@ -46,11 +46,6 @@ async fn get_archive(State(st): State<AppState>, Path(id): Path<String>, p: Para
     Ok(with_stat(r, &stat))
 }
 
-/// What of an upload the engine still reads after refusing it, and for how long: the client
-/// then reads the error instead of failing on a broken pipe (Go's server does the same).
-const DRAIN_LIMIT: usize = 1 << 20;
-const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 async fn put_archive(State(st): State<AppState>, Path(id): Path<String>, p: Params, body: Body) -> Result<StatusCode, ApiError> {
     let path = path_param(&p)?;
     let (tx, rx) = mpsc::channel::<Bytes>(8);
@@ -75,7 +70,7 @@ async fn put_archive(State(st): State<AppState>, Path(id): Path<String>, p: Para
                 }
                 None => {
                     drained += b.len();
-                    if drained > DRAIN_LIMIT {
+                    if drained > super::DRAIN_LIMIT {
                         return;
                     }
                 }
@@ -84,7 +79,7 @@ async fn put_archive(State(st): State<AppState>, Path(id): Path<String>, p: Para
     });
     let res = st.containers.archive_put(&id, &path, p.flag("noOverwriteDirNonDir"), p.flag("copyUIDGID"), rx).await;
     if res.is_err() {
-        let _ = tokio::time::timeout(DRAIN_WAIT, &mut pump).await;
+        let _ = tokio::time::timeout(super::DRAIN_WAIT, &mut pump).await;
     }
     pump.abort();
     res?;

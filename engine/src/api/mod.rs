@@ -112,6 +112,18 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!("page not found: {}", uri.path()))
 }
 
+/// What of a refused request's body the engine still reads, and for how long: the client then
+/// reads the error instead of failing on a broken pipe (a body left unread makes the kernel
+/// reset the connection; Go's server drains the same way).
+const DRAIN_LIMIT: usize = 1 << 20;
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops what [`DRAIN_LIMIT`] and [`DRAIN_WAIT`] allow of a refused request's body;
+/// past them the connection closes after the answer in any case.
+async fn drain_body(body: axum::body::Body) {
+    let _ = tokio::time::timeout(DRAIN_WAIT, axum::body::to_bytes(body, DRAIN_LIMIT)).await;
+}
+
 /// Removes a leading `/vX.Y` from the path, so every route answers under any version prefix.
 /// Versions below the minimum get a clear error from the handler of `/_too_old`.
 pub fn strip_version(mut req: Request) -> Request {

@@ -23,28 +23,18 @@ pub fn routes() -> Router<AppState> {
     r
 }
 
-/// The most of a refused request's body that is read before the answer. Reading it lets the
-/// connection close cleanly: a body left unread in the socket makes the kernel reset the
-/// connection, and a client still writing it then sees a broken pipe instead of the answer.
-const DRAIN_LIMIT: usize = 1 << 20;
-
-async fn drain(body: Body) {
-    // A body past the limit is not read; the connection closes after the answer in any case.
-    let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
-}
-
 async fn not_manager(body: Body) -> ApiError {
-    drain(body).await;
+    super::drain_body(body).await;
     ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, NOT_A_MANAGER)
 }
 
 async fn not_part(body: Body) -> ApiError {
-    drain(body).await;
+    super::drain_body(body).await;
     ApiError::with_status(StatusCode::SERVICE_UNAVAILABLE, "This node is not part of a swarm")
 }
 
 async fn not_available(body: Body) -> ApiError {
-    drain(body).await;
+    super::drain_body(body).await;
     ApiError::with_status(
         StatusCode::NOT_IMPLEMENTED,
         "swarm mode is not available on this engine: Flotilla is classic Swarm (run `swarm manage` and `swarm join`)",

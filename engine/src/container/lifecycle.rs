@@ -64,13 +64,9 @@ impl<R: Runtime> ContainerService<R> {
         self.start_with(key, StartBy::User).await
     }
 
-    /// A start by the restart policy (keeps the restart count).
-    pub(super) async fn start_by_policy(self: &Arc<Self>, key: &str, by: StartBy) -> Result<(), ContainerError> {
-        self.start_with(key, by).await
-    }
-
+    /// A start by `by`: a start by the restart policy keeps the restart count.
     #[tracing::instrument(skip_all, fields(container = %key, by = ?by))]
-    async fn start_with(self: &Arc<Self>, key: &str, by: StartBy) -> Result<(), ContainerError> {
+    pub(super) async fn start_with(self: &Arc<Self>, key: &str, by: StartBy) -> Result<(), ContainerError> {
         let manual = by == StartBy::User;
         let ctr = self.get(key)?;
         let op = ctr.op.lock().await;

@@ -176,7 +176,7 @@ impl<R: Runtime> ContainerService<R> {
         if let Some(p) = self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&id) {
             p.cancel = None;
         }
-        if let Err(e) = self.start_by_policy(&id, StartBy::Backoff).await {
+        if let Err(e) = self.start_with(&id, StartBy::Backoff).await {
             if matches!(e, ContainerError::NotModified(_)) {
                 return; // started meanwhile
             }
@@ -277,7 +277,7 @@ impl<R: Runtime> ContainerService<R> {
             let svc = self.clone();
             self.tasks.spawn(async move {
                 tracing::info!(container = %rec.id, "starting again by its restart policy");
-                if let Err(e) = svc.start_by_policy(&rec.id, StartBy::EngineStart).await {
+                if let Err(e) = svc.start_with(&rec.id, StartBy::EngineStart).await {
                     tracing::warn!(container = %rec.id, error = %e, "restart by policy failed");
                 }
             });
