@@ -197,6 +197,10 @@ impl Cluster {
             }
         }
         let v = model::Created::read(&r?);
+        if v.id.is_empty() {
+            // Nothing could be found, inspected or removed by that ID: the create failed.
+            return Err(NodeError::Decode { addr: engine.addr.clone(), detail: "the create answer has no container Id".into() }.into());
+        }
         let id = v.id.clone();
         let name = req.name.clone().unwrap_or_default();
         if engine.events_live() {

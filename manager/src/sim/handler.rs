@@ -205,6 +205,9 @@ fn create(node: &SimNode, name: Option<&str>, config: Value) -> Response {
     st.insert(id.clone(), c);
     drop(st);
     node.event("create", &id, &name, &[]);
+    if node.create_without_id.load(Ordering::Relaxed) {
+        return (StatusCode::CREATED, Json(json!({"Warnings": []}))).into_response();
+    }
     (StatusCode::CREATED, Json(json!({"Id": id, "Warnings": []}))).into_response()
 }
 

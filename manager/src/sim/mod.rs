@@ -110,6 +110,8 @@ pub struct SimNode {
     seq: AtomicU64,
     /// Answer `/events` with 404 (the manager then polls): one connection less per node.
     pub no_events: AtomicBool,
+    /// Answer creates without an `Id` (a misbehaving node; the container is still made).
+    pub create_without_id: AtomicBool,
     /// Open connections to this node's port.
     connections: AtomicUsize,
     /// Open `/events` streams.
@@ -137,6 +139,7 @@ impl SimNode {
             events: Mutex::new(broadcast::channel(256).0),
             seq: AtomicU64::new(0),
             no_events: Default::default(),
+            create_without_id: Default::default(),
             connections: AtomicUsize::new(0),
             event_streams: AtomicUsize::new(0),
         })

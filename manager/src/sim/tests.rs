@@ -164,6 +164,23 @@ async fn concurrent_creates_never_overbook() {
 }
 
 #[tokio::test]
+async fn a_create_answered_without_an_id_fails_and_frees_its_reservation() {
+    let s = setup(vec![SimNode::new("noid", 4, GIB, &[])], "spread").await;
+    s.nodes[0].create_without_id.store(true, std::sync::atomic::Ordering::Relaxed);
+    let half = json!({"Image": "busybox", "HostConfig": {"Memory": GIB / 2}});
+    let (st, v) = create(&s.app, "", half.clone()).await;
+    assert_eq!(st, 500, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("invalid answer from") && msg.contains("the create answer has no container Id"), "{v}");
+    // The failed create's reservation is gone: beside the container the node made anyway, half
+    // of the node's memory is free, and a leaked reservation would hold it.
+    s.nodes[0].create_without_id.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (st, v) = create(&s.app, "", half).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["Id"].as_str().map(str::len), Some(64), "{v}");
+}
+
+#[tokio::test]
 async fn binpack_fills_one_node_first() {
     let s = setup((0..2).map(|i| SimNode::new(&format!("b{i}"), 2, GIB, &[])).collect(), "binpack").await;
     for i in 0..4 {
