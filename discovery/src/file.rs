@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 /// Longest time between two reads of the file while watching.
 pub const REREAD: Duration = Duration::from_secs(1);
 
+/// A file's content and the entries parsed from it.
+type Parsed = (String, Vec<Entry>);
+
 #[derive(Debug, Clone)]
 pub struct FileDiscovery {
     path: Arc<PathBuf>,
@@ -20,6 +23,7 @@ pub struct FileDiscovery {
 /// Parses a file's content; errors name the line.
 pub fn parse_content(path: &Path, content: &str) -> Result<Vec<Entry>, DiscoveryError> {
     let mut out = vec![];
+    let mut seen = std::collections::HashSet::new();
     for (i, line) in content.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -29,7 +33,7 @@ pub fn parse_content(path: &Path, content: &str) -> Result<Vec<Entry>, Discovery
         for part in line.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             for addr in expand_ranges(part).map_err(wrap)? {
                 let e = Entry::parse(&addr).map_err(wrap)?;
-                if !out.contains(&e) {
+                if seen.insert(e.clone()) {
                     out.push(e);
                 }
             }
@@ -50,8 +54,11 @@ impl FileDiscovery {
         &self.path
     }
     async fn read(&self) -> Result<Vec<Entry>, DiscoveryError> {
-        let content = tokio::fs::read_to_string(&*self.path).await.map_err(|e| DiscoveryError::io(&*self.path, e))?;
+        let content = self.content().await?;
         parse_content(&self.path, &content)
+    }
+    async fn content(&self) -> Result<String, DiscoveryError> {
+        tokio::fs::read_to_string(&*self.path).await.map_err(|e| DiscoveryError::io(&*self.path, e))
     }
 }
 
@@ -67,9 +74,21 @@ impl Discovery for FileDiscovery {
     }
     fn watch(&self, heartbeat: Duration, stop: CancellationToken) -> mpsc::Receiver<WatchEvent> {
         let d = self.clone();
+        // The last content and its entries: a file read again unchanged is not parsed again
+        // (a 10,000-line file every second).
+        let last: Arc<std::sync::Mutex<Option<Parsed>>> = Arc::default();
         watch::poll(heartbeat.min(REREAD), stop, move || {
-            let d = d.clone();
-            async move { d.read().await }
+            let (d, last) = (d.clone(), last.clone());
+            async move {
+                let content = d.content().await?;
+                let mut last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some((_, entries)) = last.as_ref().filter(|(c, _)| *c == content) {
+                    return Ok(entries.clone());
+                }
+                let entries = parse_content(&d.path, &content)?;
+                *last = Some((content, entries.clone()));
+                Ok(entries)
+            }
         })
     }
 }
