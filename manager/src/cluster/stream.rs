@@ -63,13 +63,18 @@ pub async fn get(pool: &Arc<Pool>, addr: &str, path: &str) -> Result<StreamBody,
     let (status, framing, rest) = tokio::time::timeout(limit, head).await.map_err(|_| StreamError::HeadersTimeout(limit))??;
     let mut body = StreamBody { io, buf: rest, framing, done: false, _permit: permit };
     if !(200..300).contains(&status) {
+        // The message is read within the headers' bound too: a node that answers an error and
+        // then holds the connection open does not hold up the caller.
         let mut text = vec![];
-        while text.len() < MAX_ERROR_BODY {
-            match body.next().await {
-                Some(Ok(c)) => text.extend_from_slice(&c),
-                _ => break,
+        let read = async {
+            while text.len() < MAX_ERROR_BODY {
+                match body.next().await {
+                    Some(Ok(c)) => text.extend_from_slice(&c),
+                    _ => break,
+                }
             }
-        }
+        };
+        let _ = tokio::time::timeout(limit, read).await;
         return Err(StreamError::Status { status, message: error_message(&text) });
     }
     Ok(body)
@@ -164,18 +169,16 @@ impl StreamBody {
                     return Some(Ok(out));
                 }
                 Framing::UntilClose if !self.buf.is_empty() => return Some(Ok(self.take(usize::MAX))),
-                Framing::Chunked(Some(0)) => {
-                    // The CRLF after a chunk's data.
-                    if self.buf.len() >= 2 {
-                        if &self.buf[..2] != b"\r\n" {
-                            return Some(Err(StreamError::Invalid("a chunk not followed by CRLF".into())));
-                        }
-                        self.buf.drain(..2);
-                        self.framing = Framing::Chunked(None);
-                        continue;
+                // The CRLF after a chunk's data (with fewer than 2 bytes buffered, more are read).
+                Framing::Chunked(Some(0)) if self.buf.len() >= 2 => {
+                    if &self.buf[..2] != b"\r\n" {
+                        return Some(Err(StreamError::Invalid("a chunk not followed by CRLF".into())));
                     }
+                    self.buf.drain(..2);
+                    self.framing = Framing::Chunked(None);
+                    continue;
                 }
-                Framing::Chunked(Some(left)) if !self.buf.is_empty() => {
+                Framing::Chunked(Some(left)) if left > 0 && !self.buf.is_empty() => {
                     let out = self.take(left);
                     self.framing = Framing::Chunked(Some(left - out.len()));
                     return Some(Ok(out));
