@@ -300,10 +300,17 @@ fn tls_both_ways() {
     let p = |n: &str| certs.path(n).display().to_string();
     let n = tls_node(&certs, "tls-node");
     let args = ["--tlsverify", "--tlscacert", &p("ca.pem"), "--tlscert", &p("manager-cert.pem"), "--tlskey", &p("manager-key.pem")];
-    let m = Manager::start_with(&[&n], &args, Some(certs.dir.path().to_path_buf()));
+    // No periodic refresh: what the node does reaches the manager only through its event stream.
+    let slow = ["--engine-refresh-min-interval", "1h", "--engine-refresh-max-interval", "1h"];
+    let m = Manager::start_with(&[&n], &[&args[..], &slow[..]].concat(), Some(certs.dir.path().to_path_buf()));
     m.docker_ok(&["load", "-i", &testground::busybox_image_archive().display().to_string()]);
     let out = m.docker_ok(&["run", "--rm", "busybox", "echo", "over-tls-both-ways"]);
     assert!(out.contains("over-tls-both-ways"), "{out}");
+    // The node's event stream runs over TLS too: a volume made on the node shows within seconds.
+    let vol = n.engine.unique("tlsvol");
+    n.engine.docker_ok(&["volume", "create", &vol]);
+    let vols = || m.docker_ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(wait_until(Duration::from_secs(3), || vols().contains(&vol)), "{:?}\n{}", vols(), m.log());
     // A client without a certificate is turned away.
     let mut c = Command::new(testground::engine::docker_cli());
     c.env("DOCKER_HOST", format!("tcp://{}", m.proc.addr)).env("DOCKER_CONFIG", m.proc.dir()).args(["--tls", "info"]);

@@ -143,6 +143,16 @@ impl NodeClient {
         Ok(reqwest::Response::from(hyper::Response::from_parts(parts, reqwest::Body::wrap(body))))
     }
 
+    /// `GET path` answered with a lasting stream (`/events`), on a connection of its own with
+    /// small buffers (see [`super::stream`]).
+    pub async fn stream(&self, path: &str) -> Result<super::stream::StreamBody, NodeError> {
+        use super::stream::StreamError;
+        super::stream::get(&self.t.pool, &self.addr, path).await.map_err(|e| match e {
+            StreamError::Status { status, message } => NodeError::Status { status, message },
+            e => self.connect_err(e),
+        })
+    }
+
     /// Turns a non-2xx response into [`NodeError::Status`] with the node's message.
     pub async fn check(&self, resp: reqwest::Response) -> Result<reqwest::Response, NodeError> {
         let status = resp.status();

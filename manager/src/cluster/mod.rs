@@ -13,12 +13,14 @@ mod refresh;
 pub mod resources;
 pub mod source;
 pub mod status;
+pub mod stream;
 pub mod view;
 mod views;
 
 pub use client::{NodeClient, NodeError, Transport};
 pub use engine::{Engine, Health, NodeInfo};
 pub use events::EventHub;
+pub use refresh::INSPECT_CONCURRENCY;
 pub use source::{NodeSource, StaticNodes};
 pub use status::{NodeStatus, Summary};
 pub use view::Container;
@@ -87,6 +89,11 @@ pub struct ClusterOpts {
     pub heartbeat: Duration,
     /// `swarm --experimental`: reported by `/info` and `/version`.
     pub experimental: bool,
+    /// Nodes learnt at once, all nodes together: a validation (`/info`, `/version`, the
+    /// containers listed and each inspected) and any refresh that has containers to inspect
+    /// hold one slot, so at most this many times [`INSPECT_CONCURRENCY`] inspects are
+    /// in flight however many nodes join at once.
+    pub max_learning: usize,
 }
 
 impl Default for ClusterOpts {
@@ -102,6 +109,7 @@ impl Default for ClusterOpts {
             max_connections: pool::default_max_open(),
             heartbeat: Duration::from_secs(60),
             experimental: false,
+            max_learning: 64,
         }
     }
 }
@@ -113,6 +121,8 @@ pub struct Shared {
     pub hub: EventHub,
     pub metrics: Metrics,
     transport: Arc<Transport>,
+    /// Slots of nodes being learnt (see [`ClusterOpts::max_learning`]).
+    learning: Arc<tokio::sync::Semaphore>,
     engines: RwLock<BTreeMap<String, Arc<Engine>>>,
     /// Exec ID -> node address and when it was recorded (entries expire: [`EXEC_TTL`]).
     execs: Mutex<HashMap<String, (String, Instant)>>,
@@ -146,7 +156,7 @@ impl Shared {
     /// Another node already known under daemon ID `id` (returns its address).
     pub(crate) fn engine_with_id(&self, id: &str, addr: &str) -> Option<String> {
         let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
-        engines.values().find(|e| e.addr != addr && e.is_validated() && e.info().id == id).map(|e| e.addr.clone())
+        engines.values().find(|e| e.addr != addr && e.validated_as(id)).map(|e| e.addr.clone())
     }
 }
 
@@ -165,8 +175,10 @@ impl Cluster {
     ) -> Result<Cluster, ClusterError> {
         let scheduler = Scheduler::new(&opts.filters, &opts.strategy)?;
         let transport = Arc::new(Transport::new(tls, opts.max_connections)?);
+        let learning = Arc::new(tokio::sync::Semaphore::new(opts.max_learning.max(1)));
         Ok(Cluster(Arc::new(Shared {
             opts,
+            learning,
             scheduler,
             hub: EventHub::default(),
             metrics: Metrics::default(),
@@ -201,16 +213,11 @@ impl Cluster {
             if engines.contains_key(addr) {
                 continue;
             }
-            let e = Arc::new(Engine::new(addr, self.transport.client(addr), self.dirty.clone()));
-            let parent = self.shutdown.clone();
-            let (run, child) = (e.clone(), e.cancel.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = parent.cancelled() => child.cancel(),
-                    _ = child.cancelled() => {}
-                }
-            });
-            tokio::spawn(run.run(self.0.clone()));
+            let mut e = Engine::new(addr, self.transport.client(addr), self.dirty.clone());
+            // Cancelled with the manager, or alone when the node leaves (no task per node).
+            e.cancel = self.shutdown.child_token();
+            let e = Arc::new(e);
+            tokio::spawn(e.clone().run(self.0.clone()));
             engines.insert(addr.clone(), e);
         }
         self.discovered.store(true, Ordering::Release);

@@ -21,9 +21,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may wait for a free slot under the bound.
 const SLOT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle connections kept per node.
-const IDLE_PER_NODE: usize = 4;
-/// Idle connections older than this are not reused.
+/// Idle connections kept per node (a node's event stream has its own connection; validation's
+/// parallel inspects open more, closed once answered). Each open connection holds its buffers
+/// (about 16 KiB), which counts at 10,000 nodes.
+const IDLE_PER_NODE: usize = 2;
+/// Idle connections older than this are not reused, and closed (of every node) when a
+/// connection is put back after at least a quarter of this since the last sweep.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Every exchange with a node gets its answer's headers within this time, also the ones that
 /// have no timeout of their own (relayed and streaming calls, whose bodies may then go on for
@@ -62,6 +65,9 @@ pub struct Pool {
     max_open: usize,
     idle: Mutex<HashMap<String, Vec<Idle>>>,
     headers_timeout: Duration,
+    idle_timeout: Duration,
+    /// When expired idle connections were last closed.
+    swept: Mutex<Instant>,
 }
 
 /// Open connections allowed by default: three quarters of the soft file-descriptor limit (the
@@ -75,13 +81,32 @@ pub fn default_max_open() -> usize {
 
 impl Pool {
     pub fn new(tls: Option<Arc<rustls::ClientConfig>>, max_open: usize) -> Pool {
-        Pool { tls, open: Arc::new(Semaphore::new(max_open)), max_open, idle: Mutex::new(HashMap::new()), headers_timeout: HEADERS_TIMEOUT }
+        Pool {
+            tls,
+            open: Arc::new(Semaphore::new(max_open)),
+            max_open,
+            idle: Mutex::new(HashMap::new()),
+            headers_timeout: HEADERS_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            swept: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The same pool with another idle timeout.
+    pub fn with_idle_timeout(mut self, t: Duration) -> Pool {
+        self.idle_timeout = t;
+        self
     }
 
     /// The same pool with another bound on the time to an answer's headers.
     pub fn with_headers_timeout(mut self, t: Duration) -> Pool {
         self.headers_timeout = t;
         self
+    }
+
+    /// The bound on the time to an answer's headers.
+    pub fn headers_timeout(&self) -> Duration {
+        self.headers_timeout
     }
 
     /// Connections open now (busy and idle).
@@ -134,7 +159,7 @@ impl Pool {
 
     /// A slot for one more connection; while none is free, closes idle ones (of any node) to
     /// make room, so that waiters do not starve each other.
-    async fn slot(&self) -> Result<OwnedSemaphorePermit, PoolError> {
+    pub(crate) async fn slot(&self) -> Result<OwnedSemaphorePermit, PoolError> {
         let deadline = tokio::time::Instant::now() + SLOT_TIMEOUT;
         loop {
             if let Ok(p) = self.open.clone().try_acquire_owned() {
@@ -176,7 +201,7 @@ impl Pool {
                 }
                 c?
             };
-            if c.tx.is_closed() || c.since.elapsed() > IDLE_TIMEOUT {
+            if c.tx.is_closed() || c.since.elapsed() > self.idle_timeout {
                 continue;
             }
             if c.tx.is_ready() {
@@ -194,10 +219,28 @@ impl Pool {
             return;
         }
         let mut idle = self.idle();
+        self.sweep(&mut idle);
         let v = idle.entry(addr).or_default();
         if v.len() < IDLE_PER_NODE {
             v.push(Idle { tx, since: Instant::now() });
         }
+    }
+
+    /// Closes the idle connections (of every node) past the idle timeout, at most once per
+    /// quarter of it: a node called once keeps no connection open for good.
+    fn sweep(&self, idle: &mut HashMap<String, Vec<Idle>>) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if swept.elapsed() < self.idle_timeout / 4 {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        // Dropping the last sender ends an idle connection's task, which frees its permit.
+        idle.retain(|_, v| {
+            v.retain(|c| !c.tx.is_closed() && c.since.elapsed() <= self.idle_timeout);
+            !v.is_empty()
+        });
     }
 
     /// Sends `req` (origin-form URI) to `addr` on a pooled connection. `timeout` bounds the whole
@@ -356,6 +399,25 @@ mod tests {
         assert!(matches!(r, Err(PoolError::Timeout)), "{:?}", r.map(|_| ()));
         assert!(t0.elapsed() < Duration::from_secs(5));
         hold.abort();
+    }
+
+    #[tokio::test]
+    async fn idle_connections_past_the_timeout_are_closed() {
+        let (a, _) = server(3).await;
+        let (b, _) = server(3).await;
+        let pool = Arc::new(Pool::new(None, 16).with_idle_timeout(Duration::from_millis(200)));
+        pool.send(&a, get(), Some(Duration::from_secs(5))).await.unwrap().into_body().bytes().await.unwrap();
+        assert_eq!(pool.open_connections(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Putting back b's connection sweeps a's, which nothing reused.
+        pool.send(&b, get(), Some(Duration::from_secs(5))).await.unwrap().into_body().bytes().await.unwrap();
+        for _ in 0..100 {
+            if pool.open_connections() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(pool.open_connections(), 1, "only b's connection is left open");
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Re-read `/info` this often even when healthy.
 const SPEC_REFRESH: Duration = Duration::from_secs(300);
@@ -45,7 +46,7 @@ impl LineBuf {
     }
 }
 /// Inspects in flight per node during a full refresh.
-const INSPECT_CONCURRENCY: usize = 8;
+pub const INSPECT_CONCURRENCY: usize = 8;
 
 fn event_time(ev: &NodeEvent) -> Option<chrono::DateTime<chrono::Utc>> {
     let n = if ev.time_nano != 0 { ev.time_nano } else { ev.time.checked_mul(1_000_000_000).filter(|n| *n != 0)? };
@@ -151,8 +152,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Lists every container; inspects only the new ones and those whose state changed.
-    pub async fn refresh_all(&self, sh: &Shared) -> Result<(), NodeError> {
+    /// One of the cluster's learning slots ([`super::ClusterOpts::max_learning`]), waited for
+    /// in turn; `None` once the node is cancelled.
+    async fn learning_slot(&self, sh: &Shared) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            p = sh.learning.clone().acquire_owned() => p.ok(),
+            _ = self.cancel.cancelled() => None,
+        }
+    }
+
+    /// Lists every container; inspects only the new ones and those whose state changed. With
+    /// containers to inspect, a learning slot is taken first unless the caller holds one
+    /// (`slot_held`): however many nodes refresh at once, the inspects in flight stay bounded.
+    pub async fn refresh_all(&self, sh: &Shared, slot_held: bool) -> Result<(), NodeError> {
         let start_seq = self.lock().seq;
         let r = self.client.get_json("/containers/json?all=1").await;
         self.note(sh, &r);
@@ -177,6 +189,16 @@ impl Engine {
             let mut st = self.lock();
             st.retain(|id, e| seen.contains(id) || e.seq > start_seq);
         }
+        drop((rows, seen));
+        let _slot = if slot_held || stale.is_empty() {
+            None
+        } else {
+            match self.learning_slot(sh).await {
+                Some(p) => Some(p),
+                // The node left the cluster: nothing more to learn of it.
+                None => return Ok(()),
+            }
+        };
         let results: Vec<_> = futures_util::stream::iter(stale)
             .map(|id| async move { self.refresh_container(sh, &id).await })
             .buffer_unordered(INSPECT_CONCURRENCY)
@@ -273,14 +295,10 @@ impl Engine {
             if self.cancel.is_cancelled() {
                 return;
             }
-            let r = self.client.send(hyper::Method::GET, "/events", Default::default(), reqwest::Body::from(""), None).await;
+            let r = self.client.stream("/events").await;
             self.note(&sh, &r);
-            let r = match r {
-                Ok(resp) => self.client.check(resp).await,
-                Err(e) => Err(e),
-            };
             let wait = match r {
-                Ok(resp) => {
+                Ok(mut body) => {
                     {
                         let mut st = self.lock();
                         st.events_live = true;
@@ -289,7 +307,6 @@ impl Engine {
                     failures = 0;
                     // Events may have been missed while the stream was down.
                     self.wake.notify_one();
-                    let mut body = resp.bytes_stream();
                     let mut lines = LineBuf::default();
                     let broke = loop {
                         let chunk = tokio::select! {
@@ -347,10 +364,13 @@ impl Engine {
     pub async fn run(self: Arc<Self>, sh: Arc<Shared>) {
         let mut attempt = 0u32;
         loop {
+            // Validation and the first refresh (every container inspected) hold a learning slot.
+            let Some(slot) = self.learning_slot(&sh).await else { return };
             let r = match self.validate(&sh).await {
-                Ok(()) => self.refresh_all(&sh).await,
+                Ok(()) => self.refresh_all(&sh, true).await,
                 Err(e) => Err(e),
             };
+            drop(slot);
             match r {
                 Ok(()) => break,
                 Err(e) => {
@@ -401,7 +421,7 @@ impl Engine {
                     continue;
                 }
             }
-            if let Err(e) = self.refresh_all(&sh).await {
+            if let Err(e) = self.refresh_all(&sh, false).await {
                 tracing::debug!(addr = %self.addr, error = %e, "node refresh failed");
             }
         }
@@ -420,5 +440,24 @@ mod tests {
         assert!(l.push(&big).unwrap().is_empty(), "a line of exactly the limit is still held");
         assert!(l.push(b"y").is_err(), "one byte more without a newline breaks the stream");
         assert!(l.buf.is_empty(), "and frees what was held");
+    }
+}
+
+#[cfg(test)]
+mod task_size {
+    use super::*;
+
+    /// Each node holds its `run` and `follow_events` tasks for as long as it is known, and a
+    /// task's memory is its future's largest state, rare branches included: at 10,000 nodes
+    /// every KiB here is 10 MiB.
+    #[tokio::test]
+    async fn a_nodes_tasks_stay_small() {
+        let c = super::super::Cluster::new(Default::default(), None, tokio_util::sync::CancellationToken::new()).unwrap();
+        let addr = "10.0.0.1:2375";
+        let e = Arc::new(Engine::new(addr, c.transport.client(addr), c.dirty.clone()));
+        let run = std::mem::size_of_val(&e.clone().run(c.0.clone()));
+        let events = std::mem::size_of_val(&e.clone().follow_events(c.0.clone()));
+        eprintln!("run {run} B, follow_events {events} B");
+        e.cancel.cancel();
     }
 }

@@ -91,6 +91,10 @@ async fn route(s: Served, req: Request) -> Response {
             };
             create(node, query.get("name").map(String::as_str), config)
         }
+        ("GET", ["containers", key, "json"]) if node.inspect_gauge.get().is_some() => {
+            let g = node.inspect_gauge.get().expect("checked just now").clone();
+            g.around(|| container_op(node, "GET", key, &["json"], false)).await
+        }
         (m, ["containers", key, rest @ ..]) => container_op(node, m, key, rest, flag("force")),
         ("GET", ["events"]) if node.no_events.load(Ordering::Relaxed) => not_found(),
         ("GET", ["events"]) => events(node.clone()),

@@ -116,6 +116,41 @@ pub struct SimNode {
     connections: AtomicUsize,
     /// Open `/events` streams.
     event_streams: AtomicUsize,
+    /// Counts this node's container inspects in flight, with others' (see [`InspectGauge`]).
+    inspect_gauge: std::sync::OnceLock<Arc<InspectGauge>>,
+}
+
+/// Container inspects in flight across the nodes that share it, and the most seen at once;
+/// each inspect is answered after `delay` (a node under load), so concurrency shows.
+#[derive(Debug, Default)]
+pub struct InspectGauge {
+    pub delay: std::time::Duration,
+    now: AtomicUsize,
+    max: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl InspectGauge {
+    pub fn new(delay: std::time::Duration) -> Arc<InspectGauge> {
+        Arc::new(InspectGauge { delay, ..Default::default() })
+    }
+    /// The most inspects that were in flight at once.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+    /// Inspects answered (or begun) so far.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::SeqCst)
+    }
+    async fn around<T>(&self, f: impl FnOnce() -> T) -> T {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        self.total.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        let r = f();
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
 }
 
 /// Counters of a group of nodes (`GET /_sim/stats`).
@@ -142,7 +177,13 @@ impl SimNode {
             create_without_id: Default::default(),
             connections: AtomicUsize::new(0),
             event_streams: AtomicUsize::new(0),
+            inspect_gauge: Default::default(),
         })
+    }
+
+    /// Counts this node's container inspects in `g` (once; later calls are refused).
+    pub fn count_inspects(&self, g: Arc<InspectGauge>) -> Result<(), Arc<InspectGauge>> {
+        self.inspect_gauge.set(g)
     }
 
     pub fn container_count(&self) -> usize {

@@ -307,3 +307,45 @@ async fn reschedule_waits_for_a_fitting_node_and_removes_stale_copies() {
     s.cluster.reconcile_reschedules().await.unwrap();
     assert!(s.cluster.records.list().await.unwrap().is_empty());
 }
+
+/// However many nodes join at once, at most `max_learning` of them are learnt together: the
+/// container inspects in flight (each answered after a delay, as by a loaded node) never pass
+/// `max_learning` × the per-node inspect concurrency, and every container is still inspected
+/// on first sight.
+#[tokio::test]
+async fn learning_many_nodes_bounds_the_inspects_in_flight() {
+    let (nodes, per_node, max_learning) = (24, 20, 2);
+    let gauge = InspectGauge::new(Duration::from_millis(5));
+    let nodes: Vec<_> = (0..nodes)
+        .map(|i| {
+            let n = SimNode::new(&format!("n{i}"), 2, GIB, &[]);
+            n.prefill(per_node);
+            n.count_inspects(gauge.clone()).unwrap();
+            n
+        })
+        .collect();
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let addrs = serve(nodes.clone(), stop.clone()).await.unwrap();
+    let opts =
+        ClusterOpts { max_learning, refresh_min: Duration::from_secs(30), refresh_max: Duration::from_secs(60), ..Default::default() };
+    let cluster = Cluster::new(opts, None, stop.clone()).unwrap();
+    cluster.sync(&addrs.iter().map(|a| discovery::Entry::parse(a).unwrap()).collect::<Vec<_>>());
+    let app = crate::api::router(cluster.clone());
+    let want = nodes.len() * per_node;
+    let mut listed = 0;
+    for _ in 0..500 {
+        let (st, v) = call(&app, "GET", "/v1.41/containers/json?all=1", None).await;
+        assert_eq!(st, 200, "{v}");
+        listed = v.as_array().unwrap().len();
+        if listed == want && cluster.views().len() == nodes.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!((listed, cluster.views().len()), (want, nodes.len()), "every node and container learnt");
+    assert!(gauge.total() >= want, "each container inspected on first sight: {} inspects", gauge.total());
+    let bound = max_learning * crate::cluster::INSPECT_CONCURRENCY;
+    assert!(gauge.max() <= bound, "{} inspects in flight at once, more than {bound}", gauge.max());
+    assert!(gauge.max() > crate::cluster::INSPECT_CONCURRENCY, "the nodes are learnt side by side: {} at most", gauge.max());
+}

@@ -26,16 +26,17 @@ pub struct Resource {
     /// A network's attached endpoints, by container ID (`None`: absent or not a map).
     #[serde(deserialize_with = "lenient")]
     pub containers: Option<Map<String, Value>>,
-    /// The node's document, passed on as given.
+    /// The node's document, passed on as given: held as its text (a network's document as a
+    /// `Value` tree is several KiB, and every node holds at least three).
     #[serde(skip)]
-    pub doc: Value,
+    pub doc: crate::cluster::packed::RawJson,
 }
 
 impl Resource {
     /// Reads a node's document, kept whole for clients.
     pub fn read(doc: Value) -> Resource {
         let mut r = super::object(&doc).and_then(|d| Resource::deserialize(d).ok()).unwrap_or_default();
-        r.doc = doc;
+        r.doc = crate::cluster::packed::RawJson::new(&doc);
         r
     }
 
@@ -73,7 +74,7 @@ impl Resource {
     /// The document clients see from `node`: named as [`Resource::shown_name`] and, in a list
     /// (`listed`), with a network's endpoints left out as dockerd does.
     pub fn shown(&self, node: &str, listed: bool) -> Value {
-        let mut doc = self.doc.clone();
+        let mut doc = self.doc.value();
         if let Some(obj) = doc.as_object_mut() {
             if let (Some(n), true) = (self.shown_name(node), self.is_local()) {
                 obj.insert("Name".into(), Value::String(n));
@@ -233,7 +234,7 @@ mod tests {
         assert!(old.is_local() && old.is_builtin_network() && old.shown_name("n").is_none());
         assert_eq!(old.shown("n", true), json!({"Id": "1", "Driver": "null", "Containers": {}}));
         assert_eq!(Resource::read(json!({"Id": 5, "Name": "x"})).id, None);
-        assert_eq!(Resource::read(json!("junk")).doc, json!("junk"));
+        assert_eq!(Resource::read(json!("junk")).doc.value(), json!("junk"));
     }
 
     #[test]
