@@ -265,7 +265,7 @@ mod tests {
         e.upsert(container("b", "paused"));
         e.upsert(container("c", "exited"));
         let first = e.status(&c, render);
-        assert_eq!(&*first.lines(), "3/1/1");
+        assert_eq!(first.lines(), "3/1/1");
         assert!(Arc::ptr_eq(&first, &e.status(&c, render)), "nothing changed: the same rows");
         e.upsert(container("a", "exited"));
         assert_eq!(e.status(&c, render).lines(), "3/0/1");
