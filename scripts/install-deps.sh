@@ -4,9 +4,10 @@
 set -euo pipefail
 PKGS=(protobuf-compiler busybox-static iptables iproute2 docker-registry etcd-server
       openssh-server curl jq hyperfine docker.io openssl libseccomp-dev
-      debootstrap systemd-container rsync)
+      debootstrap systemd-container rsync make)
 # debootstrap + systemd-container: real systemd test hosts (testground::nspawn);
 # rsync: `machine scp --delta` (the nspawn hosts' rootfs gets it too).
+# make: builds jemalloc, the `swarm` binary's allocator (tikv-jemalloc-sys).
 # libseccomp-dev: the engine links libseccomp (Docker's default seccomp profile for containers).
 missing=()
 for p in "${PKGS[@]}"; do

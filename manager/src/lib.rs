@@ -15,6 +15,14 @@ pub mod scheduler;
 pub mod sim;
 pub mod tls;
 
+// The tests' allocator, to run the speed tests under the `swarm` binary's (src/bin/swarm/alloc.rs).
+#[cfg(all(test, feature = "test-mimalloc"))]
+#[global_allocator]
+static TEST_ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(test, feature = "test-jemalloc", not(feature = "test-mimalloc")))]
+#[global_allocator]
+static TEST_ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub use api::server::Listen;
 pub use cluster::{Cluster, ClusterOpts, NodeSource, StaticNodes};
 pub use tokio_util::sync::CancellationToken;

@@ -114,10 +114,15 @@ fn render_node(s: &Summary) -> Box<str> {
     rows[1..rows.len() - 1].into()
 }
 
+/// `docker info`'s order of the nodes: by name (naturally), then address.
+fn by_name(a: &Summary, b: &Summary) -> Ordering {
+    natural_cmp(&a.info.name, &b.info.name).then(a.addr.cmp(&b.addr))
+}
+
 /// `GET /info`: the counts are summed from per-node counters and each node's rows are
 /// rendered once per change, so the answer is mostly a copy of cached text.
 pub fn info(cl: &Cluster) -> Response {
-    let all = cl.node_statuses(render_node, |a, b| natural_cmp(&a.info.name, &b.info.name).then(a.addr.cmp(&b.addr)));
+    let all = cl.node_statuses(render_node, by_name);
     let mut status: Vec<[String; 2]> = vec![["Role".into(), cl.ha.role().into()]];
     if !cl.ha.is_primary() {
         status.push(["Primary".into(), cl.ha.primary().unwrap_or_default()]);
@@ -161,29 +166,54 @@ pub fn info(cl: &Cluster) -> Response {
     body.extend_from_slice(b",\"SystemStatus\":");
     let rows = serde_json::to_vec(&status).expect("strings serialize");
     body.extend_from_slice(&rows[..rows.len() - 1]);
-    // The nodes' rows go out as the shared buffer they are kept in: no copy, and no large
-    // allocation per call (one makes glibc consolidate every small chunk freed since).
-    let parts = Parts([Bytes::from(body), all.rows.clone(), Bytes::from_static(b"]}")].into());
-    ([(header::CONTENT_TYPE, "application/json")], Body::new(parts)).into_response()
+    // The nodes' rows go out as the buffers each node's row is kept in: nothing copied or
+    // joined, and no large allocation per call (one makes glibc consolidate every small chunk
+    // freed since).
+    let body = InfoBody { head: Bytes::from(body), all, next: 0, tail: Bytes::from_static(b"]}") };
+    ([(header::CONTENT_TYPE, "application/json")], Body::new(body)).into_response()
 }
 
-/// A body of a few buffers sent as they are, its length known (`Content-Length`).
-struct Parts(std::collections::VecDeque<Bytes>);
+/// `info`'s body: the head, every node's row as it is kept, then the tail; its length known
+/// (`Content-Length`).
+struct InfoBody {
+    head: Bytes,
+    all: std::sync::Arc<crate::cluster::status::Statuses>,
+    /// The next row to send.
+    next: usize,
+    tail: Bytes,
+}
 
-impl hyper::body::Body for Parts {
+impl hyper::body::Body for InfoBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(hyper::body::Frame::data(b))))
+        let b = &mut *self;
+        let data = if !b.head.is_empty() {
+            std::mem::take(&mut b.head)
+        } else {
+            let rows = &b.all.rows;
+            while rows.get(b.next).is_some_and(|r| r.is_empty()) {
+                b.next += 1;
+            }
+            match rows.get(b.next) {
+                Some(row) => {
+                    b.next += 1;
+                    row.clone()
+                }
+                None => std::mem::take(&mut b.tail),
+            }
+        };
+        std::task::Poll::Ready((!data.is_empty()).then(|| Ok(hyper::body::Frame::data(data))))
     }
     fn is_end_stream(&self) -> bool {
-        self.0.is_empty()
+        self.head.is_empty() && self.next >= self.all.rows.len() && self.tail.is_empty()
     }
     fn size_hint(&self) -> hyper::body::SizeHint {
-        hyper::body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+        let rows = if self.next == 0 { self.all.bytes } else { self.all.rows[self.next..].iter().map(|r| r.len()).sum() };
+        hyper::body::SizeHint::with_exact((self.head.len() + rows + self.tail.len()) as u64)
     }
 }
 
@@ -319,6 +349,50 @@ mod tests {
         assert_eq!(l[5][1], "1 GiB / 2 GiB");
         assert_eq!(l[6][1], "zone=x");
         assert_eq!(l[7][0], "  └ UpdatedAt");
+    }
+
+    /// The body as the nodes' own buffers is the document the joined rows made: every node's
+    /// rows in order, the length announced, and a node's change shows in the next answer only.
+    #[tokio::test]
+    async fn info_sends_the_joined_rows() {
+        use crate::cluster::view::Container;
+        use crate::cluster::ClusterOpts;
+        let c = Cluster::new(ClusterOpts::default(), None, tokio_util::sync::CancellationToken::new()).unwrap();
+        let names = ["node-10", "node-2", "node-1"];
+        let es: Vec<_> = names.iter().enumerate().map(|(i, n)| c.test_node(&format!("10.0.0.{i}:2375"), n)).collect();
+        for e in &es {
+            let mut st = e.lock();
+            (st.validated, st.health) = (true, Health::Healthy);
+        }
+        let answer = |r: Response| async move {
+            let exact = hyper::body::Body::size_hint(r.body()).exact();
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+            assert_eq!(exact, Some(body.len() as u64), "Content-Length is the body's");
+            body
+        };
+        // The rows joined as before: each node's lines after a comma, in `docker info`'s order.
+        let joined = || {
+            let mut nodes: Vec<_> = es.iter().map(|e| e.status(&c, render_node)).collect();
+            nodes.sort_by(|a, b| by_name(&a.summary, &b.summary));
+            nodes.iter().map(|s| format!(",{}", s.lines())).collect::<String>() + "]}"
+        };
+        let rows = |v: &serde_json::Value| v["SystemStatus"].as_array().unwrap().clone();
+        let first = answer(info(&c)).await;
+        assert!(first.ends_with(joined().as_bytes()), "the body ends with the joined rows");
+        let v: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        let shown: Vec<_> = rows(&v).iter().filter_map(|r| r[0].as_str().filter(|k| k.starts_with(" node")).map(String::from)).collect();
+        assert_eq!(shown, [" node-1", " node-2", " node-10"]);
+        let sent = c.node_statuses(render_node, by_name);
+        let sent_rows = sent.rows.concat();
+        es[1].upsert(Container::from_inspect(&json!({"Id": "a", "Name": "/a", "State": {"Status": "running"}}), 1));
+        let second = answer(info(&c)).await;
+        assert!(second.ends_with(joined().as_bytes()), "the body ends with the joined rows");
+        assert_eq!(sent.rows.concat(), sent_rows, "an answer being sent keeps its rows");
+        let w: serde_json::Value = serde_json::from_slice(&second).unwrap();
+        assert_eq!(w["Containers"], 1);
+        let changed: Vec<_> =
+            rows(&w).iter().zip(rows(&v)).filter(|(a, b)| *a != b && a[0] != "  └ UpdatedAt").map(|(a, _)| a[1].clone()).collect();
+        assert_eq!(changed, [json!("1 (1 Running, 0 Paused, 0 Stopped)")], "only node-2's containers changed");
     }
 
     #[test]

@@ -30,8 +30,21 @@ pub struct Summary {
 #[derive(Debug)]
 pub struct NodeStatus {
     pub summary: Summary,
-    /// What the renderer made of `summary` (JSON rows for `docker info`).
-    pub lines: Box<str>,
+    /// What the renderer made of `summary` (JSON rows for `docker info`) after a comma, or
+    /// nothing when it made nothing: the node's part of the answer, sent as it is kept.
+    pub row: bytes::Bytes,
+}
+
+impl NodeStatus {
+    fn new(summary: Summary, lines: &str) -> NodeStatus {
+        let row = if lines.is_empty() { bytes::Bytes::new() } else { [",", lines].concat().into() };
+        NodeStatus { summary, row }
+    }
+
+    /// The rendered lines (the row without its comma).
+    pub fn lines(&self) -> &str {
+        std::str::from_utf8(self.row.get(1..).unwrap_or_default()).expect("rendered from a str")
+    }
 }
 
 /// Renders a node's lines (the API decides how they read).
@@ -39,7 +52,8 @@ pub type Render = fn(&Summary) -> Box<str>;
 
 /// What `docker info` last showed of every node, in its order. A node is read again only when
 /// its state changed since (the engine's lock marks it: `engine::StateGuard`), or when the
-/// nodes themselves changed; the nodes' rows are kept concatenated until one of them changes.
+/// nodes themselves changed; a changed node's row replaces its old one in the answer, and
+/// nothing is joined: the answer is sent as the nodes' own buffers.
 #[derive(Default)]
 pub struct StatusOrder {
     /// The nodes, in the order of the node map.
@@ -50,12 +64,14 @@ pub struct StatusOrder {
     statuses: Vec<Arc<NodeStatus>>,
     /// Positions in `docker info`'s order.
     order: Vec<usize>,
+    /// Where each node (as `engines`) is in `order`.
+    place: Vec<usize>,
     /// What `docker info` shows of all of them: the sums and the rows.
     shown: Option<Arc<Statuses>>,
 }
 
 /// Every node's part of `docker info`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Statuses {
     pub nodes: usize,
     pub containers: usize,
@@ -65,31 +81,34 @@ pub struct Statuses {
     /// CPUs and memory of the validated nodes still in the cluster.
     pub ncpu: i64,
     pub memory: i64,
-    /// Every node's rendered lines in order, each but the empty ones after a comma.
-    pub rows: bytes::Bytes,
+    /// Every node's row (`NodeStatus::row`) in order: their concatenation is the nodes' part of
+    /// `SystemStatus`, each but the empty ones after a comma.
+    pub rows: Vec<bytes::Bytes>,
+    /// The length of that concatenation.
+    pub bytes: usize,
 }
 
 impl Statuses {
     fn of(all: &[Arc<NodeStatus>], order: &[usize]) -> Statuses {
-        let mut s = Statuses { nodes: all.len(), ..Default::default() };
-        let mut rows = Vec::with_capacity(all.iter().map(|n| n.lines.len() + 1).sum());
-        for n in order.iter().map(|i| &all[*i]) {
-            let m = &n.summary;
-            s.containers += m.containers;
-            s.running += m.running;
-            s.paused += m.paused;
-            s.images += m.images;
+        let mut s = Statuses { rows: order.iter().map(|i| all[*i].row.clone()).collect(), ..Default::default() };
+        s.sum(all);
+        s
+    }
+
+    /// Sums the nodes' counts and the rows' length again (the rows stay).
+    fn sum(&mut self, all: &[Arc<NodeStatus>]) {
+        let rows = std::mem::take(&mut self.rows);
+        *self = Statuses { nodes: all.len(), bytes: rows.iter().map(|r| r.len()).sum(), rows, ..Default::default() };
+        for m in all.iter().map(|n| &n.summary) {
+            self.containers += m.containers;
+            self.running += m.running;
+            self.paused += m.paused;
+            self.images += m.images;
             if m.validated && m.health != Health::Disconnected {
-                s.ncpu += m.total_cpus;
-                s.memory += m.total_memory;
-            }
-            if !n.lines.is_empty() {
-                rows.push(b',');
-                rows.extend_from_slice(n.lines.as_bytes());
+                self.ncpu += m.total_cpus;
+                self.memory += m.total_memory;
             }
         }
-        s.rows = rows.into();
-        s
     }
 }
 
@@ -99,10 +118,13 @@ impl super::Cluster {
     /// read; `render` and `cmp` must be the same functions on every call.
     pub fn node_statuses(&self, render: Render, cmp: fn(&Summary, &Summary) -> std::cmp::Ordering) -> Arc<Statuses> {
         let engines = self.engines();
-        let mut o = self.status_order.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.status_order.lock().unwrap_or_else(|p| p.into_inner());
+        let o = &mut *guard;
         let changed = self.dirty.take_statuses();
         let same_nodes = o.engines.len() == engines.len() && o.engines.iter().zip(&engines).all(|(a, b)| Arc::ptr_eq(a, b));
         let mut resort = !same_nodes;
+        // Whether the shown sums are still those of `statuses`.
+        let mut summed = true;
         if !same_nodes {
             o.statuses = engines.iter().map(|e| e.status(self, render)).collect();
             o.at = engines.iter().enumerate().map(|(i, e)| (e.addr.clone(), i)).collect();
@@ -112,20 +134,32 @@ impl super::Cluster {
             for addr in changed {
                 let Some(&i) = o.at.get(&*addr) else { continue };
                 let s = o.engines[i].status(self, render);
-                if !Arc::ptr_eq(&s, &o.statuses[i]) {
-                    resort |= s.summary.info.name != o.statuses[i].summary.info.name;
-                    o.statuses[i] = s;
-                    o.shown = None;
+                if Arc::ptr_eq(&s, &o.statuses[i]) {
+                    continue;
                 }
+                resort |= s.summary.info.name != o.statuses[i].summary.info.name;
+                if let Some(shown) = &mut o.shown {
+                    // A copy only if an answer still being sent holds the old one.
+                    Arc::make_mut(shown).rows[o.place[i]] = s.row.clone();
+                }
+                o.statuses[i] = s;
+                summed = false;
             }
         }
         if resort {
             let mut order: Vec<usize> = (0..o.statuses.len()).collect();
             order.sort_by(|a, b| cmp(&o.statuses[*a].summary, &o.statuses[*b].summary));
+            o.place = vec![0; order.len()];
+            for (at, i) in order.iter().enumerate() {
+                o.place[*i] = at;
+            }
             o.order = order;
+            o.shown = None;
         }
-        if o.shown.is_none() {
-            o.shown = Some(Arc::new(Statuses::of(&o.statuses, &o.order)));
+        match &mut o.shown {
+            None => o.shown = Some(Arc::new(Statuses::of(&o.statuses, &o.order))),
+            Some(shown) if !summed => Arc::make_mut(shown).sum(&o.statuses),
+            Some(_) => {}
         }
         o.shown.clone().expect("just set")
     }
@@ -165,7 +199,8 @@ impl Engine {
             }
         }
         let summary = summary_of(&self.addr, &st, (used_cpus, used_memory), (total_cpus, total_memory));
-        let s = Arc::new(NodeStatus { lines: render(&summary), summary });
+        let lines = render(&summary);
+        let s = Arc::new(NodeStatus::new(summary, &lines));
         st.status = Some(s.clone());
         s
     }
@@ -197,6 +232,17 @@ fn summary_of(addr: &str, st: &State, (used_cpus, used_memory): (i64, i64), (tot
 }
 
 #[cfg(test)]
+impl super::Cluster {
+    /// A node known to the cluster at `addr`, named `name` (tests).
+    pub(crate) fn test_node(&self, addr: &str, name: &str) -> Arc<Engine> {
+        let e = Arc::new(Engine::new(addr, self.transport.client(addr), self.dirty.clone()));
+        e.lock().info.name = name.into();
+        self.engines.write().unwrap().insert(addr.into(), e.clone());
+        e
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::view::Container;
@@ -219,17 +265,17 @@ mod tests {
         e.upsert(container("b", "paused"));
         e.upsert(container("c", "exited"));
         let first = e.status(&c, render);
-        assert_eq!(&*first.lines, "3/1/1");
+        assert_eq!(first.lines(), "3/1/1");
         assert!(Arc::ptr_eq(&first, &e.status(&c, render)), "nothing changed: the same rows");
         e.upsert(container("a", "exited"));
-        assert_eq!(&*e.status(&c, render).lines, "3/0/1");
+        assert_eq!(e.status(&c, render).lines(), "3/0/1");
         e.lock().take("b");
-        assert_eq!(&*e.status(&c, render).lines, "2/0/0");
+        assert_eq!(e.status(&c, render).lines(), "2/0/0");
         e.upsert(container("b", "running"));
         let s = e.summary(&c);
         assert_eq!((s.containers, s.running, s.paused), (3, 1, 0));
         e.lock().clear_containers();
-        assert_eq!(&*e.status(&c, render).lines, "0/0/0");
+        assert_eq!(e.status(&c, render).lines(), "0/0/0");
     }
 
     fn named(s: &Summary) -> Box<str> {
@@ -251,7 +297,7 @@ mod tests {
             c.engines.write().unwrap().insert(addr, e.clone());
             es.push(e);
         }
-        let rows = |s: &Statuses| String::from_utf8(s.rows.to_vec()).unwrap();
+        let rows = |s: &Statuses| String::from_utf8(s.rows.concat()).unwrap();
         let first = c.node_statuses(named, by_name);
         assert_eq!((rows(&first).as_str(), first.nodes, first.containers), (r#","a=0","b=0","c=0""#, 3, 0));
         assert!(Arc::ptr_eq(&first, &c.node_statuses(named, by_name)), "nothing changed: the same answer");

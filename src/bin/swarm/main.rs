@@ -1,6 +1,7 @@
 //! `swarm`: engine, shim (internal), create/join/list/token-service/manage, with classic
 //! Swarm's global flags (`--debug`, `-l/--log-level`, `--experimental`, `-v/--version`) and its
 //! single-dash long flags (see `args`).
+mod alloc;
 mod args;
 mod create;
 mod join;
