@@ -2,7 +2,7 @@
 //! the record and its directory gone, a `destroy` event.
 use super::record::Record;
 use super::{ContainerError, ContainerService};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeError};
 
 impl<R: Runtime> ContainerService<R> {
     /// Removes a container (`force` kills a running one first).
@@ -25,6 +25,10 @@ impl<R: Runtime> ContainerService<R> {
         }
         // Marked as stopped by the user, so its exit does not schedule a restart.
         self.cancel_restart(&ctr, true);
+        let mut rx = ctr.subscribe();
+        let exits = rx.borrow().exits;
+        // Read after the exit count: an exit is written to the record before it is counted, so
+        // one not yet in the record is still to be counted, and the wait below cannot miss it.
         let rec = ctr.record();
         if rec.running() {
             if !force {
@@ -33,11 +37,22 @@ impl<R: Runtime> ContainerService<R> {
                     rec.id
                 )));
             }
-            let mut rx = ctr.subscribe();
-            let exits = rx.borrow().exits;
-            self.runtime.signal(&rec.id, &self.state_dir(&rec.id), libc::SIGKILL).await?;
-            self.thaw_for_signal(&rec).await;
-            let _ = rx.wait_for(|g| g.exits > exits).await;
+            match self.runtime.signal(&rec.id, &self.state_dir(&rec.id), libc::SIGKILL).await {
+                Ok(()) => {
+                    self.thaw_for_signal(&rec).await;
+                    let _ = rx.wait_for(|g| g.exits > exits).await;
+                }
+                // It exited by itself meanwhile (a restarting container's run, say): its exit
+                // is being recorded, and `rm -f` goes on as dockerd's does. A shim gone without
+                // an exit fails the removal as before, after a bounded wait.
+                Err(RuntimeError::NotRunning(id)) => {
+                    let counted = tokio::time::timeout(std::time::Duration::from_secs(10), rx.wait_for(|g| g.exits > exits)).await;
+                    if !matches!(counted, Ok(Ok(_))) {
+                        return Err(RuntimeError::NotRunning(id).into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let rec = ctr.record();
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
