@@ -290,6 +290,10 @@ impl<R: Runtime> ContainerService<R> {
             r.state.oom_killed = exit.oom_killed;
             r.state.finished_at = exit.finished_at.clone();
             r.state.paused = false;
+            // Restarting from the moment the exit is recorded, as dockerd's `SetRestarting`:
+            // never an instant where a container its policy restarts looks plainly exited (a
+            // `docker rm` without -f then would remove it).
+            r.state.restarting = super::restart::restart_wanted(&r);
             r.endpoints.clear();
             r.ports.clear();
             r.clone()

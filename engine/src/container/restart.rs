@@ -91,6 +91,11 @@ pub fn should_restart(p: Policy, code: i32, manually_stopped: bool, restart_coun
     }
 }
 
+/// Whether the record's policy restarts it after the exit it now holds.
+pub(super) fn restart_wanted(rec: &Record) -> bool {
+    should_restart(policy(&rec.host_config), rec.state.exit_code, rec.manually_stopped, rec.restart_count)
+}
+
 /// The next back-off after `prev`, given how long the last run lasted.
 pub fn next_delay(prev: Option<Duration>, ran_for: Duration) -> Duration {
     match prev {
@@ -131,8 +136,7 @@ impl<R: Runtime> ContainerService<R> {
 
     /// After an exit: schedules a start if the policy wants one. Returns true if it did.
     pub(super) fn schedule_restart(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record) -> bool {
-        let p = policy(&rec.host_config);
-        if !should_restart(p, rec.state.exit_code, rec.manually_stopped, rec.restart_count) {
+        if !restart_wanted(rec) {
             self.restarts.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&rec.id);
             return false;
         }
