@@ -116,10 +116,13 @@ impl<R: Runtime> ContainerService<R> {
     /// have. Their state dirs under the exec root (named by the id's first 16 hex digits) lead
     /// to the rest. Returns how many were cleaned.
     pub(super) async fn sweep_runtime_leftovers(&self) -> usize {
-        let known: HashSet<String> = {
-            let t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            t.by_id.keys().map(|id| self.state_dir(id)).filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).collect()
-        };
+        // Every container with a record, loaded or not (an unreadable record is still someone's).
+        let mut ids: Vec<String> = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner).by_id.keys().cloned().collect();
+        if let Ok(rd) = std::fs::read_dir(self.cfg.data_root.join("containers")) {
+            ids.extend(rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !super::record::is_trash(n)));
+        }
+        let known: HashSet<String> =
+            ids.iter().filter_map(|id| self.state_dir(id).file_name().map(|n| n.to_string_lossy().into_owned())).collect();
         let Ok(rd) = std::fs::read_dir(&self.cfg.exec_root) else { return 0 };
         let orphans: Vec<String> = rd
             .flatten()

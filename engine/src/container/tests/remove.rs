@@ -73,6 +73,12 @@ async fn a_reopened_service_sweeps_the_runtime_leftovers_of_removed_containers()
     let orphan = "0123456789abcdef";
     std::fs::create_dir_all(h.cfg.exec_root.join(orphan)).unwrap();
     std::fs::create_dir_all(h.cfg.exec_root.join("runtime")).unwrap();
+    // A container whose record cannot be read is still someone's: its state dir stays.
+    let unreadable = "fedcba9876543210".repeat(4);
+    let file = super::super::record::Record::file(&h.cfg.data_root, &unreadable);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"{").unwrap();
+    std::fs::create_dir_all(h.cfg.exec_root.join(&unreadable[..16])).unwrap();
     let before = h.rt.calls().len();
 
     let again = h.reopen().await;
