@@ -230,15 +230,18 @@ fn rm_cleans_up_after_its_answer_and_a_killed_engine_finishes_it_at_its_start() 
 
     // Killed right after an `rm` answer: the next start finishes the cleanup.
     e.restart();
+    // `--rm` ones: their exit leaves the runtime's side to the removal, so the runtime cleanup
+    // of each comes only after its `rm` answer.
     let names: Vec<String> = (0..4).map(|i| e.unique(&format!("rmkill{i}"))).collect();
     for n in &names {
-        e.docker_ok(&["run", "-d", "--name", n, "busybox", "sleep", "1000"]);
+        e.docker_ok(&["run", "-d", "--rm", "--name", n, "busybox", "sleep", "1000"]);
     }
     let pid = e.pid().expect("engine pid") as i32;
-    let mut args = vec!["rm", "-f"];
-    args.extend(names.iter().map(String::as_str));
-    e.docker_ok(&args);
-    // SAFETY: kill(2) of the engine this test started.
+    for n in &names {
+        let r = e.api("DELETE", &format!("/containers/{n}?force=1"), None).expect("rm -f");
+        assert_eq!(r.status, 204, "rm -f {n}");
+    }
+    // SAFETY: kill(2) of the engine this test started, right after the last answer.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     eprintln!("left at the kill: {:?}", runtime_state(e.exec_root()));
     e.restart();

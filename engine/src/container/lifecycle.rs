@@ -325,8 +325,10 @@ impl<R: Runtime> ContainerService<R> {
             let svc = self.clone();
             let id = snapshot.id.clone();
             self.tasks.spawn(async move {
-                if let Err(e) = svc.remove_with(&id, true, true).await {
-                    tracing::warn!(container = %id, error = %e, "auto-remove failed");
+                match svc.remove_with(&id, true, true).await {
+                    // A user's `rm -f` came first.
+                    Ok(()) | Err(ContainerError::NotFound(_)) => {}
+                    Err(e) => tracing::warn!(container = %id, error = %e, "auto-remove failed"),
                 }
             });
         }
