@@ -167,3 +167,88 @@ fn sigkill_during_parallel_runs_keeps_every_acknowledged_container() {
         .unwrap_or_default();
     assert_eq!(netns, Vec::<String>::new(), "netns files left");
 }
+
+/// Container cgroups left under the engine's cgroup parent, in every hierarchy (v1 and v2).
+fn cgroups_in_any_hierarchy(parent: &str) -> Vec<String> {
+    let rel = parent.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    let hierarchies = std::fs::read_dir(root).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+    let mut left = vec![];
+    for base in std::iter::once(root.to_path_buf()).chain(hierarchies) {
+        if let Ok(rd) = std::fs::read_dir(base.join(rel)) {
+            left.extend(rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.path().display().to_string()));
+        }
+    }
+    left
+}
+
+/// What the runtime keeps of containers under the exec root: their state dirs (16 hex digits)
+/// and libcontainer's state (`runtime/<id>`).
+fn runtime_state(exec_root: &Path) -> Vec<String> {
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    };
+    let mut left: Vec<String> =
+        names(exec_root).into_iter().filter(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit())).collect();
+    left.extend(names(&exec_root.join("runtime")).into_iter().map(|n| format!("runtime/{n}")));
+    left
+}
+
+/// Asserts that nothing of any container is left: state dirs, libcontainer state, cgroups, mounts.
+fn assert_no_runtime_leftovers(e: &Engine, when: &str) {
+    assert_eq!(runtime_state(e.exec_root()), Vec::<String>::new(), "{when}: runtime state left under the exec root");
+    assert_eq!(cgroups_in_any_hierarchy(e.cgroup_parent()), Vec::<String>::new(), "{when}: container cgroups left");
+    for root in [e.exec_root(), e.data_root()] {
+        let mounts = testground::cleanup::mounts_below(root);
+        assert!(mounts.is_empty(), "{when}: mounts left under {}: {mounts:?}", root.display());
+    }
+}
+
+#[test]
+fn rm_cleans_up_after_its_answer_and_a_killed_engine_finishes_it_at_its_start() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    // `run --rm` (removed by the engine), `rm -f` of running ones, `rm` of stopped ones.
+    for _ in 0..3 {
+        e.docker_ok(&["run", "--rm", "busybox", "true"]);
+    }
+    let running: Vec<String> = (0..3).map(|i| e.unique(&format!("rmrun{i}"))).collect();
+    let stopped: Vec<String> = (0..2).map(|i| e.unique(&format!("rmstop{i}"))).collect();
+    for n in &running {
+        e.docker_ok(&["run", "-d", "--name", n, "busybox", "sleep", "1000"]);
+    }
+    for n in &stopped {
+        e.docker_ok(&["run", "--name", n, "busybox", "true"]);
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(running.iter().chain(&stopped).map(String::as_str));
+    e.docker_ok(&args);
+    assert!(lines(&e.docker_ok(&["ps", "-aq"])).is_empty());
+    // A normal stop finishes the cleanups still running.
+    assert!(e.terminate(Duration::from_secs(15)).is_some(), "the engine did not stop");
+    assert_no_runtime_leftovers(&e, "after a normal stop");
+
+    // Killed right after an `rm` answer: the next start finishes the cleanup.
+    e.restart();
+    // `--rm` ones: their exit leaves the runtime's side to the removal, so the runtime cleanup
+    // of each comes only after its `rm` answer.
+    let names: Vec<String> = (0..4).map(|i| e.unique(&format!("rmkill{i}"))).collect();
+    for n in &names {
+        e.docker_ok(&["run", "-d", "--rm", "--name", n, "busybox", "sleep", "1000"]);
+    }
+    let pid = e.pid().expect("engine pid") as i32;
+    for n in &names {
+        let r = e.api("DELETE", &format!("/containers/{n}?force=1"), None).expect("rm -f");
+        assert_eq!(r.status, 204, "rm -f {n}");
+    }
+    // SAFETY: kill(2) of the engine this test started, right after the last answer.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    eprintln!("left at the kill: {:?}", runtime_state(e.exec_root()));
+    e.restart();
+    assert!(lines(&e.docker_ok(&["ps", "-aq"])).is_empty());
+    assert_no_runtime_leftovers(&e, "after the restart");
+    // And the engine still runs containers under those names.
+    e.docker_ok(&["run", "--rm", "--name", &names[0], "busybox", "true"]);
+    assert!(e.terminate(Duration::from_secs(15)).is_some(), "the engine did not stop");
+    assert_no_runtime_leftovers(&e, "at the end");
+}

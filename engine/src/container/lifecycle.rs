@@ -235,6 +235,12 @@ impl<R: Runtime> ContainerService<R> {
 
     /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
     pub(super) async fn release_resources(&self, rec: &Record) {
+        self.release_resources_with(rec, true).await
+    }
+
+    /// [`Self::release_resources`]; without `runtime` the runtime's leftovers stay for the
+    /// removal that follows to clean after its answer (an auto-remove container's exit).
+    async fn release_resources_with(&self, rec: &Record, runtime: bool) {
         let network = async {
             if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
                 if let Err(e) = self.network.release(&rec.id).await {
@@ -247,6 +253,9 @@ impl<R: Runtime> ContainerService<R> {
             super::joins::release_shm(&dir);
             if let Err(e) = self.rootfs.unmount(&dir) {
                 tracing::warn!(container = %rec.id, error = %e, "unmount failed");
+            }
+            if !runtime {
+                return;
             }
             if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
                 tracing::warn!(container = %rec.id, error = %e, "runtime cleanup failed");
@@ -281,7 +290,9 @@ impl<R: Runtime> ContainerService<R> {
 
     pub(super) async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
         let rec = ctr.record();
-        self.release_resources(&rec).await;
+        // An auto-remove container is removed right after (`--rm` excludes a restart policy):
+        // its removal cleans the runtime's side after answering `docker run --rm`.
+        self.release_resources_with(&rec, !rec.auto_remove()).await;
         let snapshot = {
             let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.state.status = Status::Exited;
@@ -318,8 +329,10 @@ impl<R: Runtime> ContainerService<R> {
             let svc = self.clone();
             let id = snapshot.id.clone();
             self.tasks.spawn(async move {
-                if let Err(e) = svc.remove_with(&id, true, true).await {
-                    tracing::warn!(container = %id, error = %e, "auto-remove failed");
+                match svc.remove_with(&id, true, true).await {
+                    // A user's `rm -f` came first.
+                    Ok(()) | Err(ContainerError::NotFound(_)) => {}
+                    Err(e) => tracing::warn!(container = %id, error = %e, "auto-remove failed"),
                 }
             });
         }

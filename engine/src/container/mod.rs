@@ -334,6 +334,12 @@ impl<R: Runtime> ContainerService<R> {
             }
         });
         futures_util::future::join_all(reclaims).await;
+        // Removed containers whose runtime cleanup the engine did not finish (killed after the
+        // removal's answer).
+        let swept = self.sweep_runtime_leftovers().await;
+        if swept > 0 {
+            tracing::info!(swept, "cleaned the runtime leftovers of removed containers");
+        }
         // Containers that ended while the engine was away are recorded before anyone asks.
         let checks = running.into_iter().map(|ctr| self.reattach(ctr));
         futures_util::future::join_all(checks).await;

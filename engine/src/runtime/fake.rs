@@ -29,6 +29,10 @@ pub struct FakeRuntime {
     pub exit_on_start: Mutex<Option<i32>>,
     /// Exit code of every exec (which prints `exec <args>` on stdout and exits at once).
     pub exec_exit: Mutex<i32>,
+    /// While set (and false), deletes wait ([`FakeRuntime::hold_deletes`]).
+    delete_gate: Mutex<Option<watch::Receiver<bool>>>,
+    /// The ids whose delete has finished, in order.
+    deleted: Mutex<Vec<String>>,
 }
 
 impl FakeRuntime {
@@ -65,6 +69,18 @@ impl FakeRuntime {
     /// The spec `create` received for `id`.
     pub fn spec(&self, id: &str) -> Option<RunSpec> {
         lock(&self.specs).get(id).cloned()
+    }
+
+    /// Deletes wait (after being recorded) until the returned sender sends `true` or is dropped.
+    pub fn hold_deletes(&self) -> watch::Sender<bool> {
+        let (tx, rx) = watch::channel(false);
+        *lock(&self.delete_gate) = Some(rx);
+        tx
+    }
+
+    /// The ids (as passed) whose delete has finished, in order.
+    pub fn deleted(&self) -> Vec<String> {
+        lock(&self.deleted).clone()
     }
 
     /// Makes the process of `id` exit with `code` (resolves `wait`).
@@ -161,7 +177,13 @@ impl Runtime for FakeRuntime {
 
     async fn delete(&self, id: &str, _state_dir: &Path) -> Result<(), RuntimeError> {
         self.record("delete", format!("delete {id}"))?;
+        let gate = lock(&self.delete_gate).clone();
+        if let Some(mut rx) = gate {
+            // A dropped sender releases the deletes too.
+            let _ = rx.wait_for(|open| *open).await;
+        }
         lock(&self.exits).remove(id);
+        lock(&self.deleted).push(id.to_string());
         Ok(())
     }
 }

@@ -193,7 +193,9 @@ pub trait Runtime: Send + Sync + 'static {
         state_dir: &std::path::Path,
         opts: AttachOpts,
     ) -> impl std::future::Future<Output = Result<AttachStream, RuntimeError>> + Send;
-    /// Removes what the shim left (bundle, libcontainer state). Idempotent.
+    /// Removes what the shim left (bundle, libcontainer state, cgroups, the state dir).
+    /// Idempotent. `id` may be only the state dir's name (the engine's start-up sweep of
+    /// removed containers): the full id is then read from the state dir.
     fn delete(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
     /// Status, pid and (once exited) the exit of a container, from its shim or its exit file;
     /// `None` when neither exists (the shim is gone without a trace, e.g. after a reboot).

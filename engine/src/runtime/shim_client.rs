@@ -41,15 +41,41 @@ async fn send(state_dir: &Path, req: &Request) -> Result<UnixStream, Gone> {
     Ok(conn)
 }
 
-/// Reads the response line byte by byte (for attach nothing after it may be consumed).
+/// Longest reply line the engine accepts from a shim.
+const MAX_RESPONSE: usize = 1 << 20;
+
+/// Reads the response line, and nothing after it: an attach stream follows it on the same
+/// connection. Each round peeks at what has arrived and then reads exactly up to the newline,
+/// so a reply that arrived whole costs two syscalls (it cost one per byte).
 async fn read_response(conn: &mut UnixStream) -> Result<Response, Gone> {
-    let mut line = Vec::with_capacity(64);
+    use nix::sys::socket::{recv, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut line = Vec::with_capacity(256);
+    let mut buf = [0u8; 4096];
     loop {
-        let b = conn.read_u8().await.map_err(|_| Gone)?;
-        if b == b'\n' {
+        conn.readable().await.map_err(|_| Gone)?;
+        let fd = conn.as_raw_fd();
+        let peeked = conn.try_io(tokio::io::Interest::READABLE, || {
+            recv(fd, &mut buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT).map_err(io::Error::from)
+        });
+        let n = match peeked {
+            Ok(0) => return Err(Gone),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Err(Gone),
+        };
+        let end = buf[..n].iter().position(|&b| b == b'\n');
+        let take = end.map_or(n, |i| i + 1);
+        // What was peeked is there: this read takes exactly it.
+        conn.read_exact(&mut buf[..take]).await.map_err(|_| Gone)?;
+        if end.is_some() {
+            line.extend_from_slice(&buf[..take - 1]);
             break;
         }
-        line.push(b);
+        line.extend_from_slice(&buf[..take]);
+        if line.len() > MAX_RESPONSE {
+            return Err(Gone);
+        }
     }
     serde_json::from_slice(&line).map_err(|_| Gone)
 }
@@ -220,8 +246,9 @@ impl Runtime for ShimRuntime {
         let runtime_root = self.runtime_root.clone();
         let owned_id = id.to_string();
         tokio::task::spawn_blocking(move || {
-            let id = owned_id;
             let cfg: Option<ShimConfig> = crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)).ok().flatten();
+            // The config names the full id (the start-up sweep knows only the state dir's name).
+            let id = cfg.as_ref().map_or(owned_id, |c| c.id.clone());
             if let Some(cfg) = &cfg {
                 remove_cgroups(&cfg.cgroup_path);
             }

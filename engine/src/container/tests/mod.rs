@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 mod failures;
 mod lifecycle;
+mod remove;
 mod restart;
 
 type Svc = Arc<ContainerService<FakeRuntime>>;
