@@ -265,10 +265,10 @@ impl Engine {
     pub fn is_validated(&self) -> bool {
         self.lock().validated
     }
-    /// Validated, under daemon ID `id` (nothing cloned: every validation asks it of every node).
-    pub fn validated_as(&self, id: &str) -> bool {
-        let st = self.lock();
-        st.validated && st.info.id == id
+    /// The daemon ID it was validated under; `None` until validated.
+    pub fn validated_id(&self) -> Option<String> {
+        let st = self.lock_quiet();
+        st.validated.then(|| st.info.id.clone())
     }
     pub fn events_live(&self) -> bool {
         self.lock().events_live

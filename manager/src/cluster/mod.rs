@@ -124,6 +124,9 @@ pub struct Shared {
     /// Slots of nodes being learnt (see [`ClusterOpts::max_learning`]).
     learning: Arc<tokio::sync::Semaphore>,
     engines: RwLock<BTreeMap<String, Arc<Engine>>>,
+    /// Daemon ID -> the addresses of the validated nodes known under it: a validation's
+    /// duplicate-ID check without a visit to every node.
+    validated_ids: Mutex<HashMap<String, Vec<String>>>,
     /// Exec ID -> node address and when it was recorded (entries expire: [`EXEC_TTL`]).
     execs: Mutex<HashMap<String, (String, Instant)>>,
     /// Held while a node is chosen and its reservation recorded.
@@ -155,8 +158,33 @@ impl std::ops::Deref for Cluster {
 impl Shared {
     /// Another node already known under daemon ID `id` (returns its address).
     pub(crate) fn engine_with_id(&self, id: &str, addr: &str) -> Option<String> {
+        let others: Vec<String> = {
+            let ids = self.validated_ids.lock().unwrap_or_else(|p| p.into_inner());
+            ids.get(id)?.iter().filter(|a| *a != addr).cloned().collect()
+        };
+        // Checked against the node itself: an entry may outlive a node that left meanwhile.
         let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
-        engines.values().find(|e| e.addr != addr && e.validated_as(id)).map(|e| e.addr.clone())
+        others.into_iter().find(|a| engines.get(a).is_some_and(|e| e.validated_id().as_deref() == Some(id)))
+    }
+
+    /// The node at `addr` is now known under daemon ID `new` instead of `old` (`None`: not
+    /// validated), for [`Shared::engine_with_id`].
+    pub(crate) fn validated_id_changed(&self, addr: &str, old: Option<&str>, new: Option<&str>) {
+        let mut ids = self.validated_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = old {
+            if let Some(addrs) = ids.get_mut(old) {
+                addrs.retain(|a| a != addr);
+                if addrs.is_empty() {
+                    ids.remove(old);
+                }
+            }
+        }
+        if let Some(new) = new {
+            let addrs = ids.entry(new.to_string()).or_default();
+            if !addrs.iter().any(|a| a == addr) {
+                addrs.push(addr.to_string());
+            }
+        }
     }
 }
 
@@ -184,6 +212,7 @@ impl Cluster {
             metrics: Metrics::default(),
             transport,
             engines: RwLock::new(BTreeMap::new()),
+            validated_ids: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             place: Mutex::new(()),
             pending_seq: Default::default(),
@@ -206,6 +235,9 @@ impl Cluster {
         for addr in gone {
             if let Some(e) = engines.remove(&addr) {
                 tracing::info!(%addr, "node left discovery");
+                if let Some(id) = e.validated_id() {
+                    self.validated_id_changed(&addr, Some(&id), None);
+                }
                 e.disconnect(self);
             }
         }

@@ -107,6 +107,9 @@ impl Engine {
         };
         let mut st = self.lock();
         let changed = st.validated && st.info.id != id;
+        if changed {
+            sh.validated_id_changed(&self.addr, Some(&st.info.id), Some(&id));
+        }
         st.info.id = id;
         st.info.name = info.name;
         st.info.ip = ip;
@@ -128,12 +131,13 @@ impl Engine {
 
     /// Inspects one container and stores (or drops) it.
     pub async fn refresh_container(&self, sh: &Shared, id: &str) -> Result<(), NodeError> {
-        let r = self.client.get_json(&format!("/containers/{id}/json")).await;
+        let r = self.client.get_bytes(&format!("/containers/{id}/json")).await;
         self.note(sh, &r);
         match r {
-            Ok(v) => {
+            Ok(body) => {
                 let ncpu = self.lock().info.ncpu;
-                self.upsert(Container::from_inspect(&v, ncpu));
+                let c = Container::from_inspect_bytes(&body, ncpu).map_err(|e| self.client.decode_err(e))?;
+                self.upsert(c);
                 Ok(())
             }
             Err(NodeError::Status { status: 404, .. }) => {
@@ -166,10 +170,11 @@ impl Engine {
     /// (`slot_held`): however many nodes refresh at once, the inspects in flight stay bounded.
     pub async fn refresh_all(&self, sh: &Shared, slot_held: bool) -> Result<(), NodeError> {
         let start_seq = self.lock().seq;
-        let r = self.client.get_json("/containers/json?all=1").await;
+        let r = self.client.get_bytes("/containers/json?all=1").await;
         self.note(sh, &r);
-        let rows: Vec<PsRowIn> = serde::Deserialize::deserialize(&r?).unwrap_or_default();
-        let mut seen = HashSet::with_capacity(rows.len());
+        let body = r?;
+        let rows = PsRowIn::parse_all(&body).map_err(|e| self.client.decode_err(e))?;
+        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
         let mut stale = vec![];
         {
             let st = self.lock();
@@ -178,7 +183,7 @@ impl Engine {
                 if id.is_empty() {
                     continue;
                 }
-                seen.insert(id.to_string());
+                seen.insert(id);
                 match st.containers.get(id) {
                     Some(e) if row.container_state() == Some(e.c.state) => {}
                     _ => stale.push(id.to_string()),
@@ -187,9 +192,14 @@ impl Engine {
         }
         {
             let mut st = self.lock();
-            st.retain(|id, e| seen.contains(id) || e.seq > start_seq);
+            // Read first: a write through the guard marks the node changed for `docker info`.
+            if st.containers.keys().any(|id| !seen.contains(&**id)) {
+                st.retain(|id, e| seen.contains(id) || e.seq > start_seq);
+            }
         }
-        drop((rows, seen));
+        drop(seen);
+        drop(rows);
+        drop(body);
         let _slot = if slot_held || stale.is_empty() {
             None
         } else {
@@ -392,6 +402,7 @@ impl Engine {
         let ev = {
             let mut st = self.lock();
             st.validated = true;
+            sh.validated_id_changed(&self.addr, None, Some(&st.info.id));
             st.health = Health::Healthy;
             st.failures = 0;
             st.error = None;
