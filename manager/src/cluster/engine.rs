@@ -265,11 +265,6 @@ impl Engine {
     pub fn is_validated(&self) -> bool {
         self.lock().validated
     }
-    /// The daemon ID it was validated under; `None` until validated.
-    pub fn validated_id(&self) -> Option<String> {
-        let st = self.lock_quiet();
-        st.validated.then(|| st.info.id.clone())
-    }
     pub fn events_live(&self) -> bool {
         self.lock().events_live
     }

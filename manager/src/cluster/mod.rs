@@ -124,7 +124,7 @@ pub struct Shared {
     /// Slots of nodes being learnt (see [`ClusterOpts::max_learning`]).
     learning: Arc<tokio::sync::Semaphore>,
     engines: RwLock<BTreeMap<String, Arc<Engine>>>,
-    /// Daemon ID -> the addresses of the validated nodes known under it: a validation's
+    /// Daemon ID -> the addresses of the nodes that claimed it at validation: a validation's
     /// duplicate-ID check without a visit to every node.
     validated_ids: Mutex<HashMap<String, Vec<String>>>,
     /// Exec ID -> node address and when it was recorded (entries expire: [`EXEC_TTL`]).
@@ -156,33 +156,33 @@ impl std::ops::Deref for Cluster {
 }
 
 impl Shared {
-    /// Another node already known under daemon ID `id` (returns its address).
-    pub(crate) fn engine_with_id(&self, id: &str, addr: &str) -> Option<String> {
-        let others: Vec<String> = {
-            let ids = self.validated_ids.lock().unwrap_or_else(|p| p.into_inner());
-            ids.get(id)?.iter().filter(|a| *a != addr).cloned().collect()
-        };
-        // Checked against the node itself: an entry may outlive a node that left meanwhile.
-        let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
-        others.into_iter().find(|a| engines.get(a).is_some_and(|e| e.validated_id().as_deref() == Some(id)))
-    }
-
-    /// The node at `addr` is now known under daemon ID `new` instead of `old` (`None`: not
-    /// validated), for [`Shared::engine_with_id`].
-    pub(crate) fn validated_id_changed(&self, addr: &str, old: Option<&str>, new: Option<&str>) {
+    /// Claims daemon ID `id` for the node at `addr` (dropping its claim on `old`, the ID it
+    /// had): the address of another node of the cluster that holds it, if any. Checked and
+    /// claimed in one step, so two nodes validating at once cannot both take one ID.
+    pub(crate) fn claim_id(&self, old: &str, id: &str, addr: &str) -> Result<(), String> {
         let mut ids = self.validated_ids.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = old {
-            if let Some(addrs) = ids.get_mut(old) {
-                addrs.retain(|a| a != addr);
-                if addrs.is_empty() {
-                    ids.remove(old);
-                }
+        if let Some(addrs) = ids.get(id) {
+            // A claim outlives nothing: nodes that left discovery drop theirs (`sync`).
+            let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(other) = addrs.iter().find(|a| *a != addr && engines.contains_key(*a)) {
+                return Err(other.clone());
             }
         }
-        if let Some(new) = new {
-            let addrs = ids.entry(new.to_string()).or_default();
-            if !addrs.iter().any(|a| a == addr) {
-                addrs.push(addr.to_string());
+        if old != id {
+            Self::unclaim(&mut ids, old, addr);
+        }
+        let addrs = ids.entry(id.to_string()).or_default();
+        if !addrs.iter().any(|a| a == addr) {
+            addrs.push(addr.to_string());
+        }
+        Ok(())
+    }
+
+    fn unclaim(ids: &mut HashMap<String, Vec<String>>, id: &str, addr: &str) {
+        if let Some(addrs) = ids.get_mut(id) {
+            addrs.retain(|a| a != addr);
+            if addrs.is_empty() {
+                ids.remove(id);
             }
         }
     }
@@ -232,12 +232,11 @@ impl Cluster {
         let wanted: BTreeMap<String, ()> = entries.iter().map(|e| (e.to_string(), ())).collect();
         let mut engines = self.engines.write().unwrap_or_else(|p| p.into_inner());
         let gone: Vec<String> = engines.keys().filter(|a| !wanted.contains_key(*a)).cloned().collect();
+        let mut left = vec![];
         for addr in gone {
             if let Some(e) = engines.remove(&addr) {
                 tracing::info!(%addr, "node left discovery");
-                if let Some(id) = e.validated_id() {
-                    self.validated_id_changed(&addr, Some(&id), None);
-                }
+                left.push((e.lock().info.id.clone(), addr.clone()));
                 e.disconnect(self);
             }
         }
@@ -252,6 +251,13 @@ impl Cluster {
             tokio::spawn(e.clone().run(self.0.clone()));
             engines.insert(addr.clone(), e);
         }
+        drop(engines);
+        // Their daemon IDs are free again (the index is locked after `engines`, never inside it).
+        let mut ids = self.validated_ids.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, addr) in left {
+            Shared::unclaim(&mut ids, &id, &addr);
+        }
+        drop(ids);
         self.discovered.store(true, Ordering::Release);
     }
 

@@ -88,7 +88,8 @@ impl Engine {
             labels.insert(k.to_string(), v.to_string());
         }
         let id = if info.id.is_empty() { self.addr.clone() } else { info.id.clone() };
-        if let Some(other) = sh.engine_with_id(&id, &self.addr) {
+        let old = self.lock_quiet().info.id.clone();
+        if let Err(other) = sh.claim_id(&old, &id, &self.addr) {
             return Err(NodeError::Decode {
                 addr: self.addr.clone(),
                 detail: format!("ID duplicated. {id} shared by this node {} and another node {other}", self.addr),
@@ -107,9 +108,6 @@ impl Engine {
         };
         let mut st = self.lock();
         let changed = st.validated && st.info.id != id;
-        if changed {
-            sh.validated_id_changed(&self.addr, Some(&st.info.id), Some(&id));
-        }
         st.info.id = id;
         st.info.name = info.name;
         st.info.ip = ip;
@@ -402,7 +400,6 @@ impl Engine {
         let ev = {
             let mut st = self.lock();
             st.validated = true;
-            sh.validated_id_changed(&self.addr, None, Some(&st.info.id));
             st.health = Health::Healthy;
             st.failures = 0;
             st.error = None;

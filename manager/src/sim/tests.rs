@@ -378,8 +378,7 @@ async fn a_duplicate_daemon_id_is_refused_until_the_other_node_leaves() {
     assert!(err.as_deref().is_some_and(|e| e.contains("ID duplicated")), "{err:?}");
     // The twin that was taken leaves: the other one is taken at its next attempt.
     let taken = if twin == &addrs[0] { &addrs[1] } else { &addrs[0] };
-    let rest: Vec<discovery::Entry> =
-        addrs.iter().filter(|a| *a != taken).map(|a| discovery::Entry::parse(a).unwrap()).collect();
+    let rest: Vec<discovery::Entry> = addrs.iter().filter(|a| *a != taken).map(|a| discovery::Entry::parse(a).unwrap()).collect();
     cluster.sync(&rest);
     for _ in 0..300 {
         if cluster.validated().len() == 2 && cluster.validated().iter().any(|e| &e.addr == twin) {
@@ -407,8 +406,7 @@ fn inspect_speed() {
     let now = chrono::Utc::now();
     let (bodies, list) = {
         let st = node.lock();
-        let bodies: Vec<Vec<u8>> =
-            st.containers.iter().map(|(id, c)| serde_json::to_vec(&wire::inspect(&node, id, c)).unwrap()).collect();
+        let bodies: Vec<Vec<u8>> = st.containers.iter().map(|(id, c)| serde_json::to_vec(&wire::inspect(&node, id, c)).unwrap()).collect();
         let rows: Vec<Value> = st.containers.iter().map(|(id, c)| wire::ps_row(&node, id, c, false, now)).collect();
         (bodies, serde_json::to_vec(&rows).unwrap())
     };
@@ -443,7 +441,8 @@ fn inspect_speed() {
     let rows: Vec<PsRowIn> = serde::Deserialize::deserialize(&v).unwrap();
     let tree = thread_cpu() - cpu;
     assert_eq!(rows.len(), n);
-    drop((rows, v));
+    drop(rows);
+    drop(v);
     let cpu = thread_cpu();
     let rows = PsRowIn::parse_all(&list).unwrap();
     let direct = thread_cpu() - cpu;

@@ -167,14 +167,7 @@ pub async fn run(o: RunOpts) -> anyhow::Result<()> {
 }
 
 /// `sim_cpu0`: the simulators' CPU seconds when the manager started.
-async fn measure(
-    o: &RunOpts,
-    name: &str,
-    m: &mut Managed,
-    sims: &Sims,
-    client: &reqwest::Client,
-    sim_cpu0: f64,
-) -> anyhow::Result<String> {
+async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: &reqwest::Client, sim_cpu0: f64) -> anyhow::Result<String> {
     let n = o.nodes;
     let join = m.wait_ready(client, n, o.ready_timeout).await?;
     let sim_cpu: f64 = sims.pids().iter().map(|p| cpu_secs(*p)).sum();
