@@ -82,6 +82,11 @@ impl NodeClient {
         NodeError::Connect { addr: format!("tcp://{}", self.addr), detail: e.to_string() }
     }
 
+    /// The answer could not be read as JSON.
+    pub fn decode_err(&self, e: impl std::fmt::Display) -> NodeError {
+        NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() }
+    }
+
     fn map_reqwest(&self, e: reqwest::Error) -> NodeError {
         if e.is_connect() || e.is_timeout() || e.is_request() {
             self.connect_err(e)
@@ -163,9 +168,15 @@ impl NodeClient {
         Err(NodeError::Status { status: status.as_u16(), message: error_message(&body) })
     }
 
+    /// `GET path`'s body as it came, with the call timeout (for callers that decode it into
+    /// typed records themselves).
+    pub async fn get_bytes(&self, path: &str) -> Result<Bytes, NodeError> {
+        self.call(Method::GET, path, HeaderMap::new(), reqwest::Body::from("")).await
+    }
+
     /// `GET path` decoded as JSON, with the call timeout.
     pub async fn get_json(&self, path: &str) -> Result<Value, NodeError> {
-        let body = self.call(Method::GET, path, HeaderMap::new(), reqwest::Body::from("")).await?;
+        let body = self.get_bytes(path).await?;
         serde_json::from_slice(&body).map_err(|e| NodeError::Decode { addr: self.addr.clone(), detail: e.to_string() })
     }
 

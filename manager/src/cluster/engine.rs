@@ -265,11 +265,6 @@ impl Engine {
     pub fn is_validated(&self) -> bool {
         self.lock().validated
     }
-    /// Validated, under daemon ID `id` (nothing cloned: every validation asks it of every node).
-    pub fn validated_as(&self, id: &str) -> bool {
-        let st = self.lock();
-        st.validated && st.info.id == id
-    }
     pub fn events_live(&self) -> bool {
         self.lock().events_live
     }

@@ -124,6 +124,9 @@ pub struct Shared {
     /// Slots of nodes being learnt (see [`ClusterOpts::max_learning`]).
     learning: Arc<tokio::sync::Semaphore>,
     engines: RwLock<BTreeMap<String, Arc<Engine>>>,
+    /// Daemon ID -> the addresses of the nodes that claimed it at validation: a validation's
+    /// duplicate-ID check without a visit to every node.
+    validated_ids: Mutex<HashMap<String, Vec<String>>>,
     /// Exec ID -> node address and when it was recorded (entries expire: [`EXEC_TTL`]).
     execs: Mutex<HashMap<String, (String, Instant)>>,
     /// Held while a node is chosen and its reservation recorded.
@@ -153,10 +156,35 @@ impl std::ops::Deref for Cluster {
 }
 
 impl Shared {
-    /// Another node already known under daemon ID `id` (returns its address).
-    pub(crate) fn engine_with_id(&self, id: &str, addr: &str) -> Option<String> {
-        let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
-        engines.values().find(|e| e.addr != addr && e.validated_as(id)).map(|e| e.addr.clone())
+    /// Claims daemon ID `id` for the node at `addr` (dropping its claim on `old`, the ID it
+    /// had): the address of another node of the cluster that holds it, if any. Checked and
+    /// claimed in one step, so two nodes validating at once cannot both take one ID.
+    pub(crate) fn claim_id(&self, old: &str, id: &str, addr: &str) -> Result<(), String> {
+        let mut ids = self.validated_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(addrs) = ids.get(id) {
+            // A claim outlives nothing: nodes that left discovery drop theirs (`sync`).
+            let engines = self.engines.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(other) = addrs.iter().find(|a| *a != addr && engines.contains_key(*a)) {
+                return Err(other.clone());
+            }
+        }
+        if old != id {
+            Self::unclaim(&mut ids, old, addr);
+        }
+        let addrs = ids.entry(id.to_string()).or_default();
+        if !addrs.iter().any(|a| a == addr) {
+            addrs.push(addr.to_string());
+        }
+        Ok(())
+    }
+
+    fn unclaim(ids: &mut HashMap<String, Vec<String>>, id: &str, addr: &str) {
+        if let Some(addrs) = ids.get_mut(id) {
+            addrs.retain(|a| a != addr);
+            if addrs.is_empty() {
+                ids.remove(id);
+            }
+        }
     }
 }
 
@@ -184,6 +212,7 @@ impl Cluster {
             metrics: Metrics::default(),
             transport,
             engines: RwLock::new(BTreeMap::new()),
+            validated_ids: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             place: Mutex::new(()),
             pending_seq: Default::default(),
@@ -203,9 +232,11 @@ impl Cluster {
         let wanted: BTreeMap<String, ()> = entries.iter().map(|e| (e.to_string(), ())).collect();
         let mut engines = self.engines.write().unwrap_or_else(|p| p.into_inner());
         let gone: Vec<String> = engines.keys().filter(|a| !wanted.contains_key(*a)).cloned().collect();
+        let mut left = vec![];
         for addr in gone {
             if let Some(e) = engines.remove(&addr) {
                 tracing::info!(%addr, "node left discovery");
+                left.push((e.lock().info.id.clone(), addr.clone()));
                 e.disconnect(self);
             }
         }
@@ -220,6 +251,13 @@ impl Cluster {
             tokio::spawn(e.clone().run(self.0.clone()));
             engines.insert(addr.clone(), e);
         }
+        drop(engines);
+        // Their daemon IDs are free again (the index is locked after `engines`, never inside it).
+        let mut ids = self.validated_ids.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, addr) in left {
+            Shared::unclaim(&mut ids, &id, &addr);
+        }
+        drop(ids);
         self.discovered.store(true, Ordering::Release);
     }
 

@@ -6,9 +6,11 @@
 //! typed here, so a missing or odd field has one default in one place instead of a lookup at
 //! every use. Reads are tolerant (a field of the wrong type reads as absent), since the
 //! documents go on to the node or client unchanged.
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -151,54 +153,170 @@ pub struct BindingAddr {
 /// Port key (`80/tcp`) to its host bindings.
 pub type PortMap = BTreeMap<String, Option<Vec<HostBinding>>>;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct InspectConfig {
-    #[serde(deserialize_with = "nullable")]
-    pub image: String,
-    #[serde(deserialize_with = "nullable")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(deserialize_with = "nullable")]
-    pub exposed_ports: BTreeMap<String, Value>,
+/// A string of a node's answer: borrowed from the answer's bytes when it holds no escapes,
+/// `null` and absent read as empty. Another type fails the document, as a `String` field did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl Text<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or null")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Text<'de>, E> {
+                Ok(Text::default())
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Text<'de>, E> {
+                Ok(Text::default())
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Text<'de>, D::Error> {
+                d.deserialize_str(V)
+            }
+        }
+        d.deserialize_option(V)
+    }
+}
+
+/// A map of strings read as its pairs in document order (a later key wins where they are
+/// collected, as in a map); `null` reads as empty.
+fn text_pairs<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(Text<'a>, Text<'a>)>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<(Text<'de>, Text<'de>)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of strings or null")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0));
+            while let Some(kv) = m.next_entry::<Text<'de>, Text<'de>>()? {
+                out.push(kv);
+            }
+            Ok(out)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(V)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+/// The keys of a map (values skipped), sorted as a map's; `null` reads as none.
+fn text_keys<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Text<'a>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<Text<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map or null")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<Text<'de>> = Vec::with_capacity(m.size_hint().unwrap_or(0));
+            while let Some((k, IgnoredAny)) = m.next_entry::<Text<'de>, IgnoredAny>()? {
+                out.push(k);
+            }
+            out.sort();
+            out.dedup();
+            Ok(out)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(vec![])
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(V)
+        }
+    }
+    d.deserialize_option(V)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct InspectHostConfig {
+pub struct InspectConfig<'a> {
+    #[serde(borrow)]
+    pub image: Text<'a>,
+    #[serde(borrow, deserialize_with = "text_pairs")]
+    pub labels: Vec<(Text<'a>, Text<'a>)>,
+    /// The keys of `ExposedPorts`, sorted.
+    #[serde(borrow, deserialize_with = "text_keys")]
+    pub exposed_ports: Vec<Text<'a>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InspectHostConfig<'a> {
     #[serde(deserialize_with = "nullable")]
     pub port_bindings: PortMap,
     #[serde(deserialize_with = "nullable")]
     pub cpu_shares: i64,
     #[serde(deserialize_with = "nullable")]
     pub memory: i64,
-    #[serde(deserialize_with = "nullable")]
-    pub network_mode: String,
+    #[serde(borrow)]
+    pub network_mode: Text<'a>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct Health {
-    #[serde(deserialize_with = "nullable")]
-    pub status: String,
+pub struct Health<'a> {
+    #[serde(borrow)]
+    pub status: Text<'a>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct InspectState {
-    #[serde(deserialize_with = "nullable")]
-    pub status: String,
+pub struct InspectState<'a> {
+    #[serde(borrow)]
+    pub status: Text<'a>,
     #[serde(deserialize_with = "nullable")]
     pub running: bool,
     #[serde(deserialize_with = "nullable")]
     pub exit_code: i64,
-    #[serde(deserialize_with = "nullable")]
-    pub started_at: String,
-    #[serde(deserialize_with = "nullable")]
-    pub finished_at: String,
-    pub health: Option<Health>,
+    #[serde(borrow)]
+    pub started_at: Text<'a>,
+    #[serde(borrow)]
+    pub finished_at: Text<'a>,
+    #[serde(borrow)]
+    pub health: Option<Health<'a>>,
 }
 
-impl InspectState {
+impl InspectState<'_> {
     /// The state; engines older than API 1.21 only say `Running`.
     pub fn state(&self) -> ContainerState {
         match ContainerState::parse(&self.status) {
@@ -214,42 +332,43 @@ impl InspectState {
 pub struct InspectNetworkSettings {
     #[serde(deserialize_with = "nullable")]
     pub ports: PortMap,
-    /// Passed on as the node gave it.
-    pub networks: Value,
+    /// Passed on as the node gave it (`None`: null or absent).
+    pub networks: Option<Box<RawValue>>,
 }
 
-/// `GET /containers/{id}/json`: what the manager reads of it.
+/// `GET /containers/{id}/json`: what the manager reads of it, straight from the answer's bytes
+/// (no tree of values; strings borrowed from the answer where they have no escapes).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct Inspect {
-    #[serde(deserialize_with = "nullable")]
-    pub id: String,
-    #[serde(deserialize_with = "nullable")]
-    pub name: String,
-    #[serde(deserialize_with = "nullable")]
-    pub created: String,
-    #[serde(deserialize_with = "nullable")]
-    pub path: String,
-    #[serde(deserialize_with = "nullable")]
-    pub args: Vec<String>,
+pub struct Inspect<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    #[serde(borrow)]
+    pub created: Text<'a>,
+    #[serde(borrow)]
+    pub path: Text<'a>,
+    #[serde(borrow, deserialize_with = "nullable")]
+    pub args: Vec<Text<'a>>,
     /// The image's id.
-    #[serde(deserialize_with = "nullable")]
-    pub image: String,
-    #[serde(deserialize_with = "nullable")]
-    pub config: InspectConfig,
-    #[serde(deserialize_with = "nullable")]
-    pub host_config: InspectHostConfig,
-    #[serde(deserialize_with = "nullable")]
-    pub state: InspectState,
+    #[serde(borrow)]
+    pub image: Text<'a>,
+    #[serde(borrow, deserialize_with = "nullable")]
+    pub config: InspectConfig<'a>,
+    #[serde(borrow, deserialize_with = "nullable")]
+    pub host_config: InspectHostConfig<'a>,
+    #[serde(borrow, deserialize_with = "nullable")]
+    pub state: InspectState<'a>,
     #[serde(deserialize_with = "nullable")]
     pub network_settings: InspectNetworkSettings,
-    /// Passed on as the node gave it.
-    pub mounts: Value,
+    /// Passed on as the node gave it (`None`: null or absent).
+    pub mounts: Option<Box<RawValue>>,
 }
 
-impl Inspect {
-    /// Reads an inspect answer; fields it lacks or cannot read take their defaults.
-    pub fn read(v: &Value) -> Inspect {
+impl<'a> Inspect<'a> {
+    /// Reads an inspect answer already parsed; fields it lacks or cannot read take their defaults.
+    pub fn read(v: &'a Value) -> Inspect<'a> {
         if object(v).is_none() {
             return Inspect::default();
         }
@@ -258,22 +377,50 @@ impl Inspect {
             Inspect::default()
         })
     }
+
+    /// Reads an inspect answer from its bytes. Valid JSON the manager cannot read (not an
+    /// object, a field of another type) reads as [`Inspect::default`], as [`Inspect::read`];
+    /// an error only for bytes that are not JSON.
+    pub fn parse(body: &'a [u8]) -> Result<Inspect<'a>, serde_json::Error> {
+        match serde_json::from_slice::<Inspect<'a>>(body) {
+            Ok(i) if body.trim_ascii_start().first() == Some(&b'{') => Ok(i),
+            Ok(_) => Ok(Inspect::default()),
+            Err(e) => {
+                serde_json::from_slice::<IgnoredAny>(body)?;
+                tracing::debug!(error = %e, "unreadable container inspect");
+                Ok(Inspect::default())
+            }
+        }
+    }
 }
 
 /// A `GET /containers/json` row: what the refresh compares.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-pub struct PsRowIn {
-    #[serde(deserialize_with = "nullable")]
-    pub id: String,
-    #[serde(deserialize_with = "nullable")]
-    pub state: String,
+pub struct PsRowIn<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub state: Text<'a>,
 }
 
-impl PsRowIn {
+impl<'a> PsRowIn<'a> {
     /// The row's state; `None` for a name Docker does not use (or none: old engines).
     pub fn container_state(&self) -> Option<ContainerState> {
         ContainerState::parse(&self.state)
+    }
+
+    /// Reads a list answer from its bytes: valid JSON that is not a list of rows reads as no
+    /// rows (as a lookup on the parsed answer did); an error only for bytes that are not JSON.
+    pub fn parse_all(body: &'a [u8]) -> Result<Vec<PsRowIn<'a>>, serde_json::Error> {
+        match serde_json::from_slice::<Vec<PsRowIn<'a>>>(body) {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                serde_json::from_slice::<IgnoredAny>(body)?;
+                tracing::debug!(error = %e, "unreadable container list");
+                Ok(vec![])
+            }
+        }
     }
 }
 
@@ -362,21 +509,50 @@ mod tests {
 
     #[test]
     fn nulls_and_absent_fields_take_defaults() {
-        let i = Inspect::read(&json!({
+        let v = json!({
             "Id": "abc", "Config": {"Labels": null, "ExposedPorts": null},
             "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}], "81/tcp": null}},
             "State": {"Running": true}, "NetworkSettings": {"Ports": null}
-        }));
-        assert_eq!(i.id, "abc");
-        assert!(i.config.labels.is_empty());
-        assert_eq!(i.host_config.port_bindings["80/tcp"].as_ref().unwrap()[0].host_port, "8080");
-        assert!(i.host_config.port_bindings["81/tcp"].is_none());
-        assert_eq!(i.state.state(), ContainerState::Running);
-        assert!(i.state.health.is_none());
+        });
+        let bytes = serde_json::to_vec(&v).unwrap();
+        for i in [Inspect::read(&v), Inspect::parse(&bytes).unwrap()] {
+            assert_eq!(i.id, "abc");
+            assert!(i.config.labels.is_empty() && i.config.exposed_ports.is_empty());
+            assert_eq!(i.host_config.port_bindings["80/tcp"].as_ref().unwrap()[0].host_port, "8080");
+            assert!(i.host_config.port_bindings["81/tcp"].is_none());
+            assert_eq!(i.state.state(), ContainerState::Running);
+            assert!(i.state.health.is_none() && i.network_settings.networks.is_none() && i.mounts.is_none());
+        }
         assert_eq!(Inspect::read(&json!("not an object")).id, "");
+        // Valid JSON the manager cannot read takes the defaults; bytes that are not JSON fail.
+        for odd in [&b"\"not an object\""[..], b"[\"abc\"]", br#"{"Id": 5}"#, br#"{"Id": "x", "State": 5}"#] {
+            assert_eq!(Inspect::parse(odd).unwrap().id, "", "{}", String::from_utf8_lossy(odd));
+        }
+        assert!(Inspect::parse(b"{\"Id\": ").is_err());
         // A fresh create's record has no HostConfig yet.
-        let fresh = Inspect::read(&json!({"Id": "x", "HostConfig": null, "State": {"Status": "created"}}));
+        let v = json!({"Id": "x", "HostConfig": null, "State": {"Status": "created"}});
+        let fresh = Inspect::read(&v);
         assert_eq!((fresh.id.as_str(), fresh.state.state()), ("x", ContainerState::Created));
+    }
+
+    #[test]
+    fn answers_are_read_from_their_bytes() {
+        // Strings without escapes are borrowed from the answer; the documents passed on are kept.
+        let body = br#"{"Id":"c1","Name":"/we\"b","Args":["-c","x"],"Config":{"Labels":{"a":"1","b":"2","a":"3"},"ExposedPorts":{"80/tcp":{},"53/udp":{}}},
+            "NetworkSettings":{"Networks":{"bridge":{"IPAddress":"10.0.0.2"}}},"Mounts":[]}"#;
+        let i = Inspect::parse(body).unwrap();
+        assert!(matches!(i.id.0, Cow::Borrowed("c1")));
+        assert_eq!((i.name.as_str(), i.args.len()), ("/we\"b", 2));
+        let labels: Vec<(&str, &str)> = i.config.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(labels, [("a", "1"), ("b", "2"), ("a", "3")]);
+        let ports: Vec<&str> = i.config.exposed_ports.iter().map(|k| k.as_str()).collect();
+        assert_eq!(ports, ["53/udp", "80/tcp"]);
+        assert_eq!(i.network_settings.networks.unwrap().get(), r#"{"bridge":{"IPAddress":"10.0.0.2"}}"#);
+        assert_eq!(i.mounts.unwrap().get(), "[]");
+        let rows = PsRowIn::parse_all(br#"[{"Id":"a","State":"running","Names":["/x"]},{"Id":"b","State":null}]"#).unwrap();
+        assert_eq!((rows[0].id.as_str(), rows[0].container_state(), rows[1].container_state()), ("a", Some(ContainerState::Running), None));
+        assert!(PsRowIn::parse_all(br#"{"message":"odd"}"#).unwrap().is_empty());
+        assert!(PsRowIn::parse_all(b"[{").is_err());
     }
 
     #[test]

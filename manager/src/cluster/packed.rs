@@ -46,6 +46,19 @@ impl RawJson {
         }
     }
 
+    /// A document as the node sent it (`None`: null or absent), held as its text with any
+    /// whitespace between tokens taken out; the node's key order and escapes are kept.
+    pub fn from_raw(raw: Option<&serde_json::value::RawValue>) -> RawJson {
+        let Some(raw) = raw else { return RawJson(None) };
+        let text = compact(raw.get());
+        match &*text {
+            "null" => RawJson(None),
+            "[]" => RawJson(Some(EMPTY_ARRAY.clone())),
+            "{}" => RawJson(Some(EMPTY_OBJECT.clone())),
+            t => RawJson(Some(t.into())),
+        }
+    }
+
     /// Whether both hold the same text in one place.
     pub fn same(&self, other: &RawJson) -> bool {
         match (&self.0, &other.0) {
@@ -80,6 +93,51 @@ impl From<Value> for RawJson {
     fn from(v: Value) -> RawJson {
         RawJson::new(&v)
     }
+}
+
+/// `json` (valid JSON) without the whitespace between its tokens; borrowed when it has none.
+pub fn compact(json: &str) -> std::borrow::Cow<'_, str> {
+    let b = json.as_bytes();
+    let ws = |c: u8| matches!(c, b' ' | b'\n' | b'\r' | b'\t');
+    // Whitespace outside strings, if any: find the first.
+    let mut in_str = false;
+    let mut escape = false;
+    let mut first = None;
+    for (i, &c) in b.iter().enumerate() {
+        if in_str {
+            match (escape, c) {
+                (true, _) => escape = false,
+                (false, b'\\') => escape = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_str = true;
+        } else if ws(c) {
+            first = Some(i);
+            break;
+        }
+    }
+    let Some(first) = first else { return std::borrow::Cow::Borrowed(json) };
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..first]);
+    for &c in &b[first..] {
+        if in_str {
+            match (escape, c) {
+                (true, _) => escape = false,
+                (false, b'\\') => escape = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            out.push(c);
+        } else if c == b'"' {
+            in_str = true;
+            out.push(c);
+        } else if !ws(c) {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8(out).expect("only ASCII whitespace was taken out"))
 }
 
 /// The last few distinct documents a node's records held, to share their text: the containers
@@ -272,6 +330,19 @@ mod tests {
         assert_eq!(RawJson::new(&Value::Null).value(), Value::Null);
         assert_eq!(RawJson::new(&json!([])).text(), Some("[]"));
         assert!(RawJson::new(&json!({})).same(&RawJson::new(&json!({}))));
+    }
+
+    #[test]
+    fn raw_documents_are_compacted_and_kept() {
+        let raw = |t: &str| RawJson::from_raw(Some(&serde_json::value::RawValue::from_string(t.into()).unwrap()));
+        let t = "{ \"b\" : [1, 2 ],\n\t\"a\":\"x y\\\" z\\\\\" , \"c\":{} }";
+        assert_eq!(raw(t).text(), Some(r#"{"b":[1,2],"a":"x y\" z\\","c":{}}"#));
+        assert_eq!(raw(t).value(), serde_json::from_str::<Value>(t).unwrap());
+        assert_eq!(&*compact(r#"{"a":"b c"}"#), r#"{"a":"b c"}"#);
+        assert!(matches!(compact(r#"{"a":"b c"}"#), std::borrow::Cow::Borrowed(_)));
+        assert!(raw("null").is_null() && RawJson::from_raw(None).is_null());
+        assert!(raw(" [ ] ").same(&RawJson::new(&json!([]))));
+        assert!(raw("{}").same(&RawJson::new(&json!({}))));
     }
 
     #[test]

@@ -6,10 +6,53 @@
 use super::packed::{escaped, int, string, PsPort};
 use super::view::Container;
 use super::NodeInfo;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Rows serialized per chunk of the answer.
 pub const PS_CHUNK: usize = 1024;
+
+/// Chunk buffers sent and given back, for the next chunks (of this answer or another): a
+/// `ps` of a million rows writes ~700 MiB through a few warm buffers instead of through that
+/// much fresh memory (a page fault every 4 KiB, and memory the allocator may keep afterwards).
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Buffers kept at most, and the largest kept.
+const SPARE_MAX: usize = 8;
+const SPARE_CAP: usize = 4 << 20;
+
+/// A chunk's buffer, given back to [`SPARE`] once sent.
+struct Chunk(Vec<u8>);
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        if buf.capacity() > SPARE_CAP {
+            return;
+        }
+        buf.clear();
+        let mut spare = SPARE.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_MAX {
+            spare.push(buf);
+        }
+    }
+}
+
+/// An empty buffer of at least `size` bytes, a spare one if any.
+fn buffer(size: usize) -> Vec<u8> {
+    let spare = SPARE.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    match spare {
+        Some(mut b) => {
+            b.reserve(size);
+            b
+        }
+        None => Vec::with_capacity(size),
+    }
+}
 
 /// One row to send: the container, its node, and whether the node is healthy (if not, the
 /// status is `Host Down`).
@@ -103,7 +146,7 @@ pub fn ps_stream(
     futures_util::stream::unfold(Some((0usize, PS_CHUNK * 448)), move |next| {
         let out = next.map(|(start, size)| {
             let end = (start + PS_CHUNK).min(records.len());
-            let mut buf = Vec::with_capacity(size + size / 8 + 2);
+            let mut buf = buffer(size + size / 8 + 2);
             buf.push(if start == 0 { b'[' } else { b',' });
             for (i, r) in records[start..end].iter().enumerate() {
                 if i > 0 {
@@ -113,10 +156,10 @@ pub fn ps_stream(
             }
             if end == records.len() {
                 buf.push(b']');
-                (Ok(bytes::Bytes::from(buf)), None)
+                (Ok(bytes::Bytes::from_owner(Chunk(buf))), None)
             } else {
                 let size = buf.len();
-                (Ok(bytes::Bytes::from(buf)), Some((end, size)))
+                (Ok(bytes::Bytes::from_owner(Chunk(buf))), Some((end, size)))
             }
         });
         std::future::ready(out)

@@ -88,7 +88,8 @@ impl Engine {
             labels.insert(k.to_string(), v.to_string());
         }
         let id = if info.id.is_empty() { self.addr.clone() } else { info.id.clone() };
-        if let Some(other) = sh.engine_with_id(&id, &self.addr) {
+        let old = self.lock_quiet().info.id.clone();
+        if let Err(other) = sh.claim_id(&old, &id, &self.addr) {
             return Err(NodeError::Decode {
                 addr: self.addr.clone(),
                 detail: format!("ID duplicated. {id} shared by this node {} and another node {other}", self.addr),
@@ -128,12 +129,13 @@ impl Engine {
 
     /// Inspects one container and stores (or drops) it.
     pub async fn refresh_container(&self, sh: &Shared, id: &str) -> Result<(), NodeError> {
-        let r = self.client.get_json(&format!("/containers/{id}/json")).await;
+        let r = self.client.get_bytes(&format!("/containers/{id}/json")).await;
         self.note(sh, &r);
         match r {
-            Ok(v) => {
+            Ok(body) => {
                 let ncpu = self.lock().info.ncpu;
-                self.upsert(Container::from_inspect(&v, ncpu));
+                let c = Container::from_inspect_bytes(&body, ncpu).map_err(|e| self.client.decode_err(e))?;
+                self.upsert(c);
                 Ok(())
             }
             Err(NodeError::Status { status: 404, .. }) => {
@@ -166,10 +168,11 @@ impl Engine {
     /// (`slot_held`): however many nodes refresh at once, the inspects in flight stay bounded.
     pub async fn refresh_all(&self, sh: &Shared, slot_held: bool) -> Result<(), NodeError> {
         let start_seq = self.lock().seq;
-        let r = self.client.get_json("/containers/json?all=1").await;
+        let r = self.client.get_bytes("/containers/json?all=1").await;
         self.note(sh, &r);
-        let rows: Vec<PsRowIn> = serde::Deserialize::deserialize(&r?).unwrap_or_default();
-        let mut seen = HashSet::with_capacity(rows.len());
+        let body = r?;
+        let rows = PsRowIn::parse_all(&body).map_err(|e| self.client.decode_err(e))?;
+        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
         let mut stale = vec![];
         {
             let st = self.lock();
@@ -178,7 +181,7 @@ impl Engine {
                 if id.is_empty() {
                     continue;
                 }
-                seen.insert(id.to_string());
+                seen.insert(id);
                 match st.containers.get(id) {
                     Some(e) if row.container_state() == Some(e.c.state) => {}
                     _ => stale.push(id.to_string()),
@@ -187,9 +190,14 @@ impl Engine {
         }
         {
             let mut st = self.lock();
-            st.retain(|id, e| seen.contains(id) || e.seq > start_seq);
+            // Read first: a write through the guard marks the node changed for `docker info`.
+            if st.containers.keys().any(|id| !seen.contains(&**id)) {
+                st.retain(|id, e| seen.contains(id) || e.seq > start_seq);
+            }
         }
-        drop((rows, seen));
+        drop(seen);
+        drop(rows);
+        drop(body);
         let _slot = if slot_held || stale.is_empty() {
             None
         } else {

@@ -36,23 +36,43 @@ fn time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&chrono::Utc)).filter(|t| t.timestamp() > 0)
 }
 
+/// The command `ps` shows: the path and its arguments joined by spaces (empty ones left out),
+/// shared with equal commands of other records.
+fn command_of(path: &str, args: &[crate::cluster::model::Text<'_>]) -> Arc<str> {
+    let mut s = String::with_capacity(path.len() + args.iter().map(|a| a.len() + 1).sum::<usize>());
+    for x in std::iter::once(path).chain(args.iter().map(|a| a.as_str())).filter(|x| !x.is_empty()) {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(x);
+    }
+    super::packed::share(&s)
+}
+
 fn port_parts(key: &str) -> (i64, &str) {
     let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
     (p.parse().unwrap_or(0), proto)
 }
 
 impl Container {
-    /// Parses `GET /containers/{id}/json`. `ncpu` converts CpuShares back to CPUs.
+    /// Parses `GET /containers/{id}/json` already parsed (tests, creates). `ncpu` converts
+    /// CpuShares back to CPUs.
     pub fn from_inspect(v: &Value, ncpu: i64) -> Container {
         Container::from_model(Inspect::read(v), ncpu)
     }
 
-    fn from_model(i: Inspect, ncpu: i64) -> Container {
+    /// Parses `GET /containers/{id}/json` from the answer's bytes (no tree of values); an
+    /// error only for bytes that are not JSON (see [`Inspect::parse`]).
+    pub fn from_inspect_bytes(body: &[u8], ncpu: i64) -> Result<Container, serde_json::Error> {
+        Ok(Container::from_model(Inspect::parse(body)?, ncpu))
+    }
+
+    fn from_model(i: Inspect<'_>, ncpu: i64) -> Container {
         let hc = i.host_config;
         let cfg = i.config;
         let labels: Labels = cfg.labels.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect();
         let port_bindings = PortBinding::all_of(&hc.port_bindings);
-        let exposed_ports: Vec<String> = cfg.exposed_ports.keys().cloned().collect();
+        let exposed_ports: Vec<String> = cfg.exposed_ports.iter().map(|k| k.as_str().to_owned()).collect();
         let name: Arc<str> = i.name.trim_start_matches('/').into();
         let cpus = if hc.cpu_shares > 0 && ncpu > 0 { hc.cpu_shares * ncpu / 1024 } else { 0 };
         let mut ports = vec![];
@@ -75,14 +95,10 @@ impl Container {
                 _ => ports.push(port(key, None)),
             }
         }
-        let command = std::iter::once(i.path.as_str())
-            .chain(i.args.iter().map(String::as_str))
-            .filter(|x| !x.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command = command_of(&i.path, &i.args);
         let created = chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0);
         let sched = ContainerView {
-            id: i.id.into(),
+            id: i.id.as_str().into(),
             names: Box::new([name.clone()]),
             image: intern(&cfg.image),
             image_id: intern(&i.image),
@@ -97,16 +113,16 @@ impl Container {
         Container {
             sched: Arc::new(sched),
             name,
-            command: super::packed::share(&command),
+            command,
             created,
             state: i.state.state(),
             exit_code: i.state.exit_code,
             started_at: time(&i.state.started_at),
             finished_at: time(&i.state.finished_at),
-            health: i.state.health.map(|h| h.status).filter(|h| !h.is_empty()).map(Into::into),
+            health: i.state.health.map(|h| h.status).filter(|h| !h.is_empty()).map(|h| h.as_str().into()),
             ports: ports.into(),
-            networks: RawJson::new(&i.network_settings.networks),
-            mounts: RawJson::new(&i.mounts),
+            networks: RawJson::from_raw(i.network_settings.networks.as_deref()),
+            mounts: RawJson::from_raw(i.mounts.as_deref()),
         }
     }
 

@@ -48,10 +48,10 @@ impl Cluster {
             None => c
                 .engine
                 .client
-                .get_json(&format!("/containers/{id}/json"))
+                .get_bytes(&format!("/containers/{id}/json"))
                 .await
                 .ok()
-                .map(|v| Inspect::read(&v).name.trim_start_matches('/').to_string())
+                .and_then(|b| Inspect::parse(&b).ok().map(|i| i.name.trim_start_matches('/').to_string()))
                 .unwrap_or_default(),
         };
         let swarm_id = CreateConfig::read(&c.body).labels.remove(crate::scheduler::request::LABEL_SWARM_ID).unwrap_or_default();

@@ -349,3 +349,103 @@ async fn learning_many_nodes_bounds_the_inspects_in_flight() {
     assert!(gauge.max() <= bound, "{} inspects in flight at once, more than {bound}", gauge.max());
     assert!(gauge.max() > crate::cluster::INSPECT_CONCURRENCY, "the nodes are learnt side by side: {} at most", gauge.max());
 }
+
+/// Two nodes under one daemon ID: the second to validate is refused with classic Swarm's
+/// "ID duplicated" error, and is taken once the first leaves discovery.
+#[tokio::test]
+async fn a_duplicate_daemon_id_is_refused_until_the_other_node_leaves() {
+    let nodes = vec![SimNode::new("twin", 2, GIB, &[]), SimNode::new("twin", 2, GIB, &[]), SimNode::new("other", 2, GIB, &[])];
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let addrs = serve(nodes.clone(), stop.clone()).await.unwrap();
+    let opts = ClusterOpts { refresh_min: Duration::from_millis(500), refresh_max: Duration::from_secs(1), ..Default::default() };
+    let cluster = Cluster::new(opts, None, stop.clone()).unwrap();
+    let entries: Vec<discovery::Entry> = addrs.iter().map(|a| discovery::Entry::parse(a).unwrap()).collect();
+    cluster.sync(&entries);
+    let refused = || {
+        cluster.engines().into_iter().filter(|e| !e.is_validated()).map(|e| (e.addr.clone(), e.lock().error.clone())).collect::<Vec<_>>()
+    };
+    for _ in 0..200 {
+        if cluster.views().len() == 2 && refused().iter().all(|(_, err)| err.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cluster.views().len(), 2, "one twin and the other node");
+    let out = refused();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let (twin, err) = &out[0];
+    assert!(err.as_deref().is_some_and(|e| e.contains("ID duplicated")), "{err:?}");
+    // The twin that was taken leaves: the other one is taken at its next attempt.
+    let taken = if twin == &addrs[0] { &addrs[1] } else { &addrs[0] };
+    let rest: Vec<discovery::Entry> = addrs.iter().filter(|a| *a != taken).map(|a| discovery::Entry::parse(a).unwrap()).collect();
+    cluster.sync(&rest);
+    for _ in 0..300 {
+        if cluster.validated().len() == 2 && cluster.validated().iter().any(|e| &e.addr == twin) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let now: Vec<String> = cluster.validated().iter().map(|e| e.addr.clone()).collect();
+    assert!(now.len() == 2 && now.contains(twin), "{now:?}");
+}
+
+/// What learning a container costs the manager, in-process: the simulator's answers (shaped as
+/// Docker 20.10's) read as a tree of values first, as before, and straight from their bytes,
+/// as the refresh does now; CPU of the test thread:
+/// `ROWS=100000 cargo test --release -p manager --lib --features sim inspect_speed -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn inspect_speed() {
+    use crate::cluster::model::PsRowIn;
+    use crate::cluster::status::speed::thread_cpu;
+    use crate::cluster::Container;
+    let n: usize = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let node = SimNode::new("speed", 2, GIB, &[]);
+    node.prefill(n);
+    let now = chrono::Utc::now();
+    let (bodies, list) = {
+        let st = node.lock();
+        let bodies: Vec<Vec<u8>> = st.containers.iter().map(|(id, c)| serde_json::to_vec(&wire::inspect(&node, id, c)).unwrap()).collect();
+        let rows: Vec<Value> = st.containers.iter().map(|(id, c)| wire::ps_row(&node, id, c, false, now)).collect();
+        (bodies, serde_json::to_vec(&rows).unwrap())
+    };
+    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    eprintln!("{n} inspects, {} bytes each; list {} MiB", bytes / n, list.len() >> 20);
+    let mut records = Vec::with_capacity(n);
+    let cpu = thread_cpu();
+    for b in &bodies {
+        let v: Value = serde_json::from_slice(b).unwrap();
+        records.push(Container::from_inspect(&v, 2));
+    }
+    let tree = thread_cpu() - cpu;
+    let first: Vec<_> = std::mem::take(&mut records);
+    let cpu = thread_cpu();
+    for b in &bodies {
+        records.push(Container::from_inspect_bytes(b, 2).unwrap());
+    }
+    let direct = thread_cpu() - cpu;
+    eprintln!(
+        "inspect to record: through a Value {:?} ({} ns each), from the bytes {:?} ({} ns each)",
+        tree,
+        tree.as_nanos() / n as u128,
+        direct,
+        direct.as_nanos() / n as u128
+    );
+    for (a, b) in first.iter().zip(&records) {
+        assert_eq!((a.id(), &a.name, a.state, a.created), (b.id(), &b.name, b.state, b.created));
+        assert_eq!(a.networks.value(), b.networks.value());
+    }
+    let cpu = thread_cpu();
+    let v: Value = serde_json::from_slice(&list).unwrap();
+    let rows: Vec<PsRowIn> = serde::Deserialize::deserialize(&v).unwrap();
+    let tree = thread_cpu() - cpu;
+    assert_eq!(rows.len(), n);
+    drop(rows);
+    drop(v);
+    let cpu = thread_cpu();
+    let rows = PsRowIn::parse_all(&list).unwrap();
+    let direct = thread_cpu() - cpu;
+    assert_eq!(rows.len(), n);
+    eprintln!("list of {n}: through a Value {tree:?}, from the bytes {direct:?}");
+}

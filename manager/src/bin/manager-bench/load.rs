@@ -152,8 +152,9 @@ pub async fn run(o: RunOpts) -> anyhow::Result<()> {
             sims.reset(&client, Duration::from_secs(30)).await?;
         }
         let var = if i == 0 { "MANAGER_CMD".to_string() } else { format!("MANAGER{}_CMD", i + 1) };
+        let sim_cpu0: f64 = sims.pids().iter().map(|p| cpu_secs(*p)).sum();
         let mut m = Managed::start(&var, template, &nodes_arg, dir.join(format!("manager-{i}.log")))?;
-        let row = measure(&o, name, &mut m, &sims, &client).await;
+        let row = measure(&o, name, &mut m, &sims, &client, sim_cpu0).await;
         m.stop().await;
         let row = row.with_context(|| format!("{name} ({var}); its log: {}", m.log.display()))?;
         println!("{row}");
@@ -165,10 +166,18 @@ pub async fn run(o: RunOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: &reqwest::Client) -> anyhow::Result<String> {
+/// `sim_cpu0`: the simulators' CPU seconds when the manager started.
+async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: &reqwest::Client, sim_cpu0: f64) -> anyhow::Result<String> {
     let n = o.nodes;
     let join = m.wait_ready(client, n, o.ready_timeout).await?;
-    eprintln!("{name}: {n} nodes validated in {:.1} s", join.as_secs_f64());
+    let sim_cpu: f64 = sims.pids().iter().map(|p| cpu_secs(*p)).sum();
+    eprintln!(
+        "{name}: {n} nodes validated in {:.1} s (CPU meanwhile: manager {:.1} s, simulators {:.1} s; load {})",
+        join.as_secs_f64(),
+        cpu_secs(m.pid),
+        sim_cpu - sim_cpu0,
+        loadavg()
+    );
     // Every node's event stream is open before the creates start (as far as the manager opens them).
     let t = Instant::now();
     let mut streams = sims.stats(client).await?.event_streams;
