@@ -208,6 +208,32 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// A map visitor for which `null` (or nothing) reads as an empty value.
+struct NullAsEmpty<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for NullAsEmpty<V>
+where
+    V::Value: Default,
+{
+    type Value = V::Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.0.expecting(f)?;
+        f.write_str(" or null")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_map(m)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(V::Value::default())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(V::Value::default())
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self.0)
+    }
+}
+
 /// A map of strings read as its pairs in document order (a later key wins where they are
 /// collected, as in a map); `null` reads as empty.
 fn text_pairs<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(Text<'a>, Text<'a>)>, D::Error> {
@@ -215,7 +241,7 @@ fn text_pairs<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(Tex
     impl<'de> Visitor<'de> for V {
         type Value = Vec<(Text<'de>, Text<'de>)>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a map of strings or null")
+            f.write_str("a map of strings")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0));
@@ -224,17 +250,8 @@ fn text_pairs<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(Tex
             }
             Ok(out)
         }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(vec![])
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(vec![])
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(V)
-        }
     }
-    d.deserialize_option(V)
+    d.deserialize_option(NullAsEmpty(V))
 }
 
 /// The keys of a map (values skipped), sorted as a map's; `null` reads as none.
@@ -243,7 +260,7 @@ fn text_keys<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Text<
     impl<'de> Visitor<'de> for V {
         type Value = Vec<Text<'de>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a map or null")
+            f.write_str("a map")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
             let mut out: Vec<Text<'de>> = Vec::with_capacity(m.size_hint().unwrap_or(0));
@@ -254,17 +271,8 @@ fn text_keys<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Text<
             out.dedup();
             Ok(out)
         }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(vec![])
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(vec![])
-        }
-        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(V)
-        }
     }
-    d.deserialize_option(V)
+    d.deserialize_option(NullAsEmpty(V))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

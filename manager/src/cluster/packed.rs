@@ -95,48 +95,43 @@ impl From<Value> for RawJson {
     }
 }
 
+/// Where a byte of a JSON text falls: inside a string (quotes and escapes included) or not.
+#[derive(Default)]
+struct Strings {
+    in_str: bool,
+    escape: bool,
+}
+
+impl Strings {
+    /// Takes the next byte; true if it is whitespace between tokens.
+    fn is_token_space(&mut self, c: u8) -> bool {
+        if self.in_str {
+            match (self.escape, c) {
+                (true, _) => self.escape = false,
+                (false, b'\\') => self.escape = true,
+                (false, b'"') => self.in_str = false,
+                _ => {}
+            }
+            false
+        } else if c == b'"' {
+            self.in_str = true;
+            false
+        } else {
+            matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+        }
+    }
+}
+
 /// `json` (valid JSON) without the whitespace between its tokens; borrowed when it has none.
 pub fn compact(json: &str) -> std::borrow::Cow<'_, str> {
     let b = json.as_bytes();
-    let ws = |c: u8| matches!(c, b' ' | b'\n' | b'\r' | b'\t');
-    // Whitespace outside strings, if any: find the first.
-    let mut in_str = false;
-    let mut escape = false;
-    let mut first = None;
-    for (i, &c) in b.iter().enumerate() {
-        if in_str {
-            match (escape, c) {
-                (true, _) => escape = false,
-                (false, b'\\') => escape = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-        } else if c == b'"' {
-            in_str = true;
-        } else if ws(c) {
-            first = Some(i);
-            break;
-        }
-    }
-    let Some(first) = first else { return std::borrow::Cow::Borrowed(json) };
+    let mut strings = Strings::default();
+    let Some(first) = b.iter().position(|&c| strings.is_token_space(c)) else {
+        return std::borrow::Cow::Borrowed(json);
+    };
     let mut out = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..first]);
-    for &c in &b[first..] {
-        if in_str {
-            match (escape, c) {
-                (true, _) => escape = false,
-                (false, b'\\') => escape = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            out.push(c);
-        } else if c == b'"' {
-            in_str = true;
-            out.push(c);
-        } else if !ws(c) {
-            out.push(c);
-        }
-    }
+    out.extend(b[first + 1..].iter().copied().filter(|&c| !strings.is_token_space(c)));
     std::borrow::Cow::Owned(String::from_utf8(out).expect("only ASCII whitespace was taken out"))
 }
 
