@@ -175,24 +175,28 @@ impl Cluster {
         body: &Value,
         auth: Option<HeaderValue>,
     ) -> Result<model::Created, CreateError> {
-        let mut body = body.clone();
-        let ncpu = engine.info().ncpu.max(1);
-        if req.cpus > 0 {
+        let ncpu = engine.ncpu().max(1);
+        let body = if req.cpus > 0 {
             // Swarm's CpuShares are CPUs; the node wants real shares.
+            let mut body = body.clone();
             model::set_field(&mut body, "HostConfig", "CpuShares", json!((req.cpus * 1024 + ncpu - 1) / ncpu));
-        }
+            std::borrow::Cow::Owned(body)
+        } else {
+            std::borrow::Cow::Borrowed(body)
+        };
+        let body = body.as_ref();
         let path = match &req.name {
             Some(n) => format!("/containers/create?{}", encode_query([("name", n.as_str())])),
             None => "/containers/create".to_string(),
         };
-        let mut r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
+        let mut r = engine.client.post_json(&path, body, HeaderMap::new()).await;
         engine.note(self, &r);
         if let Err(NodeError::Status { status: 404, .. }) = &r {
             // A 404 is the image only when the node's own list (read again) lacks it; dockerd and
             // our engine word that answer differently, so the text decides nothing.
             if self.image_absent_on(engine, &req.image).await {
                 self.pull_on(engine, &with_tag(&req.image), auth).await.map_err(CreateError::ImageMissing)?;
-                r = engine.client.post_json(&path, &body, HeaderMap::new()).await;
+                r = engine.client.post_json(&path, body, HeaderMap::new()).await;
                 engine.note(self, &r);
             }
         }
@@ -205,7 +209,7 @@ impl Cluster {
         let name = req.name.clone().unwrap_or_default();
         if engine.events_live() {
             // The node's events keep this record current from here on: no inspect needed.
-            engine.created(pending, Some(super::view::Container::from_create(&id, &name, &body, ncpu)));
+            engine.created(pending, Some(super::view::Container::from_create(&id, &name, body, ncpu)));
         } else {
             if let Err(e) = engine.refresh_container(self, &id).await {
                 tracing::warn!(node = %engine.addr, container = %id, error = %e, "created, but could not inspect");

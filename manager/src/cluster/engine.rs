@@ -259,6 +259,10 @@ impl Engine {
     pub fn info(&self) -> NodeInfo {
         self.lock().info.clone()
     }
+    /// The node's CPUs (nothing cloned: every create reads it).
+    pub fn ncpu(&self) -> i64 {
+        self.lock_quiet().info.ncpu
+    }
     pub fn name(&self) -> String {
         self.lock().info.name.clone()
     }
