@@ -418,6 +418,31 @@ mod tests {
         hold.abort();
     }
 
+    /// Two answers to one node read at the same time, then both connections put back: how many
+    /// stay open.
+    async fn kept_after_two_at_once(max_open: usize) -> usize {
+        let (addr, accepted) = server(3).await;
+        let pool = Arc::new(Pool::new(None, max_open));
+        let a = pool.send(&addr, get(), Some(Duration::from_secs(5))).await.unwrap();
+        let b = pool.send(&addr, get(), Some(Duration::from_secs(5))).await.unwrap();
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        a.into_body().bytes().await.unwrap();
+        b.into_body().bytes().await.unwrap();
+        for _ in 0..100 {
+            if pool.open_connections() <= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        pool.open_connections()
+    }
+
+    #[tokio::test]
+    async fn a_node_keeps_two_idle_connections_unless_near_the_bound() {
+        assert_eq!(kept_after_two_at_once(16).await, 2, "far from the bound both are kept");
+        assert_eq!(kept_after_two_at_once(2).await, 1, "at the bound the second is closed");
+    }
+
     #[tokio::test]
     async fn idle_connections_past_the_timeout_are_closed() {
         let (a, _) = server(3).await;
