@@ -4,7 +4,7 @@ use super::proxy::{forward, forward_buffered, hijack, read_body, respond};
 use super::route::{Mode, Owner};
 use super::{ApiError, Ctx};
 use crate::cluster::engine::Health;
-use crate::cluster::model::{BindingAddr, ContainerState, CreateConfig, Created, EndpointSettings, NetworkMember};
+use crate::cluster::model::{BindingAddr, ContainerState, Created, EndpointSettings, NetworkMember};
 use crate::cluster::ps::PsRecord;
 use crate::cluster::Cluster;
 use axum::extract::Request;
@@ -45,18 +45,23 @@ fn place_with_network(cl: &Cluster, body: &mut Value) {
     if !body.is_object() {
         return;
     }
-    let read = CreateConfig::read(body);
-    let mode = read.host_config.network_mode;
+    // Only the network mode and the endpoints' names are read here (as `CreateConfig` reads
+    // them: a field of another type is absent), not the whole body.
+    let mode = body.pointer("/HostConfig/NetworkMode").and_then(Value::as_str).unwrap_or_default().to_string();
+    let endpoints: Vec<String> = match body.pointer("/NetworkingConfig/EndpointsConfig") {
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
+        _ => vec![],
+    };
     // The endpoints' networks, `node/net` keys renamed `net` (in the body too).
     let mut networks = BTreeSet::new();
-    for k in read.networking_config.endpoints_config.keys() {
+    for k in endpoints {
         match k.split_once('/').filter(|(n, _)| cl.engine_named(n).is_some()) {
             Some((_, net)) => {
-                rename_endpoint(body, k, net);
+                rename_endpoint(body, &k, net);
                 networks.insert(net.to_string());
             }
             None => {
-                networks.insert(k.clone());
+                networks.insert(k);
             }
         }
     }

@@ -3,7 +3,7 @@
 //! if the node lacks it), then retry as classic Swarm does.
 use super::client::{encode_query, NodeError};
 use super::engine::Engine;
-use super::model::{self, CreateConfig};
+use super::model;
 use super::{Cluster, ClusterError};
 use crate::scheduler::request::{Reschedule, LABEL_SWARM_ID};
 use crate::scheduler::Request;
@@ -97,7 +97,8 @@ impl Cluster {
         if req.image.is_empty() {
             return Err(ClusterError::InvalidParameter("No image was specified".into()));
         }
-        if CreateConfig::read(&body).labels.get(LABEL_SWARM_ID).is_none_or(String::is_empty) {
+        // `Labels` is an object now (`from_config`); an ID that is not a string is none.
+        if body.get("Labels").and_then(|l| l.get(LABEL_SWARM_ID)).and_then(Value::as_str).is_none_or(str::is_empty) {
             model::set_field(&mut body, "Labels", LABEL_SWARM_ID, json!(random_hex64()));
         }
         // `--net node/net`: the network of that node.
@@ -124,6 +125,11 @@ impl Cluster {
             let (engine, pending) = self.place(&req)?;
             let r = self.create_on(&engine, &pending, &req, &body, auth.clone()).await;
             engine.remove_pending(&pending);
+            for id in engine.unclaimed_creates() {
+                if let Err(e) = engine.refresh_container(self, &id).await {
+                    tracing::warn!(node = %engine.addr, container = %id, error = %e, "could not inspect a container created meanwhile");
+                }
+            }
             match r {
                 Ok(answer) => return Ok(Created { answer, engine, req, body }),
                 Err(CreateError::ImageMissing(_)) if !image_affinity && !req.pinned_to_node() && self.image_somewhere(&req.image) => {
@@ -176,10 +182,11 @@ impl Cluster {
         auth: Option<HeaderValue>,
     ) -> Result<model::Created, CreateError> {
         let ncpu = engine.ncpu().max(1);
-        let body = if req.cpus > 0 {
-            // Swarm's CpuShares are CPUs; the node wants real shares.
+        // Swarm's CpuShares are CPUs; the node wants real shares.
+        let shares = if req.cpus > 0 { (req.cpus * 1024 + ncpu - 1) / ncpu } else { 0 };
+        let body = if shares > 0 {
             let mut body = body.clone();
-            model::set_field(&mut body, "HostConfig", "CpuShares", json!((req.cpus * 1024 + ncpu - 1) / ncpu));
+            model::set_field(&mut body, "HostConfig", "CpuShares", json!(shares));
             std::borrow::Cow::Owned(body)
         } else {
             std::borrow::Cow::Borrowed(body)
@@ -206,15 +213,16 @@ impl Cluster {
             return Err(NodeError::Decode { addr: engine.addr.clone(), detail: "the create answer has no container Id".into() }.into());
         }
         let id = v.id.clone();
-        let name = req.name.clone().unwrap_or_default();
         if engine.events_live() {
-            // The node's events keep this record current from here on: no inspect needed.
-            engine.created(pending, Some(super::view::Container::from_create(&id, &name, body, ncpu)));
+            // The node's events keep this record current from here on: no inspect needed. The
+            // CPUs are those the shares sent reserve, as an inspect would read them back.
+            let cpus = shares * ncpu / 1024;
+            engine.created(pending, &id, Some(super::view::Container::from_create(&id, req, body, cpus)));
         } else {
             if let Err(e) = engine.refresh_container(self, &id).await {
                 tracing::warn!(node = %engine.addr, container = %id, error = %e, "created, but could not inspect");
             }
-            engine.created(pending, None);
+            engine.created(pending, &id, None);
         }
         Ok(v)
     }
@@ -254,5 +262,27 @@ mod tests {
         assert_eq!(with_tag("busybox:1"), "busybox:1");
         assert_eq!(encode_query([("name", "a b/c"), ("tag", "1")]), "name=a+b%2Fc&tag=1");
         assert_eq!(random_hex64().len(), 64);
+    }
+
+    /// Create events that come before the create's answer: the create's own is claimed by its
+    /// record (naming it), any other is left to be inspected once no create is pending.
+    #[tokio::test]
+    async fn early_create_events_are_claimed_or_left_to_inspect() {
+        let c = Cluster::new(Default::default(), None, tokio_util::sync::CancellationToken::new()).unwrap();
+        let addr = "10.0.0.1:2375";
+        let e = Engine::new(addr, c.transport.client(addr), c.dirty.clone());
+        assert!(!e.hold_create_event("x0", Some("/other")), "nothing pending: inspect now");
+        let mut body = json!({"Image": "busybox"});
+        let req = Request::from_config(None, &mut body).unwrap();
+        e.add_pending("p1", req.pending_view("p1".into()));
+        e.add_pending("p2", req.pending_view("p2".into()));
+        assert!(e.hold_create_event("mine", Some("/sim_7")));
+        assert!(e.hold_create_event("theirs", Some("/other")));
+        e.created("p1", "mine", Some(super::super::view::Container::from_create("mine", &req, &body, 0)));
+        assert_eq!(&*e.get("mine").unwrap().name, "sim_7", "named by its event");
+        assert!(e.unclaimed_creates().is_empty(), "a create is still pending");
+        e.remove_pending("p2");
+        assert_eq!(e.unclaimed_creates(), ["theirs"]);
+        assert!(e.unclaimed_creates().is_empty());
     }
 }

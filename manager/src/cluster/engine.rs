@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// Create events held per node at most while its creates are pending (`hold_create_event`).
+const EARLY_CREATES_HELD: usize = 64;
+
 /// A node's state, as `docker info` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -80,6 +83,10 @@ pub(crate) struct State {
     pub images: Arc<Vec<Value>>,
     pub image_views: Arc<Vec<ImageView>>,
     pub pending: HashMap<String, Arc<ContainerView>>,
+    /// Create events of containers not known yet that came while creates were pending here
+    /// (ID, name): most likely of those creates, whose answers bring the records (the node
+    /// sends the event before its answer, as dockerd does), so they are not inspected.
+    early_creates: Vec<(String, Option<String>)>,
     /// Cached snapshot; `None` when something changed.
     pub view: Option<Arc<NodeView>>,
     pub events_live: bool,
@@ -229,6 +236,7 @@ impl Engine {
                 images: Arc::new(vec![]),
                 image_views: Arc::new(vec![]),
                 pending: HashMap::new(),
+                early_creates: Vec::new(),
                 view: None,
                 events_live: false,
                 res: Default::default(),
@@ -379,15 +387,41 @@ impl Engine {
         }
     }
 
-    /// Replaces a create's pending reservation by the created container's record, in one step.
-    pub fn created(&self, pending: &str, c: Option<Container>) {
+    /// Replaces a create's pending reservation by the record of the container `id` it created,
+    /// in one step. A create event of it that came first names a record that has no name.
+    pub fn created(&self, pending: &str, id: &str, c: Option<Container>) {
         let mut st = self.lock();
         if st.pending.remove(pending).is_some() {
             st.invalidate();
         }
-        if let Some(c) = c.filter(|c| !st.containers.contains_key(c.id())) {
+        let early = st.early_creates.iter().position(|(e, _)| e == id).map(|i| st.early_creates.swap_remove(i));
+        if let Some(mut c) = c.filter(|c| !st.containers.contains_key(c.id())) {
+            if let Some((_, Some(name))) = early.filter(|_| c.name.is_empty()) {
+                c.set_name(&name);
+            }
             st.put(c);
         }
+    }
+
+    /// Holds the create event of a container not known yet while creates are pending here
+    /// (see `early_creates`); false when none is pending or too many are held: inspect it now.
+    pub fn hold_create_event(&self, id: &str, name: Option<&str>) -> bool {
+        let mut st = self.lock_quiet();
+        if st.pending.is_empty() || st.early_creates.len() >= EARLY_CREATES_HELD {
+            return false;
+        }
+        st.early_creates.push((id.to_string(), name.map(str::to_string)));
+        true
+    }
+
+    /// Once no create is pending here, the held create events no create claimed (containers
+    /// created on the node by someone else meanwhile): they are to be inspected.
+    pub fn unclaimed_creates(&self) -> Vec<String> {
+        let mut st = self.lock_quiet();
+        if !st.pending.is_empty() {
+            return vec![];
+        }
+        st.early_creates.drain(..).map(|(id, _)| id).collect()
     }
 
     /// Applies `f` to a copy of a known container; false when it is not known. The scheduler's

@@ -247,26 +247,22 @@ impl Engine {
                     "unpause" => self.update(&id, |c| c.state = ContainerState::Running),
                     "rename" => self.update(&id, |c| {
                         if let Some(n) = ev.attr("name") {
-                            c.name = n.trim_start_matches('/').into();
-                            let mut s = (*c.sched).clone();
-                            s.names = Box::new([c.name.clone()]);
-                            c.sched = Arc::new(s);
+                            c.set_name(n);
                         }
                     }),
                     a if a.starts_with("health_status") => self.update(&id, |c| {
                         c.health = a.split_once(": ").map(|(_, h)| h.into());
                     }),
                     "create" if self.get(&id).is_some_and(|c| !c.name.is_empty()) => true,
-                    "create" => self.update(&id, |c| {
-                        if c.name.is_empty() {
-                            if let Some(n) = ev.attr("name") {
-                                c.name = n.trim_start_matches('/').into();
-                                let mut s = (*c.sched).clone();
-                                s.names = Box::new([c.name.clone()]);
-                                c.sched = Arc::new(s);
+                    "create" => {
+                        self.update(&id, |c| {
+                            if c.name.is_empty() {
+                                if let Some(n) = ev.attr("name") {
+                                    c.set_name(n);
+                                }
                             }
-                        }
-                    }),
+                        }) || self.hold_create_event(&id, ev.attr("name"))
+                    }
                     a if a.starts_with("exec_") => true,
                     "attach" | "detach" | "resize" | "top" | "archive-path" | "extract-to-dir" | "export" | "copy" | "commit" | "kill"
                     | "stop" | "oom" => true,

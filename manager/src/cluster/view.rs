@@ -7,8 +7,8 @@
 use super::model::{ContainerState, Inspect};
 use super::packed::{PsPort, RawJson};
 use crate::scheduler::labels::intern;
-use crate::scheduler::{ContainerView, Labels, PortBinding};
-use serde_json::{json, Map, Value};
+use crate::scheduler::{ContainerView, Labels, PortBinding, Request};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// One container as the manager keeps it.
@@ -38,9 +38,9 @@ fn time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 
 /// The command `ps` shows: the path and its arguments joined by spaces (empty ones left out),
 /// shared with equal commands of other records.
-fn command_of(path: &str, args: &[crate::cluster::model::Text<'_>]) -> Arc<str> {
-    let mut s = String::with_capacity(path.len() + args.iter().map(|a| a.len() + 1).sum::<usize>());
-    for x in std::iter::once(path).chain(args.iter().map(|a| a.as_str())).filter(|x| !x.is_empty()) {
+fn command_of<'a>(words: impl Iterator<Item = &'a str>) -> Arc<str> {
+    let mut s = String::new();
+    for x in words.filter(|x| !x.is_empty()) {
         if !s.is_empty() {
             s.push(' ');
         }
@@ -52,6 +52,12 @@ fn command_of(path: &str, args: &[crate::cluster::model::Text<'_>]) -> Arc<str> 
 fn port_parts(key: &str) -> (i64, &str) {
     let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
     (p.parse().unwrap_or(0), proto)
+}
+
+/// A `Ports` entry of `ps` for the port key `80/tcp`, published at `public` (host IP, port).
+fn port_entry(key: &str, public: Option<(Arc<str>, i64)>) -> PsPort {
+    let (private_port, proto) = port_parts(key);
+    PsPort { public, private_port, typ: intern(proto) }
 }
 
 impl Container {
@@ -76,10 +82,7 @@ impl Container {
         let name: Arc<str> = i.name.trim_start_matches('/').into();
         let cpus = if hc.cpu_shares > 0 && ncpu > 0 { hc.cpu_shares * ncpu / 1024 } else { 0 };
         let mut ports = vec![];
-        let port = |key: &str, public: Option<(Arc<str>, i64)>| {
-            let (private_port, proto) = port_parts(key);
-            PsPort { public, private_port, typ: intern(proto) }
-        };
+        let port = port_entry;
         if i.network_settings.ports.is_empty() {
             for k in &exposed_ports {
                 ports.push(port(k, None));
@@ -95,7 +98,7 @@ impl Container {
                 _ => ports.push(port(key, None)),
             }
         }
-        let command = command_of(&i.path, &i.args);
+        let command = command_of(std::iter::once(&*i.path).chain(i.args.iter().map(|a| a.as_str())));
         let created = chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0);
         let sched = ContainerView {
             id: i.id.as_str().into(),
@@ -126,27 +129,68 @@ impl Container {
         }
     }
 
-    /// The record of a container the manager just created, from the create body (what an
-    /// inspect would say of a fresh container). `name` may be empty until the node's create
-    /// event names it.
-    pub fn from_create(id: &str, name: &str, body: &Value, ncpu: i64) -> Container {
-        let mut config = body.clone();
-        let host_config = config.as_object_mut().and_then(|o| {
-            o.remove("NetworkingConfig");
-            o.remove("HostConfig")
-        });
-        let cmd: Vec<Value> = config["Cmd"].as_array().cloned().unwrap_or_default();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        let v = json!({
-            "Id": id, "Name": format!("/{name}"), "Created": now,
-            "Path": cmd.first().cloned().unwrap_or(json!("")), "Args": cmd.get(1..).map(|a| a.to_vec()).unwrap_or_default(),
-            "Image": "", "State": {"Status": "created"}, "Config": config, "HostConfig": host_config.unwrap_or(Value::Null),
-        });
-        Container::from_inspect(&v, ncpu)
+    /// The record of a container the manager just created: what an inspect of the fresh
+    /// container would say, built from the request as parsed for placement and the body as sent
+    /// (its labels and command), without reading the body again. `cpus` are the CPUs its
+    /// `CpuShares` reserve on the node (0 for none).
+    pub fn from_create(id: &str, req: &Request, body: &Value, cpus: i64) -> Container {
+        let name: Arc<str> = req.name.as_deref().unwrap_or_default().trim_start_matches('/').into();
+        // A label or command word that is null reads as empty; one of another type is left out.
+        fn text(v: &Value) -> Option<&str> {
+            match v {
+                Value::String(s) => Some(s.as_str()),
+                Value::Null => Some(""),
+                _ => None,
+            }
+        }
+        let labels: Labels = match body.get("Labels") {
+            Some(Value::Object(m)) => m.iter().filter_map(|(k, v)| Some((k.as_str(), text(v)?))).collect(),
+            _ => Labels::default(),
+        };
+        let command = match body.get("Cmd") {
+            Some(Value::Array(cmd)) => command_of(cmd.iter().filter_map(text)),
+            _ => command_of(std::iter::empty()),
+        };
+        let ports = req.exposed_ports.iter().map(|k| port_entry(k, None)).collect();
+        let sched = ContainerView {
+            id: id.into(),
+            names: Box::new([name.clone()]),
+            image: intern(&req.image),
+            image_id: intern(""),
+            labels,
+            cpus,
+            memory: req.memory,
+            port_bindings: req.port_bindings.clone(),
+            exposed_ports: req.exposed_ports.clone(),
+            network_mode: intern(&req.network_mode),
+            pending: false,
+        };
+        Container {
+            sched: Arc::new(sched),
+            name,
+            command,
+            created: chrono::Utc::now().timestamp(),
+            state: ContainerState::Created,
+            exit_code: 0,
+            started_at: None,
+            finished_at: None,
+            health: None,
+            ports,
+            networks: RawJson::from_raw(None),
+            mounts: RawJson::from_raw(None),
+        }
     }
 
     pub fn id(&self) -> &str {
         &self.sched.id
+    }
+
+    /// Renames the record (`/name` or `name`), in the scheduler's view too.
+    pub fn set_name(&mut self, name: &str) {
+        self.name = name.trim_start_matches('/').into();
+        let mut s = (*self.sched).clone();
+        s.names = Box::new([self.name.clone()]);
+        self.sched = Arc::new(s);
     }
     pub fn running(&self) -> bool {
         self.state.is_up()
@@ -293,6 +337,52 @@ pub fn write_human_duration(buf: &mut Vec<u8>, secs: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// What the record of a created container was before it was built straight: an inspect
+    /// document made of the body as sent, read back.
+    fn from_create_by_inspect(id: &str, name: &str, body: &Value, ncpu: i64) -> Container {
+        let mut config = body.clone();
+        let host_config = config.as_object_mut().and_then(|o| {
+            o.remove("NetworkingConfig");
+            o.remove("HostConfig")
+        });
+        let cmd: Vec<Value> = config["Cmd"].as_array().cloned().unwrap_or_default();
+        let v = json!({
+            "Id": id, "Name": format!("/{name}"), "Created": chrono::Utc::now().to_rfc3339(),
+            "Path": cmd.first().cloned().unwrap_or(json!("")), "Args": cmd.get(1..).map(|a| a.to_vec()).unwrap_or_default(),
+            "Image": "", "State": {"Status": "created"}, "Config": config, "HostConfig": host_config.unwrap_or(Value::Null),
+        });
+        Container::from_inspect(&v, ncpu)
+    }
+
+    #[test]
+    fn a_created_record_is_what_an_inspect_of_the_body_gave() {
+        let bodies = [
+            json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Memory": 1048576}}),
+            json!({"Image": "nginx:1", "Cmd": ["nginx", "", "-g", "daemon off;"], "Env": ["constraint:zone==eu", "A=1"],
+                   "Labels": {"x": "y", "empty": null, "com.docker.swarm.id": "abc"}, "ExposedPorts": {"443/tcp": {}, "80/tcp": {}},
+                   "HostConfig": {"Memory": 33554432, "CpuShares": 2, "NetworkMode": "front",
+                                  "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": [{"HostPort": ""}]}},
+                   "NetworkingConfig": {"EndpointsConfig": {"front": {}}}}),
+            json!({"Image": "x", "Cmd": null, "HostConfig": null, "Labels": {}}),
+            json!({}),
+        ];
+        for (ncpu, body) in [4, 3, 1, 8].into_iter().zip(bodies) {
+            let mut sent = body.clone();
+            let req = Request::from_config(Some("/web"), &mut sent).unwrap();
+            // As the create path sends it: CPUs as real shares.
+            let shares = if req.cpus > 0 { (req.cpus * 1024 + ncpu - 1) / ncpu } else { 0 };
+            if shares > 0 {
+                crate::cluster::model::set_field(&mut sent, "HostConfig", "CpuShares", json!(shares));
+            }
+            let mut built = Container::from_create("0123", &req, &sent, shares * ncpu / 1024);
+            let mut read = from_create_by_inspect("0123", "web", &sent, ncpu);
+            assert!((built.created - read.created).abs() <= 1);
+            (built.created, read.created) = (0, 0);
+            assert_eq!(format!("{built:?}"), format!("{read:?}"), "{body}");
+        }
+    }
 
     fn sample() -> Value {
         json!({
@@ -437,6 +527,7 @@ mod tests {
 #[cfg(test)]
 mod speed {
     use super::*;
+    use serde_json::json;
 
     fn rss() -> usize {
         let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -485,9 +576,10 @@ mod speed {
         let before = rss();
         for i in 0..n {
             let c = if created {
-                let body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
+                let mut body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
                     "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
-                Container::from_create(&format!("{:064x}", i * 7919 + 1), &format!("name_{i}"), &body, 4)
+                let req = Request::from_config(Some(&format!("name_{i}")), &mut body).unwrap();
+                Container::from_create(&format!("{:064x}", i * 7919 + 1), &req, &body, 0)
             } else {
                 Container::from_inspect(&sim_inspect(i), 4)
             };
@@ -514,9 +606,10 @@ mod speed {
                 let c = if inspected {
                     Container::from_inspect(&sim_inspect(i), 4)
                 } else {
-                    let body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
+                    let mut body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
                         "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
-                    Container::from_create(&format!("{:064x}", i * 7919), &format!("name_{i}"), &body, 1)
+                    let req = Request::from_config(Some(&format!("name_{i}")), &mut body).unwrap();
+                    Container::from_create(&format!("{:064x}", i * 7919), &req, &body, 0)
                 };
                 super::super::ps::PsRecord::new(Arc::new(c), infos[i % infos.len()].clone(), true)
             })

@@ -308,6 +308,38 @@ async fn reschedule_waits_for_a_fitting_node_and_removes_stale_copies() {
     assert!(s.cluster.records.list().await.unwrap().is_empty());
 }
 
+/// The node sends a create's event before its answer (as dockerd does): the manager builds
+/// the record from the create and its answer, named as asked, and inspects nothing.
+#[tokio::test]
+async fn a_create_is_recorded_without_an_inspect() {
+    let n = SimNode::new("n1", 2, GIB, &[]);
+    let gauge = InspectGauge::new(Duration::ZERO);
+    n.count_inspects(gauge.clone()).unwrap();
+    let s = setup(vec![n], "spread").await;
+    let engine = s.cluster.engine_named("n1").unwrap();
+    for _ in 0..250 {
+        if engine.events_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(engine.events_live(), "the node's event stream is followed");
+    let before = gauge.total();
+    for i in 0..20 {
+        let name = if i % 2 == 0 { format!("c{i}") } else { String::new() };
+        let (st, v) = create(&s.app, &name, json!({"Image": "busybox", "Cmd": ["sleep", "1"]})).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let (_, ps) = call(&s.app, "GET", "/v1.41/containers/json?all=1", None).await;
+    let mut names: Vec<String> = ps.as_array().unwrap().iter().map(|r| r["Names"][0].as_str().unwrap().to_string()).collect();
+    names.sort();
+    assert_eq!(names.len(), 20, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("/n1/") && n.len() > 4), "every record named: {names:?}");
+    assert!(names.contains(&"/n1/c0".to_string()), "{names:?}");
+    assert_eq!(ps[0]["Command"], "sleep 1");
+    assert_eq!(gauge.total() - before, 0, "no container inspected");
+}
+
 /// However many nodes join at once, at most `max_learning` of them are learnt together: the
 /// container inspects in flight (each answered after a delay, as by a loaded node) never pass
 /// `max_learning` × the per-node inspect concurrency, and every container is still inspected
