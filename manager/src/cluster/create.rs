@@ -285,4 +285,19 @@ mod tests {
         assert_eq!(e.unclaimed_creates(), ["theirs"]);
         assert!(e.unclaimed_creates().is_empty());
     }
+
+    /// The periodic refresh reads the same image list again: the node's records stay as they are.
+    #[test]
+    fn the_same_image_list_changes_nothing() {
+        let c = Cluster::new(Default::default(), None, tokio_util::sync::CancellationToken::new()).unwrap();
+        let addr = "10.0.0.1:2375";
+        let e = Engine::new(addr, c.transport.client(addr), c.dirty.clone());
+        let rows = vec![json!({"Id": "sha256:1", "RepoTags": ["busybox:latest"]})];
+        e.set_images(rows.clone());
+        let first = e.images();
+        e.set_images(rows);
+        assert!(Arc::ptr_eq(&first, &e.images()), "kept");
+        e.set_images(vec![]);
+        assert!(e.images().is_empty() && !e.has_image("busybox"));
+    }
 }

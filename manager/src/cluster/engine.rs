@@ -484,7 +484,12 @@ impl Engine {
         })
     }
 
+    /// Stores the node's image list; the same list as before changes nothing (the periodic
+    /// refresh reads it again and again: the scheduler's view of the node is kept).
     pub fn set_images(&self, rows: Vec<Value>) {
+        if *self.lock_quiet().images == rows {
+            return;
+        }
         let views = rows
             .iter()
             .map(|r| {

@@ -149,7 +149,10 @@ impl Engine {
     pub async fn refresh_images(&self, sh: &Shared) -> Result<(), NodeError> {
         let r = self.client.get_json("/images/json").await;
         self.note(sh, &r);
-        let rows = r?.as_array().cloned().unwrap_or_default();
+        let rows = match r? {
+            Value::Array(rows) => rows,
+            _ => vec![],
+        };
         self.set_images(rows);
         Ok(())
     }
