@@ -411,21 +411,22 @@ pub(crate) mod speed {
             let frame: usize = std::env::var("FRAME").map_or(128 << 10, |v| v.parse().unwrap());
             let app = {
                 let c = c.clone();
-                axum::Router::new()
-                    .route("/info", axum::routing::get(move || async move { crate::api::system::info_in_frames(&c, frame) }))
+                axum::Router::new().route("/info", axum::routing::get(move || async move { crate::api::system::info_in_frames(&c, frame) }))
             };
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
             use axum::serve::ListenerExt;
             let l = l.tap_io(move |s| s.set_nodelay(nodelay).unwrap());
             tokio::spawn(async move { axum::serve(l, app).await });
-            let client = reqwest::Client::new();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder().tls_backend_preconfigured(crate::tls::plain_client_config()).build().unwrap();
             let engines = c.engines();
             let (mut wall, mut cpu) = (vec![], vec![]);
             for round in 0..41 {
                 // What the nodes' refreshes change between two answers a second apart.
                 for k in 0..250 {
-                    engines[(round * 250 + k) * 7 % engines.len()].lock().updated_at = chrono::Utc::now() + chrono::Duration::seconds(round as i64);
+                    engines[(round * 250 + k) * 7 % engines.len()].lock().updated_at =
+                        chrono::Utc::now() + chrono::Duration::seconds(round as i64);
                 }
                 let (t, p) = (std::time::Instant::now(), process_cpu());
                 let body = client.get(format!("http://{addr}/info")).send().await.unwrap().bytes().await.unwrap();
