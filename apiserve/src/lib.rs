@@ -182,6 +182,11 @@ where
             },
             _ = token.cancelled() => return,
         };
+        // As dockerd (Go sets it on every TCP connection): a large answer's last segment does
+        // not wait for the client's delayed ACK (Nagle).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+        }
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

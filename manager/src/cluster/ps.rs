@@ -22,6 +22,12 @@ const SPARE_CAP: usize = 4 << 20;
 /// A chunk's buffer, given back to [`SPARE`] once sent.
 struct Chunk(Vec<u8>);
 
+/// `buf` (from [`buffer`]) as bytes to send; its memory goes back to the spare buffers once
+/// sent.
+pub(crate) fn pooled(buf: Vec<u8>) -> bytes::Bytes {
+    bytes::Bytes::from_owner(Chunk(buf))
+}
+
 impl AsRef<[u8]> for Chunk {
     fn as_ref(&self) -> &[u8] {
         &self.0
@@ -43,7 +49,7 @@ impl Drop for Chunk {
 }
 
 /// An empty buffer of at least `size` bytes, a spare one if any.
-fn buffer(size: usize) -> Vec<u8> {
+pub(crate) fn buffer(size: usize) -> Vec<u8> {
     let spare = SPARE.lock().unwrap_or_else(|p| p.into_inner()).pop();
     match spare {
         Some(mut b) => {

@@ -240,6 +240,11 @@ impl super::Cluster {
         self.engines.write().unwrap().insert(addr.into(), e.clone());
         e
     }
+
+    /// Drops the node at `addr` from the cluster (tests).
+    pub(crate) fn test_remove_node(&self, addr: &str) {
+        self.engines.write().unwrap().remove(addr);
+    }
 }
 
 #[cfg(test)]
@@ -333,13 +338,10 @@ pub(crate) mod speed {
         std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
     }
 
-    /// `docker info` over 10,000 nodes of 10 containers, wall and CPU time:
-    /// `cargo test --release -p manager --lib info_speed -- --ignored --nocapture`
-    #[tokio::test]
-    #[ignore]
-    async fn info_speed() {
-        let c = Cluster::new(ClusterOpts::default(), None, CancellationToken::new()).unwrap();
-        for i in 0..10_000 {
+    /// A cluster of `n` validated, healthy nodes of 10 running containers each.
+    fn cluster_of(n: usize) -> Arc<Cluster> {
+        let c = Arc::new(Cluster::new(ClusterOpts::default(), None, CancellationToken::new()).unwrap());
+        for i in 0..n {
             let addr = format!("10.0.{}.{}:2375", i / 250, i % 250);
             let e = Arc::new(Engine::new(&addr, c.transport.client(&addr), c.dirty.clone()));
             {
@@ -369,11 +371,80 @@ pub(crate) mod speed {
             }
             c.engines.write().unwrap().insert(addr, e);
         }
+        c
+    }
+
+    /// `docker info` over 10,000 nodes of 10 containers, wall and CPU time:
+    /// `cargo test --release -p manager --lib info_speed -- --ignored --nocapture`
+    #[tokio::test]
+    #[ignore]
+    async fn info_speed() {
+        let c = cluster_of(10_000);
         for round in 0..5 {
             let (t, cpu) = (std::time::Instant::now(), thread_cpu());
             let r = crate::api::system::info(&c);
             let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
             eprintln!("info {round}: {:?} wall, {:?} CPU, {} KiB", t.elapsed(), thread_cpu() - cpu, body.len() >> 10);
         }
+    }
+
+    /// CPU time of the whole process.
+    fn process_cpu() -> std::time::Duration {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    /// `docker info` over 10,000 nodes served on a loopback socket (as `swarm manage` serves it,
+    /// `TCP_NODELAY` as `NODELAY=0|1` says) to a client that reads the whole answer, while 250
+    /// nodes a second change (their refresh): wall time, and the process's CPU (server and
+    /// client) per answer. `FRAME=bytes`: the body's frames (0: one node's rows each).
+    /// `NODELAY=1 cargo test --release -p manager --lib info_socket_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn info_socket_speed() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let c = cluster_of(10_000);
+            let nodelay = std::env::var("NODELAY").map_or(true, |v| v == "1");
+            let frame: usize = std::env::var("FRAME").map_or(128 << 10, |v| v.parse().unwrap());
+            let app = {
+                let c = c.clone();
+                axum::Router::new().route("/info", axum::routing::get(move || async move { crate::api::system::info_in_frames(&c, frame) }))
+            };
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            use axum::serve::ListenerExt;
+            let l = l.tap_io(move |s| s.set_nodelay(nodelay).unwrap());
+            tokio::spawn(async move { axum::serve(l, app).await });
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder().tls_backend_preconfigured(crate::tls::plain_client_config()).build().unwrap();
+            let engines = c.engines();
+            let (mut wall, mut cpu) = (vec![], vec![]);
+            for round in 0..41 {
+                // What the nodes' refreshes change between two answers a second apart.
+                for k in 0..250 {
+                    engines[(round * 250 + k) * 7 % engines.len()].lock().updated_at =
+                        chrono::Utc::now() + chrono::Duration::seconds(round as i64);
+                }
+                let (t, p) = (std::time::Instant::now(), process_cpu());
+                let body = client.get(format!("http://{addr}/info")).send().await.unwrap().bytes().await.unwrap();
+                wall.push(t.elapsed());
+                cpu.push(process_cpu() - p);
+                assert!(body.len() > 1 << 20);
+            }
+            wall.sort();
+            cpu.sort();
+            let n = wall.len();
+            eprintln!(
+                "info over a socket (nodelay {nodelay}, frames {frame}): wall p50 {:?} p90 {:?} max {:?}; CPU p50 {:?} p90 {:?}",
+                wall[n / 2],
+                wall[n * 9 / 10],
+                wall[n - 1],
+                cpu[n / 2],
+                cpu[n * 9 / 10]
+            );
+        });
     }
 }

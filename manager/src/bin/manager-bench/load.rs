@@ -61,8 +61,8 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 pub fn print_header(conc: usize) {
-    println!("| manager | nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | event streams | node conns / manager fds | failed creates | load (start / end) | CPU µs per concurrent create (manager / simulator / client) | manager CPU ms per info / ps -a, median, less idle (idle CPU) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| manager | nodes | seq placements/s | seq p50/p99 ms | {conc}-way placements/s | {conc}-way p50/p99 ms | containers (fill rate) | info p50 ms | ps -a p50 ms (size) | manager RSS MiB (holding / after ps) | nodes validated in | event streams | node conns / manager fds | failed creates | load (start / end) | CPU µs per concurrent create (manager / simulator / client) | manager CPU ms per info / ps -a, median, less idle (idle CPU) | ps -a read whole p50 ms / first byte p50 ms / driver CPU ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 /// Creates through one manager; failures are counted (and the first few printed).
@@ -126,6 +126,19 @@ impl Driver {
         let b = self.client.get(format!("{}{path}", self.base)).send().await?.error_for_status()?.bytes().await?;
         Ok((t.elapsed(), b))
     }
+
+    /// The answer read as it arrives and dropped (as `curl -o /dev/null`): (time to its first
+    /// body bytes, time to its end, its size).
+    async fn timed_read(&self, path: &str) -> anyhow::Result<(Duration, Duration, usize)> {
+        let t = Instant::now();
+        let mut r = self.client.get(format!("{}{path}", self.base)).send().await?.error_for_status()?;
+        let (mut first, mut size) = (None, 0);
+        while let Some(chunk) = r.chunk().await? {
+            first.get_or_insert_with(|| t.elapsed());
+            size += chunk.len();
+        }
+        Ok((first.unwrap_or_else(|| t.elapsed()), t.elapsed(), size))
+    }
 }
 
 pub async fn run(o: RunOpts) -> anyhow::Result<()> {
@@ -155,6 +168,10 @@ pub async fn run(o: RunOpts) -> anyhow::Result<()> {
         let sim_cpu0: f64 = sims.pids().iter().map(|p| cpu_secs(*p)).sum();
         let mut m = Managed::start(&var, template, &nodes_arg, dir.join(format!("manager-{i}.log")))?;
         let row = measure(&o, name, &mut m, &sims, &client, sim_cpu0).await;
+        if !o.hold.is_zero() {
+            eprintln!("{name}: held for {} s at {} (pid {})", o.hold.as_secs(), m.base, m.pid);
+            tokio::time::sleep(o.hold).await;
+        }
         m.stop().await;
         let row = row.with_context(|| format!("{name} ({var}); its log: {}", m.log.display()))?;
         println!("{row}");
@@ -222,31 +239,52 @@ async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: 
     let (t0, c0) = (Instant::now(), cpu_secs_fine(m.pid));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = (cpu_secs_fine(m.pid) - c0) / t0.elapsed().as_secs_f64();
-    for _ in 0..5 {
+    // `ps -a` is read as it arrives and dropped (what the manager takes to send it), and read
+    // whole into one buffer (as before, and as a client that keeps it); the driver's own CPU
+    // for the latter is the client's share.
+    let (mut ps_first, mut ps_whole, mut ps_driver) = (vec![], vec![], vec![]);
+    for round in 0..5 {
         let c0 = cpu_secs_fine(m.pid);
         let (dt, body) = d.timed_get("/v1.41/info").await?;
         info_cpu.push(cpu_secs_fine(m.pid) - c0 - idle * dt.as_secs_f64());
         info.push(dt);
+        eprintln!("{name}: info {round}: {:.1} ms wall, {:.1} ms manager CPU", dt.as_secs_f64() * 1e3, info_cpu[round] * 1e3);
         let v: serde_json::Value = serde_json::from_slice(&body).context("the manager's /info is not JSON")?;
         held = v["Containers"].as_u64().unwrap_or(0);
         let c0 = cpu_secs_fine(m.pid);
-        let (dt, body) = d.timed_get("/v1.41/containers/json?all=1").await?;
+        let (first, dt, size) = d.timed_read("/v1.41/containers/json?all=1").await?;
         ps_cpu.push(cpu_secs_fine(m.pid) - c0 - idle * dt.as_secs_f64());
         ps.push(dt);
-        ps_bytes = body.len();
+        ps_first.push(first);
+        ps_bytes = size;
+        let me0 = cpu_secs_fine(me);
+        let (whole, _) = d.timed_get("/v1.41/containers/json?all=1").await?;
+        ps_driver.push(cpu_secs_fine(me) - me0);
+        ps_whole.push(whole);
+        eprintln!(
+            "{name}: ps -a {round}: {:.1} ms read and dropped (first byte {:.1} ms, manager CPU {:.1} ms), {:.1} ms read whole (driver CPU {:.1} ms); load {}",
+            dt.as_secs_f64() * 1e3,
+            first.as_secs_f64() * 1e3,
+            ps_cpu[round] * 1e3,
+            whole.as_secs_f64() * 1e3,
+            ps_driver[round] * 1e3,
+            loadavg()
+        );
     }
+    ps_first.sort();
+    ps_whole.sort();
     info.sort();
     ps.sort();
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] * 1e3
     };
-    let (info_cpu, ps_cpu) = (median(&mut info_cpu), median(&mut ps_cpu));
+    let (info_cpu, ps_cpu, ps_driver) = (median(&mut info_cpu), median(&mut ps_cpu), median(&mut ps_driver));
     let rss = rss_mib(m.pid);
     let stats = sims.stats(client).await?;
     let fill_rate = if o.prefill { "prefilled".to_string() } else { format!("{:.0}/s", filled as f64 / fill.as_secs_f64().max(0.001)) };
     Ok(format!(
-        "| {name} | {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {held} ({fill_rate}) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {streams} | {} / {} | {} | {load_before} / {} | {:.0} / {:.0} / {:.0} | {info_cpu:.1} / {ps_cpu:.0} (idle {:.0}%) |",
+        "| {name} | {n} | {seq_rate:.0} | {:.2} / {:.2} | {con_rate:.0} | {:.2} / {:.2} | {held} ({fill_rate}) | {:.1} | {:.1} ({:.1} MiB) | {rss_held:.0} / {rss:.0} | {:.1}s | {streams} | {} / {} | {} | {load_before} / {} | {:.0} / {:.0} / {:.0} | {info_cpu:.1} / {ps_cpu:.0} (idle {:.0}%) | {:.1} / {:.1} / {ps_driver:.0} |",
         pct(&seq, 0.5),
         pct(&seq, 0.99),
         pct(&con, 0.5),
@@ -263,5 +301,7 @@ async fn measure(o: &RunOpts, name: &str, m: &mut Managed, sims: &Sims, client: 
         cpu.1,
         cpu.2,
         idle * 100.0,
+        pct(&ps_whole, 0.5),
+        pct(&ps_first, 0.5),
     ))
 }

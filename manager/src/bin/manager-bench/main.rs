@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! manager-bench run --nodes N [--creates K] [--concurrency C] [--containers T] [--prefill]
-//!                   [--poll] [--discovery auto|nodes|file] [--ready-timeout SECS]
+//!                   [--poll] [--discovery auto|nodes|file] [--ready-timeout SECS] [--hold SECS]
 //!                   --manager 'CMD' [--name NAME] [--manager 'CMD2' [--name NAME2]] [--no-header]
 //! manager-bench sim --first F --count N --addrs FILE [--prefill K] [--poll]
 //! ```
@@ -14,7 +14,8 @@
 //! the simulator sees one event stream per node). Between managers the nodes go back to their
 //! prefilled containers (`/_sim/reset`), so each manager starts from the same state.
 //! `--prefill`: the T containers exist before the manager starts (T/N per node) instead of
-//! being filled through creates. `--poll`: the nodes answer `/events` with 404.
+//! being filled through creates. `--poll`: the nodes answer `/events` with 404. `--hold`: after
+//! its row, each manager keeps running that long (its address on stderr), for requests by hand.
 mod load;
 mod managed;
 mod sims;
@@ -91,6 +92,8 @@ pub struct RunOpts {
     pub poll: bool,
     pub discovery: DiscoveryForm,
     pub ready_timeout: Duration,
+    /// How long a manager keeps running after it is measured.
+    pub hold: Duration,
     /// (name, command template)
     pub managers: Vec<(String, String)>,
 }
@@ -98,7 +101,7 @@ pub struct RunOpts {
 fn run_opts(args: &[String]) -> anyhow::Result<(RunOpts, bool)> {
     let f = Flags::parse(
         args,
-        &["--nodes", "--creates", "--concurrency", "--containers", "--discovery", "--ready-timeout", "--manager", "--name"],
+        &["--nodes", "--creates", "--concurrency", "--containers", "--discovery", "--ready-timeout", "--hold", "--manager", "--name"],
         &["--prefill", "--poll", "--no-header"],
     )?;
     let nodes = f.num("--nodes", 100)?;
@@ -137,6 +140,7 @@ fn run_opts(args: &[String]) -> anyhow::Result<(RunOpts, bool)> {
         poll: f.has("--poll"),
         discovery,
         ready_timeout: Duration::from_secs(f.num("--ready-timeout", default_ready)? as u64),
+        hold: Duration::from_secs(f.num("--hold", 0)? as u64),
         managers,
     };
     Ok((opts, !f.has("--no-header")))
