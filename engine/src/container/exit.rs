@@ -16,42 +16,25 @@ impl<R: Runtime> ContainerService<R> {
     /// [`Self::release_resources`]; without `runtime` the runtime's leftovers stay for the
     /// removal that follows to clean after its answer (an auto-remove container's exit).
     async fn release_resources_with(&self, rec: &Record, runtime: bool) {
-        let t0 = std::time::Instant::now();
         let network = async {
             if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
                 if let Err(e) = self.network.release(&rec.id).await {
                     tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
                 }
             }
-            tracing::debug!(container = %rec.id, us = t0.elapsed().as_micros() as u64, "network released");
         };
         let own = async {
             let dir = Record::dir(&self.cfg.data_root, &rec.id);
             // Off the async worker: the network's release blocks it too (the netns unmount), and
             // each unmount can wait for an RCU grace period, so the two overlap.
             let fs = self.rootfs.clone();
-            // A container removed next (auto-remove) is never mounted again: its overlay's
-            // teardown is left to a task of the service, after the removal's answer.
-            let deferred = !runtime;
             let unmounted = tokio::task::spawn_blocking(move || {
                 super::joins::release_shm(&dir);
-                if deferred {
-                    fs.unmount_deferred(&dir)
-                } else {
-                    fs.unmount(&dir).map(|()| None)
-                }
+                fs.unmount(&dir)
             })
             .await;
-            tracing::debug!(container = %rec.id, us = t0.elapsed().as_micros() as u64, "rootfs unmounted");
             match unmounted {
-                Ok(Ok(None)) => {}
-                Ok(Ok(Some(held))) => {
-                    self.tasks.spawn(async move {
-                        if let Err(e) = tokio::task::spawn_blocking(move || drop(held)).await {
-                            tracing::warn!(error = %e, "finishing an unmount failed");
-                        }
-                    });
-                }
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(container = %rec.id, error = %e, "unmount failed"),
                 Err(e) => tracing::warn!(container = %rec.id, error = %e, "unmount task failed"),
             }

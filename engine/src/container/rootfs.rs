@@ -69,31 +69,6 @@ pub fn unmount_rootfs(container_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// As [`unmount_rootfs`], but the file system's teardown is left to the returned handle: the
-/// mount is detached (gone from every namespace, as after `unmount_rootfs`), and the overlay's
-/// superblock is shut down when the handle is dropped. That shutdown runs when the last
-/// reference goes (for the unmount's caller, on its way back from the syscall) and costs ~3 ms
-/// for an overlay a container ran in: on the path of every `docker run --rm` otherwise. A
-/// process that dies drops the handle with its fds, so nothing can be left behind. Only for a
-/// rootfs that is not mounted again before the handle is dropped (overlayfs refuses an upper
-/// dir still in use): a removal's.
-pub fn unmount_rootfs_deferred(container_dir: &Path) -> io::Result<Option<std::os::fd::OwnedFd>> {
-    let merged = paths(container_dir).merged;
-    if !is_mounted(&merged) {
-        return Ok(None);
-    }
-    let held = nix::fcntl::open(
-        &merged,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| io::Error::other(format!("opening {}: {e}", merged.display())))?;
-    // SAFETY: `open` returned a new fd that nothing else owns.
-    let held = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(held) };
-    umount2(&merged, MntFlags::MNT_DETACH).map_err(|e| io::Error::other(format!("unmounting {}: {e}", merged.display())))?;
-    Ok(Some(held))
-}
-
 /// The overlay mount of a start and its unmount, behind a seam: mounting needs CAP_SYS_ADMIN, so
 /// the service's tests use `FakeRootfs` (which only makes the directories and records the calls).
 pub trait Rootfs: Send + Sync + 'static {
@@ -101,10 +76,6 @@ pub trait Rootfs: Send + Sync + 'static {
     fn mount(&self, container_dir: &Path, layer_dirs: &[PathBuf], volatile: bool) -> io::Result<PathBuf>;
     /// Unmounts it if mounted (see [`unmount_rootfs`]).
     fn unmount(&self, container_dir: &Path) -> io::Result<()>;
-    /// Unmounts it if mounted, its teardown left to the handle (see [`unmount_rootfs_deferred`]).
-    fn unmount_deferred(&self, container_dir: &Path) -> io::Result<Option<std::os::fd::OwnedFd>> {
-        self.unmount(container_dir).map(|()| None)
-    }
     /// True while the rootfs of `container_dir` is mounted.
     fn is_mounted(&self, container_dir: &Path) -> bool;
 }
@@ -118,9 +89,6 @@ impl Rootfs for OverlayRootfs {
     }
     fn unmount(&self, container_dir: &Path) -> io::Result<()> {
         unmount_rootfs(container_dir)
-    }
-    fn unmount_deferred(&self, container_dir: &Path) -> io::Result<Option<std::os::fd::OwnedFd>> {
-        unmount_rootfs_deferred(container_dir)
     }
     fn is_mounted(&self, container_dir: &Path) -> bool {
         is_mounted(&paths(container_dir).merged)

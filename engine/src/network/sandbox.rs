@@ -183,7 +183,6 @@ impl NetworkService {
     /// address), the netns and its record. Idempotent.
     #[tracing::instrument(skip_all, fields(container = %container_id))]
     pub async fn disconnect(&self, container_id: &str) -> Result<(), NetworkError> {
-        let entered = std::time::Instant::now();
         // A setup still plumbing in the background is stopped first (it could start a resolver).
         let pending =
             self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(container_id).and_then(|l| l.pending.take());
@@ -215,7 +214,6 @@ impl NetworkService {
         // task watches them go, as iptables rules go in the background too; whatever still
         // holds the netns (a container sharing it) gets its veths deleted one by one after a
         // short while. A new start of the container deletes a leftover pair first.
-        tracing::debug!(us = entered.elapsed().as_micros() as u64, "sandbox state released");
         let t0 = std::time::Instant::now();
         let veths: Vec<String> = nets.iter().map(|net| veth_name(&endpoint_id(net, container_id))).collect();
         let watch = if veths.is_empty() { None } else { Some(self.shared.netlink.watch_links().map_err(os("watching links"))?) };
