@@ -446,3 +446,27 @@ fn restarting_container_refuses_rm_exec_and_bad_policies() {
     ));
     assert_eq!(o.stdout.trim(), r#"{"message":"invalid restart policy 'bogus'"} 400"#, "{o}");
 }
+
+/// The niceness in a /proc/PID/stat line (field 19).
+fn nice_in(stat: &str) -> i64 {
+    // After the command's `(...)`: state is field 3, nice field 19.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    rest.split_whitespace().nth(16).expect("nice field").parse().expect("nice")
+}
+
+#[test]
+fn containers_run_at_the_engines_priority() {
+    require_root!();
+    let e = engine_with_busybox();
+    let pid = e.pid().expect("engine pid");
+    let want = nice_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("engine stat"));
+    // The spare shim waits at the lowest priority; the containers started through spares (every
+    // start after the first) get the engine's back, their execs too.
+    for _ in 0..3 {
+        assert_eq!(nice_in(&e.docker_ok(&["run", "--rm", "busybox", "cat", "/proc/self/stat"])), want);
+    }
+    let n = e.unique("nice");
+    e.docker_ok(&["run", "-d", "--name", &n, "busybox", "sleep", "1000"]);
+    assert_eq!(nice_in(&e.docker_ok(&["exec", &n, "cat", "/proc/self/stat"])), want);
+    e.docker_ok(&["rm", "-f", &n]);
+}

@@ -1,7 +1,7 @@
-//! start, attach, wait, stop, kill, remove, and what happens when a process exits.
-use super::record::{NetMode, Record, Status};
+//! start, attach, wait, stop, kill (the exit and the release of resources are in `exit.rs`).
+use super::record::{Record, Status};
 use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
-use crate::runtime::{AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError};
+use crate::runtime::{AttachOpts, AttachStream, RunSpec, Runtime, RuntimeError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -172,7 +172,10 @@ impl<R: Runtime> ContainerService<R> {
         let mount = tokio::task::spawn_blocking(move || fs.mount(&dir2, &layers, volatile));
         // The overlay is mounted while the network is set up: neither needs the other. Both are
         // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
+        let t0 = std::time::Instant::now();
         let (merged, net) = tokio::join!(mount, self.setup_network(ctr, rec, &dir));
+        let us = |t: std::time::Instant| t.elapsed().as_micros() as u64;
+        tracing::debug!(us = us(t0), "rootfs mounted and network set up");
         let merged =
             merged.map_err(ContainerError::task("mounting the rootfs"))?.map_err(ContainerError::io("mounting the rootfs of", &dir))?;
         let net = net?;
@@ -212,7 +215,9 @@ impl<R: Runtime> ContainerService<R> {
             options,
             log,
         };
+        tracing::debug!(us = us(t0), "run spec ready");
         self.runtime.create(&spec).await?;
+        tracing::debug!(us = us(t0), "runtime created");
         if spec.options.oom_kill_disable {
             self.cgroup(&rec.id)?.disable_oom_killer()?;
         }
@@ -230,112 +235,10 @@ impl<R: Runtime> ContainerService<R> {
                 Err(e) => tracing::warn!(error = %e, "connecting an early attach failed"),
             }
         }
-        Ok(self.runtime.start(&rec.id, &state_dir).await?)
-    }
-
-    /// Undoes what start set up: network endpoint, rootfs mount, shim leftovers.
-    pub(super) async fn release_resources(&self, rec: &Record) {
-        self.release_resources_with(rec, true).await
-    }
-
-    /// [`Self::release_resources`]; without `runtime` the runtime's leftovers stay for the
-    /// removal that follows to clean after its answer (an auto-remove container's exit).
-    async fn release_resources_with(&self, rec: &Record, runtime: bool) {
-        let network = async {
-            if matches!(rec.net_mode, NetMode::Bridge | NetMode::None) {
-                if let Err(e) = self.network.release(&rec.id).await {
-                    tracing::warn!(container = %rec.id, error = %e, "network cleanup failed");
-                }
-            }
-        };
-        let own = async {
-            let dir = Record::dir(&self.cfg.data_root, &rec.id);
-            super::joins::release_shm(&dir);
-            if let Err(e) = self.rootfs.unmount(&dir) {
-                tracing::warn!(container = %rec.id, error = %e, "unmount failed");
-            }
-            if !runtime {
-                return;
-            }
-            if let Err(e) = self.runtime.delete(&rec.id, &self.state_dir(&rec.id)).await {
-                tracing::warn!(container = %rec.id, error = %e, "runtime cleanup failed");
-            }
-        };
-        // Independent (the network's side, the container's own): on the path of every `run --rm`.
-        tokio::join!(network, own);
-    }
-
-    /// Waits (in a task) for the process to exit, then records it. The wait ends at the
-    /// service's shutdown (the container keeps running); an exit being recorded is finished.
-    pub(super) fn watch_exit(self: &Arc<Self>, ctr: Arc<Ctr>) {
-        let svc = self.clone();
-        let stop = self.tasks.token();
-        self.tasks.spawn(async move {
-            let id = ctr.id();
-            let state_dir = svc.state_dir(&id);
-            let waited = tokio::select! {
-                _ = stop.cancelled() => return,
-                w = svc.runtime.wait(&id, &state_dir) => w,
-            };
-            let exit = match waited {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(container = %id, error = %e, "lost track of the container's process");
-                    Exit { code: 255, oom_killed: false, finished_at: now() }
-                }
-            };
-            svc.on_exit(&ctr, exit).await;
-        });
-    }
-
-    pub(super) async fn on_exit(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
-        let rec = ctr.record();
-        // An auto-remove container is removed right after (`--rm` excludes a restart policy):
-        // its removal cleans the runtime's side after answering `docker run --rm`.
-        self.release_resources_with(&rec, !rec.auto_remove()).await;
-        let snapshot = {
-            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            r.state.status = Status::Exited;
-            r.state.pid = 0;
-            r.state.exit_code = exit.code;
-            r.state.oom_killed = exit.oom_killed;
-            r.state.finished_at = exit.finished_at.clone();
-            r.state.paused = false;
-            // Restarting from the moment the exit is recorded, as dockerd's `SetRestarting`:
-            // never an instant where a container its policy restarts looks plainly exited (a
-            // `docker rm` without -f then would remove it).
-            r.state.restarting = super::restart::restart_wanted(&r);
-            r.endpoints.clear();
-            r.ports.clear();
-            r.clone()
-        };
-        if let Err(e) = self.save_state(&snapshot) {
-            tracing::error!(container = %snapshot.id, error = %e, "saving the exit state failed");
-        }
-        let code = exit.code.to_string();
-        if exit.oom_killed {
-            self.publish("oom", &snapshot, &[]);
-        }
-        self.publish("die", &snapshot, &[("exitCode", code.as_str())]);
-        self.network_event("disconnect", &snapshot);
-        self.unmount_events(&snapshot);
-        tracing::info!(container = %snapshot.id, code = exit.code, "exited");
-        ctr.gen.send_modify(|g| {
-            g.exits += 1;
-            g.running = false;
-            g.exit_code = exit.code;
-        });
-        if !self.schedule_restart(ctr, &snapshot) && snapshot.auto_remove() {
-            let svc = self.clone();
-            let id = snapshot.id.clone();
-            self.tasks.spawn(async move {
-                match svc.remove_with(&id, true, true).await {
-                    // A user's `rm -f` came first.
-                    Ok(()) | Err(ContainerError::NotFound(_)) => {}
-                    Err(e) => tracing::warn!(container = %id, error = %e, "auto-remove failed"),
-                }
-            });
-        }
+        tracing::debug!(us = us(t0), "network ready");
+        let pid = self.runtime.start(&rec.id, &state_dir).await?;
+        tracing::debug!(us = us(t0), "runtime started");
+        Ok(pid)
     }
 
     /// Resolves when `cond` holds; returns the exit code.
@@ -453,7 +356,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     /// Publishes a network event (`connect`, `disconnect`) for the container's network.
-    fn network_event(&self, action: &str, rec: &Record) {
+    pub(super) fn network_event(&self, action: &str, rec: &Record) {
         let nets: Vec<(String, String)> = if rec.networks.is_empty() {
             self.network.network(rec.net_mode.name()).ok().map(|n| (n.id, n.name)).into_iter().collect()
         } else {

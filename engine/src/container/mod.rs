@@ -8,6 +8,7 @@ mod commit;
 mod create;
 mod etcfiles;
 mod exec;
+mod exit;
 mod health;
 mod joins;
 mod lifecycle;

@@ -22,6 +22,7 @@ impl<R: Runtime> ContainerService<R> {
     /// Removes a container; `volumes` also removes its anonymous volumes (`rm -v`, `--rm`).
     #[tracing::instrument(skip_all, fields(container = %key))]
     pub async fn remove_with(&self, key: &str, force: bool, volumes: bool) -> Result<(), ContainerError> {
+        let t0 = std::time::Instant::now();
         let ctr = self.get(key)?;
         let _op = ctr.op.lock().await;
         if ctr.subscribe().borrow().removed {
@@ -93,7 +94,7 @@ impl<R: Runtime> ContainerService<R> {
         if volumes {
             self.drop_anonymous(&rec.mounts);
         }
-        tracing::info!("removed");
+        tracing::info!(us = t0.elapsed().as_micros() as u64, "removed");
         Ok(())
     }
 

@@ -109,12 +109,14 @@ mod fake {
     }
 
     /// Records `mount <id>` / `unmount <id>` (the container directory's name), keeps which are
-    /// mounted, and makes the directories the real one makes; `fail_next_mount` fails one mount.
+    /// mounted, and makes the directories the real one makes; `fail_next_mount` fails one mount,
+    /// `fail_unmounts` the next unmounts.
     #[derive(Default)]
     pub(crate) struct FakeRootfs {
         calls: Mutex<Vec<String>>,
         mounted: Mutex<BTreeSet<PathBuf>>,
         fail_mount: Mutex<bool>,
+        fail_unmounts: Mutex<usize>,
     }
 
     fn name(dir: &Path) -> String {
@@ -127,6 +129,10 @@ mod fake {
         }
         pub(crate) fn fail_next_mount(&self) {
             *lock(&self.fail_mount) = true;
+        }
+        /// The next `n` unmounts fail (the rootfs stays mounted).
+        pub(crate) fn fail_unmounts(&self, n: usize) {
+            *lock(&self.fail_unmounts) = n;
         }
         /// True while the rootfs of the container `id` is mounted.
         pub(crate) fn mounted(&self, id: &str) -> bool {
@@ -149,6 +155,11 @@ mod fake {
         }
         fn unmount(&self, container_dir: &Path) -> io::Result<()> {
             lock(&self.calls).push(format!("unmount {}", name(container_dir)));
+            let mut failing = lock(&self.fail_unmounts);
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(io::Error::other("scripted unmount failure"));
+            }
             lock(&self.mounted).remove(container_dir);
             Ok(())
         }

@@ -185,6 +185,7 @@ impl Runtime for ShimRuntime {
         tokio::task::spawn_blocking(move || write_bundle(&owned, &runtime_root))
             .await
             .map_err(|e| RuntimeError::shim(&spec.id, format!("writing bundle: {e}")))??;
+        tracing::debug!(container = %spec.id, "bundle written");
         let out = self.pool.run(&spec.state_dir).await.map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
         if out.status.success() {
             return Ok(());

@@ -3,7 +3,11 @@
 //! process (`swarm shim --pooled <exec_root>`, see [`crate::shim::POOLED_FLAG`]) blocks reading
 //! one line, the container's state dir, from its stdin, and then runs exactly as
 //! `swarm shim <state_dir>` does (same exit code, same stderr). A taken spawner is replaced at
-//! once, while the one taken creates its container on the other core.
+//! once, while the one taken creates its container. The spare starts at the lowest priority
+//! (nice 19), so its start-up (the exec of the engine's binary, loading, relocations) only takes
+//! CPU nothing else wants and does not slow the container start it overlaps (a host of 2 cores
+//! runs the client, the engine, the shim and libcontainer's processes at that moment); it gets the
+//! engine's priority back when it is taken, before it forks anything of the container.
 //!
 //! What it leaves on the host: at most one idle process, a child of the engine. It exits by
 //! itself when its stdin closes (the engine went away, even by SIGKILL), and is killed when the
@@ -14,6 +18,32 @@ use std::process::{Output, Stdio};
 use std::sync::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
+
+/// The niceness a spare waits at.
+const SPARE_NICE: i32 = 19;
+
+/// Sets the niceness of process `pid`.
+fn set_nice(pid: u32, nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority with integer arguments.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The engine's own niceness (what a taken spare gets back).
+fn own_nice() -> io::Result<i32> {
+    // getpriority may return -1 as a niceness: errno tells.
+    // SAFETY: errno is thread-local; getpriority takes integers.
+    let nice = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    };
+    match io::Error::last_os_error() {
+        e if nice == -1 && e.raw_os_error().is_some_and(|n| n != 0) => Err(e),
+        _ => Ok(nice),
+    }
+}
 
 pub struct ShimPool {
     binary: PathBuf,
@@ -27,15 +57,34 @@ impl ShimPool {
     }
 
     fn spawn(&self) -> io::Result<Child> {
-        Command::new(&self.binary)
-            .arg("shim")
+        self.command().spawn()
+    }
+
+    /// A spare: [`Self::spawn`], at [`SPARE_NICE`]. One whose niceness cannot be set is not kept.
+    fn spawn_spare(&self) -> io::Result<Child> {
+        let child = self.spawn()?;
+        let pid = child.id().ok_or_else(|| io::Error::other("spare shim exited at once"))?;
+        set_nice(pid, SPARE_NICE)?;
+        Ok(child)
+    }
+
+    /// A spare taken for a container gets the engine's priority back (a failure drops it).
+    fn restore(child: Child) -> io::Result<Child> {
+        let pid = child.id().ok_or_else(|| io::Error::other("spare shim is gone"))?;
+        set_nice(pid, own_nice()?)?;
+        Ok(child)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("shim")
             .arg(crate::shim::POOLED_FLAG)
             .arg(&self.exec_root)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
+            .kill_on_drop(true);
+        cmd
     }
 
     /// The spawner made ahead of time, unless it is gone (then none).
@@ -53,7 +102,7 @@ impl ShimPool {
         if self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
             return;
         }
-        match self.spawn() {
+        match self.spawn_spare() {
             Ok(child) => {
                 let old = self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(child);
                 drop(old); // a concurrent fill won the race: its child is killed
@@ -65,7 +114,11 @@ impl ShimPool {
     /// Runs `swarm shim <state_dir>` through the spawner made ahead of time (or a new one) and
     /// returns its exit status and output, as `Command::output` would.
     pub async fn run(&self, state_dir: &Path) -> io::Result<Output> {
-        let mut child = match self.take() {
+        let taken = self.take().map(Self::restore).transpose().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "restoring the priority of the spare shim failed; starting a new one");
+            None
+        });
+        let mut child = match taken {
             Some(c) => c,
             None => self.spawn()?,
         };

@@ -1,5 +1,6 @@
 //! Removal answers before the runtime's cleanup, which still happens (in a task of the
 //! service, awaited at shutdown, or swept at the next start if the engine died first).
+use super::super::record::Status;
 use super::super::{ContainerError, WaitCondition};
 use super::{until, Harness};
 use bollard_stubs::models::HostConfig;
@@ -51,6 +52,37 @@ async fn run_rm_is_answered_removed_before_the_runtime_delete() {
     // Once only: the exit left it to the removal.
     assert_eq!(h.rt.count(&format!("delete {id}")), 1);
     tokio::time::timeout(Duration::from_secs(2), h.svc.shutdown()).await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_run_rm_container_whose_removal_fails_keeps_its_exit_on_disk() {
+    let mut h = Harness::new().await;
+    let id = h.create("rm-auto-fails", HostConfig { auto_remove: Some(true), ..Default::default() }).await;
+    // The exit's unmount and the removal's: the rootfs stays mounted, so the removal fails.
+    h.fs.fail_unmounts(2);
+    h.rt.script_exits(&[3]);
+    h.svc.start(&id).await.expect("start");
+    let file = super::super::record::Record::file(&h.cfg.data_root, &id);
+    let on_disk = || -> Option<super::super::record::Record> { serde_json::from_slice(&std::fs::read(&file).ok()?).ok() };
+    until("the exit on disk", || on_disk().is_some_and(|r| r.state.status == Status::Exited)).await;
+    assert_eq!(on_disk().map(|r| r.state.exit_code), Some(3));
+    assert_eq!(h.status(&id), Status::Exited);
+    assert_eq!(h.actions(&id), ["create", "start", "die 3"]);
+    h.svc.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_run_rm_container_that_ended_while_the_engine_was_away_is_removed_at_start() {
+    let h = Harness::new().await;
+    let id = h.create("rm-auto-away", HostConfig { auto_remove: Some(true), ..Default::default() }).await;
+    h.svc.start(&id).await.expect("start");
+    // The engine goes away with the container running; it exits meanwhile.
+    h.svc.shutdown().await;
+    h.rt.exit(&id, 0);
+    let again = h.reopen().await;
+    until("the removal", || matches!(again.get(&id), Err(ContainerError::NotFound(_)))).await;
+    assert!(!h.dir(&id).exists(), "the container's directory is left");
+    again.shutdown().await;
 }
 
 #[tokio::test]
