@@ -159,6 +159,15 @@ pub fn server_config(o: &TlsOptions) -> Result<Arc<rustls::ServerConfig>, TlsErr
     Ok(Arc::new(cfg))
 }
 
+/// Sets TCP_NODELAY on an accepted API connection, as dockerd has it (Go sets it on every TCP
+/// connection): a large answer's last segment does not wait for the client's delayed ACK
+/// (Nagle). Every TCP listener of the API, plain (`listener.tap_io(set_nodelay)`) or TLS.
+pub fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
+    }
+}
+
 /// Accepts TLS connections and serves `app` on each (upgrades included, for attach/exec).
 pub async fn serve_tls<S>(l: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: S, token: CancellationToken)
 where
@@ -171,7 +180,7 @@ where
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use tower::ServiceExt;
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (mut tcp, peer) = tokio::select! {
             r = l.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -182,11 +191,7 @@ where
             },
             _ = token.cancelled() => return,
         };
-        // As dockerd (Go sets it on every TCP connection): a large answer's last segment does
-        // not wait for the client's delayed ACK (Nagle).
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
-        }
+        set_nodelay(&mut tcp);
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
@@ -232,6 +237,18 @@ pub fn version_lt(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plain listener tapped with `set_nodelay` hands over connections without Nagle.
+    #[tokio::test]
+    async fn api_connections_have_no_nagle_delay() {
+        use axum::serve::{Listener, ListenerExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut l = l.tap_io(set_nodelay);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = l.accept().await;
+        assert!(accepted.nodelay().unwrap());
+    }
     #[test]
     fn parses_hosts() {
         assert_eq!(Listen::parse("unix:///tmp/x.sock").unwrap(), Listen::Unix("/tmp/x.sock".into()));

@@ -107,6 +107,7 @@ pub async fn run(cfg: EngineConfig, shutdown: CancellationToken) -> Result<(), E
                     continue;
                 }
                 tracing::info!(addr = %h, "API listening");
+                let l = axum::serve::ListenerExt::tap_io(l, apiserve::set_nodelay);
                 tasks.spawn(async move { axum::serve(l, app.into_make_service()).with_graceful_shutdown(token.cancelled_owned()).await });
             }
         }

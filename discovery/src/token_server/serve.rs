@@ -76,10 +76,13 @@ pub async fn serve_with(
     let app = router(store.clone(), opts.creates_per_minute);
     let addr = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
     let res = match opts.tls {
-        None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await
-            .map_err(|source| ServerError::Serve { addr, source }),
+        None => axum::serve(
+            axum::serve::ListenerExt::tap_io(listener, apiserve::set_nodelay),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await
+        .map_err(|source| ServerError::Serve { addr, source }),
         Some(cfg) => {
             apiserve::serve_tls(listener, tokio_rustls::TlsAcceptor::from(cfg), app, stop.clone()).await;
             Ok(())

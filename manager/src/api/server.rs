@@ -48,13 +48,7 @@ pub async fn serve(
                     }
                     None => {
                         tracing::info!(addr = %h, "manager API listening");
-                        // As dockerd (Go sets it on every TCP connection): a large answer's last
-                        // segment does not wait for the client's delayed ACK (Nagle).
-                        let l = l.tap_io(|tcp| {
-                            if let Err(e) = tcp.set_nodelay(true) {
-                                tracing::debug!(error = %e, "TCP_NODELAY not set");
-                            }
-                        });
+                        let l = l.tap_io(apiserve::set_nodelay);
                         tasks.spawn(async move {
                             let _ = axum::serve(l, app).with_graceful_shutdown(token.cancelled_owned()).await;
                         });
