@@ -82,20 +82,19 @@ impl Container {
         let name: Arc<str> = i.name.trim_start_matches('/').into();
         let cpus = if hc.cpu_shares > 0 && ncpu > 0 { hc.cpu_shares * ncpu / 1024 } else { 0 };
         let mut ports = vec![];
-        let port = port_entry;
         if i.network_settings.ports.is_empty() {
             for k in &exposed_ports {
-                ports.push(port(k, None));
+                ports.push(port_entry(k, None));
             }
         }
         for (key, list) in &i.network_settings.ports {
             match list {
                 Some(bs) if !bs.is_empty() => {
                     for b in bs {
-                        ports.push(port(key, Some((intern(&b.host_ip), b.host_port.parse::<i64>().unwrap_or(0)))));
+                        ports.push(port_entry(key, Some((intern(&b.host_ip), b.host_port.parse::<i64>().unwrap_or(0)))));
                     }
                 }
-                _ => ports.push(port(key, None)),
+                _ => ports.push(port_entry(key, None)),
             }
         }
         let command = command_of(std::iter::once(&*i.path).chain(i.args.iter().map(|a| a.as_str())));
