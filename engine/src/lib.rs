@@ -39,6 +39,11 @@ pub use config::EngineConfig;
 pub use server::{run, EngineError};
 pub use tokio_util::sync::CancellationToken;
 
+/// Microseconds since `t`, for the debug timings (`us = …`) of the start, exit and network paths.
+pub(crate) fn micros_since(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 pub use apiserve::{API_VERSION, MIN_API_VERSION};
 /// Our engine version as shown by `docker version`.
 pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-flotilla");

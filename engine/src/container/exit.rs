@@ -79,7 +79,7 @@ impl<R: Runtime> ContainerService<R> {
         // An auto-remove container is removed right after (`--rm` excludes a restart policy):
         // its removal cleans the runtime's side after answering `docker run --rm`.
         self.release_resources_with(&rec, !rec.auto_remove()).await;
-        tracing::debug!(container = %rec.id, us = t0.elapsed().as_micros() as u64, "resources released at exit");
+        tracing::debug!(container = %rec.id, us = crate::micros_since(t0), "resources released at exit");
         let snapshot = {
             let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             r.state.status = Status::Exited;
@@ -107,7 +107,7 @@ impl<R: Runtime> ContainerService<R> {
                 tracing::error!(container = %snapshot.id, error = %e, "saving the exit state failed");
             }
         }
-        tracing::debug!(container = %snapshot.id, us = t0.elapsed().as_micros() as u64, "exit saved");
+        tracing::debug!(container = %snapshot.id, us = crate::micros_since(t0), "exit saved");
         let code = exit.code.to_string();
         if exit.oom_killed {
             self.publish("oom", &snapshot, &[]);

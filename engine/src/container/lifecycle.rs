@@ -174,8 +174,7 @@ impl<R: Runtime> ContainerService<R> {
         // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
         let t0 = std::time::Instant::now();
         let (merged, net) = tokio::join!(mount, self.setup_network(ctr, rec, &dir));
-        let us = |t: std::time::Instant| t.elapsed().as_micros() as u64;
-        tracing::debug!(us = us(t0), "rootfs mounted and network set up");
+        tracing::debug!(us = crate::micros_since(t0), "rootfs mounted and network set up");
         let merged =
             merged.map_err(ContainerError::task("mounting the rootfs"))?.map_err(ContainerError::io("mounting the rootfs of", &dir))?;
         let net = net?;
@@ -215,9 +214,9 @@ impl<R: Runtime> ContainerService<R> {
             options,
             log,
         };
-        tracing::debug!(us = us(t0), "run spec ready");
+        tracing::debug!(us = crate::micros_since(t0), "run spec ready");
         self.runtime.create(&spec).await?;
-        tracing::debug!(us = us(t0), "runtime created");
+        tracing::debug!(us = crate::micros_since(t0), "runtime created");
         if spec.options.oom_kill_disable {
             self.cgroup(&rec.id)?.disable_oom_killer()?;
         }
@@ -235,9 +234,9 @@ impl<R: Runtime> ContainerService<R> {
                 Err(e) => tracing::warn!(error = %e, "connecting an early attach failed"),
             }
         }
-        tracing::debug!(us = us(t0), "network ready");
+        tracing::debug!(us = crate::micros_since(t0), "network ready");
         let pid = self.runtime.start(&rec.id, &state_dir).await?;
-        tracing::debug!(us = us(t0), "runtime started");
+        tracing::debug!(us = crate::micros_since(t0), "runtime started");
         Ok(pid)
     }
 

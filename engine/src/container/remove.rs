@@ -94,7 +94,7 @@ impl<R: Runtime> ContainerService<R> {
         if volumes {
             self.drop_anonymous(&rec.mounts);
         }
-        tracing::info!(us = t0.elapsed().as_micros() as u64, "removed");
+        tracing::info!(us = crate::micros_since(t0), "removed");
         Ok(())
     }
 

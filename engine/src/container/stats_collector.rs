@@ -215,7 +215,7 @@ impl Task {
                     let t = self.clone();
                     let n = asked.len();
                     let _ = tokio::task::spawn_blocking(move || t.sample_all(&asked)).await;
-                    tracing::trace!(containers = n, us = t0.elapsed().as_micros() as u64, "stats sampled");
+                    tracing::trace!(containers = n, us = crate::micros_since(t0), "stats sampled");
                 }
                 _ = self.shared.wake.notified(), if !active => tick.reset(),
             }

@@ -57,7 +57,7 @@ pub(super) async fn plumb(netlink: &dyn Netlink, p: Plumb, ns: &OwnedFd, inner: 
         ep.ifname,
         ep.netns.display()
     )))?;
-    tracing::debug!(network = %ep.network_name, ifname = %ep.ifname, us = t0.elapsed().as_micros() as u64, "endpoint plumbed");
+    tracing::debug!(network = %ep.network_name, ifname = %ep.ifname, us = crate::micros_since(t0), "endpoint plumbed");
     Ok(())
 }
 
@@ -102,5 +102,5 @@ pub(super) async fn reap_veths(netlink: std::sync::Arc<dyn Netlink>, watch: Box<
             Err(e) => tracing::warn!(error = %e, "deleting veths failed"),
         }
     }
-    tracing::debug!(us = t0.elapsed().as_micros() as u64, "veths gone");
+    tracing::debug!(us = crate::micros_since(t0), "veths gone");
 }

@@ -171,11 +171,11 @@ impl NetworkService {
             if resolver {
                 start_resolver_in(&shared, &id, &p2).await?;
             }
-            tracing::debug!(container = %id, us = t0.elapsed().as_micros() as u64, "sandbox plumbed");
+            tracing::debug!(container = %id, us = crate::micros_since(t0), "sandbox plumbed");
             Ok(())
         });
         self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid.to_string()).or_default().pending = Some(task);
-        tracing::debug!(netns_us = t_ns.as_micros() as u64, us = t0.elapsed().as_micros() as u64, "sandbox allocated");
+        tracing::debug!(netns_us = t_ns.as_micros() as u64, us = crate::micros_since(t0), "sandbox allocated");
         Ok(Sandbox { netns: path, endpoints, ports, resolver })
     }
 
@@ -227,7 +227,7 @@ impl NetworkService {
             self.shared.tasks.spawn(reap_veths(self.shared.netlink.clone(), watch, veths));
         }
         self.overlay_release(container_id, held).await;
-        tracing::debug!(us = t0.elapsed().as_micros() as u64, "sandbox removed");
+        tracing::debug!(us = crate::micros_since(t0), "sandbox removed");
         Ok(())
     }
 
