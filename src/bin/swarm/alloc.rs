@@ -15,30 +15,31 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: by_process::ByProcess = by_process::ByProcess;
 
-/// jemalloc's options in every process that uses it (the shim never does). By default jemalloc
-/// keeps freed pages for up to 10 s before it gives them back: a manager holding 1,000,000
-/// containers, whose node refreshes free memory all the time, had ~260 MiB of freed pages in
-/// its RSS that way (1,543 against 1,283 MiB in one run; a 1 s decay, with or without a
-/// background thread, kept as much). With no decay they go back as they are freed; the manager's
-/// CPU per create did not grow (bench/manager.md, "stop 24").
-/// jemalloc reads this symbol at its start; tikv-jemalloc-sys builds it with the `_rjem_` prefix,
-/// so a plain `malloc_conf` would be silently ignored (the test reads the options in force).
-/// `_RJEM_MALLOC_CONF` in the environment still overrides it.
 #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-#[allow(non_upper_case_globals)]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-pub static malloc_conf: MallocConf = MallocConf(MALLOC_CONF.as_ptr());
+mod options {
+    use std::ffi::{c_char, CStr};
 
-#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-const MALLOC_CONF: &std::ffi::CStr = c"dirty_decay_ms:0";
+    /// jemalloc's options in every process that uses it (the shim never does). By default jemalloc
+    /// keeps freed pages for up to 10 s before it gives them back: a manager holding 1,000,000
+    /// containers, whose node refreshes free memory all the time, had ~260 MiB of freed pages in
+    /// its RSS that way (1,543 against 1,283 MiB in one run; a 1 s decay, with or without a
+    /// background thread, kept as much). With no decay they go back as they are freed; the manager's
+    /// CPU per create did not grow (bench/manager.md, "stop 24").
+    /// jemalloc reads this symbol at its start; tikv-jemalloc-sys builds it with the `_rjem_` prefix,
+    /// so a plain `malloc_conf` would be silently ignored (the test reads the options in force).
+    /// `_RJEM_MALLOC_CONF` in the environment still overrides it.
+    #[allow(non_upper_case_globals)]
+    #[unsafe(export_name = "_rjem_malloc_conf")]
+    pub static malloc_conf: MallocConf = MallocConf(MALLOC_CONF.as_ptr());
 
-/// A C string pointer jemalloc reads (`const char *malloc_conf`).
-#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-#[repr(transparent)]
-pub struct MallocConf(*const std::ffi::c_char);
-// SAFETY: it points at a static string that nothing writes.
-#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-unsafe impl Sync for MallocConf {}
+    pub(super) const MALLOC_CONF: &CStr = c"dirty_decay_ms:0";
+
+    /// A C string pointer jemalloc reads (`const char *malloc_conf`).
+    #[repr(transparent)]
+    pub struct MallocConf(*const c_char);
+    // SAFETY: it points at a static string that nothing writes.
+    unsafe impl Sync for MallocConf {}
+}
 
 #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
 mod by_process {
@@ -172,7 +173,7 @@ mod tests {
     #[test]
     fn freed_memory_goes_back_at_once() {
         assert!(on_jemalloc());
-        assert_eq!(opt::<isize>(c"opt.dirty_decay_ms"), 0, "jemalloc read {:?}", super::MALLOC_CONF);
+        assert_eq!(opt::<isize>(c"opt.dirty_decay_ms"), 0, "jemalloc read {:?}", super::options::MALLOC_CONF);
         assert_eq!(opt::<isize>(c"opt.muzzy_decay_ms"), 0);
     }
 }
