@@ -39,14 +39,14 @@ pub use config::EngineConfig;
 pub use server::{run, EngineError};
 pub use tokio_util::sync::CancellationToken;
 
+pub use apiserve::{API_VERSION, MIN_API_VERSION};
+/// Our engine version as shown by `docker version`.
+pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-flotilla");
+
 /// Microseconds since `t`, for the debug timings (`us = …`) of the start, exit and network paths.
 pub(crate) fn micros_since(t: std::time::Instant) -> u64 {
     u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
-
-pub use apiserve::{API_VERSION, MIN_API_VERSION};
-/// Our engine version as shown by `docker version`.
-pub const ENGINE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-flotilla");
 
 /// What kind of failure an error is, independent of HTTP: the API maps it to Docker's status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
