@@ -252,3 +252,51 @@ fn rm_cleans_up_after_its_answer_and_a_killed_engine_finishes_it_at_its_start() 
     assert!(e.terminate(Duration::from_secs(15)).is_some(), "the engine did not stop");
     assert_no_runtime_leftovers(&e, "at the end");
 }
+
+/// Pids of the engine's spare shims and their daemons (their command line names the exec root).
+fn spare_shims(exec_root: &Path) -> Vec<String> {
+    let want = format!("shim\0--pooled\0{}\0", exec_root.display());
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.windows(want.len()).any(|w| w == want.as_bytes())))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to 10 s for the spare shims to leave.
+fn spare_shims_gone(exec_root: &Path) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = spare_shims(exec_root);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_spare_shim_leaves_with_the_engine_stopped_or_killed() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    let exec_root = e.exec_root().to_path_buf();
+    // A start takes the spare made ahead of time and makes the next one, which stays idle.
+    e.docker_ok(&["run", "--rm", "busybox", "true"]);
+    assert!(!spare_shims(&exec_root).is_empty(), "no spare shim after a start");
+    assert!(e.terminate(Duration::from_secs(15)).is_some(), "the engine did not stop");
+    assert_eq!(spare_shims_gone(&exec_root), Vec::<String>::new(), "spare shims left after the engine stopped");
+
+    e.restart();
+    e.docker_ok(&["run", "--rm", "busybox", "true"]);
+    assert!(!spare_shims(&exec_root).is_empty(), "no spare shim after a start");
+    let pid = e.pid().expect("engine pid") as i32;
+    // SAFETY: kill(2) of the engine this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(spare_shims_gone(&exec_root), Vec::<String>::new(), "spare shims left after the engine was killed");
+    // The next start makes its own spare; a container it runs is unaffected.
+    e.restart();
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+}

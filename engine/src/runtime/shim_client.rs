@@ -1,6 +1,7 @@
 //! `ShimRuntime`: the engine's side of the per-container shims (tokio; never forks containers).
+use super::shim_pool::Outcome;
 use super::{spec, user, AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError, ShimRuntime};
-use crate::shim::protocol::{self, Request, Response, ShimConfig, Status};
+use crate::shim::protocol::{self, Ready, Request, Response, ShimConfig, Status};
 use std::io;
 use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -186,15 +187,20 @@ impl Runtime for ShimRuntime {
             .await
             .map_err(|e| RuntimeError::shim(&spec.id, format!("writing bundle: {e}")))??;
         tracing::debug!(container = %spec.id, "bundle written");
-        let out = self.pool.run(&spec.state_dir).await.map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let message = if msg.is_empty() { format!("shim failed: {}", out.status) } else { msg };
-        Err(match out.status.code() {
+        let outcome = self.pool.run(&spec.state_dir).await.map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
+        let (message, code) = match outcome {
+            Outcome::Reported(Ready { error: None, .. }) => return Ok(()),
+            Outcome::Reported(Ready { error: Some(message), code }) => (message, crate::shim::exit_code(code)),
+            Outcome::Exited(out) if out.status.success() => return Ok(()),
+            Outcome::Exited(out) => {
+                let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                let message = if msg.is_empty() { format!("shim failed: {}", out.status) } else { msg };
+                (message, out.status.code().unwrap_or(1))
+            }
+        };
+        Err(match code {
             // The command cannot run: the exit code the container gets (dockerd's 126, 127).
-            Some(code @ (crate::shim::COMMAND_NOT_EXECUTABLE | crate::shim::COMMAND_NOT_FOUND)) => RuntimeError::Exec { message, code },
+            code @ (crate::shim::COMMAND_NOT_EXECUTABLE | crate::shim::COMMAND_NOT_FOUND) => RuntimeError::Exec { message, code },
             _ => RuntimeError::shim(&spec.id, message),
         })
     }

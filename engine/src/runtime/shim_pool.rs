@@ -1,23 +1,39 @@
 //! One `swarm shim` spawner started ahead of time, so that a container's start does not wait
-//! for the exec of the engine's (large) binary, its dynamic loading and relocations: the pooled
-//! process (`swarm shim --pooled <exec_root>`, see [`crate::shim::POOLED_FLAG`]) blocks reading
-//! one line, the container's state dir, from its stdin, and then runs exactly as
-//! `swarm shim <state_dir>` does (same exit code, same stderr). A taken spawner is replaced at
-//! once, while the one taken creates its container. The spare starts at the lowest priority
+//! for the exec of the engine's (large) binary, its dynamic loading and relocations, nor for
+//! the fork of its daemon: the pooled process (`swarm shim --pooled <exec_root>`, see
+//! [`crate::shim::POOLED_FLAG`]) forks its daemon at once, which blocks reading one line, the
+//! container's state dir, from the spawner's stdin, and then runs exactly as the daemon of
+//! `swarm shim <state_dir>` does (same exit code, same stderr). The spawner passes the daemon's
+//! report on on its stdout, so the engine goes on without waiting for it to exit. A taken
+//! spawner is replaced at once, while the one taken creates its container. The spare starts at the lowest priority
 //! (nice 19), so its start-up (the exec of the engine's binary, loading, relocations) only takes
 //! CPU nothing else wants and does not slow the container start it overlaps (a host of 2 cores
 //! runs the client, the engine, the shim and libcontainer's processes at that moment); it gets the
-//! engine's priority back when it is taken, before it forks anything of the container.
+//! engine's priority back when it is taken, and its daemon takes the same before it creates
+//! anything of the container.
 //!
-//! What it leaves on the host: at most one idle process, a child of the engine. It exits by
-//! itself when its stdin closes (the engine went away, even by SIGKILL), and is killed when the
-//! pool is dropped.
+//! What it leaves on the host: at most one idle spawner, a child of the engine, and its
+//! daemon. Both exit by themselves when the spawner's stdin closes (the engine went away, even
+//! by SIGKILL, or dropped the spare: the spawner is killed when the pool is dropped).
+use crate::shim::protocol::Ready;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::Mutex;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
+
+/// The longest report line read from a spawner (an error message; more is not a report).
+const MAX_REPORT: u64 = 1 << 20;
+
+/// How a create through a spawner ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The daemon's report, passed on by the spawner (which exits by itself).
+    Reported(Ready),
+    /// No report came: the spawner's exit status and output.
+    Exited(Output),
+}
 
 /// The niceness a spare waits at.
 const SPARE_NICE: i32 = 19;
@@ -81,7 +97,7 @@ impl ShimPool {
             .arg(crate::shim::POOLED_FLAG)
             .arg(&self.exec_root)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         cmd
@@ -112,8 +128,8 @@ impl ShimPool {
     }
 
     /// Runs `swarm shim <state_dir>` through the spawner made ahead of time (or a new one) and
-    /// returns its exit status and output, as `Command::output` would.
-    pub async fn run(&self, state_dir: &Path) -> io::Result<Output> {
+    /// returns the daemon's report, or the spawner's exit status and output when none came.
+    pub async fn run(&self, state_dir: &Path) -> io::Result<Outcome> {
         let taken = self.take().map(Self::restore).transpose().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "restoring the priority of the spare shim failed; starting a new one");
             None
@@ -131,7 +147,23 @@ impl ShimPool {
         }
         // The next one starts while this one creates the container.
         self.fill();
-        child.wait_with_output().await
+        match read_report(&mut child).await {
+            // The spawner exits by itself now; dropped, it is reaped in the background (and
+            // killed if it has not exited yet, which changes nothing: its report is in).
+            Some(ready) => Ok(Outcome::Reported(ready)),
+            None => child.wait_with_output().await.map(Outcome::Exited),
+        }
+    }
+}
+
+/// The one line the spawner passes on, or none (its stdout closed without one).
+async fn read_report(child: &mut Child) -> Option<Ready> {
+    let stdout = child.stdout.take()?;
+    let mut line = Vec::new();
+    let mut r = tokio::io::BufReader::new(stdout.take(MAX_REPORT));
+    match r.read_until(b'\n', &mut line).await {
+        Ok(_) if line.ends_with(b"\n") => serde_json::from_slice(&line).ok(),
+        _ => None,
     }
 }
 

@@ -39,41 +39,34 @@ fn reset_sigpipe() {
 }
 
 /// `swarm shim --pooled <exec_root>`: started ahead of time by the engine
-/// (`runtime::shim_pool`), it waits for one line on stdin, the state dir of the container to
-/// create, then runs as `swarm shim <state_dir>` would. EOF first (the engine went away, or
-/// dropped it): it exits 0 having done nothing. The exec root is in its arguments only so that
-/// whoever looks for an engine's processes by their command line finds it and its daemon.
+/// (`runtime::shim_pool`), it forks its daemon at once, and the daemon waits for one line on
+/// stdin, the state dir of the container to create, then runs as the daemon of
+/// `swarm shim <state_dir>` does (same exit code and stderr for the spawner). The daemon
+/// reads EOF first (the engine went away, or dropped the spare): both exit 0 having done
+/// nothing. The exec root is in its arguments only so that whoever looks for an engine's
+/// processes by their command line finds it and its daemon.
 pub const POOLED_FLAG: &str = "--pooled";
 
+/// Where the daemon learns its state dir.
+enum StateDir {
+    /// `swarm shim <state_dir>`.
+    Given(PathBuf),
+    /// `swarm shim --pooled`: a line on stdin, once the container is to be created.
+    Stdin,
+}
+
 /// Entry point of `swarm shim <args>`; returns the process exit code.
+///
+/// The spawner (this process) forks the daemon first thing, also as a spare, so that a
+/// container's create does not wait for the fork; it then relays the daemon's report (see
+/// [`relay`]) and exits.
 pub fn main(args: Vec<String>) -> i32 {
     reset_sigpipe();
-    let state_dir = if args.first().map(String::as_str) == Some(POOLED_FLAG) {
-        let mut line = String::new();
-        match std::io::stdin().read_line(&mut line) {
-            Ok(_) if !line.trim_end_matches('\n').is_empty() => Some(PathBuf::from(line.trim_end_matches('\n'))),
-            Ok(_) => return 0,
-            Err(e) => {
-                eprintln!("shim: reading the state dir: {e}");
-                return 2;
-            }
-        }
-    } else {
-        args.first().map(PathBuf::from)
-    };
-    let Some(state_dir) = state_dir else {
-        eprintln!("usage: swarm shim <state-dir>");
-        return 2;
-    };
-    let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
-    let cfg: ShimConfig = match crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            eprintln!("shim: {} not found", state_dir.join(protocol::CONFIG_FILE).display());
-            return 2;
-        }
-        Err(e) => {
-            eprintln!("shim: {e}");
+    let source = match args.first().map(String::as_str) {
+        Some(POOLED_FLAG) => StateDir::Stdin,
+        Some(dir) => StateDir::Given(PathBuf::from(dir)),
+        None => {
+            eprintln!("usage: swarm shim <state-dir>");
             return 2;
         }
     };
@@ -92,17 +85,72 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(ready_w);
-            wait_ready(File::from(ready_r), child)
+            relay(File::from(ready_r), child)
         }
         Ok(nix::unistd::ForkResult::Child) => {
             drop(ready_r);
             if let Err(e) = nix::unistd::setsid() {
                 eprintln!("shim: setsid: {e}");
             }
-            detach_stdio(&state_dir);
-            // Hold no directory of the engine's busy (the config's paths are absolute).
-            let _ = std::env::set_current_dir("/");
-            supervisor::run(cfg, state_dir, ready_w)
+            daemon(source, ready_w)
+        }
+    }
+}
+
+/// The daemon: learns its state dir, reads its config, detaches from the spawner's stdio and
+/// supervises the container. What fails before the detach goes to the spawner's stderr.
+fn daemon(source: StateDir, ready: std::os::fd::OwnedFd) -> i32 {
+    let state_dir = match source {
+        StateDir::Given(dir) => dir,
+        StateDir::Stdin => {
+            let mut line = String::new();
+            match std::io::stdin().read_line(&mut line) {
+                Ok(_) if !line.trim_end_matches('\n').is_empty() => {
+                    take_spawner_priority();
+                    PathBuf::from(line.trim_end_matches('\n'))
+                }
+                Ok(_) => return 0,
+                Err(e) => {
+                    eprintln!("shim: reading the state dir: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
+    let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
+    let cfg: ShimConfig = match crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            eprintln!("shim: {} not found", state_dir.join(protocol::CONFIG_FILE).display());
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("shim: {e}");
+            return 2;
+        }
+    };
+    detach_stdio(&state_dir);
+    // Hold no directory of the engine's busy (the config's paths are absolute).
+    let _ = std::env::set_current_dir("/");
+    supervisor::run(cfg, state_dir, ready)
+}
+
+/// A spare waits at the lowest priority and the engine gives its spawner (this daemon's parent)
+/// the engine's priority back before it hands the spare a container: the daemon, forked
+/// earlier, takes the same, before it creates anything.
+fn take_spawner_priority() {
+    let spawner = nix::unistd::getppid().as_raw() as libc::id_t;
+    // getpriority may return -1 as a niceness: errno tells.
+    // SAFETY: errno is thread-local; getpriority and setpriority take integers.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, spawner);
+        if nice == -1 && *libc::__errno_location() != 0 {
+            eprintln!("shim: the spawner's priority: {}", std::io::Error::last_os_error());
+            return;
+        }
+        if libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0 {
+            eprintln!("shim: setting the priority: {}", std::io::Error::last_os_error());
         }
     }
 }
@@ -112,7 +160,11 @@ fn wait_readable_or_exit(r: &File, daemon: nix::unistd::Pid) {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, daemon.as_raw(), 0) } as libc::c_int;
     if pidfd < 0 {
-        return; // old kernel: plain blocking read
+        // Old kernel: wait for the pipe alone (readable at EOF too).
+        let mut p = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        while unsafe { libc::poll(&mut p, 1, -1) } < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {}
+        return;
     }
     let mut fds = [
         libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 },
@@ -128,10 +180,13 @@ fn wait_readable_or_exit(r: &File, daemon: nix::unistd::Pid) {
 pub const COMMAND_NOT_EXECUTABLE: i32 = 126;
 pub const COMMAND_NOT_FOUND: i32 = 127;
 
-/// The spawner's side: one line from the daemon. The container's init keeps a copy of the pipe
-/// until it execs, so EOF never comes while it waits for `start`: if the daemon dies before it
-/// reports, notice that through its pidfd instead.
-fn wait_ready(mut r: File, daemon: nix::unistd::Pid) -> i32 {
+/// The spawner's side: one line from the daemon, passed on to the engine on stdout (the
+/// engine reads it there and need not wait for this process to exit), and the exit status
+/// that says the same (126 and 127 for a command that cannot run, 1 for any other failure).
+/// The container's init keeps a copy of the pipe until it execs, so EOF never comes while it
+/// waits for `start`: if the daemon dies before it reports, notice that through its pidfd
+/// instead, and exit as it did (0: a spare the engine dropped; 2: its error is on stderr).
+fn relay(mut r: File, daemon: nix::unistd::Pid) -> i32 {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
@@ -140,12 +195,12 @@ fn wait_ready(mut r: File, daemon: nix::unistd::Pid) -> i32 {
             let mut probe = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd, zero timeout.
             if unsafe { libc::poll(&mut probe, 1, 0) } == 0 {
-                let status = nix::sys::wait::waitpid(daemon, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-                eprintln!("shim exited before the container was created: {status:?}");
-                return 1;
+                return daemon_gone(daemon, false);
             }
         }
         match r.read(&mut b) {
+            // Every copy closed without a word: the daemon is exiting.
+            Ok(0) if line.is_empty() => return daemon_gone(daemon, true),
             Ok(0) => break,
             Ok(_) if b[0] == b'\n' => break,
             Ok(_) => line.push(b[0]),
@@ -156,15 +211,37 @@ fn wait_ready(mut r: File, daemon: nix::unistd::Pid) -> i32 {
             }
         }
     }
-    match serde_json::from_slice::<Ready>(&line) {
-        Ok(Ready { error: None, .. }) => 0,
-        // The spawner's exit status carries the code (126, 127) to the engine; 1 for the rest.
-        Ok(Ready { error: Some(e), code }) => {
-            eprintln!("{e}");
-            code.filter(|c| matches!(*c, COMMAND_NOT_EXECUTABLE | COMMAND_NOT_FOUND)).unwrap_or(1)
-        }
+    let ready = match serde_json::from_slice::<Ready>(&line) {
+        Ok(r) => r,
         Err(_) => {
             eprintln!("shim exited before the container was created");
+            return 1;
+        }
+    };
+    line.push(b'\n');
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &line);
+    match ready {
+        Ready { error: None, .. } => 0,
+        Ready { error: Some(e), code } => {
+            eprintln!("{e}");
+            exit_code(code)
+        }
+    }
+}
+
+/// The spawner's exit status for a daemon's report of `code` (the engine reads the same).
+pub fn exit_code(code: Option<i32>) -> i32 {
+    code.filter(|c| matches!(*c, COMMAND_NOT_EXECUTABLE | COMMAND_NOT_FOUND)).unwrap_or(1)
+}
+
+/// The daemon ended without a report: its own exit code when it exited (0 for a spare that
+/// was dropped, 2 with its error on stderr), else 1. With `block`, it is known to be exiting.
+fn daemon_gone(daemon: nix::unistd::Pid, block: bool) -> i32 {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    match waitpid(daemon, (!block).then_some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => code,
+        status => {
+            eprintln!("shim exited before the container was created: {status:?}");
             1
         }
     }
