@@ -131,3 +131,32 @@ fn teardown_leaves_nothing_behind() {
         assert!(!r.exists(), "{}", r.display());
     }
 }
+
+/// Every container started gets a network namespace of its own, fresh: the engine makes the
+/// next one ahead of time, and none is handed out twice, nor kept by a container once removed.
+#[test]
+fn each_start_gets_a_new_network_namespace_of_its_own() {
+    require_root!();
+    let e = engine_with_busybox();
+    let host = std::fs::read_link("/proc/self/ns/net").expect("host netns");
+    let mut seen = vec![host];
+    for i in 0..4 {
+        let id = e.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string();
+        let pid = inspect(&e, &id, "{{.State.Pid}}");
+        let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("container netns");
+        assert!(!seen.contains(&ns), "start {i} got a network namespace already in use: {ns:?} in {seen:?}");
+        seen.push(ns);
+        // Only what a new namespace has, plus the container's own endpoint, both up.
+        let links = e.docker_ok(&["exec", &id, "ip", "-o", "link"]);
+        let names: Vec<&str> =
+            links.lines().filter_map(|l| l.split(':').nth(1)).map(|n| n.trim().split('@').next().unwrap_or("")).collect();
+        assert_eq!(names, ["lo", "eth0"], "{links}");
+        assert!(links.lines().all(|l| l.contains("UP")), "{links}");
+        if i % 2 == 1 {
+            e.docker_ok(&["rm", "-f", &id]);
+        }
+    }
+    // A `--rm` run after removals still gets a working network of its own.
+    let out = e.docker_ok(&["run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", &e.gateway()]);
+    assert!(out.contains("1 packets received"), "{out}");
+}

@@ -169,7 +169,13 @@ impl<R: Runtime> ContainerService<R> {
         // `--rm` containers get a volatile overlay (no syncfs at unmount).
         let volatile = rec.auto_remove();
         let fs = self.rootfs.clone();
-        let mount = tokio::task::spawn_blocking(move || fs.mount(&dir2, &layers, volatile));
+        let id = rec.id.clone();
+        let mount = tokio::task::spawn_blocking(move || {
+            let t0 = std::time::Instant::now();
+            let merged = fs.mount(&dir2, &layers, volatile);
+            tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted");
+            merged
+        });
         // The overlay is mounted while the network is set up: neither needs the other. Both are
         // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
         let t0 = std::time::Instant::now();

@@ -63,6 +63,7 @@ mod names;
 pub mod nat;
 pub mod netlink;
 mod netns;
+mod netns_pool;
 pub mod overlay;
 mod plumb;
 pub mod portmap;
@@ -237,6 +238,8 @@ pub struct NetworkService {
     overlay: Option<Arc<overlay::Slot>>,
     /// Network create/destroy events are published here.
     events: EventBus,
+    /// The network namespace made ahead of time for the next sandbox.
+    netns_pool: Arc<netns_pool::NetnsPool>,
 }
 
 /// Endpoint id of `container_id` on network `network_id`: deterministic, so disconnect and

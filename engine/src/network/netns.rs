@@ -100,6 +100,28 @@ fn create(path: &Path) -> io::Result<NetNs> {
     res
 }
 
+/// On a dedicated thread: a new netns, mounted nowhere (held by its fd; see `netns_pool`).
+pub async fn spare() -> io::Result<NetNs> {
+    on_thread(|| {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io::Error::other(format!("unshare(CLONE_NEWNET): {e}")))?;
+        let fd = OwnedFd::from(File::open("/proc/thread-self/ns/net")?);
+        Ok(NetNs { fd, netlink: netlink_socket()? })
+    })
+    .await
+}
+
+/// Bind-mounts the netns `ns` at `path` (a new file), where [`create`] mounts a new one.
+pub fn mount_at(ns: &NetNs, path: &Path) -> io::Result<()> {
+    OpenOptions::new().write(true).create(true).truncate(false).open(path).map_err(|e| ctx(e, path))?;
+    // The fd's magic link names the namespace (any thread: the fd table is the process's).
+    let src = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&ns.fd));
+    if let Err(e) = mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+        let _ = remove(path);
+        return Err(io::Error::other(format!("bind-mount netns on {}: {e}", path.display())));
+    }
+    Ok(())
+}
+
 /// On a dedicated thread: joins the netns at `path` to open a netlink socket in it.
 fn enter(path: &Path) -> io::Result<NetNs> {
     let fd = OwnedFd::from(File::open(path).map_err(|e| ctx(e, path))?);

@@ -131,7 +131,11 @@ impl NetworkService {
             self.disconnect(cid).await?;
         }
         std::fs::create_dir_all(&self.netns_dir).map_err(io_at("creating", &self.netns_dir))?;
-        let ns = netns::open_or_create(&path).await.map_err(io_at("creating netns", &path))?;
+        let ns = match self.netns_pool.take_at(&path) {
+            Some(ns) => ns,
+            None => netns::open_or_create(&path).await.map_err(io_at("creating netns", &path))?,
+        };
+        self.refill_netns();
         let upstream = if req.dns_servers.is_empty() { host_nameservers() } else { req.dns_servers.clone() };
         let rec = SandboxRec {
             container_id: cid.to_string(),
@@ -177,6 +181,12 @@ impl NetworkService {
         self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid.to_string()).or_default().pending = Some(task);
         tracing::debug!(netns_us = t_ns.as_micros() as u64, us = crate::micros_since(t0), "sandbox allocated");
         Ok(Sandbox { netns: path, endpoints, ports, resolver })
+    }
+
+    /// Makes the next spare netns in the background (see `netns_pool`).
+    pub(super) fn refill_netns(&self) {
+        let pool = self.netns_pool.clone();
+        self.shared.tasks.spawn(async move { pool.fill().await });
     }
 
     /// Tears down everything of a container: resolver, host ports, every endpoint (veth and

@@ -84,6 +84,7 @@ impl NetworkService {
             ops: Default::default(),
             overlay: None,
             events,
+            netns_pool: super::netns_pool::NetnsPool::new(),
         };
         if cfg.net.ip_forward {
             enable_ip_forward()?;
@@ -92,6 +93,7 @@ impl NetworkService {
             nat::apply(&*svc.shared.iptables, &nat::plan(&svc.bridge_name)).await?;
         }
         svc.reconcile().await?;
+        svc.refill_netns();
         if let Some(cs) = &cfg.cluster_store {
             svc.overlay = Some(overlay::Slot::start(cs, svc.shared.clone(), svc.data_dir.clone()).await?);
         }
