@@ -45,10 +45,4 @@ impl NetnsPool {
             Err(e) => tracing::warn!(error = %e, "making a spare netns failed"),
         }
     }
-
-    /// Whether a spare is held (for tests).
-    #[cfg(test)]
-    pub fn has_spare(&self) -> bool {
-        self.spare.lock().unwrap_or_else(PoisonError::into_inner).is_some()
-    }
 }

@@ -42,7 +42,9 @@ impl NetworkService {
     pub async fn start(cfg: &crate::EngineConfig, events: EventBus) -> Result<Self, NetworkError> {
         let tasks = Tasks::new("network");
         let seams = Seams::real(&tasks);
-        Self::start_with(cfg, events, tasks, seams).await
+        let svc = Self::start_with(cfg, events, tasks, seams).await?;
+        svc.refill_netns();
+        Ok(svc)
     }
 
     /// [`NetworkService::start`] over the given seams (fakes in tests).
@@ -93,7 +95,6 @@ impl NetworkService {
             nat::apply(&*svc.shared.iptables, &nat::plan(&svc.bridge_name)).await?;
         }
         svc.reconcile().await?;
-        svc.refill_netns();
         if let Some(cs) = &cfg.cluster_store {
             svc.overlay = Some(overlay::Slot::start(cs, svc.shared.clone(), svc.data_dir.clone()).await?);
         }
