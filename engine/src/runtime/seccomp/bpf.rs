@@ -9,7 +9,6 @@
 use super::SeccompError;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, Spec};
-use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::os::fd::FromRawFd;
 use std::str::FromStr;
@@ -133,12 +132,15 @@ fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
     Program::decode(&[&flags.to_le_bytes()[..], &code].concat()).ok_or_else(|| bad("libseccomp produced no program"))
 }
 
-/// The program for `filter`, compiled once per distinct filter.
+/// The programs compiled lately, with their filters.
+type Compiled = Vec<(LinuxSeccomp, Arc<Program>)>;
+
+/// The program for `filter`, compiled once per distinct filter (found by comparing filters:
+/// serializing one as a key cost more than the comparison).
 pub fn program(filter: &LinuxSeccomp) -> Result<Arc<Program>, SeccompError> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Program>>>> = OnceLock::new();
-    let key = serde_json::to_string(filter).map_err(bad)?;
+    static CACHE: OnceLock<Mutex<Compiled>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(p) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    if let Some((_, p)) = cache.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(f, _)| f == filter) {
         return Ok(p.clone());
     }
     let p = Arc::new(compile(filter)?);
@@ -146,7 +148,7 @@ pub fn program(filter: &LinuxSeccomp) -> Result<Arc<Program>, SeccompError> {
     if c.len() >= CACHE_MAX {
         c.clear();
     }
-    c.insert(key, p.clone());
+    c.push((filter.clone(), p.clone()));
     Ok(p)
 }
 
