@@ -9,11 +9,14 @@
 //! until it is taken (its loopback is brought up by the plumbing, as for a new one).
 use super::netns::{self, NetNs};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Default)]
 pub(super) struct NetnsPool {
     spare: Mutex<Option<NetNs>>,
+    /// A fill is under way: parallel starts (each asks for one) make one spare, not one each.
+    filling: AtomicBool,
 }
 
 impl NetnsPool {
@@ -34,15 +37,56 @@ impl NetnsPool {
         }
     }
 
-    /// Makes the spare unless one is held. A failure is only logged: starts make their own.
+    /// Makes the spare unless one is held or being made. A failure is only logged: starts make
+    /// their own.
     pub async fn fill(&self) {
-        if self.spare.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+        if self.spare.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+            || self.filling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err()
+        {
             return;
         }
+        // Cleared however the fill ends (a cancelled one too).
+        let _filling = Filling(&self.filling);
         match netns::spare().await {
-            // A concurrent fill that won the race keeps its spare; this one is dropped.
-            Ok(ns) => drop(self.spare.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(ns)),
+            Ok(ns) => *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = Some(ns),
             Err(e) => tracing::warn!(error = %e, "making a spare netns failed"),
         }
+    }
+}
+
+/// Clears the pool's `filling` flag when dropped.
+struct Filling<'a>(&'a AtomicBool);
+
+impl Drop for Filling<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs root (a real namespace); skipped without it.
+    #[tokio::test]
+    async fn parallel_fills_make_one_spare_and_a_take_mounts_it_once() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = NetnsPool::new();
+        tokio::join!(pool.fill(), pool.fill(), pool.fill());
+        let first = dir.path().join("first");
+        let ns = pool.take_at(&first).expect("a spare after the fills");
+        assert!(netns::is_netns(&first), "the spare is mounted where it was taken");
+        assert_eq!(std::fs::metadata(&first).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok(), Some(netns::inode(&ns.fd)));
+        assert!(pool.take_at(&dir.path().join("second")).is_none(), "one spare, taken once");
+        assert!(!dir.path().join("second").exists());
+        pool.fill().await;
+        let second = dir.path().join("second");
+        let again = pool.take_at(&second).expect("a new spare");
+        assert_ne!(netns::inode(&again.fd), netns::inode(&ns.fd), "a new namespace each time");
+        netns::remove(&first).unwrap();
+        netns::remove(&second).unwrap();
     }
 }
