@@ -603,3 +603,49 @@ async fn exec_joins_the_container_and_reports_exit() {
     }
     rt.delete(&spec.id, &spec.state_dir).await.unwrap();
 }
+
+/// A spare `shim --pooled` (spawner and its daemon, forked at once) that is never handed a
+/// container: its stdin closing (the engine dropped it, or went away) ends both, quietly.
+#[test]
+fn a_pooled_shim_never_handed_a_container_leaves_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(shim_binary())
+        .args(["--pooled", &dir.path().display().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the spare did not leave when its stdin closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+}
+
+/// A state dir without the shim's config: nothing is reported on stdout (the engine then reads
+/// the exit status and stderr), and the daemon's error reaches the spawner's stderr.
+#[test]
+fn a_pooled_shim_handed_a_state_dir_without_config_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(shim_binary())
+        .args(["--pooled", &dir.path().display().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}", dir.path().display()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("shim.json not found"), "{err}");
+}
