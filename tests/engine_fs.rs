@@ -204,3 +204,25 @@ fn cp_out_keeps_owner_names_and_hard_links() {
     assert_eq!(link[6..], ["link", "to", file[5]], "{o}");
     assert_eq!(sorted_lines(&format!("{}\n{}", file[5], link[5])), ["d/a", "d/b"]);
 }
+
+/// The files the engine mounts over (/etc/hosts, hostname, resolv.conf) are made before a
+/// container's first start where the image has none: the image's /etc keeps its mode and owner
+/// in the container, the mounts work, and none of it is a change (`docker diff`), on the first
+/// start and on the next.
+#[test]
+fn etc_mount_targets_keep_the_image_etc_and_are_no_change() {
+    require_root!();
+    let e = engine_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN chmod 750 /etc && chown 1234:5678 /etc\n").unwrap();
+    let tag = e.unique("etcimg");
+    e.docker_ok(&["build", "-q", "-t", &tag, &ctx.path().display().to_string()]);
+    let c = e.unique("etc");
+    let script = "stat -c '%a %u %g' /etc; cat /etc/hostname; grep -c h1 /etc/hosts; grep -q nameserver /etc/resolv.conf && echo resolv";
+    let want = ["750 1234 5678", "h1", "1", "resolv"];
+    assert_eq!(lines(&e.docker_ok(&["run", "--name", &c, "--hostname", "h1", &tag, "sh", "-c", script])), want);
+    assert_eq!(e.docker_ok(&["diff", &c]), "");
+    assert_eq!(lines(&e.docker_ok(&["start", "-a", &c])), want);
+    assert_eq!(e.docker_ok(&["diff", &c]), "");
+    e.docker_ok(&["rm", &c]);
+}
