@@ -604,18 +604,23 @@ async fn exec_joins_the_container_and_reports_exit() {
     rt.delete(&spec.id, &spec.state_dir).await.unwrap();
 }
 
+/// `shim --pooled <exec_root>` as the engine starts a spare, with piped stdio.
+fn spawn_pooled(exec_root: &Path) -> std::process::Child {
+    std::process::Command::new(shim_binary())
+        .args(["--pooled", &exec_root.display().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A spare `shim --pooled` (spawner and its daemon, forked at once) that is never handed a
 /// container: its stdin closing (the engine dropped it, or went away) ends both, quietly.
 #[test]
 fn a_pooled_shim_never_handed_a_container_leaves_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(shim_binary())
-        .args(["--pooled", &dir.path().display().to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_pooled(dir.path());
     std::thread::sleep(Duration::from_millis(100));
     drop(child.stdin.take());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -633,13 +638,7 @@ fn a_pooled_shim_never_handed_a_container_leaves_quietly() {
 #[test]
 fn a_pooled_shim_handed_a_state_dir_without_config_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(shim_binary())
-        .args(["--pooled", &dir.path().display().to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_pooled(dir.path());
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{}", dir.path().display()).unwrap();
     drop(stdin);
