@@ -300,3 +300,36 @@ fn the_spare_shim_leaves_with_the_engine_stopped_or_killed() {
     e.restart();
     assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
 }
+
+/// The parent pid of `pid` (from /proc/PID/stat).
+fn ppid(pid: &str) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_start_goes_through_when_the_spare_shims_daemon_was_killed() {
+    require_root!();
+    let e = engine_with_busybox();
+    e.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let engine = e.pid().expect("engine pid");
+    let spare = spare_shims(e.exec_root());
+    let spawner = spare.iter().find(|p| ppid(p) == Some(engine)).expect("the spare's spawner").clone();
+    let daemon = spare.iter().find(|p| ppid(p).map(|pp| pp.to_string()) == Some(spawner.clone())).expect("its daemon").clone();
+    let (spawner, daemon): (i32, i32) = (spawner.parse().unwrap(), daemon.parse().unwrap());
+    // The spawner is frozen so that a start takes it before it can see its daemon go.
+    // SAFETY: kill(2) of processes of the engine this test started.
+    unsafe {
+        libc::kill(spawner, libc::SIGSTOP);
+        libc::kill(daemon, libc::SIGKILL);
+    }
+    std::thread::scope(|s| {
+        let run = s.spawn(|| e.docker(&["run", "--rm", "busybox", "echo", "ok"]));
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: as above.
+        unsafe { libc::kill(spawner, libc::SIGCONT) };
+        let o = run.join().unwrap();
+        assert!(o.success() && o.stdout.trim() == "ok", "{o}");
+    });
+    assert!(e.log().contains("the spare shim was lost"), "the start went through a new spawner");
+}

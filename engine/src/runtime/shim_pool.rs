@@ -147,12 +147,27 @@ impl ShimPool {
         }
         // The next one starts while this one creates the container.
         self.fill();
-        match read_report(&mut child).await {
-            // The spawner exits by itself now; dropped, it is reaped in the background (and
-            // killed if it has not exited yet, which changes nothing: its report is in).
-            Some(ready) => Ok(Outcome::Reported(ready)),
-            None => child.wait_with_output().await.map(Outcome::Exited),
+        match finish(child).await? {
+            // The spare's daemon was gone before it took the container (killed while it
+            // waited): once more, with a new spawner.
+            Outcome::Exited(out) if out.status.code() == Some(crate::shim::SPARE_LOST) => {
+                tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr).trim(), "the spare shim was lost; starting a new one");
+                let mut child = self.spawn()?;
+                hand_over(&mut child, &line).await?;
+                finish(child).await
+            }
+            outcome => Ok(outcome),
         }
+    }
+}
+
+/// The daemon's report, passed on by the spawner (which then exits by itself; dropped, it is
+/// reaped in the background, and killed if it has not exited yet, which changes nothing: its
+/// report is in), or, when none comes, the spawner's exit status and output.
+async fn finish(mut child: Child) -> io::Result<Outcome> {
+    match read_report(&mut child).await {
+        Some(ready) => Ok(Outcome::Reported(ready)),
+        None => child.wait_with_output().await.map(Outcome::Exited),
     }
 }
 

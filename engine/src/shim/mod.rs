@@ -85,7 +85,7 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(ready_w);
-            relay(File::from(ready_r), child)
+            relay(File::from(ready_r), child, matches!(source, StateDir::Stdin))
         }
         Ok(nix::unistd::ForkResult::Child) => {
             drop(ready_r);
@@ -186,7 +186,7 @@ pub const COMMAND_NOT_FOUND: i32 = 127;
 /// The container's init keeps a copy of the pipe until it execs, so EOF never comes while it
 /// waits for `start`: if the daemon dies before it reports, notice that through its pidfd
 /// instead, and exit as it did (0: a spare the engine dropped; 2: its error is on stderr).
-fn relay(mut r: File, daemon: nix::unistd::Pid) -> i32 {
+fn relay(mut r: File, daemon: nix::unistd::Pid, pooled: bool) -> i32 {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
@@ -195,12 +195,12 @@ fn relay(mut r: File, daemon: nix::unistd::Pid) -> i32 {
             let mut probe = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd, zero timeout.
             if unsafe { libc::poll(&mut probe, 1, 0) } == 0 {
-                return daemon_gone(daemon, false);
+                return daemon_gone(daemon, false, pooled);
             }
         }
         match r.read(&mut b) {
             // Every copy closed without a word: the daemon is exiting.
-            Ok(0) if line.is_empty() => return daemon_gone(daemon, true),
+            Ok(0) if line.is_empty() => return daemon_gone(daemon, true, pooled),
             Ok(0) => break,
             Ok(_) if b[0] == b'\n' => break,
             Ok(_) => line.push(b[0]),
@@ -235,16 +235,33 @@ pub fn exit_code(code: Option<i32>) -> i32 {
 }
 
 /// The daemon ended without a report: its own exit code when it exited (0 for a spare that
-/// was dropped, 2 with its error on stderr), else 1. With `block`, it is known to be exiting.
-fn daemon_gone(daemon: nix::unistd::Pid, block: bool) -> i32 {
+/// was dropped, 2 with its error on stderr), else 1; [`SPARE_LOST`] when a spare's daemon ended
+/// with the line it was handed still unread (something killed it while it waited: the engine
+/// tries again with a new spawner). With `block`, it is known to be exiting.
+fn daemon_gone(daemon: nix::unistd::Pid, block: bool, pooled: bool) -> i32 {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    match waitpid(daemon, (!block).then_some(WaitPidFlag::WNOHANG)) {
+    let status = waitpid(daemon, (!block).then_some(WaitPidFlag::WNOHANG));
+    if pooled && unread_stdin() {
+        eprintln!("shim: the spare's daemon ended before it took the container ({status:?})");
+        return SPARE_LOST;
+    }
+    match status {
         Ok(WaitStatus::Exited(_, code)) => code,
         status => {
             eprintln!("shim exited before the container was created: {status:?}");
             1
         }
     }
+}
+
+/// The spawner's exit status when its spare daemon was gone before it read its state dir.
+pub const SPARE_LOST: i32 = 3;
+
+/// Whether bytes wait on stdin (the state dir line nobody read).
+fn unread_stdin() -> bool {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`.
+    unsafe { libc::ioctl(0, libc::FIONREAD, &mut n) == 0 && n > 0 }
 }
 
 /// stdin/stdout on /dev/null, stderr to `<state_dir>/shim.log`, so the spawner's pipes close.
