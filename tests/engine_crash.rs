@@ -332,4 +332,16 @@ fn a_start_goes_through_when_the_spare_shims_daemon_was_killed() {
         assert!(o.success() && o.stdout.trim() == "ok", "{o}");
     });
     assert!(e.log().contains("the spare shim was lost"), "the start went through a new spawner");
+
+    // The other order: the spawner sees its daemon go before any start takes it. It stays until
+    // one does (or the engine drops it), and that start goes through a new spawner too.
+    let spare = spare_shims(e.exec_root());
+    let spawner = spare.iter().find(|p| ppid(p) == Some(engine)).expect("the new spare's spawner").clone();
+    let daemon: i32 =
+        spare.iter().find(|p| ppid(p).map(|pp| pp.to_string()) == Some(spawner.clone())).expect("its daemon").parse().unwrap();
+    // SAFETY: kill(2) of a process of the engine this test started.
+    unsafe { libc::kill(daemon, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+    assert_eq!(e.log().matches("the spare shim was lost").count(), 2, "{}", e.log());
 }

@@ -85,13 +85,27 @@ fn prepare_etc_targets(upper: &Path, layer_dirs: &[PathBuf]) -> io::Result<()> {
     let Some(image_etc) = layer_dirs.iter().rev().find_map(|l| std::fs::symlink_metadata(l.join("etc")).ok()) else {
         return Ok(());
     };
-    if !image_etc.is_dir() {
+    // With extended attributes (an ACL, a label) it is left to a copy-up, which keeps them.
+    if !image_etc.is_dir() || has_xattrs(&layer_dirs.iter().rev().map(|l| l.join("etc")).find(|e| e.symlink_metadata().is_ok()))? {
         return Ok(());
     }
-    let free: Vec<&str> = ETC_MOUNT_TARGETS
-        .into_iter()
-        .filter(|n| layer_dirs.iter().all(|l| std::fs::symlink_metadata(l.join("etc").join(n)).is_err()))
-        .collect();
+    // A name is free when no layer has anything of it; a layer whose `etc` is not a directory
+    // hides the layers below (and is not looked through).
+    let taken = |name: &str| {
+        for l in layer_dirs.iter().rev() {
+            match std::fs::symlink_metadata(l.join("etc")) {
+                Ok(m) if m.is_dir() => {
+                    if std::fs::symlink_metadata(l.join("etc").join(name)).is_ok() {
+                        return true;
+                    }
+                }
+                Ok(_) => return false,
+                Err(_) => {}
+            }
+        }
+        false
+    };
+    let free: Vec<&str> = ETC_MOUNT_TARGETS.into_iter().filter(|n| !taken(n)).collect();
     if free.is_empty() {
         return Ok(());
     }
@@ -112,6 +126,18 @@ fn prepare_etc_targets(upper: &Path, layer_dirs: &[PathBuf]) -> io::Result<()> {
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
     )?;
     Ok(())
+}
+
+/// Whether the entry at `path` (not followed) has extended attributes.
+fn has_xattrs(path: &Option<PathBuf>) -> io::Result<bool> {
+    let Some(path) = path else { return Ok(false) };
+    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())).map_err(io::Error::other)?;
+    // SAFETY: llistxattr with a NULL buffer of size 0 only returns the size of the list.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n > 0)
 }
 
 /// Unmounts the overlay if mounted (lazily, so a busy mount never blocks removal).
@@ -317,5 +343,31 @@ mod etc_target_tests {
         }
         prepare_etc_targets(&upper2, &[full]).unwrap();
         assert!(names(&upper2).is_empty(), "the image has all three");
+    }
+
+    #[test]
+    fn etc_with_extended_attributes_is_left_to_a_copy_up() {
+        let t = tempfile::tempdir().unwrap();
+        let (base, upper) = (layer(t.path(), "base"), layer(t.path(), "upper"));
+        std::fs::create_dir(base.join("etc")).unwrap();
+        let path = std::ffi::CString::new(base.join("etc").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: lsetxattr with C strings and a one-byte value of ours.
+        if unsafe { libc::lsetxattr(path.as_ptr(), c"user.flotilla".as_ptr(), b"1".as_ptr().cast(), 1, 0) } != 0 {
+            return eprintln!("skipped: no user xattrs on this file system");
+        }
+        prepare_etc_targets(&upper, std::slice::from_ref(&base)).unwrap();
+        assert!(names(&upper).is_empty(), "an /etc with xattrs is copied up by overlayfs, xattrs and all");
+    }
+
+    #[test]
+    fn a_layer_whose_etc_is_no_directory_hides_the_layers_below() {
+        let t = tempfile::tempdir().unwrap();
+        let (base, mid, top, upper) = (layer(t.path(), "base"), layer(t.path(), "mid"), layer(t.path(), "top"), layer(t.path(), "upper"));
+        std::fs::create_dir(base.join("etc")).unwrap();
+        std::fs::write(base.join("etc/hosts"), "hidden").unwrap();
+        std::fs::write(mid.join("etc"), "a file hides the base's /etc").unwrap();
+        std::fs::create_dir(top.join("etc")).unwrap();
+        prepare_etc_targets(&upper, &[base, mid, top]).unwrap();
+        assert_eq!(names(&upper.join("etc")), ["hostname", "hosts", "resolv.conf"]);
     }
 }

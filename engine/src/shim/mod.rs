@@ -236,12 +236,14 @@ pub fn exit_code(code: Option<i32>) -> i32 {
 
 /// The daemon ended without a report: its own exit code when it exited (0 for a spare that
 /// was dropped, 2 with its error on stderr), else 1; [`SPARE_LOST`] when a spare's daemon ended
-/// with the line it was handed still unread (something killed it while it waited: the engine
-/// tries again with a new spawner). With `block`, it is known to be exiting.
+/// before it read the line it was handed (something killed it while it waited: the engine tries
+/// again with a new spawner). A spare's spawner reads its stdin to its end to know: until the
+/// engine hands it a container (or drops it) it stays, so a start that takes it meanwhile always
+/// gets that answer. With `block`, the daemon is known to be exiting.
 fn daemon_gone(daemon: nix::unistd::Pid, block: bool, pooled: bool) -> i32 {
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let status = waitpid(daemon, (!block).then_some(WaitPidFlag::WNOHANG));
-    if pooled && unread_stdin() {
+    if pooled && handed_a_line() {
         eprintln!("shim: the spare's daemon ended before it took the container ({status:?})");
         return SPARE_LOST;
     }
@@ -257,11 +259,18 @@ fn daemon_gone(daemon: nix::unistd::Pid, block: bool, pooled: bool) -> i32 {
 /// The spawner's exit status when its spare daemon was gone before it read its state dir.
 pub const SPARE_LOST: i32 = 3;
 
-/// Whether bytes wait on stdin (the state dir line nobody read).
-fn unread_stdin() -> bool {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int into `n`.
-    unsafe { libc::ioctl(0, libc::FIONREAD, &mut n) == 0 && n > 0 }
+/// Reads stdin to its end: whether anything (the state dir line nobody read) came.
+fn handed_a_line() -> bool {
+    let mut buf = [0u8; 512];
+    let mut any = false;
+    loop {
+        match std::io::stdin().lock().read(&mut buf) {
+            Ok(0) => return any,
+            Ok(_) => any = true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return any,
+        }
+    }
 }
 
 /// stdin/stdout on /dev/null, stderr to `<state_dir>/shim.log`, so the spawner's pipes close.
