@@ -20,8 +20,8 @@ pub const BPF_FILE: &str = "seccomp.bpf";
 /// linux/capability.h
 const CAP_SYS_ADMIN: u32 = 21;
 
-/// Filters with more rules than this are compiled into a binary tree (runc does it above 8;
-/// Docker's profile has ~350, and a short filter gains nothing from a tree).
+/// Filters with more rules than this are compiled into a binary tree (runc's threshold, which
+/// counts the spec's rule groups; Docker's profile has ~350 rules).
 const BINARY_TREE_FROM: usize = 32;
 
 /// How many compiled filters the engine keeps (distinct profiles and capability sets).
