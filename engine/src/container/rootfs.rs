@@ -81,31 +81,26 @@ fn prepare_etc_targets(upper: &Path, layer_dirs: &[PathBuf]) -> io::Result<()> {
     if std::fs::symlink_metadata(&etc).is_ok() {
         return Ok(());
     }
-    // The top-most layer with something at /etc decides what the image has there.
-    let Some(image_etc) = layer_dirs.iter().rev().find_map(|l| std::fs::symlink_metadata(l.join("etc")).ok()) else {
-        return Ok(());
-    };
-    // With extended attributes (an ACL, a label) it is left to a copy-up, which keeps them.
-    if !image_etc.is_dir() || has_xattrs(&layer_dirs.iter().rev().map(|l| l.join("etc")).find(|e| e.symlink_metadata().is_ok()))? {
+    // The layers whose /etc the container sees: from the top, each one with an `etc` directory,
+    // down to one whose `etc` is something else (it hides the layers below).
+    let mut etcs = vec![];
+    for l in layer_dirs.iter().rev() {
+        let path = l.join("etc");
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => etcs.push((path, m)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    // The top-most one is what the image has at /etc. With extended attributes (an ACL, a
+    // label) it is left to a copy-up, which keeps them.
+    let Some((top, image_etc)) = etcs.first() else { return Ok(()) };
+    if has_xattrs(top)? {
         return Ok(());
     }
-    // A name is free when no layer has anything of it; a layer whose `etc` is not a directory
-    // hides the layers below (and is not looked through).
-    let taken = |name: &str| {
-        for l in layer_dirs.iter().rev() {
-            match std::fs::symlink_metadata(l.join("etc")) {
-                Ok(m) if m.is_dir() => {
-                    if std::fs::symlink_metadata(l.join("etc").join(name)).is_ok() {
-                        return true;
-                    }
-                }
-                Ok(_) => return false,
-                Err(_) => {}
-            }
-        }
-        false
-    };
-    let free: Vec<&str> = ETC_MOUNT_TARGETS.into_iter().filter(|n| !taken(n)).collect();
+    // A name is free when no layer the container sees has anything of it.
+    let free: Vec<&str> =
+        ETC_MOUNT_TARGETS.into_iter().filter(|n| etcs.iter().all(|(etc, _)| std::fs::symlink_metadata(etc.join(n)).is_err())).collect();
     if free.is_empty() {
         return Ok(());
     }
@@ -129,8 +124,7 @@ fn prepare_etc_targets(upper: &Path, layer_dirs: &[PathBuf]) -> io::Result<()> {
 }
 
 /// Whether the entry at `path` (not followed) has extended attributes.
-fn has_xattrs(path: &Option<PathBuf>) -> io::Result<bool> {
-    let Some(path) = path else { return Ok(false) };
+fn has_xattrs(path: &Path) -> io::Result<bool> {
     let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())).map_err(io::Error::other)?;
     // SAFETY: llistxattr with a NULL buffer of size 0 only returns the size of the list.
     let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
