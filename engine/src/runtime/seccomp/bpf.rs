@@ -12,7 +12,7 @@ use oci_spec::runtime::{Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSecco
 use std::io::{Read, Seek};
 use std::os::fd::FromRawFd;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 /// The program, in the bundle directory: `flags` (u32, little endian) then the instructions.
 pub const BPF_FILE: &str = "seccomp.bpf";
@@ -147,24 +147,10 @@ fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
     Program::decode(&[&flags.to_le_bytes()[..], &code].concat()).ok_or_else(|| bad("libseccomp produced no program"))
 }
 
-/// The programs compiled lately, with their filters.
-type Compiled = Vec<(LinuxSeccomp, Arc<Program>)>;
-
-/// The program for `filter`, compiled once per distinct filter (found by comparing filters:
-/// serializing one as a key cost more than the comparison).
+/// The program for `filter`, compiled once per distinct filter.
 pub fn program(filter: &LinuxSeccomp) -> Result<Arc<Program>, SeccompError> {
-    static CACHE: OnceLock<Mutex<Compiled>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, p)) = cache.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(f, _)| f == filter) {
-        return Ok(p.clone());
-    }
-    let p = Arc::new(compile(filter)?);
-    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if c.len() >= CACHE_MAX {
-        c.clear();
-    }
-    c.push((filter.clone(), p.clone()));
-    Ok(p)
+    static CACHE: super::Recent<LinuxSeccomp, Arc<Program>> = super::Recent::new(CACHE_MAX);
+    CACHE.get_or_make(filter, || compile(filter).map(Arc::new))
 }
 
 /// Prepares `spec` for libcontainer: takes its filter out and returns the program the shim is

@@ -90,30 +90,51 @@ pub fn apply(spec: &mut Value, profile: &SeccompProfile, privileged: bool) -> Re
     Ok(())
 }
 
-/// The filters translated lately, by profile (empty: the default one) and capabilities.
-type Translated = Vec<((String, Vec<String>), Value)>;
-
 /// [`translate`] of `profile` for `caps`, made once per distinct pair: every container with the
 /// default profile and capabilities gets the same filter, and making it (the profile's ~400
 /// rules, checked through the OCI types) was a third of a start's bundle.
 fn translated(profile: &SeccompProfile, caps: Vec<String>) -> Result<Value, SeccompError> {
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<Translated>> = std::sync::OnceLock::new();
+    // By profile (empty: the default one) and capabilities.
+    static CACHE: Recent<(String, Vec<String>), Value> = Recent::new(TRANSLATED_MAX);
     let key = (if let SeccompProfile::Custom(json) = profile { json.clone() } else { String::new() }, caps);
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some((_, v)) = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().find(|(k, _)| *k == key) {
-        return Ok(v.clone());
+    CACHE.get_or_make(&key, || {
+        let docker = match profile {
+            SeccompProfile::Custom(json) => DockerProfile::from_json(json)?,
+            _ => default_profile(),
+        };
+        translate(&docker, &key.1)
+    })
+}
+
+/// A few values kept by key and found by comparing keys (profiles and capability sets: few, and
+/// cheaper to compare than to serialize), emptied when full.
+pub(crate) struct Recent<K, V> {
+    max: usize,
+    entries: std::sync::Mutex<Vec<(K, V)>>,
+}
+
+impl<K: PartialEq + Clone, V: Clone> Recent<K, V> {
+    pub(crate) const fn new(max: usize) -> Self {
+        Recent { max, entries: std::sync::Mutex::new(Vec::new()) }
     }
-    let docker = match profile {
-        SeccompProfile::Custom(json) => DockerProfile::from_json(json)?,
-        _ => default_profile(),
-    };
-    let v = translate(&docker, &key.1)?;
-    let mut c = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if c.len() >= TRANSLATED_MAX {
-        c.clear();
+
+    /// The value kept for `key`, else the one `make` makes, then kept.
+    pub(crate) fn get_or_make<E>(&self, key: &K, make: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some((_, v)) = self.lock().iter().find(|(k, _)| k == key) {
+            return Ok(v.clone());
+        }
+        let v = make()?;
+        let mut entries = self.lock();
+        if entries.len() >= self.max {
+            entries.clear();
+        }
+        entries.push((key.clone(), v.clone()));
+        Ok(v)
     }
-    c.push((key, v.clone()));
-    Ok(v)
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(K, V)>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Distinct (profile, capabilities) pairs kept translated.
