@@ -286,6 +286,29 @@ mod tests {
         assert!(e.unclaimed_creates().is_empty());
     }
 
+    /// A container removed on its node before its create's answer came (its destroy event
+    /// first): the answer adds no record, and its held create event is not inspected later.
+    #[tokio::test]
+    async fn a_destroy_event_before_the_create_answer_leaves_no_record() {
+        let c = Cluster::new(Default::default(), None, tokio_util::sync::CancellationToken::new()).unwrap();
+        let addr = "10.0.0.1:2375";
+        let e = Engine::new(addr, c.transport.client(addr), c.dirty.clone());
+        let mut body = json!({"Image": "busybox"});
+        let req = Request::from_config(None, &mut body).unwrap();
+        e.add_pending("p1", req.pending_view("p1".into()));
+        assert!(e.hold_create_event("gone", Some("/quick")));
+        e.remove("gone");
+        e.created("p1", "gone", Some(super::super::view::Container::from_create("gone", &req, &body, 0)));
+        assert!(e.get("gone").is_none(), "no stale record");
+        e.remove_pending("p1");
+        assert!(e.unclaimed_creates().is_empty(), "nothing left to inspect");
+        // Nothing pending: a destroy of an unknown container is remembered nowhere.
+        e.remove("other");
+        e.add_pending("p2", req.pending_view("p2".into()));
+        e.created("p2", "other", Some(super::super::view::Container::from_create("other", &req, &body, 0)));
+        assert!(e.get("other").is_some(), "created after that destroy: kept");
+    }
+
     /// The periodic refresh reads the same image list again: the node's records stay as they are.
     #[test]
     fn the_same_image_list_changes_nothing() {

@@ -87,6 +87,9 @@ pub(crate) struct State {
     /// (ID, name): most likely of those creates, whose answers bring the records (the node
     /// sends the event before its answer, as dockerd does), so they are not inspected.
     early_creates: Vec<(String, Option<String>)>,
+    /// Destroy events of containers not known yet that came while creates were pending here:
+    /// a create's answer that comes after its container's destroy event adds no record.
+    early_destroys: Vec<String>,
     /// Cached snapshot; `None` when something changed.
     pub view: Option<Arc<NodeView>>,
     pub events_live: bool,
@@ -237,6 +240,7 @@ impl Engine {
                 image_views: Arc::new(vec![]),
                 pending: HashMap::new(),
                 early_creates: Vec::new(),
+                early_destroys: Vec::new(),
                 view: None,
                 events_live: false,
                 res: Default::default(),
@@ -395,6 +399,10 @@ impl Engine {
             st.invalidate();
         }
         let early = st.early_creates.iter().position(|(e, _)| e == id).map(|i| st.early_creates.swap_remove(i));
+        if let Some(i) = st.early_destroys.iter().position(|e| e == id) {
+            st.early_destroys.swap_remove(i);
+            return;
+        }
         if let Some(mut c) = c.filter(|c| !st.containers.contains_key(c.id())) {
             if let Some((_, Some(name))) = early.filter(|_| c.name.is_empty()) {
                 c.set_name(&name);
@@ -421,6 +429,7 @@ impl Engine {
         if !st.pending.is_empty() {
             return vec![];
         }
+        st.early_destroys.clear();
         st.early_creates.drain(..).map(|(id, _)| id).collect()
     }
 
@@ -450,8 +459,18 @@ impl Engine {
         st.containers.values().find(|e| &*e.c.name == name).map(|e| e.c.id().to_string())
     }
 
+    /// Drops a container's record. A container not known yet while creates are pending here
+    /// may be one of theirs, removed before the create's answer came: that answer adds nothing
+    /// (see `created`), and its held create event is not inspected.
     pub fn remove(&self, id: &str) {
-        self.lock().take(id);
+        let mut st = self.lock();
+        if st.take(id).is_some() || st.pending.is_empty() {
+            return;
+        }
+        st.early_creates.retain(|(e, _)| e != id);
+        if st.early_destroys.len() < EARLY_CREATES_HELD {
+            st.early_destroys.push(id.to_string());
+        }
     }
 
     /// Calls `f` on every record, under the node's lock (no copies).
