@@ -266,6 +266,36 @@ fn spare_shims(exec_root: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits up to 10 s for a spare shim to be there (the engine makes it after the start's answer).
+fn spare_shims_made(exec_root: &Path) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = spare_shims(exec_root);
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The spare's spawner (a child of `engine`) and its daemon (the spawner's child), waiting up to
+/// 10 s for both: the spawner forks its daemon a moment after the engine spawns it.
+fn spare_pair(exec_root: &Path, engine: u32) -> Option<(i32, i32)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let spare = spare_shims(exec_root);
+        let spawner = spare.iter().find(|p| ppid(p) == Some(engine));
+        let daemon = spawner.and_then(|s| spare.iter().find(|p| ppid(p).map(|pp| pp.to_string()).as_ref() == Some(s)));
+        if let (Some(s), Some(d)) = (spawner, daemon) {
+            return Some((s.parse().ok()?, d.parse().ok()?));
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits up to 10 s for the spare shims to leave.
 fn spare_shims_gone(exec_root: &Path) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -285,13 +315,13 @@ fn the_spare_shim_leaves_with_the_engine_stopped_or_killed() {
     let exec_root = e.exec_root().to_path_buf();
     // A start takes the spare made ahead of time and makes the next one, which stays idle.
     e.docker_ok(&["run", "--rm", "busybox", "true"]);
-    assert!(!spare_shims(&exec_root).is_empty(), "no spare shim after a start");
+    assert!(!spare_shims_made(&exec_root).is_empty(), "no spare shim after a start");
     assert!(e.terminate(Duration::from_secs(15)).is_some(), "the engine did not stop");
     assert_eq!(spare_shims_gone(&exec_root), Vec::<String>::new(), "spare shims left after the engine stopped");
 
     e.restart();
     e.docker_ok(&["run", "--rm", "busybox", "true"]);
-    assert!(!spare_shims(&exec_root).is_empty(), "no spare shim after a start");
+    assert!(!spare_shims_made(&exec_root).is_empty(), "no spare shim after a start");
     let pid = e.pid().expect("engine pid") as i32;
     // SAFETY: kill(2) of the engine this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -313,10 +343,7 @@ fn a_start_goes_through_when_the_spare_shims_daemon_was_killed() {
     let e = engine_with_busybox();
     e.docker_ok(&["run", "--rm", "busybox", "true"]);
     let engine = e.pid().expect("engine pid");
-    let spare = spare_shims(e.exec_root());
-    let spawner = spare.iter().find(|p| ppid(p) == Some(engine)).expect("the spare's spawner").clone();
-    let daemon = spare.iter().find(|p| ppid(p).map(|pp| pp.to_string()) == Some(spawner.clone())).expect("its daemon").clone();
-    let (spawner, daemon): (i32, i32) = (spawner.parse().unwrap(), daemon.parse().unwrap());
+    let (spawner, daemon) = spare_pair(e.exec_root(), engine).expect("the spare's spawner and its daemon");
     // The spawner is frozen so that a start takes it before it can see its daemon go.
     // SAFETY: kill(2) of processes of the engine this test started.
     unsafe {
@@ -335,10 +362,7 @@ fn a_start_goes_through_when_the_spare_shims_daemon_was_killed() {
 
     // The other order: the spawner sees its daemon go before any start takes it. It stays until
     // one does (or the engine drops it), and that start goes through a new spawner too.
-    let spare = spare_shims(e.exec_root());
-    let spawner = spare.iter().find(|p| ppid(p) == Some(engine)).expect("the new spare's spawner").clone();
-    let daemon: i32 =
-        spare.iter().find(|p| ppid(p).map(|pp| pp.to_string()) == Some(spawner.clone())).expect("its daemon").parse().unwrap();
+    let (_, daemon) = spare_pair(e.exec_root(), engine).expect("the new spare's spawner and its daemon");
     // SAFETY: kill(2) of a process of the engine this test started.
     unsafe { libc::kill(daemon, libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(300));
