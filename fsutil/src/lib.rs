@@ -2,7 +2,7 @@
 //! the same directory, fsync, rename, fsync the directory), so readers see the old or the new
 //! content, never a mix, and a crash leaves no partial file.
 pub mod mountinfo;
-pub use mountinfo::{cgroup_mounts, own_cgroup_mounts, unescape_mount, CgroupMount};
+pub use mountinfo::{cgroup_mounts, is_mount_point, own_cgroup_mounts, unescape_mount, CgroupMount};
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fs;

@@ -14,12 +14,8 @@ pub fn paths(container_dir: &Path) -> RootfsPaths {
     RootfsPaths { upper: container_dir.join("upper"), work: container_dir.join("work"), merged: container_dir.join("rootfs") }
 }
 
-/// True when `path` is a mount point (listed in /proc/self/mountinfo).
-pub fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    let p = path.to_string_lossy();
-    info.lines().any(|l| l.split_whitespace().nth(4) == Some(p.as_ref()))
-}
+/// True when `path` is a mount point.
+pub use fsutil::is_mount_point as is_mounted;
 
 /// Mounts the overlay: `layer_dirs` bottom first (overlayfs wants the top-most first).
 pub fn mount_rootfs(container_dir: &Path, layer_dirs: &[PathBuf]) -> io::Result<PathBuf> {

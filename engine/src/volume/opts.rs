@@ -4,6 +4,7 @@
 //! Unlike dockerd the mount then stays until the volume is removed (dockerd unmounts when the
 //! last container using it stops), so a tmpfs volume keeps its content between containers.
 use super::{io_err, VolumeError};
+use fsutil::is_mount_point as is_mounted;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,14 +57,6 @@ pub fn parse_o(o: &str) -> (MsFlags, String) {
         flags = (flags | set) & !clear;
     }
     (flags, data.join(","))
-}
-
-/// Whether something is mounted exactly at `path`.
-pub fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    let want = path.to_string_lossy();
-    // Field 5 is the mount point, with spaces and the like octal-escaped.
-    info.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| fsutil::unescape_mount(m) == want))
 }
 
 /// Mounts `device` on `data` as the options say, unless it is mounted already.

@@ -24,7 +24,14 @@ pub enum V1MountPointError {
 
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
+/// Patched: read once per process (see [`cached_subsystem_mount_points`]). libcontainer's init
+/// lists them to mount the cgroups into a container, and inherits them from the shim, which
+/// read them ahead of time.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
+    cached_subsystem_mount_points()
+}
+
+fn read_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
     let reader = BufReader::new(ProcfsHandle::new()?.open(
         ProcfsBase::ProcSelf,
         "mountinfo",
@@ -72,7 +79,7 @@ fn cached_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
     if let Some(v) = cache.as_ref() {
         return Ok(v.clone());
     }
-    let v = list_subsystem_mount_points()?;
+    let v = read_subsystem_mount_points()?;
     *cache = Some(v.clone());
     Ok(v)
 }
