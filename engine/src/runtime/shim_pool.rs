@@ -61,15 +61,24 @@ fn own_nice() -> io::Result<i32> {
     }
 }
 
+/// The cgroup v1 mount points, read once by the engine (libcgroups keeps them per process), as
+/// the shims take them; none when they cannot be read.
+fn cgroup_v1_mounts() -> Option<std::ffi::OsString> {
+    crate::shim::encode_mount_points(&libcgroups::v1::util::list_subsystem_mount_points().ok()?)
+}
+
 pub struct ShimPool {
     binary: PathBuf,
     exec_root: PathBuf,
     ready: Mutex<Option<Child>>,
+    /// The engine's cgroup v1 mount points, handed to every shim (see
+    /// [`crate::shim::CGROUP_V1_MOUNTS_ENV`]); none where they could not be read.
+    cgroup_v1_mounts: Option<std::ffi::OsString>,
 }
 
 impl ShimPool {
     pub fn new(binary: PathBuf, exec_root: PathBuf) -> Self {
-        ShimPool { binary, exec_root, ready: Mutex::new(None) }
+        ShimPool { binary, exec_root, ready: Mutex::new(None), cgroup_v1_mounts: cgroup_v1_mounts() }
     }
 
     fn spawn(&self) -> io::Result<Child> {
@@ -100,6 +109,9 @@ impl ShimPool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(m) = &self.cgroup_v1_mounts {
+            cmd.env(crate::shim::CGROUP_V1_MOUNTS_ENV, m);
+        }
         cmd
     }
 

@@ -62,6 +62,7 @@ enum StateDir {
 /// [`relay`]) and exits.
 pub fn main(args: Vec<String>) -> i32 {
     reset_sigpipe();
+    take_cgroup_mount_points();
     let source = match args.first().map(String::as_str) {
         Some(POOLED_FLAG) => StateDir::Stdin,
         Some(dir) => StateDir::Given(PathBuf::from(dir)),
@@ -103,7 +104,6 @@ fn daemon(source: StateDir, ready: std::os::fd::OwnedFd) -> i32 {
     let state_dir = match source {
         StateDir::Given(dir) => dir,
         StateDir::Stdin => {
-            warm_cgroup_mount_points();
             let mut line = String::new();
             match std::io::stdin().read_line(&mut line) {
                 Ok(_) if !line.trim_end_matches('\n').is_empty() => {
@@ -136,13 +136,39 @@ fn daemon(source: StateDir, ready: std::os::fd::OwnedFd) -> i32 {
     supervisor::run(cfg, state_dir, ready)
 }
 
-/// A spare reads the cgroup v1 mount points while it waits. libcgroups keeps them per process
-/// (vendor/README.md), and libcontainer's intermediate process, a copy of this one, then finds
-/// them instead of reading and parsing mountinfo, whose size grows with every container's
-/// mounts (~1.6 ms of each start with 100 containers running). Without v1 there is nothing to
-/// keep (and nothing is: errors are not cached).
-fn warm_cgroup_mount_points() {
-    let _ = libcgroups::v1::util::get_subsystem_mount_point(&libcgroups::v1::ControllerType::Cpu);
+/// The engine's cgroup v1 mount points, one per line, in the environment of the shims it starts
+/// (`runtime::shim_pool`). Unset where the engine could not read them.
+pub const CGROUP_V1_MOUNTS_ENV: &str = "FLOTILLA_SHIM_CGROUP_V1_MOUNTS";
+
+/// The engine's cgroup v1 mount points become this process's (libcgroups keeps them per
+/// process, vendor/README.md), and are taken out of the environment. libcontainer's
+/// intermediate and init processes, copies of the daemon, then find them instead of reading
+/// and parsing mountinfo, whose size grows with every container's overlay (~1.6 and ~1 ms of
+/// each start with 100 containers running). Without them here, the first use reads mountinfo.
+fn take_cgroup_mount_points() {
+    let Some(v) = std::env::var_os(CGROUP_V1_MOUNTS_ENV) else { return };
+    // SAFETY: called first thing, while the shim has a single thread.
+    unsafe { std::env::remove_var(CGROUP_V1_MOUNTS_ENV) };
+    libcgroups::v1::util::set_subsystem_mount_points(decode_mount_points(&v));
+}
+
+/// Mount points one per line, for [`CGROUP_V1_MOUNTS_ENV`]; none when a path has a newline.
+pub fn encode_mount_points(points: &[PathBuf]) -> Option<std::ffi::OsString> {
+    let mut out = Vec::new();
+    for p in points {
+        let b = p.as_os_str().as_encoded_bytes();
+        if b.contains(&b'\n') {
+            return None;
+        }
+        out.extend_from_slice(b);
+        out.push(b'\n');
+    }
+    Some(std::os::unix::ffi::OsStringExt::from_vec(out))
+}
+
+fn decode_mount_points(v: &std::ffi::OsStr) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    v.as_bytes().split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l))).collect()
 }
 
 /// A spare waits at the lowest priority and the engine gives its spawner (this daemon's parent)
@@ -292,5 +318,19 @@ fn detach_stdio(state_dir: &std::path::Path) {
         let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
         let err = log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(null.as_raw_fd());
         let _ = nix::unistd::dup2(err, 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_pass_through_the_environment_whole() {
+        let points: Vec<PathBuf> = ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/a b", "/x/systemd"].iter().map(PathBuf::from).collect();
+        let v = encode_mount_points(&points).unwrap();
+        assert_eq!(decode_mount_points(&v), points);
+        assert_eq!(decode_mount_points(&encode_mount_points(&[]).unwrap()), Vec::<PathBuf>::new());
+        assert_eq!(encode_mount_points(&[PathBuf::from("/a\nb")]), None);
     }
 }

@@ -68,14 +68,25 @@ pub fn list_supported_mount_points() -> Result<HashMap<ControllerType, PathBuf>,
     Ok(mount_paths)
 }
 
+static MOUNT_POINTS: std::sync::Mutex<Option<Vec<PathBuf>>> = std::sync::Mutex::new(None);
+
+/// Patched (vendor/README.md): gives this process the cgroup v1 mount points another process
+/// read (the engine hands its own to the shims it starts), so that none is read here. Points
+/// already known are kept.
+pub fn set_subsystem_mount_points(points: Vec<PathBuf>) {
+    let mut cache = MOUNT_POINTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.is_none() {
+        *cache = Some(points);
+    }
+}
+
 /// The cgroup v1 mount points of this process, read from mountinfo once per process (patched:
 /// see the repository's vendor/README.md). A manager looks up every controller's mount point,
 /// and each lookup used to parse mountinfo again through pathrs' safe procfs (about 20 syscalls
 /// each, a dozen times per container start in libcontainer's intermediate process alone).
 /// Errors are not cached.
 fn cached_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
-    static CACHE: std::sync::Mutex<Option<Vec<PathBuf>>> = std::sync::Mutex::new(None);
-    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut cache = MOUNT_POINTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(v) = cache.as_ref() {
         return Ok(v.clone());
     }
