@@ -24,9 +24,9 @@ pub enum V1MountPointError {
 
 /// List all cgroup v1 subsystem mount points on the system. This can include unsupported
 /// subsystems, comounted controllers and named hierarchies.
-/// Patched: read once per process (see [`cached_subsystem_mount_points`]). libcontainer's init
-/// lists them to mount the cgroups into a container, and inherits them from the shim, which
-/// read them ahead of time.
+/// Patched: read once per process (see [`cached_subsystem_mount_points`]), or given by
+/// [`set_subsystem_mount_points`]. libcontainer's init lists them to mount the cgroups into a
+/// container, and inherits them from the shim, which the engine gave them.
 pub fn list_subsystem_mount_points() -> Result<Vec<PathBuf>, V1MountPointError> {
     cached_subsystem_mount_points()
 }
