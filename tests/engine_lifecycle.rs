@@ -470,3 +470,42 @@ fn containers_run_at_the_engines_priority() {
     assert_eq!(nice_in(&e.docker_ok(&["exec", &n, "cat", "/proc/self/stat"])), want);
     e.docker_ok(&["rm", "-f", &n]);
 }
+
+/// True when `path` is a mount point of the host (its line in /proc/self/mountinfo).
+fn is_mount_point(path: &std::path::Path) -> bool {
+    let want = path.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(&want))
+}
+
+/// The rootfs of a created container is mounted ahead of its start (in the time the CLI takes
+/// between `create` and `start`); the start uses it, the exit unmounts it as always, a removal of
+/// a container never started unmounts it, and an engine restart reclaims it.
+#[test]
+fn a_created_containers_rootfs_is_mounted_ahead_and_released() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    let rootfs = |e: &Engine, id: &str| e.data_root().join("containers").join(id).join("rootfs");
+    let name = e.unique("ahead");
+    let id = e.docker_ok(&["create", "--name", &name, "busybox", "cat", "/etc/hostname"]).trim().to_string();
+    assert!(wait_until(Duration::from_secs(5), || is_mount_point(&rootfs(&e, &id))), "not mounted ahead");
+    assert_eq!(inspect(&e, &name, "{{.State.Status}}"), "created");
+    assert_eq!(e.docker_ok(&["start", "-a", &name]).trim(), &id[..12]);
+    assert!(wait_until(Duration::from_secs(5), || !is_mount_point(&rootfs(&e, &id))), "still mounted after the exit");
+    // Never started: the removal unmounts it and the directory goes.
+    let never = e.docker_ok(&["create", "busybox", "true"]).trim().to_string();
+    assert!(wait_until(Duration::from_secs(5), || is_mount_point(&rootfs(&e, &never))), "not mounted ahead");
+    e.docker_ok(&["rm", &never]);
+    assert!(!is_mount_point(&rootfs(&e, &never)) && !rootfs(&e, &never).exists());
+    // An engine restart does not keep it, and the container starts after it.
+    let kept = e.unique("ahead-kept");
+    let kept_id = e.docker_ok(&["create", "--name", &kept, "busybox", "echo", "after"]).trim().to_string();
+    assert!(wait_until(Duration::from_secs(5), || is_mount_point(&rootfs(&e, &kept_id))), "not mounted ahead");
+    e.restart();
+    assert!(!is_mount_point(&rootfs(&e, &kept_id)), "the restart kept the mount made ahead");
+    assert_eq!(e.docker_ok(&["start", "-a", &kept]).trim(), "after");
+    // `docker run --rm` leaves nothing mounted.
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "rm"]).trim(), "rm");
+    let containers = e.data_root().join("containers").to_string_lossy().into_owned();
+    let none_held = || !std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&containers);
+    assert!(wait_until(Duration::from_secs(5), none_held), "a container's rootfs is still mounted");
+}

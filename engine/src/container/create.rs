@@ -195,6 +195,7 @@ impl<R: Runtime> ContainerService<R> {
             return Err(e);
         }
         self.publish("create", &rec, &[]);
+        self.mount_ahead(&ctr);
         tracing::info!(container = %id, name = %rec.name, "created");
         Ok((id, warnings))
     }

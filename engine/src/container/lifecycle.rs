@@ -162,6 +162,8 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     async fn start_inner(&self, ctr: &Arc<Ctr>, rec: &Record) -> Result<u32, ContainerError> {
+        // A rootfs mounted ahead (at create) is this start's now: the mount below finds it.
+        self.ahead.forget(&rec.id);
         let security = super::secopts::parse(rec.host_config.security_opt.as_deref().unwrap_or_default())?;
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         let layers = rec.layer_dirs.clone();

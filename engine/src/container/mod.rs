@@ -3,6 +3,7 @@
 //! Each container is a [`Ctr`]: its record (persisted on every change), a watch channel
 //! that tells waiters about starts, exits and removal, and the attaches that arrived
 //! before `start` (the CLI's `docker run` attaches first, then starts).
+mod ahead;
 pub mod archive;
 mod commit;
 mod create;
@@ -216,6 +217,8 @@ pub struct ContainerService<R: Runtime = ShimRuntime> {
     restarts: restart::Restarts,
     /// Recent CPU samples for `stats` (its task starts after [`Self::load`]).
     stats: stats_collector::StatsCollector,
+    /// Created containers whose rootfs is mounted ahead of their start.
+    ahead: Arc<ahead::Ahead>,
 }
 
 impl ContainerService<ShimRuntime> {
@@ -265,6 +268,7 @@ impl<R: Runtime> ContainerService<R> {
             execs: Default::default(),
             restarts: Default::default(),
             stats,
+            ahead: Default::default(),
         });
         let weak = Arc::downgrade(&svc);
         svc.volumes.set_users(Arc::new(move |name: &str| weak.upgrade().map(|s| s.volume_users(name)).unwrap_or_default()));

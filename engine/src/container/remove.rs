@@ -71,6 +71,7 @@ impl<R: Runtime> ContainerService<R> {
         let rec = ctr.record();
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         self.rootfs.unmount(&dir).map_err(ContainerError::io("unmounting the rootfs of", &dir))?;
+        self.ahead.forget(&rec.id);
         if self.rootfs.is_mounted(&dir) {
             return Err(ContainerError::Conflict(format!("container {} rootfs is still mounted", rec.id)));
         }

@@ -148,6 +148,10 @@ pub trait Rootfs: Send + Sync + 'static {
     fn unmount(&self, container_dir: &Path) -> io::Result<()>;
     /// True while the rootfs of `container_dir` is mounted.
     fn is_mounted(&self, container_dir: &Path) -> bool;
+    /// Whether a new container's rootfs is mounted ahead of its start (see `container::ahead`).
+    fn mounts_ahead(&self) -> bool {
+        true
+    }
 }
 
 /// The real rootfs: overlayfs over the image layers.
@@ -180,13 +184,15 @@ mod fake {
 
     /// Records `mount <id>` / `unmount <id>` (the container directory's name), keeps which are
     /// mounted, and makes the directories the real one makes; `fail_next_mount` fails one mount,
-    /// `fail_unmounts` the next unmounts.
+    /// `fail_unmounts` the next unmounts. It mounts nothing ahead of a start unless
+    /// `mount_ahead` says so (the other tests count its calls).
     #[derive(Default)]
     pub(crate) struct FakeRootfs {
         calls: Mutex<Vec<String>>,
         mounted: Mutex<BTreeSet<PathBuf>>,
         fail_mount: Mutex<bool>,
         fail_unmounts: Mutex<usize>,
+        ahead: Mutex<bool>,
     }
 
     fn name(dir: &Path) -> String {
@@ -207,6 +213,14 @@ mod fake {
         /// True while the rootfs of the container `id` is mounted.
         pub(crate) fn mounted(&self, id: &str) -> bool {
             lock(&self.mounted).iter().any(|d| name(d) == id)
+        }
+        /// How many rootfs are mounted.
+        pub(crate) fn mounted_count(&self) -> usize {
+            lock(&self.mounted).len()
+        }
+        /// New containers get their rootfs mounted ahead of their start, as with the real one.
+        pub(crate) fn mount_ahead(&self) {
+            *lock(&self.ahead) = true;
         }
     }
 
@@ -235,6 +249,9 @@ mod fake {
         }
         fn is_mounted(&self, container_dir: &Path) -> bool {
             lock(&self.mounted).contains(container_dir)
+        }
+        fn mounts_ahead(&self) -> bool {
+            *lock(&self.ahead)
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+mod ahead;
 mod failures;
 mod lifecycle;
 mod remove;

@@ -1,0 +1,92 @@
+//! The rootfs of a new container mounted ahead of its start.
+//!
+//! Between a `create`'s answer and the `start` that follows (`docker run` sends an attach and a
+//! wait in between), the docker CLI takes a few milliseconds of its own. The overlay mount and
+//! the directories under it (the upper and work dirs, the /etc mount targets) are the longest
+//! branch of a start, so a task of the service makes them in that time, under the container's
+//! operation lock: a start that comes meanwhile waits for it and then finds the rootfs mounted
+//! (mounting is idempotent). dockerd mounts a new container's rootfs at create too (to make its
+//! working dir), and unmounts it again.
+//!
+//! A created container that is never started holds its mount until it is started or removed, or
+//! until the next engine start (which reclaims the mounts of containers that are not running).
+//! So that many created containers cannot pile up mounts (each one is copied into every new mount
+//! namespace), at most [`MAX_AHEAD`] are held ahead at once; past that a start mounts its own, as
+//! it always could.
+use super::record::Status;
+use super::{ContainerService, Ctr};
+use crate::runtime::Runtime;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How many created containers may hold a rootfs mounted ahead of their start at once.
+pub(super) const MAX_AHEAD: usize = 16;
+
+/// The containers whose rootfs is being, or was, mounted ahead and not yet taken by a start or
+/// released by a removal.
+#[derive(Default)]
+pub(super) struct Ahead {
+    ids: Mutex<HashSet<String>>,
+}
+
+impl Ahead {
+    fn ids(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes a place for `id`; false when all places are taken (or `id` has one).
+    fn reserve(&self, id: &str) -> bool {
+        let mut ids = self.ids();
+        if ids.len() >= MAX_AHEAD || ids.contains(id) {
+            return false;
+        }
+        ids.insert(id.to_string())
+    }
+
+    /// Gives `id`'s place back: its start took the mount over, or it is being removed.
+    pub(super) fn forget(&self, id: &str) {
+        self.ids().remove(id);
+    }
+
+    /// How many places are taken.
+    pub(super) fn len(&self) -> usize {
+        self.ids().len()
+    }
+}
+
+impl<R: Runtime> ContainerService<R> {
+    /// Mounts the rootfs of the created container `ctr` in a task of the service (see the
+    /// module's doc). Does nothing when [`MAX_AHEAD`] containers already hold one.
+    pub(super) fn mount_ahead(&self, ctr: &Arc<Ctr>) {
+        let id = ctr.id();
+        if !self.rootfs.mounts_ahead() || !self.ahead.reserve(&id) {
+            return;
+        }
+        let (ctr, ahead, fs) = (ctr.clone(), self.ahead.clone(), self.rootfs.clone());
+        let dir = super::record::Record::dir(&self.cfg.data_root, &id);
+        self.tasks.spawn(async move {
+            let _op = ctr.op.lock().await;
+            let rec = ctr.record();
+            // A start or a removal came first: it had the lock, and the mount is its own.
+            if rec.state.status != Status::Created || rec.state.pid != 0 || ctr.subscribe().borrow().removed {
+                ahead.forget(&id);
+                return;
+            }
+            let t0 = std::time::Instant::now();
+            let volatile = rec.auto_remove();
+            let layers = rec.layer_dirs;
+            match tokio::task::spawn_blocking(move || fs.mount(&dir, &layers, volatile)).await {
+                Ok(Ok(_)) => tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted ahead of the start"),
+                // The start mounts it (and reports what fails) as it would have without this.
+                Ok(Err(e)) => {
+                    tracing::debug!(container = %id, error = %e, "mounting the rootfs ahead failed");
+                    ahead.forget(&id);
+                }
+                Err(e) => {
+                    tracing::debug!(container = %id, error = %e, "mounting the rootfs ahead failed");
+                    ahead.forget(&id);
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,86 @@
+//! A created container's rootfs is mounted ahead of its start (`container::ahead`): the start
+//! takes the mount, a removal releases it, an engine restart reclaims it, and no more than
+//! `MAX_AHEAD` containers hold one.
+use super::super::ahead::MAX_AHEAD;
+use super::{until, Harness};
+use bollard_stubs::models::HostConfig;
+
+async fn harness() -> Harness {
+    let h = Harness::new().await;
+    h.fs.mount_ahead();
+    h
+}
+
+#[tokio::test]
+async fn the_start_takes_the_rootfs_mounted_ahead() {
+    let mut h = harness().await;
+    let id = h.create("ahead-start", HostConfig::default()).await;
+    until("the rootfs mounted ahead", || h.fs.mounted(&id)).await;
+    assert_eq!(h.svc.ahead.len(), 1);
+    h.svc.start(&id).await.expect("start");
+    assert!(h.fs.mounted(&id));
+    assert_eq!(h.svc.ahead.len(), 0, "the start did not take the mount over");
+    assert_eq!(h.actions(&id), ["create", "start"]);
+}
+
+#[tokio::test]
+async fn removing_a_created_container_unmounts_what_was_mounted_ahead() {
+    let h = harness().await;
+    let id = h.create("ahead-rm", HostConfig::default()).await;
+    until("the rootfs mounted ahead", || h.fs.mounted(&id)).await;
+    h.svc.remove(&id, false).await.expect("rm");
+    assert!(!h.fs.mounted(&id));
+    assert_eq!(h.svc.ahead.len(), 0);
+    assert!(!h.dir(&id).exists());
+}
+
+#[tokio::test]
+async fn a_mount_ahead_that_fails_leaves_the_start_to_mount() {
+    let mut h = Harness::new().await;
+    h.fs.fail_next_mount();
+    h.fs.mount_ahead();
+    let id = h.create("ahead-fails", HostConfig::default()).await;
+    until("the mount ahead tried", || h.fs.calls().iter().any(|c| *c == format!("mount {id}"))).await;
+    until("its place given back", || h.svc.ahead.len() == 0).await;
+    assert!(!h.fs.mounted(&id));
+    h.svc.start(&id).await.expect("start");
+    assert!(h.fs.mounted(&id));
+    assert_eq!(h.actions(&id), ["create", "start"]);
+}
+
+#[tokio::test]
+async fn no_more_than_max_ahead_created_containers_hold_a_mount() {
+    let h = harness().await;
+    let mut ids = vec![];
+    for i in 0..MAX_AHEAD + 4 {
+        ids.push(h.create(&format!("ahead-many-{i}"), HostConfig::default()).await);
+    }
+    until("the first ones mounted ahead", || h.fs.mounted_count() == MAX_AHEAD).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(h.fs.mounted_count(), MAX_AHEAD, "more mounts held than MAX_AHEAD");
+    assert!(ids[..MAX_AHEAD].iter().all(|id| h.fs.mounted(id)));
+    // A removal gives its place back; the next create can take it.
+    h.svc.remove(&ids[0], false).await.expect("rm");
+    let next = h.create("ahead-many-next", HostConfig::default()).await;
+    until("the next one mounted ahead", || h.fs.mounted(&next)).await;
+    assert_eq!(h.fs.mounted_count(), MAX_AHEAD);
+    // Starting the others works whether or not theirs was mounted ahead.
+    for id in &ids[MAX_AHEAD - 2..] {
+        h.svc.start(id).await.expect("start");
+        assert!(h.fs.mounted(id));
+    }
+}
+
+#[tokio::test]
+async fn an_engine_restart_unmounts_what_was_mounted_ahead() {
+    let h = harness().await;
+    let id = h.create("ahead-restart", HostConfig::default()).await;
+    until("the rootfs mounted ahead", || h.fs.mounted(&id)).await;
+    h.svc.shutdown().await;
+    let svc = h.reopen().await;
+    assert!(!h.fs.mounted(&id), "the restart left the mount made ahead");
+    assert_eq!(svc.ahead.len(), 0);
+    // The reopened service mounts ahead for new containers, and the old one starts.
+    svc.start(&id).await.expect("start after the restart");
+    assert!(h.fs.mounted(&id));
+}
