@@ -49,6 +49,7 @@ impl Ahead {
     }
 
     /// How many places are taken.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.ids().len()
     }
