@@ -65,7 +65,8 @@ impl<R: Runtime> ContainerService<R> {
         }
         let (ctr, ahead, fs) = (ctr.clone(), self.ahead.clone(), self.rootfs.clone());
         let dir = super::record::Record::dir(&self.cfg.data_root, &id);
-        self.tasks.spawn(async move {
+        // Dropped once shutdown begins: a mount made then is reclaimed by the next engine start.
+        self.tasks.spawn_until_shutdown(async move {
             let _op = ctr.op.lock().await;
             let rec = ctr.record();
             // A start or a removal came first: it had the lock, and the mount is its own.
