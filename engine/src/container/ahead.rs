@@ -5,7 +5,8 @@
 //! the directories under it (the upper and work dirs, the /etc mount targets) are the longest
 //! branch of a start, so a task of the service makes them in that time, under the container's
 //! operation lock: a start that comes meanwhile waits for it and then finds the rootfs mounted
-//! (mounting is idempotent). dockerd mounts a new container's rootfs at create too (to make its
+//! (mounting is idempotent). The same task makes the container's hosts, hostname and resolv.conf
+//! files, empty, so that the start only writes them (`etcfiles::write`). dockerd mounts a new container's rootfs at create too (to make its
 //! working dir), and unmounts it again.
 //!
 //! A created container that is never started holds its mount until it is started or removed, or
@@ -77,7 +78,17 @@ impl<R: Runtime> ContainerService<R> {
             let t0 = std::time::Instant::now();
             let volatile = rec.auto_remove();
             let layers = rec.layer_dirs;
-            match tokio::task::spawn_blocking(move || fs.mount(&dir, &layers, volatile)).await {
+            // The start writes the /etc files in place: made here, they cost its path no inode.
+            let own_etc_files = !matches!(rec.net_mode, super::record::NetMode::Container(_));
+            let made = tokio::task::spawn_blocking(move || {
+                if own_etc_files {
+                    if let Err(e) = super::etcfiles::make_empty(&dir) {
+                        tracing::debug!(error = %e, "making the /etc files ahead failed");
+                    }
+                }
+                fs.mount(&dir, &layers, volatile)
+            });
+            match made.await {
                 Ok(Ok(_)) => tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted ahead of the start"),
                 // The start mounts it (and reports what fails) as it would have without this.
                 Ok(Err(e)) => {
