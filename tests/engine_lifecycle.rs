@@ -502,6 +502,7 @@ fn a_created_containers_rootfs_is_mounted_ahead_and_released() {
     // Never started: the removal unmounts it and the directory goes.
     let never = e.docker_ok(&["create", "busybox", "true"]).trim().to_string();
     assert!(wait_until(Duration::from_secs(5), || is_mount_point(&rootfs(&e, &never))), "not mounted ahead");
+    assert_eq!(e.docker_ok(&["logs", &never]), "");
     e.docker_ok(&["rm", &never]);
     assert!(!is_mount_point(&rootfs(&e, &never)) && !rootfs(&e, &never).exists());
     // An engine restart does not keep it, and the container starts after it.

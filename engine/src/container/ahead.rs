@@ -6,8 +6,9 @@
 //! branch of a start, so a task of the service makes them in that time, under the container's
 //! operation lock: a start that comes meanwhile waits for it and then finds the rootfs mounted
 //! (mounting is idempotent). The same task makes the container's hosts, hostname and resolv.conf
-//! files, empty, so that the start only writes them (`etcfiles::write`). dockerd mounts a new container's rootfs at create too (to make its
-//! working dir), and unmounts it again.
+//! files and its json-file log, empty, so that the start and the shim only write them (each new
+//! file is an inode allocation on the start's path). dockerd mounts a new container's rootfs at
+//! create too (to make its working dir), and unmounts it again.
 //!
 //! A created container that is never started holds its mount until it is started or removed, or
 //! until the next engine start (which reclaims the mounts of containers that are not running).
@@ -78,12 +79,21 @@ impl<R: Runtime> ContainerService<R> {
             let t0 = std::time::Instant::now();
             let volatile = rec.auto_remove();
             let layers = rec.layer_dirs;
-            // The start writes the /etc files in place: made here, they cost its path no inode.
+            // The start writes the /etc files in place and its shim appends to the json-file
+            // log: made here, they cost its path no inode.
             let own_etc_files = !matches!(rec.net_mode, super::record::NetMode::Container(_));
+            let json_log = super::logopts::log_config(&rec.host_config)
+                .is_ok_and(|l| l.driver == crate::runtime::options::LogDriver::JsonFile)
+                .then(|| super::logopts::log_file(&dir, &rec.id, crate::runtime::options::LogDriver::JsonFile));
             let made = tokio::task::spawn_blocking(move || {
                 if own_etc_files {
                     if let Err(e) = super::etcfiles::make_empty(&dir) {
                         tracing::debug!(error = %e, "making the /etc files ahead failed");
+                    }
+                }
+                if let Some(log) = json_log {
+                    if let Err(e) = make_log(&log) {
+                        tracing::debug!(error = %e, "making the log file ahead failed");
                     }
                 }
                 fs.mount(&dir, &layers, volatile)
@@ -101,5 +111,15 @@ impl<R: Runtime> ContainerService<R> {
                 }
             }
         });
+    }
+}
+
+/// Makes the empty log file the shim will append to (mode 0600, as the shim makes it), unless
+/// something is there.
+fn make_log(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }

@@ -17,6 +17,11 @@ async fn the_start_takes_the_rootfs_mounted_ahead() {
     let id = h.create("ahead-start", HostConfig::default()).await;
     until("the rootfs mounted ahead", || h.fs.mounted(&id)).await;
     assert_eq!(h.svc.ahead.len(), 1);
+    // With it, empty: the /etc files the start writes in place, and the json-file log.
+    for f in ["hosts".to_string(), "hostname".into(), "resolv.conf".into(), format!("{id}-json.log")] {
+        let m = std::fs::metadata(h.dir(&id).join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(m.len(), 0, "{f}");
+    }
     h.svc.start(&id).await.expect("start");
     assert!(h.fs.mounted(&id));
     assert_eq!(h.svc.ahead.len(), 0, "the start did not take the mount over");
