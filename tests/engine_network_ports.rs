@@ -173,11 +173,19 @@ fn addresses_and_port_mappings_survive_an_engine_sigkill() {
     unsafe { libc::kill(e.pid().unwrap() as i32, libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(curl(&url).stdout.trim(), &id[..12]);
+    // Meanwhile someone takes the free port (as an outgoing connection can, from the ephemeral
+    // range): the restarted engine cannot bind it, and takes it again once it is let go.
+    let squatter = std::net::TcpListener::bind(format!("0.0.0.0:{port}")).expect("the dead engine's port is free");
     e.restart();
 
     assert_eq!(inspect(&e, "kweb", &net_ip(&net)), ip);
     assert_eq!(host_port(&e, "kweb", "80/tcp"), port);
     assert_eq!(curl(&url).stdout.trim(), &id[..12]);
+    drop(squatter);
+    assert!(
+        wait_until(Duration::from_secs(5), || std::net::TcpListener::bind(format!("0.0.0.0:{port}")).is_err()),
+        "the engine did not take port {port} again"
+    );
     // Names still resolve (the resolvers were restarted) and new containers get new addresses.
     let out = e.docker_ok(&["run", "--rm", "--network", &net, "busybox", "wget", "-q", "-O", "-", "http://kw/hostname"]);
     assert_eq!(out.trim(), &id[..12]);

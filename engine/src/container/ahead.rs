@@ -98,13 +98,9 @@ impl<R: Runtime> ContainerService<R> {
                 }
                 fs.mount(&dir, &layers, volatile)
             });
-            match made.await {
-                Ok(Ok(_)) => tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted ahead of the start"),
+            match made.await.map_err(|e| e.to_string()).and_then(|m| m.map_err(|e| e.to_string())) {
+                Ok(_) => tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted ahead of the start"),
                 // The start mounts it (and reports what fails) as it would have without this.
-                Ok(Err(e)) => {
-                    tracing::debug!(container = %id, error = %e, "mounting the rootfs ahead failed");
-                    ahead.forget(&id);
-                }
                 Err(e) => {
                     tracing::debug!(container = %id, error = %e, "mounting the rootfs ahead failed");
                     ahead.forget(&id);

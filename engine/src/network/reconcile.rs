@@ -4,6 +4,9 @@ use super::netlink::Links;
 use super::{endpoint_id, io_at, netns, nl, os, portmap, store, veth_name, NetworkError, NetworkService};
 use std::collections::BTreeSet;
 
+/// How often a published host port that someone else holds is tried again (see `retake_port`).
+const RETAKE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Is `name` a bridge this engine would have made for a user-defined network (`<tag>-<hex>`)?
 /// Only when the tag is short enough to be the whole prefix, so another engine's names never match.
 pub(super) fn is_our_bridge_name(tag: &str, name: &str) -> bool {
@@ -16,6 +19,32 @@ pub(super) fn is_our_bridge_name(tag: &str, name: &str) -> bool {
 }
 
 impl NetworkService {
+    /// Binds the host port of mapping `m` of container `cid` again once it is free, for as long
+    /// as the container's sandbox maps it. While the engine was away the port had no socket: an
+    /// outgoing connection may have got it as its own (random host ports come from the ephemeral
+    /// range), and the traffic to the port still reaches the container through its DNAT rule.
+    fn retake_port(&self, cid: String, m: store::PortMapping) {
+        let shared = self.shared.clone();
+        self.shared.tasks.spawn_until_shutdown(async move {
+            loop {
+                tokio::time::sleep(RETAKE_EVERY).await;
+                // Under the state lock, as a disconnect of the endpoint changes the mapping.
+                let st = shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !st.sandboxes.get(&cid).is_some_and(|sb| sb.ports.contains(&m)) {
+                    return;
+                }
+                let mut live = shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // A release that came first removed the live entry; a new start of the
+                // container with the same mapping holds its own socket for it.
+                let Some(entry) = live.get_mut(&cid).filter(|l| !l.ports.iter().any(|(held, _)| *held == m)) else { return };
+                let Ok(r) = portmap::rebind(&m.proto, m.host_ip, m.host_port) else { continue };
+                tracing::info!(container = %cid, port = m.host_port, "published host port taken again");
+                entry.ports.push((m, r));
+                return;
+            }
+        });
+    }
+
     pub(super) async fn reconcile(&self) -> Result<(), NetworkError> {
         let h = self.shared.netlink.host().map_err(os("netlink connection"))?;
         // Every network's bridge, with its address.
@@ -119,6 +148,12 @@ impl NetworkService {
             let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let ports = st.sandboxes.values().flat_map(|sb| sb.ports.iter().map(|p| (sb.container_id.clone(), p.clone()))).collect();
             let dns = st.sandboxes.keys().cloned().collect();
+            // Every surviving sandbox has its live entry: a port taken again later goes there,
+            // and only while the entry is there (a release removes it).
+            let mut live = self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for cid in st.sandboxes.keys() {
+                live.entry(cid.clone()).or_default();
+            }
             (ports, dns)
         };
         for (cid, m) in ports {
@@ -126,7 +161,10 @@ impl NetworkService {
                 Ok(r) => {
                     self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid).or_default().ports.push((m, r))
                 }
-                Err(e) => tracing::warn!(container = %cid, port = m.host_port, error = %e, "cannot take a published host port again"),
+                Err(e) => {
+                    tracing::warn!(container = %cid, port = m.host_port, error = %e, "cannot take a published host port again yet; retrying");
+                    self.retake_port(cid, m);
+                }
             }
         }
         self.sync_firewall().await?;
