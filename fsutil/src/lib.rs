@@ -33,10 +33,19 @@ pub fn write_runtime_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()
     write_atomic_with(path, &data, 0o644, false)
 }
 
-/// Runtime files that are rebuilt before every use (a container's /etc/hosts, resolv.conf):
-/// atomic rename, no fsync (see [`write_runtime_json`]).
+/// Runtime files that are rebuilt before every use (a container's seccomp program): atomic
+/// rename, no fsync (see [`write_runtime_json`]).
 pub fn write_runtime(path: &Path, data: &[u8]) -> io::Result<()> {
     write_atomic_with(path, data, 0o644, false)
+}
+
+/// Makes an empty file at `path` with `mode`, never through a symlink; whatever is already
+/// there (a file, a link) is left as it is.
+pub fn create_empty(path: &Path, mode: u32) -> io::Result<()> {
+    match fs::OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn write_atomic_with(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {

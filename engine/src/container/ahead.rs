@@ -72,7 +72,7 @@ impl<R: Runtime> ContainerService<R> {
             let _op = ctr.op.lock().await;
             let rec = ctr.record();
             // A start or a removal came first: it had the lock, and the mount is its own.
-            if rec.state.status != Status::Created || rec.state.pid != 0 || ctr.subscribe().borrow().removed {
+            if rec.state.status != Status::Created || ctr.subscribe().borrow().removed {
                 ahead.forget(&id);
                 return;
             }
@@ -80,7 +80,7 @@ impl<R: Runtime> ContainerService<R> {
             let volatile = rec.auto_remove();
             let layers = rec.layer_dirs;
             // The start writes the /etc files in place and its shim appends to the json-file
-            // log: made here, they cost its path no inode.
+            // log (made 0600, as the shim makes it): made here, they cost its path no inode.
             let own_etc_files = !matches!(rec.net_mode, super::record::NetMode::Container(_));
             let json_log = super::logopts::log_config(&rec.host_config)
                 .is_ok_and(|l| l.driver == crate::runtime::options::LogDriver::JsonFile)
@@ -92,7 +92,7 @@ impl<R: Runtime> ContainerService<R> {
                     }
                 }
                 if let Some(log) = json_log {
-                    if let Err(e) = make_log(&log) {
+                    if let Err(e) = crate::fsutil::create_empty(&log, 0o600) {
                         tracing::debug!(error = %e, "making the log file ahead failed");
                     }
                 }
@@ -107,15 +107,5 @@ impl<R: Runtime> ContainerService<R> {
                 }
             }
         });
-    }
-}
-
-/// Makes the empty log file the shim will append to (mode 0600, as the shim makes it), unless
-/// something is there.
-fn make_log(path: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
-        _ => Ok(()),
     }
 }

@@ -160,34 +160,16 @@ pub fn write(dir: &Path, hosts: &str, hostname: &str, resolv: &str) -> std::io::
 
 /// Makes the three files empty where they do not exist yet (ahead of the first start).
 pub fn make_empty(dir: &Path) -> std::io::Result<()> {
-    for (name, _) in FILES {
-        match open(&dir.join(name), false) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Opens `path` for writing, made with mode 0644 where missing, never through a symlink;
-/// `truncate` empties an existing file, without it an existing file is an error.
-fn open(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).mode(0o644).custom_flags(libc::O_NOFOLLOW);
-    if truncate {
-        o.create(true).truncate(true);
-    } else {
-        o.create_new(true);
-    }
-    o.open(path)
+    FILES.iter().try_for_each(|(name, _)| crate::fsutil::create_empty(&dir.join(name), 0o644))
 }
 
 fn write_in_place(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::fs::PermissionsExt;
-    let mut f = open(path, true)?;
+    // Made with Docker's mode where missing, never through a symlink.
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(path)?;
     f.write_all(data)?;
     // The mode of a file made by an older engine, or changed by hand, is Docker's again.
     f.set_permissions(std::fs::Permissions::from_mode(0o644))
