@@ -138,14 +138,17 @@ fn teardown_leaves_nothing_behind() {
 fn each_start_gets_a_new_network_namespace_of_its_own() {
     require_root!();
     let e = engine_with_busybox();
-    let host = std::fs::read_link("/proc/self/ns/net").expect("host netns");
-    let mut seen = vec![host];
+    // The kernel recycles a freed namespace's inode number, so each namespace seen is held
+    // open: while it is, its number names it alone, and a repeat is the same namespace.
+    let hold = |path: String| (std::fs::read_link(&path).expect("netns link"), std::fs::File::open(&path).expect("netns"));
+    let mut seen = vec![hold("/proc/self/ns/net".into())];
     for i in 0..4 {
         let id = e.docker_ok(&["run", "-d", "busybox", "sleep", "1000"]).trim().to_string();
         let pid = inspect(&e, &id, "{{.State.Pid}}");
-        let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("container netns");
-        assert!(!seen.contains(&ns), "start {i} got a network namespace already in use: {ns:?} in {seen:?}");
-        seen.push(ns);
+        let (ns, file) = hold(format!("/proc/{pid}/ns/net"));
+        let names: Vec<_> = seen.iter().map(|(n, _)| n).collect();
+        assert!(!names.contains(&&ns), "start {i} got a network namespace seen before: {ns:?} in {names:?}");
+        seen.push((ns, file));
         // Only what a new namespace has, plus the container's own endpoint, both up.
         let links = e.docker_ok(&["exec", &id, "ip", "-o", "link"]);
         let names: Vec<&str> =
