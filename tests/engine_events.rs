@@ -112,8 +112,26 @@ fn live_events_stream() {
             }
         }
     });
-    // Give the client time to subscribe, then run a container.
-    std::thread::sleep(Duration::from_millis(500));
+    // Live events start when the client has subscribed: create and remove a container until the
+    // stream shows one (a loaded host may take the CLI longer than any fixed sleep), then run one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut subscribed = false;
+    while !subscribed && Instant::now() < deadline {
+        let id = e.docker_ok(&["create", "busybox", "true"]).trim().to_string();
+        e.docker_ok(&["rm", &id]);
+        let wait = Instant::now() + Duration::from_secs(2);
+        while let Some(left) = wait.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) if l == "destroy" => {
+                    subscribed = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    assert!(subscribed, "the live stream showed no event within 30 s");
     e.docker_ok(&["run", "--rm", "busybox", "true"]);
     let mut got = vec![];
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -429,12 +429,22 @@ fn raw_attach(e: &Engine, target: &str, query: &str, inputs: &[&[u8]], within: D
         head.push(b[0]);
     }
     assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    for input in inputs {
+    // Each input but the last is echoed (one frame) before the next is sent: a detach key must
+    // not overtake what came before it, however slow the host.
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
         s.write_all(input).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        if i + 1 < inputs.len() {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut head = [0u8; 8];
+            s.read_exact(&mut head).expect("a frame before the next input");
+            let mut body = vec![0u8; u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize];
+            s.read_exact(&mut body).expect("the frame's payload");
+            out.extend_from_slice(&head);
+            out.extend_from_slice(&body);
+        }
     }
     s.set_read_timeout(Some(within)).unwrap();
-    let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     out
 }
@@ -452,6 +462,6 @@ fn server_side_detach_keeps_stdin_open() {
     let out = raw_attach(&e, &n, "stream=1&stdin=1&stdout=1&detachKeys=ctrl-x", &[b"one\n", b"\x18"], Duration::from_secs(10));
     assert_eq!(out, b"\x01\0\0\0\0\0\0\x04one\n", "{out:?}");
     assert_eq!(inspect(&e, &n, "{{.State.Status}}"), "running");
-    let out = raw_attach(&e, &n, "stream=1&stdin=1&stdout=1", &[b"two\n"], Duration::from_secs(1));
+    let out = raw_attach(&e, &n, "stream=1&stdin=1&stdout=1", &[b"two\n"], Duration::from_secs(3));
     assert_eq!(out, b"\x01\0\0\0\0\0\0\x04two\n", "{out:?}");
 }

@@ -31,8 +31,13 @@ fn health_options_drive_state_events_and_ps() {
         "sleep",
         "1000",
     ]);
-    assert_eq!(health(&e, &name), "starting");
-    assert!(e.docker_ok(&["ps", "--format", "{{.Status}}", "--filter", &format!("name={name}")]).contains("(health: starting)"));
+    // "starting" until the first probe: checked on a container whose first probe is an hour
+    // away, as the one above may be unhealthy after 400 ms on a loaded host.
+    let slow = e.unique("hcslow");
+    e.docker_ok(&["run", "-d", "--name", &slow, "--health-cmd", "true", "--health-interval", "1h", "busybox", "sleep", "1000"]);
+    assert_eq!(health(&e, &slow), "starting");
+    assert!(e.docker_ok(&["ps", "--format", "{{.Status}}", "--filter", &format!("name={slow}")]).contains("(health: starting)"));
+    e.docker_ok(&["rm", "-f", &slow]);
     assert!(wait_until(Duration::from_secs(10), || health(&e, &name) == "unhealthy"), "{}", health(&e, &name));
     assert!(inspect(&e, &name, "{{.State.Health.FailingStreak}}").parse::<i64>().unwrap() >= 2);
     assert_eq!(inspect(&e, &name, "{{(index .State.Health.Log 0).ExitCode}}"), "1");

@@ -233,7 +233,8 @@ fn stats_no_stream_at_once_with_real_cpu() {
     let r = e.api("GET", &format!("/v1.41/containers/{busy}/stats?stream=0"), None).unwrap();
     let took = t.elapsed();
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert!(took < Duration::from_millis(400), "stream=0 took {took:?}");
+    // A second sample would take 1 s: well under that means the answer did not wait for one.
+    assert!(took < Duration::from_millis(900), "stream=0 took {took:?}");
     let (read, pre) = (v["read"].as_str().unwrap(), v["preread"].as_str().unwrap());
     assert!(!pre.starts_with("0001") && pre < read, "{v}");
     let cpu = |k: &str| v[k]["cpu_usage"]["total_usage"].as_u64().unwrap();
@@ -364,7 +365,7 @@ fn live_restore_after_sigkill() {
     // Logs keep growing, and logs -f follows them.
     let last = e.docker_ok(&["logs", "--tail", "1", &ticker]);
     let n: u32 = last.trim().trim_start_matches("n=").parse().unwrap();
-    let o = e.sh(&format!("timeout 2 docker logs -f --tail 0 {ticker}; true"));
+    let o = e.sh(&format!("timeout 5 docker logs -f --tail 0 {ticker}; true"));
     assert!(o.stdout.lines().any(|l| l.trim_start_matches("n=").parse::<u32>().is_ok_and(|k| k > n)), "{o}");
     // The reattached containers are fully usable: exec, wait, stop.
     assert_eq!(e.docker_ok(&["exec", &sleeper, "echo", "hi"]), "hi\n");

@@ -82,10 +82,8 @@ fn publish_forms_ranges_and_publish_all() {
     require_root!();
     let e = engine_with_busybox();
     // A fixed port bound to loopback only, a range, UDP and -P for the EXPOSEd port.
-    let fixed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Below the kernel's ephemeral range: no outgoing connection takes it meanwhile.
+    let fixed = testground::port::free_port();
     let range_lo = {
         let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
         l.local_addr().unwrap().port()

@@ -70,7 +70,7 @@ fn swarm_join_through_an_https_token_service() {
     let gw = slot.gateway();
     let certs = testground::tls::Certs::generate_for(&[&gw]).expect("certs");
     let p = |n: &str| certs.path(n).display().to_string();
-    let port = std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let port = testground::port::free_port();
     let _ts = Proc(
         Command::new(swarm())
             .args([

@@ -158,8 +158,12 @@ fn a_primary_cut_off_from_etcd_steps_down() {
     let stepped_down = std::thread::scope(|s| {
         let watcher = s.spawn(|| {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                // When the poll that first sees "replica" was sent: its answer's own time on a
+                // loaded host is not the manager's. That no two primaries overlap is checked
+                // below, by the creates' times.
+                let asked = t0.elapsed();
                 if c.role(p).is_some_and(|(r, _)| r == "replica") {
-                    return Some(t0.elapsed());
+                    return Some(asked);
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }

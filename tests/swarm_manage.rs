@@ -140,7 +140,7 @@ fn cluster_of_three_places_by_constraints_and_affinity() {
     assert!(out.contains("hello-through-the-manager"), "{out}");
     m.docker_ok(&["run", "-d", "--name", "talker", "busybox", "sh", "-c", "echo line-one; sleep 1000"]);
     assert!(wait_until(Duration::from_secs(20), || m.docker(&["logs", "talker"]).stdout.contains("line-one")));
-    let follow = m.docker_full(&["logs", "-f", "--tail", "all", "talker"], Duration::from_secs(3));
+    let follow = m.docker_full(&["logs", "-f", "--tail", "all", "talker"], Duration::from_secs(8));
     assert!(follow.stdout.contains("line-one"), "logs -f streamed nothing: {follow}");
     // stdin in, output back, and the client's EOF reaches the container (half-close).
     let piped = m.docker_in(&["run", "--rm", "-i", "busybox", "cat"], b"piped-through-the-manager\n");
@@ -310,7 +310,7 @@ fn tls_both_ways() {
     let vol = n.engine.unique("tlsvol");
     n.engine.docker_ok(&["volume", "create", &vol]);
     let vols = || m.docker_ok(&["volume", "ls", "--format", "{{.Name}}"]);
-    assert!(wait_until(Duration::from_secs(3), || vols().contains(&vol)), "{:?}\n{}", vols(), m.log());
+    assert!(wait_until(Duration::from_secs(10), || vols().contains(&vol)), "{:?}\n{}", vols(), m.log());
     // A client without a certificate is turned away.
     let mut c = Command::new(testground::engine::docker_cli());
     c.env("DOCKER_HOST", format!("tcp://{}", m.proc.addr)).env("DOCKER_CONFIG", m.proc.dir()).args(["--tls", "info"]);
@@ -363,7 +363,8 @@ fn networks_and_volumes_follow_node_events() {
     let n2 = node("node-2", &[]);
     let m = Manager::start(&[&n1, &n2], &["--engine-refresh-min-interval", "1h", "--engine-refresh-max-interval", "1h"]);
     let (net, vol, ctr) = (n1.engine.unique("evnet"), n2.engine.unique("evvol"), n1.engine.unique("evctr"));
-    let soon = Duration::from_secs(3);
+    // Each check is a docker CLI run (up to ~1 s on a loaded host); the refresh is an hour away.
+    let soon = Duration::from_secs(10);
     let nets = |filter: &[&str]| lines(&m.docker_ok(&[&["network", "ls", "--format", "{{.Name}}"][..], filter].concat()));
     let vols = |filter: &[&str]| lines(&m.docker_ok(&[&["volume", "ls", "--format", "{{.Name}}"][..], filter].concat()));
     let (net_on_1, vol_on_2) = (format!("node-1/{net}"), format!("node-2/{vol}"));

@@ -13,11 +13,9 @@ use testground::etcd::Etcd;
 
 /// Waits until `node` lists (or no longer lists) network `name`; how long that took.
 fn listed_within(node: &Node, name: &str, present: bool) -> Option<Duration> {
-    let t0 = Instant::now();
-    let seen = wait_until(Duration::from_secs(10), || {
+    testground::seen_within(Instant::now(), Duration::from_secs(10), || {
         node.docker(&["network", "ls", "--format", "{{.Name}}"]).stdout.lines().any(|l| l == name) == present
-    });
-    seen.then(|| t0.elapsed())
+    })
 }
 
 /// The first address `nslookup name` answers in container `c`.

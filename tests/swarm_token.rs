@@ -69,6 +69,9 @@ fn token_service_agents_in_two_hosts() {
     });
     assert!(o.success(), "the cluster must survive a restart: {o}");
     wait_list(&list_args, &both, Duration::from_secs(5));
+    // The entries listed may be the ones restored from the service's file, whose TTL runs from
+    // before the crash: one more heartbeat (every second) lets a1 register with the new service.
+    std::thread::sleep(Duration::from_millis(1500));
 
     // A crashed agent (SIGKILL, no deregistration) disappears after its TTL (3 s).
     a1.kill();
@@ -139,19 +142,19 @@ fn manager_sees_joins_at_once_with_the_default_heartbeat() {
     let (a1, a2) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let t0 = std::time::Instant::now();
     let _j1 = spawn(&["join", "--advertise", &a1, "--no-engine", &disc]);
-    assert!(wait_until(Duration::from_secs(10), || nodes() == Some(1)), "{:?}", nodes());
-    assert!(t0.elapsed() < Duration::from_secs(2), "the join took {:?} to show", t0.elapsed());
+    let took = testground::seen_within(t0, Duration::from_secs(10), || nodes() == Some(1)).unwrap_or_else(|| panic!("{:?}", nodes()));
+    assert!(took < Duration::from_secs(2), "the join took {took:?} to show");
     let t0 = std::time::Instant::now();
     let mut j2 = spawn(&["join", "--advertise", &a2, "--no-engine", &disc]);
-    assert!(wait_until(Duration::from_secs(10), || nodes() == Some(2)), "{:?}", nodes());
-    assert!(t0.elapsed() < Duration::from_secs(2), "the second join took {:?} to show", t0.elapsed());
+    let took = testground::seen_within(t0, Duration::from_secs(10), || nodes() == Some(2)).unwrap_or_else(|| panic!("{:?}", nodes()));
+    assert!(took < Duration::from_secs(2), "the second join took {took:?} to show");
     // A clean leave (SIGTERM deregisters) shows as fast.
     let t0 = std::time::Instant::now();
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(j2.0.id() as i32, libc::SIGTERM) };
     let _ = j2.0.wait();
-    assert!(wait_until(Duration::from_secs(10), || nodes() == Some(1)), "{:?}", nodes());
-    assert!(t0.elapsed() < Duration::from_secs(2), "the leave took {:?} to show", t0.elapsed());
+    let took = testground::seen_within(t0, Duration::from_secs(10), || nodes() == Some(1)).unwrap_or_else(|| panic!("{:?}", nodes()));
+    assert!(took < Duration::from_secs(2), "the leave took {took:?} to show");
 }
 
 /// The acceptance of the blocking watch with a real node: an engine registered by `swarm join`
@@ -182,8 +185,9 @@ fn joined_engine_is_healthy_within_two_seconds() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn swarm join");
-    let healthy = wait_until(Duration::from_secs(10), || info().contains("└ Status: Healthy"));
-    let took = t0.elapsed();
+    let took = testground::seen_within(t0, Duration::from_secs(10), || info().contains("└ Status: Healthy"));
+    let healthy = took.is_some();
+    let took = took.unwrap_or(Duration::MAX);
     let last = info();
     for c in [&mut join, &mut mgr] {
         let _ = c.kill();

@@ -47,6 +47,19 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Polls `f` as [`wait_until`] does; when it holds, how long after `since` the check that
+/// found it began. A check is a client's round trip (a docker CLI run takes 0.2-1 s on a loaded
+/// host): when it began, what it found was at the latest already true as it answered, and the
+/// time a propagation took is not charged with the poll's own.
+pub fn seen_within(since: std::time::Instant, timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let mut began = since.elapsed();
+    wait_until(timeout, || {
+        began = since.elapsed();
+        f()
+    })
+    .then_some(began)
+}
+
 /// Polls `f` every 50 ms until it returns true or `timeout` passes; returns the last result.
 pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;

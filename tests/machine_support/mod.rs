@@ -213,7 +213,7 @@ impl Drop for Proc {
 /// A token service on a free port of every address, and a new token; returns the discovery URL
 /// as hosts on the bridge see it.
 pub fn token_service(dir: &Path, gateway: &str) -> (Proc, String) {
-    let port = std::net::TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+    let port = testground::port::free_port();
     let ts = Proc(
         Command::new(swarm())
             .args(["token-service", "--insecure-http", "--listen", &format!("0.0.0.0:{port}"), "--data"])
