@@ -1,15 +1,22 @@
-//! The manager's record of a node's containers, built from `docker inspect` output, and what
-//! it turns into: the scheduler's [`ContainerView`] and `docker ps` rows (`/node/name`, node IP
-//! in ports, status text computed at list time so it never goes stale). A record is packed:
-//! typed fields for what `ps`, its filters and the scheduler read, repeated strings (image,
-//! image ID, network mode, port types) shared, and the documents only passed on (networks,
-//! mounts) held as compact JSON text (`packed.rs`).
+//! The manager's record of a node's containers, built from `docker inspect` output (or from the
+//! create request the manager sent), and the scheduler's [`ContainerView`] it carries. What it
+//! turns into for `docker ps` (`/node/name`, node IP in ports, status text computed at list time
+//! so it never goes stale) is in `row`. A record is packed: typed fields for what `ps`, its
+//! filters and the scheduler read, repeated strings (image, image ID, network mode, port types)
+//! shared, and the documents only passed on (networks, mounts) held as compact JSON text
+//! (`packed.rs`).
 use super::model::{ContainerState, Inspect};
 use super::packed::{PsPort, RawJson};
 use crate::scheduler::labels::intern;
 use crate::scheduler::{ContainerView, Labels, PortBinding, Request};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
+
+mod row;
+#[cfg(test)]
+mod speed;
+
+pub use row::{human_duration, write_human_duration, PsHostConfig, PsNetworks, PsRow};
 
 /// One container as the manager keeps it.
 #[derive(Debug, Clone)]
@@ -197,140 +204,6 @@ impl Container {
     pub fn swarm_id(&self) -> Option<&str> {
         self.sched.labels.get(crate::scheduler::request::LABEL_SWARM_ID)
     }
-
-    /// Docker's status text (`Up 5 minutes`, `Exited (0) 2 seconds ago`, …) at `now`.
-    pub fn status_text(&self, now: chrono::DateTime<chrono::Utc>) -> String {
-        let mut buf = Vec::with_capacity(32);
-        self.write_status(&mut buf, now);
-        String::from_utf8(buf).expect("status text is UTF-8")
-    }
-
-    /// Appends the status text (as it is: only the health can hold what JSON escapes, see
-    /// [`Container::plain_status`]).
-    pub fn write_status(&self, buf: &mut Vec<u8>, now: chrono::DateTime<chrono::Utc>) {
-        let ago = |buf: &mut Vec<u8>, t: Option<chrono::DateTime<chrono::Utc>>| {
-            write_human_duration(buf, t.map_or(0, |t| (now - t).num_seconds()))
-        };
-        let code = |buf: &mut Vec<u8>, word: &[u8]| {
-            buf.extend_from_slice(word);
-            buf.extend_from_slice(b" (");
-            super::packed::int(buf, self.exit_code);
-            buf.extend_from_slice(b") ");
-            ago(buf, self.finished_at);
-            buf.extend_from_slice(b" ago");
-        };
-        match self.state {
-            ContainerState::Running | ContainerState::Paused => {
-                buf.extend_from_slice(b"Up ");
-                ago(buf, self.started_at);
-                if self.state == ContainerState::Paused {
-                    buf.extend_from_slice(b" (Paused)");
-                } else if let Some(h) = &self.health {
-                    buf.extend_from_slice(b" (");
-                    buf.extend_from_slice(h.as_bytes());
-                    buf.push(b')');
-                }
-            }
-            ContainerState::Restarting => code(buf, b"Restarting"),
-            ContainerState::Removing => buf.extend_from_slice(b"Removal In Progress"),
-            ContainerState::Dead => buf.extend_from_slice(b"Dead"),
-            ContainerState::Created => buf.extend_from_slice(b"Created"),
-            _ if self.started_at.is_none() => buf.extend_from_slice(b"Created"),
-            _ if self.finished_at.is_none() => {}
-            _ => code(buf, b"Exited"),
-        }
-    }
-
-    /// Whether the status text needs no escaping in a JSON string.
-    pub fn plain_status(&self) -> bool {
-        self.health.as_deref().is_none_or(super::packed::plain)
-    }
-
-    /// A `GET /containers/json` row, as seen through the manager (the reference for the
-    /// writer in `ps.rs`).
-    pub fn ps_row<'a>(&'a self, node_name: &str, node_ip: &str, now: chrono::DateTime<chrono::Utc>) -> PsRow<'a> {
-        PsRow {
-            id: &self.sched.id,
-            names: [format!("/{node_name}/{}", self.name)],
-            image: &self.sched.image,
-            image_id: &self.sched.image_id,
-            command: &self.command,
-            created: self.created,
-            ports: self.ports.iter().map(|p| p.to_value(node_ip)).collect(),
-            labels: &self.sched.labels,
-            state: self.state,
-            status: self.status_text(now),
-            host_config: PsHostConfig {
-                network_mode: if self.sched.network_mode.is_empty() { "default" } else { &self.sched.network_mode },
-            },
-            network_settings: PsNetworks {
-                networks: if self.networks.is_null() { Value::Object(Map::new()) } else { self.networks.value() },
-            },
-            mounts: if self.mounts.is_null() { Value::Array(vec![]) } else { self.mounts.value() },
-        }
-    }
-}
-
-/// One `docker ps` row, serialized from the manager's record (the reference for the streamed
-/// writer in `ps.rs`).
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PsRow<'a> {
-    pub id: &'a str,
-    pub names: [String; 1],
-    pub image: &'a str,
-    #[serde(rename = "ImageID")]
-    pub image_id: &'a str,
-    pub command: &'a str,
-    pub created: i64,
-    pub ports: Vec<Value>,
-    pub labels: &'a Labels,
-    pub state: ContainerState,
-    pub status: String,
-    pub host_config: PsHostConfig<'a>,
-    pub network_settings: PsNetworks,
-    pub mounts: Value,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct PsHostConfig<'a> {
-    #[serde(rename = "NetworkMode")]
-    pub network_mode: &'a str,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct PsNetworks {
-    #[serde(rename = "Networks")]
-    pub networks: Value,
-}
-
-/// go-units' HumanDuration.
-pub fn human_duration(secs: i64) -> String {
-    let mut buf = vec![];
-    write_human_duration(&mut buf, secs);
-    String::from_utf8(buf).expect("durations are ASCII")
-}
-
-/// Appends go-units' HumanDuration of `secs`.
-pub fn write_human_duration(buf: &mut Vec<u8>, secs: i64) {
-    let secs = secs.max(0);
-    let minutes = secs / 60;
-    let hours = (secs as f64 / 3600.0 + 0.5) as i64;
-    let (n, unit): (i64, &[u8]) = match () {
-        _ if secs < 1 => return buf.extend_from_slice(b"Less than a second"),
-        _ if secs == 1 => return buf.extend_from_slice(b"1 second"),
-        _ if secs < 60 => (secs, b" seconds"),
-        _ if minutes == 1 => return buf.extend_from_slice(b"About a minute"),
-        _ if minutes < 60 => (minutes, b" minutes"),
-        _ if hours == 1 => return buf.extend_from_slice(b"About an hour"),
-        _ if hours < 48 => (hours, b" hours"),
-        _ if hours < 24 * 7 * 2 => (hours / 24, b" days"),
-        _ if hours < 24 * 30 * 2 => (hours / 24 / 7, b" weeks"),
-        _ if hours < 24 * 365 * 2 => (hours / 24 / 30, b" months"),
-        _ => (secs / 3600 / 24 / 365, b" years"),
-    };
-    super::packed::int(buf, n);
-    buf.extend_from_slice(unit);
 }
 
 #[cfg(test)]
@@ -383,7 +256,7 @@ mod tests {
         }
     }
 
-    fn sample() -> Value {
+    pub(super) fn sample() -> Value {
         json!({
             "Id": "abc123", "Name": "/web", "Created": "2024-01-01T00:00:00Z", "Path": "httpd", "Args": ["-f"],
             "Image": "sha256:img",
@@ -404,17 +277,6 @@ mod tests {
         assert_eq!(&*c.command, "httpd -f");
         assert_eq!(c.swarm_id(), Some("sw1"));
         assert!(c.finished_at.is_none());
-    }
-
-    #[test]
-    fn ps_rows_carry_the_node() {
-        let c = Container::from_inspect(&sample(), 4);
-        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:05:00Z").unwrap().with_timezone(&chrono::Utc);
-        let row = serde_json::to_value(c.ps_row("node-1", "10.0.0.5", now)).unwrap();
-        assert_eq!(row["Names"], json!(["/node-1/web"]));
-        assert_eq!(row["Status"], "Up 5 minutes");
-        assert_eq!(row["Ports"][0]["IP"], "10.0.0.5");
-        assert_eq!(row["Ports"][0]["PublicPort"], 8080);
     }
 
     /// An inspect as Docker 20.10 (and the simulator) sends it, with every field the record keeps.
@@ -480,167 +342,5 @@ mod tests {
         // A record with nothing but an ID.
         let e = Container::from_inspect(&json!({"Id": "x"}), 1);
         assert!(e.networks.is_null() && e.mounts.is_null() && e.ports.is_empty() && e.health.is_none());
-    }
-
-    #[test]
-    fn status_texts() {
-        let mut v = sample();
-        v["State"] = json!({"Status": "exited", "ExitCode": 3, "StartedAt": "2024-01-01T00:00:00Z", "FinishedAt": "2024-01-01T00:00:10Z"});
-        let c = Container::from_inspect(&v, 1);
-        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:12Z").unwrap().with_timezone(&chrono::Utc);
-        assert_eq!(c.status_text(now), "Exited (3) 2 seconds ago");
-        v["State"] = json!({"Status": "created"});
-        assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Created");
-        assert_eq!(human_duration(3600 * 3), "3 hours");
-        assert_eq!(human_duration(61), "About a minute");
-        let all = [0, 1, 5, 59, 60, 119, 120, 3599, 3600, 5400, 7200, 86_400 * 3, 86_400 * 20, 86_400 * 100, 86_400 * 800];
-        let got: Vec<String> = all.iter().map(|s| human_duration(*s)).collect();
-        assert_eq!(
-            got,
-            [
-                "Less than a second",
-                "1 second",
-                "5 seconds",
-                "59 seconds",
-                "About a minute",
-                "About a minute",
-                "2 minutes",
-                "59 minutes",
-                "About an hour",
-                "2 hours",
-                "2 hours",
-                "3 days",
-                "2 weeks",
-                "3 months",
-                "2 years"
-            ]
-        );
-        v["State"] =
-            json!({"Status": "restarting", "ExitCode": 1, "StartedAt": "2024-01-01T00:00:00Z", "FinishedAt": "2024-01-01T00:00:10Z"});
-        assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Restarting (1) 2 seconds ago");
-        v["State"] = json!({"Status": "running", "StartedAt": "2024-01-01T00:00:00Z", "Health": {"Status": "un\"healthy"}});
-        assert_eq!(Container::from_inspect(&v, 1).status_text(now), "Up 12 seconds (un\"healthy)");
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-    use serde_json::json;
-
-    fn rss() -> usize {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-        statm.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4096
-    }
-
-    /// An inspect shaped as the simulator's for its prefilled containers (busybox, `true`,
-    /// every other one running, on the bridge network).
-    fn sim_inspect(i: usize) -> Value {
-        let up = i.is_multiple_of(2);
-        let s = |v: String| if up { v } else { String::new() };
-        json!({
-            "Id": format!("{:064x}", i * 7919 + 1), "Created": "2026-12-04T10:00:00.123456789Z", "Path": "true", "Args": [],
-            "State": {"Status": if up { "running" } else { "exited" }, "Running": up, "ExitCode": 0,
-                      "StartedAt": "2026-12-04T10:00:00.123456789Z",
-                      "FinishedAt": if up { "0001-01-01T00:00:00Z" } else { "2026-12-04T10:00:01.123456789Z" }},
-            "Image": "sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741", "Name": format!("/pre_sim-{}_{i}", i % 1000),
-            "Mounts": [], "Config": {"Image": "busybox", "Cmd": ["true"], "Labels": {}},
-            "HostConfig": {"Memory": 1_048_576, "NetworkMode": "default", "PortBindings": {}},
-            "NetworkSettings": {"Ports": {}, "Networks": {"bridge": {"IPAMConfig": null, "Links": null, "Aliases": null,
-                "NetworkID": format!("{:064x}", i % 1000), "EndpointID": s(format!("{:064x}", i * 31 + 7)), "Gateway": s("172.17.0.1".into()),
-                "IPAddress": s(format!("172.17.{}.{}", (i / 250) % 250, i % 250 + 2)), "IPPrefixLen": if up { 16 } else { 0 },
-                "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "MacAddress": s(format!("02:42:ac:11:{:02x}:{:02x}", (i / 250) % 250, i % 250 + 2)), "DriverOpts": null}}}
-        })
-    }
-
-    use crate::cluster::status::speed::thread_cpu;
-
-    /// Bytes per record held by nodes, learnt from inspects shaped as the simulator's
-    /// (`PREFILL` containers: busybox, `true`, every other one running), or with `CREATED=1`
-    /// made by creates through the manager (the create body and its swarm ID label):
-    /// `ROWS=200000 cargo test --release -p manager --lib record_size -- --ignored --nocapture`
-    #[tokio::test]
-    #[ignore]
-    async fn record_size() {
-        let n: usize = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-        let c = super::super::Cluster::new(Default::default(), None, tokio_util::sync::CancellationToken::new()).unwrap();
-        let engines: Vec<_> = (0..1000)
-            .map(|i| {
-                let addr = format!("10.0.{}.{}:2375", i / 250, i % 250);
-                super::super::Engine::new(&addr, c.transport.client(&addr), c.dirty.clone())
-            })
-            .collect();
-        let created = std::env::var("CREATED").is_ok_and(|v| v == "1");
-        let before = rss();
-        for i in 0..n {
-            let c = if created {
-                let mut body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
-                    "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
-                let req = Request::from_config(Some(&format!("name_{i}")), &mut body).unwrap();
-                Container::from_create(&format!("{:064x}", i * 7919 + 1), &req, &body, 0)
-            } else {
-                Container::from_inspect(&sim_inspect(i), 4)
-            };
-            engines[i % engines.len()].upsert(c);
-        }
-        let after = rss();
-        eprintln!("{n} records: {} MiB, {} bytes each", (after - before) >> 20, (after - before) / n);
-    }
-    /// `docker ps` rows, wall and CPU time; `INSPECTED=1`: records learnt from inspects
-    /// (networks held), else made by creates through the manager:
-    /// `ROWS=1000000 cargo test --release -p manager --lib ps_speed -- --ignored --nocapture`
-    #[tokio::test]
-    #[ignore]
-    async fn ps_speed() {
-        use futures_util::StreamExt;
-        let n: usize = std::env::var("ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-        let infos: Vec<_> = (0..10_000)
-            .map(|i| Arc::new(super::super::NodeInfo { name: format!("node-{i}"), ip: "127.0.0.1".into(), ..Default::default() }))
-            .collect();
-        let t = std::time::Instant::now();
-        let inspected = std::env::var("INSPECTED").is_ok_and(|v| v == "1");
-        let mut records: Vec<_> = (0..n)
-            .map(|i| {
-                let c = if inspected {
-                    Container::from_inspect(&sim_inspect(i), 4)
-                } else {
-                    let mut body = json!({"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1048576},
-                        "Labels": {"com.docker.swarm.id": format!("{:064x}", i)}});
-                    let req = Request::from_config(Some(&format!("name_{i}")), &mut body).unwrap();
-                    Container::from_create(&format!("{:064x}", i * 7919), &req, &body, 0)
-                };
-                super::super::ps::PsRecord::new(Arc::new(c), infos[i % infos.len()].clone(), true)
-            })
-            .collect();
-        eprintln!("build {:?}", t.elapsed());
-        let (t, cpu) = (std::time::Instant::now(), thread_cpu());
-        records.sort_by_key(|r| std::cmp::Reverse(r.created));
-        eprintln!("sort {:?} wall, {:?} CPU", t.elapsed(), thread_cpu() - cpu);
-        let (t, cpu) = (std::time::Instant::now(), thread_cpu());
-        let now = chrono::Utc::now();
-        let mut buf = Vec::with_capacity(1 << 20);
-        let mut bytes = 0;
-        for r in &records {
-            serde_json::to_writer(&mut buf, &r.c.ps_row(&r.node.name, &r.node.ip, now)).unwrap();
-            if buf.len() > 1 << 19 {
-                bytes += buf.len();
-                buf.clear();
-            }
-        }
-        eprintln!("serde rows (the reference) {:?} wall, {:?} CPU, {} MiB", t.elapsed(), thread_cpu() - cpu, bytes >> 20);
-        let loops: usize = std::env::var("LOOPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-        let records = Arc::new(records);
-        for _ in 0..loops {
-            let (t, cpu) = (std::time::Instant::now(), thread_cpu());
-            let records = Arc::try_unwrap(records.clone())
-                .unwrap_or_else(|r| r.iter().map(|r| super::super::ps::PsRecord::new(r.c.clone(), r.node.clone(), r.healthy)).collect());
-            let mut s = std::pin::pin!(super::super::ps::ps_stream(records, chrono::Utc::now()));
-            let mut bytes = 0;
-            while let Some(c) = s.next().await {
-                bytes += c.unwrap().len();
-            }
-            eprintln!("stream {:?} wall, {:?} CPU, {} MiB", t.elapsed(), thread_cpu() - cpu, bytes >> 20);
-        }
     }
 }
