@@ -226,3 +226,67 @@ fn etc_mount_targets_keep_the_image_etc_and_are_no_change() {
     assert_eq!(e.docker_ok(&["diff", &c]), "");
     e.docker_ok(&["rm", &c]);
 }
+
+/// An upload whose archive ends (its end marker) before its body does (padding, then the
+/// chunked body's end, sent later as a slow client would): the copy is answered only once the
+/// whole body is read, and the connection stays usable, as `docker cp` needs (it is still
+/// writing; a connection closed under it fails the command with "broken pipe").
+#[test]
+fn cp_upload_answers_after_the_whole_body() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    require_root!();
+    let e = engine_with_busybox();
+    let ctr = e.docker_ok(&["create", "busybox", "true"]).trim().to_string();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_path("up.txt").unwrap();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"up\n"[..]).unwrap();
+    let archive = b.into_inner().unwrap();
+    let mut s = std::os::unix::net::UnixStream::connect(e.socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "PUT /v1.41/containers/{ctr}/archive?path=/tmp HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        archive.len()
+    )
+    .unwrap();
+    s.write_all(&archive).unwrap();
+    s.write_all(b"\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Padding after the end marker, then the body's end.
+    let pad = vec![0u8; 4096];
+    write!(s, "{:x}\r\n", pad.len()).unwrap();
+    s.write_all(&pad).unwrap();
+    s.write_all(b"\r\n0\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let read_response = |r: &mut BufReader<std::os::unix::net::UnixStream>| -> (String, Vec<u8>) {
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        let mut len = 0;
+        loop {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            if l == "\r\n" || l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).unwrap();
+        (status, body)
+    };
+    let (status, _) = read_response(&mut r);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // The same connection answers the next request.
+    s.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (status, body) = read_response(&mut r);
+    assert!(status.starts_with("HTTP/1.1 200") && body == b"OK", "{status} {body:?}");
+    let out = e.sh(&format!("docker cp {ctr}:/tmp/up.txt - | tar -xO"));
+    assert_eq!(out.stdout, "up\n", "{out}");
+    e.docker_ok(&["rm", &ctr]);
+}

@@ -78,9 +78,11 @@ async fn put_archive(State(st): State<AppState>, Path(id): Path<String>, p: Para
         }
     });
     let res = st.containers.archive_put(&id, &path, p.flag("noOverwriteDirNonDir"), p.flag("copyUIDGID"), rx).await;
-    if res.is_err() {
-        let _ = tokio::time::timeout(super::DRAIN_WAIT, &mut pump).await;
-    }
+    // The rest of the body is read before the answer, on success too: the extraction ends at
+    // the archive's end marker, and the client may still be sending what follows it (padding,
+    // the chunked body's end). A body left unread closes the connection under the client's
+    // write, and `docker cp` then fails with "broken pipe" although the copy was made.
+    let _ = tokio::time::timeout(super::DRAIN_WAIT, &mut pump).await;
     pump.abort();
     res?;
     Ok(StatusCode::OK)
