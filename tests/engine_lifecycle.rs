@@ -510,9 +510,17 @@ fn a_created_containers_rootfs_is_mounted_ahead_and_released() {
     let kept = e.unique("ahead-kept");
     let kept_id = e.docker_ok(&["create", "--name", &kept, "busybox", "echo", "after"]).trim().to_string();
     assert!(wait_until(Duration::from_secs(5), || is_mount_point(&rootfs(&e, &kept_id))), "not mounted ahead");
+    // A `--rm` one is mounted volatile ahead: after the restart `docker export` mounts it again.
+    let rm_id = e.docker_ok(&["create", "--rm", "busybox", "true"]).trim().to_string();
+    assert!(wait_until(Duration::from_secs(5), || is_mount_point(&rootfs(&e, &rm_id))), "not mounted ahead");
     e.restart();
     assert!(!is_mount_point(&rootfs(&e, &kept_id)), "the restart kept the mount made ahead");
     assert_eq!(e.docker_ok(&["start", "-a", &kept]).trim(), "after");
+    let tar = e.data_root().with_extension("export.tar");
+    e.docker_ok(&["export", "-o", &tar.to_string_lossy(), &rm_id]);
+    assert!(std::fs::metadata(&tar).unwrap().len() > 0);
+    let _ = std::fs::remove_file(&tar);
+    e.docker_ok(&["rm", &rm_id]);
     // `docker run --rm` leaves nothing mounted.
     assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "rm"]).trim(), "rm");
     let containers = e.data_root().join("containers").to_string_lossy().into_owned();

@@ -50,6 +50,16 @@ impl Ahead {
         self.ids().remove(id);
     }
 
+    /// Whether `id` holds a place.
+    fn contains(&self, id: &str) -> bool {
+        self.ids().contains(id)
+    }
+
+    /// The containers holding a place.
+    pub(super) fn list(&self) -> Vec<String> {
+        self.ids().iter().cloned().collect()
+    }
+
     /// How many places are taken.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
@@ -65,14 +75,16 @@ impl<R: Runtime> ContainerService<R> {
         if !self.rootfs.mounts_ahead() || !self.ahead.reserve(&id) {
             return;
         }
-        let (ctr, ahead, fs) = (ctr.clone(), self.ahead.clone(), self.rootfs.clone());
+        let (ctr, ahead, fs, tasks) = (ctr.clone(), self.ahead.clone(), self.rootfs.clone(), self.tasks.clone());
         let dir = super::record::Record::dir(&self.cfg.data_root, &id);
-        // Dropped once shutdown begins: a mount made then is reclaimed by the next engine start.
+        // Dropped once shutdown begins; a mount under way is waited for, and the shutdown
+        // unmounts what is held ahead (`release_ahead`).
         self.tasks.spawn_until_shutdown(async move {
             let _op = ctr.op.lock().await;
             let rec = ctr.record();
-            // A start or a removal came first: it had the lock, and the mount is its own.
-            if rec.state.status != Status::Created || ctr.subscribe().borrow().removed {
+            // A start or a removal came first: it had the lock and gave the place back (even a
+            // start that failed), and the mount is its business.
+            if rec.state.status != Status::Created || ctr.subscribe().borrow().removed || !ahead.contains(&id) {
                 ahead.forget(&id);
                 return;
             }
@@ -85,7 +97,7 @@ impl<R: Runtime> ContainerService<R> {
             let json_log = super::logopts::log_config(&rec.host_config)
                 .is_ok_and(|l| l.driver == crate::runtime::options::LogDriver::JsonFile)
                 .then(|| super::logopts::log_file(&dir, &rec.id, crate::runtime::options::LogDriver::JsonFile));
-            let made = tokio::task::spawn_blocking(move || {
+            let made = tasks.spawn_blocking(move || {
                 if own_etc_files {
                     if let Err(e) = super::etcfiles::make_empty(&dir) {
                         tracing::debug!(error = %e, "making the /etc files ahead failed");
@@ -107,5 +119,29 @@ impl<R: Runtime> ContainerService<R> {
                 }
             }
         });
+    }
+
+    /// At shutdown, once the service's tasks are done: unmounts the rootfs of the created
+    /// containers that hold one mounted ahead, so that a clean stop leaves no mount behind. A
+    /// start that came meanwhile took its place back and mounts its own.
+    pub(super) async fn release_ahead(&self) {
+        for id in self.ahead.list() {
+            let Ok(ctr) = self.get(&id) else {
+                self.ahead.forget(&id);
+                continue;
+            };
+            let _op = ctr.op.lock().await;
+            if !self.ahead.contains(&id) || ctr.record().state.status != Status::Created {
+                continue;
+            }
+            self.ahead.forget(&id);
+            let dir = super::record::Record::dir(&self.cfg.data_root, &id);
+            let fs = self.rootfs.clone();
+            match tokio::task::spawn_blocking(move || fs.unmount(&dir)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed"),
+                Err(e) => tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed"),
+            }
+        }
     }
 }

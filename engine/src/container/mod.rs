@@ -284,6 +284,7 @@ impl<R: Runtime> ContainerService<R> {
     pub async fn shutdown(&self) {
         self.stats.shutdown().await;
         self.tasks.shutdown(SHUTDOWN_GRACE).await;
+        self.release_ahead().await;
         self.runtime.shutdown().await;
     }
 

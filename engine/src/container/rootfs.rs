@@ -46,11 +46,13 @@ pub fn mount_rootfs_with(container_dir: &Path, layer_dirs: &[PathBuf], volatile:
     }
     let lower: Vec<String> = layer_dirs.iter().rev().map(|d| d.to_string_lossy().into_owned()).collect();
     let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), p.upper.display(), p.work.display());
+    // A volatile mount leaves `work/work/incompat/volatile` behind and overlayfs refuses to
+    // mount that work dir again while it is there (the upper dir may have missed writes in a
+    // crash). Only `--rm` containers are mounted volatile, and their upper dir is thrown away:
+    // one started again (its removal failed), or mounted for `docker cp`/`export` after a mount
+    // made ahead of a start that never came, keeps using it.
+    let _ = std::fs::remove_dir_all(p.work.join("work").join("incompat"));
     let res = if volatile {
-        // A volatile mount leaves `work/work/incompat/volatile` behind and overlayfs refuses to
-        // mount that work dir again while it is there (the upper dir may have missed writes in
-        // a crash). A `--rm` container started again (its removal failed) keeps its upper dir.
-        let _ = std::fs::remove_dir_all(p.work.join("work").join("incompat"));
         mount(Some("overlay"), &p.merged, Some("overlay"), MsFlags::empty(), Some(format!("{opts},volatile").as_str()))
             // Kernels before 5.10 do not know the option.
             .or_else(|_| mount(Some("overlay"), &p.merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str())))

@@ -37,10 +37,20 @@ impl NetworkService {
                 // A release that came first removed the live entry; a new start of the
                 // container with the same mapping holds its own socket for it.
                 let Some(entry) = live.get_mut(&cid).filter(|l| !l.ports.iter().any(|(held, _)| *held == m)) else { return };
-                let Ok(r) = portmap::rebind(&m.proto, m.host_ip, m.host_port) else { continue };
-                tracing::info!(container = %cid, port = m.host_port, "published host port taken again");
-                entry.ports.push((m, r));
-                return;
+                match portmap::rebind(&m.proto, m.host_ip, m.host_port) {
+                    Ok(r) => {
+                        tracing::info!(container = %cid, port = m.host_port, "published host port taken again");
+                        entry.ports.push((m, r));
+                        return;
+                    }
+                    // Still held by someone else: tried again later.
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+                    // Anything else (the address is gone from the host, ...) a retry cannot mend.
+                    Err(e) => {
+                        tracing::warn!(container = %cid, port = m.host_port, error = %e, "published host port cannot be bound again; no more tries");
+                        return;
+                    }
+                }
             }
         });
     }

@@ -77,11 +77,12 @@ async fn no_more_than_max_ahead_created_containers_hold_a_mount() {
 }
 
 #[tokio::test]
-async fn an_engine_restart_unmounts_what_was_mounted_ahead() {
+async fn an_engine_shutdown_unmounts_what_was_mounted_ahead() {
     let h = harness().await;
     let id = h.create("ahead-restart", HostConfig::default()).await;
     until("the rootfs mounted ahead", || h.fs.mounted(&id)).await;
     h.svc.shutdown().await;
+    assert!(!h.fs.mounted(&id), "a clean shutdown left the mount made ahead");
     let svc = h.reopen().await;
     assert!(!h.fs.mounted(&id), "the restart left the mount made ahead");
     assert_eq!(svc.ahead.len(), 0);
