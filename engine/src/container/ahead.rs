@@ -137,10 +137,9 @@ impl<R: Runtime> ContainerService<R> {
             self.ahead.forget(&id);
             let dir = super::record::Record::dir(&self.cfg.data_root, &id);
             let fs = self.rootfs.clone();
-            match tokio::task::spawn_blocking(move || fs.unmount(&dir)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed"),
-                Err(e) => tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed"),
+            let unmounted = tokio::task::spawn_blocking(move || fs.unmount(&dir)).await.map_err(std::io::Error::other);
+            if let Err(e) = unmounted.and_then(|r| r) {
+                tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed");
             }
         }
     }
