@@ -186,16 +186,17 @@ mod tests {
         let dir = t.path().join("c");
         std::fs::create_dir(&dir).unwrap();
         make_empty(&dir).unwrap();
+        let names = FILES.map(|(name, _)| name);
         let ino = |n: &str| std::fs::metadata(dir.join(n)).unwrap().ino();
-        let before: Vec<u64> = ["hosts", "hostname", "resolv.conf"].iter().map(|n| ino(n)).collect();
-        assert!(["hosts", "hostname", "resolv.conf"].iter().all(|n| std::fs::read(dir.join(n)).unwrap().is_empty()));
+        let before: Vec<u64> = names.iter().map(|n| ino(n)).collect();
+        assert!(names.iter().all(|n| std::fs::read(dir.join(n)).unwrap().is_empty()));
         let out = write(&dir, "127.0.0.1\tlocalhost\n", "box", "nameserver 10.0.0.1\n").unwrap();
         assert_eq!(out.iter().map(|(_, inside)| *inside).collect::<Vec<_>>(), ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]);
         assert_eq!(std::fs::read_to_string(dir.join("hostname")).unwrap(), "box\n");
         // Shorter content truncates; the inodes (what bind mounts hold) stay.
         write(&dir, "h\n", "b", "r\n").unwrap();
         assert_eq!(std::fs::read_to_string(dir.join("hosts")).unwrap(), "h\n");
-        let after: Vec<u64> = ["hosts", "hostname", "resolv.conf"].iter().map(|n| ino(n)).collect();
+        let after: Vec<u64> = names.iter().map(|n| ino(n)).collect();
         assert_eq!(before, after);
         // make_empty leaves written files alone; a changed mode is Docker's again at the next write.
         make_empty(&dir).unwrap();

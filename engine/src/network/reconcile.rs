@@ -171,10 +171,11 @@ impl NetworkService {
                 Ok(r) => {
                     self.shared.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(cid).or_default().ports.push((m, r))
                 }
-                Err(e) => {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                     tracing::warn!(container = %cid, port = m.host_port, error = %e, "cannot take a published host port again yet; retrying");
                     self.retake_port(cid, m);
                 }
+                Err(e) => tracing::warn!(container = %cid, port = m.host_port, error = %e, "cannot take a published host port again"),
             }
         }
         self.sync_firewall().await?;
