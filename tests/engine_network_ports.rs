@@ -173,12 +173,20 @@ fn addresses_and_port_mappings_survive_an_engine_sigkill() {
     assert_eq!(curl(&url).stdout.trim(), &id[..12]);
     // Meanwhile someone takes the free port (as an outgoing connection can, from the ephemeral
     // range): the restarted engine cannot bind it, and takes it again once it is let go.
-    let squatter = std::net::TcpListener::bind(format!("0.0.0.0:{port}")).expect("the dead engine's port is free");
+    // (On one address: a listener there keeps the engine from binding every address.)
+    let squatter = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).expect("the dead engine's port is free");
     e.restart();
 
     assert_eq!(inspect(&e, "kweb", &net_ip(&net)), ip);
     assert_eq!(host_port(&e, "kweb", "80/tcp"), port);
     assert_eq!(curl(&url).stdout.trim(), &id[..12]);
+    // The port is free on the host's other addresses, but its DNAT rule is kweb's: no other
+    // container may publish it there meanwhile.
+    let gw = e.docker_ok(&["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"]).trim().to_string();
+    let rules = dnat_rules(&e);
+    let o = e.docker(&["run", "--rm", "-p", &format!("{gw}:{port}:80"), "busybox", "true"]);
+    assert!(!o.success() && o.stderr.contains(&format!("Bind for {gw}:{port} failed: port is already allocated")), "{o}");
+    assert_eq!(dnat_rules(&e), rules);
     drop(squatter);
     assert!(
         wait_until(Duration::from_secs(5), || std::net::TcpListener::bind(format!("0.0.0.0:{port}")).is_err()),

@@ -39,27 +39,63 @@ fn bind(proto: &str, addr: SocketAddrV4) -> std::io::Result<(u16, Reservation)> 
     }
 }
 
-/// Takes a host port for `spec`: the given one, the first free one of a range, or any.
-pub fn reserve(spec: &PortSpec) -> Result<(u16, Reservation), NetworkError> {
+/// Host ports recorded for other containers' mappings (protocol, address, port): those whose
+/// socket the engine could not take back after a restart are not bound by anyone now, but their
+/// DNAT rules still send the port's traffic to those containers.
+#[derive(Debug, Default)]
+pub struct Claimed(Vec<(String, Ipv4Addr, u16)>);
+
+impl Claimed {
+    pub fn new(mappings: impl IntoIterator<Item = (String, Ipv4Addr, u16)>) -> Self {
+        Claimed(mappings.into_iter().collect())
+    }
+
+    /// Would `ip:port` of `proto` overlap one of them (the unspecified address overlaps every
+    /// address, as the kernel's bind does)?
+    fn overlaps(&self, proto: &str, ip: Ipv4Addr, port: u16) -> bool {
+        self.0.iter().any(|(p, i, n)| p == proto && *n == port && (*i == ip || i.is_unspecified() || ip.is_unspecified()))
+    }
+}
+
+/// How many ports the kernel hands out that another mapping claims before a random pick gives up.
+const RANDOM_TRIES: usize = 16;
+
+/// Takes a host port for `spec`: the given one, the first free one of a range, or any; never
+/// one that `claimed` records for another container.
+pub fn reserve(spec: &PortSpec, claimed: &Claimed) -> Result<(u16, Reservation), NetworkError> {
     if spec.proto != "tcp" && spec.proto != "udp" {
         return Err(NetworkError::Invalid(format!("publishing {} ports is not supported by this engine", spec.proto)));
     }
     let ip = spec.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
     let (lo, hi) = spec.host_ports;
+    let allocated = |port: u16| NetworkError::PortInUse(format!("Bind for {ip}:{port} failed: port is already allocated"));
     let taken = |port: u16, e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            NetworkError::PortInUse(format!("Bind for {ip}:{port} failed: port is already allocated"))
+            allocated(port)
         } else {
             NetworkError::PortInUse(format!("Bind for {ip}:{port} failed: {e}"))
         }
     };
+    let is_claimed = |port: u16| claimed.overlaps(&spec.proto, ip, port);
     if lo == 0 {
-        return bind(&spec.proto, SocketAddrV4::new(ip, 0)).map_err(|e| taken(0, e));
+        // A claimed port handed out is held until the pick ends, so the kernel gives another.
+        let mut passed = Vec::new();
+        for _ in 0..RANDOM_TRIES {
+            let (port, r) = bind(&spec.proto, SocketAddrV4::new(ip, 0)).map_err(|e| taken(0, e))?;
+            if !is_claimed(port) {
+                return Ok((port, r));
+            }
+            passed.push(r);
+        }
+        return Err(allocated(0));
     }
     if lo == hi {
+        if is_claimed(lo) {
+            return Err(allocated(lo));
+        }
         return bind(&spec.proto, SocketAddrV4::new(ip, lo)).map_err(|e| taken(lo, e));
     }
-    for port in lo..=hi {
+    for port in (lo..=hi).filter(|p| !is_claimed(*p)) {
         if let Ok(r) = bind(&spec.proto, SocketAddrV4::new(ip, port)) {
             return Ok(r);
         }
@@ -82,19 +118,52 @@ mod tests {
 
     #[test]
     fn random_fixed_taken_and_ranges() {
-        let (p, r) = reserve(&spec("tcp", 0, 0)).unwrap();
+        let none = Claimed::default();
+        let (p, r) = reserve(&spec("tcp", 0, 0), &none).unwrap();
         assert!(p > 0);
         // The port is held: asking for it again fails with Docker's words.
-        let e = reserve(&spec("tcp", p, p)).unwrap_err().to_string();
+        let e = reserve(&spec("tcp", p, p), &none).unwrap_err().to_string();
         assert!(e.contains(&format!("Bind for 127.0.0.1:{p} failed: port is already allocated")), "{e}");
         // A range skips the taken port.
-        let (q, _r2) = reserve(&spec("tcp", p, p.saturating_add(1000))).unwrap();
+        let (q, _r2) = reserve(&spec("tcp", p, p.saturating_add(1000)), &none).unwrap();
         assert!(q > p && q <= p.saturating_add(1000), "{q}");
         drop(r);
-        let (again, _r3) = reserve(&spec("tcp", p, p)).unwrap();
+        let (again, _r3) = reserve(&spec("tcp", p, p), &none).unwrap();
         assert_eq!(again, p);
-        let (u, _r4) = reserve(&spec("udp", 0, 0)).unwrap();
+        let (u, _r4) = reserve(&spec("udp", 0, 0), &none).unwrap();
         assert!(u > 0);
-        assert!(reserve(&spec("sctp", 0, 0)).is_err());
+        assert!(reserve(&spec("sctp", 0, 0), &none).is_err());
+    }
+
+    #[test]
+    fn ports_claimed_by_other_mappings_are_never_handed_out() {
+        // A fixed port free on the host, but recorded for another container: refused.
+        let (p, r) = reserve(&spec("tcp", 0, 0), &Claimed::default()).unwrap();
+        drop(r);
+        let claimed = Claimed::new([("tcp".to_string(), Ipv4Addr::UNSPECIFIED, p)]);
+        let e = reserve(&spec("tcp", p, p), &claimed).unwrap_err().to_string();
+        assert!(e.contains(&format!("Bind for 127.0.0.1:{p} failed: port is already allocated")), "{e}");
+        // Another protocol, or another specific address, does not overlap.
+        reserve(&spec("udp", p, p), &claimed).unwrap();
+        let other = Claimed::new([("tcp".to_string(), Ipv4Addr::new(127, 0, 0, 2), p)]);
+        reserve(&spec("tcp", p, p), &other).unwrap();
+        // A range skips it.
+        let (q, _rq) = reserve(&spec("tcp", p, p.saturating_add(1000)), &claimed).unwrap();
+        assert_ne!(q, p);
+        // A random pick never ends on a claimed port: claim the next ports the kernel would
+        // hand out, as far as they can be told (it picks at random within the range).
+        let mut held = vec![];
+        let mut seen = vec![];
+        for _ in 0..4 {
+            let (port, r) = reserve(&spec("tcp", 0, 0), &Claimed::default()).unwrap();
+            seen.push(("tcp".to_string(), Ipv4Addr::UNSPECIFIED, port));
+            held.push(r);
+        }
+        let claimed = Claimed::new(seen.clone());
+        drop(held);
+        for _ in 0..50 {
+            let (port, _r) = reserve(&spec("tcp", 0, 0), &claimed).unwrap();
+            assert!(!seen.iter().any(|(_, _, s)| *s == port), "{port} is claimed");
+        }
     }
 }

@@ -345,21 +345,29 @@ impl NetworkService {
                     .into(),
             ));
         }
-        let (target, name, eid) = {
+        let (target, name, eid, claimed) = {
             let st = self.shared.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(sb) = st.sandboxes.get(cid) else { return Ok(vec![]) };
+            // Other containers' mappings: after a restart, one whose port someone else held
+            // has no socket until it is taken again, and its DNAT rule is in force meanwhile.
+            let claimed = portmap::Claimed::new(
+                st.sandboxes
+                    .iter()
+                    .filter(|(other, _)| other.as_str() != cid)
+                    .flat_map(|(_, sb)| sb.ports.iter().map(|m| (m.proto.clone(), m.host_ip, m.host_port))),
+            );
             let primary = sb.endpoints.iter().find_map(|e| {
                 let s = st.networks.get(&e.network_id).filter(|s| !s.net.internal)?;
                 Some((s.ipam.get(cid)?, endpoint_id(&s.net.id, cid)))
             });
             match primary {
-                Some((ip, eid)) => (ip, sb.name.clone(), eid),
+                Some((ip, eid)) => (ip, sb.name.clone(), eid, claimed),
                 None => return Ok(vec![]),
             }
         };
         let mut out = vec![];
         for spec in specs {
-            let (port, res) = portmap::reserve(spec).map_err(|e| match e {
+            let (port, res) = portmap::reserve(spec, &claimed).map_err(|e| match e {
                 NetworkError::PortInUse(m) => {
                     NetworkError::PortInUse(format!("driver failed programming external connectivity on endpoint {name} ({eid}): {m}"))
                 }
