@@ -224,7 +224,41 @@ fn etc_mount_targets_keep_the_image_etc_and_are_no_change() {
     assert_eq!(e.docker_ok(&["diff", &c]), "");
     assert_eq!(lines(&e.docker_ok(&["start", "-a", &c])), want);
     assert_eq!(e.docker_ok(&["diff", &c]), "");
+    // Nor is it in a commit's layer (dockerd keeps it in the init layer).
+    let committed = e.unique("etccommit");
+    e.docker_ok(&["commit", &c, &committed]);
+    assert_eq!(top_layer_entries(&e, &committed), Vec::<String>::new());
     e.docker_ok(&["rm", &c]);
+    // A container that changes /etc itself has that change, and only it.
+    let c2 = e.unique("etc2");
+    e.docker_ok(&["run", "--name", &c2, &tag, "chmod", "700", "/etc"]);
+    assert_eq!(e.docker_ok(&["diff", &c2]).trim(), "C /etc");
+    e.docker_ok(&["commit", &c2, &committed]);
+    assert_eq!(top_layer_entries(&e, &committed), ["etc/"]);
+    e.docker_ok(&["rm", &c2]);
+}
+
+/// The entries of the top layer of `image`, read from `docker save`.
+fn top_layer_entries(e: &Engine, image: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("img.tar");
+    e.docker_ok(&["save", "-o", &file.display().to_string(), image]);
+    let data = std::fs::read(&file).unwrap();
+    let read = |name: &str| -> Vec<u8> {
+        for entry in tar::Archive::new(&data[..]).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_str() == Some(name) {
+                let mut v = vec![];
+                std::io::Read::read_to_end(&mut entry, &mut v).unwrap();
+                return v;
+            }
+        }
+        panic!("no {name} in docker save's output");
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")).unwrap();
+    let top = manifest[0]["Layers"].as_array().and_then(|l| l.last()).and_then(|l| l.as_str()).unwrap().to_string();
+    let layer = read(&top);
+    tar::Archive::new(&layer[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect()
 }
 
 /// An upload whose archive ends (its end marker) before its body does (padding, then the

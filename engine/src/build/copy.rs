@@ -474,7 +474,8 @@ pub async fn apply<R: Runtime>(
         svc.containers.archive_put(&cid, "/", false, false, rx).await.map_err(|e| failed(e.to_string()))?;
         writer.await.map_err(BuildError::join("COPY writer"))?.map_err(BuildError::io("rewriting", &col.path))?;
         let (images, root, id2) = (svc.images.clone(), svc.data_root.clone(), cid.clone());
-        tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2)).await.map_err(BuildError::join("COPY layer"))?
+        let lowers = svc.containers.get(&cid)?.record().layer_dirs;
+        tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2, &lowers)).await.map_err(BuildError::join("COPY layer"))?
     }
     .await;
     match res {

@@ -80,7 +80,9 @@ pub async fn run_step<R: Runtime>(
         return Err(BuildError::RunFailed { cmd: argv.join(" "), code });
     }
     let (images, root, id2) = (svc.images.clone(), svc.data_root.clone(), cid.clone());
-    let layer = tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2)).await.map_err(BuildError::join("RUN layer"))?;
+    let lowers = cs.get(&cid)?.record().layer_dirs;
+    let layer =
+        tokio::task::spawn_blocking(move || container_layer(&images, &root, &id2, &lowers)).await.map_err(BuildError::join("RUN layer"))?;
     match layer {
         Ok(l) => Ok((cid, l)),
         Err(e) => {

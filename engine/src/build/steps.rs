@@ -354,10 +354,16 @@ impl<'a, R: Runtime> Builder<'a, R> {
 }
 
 /// A step's layer: the tar of a container's upper dir.
-pub fn container_layer(images: &crate::image::ImageService, data_root: &std::path::Path, cid: &str) -> Result<LayerTar, BuildError> {
+/// `lowers`: the container's image layer dirs.
+pub fn container_layer(
+    images: &crate::image::ImageService,
+    data_root: &std::path::Path,
+    cid: &str,
+    lowers: &[std::path::PathBuf],
+) -> Result<LayerTar, BuildError> {
     let upper = crate::container::record::Record::dir(data_root, cid).join("upper");
     let w = images.layer_writer().map_err(BuildError::io("writing the layer of", &upper))?;
-    crate::container::archive::layer::write_layer(w, &upper)
+    crate::container::archive::layer::write_layer(w, &upper, lowers)
         .and_then(|w| w.finish())
         .map_err(BuildError::io("writing the layer of", &upper))
 }

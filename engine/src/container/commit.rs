@@ -92,9 +92,10 @@ impl<R: Runtime> ContainerService<R> {
             created_by,
         };
         let upper_dir = upper.clone();
+        let lowers = rec.layer_dirs.clone();
         let layer = tokio::task::spawn_blocking(move || {
             let w = images.layer_writer()?;
-            write_layer(w, &upper)?.finish()
+            write_layer(w, &upper, &lowers)?.finish()
         })
         .await
         .map_err(ContainerError::task("writing the commit's layer"));

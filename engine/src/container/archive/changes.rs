@@ -35,6 +35,53 @@ pub(crate) const INIT_PATHS: &[&str] = &[
     "/sys/fs/cgroup",
 ];
 
+/// The files dockerd's init layer holds in /etc (the runtime's mount targets).
+const INIT_ETC_FILES: &[&str] = &["hostname", "hosts", "mtab", "resolv.conf"];
+
+/// Whether the upper dir's `etc` is only there for the runtime's mount targets, i.e. what dockerd
+/// keeps in its init layer and never a change: a directory that holds nothing but init files (no
+/// whiteout, not opaque), with the mode and owner /etc has in the image, or root's 0755 where the
+/// image has none (what the init layer makes). A container that changed /etc's mode or owner, or
+/// anything in it, keeps its `etc`.
+pub(crate) fn etc_only_init(upper: &Path, lowers: &[PathBuf]) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let etc = upper.join("etc");
+    let Ok(meta) = std::fs::symlink_metadata(&etc) else { return false };
+    if !meta.is_dir() || is_opaque_dir(&etc) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(&etc) else { return false };
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let whiteout = entry.file_type().is_ok_and(|t| t.is_char_device());
+        if whiteout || !INIT_ETC_FILES.iter().any(|n| entry.file_name() == *n) {
+            return false;
+        }
+    }
+    // /etc as the image has it: the top-most layer that knows the path decides.
+    let image = lowers.iter().rev().find_map(|l| match in_layer(l, Path::new("etc")) {
+        Some(true) => Some(std::fs::symlink_metadata(l.join("etc")).ok().filter(|m| m.is_dir())),
+        Some(false) => Some(None),
+        None => None,
+    });
+    let want = match image.flatten() {
+        Some(m) => (m.mode() & 0o7777, m.uid(), m.gid()),
+        None => (0o755, 0, 0),
+    };
+    (meta.mode() & 0o7777, meta.uid(), meta.gid()) == want
+}
+
+/// Whether directory `path` is marked opaque by overlayfs.
+fn is_opaque_dir(path: &Path) -> bool {
+    let (Ok(p), Ok(key)) = (std::ffi::CString::new(path.as_os_str().as_bytes()), std::ffi::CString::new("trusted.overlay.opaque")) else {
+        return false;
+    };
+    let mut v = [0u8; 4];
+    // SAFETY: valid C strings and a buffer of v.len() bytes.
+    let n = unsafe { libc::lgetxattr(p.as_ptr(), key.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+    n == 1 && v[0] == b'y'
+}
+
 /// Whether `rel` exists in one layer: `Some(true)` present, `Some(false)` whited out, `None` absent.
 /// Components are opened without following links, as overlayfs looks them up.
 fn in_layer(layer: &Path, rel: &Path) -> Option<bool> {
@@ -97,7 +144,9 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<(String, u8)>
             let ds = dir.to_string_lossy().into_owned();
             let prefix = format!("{ds}/");
             let has_child = out.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix));
-            if out.get(&ds) == Some(&MODIFIED) && !has_child {
+            // /etc is a change only when it is more than the init layer's (its mode, owner).
+            let init_only = if ds == "/etc" { etc_only_init(upper, lowers) } else { out.get(&ds) == Some(&MODIFIED) };
+            if init_only && !has_child {
                 out.remove(&ds);
             }
             a = dir.parent();

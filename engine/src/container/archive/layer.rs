@@ -1,14 +1,14 @@
 //! A layer tar from an overlay upper dir (`docker commit`, build steps): overlayfs whiteouts
 //! (0:0 character devices) become `.wh.<name>` entries, opaque directories get `.wh..wh..opq`,
 //! and what dockerd keeps in its init layer (/etc/hosts, /dev, /proc...) is left out.
-use super::changes::INIT_PATHS;
+use super::changes::{etc_only_init, INIT_PATHS};
 use super::fsview::{self, file_type, Item};
 use super::tar_out::{append_item, TarState};
 use nix::sys::stat::SFlag;
 use std::ffi::CString;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Directories whose content never belongs to a layer (mount points of the runtime).
 const SKIP_TREES: &[&str] = &["/dev", "/proc", "/sys"];
@@ -37,10 +37,12 @@ fn marker(name: Vec<u8>) -> tar::Header {
     h
 }
 
-/// Writes the tar of `upper`'s changes to `w`; returns `w`.
-pub fn write_layer<W: Write>(w: W, upper: &Path) -> io::Result<W> {
+/// Writes the tar of `upper`'s changes to `w`; returns `w`. `lowers` are the image's layer
+/// dirs, bottom first: an `etc` that is only the init layer's (see [`etc_only_init`]) is left out.
+pub fn write_layer<W: Write>(w: W, upper: &Path, lowers: &[PathBuf]) -> io::Result<W> {
     let mut b = tar::Builder::new(w);
     if upper.is_dir() {
+        let skip_etc = etc_only_init(upper, lowers);
         let root = fsview::open_root(upper)?;
         let mut ts = TarState::default();
         fsview::walk(
@@ -63,7 +65,7 @@ pub fn write_layer<W: Write>(w: W, upper: &Path) -> io::Result<W> {
                     b.append(&marker(name), io::empty())?;
                     return Ok(false);
                 }
-                if SKIP_TREES.contains(&abs.as_str()) || INIT_PATHS.contains(&abs.as_str()) {
+                if SKIP_TREES.contains(&abs.as_str()) || INIT_PATHS.contains(&abs.as_str()) || (skip_etc && abs == "/etc") {
                     return Ok(false);
                 }
                 append_item(&mut b, &mut ts, it, rel.clone())?;
@@ -100,9 +102,45 @@ mod tests {
         let wh = CString::new(up.join("etc/gone").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
         crate::image::unpack::set_xattr(&up.join("app/cache"), "trusted.overlay.opaque", b"y").unwrap();
-        let tar = write_layer(Vec::new(), up).unwrap();
+        let tar = write_layer(Vec::new(), up, &[]).unwrap();
         let names: Vec<String> =
             tar::Archive::new(&tar[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
         assert_eq!(names, ["app/", "app/cache/", "app/cache/.wh..wh..opq", "app/x", "etc/", "etc/.wh.gone", "etc/motd"]);
+    }
+
+    fn names(upper: &Path, lowers: &[PathBuf]) -> Vec<String> {
+        let tar = write_layer(Vec::new(), upper, lowers).unwrap();
+        tar::Archive::new(&tar[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect()
+    }
+
+    /// An `etc` made only for the runtime's mount targets is the init layer's, not a change;
+    /// one whose mode or owner differs from the image's /etc is a change.
+    #[test]
+    fn an_etc_of_mount_targets_only_is_left_out() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let (lower, up) = (d.path().join("lower"), d.path().join("upper"));
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::set_permissions(lower.join("etc"), std::fs::Permissions::from_mode(0o751)).unwrap();
+        std::fs::create_dir_all(up.join("etc")).unwrap();
+        std::fs::create_dir_all(up.join("app")).unwrap();
+        for f in ["hosts", "hostname", "resolv.conf"] {
+            std::fs::write(up.join("etc").join(f), b"").unwrap();
+        }
+        let lowers = [lower.clone()];
+        // Another mode than the image's: a change (only the directory, never the targets).
+        std::fs::set_permissions(up.join("etc"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(names(&up, &lowers), ["app/", "etc/"]);
+        // The image's mode: the init layer's.
+        std::fs::set_permissions(up.join("etc"), std::fs::Permissions::from_mode(0o751)).unwrap();
+        assert_eq!(names(&up, &lowers), ["app/"]);
+        // A file of its own in it: a change.
+        std::fs::write(up.join("etc/motd"), b"hi").unwrap();
+        assert_eq!(names(&up, &lowers), ["app/", "etc/", "etc/motd"]);
+        std::fs::remove_file(up.join("etc/motd")).unwrap();
+        // An image without /etc: root's 0755 is what the init layer makes.
+        std::fs::set_permissions(up.join("etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(names(&up, &[]), ["app/"]);
+        assert_eq!(names(&up, &lowers), ["app/", "etc/"]);
     }
 }
