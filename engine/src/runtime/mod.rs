@@ -234,7 +234,7 @@ pub struct ShimRuntime {
     /// libcontainer's state root (under the exec root).
     pub runtime_root: PathBuf,
     /// The next container's spawner, started ahead of time.
-    pool: shim_pool::ShimPool,
+    pool: std::sync::Arc<shim_pool::ShimPool>,
     /// The readers of exec exits (one per running exec).
     tasks: crate::tasks::Tasks,
 }

@@ -12,7 +12,7 @@ impl ShimRuntime {
         let (shim_binary, runtime_root) = (shim_binary.into(), runtime_root.into());
         // The runtime root is `<exec_root>/runtime`: spare spawners name the exec root.
         let exec_root = runtime_root.parent().map(Path::to_path_buf).unwrap_or_else(|| runtime_root.clone());
-        let pool = super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root);
+        let pool = std::sync::Arc::new(super::shim_pool::ShimPool::new(shim_binary.clone(), exec_root));
         ShimRuntime { pool, shim_binary, runtime_root, tasks: crate::tasks::Tasks::new("runtime") }
     }
 }
@@ -187,7 +187,13 @@ impl Runtime for ShimRuntime {
             .await
             .map_err(|e| RuntimeError::shim(&spec.id, format!("writing bundle: {e}")))??;
         tracing::debug!(container = %spec.id, "bundle written");
-        let outcome = self.pool.run(&spec.state_dir).await.map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
+        let outcome = self.pool.run(&spec.state_dir).await;
+        let pool = self.pool.clone();
+        self.tasks.spawn_until_shutdown(async move {
+            tokio::time::sleep(super::shim_pool::SPARE_AFTER).await;
+            pool.fill();
+        });
+        let outcome = outcome.map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
         let (message, code) = match outcome {
             Outcome::Reported(Ready { error: None, .. }) => return Ok(()),
             Outcome::Reported(Ready { error: Some(message), code }) => (message, crate::shim::exit_code(code)),

@@ -5,12 +5,13 @@
 //! container's state dir, from the spawner's stdin, and then runs exactly as the daemon of
 //! `swarm shim <state_dir>` does (same exit code, same stderr). The spawner passes the daemon's
 //! report on on its stdout, so the engine goes on without waiting for it to exit. A taken
-//! spawner is replaced at once, while the one taken creates its container. The spare starts at the lowest priority
-//! (nice 19), so its start-up (the exec of the engine's binary, loading, relocations) only takes
-//! CPU nothing else wants and does not slow the container start it overlaps (a host of 2 cores
-//! runs the client, the engine, the shim and libcontainer's processes at that moment); it gets the
-//! engine's priority back when it is taken, and its daemon takes the same before it creates
-//! anything of the container.
+//! spawner is replaced [`SPARE_AFTER`] once the one taken has created its container, and the
+//! spare starts at the lowest priority (nice 19): its start-up (the exec of the engine's binary,
+//! loading, relocations) should take CPU nothing else wants. Even at nice 19 it slowed the start
+//! it overlapped when it began at once (a host of 2 cores runs the client, the engine, the shim
+//! and libcontainer's processes at that moment: bench/engine.md, stop 30). It gets the engine's
+//! priority back when it is taken, and its daemon takes the same before it creates anything of
+//! the container.
 //!
 //! What it leaves on the host: at most one idle spawner, a child of the engine, and its
 //! daemon. Both exit by themselves when the spawner's stdin closes (the engine went away, even
@@ -34,6 +35,12 @@ pub enum Outcome {
     /// No report came: the spawner's exit status and output.
     Exited(Output),
 }
+
+/// How long after a container's create the next spare is started. Its start-up (the exec of the
+/// engine's binary, loading, relocations: ~2 ms of CPU) would otherwise share the two cores with
+/// the create, the start and the first instants of the container it replaces, all on the path of
+/// a `docker run`; a few ms later the CLI is reading the answer, mostly on one core.
+pub(super) const SPARE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The niceness a spare waits at.
 const SPARE_NICE: i32 = 19;
@@ -125,8 +132,9 @@ impl ShimPool {
     }
 
     /// Makes the next spawner unless one is ready. A failure is only logged: the next
-    /// [`ShimPool::run`] spawns its own.
-    fn fill(&self) {
+    /// [`ShimPool::run`] spawns its own. The caller decides when: not while a container is being
+    /// created (see [`SPARE_AFTER`]).
+    pub(super) fn fill(&self) {
         if self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
             return;
         }
@@ -157,8 +165,6 @@ impl ShimPool {
             child = self.spawn()?;
             hand_over(&mut child, &line).await?;
         }
-        // The next one starts while this one creates the container.
-        self.fill();
         match finish(child).await? {
             // The spare's daemon was gone before it took the container (killed while it
             // waited): once more, with a new spawner.
