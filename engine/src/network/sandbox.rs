@@ -3,7 +3,7 @@
 //! `docker network connect/disconnect` ([`super::attach`]).
 use super::plumb::{plumb, reap_veths, start_resolver_in, Plumb};
 use super::store::{self, DnsConf, EndpointRec, SandboxRec};
-use super::{dns, endpoint_id, io_at, ipam, netns, nl, os, portmap, veth_name};
+use super::{dns, endpoint_id, io_at, ipam, netns, netns_pool, nl, os, portmap, veth_name};
 use super::{Endpoint, NetworkError, NetworkService, PortMapping, PortSpec};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -135,7 +135,7 @@ impl NetworkService {
             Some(ns) => ns,
             None => netns::open_or_create(&path).await.map_err(io_at("creating netns", &path))?,
         };
-        self.refill_netns();
+        self.refill_netns_later();
         let upstream = if req.dns_servers.is_empty() { host_nameservers() } else { req.dns_servers.clone() };
         let rec = SandboxRec {
             container_id: cid.to_string(),
@@ -187,6 +187,16 @@ impl NetworkService {
     pub(super) fn refill_netns(&self) {
         let pool = self.netns_pool.clone();
         self.shared.tasks.spawn(async move { pool.fill().await });
+    }
+
+    /// [`Self::refill_netns`], [`netns_pool::REFILL_AFTER`] from now: not while the start that
+    /// took the spare is still under way.
+    fn refill_netns_later(&self) {
+        let pool = self.netns_pool.clone();
+        self.shared.tasks.spawn_until_shutdown(async move {
+            tokio::time::sleep(netns_pool::REFILL_AFTER).await;
+            pool.fill().await
+        });
     }
 
     /// Tears down everything of a container: resolver, host ports, every endpoint (veth and
