@@ -5,7 +5,7 @@
 //! The spare is held by its fd only: nothing on the host names it, so `ip netns` does not list
 //! it and an engine that goes away, even by SIGKILL, leaves nothing behind. A taken spare is
 //! bind-mounted on the container's netns path, as a new one is, and replaced in the background
-//! once that start is done ([`REFILL_AFTER`]).
+//! [`REFILL_AFTER`] later, when that start is usually done.
 //! A namespace made ahead of time is the one a start would make: nothing is configured in it
 //! until it is taken (its loopback is brought up by the plumbing, as for a new one).
 use super::netns::{self, NetNs};
@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// How long after a start takes the spare the next one is made. Making one (`unshare` on a
 /// thread of its own, ~1 ms of kernel CPU) shares the host's cores with the rest of that start
-/// (the shim and libcontainer's processes on a host of 2 cores) when it begins at once; a few ms
-/// later the start is done (bench/engine.md, stop 30). Parallel starts meanwhile make their own.
+/// (the shim and libcontainer's processes on a host of 2 cores) when it begins at once; 10 ms later
+/// that start is usually done (a fixed delay: on a loaded host they can still overlap;
+/// bench/engine.md, stop 30). Parallel starts meanwhile make their own.
 pub(super) const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
 
 #[derive(Default)]

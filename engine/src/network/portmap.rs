@@ -39,9 +39,10 @@ fn bind(proto: &str, addr: SocketAddrV4) -> std::io::Result<(u16, Reservation)> 
     }
 }
 
-/// Host ports recorded for other containers' mappings (protocol, address, port): those whose
-/// socket the engine could not take back after a restart are not bound by anyone now, but their
-/// DNAT rules still send the port's traffic to those containers.
+/// Host ports recorded for other containers' mappings (protocol, address, port). After a restart,
+/// a mapping whose port someone else held has no socket of the engine's until it is taken again
+/// (the port is someone else's, or free until the next try), and its DNAT rule still sends the
+/// port's traffic to that container.
 #[derive(Debug, Default)]
 pub struct Claimed(Vec<(String, Ipv4Addr, u16)>);
 

@@ -189,8 +189,8 @@ impl NetworkService {
         self.shared.tasks.spawn(async move { pool.fill().await });
     }
 
-    /// [`Self::refill_netns`], [`netns_pool::REFILL_AFTER`] from now: not while the start that
-    /// took the spare is still under way.
+    /// [`Self::refill_netns`], [`netns_pool::REFILL_AFTER`] from now, when the start that took the
+    /// spare is usually done.
     fn refill_netns_later(&self) {
         let pool = self.netns_pool.clone();
         self.shared.tasks.spawn_until_shutdown(async move {

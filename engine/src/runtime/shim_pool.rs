@@ -39,7 +39,8 @@ pub enum Outcome {
 /// How long after a container's create the next spare is started. Its start-up (the exec of the
 /// engine's binary, loading, relocations: ~2 ms of CPU) would otherwise share the two cores with
 /// the create, the start and the first instants of the container it replaces, all on the path of
-/// a `docker run`; a few ms later the CLI is reading the answer, mostly on one core.
+/// a `docker run`; 10 ms later that start is usually done (a fixed delay: on a loaded host the two
+/// can still overlap).
 pub(super) const SPARE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The niceness a spare waits at.
@@ -78,6 +79,8 @@ pub struct ShimPool {
     binary: PathBuf,
     exec_root: PathBuf,
     ready: Mutex<Option<Child>>,
+    /// A fill is under way: the fills that parallel creates schedule make one spare, not one each.
+    filling: std::sync::atomic::AtomicBool,
     /// The engine's cgroup v1 mount points, handed to every shim (see
     /// [`crate::shim::CGROUP_V1_MOUNTS_ENV`]); none where they could not be read.
     cgroup_v1_mounts: Option<std::ffi::OsString>,
@@ -85,7 +88,7 @@ pub struct ShimPool {
 
 impl ShimPool {
     pub fn new(binary: PathBuf, exec_root: PathBuf) -> Self {
-        ShimPool { binary, exec_root, ready: Mutex::new(None), cgroup_v1_mounts: cgroup_v1_mounts() }
+        ShimPool { binary, exec_root, ready: Mutex::new(None), filling: Default::default(), cgroup_v1_mounts: cgroup_v1_mounts() }
     }
 
     fn spawn(&self) -> io::Result<Child> {
@@ -135,10 +138,15 @@ impl ShimPool {
     /// [`ShimPool::run`] spawns its own. The caller decides when: not while a container is being
     /// created (see [`SPARE_AFTER`]).
     pub(super) fn fill(&self) {
-        if self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+        use std::sync::atomic::Ordering;
+        if self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+            || self.filling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err()
+        {
             return;
         }
-        match self.spawn_spare() {
+        let spawned = self.spawn_spare();
+        self.filling.store(false, Ordering::Release);
+        match spawned {
             Ok(child) => {
                 let old = self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(child);
                 drop(old); // a concurrent fill won the race: its child is killed

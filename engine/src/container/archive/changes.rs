@@ -35,51 +35,52 @@ pub(crate) const INIT_PATHS: &[&str] = &[
     "/sys/fs/cgroup",
 ];
 
-/// The files dockerd's init layer holds in /etc (the runtime's mount targets).
-const INIT_ETC_FILES: &[&str] = &["hostname", "hosts", "mtab", "resolv.conf"];
+/// The files dockerd's init layer holds in /etc (the engine bind-mounts the first three).
+const INIT_ETC_FILES: &[&str] = &["hostname", "hosts", "resolv.conf", "mtab"];
 
 /// Whether the upper dir's `etc` is only there for the runtime's mount targets, i.e. what dockerd
-/// keeps in its init layer and never a change: a directory that holds nothing but init files (no
-/// whiteout, not opaque), with the mode and owner /etc has in the image, or root's 0755 where the
-/// image has none (what the init layer makes). A container that changed /etc's mode or owner, or
-/// anything in it, keeps its `etc`.
+/// keeps in its init layer and never a change: a directory that holds init files and nothing else
+/// (no whiteout, not opaque), with the mode and owner /etc has in the image, or root's 0755 where
+/// the image has none (what the init layer makes), and no extended attribute of its own (an ACL,
+/// a label) on either. A container that changed /etc's mode, owner or attributes, or added or
+/// removed anything in it, keeps its `etc`. A change of its times alone cannot be told from the
+/// copy-up the mount targets cause, and is not kept (dockerd's init layer takes it too).
 pub(crate) fn etc_only_init(upper: &Path, lowers: &[PathBuf]) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let etc = upper.join("etc");
     let Ok(meta) = std::fs::symlink_metadata(&etc) else { return false };
-    if !meta.is_dir() || is_opaque_dir(&etc) {
+    if !meta.is_dir() || fsview::is_opaque(&etc) || fsview::has_own_xattrs(&etc) != Some(false) {
         return false;
     }
     let Ok(entries) = std::fs::read_dir(&etc) else { return false };
+    let mut init_files = 0;
     for entry in entries {
         let Ok(entry) = entry else { return false };
         let whiteout = entry.file_type().is_ok_and(|t| t.is_char_device());
         if whiteout || !INIT_ETC_FILES.iter().any(|n| entry.file_name() == *n) {
             return false;
         }
+        init_files += 1;
+    }
+    if init_files == 0 {
+        return false;
     }
     // /etc as the image has it: the top-most layer that knows the path decides.
     let image = lowers.iter().rev().find_map(|l| match in_layer(l, Path::new("etc")) {
-        Some(true) => Some(std::fs::symlink_metadata(l.join("etc")).ok().filter(|m| m.is_dir())),
+        Some(true) => Some(std::fs::symlink_metadata(l.join("etc")).ok().filter(|m| m.is_dir()).map(|m| (m, l.join("etc")))),
         Some(false) => Some(None),
         None => None,
     });
     let want = match image.flatten() {
-        Some(m) => (m.mode() & 0o7777, m.uid(), m.gid()),
+        Some((m, path)) => {
+            if fsview::has_own_xattrs(&path) != Some(false) {
+                return false;
+            }
+            (m.mode() & 0o7777, m.uid(), m.gid())
+        }
         None => (0o755, 0, 0),
     };
     (meta.mode() & 0o7777, meta.uid(), meta.gid()) == want
-}
-
-/// Whether directory `path` is marked opaque by overlayfs.
-fn is_opaque_dir(path: &Path) -> bool {
-    let (Ok(p), Ok(key)) = (std::ffi::CString::new(path.as_os_str().as_bytes()), std::ffi::CString::new("trusted.overlay.opaque")) else {
-        return false;
-    };
-    let mut v = [0u8; 4];
-    // SAFETY: valid C strings and a buffer of v.len() bytes.
-    let n = unsafe { libc::lgetxattr(p.as_ptr(), key.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-    n == 1 && v[0] == b'y'
 }
 
 /// Whether `rel` exists in one layer: `Some(true)` present, `Some(false)` whited out, `None` absent.

@@ -39,6 +39,28 @@ pub fn file_type(st: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
 }
 
+/// Whether directory `path` (not followed) is marked opaque by overlayfs in its upper dir.
+pub fn is_opaque(path: &Path) -> bool {
+    let (Ok(p), Ok(key)) = (std::ffi::CString::new(path.as_os_str().as_bytes()), std::ffi::CString::new("trusted.overlay.opaque")) else {
+        return false;
+    };
+    let mut v = [0u8; 4];
+    // SAFETY: valid C strings and a buffer of v.len() bytes.
+    let n = unsafe { libc::lgetxattr(p.as_ptr(), key.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+    n == 1 && v[0] == b'y'
+}
+
+/// Whether the entry at `path` (not followed) has extended attributes other than overlayfs's own
+/// (`trusted.overlay.*`); `None` when they cannot be listed.
+pub fn has_own_xattrs(path: &Path) -> Option<bool> {
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: a valid C string and a buffer of buf.len() bytes.
+    let n = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = usize::try_from(n).ok()?;
+    Some(buf[..n].split(|b| *b == 0).any(|name| !name.is_empty() && !name.starts_with(b"trusted.overlay.")))
+}
+
 pub fn is_dir(st: &FileStat) -> bool {
     file_type(st) == SFlag::S_IFDIR
 }

@@ -5,7 +5,6 @@ use super::changes::{etc_only_init, INIT_PATHS};
 use super::fsview::{self, file_type, Item};
 use super::tar_out::{append_item, TarState};
 use nix::sys::stat::SFlag;
-use std::ffi::CString;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,12 +17,7 @@ fn is_whiteout(it: &Item) -> bool {
 }
 
 fn is_opaque(it: &Item) -> bool {
-    let p = format!("/proc/self/fd/{}/{}", it.dir, it.name.to_string_lossy());
-    let (Ok(path), Ok(key)) = (CString::new(p), CString::new("trusted.overlay.opaque")) else { return false };
-    let mut v = [0u8; 4];
-    // SAFETY: valid C strings and a buffer of v.len() bytes.
-    let n = unsafe { libc::lgetxattr(path.as_ptr(), key.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-    n == 1 && v[0] == b'y'
+    fsview::is_opaque(Path::new(&format!("/proc/self/fd/{}/{}", it.dir, it.name.to_string_lossy())))
 }
 
 fn marker(name: Vec<u8>) -> tar::Header {
@@ -42,7 +36,6 @@ fn marker(name: Vec<u8>) -> tar::Header {
 pub fn write_layer<W: Write>(w: W, upper: &Path, lowers: &[PathBuf]) -> io::Result<W> {
     let mut b = tar::Builder::new(w);
     if upper.is_dir() {
-        let skip_etc = etc_only_init(upper, lowers);
         let root = fsview::open_root(upper)?;
         let mut ts = TarState::default();
         fsview::walk(
@@ -65,7 +58,10 @@ pub fn write_layer<W: Write>(w: W, upper: &Path, lowers: &[PathBuf]) -> io::Resu
                     b.append(&marker(name), io::empty())?;
                     return Ok(false);
                 }
-                if SKIP_TREES.contains(&abs.as_str()) || INIT_PATHS.contains(&abs.as_str()) || (skip_etc && abs == "/etc") {
+                if SKIP_TREES.contains(&abs.as_str())
+                    || INIT_PATHS.contains(&abs.as_str())
+                    || (abs == "/etc" && etc_only_init(upper, lowers))
+                {
                     return Ok(false);
                 }
                 append_item(&mut b, &mut ts, it, rel.clone())?;
@@ -85,6 +81,7 @@ pub fn write_layer<W: Write>(w: W, upper: &Path, lowers: &[PathBuf]) -> io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
 
     #[test]
     fn whiteouts_opaque_dirs_and_init_files() {
@@ -118,6 +115,9 @@ mod tests {
     #[test]
     fn an_etc_of_mount_targets_only_is_left_out() {
         use std::os::unix::fs::PermissionsExt;
+        if unsafe { libc::geteuid() } != 0 {
+            return; // the image's /etc and the init layer's are root's
+        }
         let d = tempfile::tempdir().unwrap();
         let (lower, up) = (d.path().join("lower"), d.path().join("upper"));
         std::fs::create_dir_all(lower.join("etc")).unwrap();
@@ -142,5 +142,12 @@ mod tests {
         std::fs::set_permissions(up.join("etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(names(&up, &[]), ["app/"]);
         assert_eq!(names(&up, &lowers), ["app/", "etc/"]);
+        // An attribute of its own (an ACL, a label): a change.
+        crate::image::unpack::set_xattr(&up.join("etc"), "user.note", b"x").unwrap();
+        assert_eq!(names(&up, &[]), ["app/", "etc/"]);
+        // An `etc` left empty (a file made and removed again): a change.
+        let bare = d.path().join("bare");
+        std::fs::create_dir_all(bare.join("etc")).unwrap();
+        assert_eq!(names(&bare, &[]), ["etc/"]);
     }
 }
