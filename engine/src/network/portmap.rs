@@ -64,6 +64,15 @@ const RANDOM_TRIES: usize = 16;
 /// Takes a host port for `spec`: the given one, the first free one of a range, or any; never
 /// one that `claimed` records for another container.
 pub fn reserve(spec: &PortSpec, claimed: &Claimed) -> Result<(u16, Reservation), NetworkError> {
+    reserve_with(spec, claimed, bind)
+}
+
+/// [`reserve`] with the bind call given (a test picks the ports the kernel would).
+fn reserve_with(
+    spec: &PortSpec,
+    claimed: &Claimed,
+    bind: impl Fn(&str, SocketAddrV4) -> std::io::Result<(u16, Reservation)>,
+) -> Result<(u16, Reservation), NetworkError> {
     if spec.proto != "tcp" && spec.proto != "udp" {
         return Err(NetworkError::Invalid(format!("publishing {} ports is not supported by this engine", spec.proto)));
     }
@@ -151,20 +160,20 @@ mod tests {
         // A range skips it.
         let (q, _rq) = reserve(&spec("tcp", p, p.saturating_add(1000)), &claimed).unwrap();
         assert_ne!(q, p);
-        // A random pick never ends on a claimed port: claim the next ports the kernel would
-        // hand out, as far as they can be told (it picks at random within the range).
-        let mut held = vec![];
-        let mut seen = vec![];
-        for _ in 0..4 {
-            let (port, r) = reserve(&spec("tcp", 0, 0), &Claimed::default()).unwrap();
-            seen.push(("tcp".to_string(), Ipv4Addr::UNSPECIFIED, port));
-            held.push(r);
-        }
-        let claimed = Claimed::new(seen.clone());
-        drop(held);
-        for _ in 0..50 {
-            let (port, _r) = reserve(&spec("tcp", 0, 0), &claimed).unwrap();
-            assert!(!seen.iter().any(|(_, _, s)| *s == port), "{port} is claimed");
-        }
+        // A random pick that the kernel ends on a claimed port holds it and asks again: here the
+        // "kernel" hands out the claimed port p first, then any.
+        let calls = std::cell::Cell::new(0);
+        let kernel = |proto: &str, addr: SocketAddrV4| {
+            calls.set(calls.get() + 1);
+            let port = if calls.get() == 1 { p } else { addr.port() };
+            bind(proto, SocketAddrV4::new(*addr.ip(), port))
+        };
+        let (q, _rq) = reserve_with(&spec("tcp", 0, 0), &claimed, kernel).unwrap();
+        assert_ne!(q, p);
+        assert_eq!(calls.get(), 2);
+        // One whose kernel only ever hands out claimed ports gives up, with Docker's words.
+        let only_p = |proto: &str, addr: SocketAddrV4| bind(proto, addr).map(|(_, r)| (p, r));
+        let e = reserve_with(&spec("tcp", 0, 0), &claimed, only_p).unwrap_err().to_string();
+        assert!(e.contains("port is already allocated"), "{e}");
     }
 }
