@@ -144,15 +144,15 @@ impl ShimPool {
         {
             return;
         }
-        let spawned = self.spawn_spare();
-        self.filling.store(false, Ordering::Release);
-        match spawned {
+        match self.spawn_spare() {
             Ok(child) => {
                 let old = self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(child);
-                drop(old); // a concurrent fill won the race: its child is killed
+                drop(old); // none: fills run one at a time and only while no spare is ready
             }
             Err(e) => tracing::warn!(binary = %self.binary.display(), error = %e, "starting a spare shim ahead of time failed"),
         }
+        // Cleared once the spare is in place, so a fill that comes meanwhile finds it ready.
+        self.filling.store(false, Ordering::Release);
     }
 
     /// Runs `swarm shim <state_dir>` through the spawner made ahead of time (or a new one) and
