@@ -84,19 +84,31 @@ fn sigkill_during_parallel_runs_keeps_every_acknowledged_container() {
     let acked = AtomicUsize::new(0);
     // (name, id) of every `run -d` whose create was acknowledged: the CLI prints the id as soon
     // as the create is answered, before it asks for the start (which the kill may interrupt).
+    // The id is read as it is printed, so the kill below comes while starts are in flight (counted
+    // only once each CLI had exited, a loaded host could finish every run before the kill).
     let outcomes: Vec<(Option<(String, String)>, bool)> = std::thread::scope(|s| {
         let handles: Vec<_> = names
             .iter()
             .map(|n| {
                 let (e, acked) = (&e, &acked);
                 s.spawn(move || {
-                    let o = e.docker(&["run", "-d", "--name", n, "busybox", "sleep", "1000"]);
-                    let id = o.stdout.trim().to_string();
+                    use std::io::BufRead;
+                    let mut child = std::process::Command::new(testground::engine::docker_cli())
+                        .args(["run", "-d", "--name", n, "busybox", "sleep", "1000"])
+                        .envs(e.docker_env())
+                        .env_remove("DOCKER_CONTEXT")
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .expect("docker CLI");
+                    let mut line = String::new();
+                    let _ = std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+                    let id = line.trim().to_string();
                     let ack = is_hex64(&id).then(|| {
                         acked.fetch_add(1, Ordering::SeqCst);
                         (n.clone(), id)
                     });
-                    (ack, o.success())
+                    (ack, child.wait().is_ok_and(|s| s.success()))
                 })
             })
             .collect();
