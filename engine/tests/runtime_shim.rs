@@ -89,6 +89,7 @@ impl World {
             cwd: "/".into(),
             user: String::new(),
             hostname: "box".into(),
+            domainname: String::new(),
             tty: false,
             open_stdin: false,
             stdin_once: false,
@@ -315,7 +316,7 @@ async fn namespaces_user_and_mounts() {
                   grep -E 'SigIgn|SigBlk' /proc/self/status; ulimit -n";
     let mut spec = w.spec(&["sh", "-c", script]);
     spec.user = "nobody".into();
-    spec.mounts = vec![BindMount { source: hosts, destination: "/etc/hosts".into(), readonly: true }];
+    spec.mounts = vec![BindMount { source: hosts, destination: "/etc/hosts".into(), readonly: true, propagation: String::new() }];
     let rt = &w.runtime;
     rt.create(&spec).await.unwrap();
     let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();

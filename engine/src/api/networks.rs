@@ -144,6 +144,22 @@ async fn create(
     State(st): State<AppState>,
     DockerJson(req): DockerJson<NetworkCreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if req.ingress == Some(true) {
+        return Err(ApiError::bad_request("ingress networks (--ingress) belong to swarm mode and are not supported by this engine"));
+    }
+    if req.config_only == Some(true) || req.config_from.as_ref().is_some_and(|c| c.network.as_deref().is_some_and(|n| !n.is_empty())) {
+        return Err(ApiError::bad_request("configuration-only networks (--config-only, --config-from) are not supported by this engine"));
+    }
+    if req.enable_ipv4 == Some(false) {
+        return Err(ApiError::bad_request("networks without IPv4 (EnableIPv4 false) are not supported by this engine"));
+    }
+    // A bridge network is local and an overlay one global, as `network inspect` shows them.
+    let scope = if req.driver.as_deref() == Some(crate::network::overlay::DRIVER) { "global" } else { "local" };
+    if let Some(s) = req.scope.as_deref().filter(|s| !s.is_empty() && *s != scope) {
+        return Err(ApiError::bad_request(format!(
+            "network scope {s:?} is not supported for this driver by this engine: its networks are {scope:?}"
+        )));
+    }
     if let Some(ipam) = &req.ipam {
         if let Some(d) = ipam.driver.as_deref().filter(|d| !d.is_empty() && *d != "default") {
             return Err(ApiError::bad_request(format!("IPAM driver {d:?} is not supported by this engine: only \"default\" is")));

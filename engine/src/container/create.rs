@@ -59,6 +59,15 @@ impl<R: Runtime> ContainerService<R> {
         }
         super::runopts::apply_defaults(&mut hc, &self.cfg.run_defaults);
         super::runopts::validate(&hc)?;
+        if hc.uts_mode.as_deref() == Some("host") {
+            // The host's own names: dockerd refuses to set them from a container.
+            if body.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+                return Err(ContainerError::InvalidParam("conflicting options: hostname and the UTS mode".into()));
+            }
+            if body.domainname.as_deref().is_some_and(|d| !d.is_empty()) {
+                return Err(ContainerError::InvalidParam("conflicting options: domainname and the UTS mode".into()));
+            }
+        }
         super::secopts::parse(hc.security_opt.as_deref().unwrap_or_default())?;
         super::health::validate(body.healthcheck.as_ref())?;
         super::resources::validate(&hc)?;
@@ -68,9 +77,19 @@ impl<R: Runtime> ContainerService<R> {
         if hc.oom_kill_disable == Some(true) && hc.memory.unwrap_or(0) == 0 {
             warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".to_string());
         }
+        if hc.memory_swap.is_some_and(|s| s != 0) && !crate::cgroups::swap_accounting() {
+            // dockerd's words; the limit is left out of the container's cgroup (see runtime::spec).
+            warnings.push(
+                "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap."
+                    .to_string(),
+            );
+        }
         super::resources::adapt(&mut hc);
         super::restart::validate(&hc)?;
         let (net, networks) = self.plan_network(&body, &hc, req.mac_address.as_deref())?;
+        if net == NetMode::Host && hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+            warnings.push("Published ports are discarded when using host network mode".to_string());
+        }
         if let Some(name) = &req.name {
             if !crate::ids::valid_name(name) {
                 return Err(ContainerError::InvalidParam(format!(

@@ -206,6 +206,7 @@ impl<R: Runtime> ContainerService<R> {
             cwd: rec.config.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
             user: rec.config.user.clone().unwrap_or_default(),
             hostname: net.hostname.clone().or_else(|| rec.config.hostname.clone()).unwrap_or_default(),
+            domainname: rec.config.domainname.clone().unwrap_or_default(),
             tty: rec.tty(),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),

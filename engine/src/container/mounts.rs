@@ -193,11 +193,18 @@ impl<R: Runtime> ContainerService<R> {
             .mounts
             .iter()
             .filter(|m| m.kind != MountKind::Tmpfs)
-            .map(|m| BindMount { source: m.source.clone(), destination: m.destination.clone(), readonly: !m.rw })
+            .map(|m| BindMount {
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                readonly: !m.rw,
+                // Binds only: a volume's mount is the engine's own, private.
+                propagation: if m.kind == MountKind::Bind { m.propagation.clone() } else { String::new() },
+            })
             .chain(etc.iter().filter(|(_, d)| !user.contains(d)).map(|(s, d)| BindMount {
                 source: s.clone(),
                 destination: d.to_string(),
                 readonly: false,
+                propagation: String::new(),
             }))
             .collect();
         binds.sort_by_key(|b| depth(&b.destination));

@@ -37,6 +37,15 @@ fn bad(msg: impl Into<String>) -> ContainerError {
 /// The endpoint settings of the API as an [`Attach`].
 pub fn attach_of(ep: Option<&EndpointSettings>) -> Result<Attach, ContainerError> {
     let Some(ep) = ep else { return Ok(Attach::default()) };
+    if let Some(v6) = ep.ipam_config.as_ref().and_then(|c| c.ipv6_address.as_deref()).filter(|s| !s.is_empty()) {
+        return Err(bad(format!("IPv6 address {v6} (--ip6): IPv6 is not supported by this engine")));
+    }
+    if ep.ipam_config.as_ref().is_some_and(|c| has(&c.link_local_ips)) {
+        return Err(bad("link-local addresses (--link-local-ip) are not supported by this engine"));
+    }
+    if let Some((k, _)) = ep.driver_opts.iter().flatten().next() {
+        return Err(bad(format!("endpoint driver option {k:?} (--driver-opt) is not supported by this engine")));
+    }
     let ipv4 = match ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.as_deref()).filter(|s| !s.is_empty()) {
         Some(s) => Some(s.parse().map_err(|_| bad(format!("invalid IPv4 address: {s}")))?),
         None => None,
@@ -76,6 +85,17 @@ impl<R: Runtime> ContainerService<R> {
         }
         if !matches!(mode, "host" | "none") && !mode.starts_with("container:") {
             ports::specs(hc, body.exposed_ports.as_deref().unwrap_or(&[]))?;
+        }
+        if matches!(mode, "host" | "none") {
+            // dockerd's refusals: these settings only exist on a network of the container's own.
+            for ep in eps.into_iter().flat_map(|m| m.values()) {
+                if has(&ep.aliases) {
+                    return Err(bad("network-scoped alias is supported only for containers in user defined networks"));
+                }
+                if ep.ipam_config.as_ref().and_then(|c| c.ipv4_address.as_deref()).is_some_and(|a| !a.is_empty()) {
+                    return Err(bad("user specified IP address is supported on user defined networks only"));
+                }
+            }
         }
         match mode {
             "host" => {

@@ -124,9 +124,43 @@ pub fn from_host_config(hc: &HostConfig) -> Resources {
     }
 }
 
+/// The fields of an update this engine does not change on a container, refused by name when
+/// they ask for anything (the docker CLI sends them all, zero or null when not given).
+fn refuse_unapplied(u: &ContainerUpdateBody) -> Result<(), ContainerError> {
+    let nonzero = |v: Option<i64>| v.is_some_and(|x| x != 0);
+    let listed = |n: Option<usize>| n.is_some_and(|n| n > 0);
+    let fields = [
+        ("BlkioWeight (--blkio-weight)", u.blkio_weight.is_some_and(|w| w != 0)),
+        ("BlkioWeightDevice", listed(u.blkio_weight_device.as_ref().map(Vec::len))),
+        ("BlkioDeviceReadBps", listed(u.blkio_device_read_bps.as_ref().map(Vec::len))),
+        ("BlkioDeviceWriteBps", listed(u.blkio_device_write_bps.as_ref().map(Vec::len))),
+        ("BlkioDeviceReadIOps", listed(u.blkio_device_read_iops.as_ref().map(Vec::len))),
+        ("BlkioDeviceWriteIOps", listed(u.blkio_device_write_iops.as_ref().map(Vec::len))),
+        ("CpuRealtimePeriod (--cpu-rt-period)", nonzero(u.cpu_realtime_period)),
+        ("CpuRealtimeRuntime (--cpu-rt-runtime)", nonzero(u.cpu_realtime_runtime)),
+        ("Devices", listed(u.devices.as_ref().map(Vec::len))),
+        ("DeviceCgroupRules", listed(u.device_cgroup_rules.as_ref().map(Vec::len))),
+        ("DeviceRequests", listed(u.device_requests.as_ref().map(Vec::len))),
+        ("MemorySwappiness", u.memory_swappiness.is_some_and(|v| v != -1)),
+        ("OomKillDisable", u.oom_kill_disable.is_some()),
+        ("Init", u.init.is_some()),
+        ("Ulimits", listed(u.ulimits.as_ref().map(Vec::len))),
+        ("CgroupParent", u.cgroup_parent.as_deref().is_some_and(|c| !c.is_empty())),
+        ("CpuCount", nonzero(u.cpu_count)),
+        ("CpuPercent", nonzero(u.cpu_percent)),
+        ("IOMaximumIOps", nonzero(u.io_maximum_iops)),
+        ("IOMaximumBandwidth", nonzero(u.io_maximum_bandwidth)),
+    ];
+    match fields.iter().find(|(_, asked)| *asked) {
+        Some((name, _)) => Err(invalid(format!("updating {name} of a container is not supported by this engine"))),
+        None => Ok(()),
+    }
+}
+
 /// Applies an update's fields to the stored HostConfig (dockerd's `UpdateContainer`); returns
 /// the cgroup values to write to a running container.
 pub fn apply_update(hc: &mut HostConfig, u: &ContainerUpdateBody) -> Result<Resources, ContainerError> {
+    refuse_unapplied(u)?;
     let set = |v: Option<i64>| v.filter(|x| *x != 0);
     let mut next = hc.clone();
     let mut cg = Resources::default();

@@ -28,6 +28,30 @@ pub(super) fn check_mtu_option(options: &std::collections::BTreeMap<String, Stri
     }
 }
 
+/// `com.docker.network.bridge.enable_icc`.
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+
+/// Checks the `-o` driver options of a bridge network being created: the ones this engine acts
+/// on, with values it can read; any other (`host_binding_ipv4`, `default_bridge`, a typo) is
+/// refused by name rather than stored and ignored.
+pub(super) fn check_bridge_options(options: &std::collections::BTreeMap<String, String>) -> Result<(), NetworkError> {
+    const KNOWN: [&str; 4] = [super::manage::OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_MTU];
+    for (k, v) in options {
+        if !KNOWN.contains(&k.as_str()) {
+            return Err(NetworkError::Invalid(format!(
+                "network option {k:?} is not supported by this engine's bridge driver (supported: {})",
+                KNOWN.join(", ")
+            )));
+        }
+        // Go's strconv.ParseBool, as dockerd reads them.
+        const BOOLS: [&str; 12] = ["1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"];
+        if (k == OPT_ICC || k == OPT_MASQ) && !BOOLS.contains(&v.as_str()) {
+            return Err(NetworkError::Invalid(format!("invalid {k} {v:?}: true or false")));
+        }
+    }
+    check_mtu_option(options)
+}
+
 /// The MTU a bridge network's links get, when it is not the kernel's default.
 pub(super) fn bridge_mtu(net: &Network) -> Option<u32> {
     (net.driver == "bridge").then(|| net.options.get(OPT_MTU).and_then(|m| m.parse().ok())).flatten().filter(|m| *m != KERNEL_MTU)
@@ -52,6 +76,19 @@ mod tests {
         default_options(&mut n, &NetFlags { mtu: Some(1400), ip_masq: false, ..NetFlags::default() });
         assert_eq!(bridge_mtu(&n), Some(1400));
         assert!(!n.masquerade());
+    }
+
+    #[test]
+    fn bridge_options_are_known_ones_with_readable_values() {
+        let o = |k: &str, v: &str| [(k.to_string(), v.to_string())].into_iter().collect();
+        assert!(check_bridge_options(&o(OPT_ICC, "false")).is_ok());
+        assert!(check_bridge_options(&o(OPT_MASQ, "0")).is_ok());
+        assert!(check_bridge_options(&o(super::super::manage::OPT_BRIDGE_NAME, "br-x")).is_ok());
+        let e = check_bridge_options(&o("com.docker.network.bridge.host_binding_ipv4", "127.0.0.1")).unwrap_err().to_string();
+        assert!(e.contains("host_binding_ipv4") && e.contains("not supported"), "{e}");
+        let e = check_bridge_options(&o(OPT_ICC, "no")).unwrap_err().to_string();
+        assert!(e.contains("enable_icc") && e.contains("\"no\""), "{e}");
+        assert!(check_bridge_options(&o(OPT_MTU, "tiny")).is_err());
     }
 
     #[test]

@@ -123,7 +123,11 @@ impl NetworkService {
         if req.ipv6 {
             return Err(NetworkError::Invalid("IPv6 networks are not supported by this engine".into()));
         }
-        super::flags::check_mtu_option(&req.options)?;
+        if req.driver == super::overlay::DRIVER {
+            super::flags::check_mtu_option(&req.options)?;
+        } else {
+            super::flags::check_bridge_options(&req.options)?;
+        }
         if self.networks().iter().any(|n| n.name == name) {
             return Err(NetworkError::Conflict(format!("network with name {name} already exists")));
         }

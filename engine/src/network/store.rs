@@ -62,7 +62,8 @@ impl Network {
         !self.is_default()
     }
     fn opt_false(&self, key: &str) -> bool {
-        self.options.get(key).is_some_and(|v| v == "false" || v == "0")
+        // Go's strconv.ParseBool false values (`flags::check_bridge_options` refuses the rest).
+        self.options.get(key).is_some_and(|v| ["0", "f", "F", "FALSE", "false", "False"].contains(&v.as_str()))
     }
     /// Outgoing traffic is masqueraded (`com.docker.network.bridge.enable_ip_masquerade`).
     pub fn masquerade(&self) -> bool {
@@ -70,7 +71,7 @@ impl Network {
     }
     /// Containers on this network talk to each other (`com.docker.network.bridge.enable_icc`).
     pub fn icc(&self) -> bool {
-        !self.opt_false("com.docker.network.bridge.enable_icc")
+        !self.opt_false(super::flags::OPT_ICC)
     }
 }
 

@@ -101,6 +101,10 @@ pub struct BindMount {
     pub source: PathBuf,
     pub destination: String,
     pub readonly: bool,
+    /// `rprivate` (Docker's default for binds, also when empty), `private`, `rshared`,
+    /// `shared`, `rslave` or `slave`.
+    #[serde(default)]
+    pub propagation: String,
 }
 
 /// A tmpfs mount (`--tmpfs`, `--mount type=tmpfs`): `options` are mount(8) options
@@ -123,6 +127,9 @@ pub struct RunSpec {
     /// `user`, `uid`, `user:group` or `uid:gid` as given; names resolved from the rootfs /etc/passwd.
     pub user: String,
     pub hostname: String,
+    /// The NIS domain name (`--domainname`); empty: none (and in what older engines wrote).
+    #[serde(default)]
+    pub domainname: String,
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,

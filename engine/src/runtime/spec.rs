@@ -126,7 +126,8 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
     let depth = |d: &str| d.trim_end_matches('/').matches('/').count();
     let mut extra: Vec<(usize, Value)> = vec![];
     for b in &spec.mounts {
-        let mut opts = vec!["rbind", "rprivate"];
+        let propagation = if b.propagation.is_empty() { "rprivate" } else { b.propagation.as_str() };
+        let mut opts = vec!["rbind", propagation];
         if b.readonly {
             opts.push("ro");
         }
@@ -170,6 +171,9 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
             "readonlyPaths": READONLY_PATHS
         }
     });
+    if !spec.domainname.is_empty() {
+        value["domainname"] = json!(spec.domainname);
+    }
     super::spec_opts::apply(&mut value, &spec.options, &spec.rootfs)?;
     // Last: the filter depends on the final capability set; --privileged runs without one.
     super::seccomp::apply(&mut value, &spec.seccomp, spec.options.privileged)?;
@@ -328,11 +332,17 @@ mod tests {
             cwd: String::new(),
             user: String::new(),
             hostname: String::new(),
+            domainname: String::new(),
             tty: false,
             open_stdin: false,
             stdin_once: false,
             netns: NetNs::New,
-            mounts: vec![BindMount { source: "/h/hosts".into(), destination: "/etc/hosts".into(), readonly: true }],
+            mounts: vec![BindMount {
+                source: "/h/hosts".into(),
+                destination: "/etc/hosts".into(),
+                readonly: true,
+                propagation: String::new(),
+            }],
             cgroup_path: "/flotilla/abc".into(),
             log_path: "/tmp/log.json".into(),
             state_dir: "/run/x".into(),

@@ -320,6 +320,7 @@ fn apply_namespaces(spec: &mut Value, opts: &RunOptions) {
         list.retain(|n| n["type"] != "uts");
         if let Some(o) = spec.as_object_mut() {
             o.remove("hostname");
+            o.remove("domainname");
         }
     }
 }

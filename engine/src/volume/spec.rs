@@ -25,6 +25,9 @@ pub enum SpecError {
     NoPlugin(String),
     #[error("mount type \"{0}\" is not supported by this engine")]
     UnsupportedType(String),
+    /// A `--mount` option this engine does not apply.
+    #[error("mount option {0} is not supported by this engine")]
+    Unsupported(String),
 }
 
 /// What is wrong with one field of a mount (the tail of [`SpecError::Bind`] and [`SpecError::Mount`]).
@@ -143,6 +146,16 @@ impl MountPoint {
 
 const PROPAGATIONS: &[&str] = &["shared", "rshared", "slave", "rslave", "private", "rprivate"];
 
+/// A bind's propagation this engine applies: private and slave ones. A shared one needs the
+/// container's whole mount tree shared with the host (dockerd switches the rootfs propagation for
+/// it), which this engine does not do: refused rather than applied half-way.
+fn check_propagation(p: &str) -> Result<(), SpecError> {
+    if matches!(p, "shared" | "rshared") {
+        return Err(SpecError::Unsupported(format!("bind propagation {p} (private and slave ones are)")));
+    }
+    Ok(())
+}
+
 fn valid_mode(mode: &str) -> bool {
     let mut rw = 0;
     let mut label = 0;
@@ -213,6 +226,7 @@ pub fn parse_bind(raw: &str) -> Result<MountPoint, SpecError> {
     m.mode = mode.to_string();
     if let Some(p) = opts.iter().find(|o| PROPAGATIONS.contains(o)) {
         if kind == MountKind::Bind {
+            check_propagation(p)?;
             m.propagation = p.to_string();
         }
     }
@@ -270,6 +284,11 @@ pub fn parse_mount(spec: &Mount) -> Result<MountPoint, SpecError> {
                 if let Some(d) = o.driver_config.as_ref().and_then(|d| d.name.clone()).filter(|d| !d.is_empty() && d != "local") {
                     return Err(SpecError::NoPlugin(d));
                 }
+                if let Some((k, _)) = o.driver_config.as_ref().and_then(|d| d.options.as_ref()).and_then(|o| o.iter().next()) {
+                    return Err(SpecError::Unsupported(format!(
+                        "volume-opt {k:?} (create the volume with `docker volume create --opt` first, then mount it by name)"
+                    )));
+                }
             }
             m
         }
@@ -280,9 +299,13 @@ pub fn parse_mount(spec: &Mount) -> Result<MountPoint, SpecError> {
             if !source.starts_with('/') {
                 return Err(refuse(ConfigError::RelativePath(source)));
             }
+            if spec.bind_options.as_ref().and_then(|b| b.non_recursive) == Some(true) {
+                return Err(SpecError::Unsupported("bind-nonrecursive".into()));
+            }
             let mut m = MountPoint::new(MountKind::Bind, dst);
             m.source = PathBuf::from(clean_path(&source));
             if let Some(p) = spec.bind_options.as_ref().and_then(|b| b.propagation).map(|p| p.to_string()).filter(|p| !p.is_empty()) {
+                check_propagation(&p)?;
                 m.propagation = p;
             }
             m
@@ -373,8 +396,9 @@ mod tests {
         assert!(m.anonymous && !m.rw);
         let m = parse_bind("v2:/y:nocopy").unwrap();
         assert!(!m.copy_data && m.mode == "nocopy");
-        let m = parse_bind("/h:/c:ro,rshared").unwrap();
-        assert_eq!(m.propagation, "rshared");
+        let m = parse_bind("/h:/c:ro,rslave").unwrap();
+        assert_eq!(m.propagation, "rslave");
+        assert!(parse_bind("/h:/c:rshared").unwrap_err().to_string().contains("bind propagation rshared"));
         assert_eq!(parse_bind("vv:/x:bogus").unwrap_err().to_string(), "invalid mode: bogus");
         assert!(parse_bind("rel:rel").unwrap_err().to_string().contains("mount path must be absolute"));
         assert!(parse_bind("vv:/").unwrap_err().to_string().contains("destination can't be '/'"));

@@ -687,6 +687,31 @@ impl Mount {
                 )?;
             }
 
+            // flotilla patch (vendor/README.md): the bind's propagation option (`rprivate`,
+            // `slave`, ...) is applied to the detached tree before it is moved in. Upstream's
+            // fd-based flow drops it, so every bind kept the propagation of its clone (a slave
+            // of the host's peer group, under the rootfs's default `rslave`).
+            if let Some((propagation, recursive)) = bind_propagation(m) {
+                let attr = linux::MountAttr {
+                    attr_set: 0,
+                    attr_clr: 0,
+                    propagation: propagation.bits() as u64,
+                    userns_fd: 0,
+                };
+                let flags = if recursive {
+                    linux::AT_EMPTY_PATH | linux::AT_RECURSIVE
+                } else {
+                    linux::AT_EMPTY_PATH
+                };
+                self.syscall.mount_setattr(
+                    mount_fd,
+                    Path::new(""),
+                    flags,
+                    &attr,
+                    mem::size_of::<linux::MountAttr>(),
+                )?;
+            }
+
             // move_mount
             self.syscall.move_mount(
                 mount_fd,
@@ -1012,6 +1037,22 @@ pub fn find_parent_mount(
             MountError::Custom(format!("can't find the parent mount of {:?}", rootfs))
         })?;
     Ok(parent_mount_info)
+}
+
+/// flotilla patch: the last propagation option of a bind mount (a later one wins, as mount(8)
+/// reads them) as a `MountAttr` propagation and whether it applies to the whole tree.
+fn bind_propagation(m: &SpecMount) -> Option<(MsFlags, bool)> {
+    m.options().as_ref()?.iter().rev().find_map(|o| match o.as_str() {
+        "private" => Some((MsFlags::MS_PRIVATE, false)),
+        "rprivate" => Some((MsFlags::MS_PRIVATE, true)),
+        "slave" => Some((MsFlags::MS_SLAVE, false)),
+        "rslave" => Some((MsFlags::MS_SLAVE, true)),
+        "shared" => Some((MsFlags::MS_SHARED, false)),
+        "rshared" => Some((MsFlags::MS_SHARED, true)),
+        "unbindable" => Some((MsFlags::MS_UNBINDABLE, false)),
+        "runbindable" => Some((MsFlags::MS_UNBINDABLE, true)),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
