@@ -64,7 +64,6 @@ pub fn specs(hc: &HostConfig, exposed: &[String]) -> Result<Vec<PortSpec>, Conta
         let bindings = bindings.clone().unwrap_or_default();
         let bindings = if bindings.is_empty() { vec![Default::default()] } else { bindings };
         let before = out.len();
-        let twins = bindings.len();
         for b in bindings {
             let b: bollard_stubs::models::PortBinding = b;
             let host_ip = parse_host_ip(b.host_ip.as_deref().unwrap_or(""))?;
@@ -75,7 +74,7 @@ pub fn specs(hc: &HostConfig, exposed: &[String]) -> Result<Vec<PortSpec>, Conta
             out.push(PortSpec { proto: proto.clone(), container_port: port, host_ip, host_ports });
         }
         // Only IPv6 twins: nothing of it would be published.
-        if out.len() == before && twins > 0 {
+        if out.len() == before {
             return Err(ContainerError::InvalidParam(format!(
                 "publishing {key} only on the IPv6 address :: is not supported by this engine (publish it on 0.0.0.0, or give no address)"
             )));
