@@ -44,13 +44,7 @@ async fn create(
     let mac_address = raw.get("MacAddress").and_then(|m| m.as_str()).filter(|m| !m.is_empty()).map(String::from);
     crate::container::restart::check_policy_name(&raw)?;
     // API 1.41 fields the body type no longer has: refused rather than dropped.
-    for key in ["KernelMemory", "KernelMemoryTCP"] {
-        if raw["HostConfig"][key].as_i64().is_some_and(|v| v != 0) {
-            return Err(ApiError::bad_request(format!(
-                "HostConfig.{key} (--kernel-memory) is not supported by this engine (cgroup kernel memory limits are deprecated)"
-            )));
-        }
-    }
+    super::extract::refuse_kernel_memory(&raw["HostConfig"], "HostConfig.")?;
     let mut raw = raw;
     // The API's StrSlice: a string is a one-element list (not split), as dockerd reads it.
     for key in ["Entrypoint", "Cmd"] {

@@ -27,13 +27,7 @@ async fn update(
     DockerJson(raw): DockerJson<serde_json::Value>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // API 1.41 fields the body type no longer has: refused rather than dropped.
-    for key in ["KernelMemory", "KernelMemoryTCP"] {
-        if raw[key].as_i64().is_some_and(|v| v != 0) {
-            return Err(ApiError::bad_request(format!(
-                "{key} (--kernel-memory) is not supported by this engine (cgroup kernel memory limits are deprecated)"
-            )));
-        }
-    }
+    super::extract::refuse_kernel_memory(&raw, "")?;
     let body: UpdateRequest = serde_json::from_value(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let warnings = st.containers.update(&id, body).await?;
     Ok(Json(json!({ "Warnings": warnings })))

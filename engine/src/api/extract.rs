@@ -113,6 +113,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// Refuses the kernel memory limits of API 1.41 that the body types no longer have (they would
+/// be dropped when the body is read): `obj` is the object that holds them, `prefix` names it in
+/// the message (`HostConfig.` for a create, none for an update).
+pub fn refuse_kernel_memory(obj: &serde_json::Value, prefix: &str) -> Result<(), ApiError> {
+    for key in ["KernelMemory", "KernelMemoryTCP"] {
+        if obj[key].as_i64().is_some_and(|v| v != 0) {
+            return Err(ApiError::bad_request(format!(
+                "{prefix}{key} (--kernel-memory) is not supported by this engine (cgroup kernel memory limits are deprecated)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

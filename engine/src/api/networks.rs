@@ -60,7 +60,7 @@ fn network_json(st: &AppState, n: &Network, with_containers: bool) -> Value {
         "Name": n.name,
         "Id": n.id,
         "Created": n.created,
-        "Scope": scope(n),
+        "Scope": scope(&n.driver),
         "Driver": n.driver,
         "EnableIPv6": false,
         "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
@@ -76,8 +76,8 @@ fn network_json(st: &AppState, n: &Network, with_containers: bool) -> Value {
 }
 
 /// `global` for overlay networks (shared through the cluster store), else `local`.
-fn scope(n: &Network) -> &'static str {
-    if n.driver == crate::network::overlay::DRIVER {
+fn scope(driver: &str) -> &'static str {
+    if driver == crate::network::overlay::DRIVER {
         "global"
     } else {
         "local"
@@ -97,7 +97,7 @@ fn matches(st: &AppState, n: &Network, f: &HashMap<String, Vec<String>>) -> Resu
             "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
             "id" => vals.iter().any(|v| n.id.contains(v.as_str())),
             "driver" => vals.contains(&n.driver),
-            "scope" => vals.iter().any(|v| v == scope(n)),
+            "scope" => vals.iter().any(|v| v == scope(&n.driver)),
             "label" => vals.iter().all(|v| crate::network::has_label(&n.labels, v)),
             "type" => vals.iter().any(|v| match v.as_str() {
                 "custom" => !predefined(n),
@@ -154,7 +154,7 @@ async fn create(
         return Err(ApiError::bad_request("networks without IPv4 (EnableIPv4 false) are not supported by this engine"));
     }
     // A bridge network is local and an overlay one global, as `network inspect` shows them.
-    let scope = if req.driver.as_deref() == Some(crate::network::overlay::DRIVER) { "global" } else { "local" };
+    let scope = scope(req.driver.as_deref().unwrap_or_default());
     if let Some(s) = req.scope.as_deref().filter(|s| !s.is_empty() && *s != scope) {
         return Err(ApiError::bad_request(format!(
             "network scope {s:?} is not supported for this driver by this engine: its networks are {scope:?}"

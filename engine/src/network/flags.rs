@@ -31,6 +31,15 @@ pub(super) fn check_mtu_option(options: &std::collections::BTreeMap<String, Stri
 /// `com.docker.network.bridge.enable_icc`.
 pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 
+/// A boolean option's value as Go's `strconv.ParseBool` (and so dockerd) reads it.
+pub(super) fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// Checks the `-o` driver options of a bridge network being created: the ones this engine acts
 /// on, with values it can read; any other (`host_binding_ipv4`, `default_bridge`, a typo) is
 /// refused by name rather than stored and ignored.
@@ -43,9 +52,7 @@ pub(super) fn check_bridge_options(options: &std::collections::BTreeMap<String, 
                 KNOWN.join(", ")
             )));
         }
-        // Go's strconv.ParseBool, as dockerd reads them.
-        const BOOLS: [&str; 12] = ["1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"];
-        if (k == OPT_ICC || k == OPT_MASQ) && !BOOLS.contains(&v.as_str()) {
+        if (k == OPT_ICC || k == OPT_MASQ) && go_bool(v).is_none() {
             return Err(NetworkError::Invalid(format!("invalid {k} {v:?}: true or false")));
         }
     }

@@ -62,8 +62,8 @@ impl Network {
         !self.is_default()
     }
     fn opt_false(&self, key: &str) -> bool {
-        // Go's strconv.ParseBool false values (`flags::check_bridge_options` refuses the rest).
-        self.options.get(key).is_some_and(|v| ["0", "f", "F", "FALSE", "false", "False"].contains(&v.as_str()))
+        // `flags::check_bridge_options` refuses any value that is not a boolean.
+        self.options.get(key).is_some_and(|v| super::flags::go_bool(v) == Some(false))
     }
     /// Outgoing traffic is masqueraded (`com.docker.network.bridge.enable_ip_masquerade`).
     pub fn masquerade(&self) -> bool {

@@ -139,6 +139,8 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<(String, u8)>
             dropped.push(*p);
         }
     }
+    // Read once, however many of its init files were dropped.
+    let mut etc_init = None;
     for p in dropped {
         let mut a = Path::new(p).parent();
         while let Some(dir) = a.filter(|d| *d != Path::new("/")) {
@@ -146,7 +148,8 @@ pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<(String, u8)>
             let prefix = format!("{ds}/");
             let has_child = out.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix));
             // /etc is a change only when it is more than the init layer's (its mode, owner).
-            let init_only = if ds == "/etc" { etc_only_init(upper, lowers) } else { out.get(&ds) == Some(&MODIFIED) };
+            let init_only =
+                if ds == "/etc" { *etc_init.get_or_insert_with(|| etc_only_init(upper, lowers)) } else { out.get(&ds) == Some(&MODIFIED) };
             if init_only && !has_child {
                 out.remove(&ds);
             }
