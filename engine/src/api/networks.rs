@@ -44,6 +44,10 @@ fn network_json(st: &AppState, n: &Network, with_containers: bool) -> Value {
     let mut containers = serde_json::Map::new();
     if with_containers {
         for (id, name, ep) in st.network.containers_of(&n.id) {
+            // A container whose start was made ahead is not started yet: not here (as dockerd).
+            if st.containers.made_ahead(&id) {
+                continue;
+            }
             containers.insert(
                 id,
                 json!({

@@ -1,23 +1,38 @@
-//! The rootfs of a new container mounted ahead of its start.
+//! The start of a new container made ahead of its `start` request.
 //!
 //! Between a `create`'s answer and the `start` that follows (`docker run` sends an attach and a
-//! wait in between), the docker CLI takes a few milliseconds of its own. The overlay mount and
-//! the directories under it (the upper and work dirs, the /etc mount targets) are the longest
-//! branch of a start, so a task of the service makes them in that time, under the container's
-//! operation lock: a start that comes meanwhile waits for it and then finds the rootfs mounted
-//! (mounting is idempotent). The same task makes the container's hosts, hostname and resolv.conf
-//! files and its json-file log, empty, so that the start and the shim only write them (each new
-//! file is an inode allocation on the start's path). dockerd mounts a new container's rootfs at
-//! create too (to make its working dir), and unmounts it again.
+//! wait in between), the docker CLI takes a few milliseconds of its own. A task of the service
+//! uses them, under the container's operation lock: a start that comes meanwhile waits for it.
 //!
-//! A created container that is never started holds its mount until it is started or removed, or
-//! until the next engine start (which reclaims the mounts of containers that are not running).
-//! So that many created containers cannot pile up mounts (each one is copied into every new mount
-//! namespace), at most [`MAX_AHEAD`] are held ahead at once; past that a start mounts its own, as
-//! it always could.
-use super::record::Status;
+//! - It mounts the rootfs (the overlay and the directories under it, the /etc mount targets) and
+//!   makes the container's hosts, hostname and resolv.conf files and its json-file log, empty, so
+//!   that the start and the shim only write them (each new file is an inode allocation on the
+//!   start's path). dockerd mounts a new container's rootfs at create too (to make its working
+//!   dir), and unmounts it again.
+//! - When nothing of the start would be seen by anyone else before it ([`preparable`]: no
+//!   published port, no link, no user-defined network, whose DNS would answer for it, no volume
+//!   or bind, no other container's namespace), it goes on with the rest of the start short of
+//!   running the process: the network set up, the runtime's container created, its init waiting
+//!   ([`Prepared`]). The start then only connects the attaches and lets the process run.
+//!
+//! A start made ahead is the start's only if the record is still the one it was made from (an
+//! update, a rename or a network change in between: the start undoes it and makes its own). It
+//! is undone when the container is removed, [`PREPARED_FOR`] after it was made if no start came
+//! (a `docker create` whose start comes later, or never, holds no process, address or netns),
+//! and at the engine's shutdown; an engine killed meanwhile reclaims it at its next start, as it
+//! does for a start it did not finish. Until the start, the container is created in every view:
+//! no pid, no address in inspect, not in `docker network inspect`, no events.
+//!
+//! A created container that is never started holds its rootfs mount until it is started or
+//! removed, or until the next engine start (which reclaims the mounts of containers that are not
+//! running). So that many created containers cannot pile up mounts (each one is copied into
+//! every new mount namespace), at most [`MAX_AHEAD`] are held ahead at once; past that a start
+//! mounts its own, as it always could.
+use super::lifecycle::Created;
+use super::record::{NetMode, Record, Status};
 use super::{ContainerService, Ctr};
 use crate::runtime::Runtime;
+use crate::volume::MountKind;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -67,63 +82,162 @@ impl Ahead {
     }
 }
 
+/// How long a start made ahead waits for its `start` before it is undone.
+pub(super) const PREPARED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A start made ahead: what it made, and the record (as JSON) it was made from.
+pub(super) struct Prepared {
+    record: Vec<u8>,
+    created: Created,
+}
+
+fn record_bytes(rec: &Record) -> Vec<u8> {
+    serde_json::to_vec(rec).unwrap_or_default()
+}
+
+/// Whether a start made ahead of `rec`'s would be seen by no one before the start: see the
+/// module's doc.
+pub(super) fn preparable(rec: &Record) -> bool {
+    let hc = &rec.host_config;
+    let joins = [&hc.pid_mode, &hc.ipc_mode].iter().any(|m| m.as_deref().is_some_and(|m| m.starts_with("container:")));
+    let network = match &rec.net_mode {
+        NetMode::Host | NetMode::None => true,
+        NetMode::Container(_) => false,
+        NetMode::Bridge => {
+            let default_only = matches!(rec.networks.as_slice(), [n] if n.name == crate::network::DEFAULT_NETWORK);
+            let links = hc.links.as_ref().is_some_and(|l| !l.is_empty());
+            let exposed = rec.config.exposed_ports.as_deref().unwrap_or(&[]);
+            default_only && !links && super::ports::specs(hc, exposed).is_ok_and(|p| p.is_empty())
+        }
+    };
+    network && !joins && rec.mounts.iter().all(|m| m.kind == MountKind::Tmpfs)
+}
+
 impl<R: Runtime> ContainerService<R> {
-    /// Mounts the rootfs of the created container `ctr` in a task of the service (see the
+    /// Makes the start of the created container `ctr` ahead, in a task of the service (see the
     /// module's doc). Does nothing when [`MAX_AHEAD`] containers already hold one.
-    pub(super) fn mount_ahead(&self, ctr: &Arc<Ctr>) {
+    pub(super) fn mount_ahead(self: &Arc<Self>, ctr: &Arc<Ctr>) {
         let id = ctr.id();
         if !self.rootfs.mounts_ahead() || !self.ahead.reserve(&id) {
             return;
         }
-        let (ctr, ahead, fs, tasks) = (ctr.clone(), self.ahead.clone(), self.rootfs.clone(), self.tasks.clone());
+        let (svc, ctr) = (self.clone(), ctr.clone());
+        // Runs to its end once it has the container (shutdown waits for it, then undoes what it
+        // made: `release_ahead`).
+        self.tasks.spawn(async move { svc.ahead_of_start(&ctr, id).await });
+    }
+
+    async fn ahead_of_start(self: &Arc<Self>, ctr: &Arc<Ctr>, id: String) {
+        let _op = ctr.op.lock().await;
+        let rec = ctr.record();
+        // A start or a removal came first: it had the lock and gave the place back (even a start
+        // that failed), and the mount is its business.
+        if self.tasks.is_shutting_down()
+            || rec.state.status != Status::Created
+            || ctr.subscribe().borrow().removed
+            || !self.ahead.contains(&id)
+        {
+            self.ahead.forget(&id);
+            return;
+        }
+        let t0 = std::time::Instant::now();
         let dir = super::record::Record::dir(&self.cfg.data_root, &id);
-        // Dropped once shutdown begins; a mount under way is waited for, and the shutdown
-        // unmounts what is held ahead (`release_ahead`).
-        self.tasks.spawn_until_shutdown(async move {
-            let _op = ctr.op.lock().await;
-            let rec = ctr.record();
-            // A start or a removal came first: it had the lock and gave the place back (even a
-            // start that failed), and the mount is its business.
-            if rec.state.status != Status::Created || ctr.subscribe().borrow().removed || !ahead.contains(&id) {
-                ahead.forget(&id);
+        let volatile = rec.auto_remove();
+        let layers = rec.layer_dirs.clone();
+        // The start writes the /etc files in place and its shim appends to the json-file log
+        // (made 0600, as the shim makes it): made here, they cost its path no inode.
+        let own_etc_files = !matches!(rec.net_mode, NetMode::Container(_));
+        let json_log = super::logopts::log_config(&rec.host_config)
+            .is_ok_and(|l| l.driver == crate::runtime::options::LogDriver::JsonFile)
+            .then(|| super::logopts::log_file(&dir, &rec.id, crate::runtime::options::LogDriver::JsonFile));
+        let fs = self.rootfs.clone();
+        let made = self.tasks.spawn_blocking(move || {
+            if own_etc_files {
+                if let Err(e) = super::etcfiles::make_empty(&dir) {
+                    tracing::debug!(error = %e, "making the /etc files ahead failed");
+                }
+            }
+            if let Some(log) = json_log {
+                if let Err(e) = crate::fsutil::create_empty(&log, 0o600) {
+                    tracing::debug!(error = %e, "making the log file ahead failed");
+                }
+            }
+            fs.mount(&dir, &layers, volatile)
+        });
+        match made.await.map_err(|e| e.to_string()).and_then(|m| m.map_err(|e| e.to_string())) {
+            Ok(_) => tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted ahead of the start"),
+            // The start mounts it (and reports what fails) as it would have without this.
+            Err(e) => {
+                tracing::debug!(container = %id, error = %e, "mounting the rootfs ahead failed");
+                self.ahead.forget(&id);
                 return;
             }
-            let t0 = std::time::Instant::now();
-            let volatile = rec.auto_remove();
-            let layers = rec.layer_dirs;
-            // The start writes the /etc files in place and its shim appends to the json-file
-            // log (made 0600, as the shim makes it): made here, they cost its path no inode.
-            let own_etc_files = !matches!(rec.net_mode, super::record::NetMode::Container(_));
-            let json_log = super::logopts::log_config(&rec.host_config)
-                .is_ok_and(|l| l.driver == crate::runtime::options::LogDriver::JsonFile)
-                .then(|| super::logopts::log_file(&dir, &rec.id, crate::runtime::options::LogDriver::JsonFile));
-            let made = tasks.spawn_blocking(move || {
-                if own_etc_files {
-                    if let Err(e) = super::etcfiles::make_empty(&dir) {
-                        tracing::debug!(error = %e, "making the /etc files ahead failed");
-                    }
-                }
-                if let Some(log) = json_log {
-                    if let Err(e) = crate::fsutil::create_empty(&log, 0o600) {
-                        tracing::debug!(error = %e, "making the log file ahead failed");
-                    }
-                }
-                fs.mount(&dir, &layers, volatile)
-            });
-            match made.await.map_err(|e| e.to_string()).and_then(|m| m.map_err(|e| e.to_string())) {
-                Ok(_) => tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted ahead of the start"),
-                // The start mounts it (and reports what fails) as it would have without this.
-                Err(e) => {
-                    tracing::debug!(container = %id, error = %e, "mounting the rootfs ahead failed");
-                    ahead.forget(&id);
-                }
+        }
+        if !preparable(&rec) || self.tasks.is_shutting_down() {
+            return;
+        }
+        match self.create_runtime(&rec, false).await {
+            Ok(created) => {
+                *ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(Prepared { record: record_bytes(&rec), created });
+                tracing::debug!(container = %id, us = crate::micros_since(t0), "start made ahead");
+                self.undo_prepared_later(ctr.clone());
             }
+            // The start makes its own, and reports what fails.
+            Err(e) => {
+                tracing::debug!(container = %id, error = %e, "making the start ahead failed");
+                self.release_resources(&rec).await;
+                self.ahead.forget(&id);
+            }
+        }
+    }
+
+    /// The start made ahead for `rec`, when there is one and the record is still the one it was
+    /// made from; one made from another record is undone. Under the container's op lock.
+    pub(super) async fn take_prepared(&self, ctr: &Ctr, rec: &Record) -> Option<Created> {
+        let prepared = ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
+        if prepared.record == record_bytes(rec) {
+            return Some(prepared.created);
+        }
+        tracing::debug!("the container changed since its start was made ahead: undone");
+        self.release_resources(rec).await;
+        None
+    }
+
+    /// Undoes the start made ahead of `ctr`, if there is one (under its op lock): the process,
+    /// network and rootfs mount it made are released.
+    pub(super) async fn undo_prepared(&self, ctr: &Ctr) {
+        let Some(prepared) = ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else { return };
+        drop(prepared);
+        let rec = ctr.record();
+        self.release_resources(&rec).await;
+        self.ahead.forget(&rec.id);
+        tracing::debug!(container = %rec.id, "start made ahead undone");
+    }
+
+    /// [`Self::undo_prepared`] after [`PREPARED_FOR`], unless a start or a removal took it first.
+    /// Shutdown ends the wait (and undoes it itself).
+    fn undo_prepared_later(self: &Arc<Self>, ctr: Arc<Ctr>) {
+        let (svc, stop) = (self.clone(), self.tasks.token());
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(PREPARED_FOR) => {}
+            }
+            let _op = ctr.op.lock().await;
+            svc.undo_prepared(&ctr).await;
         });
     }
 
-    /// At shutdown, once the service's tasks are done: unmounts the rootfs of the created
-    /// containers that hold one mounted ahead, so that a clean stop leaves no mount behind. A
-    /// start that came meanwhile took its place back and mounts its own.
+    /// Whether container `id` holds a start made ahead (it is not started: `docker network
+    /// inspect` leaves its endpoint out).
+    pub fn made_ahead(&self, id: &str) -> bool {
+        self.get(id).is_ok_and(|c| c.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some())
+    }
+
+    /// At shutdown, once the service's tasks are done: undoes the starts made ahead and unmounts
+    /// the rootfs of the created containers that hold one mounted ahead, so that a clean stop
+    /// leaves no mount or process behind. A start that came meanwhile took its place back.
     pub(super) async fn release_ahead(&self) {
         for id in self.ahead.list() {
             let Ok(ctr) = self.get(&id) else {
@@ -132,6 +246,10 @@ impl<R: Runtime> ContainerService<R> {
             };
             let _op = ctr.op.lock().await;
             if !self.ahead.contains(&id) || ctr.record().state.status != Status::Created {
+                continue;
+            }
+            if ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+                self.undo_prepared(&ctr).await;
                 continue;
             }
             self.ahead.forget(&id);

@@ -4,6 +4,7 @@ use super::{ContainerError, ContainerService, Ctr};
 use crate::runtime::Runtime;
 use bollard_stubs::models::{ContainerConfig, ContainerCreateBody};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub struct CreateRequest {
     pub name: Option<String>,
@@ -45,7 +46,7 @@ fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
 
 impl<R: Runtime> ContainerService<R> {
     #[tracing::instrument(skip_all, fields(name = ?req.name))]
-    pub async fn create(&self, req: CreateRequest) -> Result<(String, Vec<String>), ContainerError> {
+    pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<(String, Vec<String>), ContainerError> {
         let body = req.body;
         let image_name = body
             .image

@@ -6,6 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// What a start made before its process runs (see [`ContainerService::create_runtime`]): the
+/// endpoints and ports it set up, for the record once the container runs.
+pub(super) struct Created {
+    endpoints: Vec<crate::network::Endpoint>,
+    ports: Vec<crate::network::PortMapping>,
+}
+
 /// What `wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -105,6 +112,7 @@ impl<R: Runtime> ContainerService<R> {
                 }
                 let snapshot = r.clone();
                 drop(r);
+                ctr.pending().draining = false;
                 // a user's start after a stop must survive a power loss (unless-stopped).
                 let saved = if manual && rec.manually_stopped && super::restart::stop_matters(&rec.host_config) {
                     self.save(&snapshot)
@@ -148,7 +156,11 @@ impl<R: Runtime> ContainerService<R> {
                 };
                 let _ = self.save(&snapshot);
                 // Attaches waiting for this start get nothing: close them.
-                ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+                {
+                    let mut p = ctr.pending();
+                    p.attaches.clear();
+                    p.draining = false;
+                }
                 ctr.gen.send_modify(|g| g.exit_code = code);
                 drop(op);
                 if snapshot.auto_remove() {
@@ -162,8 +174,49 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     async fn start_inner(&self, ctr: &Arc<Ctr>, rec: &Record) -> Result<u32, ContainerError> {
-        // A rootfs mounted ahead (at create) is this start's now: the mount below finds it.
+        // A rootfs mounted (or a start made) ahead is this start's now.
         self.ahead.forget(&rec.id);
+        let t0 = std::time::Instant::now();
+        let created = match self.take_prepared(ctr, rec).await {
+            Some(created) => {
+                self.network_event("connect", rec);
+                tracing::debug!(us = crate::micros_since(t0), "runtime created ahead");
+                created
+            }
+            None => self.create_runtime(rec, true).await?,
+        };
+        {
+            let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            r.endpoints = created.endpoints;
+            r.ports = created.ports;
+        }
+        // Attaches that arrived before start are connected now, so they see the first byte; one
+        // that comes from here on waits for the start (`Pending::draining`).
+        let pending = {
+            let mut p = ctr.pending();
+            p.draining = true;
+            std::mem::take(&mut p.attaches)
+        };
+        let state_dir = self.state_dir(&rec.id);
+        for p in pending {
+            match self.runtime.attach(&rec.id, &state_dir, p.opts).await {
+                Ok(stream) => {
+                    let _ = p.tx.send(stream);
+                }
+                Err(e) => tracing::warn!(error = %e, "connecting an early attach failed"),
+            }
+        }
+        tracing::debug!(us = crate::micros_since(t0), "network ready");
+        let pid = self.runtime.start(&rec.id, &state_dir).await?;
+        tracing::debug!(us = crate::micros_since(t0), "runtime started");
+        Ok(pid)
+    }
+
+    /// Everything of a start before its process runs: the rootfs mounted, the network set up and
+    /// ready, the runtime's container created (its init waits for the start). With `announce`,
+    /// the network's `connect` event is published now (a start made ahead publishes it at the
+    /// start). On an error, `release_resources` undoes what was made.
+    pub(super) async fn create_runtime(&self, rec: &Record, announce: bool) -> Result<Created, ContainerError> {
         let security = super::secopts::parse(rec.host_config.security_opt.as_deref().unwrap_or_default())?;
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         let layers = rec.layer_dirs.clone();
@@ -181,14 +234,16 @@ impl<R: Runtime> ContainerService<R> {
         // The overlay is mounted while the network is set up: neither needs the other. Both are
         // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
         let t0 = std::time::Instant::now();
-        let (merged, net) = tokio::join!(mount, self.setup_network(ctr, rec, &dir));
+        let (merged, net) = tokio::join!(mount, self.setup_network(rec, &dir));
         tracing::debug!(us = crate::micros_since(t0), "rootfs mounted and network set up");
         let merged =
             merged.map_err(ContainerError::task("mounting the rootfs"))?.map_err(ContainerError::io("mounting the rootfs of", &dir))?;
         let net = net?;
         let mut env = rec.config.env.clone().unwrap_or_default();
         env.extend(net.env.iter().cloned());
-        self.network_event("connect", rec);
+        if announce {
+            self.network_event("connect", rec);
+        }
         let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
         let state_dir = self.state_dir(&rec.id);
         let options = self.run_options_for(rec)?;
@@ -215,7 +270,7 @@ impl<R: Runtime> ContainerService<R> {
             tmpfs,
             cgroup_path: self.cgroup_path(&rec.id),
             log_path: super::logopts::log_file(&dir, &rec.id, log.driver),
-            state_dir: state_dir.clone(),
+            state_dir,
             readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
             resources: super::resources::from_host_config(&rec.host_config),
             console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
@@ -233,20 +288,7 @@ impl<R: Runtime> ContainerService<R> {
         if net.pending {
             self.network.ready(&rec.id).await?;
         }
-        // Attaches that arrived before start are connected now, so they see the first byte.
-        let pending: Vec<PendingAttach> = std::mem::take(&mut *ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        for p in pending {
-            match self.runtime.attach(&rec.id, &state_dir, p.opts).await {
-                Ok(stream) => {
-                    let _ = p.tx.send(stream);
-                }
-                Err(e) => tracing::warn!(error = %e, "connecting an early attach failed"),
-            }
-        }
-        tracing::debug!(us = crate::micros_since(t0), "network ready");
-        let pid = self.runtime.start(&rec.id, &state_dir).await?;
-        tracing::debug!(us = crate::micros_since(t0), "runtime started");
-        Ok(pid)
+        Ok(Created { endpoints: net.endpoints, ports: net.ports })
     }
 
     /// Resolves when `cond` holds; returns the exit code.
@@ -287,13 +329,25 @@ impl<R: Runtime> ContainerService<R> {
             }
             // `docker start -a` attaches to a created or exited container, then starts it.
             Status::Created | Status::Exited => {
-                // Re-check under the op lock so a concurrent start cannot miss us.
+                // Before any start took the attaches (`docker run` attaches while the start is
+                // being made ahead, under the op lock): the start will find this one.
+                let tx = {
+                    let mut p = ctr.pending();
+                    let waiting = matches!(ctr.record().state.status, Status::Created | Status::Exited);
+                    if !p.draining && waiting {
+                        p.attaches.push(PendingAttach { opts, tx });
+                        return Ok(rx);
+                    }
+                    tx
+                };
+                // A start is under way: once it is done, the container runs (or it failed and
+                // the next start connects this one).
                 let _op = ctr.op.lock().await;
                 if ctr.record().running() {
                     let s = self.runtime.attach(&rec.id, &self.state_dir(&rec.id), opts).await?;
                     let _ = tx.send(s);
                 } else {
-                    ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(PendingAttach { opts, tx });
+                    ctr.pending().attaches.push(PendingAttach { opts, tx });
                 }
             }
             _ => {

@@ -167,11 +167,21 @@ struct PendingAttach {
     tx: oneshot::Sender<AttachStream>,
 }
 
+/// The attaches that arrived before `start`. A start takes them (`draining` from then until its
+/// record says running, or it failed): an attach that finds `draining` set waits for the start.
+#[derive(Default)]
+struct Pending {
+    attaches: Vec<PendingAttach>,
+    draining: bool,
+}
+
 /// One container in memory.
 pub struct Ctr {
     rec: Mutex<Record>,
     gen: watch::Sender<Gen>,
-    pending: Mutex<Vec<PendingAttach>>,
+    pending: Mutex<Pending>,
+    /// A start made ahead of the `start` request (see `ahead`), while the container is created.
+    prepared: Mutex<Option<ahead::Prepared>>,
     /// Serialises start/stop/kill/remove of this container.
     op: tokio::sync::Mutex<()>,
 }
@@ -179,7 +189,13 @@ pub struct Ctr {
 impl Ctr {
     fn new(rec: Record) -> Arc<Self> {
         let g = Gen { running: rec.running(), exit_code: rec.state.exit_code, ..Default::default() };
-        Arc::new(Ctr { rec: Mutex::new(rec), gen: watch::channel(g).0, pending: Mutex::new(vec![]), op: Default::default() })
+        Arc::new(Ctr {
+            rec: Mutex::new(rec),
+            gen: watch::channel(g).0,
+            pending: Default::default(),
+            prepared: Default::default(),
+            op: Default::default(),
+        })
     }
     /// A copy of the record.
     pub fn record(&self) -> Record {
@@ -190,6 +206,9 @@ impl Ctr {
     }
     pub fn subscribe(&self) -> watch::Receiver<Gen> {
         self.gen.subscribe()
+    }
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

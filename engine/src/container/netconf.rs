@@ -2,12 +2,11 @@
 //! with Docker's messages), what start sets up (the sandbox, /etc/hosts, /etc/resolv.conf,
 //! legacy link variables) and `docker network connect/disconnect`.
 use super::record::{NetConf, NetMode, Record};
-use super::{etcfiles, ports, ContainerError, ContainerService, Ctr};
+use super::{etcfiles, ports, ContainerError, ContainerService};
 use crate::network::{Attach, NetworkError, SandboxReq};
 use crate::runtime::{NetNs, Runtime};
 use bollard_stubs::models::{ContainerCreateBody, EndpointSettings, HostConfig};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// What start hands to the runtime.
 pub(super) struct NetSetup {
@@ -21,6 +20,9 @@ pub(super) struct NetSetup {
     /// The sandbox is being plumbed in the background: await `NetworkService::ready` before
     /// the process starts.
     pub pending: bool,
+    /// The sandbox's endpoints and published ports (the record's once the container runs).
+    pub endpoints: Vec<crate::network::Endpoint>,
+    pub ports: Vec<crate::network::PortMapping>,
 }
 
 fn has(v: &Option<Vec<String>>) -> bool {
@@ -186,7 +188,7 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     /// Sets up the container's network for a start and writes its /etc files into `dir`.
-    pub(super) async fn setup_network(&self, ctr: &Arc<Ctr>, rec: &Record, dir: &Path) -> Result<NetSetup, ContainerError> {
+    pub(super) async fn setup_network(&self, rec: &Record, dir: &Path) -> Result<NetSetup, ContainerError> {
         let hc = &rec.host_config;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let gw = self.network.subnet().1;
@@ -212,14 +214,22 @@ impl<R: Runtime> ContainerService<R> {
                     (tdir.join("hostname"), "/etc/hostname"),
                     (tdir.join("resolv.conf"), "/etc/resolv.conf"),
                 ];
-                Ok(NetSetup { netns, mounts, env: vec![], hostname: t.config.hostname.clone(), pending: false })
+                Ok(NetSetup {
+                    netns,
+                    mounts,
+                    env: vec![],
+                    hostname: t.config.hostname.clone(),
+                    pending: false,
+                    endpoints: vec![],
+                    ports: vec![],
+                })
             }
             NetMode::Host => {
                 let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
                 hosts.push_str(&extra);
                 let resolv = if dns.is_empty() { host_resolv } else { etcfiles::resolv_conf(&host_resolv, false, &dns) };
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv).map_err(ContainerError::io("writing /etc files in", dir))?;
-                Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None, pending: false })
+                Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None, pending: false, endpoints: vec![], ports: vec![] })
             }
             NetMode::None | NetMode::Bridge => {
                 let (links, remote_links) = self.resolve_links(rec)?;
@@ -245,11 +255,6 @@ impl<R: Runtime> ContainerService<R> {
                     NetworkError::NotFound(n) => ContainerError::NetworkNotFound(n),
                     e => e.into(),
                 })?;
-                {
-                    let mut r = ctr.rec.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    r.endpoints = sb.endpoints.clone();
-                    r.ports = sb.ports.clone();
-                }
                 let mut hosts = etcfiles::BASE_HOSTS.to_string();
                 if let Some(ep) = sb.endpoints.first() {
                     hosts.push_str(&format!("{}\t{hostname}\n", ep.ip));
@@ -272,7 +277,15 @@ impl<R: Runtime> ContainerService<R> {
                 hosts.push_str(&extra);
                 let resolv = etcfiles::resolv_conf(&host_resolv, sb.resolver, &dns);
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv).map_err(ContainerError::io("writing /etc files in", dir))?;
-                Ok(NetSetup { netns: NetNs::Path(sb.netns), mounts, env, hostname: None, pending: true })
+                Ok(NetSetup {
+                    netns: NetNs::Path(sb.netns),
+                    mounts,
+                    env,
+                    hostname: None,
+                    pending: true,
+                    endpoints: sb.endpoints,
+                    ports: sb.ports,
+                })
             }
         }
     }

@@ -68,6 +68,8 @@ impl<R: Runtime> ContainerService<R> {
                 Err(e) => return Err(e.into()),
             }
         }
+        // A start made ahead holds a process, a netns and an address: released first.
+        self.undo_prepared(&ctr).await;
         let rec = ctr.record();
         let dir = Record::dir(&self.cfg.data_root, &rec.id);
         self.rootfs.unmount(&dir).map_err(ContainerError::io("unmounting the rootfs of", &dir))?;
@@ -88,7 +90,7 @@ impl<R: Runtime> ContainerService<R> {
         // renamed away at once, deleted in the background.
         Record::remove_dir(&self.cfg.data_root, &rec.id);
         self.cleanup_runtime(&rec.id);
-        ctr.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        ctr.pending().attaches.clear();
         self.execs.forget_container(&rec.id);
         ctr.gen.send_modify(|g| g.removed = true);
         self.publish("destroy", &rec, &[]);

@@ -15,14 +15,17 @@ async fn harness() -> Harness {
 async fn the_start_takes_the_rootfs_mounted_ahead() {
     let mut h = harness().await;
     let id = h.create("ahead-start", HostConfig::default()).await;
-    until("the rootfs mounted ahead", || h.fs.mounted(&id)).await;
+    until("the start made ahead", || h.svc.made_ahead(&id)).await;
+    assert!(h.fs.mounted(&id));
     assert_eq!(h.svc.ahead.len(), 1);
-    // With it, empty: the /etc files the start writes in place, and the json-file log.
-    for f in ["hosts".to_string(), "hostname".into(), "resolv.conf".into(), format!("{id}-json.log")] {
-        let m = std::fs::metadata(h.dir(&id).join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert_eq!(m.len(), 0, "{f}");
+    // With it: the /etc files, written, and the json-file log, empty.
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        let m = std::fs::metadata(h.dir(&id).join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(m.len() > 0, "{f} not written ahead");
     }
+    assert_eq!(std::fs::metadata(h.dir(&id).join(format!("{id}-json.log"))).unwrap().len(), 0);
     h.svc.start(&id).await.expect("start");
+    assert!(!h.svc.made_ahead(&id));
     assert!(h.fs.mounted(&id));
     assert_eq!(h.svc.ahead.len(), 0, "the start did not take the mount over");
     assert_eq!(h.actions(&id), ["create", "start"]);
@@ -89,4 +92,17 @@ async fn an_engine_shutdown_unmounts_what_was_mounted_ahead() {
     // The reopened service mounts ahead for new containers, and the old one starts.
     svc.start(&id).await.expect("start after the restart");
     assert!(h.fs.mounted(&id));
+}
+
+#[tokio::test]
+async fn a_change_between_the_start_made_ahead_and_the_start_is_in_force() {
+    let h = harness().await;
+    let id = h.create("ahead-renamed", HostConfig::default()).await;
+    until("the start made ahead", || h.svc.made_ahead(&id)).await;
+    h.svc.rename(&id, "ahead-renamed-2").await.expect("rename");
+    h.svc.start(&id).await.expect("start");
+    // The runtime's container made ahead was deleted and the start created its own.
+    let calls: Vec<String> = h.rt.calls().into_iter().filter(|c| c.ends_with(&id) || c.contains(&format!("{id} "))).collect();
+    assert_eq!(calls, [format!("create {id}"), format!("delete {id}"), format!("create {id}"), format!("start {id}")]);
+    assert!(!h.svc.made_ahead(&id));
 }
