@@ -4,16 +4,17 @@
 //! wait in between), the docker CLI takes a few milliseconds of its own. A task of the service
 //! uses them, under the container's operation lock: a start that comes meanwhile waits for it.
 //!
-//! - It mounts the rootfs (the overlay and the directories under it, the /etc mount targets) and
-//!   makes the container's hosts, hostname and resolv.conf files and its json-file log, empty, so
-//!   that the start and the shim only write them (each new file is an inode allocation on the
-//!   start's path). dockerd mounts a new container's rootfs at create too (to make its working
-//!   dir), and unmounts it again.
 //! - When nothing of the start would be seen by anyone else before it ([`preparable`]: no
 //!   published port, no link, no user-defined network, whose DNS would answer for it, no volume
-//!   or bind, no other container's namespace), it goes on with the rest of the start short of
-//!   running the process: the network set up, the runtime's container created, its init waiting
-//!   ([`Prepared`]). The start then only connects the attaches and lets the process run.
+//!   or bind, no other container's namespace), it makes the whole start instead, short of
+//!   running the process: the rootfs mounted while the network is set up, the runtime's
+//!   container created, its init waiting ([`Prepared`]). The start then only connects the
+//!   attaches and lets the process run.
+//! - Otherwise it mounts the rootfs (the overlay and the directories under it, the /etc mount
+//!   targets) and makes the container's hosts, hostname and resolv.conf files and its json-file
+//!   log, empty, so that the start and the shim only write them (each new file is an inode
+//!   allocation on the start's path). dockerd mounts a new container's rootfs at create too (to
+//!   make its working dir), and unmounts it again.
 //!
 //! A start made ahead is the start's only if the record is still the one it was made from (an
 //! update, a rename or a network change in between: the start undoes it and makes its own). It
@@ -141,6 +142,9 @@ impl<R: Runtime> ContainerService<R> {
             return;
         }
         let t0 = std::time::Instant::now();
+        if preparable(&rec) {
+            return self.prepare(ctr, &rec, t0).await;
+        }
         let dir = super::record::Record::dir(&self.cfg.data_root, &id);
         let volatile = rec.auto_remove();
         let layers = rec.layer_dirs.clone();
@@ -170,24 +174,26 @@ impl<R: Runtime> ContainerService<R> {
             Err(e) => {
                 tracing::debug!(container = %id, error = %e, "mounting the rootfs ahead failed");
                 self.ahead.forget(&id);
-                return;
             }
         }
-        if !preparable(&rec) || self.tasks.is_shutting_down() {
-            return;
-        }
-        match self.create_runtime(&rec, false).await {
+    }
+
+    /// The start of `rec` made ahead, short of running its process (its rootfs is mounted while
+    /// the network is set up, as in a start). Under the container's op lock.
+    async fn prepare(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record, t0: std::time::Instant) {
+        let id = &rec.id;
+        match self.create_runtime(rec, false).await {
             Ok(created) => {
                 *ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(Prepared { record: record_bytes(&rec), created });
+                    Some(Prepared { record: record_bytes(rec), created });
                 tracing::debug!(container = %id, us = crate::micros_since(t0), "start made ahead");
                 self.undo_prepared_later(ctr.clone());
             }
             // The start makes its own, and reports what fails.
             Err(e) => {
                 tracing::debug!(container = %id, error = %e, "making the start ahead failed");
-                self.release_resources(&rec).await;
-                self.ahead.forget(&id);
+                self.release_resources(rec).await;
+                self.ahead.forget(id);
             }
         }
     }
