@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// How long after a start takes the spare the next one is made. Making one (`unshare` on a
 /// thread of its own, ~1 ms of kernel CPU) shares the host's cores with the rest of that start
-/// (the shim and libcontainer's processes on a host of 2 cores) when it begins at once; 10 ms later
-/// that start is usually done (a fixed delay: on a loaded host they can still overlap;
-/// bench/engine.md, stop 30). Parallel starts meanwhile make their own.
-pub(super) const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+/// (the shim and libcontainer's processes on a host of 2 cores) when it begins at once. The
+/// spare is taken when the start is made ahead (`container::ahead`), ~5 ms before the start
+/// request; 25 ms later that start, and a short container's exit and removal, are usually done
+/// (a fixed delay: on a loaded host they can still overlap; bench/engine.md, stops 30 and 31).
+/// Parallel starts meanwhile make their own.
+pub(super) const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
 
 #[derive(Default)]
 pub(super) struct NetnsPool {

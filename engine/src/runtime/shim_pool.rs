@@ -39,9 +39,12 @@ pub enum Outcome {
 /// How long after a container's create the next spare is started. Its start-up (the exec of the
 /// engine's binary, loading, relocations: ~2 ms of CPU) would otherwise share the two cores with
 /// the create, the start and the first instants of the container it replaces, all on the path of
-/// a `docker run`; 10 ms later that start is usually done (a fixed delay: on a loaded host the two
-/// can still overlap).
-pub(super) const SPARE_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+/// a `docker run`. Since a new container's start is made ahead of its start request
+/// (`container::ahead`), the create comes ~5 ms before the start, and a `run --rm busybox true`
+/// is done, exit and removal included, ~20 ms after it: 25 ms later the spare's start-up falls
+/// in the time the next docker CLI takes to start up (bench/engine.md, stop 31; a fixed delay:
+/// on a loaded host the two can still overlap).
+pub(super) const SPARE_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// The niceness a spare waits at.
 const SPARE_NICE: i32 = 19;
