@@ -22,7 +22,9 @@
 //! (a `docker create` whose start comes later, or never, holds no process, address or netns),
 //! and at the engine's shutdown; an engine killed meanwhile reclaims it at its next start, as it
 //! does for a start it did not finish. Until the start, the container is created in every view:
-//! no pid, no address in inspect, not in `docker network inspect`, no events.
+//! no pid, no address in inspect, not in `docker network inspect`, no events. One difference
+//! stays: its address is taken ahead, not at the start as with dockerd, so a container created
+//! and never started moves the default bridge's round of addresses on by one.
 //!
 //! A created container that is never started holds its rootfs mount until it is started or
 //! removed, or until the next engine start (which reclaims the mounts of containers that are not
@@ -33,15 +35,16 @@ use super::lifecycle::Created;
 use super::record::{NetMode, Record, Status};
 use super::{ContainerService, Ctr};
 use crate::runtime::Runtime;
-use crate::volume::MountKind;
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// How many created containers may hold a rootfs mounted ahead of their start at once.
+/// How many created containers may hold a rootfs mounted, or a start made, ahead of their start
+/// at once.
 pub(super) const MAX_AHEAD: usize = 16;
 
-/// The containers whose rootfs is being, or was, mounted ahead and not yet taken by a start or
-/// released by a removal.
+/// The containers whose rootfs is being, or was, mounted (or whose start is being, or was, made)
+/// ahead and not yet taken by a start or released by a removal or an undo.
 #[derive(Default)]
 pub(super) struct Ahead {
     ids: Mutex<HashSet<String>>,
@@ -88,12 +91,14 @@ pub(super) const PREPARED_FOR: std::time::Duration = std::time::Duration::from_s
 
 /// A start made ahead: what it made, and the record (as JSON) it was made from.
 pub(super) struct Prepared {
-    record: Vec<u8>,
+    record: Option<Vec<u8>>,
     created: Created,
 }
 
-fn record_bytes(rec: &Record) -> Vec<u8> {
-    serde_json::to_vec(rec).unwrap_or_default()
+/// The record as the start made ahead saw it; none when it cannot be serialised (then the start
+/// finds it changed and makes its own).
+fn record_bytes(rec: &Record) -> Option<Vec<u8>> {
+    serde_json::to_vec(rec).ok()
 }
 
 /// Whether a start made ahead of `rec`'s would be seen by no one before the start: see the
@@ -111,7 +116,9 @@ pub(super) fn preparable(rec: &Record) -> bool {
             default_only && !links && super::ports::specs(hc, exposed).is_ok_and(|p| p.is_empty())
         }
     };
-    network && !joins && rec.mounts.iter().all(|m| m.kind == MountKind::Tmpfs)
+    // No mount at all: the runtime makes mount targets in the rootfs, which a container never
+    // started would then show in `docker diff`.
+    network && !joins && rec.mounts.is_empty()
 }
 
 impl<R: Runtime> ContainerService<R> {
@@ -129,7 +136,13 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     async fn ahead_of_start(self: &Arc<Self>, ctr: &Arc<Ctr>, id: String) {
-        let _op = ctr.op.lock().await;
+        // Shutdown does not wait for the lock (a slow `docker export` may hold it); its
+        // `release_ahead` gives the place back.
+        let stop = self.tasks.token();
+        let _op = tokio::select! {
+            _ = stop.cancelled() => return,
+            op = ctr.op.lock() => op,
+        };
         let rec = ctr.record();
         // A start or a removal came first: it had the lock and gave the place back (even a start
         // that failed), and the mount is its business.
@@ -182,6 +195,8 @@ impl<R: Runtime> ContainerService<R> {
     /// the network is set up, as in a start). Under the container's op lock.
     async fn prepare(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record, t0: std::time::Instant) {
         let id = &rec.id;
+        // Hidden from here on: the sandbox is in the network's state before the runtime is done.
+        ctr.unseen.store(true, Ordering::Release);
         match self.create_runtime(rec, false).await {
             Ok(created) => {
                 *ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
@@ -193,6 +208,7 @@ impl<R: Runtime> ContainerService<R> {
             Err(e) => {
                 tracing::debug!(container = %id, error = %e, "making the start ahead failed");
                 self.release_resources(rec).await;
+                ctr.unseen.store(false, Ordering::Release);
                 self.ahead.forget(id);
             }
         }
@@ -202,11 +218,13 @@ impl<R: Runtime> ContainerService<R> {
     /// made from; one made from another record is undone. Under the container's op lock.
     pub(super) async fn take_prepared(&self, ctr: &Ctr, rec: &Record) -> Option<Created> {
         let prepared = ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
-        if prepared.record == record_bytes(rec) {
+        if prepared.record.is_some() && prepared.record == record_bytes(rec) {
+            ctr.unseen.store(false, Ordering::Release);
             return Some(prepared.created);
         }
         tracing::debug!("the container changed since its start was made ahead: undone");
         self.release_resources(rec).await;
+        ctr.unseen.store(false, Ordering::Release);
         None
     }
 
@@ -217,6 +235,7 @@ impl<R: Runtime> ContainerService<R> {
         drop(prepared);
         let rec = ctr.record();
         self.release_resources(&rec).await;
+        ctr.unseen.store(false, Ordering::Release);
         self.ahead.forget(&rec.id);
         tracing::debug!(container = %rec.id, "start made ahead undone");
     }
@@ -230,15 +249,18 @@ impl<R: Runtime> ContainerService<R> {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(PREPARED_FOR) => {}
             }
-            let _op = ctr.op.lock().await;
+            let _op = tokio::select! {
+                _ = stop.cancelled() => return,
+                op = ctr.op.lock() => op,
+            };
             svc.undo_prepared(&ctr).await;
         });
     }
 
-    /// Whether container `id` holds a start made ahead (it is not started: `docker network
-    /// inspect` leaves its endpoint out).
+    /// Whether container `id` holds a start made ahead, or one being made or undone (it is not
+    /// started: `docker network inspect` leaves its endpoint out).
     pub fn made_ahead(&self, id: &str) -> bool {
-        self.get(id).is_ok_and(|c| c.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some())
+        self.get(id).is_ok_and(|c| c.unseen.load(Ordering::Acquire))
     }
 
     /// At shutdown, once the service's tasks are done: undoes the starts made ahead and unmounts

@@ -68,7 +68,13 @@ pub(super) enum StartBy {
 impl<R: Runtime> ContainerService<R> {
     /// `docker start`: also resets the restart count and a user's earlier stop.
     pub async fn start(self: &Arc<Self>, key: &str) -> Result<(), ContainerError> {
-        self.start_with(key, StartBy::User).await
+        // In a task of the service: a start runs to its end even when its client goes away (its
+        // future dropped half-way would leave what it made, a start made ahead taken over
+        // included, to no one until the next engine start).
+        use tracing::Instrument;
+        let (svc, key) = (self.clone(), key.to_string());
+        let start = async move { svc.start_with(&key, StartBy::User).await };
+        self.tasks.spawn(start.in_current_span()).await.map_err(ContainerError::task("starting the container"))?
     }
 
     /// A start by `by`: a start by the restart policy keeps the restart count.

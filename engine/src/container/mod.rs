@@ -182,6 +182,8 @@ pub struct Ctr {
     pending: Mutex<Pending>,
     /// A start made ahead of the `start` request (see `ahead`), while the container is created.
     prepared: Mutex<Option<ahead::Prepared>>,
+    /// A start is being made ahead, is held, or is being undone: its endpoint is not shown.
+    unseen: std::sync::atomic::AtomicBool,
     /// Serialises start/stop/kill/remove of this container.
     op: tokio::sync::Mutex<()>,
 }
@@ -194,6 +196,7 @@ impl Ctr {
             gen: watch::channel(g).0,
             pending: Default::default(),
             prepared: Default::default(),
+            unseen: Default::default(),
             op: Default::default(),
         })
     }
@@ -236,7 +239,7 @@ pub struct ContainerService<R: Runtime = ShimRuntime> {
     restarts: restart::Restarts,
     /// Recent CPU samples for `stats` (its task starts after [`Self::load`]).
     stats: stats_collector::StatsCollector,
-    /// Created containers whose rootfs is mounted ahead of their start.
+    /// Created containers whose rootfs is mounted, or whose start is made, ahead of their start.
     ahead: Arc<ahead::Ahead>,
 }
 

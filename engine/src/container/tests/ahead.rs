@@ -59,8 +59,10 @@ async fn a_mount_ahead_that_fails_leaves_the_start_to_mount() {
 async fn no_more_than_max_ahead_created_containers_hold_a_mount() {
     let h = harness().await;
     let mut ids = vec![];
+    // With a tmpfs mount: only the rootfs is mounted ahead (no start made ahead, undone 2 s later).
+    let tmpfs = || HostConfig { tmpfs: Some([("/data".to_string(), String::new())].into()), ..Default::default() };
     for i in 0..MAX_AHEAD + 4 {
-        ids.push(h.create(&format!("ahead-many-{i}"), HostConfig::default()).await);
+        ids.push(h.create(&format!("ahead-many-{i}"), tmpfs()).await);
     }
     until("the first ones mounted ahead", || h.fs.mounted_count() == MAX_AHEAD).await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -68,7 +70,7 @@ async fn no_more_than_max_ahead_created_containers_hold_a_mount() {
     assert!(ids[..MAX_AHEAD].iter().all(|id| h.fs.mounted(id)));
     // A removal gives its place back; the next create can take it.
     h.svc.remove(&ids[0], false).await.expect("rm");
-    let next = h.create("ahead-many-next", HostConfig::default()).await;
+    let next = h.create("ahead-many-next", tmpfs()).await;
     until("the next one mounted ahead", || h.fs.mounted(&next)).await;
     assert_eq!(h.fs.mounted_count(), MAX_AHEAD);
     // Starting the others works whether or not theirs was mounted ahead.
@@ -101,7 +103,27 @@ async fn a_change_between_the_start_made_ahead_and_the_start_is_in_force() {
     h.svc.rename(&id, "ahead-renamed-2").await.expect("rename");
     h.svc.start(&id).await.expect("start");
     // The runtime's container made ahead was deleted and the start created its own.
-    let calls: Vec<String> = h.rt.calls().into_iter().filter(|c| c.ends_with(&id) || c.contains(&format!("{id} "))).collect();
+    let calls: Vec<String> =
+        h.rt.calls().into_iter().filter(|c| ["create ", "delete ", "start "].iter().any(|op| *c == format!("{op}{id}"))).collect();
     assert_eq!(calls, [format!("create {id}"), format!("delete {id}"), format!("create {id}"), format!("start {id}")]);
     assert!(!h.svc.made_ahead(&id));
+}
+
+#[tokio::test]
+async fn a_start_made_ahead_that_fails_leaves_nothing_and_the_start_makes_its_own() {
+    let h = harness().await;
+    let id = h.create("ahead-fails-create", HostConfig::default()).await;
+    h.rt.fail_next("create", crate::runtime::RuntimeError::shim(&id, "libcontainer said no"));
+    until("the start made ahead tried", || h.rt.count(&format!("create {id}")) == 1).await;
+    until("its place given back", || h.svc.ahead.len() == 0).await;
+    assert!(!h.svc.made_ahead(&id));
+    assert!(!h.net.has_sandbox(&id), "the network is left set up");
+    assert!(!h.fs.mounted(&id), "the rootfs is left mounted");
+    assert!(h.rt.calls().contains(&format!("delete {id}")));
+    // Nothing is recorded of it: the container is as created, and its start works.
+    let rec = h.svc.get(&id).unwrap().record();
+    assert_eq!((rec.state.status, rec.state.error.as_str()), (super::super::record::Status::Created, ""));
+    h.svc.start(&id).await.expect("start");
+    assert_eq!(h.rt.count(&format!("create {id}")), 2);
+    assert_eq!(h.rt.count(&format!("start {id}")), 1);
 }
