@@ -5,8 +5,8 @@
 //! uses them, under the container's operation lock: a start that comes meanwhile waits for it.
 //!
 //! - When nothing of the start would be seen by anyone else before it ([`preparable`]: no
-//!   published port, no link, no user-defined network, whose DNS would answer for it, no volume
-//!   or bind, no other container's namespace), it makes the whole start instead, short of
+//!   published port, no link, no user-defined network, whose DNS would answer for it, no mount
+//!   of any kind, no other container's namespace), it makes the whole start instead, short of
 //!   running the process: the rootfs mounted while the network is set up, the runtime's
 //!   container created, its init waiting ([`Prepared`]). The start then only connects the
 //!   attaches and lets the process run.
@@ -199,17 +199,14 @@ impl<R: Runtime> ContainerService<R> {
         ctr.unseen.store(true, Ordering::Release);
         match self.create_runtime(rec, false).await {
             Ok(created) => {
-                *ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(Prepared { record: record_bytes(rec), created });
+                *ctr.prepared() = Some(Prepared { record: record_bytes(rec), created });
                 tracing::debug!(container = %id, us = crate::micros_since(t0), "start made ahead");
                 self.undo_prepared_later(ctr.clone());
             }
             // The start makes its own, and reports what fails.
             Err(e) => {
                 tracing::debug!(container = %id, error = %e, "making the start ahead failed");
-                self.release_resources(rec).await;
-                ctr.unseen.store(false, Ordering::Release);
-                self.ahead.forget(id);
+                self.release_prepared(ctr, rec).await;
             }
         }
     }
@@ -217,27 +214,34 @@ impl<R: Runtime> ContainerService<R> {
     /// The start made ahead for `rec`, when there is one and the record is still the one it was
     /// made from; one made from another record is undone. Under the container's op lock.
     pub(super) async fn take_prepared(&self, ctr: &Ctr, rec: &Record) -> Option<Created> {
-        let prepared = ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
+        let prepared = ctr.prepared().take()?;
         if prepared.record.is_some() && prepared.record == record_bytes(rec) {
             ctr.unseen.store(false, Ordering::Release);
             return Some(prepared.created);
         }
         tracing::debug!("the container changed since its start was made ahead: undone");
-        self.release_resources(rec).await;
-        ctr.unseen.store(false, Ordering::Release);
+        self.release_prepared(ctr, rec).await;
         None
     }
 
     /// Undoes the start made ahead of `ctr`, if there is one (under its op lock): the process,
-    /// network and rootfs mount it made are released.
-    pub(super) async fn undo_prepared(&self, ctr: &Ctr) {
-        let Some(prepared) = ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else { return };
-        drop(prepared);
+    /// network and rootfs mount it made are released. Returns whether there was one.
+    pub(super) async fn undo_prepared(&self, ctr: &Ctr) -> bool {
+        if ctr.prepared().take().is_none() {
+            return false;
+        }
         let rec = ctr.record();
-        self.release_resources(&rec).await;
+        self.release_prepared(ctr, &rec).await;
+        tracing::debug!(container = %rec.id, "start made ahead undone");
+        true
+    }
+
+    /// Releases what a start made ahead made (or began to make) for `rec`, then shows the
+    /// container again and gives its place back.
+    async fn release_prepared(&self, ctr: &Ctr, rec: &Record) {
+        self.release_resources(rec).await;
         ctr.unseen.store(false, Ordering::Release);
         self.ahead.forget(&rec.id);
-        tracing::debug!(container = %rec.id, "start made ahead undone");
     }
 
     /// [`Self::undo_prepared`] after [`PREPARED_FOR`], unless a start or a removal took it first.
@@ -276,8 +280,7 @@ impl<R: Runtime> ContainerService<R> {
             if !self.ahead.contains(&id) || ctr.record().state.status != Status::Created {
                 continue;
             }
-            if ctr.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
-                self.undo_prepared(&ctr).await;
+            if self.undo_prepared(&ctr).await {
                 continue;
             }
             self.ahead.forget(&id);

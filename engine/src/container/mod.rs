@@ -213,6 +213,9 @@ impl Ctr {
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+    fn prepared(&self) -> std::sync::MutexGuard<'_, Option<ahead::Prepared>> {
+        self.prepared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[derive(Default)]
