@@ -265,13 +265,17 @@ fn rm_cleans_up_after_its_answer_and_a_killed_engine_finishes_it_at_its_start() 
     assert_no_runtime_leftovers(&e, "at the end");
 }
 
-/// Pids of the engine's spare shims and their daemons (their command line names the exec root).
+/// Pids of the engine's spare shims: its shim zygote, the spare spawners (forked by the zygote,
+/// or exec'd by the engine) and their daemons (their command lines name the exec root).
 fn spare_shims(exec_root: &Path) -> Vec<String> {
-    let want = format!("shim\0--pooled\0{}\0", exec_root.display());
+    let wants: Vec<String> = ["--pooled", "--zygote"].iter().map(|f| format!("shim\0{f}\0{}\0", exec_root.display())).collect();
     std::fs::read_dir("/proc")
         .map(|rd| {
             rd.flatten()
-                .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.windows(want.len()).any(|w| w == want.as_bytes())))
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline"))
+                        .is_ok_and(|c| wants.iter().any(|want| c.windows(want.len()).any(|w| w == want.as_bytes())))
+                })
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -290,16 +294,44 @@ fn spare_shims_made(exec_root: &Path) -> Vec<String> {
     }
 }
 
-/// The spare's spawner (a child of `engine`) and its daemon (the spawner's child), waiting up to
-/// 10 s for both: the spawner forks its daemon a moment after the engine spawns it.
+/// The spare's spawner (forked by the engine's shim zygote, a child of `engine`, or exec'd by
+/// the engine) and its daemon (the spawner's child), waiting up to 10 s for both: the spawner
+/// forks its daemon a moment after it is made.
 fn spare_pair(exec_root: &Path, engine: u32) -> Option<(i32, i32)> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let spare = spare_shims(exec_root);
-        let spawner = spare.iter().find(|p| ppid(p) == Some(engine));
-        let daemon = spawner.and_then(|s| spare.iter().find(|p| ppid(p).map(|pp| pp.to_string()).as_ref() == Some(s)));
+        let parent_of = |p: &String| ppid(p).map(|pp| pp.to_string());
+        let spawner_parent = zygote_of(&spare, engine).map_or(engine, |z| z as u32).to_string();
+        let spawner = spare.iter().find(|p| parent_of(p).as_ref() == Some(&spawner_parent));
+        let daemon = spawner.and_then(|s| spare.iter().find(|p| parent_of(p).as_ref() == Some(s)));
         if let (Some(s), Some(d)) = (spawner, daemon) {
             return Some((s.parse().ok()?, d.parse().ok()?));
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The engine's shim zygote among `spare` (its child named `shim --zygote`; the spawners it
+/// forks carry the same command line, with the zygote as their parent).
+fn zygote_of(spare: &[String], engine: u32) -> Option<i32> {
+    spare
+        .iter()
+        .find(|p| {
+            ppid(p) == Some(engine) && std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(9).any(|w| w == b"\0--zygote"))
+        })
+        .and_then(|p| p.parse().ok())
+}
+
+/// Waits up to 10 s for the engine's shim zygote to be there.
+fn zygote_made(exec_root: &Path, engine: u32) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(z) = zygote_of(&spare_shims(exec_root), engine) {
+            return Some(z);
         }
         if Instant::now() > deadline {
             return None;
@@ -380,4 +412,28 @@ fn a_start_goes_through_when_the_spare_shims_daemon_was_killed() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
     assert_eq!(e.log().matches("the spare shim was lost").count(), 2, "{}", e.log());
+}
+
+/// Spares are forked by the engine's shim zygote rather than exec'd; a zygote killed is replaced
+/// by the next spare, and starts go on meanwhile.
+#[test]
+fn spares_are_forked_by_the_shim_zygote_and_a_killed_one_is_replaced() {
+    require_root!();
+    let e = engine_with_busybox();
+    e.docker_ok(&["run", "--rm", "busybox", "true"]);
+    let engine = e.pid().expect("engine pid");
+    let zygote = zygote_made(e.exec_root(), engine).expect("a shim zygote after a start");
+    let (spawner, _) = spare_pair(e.exec_root(), engine).expect("the spare's spawner and its daemon");
+    assert_eq!(ppid(&spawner.to_string()), Some(zygote as u32), "the spare was not forked by the zygote");
+    // The spare it forked runs the next container.
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+    // SAFETY: kill(2) of a process of the engine this test started.
+    unsafe { libc::kill(zygote, libc::SIGKILL) };
+    for _ in 0..3 {
+        assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+    }
+    let next = zygote_made(e.exec_root(), engine).expect("a new shim zygote");
+    assert_ne!(next, zygote);
+    let (spawner, _) = spare_pair(e.exec_root(), engine).expect("the spare's spawner and its daemon");
+    assert_eq!(ppid(&spawner.to_string()), Some(next as u32));
 }

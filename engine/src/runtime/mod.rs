@@ -33,6 +33,7 @@ pub mod shim_pool;
 pub mod spec;
 pub mod spec_opts;
 pub mod user;
+mod zygote;
 
 pub use crate::shim::protocol::Status;
 pub use exec::{ExecProcess, ExecSpec};

@@ -191,7 +191,8 @@ impl Runtime for ShimRuntime {
         let pool = self.pool.clone();
         self.tasks.spawn_until_shutdown(async move {
             tokio::time::sleep(super::shim_pool::SPARE_AFTER).await;
-            pool.fill();
+            // The zygote's fork is a request and an answer: not on a worker thread.
+            let _ = tokio::task::spawn_blocking(move || pool.fill()).await;
         });
         let outcome = outcome.map_err(|e| io_err("starting shim", &self.shim_binary, e))?;
         let (message, code) = match outcome {

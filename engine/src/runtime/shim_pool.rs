@@ -13,15 +13,24 @@
 //! priority back when it is taken, and its daemon takes the same before it creates anything of
 //! the container.
 //!
-//! What it leaves on the host: at most one idle spawner, a child of the engine, and its
-//! daemon. Both exit by themselves when the spawner's stdin closes (the engine went away, even
-//! by SIGKILL, or dropped the spare: the spawner is killed when the pool is dropped).
+//! The spares are forked by the shim zygote (`super::zygote`, `swarm shim --zygote`, started once
+//! at the spares' priority) rather than exec'd: a fork of that small process costs ~0.1 ms of
+//! CPU where an exec of the engine's binary costs ~1.8 ms, mostly its dynamic loading and the
+//! `cpuid` traps of glibc's start-up, which a VM pays in exits (bench/engine.md, stop 32), and
+//! in back-to-back `docker run`s the spare of one falls on the start of the next. Where the
+//! zygote cannot be started or answer, a spare is exec'd as before.
+//!
+//! What it leaves on the host: the zygote, at most one idle spawner (the zygote's child, or the
+//! engine's) and its daemon. All exit by themselves when the engine's ends close (the engine went
+//! away, even by SIGKILL, or dropped the spare: the spawner is killed when it is dropped).
+use super::zygote::{Forked, Zygote};
 use crate::shim::protocol::Ready;
 use std::io;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use std::sync::Mutex;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// The longest report line read from a spawner (an error message; more is not a report).
@@ -50,7 +59,7 @@ pub(super) const SPARE_AFTER: std::time::Duration = std::time::Duration::from_mi
 const SPARE_NICE: i32 = 19;
 
 /// Sets the niceness of process `pid`.
-fn set_nice(pid: u32, nice: i32) -> io::Result<()> {
+pub(super) fn set_nice(pid: u32, nice: i32) -> io::Result<()> {
     // SAFETY: setpriority with integer arguments.
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, nice) } != 0 {
         return Err(io::Error::last_os_error());
@@ -78,10 +87,35 @@ fn cgroup_v1_mounts() -> Option<std::ffi::OsString> {
     crate::shim::encode_mount_points(&libcgroups::v1::util::list_subsystem_mount_points().ok()?)
 }
 
+/// A spawner: exec'd by the engine, or forked by the zygote.
+enum Spawner {
+    Exec(Child),
+    Forked(Forked),
+}
+
+impl Spawner {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Spawner::Exec(c) => c.id(),
+            Spawner::Forked(f) => f.alive().then_some(f.pid),
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        match self {
+            Spawner::Exec(c) => matches!(c.try_wait(), Ok(None)),
+            Spawner::Forked(f) => f.alive(),
+        }
+    }
+}
+
 pub struct ShimPool {
     binary: PathBuf,
     exec_root: PathBuf,
-    ready: Mutex<Option<Child>>,
+    ready: Mutex<Option<Spawner>>,
+    /// The zygote spares are forked by, once started (none until the first spare, or after it
+    /// failed).
+    zygote: Mutex<Option<Zygote>>,
     /// A fill is under way: the fills that parallel creates schedule make one spare, not one each.
     filling: std::sync::atomic::AtomicBool,
     /// The engine's cgroup v1 mount points, handed to every shim (see
@@ -91,26 +125,61 @@ pub struct ShimPool {
 
 impl ShimPool {
     pub fn new(binary: PathBuf, exec_root: PathBuf) -> Self {
-        ShimPool { binary, exec_root, ready: Mutex::new(None), filling: Default::default(), cgroup_v1_mounts: cgroup_v1_mounts() }
+        ShimPool {
+            binary,
+            exec_root,
+            ready: Mutex::new(None),
+            zygote: Mutex::new(None),
+            filling: Default::default(),
+            cgroup_v1_mounts: cgroup_v1_mounts(),
+        }
+    }
+
+    fn ready(&self) -> MutexGuard<'_, Option<Spawner>> {
+        self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn spawn(&self) -> io::Result<Child> {
         self.command().spawn()
     }
 
-    /// A spare: [`Self::spawn`], at [`SPARE_NICE`]. One whose niceness cannot be set is not kept.
-    fn spawn_spare(&self) -> io::Result<Child> {
+    /// A spare at [`SPARE_NICE`]: forked by the zygote, or else [`Self::spawn`]ed. One whose
+    /// niceness cannot be set is not kept.
+    fn spawn_spare(&self) -> io::Result<Spawner> {
+        match self.fork_spare() {
+            Ok(forked) => return Ok(Spawner::Forked(forked)),
+            Err(e) => tracing::debug!(error = %e, "the shim zygote could not fork a spare; exec'ing one"),
+        }
         let child = self.spawn()?;
         let pid = child.id().ok_or_else(|| io::Error::other("spare shim exited at once"))?;
         set_nice(pid, SPARE_NICE)?;
-        Ok(child)
+        Ok(Spawner::Exec(child))
+    }
+
+    /// A spare forked by the zygote, which is started first when it does not run. A zygote that
+    /// fails a request is dropped (the next spare starts a new one).
+    fn fork_spare(&self) -> io::Result<Forked> {
+        let mut zygote = self.zygote.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !zygote.as_mut().is_some_and(Zygote::alive) {
+            let mut cmd = std::process::Command::new(&self.binary);
+            cmd.arg("shim").arg(crate::shim::ZYGOTE_FLAG).arg(&self.exec_root);
+            if let Some(m) = &self.cgroup_v1_mounts {
+                cmd.env(crate::shim::CGROUP_V1_MOUNTS_ENV, m);
+            }
+            *zygote = Some(Zygote::start(cmd, SPARE_NICE)?);
+        }
+        let forked = zygote.as_ref().map(Zygote::fork).unwrap_or_else(|| Err(io::Error::other("no shim zygote")));
+        if forked.is_err() {
+            *zygote = None;
+        }
+        forked
     }
 
     /// A spare taken for a container gets the engine's priority back (a failure drops it).
-    fn restore(child: Child) -> io::Result<Child> {
-        let pid = child.id().ok_or_else(|| io::Error::other("spare shim is gone"))?;
+    fn restore(spawner: Spawner) -> io::Result<Spawner> {
+        let pid = spawner.pid().ok_or_else(|| io::Error::other("spare shim is gone"))?;
         set_nice(pid, own_nice()?)?;
-        Ok(child)
+        Ok(spawner)
     }
 
     fn command(&self) -> Command {
@@ -129,12 +198,9 @@ impl ShimPool {
     }
 
     /// The spawner made ahead of time, unless it is gone (then none).
-    fn take(&self) -> Option<Child> {
-        let mut child = self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
-        match child.try_wait() {
-            Ok(None) => Some(child),
-            _ => None,
-        }
+    fn take(&self) -> Option<Spawner> {
+        let mut spawner = self.ready().take()?;
+        spawner.alive().then_some(spawner)
     }
 
     /// Makes the next spawner unless one is ready. A failure is only logged: the next
@@ -142,14 +208,12 @@ impl ShimPool {
     /// created (see [`SPARE_AFTER`]).
     pub(super) fn fill(&self) {
         use std::sync::atomic::Ordering;
-        if self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
-            || self.filling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err()
-        {
+        if self.ready().is_some() || self.filling.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return;
         }
         match self.spawn_spare() {
-            Ok(child) => {
-                let old = self.ready.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(child);
+            Ok(spawner) => {
+                let old = self.ready().replace(spawner);
                 drop(old); // none: fills run one at a time and only while no spare is ready
             }
             Err(e) => tracing::warn!(binary = %self.binary.display(), error = %e, "starting a spare shim ahead of time failed"),
@@ -165,54 +229,97 @@ impl ShimPool {
             tracing::warn!(error = %e, "restoring the priority of the spare shim failed; starting a new one");
             None
         });
-        let mut child = match taken {
-            Some(c) => c,
-            None => self.spawn()?,
+        let mut spawner = match taken {
+            Some(s) => s,
+            None => Spawner::Exec(self.spawn()?),
         };
         let mut line = state_dir.as_os_str().as_encoded_bytes().to_vec();
         line.push(b'\n');
-        if hand_over(&mut child, &line).await.is_err() {
+        if hand_over(&mut spawner, &line).await.is_err() {
             // It died after `take` looked: a new one, once.
-            child = self.spawn()?;
-            hand_over(&mut child, &line).await?;
+            spawner = Spawner::Exec(self.spawn()?);
+            hand_over(&mut spawner, &line).await?;
         }
-        match finish(child).await? {
+        match finish(spawner).await? {
             // The spare's daemon was gone before it took the container (killed while it
             // waited): once more, with a new spawner.
             Outcome::Exited(out) if out.status.code() == Some(crate::shim::SPARE_LOST) => {
                 tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr).trim(), "the spare shim was lost; starting a new one");
-                let mut child = self.spawn()?;
-                hand_over(&mut child, &line).await?;
-                finish(child).await
+                let mut spawner = Spawner::Exec(self.spawn()?);
+                hand_over(&mut spawner, &line).await?;
+                finish(spawner).await
             }
             outcome => Ok(outcome),
         }
     }
 }
 
+/// What a spawner's stdout said.
+enum Said {
+    /// The daemon's report, passed on.
+    Report(Ready),
+    /// A spawner forked by the zygote ended with this code and no report.
+    Exit(i32),
+    Nothing,
+}
+
 /// The daemon's report, passed on by the spawner (which then exits by itself; dropped, it is
 /// reaped in the background, and killed if it has not exited yet, which changes nothing: its
-/// report is in), or, when none comes, the spawner's exit status and output.
-async fn finish(mut child: Child) -> io::Result<Outcome> {
-    match read_report(&mut child).await {
-        Some(ready) => Ok(Outcome::Reported(ready)),
-        None => child.wait_with_output().await.map(Outcome::Exited),
+/// report is in), or, when none comes, the spawner's exit status and output. A spawner forked by
+/// the zygote is not the engine's child: it tells its exit code on stdout
+/// (`crate::shim::zygote::exit_line`; one killed says nothing and counts as a failure).
+async fn finish(spawner: Spawner) -> io::Result<Outcome> {
+    match spawner {
+        Spawner::Exec(mut child) => match read_report(child.stdout.take()).await {
+            Said::Report(ready) => Ok(Outcome::Reported(ready)),
+            _ => child.wait_with_output().await.map(Outcome::Exited),
+        },
+        Spawner::Forked(mut forked) => {
+            let stdout = forked.stdout.take().map(tokio::net::unix::pipe::Receiver::from_owned_fd).transpose()?;
+            let code = match read_report(stdout).await {
+                Said::Report(ready) => return Ok(Outcome::Reported(ready)),
+                Said::Exit(code) => code,
+                Said::Nothing => 1,
+            };
+            let mut stderr = Vec::new();
+            if let Some(fd) = forked.stderr.take() {
+                let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
+                pipe.take(MAX_REPORT).read_to_end(&mut stderr).await?;
+            }
+            Ok(Outcome::Exited(Output { status: ExitStatus::from_raw((code & 0xff) << 8), stdout: vec![], stderr }))
+        }
     }
 }
 
-/// The one line the spawner passes on, or none (its stdout closed without one).
-async fn read_report(child: &mut Child) -> Option<Ready> {
-    let stdout = child.stdout.take()?;
+/// The one line the spawner passes on (a report, or a forked spawner's exit), if any (its
+/// stdout closed without one).
+async fn read_report(stdout: Option<impl AsyncRead + Unpin>) -> Said {
+    let Some(stdout) = stdout else { return Said::Nothing };
     let mut line = Vec::new();
     let mut r = tokio::io::BufReader::new(stdout.take(MAX_REPORT));
     match r.read_until(b'\n', &mut line).await {
-        Ok(_) if line.ends_with(b"\n") => serde_json::from_slice(&line).ok(),
-        _ => None,
+        Ok(_) if line.ends_with(b"\n") => {
+            line.pop();
+            if let Some(code) = crate::shim::zygote::parse_exit_line(&line) {
+                return Said::Exit(code);
+            }
+            serde_json::from_slice(&line).map_or(Said::Nothing, Said::Report)
+        }
+        _ => Said::Nothing,
     }
 }
 
 /// Writes the state dir line to the spawner and closes its stdin.
-async fn hand_over(child: &mut Child, line: &[u8]) -> io::Result<()> {
-    let mut stdin = child.stdin.take().ok_or_else(|| io::Error::other("shim spawner without stdin"))?;
-    stdin.write_all(line).await
+async fn hand_over(spawner: &mut Spawner, line: &[u8]) -> io::Result<()> {
+    match spawner {
+        Spawner::Exec(child) => {
+            let mut stdin = child.stdin.take().ok_or_else(|| io::Error::other("shim spawner without stdin"))?;
+            stdin.write_all(line).await
+        }
+        Spawner::Forked(forked) => {
+            let fd = forked.stdin.take().ok_or_else(|| io::Error::other("shim spawner without stdin"))?;
+            let mut stdin = tokio::net::unix::pipe::Sender::from_owned_fd(fd)?;
+            stdin.write_all(line).await
+        }
+    }
 }

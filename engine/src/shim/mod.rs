@@ -16,6 +16,7 @@ pub mod protocol;
 mod server;
 mod spawn;
 mod supervisor;
+pub mod zygote;
 
 use protocol::{Ready, ShimConfig};
 use std::fs::File;
@@ -47,6 +48,10 @@ fn reset_sigpipe() {
 /// processes by their command line finds it and its daemon.
 pub const POOLED_FLAG: &str = "--pooled";
 
+/// `swarm shim --zygote <exec_root>`: forks spares for the engine instead of it exec'ing one
+/// each time (see [`zygote`]).
+pub const ZYGOTE_FLAG: &str = "--zygote";
+
 /// Where the daemon learns its state dir.
 enum StateDir {
     /// `swarm shim <state_dir>`.
@@ -64,6 +69,7 @@ pub fn main(args: Vec<String>) -> i32 {
     reset_sigpipe();
     take_cgroup_mount_points();
     let source = match args.first().map(String::as_str) {
+        Some(ZYGOTE_FLAG) => return zygote::serve(),
         Some(POOLED_FLAG) => StateDir::Stdin,
         Some(dir) => StateDir::Given(PathBuf::from(dir)),
         None => {
@@ -71,6 +77,18 @@ pub fn main(args: Vec<String>) -> i32 {
             return 2;
         }
     };
+    spawner(source, false)
+}
+
+/// A spare spawner forked by the zygote, its fds 0-2 in place: as `swarm shim --pooled`, and it
+/// says how it ended on its stdout when it relays no report ([`zygote::exit_line`]).
+fn spare(forked: bool) -> i32 {
+    spawner(StateDir::Stdin, forked)
+}
+
+/// The spawner: forks the daemon, then relays its report. With `forked` (by the zygote), an exit
+/// with no report relayed is told on stdout too.
+fn spawner(source: StateDir, forked: bool) -> i32 {
     let (ready_r, ready_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
@@ -86,7 +104,11 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(ready_w);
-            relay(File::from(ready_r), child, matches!(source, StateDir::Stdin))
+            let relayed = relay(File::from(ready_r), child, matches!(source, StateDir::Stdin));
+            if forked && !relayed.reported {
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), zygote::exit_line(relayed.code).as_bytes());
+            }
+            relayed.code
         }
         Ok(nix::unistd::ForkResult::Child) => {
             drop(ready_r);
@@ -222,7 +244,21 @@ pub const COMMAND_NOT_FOUND: i32 = 127;
 /// The container's init keeps a copy of the pipe until it execs, so EOF never comes while it
 /// waits for `start`: if the daemon dies before it reports, notice that through its pidfd
 /// instead, and exit as it did (0: a spare the engine dropped; 2: its error is on stderr).
-fn relay(mut r: File, daemon: nix::unistd::Pid, pooled: bool) -> i32 {
+/// How [`relay`] ended: the spawner's exit code, and whether a report was passed on.
+struct Relayed {
+    code: i32,
+    reported: bool,
+}
+
+fn relay(r: File, daemon: nix::unistd::Pid, pooled: bool) -> Relayed {
+    match relay_line(r, daemon, pooled) {
+        Ok(code) => Relayed { code, reported: true },
+        Err(code) => Relayed { code, reported: false },
+    }
+}
+
+/// [`relay`]: Ok with the exit code once the report is passed on, Err with it when there was none.
+fn relay_line(mut r: File, daemon: nix::unistd::Pid, pooled: bool) -> Result<i32, i32> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
@@ -231,19 +267,19 @@ fn relay(mut r: File, daemon: nix::unistd::Pid, pooled: bool) -> i32 {
             let mut probe = libc::pollfd { fd: r.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd, zero timeout.
             if unsafe { libc::poll(&mut probe, 1, 0) } == 0 {
-                return daemon_gone(daemon, false, pooled);
+                return Err(daemon_gone(daemon, false, pooled));
             }
         }
         match r.read(&mut b) {
             // Every copy closed without a word: the daemon is exiting.
-            Ok(0) if line.is_empty() => return daemon_gone(daemon, true, pooled),
+            Ok(0) if line.is_empty() => return Err(daemon_gone(daemon, true, pooled)),
             Ok(0) => break,
             Ok(_) if b[0] == b'\n' => break,
             Ok(_) => line.push(b[0]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 eprintln!("shim: {e}");
-                return 1;
+                return Err(1);
             }
         }
     }
@@ -251,18 +287,18 @@ fn relay(mut r: File, daemon: nix::unistd::Pid, pooled: bool) -> i32 {
         Ok(r) => r,
         Err(_) => {
             eprintln!("shim exited before the container was created");
-            return 1;
+            return Err(1);
         }
     };
     line.push(b'\n');
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &line);
-    match ready {
+    Ok(match ready {
         Ready { error: None, .. } => 0,
         Ready { error: Some(e), code } => {
             eprintln!("{e}");
             exit_code(code)
         }
-    }
+    })
 }
 
 /// The spawner's exit status for a daemon's report of `code` (the engine reads the same).
