@@ -45,8 +45,9 @@ pub enum Outcome {
     Exited(Output),
 }
 
-/// How long after a container's create the next spare is started. Its start-up (the exec of the
-/// engine's binary, loading, relocations: ~2 ms of CPU) would otherwise share the two cores with
+/// How long after a container's create the next spare is started. Its start-up (the zygote's
+/// fork and the spawner's of its daemon, ~0.1-0.2 ms of CPU; an exec'd one's exec, loading and
+/// relocations, ~2 ms) would otherwise share the two cores with
 /// the create, the start and the first instants of the container it replaces, all on the path of
 /// a `docker run`. Since a new container's start is made ahead of its start request
 /// (`container::ahead`), the create comes ~5 ms before the start, and a `run --rm busybox true`

@@ -43,11 +43,14 @@ impl Zygote {
         // The spawner holds the other ends now: only it may close them.
         drop((in_r, out_w, err_w));
         let mut p = libc::pollfd { fd: self.ctl.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        match unsafe { libc::poll(&mut p, 1, REPLY_TIMEOUT_MS) } {
-            1 => {}
-            0 => return Err(io::Error::new(io::ErrorKind::TimedOut, "the shim zygote did not answer")),
-            _ => return Err(io::Error::last_os_error()),
+        loop {
+            // SAFETY: one valid pollfd.
+            match unsafe { libc::poll(&mut p, 1, REPLY_TIMEOUT_MS) } {
+                1 => break,
+                0 => return Err(io::Error::new(io::ErrorKind::TimedOut, "the shim zygote did not answer")),
+                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+                _ => return Err(io::Error::last_os_error()),
+            }
         }
         let mut buf = [0u8; 8];
         let (n, mut fds) = recv_with_fds(self.ctl.as_fd(), &mut buf)?.ok_or_else(|| io::Error::other("the shim zygote is gone"))?;

@@ -82,8 +82,8 @@ pub fn main(args: Vec<String>) -> i32 {
 
 /// A spare spawner forked by the zygote, its fds 0-2 in place: as `swarm shim --pooled`, and it
 /// says how it ended on its stdout when it relays no report ([`zygote::exit_line`]).
-fn spare(forked: bool) -> i32 {
-    spawner(StateDir::Stdin, forked)
+fn forked_spare() -> i32 {
+    spawner(StateDir::Stdin, true)
 }
 
 /// The spawner: forks the daemon, then relays its report. With `forked` (by the zygote), an exit
@@ -238,18 +238,18 @@ fn wait_readable_or_exit(r: &File, daemon: nix::unistd::Pid) {
 pub const COMMAND_NOT_EXECUTABLE: i32 = 126;
 pub const COMMAND_NOT_FOUND: i32 = 127;
 
-/// The spawner's side: one line from the daemon, passed on to the engine on stdout (the
-/// engine reads it there and need not wait for this process to exit), and the exit status
-/// that says the same (126 and 127 for a command that cannot run, 1 for any other failure).
-/// The container's init keeps a copy of the pipe until it execs, so EOF never comes while it
-/// waits for `start`: if the daemon dies before it reports, notice that through its pidfd
-/// instead, and exit as it did (0: a spare the engine dropped; 2: its error is on stderr).
 /// How [`relay`] ended: the spawner's exit code, and whether a report was passed on.
 struct Relayed {
     code: i32,
     reported: bool,
 }
 
+/// The spawner's side: one line from the daemon, passed on to the engine on stdout (the
+/// engine reads it there and need not wait for this process to exit), and the exit status
+/// that says the same (126 and 127 for a command that cannot run, 1 for any other failure).
+/// The container's init keeps a copy of the pipe until it execs, so EOF never comes while it
+/// waits for `start`: if the daemon dies before it reports, notice that through its pidfd
+/// instead, and exit as it did (0: a spare the engine dropped; 2: its error is on stderr).
 fn relay(r: File, daemon: nix::unistd::Pid, pooled: bool) -> Relayed {
     match relay_line(r, daemon, pooled) {
         Ok(code) => Relayed { code, reported: true },

@@ -7,7 +7,7 @@
 //! request is one byte with three fds (the spawner's stdin, stdout and stderr: pipes whose other
 //! ends the engine keeps). The zygote forks; the child takes them as its fds 0, 1 and 2 and runs
 //! as `swarm shim --pooled` does from there (it forks its daemon, relays its report, see
-//! [`super::spare`]), and also says how it ended when it has no report to relay: one line
+//! [`super::forked_spare`]), and also says how it ended when it has no report to relay: one line
 //! `exit <code>` on its stdout ([`exit_line`]), since its exit status goes to the zygote, its
 //! parent, not to the engine. The zygote answers each request with the child's pid (`i32`,
 //! little endian; a negative errno when the fork failed) and a pidfd of it, then closes its
@@ -107,7 +107,7 @@ pub(super) fn serve() -> i32 {
                     }
                 }
                 drop((stdin, stdout, stderr));
-                std::process::exit(super::spare(true));
+                std::process::exit(super::forked_spare());
             }
             Ok(nix::unistd::ForkResult::Parent { child }) => match super::supervisor::pidfd_open(child) {
                 Ok(pidfd) => Ok((child.as_raw(), pidfd)),
