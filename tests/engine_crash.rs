@@ -436,4 +436,39 @@ fn spares_are_forked_by_the_shim_zygote_and_a_killed_one_is_replaced() {
     assert_ne!(next, zygote);
     let (spawner, _) = spare_pair(e.exec_root(), engine).expect("the spare's spawner and its daemon");
     assert_eq!(ppid(&spawner.to_string()), Some(next as u32));
+
+    // A zygote that does not answer (stopped) is given up after 2 s: the spare is exec'd by the
+    // engine meanwhile, and the one after it comes from a new zygote.
+    // SAFETY: kill(2) of a process of the engine this test started.
+    unsafe { libc::kill(next, libc::SIGSTOP) };
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exec_d = loop {
+        let spare = spare_shims(e.exec_root());
+        let pooled = spare.iter().find(|p| {
+            ppid(p) == Some(engine) && std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(9).any(|w| w == b"\0--pooled"))
+        });
+        if let Some(p) = pooled {
+            break p.clone();
+        }
+        assert!(Instant::now() < deadline, "no exec'd spare after the zygote stopped answering: {spare:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        !std::path::Path::new(&format!("/proc/{next}")).exists() || ppid(&next.to_string()) != Some(engine),
+        "the stopped zygote was not given up"
+    );
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+    let third = zygote_made(e.exec_root(), engine).expect("a zygote after the exec'd spare");
+    assert!(third != next && third != zygote);
+    // The exec'd spare was taken by that run: its spawner ends (a zombie until reaped).
+    let gone = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |st| st.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone(&exec_d) {
+        assert!(Instant::now() < deadline, "the exec'd spare was not taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
