@@ -315,15 +315,15 @@ fn spare_pair(exec_root: &Path, engine: u32) -> Option<(i32, i32)> {
     }
 }
 
+/// Whether process `pid` has `arg` among its arguments.
+fn has_arg(pid: &str, arg: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+}
+
 /// The engine's shim zygote among `spare` (its child named `shim --zygote`; the spawners it
 /// forks carry the same command line, with the zygote as their parent).
 fn zygote_of(spare: &[String], engine: u32) -> Option<i32> {
-    spare
-        .iter()
-        .find(|p| {
-            ppid(p) == Some(engine) && std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(9).any(|w| w == b"\0--zygote"))
-        })
-        .and_then(|p| p.parse().ok())
+    spare.iter().find(|p| ppid(p) == Some(engine) && has_arg(p, "--zygote")).and_then(|p| p.parse().ok())
 }
 
 /// Waits up to 10 s for the engine's shim zygote to be there.
@@ -445,9 +445,7 @@ fn spares_are_forked_by_the_shim_zygote_and_a_killed_one_is_replaced() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let exec_d = loop {
         let spare = spare_shims(e.exec_root());
-        let pooled = spare.iter().find(|p| {
-            ppid(p) == Some(engine) && std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(9).any(|w| w == b"\0--pooled"))
-        });
+        let pooled = spare.iter().find(|p| ppid(p) == Some(engine) && has_arg(p, "--pooled"));
         if let Some(p) = pooled {
             break p.clone();
         }

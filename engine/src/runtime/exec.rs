@@ -2,7 +2,8 @@
 //! request on its socket, see `shim::spawn`) and hands the engine the process's stdio.
 use super::{spec, user, FdStream, RuntimeError, ShimRuntime};
 use crate::shim::protocol::{self, ExecReply, ExecRequest, Request};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use nix::sys::socket::MsgFlags;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, Interest};
 use tokio::sync::oneshot;
@@ -101,21 +102,6 @@ pub fn all_capabilities() -> Vec<String> {
     CAPABILITY_NAMES.iter().take(last + 1).enumerate().filter(|(i, _)| permitted >> i & 1 == 1).map(|(_, s)| s.to_string()).collect()
 }
 
-fn recv_with_fds(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Result<usize> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut iov = [std::io::IoSliceMut::new(buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-    let msg =
-        recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT).map_err(std::io::Error::from)?;
-    for c in msg.cmsgs().map_err(std::io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            // SAFETY: the kernel just installed these fds for us.
-            fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-        }
-    }
-    Ok(msg.bytes)
-}
-
 /// The engine's end of one stdio fd the shim sent over its socket `sock`.
 fn stream(fd: OwnedFd, sock: &Path) -> Result<FdStream, RuntimeError> {
     FdStream::new(fd).map_err(|e| RuntimeError::io("registering an exec stdio fd from", sock, e))
@@ -164,7 +150,11 @@ impl ShimRuntime {
                 break i;
             }
             ctrl.readable().await.map_err(|e| RuntimeError::io("waiting for the exec reply on", &sock, e))?;
-            match ctrl.try_io(Interest::READABLE, || recv_with_fds(ctrl.as_raw_fd(), &mut buf, &mut fds)) {
+            let recv = || protocol::recv_with_fds(ctrl.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT);
+            match ctrl.try_io(Interest::READABLE, recv).map(|(n, got)| {
+                fds.extend(got);
+                n
+            }) {
                 Ok(0) => return Err(RuntimeError::NotRunning(id.to_string())),
                 Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,

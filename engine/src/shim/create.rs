@@ -10,7 +10,7 @@ use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -241,18 +241,12 @@ pub(super) fn wait_readable(fd: RawFd, deadline: Instant) -> bool {
 
 /// The pty master the child sends (None if it ended first).
 pub(super) fn receive_fd(sock: &UnixStream, deadline: Instant) -> Option<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     if !wait_readable(sock.as_raw_fd(), deadline) {
         return None;
     }
     let mut buf = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    let fds: Vec<RawFd> = msg.cmsgs().ok()?.flat_map(|c| if let ControlMessageOwned::ScmRights(f) = c { f } else { vec![] }).collect();
-    // SAFETY: the kernel just gave us these fds; nothing else owns them.
-    let mut owned = fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) });
-    owned.next()
+    let (_, fds) = protocol::recv_with_fds(sock.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()).ok()?;
+    fds.into_iter().next()
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@ use super::plan::{Plan, PlanError};
 use super::protocol::{ExecReply, ExecRequest, Status};
 use super::spawn::{spawn, Failure, Stdio};
 use super::supervisor::{pidfd_open, trim_heap, Shim};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::socket::MsgFlags;
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 use std::fs::File;
-use std::io::{IoSlice, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
@@ -33,10 +33,7 @@ impl Running {
 fn send_line(ctrl: &UnixStream, reply: &ExecReply, fds: &[RawFd]) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(reply).unwrap_or_else(|_| b"{}".to_vec());
     line.push(b'\n');
-    let iov = [IoSlice::new(&line)];
-    let cmsgs = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsgs };
-    let n = sendmsg::<()>(ctrl.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).map_err(std::io::Error::from)?;
+    let n = super::protocol::send_with_fds(ctrl.as_raw_fd(), &line, fds, MsgFlags::empty())?;
     if n < line.len() {
         (&*ctrl).write_all(&line[n..])?;
     }

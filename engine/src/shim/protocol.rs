@@ -7,7 +7,10 @@
 //! the process has exited and its output has been drained. `exec` answers twice on its
 //! connection: the process's pid and stdio, then its exit code.
 use crate::runtime::Exit;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::{Deserialize, Serialize};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Written by the engine to `<state_dir>/shim.json`; the shim's only input.
@@ -148,6 +151,41 @@ pub struct ExecReply {
     /// With `error`: the container's process is not running (any more).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_running: bool,
+}
+
+/// Sends `data` on the unix socket `sock`, with `fds` (SCM_RIGHTS) when there are any; returns
+/// how many bytes were sent. Retried on EINTR.
+pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd], flags: MsgFlags) -> std::io::Result<usize> {
+    let iov = [IoSlice::new(data)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    loop {
+        match sendmsg::<()>(sock, &iov, cmsgs, flags, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map_err(std::io::Error::from),
+        }
+    }
+}
+
+/// Receives at most `buf.len()` bytes from the unix socket `sock`, and the fds sent with them
+/// (close-on-exec, ours). Retried on EINTR; `flags` add to MSG_CMSG_CLOEXEC.
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8], flags: MsgFlags) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = loop {
+        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC | flags) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.map_err(std::io::Error::from)?,
+        }
+    };
+    let mut fds = vec![];
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel just installed these fds for us; each is owned once.
+            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    Ok((msg.bytes, fds))
 }
 
 #[cfg(test)]

@@ -166,12 +166,9 @@ fn read_to_end(fd: &OwnedFd, deadline: Instant) -> Result<Vec<u8>, ()> {
 }
 
 fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), Failure> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let iov = [std::io::IoSlice::new(b"m")];
-    let fds = [fd];
-    sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+    super::protocol::send_with_fds(sock, b"m", &[fd], nix::sys::socket::MsgFlags::empty())
         .map(|_| ())
-        .map_err(|e| (format!("{PREFIX}: sending the pty master: {}: unknown", errno_text(e as i32)), 126))
+        .map_err(|e| (format!("{PREFIX}: sending the pty master: {}: unknown", errno_text(e.raw_os_error().unwrap_or(libc::EIO))), 126))
 }
 
 /// A new pty from the container's devpts: sends the master on `sock`, makes the slave the

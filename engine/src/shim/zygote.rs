@@ -13,9 +13,8 @@
 //! little endian; a negative errno when the fork failed) and a pidfd of it, then closes its
 //! copies of the fds. Children are reaped by the kernel (SIGCHLD ignored here, back to its
 //! default in each child). The zygote exits when the engine's end closes.
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use nix::sys::socket::MsgFlags;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// The request byte.
 const FORK: u8 = b'f';
@@ -30,38 +29,16 @@ pub fn parse_exit_line(line: &[u8]) -> Option<i32> {
     std::str::from_utf8(line).ok()?.strip_prefix("exit ")?.trim_end().parse().ok()
 }
 
-/// Sends `data` with `fds` over a `SOCK_SEQPACKET` socket.
+/// Sends one message of `data` with `fds` over a `SOCK_SEQPACKET` socket.
 pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> std::io::Result<()> {
-    let iov = [IoSlice::new(data)];
-    let rights = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None).map_err(std::io::Error::from)?;
-    Ok(())
+    super::protocol::send_with_fds(sock.as_raw_fd(), data, fds, MsgFlags::MSG_NOSIGNAL).map(drop)
 }
 
 /// Receives one message (at most `buf.len()` bytes) and the fds sent with it (close-on-exec).
 /// Ok(None) at the end of the stream.
 pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<Option<(usize, Vec<OwnedFd>)>> {
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = loop {
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            r => break r.map_err(std::io::Error::from)?,
-        }
-    };
-    let mut fds = vec![];
-    for c in msg.cmsgs().map_err(std::io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(raw) = c {
-            // SAFETY: the kernel installed these fds for us; each is owned once.
-            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
-    }
-    let n = msg.bytes;
-    if n == 0 && fds.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some((n, fds)))
+    let (n, fds) = super::protocol::recv_with_fds(sock.as_raw_fd(), buf, MsgFlags::empty())?;
+    Ok((n > 0 || !fds.is_empty()).then_some((n, fds)))
 }
 
 fn set_sigchld(handler: libc::sighandler_t) {
