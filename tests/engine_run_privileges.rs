@@ -96,6 +96,15 @@ fn pid_namespace_host_and_container() {
     e.docker_ok(&["run", "-d", "--name", &name, "busybox", "sleep", "1000"]);
     let out = e.docker_ok(&["run", "--rm", "--pid", &format!("container:{name}"), "busybox", "cat", "/proc/1/cmdline"]);
     assert_eq!(out, "sleep\u{0}1000\u{0}");
+    // Pid namespaces that need libcontainer's intermediate process (joined by path) and those
+    // that do not (host, new) give their init the same rlimits and cgroup limits.
+    let script = "ulimit -n; ulimit -Hn; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max";
+    let joined = format!("container:{name}");
+    for pid in [&["--pid", joined.as_str()][..], &["--pid", "host"], &[]] {
+        let limits = ["--ulimit", "nofile=1024:2048", "-m", "64m", "--pids-limit", "50"];
+        let args = [&["run", "--rm"][..], pid, &limits, &["busybox", "sh", "-c", script]].concat();
+        assert_eq!(lines(&e.docker_ok(&args)), ["1024", "2048", "67108864", "50"], "{pid:?}");
+    }
     e.docker_ok(&["stop", "-t", "0", &name]);
     let o = e.docker(&["run", "--rm", "--pid", &format!("container:{name}"), "busybox", "true"]);
     assert!(!o.success() && o.stderr.contains(&format!("cannot join PID of a non running container: {name}")), "{o}");

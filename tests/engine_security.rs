@@ -54,6 +54,23 @@ fn default_seccomp_profile_blocks_namespaces_and_keyrings() {
         let mask = status.lines().find_map(|l| l.strip_prefix(&format!("{set}:"))).map(|m| u64::from_str_radix(m.trim(), 16).unwrap());
         assert_eq!(mask, Some(0xa80425fb), "{set} in {status}");
     }
+    // The filter is loaded before the start, as runc loads it without no-new-privileges: with
+    // --init, the init that Docker runs (pid 1) is under it too. With no-new-privileges it is
+    // loaded just before the exec, and is there all the same, with the same capabilities.
+    assert_eq!(seccomp_mode(&e, &["run", "--rm", "--init", "busybox", "grep", "Seccomp", "/proc/1/status"]), "2");
+    let nnp = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "grep",
+        "-E",
+        "^(Seccomp|NoNewPrivs|CapEff):",
+        "/proc/self/status",
+    ]);
+    let field = |k: &str| nnp.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or_default().to_string();
+    assert_eq!((field("Seccomp:"), field("NoNewPrivs:"), field("CapEff:")), ("2".into(), "1".into(), "00000000a80425fb".into()), "{nnp}");
     let c = e.unique("sc");
     e.docker_ok(&["run", "-d", "--name", &c, "busybox", "sleep", "1000"]);
     assert_eq!(seccomp_mode(&e, &["exec", &c, "grep", "Seccomp", "/proc/self/status"]), "2");

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 /// started by whatever) may have some ignored.
 /// With `winsize`, a terminal on stdin gets that size before exec (the client's size from
 /// the start, not only after its first resize).
-/// With `seccomp`, the container's filter is loaded last (see `runtime::seccomp::bpf`).
+/// With `seccomp`, the container's filter is loaded where runc loads it: just before the init
+/// says it is ready and waits for its start (Docker's default), or, with no_new_privileges,
+/// just before the exec (see `runtime::seccomp::bpf`).
 #[derive(Clone, Default)]
 pub(super) struct CleanSignals {
     pub winsize: Option<(u16, u16)>,
@@ -39,6 +41,21 @@ impl Executor for CleanSignals {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
     }
+
+    /// Without no_new_privileges, loading the filter is a privileged operation, and runc does it
+    /// during the create, before the start (before it drops its capabilities). Here it happens
+    /// after libcontainer set them (with CAP_SYS_ADMIN kept for it), before the start too: a
+    /// start made ahead of its request no longer loads and compiles the filter after it.
+    fn before_ready(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if !no_new_privileges(spec) {
+            self.load_seccomp()?;
+        }
+        Ok(())
+    }
+}
+
+fn no_new_privileges(spec: &Spec) -> bool {
+    spec.process().as_ref().and_then(|p| p.no_new_privileges()).unwrap_or(false)
 }
 
 impl CleanSignals {
@@ -49,10 +66,17 @@ impl CleanSignals {
             // SAFETY: TIOCSWINSZ reads one winsize; on a non-tty stdin it fails harmlessly.
             unsafe { libc::ioctl(0, libc::TIOCSWINSZ, &ws) };
         }
-        if let Some(program) = &self.seccomp {
-            bpf::load_in_init(program).map_err(|e| ExecutorError::Other(e.to_string()))?;
+        if no_new_privileges(spec) {
+            self.load_seccomp()?;
         }
         DefaultExecutor {}.exec(spec)
+    }
+
+    fn load_seccomp(&self) -> Result<(), ExecutorError> {
+        match &self.seccomp {
+            Some(program) => bpf::load_in_init(program).map_err(|e| ExecutorError::Other(e.to_string())),
+            None => Ok(()),
+        }
     }
 }
 

@@ -185,8 +185,9 @@ pub enum LoadError {
     DropAdmin(std::io::Error),
 }
 
-/// In the container's init, just before its exec: loads the program, then drops CAP_SYS_ADMIN
-/// from the permitted and effective sets unless the container has it (its bounding set).
+/// In the container's init, before its start or just before its exec (`shim::create`): loads
+/// the program, then drops CAP_SYS_ADMIN from the permitted and effective sets unless the
+/// container has it (its bounding set).
 pub fn load_in_init(program: &Program) -> Result<(), LoadError> {
     program.load().map_err(|e| LoadError::Load(std::io::Error::from_raw_os_error(e)))?;
     // SAFETY: prctl with integer arguments.

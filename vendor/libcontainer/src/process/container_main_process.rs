@@ -14,6 +14,7 @@ use crate::hooks;
 use crate::network::network_device::dev_change_net_namespace;
 use crate::process::args::{ContainerArgs, ContainerType};
 use crate::process::fork::{self, CloneCb};
+use crate::process::init::process as init_process;
 use crate::process::{channel, container_intermediate_process};
 use crate::syscall::SyscallError;
 use crate::user_ns::UserNamespaceConfig;
@@ -34,6 +35,8 @@ pub enum ProcessError {
     IntelRdt(#[from] crate::process::intel_rdt::IntelRdtError),
     #[error("failed to create intermediate process")]
     IntermediateProcessFailed(#[source] fork::CloneError),
+    #[error("failed to create init process")]
+    InitProcessFailed(#[source] fork::CloneError),
     #[error("failed seccomp listener")]
     #[cfg(feature = "libseccomp")]
     SeccompListener(#[from] crate::process::seccomp_listener::SeccompListenerError),
@@ -60,49 +63,61 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let mut inter_chan = channel::intermediate_channel()?;
     let mut init_chan = channel::init_channel()?;
 
-    let cb: CloneCb = {
-        Box::new(|| {
-            if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
+    // flotilla patch: no intermediate process where it has nothing to do
+    // (`container_intermediate_process::direct_init_flags`): the init is cloned here.
+    let mut direct_init_pid = None;
+    let intermediate_pid = if let Some(flags) =
+        container_intermediate_process::direct_init_flags(container_args)
+    {
+        let cb: CloneCb = Box::new(|| {
+            if let Err(ret) = prctl::set_name("youki:[2:INIT]") {
                 tracing::error!(?ret, "failed to set name for child process");
                 return ret;
             }
-
-            match container_intermediate_process::container_intermediate_process(
-                container_args,
-                &mut inter_chan,
-                &mut init_chan,
-                &mut intermediate_main_sender,
-                &mut init_main_sender,
-            ) {
-                Ok(_) => 0,
-                Err(err) => {
-                    tracing::error!("failed to run intermediate process {}", err);
-                    match intermediate_main_sender.send_error(err.to_string()) {
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(
-                                "error in sending intermediate error message {} to main: {}",
-                                err,
-                                e
-                            )
-                        }
+            // The senders this process does not use, as the intermediate's init closes them.
+            if init_chan.0.close().is_err()
+                || inter_chan.0.close().is_err()
+                || intermediate_main_sender.close().is_err()
+            {
+                tracing::error!("failed to close unused senders in the init process");
+                return -1;
+            }
+            let res = container_intermediate_process::prepare_direct_init(container_args)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    init_process::container_init_process(
+                        container_args,
+                        &mut init_main_sender,
+                        &mut init_chan.1,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match res {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("failed to initialize container process: {e}");
+                    if let Err(err) = init_main_sender.exec_failed(e) {
+                        tracing::error!(?err, "failed sending error to main sender");
                     }
                     -1
                 }
             }
-        })
-    };
-
-    let container_clone_fn = if container_args.as_sibling {
-        fork::container_clone_sibling
+        });
+        let pid = fork::container_clone_init(cb, flags).map_err(|err| {
+            tracing::error!("failed to fork init process: {}", err);
+            ProcessError::InitProcessFailed(err)
+        })?;
+        direct_init_pid = Some(pid);
+        None
     } else {
-        fork::container_clone
+        Some(clone_intermediate(
+            container_args,
+            &mut inter_chan,
+            &mut init_chan,
+            &mut intermediate_main_sender,
+            &mut init_main_sender,
+        )?)
     };
-
-    let intermediate_pid = container_clone_fn(cb).map_err(|err| {
-        tracing::error!("failed to fork intermediate process: {}", err);
-        ProcessError::IntermediateProcessFailed(err)
-    })?;
 
     // Close down unused fds. The corresponding fds are duplicated to the
     // child process during clone.
@@ -121,7 +136,9 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // If creating a container with new user namespace, the intermediate process will ask
     // the main process to set up uid and gid mapping, once the intermediate
     // process enters into a new user namespace.
-    if let Some(config) = &container_args.user_ns_config {
+    if let (Some(config), Some(intermediate_pid)) =
+        (&container_args.user_ns_config, intermediate_pid)
+    {
         intermediate_main_receiver.wait_for_mapping_request()?;
         setup_mapping(config, intermediate_pid)?;
         inter_sender.mapping_written()?;
@@ -134,7 +151,8 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         .linux()
         .as_ref()
         .and_then(build_timens_offsets)
-        .map(|time_offsets| -> Result<()> {
+        .zip(intermediate_pid)
+        .map(|(time_offsets, intermediate_pid)| -> Result<()> {
             // This must be done from the parent process since CAP_SYS_TIME is required.
             intermediate_main_receiver.wait_for_time_offset_request()?;
             tracing::debug!("write time offsets for pid {intermediate_pid:?}: '{time_offsets}'");
@@ -162,7 +180,10 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
 
     // The intermediate process will send the init pid once it forks the init
     // process.  The intermediate process should exit after this point.
-    let init_pid = intermediate_main_receiver.wait_for_intermediate_ready()?;
+    let init_pid = match direct_init_pid {
+        Some(pid) => pid,
+        None => intermediate_main_receiver.wait_for_intermediate_ready()?,
+    };
 
     // if file to write the pid to is specified, write pid of the child
     if let Some(pid_file) = &container_args.pid_file {
@@ -292,6 +313,9 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // process is exit and reaped. By this point, the intermediate process
     // should already exited successfully. If intermediate process errors out,
     // the `init_ready` will not be sent.
+    let Some(intermediate_pid) = intermediate_pid else {
+        return Ok(init_pid);
+    };
     match waitpid(intermediate_pid, None) {
         Ok(WaitStatus::Exited(_, 0)) => (),
         Ok(WaitStatus::Exited(_, s)) => {
@@ -310,6 +334,60 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     };
 
     Ok(init_pid)
+}
+
+/// The intermediate process, which clones the init: libcontainer's path, unchanged but moved
+/// here by the flotilla patch above.
+fn clone_intermediate(
+    container_args: &ContainerArgs,
+    inter_chan: &mut (channel::IntermediateSender, channel::IntermediateReceiver),
+    init_chan: &mut (channel::InitSender, channel::InitReceiver),
+    intermediate_main_sender: &mut channel::MainSender,
+    init_main_sender: &mut channel::MainSender,
+) -> Result<Pid> {
+    let cb: CloneCb = {
+        Box::new(|| {
+            if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
+                tracing::error!(?ret, "failed to set name for child process");
+                return ret;
+            }
+
+            match container_intermediate_process::container_intermediate_process(
+                container_args,
+                inter_chan,
+                init_chan,
+                intermediate_main_sender,
+                init_main_sender,
+            ) {
+                Ok(_) => 0,
+                Err(err) => {
+                    tracing::error!("failed to run intermediate process {}", err);
+                    match intermediate_main_sender.send_error(err.to_string()) {
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(
+                                "error in sending intermediate error message {} to main: {}",
+                                err,
+                                e
+                            )
+                        }
+                    }
+                    -1
+                }
+            }
+        })
+    };
+
+    let container_clone_fn = if container_args.as_sibling {
+        fork::container_clone_sibling
+    } else {
+        fork::container_clone
+    };
+
+    container_clone_fn(cb).map_err(|err| {
+        tracing::error!("failed to fork intermediate process: {}", err);
+        ProcessError::IntermediateProcessFailed(err)
+    })
 }
 
 fn setup_mapping(config: &UserNamespaceConfig, pid: Pid) -> Result<()> {

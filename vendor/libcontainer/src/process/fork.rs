@@ -55,6 +55,14 @@ pub fn container_clone(cb: CloneCb) -> Result<Pid, CloneError> {
     clone_internal(cb, 0, Some(SIGCHLD as u64))
 }
 
+// flotilla patch: clone the init process directly, as a child of the calling process, with
+// `flags` (`CLONE_NEWPID` for a new pid namespace) and no exit signal, as the sibling the
+// intermediate process would have cloned (the caller waits for it with `__WALL` or a pidfd).
+// See `container_intermediate_process::direct_init_flags`.
+pub fn container_clone_init(cb: CloneCb, flags: u64) -> Result<Pid, CloneError> {
+    clone_internal(cb, flags, None)
+}
+
 // An internal wrapper to manage the clone3 vs clone fallback logic.
 fn clone_internal(
     mut cb: CloneCb,

@@ -66,6 +66,13 @@ pub trait Executor: CloneBoxExecutor {
     /// Executes the workload
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError>;
 
+    /// flotilla patch: runs in the init process after `setup_envs`, just before it tells the
+    /// main process that it is ready and waits for the start signal (as runc loads a seccomp
+    /// filter that needs no `no_new_privileges` there). Nothing by default.
+    fn before_ready(&self, _spec: &Spec) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+
     /// Validate if the spec can be executed by the executor. This step runs
     /// after the container init process is created, entered into the correct
     /// namespace and cgroups, and pivot_root into the rootfs. But this step

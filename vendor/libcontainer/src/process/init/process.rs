@@ -427,6 +427,8 @@ pub fn container_init_process(
 
     args.executor.validate(ctx.spec)?;
     args.executor.setup_envs(ctx.envs)?;
+    // flotilla patch: the executor's last step before the start (`Executor::before_ready`).
+    args.executor.before_ready(ctx.spec)?;
 
     // Notify main process that the init process is ready to execute the
     // payload.  Note, because we are already inside the pid namespace, the pid
