@@ -265,6 +265,43 @@ fn rm_cleans_up_after_its_answer_and_a_killed_engine_finishes_it_at_its_start() 
     assert_no_runtime_leftovers(&e, "at the end");
 }
 
+/// A new container's start is made ahead while its record is written and synced: an engine
+/// killed after the first began and before the second was durable leaves a container directory
+/// without a record, with a rootfs mounted in it, a sandbox and a shim whose init waits. The next
+/// start reclaims them all (the record of the last create is removed by hand after the kill,
+/// which is what such a kill leaves) and lists no such container.
+#[test]
+fn a_create_killed_before_its_record_was_durable_leaves_nothing() {
+    require_root!();
+    let mut e = engine_with_busybox();
+    let id = e.docker_ok(&["create", "busybox", "sleep", "1000"]).trim().to_string();
+    assert!(is_hex64(&id), "create printed {id:?}");
+    // The start made ahead: its shim's state dir, the netns and the rootfs mount.
+    let made = wait_until(Duration::from_secs(10), || {
+        runtime_state(e.exec_root()).contains(&id[..16].to_string())
+            && e.exec_root().join("netns").join(&id).exists()
+            && !testground::cleanup::mounts_below(e.data_root()).is_empty()
+    });
+    assert!(made, "no start made ahead: {:?}", runtime_state(e.exec_root()));
+    let pid = e.pid().expect("engine pid") as i32;
+    // SAFETY: kill(2) of the engine this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let dir = e.data_root().join("containers").join(&id);
+    std::fs::remove_file(dir.join("config.v2.json")).expect("removing the record");
+    e.restart();
+    assert!(lines(&e.docker_ok(&["ps", "-aq"])).is_empty());
+    assert!(!dir.exists(), "the directory of the unfinished create is left");
+    assert_no_runtime_leftovers(&e, "after the restart");
+    assert_eq!(bridge_ports(e.bridge()), Vec::<String>::new(), "veths left on the bridge");
+    let netns: Vec<String> = std::fs::read_dir(e.exec_root().join("netns"))
+        .map(|rd| rd.flatten().map(|x| x.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert_eq!(netns, Vec::<String>::new(), "netns files left");
+    assert_eq!(e.docker_ok(&["run", "--rm", "busybox", "echo", "ok"]).trim(), "ok");
+    assert!(e.terminate(Duration::from_secs(15)).is_some(), "the engine did not stop");
+    assert_no_runtime_leftovers(&e, "at the end");
+}
+
 /// Pids of the engine's spare shims: its shim zygote, the spare spawners (forked by the zygote,
 /// or exec'd by the engine) and their daemons (their command lines name the exec root).
 fn spare_shims(exec_root: &Path) -> Vec<String> {

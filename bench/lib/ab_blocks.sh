@@ -5,6 +5,9 @@
 # median of the per-pair differences B - A. Back-to-back runs are bound by CPU (bench/engine.md,
 # stop 32): background work of one run (spares, cleanups) falls in the next, as in the bench.
 # Usage: bench/lib/ab_blocks.sh SWARM_A SWARM_B [PAIRS]   (root; release binaries)
+# AB_DATA=DIR puts the two data roots in a new directory under DIR (say /var/tmp, on the disk as
+# in bench/engine, where the record's fsyncs cost what they cost there); default: with the rest
+# under /dev/shm.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
@@ -12,6 +15,8 @@ cd "$(dirname "$0")/../.."
 A=$1 B=$2 PAIRS=${3:-20}
 D=$(command -v /usr/local/bin/docker || command -v docker)
 R=$(mktemp -d /dev/shm/flt-ab.XXXXXX)
+DATA=$R
+[ -z "${AB_DATA:-}" ] || DATA=$(mktemp -d "$AB_DATA/flt-ab.XXXXXX")
 export DOCKER_CONFIG=$R/cfg
 PIDS=()
 cleanup() {
@@ -20,16 +25,16 @@ cleanup() {
     ids=$("$D" -H "unix://$R/s$i.sock" ps -aq 2>/dev/null); [ -z "$ids" ] || "$D" -H "unix://$R/s$i.sock" rm -f $ids >/dev/null 2>&1
   done
   for p in "${PIDS[@]}"; do flt_stop_pid "$p" 10; done
-  for i in 1 2; do flt_cleanup "fltab$i" "/flt-ab$i" "$R/d$i" "$R/e$i"; done
-  rm -rf "$R"
+  for i in 1 2; do flt_cleanup "fltab$i" "/flt-ab$i" "$DATA/d$i" "$R/e$i"; done
+  rm -rf "$R" "$DATA"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 i=0
 for bin in "$A" "$B"; do
   i=$((i + 1))
-  mkdir -p "$R/d$i" "$R/e$i"
-  NO_COLOR=1 "$bin" engine -H "unix://$R/s$i.sock" --data-root "$R/d$i" --exec-root "$R/e$i" --bridge "fltab$i" \
+  mkdir -p "$DATA/d$i" "$R/e$i"
+  NO_COLOR=1 "$bin" engine -H "unix://$R/s$i.sock" --data-root "$DATA/d$i" --exec-root "$R/e$i" --bridge "fltab$i" \
     --bip "10.159.$i.1/24" --cgroup-parent "/flt-ab$i" --log-level warn >"$R/log$i" 2>&1 &
   PIDS+=($!)
   flt_wait_docker "unix://$R/s$i.sock" 60 || { tail -20 "$R/log$i"; exit 1; }

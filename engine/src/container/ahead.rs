@@ -236,6 +236,24 @@ impl<R: Runtime> ContainerService<R> {
         true
     }
 
+    /// A create that failed after its start began to be made ahead (its record could not be
+    /// written): the container is marked removed, so that a start made ahead that has not begun
+    /// does nothing; one under way is waited for, and what it made (process, network, rootfs
+    /// mount) is undone.
+    pub(super) async fn abandon_ahead(&self, ctr: &Ctr) {
+        ctr.gen.send_modify(|g| g.removed = true);
+        let _op = ctr.op.lock().await;
+        self.undo_prepared(ctr).await;
+        let id = ctr.id();
+        let dir = super::record::Record::dir(&self.cfg.data_root, &id);
+        let fs = self.rootfs.clone();
+        let unmounted = tokio::task::spawn_blocking(move || fs.unmount(&dir)).await.map_err(std::io::Error::other);
+        if let Err(e) = unmounted.and_then(|r| r) {
+            tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed");
+        }
+        self.ahead.forget(&id);
+    }
+
     /// Releases what a start made ahead made (or began to make) for `rec`, then shows the
     /// container again and gives its place back.
     async fn release_prepared(&self, ctr: &Ctr, rec: &Record) {

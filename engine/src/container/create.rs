@@ -205,7 +205,13 @@ impl<R: Runtime> ContainerService<R> {
             ctr
         };
         let rec = ctr.record();
+        // The start made ahead begins while the record is written and synced (two fsyncs, on
+        // the path of every `docker run`): it needs nothing of the record on disk. An engine
+        // killed before the record is durable reclaims what it made at its next start (a
+        // container directory without a record, `ContainerService::load`).
+        self.mount_ahead(&ctr);
         if let Err(e) = self.save(&rec) {
+            self.abandon_ahead(&ctr).await;
             let mut t = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             t.names.remove(&rec.name);
             t.by_id.remove(&id);
@@ -215,7 +221,6 @@ impl<R: Runtime> ContainerService<R> {
             return Err(e);
         }
         self.publish("create", &rec, &[]);
-        self.mount_ahead(&ctr);
         tracing::info!(container = %id, name = %rec.name, "created");
         Ok((id, warnings))
     }

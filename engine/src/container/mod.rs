@@ -331,6 +331,7 @@ impl<R: Runtime> ContainerService<R> {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     tracing::warn!(container = %id, "container directory without a record; removing it");
+                    self.reclaim_unrecorded(&id).await;
                     let _ = std::fs::remove_dir_all(e.path());
                     continue;
                 }
@@ -376,6 +377,30 @@ impl<R: Runtime> ContainerService<R> {
         futures_util::future::join_all(checks).await;
         self.restore_policies();
         Ok(())
+    }
+
+    /// What a create the engine did not finish (killed before its record was written) may have
+    /// made: its start is made ahead while the record is written (`create`), so a rootfs mount,
+    /// a sandbox (netns, veth, address) and a shim with its cgroups. Released before its
+    /// directory is removed (which must not reach into a mounted rootfs).
+    async fn reclaim_unrecorded(&self, id: &str) {
+        let dir = Record::dir(&self.cfg.data_root, id);
+        if self.rootfs.is_mounted(&dir) {
+            if let Err(e) = self.rootfs.unmount(&dir) {
+                tracing::warn!(container = %id, error = %e, "unmounting the rootfs of an unfinished create failed");
+            }
+        }
+        if self.network.netns_path(id).exists() {
+            if let Err(e) = self.network.release(id).await {
+                tracing::warn!(container = %id, error = %e, "network cleanup of an unfinished create failed");
+            }
+        }
+        let state_dir = self.state_dir(id);
+        if state_dir.exists() {
+            if let Err(e) = self.runtime.delete(id, &state_dir).await {
+                tracing::warn!(container = %id, error = %e, "runtime cleanup of an unfinished create failed");
+            }
+        }
     }
 
     /// The volume service (the API's `/volumes` routes use it too).

@@ -127,3 +127,38 @@ async fn a_start_made_ahead_that_fails_leaves_nothing_and_the_start_makes_its_ow
     assert_eq!(h.rt.count(&format!("create {id}")), 2);
     assert_eq!(h.rt.count(&format!("start {id}")), 1);
 }
+
+/// A create whose record cannot be written abandons the start made ahead of it (begun while the
+/// record is written): the process, the network and the rootfs mount are released, and a start
+/// made ahead that had not begun does nothing.
+#[tokio::test]
+async fn an_abandoned_create_releases_what_its_start_made_ahead() {
+    let h = harness().await;
+    let id = h.create("ahead-abandoned", HostConfig::default()).await;
+    until("the start made ahead", || h.svc.made_ahead(&id)).await;
+    let ctr = h.svc.get(&id).unwrap();
+    h.svc.abandon_ahead(&ctr).await;
+    assert!(!h.svc.made_ahead(&id));
+    assert!(!h.net.has_sandbox(&id), "the network is left set up");
+    assert!(!h.fs.mounted(&id), "the rootfs is left mounted");
+    assert!(h.rt.calls().contains(&format!("delete {id}")), "the runtime's container is left");
+    assert_eq!(h.svc.ahead.len(), 0);
+
+    // Abandoned before its start made ahead began: that one finds it removed and makes nothing.
+    let id = h.create("ahead-abandoned-early", HostConfig::default()).await;
+    let ctr = h.svc.get(&id).unwrap();
+    let op = ctr.op.lock().await;
+    let abandon = {
+        let (svc, ctr) = (h.svc.clone(), ctr.clone());
+        tokio::spawn(async move { svc.abandon_ahead(&ctr).await })
+    };
+    until("marked removed", || ctr.subscribe().borrow().removed).await;
+    drop(op);
+    abandon.await.expect("abandon");
+    until("its place given back", || h.svc.ahead.len() == 0).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!h.svc.made_ahead(&id));
+    assert_eq!(h.rt.count(&format!("create {id}")), 0, "the runtime's container was made");
+    assert!(!h.net.has_sandbox(&id), "the network was set up");
+    assert!(!h.fs.mounted(&id), "the rootfs is mounted");
+}
