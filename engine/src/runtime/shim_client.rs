@@ -108,10 +108,10 @@ fn io_err(what: &'static str, path: &Path, e: io::Error) -> RuntimeError {
 /// Writes the OCI bundle and the shim's config for `spec` under its state dir.
 fn write_bundle(spec: &RunSpec, runtime_root: &Path) -> Result<ShimConfig, RuntimeError> {
     let exec_user = user::resolve_user(&spec.rootfs, &spec.user)?;
-    let mut oci = spec::build(spec, &exec_user)?;
+    let spec::Built { spec: oci, seccomp } = spec::build(spec, &exec_user)?;
     let bundle = spec.state_dir.join(protocol::BUNDLE_DIR);
     let bpf = bundle.join(super::seccomp::bpf::BPF_FILE);
-    match super::seccomp::bpf::for_bundle(&mut oci)? {
+    match seccomp {
         Some(program) => crate::fsutil::write_runtime(&bpf, &program.encode()).map_err(|e| io_err("writing", &bpf, e))?,
         None => match std::fs::remove_file(&bpf) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err("removing", &bpf, e)),

@@ -118,8 +118,15 @@ pub fn hostname(spec: &RunSpec) -> String {
     }
 }
 
-/// Builds the OCI spec for `spec` running as `user` (resolve it with [`super::user::resolve_user`]).
-pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
+/// A container's OCI spec and the seccomp program its init loads (none: it runs without one).
+pub struct Built {
+    pub spec: Spec,
+    pub seccomp: Option<std::sync::Arc<super::seccomp::bpf::Program>>,
+}
+
+/// Builds the OCI spec for `spec` running as `user` (resolve it with [`super::user::resolve_user`]),
+/// and its seccomp program, which the spec does not carry (see [`super::seccomp::bpf`]).
+pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Built, RuntimeError> {
     let hostname = hostname(spec);
     let mut mounts = default_mounts();
     // User mounts (binds and tmpfs) parent-first: `/data` before `/data/tmp`.
@@ -176,8 +183,12 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Spec, RuntimeError> {
     }
     super::spec_opts::apply(&mut value, &spec.options, &spec.rootfs)?;
     // Last: the filter depends on the final capability set; --privileged runs without one.
-    super::seccomp::apply(&mut value, &spec.seccomp, spec.options.privileged)?;
-    serde_json::from_value(value).map_err(|e| RuntimeError::Spec(format!("invalid runtime spec: {e}")))
+    let seccomp = super::seccomp::program_for(&value, &spec.seccomp, spec.options.privileged)?;
+    let mut oci: Spec = serde_json::from_value(value).map_err(|e| RuntimeError::Spec(format!("invalid runtime spec: {e}")))?;
+    if seccomp.is_some() {
+        super::seccomp::bpf::grant_loading(&mut oci);
+    }
+    Ok(Built { spec: oci, seccomp })
 }
 
 /// `linux.resources`: Docker's deny-all device rule plus the container's limits.
@@ -365,7 +376,8 @@ mod tests {
         let mut rs = run_spec();
         rs.tty = true;
         let user = ExecUser { uid: 33, gid: 33, additional_gids: vec![10], home: "/var/www".into() };
-        let s = build(&rs, &user).unwrap();
+        let built = build(&rs, &user).unwrap();
+        let s = built.spec;
         let p = s.process().as_ref().unwrap();
         assert_eq!(p.args().as_ref().unwrap(), &vec!["echo".to_string(), "hello".to_string()]);
         assert_eq!(p.cwd(), &PathBuf::from("/"));
@@ -386,7 +398,9 @@ mod tests {
         let caps = p.capabilities().as_ref().unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
         assert!(caps.effective().as_ref().unwrap().contains(&Capability::NetBindService));
-        assert!(!caps.permitted().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
+        // The init loads its seccomp program with CAP_SYS_ADMIN (in its permitted set only then).
+        assert_eq!(caps.permitted().as_ref().unwrap().contains(&Capability::SysAdmin), built.seccomp.is_some());
         let rl = &p.rlimits().as_ref().unwrap()[0];
         assert_eq!((rl.hard(), rl.soft()), (nofile_limit(), nofile_limit()));
         assert!(nofile_limit() <= NOFILE_LIMIT);
@@ -397,7 +411,7 @@ mod tests {
         let mut rs = run_spec();
         rs.env = vec!["PATH=/bin".into(), "HOME=/h".into(), "HOSTNAME=x".into()];
         rs.hostname = "web".into();
-        let s = build(&rs, &root()).unwrap();
+        let s = build(&rs, &root()).unwrap().spec;
         assert_eq!(s.hostname().as_deref(), Some("web"));
         assert_eq!(s.process().as_ref().unwrap().env().as_ref().unwrap(), &rs.env);
     }
@@ -405,7 +419,7 @@ mod tests {
     #[test]
     fn root_mounts_and_paths() {
         let mut rs = run_spec();
-        let s = build(&rs, &root()).unwrap();
+        let s = build(&rs, &root()).unwrap().spec;
         let r = s.root().as_ref().unwrap();
         assert_eq!(r.path(), &PathBuf::from("/var/lib/x/rootfs"));
         assert_eq!(r.readonly(), Some(false));
@@ -424,7 +438,7 @@ mod tests {
         let devs = linux.resources().as_ref().unwrap().devices().as_ref().unwrap();
         assert!(!devs[0].allow());
         rs.readonly_rootfs = true;
-        assert_eq!(build(&rs, &root()).unwrap().root().as_ref().unwrap().readonly(), Some(true));
+        assert_eq!(build(&rs, &root()).unwrap().spec.root().as_ref().unwrap().readonly(), Some(true));
     }
 
     #[test]
@@ -432,7 +446,7 @@ mod tests {
         let types = |netns: NetNs| {
             let mut rs = run_spec();
             rs.netns = netns;
-            let s = build(&rs, &root()).unwrap();
+            let s = build(&rs, &root()).unwrap().spec;
             let ns = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
             let net = ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).map(|n| n.path().clone());
             (ns.len(), net, s.linux().as_ref().unwrap().sysctl().clone().unwrap_or_default().len())
@@ -454,7 +468,7 @@ mod tests {
             pids_limit: Some(20),
             ..Default::default()
         };
-        let s = build(&rs, &root()).unwrap();
+        let s = build(&rs, &root()).unwrap().spec;
         let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
         let cpu = r.cpu().as_ref().unwrap();
@@ -462,14 +476,14 @@ mod tests {
         assert_eq!(cpu.cpus().as_deref(), Some("0"));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 20);
         assert!(!r.devices().as_ref().unwrap()[0].allow());
-        let none = build(&run_spec(), &root()).unwrap();
+        let none = build(&run_spec(), &root()).unwrap().spec;
         let r = none.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
     }
 
     #[test]
     fn exec_process_fields() {
-        let spec = build(&run_spec(), &root()).unwrap();
+        let spec = build(&run_spec(), &root()).unwrap().spec;
         let base: ExecBase = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(base.rootfs(), PathBuf::from("/var/lib/x/rootfs"));
         let es = crate::runtime::ExecSpec {

@@ -1,11 +1,12 @@
 //! A container's seccomp filter as a BPF program. libseccomp takes 6 ms (one architecture) to
 //! 40 ms (Docker's x86_64 + x86 + x32) to compile Docker's profile, which libcontainer would do
 //! in every container's init and runc-style in every exec. Here the engine compiles each distinct
-//! filter once (cached), writes the program next to the bundle ([`BPF_FILE`]), and takes
-//! `linux.seccomp` out of the spec libcontainer reads; the shim loads the program with one
-//! seccomp(2) call: into the container's init just before the exec (the init keeps
+//! filter once (`super::program_for` keeps it), writes the program next to the bundle
+//! ([`BPF_FILE`]), and the spec libcontainer reads has no `linux.seccomp`; the shim loads the
+//! program with one seccomp(2) call: into the container's init before its start (or just before
+//! the exec, with `no_new_privileges`; the init keeps
 //! CAP_SYS_ADMIN in its permitted and effective sets until then, never in its bounding set, see
-//! [`for_bundle`]), and into each exec'd process before it drops its capabilities.
+//! [`grant_loading`]), and into each exec'd process before it drops its capabilities.
 use super::SeccompError;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, Spec};
@@ -23,9 +24,6 @@ const CAP_SYS_ADMIN: u32 = 21;
 /// Filters with more rules than this are compiled into a binary tree (runc's threshold, which
 /// counts the spec's rule groups; Docker's profile has ~350 rules).
 const BINARY_TREE_FROM: usize = 32;
-
-/// How many compiled filters the engine keeps (distinct profiles and capability sets).
-const CACHE_MAX: usize = 64;
 
 /// A compiled filter: seccomp(2) flags and `struct sock_filter` instructions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,19 +145,17 @@ fn compile(s: &LinuxSeccomp) -> Result<Program, SeccompError> {
     Program::decode(&[&flags.to_le_bytes()[..], &code].concat()).ok_or_else(|| bad("libseccomp produced no program"))
 }
 
-/// The program for `filter`, compiled once per distinct filter.
+/// The program for `filter` (`super::program_for` keeps it per profile and capability set).
 pub fn program(filter: &LinuxSeccomp) -> Result<Arc<Program>, SeccompError> {
-    static CACHE: super::Recent<LinuxSeccomp, Arc<Program>> = super::Recent::new(CACHE_MAX);
-    CACHE.get_or_make(filter, || compile(filter).map(Arc::new))
+    compile(filter).map(Arc::new)
 }
 
-/// Prepares `spec` for libcontainer: takes its filter out and returns the program the shim is
-/// to load instead. Loading needs CAP_SYS_ADMIN, and the init loads it after libcontainer has set
-/// its capabilities: CAP_SYS_ADMIN goes to its permitted and effective sets (not its bounding
-/// set, so no exec'd program can have it) and the shim drops it again right after loading.
-pub fn for_bundle(spec: &mut Spec) -> Result<Option<Arc<Program>>, SeccompError> {
-    let Some(filter) = spec.linux_mut().as_mut().and_then(|l| l.seccomp_mut().take()) else { return Ok(None) };
-    let program = program(&filter)?;
+/// Prepares the spec libcontainer reads for a container whose init loads a program (it has no
+/// `linux.seccomp`: the shim loads the program instead). Loading needs CAP_SYS_ADMIN, and the
+/// init loads it after libcontainer has set its capabilities: CAP_SYS_ADMIN goes to its
+/// permitted and effective sets (not its bounding set, so no exec'd program can have it) and the
+/// shim drops it again right after loading.
+pub fn grant_loading(spec: &mut Spec) {
     if let Some(p) = spec.process_mut().as_mut() {
         if let Some(mut caps) = p.capabilities().clone() {
             let with_admin = |set: &Option<oci_spec::runtime::Capabilities>| {
@@ -172,7 +168,6 @@ pub fn for_bundle(spec: &mut Spec) -> Result<Option<Arc<Program>>, SeccompError>
             p.set_capabilities(Some(caps));
         }
     }
-    Ok(Some(program))
 }
 
 /// Why the container's init could not load its filter (runs in the init: the text reaches the
@@ -224,13 +219,12 @@ mod tests {
     }
 
     #[test]
-    fn programs_are_compiled_once_and_round_trip() {
+    fn programs_round_trip() {
         let f = filter(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
             "syscalls": [{"names": ["read", "write", "no_such_call"], "action": "SCMP_ACT_ALLOW"},
                          {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}]},
                          {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}));
         let p = program(&f).unwrap();
-        assert!(Arc::ptr_eq(&p, &program(&f).unwrap()), "cached");
         assert!(!p.code.is_empty() && p.code.len().is_multiple_of(8));
         assert_eq!(Program::decode(&p.encode()).as_ref(), Some(&*p));
         assert_eq!(Program::decode(&[0, 0, 0, 0, 1, 2, 3]), None);
@@ -241,23 +235,15 @@ mod tests {
     }
 
     #[test]
-    fn the_spec_for_libcontainer_has_no_filter_and_a_loading_capability() {
-        let rs: Spec = serde_json::from_value(json!({"ociVersion": "1.0.2", "root": {"path": "/r"},
-            "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}},
-            "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}}}))
+    fn the_spec_for_libcontainer_has_a_loading_capability() {
+        let mut spec: Spec = serde_json::from_value(json!({"ociVersion": "1.0.2", "root": {"path": "/r"},
+            "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}}}))
         .unwrap();
-        let mut spec = rs.clone();
-        assert!(for_bundle(&mut spec).unwrap().is_some());
-        assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
+        grant_loading(&mut spec);
         let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
         assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
         assert!(caps.permitted().as_ref().unwrap().contains(&Capability::SysAdmin));
         assert!(caps.effective().as_ref().unwrap().contains(&Capability::SysAdmin));
-        let mut none: Spec = serde_json::from_value(
-            json!({"ociVersion": "1.0.2", "root": {"path": "/r"}, "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}}),
-        )
-        .unwrap();
-        assert!(for_bundle(&mut none).unwrap().is_none());
     }
 
     /// Docker's profile compiled as containers get it, loaded in a forked child: what it allows

@@ -6,8 +6,10 @@
 //! JSON): `defaultAction`, `architectures` or `archMap`, and `syscalls` whose `includes` and
 //! `excludes` (capabilities, architectures, a minimum kernel) are resolved here against the
 //! container's capability bounding set, as dockerd does. `--privileged` runs without seccomp.
+use oci_spec::runtime::LinuxSeccomp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 pub mod bpf;
 mod default;
@@ -67,18 +69,19 @@ pub fn kernel_supported() -> bool {
     })
 }
 
-/// Sets `linux.seccomp` of the OCI spec `spec` (a JSON value whose capabilities are final) for
-/// `profile`; `privileged` containers get none, as under dockerd. The one call the spec
-/// builder makes.
-pub fn apply(spec: &mut Value, profile: &SeccompProfile, privileged: bool) -> Result<(), SeccompError> {
-    let linux = &mut spec["linux"];
-    if let Some(l) = linux.as_object_mut() {
-        l.remove("seccomp");
-    }
+/// The compiled filter of a container whose OCI spec is `spec` (a JSON value whose
+/// capabilities are final), for `profile`; none for a `privileged` container (as under dockerd),
+/// for `seccomp=unconfined`, and for the default profile on a kernel without seccomp. The one
+/// call the spec builder makes: the spec itself gets no `linux.seccomp` (see [`bpf`]).
+///
+/// Made once per distinct profile and capability set: every container with the default profile
+/// and capabilities gets the same program, and translating the profile (~400 rules, checked
+/// through the OCI types) and finding its program by the result was half of a start's bundle.
+pub fn program_for(spec: &Value, profile: &SeccompProfile, privileged: bool) -> Result<Option<Arc<bpf::Program>>, SeccompError> {
     match profile {
-        _ if privileged => return Ok(()),
-        SeccompProfile::Unconfined => return Ok(()),
-        SeccompProfile::Default if !kernel_supported() => return Ok(()),
+        _ if privileged => return Ok(None),
+        SeccompProfile::Unconfined => return Ok(None),
+        SeccompProfile::Default if !kernel_supported() => return Ok(None),
         SeccompProfile::Custom(_) if !kernel_supported() => return Err(SeccompError::NotEnabled),
         SeccompProfile::Default | SeccompProfile::Custom(_) => {}
     }
@@ -86,24 +89,19 @@ pub fn apply(spec: &mut Value, profile: &SeccompProfile, privileged: bool) -> Re
         .as_array()
         .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    spec["linux"]["seccomp"] = translated(profile, caps)?;
-    Ok(())
+    // By profile (empty: the default one) and capabilities.
+    static CACHE: Recent<(String, Vec<String>), Arc<bpf::Program>> = Recent::new(TRANSLATED_MAX);
+    let key = (if let SeccompProfile::Custom(json) = profile { json.clone() } else { String::new() }, caps);
+    CACHE.get_or_make(&key, || bpf::program(&filter(profile, &key.1)?)).map(Some)
 }
 
-/// [`translate`] of `profile` for `caps`, made once per distinct pair: every container with the
-/// default profile and capabilities gets the same filter, and making it (the profile's ~400
-/// rules, checked through the OCI types) was a third of a start's bundle.
-fn translated(profile: &SeccompProfile, caps: Vec<String>) -> Result<Value, SeccompError> {
-    // By profile (empty: the default one) and capabilities.
-    static CACHE: Recent<(String, Vec<String>), Value> = Recent::new(TRANSLATED_MAX);
-    let key = (if let SeccompProfile::Custom(json) = profile { json.clone() } else { String::new() }, caps);
-    CACHE.get_or_make(&key, || {
-        let docker = match profile {
-            SeccompProfile::Custom(json) => DockerProfile::from_json(json)?,
-            _ => default_profile(),
-        };
-        translate(&docker, &key.1)
-    })
+/// `profile` as the OCI `linux.seccomp` of a process whose bounding set is `caps`.
+fn filter(profile: &SeccompProfile, caps: &[String]) -> Result<LinuxSeccomp, SeccompError> {
+    let docker = match profile {
+        SeccompProfile::Custom(json) => DockerProfile::from_json(json)?,
+        _ => default_profile(),
+    };
+    serde_json::from_value(translate(&docker, caps)?).map_err(|e| SeccompError::InvalidProfile(e.to_string()))
 }
 
 /// A few values kept by key and found by comparing keys (profiles and capability sets: few, and
@@ -137,7 +135,7 @@ impl<K: PartialEq + Clone, V: Clone> Recent<K, V> {
     }
 }
 
-/// Distinct (profile, capabilities) pairs kept translated.
+/// Distinct (profile, capabilities) pairs kept compiled.
 const TRANSLATED_MAX: usize = 16;
 
 /// `docker info`'s SecurityOptions entry, when containers really get a filter.
@@ -349,23 +347,27 @@ mod tests {
     }
 
     #[test]
-    fn translated_filters_are_kept_per_profile_and_capabilities() {
+    fn programs_are_kept_per_profile_and_capabilities() {
+        if !kernel_supported() {
+            return;
+        }
+        let spec = |caps: &[String]| json!({"process": {"capabilities": {"bounding": caps}}, "linux": {}});
         let caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
         let mut admin = caps.clone();
         admin.push("CAP_SYS_ADMIN".into());
         let custom = SeccompProfile::Custom(
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#.into(),
         );
-        for _ in 0..2 {
-            let plain = translated(&SeccompProfile::Default, caps.clone()).unwrap();
-            assert_eq!(plain, translate(&default_profile(), &caps).unwrap());
-            let more = translated(&SeccompProfile::Default, admin.clone()).unwrap();
-            assert_eq!(more, translate(&default_profile(), &admin).unwrap());
-            assert_ne!(plain, more, "CAP_SYS_ADMIN allows more calls");
-            let own = translated(&custom, caps.clone()).unwrap();
-            assert_eq!(own["defaultAction"], "SCMP_ACT_ALLOW");
-            assert_ne!(own, plain);
-        }
+        let get = |caps: &[String], profile: &SeccompProfile| program_for(&spec(caps), profile, false).unwrap().unwrap();
+        let plain = get(&caps, &SeccompProfile::Default);
+        assert!(Arc::ptr_eq(&plain, &get(&caps, &SeccompProfile::Default)), "made again");
+        assert_eq!(*plain, *bpf::program(&oci(translate(&default_profile(), &caps).unwrap())).unwrap());
+        let more = get(&admin, &SeccompProfile::Default);
+        assert_eq!(*more, *bpf::program(&oci(translate(&default_profile(), &admin).unwrap())).unwrap());
+        assert_ne!(*plain, *more, "CAP_SYS_ADMIN allows more calls");
+        let own = get(&caps, &custom);
+        assert_eq!(*own, *bpf::program(&filter(&custom, &caps).unwrap()).unwrap());
+        assert_ne!(*own, *plain);
     }
 
     #[test]
@@ -406,23 +408,21 @@ mod tests {
     }
 
     #[test]
-    fn spec_gets_the_filter_unless_unconfined_or_privileged() {
+    fn a_filter_unless_unconfined_or_privileged() {
         if !kernel_supported() {
             return;
         }
-        let base = json!({"process": {"capabilities": {"bounding": DEFAULT_CAPS}}, "linux": {}});
-        let mut spec = base.clone();
-        apply(&mut spec, &SeccompProfile::Default, false).unwrap();
-        assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
-        apply(&mut spec, &SeccompProfile::Unconfined, false).unwrap();
-        assert!(spec["linux"].get("seccomp").is_none());
-        apply(&mut spec, &SeccompProfile::Default, true).unwrap();
-        assert!(spec["linux"].get("seccomp").is_none());
+        let spec = json!({"process": {"capabilities": {"bounding": DEFAULT_CAPS}}, "linux": {}});
+        assert!(program_for(&spec, &SeccompProfile::Default, false).unwrap().is_some());
+        assert!(program_for(&spec, &SeccompProfile::Unconfined, false).unwrap().is_none());
+        assert!(program_for(&spec, &SeccompProfile::Default, true).unwrap().is_none());
         let custom =
             SeccompProfile::parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO"}]}"#).unwrap();
-        let mut spec = base.clone();
-        apply(&mut spec, &custom, false).unwrap();
-        assert_eq!(spec["linux"]["seccomp"]["syscalls"][0]["names"], json!(["mkdir"]));
+        let caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
+        let f = filter(&custom, &caps).unwrap();
+        assert_eq!(f.default_action(), LinuxSeccompAction::ScmpActAllow);
+        assert_eq!(f.syscalls().as_ref().unwrap()[0].names(), &["mkdir".to_string()]);
+        assert!(program_for(&spec, &custom, false).unwrap().is_some());
         assert!(info_entry().is_some());
     }
 
