@@ -215,7 +215,7 @@ fn user_subnet(e: &Engine, n: u32) -> String {
 
 /// Every IPAM state file of the engine holds no allocation.
 fn assert_no_allocations(e: &Engine) {
-    let dir = e.data_root().join("network");
+    let dir = e.exec_root().join("network");
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         let f = entry.path().join("ipam.json");
         if let Ok(s) = std::fs::read_to_string(&f) {

@@ -373,7 +373,7 @@ fn nothing_is_left_behind_after_removing_everything() {
     // (Removals reach iptables in the background, within milliseconds.)
     assert!(wait_until(std::time::Duration::from_secs(5), || clean().is_empty()), "{:#?}", clean());
     // IPAM state, sandboxes, netns mounts: empty.
-    let dir = e.data_root().join("network");
+    let dir = e.exec_root().join("network");
     let mut ipams = 0;
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         if let Ok(s) = std::fs::read_to_string(entry.path().join("ipam.json")) {

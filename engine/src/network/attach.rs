@@ -67,7 +67,7 @@ impl NetworkService {
             if let Some(s) = st.networks.get_mut(network_id) {
                 ip = s.ipam.release(cid);
                 if ip.is_some() {
-                    store::save_ipam(&self.data_dir, network_id, &s.ipam)?;
+                    store::save_ipam(&self.run_dir, network_id, &s.ipam)?;
                 }
             }
             let mut route = None;

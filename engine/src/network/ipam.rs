@@ -22,7 +22,7 @@ pub enum IpamError {
     OutOfRange(Ipv4Addr),
 }
 
-/// Allocations of one subnet. `Serialize`d as-is into `<data-root>/network/<id>/ipam.json`.
+/// Allocations of one subnet. `Serialize`d as-is into `<exec-root>/network/<id>/ipam.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ipam {
     subnet: Ipv4Network,

@@ -212,10 +212,11 @@ impl NetworkService {
             .route_localnet(&bridge_name)
             .map_err(io_at("setting route_localnet on", format!("/proc/sys/net/ipv4/conf/{bridge_name}/route_localnet")))
             .and_then(|_| store::save_network(&self.data_dir, &net))
-            .and_then(|_| store::save_ipam(&self.data_dir, &net.id, &ipam));
+            .and_then(|_| store::save_ipam(&self.run_dir, &net.id, &ipam));
         if let Err(e) = saved {
             let _ = h.delete_link(&bridge_name).await;
             let _ = store::remove_network(&self.data_dir, &net.id);
+            let _ = store::remove_network(&self.run_dir, &net.id);
             return Err(e);
         }
         self.shared
@@ -263,6 +264,7 @@ impl NetworkService {
         let h = self.shared.netlink.host().map_err(os("netlink connection"))?;
         h.delete_link(&net.bridge).await.map_err(nl(format!("delete {}", net.bridge)))?;
         store::remove_network(&self.data_dir, &net.id)?;
+        store::remove_network(&self.run_dir, &net.id)?;
         // Gone from here on (as `prune` removes networks too): its event goes out even when the
         // firewall update below fails (the next update drops the rules left behind).
         self.publish_event("destroy", net);

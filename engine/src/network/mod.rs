@@ -29,7 +29,8 @@
 //! ip link del <tag>; ip link del <tag[..8]>-…     # host veths die with their netns
 //! ```
 //!
-//! State (see [`store`]): `<data-root>/network/<network id>/{network.json,ipam.json}` and
+//! State (see [`store`]): `<data-root>/network/<network id>/network.json`,
+//! `<exec-root>/network/<network id>/ipam.json` and
 //! `<exec-root>/network/sandboxes/<container id>.json`. On start the service reconciles the host
 //! with it: bridges of known networks are ensured, our stray bridges and veths deleted, sandboxes
 //! whose netns is gone released (a netns whose mount is gone but whose container runs on is

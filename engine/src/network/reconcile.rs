@@ -132,7 +132,7 @@ impl NetworkService {
                     tracing::info!(container = %cid, network = %s.net.name, "releasing a stale address");
                     s.ipam.release(cid);
                 }
-                store::save_ipam(&self.data_dir, &s.net.id, &s.ipam)?;
+                store::save_ipam(&self.run_dir, &s.net.id, &s.ipam)?;
             }
         }
 

@@ -219,7 +219,7 @@ impl NetworkService {
             let mut nets: Vec<String> = sb.as_ref().map(|s| s.endpoints.iter().map(|e| e.network_id.clone()).collect()).unwrap_or_default();
             for s in st.networks.values_mut() {
                 if s.ipam.release(container_id).is_some() {
-                    store::save_ipam(&self.data_dir, &s.net.id, &s.ipam)?;
+                    store::save_ipam(&self.run_dir, &s.net.id, &s.ipam)?;
                     nets.push(s.net.id.clone());
                 }
             }
@@ -300,7 +300,7 @@ impl NetworkService {
                 Some(want) => s.ipam.allocate_static(cid, want)?,
                 None => s.ipam.allocate(cid)?,
             };
-            store::save_ipam(&self.data_dir, &s.net.id, &s.ipam)?;
+            store::save_ipam(&self.run_dir, &s.net.id, &s.ipam)?;
             let mac = match &attach.mac {
                 Some(m) => ipam::mac_string(&parse_mac(m)?),
                 None => ipam::mac_string(&ipam::mac_for(ip)),

@@ -56,7 +56,7 @@ impl NetworkService {
         std::fs::create_dir_all(&data_dir).map_err(io_at("creating", &data_dir))?;
         std::fs::create_dir_all(&netns_dir).map_err(io_at("creating", &netns_dir))?;
 
-        let mut all = store::load_all(&data_dir)?;
+        let mut all = store::load_all(&data_dir, &run_dir)?;
         let old = all.iter().position(|s| s.net.name == DEFAULT_NETWORK).map(|i| all.remove(i));
         let mut default = store::default_network(old, &cfg.bridge_name, cidr)?;
         flags::default_options(&mut default.net, &cfg.net);
@@ -65,6 +65,7 @@ impl NetworkService {
         let mut networks = BTreeMap::new();
         networks.insert(network_id.clone(), default);
         networks.extend(all.into_iter().map(|s| (s.net.id.clone(), s)));
+        store::settle_ipam(&data_dir, &run_dir, &networks.values().collect::<Vec<_>>())?;
 
         let mut svc = NetworkService {
             bridge_name: cfg.bridge_name.clone(),
@@ -146,7 +147,7 @@ impl NetworkService {
     pub(crate) async fn purge_with(cfg: &crate::EngineConfig, seams: &Seams) -> Result<(), NetworkError> {
         let h = seams.netlink.host().map_err(os("netlink connection"))?;
         let data_dir = cfg.data_root.join("network");
-        let nets = store::load_all(&data_dir).unwrap_or_default();
+        let nets = store::load_all(&data_dir, &cfg.exec_root.join("network")).unwrap_or_default();
         for sb in store::load_sandboxes(&cfg.exec_root.join("network")).unwrap_or_default() {
             for e in &sb.endpoints {
                 let veth = veth_name(&endpoint_id(&e.network_id, &sb.container_id));

@@ -213,7 +213,7 @@ async fn a_restart_releases_a_sandbox_whose_netns_is_gone() {
         let mut st = svc.shared.state.lock().unwrap();
         let s = st.networks.get_mut(&net).unwrap();
         s.ipam.allocate("c9").unwrap();
-        store::save_ipam(&svc.data_dir, &net, &s.ipam).unwrap();
+        store::save_ipam(&svc.run_dir, &net, &s.ipam).unwrap();
     }
     let rec = SandboxRec {
         container_id: "c9".into(),
@@ -240,7 +240,7 @@ async fn a_restart_releases_a_sandbox_whose_netns_is_gone() {
     assert!(store::load_sandboxes(&svc.run_dir).unwrap().is_empty(), "the record is left");
     // Its address is released, in memory and on disk.
     assert_eq!(svc.shared.state.lock().unwrap().networks[&net].ipam.get("c9"), None);
-    let on_disk = store::load_all(&svc.data_dir).unwrap();
+    let on_disk = store::load_all(&svc.data_dir, &svc.run_dir).unwrap();
     assert_eq!(on_disk.iter().find(|s| s.net.id == net).map(|s| s.ipam.get("c9")), Some(None));
 }
 
