@@ -244,14 +244,19 @@ impl<R: Runtime> ContainerService<R> {
         ctr.gen.send_modify(|g| g.removed = true);
         let _op = ctr.op.lock().await;
         self.undo_prepared(ctr).await;
-        let id = ctr.id();
-        let dir = super::record::Record::dir(&self.cfg.data_root, &id);
+        self.unmount_ahead(&ctr.id()).await;
+    }
+
+    /// Gives `id`'s place back and unmounts the rootfs mounted ahead for it, if it is mounted
+    /// (a failure is logged: the next engine start reclaims the mount).
+    async fn unmount_ahead(&self, id: &str) {
+        self.ahead.forget(id);
+        let dir = super::record::Record::dir(&self.cfg.data_root, id);
         let fs = self.rootfs.clone();
         let unmounted = tokio::task::spawn_blocking(move || fs.unmount(&dir)).await.map_err(std::io::Error::other);
         if let Err(e) = unmounted.and_then(|r| r) {
             tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed");
         }
-        self.ahead.forget(&id);
     }
 
     /// Releases what a start made ahead made (or began to make) for `rec`, then shows the
@@ -301,13 +306,7 @@ impl<R: Runtime> ContainerService<R> {
             if self.undo_prepared(&ctr).await {
                 continue;
             }
-            self.ahead.forget(&id);
-            let dir = super::record::Record::dir(&self.cfg.data_root, &id);
-            let fs = self.rootfs.clone();
-            let unmounted = tokio::task::spawn_blocking(move || fs.unmount(&dir)).await.map_err(std::io::Error::other);
-            if let Err(e) = unmounted.and_then(|r| r) {
-                tracing::warn!(container = %id, error = %e, "unmounting a rootfs mounted ahead failed");
-            }
+            self.unmount_ahead(&id).await;
         }
     }
 }
