@@ -256,16 +256,14 @@ pub fn save_ipam(run: &Path, id: &str, ipam: &Ipam) -> Result<(), NetworkError> 
     fsutil::write_runtime_json(&path, ipam).map_err(io_at("writing", &path))
 }
 
-/// After [`load_all`]: the IPAM state of each of `nets` is written under `run`, an older
-/// engine's under `root` is removed, and the state of networks that are gone is removed from
-/// under `run`.
+/// After [`load_all`]: the IPAM state an older engine kept under `root` is written under `run`
+/// (as loaded) and removed, and the state of networks that are gone is removed from under `run`.
 pub fn settle_ipam(root: &Path, run: &Path, nets: &[&NetState]) -> Result<(), NetworkError> {
     for s in nets {
-        save_ipam(run, &s.net.id, &s.ipam)?;
         let legacy = net_dir(root, &s.net.id).join(IPAM_FILE);
-        match std::fs::remove_file(&legacy) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_at("removing", legacy)(e)),
-            _ => {}
+        if legacy.exists() {
+            save_ipam(run, &s.net.id, &s.ipam)?;
+            std::fs::remove_file(&legacy).map_err(io_at("removing", legacy))?;
         }
     }
     let Ok(rd) = std::fs::read_dir(run) else { return Ok(()) };
