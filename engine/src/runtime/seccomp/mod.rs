@@ -90,7 +90,7 @@ pub fn program_for(spec: &Value, profile: &SeccompProfile, privileged: bool) -> 
         .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     // By profile (empty: the default one) and capabilities.
-    static CACHE: Recent<(String, Vec<String>), Arc<bpf::Program>> = Recent::new(TRANSLATED_MAX);
+    static CACHE: Recent<(String, Vec<String>), Arc<bpf::Program>> = Recent::new(PROGRAMS_MAX);
     let key = (if let SeccompProfile::Custom(json) = profile { json.clone() } else { String::new() }, caps);
     CACHE.get_or_make(&key, || bpf::program(&filter(profile, &key.1)?)).map(Some)
 }
@@ -136,7 +136,7 @@ impl<K: PartialEq + Clone, V: Clone> Recent<K, V> {
 }
 
 /// Distinct (profile, capabilities) pairs kept compiled.
-const TRANSLATED_MAX: usize = 16;
+const PROGRAMS_MAX: usize = 16;
 
 /// `docker info`'s SecurityOptions entry, when containers really get a filter.
 pub fn info_entry() -> Option<&'static str> {
