@@ -1,6 +1,7 @@
 //! The real runtime against the real kernel: shims run busybox containers from a rootfs dir.
 //! Needs root and the shim example binary (built by `cargo test -p engine`, or explicitly with
 //! `cargo test -p engine --example shim --test runtime_shim`).
+use engine::runtime::gate::{self, Gate};
 use engine::runtime::{AttachOpts, BindMount, ExecSpec, NetNs, RunSpec, Runtime, RuntimeError, ShimRuntime};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -178,7 +179,7 @@ async fn echo_hello_attach_before_start() {
     let spec = w.spec(&["echo", "hello"]);
     let rt = &w.runtime;
     let t0 = Instant::now();
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let t_create = t0.elapsed();
     let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
     let pid = rt.start(&spec.id, &spec.state_dir).await.unwrap();
@@ -225,7 +226,7 @@ async fn exit_code_and_stderr() {
     let mut w = World::new();
     let spec = w.spec(&["sh", "-c", "echo out; echo err >&2; exit 3"]);
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let mut att = rt.attach(&spec.id, &spec.state_dir, AttachOpts { stdin: false, stdout: false, stderr: true }).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     assert_eq!(demux(&read_all(&mut att).await), vec![(2, b"err\n".to_vec())]);
@@ -243,7 +244,7 @@ async fn kill_while_running_and_cgroup_lifecycle() {
     let mut w = World::new();
     let spec = w.spec(&["sleep", "1000"]);
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let memcg = Path::new("/sys/fs/cgroup/memory").join(spec.cgroup_path.trim_start_matches('/'));
     assert!(memcg.exists(), "{} missing", memcg.display());
@@ -269,7 +270,7 @@ async fn sigterm_reaches_a_trap() {
     let mut w = World::new();
     let spec = w.spec(&["sh", "-c", "trap 'echo got; exit 7' TERM; echo ready; while true; do sleep 0.05; done"]);
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let mut first = [0u8; 14];
@@ -290,7 +291,7 @@ async fn stdin_is_fed_and_closed() {
     spec.open_stdin = true;
     spec.stdin_once = true;
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let att = rt.attach(&spec.id, &spec.state_dir, AttachOpts { stdin: true, stdout: true, stderr: true }).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let (mut r, mut wr) = att.into_split();
@@ -318,7 +319,7 @@ async fn namespaces_user_and_mounts() {
     spec.user = "nobody".into();
     spec.mounts = vec![BindMount { source: hosts, destination: "/etc/hosts".into(), readonly: true, propagation: String::new() }];
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let out = demux(&read_all(&mut att).await);
@@ -333,7 +334,7 @@ async fn namespaces_user_and_mounts() {
     let bad = w.spec(&["true"]);
     let mut bad = bad;
     bad.user = "xyz".into();
-    let e = w.runtime.create(&bad).await.unwrap_err();
+    let e = w.runtime.create(&bad, Gate::open()).await.unwrap_err();
     assert_eq!(e.to_string(), "unable to find user xyz: no matching entries in passwd file");
 }
 
@@ -346,7 +347,7 @@ async fn tty_output_is_raw() {
     let mut spec = w.spec(&["sh", "-c", "tty; echo hi"]);
     spec.tty = true;
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let out = String::from_utf8_lossy(&read_all(&mut att).await).into_owned();
@@ -361,7 +362,7 @@ async fn bad_executable_fails_create() {
     }
     let mut w = World::new();
     let spec = w.spec(&["nonexistent-cmd"]);
-    let e = w.runtime.create(&spec).await.unwrap_err();
+    let e = w.runtime.create(&spec, Gate::open()).await.unwrap_err();
     eprintln!("create error: {e}");
     assert!(e.to_string().contains("exec: \"nonexistent-cmd\": executable file not found in $PATH"), "{e}");
     assert!(!w.dir.path().join("lc").join(&spec.id).exists());
@@ -375,7 +376,7 @@ async fn wait_falls_back_to_exit_file_when_shim_is_gone() {
     let mut w = World::new();
     let spec = w.spec(&["sleep", "1000"]);
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let pid = rt.start(&spec.id, &spec.state_dir).await.unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let shim_pid: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -401,7 +402,7 @@ async fn delete_of_created_container_kills_it() {
     let mut w = World::new();
     let spec = w.spec(&["sleep", "1000"]);
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let memcg = Path::new("/sys/fs/cgroup/memory").join(spec.cgroup_path.trim_start_matches('/'));
     assert!(memcg.exists());
     let t = Instant::now();
@@ -421,7 +422,7 @@ async fn tty_stdin_and_resize() {
     spec.tty = true;
     spec.open_stdin = true;
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     rt.resize(&spec.id, &spec.state_dir, 30, 100).await.unwrap();
     let att = rt.attach(&spec.id, &spec.state_dir, AttachOpts { stdin: true, stdout: true, stderr: true }).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
@@ -445,7 +446,7 @@ async fn same_container_runs_again() {
     let rt = &w.runtime;
     for round in 0..2 {
         // No delete in between: the lingering shim of round 0 must make way.
-        rt.create(&spec).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        rt.create(&spec, Gate::open()).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
         rt.start(&spec.id, &spec.state_dir).await.unwrap();
         assert_eq!(wait(rt, &spec).await.code, 0);
     }
@@ -477,7 +478,7 @@ async fn joins_a_prepared_network_namespace() {
     let mut spec = w.spec(&["ls", "/sys/class/net"]);
     spec.netns = NetNs::Path(PathBuf::from("/run/netns").join(&name));
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     assert_eq!(demux(&read_all(&mut att).await), vec![(1, b"fltv0\nfltv1\nlo\n".to_vec())]);
@@ -492,7 +493,7 @@ async fn oom_kill_is_reported() {
     let mut w = World::new();
     let spec = w.spec(&["sh", "-c", "head -c 200000000 /dev/zero | tail"]);
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     // The cgroup exists once created: limit it before the process runs.
     let memcg = Path::new("/sys/fs/cgroup/memory").join(spec.cgroup_path.trim_start_matches('/'));
     std::fs::write(memcg.join("memory.limit_in_bytes"), "16777216").unwrap();
@@ -513,7 +514,7 @@ async fn bench_run_true() {
         let spec = w.spec(&["true"]);
         let rt = &w.runtime;
         let t = Instant::now();
-        rt.create(&spec).await.unwrap();
+        rt.create(&spec, Gate::open()).await.unwrap();
         let mut att = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
         rt.start(&spec.id, &spec.state_dir).await.unwrap();
         read_all(&mut att).await;
@@ -534,7 +535,7 @@ async fn stdin_only_attach_ends_with_the_process() {
     let mut spec = w.spec(&["sh", "-c", "read x; echo $x"]);
     spec.open_stdin = true;
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     let mut input = rt.attach(&spec.id, &spec.state_dir, AttachOpts { stdin: true, stdout: false, stderr: false }).await.unwrap();
     let mut output = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
@@ -553,7 +554,7 @@ async fn exec_joins_the_container_and_reports_exit() {
     let mut w = World::new();
     let spec = w.spec(&["sleep", "100"]);
     let rt = &w.runtime;
-    rt.create(&spec).await.unwrap();
+    rt.create(&spec, Gate::open()).await.unwrap();
     rt.start(&spec.id, &spec.state_dir).await.unwrap();
     // stdin, stdout and stderr as pipes; the exit code; the container's hostname and cgroup.
     let es = ExecSpec {
@@ -648,4 +649,68 @@ fn a_pooled_shim_handed_a_state_dir_without_config_says_why() {
     assert!(out.stdout.is_empty(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("shim.json not found"), "{err}");
+}
+
+/// The processes in the v1 memory cgroup of `spec`'s container.
+fn cgroup_procs(spec: &RunSpec) -> Vec<i32> {
+    let dir = Path::new("/sys/fs/cgroup/memory").join(spec.cgroup_path.trim_start_matches('/'));
+    std::fs::read_to_string(dir.join("cgroup.procs")).map(|p| p.lines().filter_map(|l| l.parse().ok()).collect()).unwrap_or_default()
+}
+
+/// Hands `spec` to the runtime behind a gate that is not open yet, and waits for the container's
+/// init to wait there: in its cgroups, still in the test's mount namespace (it enters its own
+/// after the gate), and the create not done. Returns the create under way and the gate's part.
+async fn create_at_the_gate(w: &World, spec: &RunSpec) -> (tokio::task::JoinHandle<Result<(), RuntimeError>>, gate::Part) {
+    let (mut parts, gate) = gate::new(vec![spec.rootfs.clone()], 1);
+    let part = parts.pop().unwrap();
+    let (rt, owned) = (std::sync::Arc::new(ShimRuntime::new(shim_binary(), w.dir.path().join("lc"))), spec.clone());
+    let create = tokio::spawn(async move { rt.create(&owned, gate).await });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let init = loop {
+        if let Some(pid) = cgroup_procs(spec).first() {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "no init joined the container's cgroups");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!create.is_finished(), "the create ended before the gate opened");
+    let own = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert_eq!(std::fs::read_link(format!("/proc/{init}/ns/mnt")).unwrap(), own, "the init made its mount namespace before the gate");
+    (create, part)
+}
+
+#[tokio::test]
+async fn the_init_waits_at_the_gate_until_it_opens() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let mut w = World::new();
+    let spec = w.spec(&["sh", "-c", "echo gated; id -u"]);
+    let (create, part) = create_at_the_gate(&w, &spec).await;
+    part.done(true);
+    tokio::time::timeout(Duration::from_secs(20), create).await.expect("the create did not end").unwrap().unwrap();
+    let rt = &w.runtime;
+    let mut attach = rt.attach(&spec.id, &spec.state_dir, ALL).await.unwrap();
+    rt.start(&spec.id, &spec.state_dir).await.unwrap();
+    let out = demux(&read_all(&mut attach).await);
+    assert_eq!(out, vec![(1, b"gated\n0\n".to_vec())]);
+    assert_eq!(wait(rt, &spec).await.code, 0);
+}
+
+#[tokio::test]
+async fn a_gate_that_shuts_fails_the_create_and_leaves_no_process() {
+    if !is_root() {
+        return eprintln!("skipped: needs root");
+    }
+    let mut w = World::new();
+    let spec = w.spec(&["true"]);
+    let (create, part) = create_at_the_gate(&w, &spec).await;
+    // The engine's mount or network failed: the part ends without a word.
+    drop(part);
+    let e = tokio::time::timeout(Duration::from_secs(20), create).await.expect("the create did not end").unwrap().unwrap_err();
+    assert!(e.to_string().contains(engine::shim::protocol::GATE_SHUT), "{e}");
+    assert!(cgroup_procs(&spec).is_empty(), "the init is still there: {:?}", cgroup_procs(&spec));
+    w.runtime.delete(&spec.id, &spec.state_dir).await.unwrap();
+    assert!(cgroup_dirs(&spec.cgroup_path).iter().all(|d| !d.exists()), "cgroups left");
 }

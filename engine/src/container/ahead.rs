@@ -31,7 +31,7 @@
 //! running). So that many created containers cannot pile up mounts (each one is copied into
 //! every new mount namespace), at most [`MAX_AHEAD`] are held ahead at once; past that a start
 //! mounts its own, as it always could.
-use super::lifecycle::Created;
+use super::launch::Created;
 use super::record::{NetMode, Record, Status};
 use super::{ContainerService, Ctr};
 use crate::runtime::Runtime;

@@ -138,6 +138,11 @@ pub fn link_env(me: &str, alias: &str, ip: Ipv4Addr, target: &Record) -> Vec<Str
 /// /etc/resolv.conf.
 const FILES: [(&str, &str); 3] = [("hosts", "/etc/hosts"), ("hostname", "/etc/hostname"), ("resolv.conf", "/etc/resolv.conf")];
 
+/// The three files in the container dir `dir`: (file, path inside).
+pub fn paths(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    FILES.iter().map(|(name, inside)| (dir.join(name), *inside)).collect()
+}
+
 /// Writes hosts, hostname and resolv.conf into the container dir; returns (file, path inside).
 ///
 /// In place (truncated and rewritten, as dockerd's libnetwork writes them), not replaced: a bind
@@ -149,11 +154,9 @@ const FILES: [(&str, &str); 3] = [("hosts", "/etc/hosts"), ("hostname", "/etc/ho
 pub fn write(dir: &Path, hosts: &str, hostname: &str, resolv: &str) -> std::io::Result<Vec<(PathBuf, &'static str)>> {
     let contents = [hosts.to_string(), format!("{hostname}\n"), resolv.to_string()];
     std::fs::create_dir_all(dir)?;
-    let mut out = vec![];
-    for ((name, inside), content) in FILES.into_iter().zip(contents) {
-        let p = dir.join(name);
-        write_in_place(&p, content.as_bytes())?;
-        out.push((p, inside));
+    let out = paths(dir);
+    for ((path, _), content) in out.iter().zip(contents) {
+        write_in_place(path, content.as_bytes())?;
     }
     Ok(out)
 }

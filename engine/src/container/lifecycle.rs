@@ -1,17 +1,10 @@
 //! start, attach, wait, stop, kill (the exit and the release of resources are in `exit.rs`).
 use super::record::{Record, Status};
 use super::{ContainerError, ContainerService, Ctr, Gen, PendingAttach};
-use crate::runtime::{AttachOpts, AttachStream, RunSpec, Runtime, RuntimeError};
+use crate::runtime::{AttachOpts, AttachStream, Runtime, RuntimeError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-
-/// What a start made before its process runs (see [`ContainerService::create_runtime`]): the
-/// endpoints and ports it set up, for the record once the container runs.
-pub(super) struct Created {
-    endpoints: Vec<crate::network::Endpoint>,
-    ports: Vec<crate::network::PortMapping>,
-}
 
 /// What `wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,85 +209,6 @@ impl<R: Runtime> ContainerService<R> {
         let pid = self.runtime.start(&rec.id, &state_dir).await?;
         tracing::debug!(us = crate::micros_since(t0), "runtime started");
         Ok(pid)
-    }
-
-    /// Everything of a start before its process runs: the rootfs mounted, the network set up and
-    /// ready, the runtime's container created (its init waits for the start). With `announce`,
-    /// the network's `connect` event is published now (a start made ahead publishes it at the
-    /// start). On an error, `release_resources` undoes what was made.
-    pub(super) async fn create_runtime(&self, rec: &Record, announce: bool) -> Result<Created, ContainerError> {
-        let security = super::secopts::parse(rec.host_config.security_opt.as_deref().unwrap_or_default())?;
-        let dir = Record::dir(&self.cfg.data_root, &rec.id);
-        let layers = rec.layer_dirs.clone();
-        let dir2 = dir.clone();
-        // `--rm` containers get a volatile overlay (no syncfs at unmount).
-        let volatile = rec.auto_remove();
-        let fs = self.rootfs.clone();
-        let id = rec.id.clone();
-        let mount = tokio::task::spawn_blocking(move || {
-            let t0 = std::time::Instant::now();
-            let merged = fs.mount(&dir2, &layers, volatile);
-            tracing::debug!(container = %id, us = crate::micros_since(t0), "rootfs mounted");
-            merged
-        });
-        // The overlay is mounted while the network is set up: neither needs the other. Both are
-        // awaited (none is dropped half-way); on an error `release_resources` undoes the other.
-        let t0 = std::time::Instant::now();
-        let (merged, net) = tokio::join!(mount, self.setup_network(rec, &dir));
-        tracing::debug!(us = crate::micros_since(t0), "rootfs mounted and network set up");
-        let merged =
-            merged.map_err(ContainerError::task("mounting the rootfs"))?.map_err(ContainerError::io("mounting the rootfs of", &dir))?;
-        let net = net?;
-        let mut env = rec.config.env.clone().unwrap_or_default();
-        env.extend(net.env.iter().cloned());
-        if announce {
-            self.network_event("connect", rec);
-        }
-        let (mounts, tmpfs) = self.run_mounts(rec, &merged, &net.mounts).await?;
-        let state_dir = self.state_dir(&rec.id);
-        let options = self.run_options_for(rec)?;
-        let log = super::logopts::log_config(&rec.host_config)?;
-        if log.driver == crate::runtime::options::LogDriver::Local {
-            use std::os::unix::fs::DirBuilderExt;
-            let logs = dir.join("local-logs");
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&logs).map_err(ContainerError::io("creating", &logs))?;
-        }
-        let spec = RunSpec {
-            id: rec.id.clone(),
-            rootfs: merged,
-            args: std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect(),
-            env,
-            cwd: rec.config.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
-            user: rec.config.user.clone().unwrap_or_default(),
-            hostname: net.hostname.clone().or_else(|| rec.config.hostname.clone()).unwrap_or_default(),
-            domainname: rec.config.domainname.clone().unwrap_or_default(),
-            tty: rec.tty(),
-            open_stdin: rec.config.open_stdin.unwrap_or(false),
-            stdin_once: rec.config.stdin_once.unwrap_or(false),
-            netns: net.netns.clone(),
-            mounts,
-            tmpfs,
-            cgroup_path: self.cgroup_path(&rec.id),
-            log_path: super::logopts::log_file(&dir, &rec.id, log.driver),
-            state_dir,
-            readonly_rootfs: rec.host_config.readonly_rootfs.unwrap_or(false),
-            resources: super::resources::from_host_config(&rec.host_config),
-            console_size: super::exec::console_size(rec.host_config.console_size.as_deref()),
-            seccomp: security.seccomp,
-            options,
-            log,
-        };
-        tracing::debug!(us = crate::micros_since(t0), "run spec ready");
-        self.runtime.create(&spec).await?;
-        tracing::debug!(us = crate::micros_since(t0), "runtime created");
-        if spec.options.oom_kill_disable {
-            self.cgroup(&rec.id)?.disable_oom_killer()?;
-        }
-        // the network's kernel side (veths, resolver, NAT rules) was done meanwhile.
-        if net.pending {
-            self.network.ready(&rec.id).await?;
-        }
-        Ok(Created { endpoints: net.endpoints, ports: net.ports })
     }
 
     /// Resolves when `cond` holds; returns the exit code.

@@ -12,6 +12,7 @@ mod exec;
 mod exit;
 mod health;
 mod joins;
+mod launch;
 mod lifecycle;
 pub mod logopts;
 mod logs;

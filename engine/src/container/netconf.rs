@@ -8,8 +8,9 @@ use crate::runtime::{NetNs, Runtime};
 use bollard_stubs::models::{ContainerCreateBody, EndpointSettings, HostConfig};
 use std::path::{Path, PathBuf};
 
-/// What start hands to the runtime.
-pub(super) struct NetSetup {
+/// What the runtime takes of a container's network.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NetPlan {
     pub netns: NetNs,
     /// (file in the container dir, path inside): hosts, hostname, resolv.conf.
     pub mounts: Vec<(PathBuf, &'static str)>,
@@ -17,6 +18,12 @@ pub(super) struct NetSetup {
     pub env: Vec<String>,
     /// `container:` mode: the hostname of the container whose netns is shared.
     pub hostname: Option<String>,
+}
+
+/// What a start's network setup made.
+pub(super) struct NetSetup {
+    /// What the runtime takes of it.
+    pub plan: NetPlan,
     /// The sandbox is being plumbed in the background: await `NetworkService::ready` before
     /// the process starts.
     pub pending: bool,
@@ -187,6 +194,18 @@ impl<R: Runtime> ContainerService<R> {
         Ok(())
     }
 
+    /// What the runtime will take of `rec`'s network, known before it is set up (see `launch`):
+    /// its netns and /etc files, where the setup adds nothing else (no legacy link variables; not
+    /// another container's netns and hostname).
+    pub(super) fn net_plan(&self, rec: &Record, dir: &Path) -> Option<NetPlan> {
+        let plan = |netns| NetPlan { netns, mounts: etcfiles::paths(dir), env: vec![], hostname: None };
+        match &rec.net_mode {
+            NetMode::Host => Some(plan(NetNs::Host)),
+            NetMode::None | NetMode::Bridge if !has(&rec.host_config.links) => Some(plan(NetNs::Path(self.network.netns_path(&rec.id)))),
+            _ => None,
+        }
+    }
+
     /// Sets up the container's network for a start and writes its /etc files into `dir`.
     pub(super) async fn setup_network(&self, rec: &Record, dir: &Path) -> Result<NetSetup, ContainerError> {
         let hc = &rec.host_config;
@@ -215,10 +234,7 @@ impl<R: Runtime> ContainerService<R> {
                     (tdir.join("resolv.conf"), "/etc/resolv.conf"),
                 ];
                 Ok(NetSetup {
-                    netns,
-                    mounts,
-                    env: vec![],
-                    hostname: t.config.hostname.clone(),
+                    plan: NetPlan { netns, mounts, env: vec![], hostname: t.config.hostname.clone() },
                     pending: false,
                     endpoints: vec![],
                     ports: vec![],
@@ -229,7 +245,8 @@ impl<R: Runtime> ContainerService<R> {
                 hosts.push_str(&extra);
                 let resolv = if dns.is_empty() { host_resolv } else { etcfiles::resolv_conf(&host_resolv, false, &dns) };
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv).map_err(ContainerError::io("writing /etc files in", dir))?;
-                Ok(NetSetup { netns: NetNs::Host, mounts, env: vec![], hostname: None, pending: false, endpoints: vec![], ports: vec![] })
+                let plan = NetPlan { netns: NetNs::Host, mounts, env: vec![], hostname: None };
+                Ok(NetSetup { plan, pending: false, endpoints: vec![], ports: vec![] })
             }
             NetMode::None | NetMode::Bridge => {
                 let (links, remote_links) = self.resolve_links(rec)?;
@@ -278,10 +295,7 @@ impl<R: Runtime> ContainerService<R> {
                 let resolv = etcfiles::resolv_conf(&host_resolv, sb.resolver, &dns);
                 let mounts = etcfiles::write(dir, &hosts, &hostname, &resolv).map_err(ContainerError::io("writing /etc files in", dir))?;
                 Ok(NetSetup {
-                    netns: NetNs::Path(sb.netns),
-                    mounts,
-                    env,
-                    hostname: None,
+                    plan: NetPlan { netns: NetNs::Path(sb.netns), mounts, env, hostname: None },
                     pending: true,
                     endpoints: sb.endpoints,
                     ports: sb.ports,

@@ -104,8 +104,12 @@ fn io(op: &'static str) -> impl FnOnce(std::io::Error) -> RuntimeError {
 }
 
 impl Runtime for FakeRuntime {
-    async fn create(&self, spec: &RunSpec) -> Result<(), RuntimeError> {
+    async fn create(&self, spec: &RunSpec, mut gate: super::gate::Gate) -> Result<(), RuntimeError> {
         self.record("create", format!("create {}", spec.id))?;
+        // As the shim's init: nothing of the container is made before the gate opens.
+        if !gate.wait().await {
+            return Err(RuntimeError::shim(&spec.id, crate::shim::protocol::GATE_SHUT));
+        }
         lock(&self.specs).insert(spec.id.clone(), spec.clone());
         lock(&self.exits).insert(spec.id.clone(), watch::channel(None).0);
         Ok(())
@@ -203,7 +207,7 @@ mod tests {
         }))
         .unwrap();
         let d = Path::new("/s");
-        rt.create(&spec).await.unwrap();
+        rt.create(&spec, crate::runtime::gate::Gate::open()).await.unwrap();
         assert_eq!(rt.start("c1", d).await.unwrap(), 4242);
         let waiter = rt.wait("c1", d);
         rt.signal("c1", d, libc::SIGTERM).await.unwrap();

@@ -26,6 +26,8 @@ pub mod exec;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod fdstream;
+pub mod gate;
+pub mod layers;
 pub mod options;
 pub mod seccomp;
 pub mod shim_client;
@@ -87,7 +89,7 @@ impl Classify for RuntimeError {
 }
 
 /// Network namespace for the container.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum NetNs {
     /// Share the host's network namespace (`--network host`).
     Host,
@@ -186,7 +188,11 @@ pub type AttachStream = tokio::net::UnixStream;
 
 #[allow(async_fn_in_trait)]
 pub trait Runtime: Send + Sync + 'static {
-    fn create(&self, spec: &RunSpec) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
+    /// Creates the container of `spec` (see the module's doc). The engine may still be mounting
+    /// its rootfs and setting up its network: `gate` opens once it is done, and the create waits
+    /// for it only where it must (the init's namespaces and rootfs; a bundle that must read the
+    /// mounted rootfs). A gate that fails fails the create.
+    fn create(&self, spec: &RunSpec, gate: gate::Gate) -> impl std::future::Future<Output = Result<(), RuntimeError>> + Send;
     fn start(&self, id: &str, state_dir: &std::path::Path) -> impl std::future::Future<Output = Result<u32, RuntimeError>> + Send;
     fn signal(
         &self,

@@ -1,6 +1,8 @@
 //! `ShimRuntime`: the engine's side of the per-container shims (tokio; never forks containers).
+use super::gate::Gate;
 use super::shim_pool::Outcome;
-use super::{spec, user, AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError, ShimRuntime};
+use super::user::UserFiles;
+use super::{spec, AttachOpts, AttachStream, Exit, RunSpec, Runtime, RuntimeError, ShimRuntime};
 use crate::shim::protocol::{self, Ready, Request, Response, ShimConfig, Status};
 use std::io;
 use std::path::Path;
@@ -105,10 +107,16 @@ fn io_err(what: &'static str, path: &Path, e: io::Error) -> RuntimeError {
     RuntimeError::io(what, path, e)
 }
 
-/// Writes the OCI bundle and the shim's config for `spec` under its state dir.
-fn write_bundle(spec: &RunSpec, runtime_root: &Path) -> Result<ShimConfig, RuntimeError> {
-    let exec_user = user::resolve_user(&spec.rootfs, &spec.user)?;
-    let spec::Built { spec: oci, seccomp } = spec::build(spec, &exec_user)?;
+/// Writes the OCI bundle and the shim's config for `spec` under its state dir, its user looked up
+/// in `files`. With `gated`, the engine is still mounting the rootfs (its directory is made: the
+/// shim resolves its path) or setting up the network: the shim's init waits at the gate
+/// (`ShimConfig::gate`).
+fn write_bundle(spec: &RunSpec, runtime_root: &Path, files: &UserFiles, gated: bool) -> Result<(), RuntimeError> {
+    let exec_user = files.resolve_user(&spec.user)?;
+    let spec::Built { spec: oci, seccomp } = spec::build(spec, &exec_user, &files.group())?;
+    if gated {
+        std::fs::create_dir_all(&spec.rootfs).map_err(|e| io_err("creating", &spec.rootfs, e))?;
+    }
     let bundle = spec.state_dir.join(protocol::BUNDLE_DIR);
     let bpf = bundle.join(super::seccomp::bpf::BPF_FILE);
     match seccomp {
@@ -131,6 +139,7 @@ fn write_bundle(spec: &RunSpec, runtime_root: &Path) -> Result<ShimConfig, Runti
         cgroup_path: spec.cgroup_path.clone(),
         console_size: spec.console_size,
         log: spec.log.clone(),
+        gate: gated,
     };
     let path = spec.state_dir.join(protocol::CONFIG_FILE);
     protocol::write_runtime_json(&path, &cfg).map_err(|e| io_err("writing", &path, e))?;
@@ -138,7 +147,17 @@ fn write_bundle(spec: &RunSpec, runtime_root: &Path) -> Result<ShimConfig, Runti
     for stale in [protocol::EXIT_FILE, protocol::SOCKET_FILE] {
         let _ = std::fs::remove_file(spec.state_dir.join(stale));
     }
-    Ok(cfg)
+    Ok(())
+}
+
+/// Writes the bundle (see [`write_bundle`]) of a rootfs that is being mounted over `layers` when
+/// they tell the container's users plainly (`UserFiles::in_layers`). Returns whether it did: the
+/// shim then waits at the gate.
+fn write_bundle_early(spec: &RunSpec, runtime_root: &Path, layers: &[std::path::PathBuf]) -> Result<bool, RuntimeError> {
+    match UserFiles::in_layers(layers) {
+        Some(files) => write_bundle(spec, runtime_root, &files, true).map(|()| true),
+        None => Ok(false),
+    }
 }
 
 /// Removes the cgroup dirs a crashed shim may have left (every v1 hierarchy and v2), killing
@@ -177,17 +196,26 @@ impl Runtime for ShimRuntime {
         self.tasks.shutdown(std::time::Duration::from_secs(1)).await;
     }
 
-    async fn create(&self, spec: &RunSpec) -> Result<(), RuntimeError> {
+    async fn create(&self, spec: &RunSpec, mut gate: Gate) -> Result<(), RuntimeError> {
         // A shim of a previous run of this container may still linger: let it finish (it
         // deletes its libcontainer state) and go, so it can't answer for the new one.
         let _ = request(&spec.state_dir, &Request::Delete).await;
-        let owned = spec.clone();
-        let runtime_root = self.runtime_root.clone();
-        tokio::task::spawn_blocking(move || write_bundle(&owned, &runtime_root))
-            .await
-            .map_err(|e| RuntimeError::shim(&spec.id, format!("writing bundle: {e}")))??;
-        tracing::debug!(container = %spec.id, "bundle written");
-        let outcome = self.pool.run(&spec.state_dir).await;
+        let task_err = |e: tokio::task::JoinError| RuntimeError::shim(&spec.id, format!("writing bundle: {e}"));
+        let gated = gate.now().is_none() && {
+            let (owned, runtime_root, layers) = (spec.clone(), self.runtime_root.clone(), gate.layers().to_vec());
+            tokio::task::spawn_blocking(move || write_bundle_early(&owned, &runtime_root, &layers)).await.map_err(task_err)??
+        };
+        if !gated {
+            if !gate.wait().await {
+                return Err(RuntimeError::shim(&spec.id, crate::shim::protocol::GATE_SHUT));
+            }
+            let (owned, runtime_root) = (spec.clone(), self.runtime_root.clone());
+            tokio::task::spawn_blocking(move || write_bundle(&owned, &runtime_root, &UserFiles::in_root(&owned.rootfs), false))
+                .await
+                .map_err(task_err)??;
+        }
+        tracing::debug!(container = %spec.id, gated, "bundle written");
+        let outcome = self.pool.run(&spec.state_dir, gated.then_some(gate)).await;
         let pool = self.pool.clone();
         self.tasks.spawn_until_shutdown(async move {
             tokio::time::sleep(super::shim_pool::SPARE_AFTER).await;

@@ -23,8 +23,9 @@
 //! What it leaves on the host: the zygote, at most one idle spawner (the zygote's child, or the
 //! engine's) and its daemon. All exit by themselves when the engine's ends close (the engine went
 //! away, even by SIGKILL, or dropped the spare: the spawner is killed when it is dropped).
+use super::gate::Gate;
 use super::zygote::{Forked, Zygote};
-use crate::shim::protocol::Ready;
+use crate::shim::protocol::{Ready, GATE_OPEN, GATE_SHUT_BYTE};
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -164,9 +165,7 @@ impl ShimPool {
         if !zygote.as_mut().is_some_and(Zygote::alive) {
             let mut cmd = std::process::Command::new(&self.binary);
             cmd.arg("shim").arg(crate::shim::ZYGOTE_FLAG).arg(&self.exec_root);
-            if let Some(m) = &self.cgroup_v1_mounts {
-                cmd.env(crate::shim::CGROUP_V1_MOUNTS_ENV, m);
-            }
+            self.shim_env(&mut cmd);
             *zygote = Some(Zygote::start(cmd, SPARE_NICE)?);
         }
         let forked = zygote.as_ref().map(Zygote::fork).unwrap_or_else(|| Err(io::Error::other("no shim zygote")));
@@ -192,10 +191,19 @@ impl ShimPool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(m) = &self.cgroup_v1_mounts {
-            cmd.env(crate::shim::CGROUP_V1_MOUNTS_ENV, m);
-        }
+        self.shim_env(&mut cmd);
         cmd
+    }
+
+    /// What every shim the pool starts gets in its environment: the cgroup v1 mount points and
+    /// the engine's niceness, which a spare's daemon waits at ([`crate::shim::WAIT_NICE_ENV`]).
+    fn shim_env(&self, cmd: &mut impl ShimEnv) {
+        if let Some(m) = &self.cgroup_v1_mounts {
+            cmd.set(crate::shim::CGROUP_V1_MOUNTS_ENV, m);
+        }
+        if let Ok(n) = own_nice() {
+            cmd.set(crate::shim::WAIT_NICE_ENV, std::ffi::OsStr::new(&n.to_string()));
+        }
     }
 
     /// The spawner made ahead of time, unless it is gone (then none).
@@ -224,8 +232,10 @@ impl ShimPool {
     }
 
     /// Runs `swarm shim <state_dir>` through the spawner made ahead of time (or a new one) and
-    /// returns the daemon's report, or the spawner's exit status and output when none came.
-    pub async fn run(&self, state_dir: &Path) -> io::Result<Outcome> {
+    /// returns the daemon's report, or the spawner's exit status and output when none came. With
+    /// `gate` (the bundle asks for it), the spawner's stdin says, after the line, whether the
+    /// gate opened (`crate::shim::gate`).
+    pub async fn run(&self, state_dir: &Path, gate: Option<Gate>) -> io::Result<Outcome> {
         let taken = self.take().map(Self::restore).transpose().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "restoring the priority of the spare shim failed; starting a new one");
             None
@@ -236,23 +246,39 @@ impl ShimPool {
         };
         let mut line = state_dir.as_os_str().as_encoded_bytes().to_vec();
         line.push(b'\n');
-        if hand_over(&mut spawner, &line).await.is_err() {
-            // It died after `take` looked: a new one, once.
-            spawner = Spawner::Exec(self.spawn()?);
-            hand_over(&mut spawner, &line).await?;
-        }
-        match finish(spawner).await? {
+        let stdin = match hand_over(&mut spawner, &line, gate.as_ref()).await {
+            Ok(stdin) => stdin,
+            Err(_) => {
+                // It died after `take` looked: a new one, once.
+                spawner = Spawner::Exec(self.spawn()?);
+                hand_over(&mut spawner, &line, gate.as_ref()).await?
+            }
+        };
+        match finish_gated(spawner, stdin, gate.clone()).await? {
             // The spare's daemon was gone before it took the container (killed while it
             // waited): once more, with a new spawner.
             Outcome::Exited(out) if out.status.code() == Some(crate::shim::SPARE_LOST) => {
                 tracing::warn!(stderr = %String::from_utf8_lossy(&out.stderr).trim(), "the spare shim was lost; starting a new one");
                 let mut spawner = Spawner::Exec(self.spawn()?);
-                hand_over(&mut spawner, &line).await?;
-                finish(spawner).await
+                let stdin = hand_over(&mut spawner, &line, gate.as_ref()).await?;
+                finish_gated(spawner, stdin, gate).await
             }
             outcome => Ok(outcome),
         }
     }
+}
+
+/// [`finish`], and meanwhile the gate's byte once the gate opens or shuts, when the spawner's
+/// stdin is still open for it (then closed).
+async fn finish_gated(spawner: Spawner, stdin: Option<Stdin>, gate: Option<Gate>) -> io::Result<Outcome> {
+    let (Some(mut stdin), Some(mut gate)) = (stdin, gate) else { return finish(spawner).await };
+    let open = async move {
+        let byte = if gate.wait().await { GATE_OPEN } else { GATE_SHUT_BYTE };
+        // A daemon that failed first is gone: nobody reads it, which changes nothing.
+        let _ = stdin.write_all(&[byte]).await;
+    };
+    let (outcome, ()) = tokio::join!(finish(spawner), open);
+    outcome
 }
 
 /// What a spawner's stdout said.
@@ -310,17 +336,46 @@ async fn read_report(stdout: Option<impl AsyncRead + Unpin>) -> Said {
     }
 }
 
-/// Writes the state dir line to the spawner and closes its stdin.
-async fn hand_over(spawner: &mut Spawner, line: &[u8]) -> io::Result<()> {
-    match spawner {
-        Spawner::Exec(child) => {
-            let mut stdin = child.stdin.take().ok_or_else(|| io::Error::other("shim spawner without stdin"))?;
-            stdin.write_all(line).await
-        }
+/// The engine's end of a spawner's stdin.
+type Stdin = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+
+/// Writes the state dir line to the spawner. Without `gate`, or with one already open or shut (its
+/// byte goes with the line), its stdin is closed; otherwise it is returned, open for the byte.
+async fn hand_over(spawner: &mut Spawner, line: &[u8], gate: Option<&Gate>) -> io::Result<Option<Stdin>> {
+    let mut stdin: Stdin = match spawner {
+        Spawner::Exec(child) => Box::pin(child.stdin.take().ok_or_else(|| io::Error::other("shim spawner without stdin"))?),
         Spawner::Forked(forked) => {
             let fd = forked.stdin.take().ok_or_else(|| io::Error::other("shim spawner without stdin"))?;
-            let mut stdin = tokio::net::unix::pipe::Sender::from_owned_fd(fd)?;
-            stdin.write_all(line).await
+            Box::pin(tokio::net::unix::pipe::Sender::from_owned_fd(fd)?)
         }
+    };
+    let mut line = line.to_vec();
+    let pending = match gate.map(Gate::now) {
+        Some(Some(open)) => {
+            line.push(if open { GATE_OPEN } else { GATE_SHUT_BYTE });
+            false
+        }
+        Some(None) => true,
+        None => false,
+    };
+    stdin.write_all(&line).await?;
+    Ok(pending.then_some(stdin))
+}
+
+/// The two `Command`s the pool starts shims with (the zygote is started by std's, the spawners
+/// by tokio's).
+trait ShimEnv {
+    fn set(&mut self, key: &str, value: &std::ffi::OsStr);
+}
+
+impl ShimEnv for std::process::Command {
+    fn set(&mut self, key: &str, value: &std::ffi::OsStr) {
+        self.env(key, value);
+    }
+}
+
+impl ShimEnv for Command {
+    fn set(&mut self, key: &str, value: &std::ffi::OsStr) {
+        self.env(key, value);
     }
 }

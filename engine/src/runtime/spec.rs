@@ -124,9 +124,10 @@ pub struct Built {
     pub seccomp: Option<std::sync::Arc<super::seccomp::bpf::Program>>,
 }
 
-/// Builds the OCI spec for `spec` running as `user` (resolve it with [`super::user::resolve_user`]),
-/// and its seccomp program, which the spec does not carry (see [`super::seccomp::bpf`]).
-pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Built, RuntimeError> {
+/// Builds the OCI spec for `spec` running as `user` (resolve it with [`super::user::UserFiles`]),
+/// `group` being the container's /etc/group (for `--group-add` names), and its seccomp program,
+/// which the spec does not carry (see [`super::seccomp::bpf`]).
+pub fn build(spec: &RunSpec, user: &ExecUser, group: &str) -> Result<Built, RuntimeError> {
     let hostname = hostname(spec);
     let mut mounts = default_mounts();
     // User mounts (binds and tmpfs) parent-first: `/data` before `/data/tmp`.
@@ -181,7 +182,7 @@ pub fn build(spec: &RunSpec, user: &ExecUser) -> Result<Built, RuntimeError> {
     if !spec.domainname.is_empty() {
         value["domainname"] = json!(spec.domainname);
     }
-    super::spec_opts::apply(&mut value, &spec.options, &spec.rootfs)?;
+    super::spec_opts::apply(&mut value, &spec.options, group)?;
     // Last: the filter depends on the final capability set; --privileged runs without one.
     let seccomp = super::seccomp::program_for(&value, &spec.seccomp, spec.options.privileged)?;
     let mut oci: Spec = serde_json::from_value(value).map_err(|e| RuntimeError::Spec(format!("invalid runtime spec: {e}")))?;
@@ -376,7 +377,7 @@ mod tests {
         let mut rs = run_spec();
         rs.tty = true;
         let user = ExecUser { uid: 33, gid: 33, additional_gids: vec![10], home: "/var/www".into() };
-        let built = build(&rs, &user).unwrap();
+        let built = build(&rs, &user, "").unwrap();
         let s = built.spec;
         let p = s.process().as_ref().unwrap();
         assert_eq!(p.args().as_ref().unwrap(), &vec!["echo".to_string(), "hello".to_string()]);
@@ -411,7 +412,7 @@ mod tests {
         let mut rs = run_spec();
         rs.env = vec!["PATH=/bin".into(), "HOME=/h".into(), "HOSTNAME=x".into()];
         rs.hostname = "web".into();
-        let s = build(&rs, &root()).unwrap().spec;
+        let s = build(&rs, &root(), "").unwrap().spec;
         assert_eq!(s.hostname().as_deref(), Some("web"));
         assert_eq!(s.process().as_ref().unwrap().env().as_ref().unwrap(), &rs.env);
     }
@@ -419,7 +420,7 @@ mod tests {
     #[test]
     fn root_mounts_and_paths() {
         let mut rs = run_spec();
-        let s = build(&rs, &root()).unwrap().spec;
+        let s = build(&rs, &root(), "").unwrap().spec;
         let r = s.root().as_ref().unwrap();
         assert_eq!(r.path(), &PathBuf::from("/var/lib/x/rootfs"));
         assert_eq!(r.readonly(), Some(false));
@@ -438,7 +439,7 @@ mod tests {
         let devs = linux.resources().as_ref().unwrap().devices().as_ref().unwrap();
         assert!(!devs[0].allow());
         rs.readonly_rootfs = true;
-        assert_eq!(build(&rs, &root()).unwrap().spec.root().as_ref().unwrap().readonly(), Some(true));
+        assert_eq!(build(&rs, &root(), "").unwrap().spec.root().as_ref().unwrap().readonly(), Some(true));
     }
 
     #[test]
@@ -446,7 +447,7 @@ mod tests {
         let types = |netns: NetNs| {
             let mut rs = run_spec();
             rs.netns = netns;
-            let s = build(&rs, &root()).unwrap().spec;
+            let s = build(&rs, &root(), "").unwrap().spec;
             let ns = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
             let net = ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).map(|n| n.path().clone());
             (ns.len(), net, s.linux().as_ref().unwrap().sysctl().clone().unwrap_or_default().len())
@@ -468,7 +469,7 @@ mod tests {
             pids_limit: Some(20),
             ..Default::default()
         };
-        let s = build(&rs, &root()).unwrap().spec;
+        let s = build(&rs, &root(), "").unwrap().spec;
         let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
         let cpu = r.cpu().as_ref().unwrap();
@@ -476,14 +477,14 @@ mod tests {
         assert_eq!(cpu.cpus().as_deref(), Some("0"));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 20);
         assert!(!r.devices().as_ref().unwrap()[0].allow());
-        let none = build(&run_spec(), &root()).unwrap().spec;
+        let none = build(&run_spec(), &root(), "").unwrap().spec;
         let r = none.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
     }
 
     #[test]
     fn exec_process_fields() {
-        let spec = build(&run_spec(), &root()).unwrap().spec;
+        let spec = build(&run_spec(), &root(), "").unwrap().spec;
         let base: ExecBase = serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
         assert_eq!(base.rootfs(), PathBuf::from("/var/lib/x/rootfs"));
         let es = crate::runtime::ExecSpec {

@@ -14,13 +14,13 @@ fn spec_err(msg: String) -> RuntimeError {
     RuntimeError::Spec(msg)
 }
 
-/// Applies every option; `rootfs` is where the container's /etc/group is read.
-pub fn apply(spec: &mut Value, opts: &RunOptions, rootfs: &Path) -> Result<(), RuntimeError> {
+/// Applies every option; `group` is the container's /etc/group (for `--group-add` names).
+pub fn apply(spec: &mut Value, opts: &RunOptions, group: &str) -> Result<(), RuntimeError> {
     let caps = capabilities(opts);
     spec["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
     apply_rlimits(spec, opts);
     apply_shm(spec, opts);
-    apply_group_add(spec, opts, rootfs)?;
+    apply_group_add(spec, opts, group)?;
     if opts.no_new_privileges {
         spec["process"]["noNewPrivileges"] = json!(true);
     }
@@ -115,11 +115,11 @@ fn apply_shm(spec: &mut Value, opts: &RunOptions) {
 
 /// `--group-add` names and numbers join the process's supplementary groups; they are also
 /// recorded for `docker exec` (dockerd gives exec processes the same groups).
-fn apply_group_add(spec: &mut Value, opts: &RunOptions, rootfs: &Path) -> Result<(), RuntimeError> {
+fn apply_group_add(spec: &mut Value, opts: &RunOptions, group: &str) -> Result<(), RuntimeError> {
     if opts.group_add.is_empty() {
         return Ok(());
     }
-    let gids = resolve_groups(&opts.group_add, rootfs)?;
+    let gids = resolve_groups(&opts.group_add, group)?;
     let mut all: Vec<u64> =
         spec["process"]["user"]["additionalGids"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
     for g in &gids {
@@ -133,14 +133,9 @@ fn apply_group_add(spec: &mut Value, opts: &RunOptions, rootfs: &Path) -> Result
     Ok(())
 }
 
-/// Numbers as they are; names from the container's /etc/group (dockerd's words when missing).
-pub fn resolve_groups(groups: &[String], rootfs: &Path) -> Result<Vec<u32>, RuntimeError> {
-    let group_file = rootfs.join("etc/group");
-    let text = if group_file.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-        String::new()
-    } else {
-        std::fs::read_to_string(&group_file).unwrap_or_default()
-    };
+/// Numbers as they are; names from the container's /etc/group, `text` (dockerd's words when
+/// missing).
+pub fn resolve_groups(groups: &[String], text: &str) -> Result<Vec<u32>, RuntimeError> {
     groups
         .iter()
         .map(|g| {
@@ -365,9 +360,7 @@ mod tests {
     #[test]
     fn limits_shm_groups_and_nnp() {
         let mut s = base();
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\naudio:x:29:\n").unwrap();
+        let group = "root:x:0:\naudio:x:29:\n";
         let o = RunOptions {
             ulimits: vec![Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 }, Ulimit { name: "nproc".into(), soft: 5, hard: 6 }],
             shm_size: Some(128 << 20),
@@ -376,7 +369,7 @@ mod tests {
             init: true,
             ..Default::default()
         };
-        apply(&mut s, &o, d.path()).unwrap();
+        apply(&mut s, &o, group).unwrap();
         let rl = s["process"]["rlimits"].as_array().unwrap();
         assert_eq!(rl.len(), 2);
         assert!(rl.contains(&json!({"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048})));
@@ -385,7 +378,7 @@ mod tests {
         assert_eq!(s["annotations"][GROUPS_ANNOTATION], "29,1234");
         assert_eq!(s["annotations"][INIT_ANNOTATION], "true");
         assert_eq!(s["process"]["noNewPrivileges"], true);
-        let e = apply(&mut base(), &RunOptions { group_add: vec!["nogroup".into()], ..Default::default() }, d.path());
+        let e = apply(&mut base(), &RunOptions { group_add: vec!["nogroup".into()], ..Default::default() }, group);
         assert_eq!(e.unwrap_err().to_string(), "Unable to find group nogroup: no matching entries in group file");
     }
 
@@ -397,7 +390,7 @@ mod tests {
             device_rules: vec![DeviceRule { kind: 'c', major: Some(1), minor: None, access: "rwm".into() }],
             ..Default::default()
         };
-        apply(&mut s, &o, Path::new("/nonexistent")).unwrap();
+        apply(&mut s, &o, "").unwrap();
         let dev = &s["linux"]["devices"][0];
         assert_eq!(
             (dev["path"].as_str(), dev["type"].as_str(), dev["major"].as_u64(), dev["minor"].as_u64()),
@@ -410,7 +403,7 @@ mod tests {
             devices: vec![Device { host: "/dev/nope-x".into(), container: "/dev/nope-x".into(), permissions: "rwm".into() }],
             ..Default::default()
         };
-        assert!(apply(&mut base(), &missing, Path::new("/")).unwrap_err().to_string().contains("/dev/nope-x"));
+        assert!(apply(&mut base(), &missing, "").unwrap_err().to_string().contains("/dev/nope-x"));
     }
 
     #[test]
@@ -423,7 +416,7 @@ mod tests {
             uts_host: true,
             ..Default::default()
         };
-        apply(&mut s, &o, Path::new("/")).unwrap();
+        apply(&mut s, &o, "").unwrap();
         assert_eq!(s["linux"]["resources"]["devices"], json!([{"allow": true, "access": "rwm"}]));
         assert_eq!(s["linux"]["maskedPaths"], json!([]));
         assert!(s["mounts"][1]["options"].as_array().unwrap().contains(&json!("rw")));
@@ -444,7 +437,7 @@ mod tests {
             cgroupns_host: true,
             ..Default::default()
         };
-        apply(&mut s, &o, Path::new("/")).unwrap();
+        apply(&mut s, &o, "").unwrap();
         assert_eq!(s["linux"]["sysctl"]["kernel.msgmax"], "4096");
         assert_eq!(s["process"]["oomScoreAdj"], 500);
         assert_eq!(s["linux"]["resources"]["memory"]["swappiness"], 10);

@@ -163,20 +163,63 @@ pub fn read_in_root(rootfs: &Path, rel: &str, cap: u64) -> Result<Option<Vec<u8>
     Ok(Some(data))
 }
 
-/// Reads the container's `/etc/passwd` and `/etc/group` ([`read_in_root`]; missing files count
-/// as empty) and resolves `user`. A FIFO, a device or a huge file there is an error when a name
-/// must be looked up in it (not a hang); for a numeric user it counts as missing.
-pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ExecUser, RuntimeError> {
-    let named = |s: &str| !s.is_empty() && s.parse::<u32>().is_err();
-    let needs_names = user.split(':').any(named);
-    let read = |name: &str| -> Result<String, RuntimeError> {
-        match read_in_root(rootfs, &format!("etc/{name}"), MAX_USER_FILE) {
-            Ok(b) => Ok(String::from_utf8_lossy(&b.unwrap_or_default()).into_owned()),
-            Err(_) if !needs_names => Ok(String::new()),
-            Err(e) => Err(RuntimeError::Spec(format!("unable to read the container's /etc/{name}: {e}"))),
+/// The container's `/etc/passwd` and `/etc/group` as read for its bundle: through its mounted
+/// rootfs ([`read_in_root`]) or from its overlay's layers while it is being mounted.
+pub struct UserFiles {
+    passwd: Result<Option<Vec<u8>>, RootFileError>,
+    group: Result<Option<Vec<u8>>, RootFileError>,
+}
+
+impl UserFiles {
+    /// Read through the mounted rootfs at `rootfs`.
+    pub fn in_root(rootfs: &Path) -> Self {
+        let read = |name: &str| read_in_root(rootfs, &format!("etc/{name}"), MAX_USER_FILE);
+        UserFiles { passwd: read("passwd"), group: read("group") }
+    }
+
+    /// Read from the overlay's `layers` (top first) as the mount will show them; none when the
+    /// layers do not say it plainly (`super::layers::InLayers::Unsure`): read them through the
+    /// mount then.
+    pub fn in_layers(layers: &[std::path::PathBuf]) -> Option<Self> {
+        use super::layers::InLayers;
+        let read = |name: &str| match super::layers::read_in_layers(layers, &format!("etc/{name}"), MAX_USER_FILE) {
+            InLayers::File(data) if data.len() as u64 > MAX_USER_FILE => Some(Err(RootFileError::TooLarge(MAX_USER_FILE))),
+            InLayers::File(data) => Some(Ok(Some(data))),
+            InLayers::Missing => Some(Ok(None)),
+            InLayers::Unsure => None,
+        };
+        Some(UserFiles { passwd: read("passwd")?, group: read("group")? })
+    }
+
+    /// Resolves `user` with runc's rules. Missing files count as empty. A FIFO, a device or a
+    /// huge file there is an error when a name must be looked up in it (not a hang); for a
+    /// numeric user it counts as missing.
+    pub fn resolve_user(&self, user: &str) -> Result<ExecUser, RuntimeError> {
+        let named = |s: &str| !s.is_empty() && s.parse::<u32>().is_err();
+        let needs_names = user.split(':').any(named);
+        let text = |name: &str, file: &Result<Option<Vec<u8>>, RootFileError>| -> Result<String, RuntimeError> {
+            match file {
+                Ok(b) => Ok(String::from_utf8_lossy(b.as_deref().unwrap_or_default()).into_owned()),
+                Err(_) if !needs_names => Ok(String::new()),
+                Err(e) => Err(RuntimeError::Spec(format!("unable to read the container's /etc/{name}: {e}"))),
+            }
+        };
+        parse_user(user, &text("passwd", &self.passwd)?, &text("group", &self.group)?)
+    }
+
+    /// `/etc/group` as text, for `--group-add` names (empty when missing or unreadable).
+    pub fn group(&self) -> String {
+        match &self.group {
+            Ok(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
         }
-    };
-    parse_user(user, &read("passwd")?, &read("group")?)
+    }
+}
+
+/// Reads the container's `/etc/passwd` and `/etc/group` through its mounted rootfs and resolves
+/// `user` ([`UserFiles::resolve_user`]).
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ExecUser, RuntimeError> {
+    UserFiles::in_root(rootfs).resolve_user(user)
 }
 
 #[cfg(test)]

@@ -24,10 +24,13 @@ use std::time::{Duration, Instant};
 /// With `seccomp`, the container's filter is loaded where runc loads it: just before the init
 /// says it is ready and waits for its start (Docker's default), or, with no_new_privileges,
 /// just before the exec (see `runtime::seccomp::bpf`).
+/// With `gate`, the init waits for the engine to have mounted its rootfs and set up its network
+/// before it enters its namespaces (`super::gate`).
 #[derive(Clone, Default)]
 pub(super) struct CleanSignals {
     pub winsize: Option<(u16, u16)>,
     pub seccomp: Option<Program>,
+    pub gate: Option<super::gate::Waiter>,
 }
 
 impl Executor for CleanSignals {
@@ -40,6 +43,14 @@ impl Executor for CleanSignals {
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)
+    }
+
+    /// In the init, before its namespaces and its rootfs: waits at the gate.
+    fn before_namespaces(&self, _spec: &Spec) -> Result<(), ExecutorError> {
+        match self.gate {
+            Some(gate) => gate.wait().map_err(|e| ExecutorError::Other(e.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Without no_new_privileges, loading the filter is a privileged operation, and runc does it
@@ -170,12 +181,12 @@ pub(super) fn pipe() -> Result<(File, File), StdioError> {
 }
 
 /// Creates the container; returns it with the shim's ends of its stdio.
-pub(super) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<(Container, Stdio), CreateFailure> {
+pub(super) fn create(cfg: &ShimConfig, state_dir: &Path, gate: Option<super::gate::Waiter>) -> Result<(Container, Stdio), CreateFailure> {
     let lc_err = |e: libcontainer::error::LibcontainerError| error_chain(&e);
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::Linux)
         .with_root_path(&cfg.runtime_root)
         .map_err(lc_err)?
-        .with_executor(CleanSignals { winsize: cfg.console_size, seccomp: seccomp_program(&cfg.bundle)? });
+        .with_executor(CleanSignals { winsize: cfg.console_size, seccomp: seccomp_program(&cfg.bundle)?, gate });
     let mut stdio = Stdio { outputs: vec![], stdin: None, pty: None };
     let console = if cfg.tty {
         let path = state_dir.join(protocol::CONSOLE_SOCKET_FILE);

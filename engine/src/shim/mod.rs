@@ -9,6 +9,7 @@
 mod create;
 mod enter;
 mod exec;
+mod gate;
 mod init;
 pub mod io;
 mod plan;
@@ -68,6 +69,7 @@ enum StateDir {
 pub fn main(args: Vec<String>) -> i32 {
     reset_sigpipe();
     take_cgroup_mount_points();
+    take_wait_nice();
     let source = match args.first().map(String::as_str) {
         Some(ZYGOTE_FLAG) => return zygote::serve(),
         Some(POOLED_FLAG) => StateDir::Stdin,
@@ -123,22 +125,19 @@ fn spawner(source: StateDir, forked: bool) -> i32 {
 /// The daemon: learns its state dir, reads its config, detaches from the spawner's stdio and
 /// supervises the container. What fails before the detach goes to the spawner's stderr.
 fn daemon(source: StateDir, ready: std::os::fd::OwnedFd) -> i32 {
-    let state_dir = match source {
-        StateDir::Given(dir) => dir,
-        StateDir::Stdin => {
-            let mut line = String::new();
-            match std::io::stdin().read_line(&mut line) {
-                Ok(_) if !line.trim_end_matches('\n').is_empty() => {
-                    take_spawner_priority();
-                    PathBuf::from(line.trim_end_matches('\n'))
-                }
-                Ok(_) => return 0,
-                Err(e) => {
-                    eprintln!("shim: reading the state dir: {e}");
-                    return 2;
-                }
+    let (state_dir, handed) = match source {
+        StateDir::Given(dir) => (dir, None),
+        StateDir::Stdin => match read_handed_at_engine_priority() {
+            Ok(Some(h)) if !h.state_dir.as_os_str().is_empty() => {
+                take_spawner_priority();
+                (h.state_dir.clone(), Some(h))
             }
-        }
+            Ok(_) => return 0,
+            Err(e) => {
+                eprintln!("shim: reading the state dir: {e}");
+                return 2;
+            }
+        },
     };
     let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
     let cfg: ShimConfig = match crate::fsutil::read_json(&state_dir.join(protocol::CONFIG_FILE)) {
@@ -152,10 +151,25 @@ fn daemon(source: StateDir, ready: std::os::fd::OwnedFd) -> i32 {
             return 2;
         }
     };
+    // The gate is the spawner's stdin: kept under another fd before stdin goes to /dev/null.
+    let gate = match (cfg.gate, &handed) {
+        (false, _) => None,
+        (true, Some(h)) => match gate::RootfsGate::from_stdin(h) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("shim: keeping the gate: {e}");
+                return 2;
+            }
+        },
+        (true, None) => {
+            eprintln!("shim: the config asks for a gate, which only `swarm shim {POOLED_FLAG}` has");
+            return 2;
+        }
+    };
     detach_stdio(&state_dir);
     // Hold no directory of the engine's busy (the config's paths are absolute).
     let _ = std::env::set_current_dir("/");
-    supervisor::run(cfg, state_dir, ready)
+    supervisor::run(cfg, state_dir, ready, gate)
 }
 
 /// The engine's cgroup v1 mount points, one per line, in the environment of the shims it starts
@@ -191,6 +205,37 @@ pub fn encode_mount_points(points: &[PathBuf]) -> Option<std::ffi::OsString> {
 fn decode_mount_points(v: &std::ffi::OsStr) -> Vec<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     v.as_bytes().split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| PathBuf::from(std::ffi::OsStr::from_bytes(l))).collect()
+}
+
+/// The niceness a spare's daemon waits for its container at, in the environment of the shims the
+/// engine starts (`runtime::shim_pool`): the engine's own. A spare starts at the lowest priority,
+/// so that its start-up takes CPU nothing else wants, but once it only waits, its priority costs
+/// nothing until its container comes, and then it must not queue behind everything else on a
+/// busy host (a daemon woken at nice 19 read its line up to ~2 ms late while the client and the
+/// engine ran).
+pub const WAIT_NICE_ENV: &str = "FLOTILLA_SHIM_WAIT_NICE";
+
+static WAIT_NICE: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// Takes [`WAIT_NICE_ENV`] out of the environment (the zygote's spares keep the value).
+fn take_wait_nice() {
+    let Some(v) = std::env::var_os(WAIT_NICE_ENV) else { return };
+    // SAFETY: called first thing, while the shim has a single thread.
+    unsafe { std::env::remove_var(WAIT_NICE_ENV) };
+    if let Some(n) = v.to_str().and_then(|s| s.parse().ok()) {
+        let _ = WAIT_NICE.set(n);
+    }
+}
+
+/// A spare's daemon takes [`WAIT_NICE_ENV`]'s priority, then waits for its state dir on stdin.
+fn read_handed_at_engine_priority() -> std::io::Result<Option<gate::Handed>> {
+    if let Some(n) = WAIT_NICE.get() {
+        // SAFETY: setpriority with integer arguments, on this process.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, *n) } != 0 {
+            eprintln!("shim: setting the waiting priority: {}", std::io::Error::last_os_error());
+        }
+    }
+    gate::read_handed(0)
 }
 
 /// A spare waits at the lowest priority and the engine gives its spawner (this daemon's parent)
@@ -331,16 +376,17 @@ fn daemon_gone(daemon: nix::unistd::Pid, block: bool, pooled: bool) -> i32 {
 /// The spawner's exit status when its spare daemon was gone before it read its state dir.
 pub const SPARE_LOST: i32 = 3;
 
-/// Reads stdin to its end: whether anything (the state dir line nobody read) came.
+/// Reads stdin to its end: whether a line (the state dir line nobody read) came. A byte of the
+/// gate alone (`gate`) is not one: the daemon read its line, and the gate came after.
 fn handed_a_line() -> bool {
     let mut buf = [0u8; 512];
-    let mut any = false;
+    let mut line = false;
     loop {
         match std::io::stdin().lock().read(&mut buf) {
-            Ok(0) => return any,
-            Ok(_) => any = true,
+            Ok(0) => return line,
+            Ok(n) => line |= buf[..n].contains(&b'\n'),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return any,
+            Err(_) => return line,
         }
     }
 }

@@ -33,7 +33,21 @@ pub struct ShimConfig {
     /// Log driver and json-file rotation.
     #[serde(default)]
     pub log: crate::runtime::options::LogConfig,
+    /// The engine is still mounting the rootfs or setting up the network: the container's init
+    /// waits, before its namespaces and its rootfs, for one byte on the spawner's stdin after the
+    /// state dir's line ([`GATE_OPEN`]; anything else, or its end: they failed, and so does the
+    /// create). Only a daemon that read its state dir from stdin (`swarm shim --pooled`) has that
+    /// stdin.
+    #[serde(default)]
+    pub gate: bool,
 }
+
+/// The byte that lets a waiting init go on ([`ShimConfig::gate`]).
+pub const GATE_OPEN: u8 = b'1';
+/// The byte that tells it that the engine's side failed.
+pub const GATE_SHUT_BYTE: u8 = b'0';
+/// Why a create fails at a gate that did not open.
+pub const GATE_SHUT: &str = "the engine could not prepare the container's rootfs or network";
 
 pub const CONFIG_FILE: &str = "shim.json";
 pub const SOCKET_FILE: &str = "shim.sock";

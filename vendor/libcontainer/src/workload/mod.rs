@@ -73,6 +73,16 @@ pub trait Executor: CloneBoxExecutor {
         Ok(())
     }
 
+    /// flotilla patch: runs in an init container's init process before it enters (or makes) its
+    /// namespaces other than user and pid (`apply_rest_namespaces`) and before any of its rootfs
+    /// work: the step before which everything of the create (the main process's build and
+    /// clone, the cgroups joined, the rlimits) needs nothing of the rootfs. The shim's executor
+    /// waits there until the engine has mounted the rootfs, so that the create begins while the
+    /// mount is under way. Nothing by default.
+    fn before_namespaces(&self, _spec: &Spec) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+
     /// Validate if the spec can be executed by the executor. This step runs
     /// after the container init process is created, entered into the correct
     /// namespace and cgroups, and pivot_root into the rootfs. But this step

@@ -73,6 +73,12 @@ pub fn container_init_process(
         }
     }
 
+    // flotilla patch: the executor's step before the namespaces and the rootfs
+    // (`Executor::before_namespaces`).
+    if matches!(args.container_type, ContainerType::InitContainer) {
+        args.executor.before_namespaces(ctx.spec)?;
+    }
+
     apply_rest_namespaces(&ctx.ns, ctx.spec, ctx.syscall.as_ref())?;
 
     if let Some(true) = ctx.process.no_new_privileges() {
