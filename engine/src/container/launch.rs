@@ -52,15 +52,13 @@ impl<R: Runtime> ContainerService<R> {
         // All are awaited (none is dropped half-way); on an error `release_resources` undoes
         // what the others made.
         let t0 = std::time::Instant::now();
-        let (mounted, created) = tokio::join!(mount, self.network_and_runtime(rec, &dir, &paths.merged, plan, network_part, gate, t0));
+        let (mounted, created) =
+            tokio::join!(mount, self.network_and_runtime(rec, &dir, &paths.merged, plan, network_part, gate, announce, t0));
         tracing::debug!(us = crate::micros_since(t0), "runtime created");
         // A failed mount is the cause of a runtime's failure at the gate: it is told first.
         mounted.map_err(ContainerError::task("mounting the rootfs"))?.map_err(ContainerError::io("mounting the rootfs of", &dir))?;
         let (net, runtime) = created;
         let net = net?;
-        if announce {
-            self.network_event("connect", rec);
-        }
         let oom_kill_disable = runtime?;
         if oom_kill_disable {
             self.cgroup(&rec.id)?.disable_oom_killer()?;
@@ -73,8 +71,10 @@ impl<R: Runtime> ContainerService<R> {
     }
 
     /// The network's setup and the runtime's create, at once with a `plan` (the gate's
-    /// `network_part` is done with the setup), else one after the other. Returns the network,
-    /// and the runtime's result: whether the OOM killer is to be disabled.
+    /// `network_part` is done with the setup), else one after the other. With `announce`, the
+    /// network's `connect` event is published once it is set up, before the gate opens (so before
+    /// a volume's `mount`, as dockerd orders them). Returns the network, and the runtime's
+    /// result: whether the OOM killer is to be disabled.
     #[allow(clippy::too_many_arguments)]
     async fn network_and_runtime(
         &self,
@@ -84,11 +84,15 @@ impl<R: Runtime> ContainerService<R> {
         plan: Option<NetPlan>,
         network_part: Option<Part>,
         gate: Gate,
+        announce: bool,
         t0: std::time::Instant,
     ) -> (Result<NetSetup, ContainerError>, Result<bool, ContainerError>) {
         let setup = async {
             let net = self.setup_network(rec, dir).await;
             tracing::debug!(us = crate::micros_since(t0), "network set up");
+            if announce && net.is_ok() {
+                self.network_event("connect", rec);
+            }
             if let Some(part) = network_part {
                 part.done(net.is_ok());
             }
