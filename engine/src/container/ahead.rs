@@ -7,8 +7,8 @@
 //! - When nothing of the start would be seen by anyone else before it ([`preparable`]: no
 //!   published port, no link, no user-defined network, whose DNS would answer for it, no mount
 //!   of any kind, no other container's namespace), it makes the whole start instead, short of
-//!   running the process: the rootfs mounted while the network is set up, the runtime's
-//!   container created, its init waiting ([`Prepared`]). The start then only connects the
+//!   running the process: the rootfs mounted and the network set up while the runtime's
+//!   container is created (`launch`), its init waiting ([`Prepared`]). The start then only connects the
 //!   attaches and lets the process run.
 //! - Otherwise it mounts the rootfs (the overlay and the directories under it, the /etc mount
 //!   targets) and makes the container's hosts, hostname and resolv.conf files and its json-file
@@ -191,8 +191,8 @@ impl<R: Runtime> ContainerService<R> {
         }
     }
 
-    /// The start of `rec` made ahead, short of running its process (its rootfs is mounted while
-    /// the network is set up, as in a start). Under the container's op lock.
+    /// The start of `rec` made ahead, short of running its process (as a start makes it:
+    /// `launch`). Under the container's op lock.
     async fn prepare(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record, t0: std::time::Instant) {
         let id = &rec.id;
         // Hidden from here on: the sandbox is in the network's state before the runtime is done.

@@ -45,7 +45,10 @@ pub fn read_in_layers(layers: &[PathBuf], rel: &str, cap: u64) -> InLayers {
                 return InLayers::Missing;
             }
             match overlay_xattrs(&path) {
-                Some(names) if names.iter().all(|n| n == OPAQUE) => opaque |= !names.is_empty() && !last,
+                Some(names) if names.is_empty() => {}
+                // `y`: opaque. Other values (a directory that may hold data-only whiteouts) are
+                // left to the mount.
+                Some(names) if !last && names.iter().all(|n| n == OPAQUE) && is_opaque(&path) => opaque = true,
                 _ => return InLayers::Unsure,
             }
             if last {
@@ -86,6 +89,15 @@ fn overlay_xattrs(path: &Path) -> Option<Vec<Vec<u8>>> {
     Some(buf.split(|b| *b == 0).filter(|n| n.starts_with(OVERLAY_XATTR)).map(<[u8]>::to_vec).collect())
 }
 
+/// Whether the directory at `path` (not followed) is marked opaque (`y`).
+fn is_opaque(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else { return false };
+    let mut v = [0u8; 2];
+    // SAFETY: lgetxattr writes at most v.len() bytes into v.
+    let n = unsafe { libc::lgetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+    n == 1 && v[0] == b'y'
+}
+
 /// At most `cap + 1` bytes of the regular file at `path`, opened without following a link and
 /// without blocking.
 fn read_capped(path: &Path, cap: u64) -> Option<Vec<u8>> {
@@ -114,10 +126,10 @@ mod tests {
         nix::sys::stat::mknod(p, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0).unwrap();
     }
 
-    fn set_opaque(p: &Path) {
+    fn set_opaque(p: &Path, value: &[u8]) {
         let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
         // SAFETY: sets one attribute of our own directory.
-        assert_eq!(unsafe { libc::lsetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), b"y".as_ptr().cast(), 1, 0) }, 0);
+        assert_eq!(unsafe { libc::lsetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), value.as_ptr().cast(), value.len(), 0) }, 0);
     }
 
     #[test]
@@ -138,9 +150,12 @@ mod tests {
         // A whiteout in a higher layer hides the file below.
         whiteout(&top.join("etc/group"));
         assert_eq!(read_in_layers(&layers, "etc/group", 100), InLayers::Missing);
-        // An opaque /etc hides every layer below it.
+        // An opaque /etc hides every layer below it; another value of the attribute is the
+        // mount's to read.
         write(&upper.join("etc/hosts"), "");
-        set_opaque(&upper.join("etc"));
+        set_opaque(&upper.join("etc"), b"x");
+        assert_eq!(read_in_layers(&layers, "etc/passwd", 100), InLayers::Unsure);
+        set_opaque(&upper.join("etc"), b"y");
         assert_eq!(read_in_layers(&layers, "etc/passwd", 100), InLayers::Missing);
     }
 

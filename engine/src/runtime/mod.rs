@@ -7,6 +7,8 @@
 //!   started ahead of time, one spare at a time: [`shim_pool`]), which creates the
 //!   container with libcontainer (state Created, the process not yet running) and listens
 //!   on `<state_dir>/shim.sock`. Returns once the shim answers or with the shim's error text.
+//!   The engine may still be mounting the rootfs and setting up the network: the container's
+//!   init waits for them at a gate ([`gate`]) before its namespaces and its rootfs.
 //! - `attach` connects to the shim and returns a stream: reading yields exactly what the
 //!   client must see (stdcopy frames `[stream,0,0,0,len BE32]+data` when `tty` is false,
 //!   raw bytes with a tty); writing feeds the container's stdin; shutting down the write half
