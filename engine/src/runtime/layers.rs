@@ -3,15 +3,17 @@
 use std::path::{Path, PathBuf};
 
 /// The overlayfs extended attribute of an opaque directory (it hides the layers below).
-const OPAQUE: &[u8] = b"trusted.overlay.opaque";
+const OPAQUE: &std::ffi::CStr = c"trusted.overlay.opaque";
 /// The prefix of overlayfs's own extended attributes.
 const OVERLAY_XATTR: &[u8] = b"trusted.overlay.";
 
 /// What the layers say of a path without the overlay mounted.
 #[derive(Debug, PartialEq)]
 pub enum InLayers {
-    /// A regular file: its contents (at most the cap asked for, plus one byte).
+    /// A regular file: its contents.
     File(Vec<u8>),
+    /// A regular file larger than the cap asked for.
+    TooLarge,
     /// Nothing is there (no layer has it, a whiteout or an opaque directory hides it).
     Missing,
     /// Only the mount can tell: a symbolic link on the way, something that is neither a file nor
@@ -22,7 +24,7 @@ pub enum InLayers {
 
 /// Reads `rel` (relative, e.g. `etc/passwd`) as the overlay of `layers` (top first) would show it,
 /// with overlayfs's rules for whiteouts (a character device 0:0) and opaque directories, reading
-/// at most `cap + 1` bytes. Anything beyond those rules is [`InLayers::Unsure`].
+/// at most `cap` bytes. Anything beyond those rules is [`InLayers::Unsure`].
 pub fn read_in_layers(layers: &[PathBuf], rel: &str, cap: u64) -> InLayers {
     use std::os::unix::fs::FileTypeExt;
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
@@ -48,16 +50,19 @@ pub fn read_in_layers(layers: &[PathBuf], rel: &str, cap: u64) -> InLayers {
                 Some(names) if names.is_empty() => {}
                 // `y`: opaque. Other values (a directory that may hold data-only whiteouts) are
                 // left to the mount.
-                Some(names) if !last && names.iter().all(|n| n == OPAQUE) && is_opaque(&path) => opaque = true,
+                Some(names) if !last && names.iter().all(|n| n == OPAQUE.to_bytes()) && is_opaque(&path) => opaque = true,
                 _ => return InLayers::Unsure,
             }
             if last {
                 if !ft.is_file() {
                     return InLayers::Unsure;
                 }
-                return match read_capped(&path, cap) {
-                    Some(data) => InLayers::File(data),
-                    None => InLayers::Unsure,
+                // Read as a mounted root's files are: the layer as the root (no link on the way, as
+                // checked), a regular file, never blocking, at most `cap` bytes.
+                return match super::user::read_in_root(layer, rel, cap) {
+                    Ok(Some(data)) => InLayers::File(data),
+                    Err(super::user::RootFileError::TooLarge(_)) => InLayers::TooLarge,
+                    Ok(None) | Err(_) => InLayers::Unsure,
                 };
             }
             if !ft.is_dir() {
@@ -94,22 +99,8 @@ fn is_opaque(path: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else { return false };
     let mut v = [0u8; 2];
     // SAFETY: lgetxattr writes at most v.len() bytes into v.
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), c"trusted.overlay.opaque".as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+    let n = unsafe { libc::lgetxattr(c.as_ptr(), OPAQUE.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
     n == 1 && v[0] == b'y'
-}
-
-/// At most `cap + 1` bytes of the regular file at `path`, opened without following a link and
-/// without blocking.
-fn read_capped(path: &Path, cap: u64) -> Option<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY).open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut data = Vec::new();
-    file.take(cap + 1).read_to_end(&mut data).ok()?;
-    Some(data)
 }
 
 #[cfg(test)]
@@ -146,7 +137,7 @@ mod tests {
         assert_eq!(read_in_layers(&layers, "etc/passwd", 100), InLayers::File(b"top".to_vec()));
         assert_eq!(read_in_layers(&layers, "etc/group", 100), InLayers::File(b"base group".to_vec()));
         assert_eq!(read_in_layers(&layers, "etc/shadow", 100), InLayers::Missing);
-        assert_eq!(read_in_layers(&layers, "etc/group", 3), InLayers::File(b"base".to_vec()), "cap + 1 bytes");
+        assert_eq!(read_in_layers(&layers, "etc/group", 3), InLayers::TooLarge, "past the cap");
         // A whiteout in a higher layer hides the file below.
         whiteout(&top.join("etc/group"));
         assert_eq!(read_in_layers(&layers, "etc/group", 100), InLayers::Missing);

@@ -183,8 +183,8 @@ impl UserFiles {
     pub fn in_layers(layers: &[std::path::PathBuf]) -> Option<Self> {
         use super::layers::InLayers;
         let read = |name: &str| match super::layers::read_in_layers(layers, &format!("etc/{name}"), MAX_USER_FILE) {
-            InLayers::File(data) if data.len() as u64 > MAX_USER_FILE => Some(Err(RootFileError::TooLarge(MAX_USER_FILE))),
             InLayers::File(data) => Some(Ok(Some(data))),
+            InLayers::TooLarge => Some(Err(RootFileError::TooLarge(MAX_USER_FILE))),
             InLayers::Missing => Some(Ok(None)),
             InLayers::Unsure => None,
         };
