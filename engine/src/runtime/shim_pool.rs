@@ -191,18 +191,18 @@ impl ShimPool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        self.shim_env(&mut cmd);
+        self.shim_env(cmd.as_std_mut());
         cmd
     }
 
     /// What every shim the pool starts gets in its environment: the cgroup v1 mount points and
     /// the engine's niceness, which a spare's daemon waits at ([`crate::shim::WAIT_NICE_ENV`]).
-    fn shim_env(&self, cmd: &mut impl ShimEnv) {
+    fn shim_env(&self, cmd: &mut std::process::Command) {
         if let Some(m) = &self.cgroup_v1_mounts {
-            cmd.set(crate::shim::CGROUP_V1_MOUNTS_ENV, m);
+            cmd.env(crate::shim::CGROUP_V1_MOUNTS_ENV, m);
         }
         if let Ok(n) = own_nice() {
-            cmd.set(crate::shim::WAIT_NICE_ENV, std::ffi::OsStr::new(&n.to_string()));
+            cmd.env(crate::shim::WAIT_NICE_ENV, n.to_string());
         }
     }
 
@@ -360,22 +360,4 @@ async fn hand_over(spawner: &mut Spawner, line: &[u8], gate: Option<&Gate>) -> i
     };
     stdin.write_all(&line).await?;
     Ok(pending.then_some(stdin))
-}
-
-/// The two `Command`s the pool starts shims with (the zygote is started by std's, the spawners
-/// by tokio's).
-trait ShimEnv {
-    fn set(&mut self, key: &str, value: &std::ffi::OsStr);
-}
-
-impl ShimEnv for std::process::Command {
-    fn set(&mut self, key: &str, value: &std::ffi::OsStr) {
-        self.env(key, value);
-    }
-}
-
-impl ShimEnv for Command {
-    fn set(&mut self, key: &str, value: &std::ffi::OsStr) {
-        self.env(key, value);
-    }
 }
