@@ -59,12 +59,12 @@ fn handed(line: Vec<u8>, early: Option<u8>) -> Handed {
 
 /// The daemon's copy of the gate: stdin, kept open under another fd when the daemon detaches
 /// from the spawner's stdio, until the create is over (the init has its own copy).
-pub(super) struct RootfsGate {
+pub(super) struct StdinGate {
     fd: OwnedFd,
     early: Option<u8>,
 }
 
-impl RootfsGate {
+impl StdinGate {
     /// The gate of a daemon that was handed `handed` on stdin (fd 0, still the spawner's).
     pub fn from_stdin(handed: &Handed) -> std::io::Result<Self> {
         // SAFETY: F_DUPFD_CLOEXEC returns a new fd or -1; a new fd is ours alone.
@@ -73,7 +73,7 @@ impl RootfsGate {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: just made.
-        Ok(RootfsGate { fd: unsafe { OwnedFd::from_raw_fd(fd) }, early: handed.early })
+        Ok(StdinGate { fd: unsafe { OwnedFd::from_raw_fd(fd) }, early: handed.early })
     }
 
     /// What the init waits on ([`Waiter::wait`]).

@@ -154,7 +154,7 @@ fn daemon(source: StateDir, ready: std::os::fd::OwnedFd) -> i32 {
     // The gate is the spawner's stdin: kept under another fd before stdin goes to /dev/null.
     let gate = match (cfg.gate, &handed) {
         (false, _) => None,
-        (true, Some(h)) => match gate::RootfsGate::from_stdin(h) {
+        (true, Some(h)) => match gate::StdinGate::from_stdin(h) {
             Ok(g) => Some(g),
             Err(e) => {
                 eprintln!("shim: keeping the gate: {e}");

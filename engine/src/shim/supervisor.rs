@@ -107,12 +107,12 @@ pub(super) fn trim_heap() {
 /// Runs the daemonized shim. `ready` gets one [`Ready`] line once the container is created. With
 /// `gate`, the container's init waits for the engine's word that its rootfs and network are
 /// ready (`super::gate`); the daemon's copy is closed once the create is over.
-pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd, gate: Option<super::gate::RootfsGate>) -> i32 {
+pub fn run(cfg: ShimConfig, state_dir: PathBuf, ready: OwnedFd, gate: Option<super::gate::StdinGate>) -> i32 {
     let mut ready = File::from(ready);
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         eprintln!("shim: PR_SET_CHILD_SUBREAPER: {e}");
     }
-    let created = create(&cfg, &state_dir, gate.as_ref().map(super::gate::RootfsGate::waiter));
+    let created = create(&cfg, &state_dir, gate.as_ref().map(super::gate::StdinGate::waiter));
     drop(gate);
     let (mut container, stdio) = match created {
         Ok(c) => c,
